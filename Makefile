@@ -1,0 +1,149 @@
+# kago: the only entry point. See README.md.
+#
+#   make                 build bin/*
+#   make deps            install the Debian packages the project needs
+#   make check           unit tests, then the bats suite; ends with one summary line
+#   make check SANITIZE=address,undefined
+#   make install PREFIX=/usr/local DESTDIR=
+#   make demo            a busybox container that shows its own isolation
+#   make bench           hyperfine against unshare(1), bwrap, crun and runc
+#
+# O=DIR puts every build product under DIR (default: the source tree), so
+# that several builds can share one checkout.
+
+O ?= .
+BUILD := $(O)/build
+BIN := $(O)/bin
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+CXX ?= g++
+CC ?= gcc
+SANITIZE ?=
+OPT ?= -O2
+CXXFLAGS ?=
+override CXXFLAGS += -std=c++20 $(OPT) -g -Wall -Wextra -Werror -Ilib -MMD -MP \
+	-D_GNU_SOURCE -fno-plt
+override CFLAGS += -std=gnu11 -O2 -Wall -Wextra -Werror
+LDFLAGS ?=
+STATIC := -static
+ifneq ($(SANITIZE),)
+override CXXFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+override LDFLAGS += -fsanitize=$(SANITIZE)
+STATIC :=
+endif
+
+# Each program is cmd/PROGRAM.cpp. A program's extra settings live in
+# mk/PROGRAM.mk: LDLIBS_PROGRAM, and DYNAMIC_PROGRAMS for the ones that may
+# link dynamically (the rest are static: they run after pivot_root).
+PROGRAMS := $(sort $(patsubst cmd/%.cpp,%,$(wildcard cmd/*.cpp)))
+DYNAMIC_PROGRAMS :=
+UNIT_LDLIBS :=
+EXTRA_TARGETS :=
+TEST_PROGS :=
+-include $(sort $(wildcard mk/*.mk))
+
+# MODULES, PROGRAMS and UNIT_SRCS may be narrowed on the command line to
+# build one program while another is being written:
+#   make O=/tmp/kago-x PROGRAMS=cap-drop MODULES="core caps" UNIT_SRCS=tests/unit/caps_test.cpp
+MODULES := $(notdir $(wildcard lib/*))
+LIB_SRCS := $(sort $(foreach m,$(MODULES),$(wildcard lib/$(m)/*.cpp)))
+LIB_OBJS := $(patsubst %.cpp,$(BUILD)/%.o,$(LIB_SRCS))
+UNIT_SRCS := $(sort $(wildcard tests/unit/*_test.cpp))
+UNIT_OBJS := $(patsubst %.cpp,$(BUILD)/%.o,$(UNIT_SRCS))
+TEST_PROG_SRCS := $(sort $(wildcard tests/progs/*.c))
+TEST_PROG_BINS := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(TEST_PROG_SRCS))
+
+.PHONY: all deps check unit bats install uninstall demo bench clean format fuzz
+all: $(addprefix $(BIN)/,$(PROGRAMS)) $(EXTRA_TARGETS)
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -c -o $@ $<
+
+$(BUILD)/libkago.a: $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+link_mode = $(if $(filter $(1),$(DYNAMIC_PROGRAMS)),,$(STATIC))
+
+$(BIN)/%: $(BUILD)/cmd/%.o $(BUILD)/libkago.a
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $(call link_mode,$*) -o $@ $< $(BUILD)/libkago.a $(LDLIBS_$*)
+
+$(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libkago.a
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(BUILD)/libkago.a \
+		-lgtest -lgtest_main -pthread $(UNIT_LDLIBS)
+
+$(BUILD)/tests/progs/%: tests/progs/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -static -o $@ $<
+
+# --- dependencies ----------------------------------------------------------
+DEPS := build-essential g++ make pkg-config git ca-certificates \
+	libcli11-dev libcap-dev libmnl-dev libnftnl-dev libseccomp-dev libzstd-dev \
+	libsodium-dev libgtest-dev \
+	bats bats-assert bats-support busybox-static uidmap passt slirp4netns \
+	qemu-system-x86 hyperfine bubblewrap crun runc util-linux iproute2 nftables \
+	debootstrap zstd xz-utils cpio kmod jq clang squashfs-tools squashfuse makeself \
+	procps psmisc file man-db groff-base bash-completion zsh fish dash
+
+# apt-get update runs once, and only when something is missing.
+deps:
+	@missing=$$(for p in $(DEPS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -z "$$missing" ]; then echo "make deps: all $(words $(DEPS)) packages are installed"; \
+	else echo "make deps: installing $$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
+
+# --- tests -----------------------------------------------------------------
+check: all $(BUILD)/unit-tests $(TEST_PROG_BINS)
+	@KAGO_BIN=$(abspath $(BIN)) KAGO_BUILD=$(abspath $(BUILD)) tests/run.sh
+
+unit: $(BUILD)/unit-tests
+	$(BUILD)/unit-tests
+
+# make bats FILES=tests/bats/unshare-run.bats
+bats: all $(TEST_PROG_BINS)
+	@KAGO_BIN=$(abspath $(BIN)) KAGO_BUILD=$(abspath $(BUILD)) KAGO_UNIT=0 tests/run.sh $(FILES)
+
+# --- install ---------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man7 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/vendor-completions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0755 $(addprefix $(BIN)/,$(PROGRAMS)) $(DESTDIR)$(PREFIX)/bin/
+	for f in man/*.1; do [ -e "$$f" ] && install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/man/man1/; done; true
+	for f in man/*.7; do [ -e "$$f" ] && install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/man/man7/; done; true
+	for f in completions/bash/*; do [ -e "$$f" ] && install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/; done; true
+	for f in completions/zsh/*; do [ -e "$$f" ] && install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/; done; true
+	for f in completions/fish/*; do [ -e "$$f" ] && install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/; done; true
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(PROGRAMS))
+
+# --- demo and bench ---------------------------------------------------------
+ROOTFS := $(BUILD)/rootfs-busybox
+$(ROOTFS)/.done:
+	tests/make-busybox-rootfs.sh $(ROOTFS)
+
+demo: deps
+	$(MAKE) all
+	$(MAKE) $(ROOTFS)/.done
+	PATH=$(abspath $(BIN)):$$PATH examples/demo.sh $(ROOTFS)
+
+bench: all $(ROOTFS)/.done
+	PATH=$(abspath $(BIN)):$$PATH bench/start.sh $(ROOTFS)
+
+format:
+	clang-format -i $(wildcard cmd/*.cpp lib/*/*.cpp lib/*/*.hpp tests/unit/*.cpp)
+
+clean:
+	rm -rf $(BUILD) $(BIN)
+
+-include $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(patsubst cmd/%.cpp,$(BUILD)/cmd/%.d,$(wildcard cmd/*.cpp))

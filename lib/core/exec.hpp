@@ -1,0 +1,42 @@
+// Running the next command of the chain.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/fd.hpp"
+#include "core/result.hpp"
+
+namespace kago {
+
+// 127 when the command was not found, 126 when it was found but could not be
+// executed.
+int exit_code_for_exec_error(int err);
+
+// The next command, ready to exec. When argv[0] names a kago program without
+// a slash, the program is opened (O_PATH|O_CLOEXEC) from the directory of the
+// running kago binary, so that it can still be run after pivot_root although
+// the new root lacks it. The descriptor closes on exec, so it never reaches
+// the payload.
+struct PreparedExec {
+    std::vector<std::string> argv;
+    UniqueFd program;         // valid for a kago program found beside us
+    std::string program_path; // its host path, for messages and the trace
+};
+
+Result<PreparedExec> prepare_exec(std::vector<std::string> argv);
+
+// execve the prepared command (or execvp it when it is not a kago program).
+// Returns only on failure; the Error names the command. Traced as execve().
+Error exec_prepared(const PreparedExec& p);
+
+// The directory holding the running kago binary ("/usr/local/bin").
+Result<std::string> self_dir();
+
+// "/bin/sh" or $SHELL.
+std::vector<std::string> default_command();
+
+// Describe argv for a trace line: ["a", "b"].
+std::string describe_argv(const std::vector<std::string>& argv);
+
+}  // namespace kago

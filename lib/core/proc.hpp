@@ -1,0 +1,50 @@
+// Supervising a child: forwarding signals, waiting, and leaving with the
+// child's status.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <functional>
+
+#include "core/result.hpp"
+
+namespace kago::proc {
+
+// The signals a supervisor forwards to its child: SIGINT, SIGTERM, SIGHUP,
+// SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH.
+const sigset_t& forwarded_signals();
+
+// Blocks the forwarded signals and SIGCHLD in the calling process, so that
+// none is lost between fork and supervise(). The child must call
+// restore_in_child() (async-signal-safe) before it execs.
+class SignalBlock {
+  public:
+    SignalBlock();
+    ~SignalBlock();
+    SignalBlock(const SignalBlock&) = delete;
+    SignalBlock& operator=(const SignalBlock&) = delete;
+    void restore_in_child() const;  // sigprocmask back to the old mask
+    const sigset_t& old_mask() const { return old_; }
+
+  private:
+    sigset_t old_;
+};
+
+// Wait for `child` while forwarding signals to it. A signal that the
+// terminal sent to the whole foreground process group is not sent twice.
+// on_signal (optional) is told of every forwarded signal, e.g. to start a
+// cleanup. Other children are reaped. Returns the child's wait status.
+Result<int> supervise(pid_t child, const std::function<void(int)>& on_signal = {});
+
+// 128+N for a signal, the exit code otherwise.
+int exit_code(int wstatus);
+
+// Leave the way the child left: exit with its code, or re-raise its fatal
+// signal on ourselves (with the default action and no core dump).
+[[noreturn]] void exit_like(int wstatus);
+
+// Set PR_SET_PDEATHSIG; checks the parent did not already die.
+Status die_with_parent(int sig, pid_t expected_parent);
+
+}  // namespace kago::proc

@@ -1,0 +1,222 @@
+#include "core/sys.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/trace.hpp"
+
+namespace kago::sys {
+namespace {
+std::string qn(const char* s) { return s ? trace::quote(s) : "NULL"; }
+
+const char* nstype_name(int t) {
+    switch (t) {
+    case CLONE_NEWUSER: return "CLONE_NEWUSER";
+    case CLONE_NEWPID: return "CLONE_NEWPID";
+    case CLONE_NEWNS: return "CLONE_NEWNS";
+    case CLONE_NEWUTS: return "CLONE_NEWUTS";
+    case CLONE_NEWIPC: return "CLONE_NEWIPC";
+    case CLONE_NEWNET: return "CLONE_NEWNET";
+    case CLONE_NEWCGROUP: return "CLONE_NEWCGROUP";
+    case 0x80: return "CLONE_NEWTIME";
+    default: return "0";
+    }
+}
+}  // namespace
+
+Status mount(const char* source, const char* target, const char* fstype, unsigned long flags,
+             const char* data) {
+    long r = trace::call(
+        [&] {
+            return cat("mount(", qn(source), ", ", qn(target), ", ", qn(fstype), ", ",
+                       trace::mount_flags(flags), ", ", qn(data), ")");
+        },
+        [&] { return ::mount(source, target, fstype, flags, data); });
+    if (r == 0) return {};
+    if (flags & MS_BIND) return sys_error(cat("bind mount ", source ? source : "?", " on ", target));
+    if (flags & MS_MOVE) return sys_error(cat("move mount ", source ? source : "?", " to ", target));
+    if (flags & MS_REMOUNT) return sys_error(cat("remount ", target));
+    if (flags & (MS_PRIVATE | MS_SLAVE | MS_SHARED | MS_UNBINDABLE))
+        return sys_error(cat("change propagation of ", target));
+    return sys_error(cat("mount ", fstype ? fstype : "?", " on ", target));
+}
+
+Status umount2(const char* target, int flags) {
+    long r = trace::call(
+        [&] {
+            return cat("umount2(", qn(target), ", ", trace::umount_flags(static_cast<unsigned>(flags)),
+                       ")");
+        },
+        [&] { return ::umount2(target, flags); });
+    if (r == 0) return {};
+    return sys_error(cat("unmount ", target));
+}
+
+Status pivot_root(const char* new_root, const char* put_old) {
+    long r = trace::call([&] { return cat("pivot_root(", qn(new_root), ", ", qn(put_old), ")"); },
+                         [&] { return ::syscall(SYS_pivot_root, new_root, put_old); });
+    if (r == 0) return {};
+    return sys_error(cat("pivot_root to ", new_root));
+}
+
+Status unshare(unsigned long flags) {
+    long r = trace::call([&] { return cat("unshare(", trace::clone_flags(flags), ")"); },
+                         [&] { return ::unshare(static_cast<int>(flags)); });
+    if (r == 0) return {};
+    return sys_error(cat("unshare(", trace::clone_flags(flags), ")"));
+}
+
+Status setns(int fd, int nstype, std::string_view what) {
+    long r = trace::call(
+        [&] { return cat("setns(", fd, " /* ", what, " */, ", nstype_name(nstype), ")"); },
+        [&] { return ::setns(fd, nstype); });
+    if (r == 0) return {};
+    return sys_error(cat("join namespace ", what));
+}
+
+Status sethostname(std::string_view name) {
+    long r = trace::call(
+        [&] { return cat("sethostname(", trace::quote(name), ", ", name.size(), ")"); },
+        [&] { return ::sethostname(name.data(), name.size()); });
+    if (r == 0) return {};
+    return sys_error(cat("set hostname '", name, "'"));
+}
+
+Status setdomainname(std::string_view name) {
+    long r = trace::call(
+        [&] { return cat("setdomainname(", trace::quote(name), ", ", name.size(), ")"); },
+        [&] { return ::setdomainname(name.data(), name.size()); });
+    if (r == 0) return {};
+    return sys_error(cat("set domain name '", name, "'"));
+}
+
+Status chdir(const char* path) {
+    long r = trace::call([&] { return cat("chdir(", qn(path), ")"); },
+                         [&] { return ::chdir(path); });
+    if (r == 0) return {};
+    return sys_error(cat("change directory to ", path));
+}
+
+Status fchdir(int fd, std::string_view what) {
+    long r = trace::call([&] { return cat("fchdir(", fd, " /* ", what, " */)"); },
+                         [&] { return ::fchdir(fd); });
+    if (r == 0) return {};
+    return sys_error(cat("change directory to ", what));
+}
+
+Status chroot(const char* path) {
+    long r = trace::call([&] { return cat("chroot(", qn(path), ")"); },
+                         [&] { return ::chroot(path); });
+    if (r == 0) return {};
+    return sys_error(cat("chroot to ", path));
+}
+
+Status mkdir(const char* path, mode_t mode, bool exist_ok) {
+    long r = trace::call([&] { return cat("mkdir(", qn(path), ", 0", std::to_string(mode / 64) +
+                                                                        std::to_string(mode / 8 % 8) +
+                                                                        std::to_string(mode % 8),
+                                          ")"); },
+                         [&] { return ::mkdir(path, mode); });
+    if (r == 0 || (exist_ok && errno == EEXIST)) return {};
+    return sys_error(cat("create directory ", path));
+}
+
+Status mkdir_p(std::string_view path, mode_t mode) {
+    std::string p(path);
+    for (size_t i = 1; i <= p.size(); ++i) {
+        if (i == p.size() || p[i] == '/') {
+            std::string part = p.substr(0, i);
+            struct stat st;
+            if (::stat(part.c_str(), &st) == 0) {
+                if (!S_ISDIR(st.st_mode)) {
+                    errno = ENOTDIR;
+                    return sys_error(cat("create directory ", part));
+                }
+                continue;
+            }
+            TRY(mkdir(part.c_str(), mode, true));
+        }
+    }
+    return {};
+}
+
+Status rmdir(const char* path) {
+    long r = trace::call([&] { return cat("rmdir(", qn(path), ")"); },
+                         [&] { return ::rmdir(path); });
+    if (r == 0) return {};
+    return sys_error(cat("remove directory ", path));
+}
+
+Status symlink(const char* target, const char* linkpath) {
+    long r = trace::call([&] { return cat("symlink(", qn(target), ", ", qn(linkpath), ")"); },
+                         [&] { return ::symlink(target, linkpath); });
+    if (r == 0) return {};
+    return sys_error(cat("create symlink ", linkpath));
+}
+
+Status write_file(const char* path, std::string_view content, int extra_flags) {
+    bool open_failed = false;
+    long r = trace::call(
+        [&] { return cat("write(", qn(path), ", ", trace::quote(content), ")"); },
+        [&]() -> long {
+            int fd = ::open(path, O_WRONLY | O_CLOEXEC | extra_flags, 0644);
+            if (fd < 0) {
+                open_failed = true;
+                return -1;
+            }
+            ssize_t w = ::write(fd, content.data(), content.size());
+            int e = errno;
+            ::close(fd);
+            errno = e;
+            if (w >= 0 && static_cast<size_t>(w) != content.size()) {
+                errno = EIO;
+                return -1;
+            }
+            return w;
+        },
+        static_cast<long>(content.size()));
+    if (r >= 0) return {};
+    if (open_failed) return sys_error(cat("open ", path));
+    std::string shown(content);
+    while (!shown.empty() && shown.back() == '\n') shown.pop_back();
+    return sys_error(cat("write '", shown, "' to ", path));
+}
+
+Result<std::string> read_file(const char* path) {
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sys_error(cat("open ", path));
+    UniqueFd owner(fd);
+    std::string out;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return sys_error(cat("read ", path));
+        }
+        if (n == 0) break;
+        out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+}
+
+Result<UniqueFd> open(const char* path, int flags, mode_t mode) {
+    int fd = ::open(path, flags | O_CLOEXEC, mode);
+    if (fd < 0) return sys_error(cat("open ", path));
+    return UniqueFd(fd);
+}
+
+Status kill(pid_t pid, int sig) {
+    long r = trace::call([&] { return cat("kill(", pid, ", SIG", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", ")"); },
+                         [&] { return ::kill(pid, sig); });
+    if (r == 0) return {};
+    return sys_error(cat("send SIG", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", " to process ", pid));
+}
+
+}  // namespace kago::sys

@@ -1,0 +1,42 @@
+// Traced wrappers for the kernel calls that several programs make. Each one
+// prints its trace line through trace::call() and returns an Error whose
+// `what` names the object. Mechanism-specific calls live in their own
+// module and follow the same pattern.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+
+#include "core/fd.hpp"
+#include "core/result.hpp"
+
+namespace kago::sys {
+
+Status mount(const char* source, const char* target, const char* fstype, unsigned long flags,
+             const char* data);
+Status umount2(const char* target, int flags);
+Status pivot_root(const char* new_root, const char* put_old);
+Status unshare(unsigned long flags);
+Status setns(int fd, int nstype, std::string_view what);
+Status sethostname(std::string_view name);
+Status setdomainname(std::string_view name);
+Status chdir(const char* path);
+Status fchdir(int fd, std::string_view what);
+Status chroot(const char* path);
+// mkdir(2); EEXIST is success when exist_ok.
+Status mkdir(const char* path, mode_t mode, bool exist_ok = true);
+// mkdir -p.
+Status mkdir_p(std::string_view path, mode_t mode);
+Status rmdir(const char* path);
+Status symlink(const char* target, const char* linkpath);
+// open(path, O_WRONLY|O_CLOEXEC[|flags]) + write + close, traced as one
+// write("path", "content").
+Status write_file(const char* path, std::string_view content, int extra_flags = 0);
+// Untraced reads: they change nothing.
+Result<std::string> read_file(const char* path);
+Result<UniqueFd> open(const char* path, int flags, mode_t mode = 0);
+Status kill(pid_t pid, int sig);
+
+}  // namespace kago::sys

@@ -1,0 +1,61 @@
+# Shared by every bats file: load with `load helpers`.
+#
+# Each file calls kago_setup_file / kago_teardown_file from its
+# setup_file / teardown_file, which fail the file when it left mounts,
+# interfaces, cgroups, nftables tables, netns or state directories behind.
+
+bats_load_library bats-support 2>/dev/null || load /usr/lib/bats/bats-support/load.bash
+bats_load_library bats-assert 2>/dev/null || load /usr/lib/bats/bats-assert/load.bash
+
+: "${KAGO_TOP:=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}"
+: "${KAGO_BIN:=$KAGO_TOP/bin}"
+: "${KAGO_BUILD:=$KAGO_TOP/build}"
+: "${KAGO_ROOTFS:=$KAGO_BUILD/rootfs-busybox}"
+export PATH="$KAGO_BIN:$PATH"
+export KAGO_TOP KAGO_BIN KAGO_BUILD KAGO_ROOTFS
+unset KAGO_NAME KAGO_STATE_DIR KAGO_CGROUP KAGO_NETNS KAGO_TRACE KAGO_DRY_RUN KAGO_PIDNS KAGO_USERNS
+
+kago_setup_file() {
+    "$KAGO_TOP/tests/lib/leftovers.sh" >"$BATS_FILE_TMPDIR/leftovers.before"
+}
+
+kago_teardown_file() {
+    "$KAGO_TOP/tests/lib/leftovers.sh" >"$BATS_FILE_TMPDIR/leftovers.after"
+    local extra
+    extra=$(comm -13 "$BATS_FILE_TMPDIR/leftovers.before" "$BATS_FILE_TMPDIR/leftovers.after")
+    if [ -n "$extra" ]; then
+        echo "left behind by $(basename "$BATS_TEST_FILENAME"):" >&2
+        echo "$extra" >&2
+        return 1
+    fi
+}
+
+# Run a command as the unprivileged user 65534 (nobody), with a clean
+# environment of our own.
+as_nobody() {
+    setpriv --reuid=65534 --regid=65534 --clear-groups -- \
+        env -i PATH="$PATH" HOME=/tmp TMPDIR="${NOBODY_TMP:-/tmp}" "$@"
+}
+
+# Skip unless unprivileged user namespaces work here.
+require_userns() {
+    if ! as_nobody unshare --user --map-root-user true 2>/dev/null; then
+        skip "unprivileged user namespaces are not available on this machine"
+    fi
+}
+
+# The Debian minbase rootfs (built once, cached under /var/cache).
+debian_rootfs() {
+    local dir=/var/cache/kago-tests/debian-bookworm
+    if [ ! -e "$dir/.done" ]; then
+        "$KAGO_TOP/tests/make-debian-rootfs.sh" "$dir" >&2 || return 1
+    fi
+    echo "$dir"
+}
+
+require_debian_rootfs() {
+    DEBIAN_ROOTFS=$(debian_rootfs) || skip "debootstrap could not build a Debian rootfs here"
+}
+
+# A test helper program built from tests/progs/NAME.c.
+test_prog() { echo "$KAGO_BUILD/tests/progs/$1"; }
