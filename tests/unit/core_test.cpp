@@ -1,0 +1,467 @@
+// Unit tests for lib/core: everything that needs no privilege.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <string>
+
+#include "core/cli.hpp"
+#include "core/env.hpp"
+#include "core/exec.hpp"
+#include "core/fd.hpp"
+#include "core/json.hpp"
+#include "core/parse.hpp"
+#include "core/proc.hpp"
+#include "core/result.hpp"
+#include "core/state.hpp"
+#include "core/sys.hpp"
+#include "core/trace.hpp"
+
+using namespace kago;
+
+namespace {
+
+Result<int> half(int x) {
+    if (x % 2) return usage_error(cat("half of ", x, ": odd"));
+    return x / 2;
+}
+Result<int> quarter(int x) {
+    int h = TRY(half(x));
+    return TRY(half(h));
+}
+Status check_even(int x) {
+    TRY(half(x));
+    return {};
+}
+
+// Capture what a function writes to stderr.
+template <class F>
+std::string capture_stderr(F&& f) {
+    char path[] = "/tmp/kago-core-test-XXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    int saved = dup(2);
+    dup2(fd, 2);
+    f();
+    dup2(saved, 2);
+    close(saved);
+    lseek(fd, 0, SEEK_SET);
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    close(fd);
+    return out;
+}
+
+struct TraceReset {
+    ~TraceReset() {
+        trace::set_verbose(false);
+        trace::set_dry_run(false);
+    }
+};
+
+}  // namespace
+
+TEST(Result, ValueAndError) {
+    auto ok = half(4);
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(*ok, 2);
+    auto bad = half(3);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().err, 0);
+    EXPECT_EQ(bad.error().message(), "half of 3: odd");
+}
+
+TEST(Result, TryPropagatesValuesAndErrors) {
+    EXPECT_EQ(*quarter(8), 2);
+    auto bad = quarter(6);  // 6 -> 3 -> odd
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().what, "half of 3: odd");
+    EXPECT_TRUE(check_even(2));
+    EXPECT_FALSE(check_even(1));
+}
+
+TEST(Error, SysErrorCarriesErrnoAndNamesObject) {
+    errno = ENOENT;
+    Error e = sys_error("open /nonexistent");
+    EXPECT_EQ(e.err, ENOENT);
+    EXPECT_EQ(e.message(), "open /nonexistent: No such file or directory");
+    Error h = sys_error("x").with_hint("try y");
+    EXPECT_EQ(h.hint, "try y");
+}
+
+TEST(Cat, MixesStringsAndNumbers) {
+    EXPECT_EQ(cat("a", 1, "b", -2, std::string("c"), 'd', 3u), "a1b-2cd3");
+}
+
+TEST(UniqueFd, ClosesOnDestructionAndMoves) {
+    int raw;
+    {
+        UniqueFd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        raw = fd.get();
+        ASSERT_GE(raw, 0);
+        UniqueFd moved(std::move(fd));
+        EXPECT_FALSE(fd.valid());
+        EXPECT_EQ(moved.get(), raw);
+        EXPECT_NE(fcntl(raw, F_GETFD), -1);
+    }
+    EXPECT_EQ(fcntl(raw, F_GETFD), -1);
+    EXPECT_EQ(errno, EBADF);
+}
+
+TEST(UniqueFd, ReleaseKeepsTheDescriptorOpen) {
+    UniqueFd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    int raw = fd.release();
+    EXPECT_FALSE(fd.valid());
+    EXPECT_NE(fcntl(raw, F_GETFD), -1);
+    ::close(raw);
+}
+
+TEST(Exec, ExitCodesFollowTheContract) {
+    EXPECT_EQ(exit_code_for_exec_error(ENOENT), 127);
+    EXPECT_EQ(exit_code_for_exec_error(EACCES), 126);
+    EXPECT_EQ(exit_code_for_exec_error(ENOEXEC), 126);
+}
+
+TEST(Exec, DefaultCommandIsShellOrBinSh) {
+    const char* old = getenv("SHELL");
+    std::string saved = old ? old : "";
+    setenv("SHELL", "/bin/zsh", 1);
+    EXPECT_EQ(default_command(), std::vector<std::string>{"/bin/zsh"});
+    unsetenv("SHELL");
+    EXPECT_EQ(default_command(), std::vector<std::string>{"/bin/sh"});
+    if (old) setenv("SHELL", saved.c_str(), 1);
+}
+
+TEST(Exec, FailedExecMapsToStatusInChild) {
+    for (auto [cmd, want] : {std::pair{"/nonexistent/kago-test", 127}, std::pair{"/etc/passwd", 126}}) {
+        pid_t pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            auto p = prepare_exec({cmd});
+            Error e = exec_prepared(*p);
+            _exit(exit_code_for_exec_error(e.err));
+        }
+        int ws;
+        waitpid(pid, &ws, 0);
+        EXPECT_TRUE(WIFEXITED(ws));
+        EXPECT_EQ(WEXITSTATUS(ws), want) << cmd;
+    }
+}
+
+TEST(Exec, PrepareExecOpensNoDescriptorForOrdinaryCommands) {
+    auto p = prepare_exec({"true"});
+    ASSERT_TRUE(p);
+    EXPECT_FALSE(p->program.valid());
+    auto q = prepare_exec({});
+    ASSERT_TRUE(q);
+    EXPECT_FALSE(q->argv.empty());
+}
+
+TEST(Exec, DescribeArgv) { EXPECT_EQ(describe_argv({"a", "b c"}), "[\"a\", \"b c\"]"); }
+
+TEST(Env, StripKagoRemovesOnlyKagoVariables) {
+    setenv("KAGO_NAME", "x", 1);
+    setenv("KAGO_SOMETHING_NEW", "y", 1);
+    setenv("KAGOX", "keep", 1);
+    env::strip_kago();
+    EXPECT_EQ(getenv("KAGO_NAME"), nullptr);
+    EXPECT_EQ(getenv("KAGO_SOMETHING_NEW"), nullptr);
+    EXPECT_STREQ(getenv("KAGOX"), "keep");
+    unsetenv("KAGOX");
+}
+
+TEST(Env, KnowsTheKagoPrograms) {
+    EXPECT_TRUE(env::is_kago_program("cap-drop"));
+    EXPECT_TRUE(env::is_kago_program("unshare-run"));
+    EXPECT_FALSE(env::is_kago_program("/bin/cap-drop"));
+    EXPECT_FALSE(env::is_kago_program("sh"));
+}
+
+TEST(Parse, Numbers) {
+    EXPECT_EQ(*parse::u64("42", "x"), 42u);
+    EXPECT_FALSE(parse::u64("", "x"));
+    EXPECT_FALSE(parse::u64("4x", "x"));
+    EXPECT_FALSE(parse::u64("99999999999999999999999", "x"));
+    EXPECT_EQ(*parse::i64("-5", "x"), -5);
+    EXPECT_EQ(parse::u64("4x", "--pids").error().message(), "--pids: '4x' is not a number");
+}
+
+TEST(Parse, Sizes) {
+    EXPECT_EQ(*parse::size("512", "s"), 512u);
+    EXPECT_EQ(*parse::size("64K", "s"), 64u << 10);
+    EXPECT_EQ(*parse::size("32M", "s"), 32u << 20);
+    EXPECT_EQ(*parse::size("2G", "s"), 2ull << 30);
+    EXPECT_EQ(*parse::size("1T", "s"), 1ull << 40);
+    EXPECT_EQ(*parse::size("1MiB", "s"), 1u << 20);
+    EXPECT_EQ(*parse::size("max", "s"), UINT64_MAX);
+    EXPECT_FALSE(parse::size("12Q", "--memory"));
+    EXPECT_FALSE(parse::size("M", "--memory"));
+    EXPECT_FALSE(parse::size("", "--memory"));
+    EXPECT_FALSE(parse::size("99999999999T", "--memory"));
+    EXPECT_NE(parse::size("12Q", "--memory").error().message().find("--memory: '12Q'"), std::string::npos);
+}
+
+TEST(Parse, Fractions) {
+    EXPECT_EQ(*parse::fraction("1.5", 100000, "c"), 150000u);
+    EXPECT_EQ(*parse::fraction("0.2", 100000, "c"), 20000u);
+    EXPECT_EQ(*parse::fraction("2", 100000, "c"), 200000u);
+    EXPECT_EQ(*parse::fraction(".5", 1000, "c"), 500u);
+    EXPECT_FALSE(parse::fraction("1.", 1000, "c"));
+    EXPECT_FALSE(parse::fraction("a", 1000, "c"));
+    EXPECT_FALSE(parse::fraction("", 1000, "c"));
+}
+
+TEST(Parse, SplitKeepsEmptyFields) {
+    EXPECT_EQ(parse::split("a:b::c", ':'), (std::vector<std::string>{"a", "b", "", "c"}));
+    EXPECT_EQ(parse::split("", ':'), (std::vector<std::string>{""}));
+}
+
+TEST(Parse, HumanSize) {
+    EXPECT_EQ(parse::human_size(64ull << 20), "64 MiB");
+    EXPECT_EQ(parse::human_size(1536ull << 20), "1.5 GiB");
+    EXPECT_EQ(parse::human_size(100), "100 bytes");
+}
+
+TEST(Json, EscapesAndBuildsObjects) {
+    EXPECT_EQ(json::escape("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    json::Object o;
+    o.add("pid", 42).add("name", "box").add("ok", true).add_null("ip").add_raw("ns", "{\"a\":1}");
+    EXPECT_EQ(o.str(), "{\"pid\":42,\"name\":\"box\",\"ok\":true,\"ip\":null,\"ns\":{\"a\":1}}");
+}
+
+TEST(Json, WriteAndClose) {
+    int p[2];
+    ASSERT_EQ(pipe(p), 0);
+    ASSERT_TRUE(json::write_and_close(p[1], "{}"));
+    char buf[8] = {};
+    EXPECT_EQ(read(p[0], buf, sizeof buf), 3);
+    EXPECT_STREQ(buf, "{}\n");
+    EXPECT_EQ(fcntl(p[1], F_GETFD), -1);
+    close(p[0]);
+}
+
+TEST(Trace, FormatsCallsInSyscallForm) {
+    EXPECT_EQ(trace::quote("a\"b\n"), "\"a\\\"b\\n\"");
+    EXPECT_EQ(trace::clone_flags(CLONE_NEWNS | CLONE_NEWUTS), "CLONE_NEWNS|CLONE_NEWUTS");
+    EXPECT_EQ(trace::clone_flags(CLONE_NEWPID | SIGCHLD), "CLONE_NEWPID|SIGCHLD");
+    EXPECT_EQ(trace::mount_flags(MS_BIND | MS_REC), "MS_BIND|MS_REC");
+    EXPECT_EQ(trace::mount_flags(0), "0");
+    EXPECT_EQ(trace::flags(0x5, {{1, "A"}}), "A|0x4");
+    EXPECT_EQ(trace::result_suffix(3, 0), " = 3");
+    EXPECT_EQ(trace::result_suffix(-1, EINVAL), " = -1 EINVAL (Invalid argument)");
+}
+
+TEST(Trace, VerbosePrintsTheCallWithItsResult) {
+    TraceReset reset;
+    trace::set_program("core-test");
+    trace::set_verbose(true);
+    std::string out = capture_stderr([] {
+        auto r = sys::mkdir("/nonexistent-kago/x", 0755);
+        EXPECT_FALSE(r);
+        EXPECT_EQ(r.error().err, ENOENT);
+        EXPECT_EQ(r.error().what, "create directory /nonexistent-kago/x");
+    });
+    EXPECT_EQ(out, "core-test: mkdir(\"/nonexistent-kago/x\", 0755) = -1 ENOENT (No such file or directory)\n");
+}
+
+TEST(Trace, DryRunPrintsWithoutCalling) {
+    TraceReset reset;
+    trace::set_program("core-test");
+    trace::set_dry_run(true);
+    char dir[] = "/tmp/kago-core-dry-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    std::string sub = std::string(dir) + "/made";
+    std::string out = capture_stderr([&] { EXPECT_TRUE(sys::mkdir(sub.c_str(), 0700)); });
+    struct stat st;
+    EXPECT_NE(stat(sub.c_str(), &st), 0) << "dry run must not create it";
+    EXPECT_EQ(out, "core-test: mkdir(\"" + sub + "\", 0700) (dry run)\n");
+    rmdir(dir);
+}
+
+TEST(Trace, SilentWhenOff) {
+    TraceReset reset;
+    std::string out = capture_stderr([] { (void)sys::mkdir("/nonexistent-kago/y", 0755); });
+    EXPECT_EQ(out, "");
+}
+
+TEST(Sys, WriteFileAndReadBack) {
+    char path[] = "/tmp/kago-core-wf-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    ASSERT_TRUE(sys::write_file(path, "hello\n", O_TRUNC));
+    EXPECT_EQ(*sys::read_file(path), "hello\n");
+    unlink(path);
+    auto r = sys::read_file("/nonexistent-kago");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().message(), "open /nonexistent-kago: No such file or directory");
+}
+
+TEST(Sys, MkdirP) {
+    char dir[] = "/tmp/kago-core-mk-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    std::string deep = std::string(dir) + "/a/b/c";
+    ASSERT_TRUE(sys::mkdir_p(deep, 0700));
+    struct stat st;
+    EXPECT_EQ(stat(deep.c_str(), &st), 0);
+    ASSERT_TRUE(state::remove_tree(dir));
+    EXPECT_NE(stat(dir, &st), 0);
+}
+
+TEST(State, ValidatesNames) {
+    EXPECT_TRUE(state::validate_name("web-1"));
+    EXPECT_TRUE(state::validate_name("a.b_c"));
+    EXPECT_FALSE(state::validate_name(""));
+    EXPECT_FALSE(state::validate_name("-x"));
+    EXPECT_FALSE(state::validate_name("../etc"));
+    EXPECT_FALSE(state::validate_name("a/b"));
+    EXPECT_FALSE(state::validate_name(std::string(33, 'a')));
+}
+
+TEST(State, GeneratesAndExportsAName) {
+    unsetenv("KAGO_NAME");
+    auto n = state::container_name();
+    ASSERT_TRUE(n);
+    EXPECT_EQ(n->size(), 8u);
+    EXPECT_STREQ(getenv("KAGO_NAME"), n->c_str());
+    setenv("KAGO_NAME", "bad/name", 1);
+    EXPECT_FALSE(state::container_name());
+    unsetenv("KAGO_NAME");
+}
+
+TEST(State, OwnedDirectoryIsRemovedOnDestruction) {
+    char root[] = "/tmp/kago-core-state-XXXXXX";
+    ASSERT_NE(mkdtemp(root), nullptr);
+    std::string path;
+    {
+        unsetenv("KAGO_STATE_DIR");
+        // Point the runtime root at our temp dir through KAGO_STATE_DIR-less
+        // acquire: use XDG_RUNTIME_DIR when not root, else test the
+        // not-owned path below.
+        setenv("KAGO_STATE_DIR", (std::string(root) + "/given").c_str(), 1);
+        mkdir((std::string(root) + "/given").c_str(), 0700);
+        auto d = state::StateDir::acquire("box");
+        ASSERT_TRUE(d);
+        EXPECT_FALSE(d->owned());
+        EXPECT_TRUE(d->write("pid", "42"));
+        EXPECT_TRUE(d->write("ns/net", "net:[1]"));
+        EXPECT_EQ(*sys::read_file((std::string(root) + "/given/pid").c_str()), "42\n");
+        path = d->path();
+    }
+    struct stat st;
+    EXPECT_EQ(stat(path.c_str(), &st), 0) << "a directory we did not create is not removed";
+    unsetenv("KAGO_STATE_DIR");
+    ASSERT_TRUE(state::remove_tree(root));
+}
+
+TEST(State, RemoveTreeDoesNotFollowSymlinks) {
+    char dir[] = "/tmp/kago-core-rt-XXXXXX";
+    char outside[] = "/tmp/kago-core-out-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    ASSERT_NE(mkdtemp(outside), nullptr);
+    std::string keep = std::string(outside) + "/keep";
+    close(open(keep.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    ASSERT_EQ(symlink(outside, (std::string(dir) + "/link").c_str()), 0);
+    ASSERT_TRUE(state::remove_tree(dir));
+    struct stat st;
+    EXPECT_EQ(stat(keep.c_str(), &st), 0);
+    ASSERT_TRUE(state::remove_tree(outside));
+}
+
+TEST(Proc, ExitCodeOfWaitStatus) {
+    EXPECT_EQ(proc::exit_code(3 << 8), 3);
+    EXPECT_EQ(proc::exit_code(SIGKILL), 128 + SIGKILL);
+}
+
+TEST(Proc, SuperviseReturnsStatusAndForwardsSignals) {
+    proc::SignalBlock block;
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        block.restore_in_child();
+        pause();
+        _exit(0);
+    }
+    // Send ourselves SIGTERM: supervise() must forward it to the child.
+    kill(getpid(), SIGTERM);
+    int seen = 0;
+    auto ws = proc::supervise(pid, [&](int sig) { seen = sig; });
+    ASSERT_TRUE(ws);
+    EXPECT_TRUE(WIFSIGNALED(*ws));
+    EXPECT_EQ(WTERMSIG(*ws), SIGTERM);
+    EXPECT_EQ(seen, SIGTERM);
+}
+
+TEST(Proc, ExitLikeReRaisesTheSignal) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) proc::exit_like(SIGUSR1);  // as if our child died of SIGUSR1
+    int ws;
+    waitpid(pid, &ws, 0);
+    EXPECT_TRUE(WIFSIGNALED(ws));
+    EXPECT_EQ(WTERMSIG(ws), SIGUSR1);
+}
+
+namespace {
+int run_cli(std::vector<std::string> args, kago::cli::Common& c, bool* flag) {
+    CLI::App app{"test program", "core-test"};
+    kago::cli::setup(app, c);
+    app.add_flag("--pid", *flag, "a flag");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    auto r = kago::cli::parse(app, c, static_cast<int>(args.size()), argv.data());
+    return r ? *r : -1;
+}
+}  // namespace
+
+TEST(Cli, StopsAtTheFirstPositionalAndDropsDoubleDash) {
+    TraceReset reset;
+    cli::Common c;
+    bool pid = false;
+    EXPECT_EQ(run_cli({"core-test", "--pid", "--", "ls", "--pid", "-l"}, c, &pid), -1);
+    EXPECT_TRUE(pid);
+    EXPECT_EQ(c.command, (std::vector<std::string>{"ls", "--pid", "-l"}));
+    cli::Common c2;
+    pid = false;
+    EXPECT_EQ(run_cli({"core-test", "ls", "--pid"}, c2, &pid), -1);
+    EXPECT_FALSE(pid);
+    EXPECT_EQ(c2.command, (std::vector<std::string>{"ls", "--pid"}));
+}
+
+TEST(Cli, UnknownOptionIs125AndHelpIs0) {
+    TraceReset reset;
+    bool pid = false;
+    cli::Common c;
+    std::string err = capture_stderr([&] { EXPECT_EQ(run_cli({"core-test", "--bogus", "ls"}, c, &pid), 125); });
+    EXPECT_NE(err.find("core-test:"), std::string::npos);
+    EXPECT_NE(err.find("Try 'core-test --help' for more information."), std::string::npos);
+    cli::Common c2;
+    testing::internal::CaptureStdout();
+    EXPECT_EQ(run_cli({"core-test", "--help"}, c2, &pid), 0);
+    std::string help = testing::internal::GetCapturedStdout();
+    EXPECT_NE(help.find("Usage: core-test [OPTIONS]"), std::string::npos);
+    EXPECT_NE(help.find("--dry-run"), std::string::npos);
+    cli::Common c3;
+    testing::internal::CaptureStdout();
+    EXPECT_EQ(run_cli({"core-test", "--version"}, c3, &pid), 0);
+    EXPECT_EQ(testing::internal::GetCapturedStdout(), std::string("core-test (kago) ") + cli::kVersion + "\n");
+}
+
+TEST(Cli, TraceEnvironmentTurnsOnVerbose) {
+    TraceReset reset;
+    setenv("KAGO_TRACE", "1", 1);
+    cli::Common c;
+    bool pid = false;
+    EXPECT_EQ(run_cli({"core-test", "true"}, c, &pid), -1);
+    EXPECT_TRUE(c.verbose);
+    EXPECT_TRUE(trace::verbose());
+    unsetenv("KAGO_TRACE");
+}
