@@ -26,9 +26,9 @@ long_options() {
 }
 
 @test "every man page renders without warnings" {
-    command -v groff >/dev/null || skip "groff is not installed (make deps)"
+    command -v man >/dev/null || skip "man-db is not installed (make deps)"
     for f in "$KAGO_TOP"/man/*.[17]; do
-        run groff -man -ww -z "$f"
+        run bash -c "MANWIDTH=80 man --warnings -l '$f' 2>&1 >/dev/null"
         [ -z "$output" ] || fail "$f: $output"
     done
 }
