@@ -1,0 +1,85 @@
+// cap-drop: drop capabilities, set no_new_privs, load a seccomp filter,
+// switch user and groups, then exec the payload. The last step of a chain.
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "caps/policy.hpp"
+#include "caps/show.hpp"
+#include "core/cli.hpp"
+#include "core/exec.hpp"
+
+namespace caps = kago::caps;
+namespace cli = kago::cli;
+
+namespace {
+
+void print(const std::string& text) {
+    fwrite(text.data(), 1, text.size(), stdout);
+    fflush(stdout);
+}
+
+// --show [PID]: the PID is the first word after the options.
+int show(const std::vector<std::string>& args, bool as_json) {
+    if (args.size() > 1) cli::usage_error("--show takes at most one PID");
+    std::string pid = args.empty() ? "self" : args[0];
+    if (pid != "self" && pid.find_first_not_of("0123456789") != std::string::npos)
+        cli::usage_error(kago::cat("--show: '", pid, "' is not a PID"));
+    auto state = cli::value_or_die(caps::inspect(pid));
+    print(as_json ? caps::format_json(state) + "\n" : caps::format_table(state));
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"Drop capabilities, set no_new_privs, load a seccomp filter and switch user, then run "
+                 "COMMAND.\nThe last program of a kago chain.",
+                 "cap-drop"};
+    cli::Common common;
+    cli::setup(app, common, "[--] [COMMAND [ARG...]]\n       cap-drop --show [--json] [PID]");
+    caps::Options o;
+    std::vector<int> keep_fds;
+    bool keep_env = false, print_profile = false, show_state = false, as_json = false;
+    app.add_option("--drop", o.drop, "Drop these capabilities (comma-separated names, or 'all') from all five sets")
+        ->type_name("CAPS")->take_all();
+    app.add_option("--keep", o.keep, "Keep only these capabilities (with --drop: keep them anyway); they survive exec through the ambient set")
+        ->type_name("CAPS")->take_all();
+    app.add_option("--securebits", o.securebits,
+                   "Set securebits: noroot, no-setuid-fixup, keep-caps, no-cap-ambient-raise, and NAME-locked")
+        ->type_name("BITS");
+    app.add_flag("--allow-new-privs", o.allow_new_privs, "Do not set no_new_privs (it is set by default)");
+    app.add_option("--user", o.user, "Switch to USER[:GROUP] (names from the container's /etc/passwd and /etc/group, or numbers)")
+        ->type_name("USER[:GROUP]");
+    app.add_option("--groups", o.groups, "Supplementary groups (comma-separated); without it they are cleared when switching user")
+        ->type_name("LIST");
+    app.add_option("--seccomp", o.seccomp, "Seccomp filter: 'default' (built in), an OCI/Docker JSON profile FILE, or 'none' (default)")
+        ->type_name("default|FILE|none");
+    app.add_flag("--seccomp-log", o.seccomp_log, "Learning mode: log the calls the profile would block instead of blocking them");
+    app.add_flag("--print-profile", print_profile, "Print the effective seccomp rules and exit");
+    app.add_flag("--keep-env", keep_env, "Keep the KAGO_ variables, and do not set HOME, USER and LOGNAME");
+    app.add_option("--keep-fd", keep_fds, "Leave descriptor N open for the command (repeatable); all others above 2 are closed")
+        ->type_name("N")->take_all();
+    app.add_flag("--show", show_state, "Print the isolation state of PID (default: this process) and exit");
+    app.add_flag("--json", as_json, "With --show: print JSON");
+    if (auto code = cli::parse(app, common, argc, argv)) return *code;
+
+    if (show_state) return show(common.command, as_json);
+    if (as_json) cli::usage_error("--json needs --show");
+
+    // Everything the user gave is checked before anything changes.
+    caps::Policy policy = cli::value_or_die(caps::build_policy(o));
+    if (print_profile) {
+        if (!policy.seccomp) {
+            print(kago::cat("# seccomp profile: none (", o.seccomp, ")\n"));
+            return 0;
+        }
+        print(caps::describe(*policy.seccomp));
+        return 0;
+    }
+    auto next = cli::value_or_die(kago::prepare_exec(common.command));
+    cli::check_or_die(caps::close_fds(keep_fds));
+    cli::check_or_die(caps::apply(policy));
+    if (!keep_env) caps::set_user_env(policy);
+    cli::exec_command(next, !keep_env);
+}

@@ -1,0 +1,75 @@
+// Seccomp profiles: the built-in default, the OCI/Docker JSON format, and
+// loading one through libseccomp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "caps/caps.hpp"
+#include "core/result.hpp"
+
+namespace kago::caps {
+
+struct Action {
+    enum class Kind { Allow, Errno, KillThread, KillProcess, Trap, Log, Trace };
+    Kind kind = Kind::Allow;
+    uint32_t value = 0;  // the errno for Errno, the message for Trace
+    bool operator==(const Action&) const = default;
+};
+
+struct ArgCmp {
+    enum class Op { Ne, Lt, Le, Eq, Ge, Gt, MaskedEq };
+    unsigned index = 0;  // 0..5
+    Op op = Op::Eq;
+    uint64_t value = 0;
+    uint64_t value_two = 0;  // MaskedEq: (arg & value) == value_two
+};
+
+struct Rule {
+    std::string syscall;
+    Action action;
+    std::vector<ArgCmp> args;  // all must match (AND)
+    std::string why;           // shown by --print-profile
+};
+
+struct Profile {
+    std::string source;  // "default", a file name
+    Action default_action;
+    Action bad_arch{Action::Kind::Errno, 38 /* ENOSYS */};  // for architectures not listed
+    std::vector<std::string> arches;  // extra architectures the rules also apply to ("x86", "x32")
+    std::vector<Rule> rules;
+};
+
+// The built-in profile, in the spirit of Docker's default: everything is
+// allowed except a list of calls that return EPERM (see cap-drop(1)). Calls
+// that a kept capability legitimately needs (mount with sys_admin, ptrace
+// with sys_ptrace...) stay allowed when that capability is kept. i386 and
+// x32 system calls fail with ENOSYS.
+Profile default_profile(CapSet kept);
+
+// An OCI/Docker profile: defaultAction, defaultErrnoRet, architectures,
+// archMap, syscalls[].names (or .name), .action, .errnoRet, .args[].index/
+// value/valueTwo/op, .includes/.excludes (caps, arches, minKernel). Errors
+// name the place ("FILE:LINE:COLUMN: ...") and unknown syscalls by name.
+// `kept` decides includes/excludes by capability.
+Result<Profile> parse_profile(std::string_view json, std::string_view source, CapSet kept);
+Result<Profile> load_profile_file(const std::string& path, CapSet kept);
+
+// Learning mode: every action but Allow becomes Log.
+void make_log_only(Profile& p);
+
+// One rule per line, readable, for --print-profile.
+std::string describe(const Profile& p);
+std::string describe(const Action& a);
+
+// Build the filter with libseccomp and load it (seccomp(2), traced). It
+// does not set no_new_privs: without it, loading needs CAP_SYS_ADMIN.
+// Returns the number of rules given to the kernel's filter.
+Status load(const Profile& p);
+// Check the profile can be built (every syscall known, every rule valid)
+// without loading it.
+Status check(const Profile& p);
+
+}  // namespace kago::caps
