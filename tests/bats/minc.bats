@@ -1,0 +1,227 @@
+#!/usr/bin/env bats
+# examples/minc, the MINCS-compatible front end: the behaviours MINCS's own
+# test cases check (test.d/00_basic, 01_rootfs, 03_network), run through the
+# kago chain minc builds, plus the option mapping and exit statuses.
+load helpers
+
+setup_file() { kago_setup_file; }
+teardown_file() { kago_teardown_file; }
+
+MINC="$KAGO_TOP/examples/minc"
+
+# Skip, naming the program, when a kago program minc needs is not built.
+require_progs() {
+    local p
+    for p; do
+        [ -x "$KAGO_BIN/$p" ] || skip "$p has not landed yet ($KAGO_BIN/$p is missing)"
+    done
+}
+
+setup() {
+    KEEP_DIRS=()
+}
+
+teardown() {
+    local d
+    for d in "${KEEP_DIRS[@]}"; do rm -rf "$d"; done
+    [ -z "${BIND_DIR:-}" ] || rm -rf "$BIND_DIR"
+}
+
+@test "minc: --help lists the MINCS options and exits 0" {
+    run "$MINC" --help
+    assert_success
+    for o in --rootdir --keep --tempdir --direct --background --bind --net --port --cpu \
+        --mem-limit --mem-swap --cpu-shares --cpu-quota --pid-max --name --user --nocaps \
+        --pivot --nopriv --usedev --debug; do
+        assert_output --partial -- "$o"
+    done
+}
+
+@test "minc: dash and busybox sh print the same chain" {
+    command -v dash >/dev/null || skip "dash is not installed (make deps)"
+    local args=(-r "$KAGO_ROOTFS" --name 'web box' -p 8080:80 --mem-limit 64M --pid-max 32
+        --user 1000:1234 --nocaps cap_net_raw -- sh -c "echo it's")
+    run dash "$MINC" --print-chain "${args[@]}"
+    assert_success
+    local d=$output
+    run busybox sh "$MINC" --print-chain "${args[@]}"
+    assert_success
+    assert_equal "$output" "$d"
+}
+
+@test "minc: each option maps onto its kago program" {
+    run "$MINC" --print-chain -r "$KAGO_ROOTFS" --name box --net dens -p 8080:80 -p 5353:53:udp \
+        --mem-limit 64M --mem-swap 96M --cpu-shares 512 --cpu-quota 50000 --pid-max 32 -c 0x5 \
+        -b /etc:/hostetc --user 1000:1234 --nocaps cap_net_raw -- id
+    assert_success
+    assert_line "cg-limit --memory 64M --memory-swap 33554432 --cpu-weight 20 --cpus 0.5 --pids 32 --cpuset-cpus 0,2 -- \\"
+    assert_line "net-setup --veth --nat --publish 8080:80 --publish 5353:53/udp -- \\"
+    assert_line "unshare-run --pid --mount --uts --ipc --hostname box -- \\"
+    assert_line "mount-layers --layer $KAGO_ROOTFS --tmp-upper --proc --dev --bind /etc:/hostetc --pivot -- \\"
+    assert_line "cap-drop --drop cap_net_raw --user 1000:1234 -- \\"
+    assert_line "id"
+}
+
+@test "minc: --net raw, raw,IF and dens; --nopriv maps root and uses user-mode networking" {
+    run "$MINC" --print-chain --net raw true
+    assert_line "net-setup --raw -- \\"
+    run "$MINC" --print-chain --net raw,dummy0 true
+    assert_line "net-setup --raw --move dummy0 -- \\"
+    run "$MINC" --print-chain --nopriv "$KAGO_ROOTFS" --net dens true
+    assert_line "net-setup --user-mode -- \\"
+    assert_line "unshare-run --user --map-root --pid --mount --uts --ipc -- \\"
+}
+
+@test "minc: a bad --net mode is refused with 125" {
+    run "$MINC" --net nonexist
+    [ "$status" -eq 125 ]
+    assert_output --partial "minc: --net: unknown mode 'nonexist'"
+    run "$MINC" --net=rowdy true
+    [ "$status" -eq 125 ]
+    assert_output --partial "unknown mode 'rowdy'"
+}
+
+@test "minc: --qemu, --um and --cross answer not supported with 125" {
+    for o in --qemu --um "--cross arm64" "--arch arm64"; do
+        run "$MINC" $o true
+        [ "$status" -eq 125 ] || fail "$o: status $status"
+        assert_output --partial "not supported"
+    done
+}
+
+@test "minc: an unknown option is a usage error, 125" {
+    run "$MINC" --no-such-option true
+    [ "$status" -eq 125 ]
+    assert_output --partial "Try 'minc --help' for more information."
+}
+
+@test "minc: a missing option argument and a missing root are 125" {
+    run "$MINC" --name
+    [ "$status" -eq 125 ]
+    assert_output --partial "option '--name' requires an argument"
+    run "$MINC" -r /nonexistent/kago-minc true
+    [ "$status" -eq 125 ]
+    assert_output --partial "/nonexistent/kago-minc"
+}
+
+# --- MINCS's own test cases, run for real ---------------------------------
+
+@test "minc (MINCS noopt): ps in the host's root shows PID 1" {
+    require_progs unshare-run mount-layers
+    run "$MINC" ps -o pid=,comm=
+    assert_success
+    assert_line --regexp '^ *1 ps$'
+}
+
+@test "minc: ps in a busybox root shows PID 1" {
+    require_progs unshare-run mount-layers
+    run "$MINC" -r "$KAGO_ROOTFS" ps
+    assert_success
+    assert_line --regexp '^ *1 root .* ps$'
+}
+
+@test "minc (MINCS bind): a bound file is visible" {
+    require_progs unshare-run mount-layers
+    BIND_DIR=$(mktemp -d /tmp/minc-bindtest.XXXXXX)
+    key=$RANDOM$RANDOM
+    echo "$key" >"$BIND_DIR/hello"
+    run "$MINC" --bind "$BIND_DIR:/bindtest" cat /bindtest/hello
+    assert_success
+    assert_output "$key"
+}
+
+@test "minc (MINCS keep): --keep storage survives a -t rerun" {
+    require_progs unshare-run mount-layers
+    run "$MINC" --keep -r "$KAGO_ROOTFS" sh -c 'echo made-inside >/inside'
+    assert_success
+    dir=$(echo "$output" | grep reuse | xargs -n 1 | tail -n 1)
+    KEEP_DIRS+=("$dir")
+    [ -d "$dir/storage" ] || fail "no $dir/storage in: $output"
+    assert_equal "$(cat "$dir/storage/inside")" made-inside
+    echo HELLO >"$dir/storage/hello"
+    run "$MINC" -t "$dir" cat /hello /inside
+    assert_success
+    assert_output "HELLO
+made-inside"
+}
+
+@test "minc (MINCS name): --name sets the hostname" {
+    require_progs unshare-run mount-layers
+    name=hoge-$RANDOM
+    run "$MINC" -r "$KAGO_ROOTFS" --name "$name" hostname
+    assert_success
+    assert_output "$name"
+}
+
+@test "minc (MINCS pivot): --pivot works" {
+    require_progs unshare-run mount-layers
+    run "$MINC" --pivot -r "$KAGO_ROOTFS" echo HELLO
+    assert_success
+    assert_output HELLO
+    run "$MINC" --pivot -r "$KAGO_ROOTFS" sh -c 'cut -d" " -f5 /proc/self/mountinfo | head -1'
+    assert_output /
+}
+
+@test "minc (MINCS rawnet): --net raw has exactly one link, lo" {
+    require_progs net-setup unshare-run mount-layers
+    run "$MINC" -r "$KAGO_ROOTFS" --net raw ip link
+    assert_success
+    [ "$(grep -c '^[0-9]*:' <<<"$output")" -eq 1 ] || fail "links: $output"
+    assert_line --regexp '^1: lo: <LOOPBACK,UP'
+}
+
+@test "minc (MINCS user): --user 1000 and --user 1000:1234 give those ids" {
+    require_progs unshare-run mount-layers cap-drop
+    run "$MINC" -r "$KAGO_ROOTFS" --user 1000 id -u
+    assert_success
+    assert_output 1000
+    run "$MINC" -r "$KAGO_ROOTFS" --user 1000:1234 id -g
+    assert_success
+    assert_output 1234
+}
+
+@test "minc (MINCS bind_rootfs): -r ROOTFS with --bind" {
+    require_progs unshare-run mount-layers
+    run "$MINC" -r "$KAGO_ROOTFS" --bind "$KAGO_TOP:/kagosrc" ls /kagosrc/examples/minc
+    assert_success
+    assert_output /kagosrc/examples/minc
+}
+
+@test "minc (MINCS rootfs): -r ROOTFS is the root" {
+    require_progs unshare-run mount-layers
+    run "$MINC" -r "$KAGO_ROOTFS" cat /etc/motd
+    assert_success
+    assert_output "kago busybox rootfs"
+}
+
+@test "minc (MINCS nopriv): --nopriv DIR as an unprivileged user" {
+    require_progs unshare-run mount-layers
+    require_userns
+    run as_nobody "$MINC" --nopriv "$KAGO_ROOTFS" sh -c 'cat /etc/motd; id -u; ps'
+    assert_success
+    assert_line "kago busybox rootfs"
+    assert_line 0
+    assert_line --regexp '^ *1 root .* sh -c'
+}
+
+@test "minc: the command's exit status, 127 for a missing command" {
+    require_progs unshare-run mount-layers
+    run "$MINC" -r "$KAGO_ROOTFS" sh -c 'exit 7'
+    [ "$status" -eq 7 ]
+    run "$MINC" -r "$KAGO_ROOTFS" /no/such/command
+    [ "$status" -eq 127 ]
+}
+
+@test "minc: --pid-max limits the number of processes" {
+    require_progs cg-limit unshare-run mount-layers
+    run "$MINC" -r "$KAGO_ROOTFS" --pid-max 8 sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & done; wait'
+    assert_output --partial "fork"
+}
+
+@test "minc: --debug traces every kernel call of the chain" {
+    require_progs unshare-run mount-layers
+    run "$MINC" --debug -r "$KAGO_ROOTFS" true
+    assert_success
+    assert_output --partial "unshare-run: unshare("
+    assert_output --partial "mount-layers: pivot_root("
+}
