@@ -1,0 +1,162 @@
+// mount-layers: build the container's root filesystem and pivot into it.
+//
+//   unshare-run --pid --mount -- mount-layers --layer ./rootfs --tmp-upper
+//       --proc --dev --pivot -- /bin/sh  (one command line)
+//
+// The steps: read the options into a kago::mount::RootSpec, find the state
+// directory, open the next kago program while the host is still visible,
+// apply the spec (undone on failure), then exec the command.
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <optional>
+
+#include "core/cli.hpp"
+#include "core/env.hpp"
+#include "core/parse.hpp"
+#include "core/state.hpp"
+#include "core/trace.hpp"
+#include "mount/root.hpp"
+
+using namespace kago;
+using mount::StepKind;
+
+namespace {
+
+bool exists(const std::string& p) {
+    struct stat st;
+    return ::stat(p.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"Build a container's root filesystem from layers, then pivot into it.\n"
+                 "Run it in a new mount namespace (unshare-run --mount).",
+                 "mount-layers"};
+    cli::Common common;
+    cli::setup(app, common);
+    mount::RootSpec spec;
+    std::string tmp_upper, upper;
+    bool keep_env = false;
+    std::optional<Error> bad;  // the first bad step value, reported after parsing
+
+    app.add_option("--layer", spec.layers, "A read-only layer (repeatable; the first one is the bottom)")
+        ->type_name("DIR");
+    app.add_option("--upper", upper, "Keep changes in DIR (its workdir DIR.work is created beside it)")
+        ->type_name("DIR");
+    app.add_flag("--tmp-upper{-}", tmp_upper,
+                 "Keep changes in a tmpfs, gone at exit (--tmp-upper=SIZE limits it)");
+    app.add_option("--target", spec.target, "Assemble the root in DIR (default: STATE_DIR/root)")
+        ->type_name("DIR");
+    app.add_flag("--read-only", spec.read_only, "Make the final root read-only, even with an upper");
+    auto step = [&](StepKind kind, const char* name, const char* type, const char* help) {
+        app.add_option_function<std::string>(
+               name,
+               [&, kind](const std::string& v) {
+                   auto s = mount::parse_step(kind, v);
+                   if (s) spec.steps.push_back(std::move(s).value());
+                   else if (!bad) bad = s.error();
+               },
+               help)
+            ->type_name(type)
+            ->trigger_on_parse();
+    };
+    step(StepKind::bind, "--bind", "SRC:DST[:ro]", "Bind the host path SRC on DST in the root");
+    step(StepKind::tmpfs, "--tmpfs", "DST[:SIZE[:MODE]]", "Mount a new tmpfs on DST");
+    step(StepKind::symlink, "--symlink", "TARGET:LINK", "Create the symlink LINK -> TARGET in the root");
+    step(StepKind::mkdir, "--mkdir", "DST[:MODE]", "Create the directory DST in the root");
+    step(StepKind::file, "--file", "SRC:DST", "Copy the host file SRC to DST in the root");
+    step(StepKind::chdir, "--chdir", "DIR", "Run the command in DIR inside the root (default /)");
+    app.add_flag("--proc", spec.proc, "Mount a new /proc (masking paths as runc does); needs --pid");
+    app.add_flag("--dev", spec.dev, "Mount a minimal /dev: null zero full random urandom tty, devpts, shm");
+    app.add_flag("--sys", spec.sys, "Mount a read-only /sys");
+    bool hosts = false, resolv = false;
+    app.add_flag("--hosts", hosts, "Bind the state dir's hosts and hostname over /etc/hosts, /etc/hostname");
+    app.add_flag("--resolv", resolv, "Bind the state dir's resolv.conf over /etc/resolv.conf");
+    app.add_flag("--pivot", spec.pivot, "pivot_root into the new root and detach the old one");
+    app.add_flag("--keep-env", keep_env, "Keep the KAGO_ variables for the command");
+    if (auto code = cli::parse(app, common, argc, argv)) return *code;
+    if (bad) cli::usage_error(bad->message());
+
+    if (!upper.empty() && !tmp_upper.empty()) cli::usage_error("--upper and --tmp-upper exclude each other");
+    if (!upper.empty()) spec.upper = {mount::UpperKind::dir, upper, 0};
+    if (!tmp_upper.empty()) {
+        spec.upper.kind = mount::UpperKind::tmpfs;
+        if (tmp_upper != "-") spec.upper.size = cli::value_or_die(parse::size(tmp_upper, "--tmp-upper"));
+    }
+    bool default_target = spec.target.empty();
+    if (default_target) spec.target = "-";  // checked below, once the state dir is known
+    if (auto v = mount::validate(spec); !v) cli::usage_error(v.error().message());
+
+    mount::Context ctx = mount::detect_context();
+    if (ctx.host_mntns && !trace::dry_run())
+        cli::die(Error{0, "refusing to mount in the host's mount namespace",
+                       "run it in a new one: unshare-run --mount -- mount-layers ..."});
+    if (spec.proc && !ctx.in_pidns)
+        cli::warn("--proc without a PID namespace shows the host's processes (use unshare-run --pid)");
+
+    // The state directory: the default target, and the files net-setup wrote.
+    state::StateDir sd;
+    if (default_target || !env::get(env::kStateDir).empty()) {
+        auto name = state::container_name();
+        auto acquired = name ? state::StateDir::acquire(*name) : Result<state::StateDir>(name.error());
+        if (acquired) sd = std::move(acquired).value();
+        else if (default_target)
+            cli::die(Error(acquired.error()).with_hint("give the root a place with --target DIR"));
+    }
+    if (default_target) spec.target = sd.path() + "/root";
+    auto state_file = [&](const char* f) {
+        std::string p = sd.path().empty() ? "" : sd.path() + "/" + f;
+        return !p.empty() && exists(p) ? p : std::string();
+    };
+    if (hosts) {
+        spec.hosts = state_file("hosts");
+        spec.hostname = state_file("hostname");
+        if (spec.hosts.empty() && spec.hostname.empty())
+            cli::warn("--hosts: the state directory has no hosts or hostname file (net-setup writes them)");
+    }
+    if (resolv) {
+        spec.resolv = state_file("resolv.conf");
+        if (spec.resolv.empty())
+            cli::warn("--resolv: the state directory has no resolv.conf (net-setup writes it)");
+    }
+
+    // Open the next kago program now: after pivot_root the new root lacks it.
+    PreparedExec next = cli::value_or_die(prepare_exec(common.command));
+    bool last = !env::is_kago_program(next.argv[0]);
+    if (!sd.path().empty() && !sd.owned() && !trace::dry_run()) {
+        if (auto w = sd.write("rootfs", spec.target); !w) cli::die(w.error());
+    }
+    // A state directory we created for the default target is removed once
+    // the old root is gone: nothing on the host refers to it any more.
+    UniqueFd state_parent;
+    std::string state_name;
+    if (sd.owned() && spec.pivot && !trace::dry_run()) {
+        auto slash = sd.path().rfind('/');
+        state_name = sd.path().substr(slash + 1);
+        state_parent.reset(::open(sd.path().substr(0, slash).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    }
+
+    {
+        mount::Undo undo;
+        if (auto r = mount::apply(spec, ctx, undo); !r) {
+            undo.run();
+            (void)sd.remove();
+            cli::die(r.error());
+        }
+        undo.dismiss();
+    }
+    if (state_parent) {
+        ::unlinkat(state_parent.get(), (state_name + "/root").c_str(), AT_REMOVEDIR);
+        ::unlinkat(state_parent.get(), state_name.c_str(), AT_REMOVEDIR);
+        state_parent.reset();
+    }
+    sd.release();
+    // The last program of the chain: no inherited descriptor reaches the payload.
+    if (last && !trace::dry_run()) ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+    cli::exec_command(next, last && !keep_env);
+}

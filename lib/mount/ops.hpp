@@ -1,0 +1,66 @@
+// Traced wrappers for the new mount API (fsopen, fsconfig, fsmount,
+// move_mount, open_tree, mount_setattr) and the *at() calls that work
+// inside the root. Each prints its trace line through trace::call() and
+// returns an Error naming the object. `what` arguments describe a
+// descriptor in trace lines ("3 /* /run/kago/box/root/dev */").
+//
+// In dry-run mode the calls are printed, not made; descriptors they would
+// return are invalid UniqueFds, and later calls accept them.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+
+#include "core/fd.hpp"
+#include "core/result.hpp"
+
+namespace kago::mount::ops {
+
+// A descriptor and what it refers to, for trace lines and messages.
+struct Fd {
+    UniqueFd fd;
+    std::string what;
+    int get() const { return fd.get(); }
+};
+
+std::string describe_fd(int fd, std::string_view what);
+
+// A filesystem context. configure() collects the kernel's log messages
+// (read from the context) into the Error's hint when a call fails.
+Result<Fd> fsopen(const char* fstype, std::string_view what);
+Status fsconfig_string(const Fd& fs, const char* key, std::string_view value);
+Status fsconfig_flag(const Fd& fs, const char* key);
+Status fsconfig_create(const Fd& fs);
+// attr: MOUNT_ATTR_* flags for the new mount.
+Result<Fd> fsmount(const Fd& fs, unsigned attr);
+
+// Attach a detached mount: onto `to` (a descriptor) or onto a path.
+Status move_mount_fd(const Fd& from, const Fd& to);
+Status move_mount_path(const Fd& from, const std::string& to);
+
+// A detached copy of the mount tree at path (OPEN_TREE_CLONE|AT_RECURSIVE).
+Result<Fd> clone_tree(const std::string& path, bool recursive = true);
+// Same, of the mount a descriptor points to.
+Result<Fd> clone_tree_fd(const Fd& at, bool recursive);
+
+// mount_setattr(fd, "", AT_EMPTY_PATH[|AT_RECURSIVE], {set, clr}).
+Status mount_setattr(const Fd& at, unsigned set, unsigned clr, bool recursive);
+
+// openat2(dir, path, flags|O_CLOEXEC, {resolve}): untraced, it changes nothing.
+Result<UniqueFd> openat2(int dirfd, const std::string& path, int flags, unsigned long long resolve,
+                         std::string_view what);
+
+// Traced creation inside a directory descriptor.
+Status mkdirat(const Fd& dir, const std::string& name, mode_t mode, std::string_view shown);
+Status mknodat(const Fd& dir, const std::string& name, mode_t mode, dev_t dev, std::string_view shown);
+Status symlinkat(const std::string& target, const Fd& dir, const std::string& name,
+                 std::string_view shown);
+// Create an empty file (a mount point for a file bind).
+Status touchat(const Fd& dir, const std::string& name, mode_t mode, std::string_view shown);
+// Copy the host file src to name in dir (with src's mode bits).
+Status copy_file_into(const std::string& src, const Fd& dir, const std::string& name,
+                      std::string_view shown);
+
+}  // namespace kago::mount::ops

@@ -1,0 +1,149 @@
+#include "mount/resolve.hpp"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <deque>
+#include <vector>
+
+#include "core/parse.hpp"
+#include "core/trace.hpp"
+
+namespace kago::mount {
+namespace {
+
+constexpr unsigned long long kInRoot = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+
+std::string join(const std::vector<std::string>& parts) {
+    std::string out;
+    for (const auto& p : parts) out += "/" + p;
+    return out.empty() ? "/" : out;
+}
+
+Result<UniqueFd> open_at(const Root& root, const std::string& path, int flags) {
+    // A leading "/" is fine: with RESOLVE_IN_ROOT it means the root.
+    return ops::openat2(root.fd.get(), path, O_PATH | flags, kInRoot, root.shown(path));
+}
+
+}  // namespace
+
+Status check_no_escape(const Root& root, const std::string& dst, std::string_view what) {
+    std::vector<std::string> done;
+    std::deque<std::string> todo;
+    for (auto& c : parse::split(dst, '/')) todo.push_back(c);
+    int links = 0;
+    bool missing = false;
+    std::string via;  // the last symlink followed, for the message
+    while (!todo.empty()) {
+        std::string c = std::move(todo.front());
+        todo.pop_front();
+        if (c.empty() || c == ".") continue;
+        if (c == "..") {
+            if (done.empty()) {
+                errno = EXDEV;
+                if (via.empty()) return usage_error(cat(what, ": '", dst, "' escapes the root through '..'"));
+                return usage_error(cat(what, ": '", dst, "' escapes the root through the symlink ", via,
+                                       " in the image"));
+            }
+            done.pop_back();
+            continue;
+        }
+        done.push_back(c);
+        if (missing) continue;
+        std::string path = join(done);
+        auto fd = open_at(root, path, O_NOFOLLOW);
+        if (!fd) {
+            if (fd.error().err == ENOENT || fd.error().err == ENOTDIR) {
+                missing = true;
+                continue;
+            }
+            return Error{fd.error().err, cat(what, ": ", fd.error().what), {}};
+        }
+        struct stat st;
+        if (::fstat(fd->get(), &st) != 0) return sys_error(cat("stat ", root.shown(path)));
+        if (!S_ISLNK(st.st_mode)) continue;
+        if (++links > 40) {
+            errno = ELOOP;
+            return sys_error(cat(what, ": resolve ", dst, " in the root"));
+        }
+        char buf[PATH_MAX];
+        ssize_t n = ::readlinkat(fd->get(), "", buf, sizeof buf - 1);
+        if (n < 0) return sys_error(cat("read link ", root.shown(path)));
+        std::string target(buf, static_cast<size_t>(n));
+        via = cat(path, " -> ", target);
+        done.pop_back();
+        if (!target.empty() && target[0] == '/') done.clear();
+        auto parts = parse::split(target, '/');
+        for (auto it = parts.rbegin(); it != parts.rend(); ++it) todo.push_front(*it);
+    }
+    return {};
+}
+
+Result<ops::Fd> open_in_root(const Root& root, const std::string& dst, Create create, mode_t mode,
+                             std::string_view what) {
+    if (trace::dry_run()) return ops::Fd{UniqueFd(), root.shown(dst)};
+    TRY(check_no_escape(root, dst, what));
+    auto fd = open_at(root, dst, 0);
+    if (fd) return ops::Fd{std::move(fd).value(), root.shown(dst)};
+    if (fd.error().err != ENOENT || create == Create::none)
+        return Error{fd.error().err, cat(what, ": ", fd.error().what), {}};
+    auto parent = TRY(open_parent_in_root(root, dst, what));
+    Status made = create == Create::dir
+                      ? ops::mkdirat(parent.dir, parent.name, mode ? mode : 0755, root.shown(dst))
+                      : ops::touchat(parent.dir, parent.name, mode ? mode : 0644, root.shown(dst));
+    if (!made && made.error().err != EEXIST) {
+        Error e = std::move(made).error();
+        e.what = cat(what, ": ", e.what);
+        if (e.err == EROFS)
+            e.hint = "the root is read-only: add --tmp-upper or --upper DIR, or create the path in the image";
+        return e;
+    }
+    auto again = open_at(root, dst, 0);
+    if (!again) return Error{again.error().err, cat(what, ": ", again.error().what), {}};
+    return ops::Fd{std::move(again).value(), root.shown(dst)};
+}
+
+Result<Parent> open_parent_in_root(const Root& root, const std::string& dst, std::string_view what) {
+    auto parts = parse::split(dst, '/');
+    std::vector<std::string> comps;
+    for (auto& p : parts)
+        if (!p.empty() && p != ".") comps.push_back(p);
+    if (comps.empty()) return usage_error(cat(what, ": no parent for the root itself"));
+    Parent out;
+    out.name = comps.back();
+    comps.pop_back();
+    if (trace::dry_run()) {
+        out.dir = ops::Fd{UniqueFd(), root.shown(join(comps))};
+        return out;
+    }
+    TRY(check_no_escape(root, dst, what));
+    auto top = open_at(root, "/", O_DIRECTORY);
+    if (!top) return std::move(top).error();
+    ops::Fd cur{std::move(top).value(), root.path};
+    std::vector<std::string> done;
+    for (const auto& c : comps) {
+        done.push_back(c);
+        std::string p = join(done);
+        auto next = open_at(root, p, O_DIRECTORY);
+        if (!next && next.error().err == ENOENT) {
+            auto made = ops::mkdirat(cur, c, 0755, root.shown(p));
+            if (!made && made.error().err != EEXIST) {
+                Error e = std::move(made).error();
+                e.what = cat(what, ": ", e.what);
+                if (e.err == EROFS)
+                    e.hint = "the root is read-only: add --tmp-upper or --upper DIR, or create the path in the image";
+                return e;
+            }
+            next = open_at(root, p, O_DIRECTORY);
+        }
+        if (!next) return Error{next.error().err, cat(what, ": ", next.error().what), {}};
+        cur = ops::Fd{std::move(next).value(), root.shown(p)};
+    }
+    out.dir = std::move(cur);
+    return out;
+}
+
+}  // namespace kago::mount

@@ -1,0 +1,497 @@
+#include "mount/root.hpp"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "core/parse.hpp"
+#include "core/sys.hpp"
+#include "core/trace.hpp"
+
+namespace kago::mount {
+namespace {
+
+constexpr long kOverlayMagic = 0x794c7630;
+
+std::string fs_name(long magic) {
+    switch (magic) {
+    case 0x794c7630: return "overlayfs";
+    case 0x01021994: return "tmpfs";
+    case 0xEF53: return "ext4";
+    case 0x9123683E: return "btrfs";
+    case 0x58465342: return "xfs";
+    case 0x6969: return "nfs";
+    case 0x65735546: return "fuse";
+    case 0x4d44: return "vfat";
+    case static_cast<long>(0x858458f6): return "ramfs";
+    default: {
+        char b[32];
+        snprintf(b, sizeof b, "type %#lx", static_cast<unsigned long>(magic));
+        return b;
+    }
+    }
+}
+
+Error prefixed(Error e, std::string_view what) {
+    e.what = cat(what, ": ", e.what);
+    return e;
+}
+
+// Run f; on failure prefix the Error's what with the option it came from.
+#define TRY_AS(what, expr)                                                   \
+    ({                                                                       \
+        auto _kago_r = (expr);                                               \
+        if (!_kago_r) return prefixed(std::move(_kago_r).error(), (what));   \
+        std::move(_kago_r).value();                                          \
+    })
+
+class UmaskZero {
+  public:
+    UmaskZero() : old_(::umask(0)) {}
+    ~UmaskZero() { ::umask(old_); }
+
+  private:
+    mode_t old_;
+};
+
+Status check_dir(const std::string& path, std::string_view what) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return sys_error(cat(what, " ", path));
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return sys_error(cat(what, " ", path));
+    }
+    return {};
+}
+
+// A new filesystem of fstype, attached on `at`.
+Status mount_new(const char* fstype, const ops::Fd& at, unsigned attr,
+                 std::initializer_list<std::pair<const char*, std::string>> options) {
+    auto fs = TRY(ops::fsopen(fstype, at.what));
+    for (const auto& [k, v] : options) TRY(ops::fsconfig_string(fs, k, v));
+    TRY(ops::fsconfig_create(fs));
+    auto m = TRY(ops::fsmount(fs, attr));
+    return ops::move_mount_fd(m, at);
+}
+
+// Bind the host path src on `at` (a single mount, not its children).
+Status bind_on(const std::string& src, const ops::Fd& at, bool read_only, bool recursive) {
+    auto t = TRY(ops::clone_tree(src, recursive));
+    if (read_only) TRY(ops::mount_setattr(t, MOUNT_ATTR_RDONLY, 0, recursive));
+    return ops::move_mount_fd(t, at);
+}
+
+bool exists_in_root(const Root& root, const std::string& path) {
+    if (trace::dry_run()) return true;
+    auto fd = ops::openat2(root.fd.get(), path, O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT, path);
+    return fd.ok();
+}
+
+Status mask_proc(const Root& root) {
+    static const char* const masked_files[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list",
+                                               "/proc/sched_debug"};
+    static const char* const masked_dirs[] = {"/proc/acpi"};
+    static const char* const read_only[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq",
+                                            "/proc/bus"};
+    for (const char* p : masked_files) {
+        if (!exists_in_root(root, p)) continue;
+        auto at = TRY(open_in_root(root, p, Create::none, 0, "--proc"));
+        TRY_AS("--proc", bind_on("/dev/null", at, false, false));
+    }
+    for (const char* p : masked_dirs) {
+        if (!exists_in_root(root, p)) continue;
+        auto at = TRY(open_in_root(root, p, Create::none, 0, "--proc"));
+        TRY_AS("--proc", mount_new("tmpfs", at, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                                    MOUNT_ATTR_NOEXEC,
+                                   {{"size", "0"}}));
+    }
+    for (const char* p : read_only) {
+        if (!exists_in_root(root, p)) continue;
+        auto at = TRY(open_in_root(root, p, Create::none, 0, "--proc"));
+        auto t = TRY_AS("--proc", ops::clone_tree_fd(at, true));
+        TRY_AS("--proc", ops::mount_setattr(t, MOUNT_ATTR_RDONLY, 0, true));
+        TRY_AS("--proc", ops::move_mount_fd(t, at));
+    }
+    return {};
+}
+
+Status mount_overlay(const RootSpec& spec, const Context& ctx, const std::string& upper,
+                     const std::string& work) {
+    ops::Fd target{UniqueFd(), spec.target};
+    auto fs = TRY(ops::fsopen("overlay", spec.target));
+    // lowerdir+ (Linux 6.8) takes one layer per call, the topmost first, so
+    // that any number of layers fits; older kernels get one lowerdir string.
+    bool appended = true;
+    for (auto it = spec.layers.rbegin(); it != spec.layers.rend(); ++it) {
+        auto r = ops::fsconfig_string(fs, "lowerdir+", *it);
+        if (!r) {
+            if (it == spec.layers.rbegin() && r.error().err == EINVAL) {
+                appended = false;
+                break;
+            }
+            return prefixed(std::move(r).error(), "--layer");
+        }
+    }
+    if (!appended) {
+        std::string lower;
+        for (auto it = spec.layers.rbegin(); it != spec.layers.rend(); ++it) {
+            if (!lower.empty()) lower += ':';
+            for (char c : *it) {
+                if (c == ':' || c == ',' || c == '\\') lower += '\\';
+                lower += c;
+            }
+        }
+        auto r = ops::fsconfig_string(fs, "lowerdir", lower);
+        if (!r)
+            return prefixed(std::move(r).error(), "--layer").with_hint(
+                "this kernel takes all layers in one mount option page; use fewer or shorter layer paths");
+    }
+    if (!upper.empty()) {
+        TRY_AS("--upper", ops::fsconfig_string(fs, "upperdir", upper));
+        TRY_AS("--upper", ops::fsconfig_string(fs, "workdir", work));
+        if (ctx.in_userns) TRY_AS("--upper", ops::fsconfig_flag(fs, "userxattr"));
+    }
+    auto created = ops::fsconfig_create(fs);
+    if (!created) {
+        Error e = std::move(created).error();
+        std::string kernel = e.hint;
+        if (spec.upper.kind == UpperKind::dir) {
+            struct statfs sf {};
+            std::string type = ::statfs(spec.upper.dir.c_str(), &sf) == 0 ? fs_name(sf.f_type) : "?";
+            e = prefixed(std::move(e), "--upper");
+            e.hint = cat("overlay refuses an upper directory on ", type,
+                         " (it needs xattrs, d_type and a workdir on the same mount); use --tmp-upper");
+        } else if (ctx.in_userns) {
+            e = prefixed(std::move(e), "--layer");
+            e.hint = "in a user namespace, overlay needs Linux 5.11 and layers on a filesystem that allows it";
+        } else {
+            e = prefixed(std::move(e), "--layer");
+        }
+        if (!kernel.empty()) e.hint += cat(" (", kernel, ")");
+        return e;
+    }
+    auto m = TRY_AS("--layer", ops::fsmount(fs, 0));
+    return ops::move_mount_path(m, spec.target);
+}
+
+}  // namespace
+
+bool uid_map_is_initial(std::string_view uid_map) {
+    std::vector<std::string> f;
+    for (auto& w : parse::split(uid_map, ' '))
+        for (auto& x : parse::split(w, '\n'))
+            if (!x.empty()) f.push_back(x);
+    return f.size() == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295";
+}
+
+size_t nspid_depth(std::string_view status) {
+    auto pos = status.find("\nNSpid:");
+    if (pos == std::string_view::npos) {
+        if (status.substr(0, 6) != "NSpid:") return 0;
+        pos = 0;
+    } else {
+        pos += 1;
+    }
+    auto end = status.find('\n', pos);
+    std::string_view line = status.substr(pos + 6, end == std::string_view::npos ? end : end - pos - 6);
+    size_t n = 0;
+    bool in = false;
+    for (char c : line) {
+        bool ws = c == ' ' || c == '\t';
+        if (!ws && !in) ++n;
+        in = !ws;
+    }
+    return n;
+}
+
+Context detect_context() {
+    Context c;
+    if (auto m = sys::read_file("/proc/self/uid_map")) c.in_userns = !uid_map_is_initial(*m);
+    auto self = sys::read_file("/proc/self/status");
+    auto init = sys::read_file("/proc/1/status");
+    if (self) c.in_pidns = nspid_depth(*self) > (init ? nspid_depth(*init) : 1);
+    struct stat a, b;
+    if (::stat("/proc/self/ns/mnt", &a) == 0 && ::stat("/proc/1/ns/mnt", &b) == 0)
+        c.host_mntns = a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+    return c;
+}
+
+void Undo::run() {
+    while (!actions_.empty()) {
+        auto f = std::move(actions_.back());
+        actions_.pop_back();
+        f();
+    }
+}
+
+Status make_private() { return sys::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr); }
+
+Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo) {
+    for (const auto& l : spec.layers) TRY(check_dir(l, "--layer"));
+    std::string upper, work;
+    if (spec.upper.kind == UpperKind::dir) {
+        upper = spec.upper.dir;
+        while (upper.size() > 1 && upper.back() == '/') upper.pop_back();
+        work = workdir_for(upper);
+        struct stat st;
+        if (::stat(upper.c_str(), &st) != 0) {
+            if (errno != ENOENT) return sys_error(cat("--upper ", upper));
+            TRY_AS("--upper", sys::mkdir(upper.c_str(), 0755, false));
+            if (!trace::dry_run()) undo.add([upper] { ::rmdir(upper.c_str()); });
+        } else if (!S_ISDIR(st.st_mode)) {
+            errno = ENOTDIR;
+            return sys_error(cat("--upper ", upper));
+        }
+        struct statfs sf {};
+        if (::statfs(upper.c_str(), &sf) == 0 && sf.f_type == kOverlayMagic) {
+            errno = EINVAL;
+            return sys_error(cat("--upper ", upper, ": the directory is on overlayfs"))
+                .with_hint("overlay cannot use an overlayfs directory as its upper layer; use --tmp-upper "
+                           "or an --upper on another filesystem");
+        }
+        struct stat ws;
+        if (::stat(work.c_str(), &ws) != 0) {
+            TRY_AS("--upper", sys::mkdir(work.c_str(), 0700, false));
+            if (!trace::dry_run()) undo.add([work] { ::rmdir(work.c_str()); });
+        }
+        struct stat us;
+        if (!trace::dry_run() && ::stat(upper.c_str(), &us) == 0 && ::stat(work.c_str(), &ws) == 0 &&
+            us.st_dev != ws.st_dev) {
+            errno = EXDEV;
+            return sys_error(cat("--upper ", upper, ": its workdir ", work, " is on another filesystem"))
+                .with_hint("the upper directory is a mount point; use a directory inside it");
+        }
+    }
+    struct stat ts;
+    if (::stat(spec.target.c_str(), &ts) != 0) {
+        TRY_AS("--target", sys::mkdir_p(spec.target, 0755));
+        if (!trace::dry_run()) undo.add([t = spec.target] { ::rmdir(t.c_str()); });
+    } else if (!S_ISDIR(ts.st_mode)) {
+        errno = ENOTDIR;
+        return sys_error(cat("--target ", spec.target));
+    }
+    if (spec.upper.kind == UpperKind::tmpfs) {
+        std::string opts = "mode=0755";
+        if (spec.upper.size) opts += cat(",size=", spec.upper.size);
+        TRY_AS("--tmp-upper", sys::mount("tmpfs", spec.target.c_str(), "tmpfs", 0, opts.c_str()));
+        if (!trace::dry_run())
+            undo.add([t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
+        upper = spec.target + "/upper";
+        work = spec.target + "/work";
+        TRY_AS("--tmp-upper", sys::mkdir(upper.c_str(), 0755, false));
+        TRY_AS("--tmp-upper", sys::mkdir(work.c_str(), 0700, false));
+    }
+    if (spec.layers.size() == 1 && upper.empty()) {
+        auto t = TRY_AS("--layer", ops::clone_tree(spec.layers[0], true));
+        TRY_AS("--layer", ops::mount_setattr(t, MOUNT_ATTR_RDONLY, 0, true));
+        TRY_AS("--layer", ops::move_mount_path(t, spec.target));
+    } else {
+        TRY(mount_overlay(spec, ctx, upper, work));
+    }
+    if (!trace::dry_run()) undo.add([t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
+    Root root;
+    root.path = spec.target;
+    if (!trace::dry_run()) {
+        int fd = ::open(spec.target.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) return sys_error(cat("open ", spec.target));
+        root.fd = ops::Fd{UniqueFd(fd), spec.target};
+    } else {
+        root.fd.what = spec.target;
+    }
+    return root;
+}
+
+Status mount_proc(const Root& root, bool mask) {
+    auto at = TRY(open_in_root(root, "/proc", Create::dir, 0555, "--proc"));
+    auto r = mount_new("proc", at, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, {});
+    if (!r)
+        return prefixed(std::move(r).error(), "--proc")
+            .with_hint("a new procfs needs a PID namespace owned by this user namespace (unshare-run --pid) "
+                       "and a /proc that is not partly hidden");
+    if (mask) TRY(mask_proc(root));
+    return {};
+}
+
+Status mount_dev(const Root& root, const Context& ctx) {
+    auto at = TRY(open_in_root(root, "/dev", Create::dir, 0755, "--dev"));
+    // mknod'ed devices need a tmpfs without nodev; binds keep their own flags.
+    unsigned attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | (ctx.in_userns ? MOUNT_ATTR_NODEV : 0);
+    TRY_AS("--dev", mount_new("tmpfs", at, attr, {{"mode", "0755"}, {"size", "1m"}}));
+    auto dev = TRY(open_in_root(root, "/dev", Create::none, 0, "--dev"));
+    struct Node {
+        const char* name;
+        unsigned major, minor;
+    };
+    static const Node nodes[] = {{"null", 1, 3},    {"zero", 1, 5}, {"full", 1, 7},
+                                 {"random", 1, 8},  {"urandom", 1, 9}, {"tty", 5, 0}};
+    for (const auto& n : nodes) {
+        std::string path = cat("/dev/", n.name);
+        if (!ctx.in_userns) {
+            TRY_AS("--dev", ops::mknodat(dev, n.name, S_IFCHR | 0666, makedev(n.major, n.minor),
+                                         root.shown(path)));
+        } else {
+            TRY_AS("--dev", ops::touchat(dev, n.name, 0666, root.shown(path)));
+            auto node = TRY(open_in_root(root, path, Create::none, 0, "--dev"));
+            auto r = bind_on(path, node, false, false);
+            if (!r)
+                return prefixed(std::move(r).error(), "--dev")
+                    .with_hint("in a user namespace mknod is refused, so host devices are bound");
+        }
+    }
+    TRY_AS("--dev", ops::mkdirat(dev, "pts", 0755, root.shown("/dev/pts")));
+    TRY_AS("--dev", ops::mkdirat(dev, "shm", 01777, root.shown("/dev/shm")));
+    auto pts = TRY(open_in_root(root, "/dev/pts", Create::none, 0, "--dev"));
+    {
+        auto fs = TRY_AS("--dev", ops::fsopen("devpts", pts.what));
+        TRY_AS("--dev", ops::fsconfig_flag(fs, "newinstance"));
+        TRY_AS("--dev", ops::fsconfig_string(fs, "ptmxmode", "0666"));
+        TRY_AS("--dev", ops::fsconfig_string(fs, "mode", "0620"));
+        if (!ctx.in_userns) TRY_AS("--dev", ops::fsconfig_string(fs, "gid", "5"));
+        TRY_AS("--dev", ops::fsconfig_create(fs));
+        auto m = TRY_AS("--dev", ops::fsmount(fs, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC));
+        TRY_AS("--dev", ops::move_mount_fd(m, pts));
+    }
+    static const std::pair<const char*, const char*> links[] = {
+        {"pts/ptmx", "ptmx"},         {"/proc/self/fd", "fd"},        {"/proc/self/fd/0", "stdin"},
+        {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}, {"/proc/kcore", "core"}};
+    for (const auto& [target, name] : links)
+        TRY_AS("--dev", ops::symlinkat(target, dev, name, root.shown(cat("/dev/", name))));
+    return {};
+}
+
+Status mount_sys(const Root& root, const Context& ctx, bool mask) {
+    auto at = TRY(open_in_root(root, "/sys", Create::dir, 0555, "--sys"));
+    auto r = mount_new("sysfs", at,
+                       MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, {});
+    if (!r) {
+        Error e = prefixed(std::move(r).error(), "--sys");
+        if (ctx.in_userns)
+            e.hint = "in a user namespace sysfs needs a network namespace of its own (unshare-run --net); "
+                     "or use --bind /sys:/sys:ro";
+        return e;
+    }
+    if (mask && exists_in_root(root, "/sys/firmware")) {
+        auto fw = TRY(open_in_root(root, "/sys/firmware", Create::none, 0, "--sys"));
+        TRY_AS("--sys", mount_new("tmpfs", fw, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                                   MOUNT_ATTR_NOEXEC,
+                                  {{"size", "0"}}));
+    }
+    return {};
+}
+
+Status bind_etc_files(const Root& root, const RootSpec& spec) {
+    const std::pair<const std::string*, const char*> files[] = {
+        {&spec.hosts, "/etc/hosts"}, {&spec.hostname, "/etc/hostname"}, {&spec.resolv, "/etc/resolv.conf"}};
+    for (const auto& [src, dst] : files) {
+        if (src->empty()) continue;
+        const char* opt = std::string_view(dst) == "/etc/resolv.conf" ? "--resolv" : "--hosts";
+        auto at = TRY(open_in_root(root, dst, Create::file, 0644, opt));
+        TRY_AS(opt, bind_on(*src, at, true, false));
+    }
+    return {};
+}
+
+Status apply_step(const Root& root, const Step& st) {
+    std::string what = cat(step_option(st.kind), " ", st.dst);
+    switch (st.kind) {
+    case StepKind::bind: {
+        struct stat s;
+        if (::stat(st.src.c_str(), &s) != 0) return sys_error(cat("--bind source ", st.src));
+        auto at = TRY(open_in_root(root, st.dst, S_ISDIR(s.st_mode) ? Create::dir : Create::file, 0,
+                                   cat("--bind ", st.src)));
+        auto r = bind_on(st.src, at, st.read_only, true);
+        if (!r) return prefixed(std::move(r).error(), "--bind");
+        return {};
+    }
+    case StepKind::tmpfs: {
+        auto at = TRY(open_in_root(root, st.dst, Create::dir, 0755, what));
+        std::string mode = "0755";
+        if (st.mode) {
+            char b[16];
+            snprintf(b, sizeof b, "0%o", static_cast<unsigned>(st.mode));
+            mode = b;
+        }
+        auto r = st.size ? mount_new("tmpfs", at, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                                     {{"mode", mode}, {"size", std::to_string(st.size)}})
+                         : mount_new("tmpfs", at, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, {{"mode", mode}});
+        if (!r) return prefixed(std::move(r).error(), "--tmpfs");
+        return {};
+    }
+    case StepKind::symlink: {
+        auto p = TRY(open_parent_in_root(root, st.dst, what));
+        auto r = ops::symlinkat(st.src, p.dir, p.name, root.shown(st.dst));
+        if (!r && r.error().err == EEXIST) {
+            char buf[PATH_MAX];
+            ssize_t n = ::readlinkat(p.dir.get(), p.name.c_str(), buf, sizeof buf);
+            if (n >= 0 && std::string_view(buf, static_cast<size_t>(n)) == st.src) return {};
+        }
+        if (!r) return prefixed(std::move(r).error(), "--symlink");
+        return {};
+    }
+    case StepKind::mkdir: {
+        auto at = TRY(open_in_root(root, st.dst, Create::dir, st.mode ? st.mode : 0755, what));
+        (void)at;
+        return {};
+    }
+    case StepKind::file: {
+        auto p = TRY(open_parent_in_root(root, st.dst, what));
+        auto r = ops::copy_file_into(st.src, p.dir, p.name, root.shown(st.dst));
+        if (!r) {
+            Error e = prefixed(std::move(r).error(), "--file");
+            if (e.err == EROFS) e.hint = "the root is read-only: add --tmp-upper or --upper DIR";
+            return e;
+        }
+        return {};
+    }
+    case StepKind::chdir:
+        return {};  // done by apply() after the pivot
+    }
+    return {};
+}
+
+Status make_read_only(const Root& root) {
+    auto r = ops::mount_setattr(root.fd, MOUNT_ATTR_RDONLY, 0, false);
+    if (!r) return prefixed(std::move(r).error(), "--read-only");
+    return {};
+}
+
+Status pivot(const Root& root) {
+    TRY_AS("--pivot", sys::chdir(root.path.c_str()));
+    auto r = sys::pivot_root(".", ".");
+    if (!r) return prefixed(std::move(r).error(), "--pivot");
+    TRY_AS("--pivot", sys::umount2(".", MNT_DETACH));
+    TRY_AS("--pivot", sys::chdir("/"));
+    return {};
+}
+
+Status apply(const RootSpec& spec, const Context& ctx, Undo& undo) {
+    TRY(validate(spec));
+    UmaskZero umask_zero;
+    TRY(make_private());
+    auto root = TRY(assemble_root(spec, ctx, undo));
+    if (spec.proc) TRY(mount_proc(root, spec.mask));
+    if (spec.dev) TRY(mount_dev(root, ctx));
+    if (spec.sys) TRY(mount_sys(root, ctx, spec.mask));
+    TRY(bind_etc_files(root, spec));
+    const Step* chdir = nullptr;
+    for (const auto& st : spec.steps) {
+        TRY(apply_step(root, st));
+        if (st.kind == StepKind::chdir) chdir = &st;
+    }
+    if (spec.read_only) TRY(make_read_only(root));
+    if (spec.pivot) {
+        TRY(pivot(root));
+        if (chdir) TRY_AS("--chdir", sys::chdir(chdir->dst.c_str()));
+    } else if (chdir) {
+        auto at = TRY(open_in_root(root, chdir->dst, Create::none, 0, "--chdir"));
+        TRY_AS("--chdir", sys::fchdir(at.get(), at.what));
+    }
+    return {};
+}
+
+}  // namespace kago::mount

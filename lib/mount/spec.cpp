@@ -1,0 +1,123 @@
+#include "mount/spec.hpp"
+
+#include "core/parse.hpp"
+
+namespace kago::mount {
+
+const char* step_option(StepKind kind) {
+    switch (kind) {
+    case StepKind::bind: return "--bind";
+    case StepKind::tmpfs: return "--tmpfs";
+    case StepKind::symlink: return "--symlink";
+    case StepKind::mkdir: return "--mkdir";
+    case StepKind::file: return "--file";
+    case StepKind::chdir: return "--chdir";
+    }
+    return "?";
+}
+
+Result<mode_t> parse_mode(std::string_view s, std::string_view what) {
+    if (s.empty() || s.size() > 5 || s.find_first_not_of("01234567") != std::string_view::npos)
+        return usage_error(cat(what, ": '", s, "' is not an octal mode such as 0755"));
+    mode_t m = 0;
+    for (char c : s) m = m * 8 + static_cast<mode_t>(c - '0');
+    if (m > 07777) return usage_error(cat(what, ": mode '", s, "' is out of range"));
+    return m;
+}
+
+Result<std::string> normalize_in_root(std::string_view path, std::string_view what) {
+    if (path.empty()) return usage_error(cat(what, ": empty path"));
+    std::vector<std::string> parts;
+    for (auto& c : parse::split(path, '/')) {
+        if (c.empty() || c == ".") continue;
+        if (c == "..") {
+            if (parts.empty())
+                return usage_error(cat(what, ": '", path, "' escapes the root through '..'"));
+            parts.pop_back();
+            continue;
+        }
+        parts.push_back(c);
+    }
+    std::string out;
+    for (auto& p : parts) out += "/" + p;
+    return out.empty() ? std::string("/") : out;
+}
+
+std::string workdir_for(std::string_view upper) {
+    std::string u(upper);
+    while (u.size() > 1 && u.back() == '/') u.pop_back();
+    return u + ".work";
+}
+
+namespace {
+Result<std::string> dst_of(StepKind kind, std::string_view s) {
+    return normalize_in_root(s, cat(step_option(kind), " ", s));
+}
+}  // namespace
+
+Result<Step> parse_step(StepKind kind, std::string_view value) {
+    Step st;
+    st.kind = kind;
+    std::string opt = cat(step_option(kind), " '", value, "'");
+    if (value.empty()) return usage_error(cat(step_option(kind), ": empty value"));
+    auto f = parse::split(value, ':');
+    switch (kind) {
+    case StepKind::bind:
+        if (f.size() > 3 || f[0].empty() || (f.size() == 3 && f[2] != "ro" && f[2] != "rw"))
+            return usage_error(cat(opt, ": expected SRC:DST or SRC:DST:ro"));
+        st.src = f[0];
+        st.dst = TRY(dst_of(kind, f.size() >= 2 && !f[1].empty() ? f[1] : f[0]));
+        st.read_only = f.size() == 3 && f[2] == "ro";
+        break;
+    case StepKind::tmpfs:
+        if (f.size() > 3 || f[0].empty()) return usage_error(cat(opt, ": expected DST[:SIZE[:MODE]]"));
+        st.dst = TRY(dst_of(kind, f[0]));
+        if (f.size() >= 2 && !f[1].empty()) st.size = TRY(parse::size(f[1], opt));
+        if (f.size() == 3) st.mode = TRY(parse_mode(f[2], opt));
+        break;
+    case StepKind::symlink: {
+        auto colon = value.rfind(':');
+        if (colon == std::string_view::npos || colon == 0 || colon + 1 == value.size())
+            return usage_error(cat(opt, ": expected TARGET:LINK"));
+        st.src = std::string(value.substr(0, colon));
+        st.dst = TRY(dst_of(kind, value.substr(colon + 1)));
+        break;
+    }
+    case StepKind::mkdir:
+        if (f.size() > 2 || f[0].empty()) return usage_error(cat(opt, ": expected DST[:MODE]"));
+        st.dst = TRY(dst_of(kind, f[0]));
+        if (f.size() == 2) st.mode = TRY(parse_mode(f[1], opt));
+        break;
+    case StepKind::file:
+        if (f.size() != 2 || f[0].empty() || f[1].empty())
+            return usage_error(cat(opt, ": expected SRC:DST"));
+        st.src = f[0];
+        st.dst = TRY(dst_of(kind, f[1]));
+        break;
+    case StepKind::chdir:
+        st.dst = TRY(dst_of(kind, value));
+        break;
+    }
+    if (st.dst == "/" && kind != StepKind::chdir && kind != StepKind::mkdir)
+        return usage_error(cat(opt, ": DST must not be the root itself"));
+    return st;
+}
+
+Status validate(const RootSpec& spec) {
+    if (spec.layers.empty())
+        return usage_error("no --layer given: the root needs at least one layer");
+    if (spec.layers.size() > kMaxLayers)
+        return usage_error(cat("too many layers: ", spec.layers.size(), " given, overlayfs stacks at most ",
+                               kMaxLayers));
+    for (const auto& l : spec.layers)
+        if (l.empty()) return usage_error("--layer: empty path");
+    if (spec.upper.kind == UpperKind::dir && spec.upper.dir.empty())
+        return usage_error("--upper: empty path");
+    if (spec.target.empty()) return usage_error("--target: empty path");
+    for (const auto& st : spec.steps)
+        if (st.kind == StepKind::bind && st.src.empty())
+            return usage_error("--bind: empty source");
+    return {};
+}
+
+}  // namespace kago::mount

@@ -1,0 +1,90 @@
+// What a container's root filesystem is made of: a plan built from options
+// (mount-layers' command line, or pack-selfexec's payload header), checked
+// without touching the system, then applied by root.hpp.
+//
+//   kago::mount::RootSpec spec;
+//   spec.layers = {"/img/base", "/img/app"};
+//   spec.upper = Upper::tmpfs();
+//   spec.steps.push_back(TRY(parse_step(StepKind::bind, "/data:/data:ro")));
+//   TRY(validate(spec));
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace kago::mount {
+
+// overlayfs stacks at most this many lower layers (OVL_MAX_STACK).
+inline constexpr size_t kMaxLayers = 500;
+
+enum class UpperKind { none, dir, tmpfs };
+
+struct Upper {
+    UpperKind kind = UpperKind::none;
+    std::string dir;     // UpperKind::dir
+    uint64_t size = 0;   // UpperKind::tmpfs, 0: the kernel's default (half of RAM)
+};
+
+// The steps applied inside the root, in command-line order (as bubblewrap
+// does): a later step sees what an earlier one made.
+enum class StepKind { bind, tmpfs, symlink, mkdir, file, chdir };
+
+struct Step {
+    StepKind kind = StepKind::mkdir;
+    std::string src;      // bind: host path; symlink: link target; file: host file
+    std::string dst;      // path inside the root (absolute, normalized)
+    bool read_only = false;
+    uint64_t size = 0;    // tmpfs: 0 = default
+    mode_t mode = 0;      // tmpfs and mkdir: 0 = default (01777 / 0755)
+};
+
+struct RootSpec {
+    std::vector<std::string> layers;  // host directories, first = bottom
+    Upper upper;
+    std::string target;               // where the root is assembled
+    bool read_only = false;           // make the final root read-only
+    bool proc = false;                // new procfs on /proc, with runc's masks
+    bool dev = false;                 // minimal /dev on a tmpfs
+    bool sys = false;                 // read-only sysfs on /sys
+    bool mask = true;                 // mask /proc and /sys paths (with proc/sys)
+    // Host files bound over /etc/FILE when non-empty (net-setup writes them
+    // in the state directory).
+    std::string hosts, hostname, resolv;
+    std::vector<Step> steps;
+    bool pivot = false;               // pivot_root into target and detach the old root
+};
+
+// Parse one --bind/--tmpfs/--symlink/--mkdir/--file/--chdir value:
+//   bind     SRC:DST[:ro]   (DST defaults to SRC when only SRC is given)
+//   tmpfs    DST[:SIZE[:MODE]]
+//   symlink  TARGET:LINK    (split at the last ':')
+//   mkdir    DST[:MODE]
+//   file     SRC:DST        (copy the host file SRC into the root)
+//   chdir    DIR
+Result<Step> parse_step(StepKind kind, std::string_view value);
+const char* step_option(StepKind kind);  // "--bind"
+
+// An octal mode, 0 to 07777.
+Result<mode_t> parse_mode(std::string_view s, std::string_view what);
+
+// Normalize a path inside the root: absolute, no "." or empty components.
+// ".." is resolved lexically and may not climb above "/". Symlinks are not
+// looked at here (see resolve.hpp).
+Result<std::string> normalize_in_root(std::string_view path, std::string_view what);
+
+// Checks that need no system call: layers given, not too many, options that
+// contradict each other. Checks that look at the file system are done when
+// the spec is applied.
+Status validate(const RootSpec& spec);
+
+// The directory overlay uses for its work files: beside the upper
+// directory, on the same file system ("/x/up" -> "/x/up.work").
+std::string workdir_for(std::string_view upper);
+
+}  // namespace kago::mount
