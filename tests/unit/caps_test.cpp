@@ -1,0 +1,523 @@
+// Unit tests for lib/caps: everything that needs no privilege.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "caps/caps.hpp"
+#include "caps/json_value.hpp"
+#include "caps/policy.hpp"
+#include "caps/seccomp.hpp"
+#include "caps/show.hpp"
+#include "caps/user.hpp"
+
+using namespace kago::caps;
+
+namespace {
+
+class TempDir {
+  public:
+    TempDir() {
+        char tmpl[] = "/tmp/kago-caps-test.XXXXXX";
+        path_ = mkdtemp(tmpl);
+    }
+    ~TempDir() { std::system(("rm -rf " + path_).c_str()); }
+    std::string write(const std::string& name, const std::string& text) const {
+        std::string p = path_ + "/" + name;
+        std::ofstream(p) << text;
+        return p;
+    }
+
+  private:
+    std::string path_;
+};
+
+UserFiles fixture_files(const TempDir& d) {
+    UserFiles f;
+    f.passwd = d.write("passwd",
+                       "root:x:0:0:root:/root:/bin/sh\n"
+                       "nobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n"
+                       "app:x:1000:1001:app user:/home/app:/bin/sh\n");
+    f.group = d.write("group",
+                      "root:x:0:\n"
+                      "nogroup:x:65534:\n"
+                      "app:x:1001:\n"
+                      "web:x:33:app\n"
+                      "video:x:44:\n");
+    return f;
+}
+
+bool has_rule(const Profile& p, const std::string& name) {
+    for (const auto& r : p.rules)
+        if (r.syscall == name) return true;
+    return false;
+}
+
+}  // namespace
+
+// --- names -----------------------------------------------------------------
+
+TEST(CapsNames, AcceptsAnyCaseWithOrWithoutPrefix) {
+    for (const char* n : {"net_bind_service", "NET_BIND_SERVICE", "cap_net_bind_service", "CAP_Net_Bind_Service",
+                          " net_bind_service "}) {
+        auto c = cap_from_name(n);
+        ASSERT_TRUE(c.ok()) << n;
+        EXPECT_EQ(*c, 10) << n;
+    }
+    EXPECT_EQ(*cap_from_name("chown"), 0);
+    EXPECT_EQ(*cap_from_name("sys_admin"), 21);
+    EXPECT_EQ(*cap_from_name("checkpoint_restore"), 40);
+}
+
+TEST(CapsNames, UnknownNameListsTheKnownOnes) {
+    auto c = cap_from_name("net_bind_servce");
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.error().what.find("unknown capability 'net_bind_servce'"), std::string::npos);
+    EXPECT_NE(c.error().hint.find("net_bind_service"), std::string::npos);
+    EXPECT_NE(c.error().hint.find("sys_admin"), std::string::npos);
+    EXPECT_EQ(c.error().err, 0);
+}
+
+TEST(CapsNames, NameRoundTrip) {
+    for (int i = 0; i <= 40; ++i) EXPECT_EQ(*cap_from_name(cap_name(i)), i);
+    EXPECT_EQ(cap_name(10), "net_bind_service");
+}
+
+TEST(CapsSets, ParseListsAndAll) {
+    auto s = parse_caps("net_bind_service,CAP_CHOWN, kill");
+    ASSERT_TRUE(s.ok());
+    EXPECT_TRUE(s->has(10));
+    EXPECT_TRUE(s->has(0));
+    EXPECT_TRUE(s->has(5));
+    EXPECT_EQ(s->list().size(), 3u);
+    auto all = parse_caps("ALL");
+    ASSERT_TRUE(all.ok());
+    EXPECT_EQ(*all, all_caps());
+    EXPECT_FALSE(parse_caps("chown,bogus").ok());
+    EXPECT_TRUE(parse_caps("").ok());
+}
+
+TEST(CapsSets, Format) {
+    EXPECT_EQ(format_caps(CapSet{}), "none");
+    EXPECT_EQ(format_caps(all_caps()), "all");
+    CapSet s;
+    s.add(10);
+    s.add(0);
+    EXPECT_EQ(format_caps(s), "chown,net_bind_service");
+}
+
+TEST(CapsSets, SelectDropAndKeep) {
+    CapSet base = all_caps();
+    // --drop all --keep X: only X.
+    auto k = select_caps({"all"}, {"net_bind_service"}, base);
+    ASSERT_TRUE(k.ok());
+    EXPECT_EQ(k->list(), std::vector<int>{10});
+    // --keep X alone: only X as well.
+    EXPECT_EQ(select_caps({}, {"net_bind_service"}, base)->list(), std::vector<int>{10});
+    // --drop X: everything else.
+    auto d = select_caps({"net_raw,sys_admin"}, {}, base);
+    EXPECT_FALSE(d->has(13));
+    EXPECT_FALSE(d->has(21));
+    EXPECT_TRUE(d->has(0));
+    // --drop is taken from the base only.
+    CapSet small;
+    small.add(0);
+    small.add(13);
+    EXPECT_EQ(select_caps({"net_raw"}, {}, small)->list(), std::vector<int>{0});
+    EXPECT_FALSE(select_caps({"all"}, {"nonsense"}, base).ok());
+}
+
+TEST(CapsSecurebits, Names) {
+    auto b = parse_securebits("noroot,keep-caps-locked,NO_SETUID_FIXUP");
+    ASSERT_TRUE(b.ok());
+    EXPECT_EQ(*b, (1u << 0) | (1u << 5) | (1u << 2));
+    EXPECT_EQ(format_securebits(1u << 0), "SECBIT_NOROOT");
+    EXPECT_EQ(*parse_securebits("no-cap-ambient-raise"), 1u << 6);
+    auto bad = parse_securebits("noroot,sticky");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().what.find("'sticky'"), std::string::npos);
+    EXPECT_NE(bad.error().hint.find("no-setuid-fixup"), std::string::npos);
+}
+
+// --- users -----------------------------------------------------------------
+
+TEST(CapsUser, NamesAreResolvedInTheGivenFiles) {
+    TempDir d;
+    UserFiles f = fixture_files(d);
+    auto id = resolve_user("app", f);
+    ASSERT_TRUE(id.ok()) << id.error().message();
+    EXPECT_EQ(id->uid, 1000u);
+    EXPECT_EQ(id->gid, 1001u);
+    EXPECT_EQ(id->home, "/home/app");
+    EXPECT_EQ(id->name, "app");
+    auto withgroup = resolve_user("app:web", f);
+    ASSERT_TRUE(withgroup.ok());
+    EXPECT_EQ(withgroup->gid, 33u);
+    auto numbers = resolve_user("1000:44", f);
+    EXPECT_EQ(numbers->uid, 1000u);
+    EXPECT_EQ(numbers->gid, 44u);
+    EXPECT_EQ(numbers->name, "app");
+}
+
+TEST(CapsUser, NumbersNeedNoEntry) {
+    TempDir d;
+    UserFiles f = fixture_files(d);
+    auto id = resolve_user("4242", f);
+    ASSERT_TRUE(id.ok());
+    EXPECT_EQ(id->uid, 4242u);
+    EXPECT_EQ(id->gid, 4242u);
+    EXPECT_EQ(id->home, "/");
+    EXPECT_EQ(id->name, "4242");
+}
+
+TEST(CapsUser, UnknownNamesAreUsageErrors) {
+    TempDir d;
+    UserFiles f = fixture_files(d);
+    auto u = resolve_user("daemon", f);
+    ASSERT_FALSE(u.ok());
+    EXPECT_NE(u.error().what.find("user 'daemon': not found in " + f.passwd), std::string::npos);
+    EXPECT_FALSE(resolve_user("app:nosuchgroup", f).ok());
+    EXPECT_FALSE(resolve_user(":app", f).ok());
+    EXPECT_FALSE(resolve_user("app:", f).ok());
+    EXPECT_FALSE(resolve_user("99999999999", f).ok());
+}
+
+TEST(CapsUser, MissingFilesMeanNoNames) {
+    UserFiles f{"/nonexistent/passwd", "/nonexistent/group"};
+    EXPECT_FALSE(resolve_user("root", f).ok());
+    EXPECT_EQ(resolve_user("0:0", f)->uid, 0u);
+}
+
+TEST(CapsUser, Groups) {
+    TempDir d;
+    UserFiles f = fixture_files(d);
+    auto g = resolve_groups("web,44,nogroup", f);
+    ASSERT_TRUE(g.ok());
+    EXPECT_EQ(*g, (std::vector<gid_t>{33, 44, 65534}));
+    EXPECT_FALSE(resolve_groups("web,audio", f).ok());
+    EXPECT_TRUE(resolve_groups("", f)->empty());
+}
+
+// --- JSON ------------------------------------------------------------------
+
+TEST(CapsJson, ParsesValues) {
+    auto v = parse_json(R"({"a": [1, -2, 3.5e2, true, false, null], "b": "x\"y\u00e9\n", "c": {}})");
+    ASSERT_TRUE(v.ok()) << v.error().what;
+    const JsonValue* a = v->get("a");
+    ASSERT_NE(a, nullptr);
+    ASSERT_EQ(a->items.size(), 6u);
+    uint64_t n = 0;
+    EXPECT_TRUE(a->items[0].as_u64(n));
+    EXPECT_EQ(n, 1u);
+    EXPECT_FALSE(a->items[1].as_u64(n));
+    EXPECT_TRUE(a->items[3].boolean);
+    EXPECT_TRUE(a->items[5].is(JsonValue::Type::Null));
+    EXPECT_EQ(v->get("b")->text, "x\"y\xc3\xa9\n");
+    EXPECT_TRUE(v->get("c")->is(JsonValue::Type::Object));
+    EXPECT_EQ(v->get("missing"), nullptr);
+}
+
+TEST(CapsJson, RemembersPositions) {
+    auto v = parse_json("{\n  \"x\": [\n    1,\n      \"two\"\n  ]\n}");
+    ASSERT_TRUE(v.ok());
+    const JsonValue& two = v->get("x")->items[1];
+    EXPECT_EQ(two.line, 4);
+    EXPECT_EQ(two.column, 7);
+    EXPECT_EQ(where(two), "4:7: ");
+}
+
+TEST(CapsJson, ErrorsHaveLineAndColumn) {
+    struct Case {
+        const char* text;
+        const char* error;
+    } cases[] = {
+        {"{\"a\": 1,\n  \"b\" 2}", "2:7: unexpected '2', expected ':'"},
+        {"[1, 2", "1:6: unexpected end of input, expected ',' or ']'"},
+        {"{\"a\": tru}", "1:7: unexpected 't', expected a value"},
+        {"\"abc", "1:5: unterminated string"},
+        {"{} x", "1:4: unexpected text after the JSON value"},
+        {"[01]", "1:3: unexpected '1', expected ',' or ']'"},
+        {"{\"a\":\n\n   -}", "3:5: unexpected '}', expected a digit"},
+        {"", "1:1: unexpected end of input, expected a value"},
+    };
+    for (const auto& c : cases) {
+        auto v = parse_json(c.text);
+        ASSERT_FALSE(v.ok()) << c.text;
+        EXPECT_EQ(v.error().what, c.error) << c.text;
+    }
+}
+
+TEST(CapsJson, DeepNestingIsRefused) {
+    std::string deep(200, '[');
+    EXPECT_FALSE(parse_json(deep).ok());
+}
+
+// --- seccomp profiles ------------------------------------------------------
+
+TEST(CapsSeccomp, DefaultProfileBlocksTheListAndBuilds) {
+    Profile p = default_profile(CapSet{});
+    for (const char* n : {"keyctl", "add_key", "request_key", "userfaultfd", "kexec_load", "kexec_file_load", "bpf",
+                          "perf_event_open", "ptrace", "io_uring_setup", "io_uring_enter", "io_uring_register",
+                          "mount", "umount2", "pivot_root", "swapon", "sethostname", "setns", "unshare", "clone",
+                          "clone3", "socket"})
+        EXPECT_TRUE(has_rule(p, n)) << n;
+    EXPECT_EQ(p.default_action.kind, Action::Kind::Allow);
+    for (const auto& r : p.rules) {
+        if (r.syscall == "clone3") {
+            EXPECT_EQ(r.action, (Action{Action::Kind::Errno, ENOSYS}));
+        } else {
+            EXPECT_EQ(r.action, (Action{Action::Kind::Errno, EPERM})) << r.syscall;
+        }
+    }
+    EXPECT_TRUE(check(p).ok()) << check(p).error().message();
+}
+
+TEST(CapsSeccomp, KeptCapabilitiesOpenTheirCalls) {
+    CapSet admin;
+    admin.add(21);
+    Profile p = default_profile(admin);
+    EXPECT_FALSE(has_rule(p, "mount"));
+    EXPECT_FALSE(has_rule(p, "unshare"));
+    EXPECT_FALSE(has_rule(p, "clone3"));
+    EXPECT_TRUE(has_rule(p, "keyctl"));
+    EXPECT_TRUE(has_rule(p, "ptrace"));
+    CapSet ptrace;
+    ptrace.add(19);
+    EXPECT_FALSE(has_rule(default_profile(ptrace), "ptrace"));
+    EXPECT_TRUE(has_rule(default_profile(ptrace), "mount"));
+}
+
+TEST(CapsSeccomp, LogMode) {
+    Profile p = default_profile(CapSet{});
+    make_log_only(p);
+    for (const auto& r : p.rules) EXPECT_EQ(r.action.kind, Action::Kind::Log);
+    EXPECT_EQ(p.default_action.kind, Action::Kind::Allow);
+    EXPECT_TRUE(check(p).ok());
+}
+
+TEST(CapsSeccomp, DescribeNamesRules) {
+    std::string text = describe(default_profile(CapSet{}));
+    EXPECT_NE(text.find("# seccomp profile: default"), std::string::npos);
+    EXPECT_NE(text.find("default action: allow"), std::string::npos);
+    EXPECT_NE(text.find("keyctl"), std::string::npos);
+    EXPECT_NE(text.find("errno EPERM"), std::string::npos);
+    EXPECT_NE(text.find("unshare if arg0 & 0x10000000 == 0x10000000"), std::string::npos);
+    EXPECT_NE(text.find("clone3"), std::string::npos);
+    EXPECT_NE(text.find("errno ENOSYS"), std::string::npos);
+}
+
+constexpr const char kDockerLike[] = R"({
+    "defaultAction": "SCMP_ACT_ERRNO",
+    "defaultErrnoRet": 1,
+    "archMap": [
+        {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
+        {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}
+    ],
+    "syscalls": [
+        {"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+         "args": [{"index": 0, "value": 0, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+        {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+         "args": [{"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
+         "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+        {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "4.8"}},
+        {"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["amd64"]}},
+        {"names": ["s390_pci_mmio_read"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["s390x"]}}
+    ]
+})";
+
+TEST(CapsSeccomp, ReadsDockerProfiles) {
+    auto p = parse_profile(kDockerLike, "docker.json", CapSet{});
+    ASSERT_TRUE(p.ok()) << p.error().what;
+    EXPECT_EQ(p->default_action, (Action{Action::Kind::Errno, 1}));
+    EXPECT_EQ(p->arches, (std::vector<std::string>{"x86", "x32"}));
+    EXPECT_TRUE(has_rule(*p, "read"));
+    EXPECT_TRUE(has_rule(*p, "personality"));
+    EXPECT_FALSE(has_rule(*p, "mount"));  // needs sys_admin
+    EXPECT_TRUE(has_rule(*p, "clone"));   // excluded only with sys_admin
+    EXPECT_TRUE(has_rule(*p, "ptrace"));
+    EXPECT_TRUE(has_rule(*p, "arch_prctl"));
+    EXPECT_FALSE(has_rule(*p, "s390_pci_mmio_read"));
+    for (const auto& r : p->rules)
+        if (r.syscall == "clone3") {
+            EXPECT_EQ(r.action, (Action{Action::Kind::Errno, 38}));
+        }
+    EXPECT_TRUE(check(*p).ok()) << check(*p).error().message();
+
+    CapSet admin;
+    admin.add(21);
+    auto q = parse_profile(kDockerLike, "docker.json", admin);
+    ASSERT_TRUE(q.ok());
+    EXPECT_TRUE(has_rule(*q, "mount"));
+    EXPECT_FALSE(has_rule(*q, "clone"));
+}
+
+TEST(CapsSeccomp, ProfileErrorsNameThePlace) {
+    struct Case {
+        const char* text;
+        const char* error;
+    } cases[] = {
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\",\n \"syscalls\": [{\"names\": [\"getpid\", \"kexec_lod\"], "
+         "\"action\": \"SCMP_ACT_ERRNO\"}]}",
+         "p.json:2:36: unknown syscall 'kexec_lod'"},
+        {"{\"syscalls\": []}", "p.json:1:1: the profile has no defaultAction"},
+        {"{\"defaultAction\": \"SCMP_ACT_BOGUS\"}", "p.json:1:19: unsupported action 'SCMP_ACT_BOGUS'"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"]}]}",
+         "p.json:1:50: a syscalls entry has no action"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\",\n\"syscalls\": [{\"names\": [\"read\"], \"action\": "
+         "\"SCMP_ACT_ERRNO\",\n\"args\": [{\"index\": 7, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}]}",
+         "p.json:3:20: an argument index must be 0 to 5"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"architectures\": [\"SCMP_ARCH_VAX\"]}",
+         "p.json:1:55: unknown architecture 'SCMP_ARCH_VAX'"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\",,}", "p.json:1:36: unexpected ',', expected a string (an object key)"},
+        {"[]", "p.json:1:1: a profile must be a JSON object"},
+    };
+    for (const auto& c : cases) {
+        auto p = parse_profile(c.text, "p.json", CapSet{});
+        ASSERT_FALSE(p.ok()) << c.text;
+        EXPECT_EQ(p.error().what, c.error);
+    }
+}
+
+TEST(CapsSeccomp, ProfileFileMissing) {
+    auto p = load_profile_file("/nonexistent/profile.json", CapSet{});
+    ASSERT_FALSE(p.ok());
+    EXPECT_EQ(p.error().err, ENOENT);
+}
+
+// --- policy ----------------------------------------------------------------
+
+TEST(CapsPolicy, BuildChecksEverythingFirst) {
+    TempDir d;
+    Options o;
+    o.files = fixture_files(d);
+    o.drop = {"all"};
+    o.keep = {"net_bind_service"};
+    o.user = "app";
+    o.seccomp = "default";
+    auto p = build_policy(o, all_caps());
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    EXPECT_TRUE(p->change_caps);
+    EXPECT_EQ(p->keep.list(), std::vector<int>{10});
+    EXPECT_TRUE(p->no_new_privs);
+    ASSERT_TRUE(p->user);
+    EXPECT_EQ(p->user->uid, 1000u);
+    EXPECT_TRUE(p->user->groups.empty());
+    ASSERT_TRUE(p->seccomp);
+    EXPECT_TRUE(has_rule(*p->seccomp, "mount"));
+
+    o.user = "nosuchuser";
+    EXPECT_FALSE(build_policy(o, all_caps()).ok());
+    o.user = "app";
+    o.keep = {"bogus"};
+    EXPECT_FALSE(build_policy(o, all_caps()).ok());
+    o.keep = {};
+    o.seccomp = d.write("bad.json", "{\"defaultAction\": \"SCMP_ACT_ALLOW\"\n  \"syscalls\": []}");
+    auto bad = build_policy(o, all_caps());
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().what.find("bad.json:2:3: unexpected '\"', expected ',' or '}'"), std::string::npos)
+        << bad.error().what;
+}
+
+TEST(CapsPolicy, NothingAskedChangesNothing) {
+    Options o;
+    auto p = build_policy(o, all_caps());
+    ASSERT_TRUE(p.ok());
+    EXPECT_FALSE(p->change_caps);
+    EXPECT_FALSE(p->user);
+    EXPECT_FALSE(p->seccomp);
+    EXPECT_FALSE(p->securebits);
+    EXPECT_TRUE(p->no_new_privs);
+    o.allow_new_privs = true;
+    o.seccomp = "none";
+    EXPECT_FALSE(build_policy(o, all_caps())->no_new_privs);
+}
+
+TEST(CapsPolicy, LogModeApplies) {
+    Options o;
+    o.seccomp = "default";
+    o.seccomp_log = true;
+    auto p = build_policy(o, all_caps() - CapSet{uint64_t{1} << 21});
+    ASSERT_TRUE(p.ok());
+    for (const auto& r : p->seccomp->rules) EXPECT_EQ(r.action.kind, Action::Kind::Log);
+}
+
+// --- show ------------------------------------------------------------------
+
+constexpr const char kStatus[] =
+    "Name:\tsh\nUmask:\t0022\nState:\tR (running)\nUid:\t65534\t65534\t65534\t65534\n"
+    "Gid:\t65534\t65534\t65534\t65534\nGroups:\t33 44 \nCapInh:\t0000000000000000\n"
+    "CapPrm:\t0000000000000400\nCapEff:\t0000000000000400\nCapBnd:\t0000000000000400\n"
+    "CapAmb:\t0000000000000400\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t1\n";
+
+TEST(CapsShow, ParsesStatus) {
+    ProcessState s;
+    parse_status(kStatus, s);
+    EXPECT_EQ(s.comm, "sh");
+    EXPECT_EQ(s.uid, "65534 65534 65534 65534");
+    EXPECT_EQ(s.groups, "33 44");
+    EXPECT_EQ(s.effective.list(), std::vector<int>{10});
+    EXPECT_EQ(s.ambient.list(), std::vector<int>{10});
+    EXPECT_TRUE(s.inheritable.empty());
+    EXPECT_EQ(s.no_new_privs, 1);
+    EXPECT_EQ(s.seccomp, 2);
+    EXPECT_EQ(s.seccomp_filters, 1);
+}
+
+TEST(CapsShow, MapsAndCgroups) {
+    auto m = parse_id_map("         0     100000      65536\n  65536 0 1\nbogus\n");
+    ASSERT_EQ(m.size(), 2u);
+    EXPECT_EQ(m[0], (std::array<uint64_t, 3>{0, 100000, 65536}));
+    EXPECT_EQ(parse_cgroup("0::/kago/box\n"), "/kago/box");
+    EXPECT_EQ(parse_cgroup("12:pids:/a\n11:memory:/b\n0::/c\n"), "/c");
+    EXPECT_EQ(parse_cgroup("12:pids:/a\n"), "/a");
+}
+
+TEST(CapsShow, TableAndJsonOfThisProcess) {
+    auto s = inspect("self");
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    EXPECT_NE(s->pid, "self");
+    EXPECT_EQ(s->namespaces.size(), 8u);
+    std::string table = format_table(*s);
+    for (const char* k : {"bounding", "permitted", "effective", "inheritable", "ambient", "no_new_privs", "seccomp",
+                          "uid_map", "gid_map", "namespaces", "  pid", "  user", "cgroup", "root", "cwd"})
+        EXPECT_NE(table.find(k), std::string::npos) << k;
+    auto j = parse_json(format_json(*s));
+    ASSERT_TRUE(j.ok()) << j.error().what;
+    ASSERT_NE(j->get("capabilities"), nullptr);
+    EXPECT_TRUE(j->get("capabilities")->get("ambient")->is(JsonValue::Type::Array));
+    EXPECT_TRUE(j->get("seccomp")->get("mode")->is(JsonValue::Type::String));
+    EXPECT_TRUE(j->get("namespaces")->get("net")->get("host")->is(JsonValue::Type::String));
+    EXPECT_TRUE(j->get("uid_map")->is(JsonValue::Type::Array));
+}
+
+TEST(CapsShow, JsonIsWellFormedForAFixture) {
+    ProcessState s;
+    parse_status(kStatus, s);
+    s.pid = "42";
+    s.uid_map = {{0, 100000, 65536}};
+    s.namespaces.push_back(NsInfo{"pid", 4026532000, NsInfo::Host::Own});
+    s.cgroup = "/kago/\"odd\"";
+    auto j = parse_json(format_json(s));
+    ASSERT_TRUE(j.ok()) << j.error().what;
+    uint64_t pid = 0;
+    EXPECT_TRUE(j->get("pid")->as_u64(pid));
+    EXPECT_EQ(pid, 42u);
+    EXPECT_EQ(j->get("cgroup")->text, "/kago/\"odd\"");
+    EXPECT_EQ(j->get("capabilities")->get("effective")->items[0].text, "net_bind_service");
+    EXPECT_EQ(j->get("namespaces")->get("pid")->get("host")->text, "own");
+    EXPECT_TRUE(j->get("no_new_privs")->boolean);
+    std::string table = format_table(s);
+    EXPECT_NE(table.find("filter (1 filter)"), std::string::npos);
+    EXPECT_NE(table.find("0 -> 100000 (65536)"), std::string::npos);
+}
+
+TEST(CapsShow, MissingProcess) {
+    auto s = inspect("999999999");
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().what.find("process 999999999"), std::string::npos);
+}
