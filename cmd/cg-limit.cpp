@@ -1,0 +1,200 @@
+// cg-limit: create a cgroup, write the limits, start the rest of the chain
+// inside it, wait, report what the limits did, and remove the cgroup.
+// The first program of a chain; it stays on as the supervisor.
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "cgroup/cgroup.hpp"
+#include "cgroup/spawn.hpp"
+#include "core/cli.hpp"
+#include "core/env.hpp"
+#include "core/exec.hpp"
+#include "core/json.hpp"
+#include "core/proc.hpp"
+#include "core/state.hpp"
+#include "core/sys.hpp"
+#include "core/trace.hpp"
+
+namespace cg = kago::cgroup;
+namespace cli = kago::cli;
+using kago::cat;
+
+namespace {
+
+struct Args {
+    std::string memory, memory_high, memory_swap, cpus, cpu_weight, pids, io_weight;
+    std::vector<std::string> io_rbps, io_wbps, io_riops, io_wiops, rlimits;
+    std::string cpuset_cpus, cpuset_mems, parent;
+    int status_fd = -1;
+    bool if_available = false;
+};
+
+// Every value is checked before anything changes.
+cg::Limits limits_from(const Args& a, std::vector<cg::Rlimit>& rlimits) {
+    cg::Limits l;
+    auto opt = [](const std::string& s, auto parse) -> std::optional<uint64_t> {
+        if (s.empty()) return std::nullopt;
+        return cli::value_or_die(parse(s));
+    };
+    l.memory = opt(a.memory, [](auto& s) { return cg::parse_size(s, "--memory"); });
+    l.memory_high = opt(a.memory_high, [](auto& s) { return cg::parse_size(s, "--memory-high"); });
+    l.memory_swap = opt(a.memory_swap, [](auto& s) { return cg::parse_size(s, "--memory-swap"); });
+    l.cpu_quota_us = opt(a.cpus, [](auto& s) { return cg::parse_cpus(s, "--cpus"); });
+    l.cpu_weight = opt(a.cpu_weight, [](auto& s) { return cg::parse_range(s, 1, 10000, "--cpu-weight"); });
+    l.pids = opt(a.pids, [](auto& s) { return cg::parse_count(s, "--pids"); });
+    l.io_weight = opt(a.io_weight, [](auto& s) { return cg::parse_range(s, 1, 10000, "--io-weight"); });
+    auto io = [&](const std::vector<std::string>& v, cg::IoKind k) {
+        for (const auto& s : v) l.io.push_back(cli::value_or_die(cg::parse_io_limit(s, k)));
+    };
+    io(a.io_rbps, cg::IoKind::read_bps);
+    io(a.io_wbps, cg::IoKind::write_bps);
+    io(a.io_riops, cg::IoKind::read_iops);
+    io(a.io_wiops, cg::IoKind::write_iops);
+    if (!a.cpuset_cpus.empty()) l.cpuset_cpus = cli::value_or_die(cg::parse_cpu_list(a.cpuset_cpus, "--cpuset-cpus"));
+    if (!a.cpuset_mems.empty()) l.cpuset_mems = cli::value_or_die(cg::parse_cpu_list(a.cpuset_mems, "--cpuset-mems"));
+    for (const auto& r : a.rlimits) rlimits.push_back(cli::value_or_die(cg::parse_rlimit(r)));
+    return l;
+}
+
+// Remove the state directories that pointed at reaped cgroups.
+void reap_state_dirs(const std::vector<std::string>& reaped) {
+    for (const auto& dir : reaped) {
+        auto leaf = dir.substr(dir.rfind('/') + 1);
+        auto name = leaf.substr(0, leaf.rfind('.'));
+        if (!kago::state::validate_name(name)) continue;
+        std::string sd = cat(kago::state::runtime_root(), "/", name);
+        auto recorded = kago::sys::read_file(cat(sd, "/cgroup").c_str());
+        if (recorded && *recorded == dir + "\n") (void)kago::state::remove_tree(sd);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"Create a cgroup with these limits, run COMMAND in it, report what the limits did, and "
+                 "remove the cgroup.\nThe first program of a kago chain; works on cgroup v2 and v1.",
+                 "cg-limit"};
+    cli::Common common;
+    cli::setup(app, common, "[--] [COMMAND [ARG...]]");
+    Args a;
+    app.add_option("--memory", a.memory, "Memory limit: memory.max (v1: memory.limit_in_bytes); K/M/G/T or max")->type_name("SIZE");
+    app.add_option("--memory-high", a.memory_high, "Throttle and reclaim above SIZE: memory.high (v2 only)")->type_name("SIZE");
+    app.add_option("--memory-swap", a.memory_swap, "Swap allowed beyond --memory: memory.swap.max (v1: memsw = memory + SIZE)")->type_name("SIZE");
+    app.add_option("--cpus", a.cpus, "CPU bandwidth, e.g. 1.5 CPUs: cpu.max (v1: cfs_quota_us/cfs_period_us)")->type_name("FRACTION");
+    app.add_option("--cpu-weight", a.cpu_weight, "Relative CPU weight 1-10000, default 100: cpu.weight (v1: cpu.shares = N*1024/100)")->type_name("N");
+    app.add_option("--pids", a.pids, "Maximum number of processes and threads: pids.max")->type_name("N");
+    app.add_option("--io-read-bps", a.io_rbps, "Read bytes per second from DEV (path or MAJ:MIN): io.max rbps (v1: blkio.throttle)")->type_name("DEV:RATE")->take_all();
+    app.add_option("--io-write-bps", a.io_wbps, "Write bytes per second to DEV: io.max wbps")->type_name("DEV:RATE")->take_all();
+    app.add_option("--io-read-iops", a.io_riops, "Read operations per second from DEV: io.max riops")->type_name("DEV:RATE")->take_all();
+    app.add_option("--io-write-iops", a.io_wiops, "Write operations per second to DEV: io.max wiops")->type_name("DEV:RATE")->take_all();
+    app.add_option("--io-weight", a.io_weight, "Relative I/O weight 1-10000: io.weight or io.bfq.weight (v1: blkio.bfq.weight)")->type_name("N");
+    app.add_option("--cpuset-cpus", a.cpuset_cpus, "Run only on these CPUs, e.g. 0-3,6: cpuset.cpus")->type_name("LIST");
+    app.add_option("--cpuset-mems", a.cpuset_mems, "Allocate only on these memory nodes: cpuset.mems")->type_name("LIST");
+    app.add_option("--rlimit", a.rlimits, "Set a resource limit with prlimit, e.g. nofile=1024 or core=0:unlimited (repeatable)")->type_name("NAME=SOFT[:HARD]")->take_all();
+    app.add_option("--parent", a.parent, "Create the cgroup under PATH (default: a 'kago' cgroup beside the caller's own on v2, below it on v1)")->type_name("PATH");
+    app.add_option("--status-fd", a.status_fd, "When the command exits, write one JSON line to descriptor N: exit, signal, oom_kills, memory_peak, CPU time, throttling")->type_name("N");
+    app.add_flag("--if-available", a.if_available, "A missing controller is a warning instead of an error (the limits it would set are not applied)");
+    if (auto code = cli::parse(app, common, argc, argv)) return *code;
+
+    std::vector<cg::Rlimit> rlimits;
+    cg::Limits limits = limits_from(a, rlimits);
+    if (a.status_fd >= 0) {
+        if (a.status_fd <= 2 || ::fcntl(a.status_fd, F_GETFD) < 0)
+            cli::usage_error(cat("--status-fd: ", a.status_fd, " is not an open descriptor above 2"));
+        ::fcntl(a.status_fd, F_SETFD, FD_CLOEXEC);  // the command does not inherit it
+    } else if (app.count("--status-fd")) {
+        cli::usage_error("--status-fd: expected a descriptor number above 2");
+    }
+    std::string name = cli::value_or_die(kago::state::container_name());
+    auto next = cli::value_or_die(kago::prepare_exec(common.command));
+
+    // Which version, where, and the files to write.
+    auto layout = cli::value_or_die(cg::detect(limits.controllers()));
+    std::vector<std::string> warnings;
+    auto settings = cli::value_or_die(cg::plan(limits, layout.version, a.if_available, &warnings));
+    const bool dry = common.dry_run;
+    if (!dry) {
+        for (const auto& dir : cg::reap_leftovers(layout, a.parent)) {
+            if (common.verbose) cli::note(cat("removed the leftover cgroup ", dir));
+            std::vector<std::string> one{dir};
+            reap_state_dirs(one);
+        }
+    }
+    auto cgroup = cli::value_or_die(cg::make(layout, a.parent, cg::leaf_name(name, ::getpid())));
+
+    kago::state::StateDir state;
+    if (!dry) state = cli::value_or_die(kago::state::StateDir::acquire(name));
+    // From here on a failure removes what was created.
+    auto fail = [&](const kago::Error& e, int code = 125) {
+        cli::report(e);
+        (void)cgroup->kill();
+        (void)cgroup->remove();
+        (void)state.remove();
+        exit(code);
+    };
+    std::vector<std::string> skipped;
+    if (auto r = cgroup->create(limits, a.if_available, warnings, skipped); !r) fail(r.error());
+    for (const auto& w : warnings) cli::warn(w);
+    for (const auto& s : settings) {
+        bool skip = false;
+        for (const auto& c : skipped) skip |= s.controller == c || s.controller == cg::v1_controller(c);
+        if (skip) continue;
+        if (auto r = cgroup->apply(s); !r) {
+            if (!a.if_available || r.error().err != ENOENT) fail(r.error());
+            cli::warn(cat(r.error().message(), "; running without ", s.option));
+        }
+    }
+    ::setenv(kago::env::kCgroup, cgroup->path().c_str(), 1);
+    if (auto r = state.write("cgroup", cgroup->path()); !r) fail(r.error());
+
+    cg::JoinTarget join;
+    if (dry) {
+        if (layout.version == cg::Version::v2) join.dir_path = cgroup->path();
+        else
+            for (const auto& d : cgroup->dirs()) join.procs_paths.push_back(d + "/cgroup.procs");
+    } else {
+        auto j = cgroup->join_target();
+        if (!j) fail(j.error());
+        join = std::move(j).value();
+    }
+    kago::proc::SignalBlock signals;
+    cg::SpawnRequest req{&next, &join, rlimits, &signals};
+    if (dry) {
+        cg::print_plan(req);
+        cli::exec_command(next, false);
+    }
+
+    // The supervisor: orphans of the container become our children, so
+    // that we reap them after the kill.
+    (void)kago::trace::call([] { return std::string("prctl(PR_SET_CHILD_SUBREAPER, 1)"); },
+                            [] { return ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); });
+    cg::SpawnFailure failure;
+    auto child = cg::spawn(req, &failure);
+    if (!child) fail(failure.error, failure.code);
+    join = cg::JoinTarget{};  // close the cgroup descriptors
+
+    int terminating = 0;
+    auto ws = kago::proc::supervise(*child, [&](int sig) {
+        // The first SIGINT/SIGTERM/SIGHUP goes to the command; a second one
+        // kills everything in the cgroup.
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+            if (++terminating > 1) (void)cgroup->kill();
+        }
+    });
+    if (!ws) fail(ws.error());
+
+    // What is left of the container goes, then the report, then removal.
+    if (auto r = cgroup->kill(); !r) cli::report(r.error());
+    cg::Stats st = cgroup->stats();
+    for (const auto& line : cg::describe_effects(limits, st, *ws)) cli::note(cat(name, ": ", line));
+    if (a.status_fd >= 0) {
+        if (auto r = kago::json::write_and_close(a.status_fd, cg::status_json(name, cgroup->path(), st, *ws)); !r)
+            cli::report(r.error());
+    }
+    if (auto r = cgroup->remove(); !r) cli::report(r.error());
+    (void)state.remove();
+    kago::proc::exit_like(*ws);
+}

@@ -1,0 +1,159 @@
+#include "cgroup/cgroup.hpp"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup/backend.hpp"
+#include "core/parse.hpp"
+#include "core/sys.hpp"
+#include "core/trace.hpp"
+
+namespace kago::cgroup {
+namespace detail {
+
+bool exists(const std::string& path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string read_or_empty(const std::string& path) {
+    auto r = sys::read_file(path.c_str());
+    return r ? *r : std::string();
+}
+
+std::vector<pid_t> read_pids(const std::string& procs_path) {
+    std::vector<pid_t> out;
+    for (const auto& line : parse::split(read_or_empty(procs_path), '\n')) {
+        auto v = parse::u64(line, "pid");
+        if (v && *v > 0) out.push_back(static_cast<pid_t>(*v));
+    }
+    return out;
+}
+
+void reap_children() {
+    for (;;) {
+        int ws;
+        pid_t r = ::waitpid(-1, &ws, WNOHANG | __WALL);
+        if (r <= 0) return;
+    }
+}
+
+namespace {
+void nap_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    ::nanosleep(&ts, nullptr);
+}
+}  // namespace
+
+Status remove_dir(const std::string& path) {
+    long r = trace::call([&] { return cat("rmdir(", trace::quote(path), ")"); },
+                         [&]() -> long {
+                             for (int i = 0; i < 200; ++i) {
+                                 if (::rmdir(path.c_str()) == 0) return 0;
+                                 if (errno == ENOENT) return 0;
+                                 if (errno != EBUSY) return -1;
+                                 reap_children();
+                                 nap_ms(10);
+                             }
+                             return -1;
+                         });
+    if (r == 0) return {};
+    return sys_error(cat("remove cgroup ", path));
+}
+
+void remove_if_empty(const std::string& path) {
+    if (!exists(path)) return;
+    (void)trace::call([&] { return cat("rmdir(", trace::quote(path), ")"); },
+                      [&] { return ::rmdir(path.c_str()); });
+}
+
+Status wait_empty(const std::vector<std::string>& procs_paths) {
+    for (int i = 0; i < 1000; ++i) {
+        bool empty = true;
+        for (const auto& p : procs_paths) {
+            for (pid_t pid : read_pids(p)) {
+                empty = false;
+                ::kill(pid, SIGKILL);
+            }
+        }
+        reap_children();
+        if (empty) return {};
+        nap_ms(10);
+    }
+    errno = EBUSY;
+    return sys_error(cat("processes still in ", procs_paths.empty() ? "" : procs_paths[0], " after SIGKILL"));
+}
+
+Error for_option(std::string_view option, Error e) {
+    if (!option.empty()) e.what = cat(option, ": ", e.what);
+    return e;
+}
+
+}  // namespace detail
+
+std::string default_parent(const Hierarchy& h, Version v) {
+    if (h.own == "/" || h.own.empty()) return "/kago";
+    if (v == Version::v1) return join_path(h.own, "kago");
+    std::string up = parent_path(h.own);
+    if (::access(join_path(h.mount, up).c_str(), W_OK) == 0) return join_path(up, "kago");
+    return join_path(h.own, "kago");
+}
+
+Result<std::unique_ptr<Cgroup>> make(const Layout& layout, std::string_view parent, std::string leaf) {
+    if (layout.hierarchies.empty()) {
+        errno = ENOENT;
+        return sys_error("no cgroup hierarchy offers the controllers needed");
+    }
+    bool dflt = parent.empty();
+    std::string rel = dflt ? "" : normalize_parent(parent, layout.hierarchies);
+    if (layout.version == Version::v2) {
+        const auto& h = layout.hierarchies[0];
+        if (dflt) rel = default_parent(h, Version::v2);
+        return detail::make_v2(h, rel, dflt, std::move(leaf));
+    }
+    return detail::make_v1(layout.hierarchies, layout.missing, rel, dflt, std::move(leaf));
+}
+
+namespace {
+bool supervisor_alive(pid_t pid) {
+    auto comm = sys::read_file(cat("/proc/", pid, "/comm").c_str());
+    return comm && *comm == "cg-limit\n";
+}
+}  // namespace
+
+std::vector<std::string> reap_leftovers(const Layout& layout, std::string_view parent) {
+    std::vector<std::string> removed;
+    bool first = true;
+    for (const auto& h : layout.hierarchies) {
+        std::string rel = parent.empty() ? default_parent(h, layout.version)
+                                         : normalize_parent(parent, layout.hierarchies);
+        std::string pdir = join_path(h.mount, rel);
+        DIR* d = ::opendir(pdir.c_str());
+        if (!d) {
+            first = false;
+            continue;
+        }
+        std::vector<std::string> names;
+        while (struct dirent* e = ::readdir(d)) {
+            if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
+            pid_t pid = leaf_pid(e->d_name);
+            if (pid > 0 && pid != ::getpid() && !supervisor_alive(pid)) names.emplace_back(e->d_name);
+        }
+        ::closedir(d);
+        for (const auto& n : names) {
+            std::string dir = join_path(pdir, n);
+            long r = trace::call([&] { return cat("rmdir(", trace::quote(dir), ")"); },
+                                 [&] { return ::rmdir(dir.c_str()); });
+            if (r == 0 && first) removed.push_back(dir);
+        }
+        first = false;
+    }
+    return removed;
+}
+
+}  // namespace kago::cgroup

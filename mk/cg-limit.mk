@@ -1,0 +1,2 @@
+# cg-limit: static, no extra libraries.
+LDLIBS_cg-limit :=
