@@ -136,8 +136,8 @@ std::string flags(unsigned long v, std::initializer_list<FlagName> names) {
 #endif
 
 std::string clone_flags(unsigned long v) {
-    unsigned long sig = v & 0xff;  // clone()'s exit signal
-    std::string out = flags(v & ~0xfful, {{CLONE_NEWUSER, "CLONE_NEWUSER"},
+    unsigned long sig = v & 0x7f;  // clone()'s exit signal (0x80 is CLONE_NEWTIME)
+    std::string out = flags(v & ~0x7ful, {{CLONE_NEWUSER, "CLONE_NEWUSER"},
                      {CLONE_NEWPID, "CLONE_NEWPID"},
                      {CLONE_NEWNS, "CLONE_NEWNS"},
                      {CLONE_NEWUTS, "CLONE_NEWUTS"},

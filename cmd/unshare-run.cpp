@@ -1,0 +1,197 @@
+// unshare-run: create namespaces and run the rest of the chain inside them.
+//
+// This file holds the options and the order of the steps; the mechanisms
+// are in lib/ns. The steps, each traced with -v and shown by --dry-run:
+//
+//   1. check the options; open what --join and --join-pid name
+//   2. the state directory (KAGO_STATE_DIR), when we are first in the chain
+//   3. in this process: join the PID namespace, make the time namespace
+//   4. clone() a child into the new namespaces
+//   5. from outside: its uid/gid maps, the state files, --info-fd
+//   6. the child: joins, hostname, propagation, lo up, /proc; then it execs
+//      the command, or forks it and stays as its PID 1
+//   7. wait, remove the state directory, leave with the container's status
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include "core/cli.hpp"
+#include "core/env.hpp"
+#include "core/json.hpp"
+#include "core/proc.hpp"
+#include "core/state.hpp"
+#include "core/sys.hpp"
+#include "ns/child.hpp"
+#include "ns/idmap.hpp"
+#include "ns/info.hpp"
+#include "ns/join.hpp"
+#include "ns/types.hpp"
+
+using namespace kago;
+
+namespace {
+
+struct Options {
+    ns::Request ns;
+    bool die_with_parent = false;
+    bool keep_env = false;
+    int info_fd = -1;
+    std::string name;
+};
+
+void add_options(CLI::App& app, Options& o) {
+    auto& r = o.ns;
+    app.add_flag("-U,--user", r.user, "New user namespace (see the --map options)");
+    app.add_flag("-p,--pid", r.pid, "New PID namespace: the command runs under a small init as PID 1");
+    app.add_flag("-m,--mount", r.mount, "New mount namespace, with private propagation");
+    app.add_flag("-u,--uts", r.uts, "New UTS namespace (hostname)");
+    app.add_flag("-i,--ipc", r.ipc, "New IPC namespace");
+    app.add_flag("-n,--net", r.net, "New network namespace, with lo up");
+    app.add_flag("-C,--cgroup", r.cgroup, "New cgroup namespace");
+    app.add_flag("-T,--time", r.time, "New time namespace (see --monotonic, --boottime)");
+    app.add_flag("-a,--all", r.all,
+                 "All of the above but --user; without root also --user --map-root");
+    app.add_flag("-r,--map-root", r.map_root, "Map the caller to uid and gid 0 (implies --user)");
+    app.add_option("--map-user", r.map_user, "Uid map INSIDE:OUTSIDE:COUNT[,...] (implies --user)")
+        ->type_name("MAP")->allow_extra_args(false);
+    app.add_option("--map-group", r.map_group, "Gid map INSIDE:OUTSIDE:COUNT[,...] (implies --user)")
+        ->type_name("MAP")->allow_extra_args(false);
+    app.add_flag("--map-auto", r.map_auto,
+                 "Map the caller to 0 and its /etc/subuid and /etc/subgid ranges from 1 (newuidmap)");
+    app.add_option("--hostname", r.hostname, "Set the hostname (implies --uts)")->type_name("NAME");
+    app.add_option("--monotonic", r.monotonic, "CLOCK_MONOTONIC offset (implies --time)")
+        ->type_name("SECONDS");
+    app.add_option("--boottime", r.boottime, "CLOCK_BOOTTIME offset (implies --time)")
+        ->type_name("SECONDS");
+    app.add_option("--propagation", r.propagation,
+                   "Mount propagation of / in the new mount namespace: private (default), slave, "
+                   "shared or unchanged")
+        ->type_name("MODE");
+    app.add_flag("--mount-proc", r.mount_proc, "Mount a new /proc (implies --mount --pid)");
+    app.add_option("--join", r.join, "Join the namespace file PATH, e.g. net=/run/netns/web (repeatable)")
+        ->type_name("TYPE=PATH")->allow_extra_args(false);
+    app.add_option("--join-pid", r.join_pid,
+                   "Join every namespace of process PID, then its root and working directory")
+        ->type_name("PID");
+    app.add_flag("--as-pid-1", r.as_pid_1, "With --pid, run the command itself as PID 1, without init");
+    app.add_flag("--die-with-parent", o.die_with_parent, "Kill the container when our parent dies");
+    app.add_option("--info-fd", o.info_fd, "Write JSON (pid, name, namespace inodes) to descriptor N")
+        ->type_name("N");
+    app.add_option("--name", o.name, "Container name (default: KAGO_NAME, or a random id)")
+        ->type_name("NAME")->envname(env::kName);
+    app.add_flag("--keep-env", o.keep_env, "Keep the KAGO_ variables for the command");
+}
+
+// Everything after option parsing. Returns how the container ended; the
+// owners (state directory, child) clean up as this function returns.
+Result<ns::Outcome> run(Options& o, cli::Common& common) {
+    // 1. Check the options; open what we join before anything changes.
+    bool root = ::geteuid() == 0;
+    std::vector<ns::JoinSpec> specs;
+    for (const auto& j : o.ns.join) specs.push_back(TRY(ns::parse_join(j)));
+    pid_t join_pid = o.ns.join_pid.empty() ? 0 : TRY(ns::parse_pid(o.ns.join_pid));
+    ns::Joins joins = TRY(ns::open_joins(specs, join_pid));
+    TRY(ns::resolve(o.ns, root, joins.types()));
+    const unsigned long create = o.ns.create;
+    ns::MapPlan maps;
+    if (create & CLONE_NEWUSER) {
+        ns::Caller caller;
+        caller.uid = ::getuid();
+        caller.gid = ::getgid();
+        caller.privileged = root;
+        caller.path = env::get("PATH");
+        maps = TRY(ns::plan_maps({o.ns.map_root, o.ns.map_auto, o.ns.map_user, o.ns.map_group}, caller));
+    }
+    if (o.info_fd >= 0 && ::fcntl(o.info_fd, F_SETFD, FD_CLOEXEC) != 0)
+        return sys_error(cat("--info-fd ", o.info_fd));
+    if (!o.name.empty()) TRY(state::validate_name(o.name));
+    PreparedExec cmd = TRY(prepare_exec(common.command));
+    bool strip_env = !o.keep_env && !cmd.program.valid();  // the payload sees no KAGO_ variable
+    bool time_here = (create & CLONE_NEWTIME) && root;    // else the child makes it
+    std::string offsets = ns::offsets_text(o.ns.monotonic_offset, o.ns.boottime_offset);
+
+    // The child's steps, prepared here: after clone() it may not allocate.
+    proc::SignalBlock signals;  // no signal is lost between clone() and supervise()
+    ns::ChildPlan child;
+    if (o.info_fd >= 0) child.close_fd(o.info_fd);
+    if (o.die_with_parent) child.die_with_parent();
+    bool wait_early = (create & CLONE_NEWUSER) || common.verbose;  // maps first; a readable trace
+    if (wait_early) child.wait_for_parent();
+    for (const auto& j : joins.ns)
+        if (j.type != ns::Type::pid) child.join(j);
+    child.enter_root(joins);
+    if ((create & CLONE_NEWTIME) && !time_here) {
+        child.unshare(CLONE_NEWTIME);
+        if (!offsets.empty()) child.write_file("/proc/self/timens_offsets", offsets);
+    }
+    if (!o.ns.hostname.empty()) child.set_hostname(o.ns.hostname);
+    if ((create & CLONE_NEWNS) && o.ns.propagation_mode != ns::Propagation::unchanged)
+        child.mount("", "/", "", ns::propagation_flags(o.ns.propagation_mode), "",
+                    cat("change propagation of / to ", o.ns.propagation.empty() ? "private" : o.ns.propagation));
+    if (create & CLONE_NEWNET) child.loopback_up();
+    if (o.ns.mount_proc) {
+        if (o.ns.propagation_mode != ns::Propagation::private_)  // keep the new /proc from the host
+            child.mount("", "/proc", "", MS_REC | MS_PRIVATE, "", "make /proc private");
+        child.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "", "mount proc on /proc");
+    }
+    if (!wait_early) child.wait_for_parent();  // the parent reads its namespaces first
+    child.set_command(cmd, signals.old_mask(), o.ns.init, o.die_with_parent);
+
+    // 2. The state directory (not in a dry run: it makes no calls).
+    std::string name = o.name.empty() ? TRY(state::container_name()) : o.name;
+    state::StateDir state;
+    if (!common.dry_run) state = TRY(state::StateDir::acquire(name));
+    if (strip_env && !common.dry_run) env::strip_kago();
+
+    // 3. In this process: die with the parent, join the PID namespace (it
+    //    holds our children, not us), make the time namespace.
+    if (o.die_with_parent) TRY(proc::die_with_parent(SIGKILL, ::getppid()));
+    for (const auto& j : joins.ns)
+        if (j.type == ns::Type::pid) TRY(sys::setns(j.fd.get(), CLONE_NEWPID, j.path));
+    if (time_here) {
+        TRY(sys::unshare(CLONE_NEWTIME));
+        if (!offsets.empty()) TRY(sys::write_file("/proc/self/timens_offsets", offsets));
+    }
+
+    // 4. The child, in the new namespaces.
+    ns::Child c = TRY(ns::spawn(create & ~CLONE_NEWTIME, child));
+
+    // 5. From outside: the maps, the state files, --info-fd.
+    Status outside = [&]() -> Status {
+        TRY(ns::write_maps(maps, c.pid()));
+        if (common.dry_run) {
+            ns::show_dry_run(child);
+            cli::exec_command(cmd, strip_env);
+        }
+        auto inodes = TRY(ns::ns_inodes(c.pid()));
+        TRY(ns::write_state(state, c.pid(), inodes));
+        if (o.info_fd >= 0)
+            TRY(json::write_and_close(o.info_fd, ns::info_json(c.pid(), name, state.path(), inodes)));
+        return c.release();
+    }();
+    if (!outside) {
+        ns::Outcome failed = c.stop(child);  // the child may have failed first: its error explains more
+        if (failed.error) return failed;
+        return std::move(outside).error();
+    }
+
+    // 6. runs in the child. 7. Wait, forwarding signals.
+    int wstatus = TRY(proc::supervise(c.pid()));
+    return c.finish(child, wstatus);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"Run a command in new Linux namespaces.", "unshare-run"};
+    cli::Common common;
+    Options o;
+    cli::setup(app, common, "[--] [COMMAND [ARG...]]");
+    add_options(app, o);
+    if (auto code = cli::parse(app, common, argc, argv)) return *code;
+
+    auto end = run(o, common);
+    if (!end) cli::die(end.error(), 125);
+    if (end->error) cli::die(*end->error, end->code);
+    proc::exit_like(end->wstatus);
+}

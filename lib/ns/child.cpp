@@ -1,0 +1,420 @@
+#include "ns/child.hpp"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "core/proc.hpp"
+#include "core/trace.hpp"
+
+namespace kago::ns {
+
+// --- the plan, built in the parent ------------------------------------------
+
+namespace {
+std::string qn(const std::string& s) { return s.empty() ? "NULL" : trace::quote(s); }
+const char* cn(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
+}  // namespace
+
+void ChildPlan::close_fd(int fd) { steps_.push_back({Step::Op::close_fd, "", "", "", "", "", "", 0, fd}); }
+
+void ChildPlan::die_with_parent() {
+    steps_.push_back({Step::Op::die_with_parent, "prctl(PR_SET_PDEATHSIG, SIGKILL)",
+                      "prctl(PR_SET_PDEATHSIG)", "", "", "", "", 0, -1});
+}
+
+void ChildPlan::wait_for_parent() {
+    steps_.push_back({Step::Op::wait_for_parent, "", "", "", "", "", "", 0, -1});
+}
+
+void ChildPlan::join(const Join& j) {
+    steps_.push_back({Step::Op::setns,
+                      cat("setns(", j.fd.get(), " /* ", j.path, " */, ", trace::clone_flags(clone_flag(j.type)), ")"),
+                      cat("join ", name(j.type), " namespace ", j.path), "", "", "", "", clone_flag(j.type),
+                      j.fd.get()});
+}
+
+void ChildPlan::enter_root(const Joins& j) {
+    if (!j.root.valid()) return;
+    steps_.push_back({Step::Op::fchdir, cat("fchdir(", j.root.get(), " /* ", j.root_path, " */)"),
+                      cat("change directory to ", j.root_path), "", "", "", "", 0, j.root.get()});
+    steps_.push_back({Step::Op::chroot_here, "chroot(\".\")", cat("change root to ", j.root_path), "", "", "",
+                      "", 0, -1});
+    steps_.push_back({Step::Op::fchdir, cat("fchdir(", j.cwd.get(), " /* ", j.cwd_path, " */)"),
+                      cat("change directory to ", j.cwd_path), "", "", "", "", 0, j.cwd.get()});
+}
+
+void ChildPlan::unshare(unsigned long flags) {
+    std::string f = trace::clone_flags(flags);
+    steps_.push_back({Step::Op::unshare, cat("unshare(", f, ")"), cat("unshare(", f, ")"), "", "", "", "", flags, -1});
+}
+
+void ChildPlan::write_file(std::string path, std::string content) {
+    std::string text = cat("write(", trace::quote(path), ", ", trace::quote(content), ")");
+    std::string what = cat("write ", path);
+    steps_.push_back({Step::Op::write_file, std::move(text), std::move(what), std::move(path), std::move(content), "",
+                      "", 0, -1});
+}
+
+void ChildPlan::set_hostname(std::string name) {
+    steps_.push_back({Step::Op::sethostname, cat("sethostname(", trace::quote(name), ", ", name.size(), ")"),
+                      cat("set hostname '", name, "'"), name, "", "", "", 0, -1});
+}
+
+void ChildPlan::mount(std::string source, std::string target, std::string fstype, unsigned long flags,
+                      std::string data, std::string what) {
+    std::string text = cat("mount(", qn(source), ", ", qn(target), ", ", qn(fstype), ", ", trace::mount_flags(flags),
+                           ", ", qn(data), ")");
+    steps_.push_back({Step::Op::mount, std::move(text), std::move(what), std::move(source), std::move(target),
+                      std::move(fstype), std::move(data), flags, -1});
+}
+
+void ChildPlan::loopback_up() {
+    steps_.push_back({Step::Op::loopback_up, "ioctl(SIOCSIFFLAGS, {ifr_name=\"lo\", ifr_flags=IFF_UP|...})",
+                      "bring up interface lo", "", "", "", "", 0, -1});
+}
+
+void ChildPlan::set_command(const PreparedExec& cmd, const sigset_t& mask, bool init, bool die_with_parent) {
+    cmd_ = &cmd;
+    mask_ = mask;
+    init_ = init;
+    cmd_pdeathsig_ = die_with_parent;
+    const std::string& shown = cmd.program.valid() ? cmd.program_path : cmd.argv[0];
+    exec_text_ = cat("execve(", trace::quote(shown), ", ", describe_argv(cmd.argv), ", envp)");
+}
+
+void show_dry_run(const ChildPlan& plan) {
+    for (const auto& s : plan.steps())
+        if (!s.text.empty()) trace::emit(s.text + " (dry run)");
+    if (plan.init()) trace::emit("vfork() (dry run)");
+}
+
+// --- the child: async-signal-safe from here on ---------------------------------
+
+namespace {
+
+struct Report {
+    int32_t kind, step, err, status;
+};
+enum : int32_t { kStepFailed = 1, kExecFailed = 2, kStatus = 3 };
+
+void send_report(int fd, int32_t kind, int32_t step, int32_t err, int32_t status) {
+    Report r{kind, step, err, status};
+    ssize_t n;
+    do n = ::write(fd, &r, sizeof r);
+    while (n < 0 && errno == EINTR);
+}
+
+struct StepCtx {
+    const Step* step;
+    int sync_fd;
+};
+
+long loopback_up() {
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    long r = ::ioctl(s, SIOCGIFFLAGS, &ifr);
+    if (r == 0) {
+        ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+        r = ::ioctl(s, SIOCSIFFLAGS, &ifr);
+    }
+    int e = errno;
+    ::close(s);
+    errno = e;
+    return r;
+}
+
+long write_whole(const char* path, const std::string& content) {
+    int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t w = ::write(fd, content.data(), content.size());
+    int e = errno;
+    ::close(fd);
+    errno = e;
+    if (w >= 0 && static_cast<size_t>(w) != content.size()) {
+        errno = EIO;
+        return -1;
+    }
+    return w < 0 ? -1 : 0;
+}
+
+long run_step(void* arg) {
+    const auto* ctx = static_cast<const StepCtx*>(arg);
+    const Step& s = *ctx->step;
+    switch (s.op) {
+    case Step::Op::close_fd: return ::close(s.fd);
+    case Step::Op::die_with_parent: return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    case Step::Op::wait_for_parent: {
+        char b;
+        ssize_t n;
+        do n = ::read(ctx->sync_fd, &b, 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1) _exit(125);  // the parent failed or died; it reports
+        ::close(ctx->sync_fd);
+        return 0;
+    }
+    case Step::Op::setns: return ::setns(s.fd, static_cast<int>(s.flags));
+    case Step::Op::fchdir: return ::fchdir(s.fd);
+    case Step::Op::chroot_here: return ::chroot(".");
+    case Step::Op::unshare: return ::unshare(static_cast<int>(s.flags));
+    case Step::Op::write_file: return write_whole(s.a.c_str(), s.b);
+    case Step::Op::sethostname: return ::sethostname(s.a.data(), s.a.size());
+    case Step::Op::mount: return ::mount(cn(s.a), cn(s.b), cn(s.c), s.flags, cn(s.d));
+    case Step::Op::loopback_up: return loopback_up();
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+// execvp without allocation: the PATH search in a stack buffer.
+int exec_search(char* const argv[]) {
+    const char* file = argv[0];
+    if (strchr(file, '/')) {
+        ::execve(file, argv, environ);
+        return errno;
+    }
+    const char* path = ::getenv("PATH");
+    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+    size_t flen = strlen(file);
+    bool denied = false;
+    char buf[4096];
+    for (const char* p = path;; ++p) {
+        const char* end = strchrnul(p, ':');
+        size_t dlen = static_cast<size_t>(end - p);
+        if (dlen + flen + 2 <= sizeof buf) {
+            if (dlen == 0) {
+                memcpy(buf, file, flen + 1);
+            } else {
+                memcpy(buf, p, dlen);
+                buf[dlen] = '/';
+                memcpy(buf + dlen + 1, file, flen + 1);
+            }
+            ::execve(buf, argv, environ);
+            switch (errno) {
+            case EACCES: denied = true; break;
+            case ENOENT: case ENOTDIR: case ESTALE: case ENODEV: case ETIMEDOUT: break;
+            default: return errno;
+            }
+        }
+        if (*end == '\0') break;
+        p = end;
+    }
+    return denied ? EACCES : ENOENT;
+}
+
+void trace_result(const std::string& text, long r, int e) {
+    char line[4096];
+    size_t n = text.size() < 3900 ? text.size() : 3900;
+    memcpy(line, text.data(), n);
+    int m;
+    if (r < 0) {
+        const char* name = strerrorname_np(e);
+        const char* desc = strerrordesc_np(e);
+        m = snprintf(line + n, sizeof line - n, " = -1 %s (%s)", name ? name : "E?", desc ? desc : "?");
+    } else {
+        m = snprintf(line + n, sizeof line - n, " = %ld", r);
+    }
+    trace::emit(std::string_view(line, n + (m > 0 ? static_cast<size_t>(m) : 0)));
+}
+
+// The exec, in the child or in the command's vfork()ed process. When
+// `failed` is given (vfork: shared memory) the errno is left there and the
+// parent traces the result; otherwise the line is traced here, before the
+// call, like core's exec_prepared().
+[[noreturn]] void exec_command(const ChildPlan& plan, char* const argv[], int report_fd,
+                               volatile int* failed) {
+    ::sigprocmask(SIG_SETMASK, &plan.mask(), nullptr);
+    if (plan.command_dies_with_parent()) ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    bool verbose = trace::verbose() && !failed;
+    if (verbose) trace::emit(plan.exec_text());
+    int err;
+    if (plan.command()->program.valid()) {
+        ::syscall(SYS_execveat, plan.command()->program.get(), "", argv, environ, AT_EMPTY_PATH);
+        err = errno;
+    } else {
+        err = exec_search(argv);
+    }
+    if (verbose) trace_result(plan.exec_text(), -1, err);
+    if (failed) *failed = err;
+    send_report(report_fd, kExecFailed, -1, err, 0);
+    _exit(exit_code_for_exec_error(err));
+}
+
+// PID 1 (or the parent of the command below a new time namespace): reap
+// every child, forward the signals to the command, leave when it leaves.
+[[noreturn]] void init(pid_t cmd, int report_fd) {
+    sigset_t set = proc::forwarded_signals();
+    sigaddset(&set, SIGCHLD);
+    for (;;) {
+        for (;;) {
+            int ws = 0;
+            pid_t r = ::waitpid(-1, &ws, WNOHANG | __WALL);
+            if (r == cmd) {
+                send_report(report_fd, kStatus, -1, 0, ws);
+                _exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
+            }
+            if (r > 0) continue;
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) _exit(125);  // ECHILD: cannot happen while cmd lives
+            break;
+        }
+        siginfo_t info;
+        int sig = ::sigwaitinfo(&set, &info);
+        if (sig <= 0 || sig == SIGCHLD) continue;
+        // The terminal's signals already reached the command when it shares
+        // our process group; do not deliver them twice.
+        if (info.si_code == SI_KERNEL && ::getpgid(cmd) == ::getpgrp()) continue;
+        ::kill(cmd, sig);
+    }
+}
+
+[[noreturn]] void child_main(const ChildPlan& plan, char* const argv[], int sync_r, int sync_w, int report_r,
+                             int report_w) {
+    ::close(sync_w);
+    ::close(report_r);
+    const auto& steps = plan.steps();
+    for (size_t i = 0; i < steps.size(); ++i) {
+        StepCtx ctx{&steps[i], sync_r};
+        long r = steps[i].text.empty() ? run_step(&ctx) : trace::call_prepared(steps[i].text, run_step, &ctx);
+        if (r < 0) {
+            send_report(report_w, kStepFailed, static_cast<int32_t>(i), errno, 0);
+            _exit(125);
+        }
+    }
+    if (!plan.init()) exec_command(plan, argv, report_w, nullptr);
+    volatile int exec_errno = 0;
+    pid_t pid = ::vfork();  // returns once the command has exec'd or failed
+    if (pid == 0) exec_command(plan, argv, report_w, &exec_errno);
+    int e = errno;
+    if (trace::verbose()) {
+        trace_result("vfork()", pid, e);
+        if (pid > 0) trace_result(plan.exec_text(), exec_errno ? -1 : 0, exec_errno);
+    }
+    if (pid < 0) {
+        send_report(report_w, kStepFailed, -1, e, 0);
+        _exit(125);
+    }
+    init(pid, report_w);
+}
+
+}  // namespace
+
+// --- the parent's side -------------------------------------------------------
+
+Result<Child> spawn(unsigned long flags, const ChildPlan& plan) {
+    std::string text = cat("clone(", trace::clone_flags(flags | SIGCHLD), ")");
+    Child c;
+    if (trace::dry_run()) {
+        trace::emit(text + " = CHILD (dry run)");
+        c.pid_ = 0;
+        return c;
+    }
+    int sync[2], report[2];
+    if (::pipe2(sync, O_CLOEXEC) != 0) return sys_error("pipe2 (sync)");
+    if (::pipe2(report, O_CLOEXEC) != 0) {
+        int e = errno;
+        ::close(sync[0]);
+        ::close(sync[1]);
+        errno = e;
+        return sys_error("pipe2 (report)");
+    }
+    // Built before the clone: the child must not allocate.
+    std::vector<char*> argv;
+    argv.reserve(plan.command()->argv.size() + 1);
+    for (const auto& a : plan.command()->argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+
+    long pid = ::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+    if (pid == 0) child_main(plan, argv.data(), sync[0], sync[1], report[0], report[1]);
+    int e = errno;
+    if (trace::verbose()) trace::emit(text + trace::result_suffix(pid, e));
+    ::close(sync[0]);
+    ::close(report[1]);
+    if (pid < 0) {
+        ::close(sync[1]);
+        ::close(report[0]);
+        errno = e;
+        Error err = sys_error(text);
+        if (e == EPERM && ::geteuid() != 0 && !(flags & CLONE_NEWUSER))
+            err.hint = "creating namespaces needs root; without it, add --user --map-root";
+        else if (e == ENOSPC)
+            err.hint = "a namespace limit in /proc/sys/user/ was reached";
+        return err;
+    }
+    c.pid_ = static_cast<pid_t>(pid);
+    c.sync_.reset(sync[1]);
+    c.report_.reset(report[0]);
+    return c;
+}
+
+Status Child::release() {
+    if (!sync_.valid()) return {};
+    char b = 1;
+    ssize_t n;
+    do n = ::write(sync_.get(), &b, 1);
+    while (n < 0 && errno == EINTR);
+    sync_.reset();
+    if (n != 1) return sys_error(cat("release the child ", pid_));
+    return {};
+}
+
+Outcome Child::finish(const ChildPlan& plan, int wstatus) {
+    pid_ = -1;  // reaped
+    Outcome o;
+    o.wstatus = wstatus;
+    if (!report_.valid()) return o;
+    ::fcntl(report_.get(), F_SETFL, O_NONBLOCK);
+    Report r;
+    while (::read(report_.get(), &r, sizeof r) == static_cast<ssize_t>(sizeof r)) {
+        if (r.kind == kStatus) {
+            o.wstatus = r.status;
+        } else if (r.kind == kExecFailed) {
+            o.error = Error{r.err, plan.command()->argv[0], ""};
+            o.code = exit_code_for_exec_error(r.err);
+        } else if (r.kind == kStepFailed) {
+            const auto& steps = plan.steps();
+            std::string what = r.step >= 0 && static_cast<size_t>(r.step) < steps.size()
+                                   ? steps[static_cast<size_t>(r.step)].what
+                                   : std::string("fork the command");
+            o.error = Error{r.err, what, ""};
+            o.code = 125;
+        }
+    }
+    report_.reset();
+    return o;
+}
+
+Outcome Child::stop(const ChildPlan& plan) {
+    sync_.reset();
+    int ws = 0;
+    while (pid_ > 0 && ::waitpid(pid_, &ws, __WALL) < 0 && errno == EINTR) {
+    }
+    return finish(plan, ws);
+}
+
+void Child::abort() {
+    sync_.reset();
+    report_.reset();
+    if (pid_ > 0) {
+        ::kill(pid_, SIGKILL);
+        int ws;
+        while (::waitpid(pid_, &ws, __WALL) < 0 && errno == EINTR) {
+        }
+    }
+    pid_ = -1;
+}
+
+}  // namespace kago::ns

@@ -1,0 +1,135 @@
+// The child that enters the namespaces, and the small init that runs as its
+// PID 1.
+//
+// The parent prepares every step of the child as a ChildPlan: the trace
+// text, the error text and the arguments. After clone() the child only runs
+// the plan with async-signal-safe calls, as DESIGN.md requires of a forked
+// child, and reports a failure through a pipe (the step's index and errno);
+// the parent turns it into the message. The same plan is printed by a dry
+// run.
+//
+//   parent                                child (clone with CLONE_NEW*)
+//   spawn() ───────────────────────────▶  steps up to wait_for_parent()
+//   write uid/gid maps, state, info
+//   release() ──── sync pipe ──────────▶  remaining steps
+//   supervise()                           exec COMMAND, or fork it and run
+//   finish() ◀──── report pipe ────────   init(): reap, forward, exit like it
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/exec.hpp"
+#include "core/fd.hpp"
+#include "core/result.hpp"
+#include "ns/join.hpp"
+
+namespace kago::ns {
+
+struct Step {
+    enum class Op {
+        close_fd, die_with_parent, wait_for_parent, setns, fchdir, chroot_here, unshare,
+        write_file, sethostname, mount, loopback_up
+    };
+    Op op;
+    std::string text;  // the trace line, in syscall form; empty: not traced
+    std::string what;  // the object, for the error message
+    std::string a, b, c, d;
+    unsigned long flags = 0;
+    int fd = -1;
+};
+
+class ChildPlan {
+  public:
+    // Close a descriptor the child must not keep (--info-fd). Not traced.
+    void close_fd(int fd);
+    // PR_SET_PDEATHSIG(SIGKILL).
+    void die_with_parent();
+    // Block until the parent calls release(); exit quietly if it died.
+    void wait_for_parent();
+    void join(const Join& j);
+    // fchdir(root), chroot("."), fchdir(cwd): after joining the mount namespace.
+    void enter_root(const Joins& j);
+    void unshare(unsigned long flags);
+    void write_file(std::string path, std::string content);
+    void set_hostname(std::string name);
+    // NULL for an empty string, like the wrapper in core/sys.
+    void mount(std::string source, std::string target, std::string fstype, unsigned long flags,
+               std::string data, std::string what);
+    // Bring the loopback interface up: ioctl(SIOCSIFFLAGS).
+    void loopback_up();
+
+    // The command. init: fork it and stay as its parent, reaping every child
+    // and forwarding signals (as PID 1 of a new PID namespace, or below a new
+    // time namespace); otherwise exec it. `mask` is the signal mask to
+    // restore before the exec.
+    void set_command(const PreparedExec& cmd, const sigset_t& mask, bool init, bool die_with_parent);
+
+    const std::vector<Step>& steps() const { return steps_; }
+    bool init() const { return init_; }
+    const PreparedExec* command() const { return cmd_; }
+    const std::string& exec_text() const { return exec_text_; }
+    const sigset_t& mask() const { return mask_; }
+    bool command_dies_with_parent() const { return cmd_pdeathsig_; }
+
+  private:
+    std::vector<Step> steps_;
+    const PreparedExec* cmd_ = nullptr;
+    std::string exec_text_;
+    sigset_t mask_{};
+    bool init_ = false;
+    bool cmd_pdeathsig_ = false;
+};
+
+// Print the plan the way the child would trace it, marked "(dry run)".
+void show_dry_run(const ChildPlan& plan);
+
+// How the container ended.
+struct Outcome {
+    int wstatus = 0;             // leave like this: proc::exit_like()
+    std::optional<Error> error;  // a failed step or exec, to report
+    int code = 125;              // the exit status that goes with the error
+};
+
+class Child {
+  public:
+    Child() = default;
+    Child(Child&& o) noexcept
+        : pid_(std::exchange(o.pid_, -1)), sync_(std::move(o.sync_)), report_(std::move(o.report_)) {}
+    Child& operator=(Child&& o) noexcept {
+        abort();
+        pid_ = std::exchange(o.pid_, -1);
+        sync_ = std::move(o.sync_);
+        report_ = std::move(o.report_);
+        return *this;
+    }
+    ~Child() { abort(); }
+
+    pid_t pid() const { return pid_; }
+    // Let the child go on past wait_for_parent().
+    Status release();
+    // After the child was reaped with `wstatus`: what happened inside.
+    Outcome finish(const ChildPlan& plan, int wstatus);
+    // Setup failed in the parent before release(): the child leaves at
+    // wait_for_parent(); reap it and return what it reported.
+    Outcome stop(const ChildPlan& plan);
+    // Kill the child and reap it (the destructor does this).
+    void abort();
+
+  private:
+    friend Result<Child> spawn(unsigned long flags, const ChildPlan& plan);
+    pid_t pid_ = -1;
+    UniqueFd sync_;    // write end
+    UniqueFd report_;  // read end
+};
+
+// clone() a child with `flags` (CLONE_NEW*, never CLONE_NEWTIME) that runs
+// `plan`. In a dry run nothing is created and the child's pid is 0.
+Result<Child> spawn(unsigned long flags, const ChildPlan& plan);
+
+}  // namespace kago::ns

@@ -1,0 +1,236 @@
+#include "ns/idmap.hpp"
+
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "core/exec.hpp"
+#include "core/parse.hpp"
+#include "core/sys.hpp"
+#include "core/trace.hpp"
+
+namespace kago::ns {
+
+namespace {
+constexpr uint64_t kIdLimit = uint64_t{1} << 32;
+constexpr size_t kMaxLines = 340;
+
+// "/proc/1234/uid_map", or "/proc/CHILD/uid_map" in a dry run, where no
+// child exists.
+std::string proc_file(pid_t pid, std::string_view file) {
+    return pid > 0 ? cat("/proc/", pid, "/", file) : cat("/proc/CHILD/", file);
+}
+}  // namespace
+
+Result<IdMap> parse_map(std::string_view spec, std::string_view option) {
+    IdMap map;
+    if (spec.empty()) return usage_error(cat(option, " '': expected INSIDE:OUTSIDE:COUNT[,...]"));
+    for (const auto& item : parse::split(spec, ',')) {
+        auto f = parse::split(item, ':');
+        if (f.size() != 3)
+            return usage_error(cat(option, " '", spec, "': '", item, "' is not INSIDE:OUTSIDE:COUNT"));
+        uint64_t v[3];
+        for (int i = 0; i < 3; ++i) {
+            auto n = parse::u64(f[i], cat(option, " '", item, "'"));
+            if (!n) return std::move(n).error();
+            if (*n >= kIdLimit)
+                return usage_error(cat(option, " '", item, "': ", f[i], " is not a 32-bit id"));
+            v[i] = *n;
+        }
+        map.push_back({static_cast<uint32_t>(v[0]), static_cast<uint32_t>(v[1]), static_cast<uint32_t>(v[2])});
+    }
+    return map;
+}
+
+Result<IdMap> parse_maps(const std::vector<std::string>& specs, std::string_view option) {
+    IdMap all;
+    for (const auto& s : specs) {
+        IdMap m = TRY(parse_map(s, option));
+        all.insert(all.end(), m.begin(), m.end());
+    }
+    TRY(check_map(all, option));
+    return all;
+}
+
+Status check_map(const IdMap& map, std::string_view option) {
+    if (map.size() > kMaxLines)
+        return usage_error(cat(option, ": ", map.size(), " ranges; the kernel takes at most ", kMaxLines));
+    for (const auto& r : map) {
+        std::string shown = cat(r.inside, ":", r.outside, ":", r.count);
+        if (r.count == 0) return usage_error(cat(option, " '", shown, "': COUNT must be at least 1"));
+        if (r.inside + uint64_t{r.count} > kIdLimit || r.outside + uint64_t{r.count} > kIdLimit)
+            return usage_error(cat(option, " '", shown, "': the range goes past 4294967295"));
+    }
+    // Sort copies by each side; neighbours must not overlap.
+    for (int side = 0; side < 2; ++side) {
+        IdMap s = map;
+        auto key = [side](const IdRange& r) { return side == 0 ? r.inside : r.outside; };
+        std::sort(s.begin(), s.end(), [&](const IdRange& a, const IdRange& b) { return key(a) < key(b); });
+        for (size_t i = 1; i < s.size(); ++i) {
+            if (uint64_t{key(s[i - 1])} + s[i - 1].count > key(s[i]))
+                return usage_error(cat(option, ": ranges ", s[i - 1].inside, ":", s[i - 1].outside, ":",
+                                       s[i - 1].count, " and ", s[i].inside, ":", s[i].outside, ":",
+                                       s[i].count, " overlap ", side == 0 ? "inside" : "outside"));
+        }
+    }
+    return {};
+}
+
+std::string map_text(const IdMap& map) {
+    std::string out;
+    for (const auto& r : map) out += cat(r.inside, " ", r.outside, " ", r.count, "\n");
+    return out;
+}
+
+std::string map_spec(const IdMap& map) {
+    std::string out;
+    for (const auto& r : map) out += cat(out.empty() ? "" : ",", r.inside, ":", r.outside, ":", r.count);
+    return out;
+}
+
+std::vector<SubRange> parse_subid(std::string_view text, std::string_view user, uint32_t id) {
+    std::vector<SubRange> out;
+    std::string idstr = std::to_string(id);
+    for (const auto& line : parse::split(text, '\n')) {
+        if (line.empty() || line[0] == '#') continue;
+        auto f = parse::split(line, ':');
+        if (f.size() != 3) continue;
+        if (!(f[0] == idstr || (!user.empty() && f[0] == user))) continue;
+        auto start = parse::u64(f[1], "start");
+        auto count = parse::u64(f[2], "count");
+        if (!start || !count || *count == 0 || *start + *count > kIdLimit) continue;
+        out.push_back({static_cast<uint32_t>(*start), static_cast<uint32_t>(*count)});
+    }
+    return out;
+}
+
+Result<IdMap> auto_map(uint32_t id, const std::vector<SubRange>& ranges, std::string_view file) {
+    if (ranges.empty())
+        return Error{ENOENT, cat("--map-auto: no range for uid/gid ", id, " in ", file),
+                     cat("add one, for example: usermod --add-subuids 100000-165535 --add-subgids "
+                         "100000-165535 USER")};
+    IdMap map{{0, id, 1}};
+    uint64_t next = 1;
+    for (const auto& r : ranges) {
+        uint32_t count = r.count;
+        if (next + count > kIdLimit) count = static_cast<uint32_t>(kIdLimit - next);
+        if (count == 0) break;
+        map.push_back({static_cast<uint32_t>(next), r.start, count});
+        next += count;
+    }
+    TRY(check_map(map, cat("--map-auto (", file, ")")));
+    return map;
+}
+
+std::string user_name(std::string_view passwd, uint32_t uid) {
+    std::string idstr = std::to_string(uid);
+    for (const auto& line : parse::split(passwd, '\n')) {
+        auto f = parse::split(line, ':');
+        if (f.size() >= 3 && f[2] == idstr) return f[0];
+    }
+    return "";
+}
+
+Result<std::string> find_helper(std::string_view program, std::string_view path) {
+    for (const auto& dir : parse::split(path, ':')) {
+        if (dir.empty()) continue;
+        std::string p = cat(dir, "/", program);
+        if (::access(p.c_str(), X_OK) == 0) return p;
+    }
+    return Error{ENOENT, std::string(program), "install the uidmap package (apt-get install uidmap)"};
+}
+
+std::vector<std::string> helper_argv(std::string_view program, pid_t pid, const IdMap& map) {
+    std::vector<std::string> argv{std::string(program), pid > 0 ? std::to_string(pid) : "CHILD"};
+    for (const auto& r : map) {
+        argv.push_back(std::to_string(r.inside));
+        argv.push_back(std::to_string(r.outside));
+        argv.push_back(std::to_string(r.count));
+    }
+    return argv;
+}
+
+Result<MapPlan> plan_maps(const MapRequest& req, const Caller& c) {
+    MapPlan p;
+    bool need_helper = false;
+    if (req.map_root) {
+        p.uid = {{0, c.uid, 1}};
+        p.gid = {{0, c.gid, 1}};
+    } else if (req.map_auto) {
+        auto passwd = sys::read_file(c.passwd.c_str());
+        std::string name = passwd ? user_name(*passwd, c.uid) : std::string();
+        auto subuid = sys::read_file(c.subuid.c_str());
+        if (!subuid) return std::move(subuid).error();
+        auto subgid = sys::read_file(c.subgid.c_str());
+        if (!subgid) return std::move(subgid).error();
+        p.uid = TRY(auto_map(c.uid, parse_subid(*subuid, name, c.uid), c.subuid));
+        p.gid = TRY(auto_map(c.gid, parse_subid(*subgid, name, c.gid), c.subgid));
+        need_helper = true;
+    }
+    if (!req.map_user.empty()) p.uid = TRY(parse_maps(req.map_user, "--map-user"));
+    if (!req.map_group.empty()) p.gid = TRY(parse_maps(req.map_group, "--map-group"));
+    // Without privilege the kernel accepts one line mapping the writer's own
+    // id; anything else goes through the setuid helpers, which check
+    // /etc/subuid and /etc/subgid.
+    auto own_only = [](const IdMap& m, uint32_t id) {
+        return m.size() == 1 && m[0].outside == id && m[0].count == 1;
+    };
+    bool uid_helper = !p.uid.empty() && (need_helper || (!c.privileged && !own_only(p.uid, c.uid)));
+    bool gid_helper = !p.gid.empty() && (need_helper || (!c.privileged && !own_only(p.gid, c.gid)));
+    if (uid_helper) p.uid_helper = TRY(find_helper("newuidmap", c.path));
+    if (gid_helper) p.gid_helper = TRY(find_helper("newgidmap", c.path));
+    // setgroups must be denied only where the kernel demands it: an
+    // unprivileged writer of gid_map. newgidmap decides for itself.
+    p.deny_setgroups = !p.gid.empty() && !gid_helper && !c.privileged;
+    return p;
+}
+
+namespace {
+Status run_helper(const std::string& path, const std::vector<std::string>& argv) {
+    int status = 0;
+    long r = trace::call(
+        [&] { return cat("execve(", trace::quote(path), ", ", describe_argv(argv), ", envp)"); },
+        [&]() -> long {
+            std::vector<char*> args;
+            for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+            args.push_back(nullptr);
+            pid_t pid;
+            int e = ::posix_spawn(&pid, path.c_str(), nullptr, nullptr, args.data(), environ);
+            if (e != 0) {
+                errno = e;
+                return -1;
+            }
+            while (::waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR) return -1;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        });
+    if (r == 0) return {};
+    std::string shown;
+    for (const auto& a : argv) shown += cat(shown.empty() ? "" : " ", a);
+    if (r < 0) return sys_error(cat("run ", shown));
+    return Error{0, cat(shown, ": exited with status ", r),
+                 cat("check the ranges of this user in /etc/sub", argv[0] == "newuidmap" ? "uid" : "gid")};
+}
+}  // namespace
+
+Status write_maps(const MapPlan& p, pid_t pid) {
+    if (!p.uid.empty()) {
+        if (!p.uid_helper.empty())
+            TRY(run_helper(p.uid_helper, helper_argv("newuidmap", pid, p.uid)));
+        else
+            TRY(sys::write_file(proc_file(pid, "uid_map").c_str(), map_text(p.uid)));
+    }
+    if (!p.gid.empty()) {
+        if (p.deny_setgroups) TRY(sys::write_file(proc_file(pid, "setgroups").c_str(), "deny"));
+        if (!p.gid_helper.empty())
+            TRY(run_helper(p.gid_helper, helper_argv("newgidmap", pid, p.gid)));
+        else
+            TRY(sys::write_file(proc_file(pid, "gid_map").c_str(), map_text(p.gid)));
+    }
+    return {};
+}
+
+}  // namespace kago::ns
