@@ -42,9 +42,9 @@ int main(int argc, char** argv) {
     std::vector<int> keep_fds;
     bool keep_env = false, print_profile = false, show_state = false, as_json = false;
     app.add_option("--drop", o.drop, "Drop these capabilities (comma-separated names, or 'all') from all five sets")
-        ->type_name("CAPS")->take_all();
+        ->type_name("CAPS")->allow_extra_args(false);
     app.add_option("--keep", o.keep, "Keep only these capabilities (with --drop: keep them anyway); they survive exec through the ambient set")
-        ->type_name("CAPS")->take_all();
+        ->type_name("CAPS")->allow_extra_args(false);
     app.add_option("--securebits", o.securebits,
                    "Set securebits: noroot, no-setuid-fixup, keep-caps, no-cap-ambient-raise, and NAME-locked")
         ->type_name("BITS");
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     app.add_flag("--print-profile", print_profile, "Print the effective seccomp rules and exit");
     app.add_flag("--keep-env", keep_env, "Keep the KAGO_ variables, and do not set HOME, USER and LOGNAME");
     app.add_option("--keep-fd", keep_fds, "Leave descriptor N open for the command (repeatable); all others above 2 are closed")
-        ->type_name("N")->take_all();
+        ->type_name("N")->allow_extra_args(false);
     app.add_flag("--show", show_state, "Print the isolation state of PID (default: this process) and exit");
     app.add_flag("--json", as_json, "With --show: print JSON");
     if (auto code = cli::parse(app, common, argc, argv)) return *code;

@@ -5,7 +5,7 @@
  *   caps_try keyctl | add_key | unshare-user | unshare-net | clone-newuser |
  *            clone3 | fork | socket-alg | socket-vsock | socket-inet |
  *            io_uring | bpf | userfaultfd | perf | ptrace | i386-getpid |
- *            x32-getpid | bind PORT | whoami | setuid0
+ *            x32-getpid | bind PORT | whoami | setuid0 | securebits
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -132,6 +133,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(n, "setuid0")) return report(n, setuid(0));
+    if (!strcmp(n, "securebits")) {
+        int b = prctl(PR_GET_SECUREBITS);
+        if (b < 0) return report(n, b);
+        printf("securebits=0x%x\n", b);
+        return 0;
+    }
     fprintf(stderr, "caps_try: unknown test '%s'\n", n);
     return 2;
 }
