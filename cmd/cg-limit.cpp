@@ -32,12 +32,23 @@ struct Args {
     bool if_available = false;
 };
 
+// A bad value is a usage error (with "Try --help"); a failed stat(2) of a
+// device is reported as it is. Both exit 125.
+template <class T>
+T checked(kago::Result<T> r) {
+    if (!r) {
+        if (r.error().err == 0) cli::usage_error(r.error().what);
+        cli::die(r.error());
+    }
+    return std::move(r).value();
+}
+
 // Every value is checked before anything changes.
 cg::Limits limits_from(const Args& a, std::vector<cg::Rlimit>& rlimits) {
     cg::Limits l;
     auto opt = [](const std::string& s, auto parse) -> std::optional<uint64_t> {
         if (s.empty()) return std::nullopt;
-        return cli::value_or_die(parse(s));
+        return checked(parse(s));
     };
     l.memory = opt(a.memory, [](auto& s) { return cg::parse_size(s, "--memory"); });
     l.memory_high = opt(a.memory_high, [](auto& s) { return cg::parse_size(s, "--memory-high"); });
@@ -47,15 +58,15 @@ cg::Limits limits_from(const Args& a, std::vector<cg::Rlimit>& rlimits) {
     l.pids = opt(a.pids, [](auto& s) { return cg::parse_count(s, "--pids"); });
     l.io_weight = opt(a.io_weight, [](auto& s) { return cg::parse_range(s, 1, 10000, "--io-weight"); });
     auto io = [&](const std::vector<std::string>& v, cg::IoKind k) {
-        for (const auto& s : v) l.io.push_back(cli::value_or_die(cg::parse_io_limit(s, k)));
+        for (const auto& s : v) l.io.push_back(checked(cg::parse_io_limit(s, k)));
     };
     io(a.io_rbps, cg::IoKind::read_bps);
     io(a.io_wbps, cg::IoKind::write_bps);
     io(a.io_riops, cg::IoKind::read_iops);
     io(a.io_wiops, cg::IoKind::write_iops);
-    if (!a.cpuset_cpus.empty()) l.cpuset_cpus = cli::value_or_die(cg::parse_cpu_list(a.cpuset_cpus, "--cpuset-cpus"));
-    if (!a.cpuset_mems.empty()) l.cpuset_mems = cli::value_or_die(cg::parse_cpu_list(a.cpuset_mems, "--cpuset-mems"));
-    for (const auto& r : a.rlimits) rlimits.push_back(cli::value_or_die(cg::parse_rlimit(r)));
+    if (!a.cpuset_cpus.empty()) l.cpuset_cpus = checked(cg::parse_cpu_list(a.cpuset_cpus, "--cpuset-cpus"));
+    if (!a.cpuset_mems.empty()) l.cpuset_mems = checked(cg::parse_cpu_list(a.cpuset_mems, "--cpuset-mems"));
+    for (const auto& r : a.rlimits) rlimits.push_back(checked(cg::parse_rlimit(r)));
     return l;
 }
 
@@ -114,7 +125,7 @@ int main(int argc, char** argv) {
     // Which version, where, and the files to write.
     auto layout = cli::value_or_die(cg::detect(limits.controllers()));
     std::vector<std::string> warnings;
-    auto settings = cli::value_or_die(cg::plan(limits, layout.version, a.if_available, &warnings));
+    auto settings = checked(cg::plan(limits, layout.version, a.if_available, &warnings));
     const bool dry = common.dry_run;
     if (!dry) {
         for (const auto& dir : cg::reap_leftovers(layout, a.parent)) {

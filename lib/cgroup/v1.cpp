@@ -102,7 +102,7 @@ class V1 final : public Cgroup {
         auto r = sys::write_file(file.c_str(), s.value);
         if (r) return {};
         Error e = for_option(s.option, std::move(r).error());
-        if (s.controller == "cpuset" && e.err == EINVAL) {
+        if (s.controller == "cpuset" && (e.err == EINVAL || e.err == ERANGE)) {
             std::string avail = trim(read_or_empty(join_path(x->parent_dir, s.files[0])));
             if (!avail.empty()) e.hint = cat("the parent cgroup offers ", s.files[0], " ", avail);
         } else if (s.controller == "blkio" && (e.err == EINVAL || e.err == ENODEV)) {

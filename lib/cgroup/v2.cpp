@@ -54,7 +54,7 @@ class V2 final : public Cgroup {
         auto r = sys::write_file(file.c_str(), s.value);
         if (r) return {};
         Error e = for_option(s.option, std::move(r).error());
-        if (s.controller == "cpuset" && e.err == EINVAL) {
+        if (s.controller == "cpuset" && (e.err == EINVAL || e.err == ERANGE)) {
             std::string eff = read_or_empty(join_path(parent_dir_, s.files[0] + ".effective"));
             while (!eff.empty() && eff.back() == '\n') eff.pop_back();
             if (!eff.empty()) e.hint = cat("the parent cgroup offers ", s.files[0], " ", eff);
