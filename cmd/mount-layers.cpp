@@ -48,8 +48,8 @@ int main(int argc, char** argv) {
         ->type_name("DIR");
     app.add_option("--upper", upper, "Keep changes in DIR (its workdir DIR.work is created beside it)")
         ->type_name("DIR");
-    app.add_flag("--tmp-upper{-}", tmp_upper,
-                 "Keep changes in a tmpfs, gone at exit (--tmp-upper=SIZE limits it)");
+    app.add_flag("--tmp-upper", tmp_upper, "Keep changes in a tmpfs, gone at exit (=SIZE limits it)")
+        ->type_name("[=SIZE]");
     app.add_option("--target", spec.target, "Assemble the root in DIR (default: STATE_DIR/root)")
         ->type_name("DIR");
     app.add_flag("--read-only", spec.read_only, "Make the final root read-only, even with an upper");
@@ -86,7 +86,11 @@ int main(int argc, char** argv) {
     if (!upper.empty()) spec.upper = {mount::UpperKind::dir, upper, 0};
     if (!tmp_upper.empty()) {
         spec.upper.kind = mount::UpperKind::tmpfs;
-        if (tmp_upper != "-") spec.upper.size = cli::value_or_die(parse::size(tmp_upper, "--tmp-upper"));
+        if (tmp_upper != "true") {
+            auto size = parse::size(tmp_upper, "--tmp-upper");
+            if (!size) cli::usage_error(size.error().message());
+            spec.upper.size = *size;
+        }
     }
     bool default_target = spec.target.empty();
     if (default_target) spec.target = "-";  // checked below, once the state dir is known

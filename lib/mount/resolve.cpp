@@ -31,6 +31,12 @@ Result<UniqueFd> open_at(const Root& root, const std::string& path, int flags) {
 }  // namespace
 
 Status check_no_escape(const Root& root, const std::string& dst, std::string_view what) {
+    auto r = resolve_in_root(root, dst, what);
+    if (!r) return std::move(r).error();
+    return {};
+}
+
+Result<std::string> resolve_in_root(const Root& root, const std::string& dst, std::string_view what) {
     std::vector<std::string> done;
     std::deque<std::string> todo;
     for (auto& c : parse::split(dst, '/')) todo.push_back(c);
@@ -79,18 +85,20 @@ Status check_no_escape(const Root& root, const std::string& dst, std::string_vie
         auto parts = parse::split(target, '/');
         for (auto it = parts.rbegin(); it != parts.rend(); ++it) todo.push_front(*it);
     }
-    return {};
+    return join(done);
 }
 
 Result<ops::Fd> open_in_root(const Root& root, const std::string& dst, Create create, mode_t mode,
                              std::string_view what) {
     if (trace::dry_run()) return ops::Fd{UniqueFd(), root.shown(dst)};
-    TRY(check_no_escape(root, dst, what));
+    std::string resolved = TRY(resolve_in_root(root, dst, what));
     auto fd = open_at(root, dst, 0);
     if (fd) return ops::Fd{std::move(fd).value(), root.shown(dst)};
     if (fd.error().err != ENOENT || create == Create::none)
         return Error{fd.error().err, cat(what, ": ", fd.error().what), {}};
-    auto parent = TRY(open_parent_in_root(root, dst, what));
+    // Create along the resolved path: a dangling symlink in the image gets
+    // its target made inside the root.
+    auto parent = TRY(open_parent_in_root(root, resolved, what));
     Status made = create == Create::dir
                       ? ops::mkdirat(parent.dir, parent.name, mode ? mode : 0755, root.shown(dst))
                       : ops::touchat(parent.dir, parent.name, mode ? mode : 0644, root.shown(dst));
@@ -101,7 +109,7 @@ Result<ops::Fd> open_in_root(const Root& root, const std::string& dst, Create cr
             e.hint = "the root is read-only: add --tmp-upper or --upper DIR, or create the path in the image";
         return e;
     }
-    auto again = open_at(root, dst, 0);
+    auto again = open_at(root, resolved, 0);
     if (!again) return Error{again.error().err, cat(what, ": ", again.error().what), {}};
     return ops::Fd{std::move(again).value(), root.shown(dst)};
 }
@@ -119,7 +127,12 @@ Result<Parent> open_parent_in_root(const Root& root, const std::string& dst, std
         out.dir = ops::Fd{UniqueFd(), root.shown(join(comps))};
         return out;
     }
-    TRY(check_no_escape(root, dst, what));
+    // The parent, with its symlinks resolved inside the root; the last name
+    // is left alone (it may be a symlink that the step replaces or checks).
+    std::string parent = TRY(resolve_in_root(root, join(comps), what));
+    comps.clear();
+    for (auto& p : parse::split(parent, '/'))
+        if (!p.empty()) comps.push_back(p);
     auto top = open_at(root, "/", O_DIRECTORY);
     if (!top) return std::move(top).error();
     ops::Fd cur{std::move(top).value(), root.path};

@@ -25,6 +25,9 @@ struct Root {
 // Refuse dst (normalized, absolute) when resolving it inside the root would
 // follow a symlink out of it. Components that do not exist yet end the walk.
 Status check_no_escape(const Root& root, const std::string& dst, std::string_view what);
+// The same walk, returning dst with every symlink resolved inside the root
+// (components that do not exist yet are kept as they are).
+Result<std::string> resolve_in_root(const Root& root, const std::string& dst, std::string_view what);
 
 // Open dst inside the root as O_PATH (following symlinks inside the root).
 // When it is missing and create is dir or file, create it and any missing

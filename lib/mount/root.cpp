@@ -209,15 +209,39 @@ size_t nspid_depth(std::string_view status) {
     return n;
 }
 
+namespace {
+pid_t parent_of(pid_t pid) {
+    auto st = sys::read_file(cat("/proc/", pid, "/stat").c_str());
+    if (!st) return 0;
+    auto paren = st->rfind(')');
+    if (paren == std::string::npos || paren + 4 >= st->size()) return 0;
+    return static_cast<pid_t>(strtol(st->c_str() + paren + 4, nullptr, 10));
+}
+}  // namespace
+
+bool same_mntns_as_ancestors() {
+    struct stat self;
+    if (::stat("/proc/self/ns/mnt", &self) != 0) return false;
+    pid_t pid = ::getppid();
+    bool checked = false;
+    for (int depth = 0; pid > 0 && depth < 64; ++depth) {
+        struct stat a;
+        if (::stat(cat("/proc/", pid, "/ns/mnt").c_str(), &a) != 0) break;
+        if (a.st_ino != self.st_ino || a.st_dev != self.st_dev) return false;
+        checked = true;
+        if (pid == 1) break;
+        pid = parent_of(pid);
+    }
+    return checked;
+}
+
 Context detect_context() {
     Context c;
     if (auto m = sys::read_file("/proc/self/uid_map")) c.in_userns = !uid_map_is_initial(*m);
     auto self = sys::read_file("/proc/self/status");
     auto init = sys::read_file("/proc/1/status");
     if (self) c.in_pidns = nspid_depth(*self) > (init ? nspid_depth(*init) : 1);
-    struct stat a, b;
-    if (::stat("/proc/self/ns/mnt", &a) == 0 && ::stat("/proc/1/ns/mnt", &b) == 0)
-        c.host_mntns = a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+    c.host_mntns = same_mntns_as_ancestors();
     return c;
 }
 

@@ -24,13 +24,16 @@ namespace kago::mount {
 struct Context {
     bool in_userns = false;      // a user namespace other than the initial one
     bool in_pidns = false;       // a PID namespace below the one /proc shows as PID 1's
-    bool host_mntns = false;     // the same mount namespace as PID 1 of /proc (refused)
+    // Every ancestor we can see shares our mount namespace: nobody made a new
+    // one for us, so mounts would change the caller's (refused).
+    bool host_mntns = false;
 };
 Context detect_context();
 
 // Pure helpers behind detect_context (unit-tested).
 bool uid_map_is_initial(std::string_view uid_map);   // "0 0 4294967295"
 size_t nspid_depth(std::string_view proc_status);    // fields on the NSpid: line
+bool same_mntns_as_ancestors();
 
 // Undo-on-failure guard: actions run in reverse order on destruction,
 // unless dismiss()ed once setup succeeded.

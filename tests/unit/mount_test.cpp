@@ -1,0 +1,245 @@
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "core/state.hpp"
+#include "core/trace.hpp"
+#include "mount/resolve.hpp"
+#include "mount/root.hpp"
+#include "mount/spec.hpp"
+
+using namespace kago;
+using namespace kago::mount;
+
+namespace {
+
+Step step(StepKind k, const char* v) {
+    auto r = parse_step(k, v);
+    EXPECT_TRUE(r.ok()) << v << ": " << (r.ok() ? "" : r.error().message());
+    return r.ok() ? r.value() : Step{};
+}
+
+std::string error_of(StepKind k, const char* v) {
+    auto r = parse_step(k, v);
+    EXPECT_FALSE(r.ok()) << v;
+    return r.ok() ? "" : r.error().message();
+}
+
+// A scratch directory used as a root (no mount needed to test resolution).
+class ScratchRoot : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/kago-mount-test.XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        ASSERT_EQ(mkdir((dir_ + "/etc").c_str(), 0755), 0);
+        ASSERT_EQ(symlink("../../../../../tmp", (dir_ + "/evil").c_str()), 0);
+        ASSERT_EQ(symlink("/etc", (dir_ + "/abs").c_str()), 0);
+        ASSERT_EQ(symlink("etc/../..", (dir_ + "/climb").c_str()), 0);
+        ASSERT_EQ(symlink("loop", (dir_ + "/loop").c_str()), 0);
+        root_.path = dir_;
+        root_.fd = ops::Fd{UniqueFd(::open(dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)), dir_};
+        ASSERT_TRUE(root_.fd.fd.valid());
+    }
+    void TearDown() override { (void)state::remove_tree(dir_); }
+    bool exists(const std::string& rel) {
+        struct stat st;
+        return ::lstat((dir_ + rel).c_str(), &st) == 0;
+    }
+    std::string dir_;
+    Root root_;
+};
+
+}  // namespace
+
+TEST(MountSpec, BindForms) {
+    auto s = step(StepKind::bind, "/src:/dst:ro");
+    EXPECT_EQ(s.src, "/src");
+    EXPECT_EQ(s.dst, "/dst");
+    EXPECT_TRUE(s.read_only);
+    s = step(StepKind::bind, "/data");
+    EXPECT_EQ(s.dst, "/data");
+    EXPECT_FALSE(s.read_only);
+    s = step(StepKind::bind, "rel/src:opt//x/./y/");
+    EXPECT_EQ(s.src, "rel/src");
+    EXPECT_EQ(s.dst, "/opt/x/y");
+    EXPECT_NE(error_of(StepKind::bind, "/a:/b:rx").find("SRC:DST:ro"), std::string::npos);
+    EXPECT_NE(error_of(StepKind::bind, ":/b").find("--bind"), std::string::npos);
+}
+
+TEST(MountSpec, DstEscapingThroughDotDotIsRefused) {
+    EXPECT_NE(error_of(StepKind::bind, "/a:/../etc").find("escapes the root"), std::string::npos);
+    EXPECT_NE(error_of(StepKind::tmpfs, "x/../../y").find("escapes the root"), std::string::npos);
+    EXPECT_EQ(step(StepKind::bind, "/a:/x/../etc").dst, "/etc");
+    EXPECT_NE(error_of(StepKind::bind, "/a:/").find("root itself"), std::string::npos);
+}
+
+TEST(MountSpec, TmpfsSizeAndMode) {
+    auto s = step(StepKind::tmpfs, "/run:64M:1777");
+    EXPECT_EQ(s.dst, "/run");
+    EXPECT_EQ(s.size, 64u << 20);
+    EXPECT_EQ(s.mode, 01777u);
+    s = step(StepKind::tmpfs, "/tmp::0700");
+    EXPECT_EQ(s.size, 0u);
+    EXPECT_EQ(s.mode, 0700u);
+    error_of(StepKind::tmpfs, "/tmp:lots");
+    error_of(StepKind::tmpfs, "/tmp:1M:999");
+}
+
+TEST(MountSpec, SymlinkSplitsAtTheLastColon) {
+    auto s = step(StepKind::symlink, "usr/lib:/lib");
+    EXPECT_EQ(s.src, "usr/lib");
+    EXPECT_EQ(s.dst, "/lib");
+    s = step(StepKind::symlink, "a:b:/c");
+    EXPECT_EQ(s.src, "a:b");
+    EXPECT_EQ(s.dst, "/c");
+    error_of(StepKind::symlink, "nolink");
+    error_of(StepKind::symlink, "target:");
+}
+
+TEST(MountSpec, MkdirFileChdir) {
+    EXPECT_EQ(step(StepKind::mkdir, "/a/b:0700").mode, 0700u);
+    EXPECT_EQ(step(StepKind::mkdir, "/a/b").mode, 0u);
+    auto f = step(StepKind::file, "/etc/motd:/etc/motd");
+    EXPECT_EQ(f.src, "/etc/motd");
+    error_of(StepKind::file, "/etc/motd");
+    EXPECT_EQ(step(StepKind::chdir, "/srv/").dst, "/srv");
+    EXPECT_EQ(step(StepKind::chdir, "/").dst, "/");
+}
+
+TEST(MountSpec, ParseMode) {
+    EXPECT_EQ(parse_mode("755", "m").value(), 0755u);
+    EXPECT_EQ(parse_mode("01777", "m").value(), 01777u);
+    EXPECT_FALSE(parse_mode("", "m").ok());
+    EXPECT_FALSE(parse_mode("8", "m").ok());
+    EXPECT_FALSE(parse_mode("17777", "m").ok());
+}
+
+TEST(MountSpec, NormalizeInRoot) {
+    EXPECT_EQ(normalize_in_root("a/b/../c", "x").value(), "/a/c");
+    EXPECT_EQ(normalize_in_root("/", "x").value(), "/");
+    EXPECT_EQ(normalize_in_root("/a/..", "x").value(), "/");
+    EXPECT_FALSE(normalize_in_root("..", "x").ok());
+    EXPECT_FALSE(normalize_in_root("", "x").ok());
+}
+
+TEST(MountSpec, Validate) {
+    RootSpec s;
+    s.target = "/t";
+    EXPECT_NE(validate(s).error().message().find("no --layer"), std::string::npos);
+    s.layers.assign(kMaxLayers, "/l");
+    EXPECT_TRUE(validate(s).ok());
+    s.layers.push_back("/l");
+    EXPECT_NE(validate(s).error().message().find("too many layers: 501"), std::string::npos);
+    s.layers = {"/l"};
+    s.upper.kind = UpperKind::dir;
+    EXPECT_FALSE(validate(s).ok());
+}
+
+TEST(MountSpec, WorkdirBesideUpper) {
+    EXPECT_EQ(workdir_for("/x/up"), "/x/up.work");
+    EXPECT_EQ(workdir_for("/x/up/"), "/x/up.work");
+}
+
+TEST(MountContext, UidMap) {
+    EXPECT_TRUE(uid_map_is_initial("         0          0 4294967295\n"));
+    EXPECT_FALSE(uid_map_is_initial("         0       1000          1\n"));
+    EXPECT_FALSE(uid_map_is_initial("0 0 4294967295\n1 1 1\n"));
+}
+
+TEST(MountContext, NSpidDepth) {
+    EXPECT_EQ(nspid_depth("Name:\tsh\nNSpid:\t4242\t1\nNSsid:\t1\n"), 2u);
+    EXPECT_EQ(nspid_depth("Name:\tsh\nNSpid:\t4242\n"), 1u);
+    EXPECT_EQ(nspid_depth("NSpid:\t7\t3\t1"), 3u);
+    EXPECT_EQ(nspid_depth("Name:\tsh\n"), 0u);
+}
+
+TEST(MountUndo, RunsInReverseUnlessDismissed) {
+    std::string log;
+    {
+        Undo u;
+        u.add([&] { log += "a"; });
+        u.add([&] { log += "b"; });
+    }
+    EXPECT_EQ(log, "ba");
+    {
+        Undo u;
+        u.add([&] { log += "c"; });
+        u.dismiss();
+    }
+    EXPECT_EQ(log, "ba");
+}
+
+TEST_F(ScratchRoot, SymlinkClimbingOutOfTheRootIsRefused) {
+    auto r = check_no_escape(root_, "/evil/x", "--bind /src");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message().find("through the symlink /evil -> ../../../../../tmp"),
+              std::string::npos)
+        << r.error().message();
+    EXPECT_FALSE(check_no_escape(root_, "/climb/x", "w").ok());
+    EXPECT_FALSE(open_in_root(root_, "/evil/x", Create::dir, 0, "w").ok());
+    EXPECT_FALSE(exists("/evil/x"));
+}
+
+TEST_F(ScratchRoot, AbsoluteSymlinkResolvesInsideTheRoot) {
+    EXPECT_TRUE(check_no_escape(root_, "/abs/hosts", "w").ok());
+    auto fd = open_in_root(root_, "/abs/new/dir", Create::dir, 0700, "w");
+    ASSERT_TRUE(fd.ok()) << fd.error().message();
+    EXPECT_TRUE(exists("/etc/new/dir"));
+    auto f = open_in_root(root_, "/abs/file", Create::file, 0, "w");
+    ASSERT_TRUE(f.ok());
+    struct stat st;
+    ASSERT_EQ(::lstat((dir_ + "/etc/file").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+}
+
+TEST_F(ScratchRoot, MissingComponentsAndLoops) {
+    EXPECT_TRUE(check_no_escape(root_, "/no/such/path", "w").ok());
+    auto r = check_no_escape(root_, "/loop/x", "w");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().err, ELOOP);
+    auto missing = open_in_root(root_, "/nothing", Create::none, 0, "--chdir");
+    ASSERT_FALSE(missing.ok());
+    EXPECT_EQ(missing.error().err, ENOENT);
+    EXPECT_NE(missing.error().message().find("--chdir"), std::string::npos);
+}
+
+TEST_F(ScratchRoot, ParentIsCreated) {
+    auto p = open_parent_in_root(root_, "/a/b/c", "w");
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    EXPECT_EQ(p->name, "c");
+    EXPECT_TRUE(exists("/a/b"));
+    EXPECT_FALSE(exists("/a/b/c"));
+}
+
+TEST_F(ScratchRoot, DryRunPlanNeedsNoPrivilege) {
+    RootSpec s;
+    s.layers = {dir_ + "/etc", dir_};
+    s.upper.kind = UpperKind::tmpfs;
+    s.target = dir_ + "/target";
+    s.proc = s.dev = s.sys = s.pivot = true;
+    s.steps.push_back(step(StepKind::tmpfs, "/run"));
+    trace::set_dry_run(true);
+    Undo undo;
+    auto r = apply(s, Context{}, undo);
+    trace::set_dry_run(false);
+    EXPECT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(undo.size(), 0u);
+    EXPECT_FALSE(exists("/target"));
+}
+
+TEST_F(ScratchRoot, MissingLayerFailsBeforeAnyMount) {
+    RootSpec s;
+    s.layers = {dir_ + "/nope"};
+    s.target = dir_ + "/target";
+    Undo undo;
+    auto r = assemble_root(s, Context{}, undo);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().err, ENOENT);
+    EXPECT_NE(r.error().message().find("--layer " + dir_ + "/nope"), std::string::npos);
+    EXPECT_EQ(undo.size(), 0u);
+}
