@@ -129,7 +129,8 @@ bool supervisor_alive(pid_t pid) {
 std::vector<std::string> reap_leftovers(const Layout& layout, std::string_view parent) {
     std::vector<std::string> removed;
     bool first = true;
-    for (const auto& h : layout.hierarchies) {
+    const auto& hs = layout.all.empty() ? layout.hierarchies : layout.all;
+    for (const auto& h : hs) {
         std::string rel = parent.empty() ? default_parent(h, layout.version)
                                          : normalize_parent(parent, layout.hierarchies);
         std::string pdir = join_path(h.mount, rel);

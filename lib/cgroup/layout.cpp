@@ -203,6 +203,19 @@ Result<Layout> choose(const std::vector<Mount>& mounts, const ProcCgroup& self,
         std::string n = v1_controller(c);
         if (!contains(want, n)) want.push_back(n);
     }
+    auto to_h = [&](const Mount* m) {
+        Hierarchy h;
+        h.mount = m->point;
+        h.controllers = m->controllers;
+        h.own.assign(1, '/');
+        for (const auto& e : self.v1) {
+            bool match = false;
+            for (const auto& ec : e.controllers) match |= contains(m->controllers, ec);
+            if (match) h.own = e.path;
+        }
+        if (m->root != "/" && h.own.rfind(m->root, 0) == 0) h.own = join_path("/", h.own.substr(m->root.size()));
+        return h;
+    };
     for (const auto& c : want) {
         const Mount* found = nullptr;
         for (auto* m : v1)
@@ -216,19 +229,16 @@ Result<Layout> choose(const std::vector<Mount>& mounts, const ProcCgroup& self,
         }
         bool dup = false;
         for (const auto& h : layout.hierarchies) dup |= h.mount == found->point;
+        if (!dup) layout.hierarchies.push_back(to_h(found));
+    }
+    for (auto* m : v1) {
+        bool dup = false;
+        for (const auto& h : layout.all) dup |= h.mount == m->point;
         if (dup) continue;
-        Hierarchy h;
-        h.mount = found->point;
-        h.controllers = found->controllers;
-        h.own.assign(1, '/');
-        for (const auto& e : self.v1) {
-            bool match = false;
-            for (const auto& ec : e.controllers) match |= contains(found->controllers, ec);
-            if (match) h.own = e.path;
-        }
-        if (found->root != "/" && h.own.rfind(found->root, 0) == 0)
-            h.own = join_path("/", h.own.substr(found->root.size()));
-        layout.hierarchies.push_back(std::move(h));
+        if (contains(m->controllers, "memory"))
+            layout.all.insert(layout.all.begin(), to_h(m));
+        else
+            layout.all.push_back(to_h(m));
     }
     return layout;
 }

@@ -48,6 +48,9 @@ struct Layout {
     Version version = Version::v2;
     // v2: exactly one. v1: one per needed hierarchy, the memory one first.
     std::vector<Hierarchy> hierarchies;
+    // v1: every mounted hierarchy, memory first, for reaping the leftovers
+    // of runs that used other controllers.
+    std::vector<Hierarchy> all;
     // Controllers that a limit needs but that no hierarchy offers.
     std::vector<std::string> missing;
 };
