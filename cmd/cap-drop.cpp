@@ -1,5 +1,6 @@
 // cap-drop: drop capabilities, set no_new_privs, load a seccomp filter,
 // switch user and groups, then exec the payload. The last step of a chain.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -78,6 +79,12 @@ int main(int argc, char** argv) {
         return 0;
     }
     auto next = cli::value_or_die(kago::prepare_exec(common.command));
+    if (!next.program.valid() && next.argv[0] == "cap-drop") {
+        // After pivot_root our own directory is out of reach, but we are
+        // still here: `cap-drop ... -- cap-drop --show` shows the result.
+        next.program.reset(::open("/proc/self/exe", O_PATH | O_CLOEXEC));
+        if (next.program.valid()) next.program_path = "/proc/self/exe";
+    }
     cli::check_or_die(caps::close_fds(keep_fds));
     cli::check_or_die(caps::apply(policy));
     if (!keep_env) caps::set_user_env(policy);
