@@ -79,6 +79,14 @@ const char* host_word(NsInfo::Host h) {
     return "unknown";
 }
 
+// "all except sys_resource" reads better than 39 names.
+std::string caps_text(CapSet set) {
+    CapSet missing = all_caps() - set;
+    if (!missing.empty() && missing.list().size() * 2 < set.list().size())
+        return cat("all except ", format_caps(missing));
+    return format_caps(set);
+}
+
 std::string pad(std::string s, size_t n) {
     if (s.size() < n) s.resize(n, ' ');
     return s;
@@ -200,11 +208,11 @@ std::string format_table(const ProcessState& s) {
     row("gid", s.gid.empty() ? "unknown" : s.gid);
     row("groups", s.groups.empty() ? "none" : s.groups);
     o += "capabilities\n";
-    row("  bounding", format_caps(s.bounding));
-    row("  permitted", format_caps(s.permitted));
-    row("  effective", format_caps(s.effective));
-    row("  inheritable", format_caps(s.inheritable));
-    row("  ambient", format_caps(s.ambient));
+    row("  bounding", caps_text(s.bounding));
+    row("  permitted", caps_text(s.permitted));
+    row("  effective", caps_text(s.effective));
+    row("  inheritable", caps_text(s.inheritable));
+    row("  ambient", caps_text(s.ambient));
     row("no_new_privs", s.no_new_privs < 0 ? "unknown" : s.no_new_privs ? "1 (on)" : "0 (off)");
     std::string sc = seccomp_mode(s.seccomp);
     if (s.seccomp == 2 && s.seccomp_filters >= 0)
