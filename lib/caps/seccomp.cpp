@@ -103,6 +103,10 @@ constexpr ArchName kArches[] = {
     {"SCMP_ARCH_MIPS64", "mips64", SCMP_ARCH_MIPS64},
     {"SCMP_ARCH_MIPSEL", "mipsel", SCMP_ARCH_MIPSEL},
     {"SCMP_ARCH_MIPSEL64", "mipsel64", SCMP_ARCH_MIPSEL64},
+    {"SCMP_ARCH_MIPS64N32", "mips64n32", SCMP_ARCH_MIPS64N32},
+    {"SCMP_ARCH_MIPSEL64N32", "mipsel64n32", SCMP_ARCH_MIPSEL64N32},
+    {"SCMP_ARCH_PARISC", "parisc", SCMP_ARCH_PARISC},
+    {"SCMP_ARCH_PARISC64", "parisc64", SCMP_ARCH_PARISC64},
     {"SCMP_ARCH_PPC", "ppc", SCMP_ARCH_PPC},
     {"SCMP_ARCH_PPC64", "ppc64", SCMP_ARCH_PPC64},
 };
@@ -219,7 +223,7 @@ class ProfileReader {
                 const ArchName* a = find_arch(arch->text);
                 if (!a) return fail(*arch, cat("unknown architecture '", arch->text, "'"));
                 if (a->token != seccomp_arch_native()) continue;
-                if (const JsonValue* subs = entry.get("subArchitectures")) {
+                if (const JsonValue* subs = entry.get("subArchitectures"); subs && !subs->is(JsonValue::Type::Null)) {
                     if (!subs->is(JsonValue::Type::Array)) return fail(*subs, "subArchitectures must be an array");
                     for (const auto& s : subs->items) TRY(add_arch(p, s));
                 }
@@ -447,7 +451,8 @@ std::string describe(const Profile& p) {
     std::string arches = "x86_64";
     for (const auto& a : p.arches) arches += cat(", ", a);
     out += cat("default action: ", describe(p.default_action), "\n");
-    out += cat("architectures: ", arches, "; other architectures (i386, x32): ", describe(p.bad_arch), "\n");
+    out += cat("architectures: ", arches, "; system calls of any other (", p.arches.empty() ? "i386, x32" : "e.g. another ABI",
+               "): ", describe(p.bad_arch), "\n");
     out += cat("rules: ", p.rules.size(), "\n");
     for (const auto& r : p.rules) {
         std::string cond;
