@@ -103,3 +103,120 @@ need_cap_drop_chain() {
     assert_output --partial "cap-drop: prctl(PR_SET_NO_NEW_PRIVS, 1) (dry run)"
     assert_output --partial 'cap-drop: execve("sh", ["sh"], envp) (dry run)'
 }
+
+# --- mount-layers ---
+
+# A scratch directory 65534 can use (not /tmp/kago-*: those are state dirs).
+ml_chain_tmp() {
+    ML_T=$(mktemp -d /tmp/mlc.XXXXXX)
+    chmod 755 "$ML_T"
+}
+
+ml_chain_need() {
+    local p
+    for p in "$@"; do
+        [ -x "$KAGO_BIN/$p" ] || skip "$p is not built"
+    done
+}
+
+@test "chains: unshare-run -> mount-layers: a busybox root with its own /proc, /dev and nothing of the host" {
+    ml_chain_need unshare-run mount-layers
+    run unshare-run --pid --mount --uts --ipc --net --hostname mlbox -- \
+        mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --dev --pivot -- \
+        /bin/sh -c 'hostname; ps -o pid= | wc -l; awk "{print \$5}" /proc/self/mountinfo | sort -u | tr "\n" " "'
+    assert_success
+    assert_line --index 0 "mlbox"
+    assert_line --index 2 "/ /dev /dev/pts /proc /proc/acpi /proc/bus /proc/irq /proc/keys /proc/sys /proc/timer_list "
+}
+
+@test "chains: after pivot_root, the payload has only 0, 1, 2 and no way back to the host" {
+    ml_chain_need unshare-run mount-layers
+    ml_chain_tmp
+    echo TOPSECRET-HOST >"$ML_T/secret"
+    exec 8<"$ML_T/secret"
+    run unshare-run --pid --mount -- \
+        mount-layers --layer "$KAGO_ROOTFS" --proc --dev --pivot -- \
+        /bin/sh -c 'ls /proc/self/fd | tr "\n" " "; echo; cat /proc/self/fd/8 2>/dev/null; cmp /proc/self/exe /bin/busybox && echo own-exe'
+    exec 8<&-
+    rm -rf "$ML_T"
+    assert_success
+    assert_line --index 0 "0 1 2 3 "  # 3: the directory ls reads
+    assert_line "own-exe"
+    refute_output --partial TOPSECRET
+}
+
+@test "chains: a kago program missing from the new root still runs after pivot_root" {
+    ml_chain_need unshare-run mount-layers cap-drop
+    [ ! -e "$KAGO_ROOTFS/bin/cap-drop" ]
+    run unshare-run --pid --mount -- \
+        mount-layers --layer "$KAGO_ROOTFS" --proc --pivot -- \
+        cap-drop --drop all -- /bin/sh -c 'grep ^CapEff /proc/self/status; env | grep -c ^KAGO_ || true'
+    assert_success
+    assert_line "CapEff:	0000000000000000"
+    assert_line "0"
+}
+
+@test "chains: KAGO_TRACE=1 shows the root being built, call by call" {
+    ml_chain_need unshare-run mount-layers
+    run env KAGO_TRACE=1 unshare-run --pid --mount -- \
+        mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --pivot -- /bin/true
+    assert_success
+    assert_output --partial 'mount-layers: fsopen("overlay", FSOPEN_CLOEXEC) = '
+    assert_output --partial 'mount-layers: pivot_root(".", ".") = 0'
+    assert_output --partial 'mount-layers: execve("/bin/true"'
+}
+
+@test "chains: Debian bash and apt-get as root, changes kept in --upper, gone with --tmp-upper" {
+    ml_chain_need unshare-run mount-layers
+    require_debian_rootfs
+    ml_chain_tmp
+    run unshare-run --pid --mount --uts --ipc -- \
+        mount-layers --layer "$DEBIAN_ROOTFS" --upper "$ML_T/up" --proc --dev --pivot -- \
+        /bin/bash -c 'apt-get --version; cat /etc/os-release; id -u; echo kept >/etc/kago-mark'
+    local kept=$(cat "$ML_T/up/etc/kago-mark" 2>/dev/null)
+    assert_success
+    assert_output --partial "apt 2.6"
+    assert_output --partial 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"'
+    assert_line "0"
+    [ "$kept" = kept ] || { rm -rf "$ML_T"; fail "the change was not kept in --upper"; }
+    run unshare-run --pid --mount -- \
+        mount-layers --layer "$DEBIAN_ROOTFS" --upper "$ML_T/up" --pivot -- /bin/cat /etc/kago-mark
+    assert_output "kept"
+    run unshare-run --pid --mount -- \
+        mount-layers --layer "$DEBIAN_ROOTFS" --tmp-upper --pivot -- /bin/bash -c 'echo x >/etc/kago-gone; cat /etc/kago-gone'
+    assert_output "x"
+    rm -rf "$ML_T"
+    [ ! -e "$DEBIAN_ROOTFS/etc/kago-gone" ] && [ ! -e "$DEBIAN_ROOTFS/etc/kago-mark" ]
+}
+
+@test "chains: Debian bash and apt-get as uid 65534 (cap-drop --user)" {
+    ml_chain_need unshare-run mount-layers cap-drop
+    require_debian_rootfs
+    run unshare-run --pid --mount --uts --ipc -- \
+        mount-layers --layer "$DEBIAN_ROOTFS" --tmp-upper --proc --dev --pivot -- \
+        cap-drop --user 65534:65534 -- /bin/bash -c 'apt-get --version; cat /etc/os-release; id -u; touch /etc/nope'
+    assert_failure 1
+    assert_output --partial "apt 2.6"
+    assert_output --partial "VERSION_CODENAME=bookworm"
+    assert_line "65534"
+    assert_output --partial "Permission denied"
+}
+
+@test "chains: rootless, uid 65534 runs Debian's bash through unshare-run --user --map-root" {
+    ml_chain_need unshare-run mount-layers
+    require_userns
+    require_debian_rootfs
+    ml_chain_tmp
+    chown 65534:65534 "$ML_T"
+    run as_nobody "$KAGO_BIN/unshare-run" --user --map-root --pid --mount -- \
+        mount-layers --layer "$DEBIAN_ROOTFS" --upper "$ML_T/up" --proc --dev --tmpfs /tmp \
+            --target "$ML_T/root" --pivot -- \
+        /bin/bash -c 'apt-get --version | head -1; grep ^ID= /etc/os-release; id -u; echo mine >/root-mark'
+    local kept=$(cat "$ML_T/up/root-mark" 2>/dev/null)
+    rm -rf "$ML_T"
+    assert_success
+    assert_output --partial "apt 2.6"
+    assert_line "ID=debian"
+    assert_line "0"
+    [ "$kept" = mine ]
+}
