@@ -104,6 +104,47 @@ need_cap_drop_chain() {
     assert_output --partial 'cap-drop: execve("sh", ["sh"], envp) (dry run)'
 }
 
+# --- cg-limit ---
+
+@test "chains: cg-limit --dry-run starts the plan of the whole chain" {
+    [ -x "$KAGO_BIN/cap-drop" ] || skip "cap-drop is not built"
+    KAGO_NAME=cgtchain1 run as_nobody env KAGO_NAME=cgtchain1 cg-limit --dry-run --memory 64M --pids 16 -- \
+        cap-drop --drop all -- sh
+    assert_success
+    assert_output --partial 'pids.max", "16") (dry run)'
+    assert_output --partial '(dry run continues)'
+    assert_output --partial 'cap-drop: execve("sh", ["sh"], envp) (dry run)'
+}
+
+@test "chains: cg-limit runs the next kago program in the cgroup with the rlimits" {
+    [ -x "$KAGO_BIN/cap-drop" ] || skip "cap-drop is not built"
+    KAGO_NAME=cgtchain2 run cg-limit --pids 16 --rlimit nofile=64 -- \
+        cap-drop --drop all -- sh -c 'ulimit -n; grep CapEff /proc/self/status; grep -c /kago/cgtchain2 /proc/self/cgroup; env | grep -c ^KAGO_ || true'
+    assert_success
+    assert_line --index 0 64
+    assert_line --regexp '^CapEff:\s+0000000000000000$'
+    assert_line --index 2 --regexp '^[1-9]'
+    assert_line --index 3 0
+}
+
+@test "chains: cg-limit --memory 32M around a container: the payload is OOM-killed and reported" {
+    for p in unshare-run mount-layers cap-drop; do
+        [ -x "$KAGO_BIN/$p" ] || skip "$p is not built"
+    done
+    [ -x "$(test_prog cgroup_alloc)" ] || skip "tests/progs/cgroup_alloc is not built"
+    KAGO_NAME=cgtchain3 run cg-limit --memory 32M --pids 64 -- \
+        unshare-run --pid --mount --uts --ipc -- \
+        mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --dev \
+            --file "$(test_prog cgroup_alloc):/bin/cgroup_alloc" --pivot -- \
+        cap-drop --drop all -- /bin/cgroup_alloc 100
+    assert_equal "$status" 137
+    refute_output --partial 'allocated 100 MiB'
+    assert_output --partial 'cg-limit: cgtchain3: '
+    assert_output --partial 'killed by the memory limit (32 MiB)'
+    run find /sys/fs/cgroup -name 'cgtchain3.*'
+    assert_output ""
+}
+
 # --- mount-layers ---
 
 # A scratch directory 65534 can use (not /tmp/kago-*: those are state dirs).
