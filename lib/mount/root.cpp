@@ -66,6 +66,7 @@ Status check_dir(const std::string& path, std::string_view what) {
         errno = ENOTDIR;
         return sys_error(cat(what, " ", path));
     }
+    if (::access(path.c_str(), R_OK | X_OK) != 0) return sys_error(cat(what, " ", path));
     return {};
 }
 

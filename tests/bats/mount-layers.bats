@@ -522,3 +522,23 @@ rootless_dirs() { chown -R 65534:65534 "$T"; }
     assert_line "ID=debian"
     assert_line "write-ok"
 }
+
+@test "rootless: --proc without a PID namespace is refused, naming the option and why" {
+    require_userns
+    rootless_dirs
+    run as_nobody unshare --user --map-root-user --mount -- mount-layers --layer "$R" --proc --target "$T/root" --pivot -- /bin/true
+    assert_failure 125
+    assert_output --partial "mount-layers: --proc: "
+    assert_output --partial "Operation not permitted"
+    assert_output --partial "mount-layers: hint: a new procfs needs a PID namespace"
+}
+
+@test "rootless: exit 125 for a layer the user cannot read" {
+    require_userns
+    rootless_dirs
+    mkdir -m 700 "$T/private"
+    chown root:root "$T/private"
+    run ml_rootless --layer "$T/private" --target "$T/root" --pivot -- /bin/true
+    assert_failure 125
+    assert_output --partial "mount-layers: --layer $T/private: Permission denied"
+}
