@@ -164,7 +164,7 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
             cli::exec_command(cmd, strip_env);
         }
         auto inodes = TRY(ns::ns_inodes(c.pid()));
-        TRY(ns::write_state(state, c.pid(), inodes));
+        TRY(ns::write_state(state, c.pid(), inodes, create | joins.types()));
         if (o.info_fd >= 0)
             TRY(json::write_and_close(o.info_fd, ns::info_json(c.pid(), name, state.path(), inodes)));
         return c.release();

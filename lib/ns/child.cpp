@@ -255,9 +255,7 @@ void trace_result(const std::string& text, long r, int e) {
 
 // PID 1 (or the parent of the command below a new time namespace): reap
 // every child, forward the signals to the command, leave when it leaves.
-[[noreturn]] void init(pid_t cmd, int report_fd) {
-    sigset_t set = proc::forwarded_signals();
-    sigaddset(&set, SIGCHLD);
+[[noreturn]] void init(pid_t cmd, int report_fd, const sigset_t& set) {
     for (;;) {
         for (;;) {
             int ws = 0;
@@ -295,6 +293,14 @@ void trace_result(const std::string& text, long r, int e) {
         }
     }
     if (!plan.init()) exec_command(plan, argv, report_w, nullptr);
+    // The init waits for these with sigwaitinfo(): they must be blocked (the
+    // parent blocked them already; a blocked signal is never discarded, not
+    // even by a PID 1 without handlers). The command gets plan.mask().
+    sigset_t wait_set;
+    sigemptyset(&wait_set);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD})
+        sigaddset(&wait_set, sig);  // proc::forwarded_signals() and SIGCHLD, without its static
+    ::sigprocmask(SIG_BLOCK, &wait_set, nullptr);
     volatile int exec_errno = 0;
     pid_t pid = ::vfork();  // returns once the command has exec'd or failed
     if (pid == 0) exec_command(plan, argv, report_w, &exec_errno);
@@ -307,7 +313,7 @@ void trace_result(const std::string& text, long r, int e) {
         send_report(report_w, kStepFailed, -1, e, 0);
         _exit(125);
     }
-    init(pid, report_w);
+    init(pid, report_w, wait_set);
 }
 
 }  // namespace

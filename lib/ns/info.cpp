@@ -1,7 +1,10 @@
 #include "ns/info.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "core/fd.hpp"
 #include "core/json.hpp"
 
 namespace kago::ns {
@@ -35,10 +38,28 @@ std::string info_json(pid_t pid, std::string_view name_, std::string_view state_
     return o.str();
 }
 
-Status write_state(const state::StateDir& dir, pid_t pid, const std::vector<NsInode>& ns) {
+Status write_state(const state::StateDir& dir, pid_t pid, const std::vector<NsInode>& ns,
+                   unsigned long types) {
     if (dir.path().empty()) return {};
-    TRY(dir.write("pid", std::to_string(pid)));
-    for (const auto& n : ns) TRY(dir.write(cat("ns/", name(n.type)), std::to_string(n.inode)));
+    // Relative to the directory, without a temporary file and rename: the
+    // directory is ours and fresh, and each file is one write(). It is on
+    // the path of every start, so it is kept to a few calls.
+    int d = ::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0) return sys_error(cat("open ", dir.path()));
+    UniqueFd owner(d);
+    auto put = [&](const std::string& file, uint64_t value) -> Status {
+        int fd = ::openat(d, file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0) return sys_error(cat("create ", dir.path(), "/", file));
+        UniqueFd f(fd);
+        std::string line = cat(value, "\n");
+        if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+            return sys_error(cat("write ", dir.path(), "/", file));
+        return {};
+    };
+    TRY(put("pid", static_cast<uint64_t>(pid)));
+    if (::mkdirat(d, "ns", 0700) != 0 && errno != EEXIST) return sys_error(cat("create directory ", dir.path(), "/ns"));
+    for (const auto& n : ns)
+        if (types & clone_flag(n.type)) TRY(put(cat("ns/", name(n.type)), n.inode));
     return {};
 }
 
