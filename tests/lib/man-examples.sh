@@ -49,7 +49,7 @@ parse() {
     /^\./ { next }
     {
         line = $0
-        if (cont) { kind = ckind; text = line }
+        if (cont) { kind = ckind; text = line; sub(/^[ \t]+/, "", text) }
         else if (line ~ /^# /) { kind = "cmd-root"; text = substr(line, 3) }
         else if (line ~ /^\$ /) { kind = "cmd-user"; text = substr(line, 3) }
         else { print title "\toutput\t" unescape(line); next }
@@ -80,6 +80,8 @@ run | show)
     work=$(mktemp -d /tmp/kago7-XXXXXX)
     chmod 755 "$work"
     ln -s "$KAGO_ROOTFS" "$work/rootfs"
+    # the unprivileged user's home, temporary and cache directories
+    mkdir -m 700 "$work/.home" && chown 65534:65534 "$work/.home"
     trap 'rm -rf "$work"' EXIT
     n=0 failed=0
     cmds=() kinds=() expects=() statuses=() shown=()
@@ -103,7 +105,7 @@ run | show)
             st=$?
         else
             setpriv --reuid=65534 --regid=65534 --clear-groups -- \
-                env -i PATH="$PATH" HOME="$work" TMPDIR="$work" XDG_CACHE_HOME="$work/.cache" \
+                env -i PATH="$PATH" HOME="$work/.home" TMPDIR="$work/.home" \
                 sh -c "${cmds[i]}" >"$out" 2>&1 </dev/null
             st=$?
         fi
