@@ -53,7 +53,7 @@ parse() {
         else if (line ~ /^# /) { kind = "cmd-root"; text = substr(line, 3) }
         else if (line ~ /^\$ /) { kind = "cmd-user"; text = substr(line, 3) }
         else { print title "\toutput\t" unescape(line); next }
-        if (text ~ /\\e$/) { cont = 1; ckind = kind; sub(/\\e$/, "", text); kind = kind "-cont" }
+        if (text ~ /\\e$/) { cont = 1; ckind = kind; sub(/[ \t]*\\e$/, "", text); kind = kind "-cont" }
         else cont = 0
         print title "\t" kind "\t" unescape(text)
     }' "$page"
