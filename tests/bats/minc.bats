@@ -227,3 +227,43 @@ made-inside"
     assert_output --regexp "unshare-run: (clone|unshare)\\(CLONE_NEWPID"
     assert_output --partial "mount-layers: pivot_root("
 }
+
+@test "minc: --nocaps drops those capabilities" {
+    require_progs unshare-run mount-layers cap-drop
+    run "$MINC" -r "$KAGO_ROOTFS" --nocaps cap_sys_admin,net_raw sh -c 'grep CapEff /proc/self/status'
+    assert_success
+    eff=$(printf '%d' "0x${output##*[[:space:]]}")
+    [ $((eff & (1 << 21))) -eq 0 ] || fail "CAP_SYS_ADMIN is still effective: $output"
+    [ $((eff & (1 << 13))) -eq 0 ] || fail "CAP_NET_RAW is still effective: $output"
+    [ $((eff & 1)) -ne 0 ] || fail "CAP_CHOWN was dropped too: $output"
+}
+
+@test "minc: -c MASK, --mem-limit, --mem-swap, --cpu-shares and --cpu-quota run under cg-limit" {
+    require_progs cg-limit unshare-run mount-layers
+    run "$MINC" -r "$KAGO_ROOTFS" -c 0x1 --mem-limit 64M --mem-swap 128M --cpu-shares 512 --cpu-quota 50000 \
+        grep Cpus_allowed_list /proc/self/status
+    assert_success
+    assert_output --regexp 'Cpus_allowed_list:.0$'
+}
+
+@test "minc: --usedev binds the host's /dev; -D gives a read-only root" {
+    require_progs unshare-run mount-layers
+    run "$MINC" -r "$KAGO_ROOTFS" --usedev ls /dev/kmsg
+    assert_success
+    run "$MINC" -r "$KAGO_ROOTFS" ls /dev/kmsg
+    assert_failure
+    run "$MINC" -D -r "$KAGO_ROOTFS" touch /kago-minc-direct
+    assert_failure
+    assert_output --partial "Read-only file system"
+}
+
+@test "minc: -B runs in the background, output in TEMPDIR/log, and -k keeps it" {
+    require_progs unshare-run mount-layers
+    run "$MINC" -B -k -r "$KAGO_ROOTFS" sh -c 'echo from-the-background'
+    assert_success
+    dir=$(echo "$output" | sed -n 's|^Run container in background. See \(.*\)/log for output.$|\1|p')
+    [ -n "$dir" ] || fail "no log directory in: $output"
+    KEEP_DIRS+=("$dir")
+    for _ in $(seq 50); do grep -q from-the-background "$dir/log" 2>/dev/null && break; sleep 0.1; done
+    assert_equal "$(cat "$dir/log")" from-the-background
+}
