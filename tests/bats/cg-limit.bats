@@ -72,7 +72,7 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
 
 # --- the options the program shares -----------------------------------------
 
-@test "cg-limit: --help lists every option, --version prints the version" {
+@test "cg-limit: --help, --version, --dry-run (no privilege, nothing made) and -v" {
     run cg-limit --help
     assert_success
     for o in --memory --memory-high --memory-swap --cpus --cpu-weight --pids --io-read-bps \
@@ -83,9 +83,6 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     run cg-limit --version
     assert_success
     assert_output --regexp '^cg-limit \(kago\) [0-9]'
-}
-
-@test "cg-limit: --dry-run prints the plan, needs no privilege, and creates nothing" {
     run as_nobody env KAGO_NAME="$KAGO_NAME" cg-limit --dry-run --memory 32M --pids 16 --rlimit nofile=64 -- echo cgt-ran
     assert_success
     refute_line cgt-ran
@@ -101,9 +98,6 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
         assert_output --partial 'cgroup.procs", "0") (dry run)'
     fi
     [ -z "$(find /sys/fs/cgroup -name "cgt$BATS_TEST_NUMBER.*")" ] || fail "the dry run made a cgroup"
-}
-
-@test "cg-limit: -v traces each write and the start of the child" {
     run cg-limit -v --pids 20 -- true
     assert_success
     assert_output --regexp 'write\(".*/pids.max", "20"\) = 2'
@@ -142,7 +136,7 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     assert_equal "$status" $((128 + 10))
 }
 
-@test "cg-limit: 125 for bad input, naming the option: 12Q, 1-, a missing device or parent, ..." {
+@test "cg-limit: 125 for bad input naming the option (12Q, 1-, a missing device or parent), a value the kernel rejects, no permission" {
     run cg-limit --memory 12Q -- true
     assert_equal "$status" 125
     assert_output --partial "cg-limit: --memory: '12Q' is not a size"
@@ -174,18 +168,14 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     run cg-limit --cgt-bogus -- true
     assert_equal "$status" 125
     assert_output --partial "unrecognized option '--cgt-bogus'"
-}
-
-@test "cg-limit: 125 when the kernel rejects a value (CPU 99), with what is available" {
+    # The kernel rejects CPU 99: the message says what the parent offers.
     run cg-limit --cpuset-cpus 99 -- echo cgt-ran
     assert_equal "$status" 125
     refute_output --partial cgt-ran
     assert_output --regexp "cg-limit: --cpuset-cpus: write '99' to .*/cpuset.cpus: "
     assert_output --partial 'hint: the parent cgroup offers cpuset.cpus'
     [ -z "$(find /sys/fs/cgroup -name "cgt$BATS_TEST_NUMBER.*")" ] || fail "the failed run left its cgroup"
-}
-
-@test "cg-limit: 125 without permission, with a hint, and nothing runs" {
+    # No permission: a hint, and nothing runs.
     run as_nobody cg-limit --memory 32M -- echo cgt-ran
     assert_equal "$status" 125
     refute_output --partial cgt-ran
@@ -199,7 +189,7 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
 
 # --- where the cgroup goes --------------------------------------------------------
 
-@test "cg-limit: the command runs in the cgroup named in KAGO_CGROUP and the state dir" {
+@test "cg-limit: the command runs in the cgroup named in KAGO_CGROUP and the state dir; --parent PATH" {
     run cg-limit --pids 32 -- sh -c 'echo "$KAGO_CGROUP"; cat "$KAGO_STATE_DIR/cgroup" /proc/self/cgroup'
     assert_success
     cg=${lines[0]}
@@ -210,9 +200,7 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     assert_line --regexp "^[0-9]+:[^:]*:$rel$"
     [ ! -e "$cg" ] || fail "$cg was not removed"
     [ ! -e "/run/kago/$KAGO_NAME" ] || fail "the state directory was not removed"
-}
-
-@test "cg-limit: --parent puts the cgroup under PATH" {
+    # --parent
     local p=cgt-parent-$$ h
     if is_v2; then
         PARENTS=("/sys/fs/cgroup/$p")
@@ -296,7 +284,7 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     assert_line --regexp '^Mems_allowed_list:[[:space:]]+0$'
 }
 
-@test "cg-limit: --io-read-bps throttles reads from the device" {
+@test "cg-limit: --io-read-bps throttles reads; the other io limits (MAJ:MIN too) and --io-weight" {
     io_device
     local mm t0 t1
     mm=$(majmin "$DEV")
@@ -313,12 +301,6 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     assert_output --partial '1048576 bytes'
     # 1 MiB at 512 KiB/s: a lower bound only, never an upper one.
     [ $((t1 - t0)) -ge 1000000 ] || fail "1 MiB took $(((t1 - t0) / 1000)) ms under a 512 KiB/s limit"
-}
-
-@test "cg-limit: the other io limits write their files (MAJ:MIN works too), and --io-weight" {
-    io_device
-    local mm
-    mm=$(majmin "$DEV")
     if is_v2; then
         run cg-limit --io-write-bps "$DEV:2M" --io-read-iops "$mm:100" --io-write-iops "$DEV:50" -- "$CGREAD" io io.max
         assert_success
@@ -340,7 +322,7 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     if is_v2; then assert_output --regexp '^default 300'; else assert_output --regexp '(^| )300$'; fi
 }
 
-@test "cg-limit: --rlimit nofile=64 holds, and SOFT:HARD sets both" {
+@test "cg-limit: --rlimit nofile=64 holds, SOFT:HARD sets both; --status-fd writes one JSON line, not inherited" {
     run cg-limit --rlimit nofile=64 --rlimit core=0:unlimited -- bash -c \
         'ulimit -Sn; ulimit -Hn; ulimit -Sc; ulimit -Hc; (exec 60</dev/null) && echo opened-60; (exec 70</dev/null) 2>/dev/null || echo refused-70'
     assert_success
@@ -350,9 +332,6 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     assert_equal "${lines[3]}" unlimited
     assert_line opened-60
     assert_line refused-70
-}
-
-@test "cg-limit: --status-fd writes one JSON line; the command does not inherit the descriptor" {
     run cg-limit --pids 32 --status-fd 3 -- sh -c 'if [ -e /proc/$$/fd/3 ]; then echo fd3-leaked; fi' 3>"$BATS_TEST_TMPDIR/status"
     assert_success
     refute_output --partial fd3-leaked
