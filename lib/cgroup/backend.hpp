@@ -21,9 +21,10 @@ void reap_children();
 Status remove_dir(const std::string& path);
 // Remove `path` when it is an empty default parent; errors are ignored.
 void remove_if_empty(const std::string& path);
-// Wait (up to ~10 s) until every cgroup.procs in `procs_paths` is empty,
+// Wait (up to ~10 s) until every cgroup.procs in `procs_paths` is empty
+// (and, on v2, `events` says "populated 0", which counts child cgroups),
 // sending SIGKILL to any pid still listed and reaping our children.
-Status wait_empty(const std::vector<std::string>& procs_paths);
+Status wait_empty(const std::vector<std::string>& procs_paths, const std::string& events = "");
 // Prefix the option to an error: "--memory: write '...' to ...".
 Error for_option(std::string_view option, Error e);
 // Untraced read of a cgroup file; "" when it cannot be read.

@@ -51,6 +51,14 @@ void nap_ms(long ms) {
 }  // namespace
 
 Status remove_dir(const std::string& path) {
+    // Child cgroups the container made go first, deepest first.
+    if (DIR* d = ::opendir(path.c_str())) {
+        std::vector<std::string> subs;
+        while (struct dirent* e = ::readdir(d))
+            if (e->d_type == DT_DIR && e->d_name[0] != '.') subs.push_back(join_path(path, e->d_name));
+        ::closedir(d);
+        for (const auto& sub : subs) TRY(remove_dir(sub));
+    }
     long r = trace::call([&] { return cat("rmdir(", trace::quote(path), ")"); },
                          [&]() -> long {
                              for (int i = 0; i < 200; ++i) {
@@ -72,9 +80,9 @@ void remove_if_empty(const std::string& path) {
                       [&] { return ::rmdir(path.c_str()); });
 }
 
-Status wait_empty(const std::vector<std::string>& procs_paths) {
+Status wait_empty(const std::vector<std::string>& procs_paths, const std::string& events) {
     for (int i = 0; i < 1000; ++i) {
-        bool empty = true;
+        bool empty = events.empty() || keyed_value(read_or_empty(events), "populated").value_or(0) == 0;
         for (const auto& p : procs_paths) {
             for (pid_t pid : read_pids(p)) {
                 empty = false;

@@ -77,7 +77,8 @@ class V2 final : public Cgroup {
     Status kill() override {
         if (!created_) return {};
         std::string procs = join_path(dir_, "cgroup.procs");
-        if (read_pids(procs).empty()) return {};
+        std::string events = join_path(dir_, "cgroup.events");
+        if (keyed_value(read_or_empty(events), "populated").value_or(1) == 0) return {};
         std::string killf = join_path(dir_, "cgroup.kill");
         if (exists(killf)) {
             TRY(sys::write_file(killf.c_str(), "1"));
@@ -88,7 +89,7 @@ class V2 final : public Cgroup {
             for (pid_t p : read_pids(procs)) (void)sys::kill(p, SIGKILL);
             (void)sys::write_file(freeze.c_str(), "0");
         }
-        return wait_empty({procs});
+        return wait_empty({procs}, events);
     }
 
     Stats stats() const override {
