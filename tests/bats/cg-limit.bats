@@ -382,18 +382,38 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     [ ! -e "/run/kago/$KAGO_NAME" ] || fail "the leftover state directory is still there"
 }
 
-@test "cg-limit: rootless in a delegated v2 subtree (a cgroup root chowned to the user)" {
+@test "cg-limit: rootless in a delegated v2 subtree; --if-available for what the delegation lacks" {
     is_v2 || skip "delegation needs cgroup v2"
+    # Root makes /cgt-deleg-PID (memory and pids for its children) and
+    # chowns its child d to the user, whose shell sits in d/sv, as systemd
+    # would delegate a scope.
     local p=/sys/fs/cgroup/cgt-deleg-$$
+    local d=$p/d
     PARENTS=("$p")
-    mkdir "$p" "$p/sv"
+    mkdir "$p"
     echo "+memory +pids" >"$p/cgroup.subtree_control"
-    chown 65534:65534 "$p" "$p/cgroup.procs" "$p/cgroup.subtree_control" "$p/cgroup.threads" \
-        "$p/sv" "$p/sv/cgroup.procs"
-    # The user's shell sits in the delegated subtree, as systemd would put it.
-    run sh -c 'echo $$ >"$1/sv/cgroup.procs" && exec setpriv --reuid=65534 --regid=65534 --clear-groups -- \
-        env -i PATH="$PATH" KAGO_NAME=cgtdeleg cg-limit --parent "$1" --memory 32M --pids 8 -- \
-        sh -c "cat /sys/fs/cgroup\$(sed -n s/^0:://p /proc/self/cgroup)/pids.max"' sh "$p"
+    mkdir "$d" "$d/sv"
+    chown 65534:65534 "$d" "$d/cgroup.procs" "$d/cgroup.subtree_control" "$d/cgroup.threads" \
+        "$d/sv" "$d/sv/cgroup.procs"
+    user_run() {
+        run sh -c 'echo $$ >"$0/sv/cgroup.procs" && exec setpriv --reuid=65534 --regid=65534 --clear-groups -- \
+            env -i PATH="$PATH" KAGO_NAME=cgtdeleg cg-limit "$@"' "$d" "$@"
+    }
+    user_run --parent "$d" --memory 32M --pids 8 -- sh -c 'cat "$KAGO_CGROUP/pids.max"'
     assert_success
     assert_output 8
+    # Without --parent: a kago cgroup beside the user's own, in the subtree.
+    user_run --memory 32M -- sh -c 'echo "$KAGO_CGROUP"'
+    assert_success
+    assert_output --regexp "^$d/kago/cgtdeleg\.[0-9]+$"
+    # cpuset is not delegated: an error naming the option, or with
+    # --if-available a warning, and the other limits still apply.
+    user_run --cpuset-cpus 0 --pids 4 -- echo cgt-ran
+    assert_equal "$status" 125
+    assert_output --partial 'cg-limit: --cpuset-cpus: '
+    refute_output --partial cgt-ran
+    user_run --if-available --cpuset-cpus 0 --pids 4 -- sh -c 'cat "$KAGO_CGROUP/pids.max"'
+    assert_success
+    assert_output --partial 'cg-limit: warning: --cpuset-cpus: '
+    assert_line 4
 }
