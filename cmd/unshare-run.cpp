@@ -5,7 +5,7 @@
 //
 //   1. check the options; open what --join and --join-pid name
 //   2. the state directory (KAGO_STATE_DIR), when we are first in the chain
-//   3. in this process: join the PID namespace, make the time namespace
+//   3. in this process: make the time namespace (as root)
 //   4. clone() a child into the new namespaces
 //   5. from outside: its uid/gid maps, the state files, --info-fd
 //   6. the child: joins, hostname, propagation, lo up, /proc; then it execs
@@ -117,8 +117,7 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     if (o.die_with_parent) child.die_with_parent();
     bool wait_early = (create & CLONE_NEWUSER) || common.verbose;  // maps first; a readable trace
     if (wait_early) child.wait_for_parent();
-    for (const auto& j : joins.ns)
-        if (j.type != ns::Type::pid) child.join(j);
+    for (const auto& j : joins.ns) child.join(j);  // user first
     child.enter_root(joins);
     if ((create & CLONE_NEWTIME) && !time_here) {
         child.unshare(CLONE_NEWTIME);
@@ -143,11 +142,10 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     if (!common.dry_run) state = TRY(state::StateDir::acquire(name));
     if (strip_env && !common.dry_run) env::strip_kago();
 
-    // 3. In this process: die with the parent, join the PID namespace (it
-    //    holds our children, not us), make the time namespace.
-    if (o.die_with_parent) TRY(proc::die_with_parent(SIGKILL, ::getppid()));
-    for (const auto& j : joins.ns)
-        if (j.type == ns::Type::pid) TRY(sys::setns(j.fd.get(), CLONE_NEWPID, j.path));
+    // 3. In this process: die with the parent (SIGTERM, so that we kill the
+    //    child and clean up), make the time namespace.
+    pid_t parent = ::getppid();
+    if (o.die_with_parent) TRY(proc::die_with_parent(SIGTERM, parent));
     if (time_here) {
         TRY(sys::unshare(CLONE_NEWTIME));
         if (!offsets.empty()) TRY(sys::write_file("/proc/self/timens_offsets", offsets));
@@ -176,7 +174,9 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     }
 
     // 6. runs in the child. 7. Wait, forwarding signals.
-    int wstatus = TRY(proc::supervise(c.pid()));
+    int wstatus = TRY(proc::supervise(c.pid(), [&](int) {
+        if (o.die_with_parent && ::getppid() != parent) (void)::kill(c.pid(), SIGKILL);
+    }));
     return c.finish(child, wstatus);
 }
 

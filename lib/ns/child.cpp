@@ -328,8 +328,10 @@ Result<Child> spawn(unsigned long flags, const ChildPlan& plan) {
         c.pid_ = 0;
         return c;
     }
+    // The sync channel is a socket pair so that release() can use
+    // MSG_NOSIGNAL: a child that already failed must not SIGPIPE us.
     int sync[2], report[2];
-    if (::pipe2(sync, O_CLOEXEC) != 0) return sys_error("pipe2 (sync)");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) != 0) return sys_error("socketpair (sync)");
     if (::pipe2(report, O_CLOEXEC) != 0) {
         int e = errno;
         ::close(sync[0]);
@@ -370,10 +372,10 @@ Status Child::release() {
     if (!sync_.valid()) return {};
     char b = 1;
     ssize_t n;
-    do n = ::write(sync_.get(), &b, 1);
+    do n = ::send(sync_.get(), &b, 1, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     sync_.reset();
-    if (n != 1) return sys_error(cat("release the child ", pid_));
+    if (n != 1) return sys_error(cat("release the child ", pid_));  // it failed first: finish() says why
     return {};
 }
 

@@ -160,6 +160,8 @@ Result<MapPlan> plan_maps(const MapRequest& req, const Caller& c) {
         p.uid = {{0, c.uid, 1}};
         p.gid = {{0, c.gid, 1}};
     } else if (req.map_auto) {
+        p.uid_helper = TRY(find_helper("newuidmap", c.path));
+        p.gid_helper = TRY(find_helper("newgidmap", c.path));
         auto passwd = sys::read_file(c.passwd.c_str());
         std::string name = passwd ? user_name(*passwd, c.uid) : std::string();
         auto subuid = sys::read_file(c.subuid.c_str());
@@ -180,8 +182,10 @@ Result<MapPlan> plan_maps(const MapRequest& req, const Caller& c) {
     };
     bool uid_helper = !p.uid.empty() && (need_helper || (!c.privileged && !own_only(p.uid, c.uid)));
     bool gid_helper = !p.gid.empty() && (need_helper || (!c.privileged && !own_only(p.gid, c.gid)));
-    if (uid_helper) p.uid_helper = TRY(find_helper("newuidmap", c.path));
-    if (gid_helper) p.gid_helper = TRY(find_helper("newgidmap", c.path));
+    if (uid_helper && p.uid_helper.empty()) p.uid_helper = TRY(find_helper("newuidmap", c.path));
+    if (gid_helper && p.gid_helper.empty()) p.gid_helper = TRY(find_helper("newgidmap", c.path));
+    if (!uid_helper) p.uid_helper.clear();
+    if (!gid_helper) p.gid_helper.clear();
     // setgroups must be denied only where the kernel demands it: an
     // unprivileged writer of gid_map. newgidmap decides for itself.
     p.deny_setgroups = !p.gid.empty() && !gid_helper && !c.privileged;

@@ -154,7 +154,11 @@ Status resolve(Request& r, bool privileged, unsigned long joins) {
     if (r.as_pid_1 && time_in_child)
         return usage_error("--as-pid-1 cannot be combined with --time without root: the command "
                            "would not be in the new time namespace");
-    r.init = (r.pid && !r.as_pid_1) || time_in_child;
+    // A joined PID namespace holds only the children of the process that
+    // joined it: the child joins, then forks the command.
+    r.init = (r.pid && !r.as_pid_1) || time_in_child || (joins & CLONE_NEWPID);
+    if (r.as_pid_1 && (joins & CLONE_NEWPID))
+        return usage_error("--as-pid-1 cannot be combined with joining a PID namespace");
     return {};
 }
 
