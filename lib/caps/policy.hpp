@@ -9,6 +9,9 @@
 //   TRY(kago::caps::apply(policy));
 //   kago::caps::set_user_env(policy);
 //   ... exec
+//
+// A Policy can also be filled in directly (keep, user, seccomp =
+// default_profile(keep)) when there are no option strings to parse.
 #pragma once
 
 #include <optional>

@@ -475,6 +475,12 @@ std::string describe(const Profile& p) {
     return out;
 }
 
+Status load_default_profile(CapSet kept, bool log_only) {
+    Profile p = default_profile(kept);
+    if (log_only) make_log_only(p);
+    return load(p);
+}
+
 Status check(const Profile& p) {
     auto f = build(p);
     if (!f) return std::move(f).error();

@@ -66,8 +66,11 @@ std::string describe(const Action& a);
 
 // Build the filter with libseccomp and load it (seccomp(2), traced). It
 // does not set no_new_privs: without it, loading needs CAP_SYS_ADMIN.
-// Returns the number of rules given to the kernel's filter.
 Status load(const Profile& p);
+// The built-in profile for a payload that keeps `kept`, loaded: what
+// `--seccomp default` does (for pack-selfexec's runtime). Set no_new_privs
+// first, or hold CAP_SYS_ADMIN.
+Status load_default_profile(CapSet kept, bool log_only = false);
 // Check the profile can be built (every syscall known, every rule valid)
 // without loading it.
 Status check(const Profile& p);

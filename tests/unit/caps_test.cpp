@@ -1,5 +1,10 @@
 // Unit tests for lib/caps: everything that needs no privilege.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -387,6 +392,57 @@ TEST(CapsSeccomp, ProfileFileMissing) {
     auto p = load_profile_file("/nonexistent/profile.json", CapSet{});
     ASSERT_FALSE(p.ok());
     EXPECT_EQ(p.error().err, ENOENT);
+}
+
+// Run fn in a child and return its exit code (fn's return value).
+template <class Fn>
+int in_child(Fn fn) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(fn());
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+TEST(CapsSeccomp, DefaultProfileLoadsUnprivilegedAndBlocks) {
+    int code = in_child([] {
+        if (!set_no_new_privs().ok()) return 10;
+        if (!load_default_profile(CapSet{}).ok()) return 11;
+        errno = 0;
+        if (syscall(SYS_keyctl, 0, -3, 0) != -1 || errno != EPERM) return 12;
+        if (socket(38 /* AF_ALG */, SOCK_SEQPACKET, 0) != -1 || errno != EPERM) return 13;
+        if (syscall(SYS_clone3, nullptr, 0) != -1 || errno != ENOSYS) return 14;
+        if (unshare(0x10000000 /* CLONE_NEWUSER */) != -1 || errno != EPERM) return 15;
+        if (getpid() <= 0) return 16;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) return 17;
+        return 0;
+    });
+    EXPECT_EQ(code, 0);
+}
+
+TEST(CapsSeccomp, LogOnlyProfileBlocksNothing) {
+    int code = in_child([] {
+        if (!set_no_new_privs().ok()) return 10;
+        if (!load_default_profile(CapSet{}, true).ok()) return 11;
+        if (syscall(SYS_keyctl, 0, -3, 0) == -1 && errno == EPERM) return 12;
+        return 0;
+    });
+    EXPECT_EQ(code, 0);
+}
+
+TEST(CapsPolicy, CloseFdsMarksAllButTheKeptOnes) {
+    int code = in_child([] {
+        int a = open("/dev/null", O_RDONLY);  // no O_CLOEXEC: would leak
+        int b = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (a < 3 || b < 3) return 10;
+        if (!close_fds({b}).ok()) return 11;
+        if (!(fcntl(a, F_GETFD) & FD_CLOEXEC)) return 12;
+        if (fcntl(b, F_GETFD) & FD_CLOEXEC) return 13;
+        if (close_fds({99}).ok()) return 14;  // not open
+        return 0;
+    });
+    EXPECT_EQ(code, 0);
 }
 
 // --- policy ----------------------------------------------------------------
