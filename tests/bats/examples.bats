@@ -57,7 +57,7 @@ teardown() {
 @test "examples/web-published.sh: httpd's published port answers wget on the host's loopback" {
     require_progs net-setup unshare-run mount-layers cap-drop
     port=$((20000 + RANDOM % 20000))
-    BRIDGE=$BRIDGE SUBNET=$SUBNET run "$EX/web-published.sh" "$KAGO_ROOTFS" "$port"
+    BRIDGE=$BRIDGE SUBNET=$SUBNET run timeout 120 "$EX/web-published.sh" "$KAGO_ROOTFS" "$port"
     assert_success
     assert_line "wget http://127.0.0.1:$port/ from the host:"
     assert_line "<h1>hello from kago</h1>"
@@ -74,7 +74,7 @@ teardown() {
 
 @test "examples/two-containers-bridge.sh: two containers on one bridge ping each other" {
     require_progs net-setup unshare-run mount-layers cap-drop
-    BRIDGE=$BRIDGE SUBNET=$SUBNET run "$EX/two-containers-bridge.sh" "$KAGO_ROOTFS"
+    BRIDGE=$BRIDGE SUBNET=$SUBNET run timeout 120 "$EX/two-containers-bridge.sh" "$KAGO_ROOTFS"
     assert_success
     net=${SUBNET%.0/24}
     assert_line "box-a ($net.200) pings $net.201:"
