@@ -1,0 +1,470 @@
+// net-setup: give the rest of the chain a network namespace.
+//
+//   --raw            a new namespace with only lo up (then exec)
+//   --move IF        move a host interface in (then exec, or with --veth)
+//   --join NAME      enter an existing namespace (then exec)
+//   --veth           a veth pair on a bridge, an address lease, NAT and
+//                    published ports; stays on as a supervisor that removes
+//                    them when the command exits
+//   --user-mode      rootless: pasta or slirp4netns attached to a new user
+//                    and network namespace; stays on as a supervisor
+//   --gc             remove what killed supervisors left behind
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <optional>
+
+#include "core/cli.hpp"
+#include "core/env.hpp"
+#include "core/parse.hpp"
+#include "core/proc.hpp"
+#include "core/state.hpp"
+#include "core/sys.hpp"
+#include "core/trace.hpp"
+#include "net/host.hpp"
+#include "net/netns.hpp"
+#include "net/nft.hpp"
+#include "net/usermode.hpp"
+
+using namespace kago;
+using namespace kago::net;
+
+namespace {
+
+struct Options {
+    bool raw = false, veth = false, nat = false, user_mode = false, gc = false;
+    std::string move, ifname, join, bridge = "kago0", subnet = "10.88.0.0/16", address, address6;
+    std::string helper = "auto";
+    uint32_t mtu = 0;
+    std::vector<std::string> publish;
+};
+
+// The values, checked: every usage error names its option.
+struct Plan {
+    std::string name, veth, bridge;
+    Cidr subnet, gateway;
+    std::optional<Cidr> address, address6, gateway6;
+    std::vector<Publish> publish;
+};
+
+Plan check(const Options& o) {
+    int modes = o.raw + o.veth + !o.join.empty() + o.user_mode + o.gc;
+    if (modes > 1) cli::usage_error("--raw, --veth, --join, --user-mode and --gc exclude each other");
+    if (!o.move.empty() && (o.user_mode || !o.join.empty() || o.gc))
+        cli::usage_error("--move works with --raw or --veth");
+    if (!o.ifname.empty() && o.move.empty()) cli::usage_error("--ifname renames the interface given to --move");
+    if (o.nat && !o.veth) cli::usage_error("--nat needs --veth");
+    if (!o.publish.empty() && !o.veth && !o.user_mode) cli::usage_error("--publish needs --veth or --user-mode");
+    if ((!o.address.empty() || !o.address6.empty()) && !o.veth) cli::usage_error("--address and --address6 need --veth");
+    Plan p;
+    if (!o.move.empty()) cli::check_or_die(validate_ifname(o.move, "--move"));
+    if (!o.ifname.empty()) cli::check_or_die(validate_ifname(o.ifname, "--ifname"));
+    cli::check_or_die(validate_ifname(o.bridge, "--bridge"));
+    p.bridge = o.bridge;
+    p.subnet = cli::value_or_die(parse_cidr(o.subnet, "--subnet"));
+    if (p.subnet.family != AF_INET || p.subnet.prefix > 30 || p.subnet.prefix < 8)
+        cli::die(usage_error(cat("--subnet '", o.subnet, "': must be an IPv4 network with a prefix of /8 to /30")));
+    p.subnet = p.subnet.network();
+    p.gateway = gateway_of(p.subnet);
+    if (!o.address.empty())
+        p.address = cli::value_or_die(check_address(cli::value_or_die(parse_cidr(o.address, "--address")), p.subnet));
+    if (!o.address6.empty()) {
+        Cidr a6 = cli::value_or_die(parse_cidr(o.address6, "--address6"));
+        if (a6.family != AF_INET6) cli::die(usage_error(cat("--address6 '", o.address6, "': not an IPv6 address")));
+        if (!a6.had_prefix) a6.prefix = 64;
+        Cidr net6 = a6;
+        net6.prefix = a6.prefix;
+        p.gateway6 = gateway_of(net6.network());
+        p.gateway6->prefix = a6.prefix;
+        p.address6 = cli::value_or_die(check_address(a6, net6.network()));
+    }
+    for (const auto& s : o.publish) p.publish.push_back(cli::value_or_die(parse_publish(s)));
+    if (o.mtu && (o.mtu < 68 || o.mtu > 65535)) cli::die(usage_error(cat("--mtu ", o.mtu, ": must be 68 to 65535")));
+    return p;
+}
+
+// Exec the command from a forked child: async-signal-safe calls only.
+struct ChildExec {
+    std::vector<char*> argv;
+    int program_fd = -1;
+    std::string failure;  // "net-setup: CMD: "
+};
+
+[[noreturn]] void child_exec(const ChildExec& c) {
+    if (c.program_fd >= 0) ::syscall(SYS_execveat, c.program_fd, "", c.argv.data(), environ, AT_EMPTY_PATH);
+    else ::execvp(c.argv[0], c.argv.data());
+    int e = errno;
+    const char* why = strerrordesc_np(e);
+    (void)!::write(2, c.failure.data(), c.failure.size());
+    (void)!::write(2, why, strlen(why));
+    (void)!::write(2, "\n", 1);
+    _exit(exit_code_for_exec_error(e));
+}
+
+ChildExec prepare_child(const PreparedExec& p) {
+    ChildExec c;
+    for (const auto& a : p.argv) c.argv.push_back(const_cast<char*>(a.c_str()));
+    c.argv.push_back(nullptr);
+    c.program_fd = p.program.valid() ? p.program.get() : -1;
+    c.failure = cat(trace::program(), ": ", p.argv[0], ": ");
+    return c;
+}
+
+void write_state_files(const state::StateDir& sd, const std::string& netns, const std::optional<Cidr>& ip,
+                       const std::string& name) {
+    if (sd.path().empty() || trace::dry_run()) return;
+    cli::check_or_die(sd.write("netns", netns));
+    if (ip) cli::check_or_die(sd.write("ip", ip->addr_str()));
+    std::string resolv;
+    auto host = sys::read_file("/etc/resolv.conf");
+    // The host's loopback resolvers (127.0.0.53...) are not reachable from the container.
+    for (const auto& line : parse::split(host ? *host : "", '\n'))
+        if (!line.empty() && line.rfind("nameserver 127.", 0) != 0 && line != "nameserver ::1") resolv += line + "\n";
+    if (resolv.find("nameserver") == std::string::npos) resolv += "# net-setup: the host has no resolver reachable from the container\n";
+    resolv.pop_back();
+    cli::check_or_die(sd.write("resolv.conf", resolv));
+    std::string hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback";
+    if (ip) hosts += cat("\n", ip->addr_str(), "\t", name);
+    cli::check_or_die(sd.write("hosts", hosts));
+}
+
+uint64_t host_netns_inode() { return cli::value_or_die(ns_inode("/proc/self/ns/net")); }
+
+// lo up, and an interface moved in (renamed), in the namespace of `inside`.
+void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
+    LinkChange lo;
+    lo.name = "lo";
+    lo.index = 1;  // lo is always index 1 in a new namespace
+    lo.up = true;
+    cli::check_or_die(inside.set_link(lo, "bring up lo"));
+    if (o.move.empty()) return;
+    auto li = cli::value_or_die(host.get_link(o.move));
+    if (!li && !trace::dry_run())
+        cli::die(usage_error(cat("--move '", o.move, "': no such interface on the host")));
+    LinkChange mv;
+    mv.name = o.move;
+    mv.index = li ? li->index : 0;
+    mv.netns_fd = netns_fd;
+    cli::check_or_die(host.set_link(mv, cat("move interface ", o.move, " into the new network namespace")));
+    std::string final_name = o.ifname.empty() ? o.move : o.ifname;
+    LinkChange up;
+    up.name = o.move;
+    if (final_name != o.move) up.new_name = final_name;
+    up.up = true;
+    cli::check_or_die(inside.set_link(up, cat("rename and bring up ", o.move, " in the container")));
+}
+
+// --raw, --move and --join: nothing to undo on the host, so exec.
+[[noreturn]] void run_exec_mode(const Options& o, const PreparedExec& p) {
+    std::string netns;
+    if (!o.join.empty()) {
+        netns = netns_path(o.join);
+        auto fd = sys::open(netns.c_str(), O_RDONLY);
+        if (!fd) cli::die(Error{fd.error().err, cat("--join '", o.join, "': ", netns), ""});
+        cli::check_or_die(sys::setns(fd->get(), CLONE_NEWNET, netns));
+    } else {
+        auto host = cli::value_or_die(Rtnl::open("host"));
+        cli::check_or_die(sys::unshare(CLONE_NEWNET));
+        auto inside = cli::value_or_die(Rtnl::open("container"));
+        auto fd = cli::value_or_die(sys::open("/proc/self/ns/net", O_RDONLY));
+        setup_inside(host, inside, fd.get(), o);
+        netns = cat("/proc/", ::getpid(), "/ns/net");
+    }
+    ::setenv(env::kNetns, netns.c_str(), 1);
+    auto existing = env::get(env::kStateDir);
+    if (!existing.empty() && !trace::dry_run()) {
+        state::StateDir sd = cli::value_or_die(state::StateDir::acquire(""));
+        cli::check_or_die(sd.write("netns", netns));
+    }
+    cli::exec_command(p, false);
+}
+
+[[noreturn]] void run_gc(bool verbose) {
+    lease::Lock lock = cli::value_or_die(lease::Lock::acquire());
+    auto removed = cli::value_or_die(gc(host_netns_inode(), ::geteuid() == 0));
+    if (verbose || trace::verbose())
+        for (const auto& n : removed) cli::note(cat("removed leftovers of ", n));
+    exit(0);
+}
+
+// --veth: the supervised root mode.
+[[noreturn]] void run_veth(const Options& o, Plan& plan, const PreparedExec& p) {
+    plan.name = cli::value_or_die(state::container_name());
+    plan.veth = veth_host_name(plan.name);
+    bool rules = o.nat || !plan.publish.empty();
+    bool dry = trace::dry_run();
+    uint64_t host_ns = dry ? 0 : host_netns_inode();
+    lease::Owner me = lease::self();
+
+    lease::Lock lock;
+    if (!dry) {
+        lock = cli::value_or_die(lease::Lock::acquire());
+        (void)gc(host_ns, rules);  // leftovers of killed supervisors
+    }
+    state::StateDir sd = cli::value_or_die(state::StateDir::acquire(plan.name));
+    // Hold the published host ports, so that nobody else takes them.
+    std::vector<UniqueFd> held;
+    for (const auto& pub : plan.publish) held.push_back(cli::value_or_die(reserve_port(pub)));
+
+    auto host = cli::value_or_die(Rtnl::open("host"));
+    std::string key = lease_key(plan.bridge, host_ns);
+    lease::LeaseFile leases = dry ? lease::LeaseFile{} : cli::value_or_die(lease::load(key));
+    leases.netns = host_ns;
+    Cidr addr;
+    if (plan.address) {
+        Cidr bare = *plan.address;
+        bare.prefix = 32;
+        if (leases.in_use(bare))
+            cli::die(usage_error(cat("--address '", plan.address->addr_str(), "': already leased to another container on ",
+                                     plan.bridge)));
+        addr = *plan.address;
+    } else {
+        auto a = leases.allocate(plan.subnet, plan.gateway);
+        if (!a) cli::die(usage_error(cat("--subnet ", plan.subnet.str(), ": no free address left on ", plan.bridge)));
+        addr = *a;
+    }
+    std::string bind_path = cat(kNetnsDir, "/kago-", plan.name);
+
+    // The record names everything before it exists: a SIGKILL from here on
+    // leaves nothing that --gc cannot find.
+    lease::Record rec;
+    rec.name = plan.name;
+    rec.kv = {{"pid", std::to_string(me.pid)}, {"start", std::to_string(me.start)},
+              {"netns_host", std::to_string(host_ns)}, {"veth", plan.veth}, {"leases", key},
+              {"netns", bind_path}, {"nft", rules ? "1" : "0"}, {"address", addr.addr_str()}};
+    if (sd.owned()) rec.kv["statedir"] = sd.path();
+    bool recorded = false;
+    auto fail = [&](const Error& e) {
+        cli::report(e);
+        if (recorded) {
+            rec.kv.erase("statedir");  // the StateDir owner removes it
+            (void)teardown(rec, host_ns);
+        }
+        exit(125);
+    };
+    auto must = [&](Status st) {
+        if (!st) fail(st.error());
+    };
+    if (!dry) {
+        must(lease::write_record(rec));
+        recorded = true;
+        Cidr bare = addr;
+        bare.prefix = 32;
+        leases.entries.push_back(lease::LeaseFile::Entry{bare, plan.name, me});
+        must(lease::save(key, leases));
+    }
+
+    bool created = false;
+    must(ensure_bridge(host, plan.bridge, plan.gateway, plan.gateway6, leases.created_bridge, created));
+    if (created && !dry) {
+        leases.created_bridge = true;
+        must(lease::save(key, leases));
+    }
+    int bridge_index = 0;
+    if (!dry) bridge_index = cli::value_or_die(host.index_of(plan.bridge, "--bridge"));
+
+    // The namespace: made by unshare(), kept by a bind mount, and configured
+    // through a netlink socket opened inside it.
+    auto host_fd = cli::value_or_die(sys::open("/proc/self/ns/net", O_RDONLY));
+    must(sys::unshare(CLONE_NEWNET));
+    auto ns_fd = cli::value_or_die(sys::open("/proc/self/ns/net", O_RDONLY));
+    auto inside_r = Rtnl::open("container");
+    must(sys::setns(host_fd.get(), CLONE_NEWNET, "the host network namespace"));
+    if (!inside_r) fail(inside_r.error());
+    Rtnl inside = std::move(*inside_r);
+    if (::geteuid() == 0) must(bind_netns(ns_fd.get(), bind_path));
+
+    must(host.create_veth(plan.veth, "eth0", ns_fd.get(), o.mtu, bridge_index));
+    LinkChange up;
+    up.name = plan.veth;
+    up.up = true;
+    must(host.set_link(up, cat("bring up ", plan.veth)));
+    setup_inside(host, inside, ns_fd.get(), o);
+    int eth0 = cli::value_or_die(inside.index_of("eth0", "container interface"));
+    must(inside.add_address(eth0, "eth0", addr));
+    if (plan.address6) must(inside.add_address(eth0, "eth0", *plan.address6));
+    LinkChange eth_up;
+    eth_up.name = "eth0";
+    eth_up.index = eth0;
+    eth_up.up = true;
+    must(inside.set_link(eth_up, "bring up eth0 in the container"));
+    Cidr gw = plan.gateway;
+    gw.prefix = 32;
+    must(inside.add_default_route(eth0, "eth0", gw));
+    if (plan.gateway6) must(inside.add_default_route(eth0, "eth0", *plan.gateway6));
+
+    if (rules) {
+        must(write_sysctl("net/ipv4/ip_forward", "1"));
+        if (!plan.publish.empty()) must(write_sysctl(cat("net/ipv4/conf/", plan.bridge, "/route_localnet"), "1"));
+        nft::RuleSpec spec;
+        spec.tag = nft::Tag{plan.name, me.pid, me.start};
+        spec.bridge = plan.bridge;
+        spec.subnet = plan.subnet;
+        spec.addr4 = addr;
+        spec.addr6 = plan.address6;
+        spec.masquerade = o.nat;
+        spec.publish = plan.publish;
+        auto nft = nft::Nft::open("host");
+        if (!nft) fail(nft.error());
+        must(nft->add(spec));
+    }
+    lock.unlock();
+
+    std::string netns = ::geteuid() == 0 ? bind_path : cat("/proc/", ::getpid(), "/ns/net");
+    ::setenv(env::kNetns, netns.c_str(), 1);
+    write_state_files(sd, netns, addr, plan.name);
+    if (dry) cli::exec_command(p, false);
+
+    // Fork: the child enters the namespace and runs the command; we wait.
+    ChildExec ce = prepare_child(p);
+    proc::SignalBlock block;
+    pid_t parent = ::getpid();
+    pid_t child = ::fork();
+    if (child < 0) fail(sys_error("fork"));
+    if (child == 0) {
+        if (::setns(ns_fd.get(), CLONE_NEWNET) != 0) _exit(125);
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) _exit(125);
+        block.restore_in_child();
+        child_exec(ce);
+    }
+    ns_fd.reset();
+    inside = Rtnl();
+    auto ws = proc::supervise(child);
+    if (auto l = lease::Lock::acquire()) lock = std::move(*l);  // best effort: cleanup goes on
+    rec.kv.erase("statedir");
+    auto st = teardown(rec, host_ns);
+    if (!st) cli::report(st.error());
+    lock.unlock();
+    held.clear();
+    (void)sd.remove();
+    if (!ws) cli::die(ws.error());
+    proc::exit_like(*ws);
+}
+
+// --user-mode: a new user and network namespace in a child, and pasta or
+// slirp4netns attached to it from the host side.
+[[noreturn]] void run_user_mode(const Options& o, Plan& plan, const PreparedExec& p) {
+    plan.name = cli::value_or_die(state::container_name());
+    state::StateDir sd = cli::value_or_die(state::StateDir::acquire(plan.name));
+    auto helper = cli::value_or_die(usermode::find_helper(o.helper));
+    // Fail early, and by name, on a port that is taken.
+    for (const auto& pub : plan.publish) (void)cli::value_or_die(reserve_port(pub));
+    if (trace::dry_run()) {
+        trace::emit("unshare(CLONE_NEWUSER|CLONE_NEWNET) (dry run, in the child)");
+        auto argv = usermode::pasta_argv(helper, 0, plan.publish, o.mtu, sd.path() + "/pasta.pid");
+        if (helper.name == "pasta") trace::emit(cat("execve(", trace::quote(helper.path), ", ", describe_argv(argv), ") (dry run)"));
+        else trace::emit(cat("execve(", trace::quote(helper.path), ", ...) (dry run)"));
+        cli::exec_command(p, false);
+    }
+    // A daemonized pasta stays our descendant, so that we can stop it.
+    (void)::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    int up[2], go[2];
+    if (::pipe2(up, O_CLOEXEC) != 0 || ::pipe2(go, O_CLOEXEC) != 0) cli::die(sys_error("pipe"));
+    std::string uid_map = cat("0 ", ::geteuid(), " 1"), gid_map = cat("0 ", ::getegid(), " 1");
+    ChildExec ce = prepare_child(p);
+    proc::SignalBlock block;
+    pid_t parent = ::getpid();
+    pid_t child = ::fork();
+    if (child < 0) cli::die(sys_error("fork"));
+    if (child == 0) {
+        ::close(up[0]);
+        ::close(go[1]);
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int err = 0;
+        auto put = [](const char* path, const char* s) {
+            int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+            if (fd < 0) return -1;
+            ssize_t n = ::write(fd, s, strlen(s));
+            ::close(fd);
+            return n < 0 ? -1 : 0;
+        };
+        if (::getppid() != parent) err = ESRCH;
+        else if (::unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) err = errno;
+        else if (put("/proc/self/setgroups", "deny") != 0 || put("/proc/self/uid_map", uid_map.c_str()) != 0 ||
+                 put("/proc/self/gid_map", gid_map.c_str()) != 0)
+            err = errno;
+        // Ports below 1024 for the container's own root (a nested user namespace).
+        if (!err) (void)put("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+        (void)!::write(up[1], &err, sizeof err);
+        if (err) _exit(125);
+        char c;
+        if (::read(go[0], &c, 1) != 1) _exit(125);
+        block.restore_in_child();
+        child_exec(ce);
+    }
+    ::close(up[1]);
+    ::close(go[0]);
+    int err = -1;
+    if (::read(up[0], &err, sizeof err) != sizeof err || err != 0) {
+        errno = err > 0 ? err : ECHILD;
+        cli::die(sys_error("unshare(CLONE_NEWUSER|CLONE_NEWNET) and write the id maps in the child")
+                     .with_hint(err == EPERM || err == ENOSPC ? "unprivileged user namespaces may be disabled here" : ""));
+    }
+    ::close(up[0]);
+    auto running = usermode::start(helper, child, plan.publish, o.mtu, sd.path());
+    if (!running) {
+        ::kill(child, SIGKILL);
+        ::waitpid(child, nullptr, 0);
+        cli::report(running.error());
+        (void)sd.remove();
+        exit(125);
+    }
+    std::string netns = cat("/proc/", child, "/ns/net");
+    ::setenv(env::kNetns, netns.c_str(), 1);
+    write_state_files(sd, netns, std::nullopt, plan.name);
+    if (helper.name == "slirp4netns") (void)sd.write("ip", "10.0.2.100");
+    (void)!::write(go[1], "g", 1);
+    ::close(go[1]);
+    auto ws = proc::supervise(child);
+    usermode::stop(*running);
+    (void)sd.remove();
+    if (!ws) cli::die(ws.error());
+    proc::exit_like(*ws);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"Give the command a network namespace: empty, with a veth on a bridge, NAT and published\n"
+                 "ports (root), or connected by pasta/slirp4netns (rootless).",
+                 "net-setup"};
+    cli::Common common;
+    Options o;
+    cli::setup(app, common, "[--] [COMMAND [ARG...]]");
+    app.add_flag("--raw", o.raw, "A new network namespace with only lo up (the default mode)");
+    app.add_option("--move", o.move, "Move host interface IF into the namespace")->type_name("IF");
+    app.add_option("--ifname", o.ifname, "Rename the moved interface to NAME inside")->type_name("NAME");
+    app.add_flag("--veth", o.veth, "A veth pair: host end kgNAME on the bridge, eth0 inside; supervised");
+    app.add_option("--bridge", o.bridge, "Bridge for --veth, created when missing (default kago0)")->type_name("NAME");
+    app.add_option("--subnet", o.subnet, "IPv4 subnet of the bridge; its first address is the gateway (default 10.88.0.0/16)")
+        ->type_name("CIDR");
+    app.add_option("--address", o.address, "Container address in the subnet (default: the next free lease)")->type_name("CIDR");
+    app.add_option("--address6", o.address6, "Container IPv6 address; the first address of its network goes on the bridge")
+        ->type_name("CIDR");
+    app.add_option("--mtu", o.mtu, "MTU of the veth pair (or of the user-mode interface)")->type_name("N");
+    app.add_flag("--nat", o.nat, "Masquerade the container's outbound traffic (table inet kago; sets ip_forward)");
+    app.add_option("--publish", o.publish, "Forward [HOSTIP:]HOSTPORT to the container's PORT; repeatable")
+        ->type_name("[HOSTIP:]HOSTPORT:PORT[/tcp|udp]");
+    app.add_option("--join", o.join, "Enter an existing network namespace (/run/netns/NAME or a path)")->type_name("NAME|PATH");
+    app.add_flag("--user-mode", o.user_mode, "Rootless: new user+net namespaces connected by pasta or slirp4netns");
+    app.add_option("--user-mode-helper", o.helper, "pasta, slirp4netns or auto (default: pasta, else slirp4netns)")
+        ->type_name("NAME");
+    app.add_flag("--gc", o.gc, "Remove the rules, leases, veths and namespaces of supervisors that are gone, and exit");
+    if (auto code = cli::parse(app, common, argc, argv)) return *code;
+    if (o.helper != "auto" && o.helper != "pasta" && o.helper != "slirp4netns")
+        cli::usage_error(cat("--user-mode-helper '", o.helper, "': expected pasta, slirp4netns or auto"));
+
+    Plan plan = check(o);
+    if (o.gc) run_gc(common.verbose);
+    auto p = cli::value_or_die(prepare_exec(common.command));
+    if (o.veth) run_veth(o, plan, p);
+    if (o.user_mode) run_user_mode(o, plan, p);
+    run_exec_mode(o, p);
+}

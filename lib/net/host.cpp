@@ -1,0 +1,160 @@
+#include "net/host.hpp"
+
+#include <linux/if.h>
+
+#include "core/state.hpp"
+#include "core/trace.hpp"
+#include "net/netns.hpp"
+#include "net/nft.hpp"
+
+namespace kago::net {
+
+std::string lease_key(const std::string& bridge, uint64_t netns) { return cat(bridge, "@", netns); }
+
+Cidr gateway_of(const Cidr& subnet) {
+    if (subnet.family == AF_INET) return *nth_host(subnet, 1);
+    Cidr g = subnet.network();
+    g.bytes[15] |= 1;
+    return g;
+}
+
+Result<Cidr> check_address(const Cidr& a, const Cidr& subnet) {
+    if (a.family != subnet.family)
+        return usage_error(cat("--address '", a.str(), "': not an ", subnet.family == AF_INET ? "IPv4" : "IPv6", " address"));
+    if (!subnet.contains(a))
+        return usage_error(cat("--address '", a.addr_str(), "': outside the subnet ", subnet.network().str(),
+                               " of the bridge (see --subnet)"));
+    Cidr out = a;
+    if (!a.had_prefix || a.prefix < subnet.prefix) out.prefix = subnet.prefix;
+    Cidr bare = a;
+    bare.prefix = a.max_prefix();
+    Cidr gw = gateway_of(subnet);
+    if (bare.bytes == gw.bytes)
+        return usage_error(cat("--address '", a.addr_str(), "': is the gateway address of the bridge"));
+    if (a.family == AF_INET) {
+        Cidr net = out.network();
+        uint32_t host = a.v4() - net.v4();
+        uint32_t size = out.prefix >= 31 ? 0 : (1u << (32 - out.prefix));
+        if (host == 0 || (size && host == size - 1))
+            return usage_error(cat("--address '", a.addr_str(), "': is the network or broadcast address of ",
+                                   net.str()));
+        if (!out.contains(gw))
+            return usage_error(cat("--address '", a.str(), "': the gateway ", gw.addr_str(), " is outside ", net.str()));
+    }
+    return out;
+}
+
+Status ensure_bridge(Rtnl& host, const std::string& bridge, const Cidr& gateway, const std::optional<Cidr>& gateway6,
+                     bool known_ours, bool& created) {
+    created = false;
+    auto li = TRY(host.get_link(bridge));
+    if (li && li->kind != "bridge")
+        return usage_error(cat("--bridge '", bridge, "': the interface exists and is not a bridge (kind '",
+                               li->kind.empty() ? "device" : li->kind, "')"));
+    if (!li && !trace::dry_run()) {
+        auto st = host.create_bridge(bridge);
+        if (!st && host.last_errno() != EEXIST) return st;
+        created = bool(st);
+    } else if (trace::dry_run()) {
+        TRY(host.create_bridge(bridge));
+        created = true;
+    }
+    int index = TRY(host.index_of(bridge, "bridge"));
+    std::vector<Cidr> want = {gateway};
+    if (gateway6) want.push_back(*gateway6);
+    std::vector<AddrInfo> have;
+    if (!created && !(known_ours && !gateway6)) {
+        auto v4 = TRY(host.addresses(AF_UNSPEC));
+        for (auto& a : v4)
+            if (a.index == index) have.push_back(a);
+    }
+    for (const auto& w : want) {
+        if (!created && known_ours && w.family == AF_INET) continue;
+        bool present = false;
+        for (const auto& h : have)
+            if (h.addr.family == w.family && h.addr.bytes == w.bytes) present = true;
+        if (present) continue;
+        auto st = host.add_address(index, bridge, w);
+        if (!st && host.last_errno() != EEXIST) return st;
+    }
+    if (created || !li || !(li->flags & IFF_UP)) {
+        LinkChange up;
+        up.name = bridge;
+        up.index = index;
+        up.up = true;
+        TRY(host.set_link(up, cat("bring up bridge ", bridge)));
+    }
+    return {};
+}
+
+Status teardown(const lease::Record& r, uint64_t host_netns) {
+    Status first;
+    auto keep = [&](Status st) {
+        if (!st && first) first = std::move(st);
+    };
+    lease::Owner owner = r.owner();
+    bool here = r.get("netns_host") == std::to_string(host_netns);
+    if (here && r.get("nft") == "1") {
+        auto nft = nft::Nft::open("host");
+        if (!nft) keep(std::move(nft).error());
+        else keep(nft->remove([&](const nft::Tag& t) { return t.name == r.name && t.pid == owner.pid; }));
+    }
+    std::optional<Rtnl> rtnl;
+    if (here) {
+        auto o = Rtnl::open("host");
+        if (o) rtnl = std::move(*o);
+        else keep(std::move(o).error());
+    }
+    std::string veth = r.get("veth");
+    if (rtnl && !veth.empty()) {
+        auto st = rtnl->delete_link(veth);
+        if (!st && rtnl->last_errno() != ENODEV) keep(std::move(st));
+    }
+    std::string key = r.get("leases");
+    if (!key.empty()) {
+        auto f = lease::load(key);
+        if (!f) {
+            keep(std::move(f).error());
+        } else {
+            f->reap([&](const lease::LeaseFile::Entry& e) { return e.name == r.name; });
+            // The bridge goes with its last lease, when net-setup made it.
+            bool dead_file = f->entries.empty() && f->created_bridge;
+            if (dead_file && rtnl && here) {
+                std::string bridge = key.substr(0, key.find('@'));
+                auto st = rtnl->delete_link(bridge);
+                if (!st && rtnl->last_errno() != ENODEV) keep(std::move(st));
+            }
+            if (dead_file) f->created_bridge = false;
+            keep(lease::save(key, *f));
+        }
+    }
+    std::string ns = r.get("netns");
+    if (!ns.empty()) keep(unbind_netns(ns));
+    std::string sd = r.get("statedir");
+    if (!sd.empty()) keep(state::remove_tree(sd));
+    keep(lease::remove_record(r.name));
+    return first;
+}
+
+Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules) {
+    std::vector<std::string> removed;
+    Status first;
+    for (const auto& r : TRY(lease::records())) {
+        if (lease::alive(r.owner())) continue;
+        auto st = teardown(r, host_netns);
+        if (!st && first) first = std::move(st);
+        removed.push_back(r.name);
+    }
+    if (rules) {
+        auto nft = TRY(nft::Nft::open("host"));
+        TRY(nft.remove([&](const nft::Tag& t) {
+            bool dead = !lease::alive(lease::Owner{t.pid, t.start});
+            if (dead) removed.push_back(cat("rules of ", t.name));
+            return dead;
+        }));
+    }
+    if (!first) return std::move(first).error();
+    return removed;
+}
+
+}  // namespace kago::net

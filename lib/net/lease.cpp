@@ -1,0 +1,199 @@
+#include "net/lease.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "core/parse.hpp"
+#include "core/state.hpp"
+#include "core/sys.hpp"
+
+namespace kago::net::lease {
+
+Result<uint64_t> start_time(pid_t pid) {
+    auto text = TRY(sys::read_file(cat("/proc/", pid, "/stat").c_str()));
+    // The command name (field 2) may hold spaces: count from the last ')'.
+    auto close = text.rfind(')');
+    if (close == std::string::npos) return usage_error(cat("/proc/", pid, "/stat: unexpected format"));
+    auto fields = parse::split(std::string_view(text).substr(close + 2), ' ');
+    // fields[0] is field 3 (state): starttime, field 22, is fields[19].
+    if (fields.size() < 20) return usage_error(cat("/proc/", pid, "/stat: too few fields"));
+    return TRY(parse::u64(fields[19], "start time"));
+}
+
+Owner self() {
+    Owner o{::getpid(), 0};
+    auto s = start_time(o.pid);
+    if (s) o.start = *s;
+    return o;
+}
+
+bool alive(const Owner& o) {
+    if (o.pid <= 0) return false;
+    auto s = start_time(o.pid);
+    return s && *s == o.start;
+}
+
+std::string dir() { return cat(state::runtime_root(), "/leases"); }
+
+Result<Lock> Lock::acquire() {
+    std::string d = dir();
+    if (::access(d.c_str(), F_OK) != 0) TRY(sys::mkdir_p(d, 0700));
+    std::string path = d + "/lock";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return sys_error(cat("open lock file ", path));
+    Lock l;
+    l.fd_.reset(fd);
+    while (::flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) return sys_error(cat("lock ", path));
+    }
+    return l;
+}
+
+LeaseFile LeaseFile::parse(std::string_view text) {
+    LeaseFile f;
+    for (const auto& line : parse::split(text, '\n')) {
+        auto w = parse::split(line, ' ');
+        if (w.size() >= 3 && w[0] == "#" && w[1] == "bridge") {
+            for (size_t i = 3; i < w.size(); ++i) {
+                if (w[i] == "created") f.created_bridge = true;
+                if (w[i].rfind("netns=", 0) == 0) {
+                    auto n = parse::u64(w[i].substr(6), "netns");
+                    if (n) f.netns = *n;
+                }
+            }
+            continue;
+        }
+        if (w.size() != 4) continue;
+        auto a = parse_addr(w[0], "lease");
+        auto pid = parse::u64(w[2], "pid");
+        auto start = parse::u64(w[3], "start");
+        if (!a || !pid || !start) continue;
+        f.entries.push_back(Entry{*a, w[1], Owner{pid_t(*pid), *start}});
+    }
+    return f;
+}
+
+std::string LeaseFile::format(const std::string& bridge) const {
+    std::string s = cat("# bridge ", bridge, created_bridge ? " created" : " existing", " netns=", netns, "\n");
+    for (const auto& e : entries) s += cat(e.addr.addr_str(), " ", e.name, " ", e.owner.pid, " ", e.owner.start, "\n");
+    return s;
+}
+
+bool LeaseFile::in_use(const Cidr& a) const {
+    for (const auto& e : entries)
+        if (e.addr.family == a.family && e.addr.bytes == a.bytes) return true;
+    return false;
+}
+
+std::optional<Cidr> LeaseFile::allocate(const Cidr& subnet, const Cidr& gateway) const {
+    uint32_t n = host_count(subnet);
+    for (uint32_t i = 1; i <= n; ++i) {
+        auto c = nth_host(subnet, i);
+        if (!c) break;
+        Cidr bare = *c;
+        bare.prefix = 32;
+        if (bare.bytes == gateway.bytes) continue;
+        if (in_use(bare)) continue;
+        return c;
+    }
+    return std::nullopt;
+}
+
+size_t LeaseFile::reap(const std::function<bool(const Entry&)>& dead) {
+    size_t before = entries.size();
+    std::erase_if(entries, dead);
+    return before - entries.size();
+}
+
+Result<LeaseFile> load(const std::string& bridge) {
+    std::string path = cat(dir(), "/", bridge, ".leases");
+    auto text = sys::read_file(path.c_str());
+    if (!text) {
+        if (text.error().err == ENOENT) return LeaseFile{};
+        return std::move(text).error();
+    }
+    return LeaseFile::parse(*text);
+}
+
+namespace {
+Status write_atomic(const std::string& path, std::string_view content) {
+    std::string tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return sys_error(cat("create ", tmp));
+    UniqueFd owner(fd);
+    if (::write(fd, content.data(), content.size()) != ssize_t(content.size())) return sys_error(cat("write ", tmp));
+    owner.reset();
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return sys_error(cat("rename ", tmp, " to ", path));
+    return {};
+}
+}  // namespace
+
+Status save(const std::string& bridge, const LeaseFile& f) {
+    std::string path = cat(dir(), "/", bridge, ".leases");
+    if (f.entries.empty() && !f.created_bridge) {
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT) return sys_error(cat("remove ", path));
+        return {};
+    }
+    TRY(sys::mkdir_p(dir(), 0700));
+    return write_atomic(path, f.format(bridge));
+}
+
+Owner Record::owner() const {
+    Owner o;
+    auto p = parse::u64(get("pid"), "pid");
+    auto s = parse::u64(get("start"), "start");
+    if (p) o.pid = pid_t(*p);
+    if (s) o.start = *s;
+    return o;
+}
+
+Record Record::parse(std::string name, std::string_view text) {
+    Record r;
+    r.name = std::move(name);
+    for (const auto& line : parse::split(text, '\n')) {
+        auto eq = line.find('=');
+        if (eq == std::string::npos) continue;
+        r.kv[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return r;
+}
+
+std::string Record::format() const {
+    std::string s;
+    for (const auto& [k, v] : kv) s += cat(k, "=", v, "\n");
+    return s;
+}
+
+Status write_record(const Record& r) {
+    TRY(sys::mkdir_p(dir(), 0700));
+    return write_atomic(cat(dir(), "/", r.name, ".owner"), r.format());
+}
+
+Status remove_record(const std::string& name) {
+    std::string path = cat(dir(), "/", name, ".owner");
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return sys_error(cat("remove ", path));
+    return {};
+}
+
+Result<std::vector<Record>> records() {
+    std::vector<Record> out;
+    std::string d = dir();
+    DIR* dp = ::opendir(d.c_str());
+    if (!dp) {
+        if (errno == ENOENT) return out;
+        return sys_error(cat("open ", d));
+    }
+    while (struct dirent* e = ::readdir(dp)) {
+        std::string_view n = e->d_name;
+        if (n.size() <= 6 || n.substr(n.size() - 6) != ".owner") continue;
+        auto text = sys::read_file(cat(d, "/", n).c_str());
+        if (!text) continue;
+        out.push_back(Record::parse(std::string(n.substr(0, n.size() - 6)), *text));
+    }
+    ::closedir(dp);
+    return out;
+}
+
+}  // namespace kago::net::lease

@@ -1,0 +1,227 @@
+#include "net/usermode.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/exec.hpp"
+#include "core/parse.hpp"
+#include "core/sys.hpp"
+#include "core/trace.hpp"
+
+namespace kago::net::usermode {
+namespace {
+
+std::string search_path(std::string_view name) {
+    const char* path = ::getenv("PATH");
+    for (const auto& d : parse::split(path && *path ? path : "/usr/local/bin:/usr/bin:/bin", ':')) {
+        if (d.empty()) continue;
+        std::string p = cat(d, "/", name);
+        if (::access(p.c_str(), X_OK) == 0) return p;
+    }
+    return "";
+}
+
+// fork + exec argv; the child keeps `keep_fd` open. Returns the pid.
+Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd) {
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    long pid = trace::call([&] { return cat("fork() + execve(", trace::quote(argv[0]), ", ", describe_argv(argv), ")"); },
+                           [&]() -> long {
+                               pid_t p = ::fork();
+                               if (p == 0) {
+                                   sigset_t none;
+                                   sigemptyset(&none);
+                                   sigprocmask(SIG_SETMASK, &none, nullptr);
+                                   if (keep_fd >= 0) ::fcntl(keep_fd, F_SETFD, 0);
+                                   // Its messages would be noise on the container's terminal.
+                                   int devnull = ::open("/dev/null", O_RDWR);
+                                   if (devnull >= 0) {
+                                       ::dup2(devnull, 0);
+                                       ::dup2(devnull, 1);
+                                   }
+                                   ::execv(args[0], args.data());
+                                   _exit(127);
+                               }
+                               return p;
+                           }, 1);
+    if (pid < 0) return sys_error(cat("start ", argv[0]));
+    return pid_t(pid);
+}
+
+}  // namespace
+
+Result<Helper> find_helper(std::string_view wanted) {
+    for (std::string_view n : {"pasta", "slirp4netns"}) {
+        if (wanted != "auto" && wanted != n) continue;
+        std::string p = search_path(n);
+        if (!p.empty()) return Helper{std::string(n), p};
+    }
+    errno = ENOENT;
+    if (wanted == "auto")
+        return sys_error("--user-mode: neither pasta nor slirp4netns found in PATH")
+            .with_hint("install the Debian package passt (or slirp4netns)");
+    return sys_error(cat("--user-mode-helper ", wanted, ": not found in PATH"));
+}
+
+std::string pasta_port(const Publish& p) {
+    std::string s;
+    if (p.host_ip) s = cat(p.host_ip->addr_str(), "/");
+    return cat(s, p.host_port, ":", p.port);
+}
+
+std::vector<std::string> pasta_argv(const Helper& h, pid_t target, const std::vector<Publish>& publish,
+                                    uint32_t mtu, const std::string& pidfile) {
+    std::vector<std::string> a = {h.path, "--config-net", "--quiet", "--pid", pidfile};
+    std::string tcp, udp;
+    for (const auto& p : publish) {
+        std::string& spec = p.proto == IPPROTO_TCP ? tcp : udp;
+        if (!spec.empty()) spec += ",";
+        spec += pasta_port(p);
+    }
+    // Only the ports asked for; nothing from the namespace to the host.
+    a.insert(a.end(), {"-t", tcp.empty() ? "none" : tcp, "-u", udp.empty() ? "none" : udp, "-T", "none", "-U", "none"});
+    if (mtu) a.insert(a.end(), {"--mtu", std::to_string(mtu)});
+    a.push_back(std::to_string(target));
+    return a;
+}
+
+std::vector<std::string> slirp_argv(const Helper& h, pid_t target, uint32_t mtu, int ready_fd, int exit_fd,
+                                    const std::string& api_socket) {
+    return {h.path,
+            "--configure",
+            cat("--mtu=", mtu ? mtu : 65520),
+            "--disable-host-loopback",
+            cat("--ready-fd=", ready_fd),
+            cat("--exit-fd=", exit_fd),
+            cat("--api-socket=", api_socket),
+            cat("--userns-path=/proc/", target, "/ns/user"),
+            "--netns-type=path",
+            cat("/proc/", target, "/ns/net"),
+            "tap0"};
+}
+
+std::string slirp_hostfwd_request(const Publish& p) {
+    return cat(R"({"execute": "add_hostfwd", "arguments": {"proto": ")", p.proto_name(), R"(", "host_addr": ")",
+               p.host_ip ? p.host_ip->addr_str() : "0.0.0.0", R"(", "host_port": )", p.host_port,
+               R"(, "guest_port": )", p.port, "}}");
+}
+
+namespace {
+
+Status slirp_api(const std::string& sock, const std::string& request) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) return sys_error("slirp4netns API socket");
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (sock.size() >= sizeof sa.sun_path) {
+        errno = ENAMETOOLONG;
+        return sys_error(cat("slirp4netns API socket ", sock));
+    }
+    memcpy(sa.sun_path, sock.c_str(), sock.size() + 1);
+    long r = trace::call([&] { return cat("connect(", trace::quote(sock), ") + write(", trace::quote(request), ")"); },
+                         [&]() -> long {
+                             if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return -1;
+                             if (::write(fd.get(), request.data(), request.size()) != ssize_t(request.size())) return -1;
+                             ::shutdown(fd.get(), SHUT_WR);
+                             return 0;
+                         });
+    if (r != 0) return sys_error(cat("slirp4netns API ", sock));
+    if (trace::dry_run()) return {};
+    std::string reply;
+    char buf[512];
+    ssize_t n;
+    while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) reply.append(buf, size_t(n));
+    if (reply.find("\"error\"") != std::string::npos)
+        return usage_error(cat("slirp4netns: ", request, ": ", reply));
+    return {};
+}
+
+}  // namespace
+
+Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>& publish, uint32_t mtu,
+                      const std::string& work_dir) {
+    Running run;
+    if (h.name == "pasta") {
+        std::string pidfile = cat(work_dir, "/pasta.pid");
+        auto argv = pasta_argv(h, target, publish, mtu, pidfile);
+        pid_t pid = TRY(spawn(argv, -1));
+        if (trace::dry_run()) return run;
+        int ws = 0;
+        while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+        }
+        if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+            errno = 0;
+            return usage_error(cat("pasta failed (", WIFEXITED(ws) ? cat("exit status ", WEXITSTATUS(ws))
+                                                                      : cat("signal ", WTERMSIG(ws)), ")"))
+                .with_hint("run it by hand to see why: " + describe_argv(argv));
+        }
+        auto text = sys::read_file(pidfile.c_str());
+        if (text) {
+            auto p = parse::u64(std::string_view(*text).substr(0, text->find('\n')), "pid");
+            if (p) run.pid = pid_t(*p);
+        }
+        ::unlink(pidfile.c_str());
+        return run;
+    }
+    // slirp4netns
+    int ready[2], ex[2];
+    if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(ex, O_CLOEXEC) != 0) return sys_error("pipe");
+    UniqueFd ready_r(ready[0]), ready_w(ready[1]), exit_r(ex[0]);
+    run.exit_fd = ex[1];
+    std::string api = cat(work_dir, "/slirp4netns.sock");
+    auto argv = slirp_argv(h, target, mtu, ready[1], ex[0], api);
+    // Both descriptors must survive the exec in the child.
+    ::fcntl(ex[0], F_SETFD, 0);
+    auto pid = spawn(argv, ready[1]);
+    ::fcntl(ex[0], F_SETFD, FD_CLOEXEC);
+    if (!pid) {
+        ::close(run.exit_fd);
+        return std::move(pid).error();
+    }
+    run.pid = *pid;
+    if (trace::dry_run()) return run;
+    ready_w.reset();
+    exit_r.reset();
+    char c;
+    ssize_t n;
+    while ((n = ::read(ready_r.get(), &c, 1)) < 0 && errno == EINTR) {
+    }
+    if (n != 1) {
+        stop(run);
+        return usage_error("slirp4netns exited before the network was ready")
+            .with_hint("run it by hand to see why: " + describe_argv(argv));
+    }
+    for (const auto& p : publish) {
+        auto st = slirp_api(api, slirp_hostfwd_request(p));
+        if (!st) {
+            stop(run);
+            return std::move(st).error();
+        }
+    }
+    return run;
+}
+
+void stop(Running& r) {
+    if (r.exit_fd >= 0) {
+        ::close(r.exit_fd);
+        r.exit_fd = -1;
+    }
+    if (r.pid > 0) {
+        (void)sys::kill(r.pid, SIGTERM);
+        int ws;
+        // Reap it when it is our child (slirp4netns, or pasta under our subreaper).
+        for (int i = 0; i < 200; ++i) {
+            pid_t w = ::waitpid(r.pid, &ws, WNOHANG);
+            if (w == r.pid || (w < 0 && errno == ECHILD)) break;
+            ::usleep(5000);
+        }
+        r.pid = -1;
+    }
+}
+
+}  // namespace kago::net::usermode

@@ -1,0 +1,50 @@
+// Rootless networking: pasta (passt), or slirp4netns where pasta is
+// missing. The helper runs on the host side and attaches to the user and
+// network namespaces of a target process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "net/addr.hpp"
+
+namespace kago::net::usermode {
+
+// "pasta", "slirp4netns", or "auto" (pasta, else slirp4netns).
+// Returns the helper's name and its path, searched in PATH.
+struct Helper {
+    std::string name;
+    std::string path;
+};
+Result<Helper> find_helper(std::string_view wanted);
+
+// pasta's port spec for -t/-u: "8080:80", "127.0.0.1/8080:80".
+std::string pasta_port(const Publish& p);
+
+// The command line of the helper attached to `target`'s namespaces.
+std::vector<std::string> pasta_argv(const Helper& h, pid_t target, const std::vector<Publish>& publish,
+                                    uint32_t mtu, const std::string& pidfile);
+std::vector<std::string> slirp_argv(const Helper& h, pid_t target, uint32_t mtu, int ready_fd, int exit_fd,
+                                    const std::string& api_socket);
+// The slirp4netns API request that adds one port forward.
+std::string slirp_hostfwd_request(const Publish& p);
+
+// Run the helper and wait until it has configured the namespace.
+//  pasta: runs in the background once ready; returns its pid (from the
+//  pid file).
+//  slirp4netns: stays a child of ours; ready when it writes to ready_fd;
+//  the port forwards are then added through its API socket. It exits when
+//  exit_fd (kept open by us) closes.
+struct Running {
+    pid_t pid = -1;
+    int exit_fd = -1;  // slirp4netns: the write end we close to stop it
+};
+Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>& publish, uint32_t mtu,
+                      const std::string& work_dir);
+// Stop it (SIGTERM; for slirp4netns also closes exit_fd) and reap it if it is our child.
+void stop(Running& r);
+
+}  // namespace kago::net::usermode
