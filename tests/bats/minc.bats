@@ -267,3 +267,10 @@ made-inside"
     for _ in $(seq 50); do grep -q from-the-background "$dir/log" 2>/dev/null && break; sleep 0.1; done
     assert_equal "$(cat "$dir/log")" from-the-background
 }
+
+@test "minc (MINCS parse): --net dens gives eth0 an address on the bridge" {
+    require_progs net-setup unshare-run mount-layers
+    run timeout 120 "$MINC" -r "$KAGO_ROOTFS" --net dens ip -o -4 addr show eth0
+    assert_success
+    assert_output --regexp 'inet 10\.88\.[0-9]+\.[0-9]+/16'
+}
