@@ -260,7 +260,7 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     assert_output --regexp "cg-limit: cgt$BATS_TEST_NUMBER: [0-9]+ fork attempts? refused by the pids limit \(16\)"
     jq -e '.pids_refused >= 1' "$BATS_TEST_TMPDIR/status"
     # What the loop started is gone with the cgroup.
-    run pgrep -f 'sleep 12345'
+    run pgrep -f '^sleep 12345'
     assert_failure
 }
 
@@ -347,11 +347,11 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     run cg-limit --pids 32 -- sh -c 'sleep 12346 & sleep 12347 & echo started'
     assert_success
     assert_output started
-    run pgrep -f 'sleep 1234[67]'
+    run pgrep -f '^sleep 1234[67]'
     assert_failure
     cg-limit --pids 32 -- sleep 12348 &
     SUPERVISOR=$!
-    for _ in {1..100}; do pgrep -f 'sleep 12348' >/dev/null && break; sleep 0.05; done
+    for _ in {1..100}; do pgrep -f '^sleep 12348' >/dev/null && break; sleep 0.05; done
     kill -TERM "$SUPERVISOR"
     local st=0
     wait "$SUPERVISOR" || st=$?
@@ -364,13 +364,13 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     SLEEPS=1
     cg-limit --pids 32 -- sleep 12349 &
     SUPERVISOR=$!
-    for _ in {1..100}; do pgrep -f 'sleep 12349' >/dev/null && break; sleep 0.05; done
+    for _ in {1..100}; do pgrep -f '^sleep 12349' >/dev/null && break; sleep 0.05; done
     kill -KILL "$SUPERVISOR"
     wait "$SUPERVISOR" 2>/dev/null || true
     SUPERVISOR=
     # PR_SET_PDEATHSIG took the command with it; the cgroup stays behind.
-    for _ in {1..100}; do pgrep -f 'sleep 12349' >/dev/null || break; sleep 0.05; done
-    run pgrep -f 'sleep 12349'
+    for _ in {1..100}; do pgrep -f '^sleep 12349' >/dev/null || break; sleep 0.05; done
+    run pgrep -f '^sleep 12349'
     assert_failure
     [ -n "$(find /sys/fs/cgroup -name "cgt$BATS_TEST_NUMBER.*")" ] || fail "no leftover to reap: the test proves nothing"
     [ -d "/run/kago/$KAGO_NAME" ]
