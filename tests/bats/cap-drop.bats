@@ -349,6 +349,21 @@ J
     rm -f "$BOX/tmp/cd-profile.json"
 }
 
+@test "cap-drop --seccomp FILE: architectures a profile names are mapped, others are killed" {
+    need_try
+    run "$TOOLS/caps_try" i386-getpid
+    [ "$output" = "i386-getpid: ok" ] || skip "this kernel runs no i386 system calls ($output)"
+    printf '%s\n' '{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],' \
+        ' "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}' >"$BOX/tmp/cd-mapped.json"
+    printf '%s\n' '{"defaultAction": "SCMP_ACT_ALLOW",' \
+        ' "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}' >"$BOX/tmp/cd-native.json"
+    run in_box /mnt/cap-drop --drop all --seccomp /tmp/cd-mapped.json -- /mnt/caps_try i386-getpid
+    assert_output "i386-getpid: EPERM (Operation not permitted)"
+    run in_box sh -c '/mnt/cap-drop --drop all --seccomp /tmp/cd-native.json -- /mnt/caps_try i386-getpid; echo "status $?"'
+    assert_line "status 159"
+    rm -f "$BOX/tmp/cd-mapped.json" "$BOX/tmp/cd-native.json"
+}
+
 @test "cap-drop: 125 for a malformed profile, with line and column" {
     printf '{"defaultAction": "SCMP_ACT_ALLOW",\n  "syscalls": [}\n' >"$BATS_TEST_TMPDIR/bad.json"
     run cap-drop --seccomp "$BATS_TEST_TMPDIR/bad.json" true
