@@ -184,7 +184,13 @@ int main(int argc, char** argv) {
                             [] { return ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); });
     cg::SpawnFailure failure;
     auto child = cg::spawn(req, &failure);
-    if (!child) fail(failure.error, failure.code);
+    if (!child) {
+        // The command never ran: the status line still comes, with 125-127.
+        if (a.status_fd >= 0)
+            (void)kago::json::write_and_close(
+                a.status_fd, cg::status_json(name, cgroup->path(), cgroup->stats(), failure.code << 8));
+        fail(failure.error, failure.code);
+    }
     join = cg::JoinTarget{};  // close the cgroup descriptors
 
     int terminating = 0;

@@ -121,8 +121,9 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
 }
 
 @test "cg-limit: 127 when the command is not found" {
-    run -127 cg-limit --pids 32 -- cgt-no-such-command
+    run -127 cg-limit --pids 32 --status-fd 3 -- cgt-no-such-command 3>"$BATS_TEST_TMPDIR/status"
     assert_output --partial 'cg-limit: cgt-no-such-command: No such file or directory'
+    jq -e '.exit == 127 and .signal == null' "$BATS_TEST_TMPDIR/status"
 }
 
 @test "cg-limit: 126 when the command cannot be executed" {
