@@ -1,11 +1,14 @@
 #!/bin/bash
 # The test driver behind `make check`: the GoogleTest unit tests, then the
-# bats suite against the real kernel, then one summary line:
+# bats suite against the real kernel, then the cgroup bats files again in a
+# cgroup v2 VM (tests/vm/), then one summary line:
 #   N passed, N failed[, N skipped]
 # It exits non-zero when anything failed.
 #
 #   KAGO_BIN, KAGO_BUILD   set by the Makefile
 #   KAGO_UNIT=0            skip the unit tests
+#   KAGO_VM=0|1            the cgroup v2 VM phase (default: on when no
+#                          FILE is named); KAGO_VM_BATS lists its files
 #   tests/run.sh [FILE.bats...]   run only these bats files
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -60,6 +63,38 @@ if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 fi
 echo "bats: $p passed, $f failed, $s skipped"
 passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+
+# The cgroup suite again, as root in a VM booted in pure cgroup v2 mode
+# (tests/vm/README.md): tests/vm/smoke.bats, then KAGO_VM_BATS. The phase
+# runs when no bats files were named, or when KAGO_VM=1; KAGO_VM=0 skips it.
+vm_default=0
+[ $# -eq 0 ] && vm_default=1
+if [ "${KAGO_VM:-$vm_default}" = 1 ]; then
+    echo "== bats in a cgroup v2 VM"
+    vm_start=$(date +%s)
+    vm_files=("$here/vm/smoke.bats")
+    for f in ${KAGO_VM_BATS:-tests/bats/cg-limit.bats}; do
+        case "$f" in /*) ;; *) f="$top/$f" ;; esac
+        if [ -e "$f" ]; then
+            vm_files+=("$f")
+        else
+            echo "SKIPPED: bats in a cgroup v2 VM: $f does not exist"; skipped=$((skipped + 1))
+        fi
+    done
+    tap="$KAGO_BUILD/vm-bats.tap"
+    "$here/vm/run-bats.sh" "${vm_files[@]}" | tee "$tap"
+    rc=${PIPESTATUS[0]}
+    p=$(grep -E '^ok ' "$tap" | grep -vc ' # skip')
+    s=$(grep -E '^ok ' "$tap" | grep -c ' # skip')
+    f=$(grep -cE '^not ok ' "$tap")
+    if [ "$rc" = 77 ]; then
+        echo "SKIPPED: bats in a cgroup v2 VM: $(sed -n 's/^ok 1 .* # skip //p' "$tap")"
+    elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "the VM phase exited with status $rc without a failed test"; f=1
+    fi
+    echo "vm: $p passed, $f failed, $s skipped ($(($(date +%s) - vm_start)) s)"
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+fi
 
 summary="$passed passed, $failed failed"
 [ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"

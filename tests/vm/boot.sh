@@ -19,7 +19,7 @@ if [ "${1:-}" = --why ]; then why=$2; shift 2; fi
 [ $# -gt 0 ] || { echo "usage: boot.sh [--why FILE] [--] COMMAND [ARG...]" >&2; exit 2; }
 
 cache=${KAGO_VM_CACHE:-/var/cache/kago-tests/vm}
-timeout=${KAGO_VM_TIMEOUT:-600}
+timeout=${KAGO_VM_TIMEOUT:-900}
 qemu=${KAGO_VM_QEMU:-qemu-system-x86_64}
 
 give_up() { # STATUS REASON
@@ -69,6 +69,9 @@ add_rw "$top"
 [ -n "${KAGO_BUILD:-}" ] && add_rw "$KAGO_BUILD/.."
 [ -n "${KAGO_BIN:-}" ] && add_rw "$KAGO_BIN/.."
 for p in ${KAGO_VM_RW:-}; do add_rw "$p"; done
+# The guest starts in our directory: share it too when the guest would
+# otherwise hide it under a file system of its own.
+case "$PWD/" in /tmp/* | /run/* | /dev/*) add_rw "$PWD" ;; esac
 
 # The job: the caller's KAGO_* environment and PATH, the directory, the command.
 {
@@ -94,8 +97,9 @@ for p in "${rw[@]}"; do
 done
 rwlist=$(IFS=,; echo "${rw[*]}")
 append="cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 console=ttyS0 panic=-1 rdinit=/init"
-append+=" ${KAGO_VM_APPEND:-quiet}"
+append+=" ${KAGO_VM_APPEND-quiet mitigations=off}"
 append+=" KAGO_VM_RW=$rwlist"
+[ -n "${KAGO_VM_RW_CACHE:-}" ] && append+=" KAGO_VM_RW_CACHE=$KAGO_VM_RW_CACHE"
 append+=" KAGO_VM_STAGE2=$here/guest.sh KAGO_VM_OUT=$run"
 
 start=$(date +%s%N)

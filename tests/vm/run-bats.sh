@@ -18,12 +18,18 @@ top=$(dirname "$(dirname "$here")")
 export KAGO_BIN KAGO_BUILD KAGO_TOP="$top"
 [ $# -gt 0 ] || { echo "usage: run-bats.sh [BATS-OPTION...] FILE..." >&2; exit 2; }
 
+# Files with absolute paths, and their directories shared with the guest
+# (boot.sh skips those already inside a share, like the work tree).
 args=()
 for a in "$@"; do
-    # Relative paths are the caller's: the guest starts in the same
-    # directory, but say it with absolute paths anyway.
-    if [ -e "$a" ]; then args+=("$(realpath "$a")"); else args+=("$a"); fi
+    if [ -e "$a" ]; then
+        a=$(realpath "$a")
+        KAGO_VM_RW="${KAGO_VM_RW:-} $(dirname "$a")"
+    fi
+    args+=("$a")
 done
+export KAGO_VM_RW
+cd "$top" || exit 2
 [ "${KAGO_VM_LEFTOVERS:-1}" = 1 ] && args+=("$top/tests/bats/zz-leftovers.bats")
 
 # The fixture the bats files share (tests/run.sh builds it too).
