@@ -115,14 +115,19 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     ns::ChildPlan child;
     if (o.info_fd >= 0) child.close_fd(o.info_fd);
     if (o.die_with_parent) child.die_with_parent();
-    bool wait_early = (create & CLONE_NEWUSER) || common.verbose;  // maps first; a readable trace
-    if (wait_early) child.wait_for_parent();
+    // The child waits for us only where it must: for its maps (and, with
+    // -v, so that the trace reads in order), and when the command can see
+    // the state directory, whose files must exist by then.
+    bool wait_for_maps = (create & CLONE_NEWUSER) || common.verbose;
+    bool wait_for_state = !strip_env;
+    if (wait_for_maps) child.wait_for_parent();
     for (const auto& j : joins.ns) child.join(j);  // user first
     child.enter_root(joins);
     if ((create & CLONE_NEWTIME) && !time_here) {
         child.unshare(CLONE_NEWTIME);
         if (!offsets.empty()) child.write_file("/proc/self/timens_offsets", offsets);
     }
+    child.report_namespaces();  // for the state files and --info-fd
     if (!o.ns.hostname.empty()) child.set_hostname(o.ns.hostname);
     if ((create & CLONE_NEWNS) && o.ns.propagation_mode != ns::Propagation::unchanged)
         child.mount("", "/", "", ns::propagation_flags(o.ns.propagation_mode), "",
@@ -133,7 +138,7 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
             child.mount("", "/proc", "", MS_REC | MS_PRIVATE, "", "make /proc private");
         child.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "", "mount proc on /proc");
     }
-    if (!wait_early) child.wait_for_parent();  // the parent reads its namespaces first
+    if (wait_for_state) child.wait_for_parent();
     child.set_command(cmd, signals.old_mask(), o.ns.init, o.die_with_parent);
 
     // 2. The state directory (not in a dry run: it makes no calls).
@@ -161,11 +166,13 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
             ns::show_dry_run(child);
             cli::exec_command(cmd, strip_env);
         }
-        auto inodes = TRY(ns::ns_inodes(c.pid()));
+        if (wait_for_maps) TRY(c.release());
+        auto inodes = TRY(c.namespaces());
         TRY(ns::write_state(state, c.pid(), inodes, create | joins.types()));
         if (o.info_fd >= 0)
             TRY(json::write_and_close(o.info_fd, ns::info_json(c.pid(), name, state.path(), inodes)));
-        return c.release();
+        if (wait_for_state) TRY(c.release());
+        return {};
     }();
     if (!outside) {
         ns::Outcome failed = c.stop(child);  // the child may have failed first: its error explains more

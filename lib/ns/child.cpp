@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -84,6 +85,10 @@ void ChildPlan::loopback_up() {
                       "bring up interface lo", "", "", "", "", 0, -1});
 }
 
+void ChildPlan::report_namespaces() {
+    steps_.push_back({Step::Op::report_namespaces, "", "read /proc/self/ns", "", "", "", "", 0, -1});
+}
+
 void ChildPlan::set_command(const PreparedExec& cmd, const sigset_t& mask, bool init, bool die_with_parent) {
     cmd_ = &cmd;
     mask_ = mask;
@@ -103,21 +108,42 @@ void show_dry_run(const ChildPlan& plan) {
 
 namespace {
 
-struct Report {
-    int32_t kind, step, err, status;
-};
-enum : int32_t { kStepFailed = 1, kExecFailed = 2, kStatus = 3 };
+enum : int32_t { kStepFailed = 1, kExecFailed = 2, kStatus = 3, kNamespaces = 4 };
 
-void send_report(int fd, int32_t kind, int32_t step, int32_t err, int32_t status) {
-    Report r{kind, step, err, status};
+void send(int fd, const Report& r) {
     ssize_t n;
     do n = ::write(fd, &r, sizeof r);
     while (n < 0 && errno == EINTR);
 }
 
+void send_report(int fd, int32_t kind, int32_t step, int32_t err, int32_t status) {
+    Report r;
+    r.kind = kind;
+    r.step = step;
+    r.err = err;
+    r.status = status;
+    send(fd, r);
+}
+
+long report_namespaces(int fd) {
+    Report r;
+    r.kind = kNamespaces;
+    char path[32] = "/proc/self/ns/";
+    for (Type t : kTypes) {
+        const char* n = name(t);
+        size_t len = strlen(n);
+        memcpy(path + 14, n, len + 1);
+        struct stat st;
+        if (::stat(path, &st) == 0) r.ns[static_cast<int>(t)] = st.st_ino;
+    }
+    send(fd, r);
+    return 0;
+}
+
 struct StepCtx {
     const Step* step;
     int sync_fd;
+    int report_fd;
 };
 
 long loopback_up() {
@@ -163,7 +189,6 @@ long run_step(void* arg) {
         do n = ::read(ctx->sync_fd, &b, 1);
         while (n < 0 && errno == EINTR);
         if (n != 1) _exit(125);  // the parent failed or died; it reports
-        ::close(ctx->sync_fd);
         return 0;
     }
     case Step::Op::setns: return ::setns(s.fd, static_cast<int>(s.flags));
@@ -174,6 +199,7 @@ long run_step(void* arg) {
     case Step::Op::sethostname: return ::sethostname(s.a.data(), s.a.size());
     case Step::Op::mount: return ::mount(cn(s.a), cn(s.b), cn(s.c), s.flags, cn(s.d));
     case Step::Op::loopback_up: return loopback_up();
+    case Step::Op::report_namespaces: return report_namespaces(ctx->report_fd);
     }
     errno = EINVAL;
     return -1;
@@ -285,7 +311,7 @@ void trace_result(const std::string& text, long r, int e) {
     ::close(report_r);
     const auto& steps = plan.steps();
     for (size_t i = 0; i < steps.size(); ++i) {
-        StepCtx ctx{&steps[i], sync_r};
+        StepCtx ctx{&steps[i], sync_r, report_w};
         long r = steps[i].text.empty() ? run_step(&ctx) : trace::call_prepared(steps[i].text, run_step, &ctx);
         if (r < 0) {
             send_report(report_w, kStepFailed, static_cast<int32_t>(i), errno, 0);
@@ -374,9 +400,30 @@ Status Child::release() {
     ssize_t n;
     do n = ::send(sync_.get(), &b, 1, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
-    sync_.reset();
     if (n != 1) return sys_error(cat("release the child ", pid_));  // it failed first: finish() says why
     return {};
+}
+
+Result<std::vector<NsInode>> Child::namespaces() {
+    std::vector<NsInode> out;
+    if (pid_ <= 0) return out;  // dry run
+    for (;;) {
+        Report r;
+        ssize_t n = ::read(report_.get(), &r, sizeof r);
+        if (n < 0 && errno == EINTR) continue;
+        if (n != static_cast<ssize_t>(sizeof r)) {
+            errno = ECHILD;
+            return sys_error(cat("read the namespaces of process ", pid_));
+        }
+        if (r.kind != kNamespaces) {
+            early_.push_back(r);
+            errno = ECHILD;
+            return sys_error(cat("read the namespaces of process ", pid_));
+        }
+        for (Type t : kTypes)
+            if (r.ns[static_cast<int>(t)]) out.push_back({t, r.ns[static_cast<int>(t)]});
+        return out;
+    }
 }
 
 Outcome Child::finish(const ChildPlan& plan, int wstatus) {
@@ -385,8 +432,9 @@ Outcome Child::finish(const ChildPlan& plan, int wstatus) {
     o.wstatus = wstatus;
     if (!report_.valid()) return o;
     ::fcntl(report_.get(), F_SETFL, O_NONBLOCK);
-    Report r;
-    while (::read(report_.get(), &r, sizeof r) == static_cast<ssize_t>(sizeof r)) {
+    std::vector<Report> reports = std::move(early_);
+    for (Report r; ::read(report_.get(), &r, sizeof r) == static_cast<ssize_t>(sizeof r);) reports.push_back(r);
+    for (const Report& r : reports) {
         if (r.kind == kStatus) {
             o.wstatus = r.status;
         } else if (r.kind == kExecFailed) {
@@ -407,6 +455,7 @@ Outcome Child::finish(const ChildPlan& plan, int wstatus) {
 
 Outcome Child::stop(const ChildPlan& plan) {
     sync_.reset();
+    if (pid_ > 0) ::kill(pid_, SIGKILL);  // it may be past its last wait already
     int ws = 0;
     while (pid_ > 0 && ::waitpid(pid_, &ws, __WALL) < 0 && errno == EINTR) {
     }

@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -27,6 +28,7 @@
 #include "core/exec.hpp"
 #include "core/fd.hpp"
 #include "core/result.hpp"
+#include "ns/info.hpp"
 #include "ns/join.hpp"
 
 namespace kago::ns {
@@ -34,7 +36,7 @@ namespace kago::ns {
 struct Step {
     enum class Op {
         close_fd, die_with_parent, wait_for_parent, setns, fchdir, chroot_here, unshare,
-        write_file, sethostname, mount, loopback_up
+        write_file, sethostname, mount, loopback_up, report_namespaces
     };
     Op op;
     std::string text;  // the trace line, in syscall form; empty: not traced
@@ -63,6 +65,10 @@ class ChildPlan {
                std::string data, std::string what);
     // Bring the loopback interface up: ioctl(SIOCSIFFLAGS).
     void loopback_up();
+    // Send the inode numbers of the child's namespaces to the parent
+    // (Child::namespaces()), so that it need not keep the child waiting to
+    // read /proc/PID/ns. Not traced: it only reads.
+    void report_namespaces();
 
     // The command. init: fork it and stay as its parent, reaping every child
     // and forwarding signals (as PID 1 of a new PID namespace, or below a new
@@ -89,6 +95,12 @@ class ChildPlan {
 // Print the plan the way the child would trace it, marked "(dry run)".
 void show_dry_run(const ChildPlan& plan);
 
+// What the child sends up the report pipe.
+struct Report {
+    int32_t kind = 0, step = 0, err = 0, status = 0;
+    uint64_t ns[8] = {};  // kNamespaces: an inode per Type, 0 when absent
+};
+
 // How the container ended.
 struct Outcome {
     int wstatus = 0;             // leave like this: proc::exit_like()
@@ -100,23 +112,30 @@ class Child {
   public:
     Child() = default;
     Child(Child&& o) noexcept
-        : pid_(std::exchange(o.pid_, -1)), sync_(std::move(o.sync_)), report_(std::move(o.report_)) {}
+        : pid_(std::exchange(o.pid_, -1)),
+          sync_(std::move(o.sync_)),
+          report_(std::move(o.report_)),
+          early_(std::move(o.early_)) {}
     Child& operator=(Child&& o) noexcept {
         abort();
         pid_ = std::exchange(o.pid_, -1);
         sync_ = std::move(o.sync_);
         report_ = std::move(o.report_);
+        early_ = std::move(o.early_);
         return *this;
     }
     ~Child() { abort(); }
 
     pid_t pid() const { return pid_; }
-    // Let the child go on past wait_for_parent().
+    // The inode numbers the child sent at report_namespaces(). Fails when it
+    // failed before; finish() or stop() then tell why.
+    Result<std::vector<NsInode>> namespaces();
+    // Let the child go on past its next wait_for_parent().
     Status release();
     // After the child was reaped with `wstatus`: what happened inside.
     Outcome finish(const ChildPlan& plan, int wstatus);
-    // Setup failed in the parent before release(): the child leaves at
-    // wait_for_parent(); reap it and return what it reported.
+    // Setup failed in the parent: kill the child, reap it and return what
+    // it reported (it may have failed first).
     Outcome stop(const ChildPlan& plan);
     // Kill the child and reap it (the destructor does this).
     void abort();
@@ -126,6 +145,7 @@ class Child {
     pid_t pid_ = -1;
     UniqueFd sync_;    // write end
     UniqueFd report_;  // read end
+    std::vector<Report> early_;  // reports read by namespaces() that finish() must see
 };
 
 // clone() a child with `flags` (CLONE_NEW*, never CLONE_NEWTIME) that runs

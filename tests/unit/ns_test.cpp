@@ -548,3 +548,49 @@ TEST(NsChild, StopBeforeReleaseLeavesNoChild) {
     EXPECT_FALSE(o.error);
     EXPECT_EQ(::kill(pid, 0), -1);  // reaped
 }
+
+TEST(NsChild, TwoWaitsAndTheNamespacesRecord) {
+    auto cmd = prepare_exec({"/bin/true"});
+    ASSERT_TRUE(cmd);
+    ChildPlan p;
+    p.wait_for_parent();
+    p.report_namespaces();
+    p.wait_for_parent();
+    sigset_t mask;
+    sigprocmask(SIG_SETMASK, nullptr, &mask);
+    p.set_command(*cmd, mask, true, false);
+    auto c = spawn(0, p);
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->release());
+    auto ns = c->namespaces();
+    ASSERT_TRUE(ns) << ns.error().message();
+    struct stat st;
+    ASSERT_EQ(::stat("/proc/self/ns/net", &st), 0);
+    bool found = false;
+    for (const auto& n : *ns)
+        if (n.type == Type::net) found = n.inode == st.st_ino;
+    EXPECT_TRUE(found);  // no new namespace: ours
+    ASSERT_TRUE(c->release());
+    int ws = 0;
+    ASSERT_EQ(::waitpid(c->pid(), &ws, 0), c->pid());
+    Outcome o = c->finish(p, ws);
+    EXPECT_FALSE(o.error);
+    EXPECT_TRUE(WIFEXITED(o.wstatus) && WEXITSTATUS(o.wstatus) == 0);
+}
+
+TEST(NsChild, ANamespacesRecordNeverComesFromAFailedChild) {
+    auto cmd = prepare_exec({"/bin/true"});
+    ASSERT_TRUE(cmd);
+    ChildPlan p;
+    p.write_file("/nonexistent/kago-file", "x");
+    p.report_namespaces();
+    sigset_t mask;
+    sigprocmask(SIG_SETMASK, nullptr, &mask);
+    p.set_command(*cmd, mask, false, false);
+    auto c = spawn(0, p);
+    ASSERT_TRUE(c);
+    EXPECT_FALSE(c->namespaces());
+    Outcome o = c->stop(p);
+    ASSERT_TRUE(o.error);  // kept for finish()
+    EXPECT_EQ(o.error->what, "write /nonexistent/kago-file");
+}

@@ -1,0 +1,97 @@
+#!/bin/bash
+# bench/start.sh ROOTFS: how long a container takes to start and stop, kago
+# against the tools people use instead, in ONE hyperfine run. Prints each
+# median, its ratio to bwrap's, and the peak RSS of each command.
+#
+#   make bench                      # builds, makes the busybox rootfs, runs this
+#   RUNS=500 bench/start.sh ROOTFS  # more runs
+#
+# The target for unshare-run: a median at most 0.5x bwrap's, peak RSS under
+# 2 MiB. Runs as root. crun 1.8 refuses this machine's hybrid cgroup layout
+# unless /sys/fs/cgroup/unified is hidden, so the whole benchmark runs in a
+# private mount namespace where it is unmounted (the same for every row).
+set -euo pipefail
+
+ROOTFS=${1:?usage: bench/start.sh ROOTFS}
+ROOTFS=$(cd "$ROOTFS" && pwd)
+RUNS=${RUNS:-300}
+WARMUP=${WARMUP:-30}
+
+if [ -z "${KAGO_BENCH_INNER:-}" ]; then
+    exec unshare --mount --propagation private env KAGO_BENCH_INNER=1 "$0" "$@"
+fi
+if mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
+    umount /sys/fs/cgroup/unified || echo "bench: could not hide /sys/fs/cgroup/unified; crun may refuse" >&2
+fi
+
+for tool in hyperfine jq; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (make deps)" >&2; exit 1; }
+done
+tmp=$(mktemp -d /tmp/kago-bench.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+# The rows: add NAME COMMAND. hyperfine runs them without a shell (-N), so a
+# COMMAND is split on spaces and cannot use quotes, pipes or redirections.
+# The first row named "bwrap" is the reference for the ratios.
+names=() cmds=()
+add() {
+    if $2 >/dev/null 2>&1; then
+        names+=("$1")
+        cmds+=("$2")
+    else
+        echo "bench: skipped $1: '$2' does not run here" >&2
+    fi
+}
+
+# --- unshare-run and the tools people use instead ----------------------------
+add unshare-run "$(command -v unshare-run) --pid --mount --uts --ipc --net -- /bin/true"
+add unshare "unshare --fork --pid --mount --uts --ipc --net /bin/true"
+add bwrap "bwrap --unshare-all --bind / / /bin/true"
+
+# crun and runc with the same namespaces: a minimal OCI bundle on ROOTFS
+# (they run the rootfs's /bin/true, with /proc, as runc needs it).
+mkdir -p "$tmp/bundle"
+cat >"$tmp/bundle/config.json" <<EOF
+{
+  "ociVersion": "1.0.2",
+  "process": {"terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["/bin/true"],
+              "env": ["PATH=/bin:/usr/bin"], "cwd": "/"},
+  "root": {"path": "$ROOTFS", "readonly": true},
+  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+  "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"},
+                           {"type": "ipc"}, {"type": "network"}]}
+}
+EOF
+command -v crun >/dev/null && add crun "crun run -b $tmp/bundle kago-bench-crun-$$"
+command -v runc >/dev/null && add runc "runc run -b $tmp/bundle kago-bench-runc-$$"
+
+# --- rows of the other kago programs ------------------------------------------
+# mount-layers and net-setup add their rows here, with add NAME COMMAND, e.g.
+#   add "unshare-run+mount-layers" "unshare-run --pid --mount -- mount-layers --layer $ROOTFS ... -- /bin/true"
+# (add below this line)
+
+# --- one hyperfine run ------------------------------------------------------------
+args=()
+for i in "${!names[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
+hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" --export-json "$tmp/results.json" "${args[@]}" >&2
+
+# Peak RSS: the largest of the command's processes (wait4's ru_maxrss), the
+# median of 5 runs, from /usr/bin/time.
+peak_rss() {
+    local i
+    for i in 1 2 3 4 5; do
+        /usr/bin/time -f %M $1 2>&1 >/dev/null | tail -1
+    done | sort -n | sed -n 3p
+}
+
+bwrap_median=$(jq -r '.results[] | select(.command == "bwrap") | .median' "$tmp/results.json")
+printf '\n%-28s %12s %10s %12s\n' command "median ms" "x bwrap" "peak RSS KiB"
+for i in "${!names[@]}"; do
+    median=$(jq -r --arg n "${names[$i]}" '.results[] | select(.command == $n) | .median' "$tmp/results.json")
+    ratio=-
+    [ -n "$bwrap_median" ] && ratio=$(awk -v a="$median" -v b="$bwrap_median" 'BEGIN { printf "%.2f", a / b }')
+    printf '%-28s %12.3f %10s %12s\n' "${names[$i]}" "$(awk -v m="$median" 'BEGIN { print m * 1000 }')" \
+        "$ratio" "$(peak_rss "${cmds[$i]}")"
+done
+echo
+echo "target: unshare-run at most 0.50x bwrap, peak RSS under 2048 KiB"
