@@ -261,3 +261,58 @@ ml_chain_need() {
     assert_line "0"
     [ "$kept" = mine ]
 }
+
+# --- unshare-run ---
+
+ur_chain_need() {
+    local p
+    for p in "$@"; do
+        [ -x "$KAGO_BIN/$p" ] || skip "$p is not built"
+    done
+}
+
+@test "chains: unshare-run -> mount-layers, rootless as uid 65534: uid 0, PID 2, own hostname" {
+    ur_chain_need unshare-run mount-layers
+    require_userns
+    run as_nobody unshare-run --user --map-root --pid --mount --uts --ipc --net --hostname urchain -- \
+        mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --dev --pivot -- \
+        /bin/sh -c 'id -u; echo $$; hostname; ps -o pid= | wc -l'
+    assert_success
+    assert_line --index 0 0
+    assert_line --index 1 2
+    assert_line --index 2 urchain
+}
+
+@test "chains: unshare-run passes the command's status and 127 through the chain" {
+    ur_chain_need unshare-run mount-layers
+    run unshare-run --pid --mount -- mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --pivot -- /bin/sh -c 'exit 7'
+    assert_equal "$status" 7
+    run -127 unshare-run --pid --mount -- mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --pivot -- /no/such/payload
+    assert_equal "$status" 127
+}
+
+@test "chains: unshare-run's state directory lives as long as the chain" {
+    ur_chain_need unshare-run mount-layers
+    unshare-run --name urchain-state --pid --mount -- \
+        mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --pivot -- /bin/sleep 2 &
+    local bg=$! i
+    for i in $(seq 50); do [ -e /run/kago/urchain-state/ns/pid ] && break; sleep 0.05; done
+    run cat /run/kago/urchain-state/pid /run/kago/urchain-state/ns/pid
+    local pid=${lines[0]}
+    assert_success
+    assert_equal "${lines[1]}" "$(stat -Lc %i /proc/$pid/ns/pid)"
+    wait "$bg"
+    [ ! -e /run/kago/urchain-state ]
+}
+
+@test "chains: unshare-run --dry-run plans the whole chain without privilege" {
+    ur_chain_need unshare-run mount-layers cap-drop
+    run as_nobody unshare-run --dry-run --pid --mount --hostname urdry -- \
+        mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --pivot -- \
+        cap-drop --drop all -- /bin/sh
+    assert_success
+    assert_line 'unshare-run: sethostname("urdry", 5) (dry run)'
+    assert_output --partial 'mount-layers: '
+    assert_output --partial 'cap-drop: '
+    assert_output --partial '"/bin/sh"'
+}
