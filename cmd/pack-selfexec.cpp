@@ -1,0 +1,239 @@
+// pack-selfexec: pack a root filesystem (a directory, a tar stream on stdin,
+// or a host program with its libraries) and a command into one executable
+// file that starts the container when it runs. The runner is the static
+// stub in lib/pack/stub, embedded in this program.
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <optional>
+
+#include "cgroup/limits.hpp"
+#include "core/cli.hpp"
+#include "core/env.hpp"
+#include "core/parse.hpp"
+#include "core/sys.hpp"
+#include "core/trace.hpp"
+#include "pack/reader.hpp"
+#include "pack/tree.hpp"
+#include "pack/writer.hpp"
+
+extern "C" const uint8_t kago_pack_stub_start[];
+extern "C" const uint8_t kago_pack_stub_end[];
+
+namespace cli = kago::cli;
+namespace pack = kago::pack;
+using kago::cat;
+
+namespace {
+
+struct Opts {
+    std::string rootfs, output, from_host, sign, keygen;
+    std::vector<std::string> add_host;
+    pack::Config config;
+    bool tmp_upper = false, best = false;
+    std::string mtime, frame_size = "32M";
+};
+
+// "[#####.....]  45%  90 MiB / 202 MiB  150 MiB/s" on a terminal.
+struct Progress {
+    bool on = false;
+    timespec start{};
+    void operator()(uint64_t done, uint64_t total) const {
+        if (!on || total == 0) return;
+        timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double secs = (now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9;
+        int pct = static_cast<int>(done * 100 / total);
+        std::string bar(30, '.');
+        for (int i = 0; i < pct * 30 / 100; ++i) bar[i] = '#';
+        uint64_t rate = secs > 0 ? static_cast<uint64_t>(done / secs) : 0;
+        fprintf(stderr, "\r[%s] %3d%%  %s / %s  %s/s ", bar.c_str(), pct, kago::parse::human_size(done).c_str(),
+                kago::parse::human_size(total).c_str(), kago::parse::human_size(rate).c_str());
+        if (done == total) fputc('\n', stderr);
+        fflush(stderr);
+    }
+};
+
+std::vector<uint8_t> read_key(const std::string& path, size_t want, const char* what) {
+    auto text = cli::value_or_die(kago::sys::read_file(path.c_str()));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    auto k = kago::pack::unhex(text);
+    if (!k || k->size() != want) cli::usage_error(cat(what, " ", path, ": expected ", want * 2, " hexadecimal digits"));
+    return *k;
+}
+
+int keygen(const std::string& prefix) {
+    if (sodium_init() < 0) cli::die(kago::usage_error("libsodium: init failed"));
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_keypair(pk, sk);
+    std::string skhex = pack::hex(std::span<const uint8_t>(sk, sizeof sk)) + "\n";
+    std::string pkhex = pack::hex(std::span<const uint8_t>(pk, sizeof pk)) + "\n";
+    cli::check_or_die(kago::sys::write_file((prefix + ".key").c_str(), skhex, O_CREAT | O_EXCL));
+    ::chmod((prefix + ".key").c_str(), 0600);
+    cli::check_or_die(kago::sys::write_file((prefix + ".pub").c_str(), pkhex, O_CREAT | O_EXCL));
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"Pack a root filesystem and a command into one self-executing file that runs them in a "
+                 "container.\nThe file needs nothing on the target host, and runs rootless.",
+                 "pack-selfexec"};
+    cli::Common common;
+    cli::setup(app, common, "-o FILE (--rootfs DIR|- | --from-host PROGRAM) [--] COMMAND [ARG...]");
+    Opts o;
+    pack::Config& c = o.config;
+    app.add_option("-o,--output", o.output, "Write the packed file to FILE")->type_name("FILE");
+    app.add_option("--rootfs", o.rootfs, "Pack the directory DIR, or a tar stream on stdin with '-'")
+        ->type_name("DIR|-");
+    app.add_option("--from-host", o.from_host,
+                   "Pack a host PROGRAM with its interpreter and shared libraries (and /usr/lib/NAME if it exists)")
+        ->type_name("PROGRAM");
+    app.add_option("--add-host", o.add_host, "With --from-host: also pack this host file or directory (repeatable)")
+        ->type_name("PATH")->allow_extra_args(false);
+    app.add_option("--env", c.env, "Set K=V in the container (repeatable)")->type_name("K=V")->allow_extra_args(false);
+    app.add_option("--workdir", c.workdir, "Working directory in the container (default /)")->type_name("DIR");
+    app.add_option("--hostname", c.hostname, "Host name in the container (default kago)")->type_name("NAME");
+    app.add_option("--user", c.user, "Run the command as USER[:GROUP] of the container")->type_name("USER[:GROUP]");
+    app.add_option("--keep-caps", c.keep_caps,
+                   "Capabilities the command keeps (comma-separated, or 'none'; default: Docker's set)")
+        ->type_name("CAPS")->allow_extra_args(false);
+    app.add_option("--seccomp", c.seccomp, "Seccomp filter: default or unconfined")->type_name("default|unconfined");
+    app.add_option("--memory", c.memory, "Memory limit (cgroups; a warning where they are not usable)")->type_name("SIZE");
+    app.add_option("--pids", c.pids, "Process limit (cgroups; a warning where they are not usable)")->type_name("N");
+    app.add_option("--cpus", c.cpus, "CPU limit, e.g. 1.5 (cgroups; a warning where they are not usable)")->type_name("N");
+    app.add_option("--net", c.net, "Network: none (loopback only), host, or user-mode (pasta on the target host)")
+        ->type_name("none|host|user-mode");
+    app.add_flag("--bind-allowed", c.bind_allowed, "Let the runner take --kago-bind SRC:DST");
+    app.add_flag("--read-only", c.read_only, "Run on the read-only cached root, with no tmpfs upper");
+    app.add_flag("--tmp-upper", o.tmp_upper, "Writes go to a tmpfs over the cached root (the default)");
+    app.add_flag("--best", o.best, "Compress for size: zstd level 19 with long mode (default: level 3 with long mode)");
+    app.add_option("--mtime", o.mtime, "Clamp modification times to EPOCH seconds (default: $SOURCE_DATE_EPOCH)")
+        ->type_name("EPOCH");
+    app.add_option("--frame-size", o.frame_size, "Bytes of contents per zstd frame, 64K to 64M (default 32M)")
+        ->type_name("SIZE");
+    app.add_option("--sign", o.sign, "Sign the file with the Ed25519 secret key in KEYFILE (see --keygen)")
+        ->type_name("KEYFILE");
+    app.add_option("--keygen", o.keygen, "Write a new Ed25519 key pair to PREFIX.key and PREFIX.pub, and exit")
+        ->type_name("PREFIX");
+    if (auto code = cli::parse(app, common, argc, argv)) return *code;
+
+    if (!o.keygen.empty()) return keygen(o.keygen);
+    if (o.output.empty()) cli::usage_error("-o FILE is required");
+    if (o.rootfs.empty() == o.from_host.empty()) cli::usage_error("give one of --rootfs DIR|- and --from-host PROGRAM");
+    if (!o.add_host.empty() && o.from_host.empty()) cli::usage_error("--add-host needs --from-host");
+    if (c.read_only && o.tmp_upper) cli::usage_error("--read-only and --tmp-upper contradict each other");
+    if (c.seccomp != "default" && c.seccomp != "unconfined")
+        cli::usage_error(cat("--seccomp ", c.seccomp, ": expected default or unconfined"));
+    if (c.net != "none" && c.net != "host" && c.net != "user-mode")
+        cli::usage_error(cat("--net ", c.net, ": expected none, host or user-mode"));
+    for (auto& e : c.env)
+        if (e.find('=') == std::string::npos || e[0] == '=') cli::usage_error(cat("--env ", e, ": expected K=V"));
+    if (c.workdir.empty() || c.workdir[0] != '/') cli::usage_error(cat("--workdir ", c.workdir, ": not absolute"));
+    if (!c.memory.empty()) cli::value_or_die(kago::cgroup::parse_size(c.memory, "--memory"));
+    if (!c.pids.empty()) cli::value_or_die(kago::cgroup::parse_count(c.pids, "--pids"));
+    if (!c.cpus.empty()) cli::value_or_die(kago::cgroup::parse_cpus(c.cpus, "--cpus"));
+    std::optional<int64_t> clamp;
+    std::string mt = o.mtime.empty() ? std::string(kago::env::get("SOURCE_DATE_EPOCH")) : o.mtime;
+    if (!mt.empty()) clamp = cli::value_or_die(kago::parse::i64(mt, o.mtime.empty() ? "SOURCE_DATE_EPOCH" : "--mtime"));
+    uint64_t frame = cli::value_or_die(kago::parse::size(o.frame_size, "--frame-size"));
+    if (frame < pack::kMinFrameSize || frame > pack::kMaxFrameSize)
+        cli::usage_error(cat("--frame-size ", o.frame_size, ": expected 64K to 64M"));
+    c.command = common.command;
+
+    pack::WriteOptions wo;
+    wo.level = o.best ? 19 : 3;
+    wo.long_mode = true;
+    wo.frame_size = static_cast<uint32_t>(frame);
+    wo.stub = std::span<const uint8_t>(kago_pack_stub_start, kago_pack_stub_end);
+    if (!o.sign.empty()) wo.secret_key = read_key(o.sign, crypto_sign_SECRETKEYBYTES, "--sign");
+
+    std::string source = o.from_host.empty() ? (o.rootfs == "-" ? "a tar stream on stdin" : o.rootfs)
+                                             : cat("host program ", o.from_host);
+    if (common.dry_run) {
+        kago::trace::emit(cat("read ", source, " (dry run)"));
+        kago::trace::emit(cat("compress with zstd level ", wo.level, " and long mode in frames of ",
+                              kago::parse::human_size(frame), ", one thread per CPU (dry run)"));
+        kago::trace::emit(cat("write ", o.output, ": stub ", kago::parse::human_size(wo.stub.size()),
+                              ", frames, manifest, frame table, trailer (dry run)"));
+        kago::trace::emit(cat("command: ", kago::describe_argv(c.command.empty() ? std::vector<std::string>{"/bin/sh"} : c.command)));
+        return 0;
+    }
+
+    pack::Tree tree;
+    pack::ScanOptions so;
+    so.map_builder_to_root = ::geteuid() != 0;
+    if (!o.from_host.empty()) {
+        std::string prog = cli::value_or_die(pack::add_host_program(tree, o.from_host));
+        c.from_host = true;
+        // The program's own data directory (/usr/lib/python3.11 for python3).
+        char real[PATH_MAX];
+        if (::realpath(prog.c_str(), real)) {
+            std::string base = real;
+            base = base.substr(base.rfind('/') + 1);
+            for (std::string d : {"/usr/lib/" + base, "/usr/lib/x86_64-linux-gnu/" + base}) {
+                struct stat st;
+                if (::stat(d.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) cli::check_or_die(pack::add_host_tree(tree, d));
+            }
+        }
+        for (auto& p : o.add_host) {
+            struct stat st;
+            if (::stat(p.c_str(), &st) != 0) cli::die(kago::sys_error(cat("--add-host ", p)));
+            if (S_ISDIR(st.st_mode)) cli::check_or_die(pack::add_host_tree(tree, p));
+            else cli::value_or_die(pack::add_host_program(tree, p));
+        }
+        if (c.command.empty()) c.command = {prog};
+        else if (c.command[0].find('/') == std::string::npos && c.command[0] == prog.substr(prog.rfind('/') + 1))
+            c.command[0] = prog;  // "python3" -> "/usr/bin/python3": the container's PATH may differ
+    } else if (o.rootfs == "-") {
+        if (isatty(0)) cli::usage_error("--rootfs -: stdin is a terminal, not a tar stream");
+        cli::check_or_die(pack::read_tar(tree, 0, so));
+    } else {
+        cli::check_or_die(pack::scan_directory(tree, o.rootfs, so));
+    }
+    auto built = cli::value_or_die(tree.build(clamp));
+    built.manifest.config = c;
+    wo.spill_fd = tree.spill_fd();
+
+    Progress progress;
+    progress.on = isatty(2) && !common.verbose;
+    clock_gettime(CLOCK_MONOTONIC, &progress.start);
+    wo.progress = [&](uint64_t done, uint64_t total) { progress(done, total); };
+
+    // Write beside the output, then rename: a reader never sees half a file.
+    std::string dir = o.output.find('/') == std::string::npos ? "." : o.output.substr(0, o.output.rfind('/'));
+    if (dir.empty()) dir = "/";
+    std::string tmp = cat(dir, "/.", o.output.substr(o.output.rfind('/') + 1), ".XXXXXX");
+    long fd = kago::trace::call([&] { return cat("mkstemp(", kago::trace::quote(tmp), ")"); },
+                                [&] { return ::mkostemp(tmp.data(), O_CLOEXEC); });
+    if (fd < 0) cli::die(kago::sys_error(cat("create a file beside ", o.output)));
+    kago::UniqueFd out(static_cast<int>(fd));
+    auto written = pack::write_packed(out.get(), built, wo);
+    if (!written) {
+        ::unlink(tmp.c_str());
+        cli::die(written.error());
+    }
+    if (::fchmod(out.get(), 0755) != 0 || ::fsync(out.get()) != 0) {
+        ::unlink(tmp.c_str());
+        cli::die(kago::sys_error(cat("write ", o.output)));
+    }
+    long r = kago::trace::call(
+        [&] { return cat("rename(", kago::trace::quote(tmp), ", ", kago::trace::quote(o.output), ")"); },
+        [&] { return ::rename(tmp.c_str(), o.output.c_str()); });
+    if (r != 0) {
+        ::unlink(tmp.c_str());
+        cli::die(kago::sys_error(cat("rename to ", o.output)));
+    }
+    if (common.verbose)
+        kago::trace::emit(cat(o.output, ": ", built.manifest.entries.size(), " entries, ",
+                              kago::parse::human_size(built.total_bytes), " in ", written->trailer.frame_count,
+                              " frames, ", kago::parse::human_size(written->file_size), ", key ",
+                              pack::hex(written->trailer.root_hash)));
+    return 0;
+}

@@ -1,0 +1,139 @@
+// The packed file format.
+//
+//   [stub ELF][frame 0]...[frame N-1][manifest][frame table][trailer]
+//
+// - The frames are independent zstd frames holding the contents of the
+//   regular files, concatenated in manifest order and cut every frame_size
+//   bytes (a file may span frames). Each frame is decoded on its own, so the
+//   frames can be decoded in parallel.
+// - The manifest is one zstd frame: the runtime settings and the entries,
+//   each named by its parent's index and one path component.
+// - The frame table has, per frame, its offset, compressed and decoded sizes
+//   and the SHA-256 of its compressed bytes.
+// - The trailer (the last kTrailerSize bytes) has the magic and version, the
+//   offsets, the declared totals, the manifest's hash and the root hash:
+//   SHA-256 over the trailer's first kHashedSize bytes and the frame table.
+//   The root hash is the cache key and what --sign signs.
+//
+// Everything here is pure: it parses and checks bytes, and is fuzzed.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace kago::pack {
+
+using Hash = std::array<uint8_t, 32>;
+
+inline constexpr char kMagic[8] = {'K', 'A', 'G', 'O', 'P', 'A', 'K', '\0'};
+inline constexpr char kMagicEnd[8] = {'K', 'A', 'G', 'O', 'E', 'N', 'D', '\0'};
+inline constexpr uint32_t kVersion = 1;
+inline constexpr size_t kTrailerSize = 256;
+inline constexpr size_t kHashedSize = 120;     // trailer bytes covered by the root hash
+inline constexpr size_t kFrameRecordSize = 56;  // offset, csize, usize, sha256
+inline constexpr uint32_t kMinFrameSize = 64 << 10;
+inline constexpr uint32_t kMaxFrameSize = 64 << 20;
+inline constexpr uint32_t kDefaultFrameSize = 32 << 20;
+inline constexpr uint64_t kMaxManifestSize = 512ull << 20;
+inline constexpr uint32_t kFlagSigned = 1;
+
+struct Frame {
+    uint64_t offset = 0;  // in the file
+    uint64_t csize = 0;   // compressed bytes
+    uint64_t usize = 0;   // decoded bytes
+    Hash sha256{};        // of the compressed bytes
+};
+
+struct Trailer {
+    uint32_t version = kVersion;
+    uint32_t flags = 0;
+    uint64_t payload_offset = 0;  // the stub's size: where frame 0 starts
+    uint64_t frame_table_offset = 0;
+    uint32_t frame_count = 0;
+    uint32_t frame_size = kDefaultFrameSize;
+    uint64_t manifest_offset = 0;
+    uint64_t manifest_csize = 0;
+    uint64_t manifest_usize = 0;
+    uint64_t total_bytes = 0;    // sum of the regular files' sizes
+    uint64_t total_entries = 0;  // entries in the manifest
+    uint64_t file_size = 0;      // the whole packed file
+    Hash manifest_hash{};        // SHA-256 of the compressed manifest
+    Hash root_hash{};
+    std::array<uint8_t, 32> public_key{};  // when signed
+    std::array<uint8_t, 64> signature{};   // Ed25519 over root_hash
+};
+
+std::array<uint8_t, kTrailerSize> encode_trailer(const Trailer& t);
+// Parses and checks the trailer against the size of the file: magic,
+// version, and every offset and size inside the file, in order.
+Result<Trailer> decode_trailer(std::span<const uint8_t> bytes, uint64_t file_size);
+
+std::vector<uint8_t> encode_frame_table(const std::vector<Frame>& frames);
+// Checks that the frames tile [payload_offset, manifest_offset) exactly and
+// that their decoded sizes add up to total_bytes in frame_size pieces.
+Result<std::vector<Frame>> decode_frame_table(std::span<const uint8_t> bytes, const Trailer& t);
+
+// The root hash of a trailer (its hashed part) and frame table.
+Hash root_hash(const Trailer& t, std::span<const uint8_t> frame_table);
+
+enum class Type : uint8_t { File = 1, Dir = 2, Symlink = 3, Hardlink = 4, Char = 5, Block = 6, Fifo = 7 };
+const char* type_name(Type t);
+
+struct Entry {
+    Type type = Type::File;
+    uint32_t parent = 0;  // index of the parent directory; 0 is the root (itself entry 0)
+    std::string name;     // one path component ("" for the root)
+    uint32_t mode = 0;    // permission bits, 07777
+    uint32_t uid = 0, gid = 0;
+    int64_t mtime = 0;
+    uint64_t size = 0;    // File
+    uint64_t offset = 0;  // File: in the concatenated contents
+    std::string target;   // Symlink
+    uint32_t link = 0;    // Hardlink: index of an earlier regular file
+    uint32_t major = 0, minor = 0;  // Char, Block
+    std::vector<std::pair<std::string, std::string>> xattrs;  // sorted by name
+};
+
+// The runtime settings baked into the file. Lists keep their order.
+struct Config {
+    std::vector<std::string> command;
+    std::vector<std::string> env;  // K=V
+    std::string workdir = "/";
+    std::string hostname;
+    std::string user;  // UID[:GID], empty: 0:0
+    std::vector<std::string> keep_caps;
+    std::string seccomp = "default";  // default | unconfined
+    std::string memory, pids, cpus;
+    std::string net = "none";  // none | host | user-mode
+    bool bind_allowed = false;
+    bool read_only = false;  // true: no tmpfs upper
+    bool from_host = false;  // built with --from-host
+};
+
+struct Manifest {
+    Config config;
+    std::vector<Entry> entries;  // entry 0 is the root directory
+};
+
+std::vector<uint8_t> encode_manifest(const Manifest& m);
+// Parses and checks the manifest: entry 0 is the root; every other entry
+// has an earlier directory as parent and a name that is one component
+// (not "", ".", "..", no '/', no NUL), unique in its directory; hard links
+// point to an earlier regular file; file contents are laid out one after
+// another and add up to total_bytes.
+Result<Manifest> decode_manifest(std::span<const uint8_t> bytes, const Trailer& t);
+
+// The path of entry i, "a/b/c" ("" for the root). Assumes a checked manifest.
+std::string entry_path(const Manifest& m, uint32_t i);
+
+std::string hex(std::span<const uint8_t> bytes);
+Result<std::vector<uint8_t>> unhex(std::string_view s);
+
+}  // namespace kago::pack

@@ -1,0 +1,69 @@
+// Reading a packed file through one descriptor (the runner's
+// /proc/self/exe, opened once), and extracting it safely.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/fd.hpp"
+#include "core/result.hpp"
+#include "pack/format.hpp"
+
+namespace kago::pack {
+
+class Packed {
+  public:
+    // Reads and checks the trailer and the frame table, and checks the root
+    // hash. Cheap: a few hundred bytes. Reads only through fd.
+    static Result<Packed> open(UniqueFd fd);
+
+    // Reads, checks (SHA-256) and decodes the manifest.
+    Status load_manifest();
+
+    const Trailer& trailer() const { return trailer_; }
+    const std::vector<Frame>& frames() const { return frames_; }
+    const Manifest& manifest() const { return manifest_; }
+    std::string key() const { return hex(trailer_.root_hash); }
+    int fd() const { return fd_.get(); }
+    uint64_t compressed_bytes() const { return trailer_.manifest_offset - trailer_.payload_offset; }
+
+    // Checks the Ed25519 signature (against the embedded key, or pubkey
+    // when given). Errors when the file is not signed.
+    Status verify_signature(std::span<const uint8_t> pubkey) const;
+
+    // Decode every frame in order, in parallel (threads workers, 0: one
+    // per CPU): each frame's SHA-256 is checked before it is decoded, and
+    // its decoded size must be exactly the declared one. sink gets the
+    // frames in order.
+    Status decode_frames(unsigned threads,
+                         const std::function<Status(size_t index, std::span<const uint8_t>)>& sink) const;
+
+  private:
+    UniqueFd fd_;
+    Trailer trailer_;
+    std::vector<Frame> frames_;
+    Manifest manifest_;
+};
+
+Status pread_exact(int fd, void* buf, size_t n, uint64_t off, const char* what);
+
+struct ExtractOptions {
+    bool rootless = true;  // strip setuid/setgid, skip device nodes, no chown
+    unsigned threads = 0;
+};
+
+struct ExtractStats {
+    uint64_t entries = 0, bytes = 0;
+    uint64_t devices_skipped = 0;
+    uint64_t setid_stripped = 0;
+    uint64_t xattrs_dropped = 0;  // security.* and trusted.*, or refused by the file system
+};
+
+// Extract into dest_fd, an empty directory that we just created. Every
+// entry is created with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) below
+// it, exclusively; symlinks are never followed. Checks the free space first.
+Result<ExtractStats> extract(const Packed& p, int dest_fd, const ExtractOptions& o);
+
+}  // namespace kago::pack

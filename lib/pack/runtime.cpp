@@ -1,0 +1,318 @@
+#include "pack/runtime.hpp"
+
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "caps/policy.hpp"
+#include "core/exec.hpp"
+#include "core/proc.hpp"
+#include "core/sys.hpp"
+#include "core/trace.hpp"
+#include "mount/ops.hpp"
+#include "mount/root.hpp"
+#include "ns/idmap.hpp"
+
+namespace kago::pack {
+namespace {
+
+// Capabilities a container keeps by default (as Docker and Podman do).
+constexpr const char kDefaultCaps[] =
+    "chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,net_raw,"
+    "sys_chroot,mknod,audit_write,setfcap";
+constexpr const char kPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+std::string read_sysctl(const char* path) {
+    auto r = sys::read_file(path);
+    if (!r) return {};
+    std::string s = *r;
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+// The report pipe: 'E' + message + '\n' + hint for a setup error (125), or
+// 'X' + code + message for a failed exec.
+void send(int fd, char kind, const Error& e, int code) {
+    std::string m = cat(std::string(1, kind), code, "\n", e.message(), "\n", e.hint);
+    ssize_t w = ::write(fd, m.data(), m.size());
+    (void)w;
+}
+
+Status loopback_up() {
+    long r = trace::call([] { return std::string("ioctl(SIOCSIFFLAGS, {ifr_name=\"lo\", ifr_flags=IFF_UP})"); },
+                         [] {
+                             int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+                             if (s < 0) return -1;
+                             struct ifreq ifr;
+                             memset(&ifr, 0, sizeof ifr);
+                             strcpy(ifr.ifr_name, "lo");
+                             int r2 = ::ioctl(s, SIOCGIFFLAGS, &ifr);
+                             if (r2 == 0) {
+                                 ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+                                 r2 = ::ioctl(s, SIOCSIFFLAGS, &ifr);
+                             }
+                             int e = errno;
+                             ::close(s);
+                             errno = e;
+                             return r2;
+                         });
+    if (r != 0) return sys_error("bring up lo");
+    return {};
+}
+
+Status setup_inside(const RunSpec& s, caps::Policy& policy) {
+    const Config& c = s.config;
+    TRY(proc::die_with_parent(SIGKILL, ::getppid()));
+    mount::Context ctx = mount::detect_context();
+    TRY(mount::make_private());
+    mount::RootSpec spec;
+    spec.layers = {s.rootfs};
+    spec.upper.kind = c.read_only ? mount::UpperKind::none : mount::UpperKind::tmpfs;
+    spec.target = s.mnt;
+    mount::Undo undo;
+    mount::Root root = TRY(mount::assemble_root(spec, ctx, undo));
+    // The cached root: no setuid programs and no device nodes from it.
+    TRY(mount::ops::mount_setattr(root.fd, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, false));
+    TRY(mount::mount_proc(root, true));
+    TRY(mount::mount_dev(root, ctx));
+    (void)mount::mount_sys(root, ctx, true);  // refused without a network namespace of ours
+    for (auto& [src, dst] : s.binds) {
+        mount::Step st;
+        st.kind = mount::StepKind::bind;
+        st.src = src;
+        st.dst = dst;
+        TRY(mount::apply_step(root, st));
+    }
+    if (c.net != "host") TRY(loopback_up());
+    TRY(sys::sethostname(c.hostname.empty() ? "kago" : c.hostname));
+    TRY(mount::pivot(root));
+    undo.dismiss();
+    caps::Options o;
+    o.drop = {"all"};
+    std::string keep;
+    for (auto& k : c.keep_caps) keep += (keep.empty() ? "" : ",") + k;
+    if (c.keep_caps.empty()) keep = kDefaultCaps;
+    if (keep != "none") o.keep = {keep};
+    o.user = c.user;
+    o.seccomp = c.seccomp == "unconfined" ? "none" : "default";
+    policy = TRY(caps::build_policy(o));
+    const std::string& wd = c.workdir.empty() ? std::string("/") : c.workdir;
+    TRY(sys::chdir(wd.c_str()));
+    return {};
+}
+
+[[noreturn]] void container_main(const RunSpec& s, int go, int report, const proc::SignalBlock& block) {
+    char b;
+    while (::read(go, &b, 1) < 0 && errno == EINTR) {
+    }
+    // No byte: the parent failed to set us up and is gone or giving up.
+    if (::read(go, &b, 0) < 0) _exit(125);
+    ::close(go);
+    caps::Policy policy;
+    if (auto st = setup_inside(s, policy); !st) {
+        send(report, 'E', st.error(), 125);
+        _exit(125);
+    }
+    std::vector<std::string> env = container_env(s.config, policy.user ? policy.user->home : "/root");
+    pid_t child = ::fork();
+    if (child < 0) {
+        send(report, 'E', sys_error("fork the command"), 125);
+        _exit(125);
+    }
+    if (child == 0) {
+        block.restore_in_child();
+        ::clearenv();
+        for (auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+        caps::set_user_env(policy);
+        if (auto st = caps::close_fds({}); !st) {
+            send(report, 'E', st.error(), 125);
+            _exit(125);
+        }
+        if (auto st = caps::apply(policy); !st) {
+            send(report, 'E', st.error(), 125);
+            _exit(125);
+        }
+        std::vector<char*> argv;
+        for (auto& a : s.command) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        if (trace::verbose()) trace::emit(cat("execve(", trace::quote(s.command[0]), ", ", describe_argv(s.command), ", envp)"));
+        ::execvp(argv[0], argv.data());
+        int e = errno;
+        int code = exit_code_for_exec_error(e);
+        errno = e;
+        send(report, 'X', sys_error(s.command[0]), code);
+        _exit(code);
+    }
+    ::close(report);
+    auto ws = proc::supervise(child);
+    if (!ws) _exit(125);
+    proc::exit_like(*ws);
+}
+
+}  // namespace
+
+std::string userns_blocker() {
+    if (read_sysctl("/proc/sys/kernel/unprivileged_userns_clone") == "0")
+        return "kernel.unprivileged_userns_clone = 0";
+    if (read_sysctl("/proc/sys/user/max_user_namespaces") == "0") return "user.max_user_namespaces = 0";
+    if (read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1")
+        return "kernel.apparmor_restrict_unprivileged_userns = 1";
+    return {};
+}
+
+std::vector<std::string> container_env(const Config& c, const std::string& home) {
+    std::vector<std::string> env{cat("PATH=", kPath), cat("HOME=", home), "container=kago"};
+    if (const char* t = ::getenv("TERM")) env.push_back(cat("TERM=", t));
+    for (auto& kv : c.env) {
+        std::string name = kv.substr(0, kv.find('='));
+        std::erase_if(env, [&](const std::string& e) { return e.compare(0, name.size() + 1, name + "=") == 0; });
+        env.push_back(kv);
+    }
+    return env;
+}
+
+Result<std::pair<std::string, std::string>> parse_bind(const std::string& s) {
+    auto colon = s.find(':');
+    std::string src = s.substr(0, colon), dst = colon == std::string::npos ? src : s.substr(colon + 1);
+    if (src.empty() || dst.empty() || src[0] != '/' || dst[0] != '/')
+        return usage_error(cat("--kago-bind ", s, ": expected SRC:DST, both absolute"));
+    return std::make_pair(src, dst);
+}
+
+Result<RunOutcome> run_container(const RunSpec& s) {
+    bool root = ::geteuid() == 0;
+    const Config& c = s.config;
+    unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+    if (!root) flags |= CLONE_NEWUSER;
+    if (c.net != "host") flags |= CLONE_NEWNET;
+    ns::MapPlan plan;
+    if (!root) {
+        ns::Caller caller;
+        caller.uid = ::getuid();
+        caller.gid = ::getgid();
+        const char* path = ::getenv("PATH");
+        caller.path = path ? path : "/usr/local/bin:/usr/bin:/bin";
+        ns::MapRequest req;
+        req.map_auto = true;  // the caller as 0 and its subordinate ids, through newuidmap
+        auto p = ns::plan_maps(req, caller);
+        if (!p) {
+            req = {};
+            req.map_root = true;
+            p = ns::plan_maps(req, caller);
+            if (!p) return std::move(p).error();
+        }
+        plan = std::move(p).value();
+    }
+    std::string pasta;
+    if (c.net == "user-mode") {
+        auto r = ns::find_helper("pasta", ::getenv("PATH") ? ::getenv("PATH") : "/usr/bin:/bin");
+        if (!r)
+            return std::move(r).error().with_hint(
+                "--net user-mode needs pasta on this host (Debian and Ubuntu: apt install passt)");
+        pasta = *r;
+    }
+    proc::SignalBlock block;
+    int go[2], report[2];
+    if (::pipe2(go, O_CLOEXEC) != 0 || ::pipe2(report, O_CLOEXEC) != 0) return sys_error("pipe2");
+    UniqueFd go_r(go[0]), go_w(go[1]), rep_r(report[0]), rep_w(report[1]);
+    long pid = trace::call([&] { return cat("clone(", trace::clone_flags(flags), "|SIGCHLD)"); },
+                           [&] { return ::syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0); });
+    if (pid < 0) {
+        Error e = sys_error(cat("clone(", trace::clone_flags(flags), ")"));
+        if (!root) {
+            std::string why = userns_blocker();
+            e.hint = why.empty() ? "user namespaces are refused here; run --kago-extract DIR and use the tree directly"
+                                 : cat("unprivileged user namespaces are disabled: ", why,
+                                       "; enable them, or run --kago-extract DIR and use the tree directly");
+        }
+        return e;
+    }
+    if (pid == 0) {
+        go_w.reset();
+        rep_r.reset();
+        container_main(s, go_r.get(), rep_w.get(), block);
+    }
+    go_r.reset();
+    rep_w.reset();
+    auto kill_child = [&] {
+        ::kill(static_cast<pid_t>(pid), SIGKILL);
+        int ws;
+        ::waitpid(static_cast<pid_t>(pid), &ws, 0);
+    };
+    if (!root) {
+        if (auto st = ns::write_maps(plan, static_cast<pid_t>(pid)); !st) {
+            kill_child();
+            Error e = std::move(st).error();
+            std::string why = userns_blocker();
+            if (!why.empty()) e.hint = cat("user namespaces are restricted: ", why, "; or run --kago-extract DIR");
+            return e;
+        }
+    }
+    if (!pasta.empty()) {
+        std::vector<std::string> argv{pasta, "--config-net", "--quiet", std::to_string(pid)};
+        long r = trace::call([&] { return cat("execve(", trace::quote(pasta), ", ", describe_argv(argv), ", envp)"); },
+                             [&]() -> long {
+                                 pid_t h = ::fork();
+                                 if (h < 0) return -1;
+                                 if (h == 0) {
+                                     block.restore_in_child();
+                                     std::vector<char*> a;
+                                     for (auto& x : argv) a.push_back(x.data());
+                                     a.push_back(nullptr);
+                                     ::execv(a[0], a.data());
+                                     _exit(127);
+                                 }
+                                 int ws;
+                                 if (::waitpid(h, &ws, 0) < 0) return -1;
+                                 if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+                                     errno = EIO;
+                                     return -1;
+                                 }
+                                 return 0;
+                             });
+        if (r != 0) {
+            kill_child();
+            return sys_error("start pasta for --net user-mode");
+        }
+    }
+    if (::write(go_w.get(), "g", 1) != 1) {
+        kill_child();
+        return sys_error("release the container");
+    }
+    go_w.reset();
+    int ws = TRY(proc::supervise(static_cast<pid_t>(pid)));
+    std::string msg;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(rep_r.get(), buf, sizeof buf)) > 0) msg.append(buf, static_cast<size_t>(n));
+    if (!msg.empty()) {
+        char kind = msg[0];
+        size_t nl = msg.find('\n');
+        int code = atoi(msg.substr(1, nl).c_str());
+        std::string rest = nl == std::string::npos ? "" : msg.substr(nl + 1);
+        size_t nl2 = rest.find('\n');
+        Error e;
+        e.what = rest.substr(0, nl2);
+        e.hint = nl2 == std::string::npos ? "" : rest.substr(nl2 + 1);
+        if (kind == 'E' && !root && e.hint.empty()) {
+            std::string why = userns_blocker();
+            if (!why.empty()) e.hint = cat("user namespaces are restricted: ", why, "; or run --kago-extract DIR");
+        }
+        if (kind == 'X') return RunOutcome{ws, std::move(e)};
+        (void)code;
+        return e;
+    }
+    return RunOutcome{ws, std::nullopt};
+}
+
+}  // namespace kago::pack

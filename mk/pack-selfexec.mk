@@ -1,0 +1,70 @@
+# pack-selfexec: the packer, and the static runner ("stub") it puts at the
+# front of every packed file.
+#
+# The stub (lib/pack/stub/stub.cpp) is built from the same lib/ sources as
+# the programs (core, ns, mount, caps, pack), compiled a second time for
+# size: -Os, no exception tables, one section per function so that
+# --gc-sections keeps only what the runner calls, and lib/pack/stub/slim.c
+# to keep glibc's gettext and libsodium's unused runtime out. It is then
+# embedded in the packer through an .incbin object, so that pack-selfexec
+# is one file. It must stay under 1.5 MiB (checked here).
+PACK_STUB := $(BUILD)/pack/kago-stub
+PACK_STUB_MAX := 1572864
+PACK_STUB_SRCS := $(filter-out lib/core/cli.cpp,$(wildcard lib/core/*.cpp)) \
+	$(wildcard lib/ns/*.cpp lib/mount/*.cpp lib/caps/*.cpp) \
+	lib/pack/format.cpp lib/pack/reader.cpp lib/pack/cache.cpp lib/pack/runtime.cpp
+PACK_STUB_OBJS := $(patsubst %.cpp,$(BUILD)/stub/%.o,$(PACK_STUB_SRCS))
+PACK_STUB_CXXFLAGS = $(filter-out -O% -g -fsanitize=% -fno-sanitize-recover=%,$(CXXFLAGS)) -Os \
+	-ffunction-sections -fdata-sections -fno-exceptions -fno-asynchronous-unwind-tables
+LDLIBS_pack-selfexec := $(BUILD)/pack/stub-blob.o -lzstd -lsodium -lseccomp -lcap -pthread
+UNIT_LDLIBS += -lzstd -lsodium
+ifneq ($(filter pack-selfexec,$(PROGRAMS)),)
+EXTRA_TARGETS += $(BUILD)/tests/pack-hostile
+endif
+
+$(BUILD)/stub/%.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(PACK_STUB_CXXFLAGS) -c -o $@ $<
+
+$(BUILD)/stub/slim.o: lib/pack/stub/slim.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Os -c -o $@ $<
+
+$(BUILD)/stub/libstub.a: $(PACK_STUB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(PACK_STUB): $(BUILD)/stub/lib/pack/stub/stub.o $(BUILD)/stub/slim.o $(BUILD)/stub/libstub.a
+	@mkdir -p $(@D)
+	$(CXX) -static -Wl,--gc-sections -o $@ $^ -lzstd -lsodium -lseccomp -lcap -pthread
+	strip $@
+	@size=$$(stat -c %s $@); if [ $$size -gt $(PACK_STUB_MAX) ]; then \
+		echo "$@: $$size bytes, over the $(PACK_STUB_MAX)-byte limit" >&2; rm -f $@; exit 1; fi
+
+$(BUILD)/pack/stub-blob.S: $(PACK_STUB)
+	printf '\t.section .rodata\n\t.balign 64\n\t.globl kago_pack_stub_start\nkago_pack_stub_start:\n\t.incbin "%s"\n\t.globl kago_pack_stub_end\nkago_pack_stub_end:\n\t.section .note.GNU-stack,"",@progbits\n' "$(abspath $(PACK_STUB))" >$@
+
+$(BUILD)/pack/stub-blob.o: $(BUILD)/pack/stub-blob.S $(PACK_STUB)
+	$(CC) -c -o $@ $<
+
+$(BIN)/pack-selfexec: $(BUILD)/pack/stub-blob.o
+
+# The hostile corpus generator (tests/pack/hostile.cpp).
+$(BUILD)/tests/pack-hostile: $(BUILD)/tests/pack/hostile.o $(BUILD)/libkago.a $(BUILD)/pack/stub-blob.o
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/pack/stub-blob.o $(BUILD)/libkago.a -lzstd -lsodium -pthread
+
+# libFuzzer targets for the trailer/frame table/manifest and the tar reader:
+#   make fuzz [FUZZ_SECS=30]
+FUZZ_SECS ?= 30
+PACK_FUZZ_SRCS := lib/pack/format.cpp lib/pack/tar.cpp lib/core/result.cpp
+$(BUILD)/fuzz/pack-%: tests/pack/fuzz_%.cpp $(PACK_FUZZ_SRCS)
+	@mkdir -p $(@D)
+	clang++ -std=c++20 -g -O1 -Ilib -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -lsodium
+
+fuzz: $(BUILD)/fuzz/pack-trailer $(BUILD)/fuzz/pack-tar
+	@mkdir -p $(BUILD)/fuzz/corpus-trailer $(BUILD)/fuzz/corpus-tar
+	$(BUILD)/fuzz/pack-trailer -max_total_time=$(FUZZ_SECS) $(BUILD)/fuzz/corpus-trailer tests/pack/seeds/trailer
+	$(BUILD)/fuzz/pack-tar -max_total_time=$(FUZZ_SECS) $(BUILD)/fuzz/corpus-tar tests/pack/seeds/tar
+
+-include $(PACK_STUB_OBJS:.o=.d) $(BUILD)/stub/lib/pack/stub/stub.d

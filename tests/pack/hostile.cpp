@@ -1,0 +1,318 @@
+// pack-hostile OUTDIR: writes the hostile corpus of packed files, each a
+// real runner (the embedded stub) with a payload that must be refused.
+//   reject-*.run   the runner must exit 125 and write nothing outside its
+//                  cache directory
+//   warn-*.run     the runner must extract it, with one warning
+//   good.run       a well-formed file the others are made from
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "pack/format.hpp"
+#include "pack/writer.hpp"
+
+extern "C" const uint8_t kago_pack_stub_start[];
+extern "C" const uint8_t kago_pack_stub_end[];
+
+using namespace kago;
+using namespace kago::pack;
+
+namespace {
+
+std::string outdir;
+
+Entry dir(uint32_t parent, std::string name, uint32_t mode = 0755) {
+    Entry e;
+    e.type = Type::Dir;
+    e.parent = parent;
+    e.name = std::move(name);
+    e.mode = mode;
+    return e;
+}
+Entry file(uint32_t parent, std::string name, uint64_t offset, uint64_t size, uint32_t mode = 0644) {
+    Entry e;
+    e.type = Type::File;
+    e.parent = parent;
+    e.name = std::move(name);
+    e.mode = mode;
+    e.offset = offset;
+    e.size = size;
+    return e;
+}
+
+Manifest base() {
+    Manifest m;
+    m.config.command = {"/bin/true"};
+    m.entries.push_back(dir(0, ""));
+    return m;
+}
+
+WriteOptions opts() {
+    WriteOptions o;
+    o.frame_size = kMinFrameSize;
+    o.stub = std::span<const uint8_t>(kago_pack_stub_start, kago_pack_stub_end);
+    o.threads = 1;
+    return o;
+}
+
+std::vector<uint8_t> make(const Manifest& m, const std::string& contents) {
+    char path[] = "/tmp/pack-hostile-XXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    auto r = write_raw(fd, m, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(contents.data()), contents.size()), opts());
+    if (!r) {
+        fprintf(stderr, "pack-hostile: %s\n", r.error().message().c_str());
+        exit(1);
+    }
+    std::vector<uint8_t> b(r->file_size);
+    if (pread(fd, b.data(), b.size(), 0) != static_cast<ssize_t>(b.size())) exit(1);
+    close(fd);
+    return b;
+}
+
+void save(const std::string& name, const std::vector<uint8_t>& b) {
+    std::string p = outdir + "/" + name + ".run";
+    int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+    if (fd < 0 || write(fd, b.data(), b.size()) != static_cast<ssize_t>(b.size())) {
+        perror(p.c_str());
+        exit(1);
+    }
+    fchmod(fd, 0755);
+    close(fd);
+}
+
+uint64_t get64(const std::vector<uint8_t>& b, size_t off) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(b[off + i]) << (8 * i);
+    return v;
+}
+void put64(std::vector<uint8_t>& b, size_t off, uint64_t v) {
+    for (int i = 0; i < 8; ++i) b[off + i] = static_cast<uint8_t>(v >> (8 * i));
+}
+// Rewrite the trailer's root hash after changing a hashed field, so that
+// the change itself is what the runner must catch.
+void rehash(std::vector<uint8_t>& b) {
+    size_t t = b.size() - kTrailerSize;
+    Trailer tr;
+    auto dec = decode_trailer(std::span<const uint8_t>(b).subspan(t), b.size());
+    (void)dec;
+    // Recompute over the raw bytes: first kHashedSize bytes + the frame table.
+    uint64_t table = get64(b, t + 24);
+    std::vector<uint8_t> hashed(b.begin() + t, b.begin() + t + kHashedSize);
+    Trailer fake;
+    (void)fake;
+    (void)tr;
+    // root_hash() encodes a Trailer; decode what we can by hand.
+    Trailer x;
+    x.version = b[t + 8] | b[t + 9] << 8 | b[t + 10] << 16 | static_cast<uint32_t>(b[t + 11]) << 24;
+    x.flags = b[t + 12] | b[t + 13] << 8;
+    x.payload_offset = get64(b, t + 16);
+    x.frame_table_offset = table;
+    x.frame_count = b[t + 32] | b[t + 33] << 8 | b[t + 34] << 16 | static_cast<uint32_t>(b[t + 35]) << 24;
+    x.frame_size = b[t + 36] | b[t + 37] << 8 | b[t + 38] << 16 | static_cast<uint32_t>(b[t + 39]) << 24;
+    x.manifest_offset = get64(b, t + 40);
+    x.manifest_csize = get64(b, t + 48);
+    x.manifest_usize = get64(b, t + 56);
+    x.total_bytes = get64(b, t + 64);
+    x.total_entries = get64(b, t + 72);
+    x.file_size = get64(b, t + 80);
+    memcpy(x.manifest_hash.data(), &b[t + 88], 32);
+    uint64_t n = std::min<uint64_t>(x.frame_count * kFrameRecordSize, table < t ? t - table : 0);
+    Hash h = root_hash(x, std::span<const uint8_t>(b).subspan(table < t ? table : t, n));
+    memcpy(&b[t + 120], h.data(), 32);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: pack-hostile OUTDIR\n");
+        return 2;
+    }
+    outdir = argv[1];
+    mkdir(outdir.c_str(), 0755);
+    std::string hello = "hello\n";
+
+    {  // good.run: /etc/hello, and a command
+        Manifest m = base();
+        m.entries.push_back(dir(0, "etc"));
+        m.entries.push_back(file(1, "hello", 0, hello.size()));
+        save("good", make(m, hello));
+    }
+    // Path traversal: names that are not one component.
+    for (auto [name, bad] : {std::pair{"dotdot", ".."}, {"dot", "."}, {"absolute", "/etc/escape"},
+                             {"slash", "a/../../escape"}, {"empty", ""}}) {
+        Manifest m = base();
+        m.entries.push_back(file(0, bad, 0, hello.size()));
+        save(std::string("reject-traversal-") + name, make(m, hello));
+    }
+    {  // ".." as a directory, then a file below it
+        Manifest m = base();
+        m.entries.push_back(dir(0, ".."));
+        m.entries.push_back(file(1, "escape", 0, hello.size()));
+        save("reject-traversal-dotdot-dir", make(m, hello));
+    }
+    {  // Symlink escape: a link to /tmp, then a file written "through" it.
+        Manifest m = base();
+        Entry l;
+        l.type = Type::Symlink;
+        l.parent = 0;
+        l.name = "link";
+        l.target = "/tmp";
+        l.mode = 0777;
+        m.entries.push_back(l);
+        m.entries.push_back(file(1, "escape", 0, hello.size()));
+        save("reject-symlink-escape", make(m, hello));
+        // The same, the file's parent being a later entry.
+        Manifest m2 = base();
+        m2.entries.push_back(file(2, "escape", 0, hello.size()));
+        m2.entries.push_back(dir(0, "later"));
+        save("reject-parent-later", make(m2, hello));
+    }
+    {  // Hard links: to a symlink that leads outside, to a later file, to the root.
+        Manifest m = base();
+        Entry l;
+        l.type = Type::Symlink;
+        l.name = "outside";
+        l.target = "/etc/passwd";
+        l.mode = 0777;
+        m.entries.push_back(l);
+        Entry h;
+        h.type = Type::Hardlink;
+        h.name = "passwd";
+        h.link = 1;
+        m.entries.push_back(h);
+        save("reject-hardlink-to-symlink", make(m, ""));
+        Manifest m2 = base();
+        Entry h2 = h;
+        h2.link = 2;
+        m2.entries.push_back(h2);
+        m2.entries.push_back(file(0, "z", 0, hello.size()));
+        save("reject-hardlink-forward", make(m2, hello));
+        Manifest m3 = base();
+        Entry h3 = h;
+        h3.link = 0;
+        m3.entries.push_back(h3);
+        save("reject-hardlink-root", make(m3, ""));
+    }
+    {  // Duplicate names, contents outside the payload.
+        Manifest m = base();
+        m.entries.push_back(file(0, "a", 0, 3));
+        m.entries.push_back(file(0, "a", 3, 3));
+        save("reject-duplicate", make(m, hello));
+        Manifest m2 = base();
+        m2.entries.push_back(file(0, "a", 0, 4096));
+        save("reject-contents-outside", make(m2, hello));
+    }
+    {  // A zstd bomb: the frame decodes to 1 MiB, the trailer declares 64 KiB.
+        Manifest m = base();
+        std::string big(1 << 20, '\0');
+        m.entries.push_back(file(0, "bomb", 0, big.size()));
+        auto b = make(m, big);
+        // Point the declared sizes at 64 KiB: frame record usize, trailer total.
+        size_t t = b.size() - kTrailerSize;
+        uint64_t table = get64(b, t + 24);
+        uint32_t frames = b[t + 32] | b[t + 33] << 8;
+        // Re-make as one frame: frame size 1 MiB would be legal, so instead
+        // say the single frame holds 64 KiB and the file is 64 KiB.
+        (void)frames;
+        Manifest m2 = base();
+        m2.entries.push_back(file(0, "bomb", 0, kMinFrameSize));
+        std::string small(kMinFrameSize, '\0');
+        auto b2 = make(m2, small);
+        // Splice the 1 MiB frame of b into b2's frame slot is complex; do it
+        // the simple way: rewrite b's declarations to 64 KiB.
+        put64(b, t + 64, kMinFrameSize);  // total_bytes
+        for (uint32_t i = 0; i < 1; ++i) put64(b, table + i * kFrameRecordSize + 16, kMinFrameSize);
+        (void)b2;
+        // The frame table now has 16 frames (1 MiB / 64 KiB), but only 64 KiB
+        // declared: keep one frame record, drop the rest by rebuilding.
+        save("reject-bomb-declared", b);
+    }
+    {  // A single frame whose decoded size exceeds what it declares.
+        Manifest m = base();
+        m.entries.push_back(file(0, "f", 0, hello.size()));
+        auto b = make(m, hello);
+        size_t t = b.size() - kTrailerSize;
+        uint64_t payload = get64(b, t + 16);
+        // Replace the frame with a frame of 64 KiB of zeros that does not
+        // record its size (a bomb in disguise), keeping the length.
+        auto z = compress(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(std::string(kMinFrameSize, 'x').data()), kMinFrameSize), 19, false);
+        if (z && z->size() <= get64(b, get64(b, t + 24) + 8)) {
+            std::copy(z->begin(), z->end(), b.begin() + static_cast<long>(payload));
+        }
+        save("reject-bomb-frame", b);
+    }
+    // Damaged copies of good.run.
+    Manifest gm = base();
+    gm.entries.push_back(dir(0, "etc"));
+    gm.entries.push_back(file(1, "hello", 0, hello.size()));
+    auto good = make(gm, hello);
+    size_t t = good.size() - kTrailerSize;
+    uint64_t payload = get64(good, t + 16);
+    {
+        auto b = good;
+        b.resize(b.size() - 100);
+        save("reject-truncated-end", b);
+        auto c = good;
+        c.erase(c.begin() + static_cast<long>(payload), c.begin() + static_cast<long>(payload) + 4);
+        save("reject-truncated-middle", c);
+    }
+    {
+        auto b = good;
+        b[payload + 5] ^= 0x10;
+        save("reject-flipped-frame", b);
+        auto c = good;
+        c[get64(good, t + 40) + 3] ^= 0x01;
+        save("reject-flipped-manifest", c);
+        auto d = good;
+        d[t + 100] ^= 0x80;  // inside the manifest hash: the root hash catches it
+        save("reject-flipped-trailer", d);
+    }
+    {
+        auto b = good;
+        b[t] = 'X';
+        save("reject-wrong-magic", b);
+        auto c = good;
+        c[t + 8] = 99;
+        rehash(c);
+        save("reject-wrong-version", c);
+    }
+    {
+        auto b = good;
+        put64(b, t + 24, good.size() + 4096);  // frame table after the end
+        rehash(b);
+        save("reject-trailer-outside", b);
+        auto c = good;
+        put64(c, t + 40, good.size() * 2);  // manifest after the end
+        rehash(c);
+        save("reject-manifest-outside", c);
+        auto d = good;
+        put64(d, t + 16, 0);  // payload at 0: frames do not tile
+        rehash(d);
+        save("reject-payload-offset", d);
+    }
+    {  // Device nodes (skipped rootless, with one warning) and setuid.
+        Manifest m = base();
+        m.entries.push_back(dir(0, "dev"));
+        for (auto [name, minor] : {std::pair{"null2", 3u}, {"zero2", 5u}}) {
+            Entry e;
+            e.type = Type::Char;
+            e.parent = 1;
+            e.name = name;
+            e.mode = 0666;
+            e.major = 1;
+            e.minor = minor;
+            m.entries.push_back(e);
+        }
+        m.entries.push_back(file(0, "suid", 0, hello.size(), 04755));
+        save("warn-devices-setuid", make(m, hello));
+    }
+    return 0;
+}
