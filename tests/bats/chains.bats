@@ -287,8 +287,8 @@ ur_chain_need() {
     ur_chain_need unshare-run mount-layers
     run unshare-run --pid --mount -- mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --pivot -- /bin/sh -c 'exit 7'
     assert_equal "$status" 7
-    run -127 unshare-run --pid --mount -- mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --pivot -- /no/such/payload
-    assert_equal "$status" 127
+    run sh -c 'unshare-run --pid --mount -- mount-layers --layer "$1" --tmp-upper --proc --pivot -- /no/such/payload; echo "status $?"' sh "$KAGO_ROOTFS"
+    assert_line "status 127"
 }
 
 @test "chains: unshare-run's state directory lives as long as the chain" {
