@@ -64,7 +64,11 @@ $(BUILD)/fuzz/pack-%: tests/pack/fuzz_%.cpp $(PACK_FUZZ_SRCS)
 
 fuzz: $(BUILD)/fuzz/pack-trailer $(BUILD)/fuzz/pack-tar
 	@mkdir -p $(BUILD)/fuzz/corpus-trailer $(BUILD)/fuzz/corpus-tar
-	$(BUILD)/fuzz/pack-trailer -max_total_time=$(FUZZ_SECS) $(BUILD)/fuzz/corpus-trailer tests/pack/seeds/trailer
-	$(BUILD)/fuzz/pack-tar -max_total_time=$(FUZZ_SECS) $(BUILD)/fuzz/corpus-tar tests/pack/seeds/tar
+	@# Seeds: small tar streams in each format the reader accepts.
+	tar --format=gnu -C tests/pack -cf $(BUILD)/fuzz/corpus-tar/seed-gnu.tar fuzz_tar.cpp
+	tar --format=pax -C tests/pack -cf $(BUILD)/fuzz/corpus-tar/seed-pax.tar fuzz_tar.cpp
+	tar --format=ustar -C tests/pack -cf $(BUILD)/fuzz/corpus-tar/seed-ustar.tar fuzz_tar.cpp
+	$(BUILD)/fuzz/pack-trailer -max_total_time=$(FUZZ_SECS) $(BUILD)/fuzz/corpus-trailer
+	$(BUILD)/fuzz/pack-tar -max_total_time=$(FUZZ_SECS) -max_len=65536 $(BUILD)/fuzz/corpus-tar
 
 -include $(PACK_STUB_OBJS:.o=.d) $(BUILD)/stub/lib/pack/stub/stub.d

@@ -288,7 +288,7 @@ TEST(PackManifest, RejectsUnsafeEntries) {
     EXPECT_TRUE(rejects([](Manifest& m, uint64_t&) { m.entries[4].link = 4; }));     // to itself
     EXPECT_TRUE(rejects([](Manifest& m, uint64_t&) { m.entries[4].link = 0; }));     // to the root
     EXPECT_TRUE(rejects([](Manifest& m, uint64_t&) { m.entries[3].name = "etc"; })); // duplicate
-    EXPECT_TRUE(rejects([](Manifest& m, uint64_t& t) { t = 5; }));                   // outside
+    EXPECT_TRUE(rejects([](Manifest&, uint64_t& t) { t = 5; }));                   // outside
     EXPECT_TRUE(rejects([](Manifest& m, uint64_t&) { m.entries[2].offset = 1; }));
     EXPECT_TRUE(rejects([](Manifest& m, uint64_t&) { m.entries[0].type = Type::File; }));
     EXPECT_TRUE(rejects([](Manifest& m, uint64_t&) { m.entries[2].mode = 0100644; }));
