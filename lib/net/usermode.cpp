@@ -26,7 +26,7 @@ std::string search_path(std::string_view name) {
 }
 
 // fork + exec argv; the child keeps `keep_fd` open. Returns the pid.
-Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd) {
+Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd, const std::string& log) {
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -44,6 +44,8 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd) {
                                        ::dup2(devnull, 0);
                                        ::dup2(devnull, 1);
                                    }
+                                   int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+                                   if (logfd >= 0) ::dup2(logfd, 2);
                                    ::execv(args[0], args.data());
                                    _exit(127);
                                }
@@ -51,6 +53,15 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd) {
                            }, 1);
     if (pid < 0) return sys_error(cat("start ", argv[0]));
     return pid_t(pid);
+}
+
+// The helper's last words, for the error message.
+std::string last_line(const std::string& log) {
+    auto text = sys::read_file(log.c_str());
+    std::string last;
+    for (const auto& l : parse::split(text ? *text : "", '\n'))
+        if (!l.empty() && l.find("syslog") == std::string::npos) last = l;
+    return last;
 }
 
 }  // namespace
@@ -149,15 +160,18 @@ Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>&
     if (h.name == "pasta") {
         std::string pidfile = cat(work_dir, "/pasta.pid");
         auto argv = pasta_argv(h, target, publish, mtu, pidfile);
-        pid_t pid = TRY(spawn(argv, -1));
+        std::string log = cat(work_dir, "/pasta.log");
+        pid_t pid = TRY(spawn(argv, -1, log));
         if (trace::dry_run()) return run;
         int ws = 0;
         while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
         }
         if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
             errno = 0;
+            std::string why = last_line(log);
             return usage_error(cat("pasta failed (", WIFEXITED(ws) ? cat("exit status ", WEXITSTATUS(ws))
-                                                                      : cat("signal ", WTERMSIG(ws)), ")"))
+                                                                      : cat("signal ", WTERMSIG(ws)), ")",
+                                   why.empty() ? "" : ": ", why))
                 .with_hint("run it by hand to see why: " + describe_argv(argv));
         }
         auto text = sys::read_file(pidfile.c_str());
@@ -177,7 +191,8 @@ Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>&
     auto argv = slirp_argv(h, target, mtu, ready[1], ex[0], api);
     // Both descriptors must survive the exec in the child.
     ::fcntl(ex[0], F_SETFD, 0);
-    auto pid = spawn(argv, ready[1]);
+    std::string log = cat(work_dir, "/slirp4netns.log");
+    auto pid = spawn(argv, ready[1], log);
     ::fcntl(ex[0], F_SETFD, FD_CLOEXEC);
     if (!pid) {
         ::close(run.exit_fd);
@@ -193,7 +208,8 @@ Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>&
     }
     if (n != 1) {
         stop(run);
-        return usage_error("slirp4netns exited before the network was ready")
+        std::string why = last_line(log);
+        return usage_error(cat("slirp4netns exited before the network was ready", why.empty() ? "" : ": ", why))
             .with_hint("run it by hand to see why: " + describe_argv(argv));
     }
     for (const auto& p : publish) {

@@ -1,0 +1,360 @@
+#!/usr/bin/env bats
+# net-setup against the real kernel. Every test runs inside network and
+# mount namespaces that it creates itself (tns): the "host" of net-setup is
+# that namespace, so bridges, veths and the nftables table never touch the
+# real host, and traffic goes only to loopback or to the test's own
+# namespaces. Names: bridges kgt*, subnets 10.250.x.0/24.
+load helpers
+
+setup_file() { kago_setup_file; }
+teardown_file() { kago_teardown_file; }
+
+setup() {
+    [ "$(id -u)" = 0 ] || skip "needs root to create the test's own namespaces"
+    NAME=kgt$$$RANDOM
+    # readable by uid 65534 too (the rootless tests)
+    WWW=$(mktemp -d /tmp/kgt-www.XXXXXX)
+    echo "hello from kago" >"$WWW/index.html"
+    chmod 755 "$WWW" && chmod 644 "$WWW/index.html"
+    export NAME WWW
+}
+
+teardown() {
+    rm -rf "${WWW:-/nonexistent}"
+    # Whatever a failed test left (records naming dead supervisors).
+    net-setup --gc >/dev/null 2>&1 || true
+}
+
+# Run a bash script in a new network namespace (lo up) and a private mount
+# namespace: the test's "host".
+tns() {
+    unshare --net --mount --propagation private -- bash -euc "ip link set lo up; $1"
+}
+
+BB=/bin/busybox
+WGET="timeout 5 $BB wget -qO-"
+export BB WGET
+
+@test "--help lists every option and exits 0; --version" {
+    run net-setup --help
+    assert_success
+    for o in --raw --move --ifname --veth --bridge --subnet --address --address6 --mtu --nat \
+        --publish --join --user-mode --user-mode-helper --gc --dry-run --verbose; do
+        assert_output --partial -- "$o"
+    done
+    run net-setup --version
+    assert_success
+    assert_output --partial "net-setup (kago)"
+}
+
+@test "an unknown option is a usage error: 125" {
+    run net-setup --bogus -- true
+    assert_failure 125
+    assert_output --partial "Try 'net-setup --help'"
+}
+
+@test "--raw: an empty namespace with lo up; the command's status is returned" {
+    run tns 'net-setup --raw -- sh -c "ip -o link | cut -d: -f2 | tr -d \" \"; ip -br addr show lo; echo \$KAGO_NETNS; exit 7"'
+    assert_failure 7
+    assert_line "lo"
+    assert_line --regexp '^lo +UNKNOWN +127\.0\.0\.1/8'
+    assert_line --regexp '^/proc/[0-9]+/ns/net$'
+    refute_line --partial "eth0"
+}
+
+@test "exit 127: the command is not found" {
+    run net-setup --raw -- /nonexistent/kago-cmd
+    assert_failure 127
+    assert_output --partial "/nonexistent/kago-cmd"
+}
+
+@test "exit 126: the command cannot be executed" {
+    run net-setup --raw -- "$BATS_TEST_TMPDIR"
+    assert_failure 126
+}
+
+@test "exit 128+N: the command is killed by a signal (supervised --veth)" {
+    run tns 'net-setup --veth --bridge kgtb1 --subnet 10.250.1.0/24 -- sh -c "kill -TERM \$\$"; echo "status=$?"'
+    assert_output --partial "status=143"
+}
+
+@test "--dry-run needs no privilege and changes nothing" {
+    run as_nobody net-setup --dry-run --veth --bridge kgtdry --subnet 10.250.2.0/24 --nat --publish 18080:80 -- true
+    assert_success
+    assert_output --partial 'RTM_NEWLINK(ifname="kgtdry", kind="bridge"'
+    assert_output --partial "(dry run)"
+    assert_output --partial "NFT_MSG_NEWRULE(inet kago prerouting"
+    [ ! -e /sys/class/net/kgtdry ]
+}
+
+@test "--verbose traces netlink requests with their results" {
+    run tns 'net-setup -v --veth --bridge kgtv --subnet 10.250.3.0/24 -- true'
+    assert_success
+    assert_output --regexp 'RTM_NEWLINK\(ifname="kg[^"]*", kind="veth", peer=\{ifname="eth0", netns_fd=[0-9]+\}.*\) /\* host \*/ = 0'
+    assert_output --partial 'RTM_NEWROUTE(0.0.0.0/0 via 10.250.3.1'
+    assert_output --partial 'RTM_DELLINK(ifname="kgtv") /* host */ = 0'
+}
+
+@test "--join PATH enters an existing namespace; a missing one is 125" {
+    run tns 'unshare --net sleep 20 & p=$!; sleep 0.3
+        want=$(readlink /proc/$p/ns/net)
+        got=$(net-setup --join /proc/$p/ns/net -- readlink /proc/self/ns/net)
+        kill $p; [ "$want" = "$got" ] && echo same'
+    assert_success
+    assert_line same
+    run net-setup --join kgt-no-such-netns -- true
+    assert_failure 125
+    assert_output --partial "--join 'kgt-no-such-netns'"
+}
+
+@test "--move IF --ifname NAME: a host interface moves in, renamed and up" {
+    run tns 'ip link add kgtmv0 type veth peer name kgtmv1
+        net-setup --move kgtmv1 --ifname net0 -- ip -br link show net0
+        ip link show kgtmv1 >/dev/null 2>&1 && echo "still on the host" || true'
+    assert_success
+    assert_output --regexp 'net0@'
+    refute_output --partial "still on the host"
+}
+
+@test "bad input: a missing interface is 125 and names --move" {
+    run tns 'net-setup --move kgtnothere -- true'
+    assert_failure 125
+    assert_output --partial "--move 'kgtnothere': no such interface"
+}
+
+@test "bad input: a name too long for IFNAMSIZ is 125 and names the option" {
+    run net-setup --veth --bridge kgt-much-too-long-name -- true
+    assert_failure 125
+    assert_output --partial "--bridge 'kgt-much-too-long-name': interface name longer than 15 bytes (IFNAMSIZ)"
+    run net-setup --move lo --ifname abcdefghijklmnop -- true
+    assert_failure 125
+    assert_output --partial "--ifname"
+}
+
+@test "bad input: a bad CIDR is 125 and names --subnet / --address" {
+    run net-setup --veth --subnet 10.250.0.0/33 -- true
+    assert_failure 125
+    assert_output --partial "--subnet '10.250.0.0/33'"
+    run net-setup --veth --address 10.250.1.300/24 -- true
+    assert_failure 125
+    assert_output --partial "--address '10.250.1.300/24'"
+}
+
+@test "bad input: an address outside the subnet is 125" {
+    run net-setup --veth --subnet 10.250.4.0/24 --address 10.250.5.9/24 -- true
+    assert_failure 125
+    assert_output --partial "--address '10.250.5.9': outside the subnet 10.250.4.0/24"
+}
+
+@test "bad input: a published port in use is 125 and names --publish" {
+    run tns '$BB nc -l -p 18081 & sleep 0.3
+        net-setup --veth --bridge kgtpu --subnet 10.250.6.0/24 --publish 18081:80 -- true; echo "status=$?"
+        kill %1 2>/dev/null || true'
+    assert_output --partial "--publish '18081:80/tcp'"
+    assert_output --partial "is in use"
+    assert_output --partial "status=125"
+    run net-setup --publish 1:2:3:4 --veth -- true
+    assert_failure 125
+    assert_output --partial "--publish '1:2:3:4'"
+}
+
+@test "bad input: conflicting modes are a usage error" {
+    run net-setup --raw --veth -- true
+    assert_failure 125
+    assert_output --partial "exclude each other"
+    run net-setup --nat -- true
+    assert_failure 125
+    assert_output --partial "--nat needs --veth"
+}
+
+@test "--veth: container <-> host over the veth; state files; cleanup" {
+    run tns '$BB httpd -p 10.250.7.1:18082 -h "$WWW" 2>/dev/null || true
+        KAGO_NAME=$NAME net-setup --veth --bridge kgtb7 --subnet 10.250.7.0/24 --mtu 1400 -- sh -c "
+            ip -br addr show eth0; ip route show default; cat /sys/class/net/eth0/mtu
+            cat \$KAGO_STATE_DIR/ip \$KAGO_STATE_DIR/netns; grep -c nameserver \$KAGO_STATE_DIR/resolv.conf >/dev/null; grep \$KAGO_NAME \$KAGO_STATE_DIR/hosts
+            ip -br link show kg$NAME >/dev/null 2>&1 && echo SEES-HOST-END
+            $WGET http://10.250.7.1:18082/" &
+        sleep 0.2
+        # the host side while it runs (httpd started once the bridge exists)
+        for i in 1 2 3 4 5 6 7 8 9 10; do ip link show kgtb7 >/dev/null 2>&1 && break; sleep 0.1; done
+        $BB httpd -p 10.250.7.1:18082 -h "$WWW" 2>/dev/null || true
+        ip -br link show kg$NAME | grep -q "kg$NAME@" && echo host-end-present
+        ls /run/netns/kago-$NAME >/dev/null && echo bind-present
+        wait %1
+        pkill -f "httpd -p 10.250.7.1:18082" || true
+        ip link show kg$NAME >/dev/null 2>&1 && echo LEFT-VETH || true
+        ip link show kgtb7 >/dev/null 2>&1 && echo LEFT-BRIDGE || true
+        [ -e /run/netns/kago-$NAME ] && echo LEFT-BIND || true
+        [ -e /run/kago/$NAME ] && echo LEFT-STATE || true
+        ls /run/kago/leases | grep -q kgtb7 && echo LEFT-LEASE || true'
+    assert_success
+    assert_output --regexp 'eth0@[^ ]+ +UP +10\.250\.7\.2/24'
+    assert_line --partial "default via 10.250.7.1 dev eth0"
+    assert_line 1400
+    assert_line 10.250.7.2
+    assert_line "/run/netns/kago-$NAME"
+    assert_line --regexp "^10\.250\.7\.2.$NAME$"
+    assert_line host-end-present
+    assert_line bind-present
+    assert_line "hello from kago"
+    refute_output --partial SEES-HOST-END
+    refute_output --partial LEFT-
+}
+
+@test "two containers on one bridge reach each other" {
+    run tns 'KAGO_NAME=${NAME}a net-setup --veth --bridge kgtb8 --subnet 10.250.8.0/24 --address 10.250.8.10 -- \
+            $BB httpd -f -p 80 -h "$WWW" &
+        sleep 0.5
+        KAGO_NAME=${NAME}b net-setup --veth --bridge kgtb8 --subnet 10.250.8.0/24 -- sh -c "
+            for i in 1 2 3 4 5 6 7 8 9 10; do $WGET http://10.250.8.10/ && exit 0; sleep 0.2; done; exit 1"
+        echo "b=$?"
+        kill %1; wait %1 || true
+        ip link show kgtb8 >/dev/null 2>&1 && echo LEFT-BRIDGE || true'
+    assert_success
+    assert_line "hello from kago"
+    assert_line "b=0"
+    refute_output --partial LEFT-
+}
+
+@test "two containers started at once get different addresses" {
+    run tns 'for i in 1 2 3; do
+            KAGO_NAME=${NAME}p$i net-setup --veth --bridge kgtb9 --subnet 10.250.9.0/24 -- sh -c "cat \$KAGO_STATE_DIR/ip; sleep 1" &
+        done
+        wait'
+    assert_success
+    [ "$(printf '%s\n' "${lines[@]}" | grep -c '^10\.250\.9\.')" = 3 ]
+    [ "$(printf '%s\n' "${lines[@]}" | sort -u | grep -c '^10\.250\.9\.')" = 3 ]
+}
+
+@test "--publish: reached from the host's loopback and from another namespace; no rule left" {
+    run tns 'KAGO_NAME=$NAME net-setup --veth --bridge kgtb10 --subnet 10.250.10.0/24 --publish 18083:80 -- \
+            $BB httpd -f -p 80 -h "$WWW" &
+        sleep 0.3
+        for i in 1 2 3 4 5 6 7 8 9 10; do nft list table inet kago 2>/dev/null | grep -q dnat && break; sleep 0.2; done
+        nft list table inet kago | grep -c "comment \"kago $NAME pid=" | sed "s/^/tagged=/"
+        echo loopback:; $WGET http://127.0.0.1:18083/
+        # another namespace, wired to this one by a veth
+        unshare --net sleep 30 & o=$!; sleep 0.3
+        ip link add kgto10 type veth peer name eth0 netns $o
+        ip addr add 10.250.11.1/24 dev kgto10; ip link set kgto10 up
+        nsenter -t $o -n sh -c "ip link set lo up; ip addr add 10.250.11.2/24 dev eth0; ip link set eth0 up; ip route add default via 10.250.11.1"
+        echo other-ns:; nsenter -t $o -n $WGET http://10.250.11.1:18083/
+        kill $o; kill %1; wait %1 || true
+        nft list table inet kago >/dev/null 2>&1 && echo LEFT-TABLE || true'
+    assert_success
+    assert_line "tagged=5"
+    assert_equal "$(printf '%s\n' "${lines[@]}" | grep -c 'hello from kago')" 2
+    refute_output --partial LEFT-
+}
+
+@test "--nat: the container reaches the test's outside namespace, masqueraded; no rule left" {
+    run tns 'unshare --net sleep 30 & o=$!; sleep 0.3
+        ip link add kgto12 type veth peer name eth0 netns $o
+        ip addr add 10.250.12.1/24 dev kgto12; ip link set kgto12 up
+        nsenter -t $o -n sh -c "ip link set lo up; ip addr add 10.250.12.2/24 dev eth0; ip link set eth0 up"
+        # the outside has no route back to the container subnet: only NAT makes replies come back
+        nsenter -t $o -n $BB httpd -f -p 80 -h "$WWW" & sleep 0.3
+        net-setup --veth --bridge kgtb13 --subnet 10.250.13.0/24 --nat -- $WGET http://10.250.12.2/; echo "nat=$?"
+        net-setup --veth --bridge kgtb13 --subnet 10.250.13.0/24 -- $WGET http://10.250.12.2/ >/dev/null 2>&1; echo "nonat=$?"
+        cat /proc/sys/net/ipv4/ip_forward
+        kill %2 $o 2>/dev/null || true
+        nft list table inet kago >/dev/null 2>&1 && echo LEFT-TABLE || true'
+    assert_line "hello from kago"
+    assert_line "nat=0"
+    refute_line "nonat=0"
+    assert_line 1
+    refute_output --partial LEFT-
+}
+
+@test "--address6: IPv6 between container and host" {
+    run tns 'KAGO_NAME=$NAME net-setup --veth --bridge kgtb14 --subnet 10.250.14.0/24 --address6 fd25:14::2/64 -- sh -c "
+            ip -6 -br addr show eth0; ip -6 route show default; ping -6 -c 1 -W 2 fd25:14::1 >/dev/null && echo ping6-ok"'
+    assert_success
+    assert_output --partial "fd25:14::2/64"
+    assert_output --partial "default via fd25:14::1"
+    assert_line ping6-ok
+}
+
+@test "SIGTERM to the supervisor: forwarded, then everything is removed" {
+    run tns 'KAGO_NAME=$NAME net-setup --veth --bridge kgtb15 --subnet 10.250.15.0/24 --nat --publish 18085:80 -- sleep 30 &
+        s=$!; sleep 0.5
+        ip link show kg$NAME >/dev/null && echo up
+        kill -TERM $s; wait $s; echo "status=$?"
+        ip link show kg$NAME >/dev/null 2>&1 && echo LEFT-VETH || true
+        nft list table inet kago >/dev/null 2>&1 && echo LEFT-TABLE || true
+        [ -e /run/kago/leases/$NAME.owner ] && echo LEFT-RECORD || true'
+    assert_success
+    assert_line up
+    assert_line "status=143"
+    refute_output --partial LEFT-
+}
+
+@test "SIGKILL of the supervisor, then --gc: nothing is left" {
+    run tns 'KAGO_NAME=$NAME net-setup --veth --bridge kgtb16 --subnet 10.250.16.0/24 --nat --publish 18086:80 -- sleep 30 &
+        s=$!
+        for i in $(seq 50); do nft list table inet kago 2>/dev/null | grep -q masquerade && break; sleep 0.1; done
+        kill -KILL $s; wait $s || true; sleep 0.2
+        ip link show kg$NAME >/dev/null 2>&1 && echo before-veth
+        nft list table inet kago >/dev/null 2>&1 && echo before-table
+        [ -e /run/kago/leases/$NAME.owner ] && echo before-record
+        net-setup --gc
+        ip link show kg$NAME >/dev/null 2>&1 && echo LEFT-VETH || true
+        ip link show kgtb16 >/dev/null 2>&1 && echo LEFT-BRIDGE || true
+        nft list table inet kago >/dev/null 2>&1 && echo LEFT-TABLE || true
+        [ -e /run/kago/leases/$NAME.owner ] && echo LEFT-RECORD || true
+        [ -e /run/netns/kago-$NAME ] && echo LEFT-BIND || true
+        [ -e /run/kago/$NAME ] && echo LEFT-STATE || true
+        ls /run/kago/leases | grep kgtb16 && echo LEFT-LEASE || true'
+    assert_success
+    assert_line before-veth
+    assert_line before-table
+    assert_line before-record
+    refute_output --partial LEFT-
+}
+
+# The rootless tests: a tun device usable by uid 65534 in the test's own
+# mount namespace, and an interface with a default route for pasta to copy.
+rootless_prelude='
+    ip link add kgtu0 type veth peer name kgtu1
+    ip addr add 10.250.20.1/24 dev kgtu0; ip link set kgtu0 up; ip link set kgtu1 up
+    ip route add default via 10.250.20.2
+    mknod "$WWW.tun" c 10 200; chmod 666 "$WWW.tun"
+    mount --bind "$WWW.tun" /dev/net/tun; rm -f "$WWW.tun"'
+export rootless_prelude
+
+@test "rootless --user-mode with pasta: a published port answers on the host's loopback (uid 65534)" {
+    require_userns
+    command -v pasta >/dev/null || skip "pasta (Debian package passt) is not installed"
+    run tns "$rootless_prelude"'
+        as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$PATH" HOME=/tmp "$@"; }
+        as_nobody net-setup --user-mode --publish 18090:8080 -- sh -c "id -u; exec $BB httpd -f -p 8080 -h $WWW" &
+        for i in $(seq 30); do $WGET http://127.0.0.1:18090/ 2>/dev/null && break; sleep 0.2; done
+        kill %1; wait %1 || true
+        pgrep -x pasta >/dev/null && echo LEFT-PASTA || true'
+    assert_success
+    assert_line 0
+    assert_line "hello from kago"
+    refute_output --partial LEFT-
+}
+
+@test "rootless --user-mode with slirp4netns: a published port answers (uid 65534)" {
+    require_userns
+    command -v slirp4netns >/dev/null || skip "slirp4netns is not installed"
+    run tns "$rootless_prelude"'
+        as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$PATH" HOME=/tmp "$@"; }
+        as_nobody net-setup --user-mode --user-mode-helper slirp4netns --publish 18091:8080 -- sh -c "cat \$KAGO_STATE_DIR/ip; exec $BB httpd -f -p 8080 -h $WWW" &
+        for i in $(seq 30); do $WGET http://127.0.0.1:18091/ 2>/dev/null && break; sleep 0.2; done
+        kill %1; wait %1 || true
+        pgrep -x slirp4netns >/dev/null && echo LEFT-SLIRP || true'
+    assert_success
+    assert_line 10.0.2.100
+    assert_line "hello from kago"
+    refute_output --partial LEFT-
+}
+
+@test "rootless --user-mode: a helper that cannot start is 125 with its reason" {
+    require_userns
+    run tns 'setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$PATH" HOME=/tmp net-setup --user-mode -- true'
+    assert_failure 125
+    assert_output --regexp "pasta failed|slirp4netns exited"
+}
