@@ -178,10 +178,10 @@ namespace {
 // Parse the attributes of the peer nest of a veth message.
 const nlattr* find_attr(const nlmsghdr* nlh, size_t hdrlen, uint16_t type) {
     const nlattr* found = nullptr;
-    const nlattr* a;
-    mnl_attr_for_each(a, nlh, hdrlen) {
+    int len = int(nlh->nlmsg_len) - int(MNL_NLMSG_HDRLEN + MNL_ALIGN(hdrlen));
+    auto* a = reinterpret_cast<const nlattr*>(static_cast<const char*>(mnl_nlmsg_get_payload(nlh)) + MNL_ALIGN(hdrlen));
+    for (; mnl_attr_ok(a, len); len -= int(MNL_ALIGN(a->nla_len)), a = mnl_attr_next(a))
         if (mnl_attr_get_type(a) == type) found = a;
-    }
     return found;
 }
 }  // namespace
