@@ -335,6 +335,8 @@ Result<Filter> build(const Profile& p) {
     if (!f.ctx) return usage_error("seccomp: cannot create a filter (libseccomp)");
     int rc = seccomp_attr_set(f.ctx, SCMP_FLTATR_ACT_BADARCH, to_scmp(p.bad_arch));
     if (rc < 0) return scmp_error(rc, cat("seccomp: set the action for other architectures to ", describe(p.bad_arch)));
+    // The kernel's own errno when loading fails, not ECANCELED.
+    seccomp_attr_set(f.ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
     // no_new_privs is ours to set (or not, with --allow-new-privs).
     rc = seccomp_attr_set(f.ctx, SCMP_FLTATR_CTL_NNP, 0);
     if (rc < 0) return scmp_error(rc, "seccomp: turn off libseccomp's no_new_privs");

@@ -207,6 +207,13 @@ field() { echo "$output" | awk -v f="$1:" '$1 == f { $1 = ""; sub(/^ /, ""); pri
     [ "$(field NoNewPrivs)" = 0 ]
 }
 
+@test "cap-drop: 125 when without no_new_privs nothing may load the filter" {
+    run in_box /mnt/cap-drop --allow-new-privs --seccomp default --user nobody -- true
+    assert_failure 125
+    assert_line "cap-drop: load the seccomp filter default: Permission denied"
+    assert_line "cap-drop: hint: without no_new_privs, loading a filter needs CAP_SYS_ADMIN"
+}
+
 # --- user and groups ---
 
 @test "cap-drop --user NAME is resolved in the container's /etc/passwd" {
