@@ -31,12 +31,14 @@ add "kago chain (unshare-run + mount-layers)" \
 add "kago examples/minc -r" "$top/examples/minc -r $ROOTFS /bin/true"
 [ -n "$MINCS" ] && add "MINCS minc -r" "$MINCS/minc -r $ROOTFS /bin/true"
 add "bwrap" "bwrap --unshare-pid --unshare-uts --unshare-ipc --ro-bind $ROOTFS / --proc /proc --tmpfs /tmp /bin/true"
+# /dev is a tmpfs: without it crun makes its device nodes in ROOTFS itself.
 mkdir -p "$tmp/bundle"
 cat >"$tmp/bundle/config.json" <<J
 { "ociVersion": "1.0.2",
   "process": {"terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["/bin/true"], "cwd": "/"},
   "root": {"path": "$ROOTFS", "readonly": true},
-  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}],
   "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}]} }
 J
 command -v crun >/dev/null && add crun "crun run -b $tmp/bundle kago-compare-\$\$\$RANDOM"
