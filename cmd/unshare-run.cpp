@@ -127,7 +127,7 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
         child.unshare(CLONE_NEWTIME);
         if (!offsets.empty()) child.write_file("/proc/self/timens_offsets", offsets);
     }
-    child.report_namespaces();  // for the state files and --info-fd
+    if (o.info_fd >= 0) child.report_namespaces();
     if (!o.ns.hostname.empty()) child.set_hostname(o.ns.hostname);
     if ((create & CLONE_NEWNS) && o.ns.propagation_mode != ns::Propagation::unchanged)
         child.mount("", "/", "", ns::propagation_flags(o.ns.propagation_mode), "",
@@ -167,10 +167,11 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
             cli::exec_command(cmd, strip_env);
         }
         if (wait_for_maps) TRY(c.release());
-        auto inodes = TRY(c.namespaces());
-        TRY(ns::write_state(state, c.pid(), inodes, create | joins.types()));
-        if (o.info_fd >= 0)
+        TRY(ns::write_state(state, c.pid()));
+        if (o.info_fd >= 0) {
+            auto inodes = TRY(c.namespaces());
             TRY(json::write_and_close(o.info_fd, ns::info_json(c.pid(), name, state.path(), inodes)));
+        }
         if (wait_for_state) TRY(c.release());
         return {};
     }();

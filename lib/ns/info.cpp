@@ -38,28 +38,22 @@ std::string info_json(pid_t pid, std::string_view name_, std::string_view state_
     return o.str();
 }
 
-Status write_state(const state::StateDir& dir, pid_t pid, const std::vector<NsInode>& ns,
-                   unsigned long types) {
+Status write_state(const state::StateDir& dir, pid_t pid) {
     if (dir.path().empty()) return {};
-    // Relative to the directory, without a temporary file and rename: the
-    // directory is ours and fresh, and each file is one write(). It is on
-    // the path of every start, so it is kept to a few calls.
+    // Relative to the directory, in as few calls as possible: they are on
+    // the path of every start, and /run may be a disk file system.
     int d = ::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (d < 0) return sys_error(cat("open ", dir.path()));
     UniqueFd owner(d);
-    auto put = [&](const std::string& file, uint64_t value) -> Status {
-        int fd = ::openat(d, file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0) return sys_error(cat("create ", dir.path(), "/", file));
-        UniqueFd f(fd);
-        std::string line = cat(value, "\n");
-        if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
-            return sys_error(cat("write ", dir.path(), "/", file));
-        return {};
-    };
-    TRY(put("pid", static_cast<uint64_t>(pid)));
-    if (::mkdirat(d, "ns", 0700) != 0 && errno != EEXIST) return sys_error(cat("create directory ", dir.path(), "/ns"));
-    for (const auto& n : ns)
-        if (types & clone_flag(n.type)) TRY(put(cat("ns/", name(n.type)), n.inode));
+    int fd = ::openat(d, "pid", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) return sys_error(cat("create ", dir.path(), "/pid"));
+    UniqueFd f(fd);
+    std::string line = cat(pid, "\n");
+    if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+        return sys_error(cat("write ", dir.path(), "/pid"));
+    std::string target = cat("/proc/", pid, "/ns");
+    (void)::unlinkat(d, "ns", 0);  // an earlier program of the chain may have made one
+    if (::symlinkat(target.c_str(), d, "ns") != 0) return sys_error(cat("create symlink ", dir.path(), "/ns"));
     return {};
 }
 

@@ -27,9 +27,9 @@ Result<std::vector<NsInode>> ns_inodes(pid_t pid);
 std::string info_json(pid_t pid, std::string_view name, std::string_view state_dir,
                       const std::vector<NsInode>& ns);
 
-// Files "pid" and "ns/TYPE" (the inode number) in the state directory, for
-// the namespaces among `types` (CLONE_NEW*: those created or joined).
-Status write_state(const state::StateDir& dir, pid_t pid, const std::vector<NsInode>& ns,
-                   unsigned long types);
+// The state files: "pid", and "ns", a symbolic link to /proc/PID/ns, so
+// that ns/net and the rest name the container's namespaces while it runs
+// (readlink shows "net:[INODE]"; nsenter --net=DIR/ns/net joins it).
+Status write_state(const state::StateDir& dir, pid_t pid);
 
 }  // namespace kago::ns

@@ -297,10 +297,11 @@ ur_chain_need() {
         mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --pivot -- /bin/sleep 2 &
     local bg=$! i
     for i in $(seq 50); do [ -e /run/kago/urchain-state/ns/pid ] && break; sleep 0.05; done
-    run cat /run/kago/urchain-state/pid /run/kago/urchain-state/ns/pid
-    local pid=${lines[0]}
+    local pid
+    pid=$(cat /run/kago/urchain-state/pid)
+    run stat -Lc %i /run/kago/urchain-state/ns/pid /proc/$pid/ns/pid
     assert_success
-    assert_equal "${lines[1]}" "$(stat -Lc %i /proc/$pid/ns/pid)"
+    assert_equal "${lines[0]}" "${lines[1]}"
     wait "$bg"
     [ ! -e /run/kago/urchain-state ]
 }

@@ -509,11 +509,11 @@ os.execv(sys.argv[1], sys.argv[1:])' "$UR" --pid -- sh -c "trap 'echo got-$sig; 
 
 @test "the state directory holds pid and ns/*, and is removed at exit" {
     run "$UR" --name urtest-state --keep-env --pid --net -- sh -c '
-        cat $KAGO_STATE_DIR/pid; cat $KAGO_STATE_DIR/ns/net; stat -Lc %i /proc/self/ns/net; ls $KAGO_STATE_DIR/ns | tr "\n" " "'
+        cat $KAGO_STATE_DIR/pid; stat -Lc %i $KAGO_STATE_DIR/ns/net /proc/self/ns/net; readlink $KAGO_STATE_DIR/ns'
     assert_success
     [ "${lines[0]}" -gt 1 ]
     assert_equal "${lines[1]}" "${lines[2]}"
-    assert_line --index 3 "net pid "
+    assert_equal "${lines[3]}" "/proc/${lines[0]}/ns"
     [ ! -e /run/kago/urtest-state ]
 }
 
