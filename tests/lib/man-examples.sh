@@ -20,7 +20,7 @@
 #     They apply to the last command before them.
 # The commands of one section (.SH or .SS) run in order in one bash, so
 # that a variable or a cd carries over, in a scratch directory where
-# ./rootfs is a busybox root file system ($KAGO_ROOTFS). Each section is
+# ./rootfs is a copy of a busybox root file system ($KAGO_ROOTFS). Each section is
 # self-contained.
 set -u
 
@@ -79,7 +79,7 @@ run | show)
     : "${KAGO_ROOTFS:?KAGO_ROOTFS: the busybox rootfs}"
     work=$(mktemp -d /tmp/kago7-XXXXXX)
     chmod 755 "$work"
-    ln -s "$KAGO_ROOTFS" "$work/rootfs"
+    cp -a "$KAGO_ROOTFS" "$work/rootfs"
     # the unprivileged user's home, temporary and cache directories
     mkdir -m 700 "$work/.home" && chown 65534:65534 "$work/.home"
     trap 'rm -rf "$work"' EXIT
