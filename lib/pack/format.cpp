@@ -27,7 +27,7 @@ uint64_t get64(const uint8_t* p) {
 
 Error bad(std::string what) {
     Error e;
-    e.err = EINVAL;
+    e.err = 0;  // the text says it all
     e.what = cat("packed file: ", what);
     return e;
 }

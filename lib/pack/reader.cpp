@@ -25,7 +25,7 @@ namespace {
 
 Error bad(std::string what) {
     Error e;
-    e.err = EINVAL;
+    e.err = 0;  // the text says it all
     e.what = cat("packed file: ", what);
     return e;
 }

@@ -13,7 +13,7 @@ constexpr uint64_t kMaxPax = 1 << 20;
 
 Error bad(uint64_t block, std::string what) {
     Error e;
-    e.err = EINVAL;
+    e.err = 0;  // the text says it all
     e.what = cat("tar input: block ", block, ": ", what);
     return e;
 }
