@@ -158,8 +158,10 @@ int main(int argc, char** argv) {
             cli::warn(cat(r.error().message(), "; running without ", s.option));
         }
     }
-    ::setenv(kago::env::kCgroup, cgroup->path().c_str(), 1);
-    if (auto r = state.write("cgroup", cgroup->path()); !r) fail(r.error());
+    // KAGO_CGROUP and the state file: the path as /proc/PID/cgroup shows it.
+    const std::string rel = cgroup->relative();
+    ::setenv(kago::env::kCgroup, rel.c_str(), 1);
+    if (auto r = state.write("cgroup", rel); !r) fail(r.error());
 
     cg::JoinTarget join;
     if (dry) {
@@ -188,7 +190,7 @@ int main(int argc, char** argv) {
         // The command never ran: the status line still comes, with 125-127.
         if (a.status_fd >= 0)
             (void)kago::json::write_and_close(
-                a.status_fd, cg::status_json(name, cgroup->path(), cgroup->stats(), failure.code << 8));
+                a.status_fd, cg::status_json(name, rel, cgroup->stats(), failure.code << 8));
         fail(failure.error, failure.code);
     }
     join = cg::JoinTarget{};  // close the cgroup descriptors
@@ -208,7 +210,7 @@ int main(int argc, char** argv) {
     cg::Stats st = cgroup->stats();
     for (const auto& line : cg::describe_effects(limits, st, *ws)) cli::note(cat(name, ": ", line));
     if (a.status_fd >= 0) {
-        if (auto r = kago::json::write_and_close(a.status_fd, cg::status_json(name, cgroup->path(), st, *ws)); !r)
+        if (auto r = kago::json::write_and_close(a.status_fd, cg::status_json(name, rel, st, *ws)); !r)
             cli::report(r.error());
     }
     if (auto r = cgroup->remove(); !r) cli::report(r.error());

@@ -104,6 +104,13 @@ Error for_option(std::string_view option, Error e) {
 
 }  // namespace detail
 
+std::string Cgroup::relative() const {
+    const std::string& p = path();
+    const std::string& m = mount();
+    if (p.size() > m.size() && p.compare(0, m.size(), m) == 0) return p.substr(m.size());
+    return p;
+}
+
 std::string default_parent(const Hierarchy& h, Version v) {
     if (h.own == "/" || h.own.empty()) return "/kago";
     if (v == Version::v1) return join_path(h.own, "kago");
@@ -158,7 +165,7 @@ std::vector<std::string> reap_leftovers(const Layout& layout, std::string_view p
             std::string dir = join_path(pdir, n);
             long r = trace::call([&] { return cat("rmdir(", trace::quote(dir), ")"); },
                                  [&] { return ::rmdir(dir.c_str()); });
-            if (r == 0 && first) removed.push_back(dir);
+            if (r == 0 && first) removed.push_back(join_path(rel, n));
         }
         first = false;
     }

@@ -55,6 +55,10 @@ class Cgroup {
     virtual Version version() const = 0;
     // The cgroup's directory (v1: the one in the first hierarchy, memory).
     virtual const std::string& path() const = 0;
+    // Its path relative to the hierarchy's root, as /proc/PID/cgroup shows
+    // it: what KAGO_CGROUP holds.
+    std::string relative() const;
+    virtual const std::string& mount() const = 0;
     // Every directory, one per hierarchy.
     virtual std::vector<std::string> dirs() const = 0;
 
@@ -91,8 +95,8 @@ pid_t leaf_pid(std::string_view leaf);
 std::string default_parent(const Hierarchy& h, Version v);
 
 // Remove the empty cgroups that a supervisor killed by SIGKILL left under
-// the parent that `cg` uses. Returns the directories removed (v1: the one
-// in the first hierarchy, as path() would have shown it).
+// the parent that `cg` uses. Returns the cgroups removed, as relative()
+// would have shown them (v1: in the first hierarchy).
 std::vector<std::string> reap_leftovers(const Layout& layout, std::string_view parent);
 
 // Values of "key value" lines (memory.events, cpu.stat, ...).

@@ -41,6 +41,7 @@ class V1 final : public Cgroup {
 
     Version version() const override { return Version::v1; }
     const std::string& path() const override { return hs_[0].dir; }
+    const std::string& mount() const override { return hs_[0].h.mount; }
     std::vector<std::string> dirs() const override {
         std::vector<std::string> d;
         for (const auto& x : hs_) d.push_back(x.dir);

@@ -22,6 +22,7 @@ class V2 final : public Cgroup {
 
     Version version() const override { return Version::v2; }
     const std::string& path() const override { return dir_; }
+    const std::string& mount() const override { return h_.mount; }
     std::vector<std::string> dirs() const override { return {dir_}; }
 
     Status create(const Limits& limits, bool if_available, std::vector<std::string>& warnings,

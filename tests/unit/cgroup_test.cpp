@@ -394,7 +394,7 @@ TEST(CgroupReport, StatusJson) {
     st.oom_kills = 1;
     st.memory_peak = 33554432;
     st.cpu_user_usec = 10;
-    std::string j = status_json("box", "/sys/fs/cgroup/kago/box.1", st, SIGKILL);
+    std::string j = status_json("box", "/kago/box.1", st, SIGKILL);
     EXPECT_NE(j.find("\"exit\":137"), std::string::npos) << j;
     EXPECT_NE(j.find("\"signal\":9"), std::string::npos) << j;
     EXPECT_NE(j.find("\"oom_kills\":1"), std::string::npos) << j;
