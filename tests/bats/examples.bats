@@ -99,6 +99,20 @@ teardown() {
     require_progs pack-selfexec
     run "$EX/selfexec-app.sh" "$KAGO_ROOTFS"
     assert_success
+    assert_line "hello from packed in /tmp as uid 0: one two three"
+    assert_line "hello from packed in /tmp as uid 0: again"
+}
+
+@test "examples/selfexec-app.sh: as the unprivileged user 65534, rootless" {
+    [ -x "$EX/selfexec-app.sh" ] || skip "examples/selfexec-app.sh has not landed yet (pack-selfexec's example)"
+    require_progs pack-selfexec
+    require_userns
+    NOBODY_TMP=$(mktemp -d /tmp/kago7-nobody.XXXXXX)
+    chown 65534:65534 "$NOBODY_TMP"
+    run as_nobody "$EX/selfexec-app.sh" "$KAGO_ROOTFS"
+    rm -rf "$NOBODY_TMP"
+    assert_success
+    assert_line "hello from packed in /tmp as uid 0: one two three"
 }
 
 @test "examples/minc: runs under dash, as MINCS does" {
