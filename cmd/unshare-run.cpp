@@ -42,7 +42,8 @@ struct Options {
 void add_options(CLI::App& app, Options& o) {
     auto& r = o.ns;
     app.add_flag("-U,--user", r.user, "New user namespace (see the --map options)");
-    app.add_flag("-p,--pid", r.pid, "New PID namespace: the command runs under a small init as PID 1");
+    app.add_flag("-p,--pid", r.pid,
+                 "New PID namespace: the command runs under a small init as PID 1");
     app.add_flag("-m,--mount", r.mount, "New mount namespace, with private propagation");
     app.add_flag("-u,--uts", r.uts, "New UTS namespace (hostname)");
     app.add_flag("-i,--ipc", r.ipc, "New IPC namespace");
@@ -53,11 +54,15 @@ void add_options(CLI::App& app, Options& o) {
                  "All of the above but --user; without root also --user --map-root");
     app.add_flag("-r,--map-root", r.map_root, "Map the caller to uid and gid 0 (implies --user)");
     app.add_option("--map-user", r.map_user, "Uid map INSIDE:OUTSIDE:COUNT[,...] (implies --user)")
-        ->type_name("MAP")->allow_extra_args(false);
-    app.add_option("--map-group", r.map_group, "Gid map INSIDE:OUTSIDE:COUNT[,...] (implies --user)")
-        ->type_name("MAP")->allow_extra_args(false);
-    app.add_flag("--map-auto", r.map_auto,
-                 "Map the caller to 0 and its /etc/subuid and /etc/subgid ranges from 1 (newuidmap)");
+        ->type_name("MAP")
+        ->allow_extra_args(false);
+    app.add_option("--map-group", r.map_group,
+                   "Gid map INSIDE:OUTSIDE:COUNT[,...] (implies --user)")
+        ->type_name("MAP")
+        ->allow_extra_args(false);
+    app.add_flag(
+        "--map-auto", r.map_auto,
+        "Map the caller to 0 and its /etc/subuid and /etc/subgid ranges from 1 (newuidmap)");
     app.add_option("--hostname", r.hostname, "Set the hostname (implies --uts)")->type_name("NAME");
     app.add_option("--monotonic", r.monotonic, "CLOCK_MONOTONIC offset (implies --time)")
         ->type_name("SECONDS");
@@ -68,17 +73,22 @@ void add_options(CLI::App& app, Options& o) {
                    "shared or unchanged")
         ->type_name("MODE");
     app.add_flag("--mount-proc", r.mount_proc, "Mount a new /proc (implies --mount --pid)");
-    app.add_option("--join", r.join, "Join the namespace file PATH, e.g. net=/run/netns/web (repeatable)")
-        ->type_name("TYPE=PATH")->allow_extra_args(false);
+    app.add_option("--join", r.join,
+                   "Join the namespace file PATH, e.g. net=/run/netns/web (repeatable)")
+        ->type_name("TYPE=PATH")
+        ->allow_extra_args(false);
     app.add_option("--join-pid", r.join_pid,
                    "Join every namespace of process PID, then its root and working directory")
         ->type_name("PID");
-    app.add_flag("--as-pid-1", r.as_pid_1, "With --pid, run the command itself as PID 1, without init");
+    app.add_flag("--as-pid-1", r.as_pid_1,
+                 "With --pid, run the command itself as PID 1, without init");
     app.add_flag("--die-with-parent", o.die_with_parent, "Kill the container when our parent dies");
-    app.add_option("--info-fd", o.info_fd, "Write JSON (pid, name, namespace inodes) to descriptor N")
+    app.add_option("--info-fd", o.info_fd,
+                   "Write JSON (pid, name, namespace inodes) to descriptor N")
         ->type_name("N");
     app.add_option("--name", o.name, "Container name (default: KAGO_NAME, or a random id)")
-        ->type_name("NAME")->envname(env::kName);
+        ->type_name("NAME")
+        ->envname(env::kName);
     app.add_flag("--keep-env", o.keep_env, "Keep the KAGO_ variables for the command");
 }
 
@@ -100,14 +110,15 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
         caller.gid = ::getgid();
         caller.privileged = root;
         caller.path = env::get("PATH");
-        maps = TRY(ns::plan_maps({o.ns.map_root, o.ns.map_auto, o.ns.map_user, o.ns.map_group}, caller));
+        maps = TRY(
+            ns::plan_maps({o.ns.map_root, o.ns.map_auto, o.ns.map_user, o.ns.map_group}, caller));
     }
     if (o.info_fd >= 0 && ::fcntl(o.info_fd, F_SETFD, FD_CLOEXEC) != 0)
         return sys_error(cat("--info-fd ", o.info_fd));
     if (!o.name.empty()) TRY(state::validate_name(o.name));
     PreparedExec cmd = TRY(prepare_exec(common.command));
     bool strip_env = !o.keep_env && !cmd.program.valid();  // the payload sees no KAGO_ variable
-    bool time_here = (create & CLONE_NEWTIME) && root;    // else the child makes it
+    bool time_here = (create & CLONE_NEWTIME) && root;     // else the child makes it
     std::string offsets = ns::offsets_text(o.ns.monotonic_offset, o.ns.boottime_offset);
 
     // The child's steps, prepared here: after clone() it may not allocate.
@@ -131,12 +142,14 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     if (!o.ns.hostname.empty()) child.set_hostname(o.ns.hostname);
     if ((create & CLONE_NEWNS) && o.ns.propagation_mode != ns::Propagation::unchanged)
         child.mount("", "/", "", ns::propagation_flags(o.ns.propagation_mode), "",
-                    cat("change propagation of / to ", o.ns.propagation.empty() ? "private" : o.ns.propagation));
+                    cat("change propagation of / to ",
+                        o.ns.propagation.empty() ? "private" : o.ns.propagation));
     if (create & CLONE_NEWNET) child.loopback_up();
     if (o.ns.mount_proc) {
         if (o.ns.propagation_mode != ns::Propagation::private_)  // keep the new /proc from the host
             child.mount("", "/proc", "", MS_REC | MS_PRIVATE, "", "make /proc private");
-        child.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "", "mount proc on /proc");
+        child.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "",
+                    "mount proc on /proc");
     }
     if (wait_for_state) child.wait_for_parent();
     child.set_command(cmd, signals.old_mask(), o.ns.init, o.die_with_parent);
@@ -170,13 +183,15 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
         TRY(ns::write_state(state, c.pid()));
         if (o.info_fd >= 0) {
             auto inodes = TRY(c.namespaces());
-            TRY(json::write_and_close(o.info_fd, ns::info_json(c.pid(), name, state.path(), inodes)));
+            TRY(json::write_and_close(o.info_fd,
+                                      ns::info_json(c.pid(), name, state.path(), inodes)));
         }
         if (wait_for_state) TRY(c.release());
         return {};
     }();
     if (!outside) {
-        ns::Outcome failed = c.stop(child);  // the child may have failed first: its error explains more
+        ns::Outcome failed =
+            c.stop(child);  // the child may have failed first: its error explains more
         if (failed.error) return failed;
         return std::move(outside).error();
     }

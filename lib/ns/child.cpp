@@ -23,11 +23,17 @@ namespace kago::ns {
 // --- the plan, built in the parent ------------------------------------------
 
 namespace {
-std::string qn(const std::string& s) { return s.empty() ? "NULL" : trace::quote(s); }
-const char* cn(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
+std::string qn(const std::string& s) {
+    return s.empty() ? "NULL" : trace::quote(s);
+}
+const char* cn(const std::string& s) {
+    return s.empty() ? nullptr : s.c_str();
+}
 }  // namespace
 
-void ChildPlan::close_fd(int fd) { steps_.push_back({Step::Op::close_fd, "", "", "", "", "", "", 0, fd}); }
+void ChildPlan::close_fd(int fd) {
+    steps_.push_back({Step::Op::close_fd, "", "", "", "", "", "", 0, fd});
+}
 
 void ChildPlan::die_with_parent() {
     steps_.push_back({Step::Op::die_with_parent, "prctl(PR_SET_PDEATHSIG, SIGKILL)",
@@ -40,56 +46,62 @@ void ChildPlan::wait_for_parent() {
 
 void ChildPlan::join(const Join& j) {
     steps_.push_back({Step::Op::setns,
-                      cat("setns(", j.fd.get(), " /* ", j.path, " */, ", trace::clone_flags(clone_flag(j.type)), ")"),
-                      cat("join ", name(j.type), " namespace ", j.path), "", "", "", "", clone_flag(j.type),
-                      j.fd.get()});
+                      cat("setns(", j.fd.get(), " /* ", j.path, " */, ",
+                          trace::clone_flags(clone_flag(j.type)), ")"),
+                      cat("join ", name(j.type), " namespace ", j.path), "", "", "", "",
+                      clone_flag(j.type), j.fd.get()});
 }
 
 void ChildPlan::enter_root(const Joins& j) {
     if (!j.root.valid()) return;
     steps_.push_back({Step::Op::fchdir, cat("fchdir(", j.root.get(), " /* ", j.root_path, " */)"),
                       cat("change directory to ", j.root_path), "", "", "", "", 0, j.root.get()});
-    steps_.push_back({Step::Op::chroot_here, "chroot(\".\")", cat("change root to ", j.root_path), "", "", "",
-                      "", 0, -1});
+    steps_.push_back({Step::Op::chroot_here, "chroot(\".\")", cat("change root to ", j.root_path),
+                      "", "", "", "", 0, -1});
     steps_.push_back({Step::Op::fchdir, cat("fchdir(", j.cwd.get(), " /* ", j.cwd_path, " */)"),
                       cat("change directory to ", j.cwd_path), "", "", "", "", 0, j.cwd.get()});
 }
 
 void ChildPlan::unshare(unsigned long flags) {
     std::string f = trace::clone_flags(flags);
-    steps_.push_back({Step::Op::unshare, cat("unshare(", f, ")"), cat("unshare(", f, ")"), "", "", "", "", flags, -1});
+    steps_.push_back({Step::Op::unshare, cat("unshare(", f, ")"), cat("unshare(", f, ")"), "", "",
+                      "", "", flags, -1});
 }
 
 void ChildPlan::write_file(std::string path, std::string content) {
     std::string text = cat("write(", trace::quote(path), ", ", trace::quote(content), ")");
     std::string what = cat("write ", path);
-    steps_.push_back({Step::Op::write_file, std::move(text), std::move(what), std::move(path), std::move(content), "",
-                      "", 0, -1});
+    steps_.push_back({Step::Op::write_file, std::move(text), std::move(what), std::move(path),
+                      std::move(content), "", "", 0, -1});
 }
 
 void ChildPlan::set_hostname(std::string name) {
-    steps_.push_back({Step::Op::sethostname, cat("sethostname(", trace::quote(name), ", ", name.size(), ")"),
+    steps_.push_back({Step::Op::sethostname,
+                      cat("sethostname(", trace::quote(name), ", ", name.size(), ")"),
                       cat("set hostname '", name, "'"), name, "", "", "", 0, -1});
 }
 
-void ChildPlan::mount(std::string source, std::string target, std::string fstype, unsigned long flags,
-                      std::string data, std::string what) {
-    std::string text = cat("mount(", qn(source), ", ", qn(target), ", ", qn(fstype), ", ", trace::mount_flags(flags),
-                           ", ", qn(data), ")");
-    steps_.push_back({Step::Op::mount, std::move(text), std::move(what), std::move(source), std::move(target),
-                      std::move(fstype), std::move(data), flags, -1});
+void ChildPlan::mount(std::string source, std::string target, std::string fstype,
+                      unsigned long flags, std::string data, std::string what) {
+    std::string text = cat("mount(", qn(source), ", ", qn(target), ", ", qn(fstype), ", ",
+                           trace::mount_flags(flags), ", ", qn(data), ")");
+    steps_.push_back({Step::Op::mount, std::move(text), std::move(what), std::move(source),
+                      std::move(target), std::move(fstype), std::move(data), flags, -1});
 }
 
 void ChildPlan::loopback_up() {
-    steps_.push_back({Step::Op::loopback_up, "ioctl(SIOCSIFFLAGS, {ifr_name=\"lo\", ifr_flags=IFF_UP|...})",
+    steps_.push_back({Step::Op::loopback_up,
+                      "ioctl(SIOCSIFFLAGS, {ifr_name=\"lo\", ifr_flags=IFF_UP|...})",
                       "bring up interface lo", "", "", "", "", 0, -1});
 }
 
 void ChildPlan::report_namespaces() {
-    steps_.push_back({Step::Op::report_namespaces, "", "read /proc/self/ns", "", "", "", "", 0, -1});
+    steps_.push_back(
+        {Step::Op::report_namespaces, "", "read /proc/self/ns", "", "", "", "", 0, -1});
 }
 
-void ChildPlan::set_command(const PreparedExec& cmd, const sigset_t& mask, bool init, bool die_with_parent) {
+void ChildPlan::set_command(const PreparedExec& cmd, const sigset_t& mask, bool init,
+                            bool die_with_parent) {
     cmd_ = &cmd;
     mask_ = mask;
     init_ = init;
@@ -181,25 +193,25 @@ long run_step(void* arg) {
     const auto* ctx = static_cast<const StepCtx*>(arg);
     const Step& s = *ctx->step;
     switch (s.op) {
-    case Step::Op::close_fd: return ::close(s.fd);
-    case Step::Op::die_with_parent: return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    case Step::Op::wait_for_parent: {
-        char b;
-        ssize_t n;
-        do n = ::read(ctx->sync_fd, &b, 1);
-        while (n < 0 && errno == EINTR);
-        if (n != 1) _exit(125);  // the parent failed or died; it reports
-        return 0;
-    }
-    case Step::Op::setns: return ::setns(s.fd, static_cast<int>(s.flags));
-    case Step::Op::fchdir: return ::fchdir(s.fd);
-    case Step::Op::chroot_here: return ::chroot(".");
-    case Step::Op::unshare: return ::unshare(static_cast<int>(s.flags));
-    case Step::Op::write_file: return write_whole(s.a.c_str(), s.b);
-    case Step::Op::sethostname: return ::sethostname(s.a.data(), s.a.size());
-    case Step::Op::mount: return ::mount(cn(s.a), cn(s.b), cn(s.c), s.flags, cn(s.d));
-    case Step::Op::loopback_up: return loopback_up();
-    case Step::Op::report_namespaces: return report_namespaces(ctx->report_fd);
+        case Step::Op::close_fd: return ::close(s.fd);
+        case Step::Op::die_with_parent: return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        case Step::Op::wait_for_parent: {
+            char b;
+            ssize_t n;
+            do n = ::read(ctx->sync_fd, &b, 1);
+            while (n < 0 && errno == EINTR);
+            if (n != 1) _exit(125);  // the parent failed or died; it reports
+            return 0;
+        }
+        case Step::Op::setns: return ::setns(s.fd, static_cast<int>(s.flags));
+        case Step::Op::fchdir: return ::fchdir(s.fd);
+        case Step::Op::chroot_here: return ::chroot(".");
+        case Step::Op::unshare: return ::unshare(static_cast<int>(s.flags));
+        case Step::Op::write_file: return write_whole(s.a.c_str(), s.b);
+        case Step::Op::sethostname: return ::sethostname(s.a.data(), s.a.size());
+        case Step::Op::mount: return ::mount(cn(s.a), cn(s.b), cn(s.c), s.flags, cn(s.d));
+        case Step::Op::loopback_up: return loopback_up();
+        case Step::Op::report_namespaces: return report_namespaces(ctx->report_fd);
     }
     errno = EINVAL;
     return -1;
@@ -230,9 +242,13 @@ int exec_search(char* const argv[]) {
             }
             ::execve(buf, argv, environ);
             switch (errno) {
-            case EACCES: denied = true; break;
-            case ENOENT: case ENOTDIR: case ESTALE: case ENODEV: case ETIMEDOUT: break;
-            default: return errno;
+                case EACCES: denied = true; break;
+                case ENOENT:
+                case ENOTDIR:
+                case ESTALE:
+                case ENODEV:
+                case ETIMEDOUT: break;
+                default: return errno;
             }
         }
         if (*end == '\0') break;
@@ -249,7 +265,8 @@ void trace_result(const std::string& text, long r, int e) {
     if (r < 0) {
         const char* name = strerrorname_np(e);
         const char* desc = strerrordesc_np(e);
-        m = snprintf(line + n, sizeof line - n, " = -1 %s (%s)", name ? name : "E?", desc ? desc : "?");
+        m = snprintf(line + n, sizeof line - n, " = -1 %s (%s)", name ? name : "E?",
+                     desc ? desc : "?");
     } else {
         m = snprintf(line + n, sizeof line - n, " = %ld", r);
     }
@@ -305,14 +322,15 @@ void trace_result(const std::string& text, long r, int e) {
     }
 }
 
-[[noreturn]] void child_main(const ChildPlan& plan, char* const argv[], int sync_r, int sync_w, int report_r,
-                             int report_w) {
+[[noreturn]] void child_main(const ChildPlan& plan, char* const argv[], int sync_r, int sync_w,
+                             int report_r, int report_w) {
     ::close(sync_w);
     ::close(report_r);
     const auto& steps = plan.steps();
     for (size_t i = 0; i < steps.size(); ++i) {
         StepCtx ctx{&steps[i], sync_r, report_w};
-        long r = steps[i].text.empty() ? run_step(&ctx) : trace::call_prepared(steps[i].text, run_step, &ctx);
+        long r = steps[i].text.empty() ? run_step(&ctx)
+                                       : trace::call_prepared(steps[i].text, run_step, &ctx);
         if (r < 0) {
             send_report(report_w, kStepFailed, static_cast<int32_t>(i), errno, 0);
             _exit(125);
@@ -357,7 +375,8 @@ Result<Child> spawn(unsigned long flags, const ChildPlan& plan) {
     // The sync channel is a socket pair so that release() can use
     // MSG_NOSIGNAL: a child that already failed must not SIGPIPE us.
     int sync[2], report[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) != 0) return sys_error("socketpair (sync)");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) != 0)
+        return sys_error("socketpair (sync)");
     if (::pipe2(report, O_CLOEXEC) != 0) {
         int e = errno;
         ::close(sync[0]);
@@ -400,7 +419,8 @@ Status Child::release() {
     ssize_t n;
     do n = ::send(sync_.get(), &b, 1, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
-    if (n != 1) return sys_error(cat("release the child ", pid_));  // it failed first: finish() says why
+    if (n != 1)
+        return sys_error(cat("release the child ", pid_));  // it failed first: finish() says why
     return {};
 }
 
@@ -433,7 +453,8 @@ Outcome Child::finish(const ChildPlan& plan, int wstatus) {
     if (!report_.valid()) return o;
     ::fcntl(report_.get(), F_SETFL, O_NONBLOCK);
     std::vector<Report> reports = std::move(early_);
-    for (Report r; ::read(report_.get(), &r, sizeof r) == static_cast<ssize_t>(sizeof r);) reports.push_back(r);
+    for (Report r; ::read(report_.get(), &r, sizeof r) == static_cast<ssize_t>(sizeof r);)
+        reports.push_back(r);
     for (const Report& r : reports) {
         if (r.kind == kStatus) {
             o.wstatus = r.status;

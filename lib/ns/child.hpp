@@ -35,8 +35,18 @@ namespace kago::ns {
 
 struct Step {
     enum class Op {
-        close_fd, die_with_parent, wait_for_parent, setns, fchdir, chroot_here, unshare,
-        write_file, sethostname, mount, loopback_up, report_namespaces
+        close_fd,
+        die_with_parent,
+        wait_for_parent,
+        setns,
+        fchdir,
+        chroot_here,
+        unshare,
+        write_file,
+        sethostname,
+        mount,
+        loopback_up,
+        report_namespaces
     };
     Op op;
     std::string text;  // the trace line, in syscall form; empty: not traced
@@ -74,7 +84,8 @@ class ChildPlan {
     // and forwarding signals (as PID 1 of a new PID namespace, or below a new
     // time namespace); otherwise exec it. `mask` is the signal mask to
     // restore before the exec.
-    void set_command(const PreparedExec& cmd, const sigset_t& mask, bool init, bool die_with_parent);
+    void set_command(const PreparedExec& cmd, const sigset_t& mask, bool init,
+                     bool die_with_parent);
 
     const std::vector<Step>& steps() const { return steps_; }
     bool init() const { return init_; }
@@ -143,8 +154,8 @@ class Child {
   private:
     friend Result<Child> spawn(unsigned long flags, const ChildPlan& plan);
     pid_t pid_ = -1;
-    UniqueFd sync_;    // write end
-    UniqueFd report_;  // read end
+    UniqueFd sync_;              // write end
+    UniqueFd report_;            // read end
     std::vector<Report> early_;  // reports read by namespaces() that finish() must see
 };
 

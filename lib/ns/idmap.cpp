@@ -31,7 +31,8 @@ Result<IdMap> parse_map(std::string_view spec, std::string_view option) {
     for (const auto& item : parse::split(spec, ',')) {
         auto f = parse::split(item, ':');
         if (f.size() != 3)
-            return usage_error(cat(option, " '", spec, "': '", item, "' is not INSIDE:OUTSIDE:COUNT"));
+            return usage_error(
+                cat(option, " '", spec, "': '", item, "' is not INSIDE:OUTSIDE:COUNT"));
         uint64_t v[3];
         for (int i = 0; i < 3; ++i) {
             auto n = parse::u64(f[i], cat(option, " '", item, "'"));
@@ -40,7 +41,8 @@ Result<IdMap> parse_map(std::string_view spec, std::string_view option) {
                 return usage_error(cat(option, " '", item, "': ", f[i], " is not a 32-bit id"));
             v[i] = *n;
         }
-        map.push_back({static_cast<uint32_t>(v[0]), static_cast<uint32_t>(v[1]), static_cast<uint32_t>(v[2])});
+        map.push_back({static_cast<uint32_t>(v[0]), static_cast<uint32_t>(v[1]),
+                       static_cast<uint32_t>(v[2])});
     }
     return map;
 }
@@ -57,10 +59,12 @@ Result<IdMap> parse_maps(const std::vector<std::string>& specs, std::string_view
 
 Status check_map(const IdMap& map, std::string_view option) {
     if (map.size() > kMaxLines)
-        return usage_error(cat(option, ": ", map.size(), " ranges; the kernel takes at most ", kMaxLines));
+        return usage_error(
+            cat(option, ": ", map.size(), " ranges; the kernel takes at most ", kMaxLines));
     for (const auto& r : map) {
         std::string shown = cat(r.inside, ":", r.outside, ":", r.count);
-        if (r.count == 0) return usage_error(cat(option, " '", shown, "': COUNT must be at least 1"));
+        if (r.count == 0)
+            return usage_error(cat(option, " '", shown, "': COUNT must be at least 1"));
         if (r.inside + uint64_t{r.count} > kIdLimit || r.outside + uint64_t{r.count} > kIdLimit)
             return usage_error(cat(option, " '", shown, "': the range goes past 4294967295"));
     }
@@ -68,12 +72,14 @@ Status check_map(const IdMap& map, std::string_view option) {
     for (int side = 0; side < 2; ++side) {
         IdMap s = map;
         auto key = [side](const IdRange& r) { return side == 0 ? r.inside : r.outside; };
-        std::sort(s.begin(), s.end(), [&](const IdRange& a, const IdRange& b) { return key(a) < key(b); });
+        std::sort(s.begin(), s.end(),
+                  [&](const IdRange& a, const IdRange& b) { return key(a) < key(b); });
         for (size_t i = 1; i < s.size(); ++i) {
             if (uint64_t{key(s[i - 1])} + s[i - 1].count > key(s[i]))
-                return usage_error(cat(option, ": ranges ", s[i - 1].inside, ":", s[i - 1].outside, ":",
-                                       s[i - 1].count, " and ", s[i].inside, ":", s[i].outside, ":",
-                                       s[i].count, " overlap ", side == 0 ? "inside" : "outside"));
+                return usage_error(cat(option, ": ranges ", s[i - 1].inside, ":", s[i - 1].outside,
+                                       ":", s[i - 1].count, " and ", s[i].inside, ":", s[i].outside,
+                                       ":", s[i].count, " overlap ",
+                                       side == 0 ? "inside" : "outside"));
         }
     }
     return {};
@@ -87,7 +93,8 @@ std::string map_text(const IdMap& map) {
 
 std::string map_spec(const IdMap& map) {
     std::string out;
-    for (const auto& r : map) out += cat(out.empty() ? "" : ",", r.inside, ":", r.outside, ":", r.count);
+    for (const auto& r : map)
+        out += cat(out.empty() ? "" : ",", r.inside, ":", r.outside, ":", r.count);
     return out;
 }
 
@@ -140,7 +147,8 @@ Result<std::string> find_helper(std::string_view program, std::string_view path)
         std::string p = cat(dir, "/", program);
         if (::access(p.c_str(), X_OK) == 0) return p;
     }
-    return Error{ENOENT, std::string(program), "install the uidmap package (apt-get install uidmap)"};
+    return Error{ENOENT, std::string(program),
+                 "install the uidmap package (apt-get install uidmap)"};
 }
 
 std::vector<std::string> helper_argv(std::string_view program, pid_t pid, const IdMap& map) {
@@ -215,8 +223,9 @@ Status run_helper(const std::string& path, const std::vector<std::string>& argv)
     std::string shown;
     for (const auto& a : argv) shown += cat(shown.empty() ? "" : " ", a);
     if (r < 0) return sys_error(cat("run ", shown));
-    return Error{0, cat(shown, ": exited with status ", r),
-                 cat("check the ranges of this user in /etc/sub", argv[0] == "newuidmap" ? "uid" : "gid")};
+    return Error{
+        0, cat(shown, ": exited with status ", r),
+        cat("check the ranges of this user in /etc/sub", argv[0] == "newuidmap" ? "uid" : "gid")};
 }
 }  // namespace
 

@@ -53,7 +53,8 @@ Status write_state(const state::StateDir& dir, pid_t pid) {
         return sys_error(cat("write ", dir.path(), "/pid"));
     std::string target = cat("/proc/", pid, "/ns");
     (void)::unlinkat(d, "ns", 0);  // an earlier program of the chain may have made one
-    if (::symlinkat(target.c_str(), d, "ns") != 0) return sys_error(cat("create symlink ", dir.path(), "/ns"));
+    if (::symlinkat(target.c_str(), d, "ns") != 0)
+        return sys_error(cat("create symlink ", dir.path(), "/ns"));
     return {};
 }
 

@@ -36,7 +36,8 @@ Result<Joins> open_joins(const std::vector<JoinSpec>& specs, pid_t pid) {
     Joins j;
     for (const auto& s : specs) {
         auto fd = TRY(sys::open(s.path.c_str(), O_RDONLY));
-        j.ns.erase(std::remove_if(j.ns.begin(), j.ns.end(), [&](const Join& x) { return x.type == s.type; }),
+        j.ns.erase(std::remove_if(j.ns.begin(), j.ns.end(),
+                                  [&](const Join& x) { return x.type == s.type; }),
                    j.ns.end());
         j.ns.push_back({s.type, s.path, std::move(fd)});
     }
@@ -48,32 +49,40 @@ Result<Joins> open_joins(const std::vector<JoinSpec>& specs, pid_t pid) {
             return sys_error(cat("--join-pid ", pid, ": process ", pid));
         }
         for (Type t : kTypes) {
-            bool explicit_join = std::any_of(j.ns.begin(), j.ns.end(), [&](const Join& x) { return x.type == t; });
+            bool explicit_join =
+                std::any_of(j.ns.begin(), j.ns.end(), [&](const Join& x) { return x.type == t; });
             if (explicit_join) continue;
             std::string path = cat(dir, "/ns/", name(t));
             std::string ours = cat("/proc/self/ns/", name(t));
             struct stat theirs, mine;
             if (::stat(path.c_str(), &theirs) != 0) {
-                if (errno == ENOENT && ::stat(ours.c_str(), &mine) != 0) continue;  // not in this kernel
+                if (errno == ENOENT && ::stat(ours.c_str(), &mine) != 0)
+                    continue;  // not in this kernel
                 return sys_error(cat("--join-pid ", pid, ": ", path));
             }
-            if (::stat(ours.c_str(), &mine) == 0 && mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev)
-                continue;  // the same as ours: setns would refuse a user namespace, and the rest is moot
+            if (::stat(ours.c_str(), &mine) == 0 && mine.st_ino == theirs.st_ino &&
+                mine.st_dev == theirs.st_dev)
+                continue;  // the same as ours: setns would refuse a user namespace, and the rest is
+                           // moot
             auto fd = sys::open(path.c_str(), O_RDONLY);
-            if (!fd) return Error{fd.error().err, cat("--join-pid ", pid, ": ", fd.error().what), ""};
+            if (!fd)
+                return Error{fd.error().err, cat("--join-pid ", pid, ": ", fd.error().what), ""};
             j.ns.push_back({t, path, std::move(*fd)});
         }
         j.root_path = cat(dir, "/root");
         j.cwd_path = cat(dir, "/cwd");
         auto root = sys::open(j.root_path.c_str(), O_RDONLY | O_DIRECTORY);
-        if (!root) return Error{root.error().err, cat("--join-pid ", pid, ": ", root.error().what), ""};
+        if (!root)
+            return Error{root.error().err, cat("--join-pid ", pid, ": ", root.error().what), ""};
         auto cwd = sys::open(j.cwd_path.c_str(), O_RDONLY | O_DIRECTORY);
-        if (!cwd) return Error{cwd.error().err, cat("--join-pid ", pid, ": ", cwd.error().what), ""};
+        if (!cwd)
+            return Error{cwd.error().err, cat("--join-pid ", pid, ": ", cwd.error().what), ""};
         j.root = std::move(*root);
         j.cwd = std::move(*cwd);
     }
-    std::stable_sort(j.ns.begin(), j.ns.end(),
-                     [](const Join& a, const Join& b) { return static_cast<int>(a.type) < static_cast<int>(b.type); });
+    std::stable_sort(j.ns.begin(), j.ns.end(), [](const Join& a, const Join& b) {
+        return static_cast<int>(a.type) < static_cast<int>(b.type);
+    });
     return j;
 }
 

@@ -21,7 +21,9 @@ using namespace kago;
 using namespace kago::ns;
 
 namespace {
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
 
 std::string temp_file(const std::string& content) {
     char path[] = "/tmp/kago-ns-test-XXXXXX";
@@ -108,7 +110,8 @@ TEST(NsSubid, FindsRangesByNameOrNumber) {
         "\n"
         "broken line\n"
         "alice:500000:5\n";
-    EXPECT_EQ(parse_subid(text, "alice", 1001), (std::vector<SubRange>{{100000, 65536}, {500000, 5}}));
+    EXPECT_EQ(parse_subid(text, "alice", 1001),
+              (std::vector<SubRange>{{100000, 65536}, {500000, 5}}));
     EXPECT_EQ(parse_subid(text, "", 1000), (std::vector<SubRange>{{300000, 10}}));
     EXPECT_EQ(parse_subid(text, "carol", 1002), std::vector<SubRange>{});
 }
@@ -231,8 +234,9 @@ TEST(NsMapPlan, MapAutoReadsSubidFiles) {
 }
 
 TEST(NsMapPlan, HelperArguments) {
-    EXPECT_EQ(helper_argv("newuidmap", 42, {{0, 1000, 1}, {1, 100000, 65536}}),
-              (std::vector<std::string>{"newuidmap", "42", "0", "1000", "1", "1", "100000", "65536"}));
+    EXPECT_EQ(
+        helper_argv("newuidmap", 42, {{0, 1000, 1}, {1, 100000, 65536}}),
+        (std::vector<std::string>{"newuidmap", "42", "0", "1000", "1", "1", "100000", "65536"}));
 }
 
 // --- namespace types, joins -------------------------------------------------
@@ -254,7 +258,8 @@ TEST(NsTypes, NamesAndFlags) {
 }
 
 TEST(NsTypes, TraceShowsTheFlags) {
-    EXPECT_EQ(trace::clone_flags(CLONE_NEWPID | CLONE_NEWNET | SIGCHLD), "CLONE_NEWPID|CLONE_NEWNET|SIGCHLD");
+    EXPECT_EQ(trace::clone_flags(CLONE_NEWPID | CLONE_NEWNET | SIGCHLD),
+              "CLONE_NEWPID|CLONE_NEWNET|SIGCHLD");
     EXPECT_EQ(trace::clone_flags(CLONE_NEWTIME), "CLONE_NEWTIME");
 }
 
@@ -341,8 +346,8 @@ TEST(NsResolve, Implications) {
     r.mount_proc = true;
     r.monotonic = "5";
     ASSERT_TRUE(resolve(r, true, 0));
-    EXPECT_EQ(r.create, static_cast<unsigned long>(CLONE_NEWUTS | CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID |
-                                                   CLONE_NEWTIME));
+    EXPECT_EQ(r.create, static_cast<unsigned long>(CLONE_NEWUTS | CLONE_NEWUSER | CLONE_NEWNS |
+                                                   CLONE_NEWPID | CLONE_NEWTIME));
     EXPECT_TRUE(r.init);
     EXPECT_EQ(r.monotonic_offset, (Offset{5, 0}));
 }
@@ -411,16 +416,20 @@ TEST(NsResolve, InitOnlyWhereNeeded) {
 }
 
 TEST(NsResolve, Propagation) {
-    EXPECT_EQ(propagation_flags(*parse_propagation("private")), static_cast<unsigned long>(MS_REC | MS_PRIVATE));
-    EXPECT_EQ(propagation_flags(*parse_propagation("slave")), static_cast<unsigned long>(MS_REC | MS_SLAVE));
-    EXPECT_EQ(propagation_flags(*parse_propagation("shared")), static_cast<unsigned long>(MS_REC | MS_SHARED));
+    EXPECT_EQ(propagation_flags(*parse_propagation("private")),
+              static_cast<unsigned long>(MS_REC | MS_PRIVATE));
+    EXPECT_EQ(propagation_flags(*parse_propagation("slave")),
+              static_cast<unsigned long>(MS_REC | MS_SLAVE));
+    EXPECT_EQ(propagation_flags(*parse_propagation("shared")),
+              static_cast<unsigned long>(MS_REC | MS_SHARED));
     EXPECT_EQ(propagation_flags(*parse_propagation("unchanged")), 0ul);
 }
 
 // --- info and state ---------------------------------------------------------
 
 TEST(NsInfo, Json) {
-    std::string j = info_json(42, "web", "/run/kago/web", {{Type::user, 4026531837}, {Type::net, 4026532281}});
+    std::string j =
+        info_json(42, "web", "/run/kago/web", {{Type::user, 4026531837}, {Type::net, 4026532281}});
     EXPECT_EQ(j,
               "{\"pid\":42,\"name\":\"web\",\"state_dir\":\"/run/kago/web\","
               "\"namespaces\":{\"user\":4026531837,\"net\":4026532281}}");
@@ -458,7 +467,8 @@ TEST(NsChildPlan, TraceAndErrorText) {
     EXPECT_EQ(s[0].text, "sethostname(\"box\", 3)");
     EXPECT_EQ(s[0].what, "set hostname 'box'");
     EXPECT_EQ(s[1].text, "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)");
-    EXPECT_EQ(s[2].text, "mount(\"proc\", \"/proc\", \"proc\", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)");
+    EXPECT_EQ(s[2].text,
+              "mount(\"proc\", \"/proc\", \"proc\", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)");
     EXPECT_EQ(s[3].text, "unshare(CLONE_NEWTIME)");
     EXPECT_EQ(s[4].text, "write(\"/proc/self/timens_offsets\", \"monotonic 1 0\\n\")");
     EXPECT_TRUE(contains(s[5].text, "SIOCSIFFLAGS"));
