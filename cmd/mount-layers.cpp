@@ -105,7 +105,13 @@ int main(int argc, char** argv) {
 
     // The state directory: the default target, and the files net-setup wrote.
     state::StateDir sd;
-    if (default_target || !env::get(env::kStateDir).empty()) {
+    bool no_state = env::get(env::kStateDir).empty();
+    if (default_target && no_state && trace::dry_run()) {
+        // A dry run creates nothing, not even the state directory.
+        auto name = cli::value_or_die(state::container_name());
+        spec.target = state::runtime_root() + "/" + name + "/root";
+        default_target = false;
+    } else if (default_target || !no_state) {
         auto name = state::container_name();
         auto acquired = name ? state::StateDir::acquire(*name) : Result<state::StateDir>(name.error());
         if (acquired) sd = std::move(acquired).value();

@@ -113,6 +113,13 @@ rootless_dirs() { chown -R 65534:65534 "$T"; }
     [ ! -e /nonexistent ]
 }
 
+@test "dry run: without a state directory, nothing is created" {
+    run as_nobody env KAGO_NAME=mldry "$KAGO_BIN/mount-layers" --dry-run --layer "$R" --pivot -- /bin/true
+    assert_success
+    assert_output --partial 'move_mount(fd /* '"$R"' */, "", AT_FDCWD, "/tmp/kago-65534/mldry/root", MOVE_MOUNT_F_EMPTY_PATH) (dry run)'
+    [ ! -e /tmp/kago-65534/mldry ]
+}
+
 @test "-v traces every kernel call in syscall form" {
     run ml -v --layer "$R" --tmp-upper --pivot -- /bin/true
     assert_success
