@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
     app.add_option("--cpus", c.cpus, "CPU limit, e.g. 1.5 (cgroups; a warning where they are not usable)")->type_name("N");
     app.add_option("--net", c.net, "Network: none (loopback only), host, or user-mode (pasta on the target host)")
         ->type_name("none|host|user-mode");
-    app.add_flag("--bind-allowed", c.bind_allowed, "Let the runner take --kago-bind SRC:DST");
+    app.add_flag("--bind-allowed", c.bind_allowed, "Let the runner bind host paths given at run time (see RUNNER OPTIONS in the man page)");
     app.add_flag("--read-only", c.read_only, "Run on the read-only cached root, with no tmpfs upper");
     app.add_flag("--tmp-upper", o.tmp_upper, "Writes go to a tmpfs over the cached root (the default)");
     app.add_flag("--best", o.best, "Compress for size: zstd level 19 with long mode (default: level 3 with long mode)");

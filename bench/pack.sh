@@ -1,0 +1,106 @@
+#!/bin/bash
+# bench/pack.sh [ROOTFS]: pack-selfexec against the tools people use
+# instead, on the same root, in one run: mksquashfs -comp zstd (+ mount and
+# squashfuse), makeself with zstd, tar | zstd -3/-19 --long.
+#
+# ROOTFS defaults to the Debian minbase root the tests build
+# (/var/cache/kago-tests/debian-bookworm). Run as root (mksquashfs reads
+# every file; the squashfs mount needs root); the rootless runs use nobody.
+# Set BENCH_SLOW=1 to include tar | zstd -19 --long (about a minute).
+# Prints one table in Markdown.
+set -u
+rootfs=${1:-/var/cache/kago-tests/debian-bookworm}
+PATH=${KAGO_BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin}:$PATH
+work=$(mktemp -d /tmp/kago-bench-pack.XXXXXX)
+shm=$(mktemp -d /dev/shm/kago-bench-pack.XXXXXX)
+chmod 755 "$work" "$shm"
+mnt=""
+cleanup() {
+    [ -n "$mnt" ] && { umount "$mnt" 2>/dev/null || fusermount -u "$mnt" 2>/dev/null; }
+    rm -rf "$work" "$shm"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+secs() { echo "$2 - $1" | bc -l | xargs printf '%.3f'; }
+mb() { echo "$(stat -c %s "$1") / 1000000" | bc -l | xargs printf '%.1f MB'; }
+# Median of N runs of a command, in milliseconds.
+median_ms() {
+    local n=$1; shift
+    local i t0 t1 ts=()
+    for ((i = 0; i < n; i++)); do
+        t0=$(now); "$@" >/dev/null 2>&1; t1=$(now)
+        ts+=("$(echo "($t1 - $t0) * 1000" | bc -l)")
+    done
+    printf '%s\n' "${ts[@]}" | sort -n | awk '{a[NR]=$1} END{printf "%.1f ms", a[int((NR+1)/2)]}'
+}
+row() { printf '| %s | %s | %s |\n' "$1" "$2" "$3"; }
+nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH=/usr/bin:/bin HOME="$shm" "$@"; }
+
+entries=$(find "$rootfs" | wc -l)
+size=$(du -sb "$rootfs" | awk '{printf "%.0f MB", $1/1000000}')
+echo "# pack-selfexec bench: $(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -r), load $(cut -d' ' -f1 /proc/loadavg)"
+echo "rootfs: $rootfs ($size, $entries entries)"
+echo
+echo "| tool | build | size / time |"
+echo "|---|---|---|"
+
+t0=$(now); pack-selfexec -o "$work/default.run" --rootfs "$rootfs" -- /bin/true; t1=$(now)
+row "pack-selfexec (zstd 3 --long)" "$(secs "$t0" "$t1") s" "$(mb "$work/default.run")"
+t0=$(now); pack-selfexec -o "$work/best.run" --best --rootfs "$rootfs" -- /bin/true; t1=$(now)
+row "pack-selfexec --best (zstd 19 --long)" "$(secs "$t0" "$t1") s" "$(mb "$work/best.run")"
+chown 65534 "$work/default.run"
+cp "$work/default.run" "$shm/default.run"; chown 65534 "$shm/default.run"
+
+# Cold first run, rootless, cache on tmpfs: extraction + verification + start.
+t0=$(now); nobody "$shm/default.run" --kago-cache "$shm/cache" /bin/true; t1=$(now)
+row "pack-selfexec cold run (rootless, cache on tmpfs)" "" "$(secs "$t0" "$t1") s"
+row "pack-selfexec warm run (rootless, median of 21)" "" "$(median_ms 21 nobody "$shm/default.run" --kago-cache "$shm/cache" /bin/true)"
+row "pack-selfexec --kago-verify (all frames)" "" "$(median_ms 3 "$work/default.run" --kago-verify)"
+key=$("$work/default.run" --kago-info | sed -n 's/^root hash: *//p')
+tree="$shm/cache/$key/root"
+row "unshare -Ur chroot DIR /bin/true (median of 21)" "" "$(median_ms 21 nobody unshare -Ur chroot "$tree" /bin/true)"
+if command -v unshare-run >/dev/null && command -v mount-layers >/dev/null && command -v cap-drop >/dev/null; then
+    row "kago chain on the same tree (rootless, median of 21)" "" "$(median_ms 21 nobody "$(command -v unshare-run)" --user --map-root --pid --mount --uts --ipc --net -- \
+        "$(command -v mount-layers)" --layer "$tree" --tmp-upper --proc --dev --pivot -- \
+        "$(command -v cap-drop)" --seccomp default -- /bin/true)"
+fi
+
+if command -v mksquashfs >/dev/null; then
+    t0=$(now); mksquashfs "$rootfs" "$work/root.sqfs" -comp zstd -Xcompression-level 15 -quiet -no-progress >/dev/null 2>&1; t1=$(now)
+    row "mksquashfs -comp zstd (level 15)" "$(secs "$t0" "$t1") s" "$(mb "$work/root.sqfs")"
+    mnt="$work/mnt"; mkdir -p "$mnt"
+    t0=$(now); mount -t squashfs -o loop,ro "$work/root.sqfs" "$mnt"; chroot "$mnt" /bin/true; t1=$(now)
+    row "squashfs mount + first exec (root)" "" "$(secs "$t0" "$t1") s"
+    umount "$mnt"
+    if command -v squashfuse >/dev/null; then
+        t0=$(now); squashfuse "$work/root.sqfs" "$mnt" && chroot "$mnt" /bin/true; t1=$(now)
+        row "squashfuse mount + first exec" "" "$(secs "$t0" "$t1") s"
+        fusermount -u "$mnt" 2>/dev/null || umount "$mnt"
+    fi
+    mnt=""
+    t0=$(now); unsquashfs -q -n -d "$shm/unsq" "$work/root.sqfs" >/dev/null 2>&1; t1=$(now)
+    row "unsquashfs to tmpfs" "" "$(secs "$t0" "$t1") s"
+    rm -rf "$shm/unsq"
+fi
+
+t0=$(now); tar -C "$rootfs" -cf - . | zstd -q -3 --long -T0 -o "$work/root.tar.zst"; t1=$(now)
+row "tar \\| zstd -3 --long" "$(secs "$t0" "$t1") s" "$(mb "$work/root.tar.zst")"
+mkdir -p "$shm/untar"
+t0=$(now); zstd -q -d --long=31 -c "$work/root.tar.zst" | tar -C "$shm/untar" -xf - 2>/dev/null; t1=$(now)
+row "zstd -d \\| tar -x to tmpfs" "" "$(secs "$t0" "$t1") s"
+rm -rf "$shm/untar"
+if [ "${BENCH_SLOW:-0}" = 1 ]; then
+    t0=$(now); tar -C "$rootfs" -cf - . | zstd -q -19 --long -T0 -o "$work/root19.tar.zst"; t1=$(now)
+    row "tar \\| zstd -19 --long" "$(secs "$t0" "$t1") s" "$(mb "$work/root19.tar.zst")"
+fi
+
+if command -v makeself >/dev/null; then
+    t0=$(now); makeself --zstd --quiet "$rootfs" "$work/root.makeself" root true >/dev/null 2>&1; t1=$(now)
+    if [ -e "$work/root.makeself" ]; then
+        row "makeself --zstd" "$(secs "$t0" "$t1") s" "$(mb "$work/root.makeself")"
+        t0=$(now); "$work/root.makeself" --quiet --noexec --target "$shm/ms" >/dev/null 2>&1; t1=$(now)
+        row "makeself extract (every run) to tmpfs" "" "$(secs "$t0" "$t1") s"
+        rm -rf "$shm/ms"
+    fi
+fi
