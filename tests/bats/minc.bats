@@ -274,3 +274,10 @@ made-inside"
     assert_success
     assert_output --regexp 'inet 10\.88\.[0-9]+\.[0-9]+/16'
 }
+
+@test "minc: runs a container under busybox sh, as MINCS does" {
+    require_progs unshare-run mount-layers
+    run busybox sh "$MINC" -r "$KAGO_ROOTFS" --name minc-bb hostname
+    assert_success
+    assert_output minc-bb
+}
