@@ -281,3 +281,9 @@ made-inside"
     assert_success
     assert_output minc-bb
 }
+
+@test "minc: minc(1) lists every option of minc --help" {
+    for o in $("$MINC" --help | grep -oE -- '--[a-zA-Z0-9][a-zA-Z0-9-]*' | sort -u); do
+        grep -qF -- "${o//-/\\-}" "$KAGO_TOP/man/minc.1" || fail "man/minc.1 does not mention $o"
+    done
+}
