@@ -70,6 +70,12 @@ command -v runc >/dev/null && add runc "runc run -b $tmp/bundle kago-bench-runc-
 #   add "unshare-run+mount-layers" "unshare-run --pid --mount -- mount-layers --layer $ROOTFS ... -- /bin/true"
 # (add below this line)
 
+# mount-layers: the same container as bwrap builds from ROOTFS (new /proc and
+# /dev, the root pivoted into), with an overlay and a tmpfs upper on top.
+# Target: a median at most 0.6x the "bwrap+rootfs" row.
+add "bwrap+rootfs" "bwrap --unshare-all --bind $ROOTFS / --proc /proc --dev /dev /bin/true"
+add "unshare-run+mount-layers" "$(command -v unshare-run) --pid --mount --uts --ipc --net -- mount-layers --layer $ROOTFS --tmp-upper --proc --dev --pivot -- /bin/true"
+
 # --- one hyperfine run ------------------------------------------------------------
 args=()
 for i in "${!names[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
@@ -95,3 +101,8 @@ for i in "${!names[@]}"; do
 done
 echo
 echo "target: unshare-run at most 0.50x bwrap, peak RSS under 2048 KiB"
+ml=$(jq -r '.results[] | select(.command == "unshare-run+mount-layers") | .median' "$tmp/results.json")
+bw=$(jq -r '.results[] | select(.command == "bwrap+rootfs") | .median' "$tmp/results.json")
+[ -n "$ml" ] && [ -n "$bw" ] &&
+    awk -v a="$ml" -v b="$bw" 'BEGIN { printf "target: unshare-run+mount-layers at most 0.60x bwrap+rootfs: %.2fx\n", a / b }'
+
