@@ -103,6 +103,7 @@ echo
 echo "target: unshare-run at most 0.50x bwrap, peak RSS under 2048 KiB"
 ml=$(jq -r '.results[] | select(.command == "unshare-run+mount-layers") | .median' "$tmp/results.json")
 bw=$(jq -r '.results[] | select(.command == "bwrap+rootfs") | .median' "$tmp/results.json")
-[ -n "$ml" ] && [ -n "$bw" ] &&
+if [ -n "$ml" ] && [ -n "$bw" ]; then
     awk -v a="$ml" -v b="$bw" 'BEGIN { printf "target: unshare-run+mount-layers at most 0.60x bwrap+rootfs: %.2fx\n", a / b }'
+fi
 
