@@ -155,6 +155,8 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     std::string final_name = o.ifname.empty() ? o.move : o.ifname;
     LinkChange up;
     up.name = o.move;
+    // Renaming selects the link by index: IFLA_IFNAME is then the new name.
+    up.index = cli::value_or_die(inside.index_of(o.move, "--move"));
     if (final_name != o.move) up.new_name = final_name;
     up.up = true;
     cli::check_or_die(inside.set_link(up, cat("rename and bring up ", o.move, " in the container")));

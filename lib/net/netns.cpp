@@ -93,10 +93,10 @@ Result<UniqueFd> reserve_port(const Publish& p) {
                          [&] { return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len); });
     if (r != 0) {
         if (errno == EADDRINUSE)
-            return usage_error(cat("--publish ", p.str(), ": host port ", p.host_port, "/", p.proto_name(),
+            return usage_error(cat("--publish '", p.str(), "': host port ", p.host_port, "/", p.proto_name(),
                                    " is in use"));
         if (errno == EADDRNOTAVAIL)
-            return usage_error(cat("--publish ", p.str(), ": host address ", p.host_ip->addr_str(),
+            return usage_error(cat("--publish '", p.str(), "': host address ", p.host_ip->addr_str(),
                                    " is not an address of this host"));
         return sys_error(cat("--publish ", p.str(), ": bind ", shown));
     }
