@@ -35,7 +35,7 @@ bool exists(const std::string& p) {
 
 int main(int argc, char** argv) {
     CLI::App app{"Build a container's root filesystem from layers, then pivot into it.\n"
-                 "Run it in a new mount namespace (unshare-run --mount).",
+                 "Run it in a new mount namespace (see unshare-run(1)).",
                  "mount-layers"};
     cli::Common common;
     cli::setup(app, common);
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     step(StepKind::mkdir, "--mkdir", "DST[:MODE]", "Create the directory DST in the root");
     step(StepKind::file, "--file", "SRC:DST", "Copy the host file SRC to DST in the root");
     step(StepKind::chdir, "--chdir", "DIR", "Run the command in DIR inside the root (default /)");
-    app.add_flag("--proc", spec.proc, "Mount a new /proc (masking paths as runc does); needs --pid");
+    app.add_flag("--proc", spec.proc, "Mount a new /proc (masking paths as runc does); needs a PID namespace");
     app.add_flag("--dev", spec.dev, "Mount a minimal /dev: null zero full random urandom tty, devpts, shm");
     app.add_flag("--sys", spec.sys, "Mount a read-only /sys");
     bool hosts = false, resolv = false;
