@@ -173,6 +173,8 @@ Status mount_overlay(const RootSpec& spec, const Context& ctx, const std::string
         } else {
             e = prefixed(std::move(e), "--layer");
         }
+        if (e.err == ELOOP)
+            e.hint = "overlay refuses overlapping layers: a layer given twice, or one inside another";
         if (!kernel.empty()) e.hint += cat(" (", kernel, ")");
         return e;
     }

@@ -549,3 +549,10 @@ rootless_dirs() { chown -R 65534:65534 "$T"; }
     assert_failure 125
     assert_output --partial "mount-layers: --layer $T/private: Permission denied"
 }
+
+@test "exit 125: the same layer twice, with a hint" {
+    run ml --layer "$R" --layer "$R" --target "$T/root" -- /bin/true
+    assert_failure 125
+    assert_output --partial "mount-layers: --layer: create overlay for $T/root: Too many levels of symbolic links"
+    assert_output --partial "mount-layers: hint: overlay refuses overlapping layers"
+}
