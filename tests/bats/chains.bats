@@ -262,6 +262,16 @@ ml_chain_need() {
     [ "$kept" = mine ]
 }
 
+@test "chains: net-setup --veth -> unshare-run -> mount-layers --hosts --resolv binds net-setup's files" {
+    ml_chain_need net-setup unshare-run mount-layers
+    run env KAGO_NAME=mlc$$ net-setup --veth -- unshare-run --pid --mount -- \
+        mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --hosts --resolv --pivot -- /bin/sh -c 'cat /etc/hosts /etc/resolv.conf'
+    assert_success
+    assert_output --partial "mlc$$"
+    assert_output --partial "nameserver"
+    [ ! -e "$KAGO_ROOTFS/etc/hosts" ] && [ ! -e "$KAGO_ROOTFS/etc/resolv.conf" ]
+}
+
 # --- unshare-run ---
 
 ur_chain_need() {
