@@ -189,7 +189,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
 
 [[noreturn]] void run_gc(bool verbose) {
     lease::Lock lock = cli::value_or_die(lease::Lock::acquire());
-    auto removed = cli::value_or_die(gc(host_netns_inode(), ::geteuid() == 0));
+    auto removed = cli::value_or_die(gc(host_netns_inode(), ::geteuid() == 0, true));
     if (verbose || trace::verbose())
         for (const auto& n : removed) cli::note(cat("removed leftovers of ", n));
     exit(0);
@@ -207,7 +207,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     lease::Lock lock;
     if (!dry) {
         lock = cli::value_or_die(lease::Lock::acquire());
-        (void)gc(host_ns, rules);  // leftovers of killed supervisors
+        (void)gc(host_ns, rules, false);  // leftovers of killed supervisors
     }
     state::StateDir sd = cli::value_or_die(state::StateDir::acquire(plan.name));
     // Hold the published host ports, so that nobody else takes them.

@@ -117,14 +117,10 @@ Status teardown(const lease::Record& r, uint64_t host_netns) {
             keep(std::move(f).error());
         } else {
             f->reap([&](const lease::LeaseFile::Entry& e) { return e.name == r.name; });
-            // The bridge goes with its last lease, when net-setup made it.
-            bool dead_file = f->entries.empty() && f->created_bridge;
-            if (dead_file && rtnl && here) {
-                std::string bridge = key.substr(0, key.find('@'));
-                auto st = rtnl->delete_link(bridge);
-                if (!st && rtnl->last_errno() != ENODEV) keep(std::move(st));
-            }
-            if (dead_file) f->created_bridge = false;
+            // The bridge stays for later containers (as docker0 does); --gc
+            // removes it once unused. A bridge in another namespace went
+            // with it: forget it.
+            if (!here && f->entries.empty()) f->created_bridge = false;
             keep(lease::save(key, *f));
         }
     }
@@ -136,7 +132,7 @@ Status teardown(const lease::Record& r, uint64_t host_netns) {
     return first;
 }
 
-Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules) {
+Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridges) {
     std::vector<std::string> removed;
     Status first;
     for (const auto& r : TRY(lease::records())) {
@@ -144,6 +140,27 @@ Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules) {
         auto st = teardown(r, host_netns);
         if (!st && first) first = std::move(st);
         removed.push_back(r.name);
+    }
+    // Bridges that net-setup created and that no live container uses.
+    for (const auto& key : bridges ? TRY(lease::lease_files()) : std::vector<std::string>{}) {
+        auto f = lease::load(key);
+        if (!f) continue;
+        f->reap([](const lease::LeaseFile::Entry& e) { return !lease::alive(e.owner); });
+        if (f->entries.empty() && f->created_bridge) {
+            if (f->netns == host_netns) {
+                std::string bridge = key.substr(0, key.find('@'));
+                auto rtnl = Rtnl::open("host");
+                if (rtnl) {
+                    auto st = rtnl->delete_link(bridge);
+                    if (!st && rtnl->last_errno() != ENODEV && first) first = std::move(st);
+                    else removed.push_back(cat("bridge ", bridge));
+                }
+            }
+            // Removed here, or in a namespace of its own that went away with it.
+            f->created_bridge = false;
+        }
+        auto st = lease::save(key, *f);
+        if (!st && first) first = std::move(st);
     }
     if (rules) {
         auto nft = TRY(nft::Nft::open("host"));

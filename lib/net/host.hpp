@@ -33,15 +33,16 @@ Status ensure_bridge(Rtnl& host, const std::string& bridge, const Cidr& gateway,
                      const std::optional<Cidr>& gateway6, bool known_ours, bool& created);
 
 // Remove everything the record names: nftables rules tagged with its
-// owner, the veth, its lease (and the bridge when net-setup created it and
-// it is now unused), the netns bind mount, the state directory (when the
+// owner, the veth, its lease (the bridge stays for later containers), the netns bind mount, the state directory (when the
 // record owns it), then the record itself. Network objects are removed only
 // when `host_netns` is the namespace they were made in. The first error is
 // returned; the other steps still run.
 Status teardown(const lease::Record& r, uint64_t host_netns);
 
 // Tear down every container whose owner process is gone, and remove the
-// rules in table kago whose owner is gone. Returns the names removed.
-Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules);
+// rules in table kago whose owner is gone. With `bridges`, also remove the
+// bridges net-setup created that no live container uses. Returns what was
+// removed.
+Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridges);
 
 }  // namespace kago::net

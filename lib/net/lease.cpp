@@ -177,6 +177,22 @@ Status remove_record(const std::string& name) {
     return {};
 }
 
+Result<std::vector<std::string>> lease_files() {
+    std::vector<std::string> out;
+    std::string d = dir();
+    DIR* dp = ::opendir(d.c_str());
+    if (!dp) {
+        if (errno == ENOENT) return out;
+        return sys_error(cat("open ", d));
+    }
+    while (struct dirent* e = ::readdir(dp)) {
+        std::string_view n = e->d_name;
+        if (n.size() > 7 && n.substr(n.size() - 7) == ".leases") out.emplace_back(n.substr(0, n.size() - 7));
+    }
+    ::closedir(dp);
+    return out;
+}
+
 Result<std::vector<Record>> records() {
     std::vector<Record> out;
     std::string d = dir();

@@ -65,6 +65,8 @@ struct LeaseFile {
 };
 
 Result<LeaseFile> load(const std::string& bridge);
+// The keys of every lease file ("kago0@4026531840").
+Result<std::vector<std::string>> lease_files();
 // Writes the file, or removes it when it holds nothing.
 Status save(const std::string& bridge, const LeaseFile& f);
 
