@@ -250,10 +250,9 @@ rootless_dirs() { chown -R 65534:65534 "$T"; }
 }
 
 @test "without KAGO_STATE_DIR, the state directory made for --pivot is removed" {
-    local before after
-    before=$(ls -A /run/kago 2>/dev/null | sort)
-    run env -u KAGO_STATE_DIR KAGO_NAME=mltest-$$ unshare --mount --pid --fork -- mount-layers --layer "$R" --pivot -- /bin/true
+    run env -u KAGO_STATE_DIR KAGO_NAME=mltest-$$ unshare --mount --pid --fork -- mount-layers -v --layer "$R" --pivot -- /bin/true
     assert_success
+    assert_output --partial "AT_FDCWD, \"/run/kago/mltest-$$/root\", MOVE_MOUNT_F_EMPTY_PATH) = 0"
     [ ! -e "/run/kago/mltest-$$" ]
 }
 
