@@ -117,10 +117,15 @@ Status teardown(const lease::Record& r, uint64_t host_netns) {
             keep(std::move(f).error());
         } else {
             f->reap([&](const lease::LeaseFile::Entry& e) { return e.name == r.name; });
-            // The bridge stays for later containers (as docker0 does); --gc
-            // removes it once unused. A bridge in another namespace went
-            // with it: forget it.
-            if (!here && f->entries.empty()) f->created_bridge = false;
+            // The bridge goes with its last lease, when net-setup made it (a
+            // bridge in another namespace went with that namespace).
+            bool unused = f->entries.empty() && f->created_bridge;
+            if (unused && rtnl && here) {
+                std::string bridge = key.substr(0, key.find('@'));
+                auto st = rtnl->delete_link(bridge);
+                if (!st && rtnl->last_errno() != ENODEV) keep(std::move(st));
+            }
+            if (unused) f->created_bridge = false;
             keep(lease::save(key, *f));
         }
     }

@@ -33,7 +33,8 @@ Status ensure_bridge(Rtnl& host, const std::string& bridge, const Cidr& gateway,
                      const std::optional<Cidr>& gateway6, bool known_ours, bool& created);
 
 // Remove everything the record names: nftables rules tagged with its
-// owner, the veth, its lease (the bridge stays for later containers), the netns bind mount, the state directory (when the
+// owner, the veth, its lease (and the bridge, when net-setup created it and it is now
+// unused), the netns bind mount, the state directory (when the
 // record owns it), then the record itself. Network objects are removed only
 // when `host_netns` is the namespace they were made in. The first error is
 // returned; the other steps still run.
