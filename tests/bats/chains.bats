@@ -327,3 +327,101 @@ ur_chain_need() {
     assert_output --partial 'cap-drop: '
     assert_output --partial '"/bin/sh"'
 }
+
+# --- pack-selfexec ---
+
+@test "chains: a packed file's tree, run through the kago chain, gives what the packed file gives" {
+    for p in pack-selfexec unshare-run mount-layers cap-drop; do
+        [ -x "$KAGO_BIN/$p" ] || skip "$p is not built"
+    done
+    local d
+    d=$(mktemp -d /tmp/kago-pack-chain.XXXXXX)
+    pack-selfexec -o "$d/app.run" --rootfs "$KAGO_ROOTFS" --hostname box -- \
+        /bin/sh -c 'hostname; grep -E "^(NoNewPrivs|Seccomp):" /proc/self/status; ls /proc/1/ns >/dev/null && echo ns'
+    "$d/app.run" --kago-extract "$d/tree"
+    run "$d/app.run" --kago-cache "$d/cache"
+    local packed=$output
+    run unshare-run --pid --mount --uts --ipc --net --hostname box -- \
+        mount-layers --layer "$d/tree" --tmp-upper --proc --dev --pivot -- \
+        cap-drop --seccomp default -- \
+        /bin/sh -c 'hostname; grep -E "^(NoNewPrivs|Seccomp):" /proc/self/status; ls /proc/1/ns >/dev/null && echo ns'
+    rm -rf "$d"
+    assert_success
+    assert_output "$packed"
+}
+
+@test "chains: cg-limit around a packed file applies the limits it records" {
+    for p in pack-selfexec cg-limit; do
+        [ -x "$KAGO_BIN/$p" ] || skip "$p is not built"
+    done
+    local d
+    d=$(mktemp -d /tmp/kago-pack-chain.XXXXXX)
+    pack-selfexec -o "$d/app.run" --pids 16 --rootfs "$KAGO_ROOTFS" -- /bin/sh -c 'echo ran'
+    KAGO_NAME=pkchain1 run cg-limit --pids 16 -- "$d/app.run" --kago-cache "$d/cache"
+    rm -rf "$d"
+    assert_success
+    assert_output --partial "ran"
+}
+
+# --- net-setup ---
+# Each test runs in network and mount namespaces of its own (the "host" of
+# net-setup), so bridges, rules and published ports never touch the real host.
+
+ns_chain_need() {
+    [ "$(id -u)" = 0 ] || skip "needs root to create the test's own namespaces"
+    local p
+    for p in net-setup unshare-run mount-layers; do
+        [ -x "$KAGO_BIN/$p" ] || skip "$p is not built"
+    done
+}
+
+ns_chain_tns() {
+    unshare --net --mount --propagation private -- \
+        bash -euc "trap 'kill \$(jobs -p) 2>/dev/null || true' EXIT; ip link set lo up; $1"
+}
+
+@test "chains: net-setup --veth --publish -> unshare-run -> mount-layers: httpd answers on the host's 127.0.0.1:8080" {
+    ns_chain_need
+    run ns_chain_tns 'net-setup --veth --bridge kgtc1 --subnet 10.250.61.0/24 --nat --publish 8080:80 -- \
+            unshare-run --pid --mount --uts --ipc --hostname web -- \
+            mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --dev --pivot -- \
+            /usr/sbin/httpd -f -p 80 -h /var/www &
+        for i in $(seq 50); do timeout 5 busybox wget -qO- http://127.0.0.1:8080/ 2>/dev/null && break; sleep 0.2; done
+        kill %1; wait %1 || true
+        nft list table inet kago >/dev/null 2>&1 && echo LEFT-TABLE || true
+        ip link show kgtc1 >/dev/null 2>&1 && echo LEFT-BRIDGE || true'
+    assert_success
+    assert_line "<h1>hello from kago</h1>"
+    refute_output --partial LEFT-
+}
+
+@test "chains: rootless net-setup --user-mode -> unshare-run --user --map-root -> mount-layers: httpd on 8080 (uid 65534)" {
+    ns_chain_need
+    require_userns
+    command -v pasta >/dev/null || command -v slirp4netns >/dev/null || skip "neither pasta nor slirp4netns is installed"
+    local tun
+    tun=$(mktemp -u /tmp/kgt-tun.XXXXXX)
+    run ns_chain_tns "
+        ip link add kgtu0 type veth peer name kgtu1
+        ip addr add 10.250.62.1/24 dev kgtu0; ip link set kgtu0 up; ip link set kgtu1 up
+        ip route add default via 10.250.62.2
+        mknod $tun c 10 200; chmod 666 $tun; mount --bind $tun /dev/net/tun; rm -f $tun"'
+        setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$PATH" HOME=/tmp \
+            net-setup --user-mode --publish 8080:80 -- \
+            unshare-run --user --map-root --pid --mount --uts -- \
+            mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --dev --pivot -- \
+            /usr/sbin/httpd -f -p 80 -h /var/www &
+        for i in $(seq 50); do timeout 5 busybox wget -qO- http://127.0.0.1:8080/ 2>/dev/null && break; sleep 0.2; done
+        kill %1; wait %1 || true'
+    assert_success
+    assert_line "<h1>hello from kago</h1>"
+}
+
+@test "chains: KAGO_TRACE=1 shows net-setup's netlink requests before unshare-run's calls" {
+    ns_chain_need
+    run ns_chain_tns 'KAGO_TRACE=1 net-setup --veth --bridge kgtc3 --subnet 10.250.63.0/24 -- unshare-run --uts -- true'
+    assert_success
+    assert_output --regexp 'net-setup: RTM_NEWLINK\(ifname="kg[^"]*", kind="veth"'
+    assert_output --partial "net-setup: RTM_NEWROUTE(0.0.0.0/0 via 10.250.63.1"
+    assert_output --partial "unshare-run: unshare("
+}
