@@ -153,8 +153,15 @@ Status mount_overlay(const RootSpec& spec, const Context& ctx, const std::string
                 "this kernel takes all layers in one mount option page; use fewer or shorter layer paths");
     }
     if (!upper.empty()) {
-        TRY_AS("--upper", ops::fsconfig_string(fs, "upperdir", upper));
-        TRY_AS("--upper", ops::fsconfig_string(fs, "workdir", work));
+        for (auto [key, dir] : {std::pair{"upperdir", &upper}, std::pair{"workdir", &work}}) {
+            auto r = ops::fsconfig_string(fs, key, *dir);
+            if (!r) {
+                Error e = prefixed(std::move(r).error(), "--upper");
+                e.hint = cat(e.hint.empty() ? "overlay refuses this upper directory" : e.hint,
+                             "; use --tmp-upper, or an --upper on a filesystem overlay accepts");
+                return e;
+            }
+        }
         if (ctx.in_userns) TRY_AS("--upper", ops::fsconfig_flag(fs, "userxattr"));
     }
     auto created = ops::fsconfig_create(fs);

@@ -555,3 +555,15 @@ rootless_dirs() { chown -R 65534:65534 "$T"; }
     assert_output --partial "mount-layers: --layer: create overlay for $T/root: Too many levels of symbolic links"
     assert_output --partial "mount-layers: hint: overlay refuses overlapping layers"
 }
+
+@test "exit 125: --upper on a filesystem overlay refuses (read-only), with the kernel's reason and a hint" {
+    mkdir -p "$T/rod/up" "$T/rod/up.work"
+    run unshare --mount --pid --fork -- sh -c "
+        mount --bind '$T/rod' '$T/rod' && mount -o remount,bind,ro '$T/rod' || exit 99
+        mount-layers --layer '$R' --upper '$T/rod/up' --target '$T/root' -- /bin/true; echo rc=\$?
+        grep -c ' $T/root ' /proc/self/mountinfo"
+    assert_output --partial "mount-layers: --upper: set upperdir=$T/rod/up on overlay"
+    assert_output --partial "mount-layers: hint: the kernel says: overlay: filesystem on $T/rod/up is read-only; use --tmp-upper"
+    assert_output --partial "rc=125"
+    assert_line "0"
+}
