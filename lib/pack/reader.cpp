@@ -324,7 +324,8 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
         }
         if (!o.rootless && ::fchown(fd, e.uid, e.gid) != 0) return sys_error(shown(i));
         apply_xattrs(fd, e);
-        if (::fchmod(fd, mode_of(e)) != 0) return sys_error(shown(i));
+        // The root is never writable by others: the cache trusts no such entry.
+        if (::fchmod(fd, i == 0 ? mode_of(e) & ~022u : mode_of(e)) != 0) return sys_error(shown(i));
         struct timespec times[2] = {{e.mtime, 0}, {e.mtime, 0}};
         ::futimens(fd, times);
     }

@@ -113,10 +113,11 @@ Status setup_inside(const RunSpec& s, caps::Policy& policy) {
 
 [[noreturn]] void container_main(const RunSpec& s, int go, int report, const proc::SignalBlock& block) {
     char b;
-    while (::read(go, &b, 1) < 0 && errno == EINTR) {
-    }
+    ssize_t n;
+    do n = ::read(go, &b, 1);
+    while (n < 0 && errno == EINTR);
     // No byte: the parent failed to set us up and is gone or giving up.
-    if (::read(go, &b, 0) < 0) _exit(125);
+    if (n != 1) _exit(125);
     ::close(go);
     caps::Policy policy;
     if (auto st = setup_inside(s, policy); !st) {
