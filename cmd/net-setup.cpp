@@ -172,7 +172,10 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         cli::check_or_die(sys::setns(fd->get(), CLONE_NEWNET, netns));
     } else {
         auto host = cli::value_or_die(Rtnl::open("host"));
-        cli::check_or_die(sys::unshare(CLONE_NEWNET));
+        auto st = sys::unshare(CLONE_NEWNET);
+        if (!st && st.error().err == EPERM && ::geteuid() != 0)
+            cli::die(std::move(st).error().with_hint("without root, use --user-mode"));
+        cli::check_or_die(st);
         auto inside = cli::value_or_die(Rtnl::open("container"));
         auto fd = cli::value_or_die(sys::open("/proc/self/ns/net", O_RDONLY));
         setup_inside(host, inside, fd.get(), o);

@@ -328,8 +328,7 @@ export rootless_prelude
     require_userns
     command -v pasta >/dev/null || skip "pasta (Debian package passt) is not installed"
     run tns "$rootless_prelude"'
-        as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$PATH" HOME=/tmp "$@"; }
-        as_nobody net-setup --user-mode --publish 18090:8080 -- sh -c "id -u; exec $BB httpd -f -p 8080 -h $WWW" &
+        setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$PATH" HOME=/tmp net-setup --user-mode --publish 18090:8080 -- sh -c "id -u; exec $BB httpd -f -p 8080 -h $WWW" &
         for i in $(seq 30); do $WGET http://127.0.0.1:18090/ 2>/dev/null && break; sleep 0.2; done
         kill %1; wait %1 || true
         pgrep -x pasta >/dev/null && echo LEFT-PASTA || true'
@@ -343,8 +342,7 @@ export rootless_prelude
     require_userns
     command -v slirp4netns >/dev/null || skip "slirp4netns is not installed"
     run tns "$rootless_prelude"'
-        as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$PATH" HOME=/tmp "$@"; }
-        as_nobody net-setup --user-mode --user-mode-helper slirp4netns --publish 18091:8080 -- sh -c "cat \$KAGO_STATE_DIR/ip; exec $BB httpd -f -p 8080 -h $WWW" &
+        setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$PATH" HOME=/tmp net-setup --user-mode --user-mode-helper slirp4netns --publish 18091:8080 -- sh -c "cat \$KAGO_STATE_DIR/ip; exec $BB httpd -f -p 8080 -h $WWW" &
         for i in $(seq 30); do $WGET http://127.0.0.1:18091/ 2>/dev/null && break; sleep 0.2; done
         kill %1; wait %1 || true
         pgrep -x slirp4netns >/dev/null && echo LEFT-SLIRP || true'
