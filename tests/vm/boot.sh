@@ -73,16 +73,35 @@ for p in ${KAGO_VM_RW:-}; do add_rw "$p"; done
 # otherwise hide it under a file system of its own.
 case "$PWD/" in /tmp/* | /run/* | /dev/*) add_rw "$PWD" ;; esac
 
-# The job: the caller's KAGO_* environment and PATH, the directory, the command.
+# The job: the caller's KAGO_* and BATS_* environment, the directory, the
+# command. Not PATH: the guest has the standard one with KAGO_BIN first
+# (each missing directory on it costs lookups over 9p).
 {
     for v in $(compgen -e); do
-        case "$v" in KAGO_VM_*) ;; KAGO_* | PATH | BATS_*) declare -p "$v" ;; esac
+        case "$v" in KAGO_VM_*) ;; KAGO_* | BATS_*) declare -p "$v" ;; esac
     done
     cwd=$PWD
     declare -p cwd
     cmd=("$@")
     declare -p cmd
 } >"$run/job"
+# Files the guest copies to RAM and binds over themselves before the
+# command (guest.sh): under emulation, each open over 9p is a slow round trip
+# to qemu, and bats opens these in every test. Executables bring their
+# shared libraries. Each one costs a bind mount at boot: keep it short.
+# KAGO_VM_PIN= pins nothing.
+pin_default="/etc/ld.so.cache /usr/bin/bats /usr/lib/bats-core
+    /usr/libexec/bats-core /usr/lib/bats /usr/bin/bash /usr/bin/cat
+    /usr/bin/date /usr/bin/mkdir /usr/bin/mktemp /usr/bin/readlink /usr/bin/rm
+    /usr/bin/sort"
+for p in ${KAGO_VM_PIN-$pin_default}; do
+    [ -e "$p" ] || continue
+    p=$(realpath "$p")
+    echo "$p"
+    if [ -f "$p" ] && [ -x "$p" ]; then
+        ldd "$p" 2>/dev/null | grep -o '/[^ ]*' | xargs -r realpath || true
+    fi
+done | sort -u >"$run/pin"
 : >"$run/stdout"
 # The guest kernel's module requests go here (see guest.sh).
 printf '#!/bin/sh\nexec /sbin/modprobe -d %s "$@"\n' "$kdir/root" >"$run/modprobe"
@@ -100,6 +119,7 @@ append="cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 console=ttyS0 panic=
 append+=" ${KAGO_VM_APPEND-quiet mitigations=off}"
 append+=" KAGO_VM_RW=$rwlist"
 [ -n "${KAGO_VM_RW_CACHE:-}" ] && append+=" KAGO_VM_RW_CACHE=$KAGO_VM_RW_CACHE"
+[ -n "${KAGO_VM_MSIZE:-}" ] && append+=" KAGO_VM_MSIZE=$KAGO_VM_MSIZE"
 append+=" KAGO_VM_STAGE2=$here/guest.sh KAGO_VM_OUT=$run"
 
 start=$(date +%s%N)
