@@ -14,6 +14,7 @@ PATH=${KAGO_BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin}:$PATH
 work=$(mktemp -d /tmp/kago-bench-pack.XXXXXX)
 shm=$(mktemp -d /dev/shm/kago-bench-pack.XXXXXX)
 chmod 755 "$work" "$shm"
+chown 65534 "$shm"  # the rootless runs keep their cache there
 mnt=""
 cleanup() {
     [ -n "$mnt" ] && { umount "$mnt" 2>/dev/null || fusermount -u "$mnt" 2>/dev/null; }

@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
     app.add_flag("--best", o.best, "Compress for size: zstd level 19 with long mode (default: level 3 with long mode)");
     app.add_option("--mtime", o.mtime, "Clamp modification times to EPOCH seconds (default: $SOURCE_DATE_EPOCH)")
         ->type_name("EPOCH");
-    app.add_option("--frame-size", o.frame_size, "Bytes of contents per zstd frame, 64K to 64M (default 32M)")
+    app.add_option("--frame-size", o.frame_size, "Bytes of contents per zstd frame, 64K to 64M (default 32M; 64M with --best)")
         ->type_name("SIZE");
     app.add_option("--sign", o.sign, "Sign the file with the Ed25519 secret key in KEYFILE (see --keygen)")
         ->type_name("KEYFILE");
@@ -142,6 +142,9 @@ int main(int argc, char** argv) {
     std::optional<int64_t> clamp;
     std::string mt = o.mtime.empty() ? std::string(kago::env::get("SOURCE_DATE_EPOCH")) : o.mtime;
     if (!mt.empty()) clamp = cli::value_or_die(kago::parse::i64(mt, o.mtime.empty() ? "SOURCE_DATE_EPOCH" : "--mtime"));
+    // --best takes the largest frames (64M) unless told otherwise: fewer
+    // frame boundaries for level 19 to lose matches at.
+    if (o.best && app.count("--frame-size") == 0) o.frame_size = "64M";
     uint64_t frame = cli::value_or_die(kago::parse::size(o.frame_size, "--frame-size"));
     if (frame < pack::kMinFrameSize || frame > pack::kMaxFrameSize)
         cli::usage_error(cat("--frame-size ", o.frame_size, ": expected 64K to 64M"));
