@@ -154,10 +154,14 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     if (wait_for_state) child.wait_for_parent();
     child.set_command(cmd, signals.old_mask(), o.ns.init, o.die_with_parent);
 
-    // 2. The state directory (not in a dry run: it makes no calls).
+    // 2. The state directory (not in a dry run: it makes no calls). A name
+    //    given by the user may clash, and a command that sees the directory
+    //    needs it first: then it is made now; otherwise while the child
+    //    starts, as /run may be on a disk.
+    bool state_now = !o.name.empty() || !env::get(env::kName).empty() || !strip_env;
     std::string name = o.name.empty() ? TRY(state::container_name()) : o.name;
     state::StateDir state;
-    if (!common.dry_run) state = TRY(state::StateDir::acquire(name));
+    if (!common.dry_run && state_now) state = TRY(state::StateDir::acquire(name));
     if (strip_env && !common.dry_run) env::strip_kago();
 
     // 3. In this process: die with the parent (SIGTERM, so that we kill the
@@ -180,6 +184,7 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
             cli::exec_command(cmd, strip_env);
         }
         if (wait_for_maps) TRY(c.release());
+        if (!state_now) state = TRY(state::StateDir::acquire(name));
         TRY(ns::write_state(state, c.pid()));
         if (o.info_fd >= 0) {
             auto inodes = TRY(c.namespaces());
