@@ -12,8 +12,11 @@ programs() {
     done
 }
 
+# The long options of the option lines of --help ("  -v,--verbose  ...",
+# "  --pid  ..."), not the ones named in descriptions.
 long_options() {
-    "$KAGO_BIN/$1" --help | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u
+    "$KAGO_BIN/$1" --help | grep -E '^  +(-[A-Za-z0-9],)?--[a-z]' |
+        grep -oE -- '^ +(-[A-Za-z0-9],)?--[a-z][a-z0-9-]*' | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u
 }
 
 @test "every program has a man page with the man-pages(7) sections" {

@@ -11,7 +11,7 @@
     nft list tables 2>/dev/null | sed 's/^/nft /'
     ls -A /run/netns 2>/dev/null | sed 's/^/netns /'
     ls -A /run/kago 2>/dev/null | grep -v '^leases$' | sed 's/^/state /'
-    for d in /tmp/kago-* /run/user/*/kago; do
+    for d in /tmp/kago-[0-9]* /run/user/*/kago; do
         [ -d "$d" ] && ls -A "$d" | sed "s|^|state $d/|"
     done
 } | sort -u
