@@ -154,11 +154,11 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     if (wait_for_state) child.wait_for_parent();
     child.set_command(cmd, signals.old_mask(), o.ns.init, o.die_with_parent);
 
-    // 2. The state directory (not in a dry run: it makes no calls). A name
-    //    given by the user may clash, and a command that sees the directory
-    //    needs it first: then it is made now; otherwise while the child
-    //    starts, as /run may be on a disk.
-    bool state_now = !o.name.empty() || !env::get(env::kName).empty() || !strip_env;
+    // 2. The state directory (not in a dry run: it makes no calls). It is
+    //    taken now when an earlier program made it, when a name given by the
+    //    user may clash, or when the command sees it; otherwise it is made
+    //    while the child starts (/run may be on a disk).
+    bool state_now = !env::get(env::kStateDir).empty() || !o.name.empty() || !strip_env;
     std::string name = o.name.empty() ? TRY(state::container_name()) : o.name;
     state::StateDir state;
     if (!common.dry_run && state_now) state = TRY(state::StateDir::acquire(name));

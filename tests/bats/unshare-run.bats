@@ -517,6 +517,16 @@ os.execv(sys.argv[1], sys.argv[1:])' "$UR" --pid -- sh -c "trap 'echo got-$sig; 
     [ ! -e /run/kago/urtest-state ]
 }
 
+@test "an inherited KAGO_STATE_DIR gets pid and ns, and is left to its owner" {
+    local dir=/run/kago/urtest-inherited
+    mkdir -p "$dir"
+    run env KAGO_STATE_DIR="$dir" "$UR" --pid -- true
+    run ls "$dir"
+    rm -rf "$dir"
+    assert_output "ns
+pid"
+}
+
 @test "the state directory is removed after a failure too" {
     run -127 "$UR" --name urtest-fail --pid -- kago-no-such-command
     assert_equal "$status" 127
