@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "core/env.hpp"
+#include "core/state.hpp"
 #include "core/trace.hpp"
 
 namespace kago::cli {
@@ -93,12 +94,14 @@ void report(const Error& e) {
 
 void die(const Error& e, int code) {
     report(e);
+    state::remove_owned_dirs();
     exit(code);
 }
 
 void usage_error(std::string_view message) {
     write_err(cat(trace::program(), ": ", message, "\nTry '", trace::program(),
                   " --help' for more information.\n"));
+    state::remove_owned_dirs();
     exit(125);
 }
 

@@ -11,6 +11,8 @@
 #include "core/fd.hpp"
 #include "core/sys.hpp"
 
+#include <vector>
+
 namespace kago::state {
 
 Status validate_name(std::string_view name) {
@@ -55,19 +57,47 @@ std::string runtime_root() {
     return cat(tmp && *tmp ? tmp : "/tmp", "/kago-", static_cast<unsigned>(::geteuid()));
 }
 
-StateDir::StateDir(StateDir&& o) noexcept : path_(std::move(o.path_)), owned_(o.owned_) {
+namespace {
+// The owned directories of this process, for remove_owned_dirs().
+std::vector<StateDir*>& registry() {
+    static std::vector<StateDir*> r;
+    return r;
+}
+}  // namespace
+
+void StateDir::enroll() {
+    if (owned_) registry().push_back(this);
+}
+void StateDir::withdraw() { std::erase(registry(), this); }
+
+void remove_owned_dirs() {
+    std::vector<StateDir*> dirs = registry();
+    for (StateDir* d : dirs) (void)d->remove();
+}
+
+StateDir::StateDir(StateDir&& o) noexcept
+    : path_(std::move(o.path_)), owned_(o.owned_), owner_(o.owner_) {
+    o.withdraw();
     o.owned_ = false;
+    enroll();
 }
 StateDir& StateDir::operator=(StateDir&& o) noexcept {
     if (this != &o) {
         (void)remove();
+        withdraw();
         path_ = std::move(o.path_);
         owned_ = o.owned_;
+        owner_ = o.owner_;
+        o.withdraw();
         o.owned_ = false;
+        enroll();
     }
     return *this;
 }
-StateDir::~StateDir() { (void)remove(); }
+StateDir::~StateDir() {
+    (void)remove();
+    withdraw();
+}
 
 Result<StateDir> StateDir::acquire(std::string_view name) {
     StateDir d;
@@ -93,6 +123,8 @@ Result<StateDir> StateDir::acquire(std::string_view name) {
         return sys_error(cat("create state directory ", d.path_));
     }
     d.owned_ = true;
+    d.owner_ = ::getpid();
+    d.enroll();
     ::setenv(env::kStateDir, d.path_.c_str(), 1);
     ::setenv(env::kName, std::string(name).c_str(), 1);
     return d;
@@ -119,6 +151,8 @@ Status StateDir::write(std::string_view file, std::string_view value) const {
 Status StateDir::remove() {
     if (!owned_ || path_.empty()) return {};
     owned_ = false;
+    withdraw();
+    if (owner_ != ::getpid()) return {};  // a forked child: the parent removes it
     return remove_tree(path_);
 }
 

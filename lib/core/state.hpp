@@ -2,6 +2,8 @@
 // environment contract").
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
 
@@ -43,12 +45,24 @@ class StateDir {
     // Remove the directory now (if owned).
     Status remove();
     // Keep it: ownership ends without removal.
-    void release() { owned_ = false; }
+    void release() {
+        owned_ = false;
+        withdraw();
+    }
 
   private:
+    void enroll();
+    void withdraw();
     std::string path_;
     bool owned_ = false;
+    pid_t owner_ = 0;  // the process that created it; only it removes it
 };
+
+// Remove every state directory this process owns and has not released.
+// cli::die() calls it: exit() skips the owners' destructors, and a failed
+// setup must leave nothing behind. A forked child never removes its
+// parent's directory.
+void remove_owned_dirs();
 
 // rm -r without following symlinks or crossing mount points.
 Status remove_tree(const std::string& path);

@@ -465,3 +465,32 @@ TEST(Cli, TraceEnvironmentTurnsOnVerbose) {
     EXPECT_TRUE(trace::verbose());
     unsetenv("KAGO_TRACE");
 }
+
+TEST(State, RemoveOwnedDirsRemovesWhatThisProcessCreated) {
+    char xdg[] = "/tmp/kago-core-xdg-XXXXXX";
+    ASSERT_NE(mkdtemp(xdg), nullptr);
+    setenv("XDG_RUNTIME_DIR", xdg, 1);
+    unsetenv("KAGO_STATE_DIR");
+    std::string name = cat("coretest", getpid());
+    auto d = state::StateDir::acquire(name);
+    ASSERT_TRUE(d) << d.error().message();
+    ASSERT_TRUE(d->owned());
+    std::string path = d->path();
+    struct stat st;
+    // A forked child (say, one whose exec failed) must not remove it.
+    pid_t pid = fork();
+    if (pid == 0) {
+        state::remove_owned_dirs();
+        _exit(0);
+    }
+    int ws;
+    waitpid(pid, &ws, 0);
+    EXPECT_EQ(stat(path.c_str(), &st), 0);
+    state::remove_owned_dirs();  // what cli::die() does before exit()
+    EXPECT_NE(stat(path.c_str(), &st), 0);
+    EXPECT_FALSE(d->owned());
+    unsetenv("KAGO_STATE_DIR");
+    unsetenv("KAGO_NAME");
+    unsetenv("XDG_RUNTIME_DIR");
+    (void)state::remove_tree(xdg);
+}
