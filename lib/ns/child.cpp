@@ -345,6 +345,16 @@ void trace_result(const std::string& text, long r, int e) {
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD})
         sigaddset(&wait_set, sig);  // proc::forwarded_signals() and SIGCHLD, without its static
     ::sigprocmask(SIG_BLOCK, &wait_set, nullptr);
+    // The init is a host binary: make it undumpable, so that the container
+    // cannot reach the host's file through /proc/1/exe, /proc/1/fd or
+    // /proc/1/root (runc does the same). The command's exec resets this for
+    // the command itself.
+    if (trace::call_prepared("prctl(PR_SET_DUMPABLE, 0)",
+                             [](void*) -> long { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); },
+                             nullptr) != 0) {
+        send_report(report_w, kStepFailed, -1, errno, 0);
+        _exit(125);
+    }
     volatile int exec_errno = 0;
     pid_t pid = ::vfork();  // returns once the command has exec'd or failed
     if (pid == 0) exec_command(plan, argv, report_w, &exec_errno);

@@ -69,7 +69,7 @@ long_options() {
 
 @test "every program has an example script" {
     for p in $(programs); do
-        ls "$KAGO_TOP"/examples/ | grep -q "$p\|$(echo "$p" | cut -d- -f1)" || fail "no example script for $p"
+        ls "$KAGO_TOP"/examples/ | grep -qE "$p|^$(echo "$p" | cut -d- -f1)-|$(echo "$p" | cut -d- -f2)" || fail "no example script for $p"
     done
 }
 

@@ -583,3 +583,11 @@ pid"
     assert_equal "$status" 125
     assert_output --partial "--as-pid-1 needs"
 }
+
+@test "the init is undumpable: the container cannot reach the host binary through /proc/1" {
+    require_userns
+    run as_nobody "$KAGO_BIN/unshare-run" --user --map-root --pid --mount-proc -- \
+        sh -c 'cat /proc/1/exe >/dev/null 2>&1 && echo READ-EXE; ls /proc/1/root/ >/dev/null 2>&1 && echo SAW-ROOT; ls /proc/1/fd >/dev/null 2>&1 && echo SAW-FDS; echo done'
+    assert_success
+    assert_output "done"
+}
