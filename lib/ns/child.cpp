@@ -296,10 +296,6 @@ void trace_result(const std::string& text, long r, int e) {
     _exit(exit_code_for_exec_error(err));
 }
 
-// Whether the process that started the container is root on the host (set
-// by the parent before clone(); the child only reads it).
-bool g_host_root = false;
-
 // PID 1 (or the parent of the command below a new time namespace): reap
 // every child, forward the signals to the command, leave when it leaves.
 [[noreturn]] void init(pid_t cmd, int report_fd, const sigset_t& set) {
@@ -349,13 +345,14 @@ bool g_host_root = false;
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD})
         sigaddset(&wait_set, sig);  // proc::forwarded_signals() and SIGCHLD, without its static
     ::sigprocmask(SIG_BLOCK, &wait_set, nullptr);
-    // The init is a host binary. When root on the host started it, make it
-    // undumpable, so that the container cannot reach the host's file through
-    // /proc/1/exe, /proc/1/fd or /proc/1/root (runc does the same); root on
-    // the host can still join it with --join-pid. A rootless init stays
-    // dumpable so that its user can join it; its binary is not writable by
-    // that user anyway. The command's exec resets this for the command.
-    if (g_host_root && trace::call_prepared("prctl(PR_SET_DUMPABLE, 0)",
+    // The init is a host binary whose root is still the host's: make it
+    // undumpable, so that the container cannot reach the host through
+    // /proc/1/exe, /proc/1/fd or /proc/1/root (runc does the same). This
+    // matters most for a rootless container, whose root holds every
+    // capability in its user namespace. The command's exec resets it for the
+    // command itself, so --join-pid of a rootless container takes the pid of
+    // a process in it, not of its init.
+    if (trace::call_prepared("prctl(PR_SET_DUMPABLE, 0)",
                              [](void*) -> long { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); },
                              nullptr) != 0) {
         send_report(report_w, kStepFailed, -1, errno, 0);
@@ -381,7 +378,6 @@ bool g_host_root = false;
 // --- the parent's side -------------------------------------------------------
 
 Result<Child> spawn(unsigned long flags, const ChildPlan& plan) {
-    g_host_root = ::geteuid() == 0;
     std::string text = cat("clone(", trace::clone_flags(flags | SIGCHLD), ")");
     Child c;
     if (trace::dry_run()) {

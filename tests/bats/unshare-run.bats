@@ -428,7 +428,8 @@ urtest-rootless"
     BG=$!
     local i
     for i in $(seq 100); do [ -s "$info" ] && break; sleep 0.05; done
-    CPID=$(jq -r .pid "$info")
+    # The init is undumpable: join the command, a process in the container.
+    CPID=$(pgrep -P "$(jq -r .pid "$info")" sleep)
     run as_nobody "$UR" --join-pid "$CPID" -- sh -c 'id -u; hostname'
     assert_success
     assert_output "0
@@ -584,12 +585,12 @@ pid"
     assert_output --partial "--as-pid-1 needs"
 }
 
-@test "the init is undumpable: the container cannot reach the host binary through /proc/1" {
-    # Root on the host starts it; the payload is root without capabilities,
-    # as in a container built with cap-drop. A dumpable init of the same uid
-    # would let it open /proc/1/exe, the host's unshare-run.
-    [ -x "$KAGO_BIN/cap-drop" ] || skip "cap-drop is not built"
-    run "$KAGO_BIN/unshare-run" --pid --mount-proc -- cap-drop --drop all -- \
+@test "the init is undumpable: a rootless container cannot reach the host through /proc/1" {
+    # The container's root holds every capability in its user namespace; a
+    # dumpable init of the same host uid would let it open /proc/1/exe (the
+    # host's unshare-run) and /proc/1/root (the host's /).
+    require_userns
+    run as_nobody "$KAGO_BIN/unshare-run" --user --map-root --pid --mount-proc -- \
         sh -c 'cat /proc/1/exe >/dev/null 2>&1 && echo READ-EXE; ls /proc/1/root/ >/dev/null 2>&1 && echo SAW-ROOT; readlink /proc/1/fd/1 >/dev/null 2>&1 && echo SAW-FDS; echo done'
     assert_success
     assert_output "done"
