@@ -117,6 +117,7 @@ void exec_command(const PreparedExec& p, bool strip_env) {
                         describe_argv(p.argv), ", envp)", chain ? " (dry run continues)" : " (dry run)"));
         if (!chain) {
             fflush(stdout);
+            state::remove_owned_dirs();
             exit(0);
         }
         ::setenv(env::kDryRun, "1", 1);
@@ -126,6 +127,7 @@ void exec_command(const PreparedExec& p, bool strip_env) {
     Error e = exec_prepared(p);
     int code = exit_code_for_exec_error(e.err);
     report(e);
+    state::remove_owned_dirs();
     exit(code);
 }
 

@@ -10,6 +10,7 @@
 #include "core/env.hpp"
 #include "core/fd.hpp"
 #include "core/sys.hpp"
+#include "core/trace.hpp"
 
 #include <vector>
 
@@ -107,6 +108,10 @@ Result<StateDir> StateDir::acquire(std::string_view name) {
         return d;
     }
     std::string root = runtime_root();
+    if (trace::dry_run()) {  // a dry run creates nothing: the path only
+        d.path_ = cat(root, "/", name);
+        return d;
+    }
     TRY(sys::mkdir_p(root, 0700));
     struct stat st;
     if (::lstat(root.c_str(), &st) != 0) return sys_error(cat("stat ", root));
@@ -131,7 +136,7 @@ Result<StateDir> StateDir::acquire(std::string_view name) {
 }
 
 Status StateDir::write(std::string_view file, std::string_view value) const {
-    if (path_.empty()) return {};
+    if (path_.empty() || trace::dry_run()) return {};
     std::string target = cat(path_, "/", file);
     auto slash = target.rfind('/');
     if (slash != std::string::npos && slash > path_.size()) TRY(sys::mkdir_p(target.substr(0, slash), 0700));
