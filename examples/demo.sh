@@ -13,8 +13,9 @@ exec unshare-run --pid --mount --uts --ipc --net --hostname kago-demo -- \
     cap-drop --drop all --seccomp default -- \
     /bin/sh -c '
         echo "hostname: $(hostname)"
-        echo "processes (ps):"; ps
-        echo "mounts (/proc/self/mountinfo):"; cut -d" " -f5,9 /proc/self/mountinfo | sed "s/^/  /"
+        echo "processes (ps):"; ps -o pid,user,comm
+        echo "mounts (/proc/self/mountinfo):"
+        awk "{ for (i = 7; i <= NF; i++) if (\$i == \"-\") { print \"  \" \$5 \" (\" \$(i+1) \")\"; break } }" /proc/self/mountinfo
         echo "network links:"; ls /sys/class/net 2>/dev/null || ip link 2>/dev/null | sed -n "s/^[0-9]*: \([^:]*\):.*/  \1/p"
         grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status
         touch /written-in-the-container && echo "wrote /written-in-the-container (a tmpfs upper: gone at exit)"'
