@@ -125,6 +125,14 @@ Status setup_inside(const RunSpec& s, caps::Policy& policy) {
         _exit(125);
     }
     std::vector<std::string> env = container_env(s.config, policy.user ? policy.user->home : "/root");
+    // This init runs the packed file, a host file: make it undumpable so that
+    // the container cannot reach it through /proc/1/exe or /proc/1/fd. The
+    // command's exec resets this for the command.
+    if (trace::call([] { return std::string("prctl(PR_SET_DUMPABLE, 0)"); },
+                    [] { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }) != 0) {
+        send(report, 'E', sys_error("prctl(PR_SET_DUMPABLE, 0)"), 125);
+        _exit(125);
+    }
     pid_t child = ::fork();
     if (child < 0) {
         send(report, 'E', sys_error("fork the command"), 125);
