@@ -195,6 +195,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     auto removed = cli::value_or_die(gc(host_netns_inode(), ::geteuid() == 0, true));
     if (verbose || trace::verbose())
         for (const auto& n : removed) cli::note(cat("removed leftovers of ", n));
+    lock.unlock();  // exit() skips the destructor that would tidy the lease dir
     exit(0);
 }
 
@@ -251,6 +252,8 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
             rec.kv.erase("statedir");  // the StateDir owner removes it
             (void)teardown(rec, host_ns);
         }
+        lock.unlock();  // exit() skips destructors: tidy the lease dir and state dir here
+        state::remove_owned_dirs();
         exit(125);
     };
     auto must = [&](Status st) {

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/parse.hpp"
@@ -39,16 +40,44 @@ std::string dir() { return cat(state::runtime_root(), "/leases"); }
 
 Result<Lock> Lock::acquire() {
     std::string d = dir();
-    if (::access(d.c_str(), F_OK) != 0) TRY(sys::mkdir_p(d, 0700));
     std::string path = d + "/lock";
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return sys_error(cat("open lock file ", path));
-    Lock l;
-    l.fd_.reset(fd);
-    while (::flock(fd, LOCK_EX) != 0) {
-        if (errno != EINTR) return sys_error(cat("lock ", path));
+    for (;;) {
+        if (::access(d.c_str(), F_OK) != 0) TRY(sys::mkdir_p(d, 0700));
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+            if (errno == ENOENT) continue;  // the directory was just tidied away
+            return sys_error(cat("open lock file ", path));
+        }
+        Lock l;
+        l.fd_.reset(fd);
+        while (::flock(fd, LOCK_EX) != 0) {
+            if (errno != EINTR) return sys_error(cat("lock ", path));
+        }
+        // The previous holder may have removed the file before we locked it.
+        struct stat held, now;
+        if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &now) == 0 &&
+            held.st_dev == now.st_dev && held.st_ino == now.st_ino)
+            return l;
+        l.fd_.reset();  // a removed file: lock the new one
     }
-    return l;
+}
+
+void Lock::unlock() {
+    if (!fd_.valid()) return;
+    std::string d = dir();
+    bool only_lock = true;
+    if (DIR* dp = ::opendir(d.c_str())) {
+        while (struct dirent* e = ::readdir(dp)) {
+            std::string_view n = e->d_name;
+            if (n != "." && n != ".." && n != "lock") only_lock = false;
+        }
+        ::closedir(dp);
+        if (only_lock) {
+            std::string path = d + "/lock";
+            if (::unlink(path.c_str()) == 0) (void)::rmdir(d.c_str());
+        }
+    }
+    fd_.reset();
 }
 
 LeaseFile LeaseFile::parse(std::string_view text) {

@@ -36,7 +36,15 @@ class Lock {
   public:
     // flock(LOCK_EX) on DIR/lock; released on destruction.
     static Result<Lock> acquire();
-    void unlock() { fd_.reset(); }
+    Lock() = default;
+    Lock(Lock&&) = default;
+    Lock& operator=(Lock&&) = default;
+    ~Lock() { unlock(); }
+    // Release the lock. When no lease or owner record is left, the lock file
+    // and DIR are removed first (while the lock is held), so that nothing of
+    // net-setup stays on the host; acquire() retries when it locked a file
+    // that was removed meanwhile.
+    void unlock();
     bool held() const { return fd_.valid(); }
 
   private:

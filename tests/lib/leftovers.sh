@@ -10,7 +10,7 @@
     find /sys/fs/cgroup -mindepth 2 -maxdepth 6 -type d -path '*/kago/*' 2>/dev/null | sed 's/^/cgroup /'
     nft list tables 2>/dev/null | sed 's/^/nft /'
     ls -A /run/netns 2>/dev/null | sed 's/^/netns /'
-    ls -A /run/kago 2>/dev/null | grep -v '^leases$' | sed 's/^/state /'
+    ls -A /run/kago 2>/dev/null | sed 's/^/state /'
     for d in /tmp/kago-[0-9]* /run/user/*/kago; do
         [ -d "$d" ] && ls -A "$d" | sed "s|^|state $d/|"
     done
