@@ -10,13 +10,6 @@ teardown_file() { kago_teardown_file; }
 
 EX="$KAGO_TOP/examples"
 
-# Skip, naming the program, when a kago program the example uses is not built.
-require_progs() {
-    local p
-    for p; do
-        [ -x "$KAGO_BIN/$p" ] || skip "$p has not landed yet ($KAGO_BIN/$p is missing)"
-    done
-}
 
 setup() {
     # a bridge name and a /24 of this test's own

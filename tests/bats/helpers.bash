@@ -59,3 +59,11 @@ require_debian_rootfs() {
 
 # A test helper program built from tests/progs/NAME.c.
 test_prog() { echo "$KAGO_BUILD/tests/progs/$1"; }
+
+# Skip, naming the program, when a kago program a test needs is not built.
+require_progs() {
+    local p
+    for p; do
+        [ -x "$KAGO_BIN/$p" ] || skip "$p is not built ($KAGO_BIN/$p is missing)"
+    done
+}

@@ -10,13 +10,6 @@ teardown_file() { kago_teardown_file; }
 
 MINC="$KAGO_TOP/examples/minc"
 
-# Skip, naming the program, when a kago program minc needs is not built.
-require_progs() {
-    local p
-    for p; do
-        [ -x "$KAGO_BIN/$p" ] || skip "$p has not landed yet ($KAGO_BIN/$p is missing)"
-    done
-}
 
 setup() {
     KEEP_DIRS=()
