@@ -208,10 +208,15 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     uint64_t host_ns = dry ? 0 : host_netns_inode();
     lease::Owner me = lease::self();
 
+    // One nftables socket for the whole run, closed by finish_later():
+    // closing one waits for the kernel to free what recent changes replaced.
+    std::optional<nft::Nft> nft;
+    if (rules) nft = cli::value_or_die(nft::Nft::open("host"));
+    nft::Nft* nftp = nft ? &*nft : nullptr;
     lease::Lock lock;
     if (!dry) {
         lock = cli::value_or_die(lease::Lock::acquire());
-        (void)gc(host_ns, rules, false);  // leftovers of killed supervisors
+        (void)gc(host_ns, rules, false, nftp);  // leftovers of killed supervisors
     }
     state::StateDir sd = cli::value_or_die(state::StateDir::acquire(plan.name));
     // Hold the published host ports, so that nobody else takes them.
@@ -250,7 +255,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         cli::report(e);
         if (recorded) {
             rec.kv.erase("statedir");  // the StateDir owner removes it
-            (void)teardown(rec, host_ns);
+            (void)teardown(rec, host_ns, nullptr, nftp);
         }
         lock.unlock();  // exit() skips destructors: tidy the lease dir and state dir here
         state::remove_owned_dirs();
@@ -318,8 +323,6 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         spec.addr6 = plan.address6;
         spec.masquerade = o.nat;
         spec.publish = plan.publish;
-        auto nft = nft::Nft::open("host");
-        if (!nft) fail(nft.error());
         must(nft->add(spec));
     }
     lock.unlock();
@@ -347,9 +350,14 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     auto ws = proc::supervise(child);
     if (auto l = lease::Lock::acquire()) lock = std::move(*l);  // best effort: cleanup goes on
     rec.kv.erase("statedir");
-    auto st = teardown(rec, host_ns);
+    // The kernel's slow part (the veth, the nftables socket) is left to a
+    // detached process, except in a trace, which shows every call.
+    Later later;
+    auto st = teardown(rec, host_ns, trace::verbose() ? nullptr : &later, nftp);
     if (!st) cli::report(st.error());
+    if (nft && !trace::verbose()) later.sockets.push_back(nft->take_netlink());
     lock.unlock();
+    finish_later(std::move(later), host_ns);
     held.clear();
     (void)sd.remove();
     if (!ws) cli::die(ws.error());

@@ -1,6 +1,11 @@
 #include "net/host.hpp"
 
+#include <fcntl.h>
 #include <linux/if.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include "core/state.hpp"
 #include "core/trace.hpp"
@@ -87,7 +92,16 @@ Status ensure_bridge(Rtnl& host, const std::string& bridge, const Cidr& gateway,
     return {};
 }
 
-Status teardown(const lease::Record& r, uint64_t host_netns) {
+namespace {
+// Delete the bridge of lease key "NAME@NETNS"; one that is already gone is fine.
+Status delete_bridge(Rtnl& rtnl, const std::string& key) {
+    auto st = rtnl.delete_link(key.substr(0, key.find('@')));
+    if (!st && rtnl.last_errno() != ENODEV) return st;
+    return {};
+}
+}  // namespace
+
+Status teardown(const lease::Record& r, uint64_t host_netns, Later* later, nft::Nft* given) {
     Status first;
     auto keep = [&](Status st) {
         if (!st && first) first = std::move(st);
@@ -95,18 +109,27 @@ Status teardown(const lease::Record& r, uint64_t host_netns) {
     lease::Owner owner = r.owner();
     bool here = r.get("netns_host") == std::to_string(host_netns);
     if (here && r.get("nft") == "1") {
-        auto nft = nft::Nft::open("host");
-        if (!nft) keep(std::move(nft).error());
-        else keep(nft->remove([&](const nft::Tag& t) { return t.name == r.name && t.pid == owner.pid; }));
+        auto mine = [&](const nft::Tag& t) { return t.name == r.name && t.pid == owner.pid; };
+        if (given) {
+            keep(given->remove(mine));
+        } else {
+            auto nft = nft::Nft::open("host");
+            if (!nft) keep(std::move(nft).error());
+            else keep(nft->remove(mine));
+            // Closing it waits until the kernel has freed the deleted rules.
+            if (nft && later) later->sockets.push_back(nft->take_netlink());
+        }
     }
     std::optional<Rtnl> rtnl;
-    if (here) {
+    if (here && !later) {
         auto o = Rtnl::open("host");
         if (o) rtnl = std::move(*o);
         else keep(std::move(o).error());
     }
     std::string veth = r.get("veth");
-    if (rtnl && !veth.empty()) {
+    if (!veth.empty() && here && later) {
+        later->links.push_back(veth);
+    } else if (rtnl && !veth.empty()) {
         auto st = rtnl->delete_link(veth);
         if (!st && rtnl->last_errno() != ENODEV) keep(std::move(st));
     }
@@ -120,10 +143,11 @@ Status teardown(const lease::Record& r, uint64_t host_netns) {
             // The bridge goes with its last lease, when net-setup made it (a
             // bridge in another namespace went with that namespace).
             bool unused = f->entries.empty() && f->created_bridge;
-            if (unused && rtnl && here) {
-                std::string bridge = key.substr(0, key.find('@'));
-                auto st = rtnl->delete_link(bridge);
-                if (!st && rtnl->last_errno() != ENODEV) keep(std::move(st));
+            if (unused && here && later) {
+                later->bridge_keys.push_back(key);
+                unused = false;  // the deferred process decides, under the lock
+            } else if (unused && rtnl && here) {
+                keep(delete_bridge(*rtnl, key));
             }
             if (unused) f->created_bridge = false;
             keep(lease::save(key, *f));
@@ -137,12 +161,54 @@ Status teardown(const lease::Record& r, uint64_t host_netns) {
     return first;
 }
 
-Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridges) {
+void finish_later(Later&& later, uint64_t host_netns) {
+    if (later.empty()) return;
+    pid_t pid = ::fork();
+    if (pid != 0) return;  // the parent (also on failure: its sockets close here)
+    // The child: no terminal, no descriptor but its sockets, no signal mask.
+    ::setsid();
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    std::vector<int> mine;
+    for (const auto& s : later.sockets) mine.push_back(s.fd());
+    std::sort(mine.begin(), mine.end());
+    unsigned from = 0;
+    for (int fd : mine) {
+        if (fd < 0) continue;
+        if (static_cast<unsigned>(fd) > from) ::close_range(from, fd - 1, 0);
+        from = fd + 1;
+    }
+    ::close_range(from, ~0U, 0);
+    int null = ::open("/dev/null", O_RDWR);  // 0, 1 and 2 for anything that writes
+    if (null >= 0) {
+        for (int i = 0; i < 3; ++i)
+            if (null != i) ::dup2(null, i);
+    }
+    auto rtnl = Rtnl::open("host");
+    if (rtnl) {
+        for (const auto& link : later.links) (void)rtnl->delete_link(link);
+        if (!later.bridge_keys.empty()) {
+            auto lock = lease::Lock::acquire();
+            for (const auto& key : later.bridge_keys) {
+                auto f = lease::load(key);
+                if (!lock || !f || !f->entries.empty() || !f->created_bridge || f->netns != host_netns) continue;
+                if (delete_bridge(*rtnl, key)) {
+                    f->created_bridge = false;
+                    (void)lease::save(key, *f);
+                }
+            }
+        }
+    }
+    ::_exit(0);  // the sockets are released here, waiting for the kernel
+}
+
+Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridges, nft::Nft* given) {
     std::vector<std::string> removed;
     Status first;
     for (const auto& r : TRY(lease::records())) {
         if (lease::alive(r.owner())) continue;
-        auto st = teardown(r, host_netns);
+        auto st = teardown(r, host_netns, nullptr, given);
         if (!st && first) first = std::move(st);
         removed.push_back(r.name);
     }
@@ -153,12 +219,11 @@ Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridge
         f->reap([](const lease::LeaseFile::Entry& e) { return !lease::alive(e.owner); });
         if (f->entries.empty() && f->created_bridge) {
             if (f->netns == host_netns) {
-                std::string bridge = key.substr(0, key.find('@'));
                 auto rtnl = Rtnl::open("host");
                 if (rtnl) {
-                    auto st = rtnl->delete_link(bridge);
-                    if (!st && rtnl->last_errno() != ENODEV && first) first = std::move(st);
-                    else removed.push_back(cat("bridge ", bridge));
+                    auto st = delete_bridge(*rtnl, key);
+                    if (!st && first) first = std::move(st);
+                    else removed.push_back(cat("bridge ", key.substr(0, key.find('@'))));
                 }
             }
             // Removed here, or in a namespace of its own that went away with it.
@@ -168,7 +233,9 @@ Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridge
         if (!st && first) first = std::move(st);
     }
     if (rules) {
-        auto nft = TRY(nft::Nft::open("host"));
+        std::optional<nft::Nft> own;
+        if (!given) own = TRY(nft::Nft::open("host"));
+        nft::Nft& nft = given ? *given : *own;
         TRY(nft.remove([&](const nft::Tag& t) {
             bool dead = !lease::alive(lease::Owner{t.pid, t.start});
             if (dead) removed.push_back(cat("rules of ", t.name));

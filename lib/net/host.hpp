@@ -13,9 +13,13 @@
 #include "core/result.hpp"
 #include "net/addr.hpp"
 #include "net/lease.hpp"
+#include "net/netlink.hpp"
 #include "net/rtnl.hpp"
 
 namespace kago::net {
+namespace nft {
+class Nft;
+}
 
 // The lease file key of a bridge in a network namespace: "kago0@4026531840".
 std::string lease_key(const std::string& bridge, uint64_t netns);
@@ -38,12 +42,34 @@ Status ensure_bridge(Rtnl& host, const std::string& bridge, const Cidr& gateway,
 // record owns it), then the record itself. Network objects are removed only
 // when `host_netns` is the namespace they were made in. The first error is
 // returned; the other steps still run.
-Status teardown(const lease::Record& r, uint64_t host_netns);
+//
+// With `later`, the steps that wait on the kernel's RCU grace periods
+// (deleting the veth and an unused bridge, releasing the nftables socket
+// after a deletion: 15-40 ms each) are put there instead, for
+// finish_later(); everything a user can see (rules, lease, record,
+// netns bind mount, state directory) is still gone when this returns.
+struct Later {
+    std::vector<Netlink> sockets;  // released by the deferred process
+    std::vector<std::string> links;
+    std::vector<std::string> bridge_keys;  // lease keys whose bridge may be unused
+    bool empty() const { return sockets.empty() && links.empty() && bridge_keys.empty(); }
+};
+// With `nft`, that socket is used for the rules instead of a new one:
+// closing an nftables socket waits until the kernel has freed what any
+// recent change replaced, so a supervisor keeps one for its whole life.
+Status teardown(const lease::Record& r, uint64_t host_netns, Later* later = nullptr, nft::Nft* nft = nullptr);
+
+// Do `later` in a detached process (its own session, no descriptor but its
+// sockets), so that the supervisor returns the container's status without
+// waiting for the kernel. The veth would die with the container's network
+// namespace anyway; a bridge is removed only when, under the lease lock, no
+// lease is left on it.
+void finish_later(Later&& later, uint64_t host_netns);
 
 // Tear down every container whose owner process is gone, and remove the
 // rules in table kago whose owner is gone. With `bridges`, also remove the
 // bridges net-setup created that no live container uses. Returns what was
 // removed.
-Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridges);
+Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridges, nft::Nft* nft = nullptr);
 
 }  // namespace kago::net

@@ -41,6 +41,7 @@ Netlink& Netlink::operator=(Netlink&& o) noexcept {
         o.nl_ = nullptr;
         seq_ = o.seq_;
         portid_ = o.portid_;
+        last_errno_ = o.last_errno_;
         where_ = std::move(o.where_);
     }
     return *this;
@@ -48,6 +49,7 @@ Netlink& Netlink::operator=(Netlink&& o) noexcept {
 Netlink::~Netlink() {
     if (nl_) mnl_socket_close(nl_);
 }
+int Netlink::fd() const { return nl_ ? mnl_socket_get_fd(nl_) : -1; }
 
 Result<Netlink> Netlink::open(int bus, std::string where) {
     Netlink n;

@@ -62,6 +62,7 @@ class Netlink {
     }
     int last_errno() const { return last_errno_; }
     bool valid() const { return nl_ != nullptr; }
+    int fd() const;  // -1 when not open
 
   private:
     Status wait_acks(uint32_t first_seq, uint32_t last_seq, uint32_t want, const std::function<void(const nlmsghdr*)>* each,

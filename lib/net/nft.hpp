@@ -79,6 +79,8 @@ class Nft {
     // the table goes too. Callers hold the lock (leases::NftLock) so that a
     // concurrent add does not lose its table.
     Status remove(const std::function<bool(const Tag&)>& mine);
+    // The socket, for a caller that closes it later (see net::Later).
+    Netlink take_netlink() { return std::move(nl_); }
 
   private:
     Netlink nl_;

@@ -377,7 +377,7 @@ ns_chain_need() {
 
 ns_chain_tns() {
     unshare --net --mount --propagation private -- \
-        bash -euc "trap 'kill \$(jobs -p) 2>/dev/null || true' EXIT; ip link set lo up; $1"
+        bash -euc "trap 'kill \$(jobs -p) 2>/dev/null || true' EXIT; ip link set lo up; $KAGO_GONE; $1"
 }
 
 @test "chains: net-setup --veth --publish -> unshare-run -> mount-layers: httpd answers on the host's 127.0.0.1:8080" {
@@ -389,7 +389,7 @@ ns_chain_tns() {
         for i in $(seq 50); do timeout 5 busybox wget -qO- http://127.0.0.1:8080/ 2>/dev/null && break; sleep 0.2; done
         kill %1; wait %1 || true
         nft list table inet kago >/dev/null 2>&1 && echo LEFT-TABLE || true
-        ip link show kgtc1 >/dev/null 2>&1 && echo LEFT-BRIDGE || true'
+        gone kgtc1 || echo LEFT-BRIDGE'
     assert_success
     assert_line "<h1>hello from kago</h1>"
     refute_output --partial LEFT-

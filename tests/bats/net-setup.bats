@@ -30,7 +30,7 @@ teardown() {
 tns() {
     # Background servers die with the script, even when it fails.
     unshare --net --mount --propagation private -- \
-        bash -euc "trap 'kill \$(jobs -p) 2>/dev/null || true' EXIT; ip link set lo up; $1"
+        bash -euc "trap 'kill \$(jobs -p) 2>/dev/null || true' EXIT; ip link set lo up; $KAGO_GONE; $1"
 }
 
 BB=/bin/busybox
@@ -183,11 +183,11 @@ export BB WGET
         ip -br link show kg$NAME | grep -q "kg$NAME@" && echo host-end-present
         mountpoint -q /run/netns/kago-$NAME && echo bind-present
         wait %1
-        ip link show kg$NAME >/dev/null 2>&1 && echo LEFT-VETH || true
-        ip link show kgtb7 >/dev/null 2>&1 && echo LEFT-BRIDGE || true
+        gone kg$NAME || echo LEFT-VETH
+        gone kgtb7 || echo LEFT-BRIDGE
         [ -e /run/netns/kago-$NAME ] && echo LEFT-BIND || true
         [ -e /run/kago/$NAME ] && echo LEFT-STATE || true
-        ls /run/kago/leases | grep -q kgtb7 && echo LEFT-LEASE || true'
+        no_lease kgtb7 || echo LEFT-LEASE'
     assert_success
     assert_output --regexp 'eth0@[^ ]+ +UP +10\.250\.7\.2/24'
     assert_line --partial "default via 10.250.7.1 dev eth0"
@@ -211,7 +211,7 @@ export BB WGET
             for i in 1 2 3 4 5 6 7 8 9 10; do $WGET http://10.250.8.10/ && exit 0; sleep 0.2; done; exit 1"
         [ $? = 0 ] && echo "b=0"
         kill %1; wait %1 || true
-        ip link show kgtb8 >/dev/null 2>&1 && echo LEFT-BRIDGE || true'
+        gone kgtb8 || echo LEFT-BRIDGE'
     assert_success
     assert_line "hello from kago"
     assert_line "b=0"
@@ -282,7 +282,7 @@ export BB WGET
         s=$!; sleep 0.5
         ip link show kg$NAME >/dev/null && echo up
         kill -TERM $s; wait $s || echo "status=$?"
-        ip link show kg$NAME >/dev/null 2>&1 && echo LEFT-VETH || true
+        gone kg$NAME || echo LEFT-VETH
         nft list table inet kago >/dev/null 2>&1 && echo LEFT-TABLE || true
         [ -e /run/kago/leases/$NAME.owner ] && echo LEFT-RECORD || true'
     assert_success
@@ -300,13 +300,13 @@ export BB WGET
         nft list table inet kago >/dev/null 2>&1 && echo before-table
         [ -e /run/kago/leases/$NAME.owner ] && echo before-record
         net-setup --gc
-        ip link show kg$NAME >/dev/null 2>&1 && echo LEFT-VETH || true
-        ip link show kgtb16 >/dev/null 2>&1 && echo LEFT-BRIDGE || true
+        gone kg$NAME || echo LEFT-VETH
+        gone kgtb16 || echo LEFT-BRIDGE
         nft list table inet kago >/dev/null 2>&1 && echo LEFT-TABLE || true
         [ -e /run/kago/leases/$NAME.owner ] && echo LEFT-RECORD || true
         [ -e /run/netns/kago-$NAME ] && echo LEFT-BIND || true
         [ -e /run/kago/$NAME ] && echo LEFT-STATE || true
-        ls /run/kago/leases | grep kgtb16 && echo LEFT-LEASE || true'
+        no_lease kgtb16 || echo LEFT-LEASE'
     assert_success
     assert_line before-veth
     assert_line before-table
