@@ -41,6 +41,7 @@ DYNAMIC_PROGRAMS :=
 UNIT_LDLIBS :=
 EXTRA_TARGETS :=
 TEST_PROGS :=
+.DEFAULT_GOAL := all
 -include $(sort $(wildcard mk/*.mk))
 
 # MODULES, PROGRAMS and UNIT_SRCS may be narrowed on the command line to
@@ -83,7 +84,7 @@ $(BUILD)/tests/progs/%: tests/progs/%.c
 # --- dependencies ----------------------------------------------------------
 DEPS := build-essential g++ make pkg-config git ca-certificates \
 	libcli11-dev libcap-dev libmnl-dev libnftnl-dev libseccomp-dev libzstd-dev \
-	libsodium-dev libgtest-dev \
+	libsodium-dev libssl-dev libgtest-dev \
 	bats bats-assert bats-support busybox-static uidmap passt slirp4netns \
 	qemu-system-x86 hyperfine bubblewrap crun runc util-linux iproute2 nftables \
 	debootstrap zstd xz-utils cpio kmod jq clang squashfs-tools squashfuse makeself \

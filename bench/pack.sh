@@ -59,15 +59,26 @@ cp "$work/default.run" "$shm/default.run"; chown 65534 "$shm/default.run"
 # Cold first run, rootless, cache on tmpfs: extraction + verification + start.
 t0=$(now); nobody "$shm/default.run" --kago-cache "$shm/cache" /bin/true; t1=$(now)
 row "pack-selfexec cold run (rootless, cache on tmpfs)" "" "$(secs "$t0" "$t1") s"
-row "pack-selfexec warm run (rootless, median of 21)" "" "$(median_ms 21 nobody "$shm/default.run" --kago-cache "$shm/cache" /bin/true)"
 row "pack-selfexec --kago-verify (all frames)" "" "$(median_ms 3 "$work/default.run" --kago-verify)"
 key=$("$work/default.run" --kago-info | sed -n 's/^root hash: *//p')
 tree="$shm/cache/$key/root"
-row "unshare -Ur chroot DIR /bin/true (median of 21)" "" "$(median_ms 21 nobody unshare -Ur chroot "$tree" /bin/true)"
+# Warm runs: hyperfine itself runs as nobody, so that no setpriv or env is
+# timed. The kago chain builds the same container as the packed file: user,
+# pid, mount, uts, ipc and net namespaces, an overlay with a tmpfs upper on
+# the cached tree, /proc, /dev, and the default seccomp profile.
+warm=(-n "pack-selfexec warm run" "$shm/default.run --kago-cache $shm/cache /bin/true"
+      -n "unshare -Ur chroot DIR /bin/true" "unshare -Ur chroot $tree /bin/true")
 if command -v unshare-run >/dev/null && command -v mount-layers >/dev/null && command -v cap-drop >/dev/null; then
-    row "kago chain on the same tree (rootless, median of 21)" "" "$(median_ms 21 nobody "$(command -v unshare-run)" --user --map-root --pid --mount --uts --ipc --net -- \
-        "$(command -v mount-layers)" --layer "$tree" --tmp-upper --proc --dev --pivot -- \
-        "$(command -v cap-drop)" --seccomp default -- /bin/true)"
+    warm+=(-n "kago chain on the same tree" "$(command -v unshare-run) --user --map-root --pid --mount --uts --ipc --net -- $(command -v mount-layers) --layer $tree --tmp-upper --proc --dev --pivot -- $(command -v cap-drop) --seccomp default -- /bin/true")
+fi
+if nobody hyperfine -N --style none --warmup 20 --runs "${WARM_RUNS:-200}" --export-json "$shm/warm.json" "${warm[@]}" >/dev/null 2>&1; then
+    for name in "pack-selfexec warm run" "kago chain on the same tree" "unshare -Ur chroot DIR /bin/true"; do
+        ms=$(jq -r --arg n "$name" '.results[] | select(.command == $n) | .median * 1000' "$shm/warm.json")
+        [ -n "$ms" ] && row "$name (rootless, hyperfine median)" "" "$(printf '%.2f ms' "$ms")"
+    done
+    jq -r '[.results[] | {(.command): .median}] | add | "pack-selfexec warm run / kago chain: \(.["pack-selfexec warm run"] / .["kago chain on the same tree"] * 100 | round / 100)x"' "$shm/warm.json" 2>/dev/null | sed 's/^/| /; s/$/ | | |/'
+else
+    row "warm runs" "" "hyperfine as nobody failed"
 fi
 
 if command -v mksquashfs >/dev/null; then

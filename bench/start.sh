@@ -55,7 +55,8 @@ add unshare "unshare --fork --pid --mount --uts --ipc --net /bin/true"
 add bwrap "bwrap --unshare-all --bind / / /bin/true"
 
 # crun and runc with the same namespaces: a minimal OCI bundle on ROOTFS
-# (they run the rootfs's /bin/true, with /proc, as runc needs it).
+# (they run the rootfs's /bin/true, with /proc, as runc needs it, and a
+# tmpfs on /dev: without one they create device nodes in ROOTFS itself).
 mkdir -p "$tmp/bundle"
 cat >"$tmp/bundle/config.json" <<EOF
 {
@@ -63,7 +64,8 @@ cat >"$tmp/bundle/config.json" <<EOF
   "process": {"terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["/bin/true"],
               "env": ["PATH=/bin:/usr/bin"], "cwd": "/"},
   "root": {"path": "$ROOTFS", "readonly": true},
-  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}],
   "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"},
                            {"type": "ipc"}, {"type": "network"}]}
 }

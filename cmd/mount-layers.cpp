@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
 
     // Open the next kago program now: after pivot_root the new root lacks it.
     PreparedExec next = cli::value_or_die(prepare_exec(common.command));
-    bool last = !env::is_kago_program(next.argv[0]);
+    bool last = !next.kago;
     if (!sd.path().empty() && !sd.owned() && !trace::dry_run()) {
         if (auto w = sd.write("rootfs", spec.target); !w) cli::die(w.error());
     }

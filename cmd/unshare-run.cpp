@@ -117,7 +117,7 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
         return sys_error(cat("--info-fd ", o.info_fd));
     if (!o.name.empty()) TRY(state::validate_name(o.name));
     PreparedExec cmd = TRY(prepare_exec(common.command));
-    bool strip_env = !o.keep_env && !cmd.program.valid();  // the payload sees no KAGO_ variable
+    bool strip_env = !o.keep_env && !cmd.kago;  // the payload sees no KAGO_ variable
     bool time_here = (create & CLONE_NEWTIME) && root;     // else the child makes it
     std::string offsets = ns::offsets_text(o.ns.monotonic_offset, o.ns.boottime_offset);
 

@@ -16,8 +16,8 @@ PACK_STUB_SRCS := $(filter-out lib/core/cli.cpp,$(wildcard lib/core/*.cpp)) \
 PACK_STUB_OBJS := $(patsubst %.cpp,$(BUILD)/stub/%.o,$(PACK_STUB_SRCS))
 PACK_STUB_CXXFLAGS = $(filter-out -O% -g -fsanitize=% -fno-sanitize-recover=%,$(CXXFLAGS)) -Os \
 	-ffunction-sections -fdata-sections -fno-exceptions -fno-asynchronous-unwind-tables
-LDLIBS_pack-selfexec := $(BUILD)/pack/stub-blob.o -lzstd -lsodium -lseccomp -lcap -pthread
-UNIT_LDLIBS += -lzstd -lsodium
+LDLIBS_pack-selfexec := $(BUILD)/pack/stub-blob.o -lzstd -lsodium -lcrypto -lseccomp -lcap -pthread
+UNIT_LDLIBS += -lzstd -lsodium -lcrypto
 ifneq ($(filter pack-selfexec,$(PROGRAMS)),)
 EXTRA_TARGETS += $(BUILD)/tests/pack-hostile
 endif
@@ -36,7 +36,7 @@ $(BUILD)/stub/libstub.a: $(PACK_STUB_OBJS)
 
 $(PACK_STUB): $(BUILD)/stub/lib/pack/stub/stub.o $(BUILD)/stub/slim.o $(BUILD)/stub/libstub.a
 	@mkdir -p $(@D)
-	$(CXX) -static -Wl,--gc-sections -o $@ $^ -lzstd -lsodium -lseccomp -lcap -pthread
+	$(CXX) -static -Wl,--gc-sections -o $@ $^ -lzstd -lsodium -lcrypto -lseccomp -lcap -pthread
 	strip $@
 	@size=$$(stat -c %s $@); if [ $$size -gt $(PACK_STUB_MAX) ]; then \
 		echo "$@: $$size bytes, over the $(PACK_STUB_MAX)-byte limit" >&2; rm -f $@; exit 1; fi
@@ -52,7 +52,7 @@ $(BIN)/pack-selfexec: $(BUILD)/pack/stub-blob.o
 # The hostile corpus generator (tests/pack/hostile.cpp).
 $(BUILD)/tests/pack-hostile: $(BUILD)/tests/pack/hostile.o $(BUILD)/libkago.a $(BUILD)/pack/stub-blob.o
 	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/pack/stub-blob.o $(BUILD)/libkago.a -lzstd -lsodium -pthread
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/pack/stub-blob.o $(BUILD)/libkago.a -lzstd -lsodium -lcrypto -pthread
 
 # libFuzzer targets for the trailer/frame table/manifest and the tar reader:
 #   make fuzz [FUZZ_SECS=30]
@@ -60,7 +60,7 @@ FUZZ_SECS ?= 30
 PACK_FUZZ_SRCS := lib/pack/format.cpp lib/pack/tar.cpp lib/core/result.cpp
 $(BUILD)/fuzz/pack-%: tests/pack/fuzz_%.cpp $(PACK_FUZZ_SRCS)
 	@mkdir -p $(@D)
-	clang++ -std=c++20 -g -O1 -Ilib -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -lsodium
+	clang++ -std=c++20 -g -O1 -Ilib -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -lsodium -lcrypto
 
 fuzz: $(BUILD)/fuzz/pack-trailer $(BUILD)/fuzz/pack-tar
 	@mkdir -p $(BUILD)/fuzz/corpus-trailer $(BUILD)/fuzz/corpus-tar

@@ -112,8 +112,8 @@ void note(std::string_view message) { write_err(cat(trace::program(), ": ", mess
 void exec_command(const PreparedExec& p, bool strip_env) {
     if (strip_env) env::strip_kago();
     if (trace::dry_run()) {
-        bool chain = p.program.valid();
-        trace::emit(cat("execve(", trace::quote(chain ? p.program_path : p.argv[0]), ", ",
+        bool chain = p.kago;
+        trace::emit(cat("execve(", trace::quote(p.program.valid() ? p.program_path : p.argv[0]), ", ",
                         describe_argv(p.argv), ", envp)", chain ? " (dry run continues)" : " (dry run)"));
         if (!chain) {
             fflush(stdout);

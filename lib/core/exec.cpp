@@ -30,7 +30,8 @@ Result<PreparedExec> prepare_exec(std::vector<std::string> argv) {
     p.argv = std::move(argv);
     if (p.argv.empty()) p.argv = default_command();
     const std::string& name = p.argv[0];
-    if (name.find('/') == std::string::npos && env::is_kago_program(name)) {
+    p.kago = env::is_kago_program(name.substr(name.rfind('/') + 1));
+    if (name.find('/') == std::string::npos && p.kago) {
         auto dir = self_dir();
         if (dir) {
             std::string path = *dir + "/" + name;

@@ -22,6 +22,8 @@ struct PreparedExec {
     std::vector<std::string> argv;
     UniqueFd program;         // valid for a kago program found beside us
     std::string program_path; // its host path, for messages and the trace
+    bool kago = false;        // argv[0] is a kago program, by name or by a path to one:
+                              // it gets the KAGO_ variables and continues a dry run
 };
 
 Result<PreparedExec> prepare_exec(std::vector<std::string> argv);

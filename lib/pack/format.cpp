@@ -1,6 +1,9 @@
 #include "pack/format.hpp"
 
-#include <sodium.h>
+// The low-level SHA256_* calls, without OpenSSL 3's deprecation notes: the
+// EVP interface would pull its whole provider machinery into the static stub.
+#define OPENSSL_API_COMPAT 10101
+#include <openssl/sha.h>
 #include <string.h>
 
 #include <unordered_set>
@@ -200,15 +203,28 @@ Result<std::vector<Frame>> decode_frame_table(std::span<const uint8_t> b, const 
     return frames;
 }
 
+static_assert(sizeof(SHA256_CTX) <= 112 && alignof(SHA256_CTX) <= 8);
+
+Sha256::Sha256() { SHA256_Init(reinterpret_cast<SHA256_CTX*>(ctx_)); }
+void Sha256::update(std::span<const uint8_t> data) {
+    SHA256_Update(reinterpret_cast<SHA256_CTX*>(ctx_), data.data(), data.size());
+}
+Hash Sha256::final() {
+    Hash h;
+    SHA256_Final(h.data(), reinterpret_cast<SHA256_CTX*>(ctx_));
+    return h;
+}
+
+Hash sha256(std::span<const uint8_t> a, std::span<const uint8_t> b) {
+    Sha256 s;
+    s.update(a);
+    if (!b.empty()) s.update(b);
+    return s.final();
+}
+
 Hash root_hash(const Trailer& t, std::span<const uint8_t> frame_table) {
     auto b = encode_trailer(t);
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, b.data(), kHashedSize);
-    crypto_hash_sha256_update(&st, frame_table.data(), frame_table.size());
-    Hash h;
-    crypto_hash_sha256_final(&st, h.data());
-    return h;
+    return sha256(std::span<const uint8_t>(b.data(), kHashedSize), frame_table);
 }
 
 const char* type_name(Type t) {

@@ -32,6 +32,22 @@ namespace kago::pack {
 
 using Hash = std::array<uint8_t, 32>;
 
+// SHA-256 of a, then b: OpenSSL's libcrypto, whose code uses the CPU's SHA
+// extensions (about 1.5 GB/s per core here, against 0.2 GB/s for
+// libsodium's portable code). Only its low-level digest is linked, so the
+// static stub grows by about 26 KB.
+Hash sha256(std::span<const uint8_t> a, std::span<const uint8_t> b = {});
+// The same, fed in pieces.
+class Sha256 {
+  public:
+    Sha256();
+    void update(std::span<const uint8_t> data);
+    Hash final();
+
+  private:
+    alignas(8) unsigned char ctx_[112];  // SHA256_CTX (checked in format.cpp)
+};
+
 inline constexpr char kMagic[8] = {'K', 'A', 'G', 'O', 'P', 'A', 'K', '\0'};
 inline constexpr char kMagicEnd[8] = {'K', 'A', 'G', 'O', 'E', 'N', 'D', '\0'};
 inline constexpr uint32_t kVersion = 1;

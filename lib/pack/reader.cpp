@@ -13,6 +13,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <future>
 #include <memory>
@@ -54,8 +55,7 @@ Decoded decode_one(int fd, const Frame& f, size_t index) {
     };
     std::vector<uint8_t> in(f.csize);
     if (auto s = pread_exact(fd, in.data(), in.size(), f.offset, "a frame"); !s) return fail(s.error());
-    Hash h;
-    crypto_hash_sha256(h.data(), in.data(), in.size());
+    Hash h = sha256(in);
     if (crypto_verify_32(h.data(), f.sha256.data()) != 0)
         return fail(bad(cat("frame ", index, ": SHA-256 mismatch (the file is corrupt)")));
     unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
@@ -164,8 +164,7 @@ Status Packed::load_manifest() {
     const Trailer& t = trailer_;
     std::vector<uint8_t> z(t.manifest_csize);
     TRY(pread_exact(fd_.get(), z.data(), z.size(), t.manifest_offset, "the manifest"));
-    Hash h;
-    crypto_hash_sha256(h.data(), z.data(), z.size());
+    Hash h = sha256(z);
     if (crypto_verify_32(h.data(), t.manifest_hash.data()) != 0)
         return bad("manifest: SHA-256 mismatch (the file is corrupt)");
     unsigned long long declared = ZSTD_getFrameContentSize(z.data(), z.size());
@@ -196,6 +195,39 @@ Status Packed::decode_frames(unsigned threads,
         TRY(sink(i, frame));
     }
     return {};
+}
+
+Status Packed::verify_frames(unsigned threads) const {
+    size_t n = threads ? threads : std::max(1u, std::thread::hardware_concurrency());
+    n = std::min(n, std::max<size_t>(1, frames_.size()));
+    std::atomic<size_t> next{0};
+    // Each worker hashes whole frames in 1 MiB reads, so that no frame-sized
+    // buffer is allocated (and faulted in) only to be hashed.
+    auto work = [&]() -> Status {
+        std::vector<uint8_t> buf(1 << 20);
+        for (size_t i; (i = next++) < frames_.size();) {
+            const Frame& f = frames_[i];
+            Sha256 h;
+            for (uint64_t done = 0; done < f.csize;) {
+                size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), f.csize - done));
+                TRY(pread_exact(fd_.get(), buf.data(), want, f.offset + done, "a frame"));
+                h.update(std::span<const uint8_t>(buf.data(), want));
+                done += want;
+            }
+            Hash got = h.final();
+            if (crypto_verify_32(got.data(), f.sha256.data()) != 0)
+                return bad(cat("frame ", i, ": SHA-256 mismatch (the file is corrupt)"));
+        }
+        return {};
+    };
+    std::vector<std::future<Status>> others;
+    for (size_t t = 1; t < n; ++t) others.push_back(std::async(std::launch::async, work));
+    Status first = work();
+    for (auto& f : others) {
+        Status st = f.get();
+        if (!st && first) first = std::move(st);
+    }
+    return first;
 }
 
 Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o) {

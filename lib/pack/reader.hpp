@@ -37,6 +37,9 @@ class Packed {
     // per CPU): each frame's SHA-256 is checked before it is decoded, and
     // its decoded size must be exactly the declared one. sink gets the
     // frames in order.
+    // Checks every frame's SHA-256 (threads at once; 0: one per CPU)
+    // without decoding: what --kago-verify does.
+    Status verify_frames(unsigned threads) const;
     Status decode_frames(unsigned threads,
                          const std::function<Status(size_t index, std::span<const uint8_t>)>& sink) const;
 

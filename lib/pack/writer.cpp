@@ -82,7 +82,7 @@ Result<WriteResult> write_core(int out, const Manifest& m, uint64_t total, const
                                       return c;
                                   }
                                   c.bytes = std::move(r).value();
-                                  crypto_hash_sha256(c.sha256.data(), c.bytes.data(), c.bytes.size());
+                                  c.sha256 = sha256(c.bytes);
                                   return c;
                               }));
         while (inflight.size() >= threads) TRY(drain_one());
@@ -96,7 +96,7 @@ Result<WriteResult> write_core(int out, const Manifest& m, uint64_t total, const
     t.manifest_offset = pos;
     t.manifest_csize = mz.size();
     t.manifest_usize = manifest.size();
-    crypto_hash_sha256(t.manifest_hash.data(), mz.data(), mz.size());
+    t.manifest_hash = sha256(mz);
     TRY(write_all(out, mz.data(), mz.size(), pos));
     std::vector<uint8_t> table = encode_frame_table(frames);
     t.frame_table_offset = pos;

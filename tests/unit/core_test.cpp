@@ -165,6 +165,19 @@ TEST(Exec, PrepareExecOpensNoDescriptorForOrdinaryCommands) {
     EXPECT_FALSE(q->argv.empty());
 }
 
+TEST(Exec, PrepareExecTellsKagoProgramsByNameOrPath) {
+    auto by_path = prepare_exec({"/opt/kago/bin/mount-layers", "--help"});
+    ASSERT_TRUE(by_path);
+    EXPECT_TRUE(by_path->kago);
+    EXPECT_FALSE(by_path->program.valid());  // a path is run as given
+    auto other = prepare_exec({"/usr/bin/mount-layers-not"});
+    ASSERT_TRUE(other);
+    EXPECT_FALSE(other->kago);
+    auto plain = prepare_exec({"true"});
+    ASSERT_TRUE(plain);
+    EXPECT_FALSE(plain->kago);
+}
+
 TEST(Exec, DescribeArgv) { EXPECT_EQ(describe_argv({"a", "b c"}), "[\"a\", \"b c\"]"); }
 
 TEST(Env, StripKagoRemovesOnlyKagoVariables) {
