@@ -37,7 +37,7 @@ median_ms() {
     printf '%s\n' "${ts[@]}" | sort -n | awk '{a[NR]=$1} END{printf "%.1f ms", a[int((NR+1)/2)]}'
 }
 row() { printf '| %s | %s | %s |\n' "$1" "$2" "$3"; }
-nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH=/usr/bin:/bin HOME="$shm" "$@"; }
+nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$shm" "$@"; }
 
 entries=$(find "$rootfs" | wc -l)
 size=$(du -sb "$rootfs" | awk '{printf "%.0f MB", $1/1000000}')

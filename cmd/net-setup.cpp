@@ -84,7 +84,16 @@ Plan check(const Options& o) {
         p.gateway6->prefix = a6.prefix;
         p.address6 = cli::value_or_die(check_address(a6, net6.network()));
     }
-    for (const auto& s : o.publish) p.publish.push_back(cli::value_or_die(parse_publish(s)));
+    for (const auto& s : o.publish) {
+        Publish pub = cli::value_or_die(parse_publish(s));
+        bool v6 = pub.host_ip && pub.host_ip->family == AF_INET6;
+        if (v6 && o.veth && !p.address6)
+            cli::die(usage_error(cat("--publish '", s, "': an IPv6 host address needs --address6 (the container has none)")));
+        if (v6 && o.veth && pub.host_ip->addr_str() == "::1")
+            cli::die(usage_error(cat("--publish '", s, "': the kernel does not forward from ::1 (IPv6 has no route_localnet);",
+                                     " publish without HOSTIP (every local address) or on the host's own IPv6 address")));
+        p.publish.push_back(pub);
+    }
     if (o.mtu && (o.mtu < 68 || o.mtu > 65535)) cli::die(usage_error(cat("--mtu ", o.mtu, ": must be 68 to 65535")));
     return p;
 }

@@ -95,13 +95,16 @@ class RuleBuilder {
         cmp(NFT_CMP_EQ, a.bytes.data(), uint32_t(a.size()));
         text(cat(v4 ? "ip " : "ip6 ", source ? "saddr " : "daddr ", a.addr_str()));
     }
-    void saddr_in(const Cidr& net) {  // IPv4
-        payload(NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
-        Cidr mask = cidr_v4(net.prefix ? ~uint32_t(0) << (32 - net.prefix) : 0, 32);
-        bitwise_and(mask.bytes.data(), 4);
+    void saddr_in(const Cidr& net) {
+        bool v4 = net.family == AF_INET;
+        uint32_t len = v4 ? 4 : 16;
+        payload(NFT_PAYLOAD_NETWORK_HEADER, v4 ? 12 : 8, len);
+        std::array<uint8_t, 16> mask{};
+        for (int bit = 0; bit < net.prefix; ++bit) mask[size_t(bit / 8)] |= uint8_t(0x80 >> (bit % 8));
+        bitwise_and(mask.data(), len);
         Cidr n = net.network();
-        cmp(NFT_CMP_EQ, n.bytes.data(), 4);
-        text(cat("ip saddr ", n.str()));
+        cmp(NFT_CMP_EQ, n.bytes.data(), len);
+        text(cat(v4 ? "ip saddr " : "ip6 saddr ", n.str()));
     }
     void oifname(bool equal, const std::string& name) {
         meta(NFT_META_OIFNAME);
@@ -144,9 +147,10 @@ class RuleBuilder {
         text("masquerade");
     }
     void dnat(const Cidr& to, uint16_t port) {
+        bool v4 = to.family == AF_INET;
         auto* imm = nftnl_expr_alloc("immediate");
         nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
-        nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, to.bytes.data(), 4);
+        nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, to.bytes.data(), v4 ? 4 : 16);
         nftnl_rule_add_expr(r_, imm);
         auto* imm2 = nftnl_expr_alloc("immediate");
         uint16_t be = htons(port);
@@ -155,11 +159,11 @@ class RuleBuilder {
         nftnl_rule_add_expr(r_, imm2);
         auto* e = nftnl_expr_alloc("nat");
         nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, v4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
         nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
         nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG_2);
         nftnl_rule_add_expr(r_, e);
-        text(cat("dnat ip to ", to.addr_str(), ":", port));
+        text(v4 ? cat("dnat ip to ", to.addr_str(), ":", port) : cat("dnat ip6 to [", to.addr_str(), "]:", port));
     }
 
     void put(mnl_nlmsg_batch* b, uint32_t& seq, std::vector<std::string>& descs) {
@@ -264,38 +268,48 @@ Batch build_add(const RuleSpec& s, uint32_t seq) {
         r.masquerade();
         r.put(w.b, w.seq, descs);
     }
-    if (!s.publish.empty() && s.addr4) {
+    // --publish: DNAT to the container from the host's own addresses, or
+    // from HOSTIP, for each family the container has an address in (a
+    // HOSTIP selects its family).
+    for (const auto* to : {&s.addr4, &s.addr6}) {
+        if (!*to || s.publish.empty()) continue;
+        bool v4 = (*to)->family == AF_INET;
+        uint8_t proto = v4 ? NFPROTO_IPV4 : NFPROTO_IPV6;
+        size_t rules = 0;
         for (const char* chain : {"prerouting", "output"}) {
             for (const auto& p : s.publish) {
+                if (p.host_ip && p.host_ip->family != (*to)->family) continue;
                 RuleBuilder r(chain, s.tag);
-                r.nfproto(NFPROTO_IPV4);
+                r.nfproto(proto);
                 if (p.host_ip) r.addr(false, *p.host_ip);
                 else r.daddr_local();
                 r.l4_dport(p.proto, p.host_port);
-                r.dnat(*s.addr4, p.port);
+                r.dnat(**to, p.port);
                 r.put(w.b, w.seq, descs);
+                ++rules;
             }
         }
+        if (!rules) continue;
         // Connections from the host's loopback (route_localnet lets them
-        // leave through the bridge) and from the container's own subnet
-        // (hairpin) must come back through the host: masquerade them.
-        {
+        // leave through the bridge; IPv6 has no such thing, so ::1 is not
+        // forwarded) and from the container's own subnet (hairpin) must
+        // come back through the host: masquerade them.
+        if (v4) {
             RuleBuilder r("postrouting", s.tag);
-            r.nfproto(NFPROTO_IPV4);
-            r.addr(false, *s.addr4);
+            r.nfproto(proto);
+            r.addr(false, **to);
             r.saddr_in(cidr_v4(0x7f000000, 8));
             r.masquerade();
             r.put(w.b, w.seq, descs);
         }
-        {
-            RuleBuilder r("postrouting", s.tag);
-            r.nfproto(NFPROTO_IPV4);
-            r.addr(false, *s.addr4);
-            r.saddr_in(s.subnet);
-            r.ct_dnat();
-            r.masquerade();
-            r.put(w.b, w.seq, descs);
-        }
+        const Cidr& subnet = v4 ? s.subnet : (*to)->network();
+        RuleBuilder r("postrouting", s.tag);
+        r.nfproto(proto);
+        r.addr(false, **to);
+        r.saddr_in(subnet);
+        r.ct_dnat();
+        r.masquerade();
+        r.put(w.b, w.seq, descs);
     }
     return w.finish(std::move(descs));
 }

@@ -38,7 +38,7 @@ struct RuleSpec {
     std::optional<Cidr> addr4;     // the container's addresses
     std::optional<Cidr> addr6;
     bool masquerade = false;       // --nat
-    std::vector<Publish> publish;  // --publish (IPv4 only)
+    std::vector<Publish> publish;  // --publish, for each family with an address
 };
 
 // A built batch: the bytes to send and one trace line per message.

@@ -277,6 +277,29 @@ export BB WGET
     assert_line ping6-ok
 }
 
+@test "--publish with --address6: reached over IPv6 on the host's address; [::1] and IPv6 without --address6 refused" {
+    run tns 'ip addr add fd25:99::1/128 dev lo nodad
+        KAGO_NAME=$NAME net-setup --veth --bridge kgtb17 --subnet 10.250.17.0/24 --address6 fd25:17::2/64 \
+            --publish 18087:80 --publish [fd25:99::1]:18088:80 -- $BB httpd -f -p [::]:80 -h "$WWW" &
+        for i in $(seq 30); do nft list table inet kago 2>/dev/null | grep -q "dnat ip6" && break; sleep 0.2; done
+        for i in 1 2 3 4 5 6 7 8 9 10; do out=$($WGET "http://[fd25:17::1]:18087/" 2>/dev/null) && echo "18087: $out" && break; sleep 0.3; done
+        for i in 1 2 3 4 5 6 7 8 9 10; do out=$($WGET "http://[fd25:99::1]:18088/" 2>/dev/null) && echo "18088: $out" && break; sleep 0.3; done
+        echo v4:; $WGET http://127.0.0.1:18087/
+        kill %1; wait %1 || true
+        nft list table inet kago >/dev/null 2>&1 && echo LEFT-TABLE || true'
+    assert_success
+    assert_line "18087: hello from kago"
+    assert_line "18088: hello from kago"
+    assert_line "hello from kago"
+    refute_output --partial LEFT-
+    run net-setup --veth --address6 fd25:18::2/64 --publish '[::1]:18089:80' -- true
+    assert_failure 125
+    assert_output --partial "does not forward from ::1"
+    run net-setup --veth --publish '[fd25:18::1]:18089:80' -- true
+    assert_failure 125
+    assert_output --partial "needs --address6"
+}
+
 @test "SIGTERM to the supervisor: forwarded, then everything is removed" {
     run tns 'KAGO_NAME=$NAME net-setup --veth --bridge kgtb15 --subnet 10.250.15.0/24 --nat --publish 18085:80 -- sleep 30 &
         s=$!; sleep 0.5

@@ -296,6 +296,28 @@ TEST(NetNft, AddBatchCarriesTaggedRules) {
     EXPECT_NE(b.descs[6].find("ip daddr 127.0.0.1 udp dport 5353 dnat ip to 10.88.0.2:53"), std::string::npos) << b.descs[6];
 }
 
+TEST(NetNft, PublishWithAddress6AddsIpv6Dnat) {
+    nft::RuleSpec s;
+    s.tag = {"web", 42, 4242};
+    s.bridge = "kago0";
+    s.subnet = *parse_cidr("10.88.0.0/16", "x");
+    s.addr4 = *parse_cidr("10.88.0.2/16", "x");
+    s.addr6 = *parse_cidr("fd00:1::2/64", "x");
+    s.publish = {*parse_publish("8080:80"), *parse_publish("[fd00:1::1]:8443:443")};
+    nft::Batch b = nft::build_add(s, 1);
+    std::string all;
+    for (const auto& d : b.descs) all += d + "\n";
+    // IPv4: only the publish without a host address (2 chains), loopback and hairpin masquerades.
+    EXPECT_NE(all.find("fib daddr type local tcp dport 8080 dnat ip to 10.88.0.2:80"), std::string::npos) << all;
+    EXPECT_EQ(all.find("dnat ip to 10.88.0.2:443"), std::string::npos) << all;
+    // IPv6: both, in both chains, and the hairpin masquerade on the /64.
+    EXPECT_NE(all.find("fib daddr type local tcp dport 8080 dnat ip6 to [fd00:1::2]:80"), std::string::npos) << all;
+    EXPECT_NE(all.find("ip6 daddr fd00:1::1 tcp dport 8443 dnat ip6 to [fd00:1::2]:443"), std::string::npos) << all;
+    EXPECT_NE(all.find("ip6 saddr fd00:1::/64 ct status dnat masquerade"), std::string::npos) << all;
+    auto rules = nft::parse_rules(b.buf.data(), b.len);
+    EXPECT_EQ(rules.size(), 2u + 2u + 4u + 1u);
+}
+
 TEST(NetNft, NoRulesWithoutNatOrPublish) {
     nft::RuleSpec s;
     s.tag = {"web", 42, 4242};
