@@ -160,26 +160,28 @@ Status symlink(const char* target, const char* linkpath) {
     return sys_error(cat("create symlink ", linkpath));
 }
 
+long write_whole(const char* path, std::string_view content, int extra_flags, bool* open_failed) {
+    int fd = ::open(path, O_WRONLY | O_CLOEXEC | extra_flags, 0644);
+    if (fd < 0) {
+        if (open_failed) *open_failed = true;
+        return -1;
+    }
+    ssize_t w = ::write(fd, content.data(), content.size());
+    int e = errno;
+    ::close(fd);
+    errno = e;
+    if (w >= 0 && static_cast<size_t>(w) != content.size()) {
+        errno = EIO;
+        return -1;
+    }
+    return w;
+}
+
 Status write_file(const char* path, std::string_view content, int extra_flags) {
     bool open_failed = false;
     long r = trace::call(
         [&] { return cat("write(", qn(path), ", ", trace::quote(content), ")"); },
-        [&]() -> long {
-            int fd = ::open(path, O_WRONLY | O_CLOEXEC | extra_flags, 0644);
-            if (fd < 0) {
-                open_failed = true;
-                return -1;
-            }
-            ssize_t w = ::write(fd, content.data(), content.size());
-            int e = errno;
-            ::close(fd);
-            errno = e;
-            if (w >= 0 && static_cast<size_t>(w) != content.size()) {
-                errno = EIO;
-                return -1;
-            }
-            return w;
-        },
+        [&] { return write_whole(path, content, extra_flags, &open_failed); },
         static_cast<long>(content.size()));
     if (r >= 0) return {};
     if (open_failed) return sys_error(cat("open ", path));

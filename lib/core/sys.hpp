@@ -34,6 +34,11 @@ Status symlink(const char* target, const char* linkpath);
 // open(path, O_WRONLY|O_CLOEXEC[|flags]) + write + close, traced as one
 // write("path", "content").
 Status write_file(const char* path, std::string_view content, int extra_flags = 0);
+// The call behind write_file, untraced and without allocation (usable after
+// clone()): open, one write of all of it, close. Returns the bytes written,
+// or -1 with errno (EIO for a short write); *open_failed tells which step
+// failed.
+long write_whole(const char* path, std::string_view content, int extra_flags = 0, bool* open_failed = nullptr);
 // Untraced reads: they change nothing.
 Result<std::string> read_file(const char* path);
 Result<UniqueFd> open(const char* path, int flags, mode_t mode = 0);

@@ -16,6 +16,7 @@
 #include <cstdio>
 
 #include "core/proc.hpp"
+#include "core/sys.hpp"
 #include "core/trace.hpp"
 
 namespace kago::ns {
@@ -175,20 +176,6 @@ long loopback_up() {
     return r;
 }
 
-long write_whole(const char* path, const std::string& content) {
-    int fd = ::open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t w = ::write(fd, content.data(), content.size());
-    int e = errno;
-    ::close(fd);
-    errno = e;
-    if (w >= 0 && static_cast<size_t>(w) != content.size()) {
-        errno = EIO;
-        return -1;
-    }
-    return w < 0 ? -1 : 0;
-}
-
 long run_step(void* arg) {
     const auto* ctx = static_cast<const StepCtx*>(arg);
     const Step& s = *ctx->step;
@@ -207,7 +194,7 @@ long run_step(void* arg) {
         case Step::Op::fchdir: return ::fchdir(s.fd);
         case Step::Op::chroot_here: return ::chroot(".");
         case Step::Op::unshare: return ::unshare(static_cast<int>(s.flags));
-        case Step::Op::write_file: return write_whole(s.a.c_str(), s.b);
+        case Step::Op::write_file: return sys::write_whole(s.a.c_str(), s.b) < 0 ? -1 : 0;
         case Step::Op::sethostname: return ::sethostname(s.a.data(), s.a.size());
         case Step::Op::mount: return ::mount(cn(s.a), cn(s.b), cn(s.c), s.flags, cn(s.d));
         case Step::Op::loopback_up: return loopback_up();
