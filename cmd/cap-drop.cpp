@@ -71,11 +71,11 @@ int main(int argc, char** argv) {
     // Everything the user gave is checked before anything changes.
     caps::Policy policy = cli::value_or_die(caps::build_policy(o));
     if (print_profile) {
-        if (!policy.seccomp) {
+        if (!policy.profile) {
             print(kago::cat("# seccomp profile: none (", o.seccomp, ")\n"));
             return 0;
         }
-        print(caps::describe(*policy.seccomp));
+        print(caps::describe(*policy.profile));
         return 0;
     }
     auto next = cli::value_or_die(kago::prepare_exec(common.command));

@@ -20,6 +20,7 @@
 #include "core/trace.hpp"
 #include "pack/reader.hpp"
 #include "pack/tree.hpp"
+#include "pack/runtime.hpp"
 #include "pack/writer.hpp"
 
 extern "C" const uint8_t kago_pack_stub_start[];
@@ -149,6 +150,8 @@ int main(int argc, char** argv) {
     if (frame < pack::kMinFrameSize || frame > pack::kMaxFrameSize)
         cli::usage_error(cat("--frame-size ", o.frame_size, ": expected 64K to 64M"));
     c.command = common.command;
+    // The runner loads this filter as it is: it links no libseccomp.
+    if (c.seccomp == "default") c.seccomp_bpf = cli::value_or_die(pack::default_filter(c));
 
     pack::WriteOptions wo;
     wo.level = o.best ? 19 : 3;

@@ -24,7 +24,7 @@ Result<CapSet> select_caps(const std::vector<std::string>& drop, const std::vect
     return (base - dropped) | kept;
 }
 
-Result<Policy> build_policy(const Options& o, CapSet base) {
+Result<Policy> build_policy_without_seccomp(const Options& o, CapSet base) {
     Policy p;
     if (!o.drop.empty() || !o.keep.empty()) {
         p.change_caps = true;
@@ -46,24 +46,36 @@ Result<Policy> build_policy(const Options& o, CapSet base) {
         p.user->groups = TRY(resolve_groups(*o.groups, o.files));
     }
     // Capabilities the payload will hold decide the default profile's rules.
-    CapSet effective_keep = p.change_caps ? p.keep : base;
-    if (p.user && p.user->uid != 0 && !p.change_caps) effective_keep = CapSet{};
-    if (o.seccomp == "default") {
-        p.seccomp = default_profile(effective_keep);
-    } else if (o.seccomp != "none" && !o.seccomp.empty()) {
-        p.seccomp = TRY(load_profile_file(o.seccomp, effective_keep));
-    }
-    if (p.seccomp) {
-        if (o.seccomp_log) make_log_only(*p.seccomp);
-        TRY(check(*p.seccomp));
+    p.payload_caps = p.change_caps ? p.keep : base;
+    if (p.user && p.user->uid != 0 && !p.change_caps) p.payload_caps = CapSet{};
+    return p;
+}
+
+Result<Policy> build_policy(const Options& o, CapSet base) {
+    Policy p = TRY(build_policy_without_seccomp(o, base));
+    std::optional<Profile> profile;
+    if (o.seccomp == "default") profile = default_profile(p.payload_caps);
+    else if (o.seccomp != "none" && !o.seccomp.empty()) profile = TRY(load_profile_file(o.seccomp, p.payload_caps));
+    if (profile) {
+        if (o.seccomp_log) make_log_only(*profile);
+        p.seccomp = TRY(compile(*profile));
+        p.profile = std::move(profile);
     }
     return p;
 }
 
-Result<Policy> build_policy(const Options& o) {
-    CapSet base = all_caps();
-    if (!trace::dry_run()) base = TRY(current()).permitted;
-    return build_policy(o, base);
+namespace {
+// The set --drop removes from: this process's permitted set (all of them in
+// a dry run, which reads nothing).
+Result<CapSet> drop_base() {
+    if (trace::dry_run()) return all_caps();
+    return TRY(current()).permitted;
+}
+}  // namespace
+
+Result<Policy> build_policy(const Options& o) { return build_policy(o, TRY(drop_base())); }
+Result<Policy> build_policy_without_seccomp(const Options& o) {
+    return build_policy_without_seccomp(o, TRY(drop_base()));
 }
 
 Status apply(const Policy& p) {

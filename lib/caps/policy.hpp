@@ -11,7 +11,7 @@
 //   ... exec
 //
 // A Policy can also be filled in directly (keep, user, seccomp =
-// default_profile(keep)) when there are no option strings to parse.
+// compile(default_profile(keep))) when there are no option strings to parse.
 #pragma once
 
 #include <optional>
@@ -48,13 +48,19 @@ struct Policy {
     bool no_new_privs = true;
     std::optional<Identity> user;  // switch to this (uid, gid, groups)
     bool user_env = false;         // set HOME, USER and LOGNAME for it
-    std::optional<Profile> seccomp;
+    CapSet payload_caps;  // what the payload holds: it decides the default profile's rules
+    std::optional<Profile> profile;         // the seccomp profile, for --print-profile
+    std::optional<CompiledFilter> seccomp;  // compiled from it
 };
 
-// Resolve names, parse the profile, check everything: bad input is a
-// usage error (exit 125) before anything changes. `base` is the set
-// --drop removes from (normally the process's permitted set).
+// Resolve names, parse and compile the profile, check everything: bad
+// input is a usage error (exit 125) before anything changes. `base` is the
+// set --drop removes from (normally the process's permitted set).
 Result<Policy> build_policy(const Options& o, CapSet base);
+// The same without the seccomp part (o.seccomp is ignored), for a caller
+// that brings a compiled filter and does not link libseccomp.
+Result<Policy> build_policy_without_seccomp(const Options& o, CapSet base);
+Result<Policy> build_policy_without_seccomp(const Options& o);
 // The same, with base = this process's permitted set (all in dry-run mode).
 Result<Policy> build_policy(const Options& o);
 

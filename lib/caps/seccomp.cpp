@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <linux/sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <seccomp.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
@@ -11,6 +13,7 @@
 #include <utility>
 
 #include "caps/json_value.hpp"
+#include "core/fd.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
 
@@ -480,39 +483,29 @@ std::string describe(const Profile& p) {
 Status load_default_profile(CapSet kept, bool log_only) {
     Profile p = default_profile(kept);
     if (log_only) make_log_only(p);
-    return load(p);
+    return load(TRY(compile(p)));
 }
 
-Status check(const Profile& p) {
-    auto f = build(p);
-    if (!f) return std::move(f).error();
-    return {};
-}
-
-Status load(const Profile& p) {
-    Filter f;
-    if (!trace::dry_run()) f = std::move(TRY(build(p)));
+Result<CompiledFilter> compile(const Profile& p) {
+    Filter f = TRY(build(p));
+    CompiledFilter out;
+    out.source = p.source;
     size_t n = 0;
     for (const auto& r : p.rules)
         if (!(r.action == p.default_action)) ++n;
-    long rc = trace::call(
-        [&] {
-            return cat("seccomp(SECCOMP_SET_MODE_FILTER, 0, {profile ", trace::quote(p.source), ", default action ",
-                       describe(p.default_action), ", ", n, " rules})");
-        },
-        [&]() -> long {
-            int r = seccomp_load(f.ctx);
-            if (r < 0) {
-                errno = -r;
-                return -1;
-            }
-            return 0;
-        });
-    if (rc == 0) return {};
-    Error e = sys_error(cat("load the seccomp filter ", p.source));
-    if (e.err == EACCES || e.err == EPERM)
-        return std::move(e).with_hint("without no_new_privs, loading a filter needs CAP_SYS_ADMIN");
-    return e;
+    out.what = cat("profile ", trace::quote(p.source), ", default action ", describe(p.default_action), ", ", n,
+                   " rules");
+    UniqueFd mem(::memfd_create("kago-seccomp", MFD_CLOEXEC));
+    if (!mem) return sys_error("seccomp: memfd_create for the BPF program");
+    int rc = seccomp_export_bpf(f.ctx, mem.get());
+    if (rc < 0) return scmp_error(rc, cat("seccomp: export the BPF program of ", p.source));
+    off_t size = ::lseek(mem.get(), 0, SEEK_END);
+    if (size < 0 || size % sizeof(sock_filter) != 0 || size / sizeof(sock_filter) > BPF_MAXINSNS)
+        return usage_error(cat("seccomp: the filter of ", p.source, " has ", size, " bytes of BPF"));
+    out.program.resize(static_cast<size_t>(size) / sizeof(sock_filter));
+    if (::pread(mem.get(), out.program.data(), static_cast<size_t>(size), 0) != size)
+        return sys_error("seccomp: read the BPF program back");
+    return out;
 }
 
 }  // namespace kago::caps

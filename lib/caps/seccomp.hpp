@@ -1,6 +1,10 @@
-// Seccomp profiles: the built-in default, the OCI/Docker JSON format, and
-// loading one through libseccomp.
+// Seccomp profiles: the built-in default, the OCI/Docker JSON format,
+// compiling one to BPF through libseccomp, and loading a compiled filter
+// with seccomp(2) alone (so that pack-selfexec's runner, which loads a
+// filter compiled when the file was packed, links no libseccomp).
 #pragma once
+
+#include <linux/filter.h>
 
 #include <cstdint>
 #include <string>
@@ -64,15 +68,21 @@ void make_log_only(Profile& p);
 std::string describe(const Profile& p);
 std::string describe(const Action& a);
 
-// Build the filter with libseccomp and load it (seccomp(2), traced). It
-// does not set no_new_privs: without it, loading needs CAP_SYS_ADMIN.
-Status load(const Profile& p);
-// The built-in profile for a payload that keeps `kept`, loaded: what
-// `--seccomp default` does (for pack-selfexec's runtime). Set no_new_privs
-// first, or hold CAP_SYS_ADMIN.
+// A filter ready for the kernel.
+struct CompiledFilter {
+    std::string source;                // the profile: "default", a file name
+    std::string what;                  // for the trace: profile "default", default action ..., N rules
+    std::vector<sock_filter> program;  // BPF_MAXINSNS at the most
+};
+
+// Build the filter with libseccomp and export its BPF program. Bad rules
+// (unknown syscalls, bad arguments) are usage errors.
+Result<CompiledFilter> compile(const Profile& p);
+// Load it (seccomp(2), traced). It does not set no_new_privs: without it,
+// loading needs CAP_SYS_ADMIN.
+Status load(const CompiledFilter& f);
+// The built-in profile for a payload that keeps `kept`, compiled and loaded.
+// Set no_new_privs first, or hold CAP_SYS_ADMIN.
 Status load_default_profile(CapSet kept, bool log_only = false);
-// Check the profile can be built (every syscall known, every rule valid)
-// without loading it.
-Status check(const Profile& p);
 
 }  // namespace kago::caps

@@ -89,7 +89,7 @@ class In {
 
 enum Key : uint8_t {
     kCommand = 1, kEnv, kWorkdir, kHostname, kUser, kKeepCap, kSeccomp, kMemory, kPids, kCpus,
-    kNet, kBindAllowed, kReadOnly, kFromHost,
+    kNet, kBindAllowed, kReadOnly, kFromHost, kSeccompBpf,
 };
 
 }  // namespace
@@ -252,6 +252,9 @@ std::vector<uint8_t> encode_manifest(const Manifest& m) {
     if (!c.user.empty()) kv.emplace_back(kUser, c.user);
     for (auto& s : c.keep_caps) kv.emplace_back(kKeepCap, s);
     kv.emplace_back(kSeccomp, c.seccomp);
+    if (!c.seccomp_bpf.empty())
+        kv.emplace_back(kSeccompBpf, hex(std::span<const uint8_t>(
+                                          reinterpret_cast<const uint8_t*>(c.seccomp_bpf.data()), c.seccomp_bpf.size())));
     if (!c.memory.empty()) kv.emplace_back(kMemory, c.memory);
     if (!c.pids.empty()) kv.emplace_back(kPids, c.pids);
     if (!c.cpus.empty()) kv.emplace_back(kCpus, c.cpus);
@@ -325,10 +328,19 @@ Result<Manifest> decode_manifest(std::span<const uint8_t> b, const Trailer& t) {
         case kBindAllowed: c.bind_allowed = v == "1"; break;
         case kReadOnly: c.read_only = v == "1"; break;
         case kFromHost: c.from_host = v == "1"; break;
+        case kSeccompBpf: {
+            auto bytes = unhex(v);
+            if (!bytes) return bad("manifest: the seccomp filter is not hexadecimal");
+            c.seccomp_bpf.assign(bytes->begin(), bytes->end());
+            break;
+        }
         default: return bad(cat("manifest: unknown setting ", k));
         }
     }
     if (c.seccomp != "default" && c.seccomp != "unconfined") return bad("manifest: seccomp setting");
+    // struct sock_filter is 8 bytes; the kernel takes 4096 of them at most.
+    if (c.seccomp_bpf.size() % 8 != 0 || c.seccomp_bpf.size() > 4096 * 8)
+        return bad("manifest: the seccomp filter is not a BPF program");
     if (c.net != "none" && c.net != "host" && c.net != "user-mode") return bad("manifest: net setting");
     if (!in.u(n) || n != t.total_entries) return bad("manifest: the entry count differs from the trailer's");
     m.entries.resize(n);

@@ -126,6 +126,7 @@ struct Config {
     std::string user;  // UID[:GID], empty: 0:0
     std::vector<std::string> keep_caps;
     std::string seccomp = "default";  // default | unconfined
+    std::string seccomp_bpf;          // default: the filter's BPF program (struct sock_filter[])
     std::string memory, pids, cpus;
     std::string net = "none";  // none | host | user-mode
     bool bind_allowed = false;

@@ -32,6 +32,22 @@ constexpr const char kDefaultCaps[] =
     "sys_chroot,mknod,audit_write,setfcap";
 constexpr const char kPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+}  // namespace
+
+caps::Options cap_options(const Config& c) {
+    caps::Options o;
+    o.drop = {"all"};
+    std::string keep;
+    for (auto& k : c.keep_caps) keep += (keep.empty() ? "" : ",") + k;
+    if (c.keep_caps.empty()) keep = kDefaultCaps;
+    if (keep != "none") o.keep = {keep};
+    o.user = c.user;
+    o.seccomp = "none";  // see default_filter()
+    return o;
+}
+
+namespace {
+
 std::string read_sysctl(const char* path) {
     auto r = sys::read_file(path);
     if (!r) return {};
@@ -97,15 +113,19 @@ Status setup_inside(const RunSpec& s, caps::Policy& policy) {
     TRY(sys::sethostname(c.hostname.empty() ? "kago" : c.hostname));
     TRY(mount::pivot(root));
     undo.dismiss();
-    caps::Options o;
-    o.drop = {"all"};
-    std::string keep;
-    for (auto& k : c.keep_caps) keep += (keep.empty() ? "" : ",") + k;
-    if (c.keep_caps.empty()) keep = kDefaultCaps;
-    if (keep != "none") o.keep = {keep};
-    o.user = c.user;
-    o.seccomp = c.seccomp == "unconfined" ? "none" : "default";
-    policy = TRY(caps::build_policy(o));
+    policy = TRY(caps::build_policy_without_seccomp(cap_options(c)));
+    if (c.seccomp == "default" && c.seccomp_bpf.empty())
+        return usage_error("the file holds no compiled seccomp filter (packed by an older pack-selfexec): pack it again");
+    if (c.seccomp == "default") {
+        // Compiled when the file was packed (see default_filter()): the
+        // runner links no libseccomp and compiles nothing at each start.
+        caps::CompiledFilter f;
+        f.source = "default";
+        f.what = "profile \"default\" compiled when packed";
+        f.program.resize(c.seccomp_bpf.size() / sizeof(sock_filter));
+        memcpy(f.program.data(), c.seccomp_bpf.data(), f.program.size() * sizeof(sock_filter));
+        policy.seccomp = std::move(f);
+    }
     const std::string& wd = c.workdir.empty() ? std::string("/") : c.workdir;
     TRY(sys::chdir(wd.c_str()));
     return {};

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "caps/policy.hpp"
 #include "core/result.hpp"
 #include "pack/format.hpp"
 
@@ -36,6 +37,16 @@ std::string userns_blocker();
 // The container's environment: a clean one, with PATH, TERM, HOME and the
 // configured variables.
 std::vector<std::string> container_env(const Config& c, const std::string& home);
+
+// The privileges of the container, as cap-drop options: every capability
+// dropped but the configured (or default) ones, the configured user, and
+// no seccomp (the runner loads the filter compiled into the config).
+caps::Options cap_options(const Config& c);
+
+// The default seccomp profile for c's capabilities, compiled to BPF with
+// libseccomp, for Config::seccomp_bpf (lib/pack/filter.cpp: the packer
+// links it, the runner does not).
+Result<std::string> default_filter(const Config& c);
 
 // Parse "SRC:DST" for --kago-bind.
 Result<std::pair<std::string, std::string>> parse_bind(const std::string& s);

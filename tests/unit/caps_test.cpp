@@ -276,7 +276,10 @@ TEST(CapsSeccomp, DefaultProfileBlocksTheListAndBuilds) {
             EXPECT_EQ(r.action, (Action{Action::Kind::Errno, EPERM})) << r.syscall;
         }
     }
-    EXPECT_TRUE(check(p).ok()) << check(p).error().message();
+    auto compiled = compile(p);
+    ASSERT_TRUE(compiled.ok()) << compiled.error().message();
+    EXPECT_EQ(compiled->source, "default");
+    EXPECT_GT(compiled->program.size(), 20u);
 }
 
 TEST(CapsSeccomp, KeptCapabilitiesOpenTheirCalls) {
@@ -299,7 +302,7 @@ TEST(CapsSeccomp, LogMode) {
     make_log_only(p);
     for (const auto& r : p.rules) EXPECT_EQ(r.action.kind, Action::Kind::Log);
     EXPECT_EQ(p.default_action.kind, Action::Kind::Allow);
-    EXPECT_TRUE(check(p).ok());
+    EXPECT_TRUE(compile(p).ok());
 }
 
 TEST(CapsSeccomp, DescribeNamesRules) {
@@ -351,7 +354,10 @@ TEST(CapsSeccomp, ReadsDockerProfiles) {
         if (r.syscall == "clone3") {
             EXPECT_EQ(r.action, (Action{Action::Kind::Errno, 38}));
         }
-    EXPECT_TRUE(check(*p).ok()) << check(*p).error().message();
+    auto compiled = compile(*p);
+    ASSERT_TRUE(compiled.ok()) << compiled.error().message();
+    EXPECT_GT(compiled->program.size(), 10u);
+    EXPECT_NE(compiled->what.find("docker.json"), std::string::npos) << compiled->what;
 
     CapSet admin;
     admin.add(21);
@@ -464,7 +470,9 @@ TEST(CapsPolicy, BuildChecksEverythingFirst) {
     EXPECT_EQ(p->user->uid, 1000u);
     EXPECT_TRUE(p->user->groups.empty());
     ASSERT_TRUE(p->seccomp);
-    EXPECT_TRUE(has_rule(*p->seccomp, "mount"));
+    ASSERT_TRUE(p->profile);
+    EXPECT_TRUE(has_rule(*p->profile, "mount"));
+    EXPECT_FALSE(p->seccomp->program.empty());
 
     o.user = "nosuchuser";
     EXPECT_FALSE(build_policy(o, all_caps()).ok());
@@ -499,7 +507,7 @@ TEST(CapsPolicy, LogModeApplies) {
     o.seccomp_log = true;
     auto p = build_policy(o, all_caps() - CapSet{uint64_t{1} << 21});
     ASSERT_TRUE(p.ok());
-    for (const auto& r : p->seccomp->rules) EXPECT_EQ(r.action.kind, Action::Kind::Log);
+    for (const auto& r : p->profile->rules) EXPECT_EQ(r.action.kind, Action::Kind::Log);
 }
 
 // --- show ------------------------------------------------------------------

@@ -315,6 +315,26 @@ TEST(PackManifest, Config) {
     EXPECT_EQ(d->keep_caps, c.keep_caps);
 }
 
+TEST(PackManifest, DefaultFilterIsCompiledForTheKeptCapabilities) {
+    Config c;
+    auto plain = default_filter(c);
+    ASSERT_TRUE(plain) << plain.error().message();
+    EXPECT_EQ(plain->size() % sizeof(sock_filter), 0u);
+    EXPECT_GT(plain->size(), 20 * sizeof(sock_filter));
+    c.keep_caps = {"sys_admin"};  // mount, unshare... become allowed: another program
+    auto admin = default_filter(c);
+    ASSERT_TRUE(admin);
+    EXPECT_NE(*plain, *admin);
+    c.seccomp_bpf = *plain;
+    auto d = decode_config(encode_config(c));
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->seccomp_bpf, *plain);
+    c.seccomp_bpf = "1234567";  // not whole instructions
+    EXPECT_FALSE(decode_config(encode_config(c)));
+    c.keep_caps = {"no_such_cap"};
+    EXPECT_FALSE(default_filter(c));
+}
+
 TEST(PackFormat, Hex) {
     std::vector<uint8_t> b{0, 0xab, 0xff};
     EXPECT_EQ(hex(b), "00abff");

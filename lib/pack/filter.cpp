@@ -1,0 +1,22 @@
+// The packer's half of the seccomp filter: compiled once, when the file is
+// packed, so that the static runner needs no libseccomp.
+#include <cstring>
+
+#include "caps/policy.hpp"
+#include "caps/seccomp.hpp"
+#include "pack/runtime.hpp"
+
+namespace kago::pack {
+
+Result<std::string> default_filter(const Config& c) {
+    // The capabilities the payload keeps decide the profile's rules, as in
+    // the runner: everything dropped but the kept ones.
+    caps::Options o = cap_options(c);
+    caps::CapSet kept = TRY(caps::select_caps(o.drop, o.keep, caps::all_caps()));
+    auto f = TRY(caps::compile(caps::default_profile(kept)));
+    std::string bytes(f.program.size() * sizeof(sock_filter), '\0');
+    memcpy(bytes.data(), f.program.data(), bytes.size());
+    return bytes;
+}
+
+}  // namespace kago::pack
