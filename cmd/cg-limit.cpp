@@ -146,18 +146,9 @@ int main(int argc, char** argv) {
         (void)state.remove();
         exit(code);
     };
-    std::vector<std::string> skipped;
-    if (auto r = cgroup->create(limits, a.if_available, warnings, skipped); !r) fail(r.error());
+    auto set = cg::set_up(*cgroup, limits, settings, a.if_available, warnings);
     for (const auto& w : warnings) cli::warn(w);
-    for (const auto& s : settings) {
-        bool skip = false;
-        for (const auto& c : skipped) skip |= s.controller == c || s.controller == cg::v1_controller(c);
-        if (skip) continue;
-        if (auto r = cgroup->apply(s); !r) {
-            if (!a.if_available || r.error().err != ENOENT) fail(r.error());
-            cli::warn(cat(r.error().message(), "; running without ", s.option));
-        }
-    }
+    if (!set) fail(set.error());
     // KAGO_CGROUP and the state file: the path as /proc/PID/cgroup shows it.
     const std::string rel = cgroup->relative();
     ::setenv(kago::env::kCgroup, rel.c_str(), 1);

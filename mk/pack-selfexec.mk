@@ -12,6 +12,7 @@ PACK_STUB := $(BUILD)/pack/kago-stub
 PACK_STUB_MAX := 1572864
 PACK_STUB_SRCS := $(filter-out lib/core/cli.cpp,$(wildcard lib/core/*.cpp)) \
 	$(wildcard lib/ns/*.cpp lib/mount/*.cpp lib/caps/*.cpp) \
+	$(filter-out lib/cgroup/spawn.cpp,$(wildcard lib/cgroup/*.cpp)) \
 	lib/pack/format.cpp lib/pack/reader.cpp lib/pack/cache.cpp lib/pack/runtime.cpp
 PACK_STUB_OBJS := $(patsubst %.cpp,$(BUILD)/stub/%.o,$(PACK_STUB_SRCS))
 PACK_STUB_CXXFLAGS = $(filter-out -O% -g -fsanitize=% -fno-sanitize-recover=%,$(CXXFLAGS)) -Os \

@@ -172,4 +172,20 @@ std::vector<std::string> reap_leftovers(const Layout& layout, std::string_view p
     return removed;
 }
 
+Status set_up(Cgroup& cg, const Limits& limits, const std::vector<Setting>& settings, bool if_available,
+              std::vector<std::string>& warnings) {
+    std::vector<std::string> skipped;
+    TRY(cg.create(limits, if_available, warnings, skipped));
+    for (const auto& s : settings) {
+        bool skip = false;
+        for (const auto& c : skipped) skip |= s.controller == c || s.controller == v1_controller(c);
+        if (skip) continue;
+        if (auto r = cg.apply(s); !r) {
+            if (!if_available || r.error().err != ENOENT) return r;
+            warnings.push_back(cat(r.error().message(), "; running without ", s.option));
+        }
+    }
+    return {};
+}
+
 }  // namespace kago::cgroup

@@ -84,6 +84,14 @@ class Cgroup {
 // the cgroup's own name, NAME.PID.
 Result<std::unique_ptr<Cgroup>> make(const Layout& layout, std::string_view parent, std::string leaf);
 
+// Create the cgroup and write the settings, in order: what cg-limit (and
+// pack-selfexec's runner) do before the command starts. With if_available
+// a missing controller, or a missing file, is a warning appended to
+// `warnings` and its limits are not applied. On an error the caller
+// removes the cgroup.
+Status set_up(Cgroup& cg, const Limits& limits, const std::vector<Setting>& settings, bool if_available,
+              std::vector<std::string>& warnings);
+
 // The name of the cgroup of container `name` supervised by `pid`.
 std::string leaf_name(std::string_view name, pid_t pid);
 // NAME.PID -> PID, or 0 when the name has another shape.

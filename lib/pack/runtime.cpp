@@ -14,7 +14,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <memory>
+
 #include "caps/policy.hpp"
+#include "cgroup/cgroup.hpp"
+#include "cgroup/layout.hpp"
+#include "cgroup/limits.hpp"
+#include "core/state.hpp"
 #include "core/exec.hpp"
 #include "core/proc.hpp"
 #include "core/sys.hpp"
@@ -218,6 +224,77 @@ Result<std::pair<std::string, std::string>> parse_bind(const std::string& s) {
     return std::make_pair(src, dst);
 }
 
+namespace {
+
+// --memory, --pids and --cpus: a cgroup for the container, made by the
+// runner where this user may make one (root, or a delegated cgroup v2
+// subtree). Elsewhere a warning says why, and the container runs without.
+class Limiter {
+  public:
+    explicit Limiter(const Config& c) {
+        if (c.memory.empty() && c.pids.empty() && c.cpus.empty()) return;
+        auto st = start(c);
+        if (!st) {
+            Error e = std::move(st).error();
+            warn(cat("--memory, --pids and --cpus are not applied: ", e.message()),
+                 e.hint.empty() ? "" : e.hint);
+            if (cg_) (void)cg_->remove();
+            cg_.reset();
+        }
+    }
+    // Put the container's first process in it, before it runs anything.
+    void enter(pid_t pid) {
+        if (!cg_) return;
+        for (const auto& dir : cg_->dirs()) {
+            if (auto st = sys::write_file(cat(dir, "/cgroup.procs").c_str(), std::to_string(pid)); !st) {
+                warn(cat("--memory, --pids and --cpus are not applied: ", st.error().message()), "");
+                (void)cg_->remove();
+                cg_.reset();
+                return;
+            }
+        }
+    }
+    // Kill what is left in it, say what the limits did, remove it.
+    void finish(int wstatus) {
+        if (!cg_) return;
+        if (auto st = cg_->kill(); !st) trace::emit(st.error().message());
+        cgroup::Stats stats = cg_->stats();
+        for (const auto& line : cgroup::describe_effects(limits_, stats, wstatus)) trace::emit(line);
+        if (auto st = cg_->remove(); !st) trace::emit(st.error().message());
+        cg_.reset();
+    }
+    ~Limiter() {
+        if (cg_) {
+            (void)cg_->kill();
+            (void)cg_->remove();
+        }
+    }
+
+  private:
+    static void warn(std::string_view what, std::string_view hint) {
+        trace::emit(cat("warning: ", what));
+        if (!hint.empty()) trace::emit(cat("hint: ", hint));
+    }
+    Status start(const Config& c) {
+        if (!c.memory.empty()) limits_.memory = TRY(cgroup::parse_size(c.memory, "--memory"));
+        if (!c.pids.empty()) limits_.pids = TRY(cgroup::parse_count(c.pids, "--pids"));
+        if (!c.cpus.empty()) limits_.cpu_quota_us = TRY(cgroup::parse_cpus(c.cpus, "--cpus"));
+        auto layout = TRY(cgroup::detect(limits_.controllers()));
+        std::vector<std::string> warnings;
+        auto settings = TRY(cgroup::plan(limits_, layout.version, true, &warnings));
+        (void)cgroup::reap_leftovers(layout, "");
+        std::string name = TRY(state::container_name());
+        cg_ = TRY(cgroup::make(layout, "", cgroup::leaf_name(name, ::getpid())));
+        auto st = cgroup::set_up(*cg_, limits_, settings, true, warnings);
+        for (const auto& w : warnings) warn(w, "");
+        return st;
+    }
+    cgroup::Limits limits_;
+    std::unique_ptr<cgroup::Cgroup> cg_;
+};
+
+}  // namespace
+
 Result<RunOutcome> run_container(const RunSpec& s) {
     bool root = ::geteuid() == 0;
     const Config& c = s.config;
@@ -250,6 +327,7 @@ Result<RunOutcome> run_container(const RunSpec& s) {
                 "--net user-mode needs pasta on this host (Debian and Ubuntu: apt install passt)");
         pasta = *r;
     }
+    Limiter limiter(c);
     proc::SignalBlock block;
     int go[2], report[2];
     if (::pipe2(go, O_CLOEXEC) != 0 || ::pipe2(report, O_CLOEXEC) != 0) return sys_error("pipe2");
@@ -314,12 +392,14 @@ Result<RunOutcome> run_container(const RunSpec& s) {
             return sys_error("start pasta for --net user-mode");
         }
     }
+    limiter.enter(static_cast<pid_t>(pid));
     if (::write(go_w.get(), "g", 1) != 1) {
         kill_child();
         return sys_error("release the container");
     }
     go_w.reset();
     int ws = TRY(proc::supervise(static_cast<pid_t>(pid)));
+    limiter.finish(ws);
     std::string msg;
     char buf[4096];
     ssize_t n;

@@ -375,6 +375,32 @@ EOF
     assert_failure 125
 }
 
+@test "--memory, --pids and --cpus are applied in a cgroup of the runner's, which goes at exit" {
+    [ "$(id -u)" = 0 ] || skip "needs root: the runner makes the cgroup"
+    pack-selfexec -o "$PK_DIR/cg.run" --memory 64M --pids 16 --cpus 0.5 --rootfs "$KAGO_ROOTFS" -- \
+        /bin/sh -c 'grep -E "pids|memory|cpu" /proc/self/cgroup | grep -c "/kago/"; for i in $(seq 30); do sleep 3 & done; wait'
+    run "$PK_DIR/cg.run" --kago-cache "$PK_DIR/cache"
+    assert_equal "$status" 2  # sh's status once it cannot fork
+    assert_line --regexp '^[1-9]$'  # in the kago cgroup of each controller
+    assert_output --partial "can't fork"
+    assert_output --partial "fork attempt"
+    assert_output --partial "refused by the pids limit (16)"
+    [ -z "$(find /sys/fs/cgroup -path '*/kago/*' -name '*.[0-9]*' 2>/dev/null)" ]
+}
+
+@test "rootless: --memory/--pids without a usable cgroup: a warning, and the command still runs" {
+    require_userns
+    if [ -w /sys/fs/cgroup/cgroup.procs ] || grep -q 'cgroup2 /sys/fs/cgroup ' /proc/mounts; then
+        skip "this host may delegate cgroup v2 to nobody: the limits would apply"
+    fi
+    pack-selfexec -o "$PK_NB/lim.run" --pids 16 --rootfs "$KAGO_ROOTFS" -- /bin/echo ran
+    chown 65534:65534 "$PK_NB/lim.run"
+    run nobody_run "$PK_NB/lim.run"
+    assert_success
+    assert_line ran
+    assert_output --partial "warning: --memory, --pids and --cpus are not applied:"
+}
+
 @test "rootless: nobody runs a packed file, root inside, cache 0700 under XDG_CACHE_HOME" {
     require_userns
     run nobody_run "$PK_NB/bb.run"

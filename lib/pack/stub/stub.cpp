@@ -256,9 +256,6 @@ int main(int argc, char** argv) {
     if (!o.binds.empty() && !spec.config.bind_allowed)
         usage("--kago-bind: this file was packed without --bind-allowed");
     for (auto& b : o.binds) spec.binds.push_back(check(parse_bind(b)));
-    if (!spec.config.memory.empty() || !spec.config.pids.empty() || !spec.config.cpus.empty())
-        trace::emit("warning: --memory, --pids and --cpus are not applied by this runner; "
-                    "run it under cg-limit to apply them");
     auto outcome = check(run_container(spec));
     if (outcome.exec_error) report(*outcome.exec_error);
     proc::exit_like(outcome.wstatus);
