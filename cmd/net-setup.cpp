@@ -366,7 +366,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     if (!st) cli::report(st.error());
     if (nft && !trace::verbose()) later.sockets.push_back(nft->take_netlink());
     lock.unlock();
-    finish_later(std::move(later), host_ns);
+    finish_later(std::move(later));
     held.clear();
     (void)sd.remove();
     if (!ws) cli::die(ws.error());

@@ -72,4 +72,4 @@ fuzz: $(BUILD)/fuzz/pack-trailer $(BUILD)/fuzz/pack-tar
 	$(BUILD)/fuzz/pack-trailer -max_total_time=$(FUZZ_SECS) $(BUILD)/fuzz/corpus-trailer
 	$(BUILD)/fuzz/pack-tar -max_total_time=$(FUZZ_SECS) -max_len=65536 $(BUILD)/fuzz/corpus-tar
 
--include $(PACK_STUB_OBJS:.o=.d) $(BUILD)/stub/lib/pack/stub/stub.d
+-include $(PACK_STUB_OBJS:.o=.d) $(BUILD)/stub/lib/pack/stub/stub.d $(BUILD)/tests/pack/hostile.d

@@ -142,13 +142,15 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later, nft::
             f->reap([&](const lease::LeaseFile::Entry& e) { return e.name == r.name; });
             // The bridge goes with its last lease, when net-setup made it (a
             // bridge in another namespace went with that namespace).
+            // Not left to the deferred process: a cg-limit around the chain
+            // kills it with the rest of its cgroup, and the bridge would stay.
             bool unused = f->entries.empty() && f->created_bridge;
-            if (unused && here && later) {
-                later->bridge_keys.push_back(key);
-                unused = false;  // the deferred process decides, under the lock
-            } else if (unused && rtnl && here) {
-                keep(delete_bridge(*rtnl, key));
+            if (unused && here && !rtnl) {
+                auto o = Rtnl::open("host");
+                if (o) rtnl = std::move(*o);
+                else keep(std::move(o).error());
             }
+            if (unused && rtnl && here) keep(delete_bridge(*rtnl, key));
             if (unused) f->created_bridge = false;
             keep(lease::save(key, *f));
         }
@@ -161,7 +163,7 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later, nft::
     return first;
 }
 
-void finish_later(Later&& later, uint64_t host_netns) {
+void finish_later(Later&& later) {
     if (later.empty()) return;
     pid_t pid = ::fork();
     if (pid != 0) return;  // the parent (also on failure: its sockets close here)
@@ -186,20 +188,8 @@ void finish_later(Later&& later, uint64_t host_netns) {
             if (null != i) ::dup2(null, i);
     }
     auto rtnl = Rtnl::open("host");
-    if (rtnl) {
+    if (rtnl)
         for (const auto& link : later.links) (void)rtnl->delete_link(link);
-        if (!later.bridge_keys.empty()) {
-            auto lock = lease::Lock::acquire();
-            for (const auto& key : later.bridge_keys) {
-                auto f = lease::load(key);
-                if (!lock || !f || !f->entries.empty() || !f->created_bridge || f->netns != host_netns) continue;
-                if (delete_bridge(*rtnl, key)) {
-                    f->created_bridge = false;
-                    (void)lease::save(key, *f);
-                }
-            }
-        }
-    }
     ::_exit(0);  // the sockets are released here, waiting for the kernel
 }
 

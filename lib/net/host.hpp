@@ -44,15 +44,15 @@ Status ensure_bridge(Rtnl& host, const std::string& bridge, const Cidr& gateway,
 // returned; the other steps still run.
 //
 // With `later`, the steps that wait on the kernel's RCU grace periods
-// (deleting the veth and an unused bridge, releasing the nftables socket
-// after a deletion: 15-40 ms each) are put there instead, for
-// finish_later(); everything a user can see (rules, lease, record,
-// netns bind mount, state directory) is still gone when this returns.
+// (deleting the veth, releasing the nftables socket after a deletion:
+// 15-40 ms each) are put there instead, for finish_later(); everything a
+// user can see (rules, lease, record, netns bind mount, state directory, a
+// bridge net-setup made that nobody uses now) is still gone when this
+// returns.
 struct Later {
     std::vector<Netlink> sockets;  // released by the deferred process
     std::vector<std::string> links;
-    std::vector<std::string> bridge_keys;  // lease keys whose bridge may be unused
-    bool empty() const { return sockets.empty() && links.empty() && bridge_keys.empty(); }
+    bool empty() const { return sockets.empty() && links.empty(); }
 };
 // With `nft`, that socket is used for the rules instead of a new one:
 // closing an nftables socket waits until the kernel has freed what any
@@ -61,10 +61,10 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later = null
 
 // Do `later` in a detached process (its own session, no descriptor but its
 // sockets), so that the supervisor returns the container's status without
-// waiting for the kernel. The veth would die with the container's network
-// namespace anyway; a bridge is removed only when, under the lease lock, no
-// lease is left on it.
-void finish_later(Later&& later, uint64_t host_netns);
+// waiting for the kernel. Nothing is lost if it is killed (a cg-limit
+// around the chain kills what is left in its cgroup): the veth dies with
+// the container's network namespace, and the sockets close.
+void finish_later(Later&& later);
 
 // Tear down every container whose owner process is gone, and remove the
 // rules in table kago whose owner is gone. With `bridges`, also remove the

@@ -17,6 +17,11 @@ setup_file() {
     echo 'kagocd:x:4321:4322:kago cap-drop test:/home/kagocd:/bin/sh' >>"$BOX/etc/passwd"
     echo 'kagocdg:x:4322:' >>"$BOX/etc/group"
     cp "$KAGO_BIN/cap-drop" "$TOOLS/"
+    if kago_dynamic; then
+        export KAGO_HOST_LIBS=1
+        mkdir -p "$BOX/lib64" "$BOX/usr/lib/x86_64-linux-gnu"
+        [ -e "$BOX/lib" ] || ln -s usr/lib "$BOX/lib"  # ld.so's own link is /lib/x86_64-linux-gnu/...
+    fi
     if [ -x "$(test_prog caps_try)" ]; then
         cp "$(test_prog caps_try)" "$TOOLS/"
         # A setuid-root copy, inside the container's root.
@@ -38,6 +43,12 @@ in_root() {
         root=$1; shift
         mount -t proc proc "$root/proc" && mount --bind "$TOOLS" "$root/mnt" &&
         mount -t tmpfs -o mode=0755 cdtest-dev "$root/dev" || exit 99
+        # A dynamic (SANITIZE) cap-drop needs the host libraries inside.
+        if [ -n "${KAGO_HOST_LIBS:-}" ]; then
+            for d in /lib64 /usr/lib/x86_64-linux-gnu; do
+                mount --bind -o ro "$d" "$root$d" || exit 99
+            done
+        fi
         for d in null zero urandom; do
             touch "$root/dev/$d" && mount --bind "/dev/$d" "$root/dev/$d" || exit 99
         done

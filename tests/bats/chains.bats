@@ -33,6 +33,7 @@ need_cap_drop_chain() {
 }
 
 @test "chains: cap-drop --drop all --seccomp default --user nobody shows everything dropped" {
+    require_static
     need_cap_drop_chain
     run cap_drop_chain --drop all --seccomp default --user nobody -- sh -c 'cat /proc/self/status; env'
     assert_success
@@ -47,6 +48,7 @@ need_cap_drop_chain() {
 }
 
 @test "chains: cap-drop --show, run as the payload, agrees" {
+    require_static
     need_cap_drop_chain
     run cap_drop_chain --drop all --seccomp default --user nobody -- cap-drop --show
     assert_success
@@ -61,6 +63,7 @@ need_cap_drop_chain() {
 }
 
 @test "chains: cap-drop --show PID from the host agrees with the container's payload" {
+    require_static
     need_cap_drop_chain
     command -v jq >/dev/null || skip "jq is not installed (make deps)"
     cap_drop_chain --drop all --keep net_bind_service --seccomp default --user nobody -- sleep 3171 &
@@ -81,6 +84,7 @@ need_cap_drop_chain() {
 }
 
 @test "chains: cap-drop --seccomp default blocks unshare -U and keyctl inside the container" {
+    require_static
     need_cap_drop_chain
     run cap_drop_chain --drop all --seccomp default --user nobody -- unshare -U true
     assert_failure
@@ -128,6 +132,7 @@ need_cap_drop_chain() {
 }
 
 @test "chains: cg-limit --memory 32M around a container: the payload is OOM-killed and reported" {
+    require_static
     for p in unshare-run mount-layers cap-drop; do
         [ -x "$KAGO_BIN/$p" ] || skip "$p is not built"
     done
@@ -187,6 +192,7 @@ ml_chain_need() {
 }
 
 @test "chains: a kago program missing from the new root still runs after pivot_root" {
+    require_static
     ml_chain_need unshare-run mount-layers cap-drop
     [ ! -e "$KAGO_ROOTFS/bin/cap-drop" ]
     run unshare-run --pid --mount -- \
@@ -231,6 +237,7 @@ ml_chain_need() {
 }
 
 @test "chains: Debian bash and apt-get as uid 65534 (cap-drop --user)" {
+    require_static
     ml_chain_need unshare-run mount-layers cap-drop
     require_debian_rootfs
     run unshare-run --pid --mount --uts --ipc -- \
@@ -331,6 +338,7 @@ ur_chain_need() {
 # --- pack-selfexec ---
 
 @test "chains: a packed file's tree, run through the kago chain, gives what the packed file gives" {
+    require_static
     for p in pack-selfexec unshare-run mount-layers cap-drop; do
         [ -x "$KAGO_BIN/$p" ] || skip "$p is not built"
     done
@@ -373,6 +381,19 @@ ns_chain_need() {
     for p in net-setup unshare-run mount-layers; do
         [ -x "$KAGO_BIN/$p" ] || skip "$p is not built"
     done
+}
+
+@test "chains: cg-limit around net-setup --veth on a bridge of its own: the bridge and lease go too" {
+    ns_chain_need
+    run ns_chain_tns 'cg-limit --pids 64 -- net-setup --veth --bridge kgtc3 --subnet 10.250.63.0/24 --nat -- \
+            unshare-run --pid --mount -- true
+        echo "status=$?"
+        gone kgtc3 || echo LEFT-BRIDGE
+        no_lease kgtc3 || echo LEFT-LEASE
+        nft list table inet kago >/dev/null 2>&1 && echo LEFT-TABLE || true'
+    assert_success
+    assert_line "status=0"
+    refute_output --partial LEFT-
 }
 
 ns_chain_tns() {

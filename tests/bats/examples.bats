@@ -23,6 +23,7 @@ teardown() {
 }
 
 @test "examples/busybox-shell.sh: a busybox container, the command is in its own PID namespace" {
+    require_static
     require_progs unshare-run mount-layers cap-drop
     run "$EX/busybox-shell.sh" "$KAGO_ROOTFS" sh -c 'hostname; ps; cat /etc/motd'
     assert_success
@@ -32,12 +33,14 @@ teardown() {
 }
 
 @test "examples/busybox-shell.sh: the command's status comes back" {
+    require_static
     require_progs unshare-run mount-layers cap-drop
     run "$EX/busybox-shell.sh" "$KAGO_ROOTFS" sh -c 'exit 3'
     [ "$status" -eq 3 ]
 }
 
 @test "examples/debian-rootless.sh: Debian as the unprivileged user 65534" {
+    require_static
     require_progs unshare-run mount-layers cap-drop
     require_userns
     require_debian_rootfs
@@ -48,6 +51,7 @@ teardown() {
 }
 
 @test "examples/web-published.sh: httpd's published port answers wget on the host's loopback" {
+    require_static
     require_progs net-setup unshare-run mount-layers cap-drop
     port=$((20000 + RANDOM % 20000))
     BRIDGE=$BRIDGE SUBNET=$SUBNET run timeout 120 "$EX/web-published.sh" "$KAGO_ROOTFS" "$port"
@@ -66,6 +70,7 @@ teardown() {
 }
 
 @test "examples/two-containers-bridge.sh: two containers on one bridge ping each other" {
+    require_static
     require_progs net-setup unshare-run mount-layers cap-drop
     BRIDGE=$BRIDGE SUBNET=$SUBNET run timeout 120 "$EX/two-containers-bridge.sh" "$KAGO_ROOTFS"
     assert_success
@@ -76,6 +81,7 @@ teardown() {
 }
 
 @test "examples/trace-a-container.sh: the chain's kernel calls, grouped by program" {
+    require_static
     require_progs unshare-run mount-layers cap-drop
     run "$EX/trace-a-container.sh" "$KAGO_ROOTFS" "$BATS_TEST_TMPDIR/trace"
     assert_success

@@ -14,12 +14,22 @@ bats_load_library bats-assert 2>/dev/null || load /usr/lib/bats/bats-assert/load
 export PATH="$KAGO_BIN:$PATH"
 export KAGO_TOP KAGO_BIN KAGO_BUILD KAGO_ROOTFS
 
+# Programs that run inside a container's root (after pivot_root or chroot)
+# are static. A SANITIZE build links them dynamically (ASan has no static
+# runtime), so they need the host's libraries there: kago_dynamic tells,
+# require_static skips a test that cannot provide them.
+kago_dynamic() { ! file -L "$KAGO_BIN/cap-drop" | grep -q 'statically linked'; }
+require_static() {
+    if kago_dynamic; then
+        skip "runs a kago program inside a container root, where a dynamic (SANITIZE) build finds no libraries"
+    fi
+}
+
 # A shell function for test scripts: "gone IF" waits up to 2 s for a network
-# interface to disappear. net-setup leaves the deletion of a veth (and of a
-# bridge it made) to a detached process, because the kernel takes 15-40 ms
-# of RCU grace periods to delete one; the supervisor does not wait for it.
-# "no_lease BRIDGE" waits the same for its lease file, which that process
-# removes after the bridge.
+# interface to disappear. net-setup leaves the deletion of a veth to a
+# detached process, because the kernel takes 15-40 ms of RCU grace periods
+# to delete one; the supervisor does not wait for it. "no_lease BRIDGE"
+# waits the same for a lease file.
 KAGO_GONE='gone() { local i; for i in $(seq 40); do ip link show "$1" >/dev/null 2>&1 || return 0; sleep 0.05; done; return 1; }
 no_lease() { local i; for i in $(seq 40); do ls /run/kago/leases 2>/dev/null | grep -q "^$1@" || return 0; sleep 0.05; done; return 1; }'
 export KAGO_GONE

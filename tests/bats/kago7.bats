@@ -120,6 +120,7 @@ false"
 }
 
 @test "kago(7) the full chain" {
+    require_static
     run_section "The full chain"
 }
 

@@ -167,6 +167,7 @@ made-inside"
 }
 
 @test "minc (MINCS user): --user 1000 and --user 1000:1234 give those ids" {
+    require_static
     require_progs unshare-run mount-layers cap-drop
     run "$MINC" -r "$KAGO_ROOTFS" --user 1000 id -u
     assert_success
@@ -222,6 +223,7 @@ made-inside"
 }
 
 @test "minc: --nocaps drops those capabilities" {
+    require_static
     require_progs unshare-run mount-layers cap-drop
     run "$MINC" -r "$KAGO_ROOTFS" --nocaps cap_sys_admin,net_raw sh -c 'grep CapEff /proc/self/status'
     assert_success

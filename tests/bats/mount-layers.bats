@@ -440,6 +440,7 @@ rootless_dirs() { chown -R 65534:65534 "$T"; }
 }
 
 @test "a kago program named without a slash runs from the host after --pivot" {
+    require_static
     [ ! -e "$R/bin/mount-layers" ]
     run ml --layer "$R" --pivot -- mount-layers --version
     assert_success
