@@ -31,7 +31,14 @@ Result<PreparedExec> prepare_exec(std::vector<std::string> argv) {
     if (p.argv.empty()) p.argv = default_command();
     const std::string& name = p.argv[0];
     p.kago = env::is_kago_program(name.substr(name.rfind('/') + 1));
-    if (name.find('/') == std::string::npos && p.kago) {
+    if (p.kago && name.find('/') != std::string::npos) {
+        // A kago program given by its host path: the same rule, that file.
+        int fd = ::open(name.c_str(), O_PATH | O_CLOEXEC);
+        if (fd >= 0) {
+            p.program.reset(fd);
+            p.program_path = name;
+        }
+    } else if (p.kago) {
         auto dir = self_dir();
         if (dir) {
             std::string path = *dir + "/" + name;

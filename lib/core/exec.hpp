@@ -15,7 +15,7 @@ int exit_code_for_exec_error(int err);
 
 // The next command, ready to exec. When argv[0] names a kago program without
 // a slash, the program is opened (O_PATH|O_CLOEXEC) from the directory of the
-// running kago binary, so that it can still be run after pivot_root although
+// running kago binary (by a path to one: that file, when it exists here), so that it can still be run after pivot_root although
 // the new root lacks it. The descriptor closes on exec, so it never reaches
 // the payload.
 struct PreparedExec {

@@ -447,6 +447,14 @@ rootless_dirs() { chown -R 65534:65534 "$T"; }
     assert_output --partial "mount-layers (kago)"
 }
 
+@test "a kago program given by its host path runs from the host after --pivot" {
+    require_static
+    [ ! -e "$R$KAGO_BIN/cap-drop" ]
+    run ml --layer "$R" --pivot -- "$KAGO_BIN/cap-drop" --version
+    assert_success
+    assert_output --partial "cap-drop (kago)"
+}
+
 @test "KAGO_ variables are removed before the payload, unless --keep-env" {
     run env KAGO_NAME=mlenv unshare --mount --pid --fork -- mount-layers --layer "$R" --pivot -- /bin/sh -c 'env | grep -c ^KAGO_'
     assert_output "0"

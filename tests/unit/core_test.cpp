@@ -169,7 +169,7 @@ TEST(Exec, PrepareExecTellsKagoProgramsByNameOrPath) {
     auto by_path = prepare_exec({"/opt/kago/bin/mount-layers", "--help"});
     ASSERT_TRUE(by_path);
     EXPECT_TRUE(by_path->kago);
-    EXPECT_FALSE(by_path->program.valid());  // a path is run as given
+    EXPECT_FALSE(by_path->program.valid());  // no such file here: left to execvp
     auto other = prepare_exec({"/usr/bin/mount-layers-not"});
     ASSERT_TRUE(other);
     EXPECT_FALSE(other->kago);
