@@ -148,8 +148,12 @@ demo: deps
 	$(MAKE) $(ROOTFS)/.done
 	PATH=$(abspath $(BIN)):$$PATH examples/demo.sh $(ROOTFS)
 
-bench: all $(ROOTFS)/.done
-	PATH=$(abspath $(BIN)):$$PATH bench/start.sh $(ROOTFS)
+bench: all $(ROOTFS)/.done $(BUILD)/bench/floor
+	PATH=$(abspath $(BIN)):$$PATH KAGO_FLOOR=$(abspath $(BUILD)/bench/floor) bench/start.sh $(ROOTFS)
+
+$(BUILD)/bench/floor: bench/floor.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -static -o $@ $<
 
 format:
 	clang-format -i $(wildcard cmd/*.cpp lib/*/*.cpp lib/*/*.hpp tests/unit/*.cpp)

@@ -53,6 +53,9 @@ add() {
 add unshare-run "$(command -v unshare-run) --pid --mount --uts --ipc --net -- /bin/true"
 add unshare "unshare --fork --pid --mount --uts --ipc --net /bin/true"
 add bwrap "bwrap --unshare-all --bind / / /bin/true"
+# The kernel's share: bench/floor.c does unshare-run's default work and no
+# more (make bench builds it and sets KAGO_FLOOR).
+[ -n "${KAGO_FLOOR:-}" ] && [ -x "$KAGO_FLOOR" ] && add "floor (bench/floor.c)" "$KAGO_FLOOR /bin/true"
 
 # crun and runc with the same namespaces: a minimal OCI bundle on ROOTFS
 # (they run the rootfs's /bin/true, with /proc, as runc needs it, and a
