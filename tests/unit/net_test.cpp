@@ -272,12 +272,18 @@ TEST(NetNft, TagRoundTrip) {
     EXPECT_FALSE(nft::parse_tag("kago web pid=0 start=1"));
 }
 
-TEST(NetNft, AddBatchCarriesTaggedRules) {
+// Container "web" on kago0, 10.88.0.2 in 10.88.0.0/16.
+static nft::RuleSpec web_spec() {
     nft::RuleSpec s;
     s.tag = {"web", 42, 4242};
     s.bridge = "kago0";
     s.subnet = *parse_cidr("10.88.0.0/16", "x");
     s.addr4 = *parse_cidr("10.88.0.2/16", "x");
+    return s;
+}
+
+TEST(NetNft, AddBatchCarriesTaggedRules) {
+    nft::RuleSpec s = web_spec();
     s.masquerade = true;
     s.publish = {*parse_publish("8080:80"), *parse_publish("127.0.0.1:5353:53/udp")};
     nft::Batch b = nft::build_add(s, 1000);
@@ -297,11 +303,7 @@ TEST(NetNft, AddBatchCarriesTaggedRules) {
 }
 
 TEST(NetNft, PublishWithAddress6AddsIpv6Dnat) {
-    nft::RuleSpec s;
-    s.tag = {"web", 42, 4242};
-    s.bridge = "kago0";
-    s.subnet = *parse_cidr("10.88.0.0/16", "x");
-    s.addr4 = *parse_cidr("10.88.0.2/16", "x");
+    nft::RuleSpec s = web_spec();
     s.addr6 = *parse_cidr("fd00:1::2/64", "x");
     s.publish = {*parse_publish("8080:80"), *parse_publish("[fd00:1::1]:8443:443")};
     nft::Batch b = nft::build_add(s, 1);
