@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "core/parse.hpp"
 #include "core/state.hpp"
 #include "core/sys.hpp"
@@ -38,6 +40,27 @@ bool alive(const Owner& o) {
 
 std::string dir() { return cat(state::runtime_root(), "/leases"); }
 
+namespace {
+// The names in dir() that end in `suffix` (every name for ""), without it.
+// No directory yet: none.
+Result<std::vector<std::string>> stems(std::string_view suffix) {
+    std::vector<std::string> out;
+    std::string d = dir();
+    DIR* dp = ::opendir(d.c_str());
+    if (!dp) {
+        if (errno == ENOENT) return out;
+        return sys_error(cat("open ", d));
+    }
+    while (struct dirent* e = ::readdir(dp)) {
+        std::string_view n = e->d_name;
+        if (n.size() > suffix.size() && n.substr(n.size() - suffix.size()) == suffix)
+            out.emplace_back(n.substr(0, n.size() - suffix.size()));
+    }
+    ::closedir(dp);
+    return out;
+}
+}  // namespace
+
 Result<Lock> Lock::acquire() {
     std::string d = dir();
     std::string path = d + "/lock";
@@ -64,18 +87,11 @@ Result<Lock> Lock::acquire() {
 
 void Lock::unlock() {
     if (!fd_.valid()) return;
-    std::string d = dir();
-    bool only_lock = true;
-    if (DIR* dp = ::opendir(d.c_str())) {
-        while (struct dirent* e = ::readdir(dp)) {
-            std::string_view n = e->d_name;
-            if (n != "." && n != ".." && n != "lock") only_lock = false;
-        }
-        ::closedir(dp);
-        if (only_lock) {
-            std::string path = d + "/lock";
-            if (::unlink(path.c_str()) == 0) (void)::rmdir(d.c_str());
-        }
+    if (auto names = stems(""); names) {
+        bool only_lock = std::all_of(names->begin(), names->end(),
+                                     [](const std::string& n) { return n == "." || n == ".." || n == "lock"; });
+        std::string d = dir();
+        if (only_lock && ::unlink((d + "/lock").c_str()) == 0) (void)::rmdir(d.c_str());
     }
     fd_.reset();
 }
@@ -206,38 +222,15 @@ Status remove_record(const std::string& name) {
     return {};
 }
 
-Result<std::vector<std::string>> lease_files() {
-    std::vector<std::string> out;
-    std::string d = dir();
-    DIR* dp = ::opendir(d.c_str());
-    if (!dp) {
-        if (errno == ENOENT) return out;
-        return sys_error(cat("open ", d));
-    }
-    while (struct dirent* e = ::readdir(dp)) {
-        std::string_view n = e->d_name;
-        if (n.size() > 7 && n.substr(n.size() - 7) == ".leases") out.emplace_back(n.substr(0, n.size() - 7));
-    }
-    ::closedir(dp);
-    return out;
-}
+Result<std::vector<std::string>> lease_files() { return stems(".leases"); }
 
 Result<std::vector<Record>> records() {
     std::vector<Record> out;
-    std::string d = dir();
-    DIR* dp = ::opendir(d.c_str());
-    if (!dp) {
-        if (errno == ENOENT) return out;
-        return sys_error(cat("open ", d));
+    for (const auto& name : TRY(stems(".owner"))) {
+        auto text = sys::read_file(cat(dir(), "/", name, ".owner").c_str());
+        if (!text) continue;  // removed meanwhile
+        out.push_back(Record::parse(name, *text));
     }
-    while (struct dirent* e = ::readdir(dp)) {
-        std::string_view n = e->d_name;
-        if (n.size() <= 6 || n.substr(n.size() - 6) != ".owner") continue;
-        auto text = sys::read_file(cat(d, "/", n).c_str());
-        if (!text) continue;
-        out.push_back(Record::parse(std::string(n.substr(0, n.size() - 6)), *text));
-    }
-    ::closedir(dp);
     return out;
 }
 
