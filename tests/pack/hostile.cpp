@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "entries.hpp"
 #include "pack/format.hpp"
 #include "pack/writer.hpp"
 
@@ -24,29 +25,11 @@ extern "C" const uint8_t kago_pack_stub_end[];
 
 using namespace kago;
 using namespace kago::pack;
+using namespace kago::pack::test;
 
 namespace {
 
 std::string outdir;
-
-Entry dir(uint32_t parent, std::string name, uint32_t mode = 0755) {
-    Entry e;
-    e.type = Type::Dir;
-    e.parent = parent;
-    e.name = std::move(name);
-    e.mode = mode;
-    return e;
-}
-Entry file(uint32_t parent, std::string name, uint64_t offset, uint64_t size, uint32_t mode = 0644) {
-    Entry e;
-    e.type = Type::File;
-    e.parent = parent;
-    e.name = std::move(name);
-    e.mode = mode;
-    e.offset = offset;
-    e.size = size;
-    return e;
-}
 
 Manifest base() {
     Manifest m;
@@ -210,13 +193,7 @@ int main(int argc, char** argv) {
     }
     {  // Symlink escape: a link to /tmp, then a file written "through" it.
         Manifest m = base();
-        Entry l;
-        l.type = Type::Symlink;
-        l.parent = 0;
-        l.name = "link";
-        l.target = "/tmp";
-        l.mode = 0777;
-        m.entries.push_back(l);
+        m.entries.push_back(symlink(0, "link", "/tmp"));
         m.entries.push_back(file(1, "escape", 0, hello.size()));
         save("reject-symlink-escape", make(m, hello));
         // The same, the file's parent being a later entry.
@@ -227,16 +204,8 @@ int main(int argc, char** argv) {
     }
     {  // Hard links: to a symlink that leads outside, to a later file, to the root.
         Manifest m = base();
-        Entry l;
-        l.type = Type::Symlink;
-        l.name = "outside";
-        l.target = "/etc/passwd";
-        l.mode = 0777;
-        m.entries.push_back(l);
-        Entry h;
-        h.type = Type::Hardlink;
-        h.name = "passwd";
-        h.link = 1;
+        m.entries.push_back(symlink(0, "outside", "/etc/passwd"));
+        Entry h = hardlink(0, "passwd", 1);
         m.entries.push_back(h);
         save("reject-hardlink-to-symlink", make(m, ""));
         Manifest m2 = base();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/state.hpp"
+#include "../pack/entries.hpp"
 #include "pack/cache.hpp"
 #include "pack/format.hpp"
 #include "pack/reader.hpp"
@@ -59,46 +60,16 @@ int memfd_with(const std::vector<uint8_t>& b) {
     return fd;
 }
 
-Entry dir_e(uint32_t parent, std::string name) {
-    Entry e;
-    e.type = Type::Dir;
-    e.parent = parent;
-    e.name = std::move(name);
-    e.mode = 0755;
-    return e;
-}
-Entry file_e(uint32_t parent, std::string name, uint64_t off, uint64_t size) {
-    Entry e;
-    e.type = Type::File;
-    e.parent = parent;
-    e.name = std::move(name);
-    e.mode = 0644;
-    e.offset = off;
-    e.size = size;
-    return e;
-}
-
 Manifest simple_manifest() {
     Manifest m;
     m.config.command = {"/bin/sh", "-c", "echo hi"};
     m.config.env = {"A=1"};
     m.config.hostname = "box";
-    m.entries.push_back(dir_e(0, ""));
-    m.entries.push_back(dir_e(0, "etc"));
-    m.entries.push_back(file_e(1, "hello", 0, 6));
-    Entry l;
-    l.type = Type::Symlink;
-    l.parent = 0;
-    l.name = "link";
-    l.target = "etc/hello";
-    l.mode = 0777;
-    m.entries.push_back(l);
-    Entry h;
-    h.type = Type::Hardlink;
-    h.parent = 0;
-    h.name = "hard";
-    h.link = 2;
-    m.entries.push_back(h);
+    m.entries.push_back(test::dir(0, ""));
+    m.entries.push_back(test::dir(0, "etc"));
+    m.entries.push_back(test::file(1, "hello", 0, 6));
+    m.entries.push_back(test::symlink(0, "link", "etc/hello"));
+    m.entries.push_back(test::hardlink(0, "hard", 2));
     return m;
 }
 
@@ -181,7 +152,8 @@ std::vector<TarEntry> read_all(const std::string& tar, Status* err = nullptr) {
 
 // --- trailer and frame table --------------------------------------------
 
-TEST(PackTrailer, RoundTrip) {
+// A file with no frames: the manifest at 100, 50 bytes, then the trailer.
+static Trailer framesless_trailer() {
     Trailer t;
     t.payload_offset = 100;
     t.frame_count = 0;
@@ -192,6 +164,11 @@ TEST(PackTrailer, RoundTrip) {
     t.frame_table_offset = 150;
     t.total_entries = 3;
     t.file_size = 150 + kTrailerSize;
+    return t;
+}
+
+TEST(PackTrailer, RoundTrip) {
+    Trailer t = framesless_trailer();
     t.manifest_hash[0] = 7;
     auto b = encode_trailer(t);
     auto d = decode_trailer(b, t.file_size);
@@ -201,15 +178,7 @@ TEST(PackTrailer, RoundTrip) {
 }
 
 TEST(PackTrailer, Rejects) {
-    Trailer t;
-    t.payload_offset = 100;
-    t.frame_size = kMinFrameSize;
-    t.manifest_offset = 100;
-    t.manifest_csize = 50;
-    t.manifest_usize = 80;
-    t.frame_table_offset = 150;
-    t.total_entries = 3;
-    t.file_size = 150 + kTrailerSize;
+    Trailer t = framesless_trailer();
     auto b = encode_trailer(t);
     EXPECT_FALSE(decode_trailer(b, t.file_size + 1));  // appended to
     auto bad = b;
@@ -534,12 +503,12 @@ TEST(PackFile, WriteOpenExtract) {
 
 TEST(PackFile, ManyFramesAndReproducible) {
     Manifest m;
-    m.entries.push_back(dir_e(0, ""));
+    m.entries.push_back(test::dir(0, ""));
     std::string data;
     for (int i = 0; i < 5; ++i) {
         std::string part(100000 + i, static_cast<char>('a' + i));
         for (size_t j = 0; j < part.size(); j += 7) part[j] = static_cast<char>(j * 31);
-        m.entries.push_back(file_e(0, "f" + std::to_string(i), data.size(), part.size()));
+        m.entries.push_back(test::file(0, "f" + std::to_string(i), data.size(), part.size()));
         data += part;
     }
     auto span = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size());
@@ -588,8 +557,8 @@ TEST(PackFile, DetectsDamage) {
 
 TEST(PackFile, RootlessStripsSetuidAndSkipsDevices) {
     Manifest m;
-    m.entries.push_back(dir_e(0, ""));
-    Entry f = file_e(0, "suid", 0, 1);
+    m.entries.push_back(test::dir(0, ""));
+    Entry f = test::file(0, "suid", 0, 1);
     f.mode = 04755;
     m.entries.push_back(f);
     Entry c;
@@ -599,7 +568,7 @@ TEST(PackFile, RootlessStripsSetuidAndSkipsDevices) {
     c.major = 1;
     c.minor = 3;
     m.entries.push_back(c);
-    Entry x = file_e(0, "x", 1, 0);
+    Entry x = test::file(0, "x", 1, 0);
     x.xattrs = {{"security.evil", "1"}, {"trusted.evil", "1"}};
     m.entries.push_back(x);
     int fd = memfd_create("p", MFD_CLOEXEC);
