@@ -158,15 +158,8 @@ ml_chain_tmp() {
     chmod 755 "$ML_T"
 }
 
-ml_chain_need() {
-    local p
-    for p in "$@"; do
-        [ -x "$KAGO_BIN/$p" ] || skip "$p is not built"
-    done
-}
-
 @test "chains: unshare-run -> mount-layers: a busybox root with its own /proc, /dev and nothing of the host" {
-    ml_chain_need unshare-run mount-layers
+    require_progs unshare-run mount-layers
     run unshare-run --pid --mount --uts --ipc --net --hostname mlbox -- \
         mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --dev --pivot -- \
         /bin/sh -c 'hostname; ps -o pid= | wc -l; awk "{print \$5}" /proc/self/mountinfo | sort -u | tr "\n" " "'
@@ -176,7 +169,7 @@ ml_chain_need() {
 }
 
 @test "chains: after pivot_root, the payload has only 0, 1, 2 and no way back to the host" {
-    ml_chain_need unshare-run mount-layers
+    require_progs unshare-run mount-layers
     ml_chain_tmp
     echo TOPSECRET-HOST >"$ML_T/secret"
     exec 8<"$ML_T/secret"
@@ -193,7 +186,7 @@ ml_chain_need() {
 
 @test "chains: a kago program missing from the new root still runs after pivot_root" {
     require_static
-    ml_chain_need unshare-run mount-layers cap-drop
+    require_progs unshare-run mount-layers cap-drop
     [ ! -e "$KAGO_ROOTFS/bin/cap-drop" ]
     run unshare-run --pid --mount -- \
         mount-layers --layer "$KAGO_ROOTFS" --proc --pivot -- \
@@ -204,7 +197,7 @@ ml_chain_need() {
 }
 
 @test "chains: KAGO_TRACE=1 shows the root being built, call by call" {
-    ml_chain_need unshare-run mount-layers
+    require_progs unshare-run mount-layers
     run env KAGO_TRACE=1 unshare-run --pid --mount -- \
         mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --pivot -- /bin/true
     assert_success
@@ -214,7 +207,7 @@ ml_chain_need() {
 }
 
 @test "chains: Debian bash and apt-get as root, changes kept in --upper, gone with --tmp-upper" {
-    ml_chain_need unshare-run mount-layers
+    require_progs unshare-run mount-layers
     require_debian_rootfs
     ml_chain_tmp
     run unshare-run --pid --mount --uts --ipc -- \
@@ -238,7 +231,7 @@ ml_chain_need() {
 
 @test "chains: Debian bash and apt-get as uid 65534 (cap-drop --user)" {
     require_static
-    ml_chain_need unshare-run mount-layers cap-drop
+    require_progs unshare-run mount-layers cap-drop
     require_debian_rootfs
     run unshare-run --pid --mount --uts --ipc -- \
         mount-layers --layer "$DEBIAN_ROOTFS" --tmp-upper --proc --dev --pivot -- \
@@ -251,7 +244,7 @@ ml_chain_need() {
 }
 
 @test "chains: rootless, uid 65534 runs Debian's bash through unshare-run --user --map-root" {
-    ml_chain_need unshare-run mount-layers
+    require_progs unshare-run mount-layers
     require_userns
     require_debian_rootfs
     ml_chain_tmp
@@ -270,7 +263,7 @@ ml_chain_need() {
 }
 
 @test "chains: net-setup --veth -> unshare-run -> mount-layers --hosts --resolv binds net-setup's files" {
-    ml_chain_need net-setup unshare-run mount-layers
+    require_progs net-setup unshare-run mount-layers
     run env KAGO_NAME=mlc$$ net-setup --veth -- unshare-run --pid --mount -- \
         mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --hosts --resolv --pivot -- /bin/sh -c 'cat /etc/hosts /etc/resolv.conf'
     assert_success
@@ -281,15 +274,8 @@ ml_chain_need() {
 
 # --- unshare-run ---
 
-ur_chain_need() {
-    local p
-    for p in "$@"; do
-        [ -x "$KAGO_BIN/$p" ] || skip "$p is not built"
-    done
-}
-
 @test "chains: unshare-run -> mount-layers, rootless as uid 65534: uid 0, PID 2, own hostname" {
-    ur_chain_need unshare-run mount-layers
+    require_progs unshare-run mount-layers
     require_userns
     run as_nobody unshare-run --user --map-root --pid --mount --uts --ipc --net --hostname urchain -- \
         mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --dev --pivot -- \
@@ -301,7 +287,7 @@ ur_chain_need() {
 }
 
 @test "chains: unshare-run passes the command's status and 127 through the chain" {
-    ur_chain_need unshare-run mount-layers
+    require_progs unshare-run mount-layers
     run unshare-run --pid --mount -- mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --pivot -- /bin/sh -c 'exit 7'
     assert_equal "$status" 7
     run sh -c 'unshare-run --pid --mount -- mount-layers --layer "$1" --tmp-upper --proc --pivot -- /no/such/payload; echo "status $?"' sh "$KAGO_ROOTFS"
@@ -309,7 +295,7 @@ ur_chain_need() {
 }
 
 @test "chains: unshare-run's state directory lives as long as the chain" {
-    ur_chain_need unshare-run mount-layers
+    require_progs unshare-run mount-layers
     unshare-run --name urchain-state --pid --mount -- \
         mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --pivot -- /bin/sleep 2 &
     local bg=$! i
@@ -324,7 +310,7 @@ ur_chain_need() {
 }
 
 @test "chains: unshare-run --dry-run plans the whole chain without privilege" {
-    ur_chain_need unshare-run mount-layers cap-drop
+    require_progs unshare-run mount-layers cap-drop
     run as_nobody unshare-run --dry-run --pid --mount --hostname urdry -- \
         mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --pivot -- \
         cap-drop --drop all -- /bin/sh
@@ -377,10 +363,7 @@ ur_chain_need() {
 
 ns_chain_need() {
     [ "$(id -u)" = 0 ] || skip "needs root to create the test's own namespaces"
-    local p
-    for p in net-setup unshare-run mount-layers; do
-        [ -x "$KAGO_BIN/$p" ] || skip "$p is not built"
-    done
+    require_progs net-setup unshare-run mount-layers
 }
 
 @test "chains: cg-limit around net-setup --veth on a bridge of its own: the bridge and lease go too" {

@@ -32,6 +32,14 @@ nobody_run() {
 
 bb() { "$PK_DIR/bb.run" --kago-cache "$PK_DIR/cache" "$@"; }
 
+# Write the hostile corpus (tests/pack/hostile.cpp) into DIR, owned by nobody.
+hostile_corpus() {
+    local gen="$KAGO_BUILD/tests/pack-hostile"
+    [ -x "$gen" ] || skip "the corpus generator is not built (make PROGRAMS=pack-selfexec)"
+    "$gen" "$1"
+    chown -R 65534:65534 "$1"
+}
+
 @test "pack-selfexec --help and --version exit 0" {
     run pack-selfexec --help
     assert_success
@@ -425,11 +433,8 @@ EOF
 
 @test "the hostile corpus is refused with 125, and nothing is written outside the cache" {
     require_userns
-    local gen="$KAGO_BUILD/tests/pack-hostile"
-    [ -x "$gen" ] || skip "the corpus generator is not built (make PROGRAMS=pack-selfexec)"
     local corpus="$PK_NB/corpus"
-    "$gen" "$corpus"
-    chown -R 65534:65534 "$corpus"
+    hostile_corpus "$corpus"
     run nobody_run "$corpus/good.run" --kago-cache "$corpus/cache-good" --kago-extract "$corpus/good-tree"
     assert_success
     local n=0 f
@@ -449,11 +454,8 @@ EOF
 
 @test "hostile corpus: device nodes are skipped rootless with one warning, setuid is stripped" {
     require_userns
-    local gen="$KAGO_BUILD/tests/pack-hostile"
-    [ -x "$gen" ] || skip "the corpus generator is not built"
     local corpus="$PK_NB/corpus2"
-    "$gen" "$corpus"
-    chown -R 65534:65534 "$corpus"
+    hostile_corpus "$corpus"
     run nobody_run "$corpus/warn-devices-setuid.run" --kago-extract "$corpus/tree"
     assert_success
     [ "$(grep -c 'device nodes' <<<"$output")" -eq 1 ]
