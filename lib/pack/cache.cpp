@@ -152,6 +152,28 @@ Result<std::optional<CacheEntry>> cache_lookup(const CacheBase& base, const std:
     return std::optional<CacheEntry>(std::move(e));
 }
 
+namespace {
+// The temporary directories of key's extractions: ".tmp-<16 hex>-XXXXXX".
+std::string stale_prefix(const std::string& key) { return ".tmp-" + key.substr(0, 16) + "-"; }
+
+// Remove the ones a run left when it died while holding the lock.
+Status remove_stale(const CacheBase& base, const std::string& key) {
+    std::string stale = stale_prefix(key);
+    std::vector<std::string> old;
+    if (DIR* d = ::fdopendir(::dup(base.fd.get()))) {
+        while (struct dirent* de = ::readdir(d))
+            if (strncmp(de->d_name, stale.c_str(), stale.size()) == 0) old.emplace_back(de->d_name);
+        ::closedir(d);
+    }
+    Status first;
+    for (auto& n : old) {
+        auto st = remove_tree_at(base.fd.get(), n, base.path + "/" + n);
+        if (!st && first) first = std::move(st);
+    }
+    return first;
+}
+}  // namespace
+
 Result<CacheEntry> cache_get(const CacheBase& base, Packed& p, const ExtractOptions& o) {
     std::string key = p.key();
     if (auto hit = TRY(cache_lookup(base, key))) return std::move(*hit);
@@ -162,16 +184,8 @@ Result<CacheEntry> cache_get(const CacheBase& base, Packed& p, const ExtractOpti
                          [&] { return ::flock(lock.get(), LOCK_EX); });
     if (r != 0) return sys_error(cat("lock ", base.path, "/", lockname));
     if (auto hit = TRY(cache_lookup(base, key))) return std::move(*hit);  // another run made it
-    // Leftovers of a run that died while holding the lock.
-    std::string stale = ".tmp-" + key.substr(0, 16) + "-";
-    if (DIR* d = ::fdopendir(::dup(base.fd.get()))) {
-        std::vector<std::string> old;
-        while (struct dirent* de = ::readdir(d))
-            if (strncmp(de->d_name, stale.c_str(), stale.size()) == 0) old.emplace_back(de->d_name);
-        ::closedir(d);
-        for (auto& n : old) (void)remove_tree_at(base.fd.get(), n, base.path + "/" + n);
-    }
-    std::string tmpl = base.path + "/" + stale + "XXXXXX";
+    (void)remove_stale(base, key);  // leftovers of a run that died holding the lock
+    std::string tmpl = base.path + "/" + stale_prefix(key) + "XXXXXX";
     long made = trace::call([&] { return cat("mkdtemp(", trace::quote(tmpl), ")"); },
                             [&] { return ::mkdtemp(tmpl.data()) ? 0 : -1; });
     if (made != 0) return sys_error(cat("create a directory in ", base.path));
@@ -217,14 +231,7 @@ Status cache_clean(const CacheBase& base, const std::string& key) {
     if (lock) ::flock(lock.get(), LOCK_EX);
     Status s = remove_tree_at(base.fd.get(), key, base.path + "/" + key);
     if (!s && s.error().err != ENOENT) return s;
-    std::string stale = ".tmp-" + key.substr(0, 16) + "-";
-    if (DIR* d = ::fdopendir(::dup(base.fd.get()))) {
-        std::vector<std::string> old;
-        while (struct dirent* de = ::readdir(d))
-            if (strncmp(de->d_name, stale.c_str(), stale.size()) == 0) old.emplace_back(de->d_name);
-        ::closedir(d);
-        for (auto& n : old) TRY(remove_tree_at(base.fd.get(), n, base.path + "/" + n));
-    }
+    TRY(remove_stale(base, key));
     ::unlinkat(base.fd.get(), lockname.c_str(), 0);
     return {};
 }
