@@ -24,6 +24,7 @@
 #include "core/env.hpp"
 #include "core/parse.hpp"
 #include "core/proc.hpp"
+#include "core/ready.hpp"
 #include "core/state.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
@@ -223,10 +224,14 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     if (rules) nft = cli::value_or_die(nft::Nft::open("host"));
     nft::Nft* nftp = nft ? &*nft : nullptr;
     lease::Lock lock;
-    if (!dry) {
-        lock = cli::value_or_die(lease::Lock::acquire());
-        (void)gc(host_ns, rules, false, nftp);  // leftovers of killed supervisors
-    }
+    if (!dry) lock = cli::value_or_die(lease::Lock::acquire());
+    // Leftovers of killed supervisors are removed once the command has
+    // started, unless one holds the address asked for.
+    bool collected = false;
+    auto collect = [&] {
+        if (!dry && !collected) (void)gc(host_ns, rules, false, nftp);
+        collected = true;
+    };
     state::StateDir sd = cli::value_or_die(state::StateDir::acquire(plan.name));
     // Hold the published host ports, so that nobody else takes them.
     std::vector<UniqueFd> held;
@@ -240,6 +245,11 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     if (plan.address) {
         Cidr bare = *plan.address;
         bare.prefix = 32;
+        if (leases.in_use(bare) && !dry) {
+            collect();
+            leases = cli::value_or_die(lease::load(key));
+            leases.netns = host_ns;
+        }
         if (leases.in_use(bare))
             cli::die(usage_error(cat("--address '", plan.address->addr_str(), "': already leased to another container on ",
                                      plan.bridge)));
@@ -259,11 +269,19 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
               {"netns_host", std::to_string(host_ns)}, {"veth", plan.veth}, {"leases", key},
               {"netns", bind_path}, {"nft", rules ? "1" : "0"}, {"address", addr.addr_str()}};
     if (sd.owned()) rec.kv["statedir"] = sd.path();
-    bool recorded = false;
+    bool recorded = false, veth_made = false;
+    pid_t child = -1;
+    ready::Gate gate;
     auto fail = [&](const Error& e) {
         cli::report(e);
+        if (child > 0) {  // started early: it waits at the gate, or is still starting
+            gate.fail();
+            ::kill(child, SIGKILL);
+            (void)proc::supervise(child);
+        }
         if (recorded) {
             rec.kv.erase("statedir");  // the StateDir owner removes it
+            if (!veth_made) rec.kv.erase("veth");  // a link of that name is not ours
             (void)teardown(rec, host_ns, nullptr, nftp);
         }
         lock.unlock();  // exit() skips destructors: tidy the lease dir and state dir here
@@ -282,15 +300,6 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         must(lease::save(key, leases));
     }
 
-    bool created = false;
-    must(ensure_bridge(host, plan.bridge, plan.gateway, plan.gateway6, leases.created_bridge, created));
-    if (created && !dry) {
-        leases.created_bridge = true;
-        must(lease::save(key, leases));
-    }
-    int bridge_index = 0;
-    if (!dry) bridge_index = cli::value_or_die(host.index_of(plan.bridge, "--bridge"));
-
     // The namespace: made by unshare(), kept by a bind mount, and configured
     // through a netlink socket opened inside it.
     auto host_fd = cli::value_or_die(sys::open("/proc/self/ns/net", O_RDONLY));
@@ -300,9 +309,49 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     must(sys::setns(host_fd.get(), CLONE_NEWNET, "the host network namespace"));
     if (!inside_r) fail(inside_r.error());
     Rtnl inside = std::move(*inside_r);
-    if (::geteuid() == 0) must(bind_netns(ns_fd.get(), bind_path));
+    std::string netns = ::geteuid() == 0 ? bind_path : cat("/proc/", ::getpid(), "/ns/net");
+    ::setenv(env::kNetns, netns.c_str(), 1);
+    write_state_files(sd, netns, addr, plan.name);
 
+    // Fork: the child enters the namespace and runs the command; we wait.
+    // When the command is a kago program, it starts now, while the network
+    // is set up below, and the chain waits at the gate (core/ready.hpp)
+    // before it execs the payload. A trace keeps the order of the calls.
+    ChildExec ce = prepare_child(p);
+    proc::SignalBlock block;
+    pid_t parent = ::getpid();
+    auto start_child = [&] {
+        child = ::fork();
+        if (child < 0) fail(sys_error("fork"));
+        if (child == 0) {
+            if (::setns(ns_fd.get(), CLONE_NEWNET) != 0) _exit(125);
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != parent) _exit(125);
+            gate.keep_in_child();
+            block.restore_in_child();
+            child_exec(ce);
+        }
+        gate.forked();
+    };
+    if (p.kago && !trace::verbose() && !dry) {
+        gate = cli::value_or_die(ready::Gate::create());
+        start_child();
+    }
+
+    collect();
+    if (::geteuid() == 0) must(bind_netns(ns_fd.get(), bind_path));
+    bool created = false;
+    must(ensure_bridge(host, plan.bridge, plan.gateway, plan.gateway6, leases.created_bridge, created));
+    if (created && !dry) {  // gc() may have changed the file since it was read
+        auto now = lease::load(key);
+        if (!now) fail(now.error());
+        now->created_bridge = true;
+        must(lease::save(key, *now));
+    }
+    int bridge_index = 0;
+    if (!dry) bridge_index = cli::value_or_die(host.index_of(plan.bridge, "--bridge"));
     must(host.create_veth(plan.veth, "eth0", ns_fd.get(), o.mtu, bridge_index));
+    veth_made = true;
     LinkChange up;
     up.name = plan.veth;
     up.up = true;
@@ -335,25 +384,9 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         must(nft->add(spec));
     }
     lock.unlock();
-
-    std::string netns = ::geteuid() == 0 ? bind_path : cat("/proc/", ::getpid(), "/ns/net");
-    ::setenv(env::kNetns, netns.c_str(), 1);
-    write_state_files(sd, netns, addr, plan.name);
     if (dry) cli::exec_command(p, false);
-
-    // Fork: the child enters the namespace and runs the command; we wait.
-    ChildExec ce = prepare_child(p);
-    proc::SignalBlock block;
-    pid_t parent = ::getpid();
-    pid_t child = ::fork();
-    if (child < 0) fail(sys_error("fork"));
-    if (child == 0) {
-        if (::setns(ns_fd.get(), CLONE_NEWNET) != 0) _exit(125);
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) _exit(125);
-        block.restore_in_child();
-        child_exec(ce);
-    }
+    if (gate.valid()) gate.open();
+    else start_child();
     ns_fd.reset();
     inside = Rtnl();
     auto ws = proc::supervise(child);
@@ -488,6 +521,7 @@ int main(int argc, char** argv) {
 
     Plan plan = check(o);
     if (o.gc) run_gc(common.verbose);
+    ready::before_payload();  // a net-setup below another one starts after it
     auto p = cli::value_or_die(prepare_exec(common.command));
     if (o.veth) run_veth(o, plan, p);
     if (o.user_mode) run_user_mode(o, plan, p);

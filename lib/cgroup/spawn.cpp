@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/ready.hpp"
 #include "core/trace.hpp"
 
 #ifndef CLONE_INTO_CGROUP
@@ -71,6 +72,7 @@ struct ChildPlan {
     bool write_procs;  // v1, or clone3 unavailable
     std::vector<std::string> trace_lines;  // one per step
     std::vector<char*> argv;
+    int ready_fd = -1;  // the chain's readiness gate, before a non-kago command
     // steps: 0 = PR_SET_PDEATHSIG, 1..n = procs, then rlimits, then exec
 };
 
@@ -114,6 +116,7 @@ long do_pdeathsig(void*) { return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); }
             child_fail(p, static_cast<int>(step), errno, 125);
     }
     const PreparedExec& e = *req.exec;
+    if (p.ready_fd >= 0 && !ready::wait(p.ready_fd)) _exit(125);
     if (trace::verbose()) trace::emit(p.trace_lines[step]);
     if (e.program.valid())
         ::syscall(SYS_execveat, e.program.get(), "", p.argv.data(), environ, AT_EMPTY_PATH);
@@ -184,6 +187,7 @@ Result<pid_t> spawn(const SpawnRequest& req, SpawnFailure* failure) {
     plan.trace_lines = step_lines(req, &what);
     for (const auto& a : req.exec->argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
     plan.argv.push_back(nullptr);
+    if (!req.exec->kago) plan.ready_fd = ready::take();
 
     bool into = req.join->dir.valid();
     pid_t pid = -1;

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "core/env.hpp"
+#include "core/ready.hpp"
 #include "core/state.hpp"
 #include "core/trace.hpp"
 
@@ -110,6 +111,7 @@ void warn(std::string_view message) { write_err(cat(trace::program(), ": warning
 void note(std::string_view message) { write_err(cat(trace::program(), ": ", message, "\n")); }
 
 void exec_command(const PreparedExec& p, bool strip_env) {
+    if (!p.kago && !trace::dry_run()) ready::before_payload();
     if (strip_env) env::strip_kago();
     if (trace::dry_run()) {
         bool chain = p.kago;

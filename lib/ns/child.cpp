@@ -16,6 +16,7 @@
 #include <cstdio>
 
 #include "core/proc.hpp"
+#include "core/ready.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
 
@@ -107,6 +108,7 @@ void ChildPlan::set_command(const PreparedExec& cmd, const sigset_t& mask, bool 
     mask_ = mask;
     init_ = init;
     cmd_pdeathsig_ = die_with_parent;
+    ready_fd_ = cmd.kago ? -1 : ready::take();
     const std::string& shown = cmd.program.valid() ? cmd.program_path : cmd.argv[0];
     exec_text_ = cat("execve(", trace::quote(shown), ", ", describe_argv(cmd.argv), ", envp)");
 }
@@ -268,6 +270,7 @@ void trace_result(const std::string& text, long r, int e) {
                                volatile int* failed) {
     ::sigprocmask(SIG_SETMASK, &plan.mask(), nullptr);
     if (plan.command_dies_with_parent()) ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (plan.ready_fd() >= 0 && !ready::wait(plan.ready_fd())) _exit(125);
     bool verbose = trace::verbose() && !failed;
     if (verbose) trace::emit(plan.exec_text());
     int err;

@@ -93,6 +93,9 @@ class ChildPlan {
     const std::string& exec_text() const { return exec_text_; }
     const sigset_t& mask() const { return mask_; }
     bool command_dies_with_parent() const { return cmd_pdeathsig_; }
+    // The chain's readiness gate, waited for before a non-kago command
+    // (core/ready.hpp); -1 when there is none.
+    int ready_fd() const { return ready_fd_; }
 
   private:
     std::vector<Step> steps_;
@@ -101,6 +104,7 @@ class ChildPlan {
     sigset_t mask_{};
     bool init_ = false;
     bool cmd_pdeathsig_ = false;
+    int ready_fd_ = -1;
 };
 
 // Print the plan the way the child would trace it, marked "(dry run)".

@@ -203,6 +203,44 @@ export BB WGET
     refute_output --partial LEFT-
 }
 
+@test "--veth -- a kago program: the chain starts during the set-up; the payload finds the network ready and no gate" {
+    require_progs unshare-run
+    run tns 'echo "base: $(ls /proc/self/fd | tr "\n" " ")"
+        KAGO_NAME=$NAME net-setup --veth --nat --bridge kgtb8 --subnet 10.250.8.0/24 -- \
+            unshare-run --pid --mount -- sh -c "
+            ip -br addr show eth0; ip route show default
+            nft list table inet kago >/dev/null 2>&1 || echo no-table-here
+            env | grep -c KAGO_READY_FD; echo \"base: \$(ls /proc/self/fd | tr \"\n\" \" \")\""
+        echo "host: $(nft list table inet kago 2>/dev/null | grep -c "kago $NAME")"
+        gone kg$NAME || echo LEFT-VETH
+        no_lease kgtb8 || echo LEFT-LEASE'
+    assert_success
+    assert_output --regexp 'eth0@[^ ]+ +UP +10\.250\.8\.2/24'
+    assert_line --partial "default via 10.250.8.1 dev eth0"
+    assert_line 0  # no KAGO_READY_FD for the payload
+    # and no descriptor but those the test's shell has too
+    [ "$(grep -c '^base: ' <<<"$output")" = 2 ] && [ "$(grep '^base: ' <<<"$output" | sort -u | wc -l)" = 1 ]
+    assert_line "host: 0"
+    refute_output --partial LEFT-
+}
+
+@test "--veth: a set-up that fails after the chain started: the payload never runs, 125, nothing left" {
+    require_progs unshare-run
+    run tns 'ip link add kg$NAME type veth peer name kp$NAME  # the host end cannot be created
+        KAGO_NAME=$NAME net-setup --veth --bridge kgtb9 --subnet 10.250.9.0/24 -- \
+            unshare-run --pid -- sh -c "echo PAYLOAD-RAN" && echo no-failure || echo "status $?"
+        ip link del kg$NAME
+        gone kgtb9 || echo LEFT-BRIDGE
+        [ -e /run/netns/kago-$NAME ] && echo LEFT-BIND || true
+        [ -e /run/kago/$NAME ] && echo LEFT-STATE || true
+        no_lease kgtb9 || echo LEFT-LEASE'
+    assert_success
+    assert_line "status 125"
+    assert_output --partial "kg$NAME"
+    refute_output --partial PAYLOAD-RAN
+    refute_output --partial LEFT-
+}
+
 @test "two containers on one bridge reach each other" {
     run tns 'KAGO_NAME=${NAME}a net-setup --veth --bridge kgtb8 --subnet 10.250.8.0/24 --address 10.250.8.10 -- \
             $BB httpd -f -p 80 -h "$WWW" &

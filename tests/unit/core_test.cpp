@@ -18,6 +18,7 @@
 #include "core/json.hpp"
 #include "core/parse.hpp"
 #include "core/proc.hpp"
+#include "core/ready.hpp"
 #include "core/result.hpp"
 #include "core/state.hpp"
 #include "core/sys.hpp"
@@ -506,4 +507,103 @@ TEST(State, RemoveOwnedDirsRemovesWhatThisProcessCreated) {
     unsetenv("KAGO_NAME");
     unsetenv("XDG_RUNTIME_DIR");
     (void)state::remove_tree(xdg);
+}
+
+// --- ready: the chain's readiness gate -------------------------------------
+
+namespace {
+
+// Fork a child that takes the gate from its environment and waits on it;
+// its exit status is 0 when the gate opened, 1 when the set-up failed,
+// 2 when it found no gate.
+pid_t waiter(ready::Gate& g) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        g.keep_in_child();
+        int fd = ready::take();
+        if (fd < 0) _exit(2);
+        if (::getenv(env::kReadyFd)) _exit(3);  // take() removes the variable
+        _exit(ready::wait(fd) ? 0 : 1);
+    }
+    g.forked();
+    return pid;
+}
+
+int status_of(pid_t pid) {
+    int ws = 0;
+    ::waitpid(pid, &ws, 0);
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+}  // namespace
+
+TEST(Ready, OpenLetsTheWaiterGo) {
+    auto g = ready::Gate::create();
+    ASSERT_TRUE(g) << g.error().message();
+    ASSERT_NE(::getenv(env::kReadyFd), nullptr);
+    pid_t pid = waiter(*g);
+    EXPECT_EQ(::getenv(env::kReadyFd), nullptr);  // forked() drops it in the parent
+    g->open();
+    EXPECT_EQ(status_of(pid), 0);
+}
+
+TEST(Ready, FailureIsEndOfFile) {
+    auto g = ready::Gate::create();
+    ASSERT_TRUE(g);
+    pid_t pid = waiter(*g);
+    g->fail();
+    EXPECT_EQ(status_of(pid), 1);
+}
+
+TEST(Ready, DestroyingAnUnopenedGateFailsIt) {
+    pid_t pid;
+    {
+        auto g = ready::Gate::create();
+        ASSERT_TRUE(g);
+        pid = waiter(*g);
+    }
+    EXPECT_EQ(status_of(pid), 1);
+}
+
+TEST(Ready, MovingAGateKeepsTheVariable) {
+    ready::Gate g;
+    g = ready::Gate::create().value();
+    EXPECT_NE(::getenv(env::kReadyFd), nullptr);
+    pid_t pid = waiter(g);
+    g.open();
+    EXPECT_EQ(status_of(pid), 0);
+}
+
+TEST(Ready, TakeRejectsWhatIsNotADescriptor) {
+    for (const char* v : {"", "x", "2", "99999", "1000"}) {  // 1000: not open
+        ::setenv(env::kReadyFd, v, 1);
+        EXPECT_EQ(ready::take(), -1) << v;
+        EXPECT_EQ(::getenv(env::kReadyFd), nullptr) << v;
+    }
+    EXPECT_EQ(ready::take(), -1);  // unset
+}
+
+TEST(Ready, CreateWaitsForAnInheritedGate) {
+    // Another process opens the outer gate a little later, and says so on
+    // `said` first: when create() returns, that must already be there.
+    int p[2], said[2];
+    ASSERT_EQ(::pipe(p), 0);
+    ASSERT_EQ(::pipe2(said, O_NONBLOCK), 0);
+    ::setenv(env::kReadyFd, std::to_string(p[0]).c_str(), 1);
+    pid_t opener = ::fork();
+    if (opener == 0) {
+        ::usleep(100 * 1000);
+        (void)!::write(said[1], "o", 1);
+        (void)!::write(p[1], "y", 1);
+        _exit(0);
+    }
+    ::close(p[1]);
+    auto g = ready::Gate::create();
+    ASSERT_TRUE(g);
+    char c = 0;
+    EXPECT_EQ(::read(said[0], &c, 1), 1);
+    EXPECT_EQ(status_of(opener), 0);
+    g->fail();
+    ::close(said[0]);
+    ::close(said[1]);
 }

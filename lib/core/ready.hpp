@@ -1,0 +1,61 @@
+// The chain's readiness gate: KAGO_READY_FD.
+//
+// A supervisor whose set-up takes time (net-setup --veth: a veth, addresses,
+// routes, nftables rules) starts the rest of the chain before that set-up is
+// done, so that both run at once. It hands the chain the read end of a pipe.
+// Kago programs pass it on; the first program that is about to exec
+// something that is not a kago program (the payload, or a wrapper such as
+// sh) waits on it first: one byte means the set-up is done, end of file
+// means it failed, and the supervisor, which reports why, is exiting 125.
+// The payload never sees the descriptor or the variable.
+#pragma once
+
+#include "core/result.hpp"
+
+namespace kago::ready {
+
+// The inherited gate, taken out of the environment: the descriptor named by
+// KAGO_READY_FD, or -1 when there is none (or the value is not a descriptor).
+// For the program that execs a non-kago command, before it cleans the
+// environment.
+int take();
+
+// Block until the gate opens; close fd. False when the set-up failed.
+// Async-signal-safe: usable after fork() or clone().
+bool wait(int fd);
+
+// take() and wait() for a program about to exec a non-kago command: exits
+// 125, quietly, when the set-up failed.
+void before_payload();
+
+// The supervisor's end.
+class Gate {
+  public:
+    // A pipe whose read end (not close-on-exec in the child, see
+    // child_fd()) is announced in KAGO_READY_FD. An inherited gate is
+    // waited for first, so that a nested supervisor opens only after the
+    // outer one.
+    static Result<Gate> create();
+    Gate() = default;
+    Gate(Gate&& o) noexcept;
+    Gate& operator=(Gate&& o) noexcept;
+    Gate(const Gate&) = delete;
+    Gate& operator=(const Gate&) = delete;
+    ~Gate();
+
+    // In the forked child, before exec: keep the read end across the exec,
+    // close the write end. Async-signal-safe.
+    void keep_in_child() const;
+    // In the parent, after the fork: drop the read end and the variable.
+    void forked();
+    // The set-up is done: the chain may exec the payload.
+    void open();
+    // The set-up failed: the waiting program exits.
+    void fail();
+    bool valid() const { return write_ >= 0; }
+
+  private:
+    int read_ = -1, write_ = -1;
+};
+
+}  // namespace kago::ready
