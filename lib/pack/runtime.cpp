@@ -92,9 +92,70 @@ Status loopback_up() {
     return {};
 }
 
+// --net none: the network namespace is made by a helper process that shares
+// our descriptor table, while we build the root; the kernel's work for a new
+// namespace (about 1 ms) then overlaps the mounts. netns_done() joins it.
+bool netns_later(const Config& c) { return c.net == "none"; }
+
+struct NetnsMaker {
+    pid_t pid = -1;
+    int slot = -1;  // the namespace's descriptor lands here
+};
+
+Result<NetnsMaker> netns_start() {
+    NetnsMaker m;
+    m.slot = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // reserves the number
+    if (m.slot < 0) return sys_error("open /dev/null");
+    long pid = ::syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+    if (pid < 0) {
+        Error e = sys_error("clone(CLONE_FILES) for the network namespace");
+        ::close(m.slot);
+        return e;
+    }
+    if (pid == 0) {
+        if (::unshare(CLONE_NEWNET) != 0) _exit(errno & 0x7f);
+        int fd = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || ::dup3(fd, m.slot, O_CLOEXEC) < 0) _exit(0x80 | (errno & 0x7f));
+        ::close(fd);
+        _exit(loopback_up() ? 0 : 0x80 | 0x40 | (errno & 0x3f));
+    }
+    m.pid = static_cast<pid_t>(pid);
+    return m;
+}
+
+Status netns_done(NetnsMaker& m) {
+    int ws = 0;
+    pid_t r;
+    do r = ::waitpid(m.pid, &ws, 0);
+    while (r < 0 && errno == EINTR);
+    int code = (r == m.pid && WIFEXITED(ws)) ? WEXITSTATUS(ws) : 0xff;
+    if (code == 0) {
+        long st = trace::call([] { return std::string("setns(NETNS, CLONE_NEWNET) /* made with lo up by a helper */"); },
+                              [&] { return ::setns(m.slot, CLONE_NEWNET); });
+        int e = errno;
+        ::close(m.slot);
+        if (st != 0) return Error{e, "join the new network namespace", ""};
+        return {};
+    }
+    ::close(m.slot);
+    if (code == 0xff) return Error{EIO, "create the network namespace: the helper died", ""};
+    if (!(code & 0x80)) return Error{code, "create the network namespace: unshare(CLONE_NEWNET)", ""};
+    if (code & 0x40) return Error{code & 0x3f, "bring up lo", ""};
+    return Error{code & 0x7f, "open the new network namespace", ""};
+}
+
 Status setup_inside(const RunSpec& s, caps::Policy& policy) {
     const Config& c = s.config;
     TRY(proc::die_with_parent(SIGKILL, ::getppid()));
+    std::optional<NetnsMaker> netns;
+    if (netns_later(c)) {
+        if (trace::verbose()) {
+            TRY(sys::unshare(CLONE_NEWNET));
+            TRY(loopback_up());
+        } else {
+            netns = TRY(netns_start());
+        }
+    }
     mount::Context ctx = mount::detect_context();
     TRY(mount::make_private());
     mount::RootSpec spec;
@@ -107,6 +168,7 @@ Status setup_inside(const RunSpec& s, caps::Policy& policy) {
     TRY(mount::ops::mount_setattr(root.fd, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, false));
     TRY(mount::mount_proc(root, true));
     TRY(mount::mount_dev(root, ctx));
+    if (netns) TRY(netns_done(*netns));
     (void)mount::mount_sys(root, ctx, true);  // refused without a network namespace of ours
     for (auto& [src, dst] : s.binds) {
         mount::Step st;
@@ -115,7 +177,7 @@ Status setup_inside(const RunSpec& s, caps::Policy& policy) {
         st.dst = dst;
         TRY(mount::apply_step(root, st));
     }
-    if (c.net != "host") TRY(loopback_up());
+    if (c.net != "host" && !netns_later(c)) TRY(loopback_up());
     TRY(sys::sethostname(c.hostname.empty() ? "kago" : c.hostname));
     TRY(mount::pivot(root));
     undo.dismiss();
@@ -300,7 +362,8 @@ Result<RunOutcome> run_container(const RunSpec& s) {
     const Config& c = s.config;
     unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
     if (!root) flags |= CLONE_NEWUSER;
-    if (c.net != "host") flags |= CLONE_NEWNET;
+    // --net none: made inside, while the root is built (see NetnsMaker).
+    if (c.net != "host" && !netns_later(c)) flags |= CLONE_NEWNET;
     ns::MapPlan plan;
     if (!root) {
         ns::Caller caller;
