@@ -51,7 +51,8 @@ Result<Gate> Gate::create() {
     return g;
 }
 
-Gate::Gate(Gate&& o) noexcept : read_(std::exchange(o.read_, -1)), write_(std::exchange(o.write_, -1)) {}
+Gate::Gate(Gate&& o) noexcept
+    : read_(std::exchange(o.read_, -1)), write_(std::exchange(o.write_, -1)) {}
 
 Gate& Gate::operator=(Gate&& o) noexcept {
     if (this != &o) {
@@ -62,7 +63,9 @@ Gate& Gate::operator=(Gate&& o) noexcept {
     return *this;
 }
 
-Gate::~Gate() { fail(); }
+Gate::~Gate() {
+    fail();
+}
 
 void Gate::keep_in_child() const {
     if (read_ >= 0) ::fcntl(read_, F_SETFD, 0);
