@@ -379,6 +379,21 @@ ns_chain_need() {
     refute_output --partial LEFT-
 }
 
+@test "chains: net-setup --veth -> cg-limit -> sh: cg-limit waits at the readiness gate; the payload finds the network ready" {
+    ns_chain_need
+    require_progs cg-limit
+    run ns_chain_tns 'net-setup --veth --bridge kgtc4 --subnet 10.250.64.0/24 -- \
+            cg-limit --pids 64 -- sh -c "ip -br addr show eth0; ip route show default; env | grep -c KAGO_READY_FD || true"
+        echo "status=$?"
+        gone kgtc4 || echo LEFT-BRIDGE'
+    assert_success
+    assert_output --regexp 'eth0@[^ ]+ +UP +10\.250\.64\.2/24'
+    assert_line --partial "default via 10.250.64.1 dev eth0"
+    assert_line 0
+    assert_line "status=0"
+    refute_output --partial LEFT-
+}
+
 ns_chain_tns() {
     unshare --net --mount --propagation private -- \
         bash -euc "trap 'kill \$(jobs -p) 2>/dev/null || true' EXIT; ip link set lo up; $KAGO_GONE; $1"
