@@ -10,41 +10,34 @@
 
 namespace kago::pack::test {
 
-inline Entry dir(uint32_t parent, std::string name, uint32_t mode = 0755) {
+inline Entry entry(Type type, uint32_t parent, std::string name, uint32_t mode) {
     Entry e;
-    e.type = Type::Dir;
+    e.type = type;
     e.parent = parent;
     e.name = std::move(name);
     e.mode = mode;
     return e;
 }
 
+inline Entry dir(uint32_t parent, std::string name, uint32_t mode = 0755) {
+    return entry(Type::Dir, parent, std::move(name), mode);
+}
+
 inline Entry file(uint32_t parent, std::string name, uint64_t offset, uint64_t size, uint32_t mode = 0644) {
-    Entry e;
-    e.type = Type::File;
-    e.parent = parent;
-    e.name = std::move(name);
-    e.mode = mode;
+    Entry e = entry(Type::File, parent, std::move(name), mode);
     e.offset = offset;
     e.size = size;
     return e;
 }
 
 inline Entry symlink(uint32_t parent, std::string name, std::string target) {
-    Entry e;
-    e.type = Type::Symlink;
-    e.parent = parent;
-    e.name = std::move(name);
+    Entry e = entry(Type::Symlink, parent, std::move(name), 0777);
     e.target = std::move(target);
-    e.mode = 0777;
     return e;
 }
 
 inline Entry hardlink(uint32_t parent, std::string name, uint32_t link) {
-    Entry e;
-    e.type = Type::Hardlink;
-    e.parent = parent;
-    e.name = std::move(name);
+    Entry e = entry(Type::Hardlink, parent, std::move(name), 0);
     e.link = link;
     return e;
 }
