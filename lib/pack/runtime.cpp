@@ -99,11 +99,19 @@ bool netns_later(const Config& c) { return c.net == "none"; }
 
 struct NetnsMaker {
     pid_t pid = -1;
-    int slot = -1;  // the namespace's descriptor lands here
+    int slot = -1;       // the namespace's descriptor lands here
+    UniqueFd why_r, why_w;  // on failure the helper writes {step, errno} here
 };
+
+// The helper's steps, for its report.
+enum NetnsStep : int { kUnshare, kOpen, kLoopback };
 
 Result<NetnsMaker> netns_start() {
     NetnsMaker m;
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return sys_error("pipe2");
+    m.why_r.reset(p[0]);
+    m.why_w.reset(p[1]);
     m.slot = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // reserves the number
     if (m.slot < 0) return sys_error("open /dev/null");
     long pid = ::syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
@@ -113,11 +121,17 @@ Result<NetnsMaker> netns_start() {
         return e;
     }
     if (pid == 0) {
-        if (::unshare(CLONE_NEWNET) != 0) _exit(errno & 0x7f);
+        auto fail = [&](int step) {
+            int r[2] = {step, errno};
+            (void)!::write(m.why_w.get(), r, sizeof r);
+            _exit(1);
+        };
+        if (::unshare(CLONE_NEWNET) != 0) fail(kUnshare);
         int fd = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || ::dup3(fd, m.slot, O_CLOEXEC) < 0) _exit(0x80 | (errno & 0x7f));
+        if (fd < 0 || ::dup3(fd, m.slot, O_CLOEXEC) < 0) fail(kOpen);
         ::close(fd);
-        _exit(loopback_up() ? 0 : 0x80 | 0x40 | (errno & 0x3f));
+        if (!loopback_up()) fail(kLoopback);
+        _exit(0);
     }
     m.pid = static_cast<pid_t>(pid);
     return m;
@@ -128,8 +142,7 @@ Status netns_done(NetnsMaker& m) {
     pid_t r;
     do r = ::waitpid(m.pid, &ws, 0);
     while (r < 0 && errno == EINTR);
-    int code = (r == m.pid && WIFEXITED(ws)) ? WEXITSTATUS(ws) : 0xff;
-    if (code == 0) {
+    if (r == m.pid && WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
         long st = trace::call([] { return std::string("setns(NETNS, CLONE_NEWNET) /* made with lo up by a helper */"); },
                               [&] { return ::setns(m.slot, CLONE_NEWNET); });
         int e = errno;
@@ -138,10 +151,11 @@ Status netns_done(NetnsMaker& m) {
         return {};
     }
     ::close(m.slot);
-    if (code == 0xff) return Error{EIO, "create the network namespace: the helper died", ""};
-    if (!(code & 0x80)) return Error{code, "create the network namespace: unshare(CLONE_NEWNET)", ""};
-    if (code & 0x40) return Error{code & 0x3f, "bring up lo", ""};
-    return Error{code & 0x7f, "open the new network namespace", ""};
+    int why[2] = {-1, EIO};
+    if (::read(m.why_r.get(), why, sizeof why) != sizeof why) return Error{EIO, "create the network namespace: the helper died", ""};
+    static const char* const steps[] = {"create the network namespace: unshare(CLONE_NEWNET)",
+                                        "open the new network namespace", "bring up lo"};
+    return Error{why[1], why[0] >= kUnshare && why[0] <= kLoopback ? steps[why[0]] : "create the network namespace", ""};
 }
 
 Status setup_inside(const RunSpec& s, caps::Policy& policy) {
