@@ -260,6 +260,11 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         addr = *a;
     }
     std::string bind_path = cat(kNetnsDir, "/kago-", plan.name);
+    // The record below names the veth; a link of that name that is not ours
+    // must never be in it (teardown and --gc delete by name).
+    if (!dry && cli::value_or_die(host.get_link(plan.veth)))
+        cli::die(usage_error(cat("container name '", plan.name, "': a link named ", plan.veth,
+                                 " already exists on the host; choose another KAGO_NAME")));
 
     // The record names everything before it exists: a SIGKILL from here on
     // leaves nothing that --gc cannot find.

@@ -224,7 +224,7 @@ export BB WGET
     refute_output --partial LEFT-
 }
 
-@test "--veth: a set-up that fails after the chain started: the payload never runs, 125, nothing left" {
+@test "--veth: a name whose host end already exists: 125 before anything starts; that link is left alone" {
     require_progs unshare-run
     run tns 'ip link add kg$NAME type veth peer name kp$NAME  # the host end cannot be created
         KAGO_NAME=$NAME net-setup --veth --bridge kgtb9 --subnet 10.250.9.0/24 -- \
@@ -237,6 +237,25 @@ export BB WGET
     assert_success
     assert_line "status 125"
     assert_output --partial "kg$NAME"
+    refute_output --partial PAYLOAD-RAN
+    refute_output --partial LEFT-
+}
+
+@test "--veth: a set-up that fails after the chain started: the payload never runs, 125, nothing left" {
+    require_progs unshare-run
+    run tns 'ip link add kgtb10 type veth peer name kgtb10p  # --bridge names a link that is not a bridge
+        KAGO_NAME=$NAME net-setup --veth --bridge kgtb10 --subnet 10.250.10.0/24 -- \
+            unshare-run --pid -- sh -c "echo PAYLOAD-RAN" && echo no-failure || echo "status $?"
+        ip link show kgtb10 >/dev/null && echo kept-kgtb10
+        ip link del kgtb10
+        gone kg$NAME || echo LEFT-VETH
+        [ -e /run/netns/kago-$NAME ] && echo LEFT-BIND || true
+        [ -e /run/kago/$NAME ] && echo LEFT-STATE || true
+        no_lease kgtb10 || echo LEFT-LEASE'
+    assert_success
+    assert_line "status 125"
+    assert_output --partial "not a bridge"
+    assert_line kept-kgtb10
     refute_output --partial PAYLOAD-RAN
     refute_output --partial LEFT-
 }
