@@ -1,11 +1,14 @@
 #include "core/proc.hpp"
 
 #include <errno.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/fd.hpp"
 #include "core/trace.hpp"
 
 namespace kago::proc {
@@ -31,32 +34,71 @@ SignalBlock::~SignalBlock() { sigprocmask(SIG_SETMASK, &old_, nullptr); }
 
 void SignalBlock::restore_in_child() const { sigprocmask(SIG_SETMASK, &old_, nullptr); }
 
+namespace {
+
+// Forward one signal to `child`, unless the terminal already sent it to the
+// whole foreground process group, child included.
+void forward(pid_t child, int sig, int code, const std::function<void(int)>& on_signal) {
+    if (on_signal) on_signal(sig);
+    if (code == SI_KERNEL && ::getpgid(child) == ::getpgrp()) return;
+    (void)::kill(child, sig);
+}
+
+// 1 with *ws set when `child` was reaped, 0 when it still runs.
+Result<int> reap(pid_t child, int* ws) {
+    for (;;) {
+        pid_t r = ::waitpid(-1, ws, WNOHANG | __WALL);
+        if (r == child) return 1;
+        if (r > 0) continue;  // some other child of ours
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && errno == ECHILD) return sys_error(cat("wait for process ", child));
+        return 0;
+    }
+}
+
+}  // namespace
+
 Result<int> supervise(pid_t child, const std::function<void(int)>& on_signal) {
     sigset_t wait_set = forwarded_signals();
     sigaddset(&wait_set, SIGCHLD);
     for (;;) {
         // Reap first: SIGCHLD may have come before we started waiting.
-        for (;;) {
-            int ws = 0;
-            pid_t r = ::waitpid(-1, &ws, WNOHANG | __WALL);
-            if (r == child) return ws;
-            if (r > 0) continue;  // some other child of ours
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0 && errno == ECHILD) return sys_error(cat("wait for process ", child));
-            break;
-        }
+        int ws = 0;
+        if (TRY(reap(child, &ws))) return ws;
         siginfo_t info;
         int sig = ::sigwaitinfo(&wait_set, &info);
         if (sig < 0) {
             if (errno == EINTR) continue;
             return sys_error("sigwaitinfo");
         }
-        if (sig == SIGCHLD) continue;
-        if (on_signal) on_signal(sig);
-        // A signal the terminal sent to the foreground group already reached
-        // the child when it is in our group; do not deliver it twice.
-        if (info.si_code == SI_KERNEL && ::getpgid(child) == ::getpgrp()) continue;
-        (void)::kill(child, sig);
+        if (sig != SIGCHLD) forward(child, sig, info.si_code, on_signal);
+    }
+}
+
+Result<int> supervise(pid_t child, int status_fd, const std::function<void(int)>& on_signal) {
+    sigset_t wait_set = forwarded_signals();
+    sigaddset(&wait_set, SIGCHLD);
+    UniqueFd sfd(::signalfd(-1, &wait_set, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!sfd) return sys_error("signalfd");
+    for (;;) {
+        int ws = 0;
+        if (TRY(reap(child, &ws))) return ws;
+        struct pollfd p[2] = {{sfd.get(), POLLIN, 0}, {status_fd, POLLIN, 0}};
+        if (::poll(p, status_fd >= 0 ? 2 : 1, -1) < 0) {
+            if (errno == EINTR) continue;
+            return sys_error("poll");
+        }
+        if (p[1].revents) {
+            ssize_t n;
+            do n = ::read(status_fd, &ws, sizeof ws);
+            while (n < 0 && errno == EINTR);
+            if (n == sizeof ws) return ws;
+            status_fd = -1;  // end of file: the child's own exit tells
+        }
+        struct signalfd_siginfo si;
+        while (::read(sfd.get(), &si, sizeof si) == sizeof si)
+            if (static_cast<int>(si.ssi_signo) != SIGCHLD)
+                forward(child, static_cast<int>(si.ssi_signo), si.ssi_code, on_signal);
     }
 }
 

@@ -37,6 +37,13 @@ class SignalBlock {
 // cleanup. Other children are reaped. Returns the child's wait status.
 Result<int> supervise(pid_t child, const std::function<void(int)>& on_signal = {});
 
+// The same, but also returns as soon as `status_fd` yields a wait status
+// (an int written whole), without waiting for `child` to exit: the way a
+// supervisor learns that the command inside a container ended while the
+// container's init is still tearing the container down. If `status_fd`
+// reaches end of file first, this waits for `child` as above.
+Result<int> supervise(pid_t child, int status_fd, const std::function<void(int)>& on_signal = {});
+
 // 128+N for a signal, the exit code otherwise.
 int exit_code(int wstatus);
 

@@ -213,7 +213,7 @@ Status setup_inside(const RunSpec& s, caps::Policy& policy) {
     return {};
 }
 
-[[noreturn]] void container_main(const RunSpec& s, int go, int report, const proc::SignalBlock& block) {
+[[noreturn]] void container_main(const RunSpec& s, int go, int report, int status, const proc::SignalBlock& block) {
     char b;
     ssize_t n;
     do n = ::read(go, &b, 1);
@@ -267,6 +267,14 @@ Status setup_inside(const RunSpec& s, caps::Policy& policy) {
     ::close(report);
     auto ws = proc::supervise(child);
     if (!ws) _exit(125);
+    // Tell the runner at once, as bwrap's init does: it can leave while we
+    // exit, which unmounts the container's root and ends its namespaces.
+    // Our copies of the standard streams go first, so that a reader of the
+    // command's output sees end of file now too.
+    if (!trace::verbose()) {
+        for (int fd = 0; fd < 3; fd++) ::close(fd);
+    }
+    (void)!::write(status, &*ws, sizeof *ws);
     proc::exit_like(*ws);
 }
 
@@ -318,6 +326,7 @@ class Limiter {
             cg_.reset();
         }
     }
+    bool active() const { return cg_ != nullptr; }
     // Put the container's first process in it, before it runs anything.
     void enter(pid_t pid) {
         if (!cg_) return;
@@ -406,9 +415,10 @@ Result<RunOutcome> run_container(const RunSpec& s) {
     }
     Limiter limiter(c);
     proc::SignalBlock block;
-    int go[2], report[2];
-    if (::pipe2(go, O_CLOEXEC) != 0 || ::pipe2(report, O_CLOEXEC) != 0) return sys_error("pipe2");
-    UniqueFd go_r(go[0]), go_w(go[1]), rep_r(report[0]), rep_w(report[1]);
+    int go[2], report[2], status[2];
+    if (::pipe2(go, O_CLOEXEC) != 0 || ::pipe2(report, O_CLOEXEC) != 0 || ::pipe2(status, O_CLOEXEC) != 0)
+        return sys_error("pipe2");
+    UniqueFd go_r(go[0]), go_w(go[1]), rep_r(report[0]), rep_w(report[1]), st_r(status[0]), st_w(status[1]);
     long pid = trace::call([&] { return cat("clone(", trace::clone_flags(flags), "|SIGCHLD)"); },
                            [&] { return ::syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0); });
     if (pid < 0) {
@@ -424,10 +434,12 @@ Result<RunOutcome> run_container(const RunSpec& s) {
     if (pid == 0) {
         go_w.reset();
         rep_r.reset();
-        container_main(s, go_r.get(), rep_w.get(), block);
+        st_r.reset();
+        container_main(s, go_r.get(), rep_w.get(), st_w.get(), block);
     }
     go_r.reset();
     rep_w.reset();
+    st_w.reset();
     auto kill_child = [&] {
         ::kill(static_cast<pid_t>(pid), SIGKILL);
         int ws;
@@ -475,7 +487,11 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         return sys_error("release the container");
     }
     go_w.reset();
-    int ws = TRY(proc::supervise(static_cast<pid_t>(pid)));
+    // The command's status comes from the init as soon as the command ends;
+    // the init's own exit (the root's unmount, the namespaces' end) then
+    // overlaps ours. Only a cgroup to remove makes us wait for it.
+    int ws = TRY(proc::supervise(static_cast<pid_t>(pid), st_r.get()));
+    if (limiter.active()) (void)proc::supervise(static_cast<pid_t>(pid));
     limiter.finish(ws);
     std::string msg;
     char buf[4096];

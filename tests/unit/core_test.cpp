@@ -413,6 +413,65 @@ TEST(Proc, SuperviseReturnsStatusAndForwardsSignals) {
     EXPECT_EQ(seen, SIGTERM);
 }
 
+TEST(Proc, SuperviseTakesAnEarlyStatusWithoutWaitingForTheExit) {
+    proc::SignalBlock block;
+    int st[2], hold[2];
+    ASSERT_EQ(pipe2(st, O_CLOEXEC), 0);
+    ASSERT_EQ(pipe2(hold, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        block.restore_in_child();
+        alarm(10);  // never outlive a broken test
+        close(st[0]);
+        close(hold[1]);
+        int ws = 5 << 8;
+        (void)!write(st[1], &ws, sizeof ws);
+        char b;
+        (void)!read(hold[0], &b, 1);  // until the test lets go
+        _exit(0);
+    }
+    close(st[1]);
+    close(hold[0]);
+    auto ws = proc::supervise(pid, st[0]);
+    ASSERT_TRUE(ws);
+    EXPECT_EQ(*ws, 5 << 8);
+    // The child is still there, blocked on `hold`: supervise() did not wait.
+    int real = 0;
+    EXPECT_EQ(waitpid(pid, &real, WNOHANG), 0);
+    close(hold[1]);
+    ASSERT_EQ(waitpid(pid, &real, 0), pid);
+    EXPECT_EQ(real, 0);
+    close(st[0]);
+}
+
+TEST(Proc, SuperviseFallsBackToTheExitWhenNoStatusComes) {
+    proc::SignalBlock block;
+    int st[2];
+    ASSERT_EQ(pipe2(st, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        block.restore_in_child();
+        close(st[0]);
+        close(st[1]);  // end of file, no status
+        alarm(10);
+        pause();
+        _exit(3);
+    }
+    close(st[1]);
+    // The SIGTERM we send ourselves must be forwarded while the pipe is
+    // watched, and the child's own status is what comes back.
+    kill(getpid(), SIGTERM);
+    int seen = 0;
+    auto ws = proc::supervise(pid, st[0], [&](int sig) { seen = sig; });
+    ASSERT_TRUE(ws);
+    EXPECT_TRUE(WIFSIGNALED(*ws));
+    EXPECT_EQ(WTERMSIG(*ws), SIGTERM);
+    EXPECT_EQ(seen, SIGTERM);
+    close(st[0]);
+}
+
 TEST(Proc, ExitLikeReRaisesTheSignal) {
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
