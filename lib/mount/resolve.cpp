@@ -28,6 +28,12 @@ Result<UniqueFd> open_at(const Root& root, const std::string& path, int flags) {
     return ops::openat2(root.fd.get(), path, O_PATH | flags, kInRoot, root.shown(path));
 }
 
+bool has_dotdot(const std::string& path) {
+    for (const auto& c : parse::split(path, '/'))
+        if (c == "..") return true;
+    return false;
+}
+
 }  // namespace
 
 Status check_no_escape(const Root& root, const std::string& dst, std::string_view what) {
@@ -91,6 +97,15 @@ Result<std::string> resolve_in_root(const Root& root, const std::string& dst, st
 Result<ops::Fd> open_in_root(const Root& root, const std::string& dst, Create create, mode_t mode,
                              std::string_view what) {
     if (trace::dry_run()) return ops::Fd{UniqueFd(), root.shown(dst)};
+    // The common case in one call: no ".." and no symlink on the way, so
+    // nothing to resolve by hand. ENOENT is then final too: every component
+    // before the missing one was a plain directory.
+    if (!has_dotdot(dst)) {
+        auto fd = ops::openat2(root.fd.get(), dst, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS, root.shown(dst));
+        if (fd) return ops::Fd{std::move(fd).value(), root.shown(dst)};
+        if (fd.error().err == ENOENT && create == Create::none)
+            return Error{ENOENT, cat(what, ": ", fd.error().what), {}};
+    }
     std::string resolved = TRY(resolve_in_root(root, dst, what));
     auto fd = open_at(root, dst, 0);
     if (fd) return ops::Fd{std::move(fd).value(), root.shown(dst)};

@@ -9,6 +9,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <optional>
+
 #include "core/parse.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
@@ -87,33 +89,34 @@ Status bind_on(const std::string& src, const ops::Fd& at, bool read_only, bool r
     return ops::move_mount_fd(t, at);
 }
 
-bool exists_in_root(const Root& root, const std::string& path) {
-    if (trace::dry_run()) return true;
-    auto fd = ops::openat2(root.fd.get(), path, O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT, path);
-    return fd.ok();
-}
-
 Status mask_proc(const Root& root) {
     static const char* const masked_files[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list",
                                                "/proc/sched_debug"};
     static const char* const masked_dirs[] = {"/proc/acpi"};
     static const char* const read_only[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq",
                                             "/proc/bus"};
+    // A path this kernel does not have is left alone.
+    auto open_existing = [&](const char* p) -> Result<std::optional<ops::Fd>> {
+        auto at = open_in_root(root, p, Create::none, 0, "--proc");
+        if (!at && at.error().err == ENOENT) return std::optional<ops::Fd>();
+        return std::optional<ops::Fd>(TRY(std::move(at)));
+    };
     for (const char* p : masked_files) {
-        if (!exists_in_root(root, p)) continue;
-        auto at = TRY(open_in_root(root, p, Create::none, 0, "--proc"));
-        TRY_AS("--proc", bind_on("/dev/null", at, false, false));
+        auto at = TRY(open_existing(p));
+        if (at) TRY_AS("--proc", bind_on("/dev/null", *at, false, false));
     }
     for (const char* p : masked_dirs) {
-        if (!exists_in_root(root, p)) continue;
-        auto at = TRY(open_in_root(root, p, Create::none, 0, "--proc"));
+        auto found = TRY(open_existing(p));
+        if (!found) continue;
+        auto& at = *found;
         TRY_AS("--proc", mount_new("tmpfs", at, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
                                                     MOUNT_ATTR_NOEXEC,
                                    {{"size", "0"}}));
     }
     for (const char* p : read_only) {
-        if (!exists_in_root(root, p)) continue;
-        auto at = TRY(open_in_root(root, p, Create::none, 0, "--proc"));
+        auto found = TRY(open_existing(p));
+        if (!found) continue;
+        auto& at = *found;
         auto t = TRY_AS("--proc", ops::clone_tree_fd(at, true));
         TRY_AS("--proc", ops::mount_setattr(t, MOUNT_ATTR_RDONLY, 0, true));
         TRY_AS("--proc", ops::move_mount_fd(t, at));
@@ -409,12 +412,13 @@ Status mount_sys(const Root& root, const Context& ctx, bool mask) {
                      "or use --bind /sys:/sys:ro";
         return e;
     }
-    if (mask && exists_in_root(root, "/sys/firmware")) {
-        auto fw = TRY(open_in_root(root, "/sys/firmware", Create::none, 0, "--sys"));
-        TRY_AS("--sys", mount_new("tmpfs", fw, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                                                   MOUNT_ATTR_NOEXEC,
-                                  {{"size", "0"}}));
-    }
+    if (!mask) return {};
+    auto fw = open_in_root(root, "/sys/firmware", Create::none, 0, "--sys");
+    if (!fw && fw.error().err == ENOENT) return {};  // not on this kernel
+    if (!fw) return std::move(fw).error();
+    TRY_AS("--sys", mount_new("tmpfs", *fw, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                                MOUNT_ATTR_NOEXEC,
+                              {{"size", "0"}}));
     return {};
 }
 

@@ -208,6 +208,32 @@ TEST_F(ScratchRoot, MissingComponentsAndLoops) {
     EXPECT_NE(missing.error().message().find("--chdir"), std::string::npos);
 }
 
+// open_in_root takes one openat2 when the path has no symlink and no "..";
+// the answers must be those of the full walk.
+TEST_F(ScratchRoot, PlainPathsSymlinksAndDotDotGiveTheSameObjects) {
+    auto same = [&](const ops::Fd& fd, const std::string& rel) {
+        struct stat a, b;
+        EXPECT_EQ(::fstat(fd.fd.get(), &a), 0);
+        EXPECT_EQ(::stat((dir_ + rel).c_str(), &b), 0);
+        return a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+    };
+    auto plain = open_in_root(root_, "/etc", Create::none, 0, "w");
+    ASSERT_TRUE(plain.ok()) << plain.error().message();
+    EXPECT_TRUE(same(*plain, "/etc"));
+    auto via_link = open_in_root(root_, "/abs", Create::none, 0, "w");  // -> /etc, inside the root
+    ASSERT_TRUE(via_link.ok()) << via_link.error().message();
+    EXPECT_TRUE(same(*via_link, "/etc"));
+    auto dotdot = open_in_root(root_, "/etc/../etc", Create::none, 0, "w");
+    ASSERT_TRUE(dotdot.ok()) << dotdot.error().message();
+    EXPECT_TRUE(same(*dotdot, "/etc"));
+    EXPECT_FALSE(open_in_root(root_, "/etc/../..", Create::none, 0, "w").ok());
+    // Missing behind a symlink: still ENOENT, and nothing created.
+    auto missing = open_in_root(root_, "/abs/none", Create::none, 0, "w");
+    ASSERT_FALSE(missing.ok());
+    EXPECT_EQ(missing.error().err, ENOENT);
+    EXPECT_FALSE(exists("/etc/none"));
+}
+
 TEST_F(ScratchRoot, ParentIsCreated) {
     auto p = open_parent_in_root(root_, "/a/b/c", "w");
     ASSERT_TRUE(p.ok()) << p.error().message();
