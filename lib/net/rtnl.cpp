@@ -22,6 +22,11 @@ ifinfomsg* put_ifinfo(nlmsghdr* nlh, int index = 0) {
 
 std::string q(const std::string& s) { return trace::quote(s); }
 
+void put_one_queue(nlmsghdr* nlh) {
+    mnl_attr_put_u32(nlh, IFLA_NUM_TX_QUEUES, 1);
+    mnl_attr_put_u32(nlh, IFLA_NUM_RX_QUEUES, 1);
+}
+
 }  // namespace
 
 Message msg_new_veth(const std::string& host, const std::string& peer, int peer_netns_fd, uint32_t mtu,
@@ -33,6 +38,11 @@ Message msg_new_veth(const std::string& host, const std::string& peer, int peer_
     mnl_attr_put_strz(m.nlh, IFLA_IFNAME, host.c_str());
     if (mtu) mnl_attr_put_u32(m.nlh, IFLA_MTU, mtu);
     if (master > 0) mnl_attr_put_u32(m.nlh, IFLA_MASTER, uint32_t(master));
+    // One queue each way on both ends, asked for outright. Without these the
+    // kernel allocates one per CPU and then cuts the active ones down to 1,
+    // and each cut waits for an RCU grace period with the RTNL lock held
+    // (0.3 to 1.5 ms per end here, and every other link change waits too).
+    put_one_queue(m.nlh);
     nlattr* linkinfo = mnl_attr_nest_start(m.nlh, IFLA_LINKINFO);
     mnl_attr_put_strz(m.nlh, IFLA_INFO_KIND, "veth");
     nlattr* data = mnl_attr_nest_start(m.nlh, IFLA_INFO_DATA);
@@ -43,6 +53,7 @@ Message msg_new_veth(const std::string& host, const std::string& peer, int peer_
     m.nlh->nlmsg_len += MNL_ALIGN(sizeof(ifinfomsg));
     mnl_attr_put_strz(m.nlh, IFLA_IFNAME, peer.c_str());
     if (mtu) mnl_attr_put_u32(m.nlh, IFLA_MTU, mtu);
+    put_one_queue(m.nlh);
     if (peer_netns_fd >= 0) mnl_attr_put_u32(m.nlh, IFLA_NET_NS_FD, uint32_t(peer_netns_fd));
     mnl_attr_nest_end(m.nlh, peer_attr);
     mnl_attr_nest_end(m.nlh, data);
@@ -50,7 +61,7 @@ Message msg_new_veth(const std::string& host, const std::string& peer, int peer_
     m.desc = cat("RTM_NEWLINK(ifname=", q(host), ", kind=\"veth\", peer={ifname=", q(peer),
                  peer_netns_fd >= 0 ? cat(", netns_fd=", peer_netns_fd) : "", "}",
                  mtu ? cat(", mtu=", mtu) : "", master > 0 ? cat(", master=", master) : "",
-                 ", NLM_F_CREATE|NLM_F_EXCL)");
+                 ", queues=1, NLM_F_CREATE|NLM_F_EXCL)");
     return m;
 }
 

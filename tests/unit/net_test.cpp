@@ -1,6 +1,7 @@
 // lib/net: everything that needs no privilege. Netlink messages are built
 // and parsed back; nftables batches are parsed back with libnftnl.
 #include <gtest/gtest.h>
+#include <linux/veth.h>
 #include <libmnl/libmnl.h>
 #include <linux/if.h>
 #include <linux/rtnetlink.h>
@@ -199,6 +200,36 @@ TEST(NetRtnl, VethMessageParsesBack) {
     EXPECT_EQ(li.mtu, 1400u);
     EXPECT_EQ(li.master, 3);
     EXPECT_NE(m.desc.find("peer={ifname=\"eth0\", netns_fd=7}"), std::string::npos) << m.desc;
+    // One queue each way, on both ends (see msg_new_veth).
+    for (uint16_t t : {uint16_t(IFLA_NUM_TX_QUEUES), uint16_t(IFLA_NUM_RX_QUEUES)}) {
+        const nlattr* a = find_attr(m.nlh, sizeof(ifinfomsg), t);
+        ASSERT_NE(a, nullptr) << t;
+        EXPECT_EQ(mnl_attr_get_u32(a), 1u);
+    }
+    const nlattr* info = find_attr(m.nlh, sizeof(ifinfomsg), IFLA_LINKINFO);
+    ASSERT_NE(info, nullptr);
+    auto nested = [](const nlattr* nest, uint16_t type) {
+        const nlattr* found = nullptr;
+        int left = int(mnl_attr_get_payload_len(nest));
+        auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));
+        for (; mnl_attr_ok(a, left); left -= int(MNL_ALIGN(a->nla_len)), a = mnl_attr_next(a))
+            if (mnl_attr_get_type(a) == type) found = a;
+        return found;
+    };
+    const nlattr* data = nested(info, IFLA_INFO_DATA);
+    ASSERT_NE(data, nullptr);
+    const nlattr* peer = nested(data, VETH_INFO_PEER);
+    ASSERT_NE(peer, nullptr);
+    // The peer's attributes follow its own ifinfomsg.
+    auto* pa = reinterpret_cast<const nlattr*>(static_cast<const char*>(mnl_attr_get_payload(peer)) +
+                                               MNL_ALIGN(sizeof(ifinfomsg)));
+    int left = int(mnl_attr_get_payload_len(peer)) - int(MNL_ALIGN(sizeof(ifinfomsg)));
+    int queues = 0;
+    for (; mnl_attr_ok(pa, left); left -= int(MNL_ALIGN(pa->nla_len)), pa = mnl_attr_next(pa))
+        if ((mnl_attr_get_type(pa) == IFLA_NUM_TX_QUEUES || mnl_attr_get_type(pa) == IFLA_NUM_RX_QUEUES) &&
+            mnl_attr_get_u32(pa) == 1)
+            ++queues;
+    EXPECT_EQ(queues, 2);
 }
 
 TEST(NetRtnl, BridgeDeleteAndChangeMessages) {
