@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -220,59 +219,6 @@ Status kill(pid_t pid, int sig) {
                          [&] { return ::kill(pid, sig); });
     if (r == 0) return {};
     return sys_error(cat("send SIG", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", " to process ", pid));
-}
-
-int send_fd(int sock, int fd, int err) noexcept {
-    struct msghdr msg {};
-    struct iovec iov {
-        &err, sizeof err
-    };
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    if (fd >= 0) {
-        err = 0;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    }
-    ssize_t n;
-    do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n == static_cast<ssize_t>(sizeof err) ? 0 : -1;
-}
-
-Result<UniqueFd> recv_fd(int sock, std::string_view what) {
-    int err = 0;
-    struct msghdr msg {};
-    struct iovec iov {
-        &err, sizeof err
-    };
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n;
-    do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) return sys_error(std::string(what));
-    UniqueFd got;
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c), sizeof fd);
-            got.reset(fd);
-        }
-    }
-    if (n == 0) return Error{EPIPE, std::string(what), ""};
-    if (n != static_cast<ssize_t>(sizeof err)) return Error{EPROTO, std::string(what), ""};
-    if (err != 0 || !got) return Error{err ? err : EPROTO, std::string(what), ""};
-    return got;
 }
 
 }  // namespace kago::sys

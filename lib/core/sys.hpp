@@ -44,12 +44,4 @@ Result<std::string> read_file(const char* path);
 Result<UniqueFd> open(const char* path, int flags, mode_t mode = 0);
 Status kill(pid_t pid, int sig);
 
-// Hand a descriptor to another process over a unix socket (SCM_RIGHTS), or,
-// with fd < 0, only the errno `err` that kept us from having one. For a
-// forked child before it execs: async-signal-safe, returns 0 or -1.
-int send_fd(int sock, int fd, int err) noexcept;
-// Receive what send_fd() sent: the descriptor, or an Error with the errno
-// it carried and `what`. End of file (the sender died first) is EPIPE.
-Result<UniqueFd> recv_fd(int sock, std::string_view what);
-
 }  // namespace kago::sys

@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -471,31 +470,6 @@ TEST(Proc, SuperviseFallsBackToTheExitWhenNoStatusComes) {
     EXPECT_EQ(WTERMSIG(*ws), SIGTERM);
     EXPECT_EQ(seen, SIGTERM);
     close(st[0]);
-}
-
-TEST(Sys, SendFdPassesADescriptorOrAnErrno) {
-    int sv[2];
-    ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-    UniqueFd a(sv[0]), b(sv[1]);
-    UniqueFd null(open("/dev/null", O_RDONLY | O_CLOEXEC));
-    ASSERT_EQ(sys::send_fd(a.get(), null.get(), 0), 0);
-    auto got = sys::recv_fd(b.get(), "the descriptor");
-    ASSERT_TRUE(got) << got.error().message();
-    struct stat x, y;
-    ASSERT_EQ(fstat(null.get(), &x), 0);
-    ASSERT_EQ(fstat(got->get(), &y), 0);
-    EXPECT_EQ(x.st_ino, y.st_ino);
-    EXPECT_NE(got->get(), null.get());
-    EXPECT_TRUE(fcntl(got->get(), F_GETFD) & FD_CLOEXEC);
-    ASSERT_EQ(sys::send_fd(a.get(), -1, EPERM), 0);
-    auto refused = sys::recv_fd(b.get(), "unshare(CLONE_NEWNET) in the child");
-    ASSERT_FALSE(refused);
-    EXPECT_EQ(refused.error().err, EPERM);
-    EXPECT_NE(refused.error().message().find("unshare(CLONE_NEWNET) in the child"), std::string::npos);
-    a.reset();  // the sender is gone before sending
-    auto gone = sys::recv_fd(b.get(), "x");
-    ASSERT_FALSE(gone);
-    EXPECT_EQ(gone.error().err, EPIPE);
 }
 
 TEST(Proc, ExitLikeReRaisesTheSignal) {
