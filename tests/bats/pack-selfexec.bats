@@ -131,6 +131,20 @@ hostile_corpus() {
     assert_failure 143
 }
 
+@test "the runner returns the command's status at once; what the command left running dies with the container" {
+    pack-selfexec -o "$PK_DIR/bg.run" --rootfs "$KAGO_ROOTFS" -- /bin/sh -c 'sleep 987 & echo started; exit 3'
+    # A reader of the output sees end of file: the background sleep's copy
+    # goes when the init, which reported first, ends the PID namespace.
+    run timeout 20 sh -c '"$0" --kago-cache "$1"; echo "status $?"' "$PK_DIR/bg.run" "$PK_DIR/cache"
+    assert_success
+    assert_line started
+    assert_line "status 3"
+    local i
+    for i in $(seq 50); do pgrep -x -f "sleep 987" >/dev/null || break; sleep 0.1; done
+    run pgrep -x -f "sleep 987"
+    assert_failure
+}
+
 @test "a packed file's runner errors exit 125" {
     run "$PK_DIR/bb.run" --kago-bogus
     assert_failure 125
