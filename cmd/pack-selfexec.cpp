@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
         ->type_name("none|host|user-mode");
     app.add_flag("--bind-allowed", c.bind_allowed, "Let the runner bind host paths given at run time (see RUNNER OPTIONS in the man page)");
     app.add_flag("--read-only", c.read_only, "Run on the read-only cached root, with no tmpfs upper");
+    app.add_flag("--sys", c.sys, "Mount a read-only /sys in the container (rootless: not with --net host)");
     app.add_flag("--tmp-upper", o.tmp_upper, "Writes go to a tmpfs over the cached root (the default)");
     app.add_flag("--best", o.best, "Compress for size: zstd level 19 with long mode (default: level 3 with long mode)");
     app.add_option("--mtime", o.mtime, "Clamp modification times to EPOCH seconds (default: $SOURCE_DATE_EPOCH)")

@@ -132,6 +132,7 @@ struct Config {
     bool bind_allowed = false;
     bool read_only = false;  // true: no tmpfs upper
     bool from_host = false;  // built with --from-host
+    bool sys = false;        // a read-only /sys in the container (--sys)
 };
 
 struct Manifest {

@@ -423,6 +423,30 @@ EOF
     assert_output --partial "warning: --memory, --pids and --cpus are not applied:"
 }
 
+@test "--sys mounts a read-only /sys with /sys/firmware hidden; without it there is no sysfs" {
+    local probe='grep " /sys" /proc/mounts | cut -d" " -f1-4; ls /sys/firmware | wc -l; touch /sys/x 2>/dev/null || echo refused'
+    pack-selfexec -o "$PK_DIR/sys.run" --sys --rootfs "$KAGO_ROOTFS" -- /bin/sh -c "$probe"
+    pack-selfexec -o "$PK_DIR/nosys.run" --rootfs "$KAGO_ROOTFS" -- /bin/sh -c "$probe"
+    run "$PK_DIR/sys.run" --kago-cache "$PK_DIR/cache"
+    assert_success
+    assert_line --regexp '^[^ ]+ /sys sysfs ro,'
+    assert_line --regexp '^[^ ]+ /sys/firmware tmpfs ro,'
+    assert_line 0
+    assert_line refused
+    run "$PK_DIR/sys.run" --kago-info
+    assert_line --regexp '^sys: +read-only /sys'
+    run "$PK_DIR/nosys.run" --kago-cache "$PK_DIR/cache"
+    assert_success
+    refute_output --partial ' sysfs '
+    if as_nobody unshare --user --map-root-user true 2>/dev/null; then
+        cp "$PK_DIR/sys.run" "$PK_NB/sys.run"
+        chown 65534 "$PK_NB/sys.run"
+        run nobody_run "$PK_NB/sys.run"
+        assert_success
+        assert_line --regexp '^[^ ]+ /sys sysfs ro,'
+    fi
+}
+
 @test "rootless: nobody runs a packed file, root inside, cache 0700 under XDG_CACHE_HOME" {
     require_userns
     run nobody_run "$PK_NB/bb.run"

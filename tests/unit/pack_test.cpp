@@ -277,10 +277,13 @@ TEST(PackManifest, Config) {
     c.user = "65534";
     c.keep_caps = {"chown"};
     c.read_only = true;
+    c.sys = true;
     auto d = decode_config(encode_config(c));
     ASSERT_TRUE(d);
     EXPECT_EQ(d->user, "65534");
     EXPECT_TRUE(d->read_only);
+    EXPECT_TRUE(d->sys);
+    EXPECT_FALSE(decode_config(encode_config(Config{}))->sys);
     EXPECT_EQ(d->keep_caps, c.keep_caps);
 }
 

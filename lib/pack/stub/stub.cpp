@@ -150,6 +150,7 @@ void print_info(Packed& p, const Options& o) {
     if (!c.cpus.empty()) line("cpus:", c.cpus);
     line("bind:", c.bind_allowed ? "allowed (--kago-bind)" : "not allowed");
     line("root:", c.read_only ? "read-only" : "read-only cache with a tmpfs upper");
+    line("sys:", c.sys ? "read-only /sys (--sys)" : "none");
     line("entries:", cat(t.total_entries));
     line("contents:", cat(parse::human_size(t.total_bytes), " in ", t.frame_count, " frames of ",
                           parse::human_size(t.frame_size), " (", parse::human_size(p.compressed_bytes()),
