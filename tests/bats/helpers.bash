@@ -29,9 +29,20 @@ require_static() {
 # interface to disappear. net-setup leaves the deletion of a veth to a
 # detached process, because the kernel takes 15-40 ms of RCU grace periods
 # to delete one; the supervisor does not wait for it. "no_lease BRIDGE"
-# waits the same for a lease file.
+# waits the same for a lease file. "net_leftovers NAME BRIDGE" prints a
+# LEFT-... line for each thing a net-setup --veth container NAME on BRIDGE
+# may leave behind (its veth, the bridge, the netns bind mount, its state
+# directory, the bridge's lease file).
 KAGO_GONE='gone() { local i; for i in $(seq 40); do ip link show "$1" >/dev/null 2>&1 || return 0; sleep 0.05; done; return 1; }
-no_lease() { local i; for i in $(seq 40); do ls /run/kago/leases 2>/dev/null | grep -q "^$1@" || return 0; sleep 0.05; done; return 1; }'
+no_lease() { local i; for i in $(seq 40); do ls /run/kago/leases 2>/dev/null | grep -q "^$1@" || return 0; sleep 0.05; done; return 1; }
+net_leftovers() {
+    gone "kg$1" || echo LEFT-VETH
+    gone "$2" || echo LEFT-BRIDGE
+    [ -e "/run/netns/kago-$1" ] && echo LEFT-BIND
+    [ -e "/run/kago/$1" ] && echo LEFT-STATE
+    no_lease "$2" || echo LEFT-LEASE
+    return 0
+}'
 export KAGO_GONE
 unset KAGO_NAME KAGO_STATE_DIR KAGO_CGROUP KAGO_NETNS KAGO_TRACE KAGO_DRY_RUN KAGO_PIDNS KAGO_USERNS
 

@@ -183,11 +183,7 @@ export BB WGET
         ip -br link show kg$NAME | grep -q "kg$NAME@" && echo host-end-present
         mountpoint -q /run/netns/kago-$NAME && echo bind-present
         wait %1
-        gone kg$NAME || echo LEFT-VETH
-        gone kgtb7 || echo LEFT-BRIDGE
-        [ -e /run/netns/kago-$NAME ] && echo LEFT-BIND || true
-        [ -e /run/kago/$NAME ] && echo LEFT-STATE || true
-        no_lease kgtb7 || echo LEFT-LEASE'
+        net_leftovers $NAME kgtb7'
     assert_success
     assert_output --regexp 'eth0@[^ ]+ +UP +10\.250\.7\.2/24'
     assert_line --partial "default via 10.250.7.1 dev eth0"
@@ -230,10 +226,7 @@ export BB WGET
         KAGO_NAME=$NAME net-setup --veth --bridge kgtb9 --subnet 10.250.9.0/24 -- \
             unshare-run --pid -- sh -c "echo PAYLOAD-RAN" && echo no-failure || echo "status $?"
         ip link del kg$NAME
-        gone kgtb9 || echo LEFT-BRIDGE
-        [ -e /run/netns/kago-$NAME ] && echo LEFT-BIND || true
-        [ -e /run/kago/$NAME ] && echo LEFT-STATE || true
-        no_lease kgtb9 || echo LEFT-LEASE'
+        net_leftovers $NAME kgtb9'
     assert_success
     assert_line "status 125"
     assert_output --partial "kg$NAME"
@@ -248,10 +241,7 @@ export BB WGET
             unshare-run --pid -- sh -c "echo PAYLOAD-RAN" && echo no-failure || echo "status $?"
         ip link show kgtb10 >/dev/null && echo kept-kgtb10
         ip link del kgtb10
-        gone kg$NAME || echo LEFT-VETH
-        [ -e /run/netns/kago-$NAME ] && echo LEFT-BIND || true
-        [ -e /run/kago/$NAME ] && echo LEFT-STATE || true
-        no_lease kgtb10 || echo LEFT-LEASE'
+        net_leftovers $NAME kgtb10'
     assert_success
     assert_line "status 125"
     assert_output --partial "not a bridge"
