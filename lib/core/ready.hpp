@@ -31,8 +31,8 @@ void before_payload();
 // The supervisor's end.
 class Gate {
   public:
-    // A pipe whose read end (not close-on-exec in the child, see
-    // child_fd()) is announced in KAGO_READY_FD. An inherited gate is
+    // A pipe whose read end (kept across the child's exec, see
+    // keep_in_child()) is announced in KAGO_READY_FD. An inherited gate is
     // waited for first, so that a nested supervisor opens only after the
     // outer one.
     static Result<Gate> create();
