@@ -326,7 +326,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     ::setenv(env::kNetns, netns.c_str(), 1);
     write_state_files(sd, netns, addr, plan.name);
 
-    // Fork: the child enters the namespace and runs the command; we wait.
+    // The child enters the namespace and runs the command; we wait.
     // When the command is a kago program, it starts now, while the network
     // is set up below, and the chain waits at the gate (core/ready.hpp)
     // before it execs the payload. A trace keeps the order of the calls.
