@@ -270,7 +270,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     std::string bind_path = cat(kNetnsDir, "/kago-", plan.name);
     // The record below names the veth; a link of that name that is not ours
     // must never be in it (teardown and --gc delete by name).
-    if (!dry && cli::value_or_die(host.get_link(plan.veth)))
+    if (!dry && !cli::value_or_die(free_veth_name(host, plan.veth, plan.name)))
         cli::die(usage_error(cat("container name '", plan.name, "': a link named ", plan.veth,
                                  " already exists on the host; choose another KAGO_NAME")));
 
@@ -370,12 +370,10 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     }
     int bridge_index = 0;
     if (!dry) bridge_index = cli::value_or_die(host.index_of(plan.bridge, "--bridge"));
-    must(host.create_veth(plan.veth, "eth0", ns_fd.get(), o.mtu, bridge_index));
+    // The host end comes up as it is made.
+    must(host.create_veth(plan.veth, "eth0", ns_fd.get(), o.mtu, bridge_index, kVethGroup));
     veth_made = true;
-    LinkChange up;
-    up.name = plan.veth;
-    up.up = true;
-    must(host.set_link(up, cat("bring up ", plan.veth)));
+    if (!dry) rec.kv["veth_index"] = std::to_string(cli::value_or_die(host.index_of(plan.veth, "veth")));
     setup_inside(host, inside, ns_fd.get(), o);
     int eth0 = cli::value_or_die(inside.index_of("eth0", "container interface"));
     must(inside.add_address(eth0, "eth0", addr));
@@ -407,7 +405,6 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     if (dry) cli::exec_command(p, false);
     if (gate.valid()) gate.open();
     else start_child();
-    ns_fd.reset();
     inside = Rtnl();
     auto ws = proc::supervise(child);
     if (auto l = lease::Lock::acquire()) lock = std::move(*l);  // best effort: cleanup goes on
@@ -418,6 +415,10 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     auto st = teardown(rec, host_ns, trace::verbose() ? nullptr : &later, nftp);
     if (!st) cli::report(st.error());
     if (nft && !trace::verbose()) later.sockets.push_back(nft->take_netlink());
+    // The namespace lives on until its veth is deleted with the others:
+    // when a namespace dies, the kernel deletes its veth on its own, alone.
+    if (!later.links.empty()) later.netns.push_back(std::move(ns_fd));
+    ns_fd.reset();
     lock.unlock();
     finish_later(std::move(later));
     held.clear();
@@ -534,7 +535,7 @@ int main(int argc, char** argv) {
     app.add_flag("--user-mode", o.user_mode, "Rootless: new user+net namespaces connected by pasta or slirp4netns");
     app.add_option("--user-mode-helper", o.helper, "pasta, slirp4netns or auto (default: pasta, else slirp4netns)")
         ->type_name("NAME");
-    app.add_flag("--gc", o.gc, "Remove the rules, leases, veths and namespaces of supervisors that are gone, and exit");
+    app.add_flag("--gc", o.gc, "Remove the rules, leases, veths and namespaces of supervisors that are gone, and veths left being deleted; exit");
     if (auto code = cli::parse(app, common, argc, argv)) return *code;
     if (o.helper != "auto" && o.helper != "pasta" && o.helper != "slirp4netns")
         cli::usage_error(cat("--user-mode-helper '", o.helper, "': expected pasta, slirp4netns or auto"));

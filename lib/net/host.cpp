@@ -1,11 +1,14 @@
 #include "net/host.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <linux/if.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "core/state.hpp"
 #include "core/trace.hpp"
@@ -127,8 +130,11 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later, nft::
         else keep(std::move(o).error());
     }
     std::string veth = r.get("veth");
-    if (!veth.empty() && here && later) {
-        later->links.push_back(veth);
+    // The index is known only to the supervisor that made the veth: by
+    // then, a new container of the same name may have a link of that name.
+    int index = std::atoi(r.get("veth_index").c_str());
+    if (!veth.empty() && here && later && index > 0) {
+        later->links.push_back(index);
     } else if (rtnl && !veth.empty()) {
         auto st = rtnl->delete_link(veth);
         if (!st && rtnl->last_errno() != ENODEV) keep(std::move(st));
@@ -174,6 +180,7 @@ void finish_later(Later&& later) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     std::vector<int> mine;
     for (const auto& s : later.sockets) mine.push_back(s.fd());
+    for (const auto& n : later.netns) mine.push_back(n.get());
     std::sort(mine.begin(), mine.end());
     unsigned from = 0;
     for (int fd : mine) {
@@ -188,9 +195,40 @@ void finish_later(Later&& later) {
             if (null != i) ::dup2(null, i);
     }
     auto rtnl = Rtnl::open("host");
-    if (rtnl)
-        for (const auto& link : later.links) (void)rtnl->delete_link(link);
+    std::vector<int> moved;
+    for (int index : later.links) {
+        LinkChange c;
+        c.index = index;
+        c.group = kDyingGroup;
+        // Gone already (with its namespace) when this fails.
+        if (rtnl && rtnl->set_link(c, "hand the veth over for deletion")) moved.push_back(index);
+    }
+    if (!moved.empty()) {
+        // One process at a time gathers and deletes: the lock is the host
+        // network namespace's own file, so nothing is left on disk. A
+        // process that gets it after another's deletion took its veths
+        // along has nothing left to do.
+        int lock = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        while (lock >= 0 && ::flock(lock, LOCK_EX) != 0 && errno == EINTR) {
+        }
+        if (std::any_of(moved.begin(), moved.end(), [&](int i) { return rtnl->exists(i); })) {
+            struct timespec gather = {kGatherMs / 1000, (kGatherMs % 1000) * 1000000L};
+            ::nanosleep(&gather, nullptr);
+            (void)rtnl->delete_group(kDyingGroup);
+        }
+    }
     ::_exit(0);  // the sockets are released here, waiting for the kernel
+}
+
+Result<bool> free_veth_name(Rtnl& host, const std::string& veth, const std::string& name) {
+    auto li = TRY(host.get_link(veth));
+    if (!li) return true;
+    if (li->group != kVethGroup && li->group != kDyingGroup) return false;
+    for (const auto& r : TRY(lease::records()))
+        if (r.name == name && lease::alive(r.owner())) return false;
+    auto st = host.delete_link(veth);
+    if (!st && host.last_errno() != ENODEV) return std::move(st).error();
+    return true;
 }
 
 Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridges, nft::Nft* given) {
@@ -221,6 +259,13 @@ Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridge
         }
         auto st = lease::save(key, *f);
         if (!st && first) first = std::move(st);
+    }
+    if (bridges) {
+        // Veths handed to a deferred process that was killed before it
+        // deleted them. Not at every start: the request waits for the RTNL
+        // lock, which another container's deletion may hold for 20 ms.
+        auto rtnl = Rtnl::open("host");
+        if (rtnl && rtnl->delete_group(kDyingGroup)) removed.push_back("veths being deleted");
     }
     if (rules) {
         std::optional<nft::Nft> own;

@@ -51,7 +51,8 @@ Status ensure_bridge(Rtnl& host, const std::string& bridge, const Cidr& gateway,
 // returns.
 struct Later {
     std::vector<Netlink> sockets;  // released by the deferred process
-    std::vector<std::string> links;
+    std::vector<int> links;        // host ends of veth pairs, by index
+    std::vector<UniqueFd> netns;   // their peers' namespaces, kept until then
     bool empty() const { return sockets.empty() && links.empty(); }
 };
 // With `nft`, that socket is used for the rules instead of a new one:
@@ -64,12 +65,38 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later = null
 // waiting for the kernel. Nothing is lost if it is killed (a cg-limit
 // around the chain kills what is left in its cgroup): the veth dies with
 // the container's network namespace, and the sockets close.
+//
+// Deleting a veth holds the RTNL lock through RCU grace periods (about
+// 20 ms here), and every link change on the host waits meanwhile, the next
+// container's included. Deleting many at once costs little more than one,
+// so the process moves its veths to kDyingGroup and takes a lock (flock on
+// the host's network namespace file); the holder waits kGatherMs for other
+// containers that end about now to do the same, then deletes the whole
+// group with one request, and the processes waiting behind it find their
+// veths gone. The container's namespace is kept open until then: when a
+// namespace dies, the kernel deletes its veth on its own, alone.
 void finish_later(Later&& later);
+constexpr int kGatherMs = 50;
+
+// The link groups of the host ends of kago's veth pairs (`ip link show
+// group 1801545583`): kVethGroup ("kago" in ASCII) while the container
+// runs, kDyingGroup once finish_later() has them. No other link is ever
+// put in them, so a link there without a live owner record is a leftover.
+constexpr uint32_t kVethGroup = 0x6b61676f;
+constexpr uint32_t kDyingGroup = 0x6b61676e;
+
+// Make `veth`, the host end's name for container `name`, free to use: a
+// link of that name in kago's groups whose owner is gone (a veth still
+// being deleted, or one a killed supervisor left) is deleted now. Returns
+// false when the name belongs to a link that is not kago's, or to a live
+// container. Call it with the lease lock held.
+Result<bool> free_veth_name(Rtnl& host, const std::string& veth, const std::string& name);
 
 // Tear down every container whose owner process is gone, and remove the
-// rules in table kago whose owner is gone. With `bridges`, also remove the
-// bridges net-setup created that no live container uses. Returns what was
-// removed.
+// rules in table kago whose owner is gone. With `bridges` (net-setup
+// --gc), also remove the bridges net-setup created that no live container
+// uses, and the veths of kDyingGroup that a killed deferred process left.
+// Returns what was removed.
 Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridges, nft::Nft* nft = nullptr);
 
 }  // namespace kago::net

@@ -6,6 +6,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
 #include <string.h>
 
 #include "core/trace.hpp"
@@ -30,14 +31,19 @@ void put_one_queue(nlmsghdr* nlh) {
 }  // namespace
 
 Message msg_new_veth(const std::string& host, const std::string& peer, int peer_netns_fd, uint32_t mtu,
-                     int master) {
+                     int master, uint32_t group) {
     Message m;
     m.nlh->nlmsg_type = RTM_NEWLINK;
     m.nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-    put_ifinfo(m.nlh);
+    auto* ifi = put_ifinfo(m.nlh);
+    // Up at once: no second request to bring it up (the peer's own
+    // ifinfomsg below stays down).
+    ifi->ifi_flags = IFF_UP;
+    ifi->ifi_change = IFF_UP;
     mnl_attr_put_strz(m.nlh, IFLA_IFNAME, host.c_str());
     if (mtu) mnl_attr_put_u32(m.nlh, IFLA_MTU, mtu);
     if (master > 0) mnl_attr_put_u32(m.nlh, IFLA_MASTER, uint32_t(master));
+    if (group) mnl_attr_put_u32(m.nlh, IFLA_GROUP, group);
     // One queue each way on both ends, asked for outright. Without these the
     // kernel allocates one per CPU and then cuts the active ones down to 1,
     // and each cut waits for an RCU grace period with the RTNL lock held
@@ -49,6 +55,8 @@ Message msg_new_veth(const std::string& host, const std::string& peer, int peer_
     nlattr* peer_attr = mnl_attr_nest_start(m.nlh, VETH_INFO_PEER);
     // The peer's attributes follow an ifinfomsg of their own.
     auto* pifi = static_cast<ifinfomsg*>(mnl_nlmsg_get_payload_tail(m.nlh));
+    // Not up: the kernel configures the peer before the pair is linked,
+    // and opening it then fails with ENOTCONN.
     memset(pifi, 0, sizeof *pifi);
     m.nlh->nlmsg_len += MNL_ALIGN(sizeof(ifinfomsg));
     mnl_attr_put_strz(m.nlh, IFLA_IFNAME, peer.c_str());
@@ -61,7 +69,7 @@ Message msg_new_veth(const std::string& host, const std::string& peer, int peer_
     m.desc = cat("RTM_NEWLINK(ifname=", q(host), ", kind=\"veth\", peer={ifname=", q(peer),
                  peer_netns_fd >= 0 ? cat(", netns_fd=", peer_netns_fd) : "", "}",
                  mtu ? cat(", mtu=", mtu) : "", master > 0 ? cat(", master=", master) : "",
-                 ", queues=1, NLM_F_CREATE|NLM_F_EXCL)");
+                 group ? cat(", group=", group) : "", ", queues=1, flags=IFF_UP, NLM_F_CREATE|NLM_F_EXCL)");
     return m;
 }
 
@@ -84,6 +92,15 @@ Message msg_del_link(const std::string& name) {
     put_ifinfo(m.nlh);
     mnl_attr_put_strz(m.nlh, IFLA_IFNAME, name.c_str());
     m.desc = cat("RTM_DELLINK(ifname=", q(name), ")");
+    return m;
+}
+
+Message msg_del_group(uint32_t group) {
+    Message m;
+    m.nlh->nlmsg_type = RTM_DELLINK;
+    put_ifinfo(m.nlh);
+    mnl_attr_put_u32(m.nlh, IFLA_GROUP, group);
+    m.desc = cat("RTM_DELLINK(group=", group, ")");
     return m;
 }
 
@@ -114,6 +131,10 @@ Message msg_set_link(const LinkChange& c) {
     if (c.mtu) {
         mnl_attr_put_u32(m.nlh, IFLA_MTU, c.mtu);
         d += cat(", mtu=", c.mtu);
+    }
+    if (c.group) {
+        mnl_attr_put_u32(m.nlh, IFLA_GROUP, *c.group);
+        d += cat(", group=", *c.group);
     }
     m.desc = d + ")";
     return m;
@@ -202,6 +223,7 @@ LinkInfo parse_link(const nlmsghdr* nlh) {
         case IFLA_IFNAME: li.name = mnl_attr_get_str(a); break;
         case IFLA_MTU: li.mtu = mnl_attr_get_u32(a); break;
         case IFLA_MASTER: li.master = int(mnl_attr_get_u32(a)); break;
+        case IFLA_GROUP: li.group = mnl_attr_get_u32(a); break;
         case IFLA_NET_NS_FD: li.netns_fd = int(mnl_attr_get_u32(a)); break;
         case IFLA_LINKINFO:
             mnl_attr_parse_nested(a, [](const nlattr* b, void* data) -> int {
@@ -291,17 +313,29 @@ Result<std::optional<LinkInfo>> Rtnl::get_link(const std::string& name) {
 
 Result<int> Rtnl::index_of(const std::string& name, std::string_view what) {
     if (trace::dry_run()) return 0;
-    auto li = TRY(get_link(name));
-    if (!li) {
+    // SIOCGIFINDEX, not RTM_GETLINK: a link lookup makes the kernel first
+    // apply the link's pending carrier change, which for a veth just made
+    // waits for an RCU grace period with the RTNL lock held. The ioctl
+    // reads the name table, and any socket answers it for its namespace.
+    struct ifreq ifr = {};
+    if (name.size() >= sizeof ifr.ifr_name) {
         errno = ENODEV;
         return sys_error(cat(what, " '", name, "'"));
     }
-    return li->index;
+    memcpy(ifr.ifr_name, name.data(), name.size());
+    if (::ioctl(nl_.fd(), SIOCGIFINDEX, &ifr) != 0) return sys_error(cat(what, " '", name, "'"));
+    return ifr.ifr_ifindex;
+}
+
+bool Rtnl::exists(int index) {
+    struct ifreq ifr = {};
+    ifr.ifr_ifindex = index;
+    return ::ioctl(nl_.fd(), SIOCGIFNAME, &ifr) == 0;
 }
 
 Status Rtnl::create_veth(const std::string& host, const std::string& peer, int peer_netns_fd, uint32_t mtu,
-                         int master) {
-    Message m = msg_new_veth(host, peer, peer_netns_fd, mtu, master);
+                         int master, uint32_t group) {
+    Message m = msg_new_veth(host, peer, peer_netns_fd, mtu, master, group);
     return nl_.request(m, cat("create veth pair ", host, " (host) and ", peer, " (container)"));
 }
 
@@ -313,6 +347,11 @@ Status Rtnl::create_bridge(const std::string& name) {
 Status Rtnl::delete_link(const std::string& name) {
     Message m = msg_del_link(name);
     return nl_.request(m, cat("delete interface ", name));
+}
+
+Status Rtnl::delete_group(uint32_t group) {
+    Message m = msg_del_group(group);
+    return nl_.request(m, cat("delete the interfaces of link group ", group));
 }
 
 Status Rtnl::set_link(const LinkChange& c, std::string_view what) {

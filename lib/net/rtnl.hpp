@@ -23,12 +23,18 @@ struct LinkChange {
     std::string new_name;      // rename
     int master = -1;           // attach to this bridge index (0: detach)
     uint32_t mtu = 0;
+    std::optional<uint32_t> group;  // move to this link group
 };
 
+// The host end is created up, in link group `group` (0: the default
+// group); the peer stays down.
 Message msg_new_veth(const std::string& host, const std::string& peer, int peer_netns_fd, uint32_t mtu,
-                     int master);
+                     int master, uint32_t group = 0);
 Message msg_new_bridge(const std::string& name);
 Message msg_del_link(const std::string& name);
+// Delete every link of a group in one request: the kernel unregisters them
+// together, with one set of RCU grace periods for all of them.
+Message msg_del_group(uint32_t group);
 Message msg_set_link(const LinkChange& c);
 Message msg_get_link(const std::string& name);
 Message msg_new_addr(int index, const std::string& ifname, const Cidr& a);
@@ -45,6 +51,7 @@ struct LinkInfo {
     int master = 0;
     uint32_t mtu = 0;
     unsigned flags = 0;     // IFF_UP...
+    uint32_t group = 0;
     unsigned change = 0;
     int netns_fd = -1;
 };
@@ -73,10 +80,14 @@ class Rtnl {
     Result<std::optional<LinkInfo>> get_link(const std::string& name);
     // The index of an existing link; 0 in dry-run mode.
     Result<int> index_of(const std::string& name, std::string_view what);
+    // Whether a link of that index exists.
+    bool exists(int index);
     Status create_veth(const std::string& host, const std::string& peer, int peer_netns_fd, uint32_t mtu,
-                       int master);
+                       int master, uint32_t group = 0);
     Status create_bridge(const std::string& name);
     Status delete_link(const std::string& name);
+    // Fails with last_errno() ENODEV when the group has no link.
+    Status delete_group(uint32_t group);
     Status set_link(const LinkChange& c, std::string_view what);
     Status add_address(int index, const std::string& ifname, const Cidr& a);
     Status add_default_route(int index, const std::string& ifname, const Cidr& gateway);

@@ -234,6 +234,34 @@ export BB WGET
     refute_output --partial LEFT-
 }
 
+@test "--veth: the host end is in link group kago while it runs and goes after; the same name runs again at once" {
+    run tns 'for i in 1 2 3; do
+            KAGO_NAME=$NAME net-setup --veth --bridge kgtb21 --subnet 10.250.21.0/24 -- true || echo "run $i: status $?"
+        done
+        KAGO_NAME=$NAME net-setup --veth --bridge kgtb21 --subnet 10.250.21.0/24 -- sleep 1 &
+        for i in $(seq 40); do ip link show kg$NAME >/dev/null 2>&1 && break; sleep 0.05; done
+        ip -d link show kg$NAME | grep -o "group [0-9]*"
+        wait
+        net_leftovers $NAME kgtb21
+        ip link show group 1801545582 | grep . && echo LEFT-DYING || true'
+    assert_success
+    assert_line "group 1801545583"
+    refute_output --partial status
+    refute_output --partial LEFT-
+}
+
+@test "--gc deletes the veths left in link group 1801545582 (being deleted), and no other link" {
+    run tns 'ip link add kgd$NAME group 1801545582 type veth peer name kpd$NAME
+        ip link add kgo$NAME type veth peer name kpo$NAME
+        net-setup --gc
+        ip link show kgd$NAME >/dev/null 2>&1 && echo LEFT-DYING
+        ip link show kgo$NAME >/dev/null 2>&1 && echo other-kept
+        ip link del kgo$NAME'
+    assert_success
+    assert_line other-kept
+    refute_output --partial LEFT-
+}
+
 @test "--veth: a set-up that fails after the chain started: the payload never runs, 125, nothing left" {
     require_progs unshare-run
     run tns 'ip link add kgtb10 type veth peer name kgtb10p  # --bridge names a link that is not a bridge

@@ -230,6 +230,52 @@ TEST(NetRtnl, VethMessageParsesBack) {
             mnl_attr_get_u32(pa) == 1)
             ++queues;
     EXPECT_EQ(queues, 2);
+    // The host end is up as it is made, in the default group unless asked.
+    EXPECT_EQ(li.flags & IFF_UP, unsigned(IFF_UP));
+    EXPECT_EQ(li.change, unsigned(IFF_UP));
+    EXPECT_EQ(li.group, 0u);
+    EXPECT_EQ(find_attr(m.nlh, sizeof(ifinfomsg), IFLA_GROUP), nullptr);
+}
+
+TEST(NetRtnl, VethInKagoGroupPeerStaysDown) {
+    Message m = msg_new_veth("kgweb", "eth0", 7, 0, 0, kVethGroup);
+    EXPECT_EQ(parse_link(m.nlh).group, kVethGroup);
+    EXPECT_NE(m.desc.find("group=1801545583"), std::string::npos) << m.desc;
+    // The peer's ifinfomsg asks for no flag: up before the pair is linked
+    // would fail with ENOTCONN.
+    const nlattr* info = find_attr(m.nlh, sizeof(ifinfomsg), IFLA_LINKINFO);
+    ASSERT_NE(info, nullptr);
+    std::string bytes(static_cast<const char*>(mnl_attr_get_payload(info)), mnl_attr_get_payload_len(info));
+    auto at = bytes.find("eth0");
+    ASSERT_NE(at, std::string::npos);
+    // The peer's ifinfomsg sits right before its IFLA_IFNAME attribute.
+    ifinfomsg pifi;
+    memcpy(&pifi, bytes.data() + at - sizeof(nlattr) - MNL_ALIGN(sizeof(ifinfomsg)), sizeof pifi);
+    EXPECT_EQ(pifi.ifi_flags, 0u);
+    EXPECT_EQ(pifi.ifi_change, 0u);
+    // The two groups are kago's alone, and differ.
+    EXPECT_NE(kVethGroup, kDyingGroup);
+    EXPECT_NE(kDyingGroup, 0u);
+}
+
+TEST(NetRtnl, GroupMessages) {
+    Message del = msg_del_group(kDyingGroup);
+    EXPECT_EQ(del.nlh->nlmsg_type, RTM_DELLINK);
+    LinkInfo li = parse_link(del.nlh);
+    // No index and no name: the kernel then deletes the whole group.
+    EXPECT_EQ(li.index, 0);
+    EXPECT_EQ(li.name, "");
+    EXPECT_EQ(li.group, kDyingGroup);
+    EXPECT_EQ(del.desc, "RTM_DELLINK(group=1801545582)");
+    LinkChange c;
+    c.index = 12;
+    c.group = kDyingGroup;
+    Message m = msg_set_link(c);
+    LinkInfo ch = parse_link(m.nlh);
+    EXPECT_EQ(ch.index, 12);
+    EXPECT_EQ(ch.group, kDyingGroup);
+    EXPECT_EQ(ch.change, 0u);  // nothing else changes
+    EXPECT_EQ(ch.name, "");
 }
 
 TEST(NetRtnl, BridgeDeleteAndChangeMessages) {
