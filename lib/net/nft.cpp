@@ -1,5 +1,7 @@
 #include "net/nft.hpp"
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
@@ -451,8 +453,21 @@ Status Nft::remove(const std::function<bool(const Tag&)>& mine) {
     if (trace::dry_run() || !table_exists_) return {};
     // The table exists only while it holds rules: once empty, it goes.
     if (del.empty() && others > 0) return {};
-    Batch b = build_delete(del, others == 0, nl_.take_seqs(uint32_t(del.size() + 8)));
-    return nl_.batch(b.buf.data(), b.len, b.descs, cat("delete nftables rules from table inet ", kTable));
+    // The kernel acks every message; more than about 250 acks at once
+    // overflow the socket's receive buffer (ENOBUFS), as in a --gc after
+    // many killed containers. Batches of kMaxDelete rules, the table with
+    // the last.
+    constexpr size_t kMaxDelete = 128;
+    size_t at = 0;
+    do {
+        size_t n = std::min(kMaxDelete, del.size() - at);
+        std::vector<RuleRef> part(del.begin() + long(at), del.begin() + long(at + n));
+        at += n;
+        bool last = at == del.size();
+        Batch b = build_delete(part, last && others == 0, nl_.take_seqs(uint32_t(n + 8)));
+        TRY(nl_.batch(b.buf.data(), b.len, b.descs, cat("delete nftables rules from table inet ", kTable)));
+    } while (at < del.size());
+    return {};
 }
 
 }  // namespace kago::net::nft

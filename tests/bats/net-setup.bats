@@ -412,6 +412,23 @@ export BB WGET
     refute_output --partial LEFT-
 }
 
+@test "--gc removes 300 rules of dead owners (more acks than one socket buffer holds) and the table" {
+    run tns '{ echo "table inet kago {"
+          echo "  chain postrouting { type nat hook postrouting priority srcnat;"
+          for i in $(seq 300); do
+              echo "    ip saddr 10.250.30.$((i % 250 + 2)) masquerade comment \"kago dead$i pid=999999 start=1\""
+          done
+          echo "  }"
+          echo "}"; } >"$WWW/rules.nft"
+        nft -f "$WWW/rules.nft"
+        echo "before: $(nft list table inet kago | grep -c masquerade)"
+        net-setup --gc
+        nft list table inet kago >/dev/null 2>&1 && echo LEFT-TABLE || true'
+    assert_success
+    assert_line "before: 300"
+    refute_output --partial LEFT-
+}
+
 # The rootless tests: a tun device usable by uid 65534 in the test's own
 # mount namespace, and an interface with a default route for pasta to copy.
 rootless_prelude='
