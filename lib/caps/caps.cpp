@@ -187,7 +187,7 @@ std::string format_securebits(unsigned bits) {
     return out.empty() ? "0" : out;
 }
 
-Result<ProcessCaps> current() {
+Result<ProcessCaps> current(bool bounding, bool ambient) {
     ProcessCaps pc;
     cap_t c = cap_get_proc();
     if (!c) return sys_error("read the capabilities of this process");
@@ -197,8 +197,8 @@ Result<ProcessCaps> current() {
         if (cap_get_flag(c, i, CAP_EFFECTIVE, &v) == 0 && v) pc.effective.add(i);
         if (cap_get_flag(c, i, CAP_PERMITTED, &v) == 0 && v) pc.permitted.add(i);
         if (cap_get_flag(c, i, CAP_INHERITABLE, &v) == 0 && v) pc.inheritable.add(i);
-        if (prctl(PR_CAPBSET_READ, i, 0, 0, 0) == 1) pc.bounding.add(i);
-        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, i, 0, 0) == 1) pc.ambient.add(i);
+        if (bounding && prctl(PR_CAPBSET_READ, i, 0, 0, 0) == 1) pc.bounding.add(i);
+        if (ambient && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, i, 0, 0) == 1) pc.ambient.add(i);
     }
     cap_free(c);
     return pc;

@@ -69,7 +69,7 @@ namespace {
 // a dry run, which reads nothing).
 Result<CapSet> drop_base() {
     if (trace::dry_run()) return all_caps();
-    return TRY(current()).permitted;
+    return TRY(current(false, false)).permitted;
 }
 }  // namespace
 
@@ -86,7 +86,7 @@ Status apply(const Policy& p) {
         if (p.change_caps) TRY(set_keepcaps(false));
     }
     ProcessCaps cur;
-    if (!dry) cur = TRY(current());
+    if (!dry) cur = TRY(current(true, false));  // the ambient set is cleared, not read
     else cur.permitted = cur.effective = cur.bounding = all_caps();
     // setuid to a non-root user empties the effective set: take back what
     // is still permitted, to be able to drop the rest.

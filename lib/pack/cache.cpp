@@ -105,12 +105,16 @@ Result<CacheBase> open_cache_base(const std::string& override_dir) {
     CacheBase b;
     auto cands = cache_candidates(override_dir);
     for (auto& path : cands) {
-        if (auto s = mkdir_parents(path); !s) {
-            b.skipped.push_back(s.error().message());
-            if (!override_dir.empty()) return std::move(s).error();
-            continue;
-        }
+        // Made on the first run only: later runs open it at once.
         UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!fd && errno == ENOENT) {
+            if (auto s = mkdir_parents(path); !s) {
+                b.skipped.push_back(s.error().message());
+                if (!override_dir.empty()) return std::move(s).error();
+                continue;
+            }
+            fd.reset(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        }
         if (!fd) {
             if (!override_dir.empty()) return sys_error(cat("cache directory ", path));
             b.skipped.push_back(sys_error(path).message());
