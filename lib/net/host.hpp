@@ -48,7 +48,10 @@ Status ensure_bridge(Rtnl& host, const std::string& bridge, const Cidr& gateway,
 // 15-40 ms each) are put there instead, for finish_later(); everything a
 // user can see (rules, lease, record, netns bind mount, state directory, a
 // bridge net-setup made that nobody uses now) is still gone when this
-// returns.
+// returns. The veth is handed over by the index in the record's
+// "veth_index", which only the supervisor that made it knows (it is not in
+// the file): by the time it is deleted, a new container of the same name
+// may own a link of that name.
 struct Later {
     std::vector<Netlink> sockets;  // released by the deferred process
     std::vector<int> links;        // host ends of veth pairs, by index
