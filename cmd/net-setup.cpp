@@ -420,11 +420,13 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     if (!later.links.empty()) later.netns.push_back(std::move(ns_fd));
     ns_fd.reset();
     lock.unlock();
-    finish_later(std::move(later));
     held.clear();
     (void)sd.remove();
-    if (!ws) cli::die(ws.error());
-    proc::exit_like(*ws);
+    if (!ws) {
+        finish_later(std::move(later));
+        cli::die(ws.error());
+    }
+    finish_later_and_exit(std::move(later), *ws);
 }
 
 // --user-mode: a new user and network namespace in a child, and pasta or

@@ -79,6 +79,10 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later = null
 // veths gone. The container's namespace is kept open until then: when a
 // namespace dies, the kernel deletes its veth on its own, alone.
 void finish_later(Later&& later);
+// The same, then proc::exit_like(ws), for a supervisor that has nothing
+// left to do: the detached process then shares its memory instead of
+// copying its page tables.
+[[noreturn]] void finish_later_and_exit(Later&& later, int ws);
 constexpr int kGatherMs = 50;
 
 // The link groups of the host ends of kago's veth pairs (`ip link show
