@@ -250,6 +250,22 @@ export BB WGET
     refute_output --partial LEFT-
 }
 
+@test "--veth: the container's network namespace is released within 2 s of the exit (held only until its veth is deleted)" {
+    run tns 'ino=$(KAGO_NAME=$NAME net-setup --veth --bridge kgtb22 --subnet 10.250.22.0/24 -- readlink /proc/self/ns/net)
+        echo "ns $ino"
+        for i in $(seq 40); do
+            held=$( (ls -l /proc/[0-9]*/fd 2>/dev/null || true) | grep -cF "$ino" || true)
+            [ "$held" = 0 ] && break
+            sleep 0.05
+        done
+        echo "held $held"
+        net_leftovers $NAME kgtb22'
+    assert_success
+    assert_line --regexp '^ns net:\[[0-9]+\]$'
+    assert_line "held 0"
+    refute_output --partial LEFT-
+}
+
 @test "--gc deletes the veths left in link group 1801545582 (being deleted), and no other link" {
     run tns 'ip link add kgd$NAME group 1801545582 type veth peer name kpd$NAME
         ip link add kgo$NAME type veth peer name kpo$NAME
