@@ -226,7 +226,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     uint64_t host_ns = dry ? 0 : host_netns_inode();
     lease::Owner me = lease::self();
 
-    // One nftables socket for the whole run, closed by finish_later():
+    // One nftables socket for the whole run, closed by finish_later_and_exit():
     // closing one waits for the kernel to free what recent changes replaced.
     std::optional<nft::Nft> nft;
     if (rules) nft = cli::value_or_die(nft::Nft::open("host"));
@@ -373,7 +373,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     // The host end comes up as it is made.
     must(host.create_veth(plan.veth, "eth0", ns_fd.get(), o.mtu, bridge_index, kVethGroup));
     veth_made = true;
-    if (!dry) rec.kv["veth_index"] = std::to_string(cli::value_or_die(host.index_of(plan.veth, "veth")));
+    int veth_index = dry ? 0 : cli::value_or_die(host.index_of(plan.veth, "veth"));
     setup_inside(host, inside, ns_fd.get(), o);
     int eth0 = cli::value_or_die(inside.index_of("eth0", "container interface"));
     must(inside.add_address(eth0, "eth0", addr));
@@ -414,19 +414,21 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     Later later;
     auto st = teardown(rec, host_ns, trace::verbose() ? nullptr : &later, nftp);
     if (!st) cli::report(st.error());
-    if (nft && !trace::verbose()) later.sockets.push_back(nft->take_netlink());
-    // The namespace lives on until its veth is deleted with the others:
-    // when a namespace dies, the kernel deletes its veth on its own, alone.
-    if (!later.links.empty()) later.netns.push_back(std::move(ns_fd));
+    if (!trace::verbose()) {
+        if (nft) later.sockets.push_back(nft->take_netlink());
+        // The namespace lives on until its veth is deleted with the others:
+        // when a namespace dies, the kernel deletes its veth on its own, alone.
+        later.veths.push_back(Later::Veth{veth_index, std::move(ns_fd)});
+    }
     ns_fd.reset();
     lock.unlock();
     held.clear();
     (void)sd.remove();
     if (!ws) {
-        finish_later(std::move(later));
-        cli::die(ws.error());
+        cli::report(ws.error());
+        state::remove_owned_dirs();
     }
-    finish_later_and_exit(std::move(later), *ws);
+    finish_later_and_exit(std::move(later), ws ? *ws : 125 << 8);
 }
 
 // --user-mode: a new user and network namespace in a child, and pasta or

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "core/proc.hpp"
 #include "core/state.hpp"
@@ -131,13 +130,9 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later, nft::
         if (o) rtnl = std::move(*o);
         else keep(std::move(o).error());
     }
+    // With `later` the caller hands the veth over itself (Later::veths).
     std::string veth = r.get("veth");
-    // The index is known only to the supervisor that made the veth: by
-    // then, a new container of the same name may have a link of that name.
-    int index = std::atoi(r.get("veth_index").c_str());
-    if (!veth.empty() && here && later && index > 0) {
-        later->links.push_back(index);
-    } else if (rtnl && !veth.empty()) {
+    if (rtnl && !veth.empty()) {
         auto st = rtnl->delete_link(veth);
         if (!st && rtnl->last_errno() != ENODEV) keep(std::move(st));
     }
@@ -181,7 +176,7 @@ namespace {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     std::vector<int> mine;
     for (const auto& s : later.sockets) mine.push_back(s.fd());
-    for (const auto& n : later.netns) mine.push_back(n.get());
+    for (const auto& v : later.veths) mine.push_back(v.netns.get());
     std::sort(mine.begin(), mine.end());
     unsigned from = 0;
     for (int fd : mine) {
@@ -197,12 +192,12 @@ namespace {
     }
     auto rtnl = Rtnl::open("host");
     std::vector<int> moved;
-    for (int index : later.links) {
+    for (const auto& v : later.veths) {
         LinkChange c;
-        c.index = index;
+        c.index = v.index;
         c.group = kDyingGroup;
         // Gone already (with its namespace) when this fails.
-        if (rtnl && rtnl->set_link(c, "hand the veth over for deletion")) moved.push_back(index);
+        if (rtnl && rtnl->set_link(c, "hand the veth over for deletion")) moved.push_back(v.index);
     }
     if (!moved.empty()) {
         // One process at a time gathers and deletes: the lock is the host
@@ -224,13 +219,6 @@ namespace {
 int run_later_entry(void* later) { run_later(*static_cast<Later*>(later)); }
 }  // namespace
 
-void finish_later(Later&& later) {
-    if (later.empty()) return;
-    pid_t pid = ::fork();
-    if (pid != 0) return;  // the parent (also on failure: its sockets close here)
-    run_later(later);
-}
-
 [[noreturn]] void finish_later_and_exit(Later&& later, int ws) {
     if (!later.empty()) {
         // The process shares our memory (CLONE_VM): no page tables to copy
@@ -241,10 +229,8 @@ void finish_later(Later&& later) {
         constexpr size_t kStack = 256 * 1024;
         auto* job = new Later(std::move(later));
         auto* stack = new char[kStack];
-        if (::clone(run_later_entry, stack + kStack, CLONE_VM | SIGCHLD, job) < 0) {
-            delete[] stack;
-            finish_later(std::move(*job));
-        }
+        if (::clone(run_later_entry, stack + kStack, CLONE_VM | SIGCHLD, job) < 0 && ::fork() == 0)
+            run_later(*job);  // no clone(): a copy of our memory does as well
     }
     proc::exit_like(ws);
 }

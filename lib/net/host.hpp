@@ -45,18 +45,20 @@ Status ensure_bridge(Rtnl& host, const std::string& bridge, const Cidr& gateway,
 //
 // With `later`, the steps that wait on the kernel's RCU grace periods
 // (deleting the veth, releasing the nftables socket after a deletion:
-// 15-40 ms each) are put there instead, for finish_later(); everything a
-// user can see (rules, lease, record, netns bind mount, state directory, a
+// 15-40 ms each) are left to finish_later_and_exit(); everything a user
+// can see (rules, lease, record, netns bind mount, state directory, a
 // bridge net-setup made that nobody uses now) is still gone when this
-// returns. The veth is handed over by the index in the record's
-// "veth_index", which only the supervisor that made it knows (it is not in
-// the file): by the time it is deleted, a new container of the same name
-// may own a link of that name.
+// returns. The veth is then not touched: the supervisor that made it
+// hands it over by index, which only it knows (by the time it is deleted,
+// a new container of the same name may own a link of that name).
 struct Later {
     std::vector<Netlink> sockets;  // released by the deferred process
-    std::vector<int> links;        // host ends of veth pairs, by index
-    std::vector<UniqueFd> netns;   // their peers' namespaces, kept until then
-    bool empty() const { return sockets.empty() && links.empty(); }
+    struct Veth {
+        int index = 0;    // the host end
+        UniqueFd netns;   // the peer's namespace, kept open until then
+    };
+    std::vector<Veth> veths;
+    bool empty() const { return sockets.empty() && veths.empty(); }
 };
 // With `nft`, that socket is used for the rules instead of a new one:
 // closing an nftables socket waits until the kernel has freed what any
@@ -64,8 +66,10 @@ struct Later {
 Status teardown(const lease::Record& r, uint64_t host_netns, Later* later = nullptr, nft::Nft* nft = nullptr);
 
 // Do `later` in a detached process (its own session, no descriptor but its
-// sockets), so that the supervisor returns the container's status without
-// waiting for the kernel. Nothing is lost if it is killed (a cg-limit
+// sockets), then proc::exit_like(ws): the supervisor returns the
+// container's status without waiting for the kernel. The process shares
+// the supervisor's memory (clone(CLONE_VM)) instead of copying its page
+// tables, which is why this is also the supervisor's exit. Nothing is lost if it is killed (a cg-limit
 // around the chain kills what is left in its cgroup): the veth dies with
 // the container's network namespace, and the sockets close.
 //
@@ -78,16 +82,12 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later = null
 // group with one request, and the processes waiting behind it find their
 // veths gone. The container's namespace is kept open until then: when a
 // namespace dies, the kernel deletes its veth on its own, alone.
-void finish_later(Later&& later);
-// The same, then proc::exit_like(ws), for a supervisor that has nothing
-// left to do: the detached process then shares its memory instead of
-// copying its page tables.
 [[noreturn]] void finish_later_and_exit(Later&& later, int ws);
 constexpr int kGatherMs = 50;
 
 // The link groups of the host ends of kago's veth pairs (`ip link show
 // group 1801545583`): kVethGroup ("kago" in ASCII) while the container
-// runs, kDyingGroup once finish_later() has them. No other link is ever
+// runs, kDyingGroup once finish_later_and_exit() has them. No other link is ever
 // put in them, so a link there without a live owner record is a leftover.
 constexpr uint32_t kVethGroup = 0x6b61676f;
 constexpr uint32_t kDyingGroup = 0x6b61676e;
