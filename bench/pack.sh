@@ -85,10 +85,10 @@ for ((r = 1; r <= ${WARM_REPEAT:-3}; r++)); do
 done
 if [ "$ok" -gt 0 ]; then
     for name in "pack-selfexec warm run" "kago chain on the same tree" "unshare -Ur chroot DIR /bin/true"; do
-        all=$(for f in "$shm"/warm*.json; do jq -r --arg n "$name" '.results[] | select(.command == $n) | .median * 1000' "$f"; done | sort -n)
-        [ -n "$all" ] || continue
-        med=$(echo "$all" | awk '{a[NR]=$1} END{printf "%.2f", a[int((NR+1)/2)]}')
-        runs=$(for f in "$shm"/warm*.json; do jq -r --arg n "$name" '.results[] | select(.command == $n) | .median * 1000' "$f"; done | xargs printf '%.2f, ' | sed 's/, $//')
+        vals=$(for f in "$shm"/warm*.json; do jq -r --arg n "$name" '.results[] | select(.command == $n) | .median * 1000' "$f"; done)
+        [ -n "$vals" ] || continue
+        med=$(echo "$vals" | sort -n | awk '{a[NR]=$1} END{printf "%.2f", a[int((NR+1)/2)]}')
+        runs=$(echo "$vals" | xargs printf '%.2f, ' | sed 's/, $//')
         row "$name (rootless, median of $ok hyperfine medians: $runs)" "" "$med ms"
         eval "med_$(echo "$name" | tr -c 'a-z' '_')=$med"
     done
