@@ -185,6 +185,21 @@ const nlattr* find_attr(const nlmsghdr* nlh, size_t hdrlen, uint16_t type) {
         if (mnl_attr_get_type(a) == type) found = a;
     return found;
 }
+// The VETH_INFO_PEER attribute of a new veth message: an ifinfomsg of the
+// peer's own, then its attributes.
+const nlattr* veth_peer(const nlmsghdr* nlh) {
+    auto nested = [](const nlattr* nest, uint16_t type) {
+        const nlattr* found = nullptr;
+        int left = int(mnl_attr_get_payload_len(nest));
+        auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));
+        for (; mnl_attr_ok(a, left); left -= int(MNL_ALIGN(a->nla_len)), a = mnl_attr_next(a))
+            if (mnl_attr_get_type(a) == type) found = a;
+        return found;
+    };
+    const nlattr* info = find_attr(nlh, sizeof(ifinfomsg), IFLA_LINKINFO);
+    const nlattr* data = info ? nested(info, IFLA_INFO_DATA) : nullptr;
+    return data ? nested(data, VETH_INFO_PEER) : nullptr;
+}
 }  // namespace
 
 TEST(NetRtnl, VethMessageParsesBack) {
@@ -206,19 +221,7 @@ TEST(NetRtnl, VethMessageParsesBack) {
         ASSERT_NE(a, nullptr) << t;
         EXPECT_EQ(mnl_attr_get_u32(a), 1u);
     }
-    const nlattr* info = find_attr(m.nlh, sizeof(ifinfomsg), IFLA_LINKINFO);
-    ASSERT_NE(info, nullptr);
-    auto nested = [](const nlattr* nest, uint16_t type) {
-        const nlattr* found = nullptr;
-        int left = int(mnl_attr_get_payload_len(nest));
-        auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));
-        for (; mnl_attr_ok(a, left); left -= int(MNL_ALIGN(a->nla_len)), a = mnl_attr_next(a))
-            if (mnl_attr_get_type(a) == type) found = a;
-        return found;
-    };
-    const nlattr* data = nested(info, IFLA_INFO_DATA);
-    ASSERT_NE(data, nullptr);
-    const nlattr* peer = nested(data, VETH_INFO_PEER);
+    const nlattr* peer = veth_peer(m.nlh);
     ASSERT_NE(peer, nullptr);
     // The peer's attributes follow its own ifinfomsg.
     auto* pa = reinterpret_cast<const nlattr*>(static_cast<const char*>(mnl_attr_get_payload(peer)) +
@@ -243,14 +246,10 @@ TEST(NetRtnl, VethInKagoGroupPeerStaysDown) {
     EXPECT_NE(m.desc.find("group=1801545583"), std::string::npos) << m.desc;
     // The peer's ifinfomsg asks for no flag: up before the pair is linked
     // would fail with ENOTCONN.
-    const nlattr* info = find_attr(m.nlh, sizeof(ifinfomsg), IFLA_LINKINFO);
-    ASSERT_NE(info, nullptr);
-    std::string bytes(static_cast<const char*>(mnl_attr_get_payload(info)), mnl_attr_get_payload_len(info));
-    auto at = bytes.find("eth0");
-    ASSERT_NE(at, std::string::npos);
-    // The peer's ifinfomsg sits right before its IFLA_IFNAME attribute.
+    const nlattr* peer = veth_peer(m.nlh);
+    ASSERT_NE(peer, nullptr);
     ifinfomsg pifi;
-    memcpy(&pifi, bytes.data() + at - sizeof(nlattr) - MNL_ALIGN(sizeof(ifinfomsg)), sizeof pifi);
+    memcpy(&pifi, mnl_attr_get_payload(peer), sizeof pifi);
     EXPECT_EQ(pifi.ifi_flags, 0u);
     EXPECT_EQ(pifi.ifi_change, 0u);
     // The two groups are kago's alone, and differ.
