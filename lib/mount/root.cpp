@@ -89,24 +89,25 @@ Status bind_on(const std::string& src, const ops::Fd& at, bool read_only, bool r
     return ops::move_mount_fd(t, at);
 }
 
+// A path in the root, or nothing when this kernel does not have it.
+Result<std::optional<ops::Fd>> open_if_present(const Root& root, const char* path, std::string_view what) {
+    auto at = open_in_root(root, path, Create::none, 0, what);
+    if (!at && at.error().err == ENOENT) return std::optional<ops::Fd>();
+    return std::optional<ops::Fd>(TRY(std::move(at)));
+}
+
 Status mask_proc(const Root& root) {
     static const char* const masked_files[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list",
                                                "/proc/sched_debug"};
     static const char* const masked_dirs[] = {"/proc/acpi"};
     static const char* const read_only[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq",
                                             "/proc/bus"};
-    // A path this kernel does not have is left alone.
-    auto open_existing = [&](const char* p) -> Result<std::optional<ops::Fd>> {
-        auto at = open_in_root(root, p, Create::none, 0, "--proc");
-        if (!at && at.error().err == ENOENT) return std::optional<ops::Fd>();
-        return std::optional<ops::Fd>(TRY(std::move(at)));
-    };
     for (const char* p : masked_files) {
-        auto at = TRY(open_existing(p));
+        auto at = TRY(open_if_present(root, p, "--proc"));
         if (at) TRY_AS("--proc", bind_on("/dev/null", *at, false, false));
     }
     for (const char* p : masked_dirs) {
-        auto found = TRY(open_existing(p));
+        auto found = TRY(open_if_present(root, p, "--proc"));
         if (!found) continue;
         auto& at = *found;
         TRY_AS("--proc", mount_new("tmpfs", at, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
@@ -114,7 +115,7 @@ Status mask_proc(const Root& root) {
                                    {{"size", "0"}}));
     }
     for (const char* p : read_only) {
-        auto found = TRY(open_existing(p));
+        auto found = TRY(open_if_present(root, p, "--proc"));
         if (!found) continue;
         auto& at = *found;
         auto t = TRY_AS("--proc", ops::clone_tree_fd(at, true));
@@ -413,9 +414,8 @@ Status mount_sys(const Root& root, const Context& ctx, bool mask) {
         return e;
     }
     if (!mask) return {};
-    auto fw = open_in_root(root, "/sys/firmware", Create::none, 0, "--sys");
-    if (!fw && fw.error().err == ENOENT) return {};  // not on this kernel
-    if (!fw) return std::move(fw).error();
+    auto fw = TRY(open_if_present(root, "/sys/firmware", "--sys"));
+    if (!fw) return {};
     TRY_AS("--sys", mount_new("tmpfs", *fw, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
                                                 MOUNT_ATTR_NOEXEC,
                               {{"size", "0"}}));
