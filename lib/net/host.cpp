@@ -160,6 +160,7 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later, nft::
     }
     std::string ns = r.get("netns");
     if (!ns.empty()) keep(unbind_netns(ns));
+
     std::string sd = r.get("statedir");
     if (!sd.empty()) keep(state::remove_tree(sd));
     keep(lease::remove_record(r.name));
@@ -236,6 +237,9 @@ int run_later_entry(void* later) { run_later(*static_cast<Later*>(later)); }
 }
 
 Result<bool> free_veth_name(Rtnl& host, const std::string& veth, const std::string& name) {
+    // Nearly always free: then no netlink request waits for the RTNL lock,
+    // which another container's veth deletion may hold for 20 ms.
+    if (!host.may_exist(veth)) return true;
     auto li = TRY(host.get_link(veth));
     if (!li) return true;
     if (li->group != kVethGroup && li->group != kDyingGroup) return false;
@@ -246,9 +250,10 @@ Result<bool> free_veth_name(Rtnl& host, const std::string& veth, const std::stri
     return true;
 }
 
-Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridges, nft::Nft* given) {
+Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool thorough, nft::Nft* given) {
     std::vector<std::string> removed;
     Status first;
+
     for (const auto& r : TRY(lease::records())) {
         if (lease::alive(r.owner())) continue;
         auto st = teardown(r, host_netns, nullptr, given);
@@ -256,7 +261,7 @@ Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridge
         removed.push_back(r.name);
     }
     // Bridges that net-setup created and that no live container uses.
-    for (const auto& key : bridges ? TRY(lease::lease_files()) : std::vector<std::string>{}) {
+    for (const auto& key : thorough ? TRY(lease::lease_files()) : std::vector<std::string>{}) {
         auto f = lease::load(key);
         if (!f) continue;
         f->reap([](const lease::LeaseFile::Entry& e) { return !lease::alive(e.owner); });
@@ -275,14 +280,15 @@ Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridge
         auto st = lease::save(key, *f);
         if (!st && first) first = std::move(st);
     }
-    if (bridges) {
+    if (thorough) {
         // Veths handed to a deferred process that was killed before it
         // deleted them. Not at every start: the request waits for the RTNL
         // lock, which another container's deletion may hold for 20 ms.
         auto rtnl = Rtnl::open("host");
         if (rtnl && rtnl->delete_group(kDyingGroup)) removed.push_back("veths being deleted");
     }
-    if (rules) {
+
+    if (rules && thorough) {
         std::optional<nft::Nft> own;
         if (!given) own = TRY(nft::Nft::open("host"));
         nft::Nft& nft = given ? *given : *own;
@@ -292,6 +298,7 @@ Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridge
             return dead;
         }));
     }
+
     if (!first) return std::move(first).error();
     return removed;
 }

@@ -99,11 +99,14 @@ constexpr uint32_t kDyingGroup = 0x6b61676e;
 // container. Call it with the lease lock held.
 Result<bool> free_veth_name(Rtnl& host, const std::string& veth, const std::string& name);
 
-// Tear down every container whose owner process is gone, and remove the
-// rules in table kago whose owner is gone. With `bridges` (net-setup
-// --gc), also remove the bridges net-setup created that no live container
-// uses, and the veths of kDyingGroup that a killed deferred process left.
-// Returns what was removed.
-Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool bridges, nft::Nft* nft = nullptr);
+// Tear down every container whose owner process is gone (its rules too,
+// when `rules`). With `thorough` (net-setup --gc), also remove the bridges
+// net-setup created that no live container uses, the veths of kDyingGroup
+// that a killed deferred process left, and any rule in table kago whose
+// owner is gone even though its record is not: a teardown that failed
+// half-way. A start does not look for those: listing the table costs every
+// start a dump that grows with the number of containers. Returns what was
+// removed.
+Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool thorough, nft::Nft* nft = nullptr);
 
 }  // namespace kago::net

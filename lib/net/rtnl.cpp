@@ -311,21 +311,31 @@ Result<std::optional<LinkInfo>> Rtnl::get_link(const std::string& name) {
     return out;
 }
 
-Result<int> Rtnl::index_of(const std::string& name, std::string_view what) {
-    if (trace::dry_run()) return 0;
-    // SIOCGIFINDEX, not RTM_GETLINK: a link lookup makes the kernel first
-    // apply the link's pending carrier change, which for a veth just made
-    // waits for an RCU grace period with the RTNL lock held. The ioctl
-    // reads the name table, and any socket answers it for its namespace.
+namespace {
+// SIOCGIFINDEX, not RTM_GETLINK: a link lookup takes the RTNL lock and
+// makes the kernel first apply the link's pending carrier change, which for
+// a veth just made waits for an RCU grace period with the lock held. The
+// ioctl reads the name table, and any socket answers it for its namespace.
+int ioctl_index(int fd, const std::string& name) {
     struct ifreq ifr = {};
     if (name.size() >= sizeof ifr.ifr_name) {
         errno = ENODEV;
-        return sys_error(cat(what, " '", name, "'"));
+        return -1;
     }
     memcpy(ifr.ifr_name, name.data(), name.size());
-    if (::ioctl(nl_.fd(), SIOCGIFINDEX, &ifr) != 0) return sys_error(cat(what, " '", name, "'"));
+    if (::ioctl(fd, SIOCGIFINDEX, &ifr) != 0) return -1;
     return ifr.ifr_ifindex;
 }
+}  // namespace
+
+Result<int> Rtnl::index_of(const std::string& name, std::string_view what) {
+    if (trace::dry_run()) return 0;
+    int index = ioctl_index(nl_.fd(), name);
+    if (index < 0) return sys_error(cat(what, " '", name, "'"));
+    return index;
+}
+
+bool Rtnl::may_exist(const std::string& name) { return ioctl_index(nl_.fd(), name) >= 0 || errno != ENODEV; }
 
 bool Rtnl::exists(int index) {
     struct ifreq ifr = {};

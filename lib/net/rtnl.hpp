@@ -82,6 +82,9 @@ class Rtnl {
     Result<int> index_of(const std::string& name, std::string_view what);
     // Whether a link of that index exists.
     bool exists(int index);
+    // Whether a link of that name may exist: false only when the kernel
+    // says there is none (SIOCGIFINDEX, which takes no lock).
+    bool may_exist(const std::string& name);
     Status create_veth(const std::string& host, const std::string& peer, int peer_netns_fd, uint32_t mtu,
                        int master, uint32_t group = 0);
     Status create_bridge(const std::string& name);

@@ -432,3 +432,20 @@ TEST(NetUserMode, PastaAndSlirpArguments) {
     EXPECT_EQ(sa.back(), "tap0");
     EXPECT_EQ(sa[sa.size() - 2], "/proc/99/ns/net");
 }
+
+// The name lookups a start makes without the RTNL lock: no privilege
+// needed, lo is in every namespace.
+TEST(NetRtnl, MayExistAndIndexOfByIoctl) {
+    auto r = Rtnl::open("test");
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_TRUE(r->may_exist("lo"));
+    EXPECT_FALSE(r->may_exist("kgnosuchlink0"));
+    EXPECT_FALSE(r->may_exist("a-name-longer-than-ifnamsiz"));
+    auto lo = r->index_of("lo", "loopback");
+    ASSERT_TRUE(lo);
+    EXPECT_GT(*lo, 0);
+    EXPECT_TRUE(r->exists(*lo));
+    auto none = r->index_of("kgnosuchlink0", "veth");
+    ASSERT_FALSE(none);
+    EXPECT_NE(none.error().message().find("veth 'kgnosuchlink0'"), std::string::npos) << none.error().message();
+}
