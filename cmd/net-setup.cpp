@@ -13,16 +13,20 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <functional>
+#include <memory>
 #include <optional>
 
 #include "core/cli.hpp"
 #include "core/env.hpp"
+#include "core/fd.hpp"
 #include "core/parse.hpp"
 #include "core/proc.hpp"
 #include "core/ready.hpp"
@@ -100,22 +104,56 @@ Plan check(const Options& o) {
     return p;
 }
 
-// Exec the command from a forked child: async-signal-safe calls only.
+// Exec the command from a forked child: async-signal-safe calls only. The
+// command line and the environment are copied first: a child that runs
+// alongside us (EarlyChild) must not read what setenv() changes.
 struct ChildExec {
     std::vector<char*> argv;
+    std::vector<char*> envp;
     int program_fd = -1;
     std::string failure;  // "net-setup: CMD: "
+    // An environment entry "KAGO_NETNS=" that the child completes with
+    // "/proc/ITS_PID/ns/net" (reserve_self_netns()).
+    std::array<char, 64> self_netns{};
+    size_t self_netns_at = 0;
+    void reserve_self_netns() {
+        std::string head = cat(env::kNetns, "=");
+        std::erase_if(envp, [&](const char* e) { return e && std::string_view(e).starts_with(head); });
+        memcpy(self_netns.data(), head.data(), head.size());
+        self_netns_at = head.size();
+        envp.insert(envp.end() - 1, self_netns.data());
+    }
+    void complete_self_netns() {  // in the child: no allocation
+        if (!self_netns_at) return;
+        char digits[16];
+        int n = 0;
+        for (pid_t pid = ::getpid(); pid > 0 && n < 16; pid /= 10) digits[n++] = char('0' + pid % 10);
+        char* out = stpcpy(self_netns.data() + self_netns_at, "/proc/");
+        while (n > 0) *out++ = digits[--n];
+        stpcpy(out, "/ns/net");
+    }
 };
 
 [[noreturn]] void child_exec(const ChildExec& c) {
-    if (c.program_fd >= 0) ::syscall(SYS_execveat, c.program_fd, "", c.argv.data(), environ, AT_EMPTY_PATH);
-    else ::execvp(c.argv[0], c.argv.data());
+    if (c.program_fd >= 0) ::syscall(SYS_execveat, c.program_fd, "", c.argv.data(), c.envp.data(), AT_EMPTY_PATH);
+    else ::execvpe(c.argv[0], c.argv.data(), c.envp.data());
     int e = errno;
     const char* why = strerrordesc_np(e);
     (void)!::write(2, c.failure.data(), c.failure.size());
     (void)!::write(2, why, strlen(why));
     (void)!::write(2, "\n", 1);
     _exit(exit_code_for_exec_error(e));
+}
+
+ChildExec prepare_child(const PreparedExec& p) {
+    ChildExec c;
+    for (const auto& a : p.argv) c.argv.push_back(const_cast<char*>(a.c_str()));
+    c.argv.push_back(nullptr);
+    for (char** e = environ; *e; ++e) c.envp.push_back(*e);  // glibc never frees these strings
+    c.envp.push_back(nullptr);
+    c.program_fd = p.program.valid() ? p.program.get() : -1;
+    c.failure = cat(trace::program(), ": ", p.argv[0], ": ");
+    return c;
 }
 
 // clone()'s entry for a child whose body is a std::function that execs or
@@ -125,14 +163,94 @@ int run_body(void* body) {
     _exit(125);
 }
 
-ChildExec prepare_child(const PreparedExec& p) {
-    ChildExec c;
-    for (const auto& a : p.argv) c.argv.push_back(const_cast<char*>(a.c_str()));
-    c.argv.push_back(nullptr);
-    c.program_fd = p.program.valid() ? p.program.get() : -1;
-    c.failure = cat(trace::program(), ": ", p.argv[0], ": ");
-    return c;
-}
+// The command's process, started before the network is set up: it makes
+// its namespace itself (the kernel's 0.7 ms for a network namespace then
+// run on the other CPU while we take the lease and write the state files),
+// tells us, and execs the command when told.
+//
+// It shares our memory (clone(CLONE_VM), as the vfork() of posix_spawn),
+// not our descriptors, and runs on a stack of its own, alongside us: it
+// reads only what nobody changes meanwhile (ChildExec, the signal mask, the
+// gate's descriptors, copied) and makes only async-signal-safe calls. errno
+// is the one variable both sides write (one thread's storage): each reads
+// it right after its own call fails, and only two failures at the same
+// moment could mix them up.
+//
+// The two sides tell each other through futex words, not pipes: a pipe's
+// wake-up is a synchronous one, which puts the woken process on the
+// waker's CPU, and a trace showed us waiting on the child's CPU, the child
+// behind us, and the other CPU idle.
+class EarlyChild {
+  public:
+    // `make` runs in the child, after PR_SET_PDEATHSIG: 0 or an errno.
+    void start(ChildExec& ce, const proc::SignalBlock& block, ready::Gate::Ends gate, std::function<int()> make) {
+        make_ = std::move(make);
+        cpu_set_t cpus;
+        bool spread = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1;
+        body_ = [&ce, &block, gate, this, parent = ::getpid(), spread, cpus] {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            int err = ::getppid() == parent ? make_() : ESRCH;
+            made_err_ = err;
+            post(made_, 1);
+            if (err) _exit(125);
+            if (wait_while(go_, kWait, nullptr) != kGo) _exit(125);
+            if (spread) ::sched_setaffinity(0, sizeof cpus, &cpus);  // the command's own, as inherited
+            ce.complete_self_netns();
+            gate.keep_in_child();
+            block.restore_in_child();
+            child_exec(ce);
+        };
+        stack_.reset(new char[kStack]);  // not zeroed: the child touches a few pages
+        pid_ = ::clone(run_body, stack_.get() + kStack, CLONE_VM | SIGCHLD, &body_);
+        if (pid_ < 0) cli::die(sys_error("clone(CLONE_VM) to start the command"));
+        // The kernel starts it on our CPU, where it waits until we block,
+        // even when another CPU is idle (traced here: its namespace was made
+        // only once we waited for it). It is moved off ours until it execs.
+        if (spread) {
+            cpu_set_t others = cpus;
+            CPU_CLR(::sched_getcpu(), &others);
+            if (CPU_COUNT(&others) > 0) (void)::sched_setaffinity(pid_, sizeof others, &others);
+        }
+    }
+    // Wait until the child has run `make`: its result, or ECHILD when it
+    // died first.
+    int made() {
+        struct timespec tick = {0, 20 * 1000 * 1000};
+        while (wait_while(made_, 0, &tick) == 0) {
+            siginfo_t si = {};
+            if (::waitid(P_PID, pid_t(pid_), &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid_) return ECHILD;
+        }
+        return made_err_;
+    }
+    // Let it exec the command.
+    void go() {
+        if (pid_ >= 0 && __atomic_load_n(&go_, __ATOMIC_ACQUIRE) == kWait) post(go_, kGo);
+    }
+    pid_t pid() const { return pid_; }
+
+  private:
+    static void post(int& word, int value) {
+        __atomic_store_n(&word, value, __ATOMIC_RELEASE);
+        ::syscall(SYS_futex, &word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+    }
+    // The word's value once it is not `value` (or when `timeout` passes).
+    static int wait_while(int& word, int value, const struct timespec* timeout) {
+        int now = __atomic_load_n(&word, __ATOMIC_ACQUIRE);
+        while (now == value) {
+            long r = ::syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, value, timeout, nullptr, 0);
+            now = __atomic_load_n(&word, __ATOMIC_ACQUIRE);
+            if (r != 0 && errno == ETIMEDOUT) break;
+        }
+        return now;
+    }
+    static constexpr size_t kStack = 64 * 1024;
+    static constexpr int kWait = 0, kGo = 1;
+    pid_t pid_ = -1;
+    int made_ = 0, made_err_ = 0, go_ = kWait;
+    std::unique_ptr<char[]> stack_;
+    std::function<int()> make_;
+    std::function<void()> body_;
+};
 
 void write_state_files(const state::StateDir& sd, const std::string& netns, const std::optional<Cidr>& ip,
                        const std::string& name) {
@@ -190,6 +308,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         cli::check_or_die(sys::setns(fd->get(), CLONE_NEWNET, netns));
     } else {
         auto host = cli::value_or_die(Rtnl::open("host"));
+
         auto st = sys::unshare(CLONE_NEWNET);
         if (!st && st.error().err == EPERM && ::geteuid() != 0)
             cli::die(std::move(st).error().with_hint("without root, use --user-mode"));
@@ -231,8 +350,38 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     std::optional<nft::Nft> nft;
     if (rules) nft = cli::value_or_die(nft::Nft::open("host"));
     nft::Nft* nftp = nft ? &*nft : nullptr;
+    state::StateDir sd = cli::value_or_die(state::StateDir::acquire(plan.name));
+    // Hold the published host ports, so that nobody else takes them.
+    std::vector<UniqueFd> held;
+    for (const auto& pub : plan.publish) held.push_back(cli::value_or_die(reserve_port(pub)));
+
+    // The command's process starts now and makes the network namespace
+    // (EarlyChild) while we take the lease. Its environment is fixed here.
+    // When the command is a kago program, it execs as soon as the state
+    // files exist, and the chain waits at the gate (core/ready.hpp) before
+    // it execs the payload, while we set up the veth, addresses, routes and
+    // rules. Otherwise, and in a trace (which keeps the order of the calls),
+    // it execs once all of that is done.
+    std::string bind_path = cat(kNetnsDir, "/kago-", plan.name);
+    bool bind = ::geteuid() == 0;
+    if (bind) ::setenv(env::kNetns, bind_path.c_str(), 1);
+    ready::Gate gate;
+    bool early = p.kago && !trace::verbose() && !dry;
+    if (early) gate = cli::value_or_die(ready::Gate::create());
+    ChildExec ce = prepare_child(p);
+    if (!bind && !dry) ce.reserve_self_netns();
+    proc::SignalBlock block;
+    EarlyChild cmd;
+    if (!dry) cmd.start(ce, block, gate.ends(), [] { return ::unshare(CLONE_NEWNET) == 0 ? 0 : errno; });
+    gate.forked();
+    pid_t child = dry ? -1 : cmd.pid();
+    // Without the bind mount, the namespace is named by the command's process.
+    std::string netns = bind ? bind_path : cat("/proc/", child, "/ns/net");
+    if (!bind) ::setenv(env::kNetns, netns.c_str(), 1);  // the child has its own copy (self_netns)
+
     lease::Lock lock;
     if (!dry) lock = cli::value_or_die(lease::Lock::acquire());
+
     // Leftovers of killed supervisors are removed once the command has
     // started, unless one holds the address asked for.
     bool collected = false;
@@ -240,54 +389,11 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         if (!dry && !collected) (void)gc(host_ns, rules, false, nftp);
         collected = true;
     };
-    state::StateDir sd = cli::value_or_die(state::StateDir::acquire(plan.name));
-    // Hold the published host ports, so that nobody else takes them.
-    std::vector<UniqueFd> held;
-    for (const auto& pub : plan.publish) held.push_back(cli::value_or_die(reserve_port(pub)));
-
-    auto host = cli::value_or_die(Rtnl::open("host"));
-    std::string key = lease_key(plan.bridge, host_ns);
-    lease::LeaseFile leases = dry ? lease::LeaseFile{} : cli::value_or_die(lease::load(key));
-    leases.netns = host_ns;
-    Cidr addr;
-    if (plan.address) {
-        Cidr bare = *plan.address;
-        bare.prefix = 32;
-        if (leases.in_use(bare) && !dry) {
-            collect();
-            leases = cli::value_or_die(lease::load(key));
-            leases.netns = host_ns;
-        }
-        if (leases.in_use(bare))
-            cli::die(usage_error(cat("--address '", plan.address->addr_str(), "': already leased to another container on ",
-                                     plan.bridge)));
-        addr = *plan.address;
-    } else {
-        auto a = leases.allocate(plan.subnet, plan.gateway);
-        if (!a) cli::die(usage_error(cat("--subnet ", plan.subnet.str(), ": no free address left on ", plan.bridge)));
-        addr = *a;
-    }
-    std::string bind_path = cat(kNetnsDir, "/kago-", plan.name);
-    // The record below names the veth; a link of that name that is not ours
-    // must never be in it (teardown and --gc delete by name).
-    if (!dry && !cli::value_or_die(free_veth_name(host, plan.veth, plan.name)))
-        cli::die(usage_error(cat("container name '", plan.name, "': a link named ", plan.veth,
-                                 " already exists on the host; choose another KAGO_NAME")));
-
-    // The record names everything before it exists: a SIGKILL from here on
-    // leaves nothing that --gc cannot find.
-    lease::Record rec;
-    rec.name = plan.name;
-    rec.kv = {{"pid", std::to_string(me.pid)}, {"start", std::to_string(me.start)},
-              {"netns_host", std::to_string(host_ns)}, {"veth", plan.veth}, {"leases", key},
-              {"netns", bind_path}, {"nft", rules ? "1" : "0"}, {"address", addr.addr_str()}};
-    if (sd.owned()) rec.kv["statedir"] = sd.path();
     bool recorded = false, veth_made = false;
-    pid_t child = -1;
-    ready::Gate gate;
+    lease::Record rec;
     auto fail = [&](const Error& e) {
         cli::report(e);
-        if (child > 0) {  // started early: it waits at the gate, or is still starting
+        if (child > 0) {  // it waits to exec, or at the gate
             gate.fail();
             ::kill(child, SIGKILL);
             (void)proc::supervise(child);
@@ -304,6 +410,47 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     auto must = [&](Status st) {
         if (!st) fail(st.error());
     };
+    auto must_value = [&](auto r) {
+        if (!r) fail(r.error());
+        return std::move(*r);
+    };
+
+    auto host = must_value(Rtnl::open("host"));
+    std::string key = lease_key(plan.bridge, host_ns);
+    lease::LeaseFile leases = dry ? lease::LeaseFile{} : must_value(lease::load(key));
+    leases.netns = host_ns;
+    Cidr addr;
+    if (plan.address) {
+        Cidr bare = *plan.address;
+        bare.prefix = 32;
+        if (leases.in_use(bare) && !dry) {
+            collect();
+            leases = must_value(lease::load(key));
+            leases.netns = host_ns;
+        }
+        if (leases.in_use(bare))
+            fail(usage_error(cat("--address '", plan.address->addr_str(), "': already leased to another container on ",
+                                 plan.bridge)));
+        addr = *plan.address;
+    } else {
+        auto a = leases.allocate(plan.subnet, plan.gateway);
+        if (!a) fail(usage_error(cat("--subnet ", plan.subnet.str(), ": no free address left on ", plan.bridge)));
+        addr = *a;
+    }
+    // The record below names the veth; a link of that name that is not ours
+    // must never be in it (teardown and --gc delete by name).
+    if (!dry && !must_value(free_veth_name(host, plan.veth, plan.name)))
+        fail(usage_error(cat("container name '", plan.name, "': a link named ", plan.veth,
+                             " already exists on the host; choose another KAGO_NAME")));
+
+    // The record names everything before it exists: a SIGKILL from here on
+    // leaves nothing that --gc cannot find.
+    rec.name = plan.name;
+    rec.kv = {{"pid", std::to_string(me.pid)}, {"start", std::to_string(me.start)},
+              {"netns_host", std::to_string(host_ns)}, {"veth", plan.veth}, {"leases", key},
+              {"netns", bind ? bind_path : ""}, {"nft", rules ? "1" : "0"}, {"address", addr.addr_str()}};
+    if (!bind) rec.kv.erase("netns");
+    if (sd.owned()) rec.kv["statedir"] = sd.path();
     if (!dry) {
         must(lease::write_record(rec));
         recorded = true;
@@ -313,69 +460,50 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         must(lease::save(key, leases));
     }
 
-    // The namespace: made by unshare(), kept by a bind mount, and configured
-    // through a netlink socket opened inside it.
-    auto host_fd = cli::value_or_die(sys::open("/proc/self/ns/net", O_RDONLY));
-    must(sys::unshare(CLONE_NEWNET));
-    auto ns_fd = cli::value_or_die(sys::open("/proc/self/ns/net", O_RDONLY));
+    write_state_files(sd, netns, addr, plan.name);
+
+    // The namespace the child made, and a netlink socket in it.
+    UniqueFd ns_fd;
+    if (dry) {
+        must(sys::unshare(CLONE_NEWNET));  // traced, not made
+        ns_fd = must_value(sys::open("/proc/self/ns/net", O_RDONLY));
+    } else {
+        if (int err = cmd.made()) {
+            errno = err;
+            fail(sys_error("unshare(CLONE_NEWNET) in the command's process"));
+        }
+        if (trace::verbose()) trace::emit(cat("unshare(CLONE_NEWNET) in the command's process ", child, " = 0"));
+        ns_fd = must_value(sys::open(cat("/proc/", child, "/ns/net").c_str(), O_RDONLY));
+    }
+
+    auto host_fd = must_value(sys::open("/proc/self/ns/net", O_RDONLY));
+    must(sys::setns(ns_fd.get(), CLONE_NEWNET, "the container's network namespace"));
     auto inside_r = Rtnl::open("container");
     must(sys::setns(host_fd.get(), CLONE_NEWNET, "the host network namespace"));
     if (!inside_r) fail(inside_r.error());
     Rtnl inside = std::move(*inside_r);
-    std::string netns = ::geteuid() == 0 ? bind_path : cat("/proc/", ::getpid(), "/ns/net");
-    ::setenv(env::kNetns, netns.c_str(), 1);
-    write_state_files(sd, netns, addr, plan.name);
-
-    // The child enters the namespace and runs the command; we wait.
-    // When the command is a kago program, it starts now, while the network
-    // is set up below, and the chain waits at the gate (core/ready.hpp)
-    // before it execs the payload. A trace keeps the order of the calls.
-    ChildExec ce = prepare_child(p);
-    proc::SignalBlock block;
-    pid_t parent = ::getpid();
-    // The child shares our memory until it execs, and we wait for that
-    // (CLONE_VM|CLONE_VFORK, as posix_spawn does): no page tables to copy,
-    // and no copy-on-write faults for us afterwards, while we set up the
-    // network. It runs on a stack of its own and makes only
-    // async-signal-safe calls.
-    std::function<void()> child_body = [&] {
-        if (::setns(ns_fd.get(), CLONE_NEWNET) != 0) _exit(125);
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) _exit(125);
-        gate.keep_in_child();
-        block.restore_in_child();
-        child_exec(ce);
-    };
-    std::vector<char> child_stack(64 * 1024);
-    auto start_child = [&] {
-        child = ::clone(run_body, child_stack.data() + child_stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD,
-                        &child_body);
-        if (child < 0) fail(sys_error("clone(CLONE_VM|CLONE_VFORK) to start the command"));
-        gate.forked();
-    };
-    if (p.kago && !trace::verbose() && !dry) {
-        gate = cli::value_or_die(ready::Gate::create());
-        start_child();
-    }
+    if (early) cmd.go();
 
     collect();
-    if (::geteuid() == 0) must(bind_netns(ns_fd.get(), bind_path));
+    if (bind) must(bind_netns(ns_fd.get(), bind_path));
+
     bool created = false;
     must(ensure_bridge(host, plan.bridge, plan.gateway, plan.gateway6, leases.created_bridge, created));
     if (created && !dry) {  // gc() may have changed the file since it was read
-        auto now = lease::load(key);
-        if (!now) fail(now.error());
-        now->created_bridge = true;
-        must(lease::save(key, *now));
+        auto now = must_value(lease::load(key));
+        now.created_bridge = true;
+        must(lease::save(key, now));
     }
     int bridge_index = 0;
-    if (!dry) bridge_index = cli::value_or_die(host.index_of(plan.bridge, "--bridge"));
+    if (!dry) bridge_index = must_value(host.index_of(plan.bridge, "--bridge"));
+
     // The host end comes up as it is made.
     must(host.create_veth(plan.veth, "eth0", ns_fd.get(), o.mtu, bridge_index, kVethGroup));
     veth_made = true;
-    int veth_index = dry ? 0 : cli::value_or_die(host.index_of(plan.veth, "veth"));
+    int veth_index = dry ? 0 : must_value(host.index_of(plan.veth, "veth"));
+
     setup_inside(host, inside, ns_fd.get(), o);
-    int eth0 = cli::value_or_die(inside.index_of("eth0", "container interface"));
+    int eth0 = must_value(inside.index_of("eth0", "container interface"));
     must(inside.add_address(eth0, "eth0", addr));
     if (plan.address6) must(inside.add_address(eth0, "eth0", *plan.address6));
     LinkChange eth_up;
@@ -402,11 +530,14 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         must(nft->add(spec));
     }
     lock.unlock();
+
     if (dry) cli::exec_command(p, false);
     if (gate.valid()) gate.open();
-    else start_child();
+    else cmd.go();
+
     inside = Rtnl();
     auto ws = proc::supervise(child);
+
     if (auto l = lease::Lock::acquire()) lock = std::move(*l);  // best effort: cleanup goes on
     rec.kv.erase("statedir");
     // The kernel's slow part (the veth, the nftables socket) is left to a
@@ -414,6 +545,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     Later later;
     auto st = teardown(rec, host_ns, trace::verbose() ? nullptr : &later, nftp);
     if (!st) cli::report(st.error());
+
     if (!trace::verbose()) {
         if (nft) later.sockets.push_back(nft->take_netlink());
         // The namespace lives on until its veth is deleted with the others:
@@ -428,6 +560,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         cli::report(ws.error());
         state::remove_owned_dirs();
     }
+
     finish_later_and_exit(std::move(later), ws ? *ws : 125 << 8);
 }
 
@@ -448,19 +581,12 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     }
     // A daemonized pasta stays our descendant, so that we can stop it.
     (void)::prctl(PR_SET_CHILD_SUBREAPER, 1);
-    int up[2], go[2];
-    if (::pipe2(up, O_CLOEXEC) != 0 || ::pipe2(go, O_CLOEXEC) != 0) cli::die(sys_error("pipe"));
     std::string uid_map = cat("0 ", ::geteuid(), " 1"), gid_map = cat("0 ", ::getegid(), " 1");
     ChildExec ce = prepare_child(p);
+    ce.reserve_self_netns();
     proc::SignalBlock block;
-    pid_t parent = ::getpid();
-    pid_t child = ::fork();
-    if (child < 0) cli::die(sys_error("fork"));
-    if (child == 0) {
-        ::close(up[0]);
-        ::close(go[1]);
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int err = 0;
+    EarlyChild cmd;
+    cmd.start(ce, block, ready::Gate::Ends{}, [&uid_map, &gid_map] {
         auto put = [](const char* path, const char* s) {
             int fd = ::open(path, O_WRONLY | O_CLOEXEC);
             if (fd < 0) return -1;
@@ -468,29 +594,20 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
             ::close(fd);
             return n < 0 ? -1 : 0;
         };
-        if (::getppid() != parent) err = ESRCH;
-        else if (::unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) err = errno;
-        else if (put("/proc/self/setgroups", "deny") != 0 || put("/proc/self/uid_map", uid_map.c_str()) != 0 ||
-                 put("/proc/self/gid_map", gid_map.c_str()) != 0)
-            err = errno;
+        if (::unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) return errno;
+        if (put("/proc/self/setgroups", "deny") != 0 || put("/proc/self/uid_map", uid_map.c_str()) != 0 ||
+            put("/proc/self/gid_map", gid_map.c_str()) != 0)
+            return errno;
         // Ports below 1024 for the container's own root (a nested user namespace).
-        if (!err) (void)put("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
-        (void)!::write(up[1], &err, sizeof err);
-        if (err) _exit(125);
-        char c;
-        if (::read(go[0], &c, 1) != 1) _exit(125);
-        block.restore_in_child();
-        child_exec(ce);
-    }
-    ::close(up[1]);
-    ::close(go[0]);
-    int err = -1;
-    if (::read(up[0], &err, sizeof err) != sizeof err || err != 0) {
-        errno = err > 0 ? err : ECHILD;
+        (void)put("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+        return 0;
+    });
+    pid_t child = cmd.pid();
+    if (int err = cmd.made()) {
+        errno = err;
         cli::die(sys_error("unshare(CLONE_NEWUSER|CLONE_NEWNET) and write the id maps in the child")
                      .with_hint(err == EPERM || err == ENOSPC ? "unprivileged user namespaces may be disabled here" : ""));
     }
-    ::close(up[0]);
     auto running = usermode::start(helper, child, plan.publish, o.mtu, sd.path());
     if (!running) {
         ::kill(child, SIGKILL);
@@ -503,8 +620,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     ::setenv(env::kNetns, netns.c_str(), 1);
     write_state_files(sd, netns, std::nullopt, plan.name);
     if (helper.name == "slirp4netns") (void)sd.write("ip", "10.0.2.100");
-    (void)!::write(go[1], "g", 1);
-    ::close(go[1]);
+    cmd.go();
     auto ws = proc::supervise(child);
     usermode::stop(*running);
     (void)sd.remove();
@@ -515,6 +631,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+
     CLI::App app{"Give the command a network namespace: empty, with a veth on a bridge, NAT and published\n"
                  "ports (root), or connected by pasta/slirp4netns (rootless).",
                  "net-setup"};
@@ -541,6 +658,7 @@ int main(int argc, char** argv) {
         ->type_name("NAME");
     app.add_flag("--gc", o.gc, "Remove the rules, leases, veths and namespaces of supervisors that are gone, and veths left being deleted; exit");
     if (auto code = cli::parse(app, common, argc, argv)) return *code;
+
     if (o.helper != "auto" && o.helper != "pasta" && o.helper != "slirp4netns")
         cli::usage_error(cat("--user-mode-helper '", o.helper, "': expected pasta, slirp4netns or auto"));
 

@@ -67,9 +67,9 @@ Gate::~Gate() {
     fail();
 }
 
-void Gate::keep_in_child() const {
-    if (read_ >= 0) ::fcntl(read_, F_SETFD, 0);
-    if (write_ >= 0) ::close(write_);  // the child must see end of file when we fail
+void Gate::Ends::keep_in_child() const {
+    if (read >= 0) ::fcntl(read, F_SETFD, 0);
+    if (write >= 0) ::close(write);  // the child must see end of file when we fail
 }
 
 void Gate::forked() {

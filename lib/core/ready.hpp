@@ -45,7 +45,15 @@ class Gate {
 
     // In the forked child, before exec: keep the read end across the exec,
     // close the write end. Async-signal-safe.
-    void keep_in_child() const;
+    void keep_in_child() const { ends().keep_in_child(); }
+    // The same for a child that runs alongside us in our memory
+    // (clone(CLONE_VM) without CLONE_VFORK): it must not read the Gate,
+    // which forked() changes, so it takes a copy of the descriptors first.
+    struct Ends {
+        int read = -1, write = -1;
+        void keep_in_child() const;
+    };
+    Ends ends() const { return Ends{read_, write_}; }
     // In the parent, after the fork: drop the read end and the variable.
     void forked();
     // The set-up is done: the chain may exec the payload.

@@ -220,6 +220,41 @@ export BB WGET
     refute_output --partial LEFT-
 }
 
+@test "--veth: the command keeps the CPU affinity it inherited (a kago chain too), and KAGO_NETNS names its namespace" {
+    require_progs unshare-run
+    [ "$(nproc --all)" -gt 1 ] || skip "one CPU: net-setup does not move the command's process"
+    run tns 'echo "outside $(taskset -p $$ | sed "s/.*: //")"
+        KAGO_NAME=$NAME net-setup --veth --bridge kgtb9 --subnet 10.250.9.0/24 -- sh -c "
+            echo \"plain \$(taskset -p \$\$ | sed \"s/.*: //\")\"
+            [ \$(stat -L -c %i \$KAGO_NETNS) = \$(stat -L -c %i /proc/self/ns/net) ] && echo plain-netns-ok"
+        KAGO_NAME=$NAME net-setup --veth --bridge kgtb9 --subnet 10.250.9.0/24 -- unshare-run --pid -- sh -c "
+            echo \"chain \$(taskset -p \$\$ | sed \"s/.*: //\")\""
+        taskset -p 1 $$ >/dev/null
+        KAGO_NAME=$NAME net-setup --veth --bridge kgtb9 --subnet 10.250.9.0/24 -- sh -c "
+            echo \"pinned \$(taskset -p \$\$ | sed \"s/.*: //\")\""
+        net_leftovers $NAME kgtb9'
+    assert_success
+    mask=$(sed -n 's/^outside //p' <<<"$output")
+    [ -n "$mask" ]
+    assert_line "plain $mask"
+    assert_line "chain $mask"
+    assert_line "pinned 1"
+    assert_line plain-netns-ok
+    refute_output --partial LEFT-
+}
+
+@test "rootless --user-mode: KAGO_NETNS names the command's network namespace (uid 65534)" {
+    require_userns
+    command -v pasta >/dev/null || skip "pasta (Debian package passt) is not installed"
+    run tns "$rootless_prelude"'
+        setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$PATH" HOME=/tmp net-setup --user-mode -- sh -c "
+            [ \$(readlink \$KAGO_NETNS) = \$(readlink /proc/self/ns/net) ] && echo netns-ok
+            [ \$(readlink /proc/self/ns/net) != $(readlink /proc/self/ns/net) ] && echo not-the-hosts"'
+    assert_success
+    assert_line netns-ok
+    assert_line not-the-hosts
+}
+
 @test "--veth: a name whose host end already exists: 125 before anything starts; that link is left alone" {
     require_progs unshare-run
     run tns 'ip link add kg$NAME type veth peer name kp$NAME  # the host end cannot be created
@@ -239,7 +274,8 @@ export BB WGET
             KAGO_NAME=$NAME net-setup --veth --bridge kgtb21 --subnet 10.250.21.0/24 -- true || echo "run $i: status $?"
         done
         KAGO_NAME=$NAME net-setup --veth --bridge kgtb21 --subnet 10.250.21.0/24 -- sleep 1 &
-        for i in $(seq 40); do ip link show kg$NAME >/dev/null 2>&1 && break; sleep 0.05; done
+        # The link of that name may still be a finished run'"'"'s, being deleted.
+        for i in $(seq 40); do ip -d link show kg$NAME 2>/dev/null | grep -q "group 1801545583" && break; sleep 0.05; done
         ip -d link show kg$NAME | grep -o "group [0-9]*"
         wait
         net_leftovers $NAME kgtb21
