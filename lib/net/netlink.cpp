@@ -31,7 +31,8 @@ std::string extack_message(const nlmsghdr* nlh) {
 }
 
 Netlink::Netlink(Netlink&& o) noexcept
-    : nl_(o.nl_), seq_(o.seq_), portid_(o.portid_), last_errno_(o.last_errno_), where_(std::move(o.where_)) {
+    : nl_(o.nl_), seq_(o.seq_), portid_(o.portid_), last_errno_(o.last_errno_), where_(std::move(o.where_)),
+      rx_(std::move(o.rx_)) {
     o.nl_ = nullptr;
 }
 Netlink& Netlink::operator=(Netlink&& o) noexcept {
@@ -43,6 +44,7 @@ Netlink& Netlink::operator=(Netlink&& o) noexcept {
         portid_ = o.portid_;
         last_errno_ = o.last_errno_;
         where_ = std::move(o.where_);
+        rx_ = std::move(o.rx_);
     }
     return *this;
 }
@@ -70,19 +72,21 @@ Result<Netlink> Netlink::open(int bus, std::string where) {
 
 Status Netlink::wait_acks(uint32_t first_seq, uint32_t last_seq, uint32_t want,
                           const std::function<void(const nlmsghdr*)>* each, std::string_view what) {
-    std::vector<char> buf(32768);
+    constexpr size_t kRx = 32768;
+    if (!rx_) rx_.reset(new char[kRx]);
+    char* buf = rx_.get();
     uint32_t acked = 0;
     int first_err = 0;
     std::string first_msg;
     for (;;) {
-        ssize_t n = mnl_socket_recvfrom(nl_, buf.data(), buf.size());
+        ssize_t n = mnl_socket_recvfrom(nl_, buf, kRx);
         if (n < 0) {
             if (errno == EINTR) continue;
             last_errno_ = errno;
             return sys_error(cat(what, ": receive netlink answer"));
         }
         int len = int(n);
-        for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, len);
+        for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf); mnl_nlmsg_ok(nlh, len);
              nlh = mnl_nlmsg_next(nlh, &len)) {
             if (nlh->nlmsg_pid != portid_ && nlh->nlmsg_pid != 0) continue;
             if (nlh->nlmsg_seq < first_seq || nlh->nlmsg_seq > last_seq) continue;  // a stale answer
