@@ -19,7 +19,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -112,26 +111,6 @@ struct ChildExec {
     std::vector<char*> envp;
     int program_fd = -1;
     std::string failure;  // "net-setup: CMD: "
-    // An environment entry "KAGO_NETNS=" that the child completes with
-    // "/proc/ITS_PID/ns/net" (reserve_self_netns()).
-    std::array<char, 64> self_netns{};
-    size_t self_netns_at = 0;
-    void reserve_self_netns() {
-        std::string head = cat(env::kNetns, "=");
-        std::erase_if(envp, [&](const char* e) { return e && std::string_view(e).starts_with(head); });
-        memcpy(self_netns.data(), head.data(), head.size());
-        self_netns_at = head.size();
-        envp.insert(envp.end() - 1, self_netns.data());
-    }
-    void complete_self_netns() {  // in the child: no allocation
-        if (!self_netns_at) return;
-        char digits[16];
-        int n = 0;
-        for (pid_t pid = ::getpid(); pid > 0 && n < 16; pid /= 10) digits[n++] = char('0' + pid % 10);
-        char* out = stpcpy(self_netns.data() + self_netns_at, "/proc/");
-        while (n > 0) *out++ = digits[--n];
-        stpcpy(out, "/ns/net");
-    }
 };
 
 [[noreturn]] void child_exec(const ChildExec& c) {
@@ -163,18 +142,19 @@ int run_body(void* body) {
     _exit(125);
 }
 
-// The command's process, started before the network is set up: it makes
-// its namespace itself (the kernel's 0.7 ms for a network namespace then
-// run on the other CPU while we take the lease and write the state files),
-// tells us, and execs the command when told.
+// The command's process, started first: it makes its namespace itself (the
+// kernel's 0.7 ms for a network namespace then run on another CPU while we
+// take the lease and write the state files), tells us, and execs the
+// command when told.
 //
 // It shares our memory (clone(CLONE_VM), as the vfork() of posix_spawn),
-// not our descriptors, and runs on a stack of its own, alongside us: it
-// reads only what nobody changes meanwhile (ChildExec, the signal mask, the
-// gate's descriptors, copied) and makes only async-signal-safe calls. errno
-// is the one variable both sides write (one thread's storage): each reads
-// it right after its own call fails, and only two failures at the same
-// moment could mix them up.
+// not our descriptors (so the gate and the command's file must be open
+// before start()), and runs on a stack of its own, alongside us: it reads
+// only what is set before start() or before go() publishes it, and makes
+// only async-signal-safe calls. errno is the one variable both sides write
+// (one thread's storage): each reads it right after its own call fails, and
+// only two failures at the same moment could mix them up. Its signals stay
+// blocked until it execs.
 //
 // The two sides tell each other through futex words, not pipes: a pipe's
 // wake-up is a synchronous one, which puts the woken process on the
@@ -183,31 +163,33 @@ int run_body(void* body) {
 class EarlyChild {
   public:
     // `make` runs in the child, after PR_SET_PDEATHSIG: 0 or an errno.
-    void start(ChildExec& ce, const proc::SignalBlock& block, ready::Gate::Ends gate, std::function<int()> make) {
+    void start(std::function<int()> make) {
         make_ = std::move(make);
-        cpu_set_t cpus;
-        bool spread = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1;
-        body_ = [&ce, &block, gate, this, parent = ::getpid(), spread, cpus] {
+        spread_ = ::sched_getaffinity(0, sizeof cpus_, &cpus_) == 0 && CPU_COUNT(&cpus_) > 1;
+        body_ = [this, parent = ::getpid()] {
             ::prctl(PR_SET_PDEATHSIG, SIGKILL);
             int err = ::getppid() == parent ? make_() : ESRCH;
             made_err_ = err;
             post(made_, 1);
             if (err) _exit(125);
             if (wait_while(go_, kWait, nullptr) != kGo) _exit(125);
-            if (spread) ::sched_setaffinity(0, sizeof cpus, &cpus);  // the command's own, as inherited
-            ce.complete_self_netns();
-            gate.keep_in_child();
-            block.restore_in_child();
-            child_exec(ce);
+            if (spread_) ::sched_setaffinity(0, sizeof cpus_, &cpus_);  // the command's own, as inherited
+            gate_.keep_in_child();
+            ::sigprocmask(SIG_SETMASK, &mask_, nullptr);
+            child_exec(*exec_);
         };
         stack_.reset(new char[kStack]);  // not zeroed: the child touches a few pages
-        pid_ = ::clone(run_body, stack_.get() + kStack, CLONE_VM | SIGCHLD, &body_);
+        {
+            proc::SignalBlock block;
+            mask_ = block.old_mask();
+            pid_ = ::clone(run_body, stack_.get() + kStack, CLONE_VM | SIGCHLD, &body_);
+        }
         if (pid_ < 0) cli::die(sys_error("clone(CLONE_VM) to start the command"));
         // The kernel starts it on our CPU, where it waits until we block,
         // even when another CPU is idle (traced here: its namespace was made
         // only once we waited for it). It is moved off ours until it execs.
-        if (spread) {
-            cpu_set_t others = cpus;
+        if (spread_) {
+            cpu_set_t others = cpus_;
             CPU_CLR(::sched_getcpu(), &others);
             if (CPU_COUNT(&others) > 0) (void)::sched_setaffinity(pid_, sizeof others, &others);
         }
@@ -222,9 +204,13 @@ class EarlyChild {
         }
         return made_err_;
     }
-    // Let it exec the command.
-    void go() {
-        if (pid_ >= 0 && __atomic_load_n(&go_, __ATOMIC_ACQUIRE) == kWait) post(go_, kGo);
+    // Let it exec `ce` (which must live until it has), keeping the gate's
+    // read end open across the exec.
+    void go(const ChildExec& ce, ready::Gate::Ends gate) {
+        if (pid_ < 0 || __atomic_load_n(&go_, __ATOMIC_ACQUIRE) != kWait) return;
+        exec_ = &ce;
+        gate_ = gate;
+        post(go_, kGo);
     }
     pid_t pid() const { return pid_; }
 
@@ -247,6 +233,11 @@ class EarlyChild {
     static constexpr int kWait = 0, kGo = 1;
     pid_t pid_ = -1;
     int made_ = 0, made_err_ = 0, go_ = kWait;
+    bool spread_ = false;
+    cpu_set_t cpus_;
+    sigset_t mask_;
+    const ChildExec* exec_ = nullptr;  // set by go()
+    ready::Gate::Ends gate_;
     std::unique_ptr<char[]> stack_;
     std::function<int()> make_;
     std::function<void()> body_;
@@ -342,9 +333,29 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     plan.veth = veth_host_name(plan.name);
     bool rules = o.nat || !plan.publish.empty();
     bool dry = trace::dry_run();
+
+    // The command's process starts first and makes the network namespace
+    // (EarlyChild) while we take the lease. When the command is a kago
+    // program, it execs as soon as the state files exist, and the chain
+    // waits at the gate (core/ready.hpp) before it execs the payload, while
+    // we set up the veth, addresses, routes and rules. Otherwise, and in a
+    // trace (which keeps the order of the calls), it execs once all of that
+    // is done. The gate exists before the child: it has our descriptors of
+    // that moment.
+    bool early = p.kago && !trace::verbose() && !dry;
+    ready::Gate gate;
+    if (early) gate = cli::value_or_die(ready::Gate::create());
+    EarlyChild cmd;
+    if (!dry) cmd.start([] { return ::unshare(CLONE_NEWNET) == 0 ? 0 : errno; });
+    pid_t child = dry ? -1 : cmd.pid();
+    std::string bind_path = cat(kNetnsDir, "/kago-", plan.name);
+    bool bind = ::geteuid() == 0;
+    // Without the bind mount, the namespace is named by the command's process.
+    std::string netns = bind ? bind_path : cat("/proc/", child, "/ns/net");
+    ::setenv(env::kNetns, netns.c_str(), 1);
+
     uint64_t host_ns = dry ? 0 : host_netns_inode();
     lease::Owner me = lease::self();
-
     // One nftables socket for the whole run, closed by finish_later_and_exit():
     // closing one waits for the kernel to free what recent changes replaced.
     std::optional<nft::Nft> nft;
@@ -354,30 +365,10 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     // Hold the published host ports, so that nobody else takes them.
     std::vector<UniqueFd> held;
     for (const auto& pub : plan.publish) held.push_back(cli::value_or_die(reserve_port(pub)));
-
-    // The command's process starts now and makes the network namespace
-    // (EarlyChild) while we take the lease. Its environment is fixed here.
-    // When the command is a kago program, it execs as soon as the state
-    // files exist, and the chain waits at the gate (core/ready.hpp) before
-    // it execs the payload, while we set up the veth, addresses, routes and
-    // rules. Otherwise, and in a trace (which keeps the order of the calls),
-    // it execs once all of that is done.
-    std::string bind_path = cat(kNetnsDir, "/kago-", plan.name);
-    bool bind = ::geteuid() == 0;
-    if (bind) ::setenv(env::kNetns, bind_path.c_str(), 1);
-    ready::Gate gate;
-    bool early = p.kago && !trace::verbose() && !dry;
-    if (early) gate = cli::value_or_die(ready::Gate::create());
+    // The command's environment is complete: copy it for the child.
     ChildExec ce = prepare_child(p);
-    if (!bind && !dry) ce.reserve_self_netns();
-    proc::SignalBlock block;
-    EarlyChild cmd;
-    if (!dry) cmd.start(ce, block, gate.ends(), [] { return ::unshare(CLONE_NEWNET) == 0 ? 0 : errno; });
+    ready::Gate::Ends ends = gate.ends();
     gate.forked();
-    pid_t child = dry ? -1 : cmd.pid();
-    // Without the bind mount, the namespace is named by the command's process.
-    std::string netns = bind ? bind_path : cat("/proc/", child, "/ns/net");
-    if (!bind) ::setenv(env::kNetns, netns.c_str(), 1);  // the child has its own copy (self_netns)
 
     lease::Lock lock;
     if (!dry) lock = cli::value_or_die(lease::Lock::acquire());
@@ -396,7 +387,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         if (child > 0) {  // it waits to exec, or at the gate
             gate.fail();
             ::kill(child, SIGKILL);
-            (void)proc::supervise(child);
+            ::waitpid(child, nullptr, 0);  // SIGCHLD may not be blocked yet: no supervise()
         }
         if (recorded) {
             rec.kv.erase("statedir");  // the StateDir owner removes it
@@ -463,6 +454,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     write_state_files(sd, netns, addr, plan.name);
 
     // The namespace the child made, and a netlink socket in it.
+    proc::SignalBlock block;  // forwarded to the command from now on
     UniqueFd ns_fd;
     if (dry) {
         must(sys::unshare(CLONE_NEWNET));  // traced, not made
@@ -482,7 +474,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     must(sys::setns(host_fd.get(), CLONE_NEWNET, "the host network namespace"));
     if (!inside_r) fail(inside_r.error());
     Rtnl inside = std::move(*inside_r);
-    if (early) cmd.go();
+    if (early) cmd.go(ce, ends);
 
     collect();
     if (bind) must(bind_netns(ns_fd.get(), bind_path));
@@ -533,7 +525,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
 
     if (dry) cli::exec_command(p, false);
     if (gate.valid()) gate.open();
-    else cmd.go();
+    else cmd.go(ce, ends);
 
     inside = Rtnl();
     auto ws = proc::supervise(child);
@@ -582,11 +574,8 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     // A daemonized pasta stays our descendant, so that we can stop it.
     (void)::prctl(PR_SET_CHILD_SUBREAPER, 1);
     std::string uid_map = cat("0 ", ::geteuid(), " 1"), gid_map = cat("0 ", ::getegid(), " 1");
-    ChildExec ce = prepare_child(p);
-    ce.reserve_self_netns();
-    proc::SignalBlock block;
     EarlyChild cmd;
-    cmd.start(ce, block, ready::Gate::Ends{}, [&uid_map, &gid_map] {
+    cmd.start([&uid_map, &gid_map] {
         auto put = [](const char* path, const char* s) {
             int fd = ::open(path, O_WRONLY | O_CLOEXEC);
             if (fd < 0) return -1;
@@ -603,6 +592,10 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         return 0;
     });
     pid_t child = cmd.pid();
+    std::string netns = cat("/proc/", child, "/ns/net");
+    ::setenv(env::kNetns, netns.c_str(), 1);
+    ChildExec ce = prepare_child(p);
+    proc::SignalBlock block;  // forwarded to the command from now on
     if (int err = cmd.made()) {
         errno = err;
         cli::die(sys_error("unshare(CLONE_NEWUSER|CLONE_NEWNET) and write the id maps in the child")
@@ -616,11 +609,9 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         (void)sd.remove();
         exit(125);
     }
-    std::string netns = cat("/proc/", child, "/ns/net");
-    ::setenv(env::kNetns, netns.c_str(), 1);
     write_state_files(sd, netns, std::nullopt, plan.name);
     if (helper.name == "slirp4netns") (void)sd.write("ip", "10.0.2.100");
-    cmd.go();
+    cmd.go(ce, ready::Gate::Ends{});
     auto ws = proc::supervise(child);
     usermode::stop(*running);
     (void)sd.remove();
