@@ -185,14 +185,8 @@ class EarlyChild {
             pid_ = ::clone(run_body, stack_.get() + kStack, CLONE_VM | SIGCHLD, &body_);
         }
         if (pid_ < 0) cli::die(sys_error("clone(CLONE_VM) to start the command"));
-        // The kernel starts it on our CPU, where it waits until we block,
-        // even when another CPU is idle (traced here: its namespace was made
-        // only once we waited for it). It is moved off ours until it execs.
-        if (spread_) {
-            cpu_set_t others = cpus_;
-            CPU_CLR(::sched_getcpu(), &others);
-            if (CPU_COUNT(&others) > 0) (void)::sched_setaffinity(pid_, sizeof others, &others);
-        }
+        // Traced here: its namespace was made only once we waited for it.
+        if (spread_) proc::move_off_our_cpu(pid_, cpus_);
     }
     // Wait until the child has run `make`: its result, or ECHILD when it
     // died first.

@@ -126,6 +126,14 @@ void exit_like(int ws) {
     _exit(exit_code(ws));
 }
 
+void move_off_our_cpu(pid_t child, const cpu_set_t& allowed) {
+    int here = ::sched_getcpu();
+    if (here < 0 || CPU_COUNT(&allowed) < 2) return;
+    cpu_set_t others = allowed;
+    CPU_CLR(here, &others);
+    if (CPU_COUNT(&others) > 0) (void)::sched_setaffinity(child, sizeof others, &others);
+}
+
 Status die_with_parent(int sig, pid_t expected_parent) {
     long r = trace::call([&] { return cat("prctl(PR_SET_PDEATHSIG, ", sig, ")"); },
                          [&] { return ::prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); });

@@ -2,6 +2,7 @@
 // child's status.
 #pragma once
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/types.h>
 
@@ -53,5 +54,13 @@ int exit_code(int wstatus);
 
 // Set PR_SET_PDEATHSIG; checks the parent did not already die.
 Status die_with_parent(int sig, pid_t expected_parent);
+
+// A child just started with clone() begins on our CPU and often waits
+// there until we block, even when another CPU is idle: move it to the
+// other CPUs of `allowed` (our affinity, read before the clone), so that
+// its work overlaps ours. Best effort; nothing happens with one CPU. The
+// child, if it execs, should set `allowed` back first: the affinity is
+// inherited.
+void move_off_our_cpu(pid_t child, const cpu_set_t& allowed);
 
 }  // namespace kago::proc

@@ -134,15 +134,9 @@ Result<NetnsMaker> netns_start() {
         _exit(0);
     }
     m.pid = static_cast<pid_t>(pid);
-    // A new child starts on our CPU and would often wait there until we
-    // block: move it to another one, so that its ~1 ms really overlaps the
-    // mounts. Best effort; on one CPU it simply runs when we wait.
+    // Its ~1 ms then really overlaps the mounts (it exits, never execs).
     cpu_set_t cpus;
-    int here = ::sched_getcpu();
-    if (here >= 0 && ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1) {
-        CPU_CLR(here, &cpus);
-        (void)::sched_setaffinity(m.pid, sizeof cpus, &cpus);
-    }
+    if (::sched_getaffinity(0, sizeof cpus, &cpus) == 0) proc::move_off_our_cpu(m.pid, cpus);
     return m;
 }
 
