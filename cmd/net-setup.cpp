@@ -447,6 +447,32 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
 
     write_state_files(sd, netns, addr, plan.name);
 
+    // What needs no namespace is done while the child makes it: leftovers,
+    // the bridge, the rules (they name the address, not the veth).
+    collect();
+    bool created = false;
+    must(ensure_bridge(host, plan.bridge, plan.gateway, plan.gateway6, leases.created_bridge, created));
+    if (created && !dry) {  // gc() may have changed the file since it was read
+        auto now = must_value(lease::load(key));
+        now.created_bridge = true;
+        must(lease::save(key, now));
+    }
+    int bridge_index = 0;
+    if (!dry) bridge_index = must_value(host.index_of(plan.bridge, "--bridge"));
+
+    if (rules) {
+        must(write_sysctl("net/ipv4/ip_forward", "1"));
+        if (!plan.publish.empty()) must(write_sysctl(cat("net/ipv4/conf/", plan.bridge, "/route_localnet"), "1"));
+        nft::RuleSpec spec;
+        spec.tag = nft::Tag{plan.name, me.pid, me.start};
+        spec.bridge = plan.bridge;
+        spec.subnet = plan.subnet;
+        spec.addr4 = addr;
+        spec.addr6 = plan.address6;
+        spec.masquerade = o.nat;
+        spec.publish = plan.publish;
+        must(nft->add(spec));
+    }
     // The namespace the child made, and a netlink socket in it.
     proc::SignalBlock block;  // forwarded to the command from now on
     UniqueFd ns_fd;
@@ -470,18 +496,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     Rtnl inside = std::move(*inside_r);
     if (early) cmd.go(ce, ends);
 
-    collect();
     if (bind) must(bind_netns(ns_fd.get(), bind_path));
-
-    bool created = false;
-    must(ensure_bridge(host, plan.bridge, plan.gateway, plan.gateway6, leases.created_bridge, created));
-    if (created && !dry) {  // gc() may have changed the file since it was read
-        auto now = must_value(lease::load(key));
-        now.created_bridge = true;
-        must(lease::save(key, now));
-    }
-    int bridge_index = 0;
-    if (!dry) bridge_index = must_value(host.index_of(plan.bridge, "--bridge"));
 
     // The host end comes up as it is made.
     must(host.create_veth(plan.veth, "eth0", ns_fd.get(), o.mtu, bridge_index, kVethGroup));
@@ -502,19 +517,6 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     must(inside.add_default_route(eth0, "eth0", gw));
     if (plan.gateway6) must(inside.add_default_route(eth0, "eth0", *plan.gateway6));
 
-    if (rules) {
-        must(write_sysctl("net/ipv4/ip_forward", "1"));
-        if (!plan.publish.empty()) must(write_sysctl(cat("net/ipv4/conf/", plan.bridge, "/route_localnet"), "1"));
-        nft::RuleSpec spec;
-        spec.tag = nft::Tag{plan.name, me.pid, me.start};
-        spec.bridge = plan.bridge;
-        spec.subnet = plan.subnet;
-        spec.addr4 = addr;
-        spec.addr6 = plan.address6;
-        spec.masquerade = o.nat;
-        spec.publish = plan.publish;
-        must(nft->add(spec));
-    }
     lock.unlock();
 
     if (dry) cli::exec_command(p, false);
