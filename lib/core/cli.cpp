@@ -52,7 +52,6 @@ void setup(CLI::App& app, Common& common, std::string_view positional_usage) {
 }
 
 std::optional<int> parse(CLI::App& app, Common& common, int argc, char** argv) {
-    // Ignore SIGPIPE's default death: a chaining program stays silent on EPIPE.
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
