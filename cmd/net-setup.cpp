@@ -486,6 +486,8 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         }
         if (trace::verbose()) trace::emit(cat("unshare(CLONE_NEWNET) in the command's process ", child, " = 0"));
         ns_fd = must_value(sys::open(cat("/proc/", child, "/ns/net").c_str(), O_RDONLY));
+        // Not before: /proc/PID/ns/net is the chain's own once it unshares.
+        if (early) cmd.go(ce, ends);
     }
 
     auto host_fd = must_value(sys::open("/proc/self/ns/net", O_RDONLY));
@@ -494,7 +496,6 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     must(sys::setns(host_fd.get(), CLONE_NEWNET, "the host network namespace"));
     if (!inside_r) fail(inside_r.error());
     Rtnl inside = std::move(*inside_r);
-    if (early) cmd.go(ce, ends);
 
     if (bind) must(bind_netns(ns_fd.get(), bind_path));
 
