@@ -397,13 +397,15 @@ Result<Nft> Nft::open(std::string where) {
 
 Status Nft::add(const RuleSpec& spec) {
     Batch b = build_add(spec, nl_.take_seqs(64));
-    return nl_.batch(b.buf.data(), b.len, b.descs, cat("add nftables rules for ", spec.tag.name, " to table inet ", kTable));
+    TRY(nl_.batch(b.buf.data(), b.len, b.descs, cat("add nftables rules for ", spec.tag.name, " to table inet ", kTable)));
+    added_ = !trace::dry_run();
+    return {};
 }
 
 Result<std::vector<RuleRef>> Nft::list() {
     std::vector<RuleRef> out;
     table_exists_ = false;
-    {
+    if (!added_) {
         // A rule dump filtered on a missing table is just empty: ask for the table first.
         Message t;
         nftnl_nlmsg_build_hdr(t.buf.data(), NFT_MSG_GETTABLE, NFPROTO_INET, 0, 0);
@@ -437,7 +439,8 @@ Result<std::vector<RuleRef>> Nft::list() {
         if (nl_.last_errno() == ENOENT) return std::vector<RuleRef>();
         return std::move(st).error();
     }
-    table_exists_ = !trace::dry_run();
+    // Without the table the dump is empty; after add() ours are in it.
+    table_exists_ = !trace::dry_run() && (!added_ || !out.empty());
     return out;
 }
 
@@ -466,6 +469,7 @@ Status Nft::remove(const std::function<bool(const Tag&)>& mine) {
         bool last = at == del.size();
         Batch b = build_delete(part, last && others == 0, nl_.take_seqs(uint32_t(n + 8)));
         TRY(nl_.batch(b.buf.data(), b.len, b.descs, cat("delete nftables rules from table inet ", kTable)));
+        if (last && others == 0) added_ = false;  // the table went with them
     } while (at < del.size());
     return {};
 }

@@ -85,6 +85,9 @@ class Nft {
   private:
     Netlink nl_;
     bool table_exists_ = false;
+    // add() succeeded: the table exists (unless someone flushed it), so
+    // list() asks for the rules at once instead of the table first.
+    bool added_ = false;
 };
 
 }  // namespace kago::net::nft
