@@ -130,15 +130,33 @@ bw=$(jq -r '.results[] | select(.command == "bwrap+rootfs") | .median' "$tmp/res
 if [ -n "$ml" ] && [ -n "$bw" ]; then
     awk -v a="$ml" -v b="$bw" 'BEGIN { printf "target: unshare-run+mount-layers at most 0.60x bwrap+rootfs: %.2fx\n", a / b }'
 fi
-ns=$(jq -r '.results[] | select(.command == "net-setup+unshare-run") | .median' "$tmp/results.json")
-ur=$(jq -r '.results[] | select(.command == "unshare-run") | .median' "$tmp/results.json")
-if [ -n "$ns" ] && [ -n "$ur" ]; then
-    awk -v a="$ns" -v b="$ur" 'BEGIN { printf "target: net-setup --veth --nat adds at most 3 ms to unshare-run --net: %+.2f ms\n", (a - b) * 1000 }'
-    # Back to back, each run waits for the kernel work the previous one left
+# net-setup's target: the difference of two medians measured far apart in
+# time drifts with this kind of machine, so it comes from paired rounds
+# instead: each round runs both commands in one hyperfine invocation (the
+# order reversed every other round), and the median of the rounds'
+# differences is reported with each round's.
+paired() {  # NAME PREPARE RUNS: prints "+D ms (rounds: a, b, c)"
+    local r diffs=() first second
+    for r in 1 2 3; do
+        if [ $((r % 2)) = 1 ]; then first=net second=ur; else first=ur second=net; fi
+        hyperfine -N --style none --warmup 5 --runs "$3" ${2:+--prepare "$2"} --export-json "$tmp/$1-$r.json" \
+            -n "$first" "$(pair_cmd $first)" -n "$second" "$(pair_cmd $second)" >/dev/null 2>&1 || return 1
+        diffs+=("$(jq -r '[.results[] | {(.command): .median}] | add | (.net - .ur) * 1000' "$tmp/$1-$r.json")")
+    done
+    printf '%s\n' "${diffs[@]}" | sort -g | awk -v all="${diffs[*]}" '
+        { d[NR] = $1 } END { n = split(all, a, " "); s = ""
+          for (i = 1; i <= n; i++) s = s (i > 1 ? ", " : "") sprintf("%+.2f", a[i])
+          printf "%+.2f ms (rounds: %s)\n", d[2], s }'
+}
+pair_cmd() {
+    local want=net-setup+unshare-run
+    [ "$1" = ur ] && want=unshare-run
+    echo "${cmds[$(printf '%s\n' "${names[@]}" | grep -nx "$want" | cut -d: -f1) - 1]}"
+}
+if printf '%s\n' "${names[@]}" | grep -qx 'net-setup+unshare-run'; then
+    # Back to back, each run meets the kernel work the previous one left
     # (the veth deletion and the nftables socket release, RCU grace periods
-    # that hold nf_tables' commit mutex). The same two rows 100 ms apart:
-    hyperfine -N --style none --warmup 5 --runs "$(( RUNS / 2 ))" --prepare 'sleep 0.1' \
-        --export-json "$tmp/spaced.json" -n spaced-net "${cmds[$(printf '%s\n' "${names[@]}" | grep -nx 'net-setup+unshare-run' | cut -d: -f1) - 1]}" \
-        -n spaced-ur "${cmds[$(printf '%s\n' "${names[@]}" | grep -nx 'unshare-run' | cut -d: -f1) - 1]}" >/dev/null 2>&1 &&
-        jq -r '[.results[] | {(.command): .median}] | add | "net-setup --veth --nat, starts 100 ms apart: \((."spaced-net" - ."spaced-ur") * 1000 * 100 | round / 100) ms added"' "$tmp/spaced.json"
+    # that hold nf_tables' commit mutex); 100 ms apart, it does not.
+    echo "target: net-setup --veth --nat adds at most 3 ms to unshare-run --net: $(paired b2b '' "$RUNS")"
+    echo "net-setup --veth --nat, starts 100 ms apart: $(paired spaced 'sleep 0.1' "$(( RUNS / 3 ))") added"
 fi
