@@ -329,13 +329,14 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     bool dry = trace::dry_run();
 
     // The command's process starts first and makes the network namespace
-    // (EarlyChild) while we take the lease. When the command is a kago
-    // program, it execs as soon as the state files exist, and the chain
-    // waits at the gate (core/ready.hpp) before it execs the payload, while
-    // we set up the veth, addresses, routes and rules. Otherwise, and in a
-    // trace (which keeps the order of the calls), it execs once all of that
-    // is done. The gate exists before the child: it has our descriptors of
-    // that moment.
+    // (EarlyChild) while we take the lease, write the state files and make
+    // the bridge and the rules. When the command is a kago program, it execs
+    // as soon as all of that and its namespace exist, and the chain waits at
+    // the gate (core/ready.hpp) before it execs the payload, while we set up
+    // the veth, addresses and routes. Otherwise, and in a trace (which keeps
+    // the order of the calls), it execs once everything is done. A failure
+    // before that kills it (PR_SET_PDEATHSIG when we exit at once). The gate
+    // exists before the child: it has our descriptors of that moment.
     bool early = p.kago && !trace::verbose() && !dry;
     ready::Gate gate;
     if (early) gate = cli::value_or_die(ready::Gate::create());
@@ -367,8 +368,8 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     lease::Lock lock;
     if (!dry) lock = cli::value_or_die(lease::Lock::acquire());
 
-    // Leftovers of killed supervisors are removed once the command has
-    // started, unless one holds the address asked for.
+    // Leftovers of killed supervisors are removed while the child makes the
+    // namespace, or at once when one holds the address asked for.
     bool collected = false;
     auto collect = [&] {
         if (!dry && !collected) (void)gc(host_ns, rules, false, nftp);
