@@ -211,6 +211,12 @@ namespace {
         if (std::any_of(moved.begin(), moved.end(), [&](int i) { return rtnl->exists(i); })) {
             struct timespec gather = {kGatherMs / 1000, (kGatherMs % 1000) * 1000000L};
             ::nanosleep(&gather, nullptr);
+            // While containers start one after another, the deletion (which
+            // holds the RTNL lock that every start needs) waits for a pause
+            // in the lease directory's changes, up to kQuietMaxMs.
+            struct timespec step = {0, kQuietMs * 1000000L};
+            for (int waited = kGatherMs; waited < kQuietMaxMs && lease::changed_within(kQuietMs); waited += kQuietMs)
+                ::nanosleep(&step, nullptr);
             (void)rtnl->delete_group(kDyingGroup);
         }
     }

@@ -78,12 +78,14 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later = null
 // container's included. Deleting many at once costs little more than one,
 // so the process moves its veths to kDyingGroup and takes a lock (flock on
 // the host's network namespace file); the holder waits kGatherMs for other
-// containers that end about now to do the same, then deletes the whole
-// group with one request, and the processes waiting behind it find their
-// veths gone. The container's namespace is kept open until then: when a
+// containers that end about now to do the same, and while containers keep
+// starting or ending (lease::changed_within(kQuietMs)) for a pause, at
+// most until kQuietMaxMs, then deletes the whole group with one request,
+// and the processes waiting behind it find their veths gone. The container's namespace is kept open until then: when a
 // namespace dies, the kernel deletes its veth on its own, alone.
 [[noreturn]] void finish_later_and_exit(Later&& later, int ws);
 constexpr int kGatherMs = 50;
+constexpr int kQuietMs = 20, kQuietMaxMs = 1000;
 
 // The link groups of the host ends of kago's veth pairs (`ip link show
 // group 1801545583`): kVethGroup ("kago" in ASCII) while the container

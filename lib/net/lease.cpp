@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,6 +40,14 @@ bool alive(const Owner& o) {
 }
 
 std::string dir() { return cat(state::runtime_root(), "/leases"); }
+
+bool changed_within(int ms, const std::string& path) {
+    struct stat st;
+    struct timespec now;
+    if (::stat(path.c_str(), &st) != 0 || ::clock_gettime(CLOCK_REALTIME, &now) != 0) return false;
+    long long age_ms = (now.tv_sec - st.st_mtim.tv_sec) * 1000LL + (now.tv_nsec - st.st_mtim.tv_nsec) / 1000000;
+    return age_ms >= 0 && age_ms < ms;
+}
 
 namespace {
 // The names in dir() that end in `suffix` (every name for ""), without it.

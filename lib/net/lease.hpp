@@ -31,6 +31,10 @@ Owner self();
 bool alive(const Owner& o);
 
 std::string dir();  // runtime root + "/leases"
+// Whether DIR (or `path`) changed (a record or lease file written or
+// removed: a container starting or ending) in the last `ms` milliseconds.
+// False when it does not exist.
+bool changed_within(int ms, const std::string& path = dir());
 
 class Lock {
   public:

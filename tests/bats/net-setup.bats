@@ -170,19 +170,23 @@ export BB WGET
 }
 
 @test "--veth: container <-> host over the veth; state files; cleanup" {
-    run tns 'KAGO_NAME=$NAME net-setup --veth --bridge kgtb7 --subnet 10.250.7.0/24 --mtu 1400 -- sh -c "
+    # The container writes to a file of its own: its lines and the host
+    # side's would otherwise interleave.
+    run tns 'out=$(mktemp)
+        KAGO_NAME=$NAME net-setup --veth --bridge kgtb7 --subnet 10.250.7.0/24 --mtu 1400 -- sh -c "
             ip -br addr show eth0; ip route show default; cat /sys/class/net/eth0/mtu
             cat \$KAGO_STATE_DIR/ip \$KAGO_STATE_DIR/netns; grep \$KAGO_NAME \$KAGO_STATE_DIR/hosts
             grep -q nameserver \$KAGO_STATE_DIR/resolv.conf || grep -q net-setup \$KAGO_STATE_DIR/resolv.conf && echo resolv-ok
             ip link show kg$NAME >/dev/null 2>&1 && echo SEES-HOST-END
             for i in 1 2 3 4 5 6 7 8 9 10; do $WGET http://10.250.7.1:18082/ 2>/dev/null && break; sleep 0.3; done
-            sleep 0.5" &
+            sleep 0.5" >"$out" 2>&1 &
         # the host side while it runs: a server on the bridge address
         for i in $(seq 30); do ip -br addr show kgtb7 2>/dev/null | grep -q 10.250.7.1 && break; sleep 0.1; done
         $BB httpd -f -p 10.250.7.1:18082 -h "$WWW" &
         ip -br link show kg$NAME | grep -q "kg$NAME@" && echo host-end-present
         mountpoint -q /run/netns/kago-$NAME && echo bind-present
         wait %1
+        cat "$out"; rm -f "$out"
         net_leftovers $NAME kgtb7'
     assert_success
     assert_output --regexp 'eth0@[^ ]+ +UP +10\.250\.7\.2/24'

@@ -5,7 +5,11 @@
 #include <libmnl/libmnl.h>
 #include <linux/if.h>
 #include <linux/rtnetlink.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "net/addr.hpp"
 #include "net/host.hpp"
@@ -448,4 +452,22 @@ TEST(NetRtnl, MayExistAndIndexOfByIoctl) {
     auto none = r->index_of("kgnosuchlink0", "veth");
     ASSERT_FALSE(none);
     EXPECT_NE(none.error().message().find("veth 'kgnosuchlink0'"), std::string::npos) << none.error().message();
+}
+
+TEST(NetLease, ChangedWithinFollowsTheDirectorysMtime) {
+    char tmpl[] = "/tmp/kago-unit-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    std::string d = tmpl;
+    EXPECT_TRUE(lease::changed_within(1000, d));  // just made
+    struct timespec old[2] = {{0, UTIME_OMIT}, {::time(nullptr) - 5, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, d.c_str(), old, 0), 0);
+    EXPECT_FALSE(lease::changed_within(1000, d));
+    EXPECT_TRUE(lease::changed_within(10000, d));
+    int fd = ::open((d + "/x").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);  // a file appears: it changed
+    ASSERT_GE(fd, 0);
+    ::close(fd);
+    EXPECT_TRUE(lease::changed_within(1000, d));
+    ::unlink((d + "/x").c_str());
+    ::rmdir(d.c_str());
+    EXPECT_FALSE(lease::changed_within(1000, d));  // gone
 }
