@@ -293,7 +293,6 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         cli::check_or_die(sys::setns(fd->get(), CLONE_NEWNET, netns));
     } else {
         auto host = cli::value_or_die(Rtnl::open("host"));
-
         auto st = sys::unshare(CLONE_NEWNET);
         if (!st && st.error().err == EPERM && ::geteuid() != 0)
             cli::die(std::move(st).error().with_hint("without root, use --user-mode"));
@@ -434,8 +433,8 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     rec.name = plan.name;
     rec.kv = {{"pid", std::to_string(me.pid)}, {"start", std::to_string(me.start)},
               {"netns_host", std::to_string(host_ns)}, {"veth", plan.veth}, {"leases", key},
-              {"netns", bind ? bind_path : ""}, {"nft", rules ? "1" : "0"}, {"address", addr.addr_str()}};
-    if (!bind) rec.kv.erase("netns");
+              {"nft", rules ? "1" : "0"}, {"address", addr.addr_str()}};
+    if (bind) rec.kv["netns"] = bind_path;
     if (sd.owned()) rec.kv["statedir"] = sd.path();
     if (!dry) {
         must(lease::write_record(rec));
@@ -550,7 +549,6 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         cli::report(ws.error());
         state::remove_owned_dirs();
     }
-
     finish_later_and_exit(std::move(later), ws ? *ws : 125 << 8);
 }
 

@@ -160,7 +160,6 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later, nft::
     }
     std::string ns = r.get("netns");
     if (!ns.empty()) keep(unbind_netns(ns));
-
     std::string sd = r.get("statedir");
     if (!sd.empty()) keep(state::remove_tree(sd));
     keep(lease::remove_record(r.name));
@@ -259,7 +258,6 @@ Result<bool> free_veth_name(Rtnl& host, const std::string& veth, const std::stri
 Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool thorough, nft::Nft* given) {
     std::vector<std::string> removed;
     Status first;
-
     for (const auto& r : TRY(lease::records())) {
         if (lease::alive(r.owner())) continue;
         auto st = teardown(r, host_netns, nullptr, given);
@@ -293,7 +291,6 @@ Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool thorou
         auto rtnl = Rtnl::open("host");
         if (rtnl && rtnl->delete_group(kDyingGroup)) removed.push_back("veths being deleted");
     }
-
     if (rules && thorough) {
         std::optional<nft::Nft> own;
         if (!given) own = TRY(nft::Nft::open("host"));
@@ -304,7 +301,6 @@ Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool thorou
             return dead;
         }));
     }
-
     if (!first) return std::move(first).error();
     return removed;
 }

@@ -69,9 +69,10 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later = null
 // sockets), then proc::exit_like(ws): the supervisor returns the
 // container's status without waiting for the kernel. The process shares
 // the supervisor's memory (clone(CLONE_VM)) instead of copying its page
-// tables, which is why this is also the supervisor's exit. Nothing is lost if it is killed (a cg-limit
-// around the chain kills what is left in its cgroup): the veth dies with
-// the container's network namespace, and the sockets close.
+// tables, which is why this is also the supervisor's exit. Nothing is lost
+// if it is killed (a cg-limit around the chain kills what is left in its
+// cgroup): the veth dies with the container's network namespace, and the
+// sockets close.
 //
 // Deleting a veth holds the RTNL lock through RCU grace periods (about
 // 20 ms here), and every link change on the host waits meanwhile, the next
@@ -81,16 +82,18 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later = null
 // containers that end about now to do the same, and while containers keep
 // starting or ending (lease::changed_within(kQuietMs)) for a pause, at
 // most until kQuietMaxMs, then deletes the whole group with one request,
-// and the processes waiting behind it find their veths gone. The container's namespace is kept open until then: when a
-// namespace dies, the kernel deletes its veth on its own, alone.
+// and the processes waiting behind it find their veths gone. The
+// container's namespace is kept open until then: when a namespace dies, the
+// kernel deletes its veth on its own, alone.
 [[noreturn]] void finish_later_and_exit(Later&& later, int ws);
 constexpr int kGatherMs = 50;
 constexpr int kQuietMs = 20, kQuietMaxMs = 1000;
 
 // The link groups of the host ends of kago's veth pairs (`ip link show
 // group 1801545583`): kVethGroup ("kago" in ASCII) while the container
-// runs, kDyingGroup once finish_later_and_exit() has them. No other link is ever
-// put in them, so a link there without a live owner record is a leftover.
+// runs, kDyingGroup once finish_later_and_exit() has them. No other link is
+// ever put in them, so a link there without a live owner record is a
+// leftover.
 constexpr uint32_t kVethGroup = 0x6b61676f;
 constexpr uint32_t kDyingGroup = 0x6b61676e;
 
@@ -101,12 +104,13 @@ constexpr uint32_t kDyingGroup = 0x6b61676e;
 // container. Call it with the lease lock held.
 Result<bool> free_veth_name(Rtnl& host, const std::string& veth, const std::string& name);
 
-// Tear down every container whose owner process is gone (its rules too,
-// when `rules`). With `thorough` (net-setup --gc), also remove the bridges
-// net-setup created that no live container uses, the veths of kDyingGroup
-// that a killed deferred process left, and any rule in table kago whose
-// owner is gone even though its record is not: a teardown that failed
-// half-way. A start does not look for those: listing the table costs every
+// Tear down every container whose owner process is gone, its rules
+// included (teardown() reads them from the record). With `thorough`
+// (net-setup --gc), also remove the bridges net-setup created that no live
+// container uses, the veths of kDyingGroup that a killed deferred process
+// left, and, when `rules` (the caller may use nftables), any rule in table
+// kago whose owner is gone even though its record is not: a teardown that
+// failed half-way. A start does not look for those: listing the table costs every
 // start a dump that grows with the number of containers. Returns what was
 // removed.
 Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool thorough, nft::Nft* nft = nullptr);
