@@ -32,7 +32,7 @@ void before_payload();
 class Gate {
   public:
     // A pipe whose read end (kept across the child's exec, see
-    // keep_in_child()) is announced in KAGO_READY_FD. An inherited gate is
+    // Ends::keep_in_child()) is announced in KAGO_READY_FD. An inherited gate is
     // waited for first, so that a nested supervisor opens only after the
     // outer one.
     static Result<Gate> create();
@@ -43,14 +43,13 @@ class Gate {
     Gate& operator=(const Gate&) = delete;
     ~Gate();
 
-    // In the forked child, before exec: keep the read end across the exec,
-    // close the write end. Async-signal-safe.
-    void keep_in_child() const { ends().keep_in_child(); }
-    // The same for a child that runs alongside us in our memory
-    // (clone(CLONE_VM) without CLONE_VFORK): it must not read the Gate,
-    // which forked() changes, so it takes a copy of the descriptors first.
+    // The descriptors, copied for the child before it starts: a child that
+    // runs alongside us in our memory (clone(CLONE_VM) without CLONE_VFORK)
+    // must not read the Gate, which forked() changes.
     struct Ends {
         int read = -1, write = -1;
+        // In the child, before exec: keep the read end across the exec,
+        // close the write end. Async-signal-safe.
         void keep_in_child() const;
     };
     Ends ends() const { return Ends{read_, write_}; }

@@ -576,9 +576,10 @@ namespace {
 // its exit status is 0 when the gate opened, 1 when the set-up failed,
 // 2 when it found no gate.
 pid_t waiter(ready::Gate& g) {
+    ready::Gate::Ends ends = g.ends();
     pid_t pid = ::fork();
     if (pid == 0) {
-        g.keep_in_child();
+        ends.keep_in_child();
         int fd = ready::take();
         if (fd < 0) _exit(2);
         if (::getenv(env::kReadyFd)) _exit(3);  // take() removes the variable
