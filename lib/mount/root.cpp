@@ -249,9 +249,14 @@ bool same_mntns_as_ancestors() {
     return checked;
 }
 
+bool in_user_namespace() {
+    auto m = sys::read_file("/proc/self/uid_map");
+    return m && !uid_map_is_initial(*m);
+}
+
 Context detect_context() {
     Context c;
-    if (auto m = sys::read_file("/proc/self/uid_map")) c.in_userns = !uid_map_is_initial(*m);
+    c.in_userns = in_user_namespace();
     auto self = sys::read_file("/proc/self/status");
     auto init = sys::read_file("/proc/1/status");
     if (self) c.in_pidns = nspid_depth(*self) > (init ? nspid_depth(*init) : 1);

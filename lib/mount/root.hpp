@@ -29,6 +29,8 @@ struct Context {
     bool host_mntns = false;
 };
 Context detect_context();
+// The in_userns part alone: /proc/self/uid_map is not the initial one.
+bool in_user_namespace();
 
 // Pure helpers behind detect_context (unit-tested).
 bool uid_map_is_initial(std::string_view uid_map);   // "0 0 4294967295"

@@ -161,10 +161,12 @@ Status netns_done(NetnsMaker& m) {
     return Error{why[1], why[0] >= kUnshare && why[0] <= kLoopback ? steps[why[0]] : "create the network namespace", ""};
 }
 
-Status setup_inside(const RunSpec& s, caps::Policy& policy) {
-    const Config& c = s.config;
+// What the init does while the runner still writes its id maps. The new
+// user namespace gave it every capability in it at once: enough for a
+// network namespace and the mounts' propagation. Mounts and files wait for
+// the maps (an unmapped owner can create neither).
+Status setup_early(const Config& c, std::optional<NetnsMaker>& netns) {
     TRY(proc::die_with_parent(SIGKILL, ::getppid()));
-    std::optional<NetnsMaker> netns;
     if (netns_later(c)) {
         if (trace::verbose()) {
             TRY(sys::unshare(CLONE_NEWNET));
@@ -173,8 +175,16 @@ Status setup_inside(const RunSpec& s, caps::Policy& policy) {
             netns = TRY(netns_start());
         }
     }
-    mount::Context ctx = mount::detect_context();
-    TRY(mount::make_private());
+    return mount::make_private();
+}
+
+Status setup_inside(const RunSpec& s, bool own_userns, std::optional<NetnsMaker>& netns, caps::Policy& policy) {
+    const Config& c = s.config;
+    // Known from our own clone(): no /proc reads to find it out.
+    mount::Context ctx;
+    ctx.in_pidns = true;
+    ctx.host_mntns = false;
+    ctx.in_userns = own_userns || mount::in_user_namespace();
     mount::RootSpec spec;
     spec.layers = {s.rootfs};
     spec.upper.kind = c.read_only ? mount::UpperKind::none : mount::UpperKind::tmpfs;
@@ -219,7 +229,10 @@ Status setup_inside(const RunSpec& s, caps::Policy& policy) {
     return {};
 }
 
-[[noreturn]] void container_main(const RunSpec& s, int go, int report, int status, const proc::SignalBlock& block) {
+[[noreturn]] void container_main(const RunSpec& s, bool own_userns, int go, int report, int status,
+                                 const proc::SignalBlock& block) {
+    std::optional<NetnsMaker> netns;
+    Status early = setup_early(s.config, netns);
     char b;
     ssize_t n;
     do n = ::read(go, &b, 1);
@@ -227,8 +240,12 @@ Status setup_inside(const RunSpec& s, caps::Policy& policy) {
     // No byte: the parent failed to set us up and is gone or giving up.
     if (n != 1) _exit(125);
     ::close(go);
+    if (!early) {
+        send(report, 'E', early.error(), 125);
+        _exit(125);
+    }
     caps::Policy policy;
-    if (auto st = setup_inside(s, policy); !st) {
+    if (auto st = setup_inside(s, own_userns, netns, policy); !st) {
         send(report, 'E', st.error(), 125);
         _exit(125);
     }
@@ -441,7 +458,7 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         go_w.reset();
         rep_r.reset();
         st_r.reset();
-        container_main(s, go_r.get(), rep_w.get(), st_w.get(), block);
+        container_main(s, !root, go_r.get(), rep_w.get(), st_w.get(), block);
     }
     go_r.reset();
     rep_w.reset();
