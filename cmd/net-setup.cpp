@@ -13,7 +13,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
-#include <linux/futex.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -156,10 +155,9 @@ int run_body(void* body) {
 // only two failures at the same moment could mix them up. Its signals stay
 // blocked until it execs.
 //
-// The two sides tell each other through futex words, not pipes: a pipe's
-// wake-up is a synchronous one, which puts the woken process on the
-// waker's CPU, and a trace showed us waiting on the child's CPU, the child
-// behind us, and the other CPU idle.
+// The two sides tell each other through futex words (proc::post), not
+// pipes: a trace showed us waiting on the child's CPU, where a pipe's
+// wake-up had put us, the child behind us, and the other CPU idle.
 class EarlyChild {
   public:
     // `make` runs in the child, after PR_SET_PDEATHSIG: 0 or an errno.
@@ -170,9 +168,9 @@ class EarlyChild {
             ::prctl(PR_SET_PDEATHSIG, SIGKILL);
             int err = ::getppid() == parent ? make_() : ESRCH;
             made_err_ = err;
-            post(made_, 1);
+            proc::post(made_, 1);
             if (err) _exit(125);
-            if (wait_while(go_, kWait, nullptr) != kGo) _exit(125);
+            if (proc::wait_while(go_, kWait, nullptr) != kGo) _exit(125);
             if (spread_) ::sched_setaffinity(0, sizeof cpus_, &cpus_);  // the command's own, as inherited
             gate_.keep_in_child();
             ::sigprocmask(SIG_SETMASK, &mask_, nullptr);
@@ -192,7 +190,7 @@ class EarlyChild {
     // died first.
     int made() {
         struct timespec tick = {0, 20 * 1000 * 1000};
-        while (wait_while(made_, 0, &tick) == 0) {
+        while (proc::wait_while(made_, 0, &tick) == 0) {
             siginfo_t si = {};
             if (::waitid(P_PID, pid_t(pid_), &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid_) return ECHILD;
         }
@@ -204,25 +202,11 @@ class EarlyChild {
         if (pid_ < 0 || __atomic_load_n(&go_, __ATOMIC_ACQUIRE) != kWait) return;
         exec_ = &ce;
         gate_ = gate;
-        post(go_, kGo);
+        proc::post(go_, kGo);
     }
     pid_t pid() const { return pid_; }
 
   private:
-    static void post(int& word, int value) {
-        __atomic_store_n(&word, value, __ATOMIC_RELEASE);
-        ::syscall(SYS_futex, &word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
-    }
-    // The word's value once it is not `value` (or when `timeout` passes).
-    static int wait_while(int& word, int value, const struct timespec* timeout) {
-        int now = __atomic_load_n(&word, __ATOMIC_ACQUIRE);
-        while (now == value) {
-            long r = ::syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, value, timeout, nullptr, 0);
-            now = __atomic_load_n(&word, __ATOMIC_ACQUIRE);
-            if (r != 0 && errno == ETIMEDOUT) break;
-        }
-        return now;
-    }
     static constexpr size_t kStack = 64 * 1024;
     static constexpr int kWait = 0, kGo = 1;
     pid_t pid_ = -1;

@@ -1,10 +1,12 @@
 #include "core/proc.hpp"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -132,6 +134,21 @@ void move_off_our_cpu(pid_t child, const cpu_set_t& allowed) {
     cpu_set_t others = allowed;
     CPU_CLR(here, &others);
     if (CPU_COUNT(&others) > 0) (void)::sched_setaffinity(child, sizeof others, &others);
+}
+
+void post(int& word, int value) {
+    __atomic_store_n(&word, value, __ATOMIC_RELEASE);
+    ::syscall(SYS_futex, &word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+int wait_while(int& word, int value, const struct timespec* timeout) {
+    int now = __atomic_load_n(&word, __ATOMIC_ACQUIRE);
+    while (now == value) {
+        long r = ::syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, value, timeout, nullptr, 0);
+        now = __atomic_load_n(&word, __ATOMIC_ACQUIRE);
+        if (r != 0 && errno == ETIMEDOUT) break;
+    }
+    return now;
 }
 
 Status die_with_parent(int sig, pid_t expected_parent) {

@@ -63,4 +63,12 @@ Status die_with_parent(int sig, pid_t expected_parent);
 // inherited.
 void move_off_our_cpu(pid_t child, const cpu_set_t& allowed);
 
+// A word shared with a child started with clone(CLONE_VM): post() stores
+// `value` and wakes the waiter; wait_while() returns the word's value once
+// it is not `value`, or when `timeout` (relative, may be null) has passed.
+// A futex, not a pipe: a pipe's wake-up is a synchronous one, which moves
+// the woken process to the waker's CPU.
+void post(int& word, int value);
+int wait_while(int& word, int value, const struct timespec* timeout);
+
 }  // namespace kago::proc

@@ -70,96 +70,118 @@ void send(int fd, char kind, const Error& e, int code) {
     (void)w;
 }
 
+// lo up: system calls only (the network helper below runs it alongside
+// us, in our memory). 0, or -1 with errno.
+int raw_loopback_up() {
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    int r = ::ioctl(s, SIOCGIFFLAGS, &ifr);
+    if (r == 0) {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        r = ::ioctl(s, SIOCSIFFLAGS, &ifr);
+    }
+    int e = errno;
+    ::close(s);
+    errno = e;
+    return r;
+}
+
 Status loopback_up() {
     long r = trace::call([] { return std::string("ioctl(SIOCSIFFLAGS, {ifr_name=\"lo\", ifr_flags=IFF_UP})"); },
-                         [] {
-                             int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-                             if (s < 0) return -1;
-                             struct ifreq ifr;
-                             memset(&ifr, 0, sizeof ifr);
-                             strcpy(ifr.ifr_name, "lo");
-                             int r2 = ::ioctl(s, SIOCGIFFLAGS, &ifr);
-                             if (r2 == 0) {
-                                 ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-                                 r2 = ::ioctl(s, SIOCSIFFLAGS, &ifr);
-                             }
-                             int e = errno;
-                             ::close(s);
-                             errno = e;
-                             return r2;
-                         });
+                         [] { return raw_loopback_up(); });
     if (r != 0) return sys_error("bring up lo");
     return {};
 }
 
-// --net none: the network namespace is made by a helper process that shares
-// our descriptor table, while we build the root; the kernel's work for a new
-// namespace (about 1 ms) then overlaps the mounts. netns_done() joins it.
+// --net none: the network namespace is made by a helper process while we
+// build the root; the kernel's work for a new namespace (about 1 ms) then
+// overlaps the mounts, on another CPU.
 bool netns_later(const Config& c) { return c.net == "none"; }
 
-struct NetnsMaker {
-    pid_t pid = -1;
-    int slot = -1;       // the namespace's descriptor lands here
-    UniqueFd why_r, why_w;  // on failure the helper writes {step, errno} here
-};
-
-// The helper's steps, for its report.
-enum NetnsStep : int { kUnshare, kOpen, kLoopback };
-
-Result<NetnsMaker> netns_start() {
-    NetnsMaker m;
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return sys_error("pipe2");
-    m.why_r.reset(p[0]);
-    m.why_w.reset(p[1]);
-    m.slot = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // reserves the number
-    if (m.slot < 0) return sys_error("open /dev/null");
-    long pid = ::syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
-    if (pid < 0) {
-        Error e = sys_error("clone(CLONE_FILES) for the network namespace");
-        ::close(m.slot);
-        return e;
+// The helper shares our memory and descriptors (clone(CLONE_VM|
+// CLONE_FILES): no page tables to copy), on a stack of its own. It runs
+// alongside us, so it makes system calls only: no allocation, nothing of
+// ours but its own fields. errno is the one variable both sides write (one
+// thread's storage): each reads it right after its own call fails, and
+// only two failures at the same moment could mix them up. It posts its
+// result in a futex word and exits: we wait for the word, not for its exit
+// (supervise() reaps it later, with any other child of the init).
+class NetnsMaker {
+  public:
+    NetnsMaker() = default;
+    NetnsMaker(const NetnsMaker&) = delete;
+    NetnsMaker& operator=(const NetnsMaker&) = delete;
+    ~NetnsMaker() {
+        if (slot_ >= 0) ::close(slot_);
     }
-    if (pid == 0) {
-        auto fail = [&](int step) {
-            int r[2] = {step, errno};
-            (void)!::write(m.why_w.get(), r, sizeof r);
-            _exit(1);
-        };
-        if (::unshare(CLONE_NEWNET) != 0) fail(kUnshare);
-        int fd = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || ::dup3(fd, m.slot, O_CLOEXEC) < 0) fail(kOpen);
-        ::close(fd);
-        if (!loopback_up()) fail(kLoopback);
-        _exit(0);
-    }
-    m.pid = static_cast<pid_t>(pid);
-    // Its ~1 ms then really overlaps the mounts (it exits, never execs).
-    cpu_set_t cpus;
-    if (::sched_getaffinity(0, sizeof cpus, &cpus) == 0) proc::move_off_our_cpu(m.pid, cpus);
-    return m;
-}
 
-Status netns_done(NetnsMaker& m) {
-    int ws = 0;
-    pid_t r;
-    do r = ::waitpid(m.pid, &ws, 0);
-    while (r < 0 && errno == EINTR);
-    if (r == m.pid && WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
-        long st = trace::call([] { return std::string("setns(NETNS, CLONE_NEWNET) /* made with lo up by a helper */"); },
-                              [&] { return ::setns(m.slot, CLONE_NEWNET); });
-        int e = errno;
-        ::close(m.slot);
-        if (st != 0) return Error{e, "join the new network namespace", ""};
+    Status start() {
+        slot_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // reserves the number
+        if (slot_ < 0) return sys_error("open /dev/null");
+        stack_.reset(new char[kStack]);
+        pid_ = ::clone(body, stack_.get() + kStack, CLONE_VM | CLONE_FILES | SIGCHLD, this);
+        if (pid_ < 0) return sys_error("clone(CLONE_VM|CLONE_FILES) for the network namespace");
+        cpu_set_t cpus;
+        if (::sched_getaffinity(0, sizeof cpus, &cpus) == 0) proc::move_off_our_cpu(pid_, cpus);
         return {};
     }
-    ::close(m.slot);
-    int why[2] = {-1, EIO};
-    if (::read(m.why_r.get(), why, sizeof why) != sizeof why) return Error{EIO, "create the network namespace: the helper died", ""};
-    static const char* const steps[] = {"create the network namespace: unshare(CLONE_NEWNET)",
-                                        "open the new network namespace", "bring up lo"};
-    return Error{why[1], why[0] >= kUnshare && why[0] <= kLoopback ? steps[why[0]] : "create the network namespace", ""};
-}
+
+    // Wait for the helper's result and join the namespace.
+    Status join() {
+        struct timespec tick = {0, 20 * 1000 * 1000};
+        while (proc::wait_while(state_, kRunning, &tick) == kRunning) {
+            siginfo_t si = {};
+            if (::waitid(P_PID, static_cast<id_t>(pid_), &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid_)
+                return Error{EIO, "create the network namespace: the helper died", ""};
+        }
+        if (err_ != 0) {
+            static const char* const steps[] = {"create the network namespace: unshare(CLONE_NEWNET)",
+                                                "open the new network namespace", "bring up lo"};
+            return Error{err_, steps[step_], ""};
+        }
+        long st = trace::call([] { return std::string("setns(NETNS, CLONE_NEWNET) /* made with lo up by a helper */"); },
+                              [&] { return ::setns(slot_, CLONE_NEWNET); });
+        if (st != 0) return sys_error("join the new network namespace");
+        ::close(slot_);
+        slot_ = -1;
+        return {};
+    }
+
+  private:
+    enum Step : int { kUnshare, kOpen, kLoopback };
+    static constexpr int kRunning = 0, kDone = 1;
+    static constexpr size_t kStack = 64 * 1024;  // not zeroed: it touches a few pages
+
+    static int body(void* arg) {
+        auto* m = static_cast<NetnsMaker*>(arg);
+        int step = kUnshare;
+        bool ok = ::unshare(CLONE_NEWNET) == 0;
+        if (ok) {
+            step = kOpen;
+            int fd = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+            ok = fd >= 0 && ::dup3(fd, m->slot_, O_CLOEXEC) >= 0;
+            int e = errno;
+            if (fd >= 0) ::close(fd);
+            errno = e;
+        }
+        if (ok) {
+            step = kLoopback;
+            ok = raw_loopback_up() == 0;
+        }
+        m->step_ = step;
+        m->err_ = ok ? 0 : (errno ? errno : EIO);
+        proc::post(m->state_, kDone);
+        return 0;
+    }
+
+    int slot_ = -1;  // the namespace's descriptor lands here
+    pid_t pid_ = -1;
+    int state_ = kRunning, step_ = kUnshare, err_ = 0;
+    std::unique_ptr<char[]> stack_;
+};
 
 // What the init does while the runner still writes its id maps. The new
 // user namespace gave it every capability in it at once: enough for a
@@ -172,7 +194,7 @@ Status setup_early(const Config& c, std::optional<NetnsMaker>& netns) {
             TRY(sys::unshare(CLONE_NEWNET));
             TRY(loopback_up());
         } else {
-            netns = TRY(netns_start());
+            TRY(netns.emplace().start());
         }
     }
     return mount::make_private();
@@ -195,7 +217,7 @@ Status setup_inside(const RunSpec& s, bool own_userns, std::optional<NetnsMaker>
     TRY(mount::ops::mount_setattr(root.fd, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, false));
     TRY(mount::mount_proc(root, true));
     TRY(mount::mount_dev(root, ctx));
-    if (netns) TRY(netns_done(*netns));
+    if (netns) TRY(netns->join());
     // /sys only when asked for (--sys): most commands do without, and it
     // costs two mounts per start; rootless it needs a network namespace
     // of our own.
