@@ -2,6 +2,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -116,11 +117,15 @@ Result<std::vector<gid_t>> resolve_groups(std::string_view list, const UserFiles
     return out;
 }
 
+// The system calls themselves, not glibc's wrappers: those change every
+// thread glibc knows of, and pack's runner calls this in a child that shares
+// its parent's memory (clone(CLONE_VM|CLONE_VFORK)), where glibc's thread
+// list is its parent's. This process is the only one to change.
 Status switch_user(const Identity& id) {
     std::string glist;
     for (gid_t g : id.groups) glist += cat(glist.empty() ? "" : ", ", g);
     long r = trace::call([&] { return cat("setgroups(", id.groups.size(), ", [", glist, "])"); },
-                         [&] { return ::setgroups(id.groups.size(), id.groups.data()); });
+                         [&] { return ::syscall(SYS_setgroups, id.groups.size(), id.groups.data()); });
     if (r != 0) {
         Error e = sys_error(cat("setgroups(", id.groups.size(), ", [", glist, "])"));
         auto deny = sys::read_file("/proc/self/setgroups");
@@ -131,14 +136,14 @@ Status switch_user(const Identity& id) {
         }
     }
     r = trace::call([&] { return cat("setresgid(", id.gid, ", ", id.gid, ", ", id.gid, ")"); },
-                    [&] { return ::setresgid(id.gid, id.gid, id.gid); });
+                    [&] { return ::syscall(SYS_setresgid, id.gid, id.gid, id.gid); });
     if (r != 0) {
         Error e = sys_error(cat("setresgid(", id.gid, ", ", id.gid, ", ", id.gid, ")"));
         if (e.err == EINVAL) return std::move(e).with_hint("the gid is not mapped in this user namespace");
         return e;
     }
     r = trace::call([&] { return cat("setresuid(", id.uid, ", ", id.uid, ", ", id.uid, ")"); },
-                    [&] { return ::setresuid(id.uid, id.uid, id.uid); });
+                    [&] { return ::syscall(SYS_setresuid, id.uid, id.uid, id.uid); });
     if (r != 0) {
         Error e = sys_error(cat("setresuid(", id.uid, ", ", id.uid, ", ", id.uid, ")"));
         if (e.err == EINVAL) return std::move(e).with_hint("the uid is not mapped in this user namespace");
