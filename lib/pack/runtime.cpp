@@ -96,111 +96,193 @@ Status loopback_up() {
     return {};
 }
 
-// --net none: the network namespace is made by a helper process while we
-// build the root; the kernel's work for a new namespace (about 1 ms) then
-// overlaps the mounts, on another CPU.
+// --net none: the network namespace is made by a helper of the runner,
+// alongside the init's mounts; the kernel's work for a new namespace (about
+// 1 ms) then overlaps them, and starts as soon as the init exists.
 bool netns_later(const Config& c) { return c.net == "none"; }
 
-// The helper shares our memory and descriptors (clone(CLONE_VM|
-// CLONE_FILES): no page tables to copy), on a stack of its own. It runs
-// alongside us, so it makes system calls only: no allocation, nothing of
-// ours but its own fields. errno is the one variable both sides write (one
-// thread's storage): each reads it right after its own call fails, and
-// only two failures at the same moment could mix them up. It posts its
-// result in a futex word and exits: we wait for the word, not for its exit
-// (supervise() reaps it later, with any other child of the init).
-class NetnsMaker {
+// The runner and the init talk over one socket pair (SOCK_SEQPACKET): the
+// runner says go once the id maps are written, and its network helper
+// sends the namespace (or what failed), in either order.
+struct Message {
+    char kind;     // kGo, kNetns (a descriptor attached) or kNetnsFailed
+    int step = 0;  // kNetnsFailed: the step that failed, and its errno
+    int err = 0;
+};
+constexpr char kGo = 'g', kNetns = 'n', kNetnsFailed = 'e';
+enum NetnsStep : int { kJoinUser, kUnshare, kOpen, kLoopback };
+
+// Send `m`, with `fd` attached when it is not -1. System calls only: the
+// network helper calls it.
+bool send_message(int sock, const Message& m, int fd) {
+    struct iovec iov = {const_cast<Message*>(&m), sizeof m};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    struct msghdr h = {};
+    h.msg_iov = &iov;
+    h.msg_iovlen = 1;
+    if (fd >= 0) {
+        h.msg_control = control;
+        h.msg_controllen = sizeof control;
+        struct cmsghdr* c = CMSG_FIRSTHDR(&h);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    ssize_t n;
+    do n = ::sendmsg(sock, &h, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == static_cast<ssize_t>(sizeof m);
+}
+
+// The network helper: a child of the runner that shares its memory and
+// descriptors (clone(CLONE_VM|CLONE_FILES): no page tables to copy), on a
+// stack of its own. It joins the container's user namespace (its owner, the
+// runner's user, has every capability there, even before the maps are
+// written), makes the network namespace with lo up, sends it to the init,
+// and exits; the runner's supervise() reaps it. It runs alongside the
+// runner, so it makes system calls only: no allocation, nothing of ours but
+// its own fields. errno is the one variable both sides write (one thread's
+// storage): each reads it right after its own call fails, and only two
+// failures at the same moment could mix them up.
+class NetnsHelper {
   public:
-    NetnsMaker() = default;
-    NetnsMaker(const NetnsMaker&) = delete;
-    NetnsMaker& operator=(const NetnsMaker&) = delete;
-    ~NetnsMaker() {
-        if (slot_ >= 0) ::close(slot_);
+    NetnsHelper() = default;
+    NetnsHelper(const NetnsHelper&) = delete;
+    NetnsHelper& operator=(const NetnsHelper&) = delete;
+    // Waits for the helper's exit: it runs on stack_ (reaped already by
+    // supervise(): ECHILD).
+    ~NetnsHelper() {
+        if (pid_ > 0) (void)::waitpid(pid_, nullptr, __WALL);
+        if (userns_ >= 0) ::close(userns_);
     }
 
-    Status start() {
-        slot_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // reserves the number
-        if (slot_ < 0) return sys_error("open /dev/null");
+    // `init`'s user namespace is joined when `join_userns`; `sock` is the
+    // runner's end of the socket pair, open until the helper has exited.
+    Status start(pid_t init, bool join_userns, int sock) {
+        sock_ = sock;
+        if (join_userns) {
+            std::string path = cat("/proc/", init, "/ns/user");
+            userns_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (userns_ < 0) return sys_error(cat("open ", path));
+        }
         stack_.reset(new char[kStack]);
         pid_ = ::clone(body, stack_.get() + kStack, CLONE_VM | CLONE_FILES | SIGCHLD, this);
         if (pid_ < 0) return sys_error("clone(CLONE_VM|CLONE_FILES) for the network namespace");
-        cpu_set_t cpus;
-        if (::sched_getaffinity(0, sizeof cpus, &cpus) == 0) proc::move_off_our_cpu(pid_, cpus);
         return {};
     }
+    void kill() {
+        if (pid_ > 0) ::kill(pid_, SIGKILL);
+    }
 
-    // Wait for the helper's result and join the namespace.
-    Status join() {
-        struct timespec tick = {0, 20 * 1000 * 1000};
-        while (proc::wait_while(state_, kRunning, &tick) == kRunning) {
-            siginfo_t si = {};
-            if (::waitid(P_PID, static_cast<id_t>(pid_), &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid_)
-                return Error{EIO, "create the network namespace: the helper died", ""};
+  private:
+    static constexpr size_t kStack = 64 * 1024;  // not zeroed: it touches a few pages
+
+    static int body(void* arg) {
+        auto* h = static_cast<NetnsHelper*>(arg);
+        Message m{kNetnsFailed, kJoinUser, 0};
+        bool ok = h->userns_ < 0 || ::setns(h->userns_, CLONE_NEWUSER) == 0;
+        if (ok) {
+            m.step = kUnshare;
+            ok = ::unshare(CLONE_NEWNET) == 0;
         }
-        if (err_ != 0) {
-            static const char* const steps[] = {"create the network namespace: unshare(CLONE_NEWNET)",
+        int fd = -1;
+        if (ok) {
+            m.step = kOpen;
+            fd = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+            ok = fd >= 0;
+        }
+        if (ok) {
+            m.step = kLoopback;
+            ok = raw_loopback_up() == 0;
+        }
+        if (ok) m.kind = kNetns;
+        else m.err = errno ? errno : EIO;
+        send_message(h->sock_, m, ok ? fd : -1);
+        if (fd >= 0) ::close(fd);
+        return 0;
+    }
+
+    pid_t pid_ = -1;
+    int userns_ = -1, sock_ = -1;
+    std::unique_ptr<char[]> stack_;
+};
+
+// The init's end of the socket pair: go, and the helper's network namespace.
+class RunnerChannel {
+  public:
+    explicit RunnerChannel(int sock) : sock_(sock) {}
+    ~RunnerChannel() {
+        if (netns_ >= 0) ::close(netns_);
+    }
+    // False when the runner is gone or gave up before go.
+    bool wait_go() {
+        while (!go_)
+            if (!receive()) return false;
+        return true;
+    }
+    // Join the network namespace that the runner's helper made.
+    Status join_netns() {
+        while (netns_ < 0 && !failed_)
+            if (!receive()) return Error{EIO, "create the network namespace: the runner's helper sent nothing", ""};
+        if (failed_) {
+            static const char* const steps[] = {"create the network namespace: join the container's user namespace",
+                                                "create the network namespace: unshare(CLONE_NEWNET)",
                                                 "open the new network namespace", "bring up lo"};
-            return Error{err_, steps[step_], ""};
+            int step = failed_->step >= kJoinUser && failed_->step <= kLoopback ? failed_->step : kUnshare;
+            return Error{failed_->err ? failed_->err : EIO, steps[step], ""};
         }
-        long st = trace::call([] { return std::string("setns(NETNS, CLONE_NEWNET) /* made with lo up by a helper */"); },
-                              [&] { return ::setns(slot_, CLONE_NEWNET); });
+        long st = trace::call([] { return std::string("setns(NETNS, CLONE_NEWNET) /* made with lo up by the runner's helper */"); },
+                              [&] { return ::setns(netns_, CLONE_NEWNET); });
         if (st != 0) return sys_error("join the new network namespace");
-        ::close(slot_);
-        slot_ = -1;
+        ::close(netns_);
+        netns_ = -1;
         return {};
     }
 
   private:
-    enum Step : int { kUnshare, kOpen, kLoopback };
-    static constexpr int kRunning = 0, kDone = 1;
-    static constexpr size_t kStack = 64 * 1024;  // not zeroed: it touches a few pages
-
-    static int body(void* arg) {
-        auto* m = static_cast<NetnsMaker*>(arg);
-        int step = kUnshare;
-        bool ok = ::unshare(CLONE_NEWNET) == 0;
-        if (ok) {
-            step = kOpen;
-            int fd = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-            ok = fd >= 0 && ::dup3(fd, m->slot_, O_CLOEXEC) >= 0;
-            int e = errno;
-            if (fd >= 0) ::close(fd);
-            errno = e;
-        }
-        if (ok) {
-            step = kLoopback;
-            ok = raw_loopback_up() == 0;
-        }
-        m->step_ = step;
-        m->err_ = ok ? 0 : (errno ? errno : EIO);
-        proc::post(m->state_, kDone);
-        return 0;
+    bool receive() {
+        Message m{};
+        struct iovec iov = {&m, sizeof m};
+        alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+        struct msghdr h = {};
+        h.msg_iov = &iov;
+        h.msg_iovlen = 1;
+        h.msg_control = control;
+        h.msg_controllen = sizeof control;
+        ssize_t n;
+        do n = ::recvmsg(sock_, &h, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n != static_cast<ssize_t>(sizeof m)) return false;
+        int fd = -1;
+        for (struct cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(&fd, CMSG_DATA(c), sizeof fd);
+        if (m.kind == kGo) go_ = true;
+        else if (m.kind == kNetns && fd >= 0 && netns_ < 0) netns_ = fd, fd = -1;
+        else if (m.kind == kNetnsFailed) failed_ = m;
+        if (fd >= 0) ::close(fd);
+        return true;
     }
-
-    int slot_ = -1;  // the namespace's descriptor lands here
-    pid_t pid_ = -1;
-    int state_ = kRunning, step_ = kUnshare, err_ = 0;
-    std::unique_ptr<char[]> stack_;
+    int sock_;
+    bool go_ = false;
+    int netns_ = -1;
+    std::optional<Message> failed_;
 };
 
 // What the init does while the runner still writes its id maps. The new
-// user namespace gave it every capability in it at once: enough for a
-// network namespace and the mounts' propagation. Mounts and files wait for
-// the maps (an unmapped owner can create neither).
-Status setup_early(const Config& c, std::optional<NetnsMaker>& netns) {
+// user namespace gave it every capability in it at once: enough for the
+// mounts' propagation (and with --kago-trace, for the network namespace).
+// Mounts and files wait for the maps (an unmapped owner can create neither).
+Status setup_early(const Config& c) {
     TRY(proc::die_with_parent(SIGKILL, ::getppid()));
-    if (netns_later(c)) {
-        if (trace::verbose()) {
-            TRY(sys::unshare(CLONE_NEWNET));
-            TRY(loopback_up());
-        } else {
-            TRY(netns.emplace().start());
-        }
+    if (netns_later(c) && trace::verbose()) {
+        TRY(sys::unshare(CLONE_NEWNET));
+        TRY(loopback_up());
     }
     return mount::make_private();
 }
 
-Status setup_inside(const RunSpec& s, bool own_userns, std::optional<NetnsMaker>& netns, caps::Policy& policy) {
+Status setup_inside(const RunSpec& s, bool own_userns, RunnerChannel& runner, caps::Policy& policy) {
     const Config& c = s.config;
     // Known from our own clone(): no /proc reads to find it out.
     mount::Context ctx;
@@ -217,7 +299,7 @@ Status setup_inside(const RunSpec& s, bool own_userns, std::optional<NetnsMaker>
     TRY(mount::ops::mount_setattr(root.fd, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, false));
     TRY(mount::mount_proc(root, true));
     TRY(mount::mount_dev(root, ctx));
-    if (netns) TRY(netns->join());
+    if (netns_later(c) && !trace::verbose()) TRY(runner.join_netns());
     // /sys only when asked for (--sys): most commands do without, and it
     // costs two mounts per start; rootless it needs a network namespace
     // of our own.
@@ -287,26 +369,22 @@ int command_main(void* arg) {
     _exit(code);
 }
 
-[[noreturn]] void container_main(const RunSpec& s, bool own_userns, int go, int report, int status,
+[[noreturn]] void container_main(const RunSpec& s, bool own_userns, int sock, int report, int status,
                                  const proc::SignalBlock& block) {
-    std::optional<NetnsMaker> netns;
-    Status early = setup_early(s.config, netns);
-    char b;
-    ssize_t n;
-    do n = ::read(go, &b, 1);
-    while (n < 0 && errno == EINTR);
-    // No byte: the parent failed to set us up and is gone or giving up.
-    if (n != 1) _exit(125);
-    ::close(go);
+    Status early = setup_early(s.config);
+    RunnerChannel runner(sock);
+    // No go: the runner failed to set us up and is gone or giving up.
+    if (!runner.wait_go()) _exit(125);
     if (!early) {
         send(report, 'E', early.error(), 125);
         _exit(125);
     }
     caps::Policy policy;
-    if (auto st = setup_inside(s, own_userns, netns, policy); !st) {
+    if (auto st = setup_inside(s, own_userns, runner, policy); !st) {
         send(report, 'E', st.error(), 125);
         _exit(125);
     }
+    ::close(sock);
     std::vector<std::string> env = container_env(s.config, policy.user ? policy.user->home : "/root");
     // This init runs the packed file, a host file: make it undumpable so that
     // the container cannot reach it through /proc/1/exe or /proc/1/fd. The
@@ -485,9 +563,10 @@ Result<RunOutcome> run_container(const RunSpec& s) {
     Limiter limiter(c);
     proc::SignalBlock block;
     int go[2], report[2], status[2];
-    if (::pipe2(go, O_CLOEXEC) != 0 || ::pipe2(report, O_CLOEXEC) != 0 || ::pipe2(status, O_CLOEXEC) != 0)
-        return sys_error("pipe2");
-    UniqueFd go_r(go[0]), go_w(go[1]), rep_r(report[0]), rep_w(report[1]), st_r(status[0]), st_w(status[1]);
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, go) != 0) return sys_error("socketpair");
+    UniqueFd go_r(go[0]), go_w(go[1]);
+    if (::pipe2(report, O_CLOEXEC) != 0 || ::pipe2(status, O_CLOEXEC) != 0) return sys_error("pipe2");
+    UniqueFd rep_r(report[0]), rep_w(report[1]), st_r(status[0]), st_w(status[1]);
     long pid = trace::call([&] { return cat("clone(", trace::clone_flags(flags), "|SIGCHLD)"); },
                            [&] { return ::syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0); });
     if (pid < 0) {
@@ -509,11 +588,20 @@ Result<RunOutcome> run_container(const RunSpec& s) {
     go_r.reset();
     rep_w.reset();
     st_w.reset();
+    // After the descriptors: it is waited for before go_w is closed.
+    std::optional<NetnsHelper> helper;
     auto kill_child = [&] {
         ::kill(static_cast<pid_t>(pid), SIGKILL);
+        if (helper) helper->kill();
         int ws;
         ::waitpid(static_cast<pid_t>(pid), &ws, 0);
     };
+    if (netns_later(c) && !trace::verbose()) {
+        if (auto st = helper.emplace().start(static_cast<pid_t>(pid), !root, go_w.get()); !st) {
+            kill_child();
+            return std::move(st).error();
+        }
+    }
     if (!root) {
         if (auto st = ns::write_maps(plan, static_cast<pid_t>(pid)); !st) {
             kill_child();
@@ -551,11 +639,10 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         }
     }
     limiter.enter(static_cast<pid_t>(pid));
-    if (::write(go_w.get(), "g", 1) != 1) {
+    if (!send_message(go_w.get(), Message{kGo}, -1)) {
         kill_child();
         return sys_error("release the container");
     }
-    go_w.reset();
     // The command's status comes from the init as soon as the command ends;
     // the init's own exit (the root's unmount, the namespaces' end) then
     // overlaps ours. Only a cgroup to remove makes us wait for it.
