@@ -97,8 +97,8 @@ Status loopback_up() {
 }
 
 // --net none: the network namespace is made by a helper of the runner,
-// alongside the init's mounts; the kernel's work for a new namespace (about
-// 1 ms) then overlaps them, and starts as soon as the init exists.
+// started as the runner releases the init; the kernel's work for a new
+// namespace (about 1 ms) then overlaps the init's mounts, on another CPU.
 bool netns_later(const Config& c) { return c.net == "none"; }
 
 // The runner and the init talk over one socket pair (SOCK_SEQPACKET): the
@@ -369,8 +369,10 @@ int command_main(void* arg) {
     _exit(code);
 }
 
+// `cpus`, when not null, is the affinity to give back before the command
+// starts (the runner moved us off its CPU).
 [[noreturn]] void container_main(const RunSpec& s, bool own_userns, int sock, int report, int status,
-                                 const proc::SignalBlock& block) {
+                                 const proc::SignalBlock& block, const cpu_set_t* cpus) {
     Status early = setup_early(s.config);
     RunnerChannel runner(sock);
     // No go: the runner failed to set us up and is gone or giving up.
@@ -400,6 +402,7 @@ int command_main(void* arg) {
     // faults for what it writes, and its allocations cannot race ours. It
     // runs on a stack of its own, and its clearenv() empties our environment
     // too, which we no longer read.
+    if (cpus) (void)::sched_setaffinity(0, sizeof *cpus, cpus);
     CommandStart cs{s, env, policy, report, block};
     constexpr size_t kStack = 256 * 1024;  // not zeroed: it touches a few pages
     pid_t child;
@@ -567,6 +570,10 @@ Result<RunOutcome> run_container(const RunSpec& s) {
     UniqueFd go_r(go[0]), go_w(go[1]);
     if (::pipe2(report, O_CLOEXEC) != 0 || ::pipe2(status, O_CLOEXEC) != 0) return sys_error("pipe2");
     UniqueFd rep_r(report[0]), rep_w(report[1]), st_r(status[0]), st_w(status[1]);
+    // The init starts on our CPU and would wait there while we write its id
+    // maps: it is moved to another, and gives the command back our affinity.
+    cpu_set_t cpus;
+    bool spread = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1;
     long pid = trace::call([&] { return cat("clone(", trace::clone_flags(flags), "|SIGCHLD)"); },
                            [&] { return ::syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0); });
     if (pid < 0) {
@@ -583,8 +590,9 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         go_w.reset();
         rep_r.reset();
         st_r.reset();
-        container_main(s, !root, go_r.get(), rep_w.get(), st_w.get(), block);
+        container_main(s, !root, go_r.get(), rep_w.get(), st_w.get(), block, spread ? &cpus : nullptr);
     }
+    if (spread) proc::move_off_our_cpu(static_cast<pid_t>(pid), cpus);
     go_r.reset();
     rep_w.reset();
     st_w.reset();
@@ -596,12 +604,6 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         int ws;
         ::waitpid(static_cast<pid_t>(pid), &ws, 0);
     };
-    if (netns_later(c) && !trace::verbose()) {
-        if (auto st = helper.emplace().start(static_cast<pid_t>(pid), !root, go_w.get()); !st) {
-            kill_child();
-            return std::move(st).error();
-        }
-    }
     if (!root) {
         if (auto st = ns::write_maps(plan, static_cast<pid_t>(pid)); !st) {
             kill_child();
@@ -642,6 +644,13 @@ Result<RunOutcome> run_container(const RunSpec& s) {
     if (!send_message(go_w.get(), Message{kGo}, -1)) {
         kill_child();
         return sys_error("release the container");
+    }
+    // Last: it then has our CPU, and the init the other.
+    if (netns_later(c) && !trace::verbose()) {
+        if (auto st = helper.emplace().start(static_cast<pid_t>(pid), !root, go_w.get()); !st) {
+            kill_child();
+            return std::move(st).error();
+        }
     }
     // The command's status comes from the init as soon as the command ends;
     // the init's own exit (the root's unmount, the namespaces' end) then
