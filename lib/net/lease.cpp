@@ -184,6 +184,26 @@ Status write_atomic(const std::string& path, std::string_view content) {
 }
 }  // namespace
 
+// Every reader and writer of a lease file holds the lock, so it is
+// rewritten in place: a rename over it, or an O_TRUNC, makes ext4 write the
+// new data out at once (auto_da_alloc), 250 us per save on this kind of
+// host, where /run may be ext4. One write at offset 0, padded with newlines
+// up to the old size (parse() skips empty lines): a kill cannot leave half
+// of the old content behind. The padding is then cut off.
+Status write_in_place(const std::string& path, std::string_view content) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return sys_error(cat("open ", path));
+    UniqueFd owner(fd);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return sys_error(cat("stat ", path));
+    std::string data(content);
+    if (static_cast<off_t>(data.size()) < st.st_size) data.append(static_cast<size_t>(st.st_size) - data.size(), '\n');
+    if (::pwrite(fd, data.data(), data.size(), 0) != static_cast<ssize_t>(data.size())) return sys_error(cat("write ", path));
+    if (data.size() > content.size() && ::ftruncate(fd, static_cast<off_t>(content.size())) != 0)
+        return sys_error(cat("truncate ", path));
+    return {};
+}
+
 Status save(const std::string& bridge, const LeaseFile& f) {
     std::string path = cat(dir(), "/", bridge, ".leases");
     if (f.entries.empty() && !f.created_bridge) {
@@ -191,7 +211,7 @@ Status save(const std::string& bridge, const LeaseFile& f) {
         return {};
     }
     TRY(sys::mkdir_p(dir(), 0700));
-    return write_atomic(path, f.format(bridge));
+    return write_in_place(path, f.format(bridge));
 }
 
 Owner Record::owner() const {

@@ -35,6 +35,9 @@ std::string dir();  // runtime root + "/leases"
 // removed: a container starting or ending) in the last `ms` milliseconds.
 // False when it does not exist.
 bool changed_within(int ms, const std::string& path = dir());
+// Rewrite `path` with `content` in place (created when missing), for files
+// whose readers hold the lock: a newline-padded write, then a truncation.
+Status write_in_place(const std::string& path, std::string_view content);
 
 class Lock {
   public:

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/sys.hpp"
 #include "net/addr.hpp"
 #include "net/host.hpp"
 #include "net/lease.hpp"
@@ -470,4 +471,25 @@ TEST(NetLease, ChangedWithinFollowsTheDirectorysMtime) {
     ::unlink((d + "/x").c_str());
     ::rmdir(d.c_str());
     EXPECT_FALSE(lease::changed_within(1000, d));  // gone
+}
+
+TEST(NetLease, WriteInPlaceLeavesExactlyTheNewContent) {
+    char tmpl[] = "/tmp/kago-unit-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    std::string f = std::string(tmpl) + "/b.leases";
+    auto read = [&] {
+        auto r = sys::read_file(f.c_str());
+        return r ? *r : std::string("<missing>");
+    };
+    ASSERT_TRUE(lease::write_in_place(f, "# bridge b existing\n10.0.0.2 a 1 2\n10.0.0.3 b 3 4\n"));
+    EXPECT_EQ(read(), "# bridge b existing\n10.0.0.2 a 1 2\n10.0.0.3 b 3 4\n");
+    ASSERT_TRUE(lease::write_in_place(f, "# bridge b existing\n10.0.0.3 b 3 4\n"));  // shorter: no tail left
+    EXPECT_EQ(read(), "# bridge b existing\n10.0.0.3 b 3 4\n");
+    auto parsed = lease::LeaseFile::parse(read() + "\n\n\n");  // the padding a kill could leave
+    ASSERT_EQ(parsed.entries.size(), 1u);
+    EXPECT_EQ(parsed.entries[0].name, "b");
+    ASSERT_TRUE(lease::write_in_place(f, "# bridge b created\n10.0.0.3 b 3 4\n10.0.0.4 c 5 6\n"));  // longer
+    EXPECT_EQ(read(), "# bridge b created\n10.0.0.3 b 3 4\n10.0.0.4 c 5 6\n");
+    ::unlink(f.c_str());
+    ::rmdir(tmpl);
 }
