@@ -312,12 +312,12 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     bool dry = trace::dry_run();
 
     // The command's process starts first and makes the network namespace
-    // (EarlyChild) while we take the lease, write the state files and make
-    // the bridge and the rules. When the command is a kago program, it execs
-    // as soon as all of that and its namespace exist, and the chain waits at
-    // the gate (core/ready.hpp) before it execs the payload, while we set up
-    // the veth, addresses and routes. Otherwise, and in a trace (which keeps
-    // the order of the calls), it execs once everything is done. A failure
+    // (EarlyChild) while we take the lease and write the state files. When
+    // the command is a kago program, it execs as soon as those and its
+    // namespace exist, and the chain waits at the gate (core/ready.hpp)
+    // before it execs the payload, while we make the bridge, the rules, the
+    // veth, addresses and routes. Otherwise, and in a trace (which keeps the
+    // order of the calls), it execs once everything is done. A failure
     // before that kills it (PR_SET_PDEATHSIG when we exit at once). The gate
     // exists before the child: it has our descriptors of that moment.
     bool early = p.kago && !trace::verbose() && !dry;
@@ -431,8 +431,27 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
 
     write_state_files(sd, netns, addr, plan.name);
 
-    // What needs no namespace is done while the child makes it: leftovers,
-    // the bridge, the rules (they name the address, not the veth).
+    // The namespace the child made. A kago chain may exec now: the state
+    // files exist, and it waits at the gate.
+    proc::SignalBlock block;  // forwarded to the command from now on
+    UniqueFd ns_fd;
+    if (dry) {
+        must(sys::unshare(CLONE_NEWNET));  // traced, not made
+        ns_fd = must_value(sys::open("/proc/self/ns/net", O_RDONLY));
+    } else {
+        if (int err = cmd.made()) {
+            errno = err;
+            fail(sys_error("unshare(CLONE_NEWNET) in the command's process"));
+        }
+        if (trace::verbose()) trace::emit(cat("unshare(CLONE_NEWNET) in the command's process ", child, " = 0"));
+        ns_fd = must_value(sys::open(cat("/proc/", child, "/ns/net").c_str(), O_RDONLY));
+        // Not before: /proc/PID/ns/net is the chain's own once it unshares.
+        if (early) cmd.go(ce, ends);
+    }
+
+    // What needs no namespace is done while the chain execs: leftovers, the
+    // bridge, the rules (they name the address, not the veth). Then a
+    // netlink socket in the namespace, and the veth.
     collect();
     bool created = false;
     must(ensure_bridge(host, plan.bridge, plan.gateway, plan.gateway6, leases.created_bridge, created));
@@ -457,23 +476,6 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         spec.publish = plan.publish;
         must(nft->add(spec));
     }
-    // The namespace the child made, and a netlink socket in it.
-    proc::SignalBlock block;  // forwarded to the command from now on
-    UniqueFd ns_fd;
-    if (dry) {
-        must(sys::unshare(CLONE_NEWNET));  // traced, not made
-        ns_fd = must_value(sys::open("/proc/self/ns/net", O_RDONLY));
-    } else {
-        if (int err = cmd.made()) {
-            errno = err;
-            fail(sys_error("unshare(CLONE_NEWNET) in the command's process"));
-        }
-        if (trace::verbose()) trace::emit(cat("unshare(CLONE_NEWNET) in the command's process ", child, " = 0"));
-        ns_fd = must_value(sys::open(cat("/proc/", child, "/ns/net").c_str(), O_RDONLY));
-        // Not before: /proc/PID/ns/net is the chain's own once it unshares.
-        if (early) cmd.go(ce, ends);
-    }
-
     auto host_fd = must_value(sys::open("/proc/self/ns/net", O_RDONLY));
     must(sys::setns(ns_fd.get(), CLONE_NEWNET, "the container's network namespace"));
     auto inside_r = Rtnl::open("container");
