@@ -102,8 +102,8 @@ Status loopback_up() {
 bool netns_later(const Config& c) { return c.net == "none"; }
 
 // The runner and the init talk over one socket pair (SOCK_SEQPACKET): the
-// runner says go once the id maps are written, and its network helper
-// sends the namespace (or what failed), in either order.
+// runner says go once the id maps are written, then its network helper
+// sends the namespace (or what failed).
 struct Message {
     char kind;     // kGo, kNetns (a descriptor attached) or kNetnsFailed
     int step = 0;  // kNetnsFailed: the step that failed, and its errno
@@ -138,11 +138,10 @@ bool send_message(int sock, const Message& m, int fd) {
 // The network helper: a child of the runner that shares its memory and
 // descriptors (clone(CLONE_VM|CLONE_FILES): no page tables to copy), on a
 // stack of its own. It joins the container's user namespace (its owner, the
-// runner's user, has every capability there, even before the maps are
-// written), makes the network namespace with lo up, sends it to the init,
-// and exits; the runner's supervise() reaps it. It runs alongside the
-// runner, so it makes system calls only: no allocation, nothing of ours but
-// its own fields. errno is the one variable both sides write (one thread's
+// runner's user, has every capability there), makes the network namespace
+// with lo up, sends it to the init, and exits; the runner's supervise()
+// reaps it. It runs alongside the runner, so it makes system calls only: no
+// allocation, nothing of ours but its own fields. errno is the one variable both sides write (one thread's
 // storage): each reads it right after its own call fails, and only two
 // failures at the same moment could mix them up.
 class NetnsHelper {
