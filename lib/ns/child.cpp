@@ -161,22 +161,6 @@ struct StepCtx {
     int report_fd;
 };
 
-long loopback_up() {
-    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0) return -1;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    memcpy(ifr.ifr_name, "lo", 3);
-    long r = ::ioctl(s, SIOCGIFFLAGS, &ifr);
-    if (r == 0) {
-        ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-        r = ::ioctl(s, SIOCSIFFLAGS, &ifr);
-    }
-    int e = errno;
-    ::close(s);
-    errno = e;
-    return r;
-}
 
 long run_step(void* arg) {
     const auto* ctx = static_cast<const StepCtx*>(arg);
@@ -199,7 +183,7 @@ long run_step(void* arg) {
         case Step::Op::write_file: return sys::write_whole(s.a.c_str(), s.b) < 0 ? -1 : 0;
         case Step::Op::sethostname: return ::sethostname(s.a.data(), s.a.size());
         case Step::Op::mount: return ::mount(cn(s.a), cn(s.b), cn(s.c), s.flags, cn(s.d));
-        case Step::Op::loopback_up: return loopback_up();
+        case Step::Op::loopback_up: return raw_loopback_up();
         case Step::Op::report_namespaces: return report_namespaces(ctx->report_fd);
     }
     errno = EINVAL;
@@ -496,6 +480,23 @@ void Child::abort() {
         }
     }
     pid_ = -1;
+}
+
+long raw_loopback_up() {
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    long r = ::ioctl(s, SIOCGIFFLAGS, &ifr);
+    if (r == 0) {
+        ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+        r = ::ioctl(s, SIOCSIFFLAGS, &ifr);
+    }
+    int e = errno;
+    ::close(s);
+    errno = e;
+    return r;
 }
 
 }  // namespace kago::ns

@@ -167,4 +167,9 @@ class Child {
 // `plan`. In a dry run nothing is created and the child's pid is 0.
 Result<Child> spawn(unsigned long flags, const ChildPlan& plan);
 
+// Bring lo up in our network namespace with system calls only (no
+// allocation, nothing traced): for a child that shares its parent's memory.
+// 0, or -1 with errno.
+long raw_loopback_up();
+
 }  // namespace kago::ns

@@ -27,6 +27,7 @@
 #include "core/trace.hpp"
 #include "mount/ops.hpp"
 #include "mount/root.hpp"
+#include "ns/child.hpp"
 #include "ns/idmap.hpp"
 
 namespace kago::pack {
@@ -70,28 +71,9 @@ void send(int fd, char kind, const Error& e, int code) {
     (void)w;
 }
 
-// lo up: system calls only (the network helper below runs it alongside
-// us, in our memory). 0, or -1 with errno.
-int raw_loopback_up() {
-    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0) return -1;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    memcpy(ifr.ifr_name, "lo", 3);
-    int r = ::ioctl(s, SIOCGIFFLAGS, &ifr);
-    if (r == 0) {
-        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        r = ::ioctl(s, SIOCSIFFLAGS, &ifr);
-    }
-    int e = errno;
-    ::close(s);
-    errno = e;
-    return r;
-}
-
 Status loopback_up() {
     long r = trace::call([] { return std::string("ioctl(SIOCSIFFLAGS, {ifr_name=\"lo\", ifr_flags=IFF_UP})"); },
-                         [] { return raw_loopback_up(); });
+                         [] { return ns::raw_loopback_up(); });
     if (r != 0) return sys_error("bring up lo");
     return {};
 }
@@ -193,7 +175,7 @@ class NetnsHelper {
         }
         if (ok) {
             m.step = kLoopback;
-            ok = raw_loopback_up() == 0;
+            ok = ns::raw_loopback_up() == 0;
         }
         if (ok) m.kind = kNetns;
         else m.err = errno ? errno : EIO;
