@@ -211,7 +211,11 @@ class RunnerChannel {
                                                 "create the network namespace: unshare(CLONE_NEWNET)",
                                                 "open the new network namespace", "bring up lo"};
             int step = failed_->step >= kJoinUser && failed_->step <= kLoopback ? failed_->step : kUnshare;
-            return Error{failed_->err ? failed_->err : EIO, steps[step], ""};
+            int err = failed_->err ? failed_->err : EIO;
+            return Error{err, steps[step],
+                         step == kUnshare && err == ENOSPC
+                             ? "a user namespace's user.max_net_namespaces is reached (/proc/sys/user/)"
+                             : ""};
         }
         long st = trace::call([] { return std::string("setns(NETNS, CLONE_NEWNET) /* made with lo up by the runner's helper */"); },
                               [&] { return ::setns(netns_, CLONE_NEWNET); });

@@ -193,6 +193,30 @@ hostile_corpus() {
     assert_output --regexp "Cpus_allowed_list:\s+$first\$"
 }
 
+@test "root in a user namespace (unshare -Ur) extracts as rootless does, and runs" {
+    # A device node and a file of an id the namespace does not map: root
+    # there can make neither.
+    local t="$PK_DIR/userns-tree" c="$PK_DIR/cache-userns"
+    cp -a "$KAGO_ROOTFS" "$t"
+    mknod "$t/dev/kago-null" c 1 3
+    touch "$t/owned-by-1234" && chown 1234:1234 "$t/owned-by-1234"
+    pack-selfexec -o "$PK_DIR/userns.run" --rootfs "$t" -- /bin/sh -c 'echo hello'
+    run unshare --user --map-root-user -- "$PK_DIR/userns.run" --kago-cache "$c"
+    assert_success
+    assert_line "hello"
+    assert_output --partial "warning: skipped 1 device nodes"
+    [ -z "$(find "$c" -type c)" ]
+}
+
+@test "a network namespace that cannot be made: 125 naming the step, with a hint" {
+    run unshare --user --map-root-user -- sh -c \
+        'echo 0 >/proc/sys/user/max_net_namespaces && exec "$1" --kago-cache "$2"' sh "$PK_DIR/bb.run" "$PK_DIR/cache-userns"
+    assert_failure 125
+    assert_output --partial "create the network namespace: unshare(CLONE_NEWNET): No space left on device"
+    assert_output --partial "hint: a user namespace's user.max_net_namespaces is reached"
+    refute_line "hello"
+}
+
 @test "--env, --workdir, --hostname and --user are baked in" {
     pack-selfexec -o "$PK_DIR/set.run" --rootfs "$KAGO_ROOTFS" --env GREETING=hi --workdir /etc \
         --hostname packed --user 65534:65534 -- /bin/sh -c 'echo $GREETING; pwd; hostname; id -u; id -g'

@@ -22,6 +22,7 @@
 #include "core/proc.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
+#include "mount/root.hpp"
 #include "pack/cache.hpp"
 #include "pack/reader.hpp"
 #include "pack/runtime.hpp"
@@ -231,7 +232,9 @@ int main(int argc, char** argv) {
         return 0;
     }
     ExtractOptions eo;
-    eo.rootless = ::geteuid() != 0;
+    // Root in a user namespace (a container, unshare -Ur) can neither make
+    // device nodes nor give files to ids its namespace does not map.
+    eo.rootless = ::geteuid() != 0 || mount::in_user_namespace();
     eo.threads = threads;
     if (!o.extract.empty()) {
         check(p.load_manifest());
