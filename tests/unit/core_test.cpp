@@ -1,6 +1,7 @@
 // Unit tests for lib/core: everything that needs no privilege.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mount.h>
@@ -470,6 +471,29 @@ TEST(Proc, SuperviseFallsBackToTheExitWhenNoStatusComes) {
     EXPECT_EQ(WTERMSIG(*ws), SIGTERM);
     EXPECT_EQ(seen, SIGTERM);
     close(st[0]);
+}
+
+// The futex word that net-setup's command process and pack's helpers
+// report through, with a child that shares our memory as they do.
+TEST(Proc, PostWakesWaitWhileInAChildSharingOurMemory) {
+    static int word = 0;
+    word = 0;
+    struct timespec short_wait = {0, 20 * 1000 * 1000};
+    EXPECT_EQ(proc::wait_while(word, 0, &short_wait), 0);  // nobody posts: the timeout
+    static char stack[64 * 1024];
+    pid_t pid = ::clone(
+        [](void*) -> int {
+            ::usleep(50 * 1000);
+            proc::post(word, 7);
+            return 0;
+        },
+        stack + sizeof stack, CLONE_VM | SIGCHLD, nullptr);
+    ASSERT_GT(pid, 0);
+    struct timespec long_wait = {5, 0};  // a lost wake-up fails here, not hangs
+    EXPECT_EQ(proc::wait_while(word, 0, &long_wait), 7);
+    int ws = 0;
+    ASSERT_EQ(::waitpid(pid, &ws, 0), pid);
+    EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
 }
 
 TEST(Proc, ExitLikeReRaisesTheSignal) {
