@@ -117,15 +117,18 @@ bool send_message(int sock, const Message& m, int fd) {
     return n == static_cast<ssize_t>(sizeof m);
 }
 
-// The network helper: a child of the runner that shares its memory and
-// descriptors (clone(CLONE_VM|CLONE_FILES): no page tables to copy), on a
-// stack of its own. It joins the container's user namespace (its owner, the
-// runner's user, has every capability there), makes the network namespace
-// with lo up, sends it to the init, and exits; the runner's supervise()
-// reaps it. It runs alongside the runner, so it makes system calls only: no
-// allocation, nothing of ours but its own fields. errno is the one variable both sides write (one thread's
-// storage): each reads it right after its own call fails, and only two
-// failures at the same moment could mix them up.
+// The network helper: a child of the runner that shares its memory
+// (clone(CLONE_VM): no page tables to copy), on a stack of its own. It joins
+// the container's user namespace (its owner, the runner's user, has every
+// capability there), makes the network namespace with lo up, sends it to
+// the init, and exits; the runner's supervise() reaps it. It has its own
+// copy of the descriptors: the runner closes its end of the socket pair
+// once it has started the helper, so that the init reads end of file, not
+// nothing forever, if the helper dies before it sends. It runs alongside
+// the runner, so it makes system calls only: no allocation, nothing of ours
+// but its own fields. errno is the one variable both sides write (one
+// thread's storage): each reads it right after its own call fails, and
+// only two failures at the same moment could mix them up.
 class NetnsHelper {
   public:
     NetnsHelper() = default;
@@ -139,7 +142,7 @@ class NetnsHelper {
     }
 
     // `init`'s user namespace is joined when `join_userns`; `sock` is the
-    // runner's end of the socket pair, open until the helper has exited.
+    // runner's end of the socket pair, which the helper gets a copy of.
     Status start(pid_t init, bool join_userns, int sock) {
         sock_ = sock;
         if (join_userns) {
@@ -148,8 +151,8 @@ class NetnsHelper {
             if (userns_ < 0) return sys_error(cat("open ", path));
         }
         stack_.reset(new char[kStack]);
-        pid_ = ::clone(body, stack_.get() + kStack, CLONE_VM | CLONE_FILES | SIGCHLD, this);
-        if (pid_ < 0) return sys_error("clone(CLONE_VM|CLONE_FILES) for the network namespace");
+        pid_ = ::clone(body, stack_.get() + kStack, CLONE_VM | SIGCHLD, this);
+        if (pid_ < 0) return sys_error("clone(CLONE_VM) for the network namespace");
         return {};
     }
     void kill() {
@@ -205,7 +208,7 @@ class RunnerChannel {
     // Join the network namespace that the runner's helper made.
     Status join_netns() {
         while (netns_ < 0 && !failed_)
-            if (!receive()) return Error{EIO, "create the network namespace: the runner's helper sent nothing", ""};
+            if (!receive()) return Error{EIO, "create the network namespace: the runner's helper ended before sending it", ""};
         if (failed_) {
             static const char* const steps[] = {"create the network namespace: join the container's user namespace",
                                                 "create the network namespace: unshare(CLONE_NEWNET)",
@@ -581,7 +584,6 @@ Result<RunOutcome> run_container(const RunSpec& s) {
     go_r.reset();
     rep_w.reset();
     st_w.reset();
-    // After the descriptors: it is waited for before go_w is closed.
     std::optional<NetnsHelper> helper;
     auto kill_child = [&] {
         ::kill(static_cast<pid_t>(pid), SIGKILL);
@@ -637,6 +639,7 @@ Result<RunOutcome> run_container(const RunSpec& s) {
             return std::move(st).error();
         }
     }
+    go_w.reset();  // the helper has its own copy
     // The command's status comes from the init as soon as the command ends;
     // the init's own exit (the root's unmount, the namespaces' end) then
     // overlaps ours. Only a cgroup to remove makes us wait for it.
