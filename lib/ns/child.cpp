@@ -161,7 +161,6 @@ struct StepCtx {
     int report_fd;
 };
 
-
 long run_step(void* arg) {
     const auto* ctx = static_cast<const StepCtx*>(arg);
     const Step& s = *ctx->step;

@@ -82,6 +82,8 @@ Status loopback_up() {
 // started as the runner releases the init; the kernel's work for a new
 // namespace (about 1 ms) then overlaps the init's mounts, on another CPU.
 bool netns_later(const Config& c) { return c.net == "none"; }
+// Except in a trace, which keeps the calls in order: the init makes it.
+bool netns_by_helper(const Config& c) { return netns_later(c) && !trace::verbose(); }
 
 // The runner and the init talk over one socket pair (SOCK_SEQPACKET): the
 // runner says go once the id maps are written, then its network helper
@@ -154,9 +156,6 @@ class NetnsHelper {
         pid_ = ::clone(body, stack_.get() + kStack, CLONE_VM | SIGCHLD, this);
         if (pid_ < 0) return sys_error("clone(CLONE_VM) for the network namespace");
         return {};
-    }
-    void kill() {
-        if (pid_ > 0) ::kill(pid_, SIGKILL);
     }
 
   private:
@@ -263,7 +262,7 @@ class RunnerChannel {
 // Mounts and files wait for the maps (an unmapped owner can create neither).
 Status setup_early(const Config& c) {
     TRY(proc::die_with_parent(SIGKILL, ::getppid()));
-    if (netns_later(c) && trace::verbose()) {
+    if (netns_later(c) && !netns_by_helper(c)) {
         TRY(sys::unshare(CLONE_NEWNET));
         TRY(loopback_up());
     }
@@ -287,7 +286,7 @@ Status setup_inside(const RunSpec& s, bool own_userns, RunnerChannel& runner, ca
     TRY(mount::ops::mount_setattr(root.fd, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, false));
     TRY(mount::mount_proc(root, true));
     TRY(mount::mount_dev(root, ctx));
-    if (netns_later(c) && !trace::verbose()) TRY(runner.join_netns());
+    if (netns_by_helper(c)) TRY(runner.join_netns());
     // /sys only when asked for (--sys): most commands do without, and it
     // costs two mounts per start; rootless it needs a network namespace
     // of our own.
@@ -584,10 +583,8 @@ Result<RunOutcome> run_container(const RunSpec& s) {
     go_r.reset();
     rep_w.reset();
     st_w.reset();
-    std::optional<NetnsHelper> helper;
     auto kill_child = [&] {
         ::kill(static_cast<pid_t>(pid), SIGKILL);
-        if (helper) helper->kill();
         int ws;
         ::waitpid(static_cast<pid_t>(pid), &ws, 0);
     };
@@ -633,7 +630,8 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         return sys_error("release the container");
     }
     // Last: it then has our CPU, and the init the other.
-    if (netns_later(c) && !trace::verbose()) {
+    std::optional<NetnsHelper> helper;  // waits for the helper's exit when it goes
+    if (netns_by_helper(c)) {
         if (auto st = helper.emplace().start(static_cast<pid_t>(pid), !root, go_w.get()); !st) {
             kill_child();
             return std::move(st).error();
