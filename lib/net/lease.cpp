@@ -184,8 +184,9 @@ Status write_atomic(const std::string& path, std::string_view content) {
 }
 }  // namespace
 
-// Every reader and writer of a lease file holds the lock, so it is
-// rewritten in place: a rename over it, or an O_TRUNC, makes ext4 write the
+// Readers and writers of a lease file hold the lock (but for a supervisor
+// whose lock failed at exit, which cleans up anyway), so it is rewritten in
+// place: a rename over it, or an O_TRUNC, makes ext4 write the
 // new data out at once (auto_da_alloc), 250 us per save on this kind of
 // host, where /run may be ext4. One write at offset 0, padded with newlines
 // up to the old size (parse() skips empty lines): a kill cannot leave half

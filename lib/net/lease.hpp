@@ -31,8 +31,9 @@ Owner self();
 bool alive(const Owner& o);
 
 std::string dir();  // runtime root + "/leases"
-// Whether DIR (or `path`) changed (a record or lease file written or
-// removed: a container starting or ending) in the last `ms` milliseconds.
+// Whether DIR (or `path`) changed (an owner record written or removed: a
+// container starting or ending; lease files are rewritten in place and do
+// not change it) in the last `ms` milliseconds.
 // False when it does not exist.
 bool changed_within(int ms, const std::string& path = dir());
 // Rewrite `path` with `content` in place (created when missing), for files
