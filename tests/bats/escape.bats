@@ -67,11 +67,266 @@ rootless_chain() {
 
 # --- capabilities (items 1 and 2) -------------------------------------------
 
+# The test programs (tests/progs/escape_try.c, pty_run.c), escape_try in
+# the container's root.
+need_escape_try() {
+    local p
+    for p in escape_try pty_run; do
+        [ -x "$(test_prog $p)" ] || skip "tests/progs/$p is not built (make bats builds it)"
+    done
+    cp "$(test_prog escape_try)" "$EROOT/bin/escape_try"
+}
+
+# The rootless tests run as 65534, which must reach $EROOT and the other
+# files under $BATS_FILE_TMPDIR: bats makes its run directory 0700.
+reach_as_nobody() { chmod o+x "$BATS_RUN_TMPDIR"; }
+
+# caps_chain [--rootless] [--ml MOUNT-LAYERS-OPTION]... CAP-DROP-OPTION...
+# -- CMD...: the default chain with other cap-drop options (give --seccomp
+# too), as root or, with --rootless, as 65534 mapped to root.
+caps_chain() {
+    local bin=${BIN:-$KAGO_BIN} run=() map=() ml=()
+    if [ "$1" = --rootless ]; then run=(as_nobody) map=(--map-root); shift; fi
+    while [ "$1" = --ml ]; do ml+=("$2"); shift 2; done
+    "${run[@]}" "$bin/unshare-run" "${map[@]}" --pid --mount --uts --ipc --net -- \
+        "$bin/mount-layers" --layer "$EROOT" --tmp-upper --proc --dev --sys "${ml[@]}" --pivot -- \
+        "$bin/cap-drop" "$@"
+}
+
+# The attack of item 1.1: /sys and /proc/sys read-write again, then a
+# write under /proc/sys (net.ipv4.ip_forward: the container's own network
+# namespace, so the test harms nothing if the attack works).
+remount_attack='mount -o remount,rw /sys 2>&1; mount -o remount,bind,rw /proc/sys 2>&1
+echo 1 >/proc/sys/net/ipv4/ip_forward && echo WROTE-PROC-SYS
+grep -E " /sys | /proc/sys " /proc/mounts'
+
+@test "escape: the default chain cannot remount /sys or /proc/sys read-write, nor write /proc/sys" {
+    require_static
+    run default_chain sh -c "$remount_attack"
+    refute_output --partial WROTE-PROC-SYS
+    assert_line --regexp '^[^ ]+ /sys sysfs ro,'
+    assert_line --regexp '^[^ ]+ /proc/sys proc ro,'
+    refute_line --regexp ' /(proc/)?sys [a-z]+ rw,'
+}
+
+@test "escape: rootless, the default chain cannot remount /sys or /proc/sys read-write, nor write /proc/sys" {
+    require_static
+    require_userns
+    reach_as_nobody
+    run rootless_chain sh -c "$remount_attack"
+    refute_output --partial WROTE-PROC-SYS
+    assert_line --regexp '^[^ ]+ /sys sysfs ro,'
+    assert_line --regexp '^[^ ]+ /proc/sys proc ro,'
+    refute_line --regexp ' /(proc/)?sys [a-z]+ rw,'
+}
+
+# The attack of item 1.2: mount the pids hierarchy and move into its root,
+# out of the cgroup that cg-limit --pids made.
+cgroup_attack='mkdir -p /tmp/cg && mount -t cgroup -o pids kago-escape /tmp/cg 2>&1 &&
+echo $$ >/tmp/cg/cgroup.procs && echo MOVED-OUT; grep -E "^[0-9]+:pids:" /proc/self/cgroup'
+
+@test "escape: the default chain cannot mount cgroupfs and leave its --pids cgroup" {
+    require_static
+    require_progs cg-limit
+    [ -d /sys/fs/cgroup/pids ] || skip "no cgroup v1 pids hierarchy here (the attack mounts one)"
+    KAGO_NAME=escpids run cg-limit --pids 64 -- \
+        bash -c "$(declare -f default_chain); default_chain sh -c '$cgroup_attack'"
+    refute_output --partial MOVED-OUT
+    assert_line --regexp '^[0-9]+:pids:/.*escpids'
+}
+
+@test "escape: rootless, the default chain cannot mount cgroupfs" {
+    require_static
+    require_userns
+    reach_as_nobody
+    run rootless_chain sh -c "$cgroup_attack"
+    refute_output --partial MOVED-OUT
+}
+
+# The "shocker" escape (item 1.3): a handle to the root directory of the
+# host filesystem that holds a bind, opened through the bind, and a host
+# file read under it. The handle is found on the host here; the attacker
+# would guess it (an ext4 root is inode 2).
+shocker_setup() {
+    SHARED="$BATS_FILE_TMPDIR/shared" HOSTONLY="$BATS_FILE_TMPDIR/hostonly"
+    mkdir -p "$SHARED" "$HOSTONLY"
+    chmod 0755 "$SHARED" "$HOSTONLY"
+    printf '%s\n' "$SECRET" >"$HOSTONLY/secret"
+    chmod 0644 "$HOSTONLY/secret"
+    local mnt
+    mnt=$(stat -c %m "$HOSTONLY/secret")
+    HANDLE=$("$(test_prog escape_try)" handle "$mnt") || skip "no file handles on $mnt: $HANDLE"
+    REL=${HOSTONLY#"${mnt%/}"/}/secret
+}
+
+@test "escape: the default chain cannot open_by_handle_at a host inode through a bind (shocker)" {
+    require_static
+    need_escape_try
+    shocker_setup
+    run caps_chain --ml --bind --ml "$SHARED:/shared" --seccomp default -- \
+        /bin/escape_try shocker /shared "$HANDLE" "$REL"
+    refute_output --partial "$SECRET"
+    assert_output --regexp '^shocker: (EPERM|EACCES|ESTALE|EOPNOTSUPP)'
+}
+
+@test "escape: rootless, the default chain cannot open_by_handle_at a host inode through a bind (shocker)" {
+    require_static
+    require_userns
+    reach_as_nobody
+    need_escape_try
+    shocker_setup
+    run caps_chain --rootless --ml --bind --ml "$SHARED:/shared" --seccomp default -- \
+        /bin/escape_try shocker /shared "$HANDLE" "$REL"
+    refute_output --partial "$SECRET"
+    assert_output --regexp '^shocker: (EPERM|EACCES|ESTALE|EOPNOTSUPP)'
+}
+
+@test "escape: the default chain cannot ptrace PID 1" {
+    require_static
+    need_escape_try
+    run default_chain /bin/escape_try ptrace-init
+    assert_failure 1
+    assert_output "ptrace-init: EPERM (Operation not permitted)"
+}
+
+@test "escape: rootless, the default chain cannot ptrace PID 1" {
+    require_static
+    require_userns
+    reach_as_nobody
+    need_escape_try
+    run rootless_chain /bin/escape_try ptrace-init
+    assert_failure 1
+    assert_output "ptrace-init: EPERM (Operation not permitted)"
+}
+
+@test "escape: the default chain cannot read the host's kernel log (dmesg)" {
+    require_static
+    need_escape_try
+    run default_chain /bin/escape_try klogctl
+    assert_failure 1
+    assert_output "klogctl: EPERM (Operation not permitted)"
+    run default_chain dmesg
+    assert_failure
+    assert_output --partial "Operation not permitted"
+}
+
+@test "escape: rootless, the default chain cannot read the host's kernel log (dmesg)" {
+    require_static
+    require_userns
+    reach_as_nobody
+    need_escape_try
+    run rootless_chain /bin/escape_try klogctl
+    assert_failure 1
+    assert_output "klogctl: EPERM (Operation not permitted)"
+}
+
+# Item 2: a switch to a non-root user keeps nothing unless --keep names it.
+status_caps='id -u; grep -E "^Cap(Eff|Prm|Amb|Inh):" /proc/self/status'
+
+@test "escape: --drop net_raw --user 65534:65534 leaves the user no capability" {
+    require_static
+    run caps_chain --drop net_raw --user 65534:65534 --seccomp default -- sh -c "$status_caps"
+    assert_success
+    assert_line --index 0 65534
+    for f in CapEff CapPrm CapAmb CapInh; do
+        assert_line --regexp "^$f:\s+0000000000000000$"
+    done
+}
+
+@test "escape: rootless, --drop net_raw --user 65534:65534 leaves the user no capability" {
+    require_static
+    require_userns
+    reach_as_nobody
+    # --map-root maps one uid, 0: a second one, to switch to, needs a
+    # subordinate range (newuidmap through unshare-run --map-auto).
+    grep -qE '^(nobody|65534):' /etc/subuid 2>/dev/null ||
+        skip "65534 has no /etc/subuid range here, so its container has no user to switch to"
+    run as_nobody "$KAGO_BIN/unshare-run" --map-auto --pid --mount --uts --ipc --net -- \
+        "$KAGO_BIN/mount-layers" --layer "$EROOT" --tmp-upper --proc --dev --sys --pivot -- \
+        "$KAGO_BIN/cap-drop" --drop net_raw --user 65534:65534 --seccomp default -- sh -c "$status_caps"
+    assert_success
+    assert_line --index 0 65534
+    for f in CapEff CapPrm CapAmb CapInh; do
+        assert_line --regexp "^$f:\s+0000000000000000$"
+    done
+}
+
 # --- devices (item 3) ---------------------------------------------------------
 
 # --- host binaries, the init, joins (items 4, 5 and 6) ------------------------
 
 # --- the terminal (item 7) ------------------------------------------------------
+
+# in_pty SCRIPT: run the bash SCRIPT (which may call the chain functions)
+# on a new terminal, as an interactive shell runs a command; pty_run then
+# says what was left in the terminal's input, which the shell would run.
+in_pty() {
+    "$(test_prog pty_run)" bash -c "$(declare -f as_nobody default_chain rootless_chain caps_chain); $1"
+}
+
+# TIOCSTI as the kernel allows it to anyone on their own terminal
+# (dev.tty.legacy_tiocsti=1; with 0 it needs CAP_SYS_ADMIN and fails with
+# EIO, which would hide the filter's EPERM). Put back by tiocsti_restore.
+tiocsti_legacy() {
+    local f=/proc/sys/dev/tty/legacy_tiocsti
+    TIOCSTI_WAS=
+    [ -e "$f" ] || return 0  # a kernel before 6.2: always the legacy behaviour
+    TIOCSTI_WAS=$(cat "$f")
+    echo 1 >"$f" 2>/dev/null || skip "cannot set dev.tty.legacy_tiocsti=1 here"
+}
+tiocsti_restore() { [ -z "$TIOCSTI_WAS" ] || echo "$TIOCSTI_WAS" >/proc/sys/dev/tty/legacy_tiocsti; }
+
+inject='/bin/escape_try tiocsti "echo PWNED"'
+
+@test "escape: TIOCSTI from the default chain does not reach the caller's terminal" {
+    require_static
+    need_escape_try
+    tiocsti_legacy
+    # The control: without a filter the kernel lets the payload inject.
+    run in_pty "caps_chain --seccomp none -- $inject"
+    local control=$output
+    run in_pty "default_chain $inject"
+    tiocsti_restore
+    [[ $control == *"injected: echo PWNED"* ]] || fail "the control did not inject: $control"
+    assert_line --partial "tiocsti: EPERM (Operation not permitted)"
+    assert_line "pty_run: injected: nothing"
+}
+
+@test "escape: rootless, TIOCSTI from the default chain does not reach the caller's terminal" {
+    require_static
+    require_userns
+    reach_as_nobody
+    need_escape_try
+    tiocsti_legacy
+    run in_pty "caps_chain --rootless --seccomp none -- $inject"
+    local control=$output
+    run in_pty "rootless_chain $inject"
+    tiocsti_restore
+    [[ $control == *"injected: echo PWNED"* ]] || fail "the control did not inject: $control"
+    assert_line --partial "tiocsti: EPERM (Operation not permitted)"
+    assert_line "pty_run: injected: nothing"
+}
+
+@test "escape: the default profile blocks TIOCSTI also with --keep all" {
+    require_static
+    need_escape_try
+    tiocsti_legacy
+    run in_pty "caps_chain --keep all --seccomp default -- $inject"
+    tiocsti_restore
+    assert_line --partial "tiocsti: EPERM (Operation not permitted)"
+    assert_line "pty_run: injected: nothing"
+}
+
+@test "escape: cap-drop --new-session leaves the payload no terminal to push input into" {
+    require_static
+    need_escape_try
+    tiocsti_legacy
+    run in_pty "caps_chain --seccomp none --new-session -- sh -c 'cut -d\" \" -f7 /proc/self/stat; $inject'"
+    tiocsti_restore
+    assert_line --index 0 0
+    assert_line --partial "tiocsti: EPERM (Operation not permitted)"
+    assert_line "pty_run: injected: nothing"
+}
 
 # --- packed files (items 8 and 9, and the attacks above against a packed file) --
 
