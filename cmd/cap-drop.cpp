@@ -6,9 +6,11 @@
 #include <cstdio>
 
 #include "caps/policy.hpp"
+#include "caps/session.hpp"
 #include "caps/show.hpp"
 #include "core/cli.hpp"
 #include "core/exec.hpp"
+#include "core/proc.hpp"
 
 namespace caps = kago::caps;
 namespace cli = kago::cli;
@@ -41,11 +43,19 @@ int main(int argc, char** argv) {
     cli::setup(app, common, "[--] [COMMAND [ARG...]]\n       cap-drop --show [--json] [PID]");
     caps::Options o;
     std::vector<int> keep_fds;
-    bool keep_env = false, print_profile = false, show_state = false, as_json = false;
-    app.add_option("--drop", o.drop, "Drop these capabilities (comma-separated names, or 'all') from all five sets")
+    bool keep_env = false, print_profile = false, show_state = false, as_json = false, new_session = false;
+    app.add_option("--drop", o.drop,
+                   "Drop these capabilities (comma-separated names, or 'all') from Docker's default set, which is kept "
+                   "without --drop and --keep")
         ->type_name("CAPS")->allow_extra_args(false);
-    app.add_option("--keep", o.keep, "Keep only these capabilities (with --drop: keep them anyway); they survive exec through the ambient set")
+    app.add_option("--keep", o.keep,
+                   "Keep only these capabilities ('all': every one held; with --drop LIST: add them to the default "
+                   "set); they are also ambient, so that a non-root --user holds them")
         ->type_name("CAPS")->allow_extra_args(false);
+    app.add_option("--ambient", o.ambient, "Exactly these capabilities in the ambient set (default: the ones --keep names)")
+        ->type_name("CAPS");
+    app.add_option("--inheritable", o.inheritable, "Exactly these capabilities in the inheritable set (default: the ambient set)")
+        ->type_name("CAPS");
     app.add_option("--securebits", o.securebits,
                    "Set securebits: noroot, no-setuid-fixup, keep-caps, no-cap-ambient-raise, and NAME-locked")
         ->type_name("BITS");
@@ -59,6 +69,8 @@ int main(int argc, char** argv) {
     app.add_flag("--seccomp-log", o.seccomp_log, "Learning mode: log the calls the profile would block instead of blocking them");
     app.add_flag("--print-profile", print_profile, "Print the effective seccomp rules and exit");
     app.add_flag("--keep-env", keep_env, "Keep the KAGO_ variables, and do not set HOME, USER and LOGNAME");
+    app.add_flag("--new-session", new_session,
+                 "Start a new session (setsid): the command has no controlling terminal to push input into");
     app.add_option("--keep-fd", keep_fds, "Leave descriptor N open for the command (repeatable); all others above 2 are closed")
         ->type_name("N")->allow_extra_args(false);
     app.add_flag("--show", show_state, "Print the isolation state of PID (default: this process) and exit");
@@ -87,6 +99,10 @@ int main(int argc, char** argv) {
     }
     cli::check_or_die(caps::close_fds(keep_fds));
     cli::check_or_die(caps::apply(policy));
+    if (new_session) {
+        // Only a process group leader forks: this parent waits and leaves like its child.
+        if (auto ws = cli::value_or_die(caps::new_session())) kago::proc::exit_like(*ws);
+    }
     if (!keep_env) caps::set_user_env(policy);
     cli::exec_command(next, !keep_env);
 }

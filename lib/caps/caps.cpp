@@ -95,6 +95,16 @@ CapSet all_caps() {
     return {last >= 63 ? ~uint64_t{0} : (uint64_t{1} << (last + 1)) - 1};
 }
 
+CapSet default_caps() {
+    CapSet s;
+    for (int c : {0 /* chown */, 1 /* dac_override */, 3 /* fowner */, 4 /* fsetid */, 5 /* kill */,
+                  6 /* setgid */, 7 /* setuid */, 8 /* setpcap */, 10 /* net_bind_service */,
+                  13 /* net_raw */, 18 /* sys_chroot */, 27 /* mknod */, 29 /* audit_write */,
+                  31 /* setfcap */})
+        s.add(c);
+    return s;
+}
+
 std::string cap_name(int cap) {
     if (cap >= 0 && cap < kKnown) return kNames[cap];
     return cat("cap_", cap);
@@ -127,6 +137,7 @@ Result<int> cap_from_name(std::string_view name) {
 Result<CapSet> parse_caps(std::string_view list) {
     CapSet set;
     if (lower(trim(list)) == "all") return all_caps();
+    if (lower(trim(list)) == "none") return set;
     for (const auto& word : parse::split(list, ',')) {
         if (trim(word).empty()) continue;
         if (lower(trim(word)) == "all") {

@@ -34,13 +34,20 @@ struct CapSet {
 int last_cap();
 // Every capability of the running kernel.
 CapSet all_caps();
+// Docker's default set, which runc, crun and podman also give a container,
+// and what cap-drop and pack-selfexec's runner keep when nothing else is
+// asked for: chown, dac_override, fowner, fsetid, kill, setgid, setuid,
+// setpcap, net_bind_service, net_raw, sys_chroot, mknod, audit_write,
+// setfcap.
+CapSet default_caps();
 
 // "net_bind_service" for 10; "cap_41" for a number without a name.
 std::string cap_name(int cap);
 // "NET_BIND_SERVICE", "cap_net_bind_service", "Net_Bind_Service" -> 10.
 // An unknown name is a usage error listing the known names.
 Result<int> cap_from_name(std::string_view name);
-// A comma-separated list of names, or "all". Spaces around names are ignored.
+// A comma-separated list of names, "all" or "none". Spaces around names
+// are ignored.
 Result<CapSet> parse_caps(std::string_view list);
 // "all", "none", or the names joined by ','.
 std::string format_caps(CapSet set);

@@ -2,7 +2,7 @@
 // the process just before it execs the payload.
 //
 //   kago::caps::Options o;
-//   o.drop = {"all"}; o.keep = {"net_bind_service"};
+//   o.drop = {"all"}; o.keep = {"net_bind_service"};  // none: Docker's default set
 //   o.user = "nobody"; o.seccomp = "default";
 //   auto policy = TRY(kago::caps::build_policy(o));  // reads /etc/passwd, the profile
 //   TRY(kago::caps::close_fds({}));
@@ -10,8 +10,20 @@
 //   kago::caps::set_user_env(policy);
 //   ... exec
 //
-// A Policy can also be filled in directly (keep, user, seccomp =
-// compile(default_profile(keep))) when there are no option strings to parse.
+// A Policy can also be filled in directly (keep, inheritable, ambient, user,
+// seccomp = compile(default_profile(keep))) when there are no option
+// strings to parse.
+//
+// The capability sets (see select_caps()):
+//   nothing asked              Docker's default set (default_caps())
+//   --drop LIST                the default set less LIST (Docker's --cap-drop)
+//   --drop LIST --keep LIST2   the default set less LIST, plus LIST2 (--cap-add)
+//   --keep LIST                LIST only
+//   --drop all [--keep LIST]   LIST only (or nothing)
+//   --keep all [--drop LIST]   everything this process holds, less LIST
+// A capability a non-root payload holds must be in the ambient set, and
+// only the ones --keep names are put there (or --ambient's): a switch to
+// a non-root user otherwise leaves it none, as with Docker.
 #pragma once
 
 #include <optional>
@@ -28,7 +40,9 @@ namespace kago::caps {
 // What the user asked for, as strings (the command-line options).
 struct Options {
     std::vector<std::string> drop;   // capability lists, or "all"
-    std::vector<std::string> keep;   // capability lists
+    std::vector<std::string> keep;   // capability lists, or "all"
+    std::optional<std::string> ambient;      // set: exactly this ambient set
+    std::optional<std::string> inheritable;  // set: exactly this inheritable set
     std::string securebits;          // "": leave them alone
     bool allow_new_privs = false;
     std::string user;                // "": stay who we are
@@ -38,17 +52,30 @@ struct Options {
     UserFiles files;                 // the container's /etc/passwd and /etc/group
 };
 
+// The capability sets the options select.
+struct CapChoice {
+    CapSet keep;         // the bounding, permitted and effective sets
+    CapSet inheritable;  // (default: the ambient set)
+    CapSet ambient;      // what a non-root payload holds after execve
+    // The set came from the default or from --keep all, not from names
+    // the user gave: a process without CAP_SETPCAP (an unprivileged user)
+    // then leaves its bounding set as it is instead of failing.
+    bool bounding_optional = false;
+};
+
 struct Policy {
-    // The capability sets. When change_caps is set, all five sets end up as
-    // `keep`: the bounding set loses everything else, and the ambient set
-    // carries `keep` across execve, also for a non-root user.
-    bool change_caps = false;
+    // The bounding set loses everything not in `keep`; the permitted and
+    // effective sets become `keep`; the inheritable and ambient sets are
+    // set exactly.
     CapSet keep;
+    CapSet inheritable;
+    CapSet ambient;
+    bool bounding_optional = false;
     std::optional<unsigned> securebits;
     bool no_new_privs = true;
     std::optional<Identity> user;  // switch to this (uid, gid, groups)
     bool user_env = false;         // set HOME, USER and LOGNAME for it
-    CapSet payload_caps;  // what the payload holds: it decides the default profile's rules
+    CapSet payload_caps;  // what the payload may hold (`keep`): it decides the default profile's rules
     std::optional<Profile> profile;         // the seccomp profile, for --print-profile
     std::optional<CompiledFilter> seccomp;  // compiled from it
 };
@@ -64,9 +91,11 @@ Result<Policy> build_policy_without_seccomp(const Options& o);
 // The same, with base = this process's permitted set (all in dry-run mode).
 Result<Policy> build_policy(const Options& o);
 
-// The capability set --drop/--keep select, from base.
-Result<CapSet> select_caps(const std::vector<std::string>& drop, const std::vector<std::string>& keep,
-                           CapSet base);
+// The capability sets o.drop, o.keep, o.ambient and o.inheritable select,
+// from base (this process's permitted set). Errors: unknown names, an
+// ambient or inheritable capability that is not kept, an ambient one that
+// is not inheritable.
+Result<CapChoice> select_caps(const Options& o, CapSet base);
 
 // Apply it, in the kernel's order: user switch (keeping capabilities over
 // setuid with PR_SET_KEEPCAPS), securebits, bounding set, capset, ambient,

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <seccomp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 
@@ -413,6 +414,16 @@ Profile default_profile(CapSet kept) {
             r.push_back(rule(n, kEperm, "kernel modules (kept: sys_module)"));
     }
     if (!kept.has(22 /* sys_boot */)) r.push_back(rule("reboot", kEperm, "needs sys_boot"));
+    if (!kept.has(34 /* syslog */)) r.push_back(rule("syslog", kEperm, "the host's kernel log (kept: syslog)"));
+    if (!kept.has(2 /* dac_read_search */))
+        r.push_back(rule("open_by_handle_at", kEperm, "opens any inode of a bound filesystem (kept: dac_read_search)"));
+    // The terminal is the caller's: whatever is pushed into its input, the
+    // caller's shell runs (CVE-2017-5226). Whatever the capabilities. The
+    // kernel reads the request as 32 bits, so only those are compared.
+    r.push_back(Rule{"ioctl", kEperm, {ArgCmp{1, ArgCmp::Op::MaskedEq, 0xffffffffu, TIOCSTI}},
+                     "TIOCSTI: input pushed into the caller's terminal"});
+    r.push_back(Rule{"ioctl", kEperm, {ArgCmp{1, ArgCmp::Op::MaskedEq, 0xffffffffu, TIOCLINUX}},
+                     "TIOCLINUX: the console's selection pasted as input"});
     r.push_back(Rule{"socket", kEperm, {ArgCmp{0, ArgCmp::Op::Eq, AF_ALG, 0}}, "AF_ALG: kernel crypto sockets"});
     r.push_back(Rule{"socket", kEperm, {ArgCmp{0, ArgCmp::Op::Eq, AF_VSOCK, 0}}, "AF_VSOCK: host-guest sockets"});
     return p;

@@ -10,9 +10,8 @@ namespace kago::pack {
 
 Result<std::string> default_filter(const Config& c) {
     // The capabilities the payload keeps decide the profile's rules, as in
-    // the runner: everything dropped but the kept ones.
-    caps::Options o = cap_options(c);
-    caps::CapSet kept = TRY(caps::select_caps(o.drop, o.keep, caps::all_caps()));
+    // the runner.
+    caps::CapSet kept = TRY(caps::select_caps(cap_options(c), caps::all_caps())).keep;
     auto f = TRY(caps::compile(caps::default_profile(kept)));
     std::string bytes(f.program.size() * sizeof(sock_filter), '\0');
     memcpy(bytes.data(), f.program.data(), bytes.size());

@@ -33,21 +33,21 @@
 namespace kago::pack {
 namespace {
 
-// Capabilities a container keeps by default (as Docker and Podman do).
-constexpr const char kDefaultCaps[] =
-    "chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,net_raw,"
-    "sys_chroot,mknod,audit_write,setfcap";
 constexpr const char kPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 }  // namespace
 
 caps::Options cap_options(const Config& c) {
     caps::Options o;
-    o.drop = {"all"};
-    std::string keep;
-    for (auto& k : c.keep_caps) keep += (keep.empty() ? "" : ",") + k;
-    if (c.keep_caps.empty()) keep = kDefaultCaps;
-    if (keep != "none") o.keep = {keep};
+    // Without --keep-caps, cap-drop's own default: Docker's set
+    // (caps::default_caps()), none of it ambient, so that a non-root
+    // --user holds nothing. --keep-caps LIST: LIST only, also ambient.
+    if (!c.keep_caps.empty()) {
+        std::string keep;
+        for (auto& k : c.keep_caps) keep += (keep.empty() ? "" : ",") + k;
+        o.drop = {"all"};
+        if (keep != "none") o.keep = {keep};
+    }
     o.user = c.user;
     o.seccomp = "none";  // see default_filter()
     return o;

@@ -113,25 +113,136 @@ TEST(CapsSets, Format) {
     EXPECT_EQ(format_caps(s), "chown,net_bind_service");
 }
 
-TEST(CapsSets, SelectDropAndKeep) {
-    CapSet base = all_caps();
-    // --drop all --keep X: only X.
-    auto k = select_caps({"all"}, {"net_bind_service"}, base);
-    ASSERT_TRUE(k.ok());
-    EXPECT_EQ(k->list(), std::vector<int>{10});
-    // --keep X alone: only X as well.
-    EXPECT_EQ(select_caps({}, {"net_bind_service"}, base)->list(), std::vector<int>{10});
-    // --drop X: everything else.
-    auto d = select_caps({"net_raw,sys_admin"}, {}, base);
-    EXPECT_FALSE(d->has(13));
-    EXPECT_FALSE(d->has(21));
-    EXPECT_TRUE(d->has(0));
-    // --drop is taken from the base only.
-    CapSet small;
-    small.add(0);
-    small.add(13);
-    EXPECT_EQ(select_caps({"net_raw"}, {}, small)->list(), std::vector<int>{0});
-    EXPECT_FALSE(select_caps({"all"}, {"nonsense"}, base).ok());
+namespace {
+
+// The sets select_caps() gives for these options.
+CapChoice choose(std::vector<std::string> drop, std::vector<std::string> keep, CapSet base = all_caps(),
+                 std::optional<std::string> ambient = {}, std::optional<std::string> inheritable = {}) {
+    Options o;
+    o.drop = std::move(drop);
+    o.keep = std::move(keep);
+    o.ambient = std::move(ambient);
+    o.inheritable = std::move(inheritable);
+    auto c = select_caps(o, base);
+    EXPECT_TRUE(c.ok()) << c.error().message();
+    return c.ok() ? *c : CapChoice{};
+}
+
+CapSet caps(std::initializer_list<int> l) {
+    CapSet s;
+    for (int c : l) s.add(c);
+    return s;
+}
+
+}  // namespace
+
+TEST(CapsSets, DefaultIsDockers) {
+    // Docker's CapEff for a root container.
+    EXPECT_EQ(default_caps().bits, 0xa80425fbu);
+    EXPECT_EQ(format_caps(default_caps()),
+              "chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,net_raw,sys_chroot,"
+              "mknod,audit_write,setfcap");
+    EXPECT_TRUE(parse_caps("none")->empty());
+}
+
+TEST(CapsSelect, NothingAskedIsTheDefaultSetNoneOfItAmbient) {
+    CapChoice c = choose({}, {});
+    EXPECT_EQ(c.keep, default_caps());
+    EXPECT_TRUE(c.ambient.empty());
+    EXPECT_TRUE(c.inheritable.empty());
+    EXPECT_TRUE(c.bounding_optional);
+    // Only what the process holds.
+    CapSet base = caps({0, 21});
+    EXPECT_EQ(choose({}, {}, base).keep, caps({0}));
+    EXPECT_TRUE(choose({}, {}, CapSet{}).keep.empty());
+}
+
+TEST(CapsSelect, DropAloneTakesFromTheDefaultSet) {
+    // Docker's --cap-drop: the default set less these, not everything else.
+    CapChoice c = choose({"net_raw,mknod"}, {});
+    EXPECT_EQ(c.keep, default_caps() - caps({13, 27}));
+    EXPECT_FALSE(c.keep.has(21));  // sys_admin never came back
+    EXPECT_TRUE(c.ambient.empty());
+    EXPECT_FALSE(c.bounding_optional);
+    // --drop LIST --keep LIST2: --cap-drop and --cap-add.
+    CapChoice add = choose({"net_raw"}, {"sys_ptrace,net_raw"});
+    EXPECT_EQ(add.keep, default_caps() | caps({19}));
+    EXPECT_EQ(add.ambient, caps({13, 19}));
+    EXPECT_EQ(add.inheritable, add.ambient);
+}
+
+TEST(CapsSelect, KeepAloneAndDropAll) {
+    // --keep X alone: only X, and X is ambient.
+    CapChoice k = choose({}, {"net_bind_service"});
+    EXPECT_EQ(k.keep, caps({10}));
+    EXPECT_EQ(k.ambient, caps({10}));
+    EXPECT_EQ(k.inheritable, caps({10}));
+    // --drop all --keep X: the same.
+    CapChoice dk = choose({"all"}, {"net_bind_service"});
+    EXPECT_EQ(dk.keep, caps({10}));
+    EXPECT_EQ(dk.ambient, caps({10}));
+    // --drop all: nothing.
+    CapChoice d = choose({"ALL"}, {});
+    EXPECT_TRUE(d.keep.empty());
+    EXPECT_TRUE(d.ambient.empty());
+    EXPECT_FALSE(d.bounding_optional);
+    Options bad;
+    bad.drop = {"all"};
+    bad.keep = {"nonsense"};
+    EXPECT_FALSE(select_caps(bad, all_caps()).ok());
+}
+
+TEST(CapsSelect, KeepAllIsWhatIsHeld) {
+    CapSet base = all_caps() - caps({24});  // a host without sys_resource
+    CapChoice a = choose({}, {"all"}, base);
+    EXPECT_EQ(a.keep, base);
+    EXPECT_EQ(a.ambient, base);  // named: all of it
+    EXPECT_TRUE(a.bounding_optional);
+    CapChoice less = choose({"sys_admin"}, {"all"}, base);
+    EXPECT_EQ(less.keep, base - caps({21}));
+    EXPECT_FALSE(less.ambient.has(21));
+}
+
+TEST(CapsSelect, AmbientAndInheritableSetApart) {
+    // An OCI config whose inheritable and ambient sets differ.
+    CapChoice c = choose({"all"}, {"net_bind_service,net_raw,chown"}, all_caps(), "net_bind_service",
+                         "net_bind_service,net_raw");
+    EXPECT_EQ(c.keep, caps({0, 10, 13}));
+    EXPECT_EQ(c.ambient, caps({10}));
+    EXPECT_EQ(c.inheritable, caps({10, 13}));
+    // --ambient alone: the inheritable set follows it.
+    CapChoice a = choose({}, {}, all_caps(), "kill");
+    EXPECT_EQ(a.keep, default_caps());
+    EXPECT_EQ(a.ambient, caps({5}));
+    EXPECT_EQ(a.inheritable, caps({5}));
+    // --inheritable alone: nothing ambient unless --keep names it.
+    CapChoice i = choose({}, {}, all_caps(), std::nullopt, "kill");
+    EXPECT_TRUE(i.ambient.empty());
+    EXPECT_EQ(i.inheritable, caps({5}));
+    // none, and all (= everything kept).
+    CapChoice n = choose({}, {"chown,kill"}, all_caps(), "none", "all");
+    EXPECT_TRUE(n.ambient.empty());
+    EXPECT_EQ(n.inheritable, caps({0, 5}));
+}
+
+TEST(CapsSelect, AmbientAndInheritableMustBeKept) {
+    Options o;
+    o.ambient = "sys_admin";  // not in the default set
+    auto r = select_caps(o, all_caps());
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().what, "--ambient sys_admin: not kept");
+    o.ambient.reset();
+    o.inheritable = "sys_module";
+    r = select_caps(o, all_caps());
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().what, "--inheritable sys_module: not kept");
+    o.inheritable = "chown";
+    o.ambient = "chown,kill";
+    r = select_caps(o, all_caps());
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().what, "--ambient kill: not in the inheritable set");
+    o.ambient = "bogus";
+    EXPECT_FALSE(select_caps(o, all_caps()).ok());
 }
 
 TEST(CapsSecurebits, Names) {
@@ -295,6 +406,25 @@ TEST(CapsSeccomp, KeptCapabilitiesOpenTheirCalls) {
     ptrace.add(19);
     EXPECT_FALSE(has_rule(default_profile(ptrace), "ptrace"));
     EXPECT_TRUE(has_rule(default_profile(ptrace), "mount"));
+}
+
+TEST(CapsSeccomp, DefaultProfileBlocksTerminalInjection) {
+    for (CapSet kept : {CapSet{}, all_caps()}) {
+        Profile p = default_profile(kept);
+        std::vector<uint64_t> requests;
+        for (const auto& r : p.rules) {
+            if (r.syscall != "ioctl") continue;
+            ASSERT_EQ(r.args.size(), 1u);
+            EXPECT_EQ(r.args[0].index, 1u);
+            // Only the low 32 bits: the kernel ignores the rest.
+            EXPECT_EQ(r.args[0].op, ArgCmp::Op::MaskedEq);
+            EXPECT_EQ(r.args[0].value, 0xffffffffu);
+            EXPECT_EQ(r.action, (Action{Action::Kind::Errno, EPERM}));
+            requests.push_back(r.args[0].value_two);
+        }
+        EXPECT_EQ(requests, (std::vector<uint64_t>{0x5412 /* TIOCSTI */, 0x541C /* TIOCLINUX */}));
+    }
+    EXPECT_NE(describe(default_profile(CapSet{})).find("ioctl if arg1 & 0xffffffff == 0x5412"), std::string::npos);
 }
 
 TEST(CapsSeccomp, LogMode) {
@@ -463,8 +593,8 @@ TEST(CapsPolicy, BuildChecksEverythingFirst) {
     o.seccomp = "default";
     auto p = build_policy(o, all_caps());
     ASSERT_TRUE(p.ok()) << p.error().message();
-    EXPECT_TRUE(p->change_caps);
     EXPECT_EQ(p->keep.list(), std::vector<int>{10});
+    EXPECT_EQ(p->ambient.list(), std::vector<int>{10});
     EXPECT_TRUE(p->no_new_privs);
     ASSERT_TRUE(p->user);
     EXPECT_EQ(p->user->uid, 1000u);
@@ -487,11 +617,14 @@ TEST(CapsPolicy, BuildChecksEverythingFirst) {
         << bad.error().what;
 }
 
-TEST(CapsPolicy, NothingAskedChangesNothing) {
+TEST(CapsPolicy, NothingAskedKeepsTheDefaultSet) {
     Options o;
     auto p = build_policy(o, all_caps());
     ASSERT_TRUE(p.ok());
-    EXPECT_FALSE(p->change_caps);
+    EXPECT_EQ(p->keep, default_caps());
+    EXPECT_TRUE(p->ambient.empty());
+    EXPECT_TRUE(p->inheritable.empty());
+    EXPECT_EQ(p->payload_caps, default_caps());
     EXPECT_FALSE(p->user);
     EXPECT_FALSE(p->seccomp);
     EXPECT_FALSE(p->securebits);
@@ -499,6 +632,38 @@ TEST(CapsPolicy, NothingAskedChangesNothing) {
     o.allow_new_privs = true;
     o.seccomp = "none";
     EXPECT_FALSE(build_policy(o, all_caps())->no_new_privs);
+}
+
+TEST(CapsPolicy, ANonRootUserGetsOnlyWhatKeepNames) {
+    TempDir d;
+    Options o;
+    o.files = fixture_files(d);
+    o.drop = {"net_raw"};
+    o.user = "65534:65534";
+    auto p = build_policy(o, all_caps());
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    EXPECT_TRUE(p->ambient.empty());  // was everything but net_raw
+    EXPECT_TRUE(p->inheritable.empty());
+    EXPECT_EQ(p->keep, default_caps() - caps({13}));
+    o.keep = {"net_bind_service"};
+    p = build_policy(o, all_caps());
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(p->ambient, caps({10}));
+}
+
+TEST(CapsPolicy, TheDefaultProfileKeepsItsRulesByDefault) {
+    Options o;
+    o.seccomp = "default";
+    auto p = build_policy(o, all_caps());
+    ASSERT_TRUE(p.ok());
+    for (const char* n : {"mount", "unshare", "bpf", "ptrace", "syslog", "open_by_handle_at", "ioctl"})
+        EXPECT_TRUE(has_rule(*p->profile, n)) << n;
+    o.keep = {"all"};
+    p = build_policy(o, all_caps());
+    ASSERT_TRUE(p.ok());
+    for (const char* n : {"mount", "unshare", "bpf", "ptrace", "syslog", "open_by_handle_at"})
+        EXPECT_FALSE(has_rule(*p->profile, n)) << n;
+    EXPECT_TRUE(has_rule(*p->profile, "ioctl"));  // the terminal, whatever the capabilities
 }
 
 TEST(CapsPolicy, LogModeApplies) {
