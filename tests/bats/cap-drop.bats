@@ -131,13 +131,37 @@ field() { echo "$output" | awk -v f="$1:" '$1 == f { $1 = ""; sub(/^ /, ""); pri
 
 # --- capabilities ---
 
-@test "cap-drop: without capability options nothing is dropped" {
+# Docker's default set: chown dac_override fowner fsetid kill setgid setuid
+# setpcap net_bind_service net_raw sys_chroot mknod audit_write setfcap.
+DEFAULT_CAPS=00000000a80425fb
+
+@test "cap-drop: without capability options the payload keeps Docker's default set, none of it ambient" {
     run in_box /mnt/cap-drop -- cat /proc/self/status
     assert_success
-    local bnd
-    bnd=$(awk '$1 == "CapBnd:" {print $2}' /proc/self/status)
-    [ "$(field CapBnd)" = "$bnd" ]
+    for f in CapPrm CapEff CapBnd; do
+        [ "$(field $f)" = $DEFAULT_CAPS ] || fail "$f is $(field $f)"
+    done
+    [ "$(field CapInh)" = 0000000000000000 ]
+    [ "$(field CapAmb)" = 0000000000000000 ]
     [ "$(field NoNewPrivs)" = 1 ]
+}
+
+@test "cap-drop --keep all keeps every capability held" {
+    run in_box /mnt/cap-drop --keep all -- cat /proc/self/status
+    assert_success
+    local prm
+    prm=$(awk '$1 == "CapPrm:" {print $2}' /proc/self/status)
+    for f in CapPrm CapEff CapBnd CapInh CapAmb; do
+        [ "$(field $f)" = "$prm" ] || fail "$f is $(field $f), want $prm"
+    done
+}
+
+@test "cap-drop: an unprivileged caller with the default set runs, its bounding set left alone" {
+    run as_nobody "$KAGO_BIN/cap-drop" -- cat /proc/self/status
+    assert_success
+    for f in CapPrm CapEff CapInh CapAmb; do
+        [ "$(field $f)" = 0000000000000000 ] || fail "$f is $(field $f)"
+    done
 }
 
 @test "cap-drop --drop all empties all five sets" {
@@ -150,15 +174,27 @@ field() { echo "$output" | awk -v f="$1:" '$1 == f { $1 = ""; sub(/^ /, ""); pri
     [ "$(field Seccomp)" = 0 ]
 }
 
-@test "cap-drop --drop NAMES removes only those, in any case, with or without cap_" {
-    run in_box /mnt/cap-drop --drop CAP_NET_RAW,Sys_Admin -- cat /proc/self/status
+@test "cap-drop --drop NAMES removes those from the default set, in any case, with or without cap_" {
+    run in_box /mnt/cap-drop --drop CAP_NET_RAW,Sys_Admin,mknod -- cat /proc/self/status
     assert_success
-    local bnd want
-    bnd=$(awk '$1 == "CapBnd:" {print $2}' /proc/self/status)
-    want=$(printf '%016x' $((0x$bnd & ~((1 << 13) | (1 << 21)))))
-    for f in CapPrm CapEff CapBnd CapInh CapAmb; do
+    local want
+    want=$(printf '%016x' $((0x$DEFAULT_CAPS & ~((1 << 13) | (1 << 27)))))
+    for f in CapPrm CapEff CapBnd; do
         [ "$(field $f)" = "$want" ] || fail "$f is $(field $f), want $want"
     done
+    [ "$(field CapInh)" = 0000000000000000 ]
+    [ "$(field CapAmb)" = 0000000000000000 ]
+}
+
+@test "cap-drop --drop NAMES --keep NAMES: the default set less the one, plus the other, which is ambient" {
+    run in_box /mnt/cap-drop --drop net_raw --keep sys_ptrace -- cat /proc/self/status
+    assert_success
+    local want
+    want=$(printf '%016x' $(((0x$DEFAULT_CAPS & ~(1 << 13)) | (1 << 19))))
+    for f in CapPrm CapEff CapBnd; do
+        [ "$(field $f)" = "$want" ] || fail "$f is $(field $f), want $want"
+    done
+    [ "$(field CapAmb)" = 0000000000080000 ]
 }
 
 @test "cap-drop --keep alone keeps only those, in all five sets" {
@@ -185,6 +221,42 @@ field() { echo "$output" | awk -v f="$1:" '$1 == f { $1 = ""; sub(/^ /, ""); pri
     run in_box sh -c 'ip link set lo up && /mnt/cap-drop --drop all --user nobody -- /mnt/caps_try bind 80'
     assert_failure 1
     assert_output "bind: EACCES (Permission denied)"
+}
+
+@test "cap-drop: a non-root --user keeps nothing that --keep does not name" {
+    run in_box /mnt/cap-drop --drop net_raw --user nobody -- cat /proc/self/status
+    assert_success
+    for f in CapPrm CapEff CapInh CapAmb; do
+        [ "$(field $f)" = 0000000000000000 ] || fail "$f is $(field $f)"
+    done
+}
+
+@test "cap-drop --ambient and --inheritable set those two sets apart" {
+    run in_box /mnt/cap-drop --drop all --keep chown,net_bind_service,net_raw \
+        --inheritable net_bind_service,net_raw --ambient net_bind_service --user nobody -- cat /proc/self/status
+    assert_success
+    [ "$(field CapBnd)" = 0000000000002401 ]
+    [ "$(field CapInh)" = 0000000000002400 ]
+    [ "$(field CapAmb)" = 0000000000000400 ]
+    # A non-root user's permitted set after exec is its ambient set.
+    [ "$(field CapPrm)" = 0000000000000400 ]
+    [ "$(field CapEff)" = 0000000000000400 ]
+    run in_box /mnt/cap-drop --inheritable none --ambient none --keep kill -- cat /proc/self/status
+    assert_success
+    [ "$(field CapInh)" = 0000000000000000 ]
+    [ "$(field CapAmb)" = 0000000000000000 ]
+}
+
+@test "cap-drop: 125 for an ambient or inheritable capability that is not kept" {
+    run cap-drop --ambient sys_admin true
+    assert_failure 125
+    assert_line "cap-drop: --ambient sys_admin: not kept"
+    run cap-drop --keep chown --inheritable chown,kill true
+    assert_failure 125
+    assert_line "cap-drop: --inheritable kill: not kept"
+    run cap-drop --keep chown,kill --inheritable chown --ambient kill true
+    assert_failure 125
+    assert_line "cap-drop: --ambient kill: not in the inheritable set"
 }
 
 @test "cap-drop --securebits sets the bits by name" {
@@ -219,10 +291,28 @@ field() { echo "$output" | awk -v f="$1:" '$1 == f { $1 = ""; sub(/^ /, ""); pri
 }
 
 @test "cap-drop: 125 when without no_new_privs nothing may load the filter" {
-    run in_box /mnt/cap-drop --allow-new-privs --seccomp default --user nobody -- true
+    # The inner cap-drop holds no capability, CAP_SYS_ADMIN included, and
+    # no_new_privs is not set yet.
+    run in_box /mnt/cap-drop --allow-new-privs --drop all -- /mnt/cap-drop --allow-new-privs --seccomp default -- true
     assert_failure 125
     assert_line "cap-drop: load the seccomp filter default: Permission denied"
     assert_line "cap-drop: hint: without no_new_privs, loading a filter needs CAP_SYS_ADMIN"
+}
+
+# --- the terminal ---
+
+@test "cap-drop --new-session: the command leads a session of its own, with no terminal" {
+    run in_box /mnt/cap-drop --new-session -- sh -c 'set -- $(cat /proc/$$/stat); echo "pid=$1 sid=$6 tty=$7"'
+    assert_success
+    assert_output --regexp '^pid=([0-9]+) sid=\1 tty=0$'
+}
+
+@test "cap-drop --new-session as a process group leader forks, and leaves with the command's status" {
+    command -v setsid >/dev/null || skip "util-linux setsid(1) is not installed"
+    # setsid(1) makes cap-drop a session (and process group) leader.
+    run setsid -w "$KAGO_BIN/cap-drop" --new-session -- sh -c 'set -- $(cat /proc/$$/stat); echo "pid=$1 sid=$6"; exit 7'
+    assert_failure 7
+    assert_output --regexp '^pid=([0-9]+) sid=\1$'
 }
 
 # --- user and groups ---

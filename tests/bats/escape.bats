@@ -122,8 +122,10 @@ grep -E " /sys | /proc/sys " /proc/mounts'
 
 # The attack of item 1.2: mount the pids hierarchy and move into its root,
 # out of the cgroup that cg-limit --pids made.
-cgroup_attack='mkdir -p /tmp/cg && mount -t cgroup -o pids kago-escape /tmp/cg 2>&1 &&
-echo $$ >/tmp/cg/cgroup.procs && echo MOVED-OUT; grep -E "^[0-9]+:pids:" /proc/self/cgroup'
+# (On /home, an empty directory of the image: rootless, a new directory in
+# the overlay's /tmp would fail first, for an unrelated reason.)
+cgroup_attack='mount -t cgroup -o pids kago-escape /home 2>&1 &&
+echo $$ >/home/cgroup.procs && echo MOVED-OUT; grep -E "^[0-9]+:pids:" /proc/self/cgroup'
 
 @test "escape: the default chain cannot mount cgroupfs and leave its --pids cgroup" {
     require_static
@@ -141,6 +143,7 @@ echo $$ >/tmp/cg/cgroup.procs && echo MOVED-OUT; grep -E "^[0-9]+:pids:" /proc/s
     reach_as_nobody
     run rootless_chain sh -c "$cgroup_attack"
     refute_output --partial MOVED-OUT
+    assert_output --partial "mount: permission denied"
 }
 
 # The "shocker" escape (item 1.3): a handle to the root directory of the
