@@ -32,15 +32,16 @@ Result<CapChoice> select_caps(const Options& o, CapSet base) {
         drop_all |= s == all_caps();
         dropped = dropped | s;
     }
+    // `named`: the capabilities --keep names; "all" names none of them.
     for (const auto& k : o.keep) {
         CapSet s = TRY(parse_caps(k));
-        keep_all |= s == all_caps();
-        named = named | s;
+        if (s == all_caps()) keep_all = true;
+        else named = named | s;
     }
     CapChoice c;
     if (keep_all) {
         c.keep = base - dropped;  // --keep all [--drop LIST]
-        named = c.keep;
+        named = named & c.keep;
     } else if (drop_all || (o.drop.empty() && !o.keep.empty())) {
         c.keep = named;  // --drop all [--keep LIST], --keep LIST
     } else {

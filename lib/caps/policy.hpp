@@ -22,8 +22,9 @@
 //   --drop all [--keep LIST]   LIST only (or nothing)
 //   --keep all [--drop LIST]   everything this process holds, less LIST
 // A capability a non-root payload holds must be in the ambient set, and
-// only the ones --keep names are put there (or --ambient's): a switch to
-// a non-root user otherwise leaves it none, as with Docker.
+// only the ones --keep names are put there (or --ambient's; "all" names
+// none): a switch to a non-root user otherwise leaves it none, as with
+// Docker.
 #pragma once
 
 #include <optional>

@@ -146,12 +146,18 @@ DEFAULT_CAPS=00000000a80425fb
     [ "$(field NoNewPrivs)" = 1 ]
 }
 
-@test "cap-drop --keep all keeps every capability held" {
+@test "cap-drop --keep all keeps every capability held, none ambient unless --ambient all" {
     run in_box /mnt/cap-drop --keep all -- cat /proc/self/status
     assert_success
     local prm
     prm=$(awk '$1 == "CapPrm:" {print $2}' /proc/self/status)
-    for f in CapPrm CapEff CapBnd CapInh CapAmb; do
+    for f in CapPrm CapEff CapBnd; do
+        [ "$(field $f)" = "$prm" ] || fail "$f is $(field $f), want $prm"
+    done
+    [ "$(field CapAmb)" = 0000000000000000 ]
+    run in_box /mnt/cap-drop --keep all --ambient all --user nobody -- cat /proc/self/status
+    assert_success
+    for f in CapPrm CapEff CapInh CapAmb; do
         [ "$(field $f)" = "$prm" ] || fail "$f is $(field $f), want $prm"
     done
 }

@@ -52,7 +52,7 @@ teardown() {
     assert_line "net-setup --veth --nat --publish 8080:80 --publish 5353:53/udp -- \\"
     assert_line "unshare-run --pid --mount --uts --ipc --hostname box -- \\"
     assert_line "mount-layers --layer $KAGO_ROOTFS --tmp-upper --proc --dev --bind /etc:/hostetc --pivot -- \\"
-    assert_line "cap-drop --drop cap_net_raw --user 1000:1234 -- \\"
+    assert_line "cap-drop --keep all --drop cap_net_raw --user 1000:1234 -- \\"
     assert_line "id"
 }
 

@@ -196,11 +196,14 @@ TEST(CapsSelect, KeepAllIsWhatIsHeld) {
     CapSet base = all_caps() - caps({24});  // a host without sys_resource
     CapChoice a = choose({}, {"all"}, base);
     EXPECT_EQ(a.keep, base);
-    EXPECT_EQ(a.ambient, base);  // named: all of it
+    EXPECT_TRUE(a.ambient.empty());  // "all" is not a name: a non-root --user gets nothing
+    EXPECT_TRUE(a.inheritable.empty());
     EXPECT_TRUE(a.bounding_optional);
     CapChoice less = choose({"sys_admin"}, {"all"}, base);
     EXPECT_EQ(less.keep, base - caps({21}));
-    EXPECT_FALSE(less.ambient.has(21));
+    // Names beside "all" are ambient; --ambient all is everything kept.
+    EXPECT_EQ(choose({}, {"all", "kill"}, base).ambient, caps({5}));
+    EXPECT_EQ(choose({}, {"all"}, base, "all").ambient, base);
 }
 
 TEST(CapsSelect, AmbientAndInheritableSetApart) {
