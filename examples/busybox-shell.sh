@@ -5,7 +5,8 @@
 #   unshare-run   new PID, mount, UTS, IPC and network namespaces, hostname
 #   mount-layers  ROOTFS under a tmpfs upper (changes vanish at exit),
 #                 /proc, a minimal /dev, pivot_root
-#   cap-drop      the default capability set, no_new_privs, seccomp
+#   cap-drop      six capabilities a shell uses (fewer than the default
+#                 set), no_new_privs, seccomp
 #
 # Without COMMAND it starts an interactive /bin/sh. Run it as root; see
 # debian-rootless.sh for the same without root.

@@ -10,7 +10,8 @@
 #                                   namespace; the other namespaces follow
 #   mount-layers                    the Debian tree under a tmpfs upper, so
 #                                   apt and dpkg can write; /proc, /dev, pivot
-#   cap-drop                        no_new_privs, seccomp
+#   cap-drop                        Docker's capability set (of the user
+#                                   namespace), no_new_privs, seccomp
 #
 #   examples/debian-rootless.sh
 #   examples/debian-rootless.sh /srv/bookworm bash -c 'apt-get --version'
