@@ -254,6 +254,32 @@ status_caps='id -u; grep -E "^Cap(Eff|Prm|Amb|Inh):" /proc/self/status'
     done
 }
 
+# pack_caps NAME PACK-OPTION... -- CMD...: a packed file of $EROOT, in
+# $BATS_FILE_TMPDIR/NAME.run, its cache beside it.
+pack_caps() {
+    local name=$1
+    shift
+    "$KAGO_BIN/pack-selfexec" -o "$BATS_FILE_TMPDIR/$name.run" --rootfs "$EROOT" "$@" >/dev/null
+}
+run_packed() { "$BATS_FILE_TMPDIR/$1.run" --kago-cache "$BATS_FILE_TMPDIR/$1.cache"; }
+
+@test "escape: a packed file's non-root --user holds no capability" {
+    require_progs pack-selfexec
+    pack_caps capsuser --user 65534:65534 -- /bin/sh -c "$status_caps"
+    run run_packed capsuser
+    assert_success
+    assert_line --index 0 65534
+    for f in CapEff CapPrm CapAmb CapInh; do
+        assert_line --regexp "^$f:\s+0000000000000000$"
+    done
+    # --keep-caps names what it holds.
+    pack_caps capsuserkeep --user 65534:65534 --keep-caps net_bind_service -- /bin/sh -c "$status_caps"
+    run run_packed capsuserkeep
+    assert_success
+    assert_line --regexp "^CapAmb:\s+0000000000000400$"
+    assert_line --regexp "^CapEff:\s+0000000000000400$"
+}
+
 # --- devices (item 3) ---------------------------------------------------------
 
 # --- host binaries, the init, joins (items 4, 5 and 6) ------------------------
@@ -327,6 +353,17 @@ inject='/bin/escape_try tiocsti "echo PWNED"'
     run in_pty "caps_chain --seccomp none --new-session -- sh -c 'cut -d\" \" -f7 /proc/self/stat; $inject'"
     tiocsti_restore
     assert_line --index 0 0
+    assert_line --partial "tiocsti: EPERM (Operation not permitted)"
+    assert_line "pty_run: injected: nothing"
+}
+
+@test "escape: TIOCSTI from a packed file does not reach the caller's terminal" {
+    require_progs pack-selfexec
+    need_escape_try
+    pack_caps tiocsti -- /bin/escape_try tiocsti "echo PWNED"
+    tiocsti_legacy
+    run in_pty "$(declare -f run_packed); run_packed tiocsti"
+    tiocsti_restore
     assert_line --partial "tiocsti: EPERM (Operation not permitted)"
     assert_line "pty_run: injected: nothing"
 }
