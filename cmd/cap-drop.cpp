@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
         ->type_name("CAPS")->allow_extra_args(false);
     app.add_option("--keep", o.keep,
                    "Keep only these capabilities ('all': every one held; with --drop LIST: add them to the default "
-                   "set); they are also ambient, so that a non-root --user holds them")
+                   "set); the ones named are also ambient, so that a non-root --user holds them")
         ->type_name("CAPS")->allow_extra_args(false);
     app.add_option("--ambient", o.ambient, "Exactly these capabilities in the ambient set (default: the ones --keep names)")
         ->type_name("CAPS");
