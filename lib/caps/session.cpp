@@ -16,7 +16,8 @@ Result<std::optional<int>> new_session() {
     if (errno != EPERM) return sys_error("setsid()");
     // We lead our process group (a shell with job control started us).
     proc::SignalBlock block;
-    pid_t child = static_cast<pid_t>(trace::call([] { return std::string("fork()"); }, [] { return ::fork(); }));
+    pid_t child = static_cast<pid_t>(
+        trace::call([] { return std::string("fork()"); }, [] { return ::fork(); }));
     if (child < 0) return sys_error("fork() to start a new session");
     if (child == 0) {
         block.restore_in_child();
