@@ -38,9 +38,10 @@ std::string userns_blocker();
 // configured variables.
 std::vector<std::string> container_env(const Config& c, const std::string& home);
 
-// The privileges of the container, as cap-drop options: every capability
-// dropped but the configured (or default) ones, the configured user, and
-// no seccomp (the runner loads the filter compiled into the config).
+// The privileges of the container, as cap-drop options: cap-drop's default
+// set (caps::default_caps(), none of it ambient) or only the configured
+// capabilities (ambient), the configured user, and no seccomp (the runner
+// loads the filter compiled into the config).
 caps::Options cap_options(const Config& c);
 
 // The default seccomp profile for c's capabilities, compiled to BPF with
