@@ -72,14 +72,14 @@ rootless_chain() {
 # --- host binaries, the init, joins (items 4, 5 and 6) ------------------------
 
 # The attacker of item 4: tests/progs/exe_grab, in the container's root.
-need_grab() {
+ns_need_grab() {
     require_static
     [ -x "$(test_prog exe_grab)" ] || skip "tests/progs/exe_grab is not built"
     cp "$(test_prog exe_grab)" "$EROOT/exe_grab"
 }
 
-# wait_for FILE PATTERN: up to 10 s for a line of FILE to match PATTERN.
-wait_for() {
+# ns_wait_for FILE PATTERN: up to 10 s for a line of FILE to match PATTERN.
+ns_wait_for() {
     local i
     for i in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
     echo "timed out waiting for '$2' in $1:" >&2
@@ -87,8 +87,8 @@ wait_for() {
     return 1
 }
 
-# host_pid_of CMDLINE: the host pid of the process with this exact command line.
-host_pid_of() {
+# ns_host_pid_of CMDLINE: the host pid of the process with this exact command line.
+ns_host_pid_of() {
     local i p
     for i in $(seq 200); do
         p=$(pgrep -x -f "$1" | head -1)
@@ -98,11 +98,11 @@ host_pid_of() {
     return 1
 }
 
-# overwrite_attack AS BIN: a container runs exe_grab as its root process;
+# ns_overwrite_attack AS BIN: a container runs exe_grab as its root process;
 # BIN/unshare-run (run by AS: "root" or "nobody") joins it with --join-pid
 # and runs BIN's cap-drop there, held by the chain's readiness gate until
 # exe_grab holds its /proc/PID/exe. Prints exe_grab's report.
-overwrite_attack() {
+ns_overwrite_attack() {
     local as=$1 bin=$2 mark="KAGO-OVERWRITTEN-$RANDOM"
     local out="$BATS_TEST_TMPDIR/grab.out" gate="$BATS_TEST_TMPDIR/gate"
     mkfifo "$gate"
@@ -113,7 +113,7 @@ overwrite_attack() {
     fi
     local victim=$!
     local apid
-    apid=$(host_pid_of "/exe_grab cap-drop $mark")
+    apid=$(ns_host_pid_of "/exe_grab cap-drop $mark")
     exec 7<>"$gate"
     if [ "$as" = root ]; then
         KAGO_READY_FD=7 "$bin/unshare-run" --join-pid "$apid" -- cap-drop --drop all -- true &
@@ -121,7 +121,7 @@ overwrite_attack() {
         as_nobody env KAGO_READY_FD=7 "$bin/unshare-run" --join-pid "$apid" -- cap-drop --drop all -- true &
     fi
     local joiner=$!
-    wait_for "$out" '^grabbed\|^no process'
+    ns_wait_for "$out" '^grabbed\|^no process'
     echo go >&7   # the joined cap-drop execs true and leaves
     wait "$joiner" || true
     exec 7>&-
@@ -130,13 +130,13 @@ overwrite_attack() {
 }
 
 @test "item 4: a joined kago program's host file cannot be rewritten through /proc/PID/exe (root)" {
-    need_grab
+    ns_need_grab
     local mine="$BATS_FILE_TMPDIR/priv-root"   # a copy of our own: the attack may succeed
     rm -rf "$mine"
     cp -a "$PRIV" "$mine"
     local before
     before=$(sha256sum <"$mine/cap-drop")
-    run overwrite_attack root "$mine"
+    run ns_overwrite_attack root "$mine"
     echo "$output"
     assert_line --regexp '^grabbed [0-9]+: '
     refute_line wrote
@@ -145,15 +145,15 @@ overwrite_attack() {
 
 @test "item 4: a joined kago program's host file cannot be rewritten through /proc/PID/exe (rootless, binaries owned by the user)" {
     require_userns
-    need_grab
-    nobody_can_reach
+    ns_need_grab
+    ns_nobody_can_reach
     local mine="$BATS_FILE_TMPDIR/priv-nobody"
     rm -rf "$mine"
     cp -a "$PRIV" "$mine"
     chown -R 65534:65534 "$mine"
     local before
     before=$(sha256sum <"$mine/cap-drop")
-    run overwrite_attack nobody "$mine"
+    run ns_overwrite_attack nobody "$mine"
     echo "$output"
     assert_line --regexp '^grabbed [0-9]+: '
     refute_line wrote
@@ -162,7 +162,7 @@ overwrite_attack() {
 
 # User 65534 must reach $BATS_FILE_TMPDIR (its rootfs copy, the binaries):
 # bats makes the directories above it 0700.
-nobody_can_reach() {
+ns_nobody_can_reach() {
     local d=$BATS_FILE_TMPDIR
     while [ "$d" != / ] && [ "$d" != /tmp ]; do
         chmod o+x "$d"
@@ -171,7 +171,7 @@ nobody_can_reach() {
 }
 
 # A directory on the host holding the secret, for the cwd tests.
-host_cwd() {
+ns_host_cwd() {
     HOSTCWD="$BATS_FILE_TMPDIR/hostcwd"
     mkdir -p "$HOSTCWD"
     printf '%s\n' "$SECRET" >"$HOSTCWD/secret"
@@ -181,7 +181,7 @@ host_cwd() {
 
 # What the payload, root with every capability (no cap-drop), learns of the
 # host through its PID 1.
-PROBE_INIT='
+ns_PROBE_INIT='
 cat /proc/1/cwd/secret /proc/1/cwd/../hostcwd/secret /proc/1/cwd/../../../../..'"$BATS_FILE_TMPDIR"'/hostcwd/secret 2>/dev/null
 echo "cwd $(stat -L -c %d:%i /proc/1/cwd) root $(stat -c %d:%i /)"
 for f in /proc/1/fd/*; do echo "fd $(readlink "$f")"; done
@@ -189,11 +189,11 @@ grep -c ESCAPE_MARK /proc/1/environ
 '
 
 @test "item 5: the init's cwd, descriptors and environment lead to no host state (root, every capability)" {
-    host_cwd
+    ns_host_cwd
     cd "$HOSTCWD"
     run env ESCAPE_MARK="$SECRET" "$KAGO_BIN/unshare-run" --pid --mount --uts --ipc --net -- \
         "$KAGO_BIN/mount-layers" --layer "$EROOT" --tmp-upper --proc --dev --sys --pivot -- \
-        /bin/sh -c "$PROBE_INIT"
+        /bin/sh -c "$ns_PROBE_INIT"
     echo "$output"
     refute_output --partial "$SECRET"
     # /proc/1/cwd is the container's root
@@ -206,14 +206,14 @@ grep -c ESCAPE_MARK /proc/1/environ
 
 @test "item 5: the init's cwd, descriptors and environment lead to no host state (rootless)" {
     require_userns
-    nobody_can_reach
-    host_cwd
+    ns_nobody_can_reach
+    ns_host_cwd
     cd "$HOSTCWD"
     run setpriv --reuid=65534 --regid=65534 --clear-groups -- \
         env -i PATH="$PATH" HOME=/tmp ESCAPE_MARK="$SECRET" \
         "$KAGO_BIN/unshare-run" --map-root --pid --mount --uts --ipc --net -- \
         "$KAGO_BIN/mount-layers" --layer "$EROOT" --tmp-upper --proc --dev --sys --pivot -- \
-        /bin/sh -c "$PROBE_INIT"
+        /bin/sh -c "$ns_PROBE_INIT"
     echo "$output"
     refute_output --partial "$SECRET"
     refute_line --regexp '^fd /'
@@ -228,7 +228,7 @@ grep -c ESCAPE_MARK /proc/1/environ
     refute_output --partial "$EROOT"
     refute_output --partial "$KAGO_BIN"
     require_userns
-    nobody_can_reach
+    ns_nobody_can_reach
     run rootless_chain /bin/sh -c 'tr "\0" " " </proc/1/cmdline; echo'
     echo "$output"
     assert_success
@@ -236,9 +236,9 @@ grep -c ESCAPE_MARK /proc/1/environ
     refute_output --partial "$KAGO_BIN"
 }
 
-# start_container: the default chain, started from $HOSTCWD, running
+# ns_start_container: the default chain, started from $HOSTCWD, running
 # sleep; sets CPID (the init's host pid) and BG.
-start_container() {
+ns_start_container() {
     local info="$BATS_TEST_TMPDIR/info.json"
     (cd "$HOSTCWD" && exec "$KAGO_BIN/unshare-run" --info-fd 3 --pid --mount --uts --ipc --net -- \
         "$KAGO_BIN/mount-layers" --layer "$EROOT" --tmp-upper --proc --dev --sys --pivot -- \
@@ -251,27 +251,27 @@ start_container() {
     for i in $(seq 100); do pgrep -x -P "$CPID" sleep >/dev/null && break; sleep 0.05; done
 }
 
-stop_container() {
+ns_stop_container() {
     kill "$BG" 2>/dev/null || true
     wait "$BG" 2>/dev/null || true
 }
 
 @test "item 6: --join-pid of the init starts in the container, not in the host directory it was started from" {
-    host_cwd
-    start_container
+    ns_host_cwd
+    ns_start_container
     run "$KAGO_BIN/unshare-run" --join-pid "$CPID" -- sh -c 'pwd; cat secret; cd ../../../..; cat "$0"/hostcwd/secret' "$BATS_FILE_TMPDIR"
-    stop_container
+    ns_stop_container
     echo "$output"
     refute_output --partial "$SECRET"
     assert_line --index 0 /
 }
 
 @test "item 6: --join-pid of a process whose cwd is outside the container's root starts at /" {
-    host_cwd
-    start_container
+    ns_host_cwd
+    ns_start_container
     # A process in the container's namespaces and root, but with a host cwd:
     # what a runtime that leaks a directory descriptor leaves behind.
-    command -v python3 >/dev/null || { stop_container; skip "python3 is not installed"; }
+    command -v python3 >/dev/null || { ns_stop_container; skip "python3 is not installed"; }
     python3 -c '
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -291,28 +291,28 @@ os.wait()' "$CPID" "$HOSTCWD" &
         sleep 0.05
     done
     if [ "$(readlink "/proc/$hpid/cwd")" != "$HOSTCWD" ]; then
-        kill "$ns_bg"; stop_container
+        kill "$ns_bg"; ns_stop_container
         skip "could not make a process with a host cwd here"
     fi
     run "$KAGO_BIN/unshare-run" --join-pid "$hpid" -- sh -c 'pwd; cat secret; cd ../../../..; cat "$0"/hostcwd/secret' "$BATS_FILE_TMPDIR"
     kill "$ns_bg" 2>/dev/null || true
     wait "$ns_bg" 2>/dev/null || true
-    stop_container
+    ns_stop_container
     echo "$output"
     refute_output --partial "$SECRET"
     assert_line --index 0 /
 }
 
 @test "item 6: inherited descriptors above 2 do not reach a joined command, but --keep-fd's do" {
-    host_cwd
-    start_container
+    ns_host_cwd
+    ns_start_container
     local sleeper
     sleeper=$(pgrep -x -P "$CPID" sleep)
     run "$KAGO_BIN/unshare-run" --join-pid "$sleeper" -- sh -c 'cat <&7' 7<"$HOSTCWD/secret"
     local without=$output
     run "$KAGO_BIN/unshare-run" --join-pid "$sleeper" --keep-fd 7 -- sh -c 'cat <&7' 7<"$HOSTCWD/secret"
     local with=$output
-    stop_container
+    ns_stop_container
     echo "without --keep-fd: $without"
     echo "with --keep-fd 7: $with"
     [[ "$without" != *"$SECRET"* ]]
