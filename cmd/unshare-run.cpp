@@ -134,8 +134,8 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     // The payload gets 0, 1, 2 and what --keep-fd names; kago programs pass
     // descriptors along the chain.
     if (!cmd.kago) TRY(fds::keep_only(o.keep_fds));
-    bool strip_env = !o.keep_env && !cmd.kago;  // the payload sees no KAGO_ variable
-    bool time_here = (create & CLONE_NEWTIME) && root;     // else the child makes it
+    bool strip_env = !o.keep_env && !cmd.kago;          // the payload sees no KAGO_ variable
+    bool time_here = (create & CLONE_NEWTIME) && root;  // else the child makes it
     std::string offsets = ns::offsets_text(o.ns.monotonic_offset, o.ns.boottime_offset);
 
     // The child's steps, prepared here: after clone() it may not allocate.

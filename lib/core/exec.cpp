@@ -6,16 +6,15 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "core/env.hpp"
-#include "core/trace.hpp"
-
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cstring>
+
+#include "core/env.hpp"
+#include "core/trace.hpp"
 
 namespace kago {
 
@@ -52,7 +51,8 @@ off_t loaded_size(int fd) {
         return 0;
     Elf64_Phdr ph[64];
     auto want = static_cast<ssize_t>(sizeof(Elf64_Phdr) * eh.e_phnum);
-    if (::pread(fd, ph, static_cast<size_t>(want), static_cast<off_t>(eh.e_phoff)) != want) return 0;
+    if (::pread(fd, ph, static_cast<size_t>(want), static_cast<off_t>(eh.e_phoff)) != want)
+        return 0;
     Elf64_Off end = eh.e_phoff + static_cast<Elf64_Off>(want);  // the headers themselves
     for (int i = 0; i < eh.e_phnum; ++i)
         if (ph[i].p_type == PT_LOAD) end = std::max(end, ph[i].p_offset + ph[i].p_filesz);
@@ -65,7 +65,8 @@ Result<std::string> self_dir() {
     std::string p = TRY(self_exe());
     if (is_sealed_name(p)) {
         p.erase(0, kMemfdPrefix.size());
-        if (p.size() >= kDeleted.size() && p.compare(p.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0)
+        if (p.size() >= kDeleted.size() &&
+            p.compare(p.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0)
             p.erase(p.size() - kDeleted.size());
     }
     auto slash = p.rfind('/');
@@ -87,7 +88,8 @@ Status seal_program(PreparedExec& p) {
     flags |= MFD_EXEC;
 #endif
     if (trace::dry_run()) {
-        trace::emit(cat("memfd_create(", trace::quote(name), ", MFD_CLOEXEC|MFD_ALLOW_SEALING|MFD_EXEC)"
+        trace::emit(cat("memfd_create(", trace::quote(name),
+                        ", MFD_CLOEXEC|MFD_ALLOW_SEALING|MFD_EXEC)"
                         " + sendfile + F_ADD_SEALS (dry run)"));
         p.sealed = true;
         return {};
@@ -117,9 +119,10 @@ Status seal_program(PreparedExec& p) {
     int seals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
     if (::fcntl(mem.get(), F_ADD_SEALS, seals) != 0) return sys_error(cat("seal ", what));
     if (trace::verbose())
-        trace::emit(cat("memfd_create(", trace::quote(name), ") + sendfile(", size,
-                        " bytes) + fcntl(F_ADD_SEALS, F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE) = ",
-                        mem.get()));
+        trace::emit(cat(
+            "memfd_create(", trace::quote(name), ") + sendfile(", size,
+            " bytes) + fcntl(F_ADD_SEALS, F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE) = ",
+            mem.get()));
     p.program = std::move(mem);
     p.sealed = true;
     return {};
@@ -195,7 +198,8 @@ Error exec_prepared(const PreparedExec& p) {
         ::execvp(args[0], args.data());
     }
     int e = errno;
-    if (trace::verbose()) trace::emit(cat("execve(", trace::quote(shown), ", ...)", trace::result_suffix(-1, e)));
+    if (trace::verbose())
+        trace::emit(cat("execve(", trace::quote(shown), ", ...)", trace::result_suffix(-1, e)));
     errno = e;
     return sys_error(p.argv[0]);
 }

@@ -29,11 +29,11 @@ int exit_code_for_exec_error(int err);
 // runs from a sealed copy itself.
 struct PreparedExec {
     std::vector<std::string> argv;
-    UniqueFd program;         // valid for a kago program found beside us
-    std::string program_path; // its host path, for messages and the trace
-    bool kago = false;        // argv[0] is a kago program, by name or by a path to one:
-                              // it gets the KAGO_ variables and continues a dry run
-    bool sealed = false;      // `program` is a sealed memory copy of program_path
+    UniqueFd program;          // valid for a kago program found beside us
+    std::string program_path;  // its host path, for messages and the trace
+    bool kago = false;         // argv[0] is a kago program, by name or by a path to one:
+                               // it gets the KAGO_ variables and continues a dry run
+    bool sealed = false;       // `program` is a sealed memory copy of program_path
 };
 
 Result<PreparedExec> prepare_exec(std::vector<std::string> argv);

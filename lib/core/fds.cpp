@@ -27,7 +27,8 @@ Status cloexec_range(unsigned first, unsigned last) {
     long max = ::sysconf(_SC_OPEN_MAX);
     for (long fd = first; fd <= static_cast<long>(last) && fd < max; ++fd) {
         int flags = ::fcntl(static_cast<int>(fd), F_GETFD);
-        if (flags >= 0 && !(flags & FD_CLOEXEC)) ::fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC);
+        if (flags >= 0 && !(flags & FD_CLOEXEC))
+            ::fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC);
     }
     return {};
 }
@@ -44,7 +45,8 @@ Status keep_only(const std::vector<int>& keep_in) {
         if (::fcntl(fd, F_GETFD) < 0) return sys_error(cat("descriptor ", fd, " (--keep-fd)"));
     unsigned start = 3;
     for (int fd : keep) {
-        if (static_cast<unsigned>(fd) > start) TRY(cloexec_range(start, static_cast<unsigned>(fd) - 1));
+        if (static_cast<unsigned>(fd) > start)
+            TRY(cloexec_range(start, static_cast<unsigned>(fd) - 1));
         start = static_cast<unsigned>(fd) + 1;
     }
     TRY(cloexec_range(start, ~0u));

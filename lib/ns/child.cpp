@@ -1,6 +1,8 @@
 #include "ns/child.hpp"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -12,9 +14,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <linux/openat2.h>
-#include <limits.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -65,12 +64,12 @@ void ChildPlan::enter_root(const Joins& j) {
                       cat("change directory to ", j.root_path), "", "", "", "", 0, j.root.get()});
     steps_.push_back({Step::Op::chroot_here, "chroot(\".\")", cat("change root to ", j.root_path),
                       "", "", "", "", 0, -1});
-    steps_.push_back({Step::Op::chdir_in_root,
-                      cat("fchdir(", j.cwd.get(), " /* ", j.cwd_path, " */) + getcwd() + openat2(",
-                          j.root.get(),
-                          ", CWD, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS) + fchdir(); \"/\" if outside"),
-                      cat("change directory to ", j.cwd_path, " inside ", j.root_path), "", "", "", "",
-                      0, j.cwd.get(), j.root.get()});
+    steps_.push_back(
+        {Step::Op::chdir_in_root,
+         cat("fchdir(", j.cwd.get(), " /* ", j.cwd_path, " */) + getcwd() + openat2(", j.root.get(),
+             ", CWD, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS) + fchdir(); \"/\" if outside"),
+         cat("change directory to ", j.cwd_path, " inside ", j.root_path), "", "", "", "", 0,
+         j.cwd.get(), j.root.get()});
 }
 
 void ChildPlan::unshare(unsigned long flags) {
@@ -416,9 +415,9 @@ void forget_host(const ChildPlan& plan, int report_w) {
     // capability in its user namespace. The command's exec resets it for the
     // command itself, so --join-pid of a rootless container takes the pid of
     // a process in it, not of its init.
-    if (trace::call_prepared("prctl(PR_SET_DUMPABLE, 0)",
-                             [](void*) -> long { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); },
-                             nullptr) != 0) {
+    if (trace::call_prepared(
+            "prctl(PR_SET_DUMPABLE, 0)",
+            [](void*) -> long { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }, nullptr) != 0) {
         send_report(report_w, kStepFailed, -1, errno, 0);
         _exit(125);
     }
