@@ -3,7 +3,8 @@
 // This file holds the options and the order of the steps; the mechanisms
 // are in lib/ns. The steps, each traced with -v and shown by --dry-run:
 //
-//   1. check the options; open what --join and --join-pid name
+//   1. check the options; open what --join and --join-pid name; the next
+//      kago program, as a sealed copy when we join a PID namespace
 //   2. the state directory (KAGO_STATE_DIR), when we are first in the chain
 //   3. in this process: make the time namespace (as root)
 //   4. clone() a child into the new namespaces
@@ -17,6 +18,7 @@
 
 #include "core/cli.hpp"
 #include "core/env.hpp"
+#include "core/fds.hpp"
 #include "core/json.hpp"
 #include "core/proc.hpp"
 #include "core/state.hpp"
@@ -36,6 +38,7 @@ struct Options {
     bool die_with_parent = false;
     bool keep_env = false;
     int info_fd = -1;
+    std::vector<int> keep_fds;
     std::string name;
 };
 
@@ -89,6 +92,11 @@ void add_options(CLI::App& app, Options& o) {
     app.add_option("--name", o.name, "Container name (default: KAGO_NAME, or a random id)")
         ->type_name("NAME")
         ->envname(env::kName);
+    app.add_option("--keep-fd", o.keep_fds,
+                   "Leave descriptor N open for a command that is not a kago program (repeatable); "
+                   "all others above 2 are closed")
+        ->type_name("N")
+        ->allow_extra_args(false);
     app.add_flag("--keep-env", o.keep_env, "Keep the KAGO_ variables for the command");
 }
 
@@ -117,8 +125,17 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
         return sys_error(cat("--info-fd ", o.info_fd));
     if (!o.name.empty()) TRY(state::validate_name(o.name));
     PreparedExec cmd = TRY(prepare_exec(common.command));
-    bool strip_env = !o.keep_env && !cmd.kago;  // the payload sees no KAGO_ variable
-    bool time_here = (create & CLONE_NEWTIME) && root;     // else the child makes it
+    // Where an attacker can be: a PID namespace we join holds the container's
+    // processes, which could rewrite a host file that a kago program runs from
+    // (CVE-2019-5736): it runs from a sealed copy, and the rest of its chain
+    // too. A PID namespace we create holds only the chain until the payload
+    // runs, and the init, which is undumpable and runs no exec.
+    if (joins.types() & CLONE_NEWPID) TRY(seal_program(cmd));
+    // The payload gets 0, 1, 2 and what --keep-fd names; kago programs pass
+    // descriptors along the chain.
+    if (!cmd.kago) TRY(fds::keep_only(o.keep_fds));
+    bool strip_env = !o.keep_env && !cmd.kago;          // the payload sees no KAGO_ variable
+    bool time_here = (create & CLONE_NEWTIME) && root;  // else the child makes it
     std::string offsets = ns::offsets_text(o.ns.monotonic_offset, o.ns.boottime_offset);
 
     // The child's steps, prepared here: after clone() it may not allocate.

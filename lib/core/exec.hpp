@@ -15,24 +15,44 @@ int exit_code_for_exec_error(int err);
 
 // The next command, ready to exec. When argv[0] names a kago program without
 // a slash, the program is opened (O_PATH|O_CLOEXEC) from the directory of the
-// running kago binary (by a path to one: that file, when it exists here), so that it can still be run after pivot_root although
-// the new root lacks it. The descriptor closes on exec, so it never reaches
-// the payload.
+// running kago binary (by a path to one: that file, when it exists here), so
+// that it can still be run after pivot_root although the new root lacks it.
+// The descriptor closes on exec, so it never reaches the payload.
+//
+// A kago program that runs beside untrusted processes (in a PID namespace
+// that it joined) must not run from the host file: after its exec it is
+// dumpable, and a process of the container that may ptrace it opens
+// /proc/PID/exe and rewrites the host file once the exec is over
+// (CVE-2019-5736). seal_program() replaces the descriptor with a sealed
+// memory copy (memfd) of the program. A chain that runs sealed stays
+// sealed: prepare_exec() seals the next kago program when the running one
+// runs from a sealed copy itself.
 struct PreparedExec {
     std::vector<std::string> argv;
-    UniqueFd program;         // valid for a kago program found beside us
-    std::string program_path; // its host path, for messages and the trace
-    bool kago = false;        // argv[0] is a kago program, by name or by a path to one:
-                              // it gets the KAGO_ variables and continues a dry run
+    UniqueFd program;          // valid for a kago program found beside us
+    std::string program_path;  // its host path, for messages and the trace
+    bool kago = false;         // argv[0] is a kago program, by name or by a path to one:
+                               // it gets the KAGO_ variables and continues a dry run
+    bool sealed = false;       // `program` is a sealed memory copy of program_path
 };
 
 Result<PreparedExec> prepare_exec(std::vector<std::string> argv);
+
+// Replace p.program by a sealed memory copy of it (memfd, sealed against
+// every write, resize and further sealing), holding the ELF up to the end of
+// its last PT_LOAD segment: all that exec maps, without the debug
+// information. Nothing to do when there is no program or it is sealed.
+Status seal_program(PreparedExec& p);
+
+// Whether the running program runs from a sealed memory copy.
+bool running_sealed();
 
 // execve the prepared command (or execvp it when it is not a kago program).
 // Returns only on failure; the Error names the command. Traced as execve().
 Error exec_prepared(const PreparedExec& p);
 
-// The directory holding the running kago binary ("/usr/local/bin").
+// The directory holding the running kago binary ("/usr/local/bin"); for a
+// sealed copy, the directory of the file it was copied from.
 Result<std::string> self_dir();
 
 // "/bin/sh" or $SHELL.

@@ -1,6 +1,8 @@
 #include "ns/child.hpp"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -14,6 +16,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <tuple>
 
 #include "core/proc.hpp"
 #include "core/ready.hpp"
@@ -60,8 +64,12 @@ void ChildPlan::enter_root(const Joins& j) {
                       cat("change directory to ", j.root_path), "", "", "", "", 0, j.root.get()});
     steps_.push_back({Step::Op::chroot_here, "chroot(\".\")", cat("change root to ", j.root_path),
                       "", "", "", "", 0, -1});
-    steps_.push_back({Step::Op::fchdir, cat("fchdir(", j.cwd.get(), " /* ", j.cwd_path, " */)"),
-                      cat("change directory to ", j.cwd_path), "", "", "", "", 0, j.cwd.get()});
+    steps_.push_back(
+        {Step::Op::chdir_in_root,
+         cat("fchdir(", j.cwd.get(), " /* ", j.cwd_path, " */) + getcwd() + openat2(", j.root.get(),
+             ", CWD, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS) + fchdir(); \"/\" if outside"),
+         cat("change directory to ", j.cwd_path, " inside ", j.root_path), "", "", "", "", 0,
+         j.cwd.get(), j.root.get()});
 }
 
 void ChildPlan::unshare(unsigned long flags) {
@@ -102,6 +110,34 @@ void ChildPlan::report_namespaces() {
         {Step::Op::report_namespaces, "", "read /proc/self/ns", "", "", "", "", 0, -1});
 }
 
+namespace {
+// The argument and environment strings of this process: fields 48 to 51 of
+// /proc/self/stat (arg_start, arg_end, env_start, env_end).
+std::pair<ChildPlan::Area, ChildPlan::Area> own_strings() {
+    auto stat = sys::read_file("/proc/self/stat");
+    if (!stat) return {};
+    auto close = stat->rfind(')');
+    if (close == std::string::npos) return {};
+    unsigned long v[4] = {};
+    int field = 2;  // the ')' ends field 2
+    const char* p = stat->c_str() + close + 1;
+    while (*p && field < 51) {
+        while (*p == ' ') ++p;
+        ++field;
+        char* end;
+        unsigned long n = strtoul(p, &end, 10);
+        if (field >= 48) v[field - 48] = n;
+        p = end;
+        while (*p && *p != ' ') ++p;
+    }
+    if (field < 51 || v[0] >= v[1] || v[2] >= v[3]) return {};
+    auto area = [](unsigned long b, unsigned long e) {
+        return ChildPlan::Area{reinterpret_cast<char*>(b), reinterpret_cast<char*>(e)};
+    };
+    return {area(v[0], v[1]), area(v[2], v[3])};
+}
+}  // namespace
+
 void ChildPlan::set_command(const PreparedExec& cmd, const sigset_t& mask, bool init,
                             bool die_with_parent) {
     cmd_ = &cmd;
@@ -109,6 +145,7 @@ void ChildPlan::set_command(const PreparedExec& cmd, const sigset_t& mask, bool 
     init_ = init;
     cmd_pdeathsig_ = die_with_parent;
     ready_fd_ = cmd.kago ? -1 : ready::take();
+    if (init) std::tie(args_, envs_) = own_strings();
     const std::string& shown = cmd.program.valid() ? cmd.program_path : cmd.argv[0];
     exec_text_ = cat("execve(", trace::quote(shown), ", ", describe_argv(cmd.argv), ", envp)");
 }
@@ -155,6 +192,30 @@ long report_namespaces(int fd) {
     return 0;
 }
 
+// fchdir(cwd); its path as seen from our root (we are chrooted into the
+// joined root by now), opened again inside the root so that no "..",
+// symbolic link or /proc magic link can lead out of it; "/" when the
+// directory is not below the root ("(unreachable)" from getcwd) or is gone.
+long chdir_in_root(int cwd, int root) {
+    char path[PATH_MAX];
+    if (::fchdir(cwd) == 0) {
+        long n = ::syscall(SYS_getcwd, path, sizeof path);
+        if (n > 0 && path[0] == '/') {
+            struct open_how how;
+            memset(&how, 0, sizeof how);
+            how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+            how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+            long fd = ::syscall(SYS_openat2, root, path, &how, sizeof how);
+            if (fd >= 0) {
+                long r = ::fchdir(static_cast<int>(fd));
+                ::close(static_cast<int>(fd));
+                if (r == 0) return 0;
+            }
+        }
+    }
+    return ::chdir("/");
+}
+
 struct StepCtx {
     const Step* step;
     int sync_fd;
@@ -178,6 +239,7 @@ long run_step(void* arg) {
         case Step::Op::setns: return ::setns(s.fd, static_cast<int>(s.flags));
         case Step::Op::fchdir: return ::fchdir(s.fd);
         case Step::Op::chroot_here: return ::chroot(".");
+        case Step::Op::chdir_in_root: return chdir_in_root(s.fd, s.fd2);
         case Step::Op::unshare: return ::unshare(static_cast<int>(s.flags));
         case Step::Op::write_file: return sys::write_whole(s.a.c_str(), s.b) < 0 ? -1 : 0;
         case Step::Op::sethostname: return ::sethostname(s.a.data(), s.a.size());
@@ -295,6 +357,34 @@ void trace_result(const std::string& text, long r, int e) {
     }
 }
 
+// The init outlives the set-up as a process of the container: from here on
+// it keeps nothing of the host that a process of the container could reach
+// through /proc/1 (with CAP_SYS_PTRACE over the host's user namespace,
+// which undumpable does not stop). Every descriptor but the report pipe is
+// closed (the next program's, the caller's, the join's); the cwd becomes
+// "/", the root the init shares with the chain: pivot_root moves both to
+// the new root, whether it ran before this or runs after; the command line
+// and the environment are wiped in place, and the command line reads
+// "unshare-run" (the kernel shows the first string of the argument area
+// when its last byte is not NUL, as after setproctitle()).
+void forget_host(const ChildPlan& plan, int report_w) {
+    if (report_w > 0) ::syscall(SYS_close_range, 0u, static_cast<unsigned>(report_w) - 1, 0u);
+    ::syscall(SYS_close_range, static_cast<unsigned>(report_w) + 1, ~0u, 0u);
+    (void)::chdir("/");
+    static char* empty[] = {nullptr};
+    environ = empty;
+    ChildPlan::Area env = plan.envs(), args = plan.args();
+    if (env.begin) memset(env.begin, 0, static_cast<size_t>(env.end - env.begin));
+    if (args.begin) {
+        memset(args.begin, 0, static_cast<size_t>(args.end - args.begin));
+        static const char kTitle[] = "unshare-run";
+        if (static_cast<size_t>(args.end - args.begin) > sizeof kTitle) {
+            memcpy(args.begin, kTitle, sizeof kTitle);
+            args.end[-1] = ' ';
+        }
+    }
+}
+
 [[noreturn]] void child_main(const ChildPlan& plan, char* const argv[], int sync_r, int sync_w,
                              int report_r, int report_w) {
     ::close(sync_w);
@@ -325,9 +415,9 @@ void trace_result(const std::string& text, long r, int e) {
     // capability in its user namespace. The command's exec resets it for the
     // command itself, so --join-pid of a rootless container takes the pid of
     // a process in it, not of its init.
-    if (trace::call_prepared("prctl(PR_SET_DUMPABLE, 0)",
-                             [](void*) -> long { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); },
-                             nullptr) != 0) {
+    if (trace::call_prepared(
+            "prctl(PR_SET_DUMPABLE, 0)",
+            [](void*) -> long { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }, nullptr) != 0) {
         send_report(report_w, kStepFailed, -1, errno, 0);
         _exit(125);
     }
@@ -343,6 +433,7 @@ void trace_result(const std::string& text, long r, int e) {
         send_report(report_w, kStepFailed, -1, e, 0);
         _exit(125);
     }
+    forget_host(plan, report_w);
     init(pid, report_w, wait_set);
 }
 

@@ -41,6 +41,7 @@ struct Step {
         setns,
         fchdir,
         chroot_here,
+        chdir_in_root,
         unshare,
         write_file,
         sethostname,
@@ -54,6 +55,7 @@ struct Step {
     std::string a, b, c, d;
     unsigned long flags = 0;
     int fd = -1;
+    int fd2 = -1;  // chdir_in_root: the root; fd is the directory
 };
 
 class ChildPlan {
@@ -65,7 +67,11 @@ class ChildPlan {
     // Block until the parent calls release(); exit quietly if it died.
     void wait_for_parent();
     void join(const Join& j);
-    // fchdir(root), chroot("."), fchdir(cwd): after joining the mount namespace.
+    // fchdir(root), chroot("."), then the joined process's cwd, resolved
+    // inside that root (openat2 RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS of the
+    // path getcwd() gives after fchdir(cwd)), or "/" when it lies outside:
+    // the process may sit in a host directory (CVE-2024-21626). After
+    // joining the mount namespace.
     void enter_root(const Joins& j);
     void unshare(unsigned long flags);
     void write_file(std::string path, std::string content);
@@ -83,7 +89,11 @@ class ChildPlan {
     // The command. init: fork it and stay as its parent, reaping every child
     // and forwarding signals (as PID 1 of a new PID namespace, or below a new
     // time namespace); otherwise exec it. `mask` is the signal mask to
-    // restore before the exec.
+    // restore before the exec. Once the command runs, the init keeps no host
+    // state: it is undumpable, closes every descriptor but its report pipe,
+    // moves to "/" (which pivot_root moves into the container) and wipes
+    // its command line and environment, so that /proc/1/{cmdline,environ}
+    // show neither.
     void set_command(const PreparedExec& cmd, const sigset_t& mask, bool init,
                      bool die_with_parent);
 
@@ -92,6 +102,13 @@ class ChildPlan {
     const PreparedExec* command() const { return cmd_; }
     const std::string& exec_text() const { return exec_text_; }
     const sigset_t& mask() const { return mask_; }
+    // The init's argument and environment strings, to wipe (/proc/self/stat).
+    struct Area {
+        char* begin = nullptr;
+        char* end = nullptr;
+    };
+    Area args() const { return args_; }
+    Area envs() const { return envs_; }
     bool command_dies_with_parent() const { return cmd_pdeathsig_; }
     // The chain's readiness gate, waited for before a non-kago command
     // (core/ready.hpp); -1 when there is none.
@@ -105,6 +122,7 @@ class ChildPlan {
     bool init_ = false;
     bool cmd_pdeathsig_ = false;
     int ready_fd_ = -1;
+    Area args_, envs_;
 };
 
 // Print the plan the way the child would trace it, marked "(dry run)".

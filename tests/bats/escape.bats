@@ -284,6 +284,254 @@ run_packed() { "$BATS_FILE_TMPDIR/$1.run" --kago-cache "$BATS_FILE_TMPDIR/$1.cac
 
 # --- host binaries, the init, joins (items 4, 5 and 6) ------------------------
 
+# The attacker of item 4: tests/progs/exe_grab, in the container's root.
+ns_need_grab() {
+    require_static
+    [ -x "$(test_prog exe_grab)" ] || skip "tests/progs/exe_grab is not built"
+    cp "$(test_prog exe_grab)" "$EROOT/exe_grab"
+}
+
+# ns_wait_for FILE PATTERN: up to 10 s for a line of FILE to match PATTERN.
+ns_wait_for() {
+    local i
+    for i in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+    echo "timed out waiting for '$2' in $1:" >&2
+    cat "$1" >&2
+    return 1
+}
+
+# ns_host_pid_of CMDLINE: the host pid of the process with this exact command line.
+ns_host_pid_of() {
+    local i p
+    for i in $(seq 200); do
+        p=$(pgrep -x -f "$1" | head -1)
+        [ -n "$p" ] && { echo "$p"; return 0; }
+        sleep 0.05
+    done
+    return 1
+}
+
+# ns_overwrite_attack AS BIN: a container runs exe_grab as its root process;
+# BIN/unshare-run (run by AS: "root" or "nobody") joins it with --join-pid
+# and runs BIN's cap-drop there, held by the chain's readiness gate until
+# exe_grab holds its /proc/PID/exe. Prints exe_grab's report.
+ns_overwrite_attack() {
+    local as=$1 bin=$2 mark="KAGO-OVERWRITTEN-$RANDOM"
+    local out="$BATS_TEST_TMPDIR/grab.out" gate="$BATS_TEST_TMPDIR/gate"
+    mkfifo "$gate"
+    if [ "$as" = root ]; then
+        default_chain /exe_grab cap-drop "$mark" >"$out" 2>&1 &
+    else
+        rootless_chain /exe_grab cap-drop "$mark" >"$out" 2>&1 &
+    fi
+    local victim=$!
+    local apid
+    apid=$(ns_host_pid_of "/exe_grab cap-drop $mark")
+    exec 7<>"$gate"
+    if [ "$as" = root ]; then
+        KAGO_READY_FD=7 "$bin/unshare-run" --join-pid "$apid" -- cap-drop --drop all -- true &
+    else
+        as_nobody env KAGO_READY_FD=7 "$bin/unshare-run" --join-pid "$apid" -- cap-drop --drop all -- true &
+    fi
+    local joiner=$!
+    ns_wait_for "$out" '^grabbed\|^no process'
+    echo go >&7   # the joined cap-drop execs true and leaves
+    wait "$joiner" || true
+    exec 7>&-
+    wait "$victim" || true
+    cat "$out"
+}
+
+@test "item 4: a joined kago program's host file cannot be rewritten through /proc/PID/exe (root)" {
+    ns_need_grab
+    local mine="$BATS_FILE_TMPDIR/priv-root"   # a copy of our own: the attack may succeed
+    rm -rf "$mine"
+    cp -a "$PRIV" "$mine"
+    local before
+    before=$(sha256sum <"$mine/cap-drop")
+    run ns_overwrite_attack root "$mine"
+    echo "$output"
+    assert_line --regexp '^grabbed [0-9]+: '
+    refute_line wrote
+    assert_equal "$(sha256sum <"$mine/cap-drop")" "$before"
+}
+
+@test "item 4: a joined kago program's host file cannot be rewritten through /proc/PID/exe (rootless, binaries owned by the user)" {
+    require_userns
+    ns_need_grab
+    ns_nobody_can_reach
+    local mine="$BATS_FILE_TMPDIR/priv-nobody"
+    rm -rf "$mine"
+    cp -a "$PRIV" "$mine"
+    chown -R 65534:65534 "$mine"
+    local before
+    before=$(sha256sum <"$mine/cap-drop")
+    run ns_overwrite_attack nobody "$mine"
+    echo "$output"
+    assert_line --regexp '^grabbed [0-9]+: '
+    refute_line wrote
+    assert_equal "$(sha256sum <"$mine/cap-drop")" "$before"
+}
+
+# User 65534 must reach $BATS_FILE_TMPDIR (its rootfs copy, the binaries):
+# bats makes the directories above it 0700.
+ns_nobody_can_reach() {
+    local d=$BATS_FILE_TMPDIR
+    while [ "$d" != / ] && [ "$d" != /tmp ]; do
+        chmod o+x "$d"
+        d=$(dirname "$d")
+    done
+}
+
+# A directory on the host holding the secret, for the cwd tests.
+ns_host_cwd() {
+    HOSTCWD="$BATS_FILE_TMPDIR/hostcwd"
+    mkdir -p "$HOSTCWD"
+    printf '%s\n' "$SECRET" >"$HOSTCWD/secret"
+    chmod 0755 "$HOSTCWD"
+    chmod 0644 "$HOSTCWD/secret"
+}
+
+# What the payload, root with every capability (no cap-drop), learns of the
+# host through its PID 1.
+ns_PROBE_INIT='
+cat /proc/1/cwd/secret /proc/1/cwd/../hostcwd/secret /proc/1/cwd/../../../../..'"$BATS_FILE_TMPDIR"'/hostcwd/secret 2>/dev/null
+echo "cwd $(stat -L -c %d:%i /proc/1/cwd) root $(stat -c %d:%i /)"
+for f in /proc/1/fd/*; do echo "fd $(readlink "$f")"; done
+grep -c ESCAPE_MARK /proc/1/environ
+'
+
+@test "item 5: the init's cwd, descriptors and environment lead to no host state (root, every capability)" {
+    ns_host_cwd
+    cd "$HOSTCWD"
+    run env ESCAPE_MARK="$SECRET" "$KAGO_BIN/unshare-run" --pid --mount --uts --ipc --net -- \
+        "$KAGO_BIN/mount-layers" --layer "$EROOT" --tmp-upper --proc --dev --sys --pivot -- \
+        /bin/sh -c "$ns_PROBE_INIT"
+    echo "$output"
+    refute_output --partial "$SECRET"
+    # /proc/1/cwd is the container's root
+    assert_line --regexp '^cwd ([0-9:]+) root \1$'
+    # no descriptor of the init names a file (only its report pipe is left)
+    refute_line --regexp '^fd /'
+    # the caller's environment is gone from /proc/1/environ
+    assert_line 0
+}
+
+@test "item 5: the init's cwd, descriptors and environment lead to no host state (rootless)" {
+    require_userns
+    ns_nobody_can_reach
+    ns_host_cwd
+    cd "$HOSTCWD"
+    run setpriv --reuid=65534 --regid=65534 --clear-groups -- \
+        env -i PATH="$PATH" HOME=/tmp ESCAPE_MARK="$SECRET" \
+        "$KAGO_BIN/unshare-run" --map-root --pid --mount --uts --ipc --net -- \
+        "$KAGO_BIN/mount-layers" --layer "$EROOT" --tmp-upper --proc --dev --sys --pivot -- \
+        /bin/sh -c "$ns_PROBE_INIT"
+    echo "$output"
+    refute_output --partial "$SECRET"
+    refute_line --regexp '^fd /'
+}
+
+# /proc/1/cmdline (from "what the payload sees"): the init's command line
+# named the host paths of the programs and of the layers.
+@test "the init's /proc/1/cmdline shows no host path (root and rootless)" {
+    run default_chain /bin/sh -c 'tr "\0" " " </proc/1/cmdline; echo'
+    echo "$output"
+    assert_success
+    refute_output --partial "$EROOT"
+    refute_output --partial "$KAGO_BIN"
+    require_userns
+    ns_nobody_can_reach
+    run rootless_chain /bin/sh -c 'tr "\0" " " </proc/1/cmdline; echo'
+    echo "$output"
+    assert_success
+    refute_output --partial "$EROOT"
+    refute_output --partial "$KAGO_BIN"
+}
+
+# ns_start_container: the default chain, started from $HOSTCWD, running
+# sleep; sets CPID (the init's host pid) and BG.
+ns_start_container() {
+    local info="$BATS_TEST_TMPDIR/info.json"
+    (cd "$HOSTCWD" && exec "$KAGO_BIN/unshare-run" --info-fd 3 --pid --mount --uts --ipc --net -- \
+        "$KAGO_BIN/mount-layers" --layer "$EROOT" --tmp-upper --proc --dev --sys --pivot -- \
+        sleep 30 3>"$info") &
+    BG=$!
+    local i
+    for i in $(seq 100); do [ -s "$info" ] && break; sleep 0.05; done
+    CPID=$(jq -r .pid "$info")
+    # and wait until the chain reached sleep
+    for i in $(seq 100); do pgrep -x -P "$CPID" sleep >/dev/null && break; sleep 0.05; done
+}
+
+ns_stop_container() {
+    kill "$BG" 2>/dev/null || true
+    wait "$BG" 2>/dev/null || true
+}
+
+@test "item 6: --join-pid of the init starts in the container, not in the host directory it was started from" {
+    ns_host_cwd
+    ns_start_container
+    run "$KAGO_BIN/unshare-run" --join-pid "$CPID" -- sh -c 'pwd; cat secret; cd ../../../..; cat "$0"/hostcwd/secret' "$BATS_FILE_TMPDIR"
+    ns_stop_container
+    echo "$output"
+    refute_output --partial "$SECRET"
+    assert_line --index 0 /
+}
+
+@test "item 6: --join-pid of a process whose cwd is outside the container's root starts at /" {
+    ns_host_cwd
+    ns_start_container
+    # A process in the container's namespaces and root, but with a host cwd:
+    # what a runtime that leaks a directory descriptor leaves behind.
+    command -v python3 >/dev/null || { ns_stop_container; skip "python3 is not installed"; }
+    python3 -c '
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pid, cwd = sys.argv[1], os.open(sys.argv[2], os.O_RDONLY)
+root = os.open("/proc/%s/root" % pid, os.O_RDONLY)
+for t in ("pid", "mnt"):
+    if libc.setns(os.open("/proc/%s/ns/%s" % (pid, t), os.O_RDONLY), 0) != 0:
+        sys.exit("setns %s: %s" % (t, os.strerror(ctypes.get_errno())))
+os.fchdir(root); os.chroot("."); os.fchdir(cwd)
+if os.fork() == 0:
+    os.execv("/bin/sleep", ["sleep", "30"])
+os.wait()' "$CPID" "$HOSTCWD" &
+    local ns_bg=$!
+    local hpid i
+    for i in $(seq 100); do
+        hpid=$(pgrep -x -P "$ns_bg" sleep) && break
+        sleep 0.05
+    done
+    if [ "$(readlink "/proc/$hpid/cwd")" != "$HOSTCWD" ]; then
+        kill "$ns_bg"; ns_stop_container
+        skip "could not make a process with a host cwd here"
+    fi
+    run "$KAGO_BIN/unshare-run" --join-pid "$hpid" -- sh -c 'pwd; cat secret; cd ../../../..; cat "$0"/hostcwd/secret' "$BATS_FILE_TMPDIR"
+    kill "$ns_bg" 2>/dev/null || true
+    wait "$ns_bg" 2>/dev/null || true
+    ns_stop_container
+    echo "$output"
+    refute_output --partial "$SECRET"
+    assert_line --index 0 /
+}
+
+@test "item 6: inherited descriptors above 2 do not reach a joined command, but --keep-fd's do" {
+    ns_host_cwd
+    ns_start_container
+    local sleeper
+    sleeper=$(pgrep -x -P "$CPID" sleep)
+    run "$KAGO_BIN/unshare-run" --join-pid "$sleeper" -- sh -c 'cat <&7' 7<"$HOSTCWD/secret"
+    local without=$output
+    run "$KAGO_BIN/unshare-run" --join-pid "$sleeper" --keep-fd 7 -- sh -c 'cat <&7' 7<"$HOSTCWD/secret"
+    local with=$output
+    ns_stop_container
+    echo "without --keep-fd: $without"
+    echo "with --keep-fd 7: $with"
+    [[ "$without" != *"$SECRET"* ]]
+    [[ "$with" == *"$SECRET"* ]]
+}
+
 # --- the terminal (item 7) ------------------------------------------------------
 
 # in_pty SCRIPT: run the bash SCRIPT (which may call the chain functions)

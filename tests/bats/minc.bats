@@ -198,7 +198,10 @@ made-inside"
     assert_success
     assert_line "kago busybox rootfs"
     assert_line 0
-    assert_line --regexp '^ *1 root .* sh -c'
+    # PID 1 is unshare-run's init (its command line wiped to its name), the
+    # command runs under it
+    assert_line --regexp '^ *1 root +unshare-run$'
+    assert_line --regexp '^ *2 root .*sh -c'
 }
 
 @test "minc: the command's exit status, 127 for a missing command" {

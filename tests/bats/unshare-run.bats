@@ -413,9 +413,13 @@ urtest-rootless"
     assert_success
     assert_line --index 0 urtest-pid
     [ "${lines[1]}" -gt 2 ]   # 1 is the init, 2 is sleep
-    assert_line --index 2 "$BATS_TEST_TMPDIR/cwd"
+    assert_line --index 2 /   # the init keeps no host directory
     assert_line --index 3 1
     assert_line --index 4 "$(ns_of net "$CPID")"
+    # sleep's cwd (where the container was started) is inside its root here
+    run "$UR" --join-pid "$(pgrep -x -P "$CPID" sleep)" -- pwd
+    assert_success
+    assert_output "$BATS_TEST_TMPDIR/cwd"
 }
 
 @test "--join-pid: rootless, into a rootless container (user namespace first)" {

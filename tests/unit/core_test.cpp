@@ -180,6 +180,42 @@ TEST(Exec, PrepareExecTellsKagoProgramsByNameOrPath) {
     EXPECT_FALSE(plain->kago);
 }
 
+TEST(Exec, SealProgramMakesAReadOnlyCopyOfTheLoadedPart) {
+    PreparedExec p;
+    p.argv = {"unit-tests"};
+    p.program.reset(::open("/proc/self/exe", O_PATH | O_CLOEXEC));
+    char self[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    ASSERT_GT(n, 0);
+    p.program_path.assign(self, static_cast<size_t>(n));
+    ASSERT_TRUE(p.program.valid());
+    auto r = seal_program(p);
+    ASSERT_TRUE(r) << r.error().what;
+    EXPECT_TRUE(p.sealed);
+    int fd = p.program.get();
+    int seals = ::fcntl(fd, F_GET_SEALS);
+    EXPECT_EQ(seals & (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE),
+              F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
+    struct stat copy, file;
+    ASSERT_EQ(::fstat(fd, &copy), 0);
+    ASSERT_EQ(::stat(p.program_path.c_str(), &file), 0);
+    EXPECT_GT(copy.st_size, 0);
+    EXPECT_LE(copy.st_size, file.st_size);  // no debug information past the last PT_LOAD
+    char magic[4] = {};
+    ASSERT_EQ(::pread(fd, magic, 4, 0), 4);
+    EXPECT_EQ(std::string(magic, 4), "\x7f" "ELF");
+    // Nothing can write it, not even through /proc/self/fd.
+    UniqueFd w(::open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_WRONLY | O_CLOEXEC));
+    if (w.valid()) {
+        EXPECT_LT(::pwrite(w.get(), "x", 1, 0), 0);
+        EXPECT_EQ(errno, EPERM);
+    }
+    // Sealing twice is a no-op.
+    EXPECT_TRUE(seal_program(p));
+    EXPECT_EQ(p.program.get(), fd);
+    EXPECT_FALSE(running_sealed());
+}
+
 TEST(Exec, DescribeArgv) { EXPECT_EQ(describe_argv({"a", "b c"}), "[\"a\", \"b c\"]"); }
 
 TEST(Env, StripKagoRemovesOnlyKagoVariables) {
