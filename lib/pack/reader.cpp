@@ -230,6 +230,23 @@ Status Packed::verify_frames(unsigned threads) const {
     return first;
 }
 
+Result<Verified> verify(Packed& p, std::span<const uint8_t> pubkey, unsigned threads) {
+    const Trailer& t = p.trailer();
+    Verified v;
+    v.root_hash = t.root_hash;
+    v.is_signed = t.flags & kFlagSigned;
+    if (!pubkey.empty() && !v.is_signed) return bad("not signed");
+    if (v.is_signed) {
+        TRY(p.verify_signature(pubkey));
+        v.trusted_key = !pubkey.empty();
+        if (pubkey.empty()) v.signer = t.public_key;
+        else std::copy(pubkey.begin(), pubkey.end(), v.signer.begin());
+    }
+    TRY(p.load_manifest());
+    TRY(p.verify_frames(threads));
+    return v;
+}
+
 Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o) {
     const Manifest& m = p.manifest();
     const auto& entries = m.entries;

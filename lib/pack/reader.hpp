@@ -52,6 +52,22 @@ class Packed {
 
 Status pread_exact(int fd, void* buf, size_t n, uint64_t off, const char* what);
 
+// What verify() found.
+struct Verified {
+    bool is_signed = false;
+    bool trusted_key = false;  // checked against the given key, not the one the file carries
+    Hash root_hash{};
+    std::array<uint8_t, 32> signer{};  // the key the signature matched
+};
+
+// Check the whole file: the trailer and frame table (open() did), the
+// manifest, every frame (threads at once, without decoding them), and the
+// signature, against pubkey when given or else the key the file carries.
+// A file that fails a check is an Error with err 0 ("packed file: ...");
+// an I/O error carries its errno. An unsigned file is no error here:
+// Verified::is_signed says so (and with a pubkey, "not signed" is one).
+Result<Verified> verify(Packed& p, std::span<const uint8_t> pubkey, unsigned threads);
+
 struct ExtractOptions {
     bool rootless = true;  // strip setuid/setgid, skip device nodes, no chown
     unsigned threads = 0;

@@ -75,4 +75,89 @@ rootless_chain() {
 
 # --- packed files (items 8 and 9, and the attacks above against a packed file) --
 
+# pk_signed FILE [COMMAND...]: pack $EROOT into FILE, signed with a key made
+# once per file run ($PK_KEY.key, $PK_KEY.pub); COMMAND defaults to /bin/sh.
+pk_signed() {
+    local f=$1
+    shift
+    export PK_KEY="$BATS_FILE_TMPDIR/pk"
+    [ -e "$PK_KEY.pub" ] || "$KAGO_BIN/pack-selfexec" --keygen "$PK_KEY"
+    "$KAGO_BIN/pack-selfexec" -o "$f" --sign "$PK_KEY.key" --rootfs "$EROOT" -- "${@:-/bin/sh}"
+}
+
+# The stub's size, which is where a packed file's first frame starts.
+pk_stub_size() {
+    local stub="$KAGO_BUILD/pack/kago-stub"
+    [ -f "$stub" ] || skip "the runner is not built ($stub is missing)"
+    stat -c %s "$stub"
+}
+
+# pk_patch FILE OFFSET STRING: overwrite FILE's bytes at OFFSET.
+pk_patch() { printf '%s' "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
+
+# The attacks of item 8 change the program that runs and keep every frame,
+# the manifest and the trailer: the signature must cover the stub, and only
+# a check from outside the file counts.
+@test "packed file: a stub with one byte changed fails pack-selfexec --verify (root and 65534)" {
+    local f="$BATS_FILE_TMPDIR/flip.run"
+    pk_signed "$f"
+    run "$KAGO_BIN/pack-selfexec" --verify "$f" --pubkey "$PK_KEY.pub"
+    assert_success
+    # One byte of the runner's help text: the stub still runs.
+    local off
+    off=$(grep -boa 'Runner options' "$f" | head -1 | cut -d: -f1)
+    [ -n "$off" ]
+    [ "$off" -lt "$(pk_stub_size)" ]
+    pk_patch "$f" "$off" X
+    run "$f" --kago-help
+    assert_output --partial "Xunner options"
+    run "$KAGO_BIN/pack-selfexec" --verify "$f" --pubkey "$PK_KEY.pub"
+    assert_failure 1
+    assert_output --partial "stub"
+    run as_nobody "$KAGO_BIN/pack-selfexec" --verify "$f" --pubkey "$PK_KEY.pub"
+    assert_failure 1
+    # Without a trusted key, too.
+    run "$KAGO_BIN/pack-selfexec" --verify "$f"
+    assert_failure 1
+}
+
+@test "packed file: a stub with its default capabilities patched fails pack-selfexec --verify" {
+    local f="$BATS_FILE_TMPDIR/caps.run"
+    pk_signed "$f"
+    local off
+    off=$(grep -boa 'setpcap,net_bind_service,net_raw' "$f" | head -1 | cut -d: -f1)
+    [ -n "$off" ] || fail "the runner's default capability list is not in the file"
+    # net_bind_service -> sys_admin,syslog: same length.
+    pk_patch "$f" $((off + 8)) 'sys_admin,syslog'
+    # The patched runner does give the command CAP_SYS_ADMIN (bit 21) ...
+    run "$f" -c 'grep CapEff /proc/self/status'
+    assert_success
+    local eff=${output##*:}
+    (( (0x${eff//[[:space:]]/} >> 21) & 1 )) || fail "the patch did not take: $output"
+    # ... and the check from outside refuses the file.
+    run "$KAGO_BIN/pack-selfexec" --verify "$f" --pubkey "$PK_KEY.pub"
+    assert_failure 1
+    assert_output --partial "stub"
+}
+
+@test "packed file: a stub replaced by a shell script answers its own --kago-verify, and fails pack-selfexec --verify" {
+    local f="$BATS_FILE_TMPDIR/script.run" size
+    pk_signed "$f"
+    size=$(pk_stub_size)
+    local script="#!/bin/sh
+echo \"\$(id -u): OK (signed)\"
+exit 0
+"
+    { printf '%s' "$script"; head -c $((size - ${#script})) /dev/zero | tr '\0' '#'; } >"$BATS_FILE_TMPDIR/stub.sh"
+    [ "$(stat -c %s "$BATS_FILE_TMPDIR/stub.sh")" -eq "$size" ]
+    dd if="$BATS_FILE_TMPDIR/stub.sh" of="$f" conv=notrunc status=none
+    # The file vouches for itself: that proves nothing.
+    run "$f" --kago-verify "$PK_KEY.pub"
+    assert_success
+    assert_output --partial "OK (signed)"
+    run "$KAGO_BIN/pack-selfexec" --verify "$f" --pubkey "$PK_KEY.pub"
+    assert_failure 1
+    assert_output --partial "stub"
+}
+
 # --- what the payload sees: mountinfo, cmdline, environment --------------------

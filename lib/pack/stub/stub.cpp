@@ -216,14 +216,10 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (o.verify) {
-        if (!o.pubkey.empty() || (p.trailer().flags & kFlagSigned)) {
-            std::vector<uint8_t> key;
-            if (!o.pubkey.empty()) key = read_pubkey(o.pubkey);
-            check(p.verify_signature(key));
-        }
-        check(p.load_manifest());
-        check(p.verify_frames(threads));
-        out(cat(p.key(), ": OK", (p.trailer().flags & kFlagSigned) ? " (signed)" : "", "\n"));
+        std::vector<uint8_t> key;
+        if (!o.pubkey.empty()) key = read_pubkey(o.pubkey);
+        Verified v = check(verify(p, key, threads));
+        out(cat(p.key(), ": OK", v.is_signed ? " (signed)" : "", "\n"));
         return 0;
     }
     if (o.clean) {
