@@ -176,6 +176,28 @@ Status Packed::load_manifest() {
     return {};
 }
 
+namespace {
+// SHA-256 of [offset, offset + n) of fd, in 1 MiB reads.
+Result<Hash> hash_range(int fd, uint64_t offset, uint64_t n, std::vector<uint8_t>& buf, const char* what) {
+    Sha256 h;
+    for (uint64_t done = 0; done < n;) {
+        size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), n - done));
+        TRY(pread_exact(fd, buf.data(), want, offset + done, what));
+        h.update(std::span<const uint8_t>(buf.data(), want));
+        done += want;
+    }
+    return h.final();
+}
+}  // namespace
+
+Status Packed::verify_stub() const {
+    std::vector<uint8_t> buf(1 << 20);
+    Hash h = TRY(hash_range(fd_.get(), 0, trailer_.payload_offset, buf, "the stub"));
+    if (crypto_verify_32(h.data(), trailer_.stub_hash.data()) != 0)
+        return bad("the stub (the runner, bytes 0 to the first frame): SHA-256 mismatch (the file is corrupt or was tampered with)");
+    return {};
+}
+
 Status Packed::verify_signature(std::span<const uint8_t> pubkey) const {
     if (!(trailer_.flags & kFlagSigned)) return bad("not signed");
     std::span<const uint8_t> key = pubkey.empty() ? std::span<const uint8_t>(trailer_.public_key) : pubkey;
@@ -207,14 +229,7 @@ Status Packed::verify_frames(unsigned threads) const {
         std::vector<uint8_t> buf(1 << 20);
         for (size_t i; (i = next++) < frames_.size();) {
             const Frame& f = frames_[i];
-            Sha256 h;
-            for (uint64_t done = 0; done < f.csize;) {
-                size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), f.csize - done));
-                TRY(pread_exact(fd_.get(), buf.data(), want, f.offset + done, "a frame"));
-                h.update(std::span<const uint8_t>(buf.data(), want));
-                done += want;
-            }
-            Hash got = h.final();
+            Hash got = TRY(hash_range(fd_.get(), f.offset, f.csize, buf, "a frame"));
             if (crypto_verify_32(got.data(), f.sha256.data()) != 0)
                 return bad(cat("frame ", i, ": SHA-256 mismatch (the file is corrupt)"));
         }
@@ -242,12 +257,14 @@ Result<Verified> verify(Packed& p, std::span<const uint8_t> pubkey, unsigned thr
         if (pubkey.empty()) v.signer = t.public_key;
         else std::copy(pubkey.begin(), pubkey.end(), v.signer.begin());
     }
+    TRY(p.verify_stub());
     TRY(p.load_manifest());
     TRY(p.verify_frames(threads));
     return v;
 }
 
 Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o) {
+    TRY(p.verify_stub());
     const Manifest& m = p.manifest();
     const auto& entries = m.entries;
     ExtractStats stats;

@@ -29,6 +29,10 @@ class Packed {
     int fd() const { return fd_.get(); }
     uint64_t compressed_bytes() const { return trailer_.manifest_offset - trailer_.payload_offset; }
 
+    // Checks the stub's SHA-256 (bytes [0, payload_offset)): against
+    // corruption on a cold run, and in verify().
+    Status verify_stub() const;
+
     // Checks the Ed25519 signature (against the embedded key, or pubkey
     // when given). Errors when the file is not signed.
     Status verify_signature(std::span<const uint8_t> pubkey) const;
@@ -61,7 +65,7 @@ struct Verified {
 };
 
 // Check the whole file: the trailer and frame table (open() did), the
-// manifest, every frame (threads at once, without decoding them), and the
+// stub, the manifest, every frame (threads at once, without decoding them), and the
 // signature, against pubkey when given or else the key the file carries.
 // A file that fails a check is an Error with err 0 ("packed file: ...");
 // an I/O error carries its errno. An unsigned file is no error here:
@@ -80,7 +84,9 @@ struct ExtractStats {
     uint64_t xattrs_dropped = 0;  // security.* and trusted.*, or refused by the file system
 };
 
-// Extract into dest_fd, an empty directory that we just created. Every
+// Extract into dest_fd, an empty directory that we just created, after
+// checking the stub's hash (a cold run: the frames are checked as they are
+// decoded). Every
 // entry is created with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) below
 // it, exclusively; symlinks are never followed. Checks the free space first.
 Result<ExtractStats> extract(const Packed& p, int dest_fd, const ExtractOptions& o);
