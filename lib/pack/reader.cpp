@@ -302,7 +302,7 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
     };
     auto mode_of = [&](const Entry& e) {
         uint32_t mode = e.mode;
-        if (o.rootless && (mode & 06000)) {
+        if (!o.setid && (mode & 06000)) {
             mode &= ~06000u;
             ++stats.setid_stripped;
         }
@@ -331,7 +331,7 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
                 chunk = chunk.subspan(k);
                 left -= k;
             }
-            if (!o.rootless && ::fchown(fd.get(), e.uid, e.gid) != 0) return sys_error(shown(i));
+            if (o.owners && ::fchown(fd.get(), e.uid, e.gid) != 0) return sys_error(shown(i));
             apply_xattrs(fd.get(), e);
             if (::fchmod(fd.get(), mode_of(e)) != 0) return sys_error(shown(i));
             ::futimens(fd.get(), times);
@@ -340,7 +340,7 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
         }
         case Type::Symlink:
             if (::symlinkat(e.target.c_str(), pfd, name) != 0) return sys_error(shown(i));
-            if (!o.rootless && ::fchownat(pfd, name, e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0)
+            if (o.owners && ::fchownat(pfd, name, e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0)
                 return sys_error(shown(i));
             ::utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW);
             break;
@@ -360,13 +360,13 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
         case Type::Char:
         case Type::Block:
         case Type::Fifo: {
-            if (e.type != Type::Fifo && o.rootless) {
+            if (e.type != Type::Fifo && !o.devices) {
                 ++stats.devices_skipped;
                 continue;
             }
             mode_t kind = e.type == Type::Char ? S_IFCHR : e.type == Type::Block ? S_IFBLK : S_IFIFO;
             if (::mknodat(pfd, name, kind | 0600, makedev(e.major, e.minor)) != 0) return sys_error(shown(i));
-            if (!o.rootless && ::fchownat(pfd, name, e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0)
+            if (o.owners && ::fchownat(pfd, name, e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0)
                 return sys_error(shown(i));
             if (::fchmodat(pfd, name, mode_of(e), 0) != 0) return sys_error(shown(i));
             ::utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW);
@@ -388,10 +388,11 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
             if (!own) return sys_error(shown(i));
             fd = own.get();
         }
-        if (!o.rootless && ::fchown(fd, e.uid, e.gid) != 0) return sys_error(shown(i));
+        if (o.owners && ::fchown(fd, e.uid, e.gid) != 0) return sys_error(shown(i));
         apply_xattrs(fd, e);
         // The root is never writable by others: the cache trusts no such entry.
-        if (::fchmod(fd, i == 0 ? mode_of(e) & ~022u : mode_of(e)) != 0) return sys_error(shown(i));
+        if ((i != 0 || o.root_mode) && ::fchmod(fd, i == 0 ? mode_of(e) & ~022u : mode_of(e)) != 0)
+            return sys_error(shown(i));
         struct timespec times[2] = {{e.mtime, 0}, {e.mtime, 0}};
         ::futimens(fd, times);
     }

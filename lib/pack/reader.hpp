@@ -72,8 +72,14 @@ struct Verified {
 // Verified::is_signed says so (and with a pubkey, "not signed" is one).
 Result<Verified> verify(Packed& p, std::span<const uint8_t> pubkey, unsigned threads);
 
+// The defaults are safe for any caller and any destination: no owners, no
+// device nodes (skipped and counted), no setuid or setgid bits (removed and
+// counted), and the root entry's mode on the destination.
 struct ExtractOptions {
-    bool rootless = true;  // strip setuid/setgid, skip device nodes, no chown
+    bool owners = false;     // give entries their owners (root outside a user namespace)
+    bool devices = false;    // make device nodes (root outside a user namespace)
+    bool setid = false;      // keep setuid and setgid bits
+    bool root_mode = true;   // false: leave the destination's own mode alone
     unsigned threads = 0;
 };
 

@@ -170,4 +170,57 @@ exit 0
     assert_output --partial "stub"
 }
 
+# Item 9: a root with a block node for the stand-in disk (mode 0666) and a
+# setuid-root program, extracted by root with --kago-extract; then 65534
+# tries the node and the program.
+pk_special_root() {
+    need_loop
+    local r="$BATS_FILE_TMPDIR/special-root" prog
+    prog=$(test_prog caps_try)
+    [ -x "$prog" ] || skip "$prog is not built"
+    rm -rf "$r"
+    mkdir -p "$r/dev"
+    mknod -m 0666 "$r/dev/disk" b "$LOOP_MAJOR" "$LOOP_MINOR"
+    install -o 0 -g 0 -m 04755 "$prog" "$r/suid"
+    "$KAGO_BIN/pack-selfexec" -o "$1" --rootfs "$r" -- /suid whoami
+}
+
+@test "packed file: --kago-extract as root restores no device node and no setuid bit; 65534 gets neither the disk nor uid 0" {
+    local f="$BATS_FILE_TMPDIR/special.run" x="$BATS_FILE_TMPDIR/special-x"
+    pk_special_root "$f"
+    run "$f" --kago-extract "$x"
+    assert_success
+    assert_output --partial "skipped 1 device node"
+    [ "$(stat -c %a "$x")" = 700 ] || fail "DIR is mode $(stat -c %a "$x")"
+    [ ! -e "$x/dev/disk" ] || fail "the block node was restored: $(ls -l "$x/dev/disk")"
+    [ "$(stat -c %a "$x/suid")" = 755 ]
+    # Even were DIR opened to others, nothing in it leads anywhere.
+    pk_nobody_can_enter
+    chmod 0755 "$x"
+    run as_nobody cat "$x/dev/disk"
+    refute_output --partial "$SECRET"
+    run as_nobody "$x/suid" whoami
+    assert_success
+    refute_output --partial "euid=0"
+}
+
+@test "packed file: --kago-extract DIR is 0700, so 65534 reaches nothing in it" {
+    local f="$BATS_FILE_TMPDIR/special.run" x="$BATS_FILE_TMPDIR/special-y"
+    pk_special_root "$f"
+    run "$f" --kago-extract "$x" --kago-keep-devices-setuid
+    assert_success
+    refute_output --partial "skipped"
+    [ "$(stat -c %a "$x")" = 700 ]
+    # Asked for: the node and the bit are there, behind DIR's 0700.
+    [ -b "$x/dev/disk" ]
+    [ "$(stat -c %a "$x/suid")" = 4755 ]
+    pk_nobody_can_enter
+    run as_nobody cat "$x/dev/disk"
+    assert_failure
+    refute_output --partial "$SECRET"
+    run as_nobody "$x/suid" whoami
+    assert_failure
+    refute_output --partial "euid=0"
+}
+
 # --- what the payload sees: mountinfo, cmdline, environment --------------------

@@ -709,8 +709,7 @@ TEST(PackFile, RootlessStripsSetuidAndSkipsDevices) {
     ASSERT_TRUE(p->load_manifest());
     TempDir d;
     UniqueFd dest(open(d.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    ExtractOptions o;
-    o.rootless = true;
+    ExtractOptions o;  // the defaults
     auto st = extract(*p, dest.get(), o);
     ASSERT_TRUE(st) << st.error().message();
     EXPECT_EQ(st->devices_skipped, 1u);
@@ -720,6 +719,28 @@ TEST(PackFile, RootlessStripsSetuidAndSkipsDevices) {
     ASSERT_EQ(stat((d.path + "/suid").c_str(), &s), 0);
     EXPECT_EQ(s.st_mode & 07777, 0755u);
     EXPECT_NE(access((d.path + "/null").c_str(), F_OK), 0);
+}
+
+// --kago-extract: the destination keeps its own mode (0700), not the
+// image root's.
+TEST(PackFile, ExtractCanLeaveTheDestinationsMode) {
+    Manifest m = simple_manifest();
+    m.entries[0].mode = 0755;
+    for (bool root_mode : {true, false}) {
+        int fd = memfd_create("p", MFD_CLOEXEC);
+        ASSERT_TRUE(write_raw(fd, m, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>("hello\n"), 6), small_opts()));
+        auto p = Packed::open(UniqueFd(fd));
+        ASSERT_TRUE(p && p->load_manifest());
+        TempDir d;
+        chmod(d.path.c_str(), 0700);
+        UniqueFd dest(open(d.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        ExtractOptions o;
+        o.root_mode = root_mode;
+        ASSERT_TRUE(extract(*p, dest.get(), o));
+        struct stat st;
+        ASSERT_EQ(stat(d.path.c_str(), &st), 0);
+        EXPECT_EQ(st.st_mode & 07777, root_mode ? 0755u : 0700u);
+    }
 }
 
 TEST(PackFile, ExtractRefusesAnExistingEntry) {
