@@ -223,4 +223,136 @@ pk_special_root() {
     refute_output --partial "euid=0"
 }
 
+# The attacks of the other sections, from inside a packed file.
+#
+# pk_file NAME: $BATS_FILE_TMPDIR/pk-NAME.run, a packed copy of $EROOT with
+# the test programs in /progs, whose command runs its arguments; made once.
+pk_file() {
+    local f="$BATS_FILE_TMPDIR/pk-$1.run" r="$BATS_FILE_TMPDIR/pk-root" p
+    if [ ! -e "$f" ]; then
+        if [ ! -d "$r" ]; then
+            cp -a "$EROOT" "$r"
+            mkdir -p "$r/progs"
+            for p in caps_try pack_tiocsti; do
+                [ -x "$(test_prog $p)" ] || skip "$(test_prog $p) is not built"
+                cp "$(test_prog $p)" "$r/progs/"
+            done
+        fi
+        "$KAGO_BIN/pack-selfexec" -o "$f" --rootfs "$r" -- /bin/sh -c 'exec "$@"' sh >&2
+    fi
+    echo "$f"
+}
+
+# pk_as_root FILE ARG... and pk_as_nobody FILE ARG...: run a packed file,
+# with a cache directory of the runner's own.
+pk_as_root() {
+    local f=$1
+    shift
+    "$f" --kago-cache "$BATS_FILE_TMPDIR/pk-cache-root" "$@"
+}
+pk_nobody_cache() {
+    local c="$BATS_FILE_TMPDIR/pk-cache-nobody"
+    pk_nobody_can_enter
+    [ -d "$c" ] || install -d -o 65534 -g 65534 -m 0700 "$c"
+    echo "$c"
+}
+pk_as_nobody() {
+    local f=$1 c
+    shift
+    c=$(pk_nobody_cache)
+    as_nobody "$f" --kago-cache "$c" "$@"
+}
+
+@test "packed file: the command has Docker's capabilities, without sys_admin and sys_ptrace (root and 65534)" {
+    local f eff who
+    f=$(pk_file caps)
+    for who in root nobody; do
+        [ "$who" = root ] || require_userns
+        run "pk_as_$who" "$f" grep CapEff /proc/self/status
+        assert_success
+        eff=$((0x${output##*[[:space:]]}))
+        (( !((eff >> 21) & 1) )) || fail "$who: CAP_SYS_ADMIN in $output"
+        (( !((eff >> 19) & 1) )) || fail "$who: CAP_SYS_PTRACE in $output"
+        [ "$eff" -eq $((0xa80425fb)) ] || fail "$who: not Docker's set: $output"
+    done
+}
+
+@test "packed file: mknod of the disk's block node reads nothing, in /dev, /dev/shm, / and /tmp (root and 65534)" {
+    need_loop
+    local f who
+    f=$(pk_file mknod)
+    local script="for d in /dev /dev/shm / /tmp; do
+        mknod \$d/disk b $LOOP_MAJOR $LOOP_MINOR && head -c ${#SECRET} \$d/disk; echo \" [\$d]\"
+    done"
+    for who in root nobody; do
+        [ "$who" = root ] || require_userns
+        run "pk_as_$who" "$f" sh -c "$script"
+        refute_output --partial "$SECRET"
+    done
+}
+
+@test "packed file: the runner's init has no exe, cwd or descriptor the container can use; it holds no host file (root and 65534)" {
+    local f who before
+    f=$(pk_file init)
+    # The file belongs to the user who runs it, as in a rootless install.
+    cp "$f" "$BATS_FILE_TMPDIR/init-nobody.run"
+    chown 65534:65534 "$BATS_FILE_TMPDIR/init-nobody.run"
+    local script='cat /proc/1/exe >/dev/null && echo EXE-READ
+        echo x >>/proc/1/exe && echo EXE-WRITTEN
+        ls /proc/1/cwd/ >/dev/null && echo CWD-LISTED
+        for fd in /proc/1/fd/*; do readlink "$fd" && echo FD-READ; cat "$fd" </dev/null >/dev/null 2>&1 && echo FD-OPENED; done
+        true'
+    for who in root nobody; do
+        [ "$who" = root ] || require_userns
+        local g=$f
+        [ "$who" = root ] || g="$BATS_FILE_TMPDIR/init-nobody.run"
+        before=$(sha256sum <"$g")
+        run "pk_as_$who" "$g" sh -c "$script"
+        assert_success
+        refute_output --partial "EXE-"
+        refute_output --partial "CWD-"
+        refute_output --partial "FD-"
+        [ "$(sha256sum <"$g")" = "$before" ] || fail "$who: the packed file changed"
+    done
+    # From the host: the init (the runner's child) holds neither the packed
+    # file nor the cache directory, and its cwd is the container's.
+    local cache="$BATS_FILE_TMPDIR/pk-cache-root" runner init i
+    "$f" --kago-cache "$cache" sleep 5 &
+    runner=$!
+    for i in $(seq 50); do
+        init=$(pgrep -P "$runner" | head -1)
+        [ -n "$init" ] && [ "$(readlink "/proc/$init/cwd")" = / ] && break
+        sleep 0.1
+    done
+    [ -n "$init" ] || fail "no init under the runner $runner"
+    run ls -l "/proc/$init/fd/"
+    kill "$runner" 2>/dev/null
+    wait "$runner" || true
+    refute_output --partial "$f"
+    refute_output --partial "$cache"
+}
+
+@test "packed file: TIOCSTI into the caller's terminal is refused (root and 65534)" {
+    command -v script >/dev/null || skip "script(1) is not installed: no terminal to test with"
+    local f c
+    f=$(pk_file tty)
+    c=$(pk_nobody_cache)
+    # In a terminal of its own (script), the container pushes a line; the
+    # caller's shell then reads what the terminal holds. script's input
+    # stays open meanwhile: at its end, script would end the terminal's.
+    cat >"$BATS_FILE_TMPDIR/tty.sh" <<'EOF'
+"$@" /progs/pack_tiocsti pwned-line
+read -r -t 1 line
+echo "host read: [$line]"
+EOF
+    run bash -c "sleep 3 | script -qec 'bash $BATS_FILE_TMPDIR/tty.sh $f --kago-cache $BATS_FILE_TMPDIR/pk-cache-root' /dev/null"
+    assert_output --partial "tiocsti: E"
+    refute_output --partial "host read: [pwned-line]"
+    require_userns
+    run bash -c "sleep 3 | script -qec 'setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH=$PATH \
+        bash $BATS_FILE_TMPDIR/tty.sh $f --kago-cache $c' /dev/null"
+    assert_output --partial "tiocsti: E"
+    refute_output --partial "host read: [pwned-line]"
+}
+
 # --- what the payload sees: mountinfo, cmdline, environment --------------------
