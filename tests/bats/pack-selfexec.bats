@@ -204,7 +204,7 @@ hostile_corpus() {
     run unshare --user --map-root-user -- "$PK_DIR/userns.run" --kago-cache "$c"
     assert_success
     assert_line "hello"
-    assert_output --partial "warning: skipped 1 device nodes"
+    assert_output --partial "warning: skipped 1 device node (rootless"
     [ -z "$(find "$c" -type c)" ]
 }
 

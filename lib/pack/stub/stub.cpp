@@ -173,13 +173,14 @@ void print_info(Packed& p, const Options& o) {
     out(s);
 }
 
-// why: what the skipped devices and stripped bits are owed to.
-void warn_stats(const ExtractStats& st, std::string_view why) {
+// The whys: what the skipped devices and the stripped bits are owed to.
+void warn_stats(const ExtractStats& st, std::string_view devices_why, std::string_view setid_why) {
     if (st.devices_skipped)
         trace::emit(cat("warning: skipped ", st.devices_skipped,
-                        st.devices_skipped == 1 ? " device node (" : " device nodes (", why, ")"));
+                        st.devices_skipped == 1 ? " device node (" : " device nodes (", devices_why, ")"));
     if (st.setid_stripped)
-        trace::emit(cat("warning: removed the setuid/setgid bits of ", st.setid_stripped, " entries (", why, ")"));
+        trace::emit(cat("warning: removed the setuid/setgid bits of ", st.setid_stripped, " entries (", setid_why,
+                        ")"));
     if (st.xattrs_dropped && trace::verbose())
         trace::emit(cat("dropped ", st.xattrs_dropped, " extended attributes (security.*, trusted.*, or refused)"));
 }
@@ -253,8 +254,8 @@ int main(int argc, char** argv) {
         if (!dir) die(sys_error(cat("open ", o.extract)));
         auto st = extract(p, dir.get(), eo);
         if (!st) die(st.error());
-        warn_stats(*st, rootless ? "rootless: neither can be restored"
-                                 : "restored only with --kago-keep-devices-setuid");
+        if (rootless) warn_stats(*st, "rootless: none can be made", "rootless: their owners are not mapped");
+        else warn_stats(*st, "made only with --kago-keep-devices-setuid", "kept only with --kago-keep-devices-setuid");
         return 0;
     }
     // The cache: private (0700 entries below a base not writable by
@@ -262,7 +263,9 @@ int main(int argc, char** argv) {
     eo.devices = eo.setid = !rootless;
     auto base = check(open_cache_base(o.cache));
     CacheEntry entry = check(cache_get(base, p, eo));
-    if (!entry.hit) warn_stats(entry.stats, "rootless: the container gets a minimal /dev instead, and its owners are not mapped");
+    if (!entry.hit)
+        warn_stats(entry.stats, "rootless: the container gets a minimal /dev instead",
+                   "rootless: their owners are not mapped");
     RunSpec spec;
     spec.config = entry.config;
     spec.rootfs = entry.root;
