@@ -68,8 +68,8 @@ struct Verified {
 // stub, the manifest, every frame (threads at once, without decoding them), and the
 // signature, against pubkey when given or else the key the file carries.
 // A file that fails a check is an Error with err 0 ("packed file: ...");
-// an I/O error carries its errno. An unsigned file is no error here:
-// Verified::is_signed says so (and with a pubkey, "not signed" is one).
+// an I/O error carries its errno. An unsigned file is no error here, even
+// with a pubkey: Verified::is_signed says so, and the caller decides.
 Result<Verified> verify(Packed& p, std::span<const uint8_t> pubkey, unsigned threads);
 
 // The defaults are safe for any caller and any destination: no owners, no

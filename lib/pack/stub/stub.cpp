@@ -227,6 +227,7 @@ int main(int argc, char** argv) {
         std::vector<uint8_t> key;
         if (!o.pubkey.empty()) key = read_pubkey(o.pubkey);
         Verified v = check(verify(p, key, threads));
+        if (!key.empty() && !v.is_signed) die(usage_error("packed file: not signed"));
         out(cat(p.key(), ": OK", v.is_signed ? " (signed)" : "", "\n"));
         return 0;
     }
