@@ -76,11 +76,11 @@ constexpr int kVerifyUnsigned = 2;  // intact, but not signed
 // the outside. The file's own --kago-verify runs the file's own code, which
 // a tampered file controls.
 int verify(const std::string& file, const std::string& pubkey_arg) {
+    // 64 hexadecimal digits, or a file holding them.
     std::vector<uint8_t> pubkey;
-    if (!pubkey_arg.empty())
-        pubkey = pubkey_arg.size() == 64 && kago::pack::unhex(pubkey_arg)
-                     ? *kago::pack::unhex(pubkey_arg)
-                     : read_key(pubkey_arg, crypto_sign_PUBLICKEYBYTES, "--pubkey");
+    if (pubkey_arg.size() == 2 * crypto_sign_PUBLICKEYBYTES)
+        if (auto digits = kago::pack::unhex(pubkey_arg)) pubkey = *digits;
+    if (!pubkey_arg.empty() && pubkey.empty()) pubkey = read_key(pubkey_arg, crypto_sign_PUBLICKEYBYTES, "--pubkey");
     kago::UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) cli::die(kago::sys_error(cat("open ", file)));
     // A failed check is an error without errno; an I/O error has one.
