@@ -33,7 +33,7 @@ using kago::cat;
 namespace {
 
 struct Opts {
-    std::string rootfs, output, from_host, sign, keygen;
+    std::string rootfs, output, from_host, sign, keygen, verify, pubkey;
     std::vector<std::string> add_host;
     pack::Config config;
     bool tmp_upper = false, best = false;
@@ -66,6 +66,44 @@ std::vector<uint8_t> read_key(const std::string& path, size_t want, const char* 
     auto k = kago::pack::unhex(text);
     if (!k || k->size() != want) cli::usage_error(cat(what, " ", path, ": expected ", want * 2, " hexadecimal digits"));
     return *k;
+}
+
+// --verify's exit statuses (the man page's EXIT STATUS).
+constexpr int kVerifyBad = 1;       // a check failed: damaged, tampered with, or not a packed file
+constexpr int kVerifyUnsigned = 2;  // intact, but not signed
+
+// pack-selfexec --verify FILE [--pubkey KEY]: check every byte of FILE from
+// the outside. The file's own --kago-verify runs the file's own code, which
+// a tampered file controls.
+int verify(const std::string& file, const std::string& pubkey_arg) {
+    // 64 hexadecimal digits, or a file holding them.
+    std::vector<uint8_t> pubkey;
+    if (pubkey_arg.size() == 2 * crypto_sign_PUBLICKEYBYTES)
+        if (auto digits = kago::pack::unhex(pubkey_arg)) pubkey = *digits;
+    if (!pubkey_arg.empty() && pubkey.empty()) pubkey = read_key(pubkey_arg, crypto_sign_PUBLICKEYBYTES, "--pubkey");
+    kago::UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) cli::die(kago::sys_error(cat("open ", file)));
+    // A failed check is an error without errno; an I/O error has one.
+    auto fail = [&](const kago::Error& e) {
+        kago::Error shown = e;
+        shown.what = cat(file, ": ", e.what);
+        cli::die(shown, e.err == 0 ? kVerifyBad : 125);
+    };
+    auto p = pack::Packed::open(std::move(fd));
+    if (!p) fail(p.error());
+    auto v = pack::verify(*p, pubkey, 0);
+    if (!v) fail(v.error());
+    std::string root = pack::hex(v->root_hash);
+    if (!v->is_signed) {
+        cli::note(cat(file, ": intact (root hash ", root, "), but not signed"));
+        return kVerifyUnsigned;
+    }
+    std::string key = pack::hex(v->signer);
+    if (!v->trusted_key)
+        cli::warn(cat(file, ": checked against the key the file carries, which anyone can replace: give "
+                      "--pubkey to check who signed it"));
+    printf("%s: OK, signed by %s (root hash %s)\n", file.c_str(), key.c_str(), root.c_str());
+    return 0;
 }
 
 int keygen(const std::string& prefix) {
@@ -124,9 +162,17 @@ int main(int argc, char** argv) {
         ->type_name("KEYFILE");
     app.add_option("--keygen", o.keygen, "Write a new Ed25519 key pair to PREFIX.key and PREFIX.pub, and exit")
         ->type_name("PREFIX");
+    app.add_option("--verify", o.verify,
+                   "Check every byte of the packed FILE and its signature, and exit (0 verified, 1 bad, 2 unsigned)")
+        ->type_name("FILE");
+    app.add_option("--pubkey", o.pubkey,
+                   "With --verify: the signer's Ed25519 public key (64 hexadecimal digits, or a file holding them)")
+        ->type_name("KEY");
     if (auto code = cli::parse(app, common, argc, argv)) return *code;
 
     if (!o.keygen.empty()) return keygen(o.keygen);
+    if (!o.pubkey.empty() && o.verify.empty()) cli::usage_error("--pubkey needs --verify");
+    if (!o.verify.empty()) return verify(o.verify, o.pubkey);
     if (o.output.empty()) cli::usage_error("-o FILE is required");
     if (o.rootfs.empty() == o.from_host.empty()) cli::usage_error("give one of --rootfs DIR|- and --from-host PROGRAM");
     if (!o.add_host.empty() && o.from_host.empty()) cli::usage_error("--add-host needs --from-host");

@@ -27,4 +27,6 @@ complete -c pack-selfexec -l mtime -x -d 'Clamp modification times to EPOCH'
 complete -c pack-selfexec -l frame-size -x -a '64K 1M 16M 32M 64M' -d 'Bytes of contents per zstd frame'
 complete -c pack-selfexec -l sign -r -F -d 'Sign with the Ed25519 key in KEYFILE'
 complete -c pack-selfexec -l keygen -r -F -d 'Write PREFIX.key and PREFIX.pub and exit'
+complete -c pack-selfexec -l verify -r -F -d 'Check every byte of a packed FILE and its signature, and exit'
+complete -c pack-selfexec -l pubkey -r -F -d "With --verify: the signer's public key"
 complete -c pack-selfexec -n '__fish_seen_subcommand_from --' -a '(__fish_complete_subcommand -- --)'

@@ -110,17 +110,23 @@ std::array<uint8_t, kTrailerSize> encode_trailer(const Trailer& t) {
     put64(&b[72], t.total_entries);
     put64(&b[80], t.file_size);
     memcpy(&b[88], t.manifest_hash.data(), 32);
-    memcpy(&b[120], t.root_hash.data(), 32);
+    memcpy(&b[120], t.stub_hash.data(), 32);
     memcpy(&b[152], t.public_key.data(), 32);
-    memcpy(&b[184], t.signature.data(), 64);
-    memcpy(&b[248], kMagicEnd, 8);
+    static_assert(kHashedSize == 184);
+    memcpy(&b[184], t.root_hash.data(), 32);
+    memcpy(&b[216], t.signature.data(), 64);
+    memcpy(&b[280], kMagicEnd, 8);
     return b;
 }
 
 Result<Trailer> decode_trailer(std::span<const uint8_t> b, uint64_t file_size) {
     if (b.size() != kTrailerSize) return bad("the file is too short to hold a trailer");
-    if (memcmp(&b[0], kMagic, 8) != 0 || memcmp(&b[248], kMagicEnd, 8) != 0)
+    if (memcmp(&b[0], kMagic, 8) != 0 || memcmp(&b[280], kMagicEnd, 8) != 0) {
+        // Version 1 had a 256-byte trailer: say so rather than "not a packed file".
+        if (b.size() >= 256 && memcmp(&b[32], kMagic, 8) == 0 && get32(&b[40]) == 1)
+            return bad("format version 1, whose signature does not cover the runner, is not supported: pack it again");
         return bad("no kago trailer (wrong magic): not a packed file, or a truncated one");
+    }
     Trailer t;
     t.version = get32(&b[8]);
     if (t.version != kVersion)
@@ -138,9 +144,10 @@ Result<Trailer> decode_trailer(std::span<const uint8_t> b, uint64_t file_size) {
     t.total_entries = get64(&b[72]);
     t.file_size = get64(&b[80]);
     memcpy(t.manifest_hash.data(), &b[88], 32);
-    memcpy(t.root_hash.data(), &b[120], 32);
+    memcpy(t.stub_hash.data(), &b[120], 32);
     memcpy(t.public_key.data(), &b[152], 32);
-    memcpy(t.signature.data(), &b[184], 64);
+    memcpy(t.root_hash.data(), &b[184], 32);
+    memcpy(t.signature.data(), &b[216], 64);
     if (t.flags & ~kFlagSigned) return bad(cat("unknown flags 0x", t.flags));
     if (t.file_size != file_size)
         return bad(cat("the file has ", file_size, " bytes but its trailer declares ", t.file_size,
@@ -225,6 +232,20 @@ Hash sha256(std::span<const uint8_t> a, std::span<const uint8_t> b) {
 Hash root_hash(const Trailer& t, std::span<const uint8_t> frame_table) {
     auto b = encode_trailer(t);
     return sha256(std::span<const uint8_t>(b.data(), kHashedSize), frame_table);
+}
+
+HashedRanges hashed_ranges(const Trailer& t) {
+    uint64_t tr = t.file_size - kTrailerSize;
+    HashedRanges r;
+    r.stub = {0, t.payload_offset};
+    r.frames = {t.payload_offset, t.manifest_offset};
+    r.manifest = {t.manifest_offset, t.frame_table_offset};
+    r.frame_table = {t.frame_table_offset, tr};
+    r.trailer_hashed = {tr, tr + kHashedSize};
+    r.root_hash = {tr + kHashedSize, tr + kHashedSize + 32};
+    r.signature = {r.root_hash.end, r.root_hash.end + 64};
+    r.end_magic = {r.signature.end, t.file_size};
+    return r;
 }
 
 const char* type_name(Type t) {

@@ -11,9 +11,20 @@
 // - The frame table has, per frame, its offset, compressed and decoded sizes
 //   and the SHA-256 of its compressed bytes.
 // - The trailer (the last kTrailerSize bytes) has the magic and version, the
-//   offsets, the declared totals, the manifest's hash and the root hash:
-//   SHA-256 over the trailer's first kHashedSize bytes and the frame table.
-//   The root hash is the cache key and what --sign signs.
+//   offsets, the declared totals, the manifest's hash, the stub's hash
+//   (SHA-256 of bytes [0, payload_offset)), the public key, the root hash
+//   and the signature.
+// - The root hash is SHA-256 over the trailer's first kHashedSize bytes
+//   (everything before the root hash) and the frame table. It is the cache
+//   key and what --sign signs, and it covers every byte of the file but the
+//   signature: the stub through its hash, the frames through the table's
+//   hashes, the manifest through its hash, the table and the trailer
+//   directly (the end magic is a constant). decode_trailer() and
+//   decode_frame_table() check that the parts tile the file with no gap.
+// - The runner checks the root hash on every run (a few hundred bytes), and
+//   the stub's, the manifest's and the frames' hashes on a cold run. A file
+//   vouching for itself proves nothing against tampering: only a check by
+//   another program (pack-selfexec --verify) does.
 //
 // Everything here is pure: it parses and checks bytes, and is fuzzed.
 #pragma once
@@ -50,9 +61,10 @@ class Sha256 {
 
 inline constexpr char kMagic[8] = {'K', 'A', 'G', 'O', 'P', 'A', 'K', '\0'};
 inline constexpr char kMagicEnd[8] = {'K', 'A', 'G', 'O', 'E', 'N', 'D', '\0'};
-inline constexpr uint32_t kVersion = 1;
-inline constexpr size_t kTrailerSize = 256;
-inline constexpr size_t kHashedSize = 120;     // trailer bytes covered by the root hash
+// Version 1's root hash did not cover the stub.
+inline constexpr uint32_t kVersion = 2;
+inline constexpr size_t kTrailerSize = 288;
+inline constexpr size_t kHashedSize = 184;  // trailer bytes covered by the root hash, which follows them
 inline constexpr size_t kFrameRecordSize = 56;  // offset, csize, usize, sha256
 inline constexpr uint32_t kMinFrameSize = 64 << 10;
 inline constexpr uint32_t kMaxFrameSize = 64 << 20;
@@ -81,8 +93,9 @@ struct Trailer {
     uint64_t total_entries = 0;  // entries in the manifest
     uint64_t file_size = 0;      // the whole packed file
     Hash manifest_hash{};        // SHA-256 of the compressed manifest
-    Hash root_hash{};
+    Hash stub_hash{};            // SHA-256 of the stub, bytes [0, payload_offset)
     std::array<uint8_t, 32> public_key{};  // when signed
+    Hash root_hash{};
     std::array<uint8_t, 64> signature{};   // Ed25519 over root_hash
 };
 
@@ -98,6 +111,17 @@ Result<std::vector<Frame>> decode_frame_table(std::span<const uint8_t> bytes, co
 
 // The root hash of a trailer (its hashed part) and frame table.
 Hash root_hash(const Trailer& t, std::span<const uint8_t> frame_table);
+
+// A byte range of the file, [begin, end).
+struct Range {
+    uint64_t begin = 0, end = 0;
+};
+// Where each hash of a checked trailer reads, and the one range no hash
+// covers (the signature's). Together they cover the whole file.
+struct HashedRanges {
+    Range stub, frames, manifest, frame_table, trailer_hashed, root_hash, signature, end_magic;
+};
+HashedRanges hashed_ranges(const Trailer& t);
 
 enum class Type : uint8_t { File = 1, Dir = 2, Symlink = 3, Hardlink = 4, Char = 5, Block = 6, Fifo = 7 };
 const char* type_name(Type t);

@@ -176,6 +176,28 @@ Status Packed::load_manifest() {
     return {};
 }
 
+namespace {
+// SHA-256 of [offset, offset + n) of fd, in 1 MiB reads.
+Result<Hash> hash_range(int fd, uint64_t offset, uint64_t n, std::vector<uint8_t>& buf, const char* what) {
+    Sha256 h;
+    for (uint64_t done = 0; done < n;) {
+        size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), n - done));
+        TRY(pread_exact(fd, buf.data(), want, offset + done, what));
+        h.update(std::span<const uint8_t>(buf.data(), want));
+        done += want;
+    }
+    return h.final();
+}
+}  // namespace
+
+Status Packed::verify_stub() const {
+    std::vector<uint8_t> buf(1 << 20);
+    Hash h = TRY(hash_range(fd_.get(), 0, trailer_.payload_offset, buf, "the stub"));
+    if (crypto_verify_32(h.data(), trailer_.stub_hash.data()) != 0)
+        return bad("the stub (the runner, bytes 0 to the first frame): SHA-256 mismatch (the file is corrupt or was tampered with)");
+    return {};
+}
+
 Status Packed::verify_signature(std::span<const uint8_t> pubkey) const {
     if (!(trailer_.flags & kFlagSigned)) return bad("not signed");
     std::span<const uint8_t> key = pubkey.empty() ? std::span<const uint8_t>(trailer_.public_key) : pubkey;
@@ -207,14 +229,7 @@ Status Packed::verify_frames(unsigned threads) const {
         std::vector<uint8_t> buf(1 << 20);
         for (size_t i; (i = next++) < frames_.size();) {
             const Frame& f = frames_[i];
-            Sha256 h;
-            for (uint64_t done = 0; done < f.csize;) {
-                size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), f.csize - done));
-                TRY(pread_exact(fd_.get(), buf.data(), want, f.offset + done, "a frame"));
-                h.update(std::span<const uint8_t>(buf.data(), want));
-                done += want;
-            }
-            Hash got = h.final();
+            Hash got = TRY(hash_range(fd_.get(), f.offset, f.csize, buf, "a frame"));
             if (crypto_verify_32(got.data(), f.sha256.data()) != 0)
                 return bad(cat("frame ", i, ": SHA-256 mismatch (the file is corrupt)"));
         }
@@ -230,7 +245,25 @@ Status Packed::verify_frames(unsigned threads) const {
     return first;
 }
 
+Result<Verified> verify(Packed& p, std::span<const uint8_t> pubkey, unsigned threads) {
+    const Trailer& t = p.trailer();
+    Verified v;
+    v.root_hash = t.root_hash;
+    v.is_signed = t.flags & kFlagSigned;
+    if (v.is_signed) {
+        TRY(p.verify_signature(pubkey));
+        v.trusted_key = !pubkey.empty();
+        if (pubkey.empty()) v.signer = t.public_key;
+        else std::copy(pubkey.begin(), pubkey.end(), v.signer.begin());
+    }
+    TRY(p.verify_stub());
+    TRY(p.load_manifest());
+    TRY(p.verify_frames(threads));
+    return v;
+}
+
 Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o) {
+    TRY(p.verify_stub());
     const Manifest& m = p.manifest();
     const auto& entries = m.entries;
     ExtractStats stats;
@@ -268,7 +301,7 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
     };
     auto mode_of = [&](const Entry& e) {
         uint32_t mode = e.mode;
-        if (o.rootless && (mode & 06000)) {
+        if (!o.setid && (mode & 06000)) {
             mode &= ~06000u;
             ++stats.setid_stripped;
         }
@@ -297,7 +330,7 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
                 chunk = chunk.subspan(k);
                 left -= k;
             }
-            if (!o.rootless && ::fchown(fd.get(), e.uid, e.gid) != 0) return sys_error(shown(i));
+            if (o.owners && ::fchown(fd.get(), e.uid, e.gid) != 0) return sys_error(shown(i));
             apply_xattrs(fd.get(), e);
             if (::fchmod(fd.get(), mode_of(e)) != 0) return sys_error(shown(i));
             ::futimens(fd.get(), times);
@@ -306,7 +339,7 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
         }
         case Type::Symlink:
             if (::symlinkat(e.target.c_str(), pfd, name) != 0) return sys_error(shown(i));
-            if (!o.rootless && ::fchownat(pfd, name, e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0)
+            if (o.owners && ::fchownat(pfd, name, e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0)
                 return sys_error(shown(i));
             ::utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW);
             break;
@@ -326,13 +359,13 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
         case Type::Char:
         case Type::Block:
         case Type::Fifo: {
-            if (e.type != Type::Fifo && o.rootless) {
+            if (e.type != Type::Fifo && !o.devices) {
                 ++stats.devices_skipped;
                 continue;
             }
             mode_t kind = e.type == Type::Char ? S_IFCHR : e.type == Type::Block ? S_IFBLK : S_IFIFO;
             if (::mknodat(pfd, name, kind | 0600, makedev(e.major, e.minor)) != 0) return sys_error(shown(i));
-            if (!o.rootless && ::fchownat(pfd, name, e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0)
+            if (o.owners && ::fchownat(pfd, name, e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0)
                 return sys_error(shown(i));
             if (::fchmodat(pfd, name, mode_of(e), 0) != 0) return sys_error(shown(i));
             ::utimensat(pfd, name, times, AT_SYMLINK_NOFOLLOW);
@@ -354,10 +387,11 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
             if (!own) return sys_error(shown(i));
             fd = own.get();
         }
-        if (!o.rootless && ::fchown(fd, e.uid, e.gid) != 0) return sys_error(shown(i));
+        if (o.owners && ::fchown(fd, e.uid, e.gid) != 0) return sys_error(shown(i));
         apply_xattrs(fd, e);
         // The root is never writable by others: the cache trusts no such entry.
-        if (::fchmod(fd, i == 0 ? mode_of(e) & ~022u : mode_of(e)) != 0) return sys_error(shown(i));
+        if ((i != 0 || o.root_mode) && ::fchmod(fd, i == 0 ? mode_of(e) & ~022u : mode_of(e)) != 0)
+            return sys_error(shown(i));
         struct timespec times[2] = {{e.mtime, 0}, {e.mtime, 0}};
         ::futimens(fd, times);
     }

@@ -29,6 +29,10 @@ class Packed {
     int fd() const { return fd_.get(); }
     uint64_t compressed_bytes() const { return trailer_.manifest_offset - trailer_.payload_offset; }
 
+    // Checks the stub's SHA-256 (bytes [0, payload_offset)): against
+    // corruption on a cold run, and in verify().
+    Status verify_stub() const;
+
     // Checks the Ed25519 signature (against the embedded key, or pubkey
     // when given). Errors when the file is not signed.
     Status verify_signature(std::span<const uint8_t> pubkey) const;
@@ -52,8 +56,30 @@ class Packed {
 
 Status pread_exact(int fd, void* buf, size_t n, uint64_t off, const char* what);
 
+// What verify() found.
+struct Verified {
+    bool is_signed = false;
+    bool trusted_key = false;  // checked against the given key, not the one the file carries
+    Hash root_hash{};
+    std::array<uint8_t, 32> signer{};  // the key the signature matched
+};
+
+// Check the whole file: the trailer and frame table (open() did), the
+// stub, the manifest, every frame (threads at once, without decoding them), and the
+// signature, against pubkey when given or else the key the file carries.
+// A file that fails a check is an Error with err 0 ("packed file: ...");
+// an I/O error carries its errno. An unsigned file is no error here, even
+// with a pubkey: Verified::is_signed says so, and the caller decides.
+Result<Verified> verify(Packed& p, std::span<const uint8_t> pubkey, unsigned threads);
+
+// The defaults are safe for any caller and any destination: no owners, no
+// device nodes (skipped and counted), no setuid or setgid bits (removed and
+// counted), and the root entry's mode on the destination.
 struct ExtractOptions {
-    bool rootless = true;  // strip setuid/setgid, skip device nodes, no chown
+    bool owners = false;     // give entries their owners (root outside a user namespace)
+    bool devices = false;    // make device nodes (root outside a user namespace)
+    bool setid = false;      // keep setuid and setgid bits
+    bool root_mode = true;   // false: leave the destination's own mode alone
     unsigned threads = 0;
 };
 
@@ -64,7 +90,9 @@ struct ExtractStats {
     uint64_t xattrs_dropped = 0;  // security.* and trusted.*, or refused by the file system
 };
 
-// Extract into dest_fd, an empty directory that we just created. Every
+// Extract into dest_fd, an empty directory that we just created, after
+// checking the stub's hash (a cold run: the frames are checked as they are
+// decoded). Every
 // entry is created with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) below
 // it, exclusively; symlinks are never followed. Checks the free space first.
 Result<ExtractStats> extract(const Packed& p, int dest_fd, const ExtractOptions& o);

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "caps/policy.hpp"
@@ -285,7 +286,13 @@ Status setup_inside(const RunSpec& s, bool own_userns, RunnerChannel& runner, ca
     // The cached root: no setuid programs and no device nodes from it.
     TRY(mount::ops::mount_setattr(root.fd, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, false));
     TRY(mount::mount_proc(root, true));
-    TRY(mount::mount_dev(root, ctx));
+    // /dev nodev, as root too: Docker's set keeps CAP_MKNOD, and a node
+    // made on a tmpfs without nodev opens any host device. The nodes are
+    // the host's, bound in, as they are rootless (mount_dev's way in a
+    // user namespace).
+    mount::Context dev_ctx = ctx;
+    dev_ctx.in_userns = true;
+    TRY(mount::mount_dev(root, dev_ctx));
     if (netns_by_helper(c)) TRY(runner.join_netns());
     // /sys only when asked for (--sys): most commands do without, and it
     // costs two mounts per start; rootless it needs a network namespace
@@ -358,8 +365,34 @@ int command_main(void* arg) {
 
 // `cpus`, when not null, is the affinity to give back before the command
 // starts (the runner moved us off its CPU).
+// The init never execs, so close-on-exec does not help it: it closes what
+// it got from the runner (the packed file, the cache directory, whatever the
+// caller passed on) but the standard streams and its own channels. It is
+// undumpable later on, but a container that keeps CAP_SYS_PTRACE could
+// still reach them through /proc/1/fd.
+Status close_runner_fds(std::vector<int> keep) {
+    std::sort(keep.begin(), keep.end());
+    unsigned from = 3;
+    auto close_range = [](unsigned lo, unsigned hi) -> Status {
+        long r = trace::call([&] { return cat("close_range(", lo, ", ", hi == ~0u ? std::string("~0U") : cat(hi), ", 0)"); },
+                             [&] { return ::close_range(lo, hi, 0); });
+        if (r != 0) return sys_error("close the runner's descriptors: close_range");
+        return {};
+    };
+    for (int fd : keep) {
+        if (fd < static_cast<int>(from)) continue;
+        if (static_cast<unsigned>(fd) > from) TRY(close_range(from, static_cast<unsigned>(fd) - 1));
+        from = static_cast<unsigned>(fd) + 1;
+    }
+    return close_range(from, ~0u);
+}
+
 [[noreturn]] void container_main(const RunSpec& s, bool own_userns, int sock, int report, int status,
                                  const proc::SignalBlock& block, const cpu_set_t* cpus) {
+    if (auto st = close_runner_fds({sock, report, status}); !st) {
+        send(report, 'E', st.error(), 125);
+        _exit(125);
+    }
     Status early = setup_early(s.config);
     RunnerChannel runner(sock);
     // No go: the runner failed to set us up and is gone or giving up.
@@ -376,8 +409,13 @@ int command_main(void* arg) {
     ::close(sock);
     std::vector<std::string> env = container_env(s.config, policy.user ? policy.user->home : "/root");
     // This init runs the packed file, a host file: make it undumpable so that
-    // the container cannot reach it through /proc/1/exe or /proc/1/fd. The
-    // command's exec resets this for the command.
+    // the container cannot reach it through /proc/1/exe, /proc/1/cwd or
+    // /proc/1/fd. Undumpable, its /proc files belong to the runner's user
+    // namespace's root (mm->user_ns is the runner's: we were cloned, not
+    // exec'd), and a container root has no capability there. Not earlier:
+    // the runner writes our id maps, and rootless it may not write those of
+    // an undumpable process; and no process of the container exists before
+    // the command, below. The command's exec resets this for the command.
     if (trace::call([] { return std::string("prctl(PR_SET_DUMPABLE, 0)"); },
                     [] { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }) != 0) {
         send(report, 'E', sys_error("prctl(PR_SET_DUMPABLE, 0)"), 125);

@@ -44,6 +44,7 @@ Result<WriteResult> write_core(int out, const Manifest& m, uint64_t total, const
     TRY(write_all(out, o.stub.data(), o.stub.size(), pos));
     Trailer t;
     t.payload_offset = pos;
+    t.stub_hash = sha256(o.stub);
     t.frame_size = o.frame_size;
     t.total_bytes = total;
     t.total_entries = m.entries.size();

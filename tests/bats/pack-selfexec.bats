@@ -204,7 +204,7 @@ hostile_corpus() {
     run unshare --user --map-root-user -- "$PK_DIR/userns.run" --kago-cache "$c"
     assert_success
     assert_line "hello"
-    assert_output --partial "warning: skipped 1 device nodes"
+    assert_output --partial "warning: skipped 1 device node (rootless"
     [ -z "$(find "$c" -type c)" ]
 }
 
@@ -325,6 +325,25 @@ hostile_corpus() {
     assert_output --partial "signature"
     run "$PK_DIR/bb.run" --kago-verify "$PK_DIR/key.pub"
     assert_failure 125
+}
+
+@test "pack-selfexec --verify: one line per exit status" {
+    pack-selfexec --keygen "$PK_DIR/vkey"
+    pack-selfexec --keygen "$PK_DIR/vother"
+    pack-selfexec -o "$PK_DIR/v.run" --sign "$PK_DIR/vkey.key" --rootfs "$KAGO_ROOTFS" -- /bin/true
+    run pack-selfexec --verify "$PK_DIR/v.run" --pubkey "$PK_DIR/vkey.pub"; assert_success; assert_output --partial "v.run: OK, signed by $(cat "$PK_DIR/vkey.pub")"
+    run pack-selfexec --verify "$PK_DIR/v.run" --pubkey "$(cat "$PK_DIR/vkey.pub")"; assert_success
+    run pack-selfexec --verify "$PK_DIR/v.run"; assert_success; assert_output --partial "warning: "
+    run pack-selfexec --verify "$PK_DIR/v.run" --pubkey "$PK_DIR/vother.pub"; assert_failure 1; assert_output --partial "signature"
+    run pack-selfexec --verify "$PK_DIR/bb.run"; assert_failure 2; assert_output --partial "not signed"
+    run pack-selfexec --verify "$PK_DIR/bb.run" --pubkey "$PK_DIR/vkey.pub"; assert_failure 2
+    cp "$PK_DIR/v.run" "$PK_DIR/vbad.run"
+    printf '\x55' | dd of="$PK_DIR/vbad.run" bs=1 seek=$(( $(stat -c %s "$PK_DIR/v.run") - 300000 )) conv=notrunc 2>/dev/null
+    run pack-selfexec --verify "$PK_DIR/vbad.run" --pubkey "$PK_DIR/vkey.pub"; assert_failure 1
+    run pack-selfexec --verify /etc/passwd; assert_failure 1; assert_output --partial "packed file"
+    run pack-selfexec --verify "$PK_DIR/missing.run"; assert_failure 125
+    run pack-selfexec --pubkey "$PK_DIR/vkey.pub"; assert_failure 125; assert_output --partial "--pubkey needs --verify"
+    run "$PK_DIR/bb.run" --kago-keep-devices-setuid; assert_failure 125
 }
 
 @test "--kago-cache DIR holds a complete, private entry; --kago-clean removes it" {

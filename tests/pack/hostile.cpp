@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -81,36 +82,16 @@ void put64(std::vector<uint8_t>& b, size_t off, uint64_t v) {
     for (int i = 0; i < 8; ++i) b[off + i] = static_cast<uint8_t>(v >> (8 * i));
 }
 // Rewrite the trailer's root hash after changing a hashed field, so that
-// the change itself is what the runner must catch.
+// the change itself is what the runner must catch: SHA-256 over the raw
+// first kHashedSize bytes of the trailer and the frame table.
 void rehash(std::vector<uint8_t>& b) {
     size_t t = b.size() - kTrailerSize;
-    Trailer tr;
-    auto dec = decode_trailer(std::span<const uint8_t>(b).subspan(t), b.size());
-    (void)dec;
-    // Recompute over the raw bytes: first kHashedSize bytes + the frame table.
     uint64_t table = get64(b, t + 24);
-    std::vector<uint8_t> hashed(b.begin() + t, b.begin() + t + kHashedSize);
-    Trailer fake;
-    (void)fake;
-    (void)tr;
-    // root_hash() encodes a Trailer; decode what we can by hand.
-    Trailer x;
-    x.version = b[t + 8] | b[t + 9] << 8 | b[t + 10] << 16 | static_cast<uint32_t>(b[t + 11]) << 24;
-    x.flags = b[t + 12] | b[t + 13] << 8;
-    x.payload_offset = get64(b, t + 16);
-    x.frame_table_offset = table;
-    x.frame_count = b[t + 32] | b[t + 33] << 8 | b[t + 34] << 16 | static_cast<uint32_t>(b[t + 35]) << 24;
-    x.frame_size = b[t + 36] | b[t + 37] << 8 | b[t + 38] << 16 | static_cast<uint32_t>(b[t + 39]) << 24;
-    x.manifest_offset = get64(b, t + 40);
-    x.manifest_csize = get64(b, t + 48);
-    x.manifest_usize = get64(b, t + 56);
-    x.total_bytes = get64(b, t + 64);
-    x.total_entries = get64(b, t + 72);
-    x.file_size = get64(b, t + 80);
-    memcpy(x.manifest_hash.data(), &b[t + 88], 32);
-    uint64_t n = std::min<uint64_t>(x.frame_count * kFrameRecordSize, table < t ? t - table : 0);
-    Hash h = root_hash(x, std::span<const uint8_t>(b).subspan(table < t ? table : t, n));
-    memcpy(&b[t + 120], h.data(), 32);
+    uint32_t count = b[t + 32] | b[t + 33] << 8 | b[t + 34] << 16 | static_cast<uint32_t>(b[t + 35]) << 24;
+    uint64_t n = std::min<uint64_t>(uint64_t{count} * kFrameRecordSize, table < t ? t - table : 0);
+    Hash h = sha256(std::span<const uint8_t>(b).subspan(t, kHashedSize),
+                    std::span<const uint8_t>(b).subspan(table < t ? table : t, n));
+    memcpy(&b[t + kHashedSize], h.data(), 32);
 }
 
 // A packed file whose one frame holds 1 MiB of zeros while the frame table
@@ -134,6 +115,7 @@ std::vector<uint8_t> bomb(const Manifest& m, uint64_t declared, bool with_size) 
     std::vector<uint8_t> b(kago_pack_stub_start, kago_pack_stub_end);
     Trailer t;
     t.payload_offset = b.size();
+    t.stub_hash = sha256(b);
     t.frame_size = kMinFrameSize;
     t.total_bytes = declared;
     t.total_entries = m.entries.size();
@@ -260,7 +242,22 @@ int main(int argc, char** argv) {
         save("reject-flipped-manifest", c);
         auto d = good;
         d[t + 100] ^= 0x80;  // inside the manifest hash: the root hash catches it
-        save("reject-flipped-trailer", d);
+        save("reject-flipped-trailer", d);        // One byte of the runner's own help text: it still runs, and its
+        // cold run must refuse itself (the stub's hash). Then a trailer
+        // whose stub hash is wrong, with a root hash to match.
+        static const char help[] = "Runner options";
+        auto it = std::search(good.begin(), good.begin() + static_cast<long>(payload), help, help + sizeof help - 1);
+        if (it == good.begin() + static_cast<long>(payload)) {
+            fprintf(stderr, "pack-hostile: the runner's help text is not in the stub\n");
+            return 1;
+        }
+        auto e = good;
+        e[static_cast<size_t>(it - good.begin())] = 'X';
+        save("reject-flipped-stub", e);
+        auto f = good;
+        f[t + 120] ^= 0x01;
+        rehash(f);
+        save("reject-stub-hash", f);
     }
     {
         auto b = good;

@@ -2,6 +2,7 @@
 // extracting and the cache. Nothing here needs privilege.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -185,10 +186,10 @@ TEST(PackTrailer, Rejects) {
     bad[0] = 'X';
     EXPECT_FALSE(decode_trailer(bad, t.file_size));
     bad = b;
-    bad[8] = 2;  // version
+    bad[8] = 3;  // version
     auto r = decode_trailer(bad, t.file_size);
     ASSERT_FALSE(r);
-    EXPECT_NE(r.error().what.find("version 2"), std::string::npos);
+    EXPECT_NE(r.error().what.find("version 3"), std::string::npos);
     Trailer o = t;
     o.frame_table_offset = 10000;  // outside
     EXPECT_FALSE(decode_trailer(encode_trailer(o), t.file_size));
@@ -550,12 +551,140 @@ TEST(PackFile, DetectsDamage) {
         bool caught = !p->load_manifest();
         if (!caught) caught = !p->decode_frames(1, [](size_t, std::span<const uint8_t>) -> Status { return {}; });
         // Bits in the unsigned signature area change nothing that is used.
-        bool unused = i >= good.size() - kTrailerSize + 152 && i < good.size() - 8;
+        bool unused = i >= hashed_ranges(p->trailer()).signature.begin && i < hashed_ranges(p->trailer()).signature.end;
         EXPECT_TRUE(caught || unused) << "byte " << i;
     }
     auto t = good;
     t.resize(t.size() - 1);
     EXPECT_FALSE(Packed::open(UniqueFd(memfd_with(t))));
+}
+
+// The hashes' ranges tile the file: stub, frames, manifest, frame table,
+// the trailer's hashed part, the root hash, the signature, the end magic.
+TEST(PackHash, RangesTileTheWholeFile) {
+    Manifest m = simple_manifest();
+    int fd = memfd_create("p", MFD_CLOEXEC);
+    ASSERT_TRUE(write_raw(fd, m, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>("hello\n"), 6), small_opts()));
+    auto p = Packed::open(UniqueFd(fd));
+    ASSERT_TRUE(p) << p.error().message();
+    HashedRanges r = hashed_ranges(p->trailer());
+    std::vector<Range> in_order{r.stub, r.frames, r.manifest, r.frame_table, r.trailer_hashed, r.root_hash, r.signature, r.end_magic};
+    uint64_t at = 0;
+    for (const Range& x : in_order) {
+        EXPECT_EQ(x.begin, at);
+        EXPECT_LE(x.begin, x.end);
+        at = x.end;
+    }
+    EXPECT_EQ(at, p->trailer().file_size);
+    EXPECT_EQ(r.stub.end, sizeof kStub);
+    EXPECT_GT(r.frames.end, r.frames.begin);
+    EXPECT_EQ(r.signature.end - r.signature.begin, 64u);
+    EXPECT_EQ(r.trailer_hashed.end - r.trailer_hashed.begin, kHashedSize);
+    // The stub's hash is the trailer's, and the root hash depends on it.
+    EXPECT_EQ(p->trailer().stub_hash, sha256(std::span<const uint8_t>(kStub, sizeof kStub)));
+    Trailer other = p->trailer();
+    other.stub_hash[0] ^= 1;
+    auto table = encode_frame_table(p->frames());
+    EXPECT_EQ(root_hash(p->trailer(), table), p->trailer().root_hash);
+    EXPECT_NE(root_hash(other, table), p->trailer().root_hash);
+}
+
+// verify() catches a change to any byte of a signed file, the stub's
+// included; of an unsigned one, any byte but the (unused) signature's.
+TEST(PackHash, VerifyCoversEveryByte) {
+    Manifest m = simple_manifest();
+    std::vector<uint8_t> pk(crypto_sign_PUBLICKEYBYTES), sk(crypto_sign_SECRETKEYBYTES);
+    crypto_sign_keypair(pk.data(), sk.data());
+    for (bool sign : {true, false}) {
+        WriteOptions o = small_opts();
+        if (sign) o.secret_key = sk;
+        int fd = memfd_create("p", MFD_CLOEXEC);
+        ASSERT_TRUE(write_raw(fd, m, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>("hello\n"), 6), o));
+        auto good = file_bytes(fd);
+        close(fd);
+        std::span<const uint8_t> key = sign ? std::span<const uint8_t>(pk) : std::span<const uint8_t>();
+        {
+            auto p = Packed::open(UniqueFd(memfd_with(good)));
+            ASSERT_TRUE(p);
+            auto v = verify(*p, key, 1);
+            ASSERT_TRUE(v) << v.error().message();
+            EXPECT_EQ(v->is_signed, sign);
+            EXPECT_EQ(v->trusted_key, sign);
+        }
+        auto p0 = Packed::open(UniqueFd(memfd_with(good)));
+        Range sig = hashed_ranges(p0->trailer()).signature;
+        for (size_t i = 0; i < good.size(); ++i) {
+            auto b = good;
+            b[i] ^= 0x20;
+            auto p = Packed::open(UniqueFd(memfd_with(b)));
+            bool caught = !p || !verify(*p, key, 1);
+            bool unused = !sign && i >= sig.begin && i < sig.end;
+            EXPECT_TRUE(caught || unused) << (sign ? "signed" : "unsigned") << ", byte " << i;
+        }
+    }
+}
+
+// A signed file checked against another key, or without the key it
+// carries being trusted.
+TEST(PackHash, VerifyKeys) {
+    Manifest m = simple_manifest();
+    std::vector<uint8_t> pk(crypto_sign_PUBLICKEYBYTES), sk(crypto_sign_SECRETKEYBYTES);
+    std::vector<uint8_t> pk2(crypto_sign_PUBLICKEYBYTES), sk2(crypto_sign_SECRETKEYBYTES);
+    crypto_sign_keypair(pk.data(), sk.data());
+    crypto_sign_keypair(pk2.data(), sk2.data());
+    WriteOptions o = small_opts();
+    o.secret_key = sk;
+    int fd = memfd_create("p", MFD_CLOEXEC);
+    ASSERT_TRUE(write_raw(fd, m, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>("hello\n"), 6), o));
+    auto p = Packed::open(UniqueFd(fd));
+    ASSERT_TRUE(p);
+    auto v = verify(*p, {}, 1);
+    ASSERT_TRUE(v);
+    EXPECT_FALSE(v->trusted_key);
+    EXPECT_TRUE(std::equal(pk.begin(), pk.end(), v->signer.begin()));
+    auto bad = verify(*p, pk2, 1);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().err, 0);
+    // An unsigned file is whole, and says it is not signed, key or none.
+    int fd2 = memfd_create("p", MFD_CLOEXEC);
+    ASSERT_TRUE(write_raw(fd2, m, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>("hello\n"), 6), small_opts()));
+    auto u = Packed::open(UniqueFd(fd2));
+    ASSERT_TRUE(u);
+    auto nu = verify(*u, pk, 1);
+    ASSERT_TRUE(nu);
+    EXPECT_FALSE(nu->is_signed);
+    EXPECT_FALSE(nu->trusted_key);
+}
+
+// A cold run (extraction) checks the stub's hash; a hot run reads only the
+// trailer and the frame table, so open() does not.
+TEST(PackHash, ExtractChecksTheStub) {
+    Manifest m = simple_manifest();
+    int fd = memfd_create("p", MFD_CLOEXEC);
+    ASSERT_TRUE(write_raw(fd, m, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>("hello\n"), 6), small_opts()));
+    auto b = file_bytes(fd);
+    close(fd);
+    b[2] ^= 1;
+    auto p = Packed::open(UniqueFd(memfd_with(b)));
+    ASSERT_TRUE(p) << p.error().message();
+    ASSERT_TRUE(p->load_manifest());
+    TempDir d;
+    UniqueFd dest(open(d.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    auto st = extract(*p, dest.get(), {});
+    ASSERT_FALSE(st);
+    EXPECT_NE(st.error().what.find("stub"), std::string::npos);
+    EXPECT_NE(access((d.path + "/etc").c_str(), F_OK), 0);
+}
+
+// A version 1 file (a 256-byte trailer) is named as such.
+TEST(PackHash, VersionOneIsNamed) {
+    std::vector<uint8_t> t(kTrailerSize, 0);
+    memcpy(&t[32], kMagic, 8);
+    t[40] = 1;
+    memcpy(&t[kTrailerSize - 8], kMagicEnd, 8);
+    auto r = decode_trailer(t, 10000);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().what.find("version 1"), std::string::npos);
 }
 
 TEST(PackFile, RootlessStripsSetuidAndSkipsDevices) {
@@ -581,8 +710,7 @@ TEST(PackFile, RootlessStripsSetuidAndSkipsDevices) {
     ASSERT_TRUE(p->load_manifest());
     TempDir d;
     UniqueFd dest(open(d.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    ExtractOptions o;
-    o.rootless = true;
+    ExtractOptions o;  // the defaults
     auto st = extract(*p, dest.get(), o);
     ASSERT_TRUE(st) << st.error().message();
     EXPECT_EQ(st->devices_skipped, 1u);
@@ -592,6 +720,28 @@ TEST(PackFile, RootlessStripsSetuidAndSkipsDevices) {
     ASSERT_EQ(stat((d.path + "/suid").c_str(), &s), 0);
     EXPECT_EQ(s.st_mode & 07777, 0755u);
     EXPECT_NE(access((d.path + "/null").c_str(), F_OK), 0);
+}
+
+// --kago-extract: the destination keeps its own mode (0700), not the
+// image root's.
+TEST(PackFile, ExtractCanLeaveTheDestinationsMode) {
+    Manifest m = simple_manifest();
+    m.entries[0].mode = 0755;
+    for (bool root_mode : {true, false}) {
+        int fd = memfd_create("p", MFD_CLOEXEC);
+        ASSERT_TRUE(write_raw(fd, m, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>("hello\n"), 6), small_opts()));
+        auto p = Packed::open(UniqueFd(fd));
+        ASSERT_TRUE(p && p->load_manifest());
+        TempDir d;
+        chmod(d.path.c_str(), 0700);
+        UniqueFd dest(open(d.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        ExtractOptions o;
+        o.root_mode = root_mode;
+        ASSERT_TRUE(extract(*p, dest.get(), o));
+        struct stat st;
+        ASSERT_EQ(stat(d.path.c_str(), &st), 0);
+        EXPECT_EQ(st.st_mode & 07777, root_mode ? 0755u : 0700u);
+    }
 }
 
 TEST(PackFile, ExtractRefusesAnExistingEntry) {

@@ -52,8 +52,9 @@ void report(const Error& e) {
 
 [[noreturn]] void usage(std::string_view msg) {
     trace::emit(msg);
-    trace::emit("runner options: --kago-info, --kago-extract DIR, --kago-shell, --kago-verify [PUBKEY], "
-                "--kago-cache DIR, --kago-bind SRC:DST, --kago-trace, --kago-clean, --kago-help");
+    trace::emit("runner options: --kago-info, --kago-extract DIR, --kago-keep-devices-setuid, --kago-shell, "
+                "--kago-verify [PUBKEY], --kago-cache DIR, --kago-bind SRC:DST, --kago-trace, --kago-clean, "
+                "--kago-help");
     _exit(125);
 }
 
@@ -67,7 +68,7 @@ void check(const Status& s) {
 }
 
 struct Options {
-    bool info = false, shell = false, verify = false, clean = false, help = false;
+    bool info = false, shell = false, verify = false, clean = false, help = false, keep_special = false;
     std::string extract, cache, pubkey;
     std::vector<std::string> binds;
     std::vector<std::string> args;
@@ -92,6 +93,7 @@ Options parse_args(int argc, char** argv) {
         else if (a == "--kago-clean") o.clean = true;
         else if (a == "--kago-trace") trace::set_verbose(true);
         else if (a == "--kago-help") o.help = true;
+        else if (a == "--kago-keep-devices-setuid") o.keep_special = true;
         else if (is("--kago-extract")) o.extract = value(a, "--kago-extract");
         else if (is("--kago-cache")) o.cache = value(a, "--kago-cache");
         else if (is("--kago-bind")) o.binds.push_back(value(a, "--kago-bind"));
@@ -171,13 +173,14 @@ void print_info(Packed& p, const Options& o) {
     out(s);
 }
 
-void warn_stats(const ExtractStats& st) {
+// The whys: what the skipped devices and the stripped bits are owed to.
+void warn_stats(const ExtractStats& st, std::string_view devices_why, std::string_view setid_why) {
     if (st.devices_skipped)
         trace::emit(cat("warning: skipped ", st.devices_skipped,
-                        " device nodes (rootless: the container gets a minimal /dev instead)"));
+                        st.devices_skipped == 1 ? " device node (" : " device nodes (", devices_why, ")"));
     if (st.setid_stripped)
-        trace::emit(cat("warning: removed the setuid/setgid bits of ", st.setid_stripped,
-                        " entries (rootless: their owners are not mapped)"));
+        trace::emit(cat("warning: removed the setuid/setgid bits of ", st.setid_stripped, " entries (", setid_why,
+                        ")"));
     if (st.xattrs_dropped && trace::verbose())
         trace::emit(cat("dropped ", st.xattrs_dropped, " extended attributes (security.*, trusted.*, or refused)"));
 }
@@ -200,9 +203,14 @@ int main(int argc, char** argv) {
     if (o.help) {
         out("Runner options (everything else goes to the command):\n"
             "  --kago-info            print the settings, sizes, hash and signature; run nothing\n"
-            "  --kago-extract DIR     extract the root into DIR; run nothing\n"
+            "  --kago-extract DIR     extract the root into DIR (made mode 0700), without device nodes\n"
+            "                         and setuid/setgid bits; run nothing\n"
+            "  --kago-keep-devices-setuid\n"
+            "                         with --kago-extract as root: make the device nodes and keep the\n"
+            "                         setuid/setgid bits\n"
             "  --kago-shell           run /bin/sh instead of the command\n"
-            "  --kago-verify [PUBKEY] check every hash (and the signature); run nothing\n"
+            "  --kago-verify [PUBKEY] check every hash (and the signature); run nothing. This is the\n"
+            "                         file vouching for itself: use pack-selfexec --verify FILE\n"
             "  --kago-cache DIR       cache directory instead of ~/.cache/kago\n"
             "  --kago-bind SRC:DST    bind a host path (only if built with --bind-allowed)\n"
             "  --kago-trace           trace every kernel call\n"
@@ -216,14 +224,11 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (o.verify) {
-        if (!o.pubkey.empty() || (p.trailer().flags & kFlagSigned)) {
-            std::vector<uint8_t> key;
-            if (!o.pubkey.empty()) key = read_pubkey(o.pubkey);
-            check(p.verify_signature(key));
-        }
-        check(p.load_manifest());
-        check(p.verify_frames(threads));
-        out(cat(p.key(), ": OK", (p.trailer().flags & kFlagSigned) ? " (signed)" : "", "\n"));
+        std::vector<uint8_t> key;
+        if (!o.pubkey.empty()) key = read_pubkey(o.pubkey);
+        Verified v = check(verify(p, key, threads));
+        if (!key.empty() && !v.is_signed) die(usage_error("packed file: not signed"));
+        out(cat(p.key(), ": OK", v.is_signed ? " (signed)" : "", "\n"));
         return 0;
     }
     if (o.clean) {
@@ -231,24 +236,37 @@ int main(int argc, char** argv) {
         check(cache_clean(base, p.key()));
         return 0;
     }
+    if (o.keep_special && o.extract.empty()) usage("--kago-keep-devices-setuid: only with --kago-extract DIR");
     ExtractOptions eo;
     // Root in a user namespace (a container, unshare -Ur) can neither make
     // device nodes nor give files to ids its namespace does not map.
-    eo.rootless = ::geteuid() != 0 || mount::in_user_namespace();
+    bool rootless = ::geteuid() != 0 || mount::in_user_namespace();
+    eo.owners = !rootless;
     eo.threads = threads;
     if (!o.extract.empty()) {
+        // A tree anyone may enter would hand them its device nodes and
+        // setuid programs: both only when asked for, and DIR is 0700 (an
+        // existing DIR keeps its mode), whatever the image's root says.
+        eo.devices = eo.setid = !rootless && o.keep_special;
+        eo.root_mode = false;
         check(p.load_manifest());
-        if (::mkdir(o.extract.c_str(), 0755) != 0 && errno != EEXIST) die(sys_error(cat("create ", o.extract)));
+        if (::mkdir(o.extract.c_str(), 0700) != 0 && errno != EEXIST) die(sys_error(cat("create ", o.extract)));
         UniqueFd dir(::open(o.extract.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!dir) die(sys_error(cat("open ", o.extract)));
         auto st = extract(p, dir.get(), eo);
         if (!st) die(st.error());
-        warn_stats(*st);
+        if (rootless) warn_stats(*st, "rootless: none can be made", "rootless: their owners are not mapped");
+        else warn_stats(*st, "made only with --kago-keep-devices-setuid", "kept only with --kago-keep-devices-setuid");
         return 0;
     }
+    // The cache: private (0700 entries below a base not writable by
+    // others) and mounted nosuid and nodev in the container.
+    eo.devices = eo.setid = !rootless;
     auto base = check(open_cache_base(o.cache));
     CacheEntry entry = check(cache_get(base, p, eo));
-    if (!entry.hit) warn_stats(entry.stats);
+    if (!entry.hit)
+        warn_stats(entry.stats, "rootless: the container gets a minimal /dev instead",
+                   "rootless: their owners are not mapped");
     RunSpec spec;
     spec.config = entry.config;
     spec.rootfs = entry.root;
