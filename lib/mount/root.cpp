@@ -82,10 +82,11 @@ Status mount_new(const char* fstype, const ops::Fd& at, unsigned attr,
     return ops::move_mount_fd(m, at);
 }
 
-// Bind the host path src on `at` (a single mount, not its children).
-Status bind_on(const std::string& src, const ops::Fd& at, bool read_only, bool recursive) {
+// Bind the host path src on `at` (with its children when recursive), with
+// the MOUNT_ATTR_* flags attr added.
+Status bind_on(const std::string& src, const ops::Fd& at, unsigned attr, bool recursive) {
     auto t = TRY(ops::clone_tree(src, recursive));
-    if (read_only) TRY(ops::mount_setattr(t, MOUNT_ATTR_RDONLY, 0, recursive));
+    if (attr) TRY(ops::mount_setattr(t, attr, 0, recursive));
     return ops::move_mount_fd(t, at);
 }
 
@@ -104,7 +105,7 @@ Status mask_proc(const Root& root) {
                                             "/proc/bus"};
     for (const char* p : masked_files) {
         auto at = TRY(open_if_present(root, p, "--proc"));
-        if (at) TRY_AS("--proc", bind_on("/dev/null", *at, false, false));
+        if (at) TRY_AS("--proc", bind_on("/dev/null", *at, 0, false));
     }
     for (const char* p : masked_dirs) {
         auto found = TRY(open_if_present(root, p, "--proc"));
@@ -189,7 +190,8 @@ Status mount_overlay(const RootSpec& spec, const Context& ctx, const std::string
         if (!kernel.empty()) e.hint += cat(" (", kernel, ")");
         return e;
     }
-    auto m = TRY_AS("--layer", ops::fsmount(fs, 0));
+    // nodev: a device node in a layer, or one made in the upper, does not open.
+    auto m = TRY_AS("--layer", ops::fsmount(fs, MOUNT_ATTR_NODEV));
     return ops::move_mount_path(m, spec.target);
 }
 
@@ -321,7 +323,8 @@ Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo)
     if (spec.upper.kind == UpperKind::tmpfs) {
         std::string opts = "mode=0755";
         if (spec.upper.size) opts += cat(",size=", spec.upper.size);
-        TRY_AS("--tmp-upper", sys::mount("tmpfs", spec.target.c_str(), "tmpfs", 0, opts.c_str()));
+        TRY_AS("--tmp-upper",
+               sys::mount("tmpfs", spec.target.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()));
         if (!trace::dry_run())
             undo.add([t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
         upper = spec.target + "/upper";
@@ -331,7 +334,7 @@ Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo)
     }
     if (spec.layers.size() == 1 && upper.empty()) {
         auto t = TRY_AS("--layer", ops::clone_tree(spec.layers[0], true));
-        TRY_AS("--layer", ops::mount_setattr(t, MOUNT_ATTR_RDONLY, 0, true));
+        TRY_AS("--layer", ops::mount_setattr(t, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV, 0, true));
         TRY_AS("--layer", ops::move_mount_path(t, spec.target));
     } else {
         TRY(mount_overlay(spec, ctx, upper, work));
@@ -362,29 +365,19 @@ Status mount_proc(const Root& root, bool mask) {
 
 Status mount_dev(const Root& root, const Context& ctx) {
     auto at = TRY(open_in_root(root, "/dev", Create::dir, 0755, "--dev"));
-    // mknod'ed devices need a tmpfs without nodev; binds keep their own flags.
-    unsigned attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | (ctx.in_userns ? MOUNT_ATTR_NODEV : 0);
-    TRY_AS("--dev", mount_new("tmpfs", at, attr, {{"mode", "0755"}, {"size", "1m"}}));
+    // A nodev tmpfs: a node made in it with mknod does not open. The allowed
+    // devices are the host's own nodes, bound in (a bind keeps the host
+    // devtmpfs' flags), as bubblewrap does.
+    TRY_AS("--dev", mount_new("tmpfs", at, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                              {{"mode", "0755"}, {"size", "1m"}}));
     auto dev = TRY(open_in_root(root, "/dev", Create::none, 0, "--dev"));
-    struct Node {
-        const char* name;
-        unsigned major, minor;
-    };
-    static const Node nodes[] = {{"null", 1, 3},    {"zero", 1, 5}, {"full", 1, 7},
-                                 {"random", 1, 8},  {"urandom", 1, 9}, {"tty", 5, 0}};
-    for (const auto& n : nodes) {
-        std::string path = cat("/dev/", n.name);
-        if (!ctx.in_userns) {
-            TRY_AS("--dev", ops::mknodat(dev, n.name, S_IFCHR | 0666, makedev(n.major, n.minor),
-                                         root.shown(path)));
-        } else {
-            TRY_AS("--dev", ops::touchat(dev, n.name, 0666, root.shown(path)));
-            auto node = TRY(open_in_root(root, path, Create::none, 0, "--dev"));
-            auto r = bind_on(path, node, false, false);
-            if (!r)
-                return prefixed(std::move(r).error(), "--dev")
-                    .with_hint("in a user namespace mknod is refused, so host devices are bound");
-        }
+    static const char* const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+    for (const char* n : nodes) {
+        std::string path = cat("/dev/", n);
+        TRY_AS("--dev", ops::touchat(dev, n, 0666, root.shown(path)));
+        auto node = TRY(open_in_root(root, path, Create::none, 0, "--dev"));
+        auto r = bind_on(path, node, 0, false);
+        if (!r) return prefixed(std::move(r).error(), "--dev").with_hint("the host's /dev lacks this device");
     }
     TRY_AS("--dev", ops::mkdirat(dev, "pts", 0755, root.shown("/dev/pts")));
     TRY_AS("--dev", ops::mkdirat(dev, "shm", 01777, root.shown("/dev/shm")));
@@ -434,7 +427,7 @@ Status bind_etc_files(const Root& root, const RootSpec& spec) {
         if (src->empty()) continue;
         const char* opt = std::string_view(dst) == "/etc/resolv.conf" ? "--resolv" : "--hosts";
         auto at = TRY(open_in_root(root, dst, Create::file, 0644, opt));
-        TRY_AS(opt, bind_on(*src, at, true, false));
+        TRY_AS(opt, bind_on(*src, at, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV, false));
     }
     return {};
 }
@@ -447,7 +440,8 @@ Status apply_step(const Root& root, const Step& st) {
         if (::stat(st.src.c_str(), &s) != 0) return sys_error(cat("--bind source ", st.src));
         auto at = TRY(open_in_root(root, st.dst, S_ISDIR(s.st_mode) ? Create::dir : Create::file, 0,
                                    cat("--bind ", st.src)));
-        auto r = bind_on(st.src, at, st.read_only, true);
+        unsigned attr = (st.read_only ? MOUNT_ATTR_RDONLY : 0) | (st.dev ? 0 : MOUNT_ATTR_NODEV);
+        auto r = bind_on(st.src, at, attr, true);
         if (!r) return prefixed(std::move(r).error(), "--bind");
         return {};
     }
