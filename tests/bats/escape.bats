@@ -180,3 +180,37 @@ devnode_root() {
 # --- packed files (items 8 and 9, and the attacks above against a packed file) --
 
 # --- what the payload sees: mountinfo, cmdline, environment --------------------
+
+# mountinfo: no host path of a layer, an upper or the state directory.
+refute_host_paths() {
+    refute_output --partial "$EROOT"
+    refute_output --partial "bats-run"
+    refute_output --partial "/kago"
+}
+
+@test "mountinfo: the default chain shows no layer path and no state directory (root)" {
+    run default_chain cat /proc/self/mountinfo
+    assert_success
+    assert_output --partial " / / "
+    refute_host_paths
+}
+
+@test "mountinfo: the default chain shows no layer path and no state directory (rootless)" {
+    require_userns
+    let_nobody_in "$EROOT"
+    run rootless_chain cat /proc/self/mountinfo
+    assert_success
+    assert_output --partial " / / "
+    refute_host_paths
+}
+
+@test "mountinfo: two layers and an --upper DIR show no host path either" {
+    local app=$BATS_TEST_TMPDIR/app up=$BATS_TEST_TMPDIR/box/upper
+    mkdir -p "$app" "$BATS_TEST_TMPDIR/box" && echo app >"$app/app.txt"
+    run "$KAGO_BIN/unshare-run" --pid --mount -- "$KAGO_BIN/mount-layers" --layer "$EROOT" --layer "$app" \
+        --upper "$up" --proc --dev --pivot -- sh -c 'cat /app.txt; echo x >/new.txt; cat /proc/self/mountinfo'
+    assert_success
+    assert_line app
+    refute_host_paths
+    [ -e "$up/new.txt" ]
+}
