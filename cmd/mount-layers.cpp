@@ -65,14 +65,15 @@ int main(int argc, char** argv) {
             ->type_name(type)
             ->trigger_on_parse();
     };
-    step(StepKind::bind, "--bind", "SRC:DST[:ro]", "Bind the host path SRC on DST in the root");
+    step(StepKind::bind, "--bind", "SRC:DST[:ro][,dev]",
+         "Bind the host path SRC on DST in the root (nodev unless ,dev: its device nodes stay closed)");
     step(StepKind::tmpfs, "--tmpfs", "DST[:SIZE[:MODE]]", "Mount a new tmpfs on DST");
     step(StepKind::symlink, "--symlink", "TARGET:LINK", "Create the symlink LINK -> TARGET in the root");
     step(StepKind::mkdir, "--mkdir", "DST[:MODE]", "Create the directory DST in the root");
     step(StepKind::file, "--file", "SRC:DST", "Copy the host file SRC to DST in the root");
     step(StepKind::chdir, "--chdir", "DIR", "Run the command in DIR inside the root (default /)");
     app.add_flag("--proc", spec.proc, "Mount a new /proc (masking paths as runc does); needs a PID namespace");
-    app.add_flag("--dev", spec.dev, "Mount a minimal /dev: null zero full random urandom tty, devpts, shm");
+    app.add_flag("--dev", spec.dev, "Mount a minimal /dev (nodev tmpfs): the host's null zero full random urandom tty bound in, devpts, shm");
     app.add_flag("--sys", spec.sys, "Mount a read-only /sys");
     bool hosts = false, resolv = false;
     app.add_flag("--hosts", hosts, "Bind the state dir's hosts and hostname over /etc/hosts, /etc/hostname");

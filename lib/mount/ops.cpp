@@ -97,6 +97,17 @@ Status fsconfig_flag(const Fd& fs, const char* key) {
     return fs_error(fs, cat("set ", key, " on ", fs.what));
 }
 
+Status fsconfig_fd(const Fd& fs, const char* key, const Fd& value) {
+    long r = trace::call(
+        [&] {
+            return cat("fsconfig(", describe_fd(fs.get(), fs.what), ", FSCONFIG_SET_FD, ", q(key), ", NULL, ",
+                       describe_fd(value.get(), value.what), ")");
+        },
+        [&] { return ::fsconfig(fs.get(), FSCONFIG_SET_FD, key, nullptr, value.get()); });
+    if (r == 0) return {};
+    return fs_error(fs, cat("set ", key, "=", value.what, " on ", fs.what));
+}
+
 Status fsconfig_create(const Fd& fs) {
     long r = trace::call(
         [&] {
@@ -143,6 +154,17 @@ Status move_mount_path(const Fd& from, const std::string& to) {
         [&] { return ::move_mount(from.get(), "", AT_FDCWD, to.c_str(), MOVE_MOUNT_F_EMPTY_PATH); });
     if (r == 0) return {};
     return sys_error(cat("attach ", from.what, " on ", to));
+}
+
+Status move_mount_at(const Fd& from, const Fd& dir, const std::string& name, std::string_view shown) {
+    long r = trace::call(
+        [&] {
+            return cat("move_mount(", describe_fd(from.get(), from.what), ", \"\", ",
+                       describe_fd(dir.get(), dir.what), ", ", q(name), ", MOVE_MOUNT_F_EMPTY_PATH)");
+        },
+        [&] { return ::move_mount(from.get(), "", dir.get(), name.c_str(), MOVE_MOUNT_F_EMPTY_PATH); });
+    if (r == 0) return {};
+    return sys_error(cat("attach ", from.what, " on ", shown));
 }
 
 Result<Fd> clone_tree(const std::string& path, bool recursive) {
@@ -196,6 +218,17 @@ Result<UniqueFd> openat2(int dirfd, const std::string& path, int flags, unsigned
     return UniqueFd(static_cast<int>(r));
 }
 
+Result<Fd> open_dir(const Fd& dir, const std::string& name, std::string what) {
+    long r = trace::call(
+        [&] {
+            return cat("openat(", describe_fd(dir.get(), dir.what), ", ", q(name),
+                       ", O_PATH|O_DIRECTORY|O_CLOEXEC)");
+        },
+        [&] { return ::openat(dir.get(), name.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC); });
+    if (r < 0) return sys_error(cat("open ", what));
+    return wrap_fd(r, std::move(what));
+}
+
 Status mkdirat(const Fd& dir, const std::string& name, mode_t mode, std::string_view shown) {
     long r = trace::call(
         [&] {
@@ -210,12 +243,15 @@ Status mkdirat(const Fd& dir, const std::string& name, mode_t mode, std::string_
 Status mknodat(const Fd& dir, const std::string& name, mode_t mode, dev_t dev, std::string_view shown) {
     long r = trace::call(
         [&] {
-            return cat("mknodat(", describe_fd(dir.get(), dir.what), ", ", q(name), ", S_IFCHR|",
-                       mode_str(mode & 07777), ", makedev(", major(dev), ", ", minor(dev), "))");
+            bool node = S_ISCHR(mode) || S_ISBLK(mode);
+            const char* type = S_ISCHR(mode) ? "S_IFCHR|" : S_ISBLK(mode) ? "S_IFBLK|" : "S_IFREG|";
+            return cat("mknodat(", describe_fd(dir.get(), dir.what), ", ", q(name), ", ", type,
+                       mode_str(mode & 07777), ", ",
+                       node ? cat("makedev(", major(dev), ", ", minor(dev), ")") : std::string("0"), ")");
         },
         [&] { return ::mknodat(dir.get(), name.c_str(), mode, dev); });
     if (r == 0) return {};
-    return sys_error(cat("create device ", shown));
+    return sys_error(cat("create ", shown));
 }
 
 Status symlinkat(const std::string& target, const Fd& dir, const std::string& name,

@@ -32,6 +32,9 @@ std::string describe_fd(int fd, std::string_view what);
 Result<Fd> fsopen(const char* fstype, std::string_view what);
 Status fsconfig_string(const Fd& fs, const char* key, std::string_view value);
 Status fsconfig_flag(const Fd& fs, const char* key);
+// fsconfig(FSCONFIG_SET_FD): a layer given by a descriptor (overlay, Linux
+// 6.13), so that no path is stored in the mount's options.
+Status fsconfig_fd(const Fd& fs, const char* key, const Fd& value);
 Status fsconfig_create(const Fd& fs);
 // attr: MOUNT_ATTR_* flags for the new mount.
 Result<Fd> fsmount(const Fd& fs, unsigned attr);
@@ -39,6 +42,9 @@ Result<Fd> fsmount(const Fd& fs, unsigned attr);
 // Attach a detached mount: onto `to` (a descriptor) or onto a path.
 Status move_mount_fd(const Fd& from, const Fd& to);
 Status move_mount_path(const Fd& from, const std::string& to);
+// Onto the entry name of the directory dir (not following a last symlink
+// out of it: name is a plain entry made by the caller).
+Status move_mount_at(const Fd& from, const Fd& dir, const std::string& name, std::string_view shown);
 
 // A detached copy of the mount tree at path (OPEN_TREE_CLONE|AT_RECURSIVE).
 Result<Fd> clone_tree(const std::string& path, bool recursive = true);
@@ -52,8 +58,13 @@ Status mount_setattr(const Fd& at, unsigned set, unsigned clr, bool recursive);
 Result<UniqueFd> openat2(int dirfd, const std::string& path, int flags, unsigned long long resolve,
                          std::string_view what);
 
+// openat(dir, name, O_PATH|O_DIRECTORY|O_CLOEXEC), traced: a directory to
+// hand to the kernel by descriptor. `what` names it in later trace lines.
+Result<Fd> open_dir(const Fd& dir, const std::string& name, std::string what);
+
 // Traced creation inside a directory descriptor.
 Status mkdirat(const Fd& dir, const std::string& name, mode_t mode, std::string_view shown);
+// mknodat: a device node, or (S_IFREG) an empty file in one call.
 Status mknodat(const Fd& dir, const std::string& name, mode_t mode, dev_t dev, std::string_view shown);
 Status symlinkat(const std::string& target, const Fd& dir, const std::string& name,
                  std::string_view shown);

@@ -82,10 +82,11 @@ Status mount_new(const char* fstype, const ops::Fd& at, unsigned attr,
     return ops::move_mount_fd(m, at);
 }
 
-// Bind the host path src on `at` (a single mount, not its children).
-Status bind_on(const std::string& src, const ops::Fd& at, bool read_only, bool recursive) {
+// Bind the host path src on `at` (with its children when recursive), with
+// the MOUNT_ATTR_* flags attr added.
+Status bind_on(const std::string& src, const ops::Fd& at, unsigned attr, bool recursive) {
     auto t = TRY(ops::clone_tree(src, recursive));
-    if (read_only) TRY(ops::mount_setattr(t, MOUNT_ATTR_RDONLY, 0, recursive));
+    if (attr) TRY(ops::mount_setattr(t, attr, 0, recursive));
     return ops::move_mount_fd(t, at);
 }
 
@@ -104,7 +105,7 @@ Status mask_proc(const Root& root) {
                                             "/proc/bus"};
     for (const char* p : masked_files) {
         auto at = TRY(open_if_present(root, p, "--proc"));
-        if (at) TRY_AS("--proc", bind_on("/dev/null", *at, false, false));
+        if (at) TRY_AS("--proc", bind_on("/dev/null", *at, 0, false));
     }
     for (const char* p : masked_dirs) {
         auto found = TRY(open_if_present(root, p, "--proc"));
@@ -125,10 +126,34 @@ Status mask_proc(const Root& root) {
     return {};
 }
 
-Status mount_overlay(const RootSpec& spec, const Context& ctx, const std::string& upper,
-                     const std::string& work) {
-    ops::Fd target{UniqueFd(), spec.target};
-    auto fs = TRY(ops::fsopen("overlay", spec.target));
+// The overlay's upper and work directories: by descriptor (on a detached
+// mount, so that mountinfo shows no host path), with their paths for
+// kernels that take layers only by path. An empty upper_path: no upper.
+struct UpperDirs {
+    ops::Fd upper, work;
+    std::string upper_path, work_path;
+    ops::Fd tmpfs;   // --tmp-upper: the detached tmpfs that holds both
+    ops::Fd parent;  // --upper DIR: the detached clone that holds both, open until overlay has them
+};
+
+// Give overlay its layers. By descriptor first (FSCONFIG_SET_FD, Linux
+// 6.13): each layer is a detached clone of its mount (open_tree), so that
+// the mount's options read "lowerdir+=/" and name no host directory. A
+// kernel that refuses gets the paths.
+// The clones stay open in `held` until the overlay is created: closing a
+// detached mount unmounts it, and overlay would refuse it.
+Status overlay_layers(const RootSpec& spec, const ops::Fd& fs, bool& by_fd, std::vector<ops::Fd>& held) {
+    by_fd = true;
+    for (auto it = spec.layers.rbegin(); it != spec.layers.rend(); ++it) {
+        const auto& layer = held.emplace_back(TRY_AS("--layer", ops::clone_tree(*it, false)));
+        auto r = ops::fsconfig_fd(fs, "lowerdir+", layer);
+        if (!r && it == spec.layers.rbegin() && r.error().err == EINVAL) {
+            by_fd = false;
+            break;
+        }
+        if (!r) return prefixed(std::move(r).error(), "--layer");
+    }
+    if (by_fd) return {};
     // lowerdir+ (Linux 6.8) takes one layer per call, the topmost first, so
     // that any number of layers fits; older kernels get one lowerdir string.
     bool appended = true;
@@ -142,23 +167,37 @@ Status mount_overlay(const RootSpec& spec, const Context& ctx, const std::string
             return prefixed(std::move(r).error(), "--layer");
         }
     }
-    if (!appended) {
-        std::string lower;
-        for (auto it = spec.layers.rbegin(); it != spec.layers.rend(); ++it) {
-            if (!lower.empty()) lower += ':';
-            for (char c : *it) {
-                if (c == ':' || c == ',' || c == '\\') lower += '\\';
-                lower += c;
-            }
+    if (appended) return {};
+    std::string lower;
+    for (auto it = spec.layers.rbegin(); it != spec.layers.rend(); ++it) {
+        if (!lower.empty()) lower += ':';
+        for (char c : *it) {
+            if (c == ':' || c == ',' || c == '\\') lower += '\\';
+            lower += c;
         }
-        auto r = ops::fsconfig_string(fs, "lowerdir", lower);
-        if (!r)
-            return prefixed(std::move(r).error(), "--layer").with_hint(
-                "this kernel takes all layers in one mount option page; use fewer or shorter layer paths");
     }
-    if (!upper.empty()) {
-        for (auto [key, dir] : {std::pair{"upperdir", &upper}, std::pair{"workdir", &work}}) {
-            auto r = ops::fsconfig_string(fs, key, *dir);
+    auto r = ops::fsconfig_string(fs, "lowerdir", lower);
+    if (!r)
+        return prefixed(std::move(r).error(), "--layer").with_hint(
+            "this kernel takes all layers in one mount option page; use fewer or shorter layer paths");
+    return {};
+}
+
+Status mount_overlay(const RootSpec& spec, const Context& ctx, UpperDirs& dirs, Undo& undo) {
+    auto fs = TRY(ops::fsopen("overlay", spec.target));
+    bool by_fd = false;
+    std::vector<ops::Fd> layers;
+    TRY(overlay_layers(spec, fs, by_fd, layers));
+    if (!by_fd && dirs.tmpfs.get() >= 0 && !trace::dry_run()) {
+        // Paths only: the tmp-upper must be attached to have one.
+        TRY_AS("--tmp-upper", ops::move_mount_path(dirs.tmpfs, spec.target));
+        undo.add([t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
+    }
+    if (!dirs.upper_path.empty()) {
+        for (auto [key, fd, path] : {std::tuple{"upperdir", &dirs.upper, &dirs.upper_path},
+                                     std::tuple{"workdir", &dirs.work, &dirs.work_path}}) {
+            auto r = by_fd && (fd->get() >= 0 || trace::dry_run()) ? ops::fsconfig_fd(fs, key, *fd)
+                                                                    : ops::fsconfig_string(fs, key, *path);
             if (!r) {
                 Error e = prefixed(std::move(r).error(), "--upper");
                 e.hint = cat(e.hint.empty() ? "overlay refuses this upper directory" : e.hint,
@@ -189,8 +228,62 @@ Status mount_overlay(const RootSpec& spec, const Context& ctx, const std::string
         if (!kernel.empty()) e.hint += cat(" (", kernel, ")");
         return e;
     }
-    auto m = TRY_AS("--layer", ops::fsmount(fs, 0));
+    // The detached mounts overlay took its layers from are attached under
+    // the overlay, on the target: closed detached, each would cost an RCU
+    // grace period (~0.3 ms); attached, they go with the old root, in the
+    // one unmount that detaches it. Their options named no path already.
+    if (by_fd && !trace::dry_run()) {
+        for (ops::Fd* held : {&dirs.tmpfs, &dirs.parent})
+            if (held->get() >= 0) layers.push_back(std::move(*held));
+        for (auto& l : layers) {
+            TRY_AS("--layer", ops::move_mount_path(l, spec.target));
+            undo.add([t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
+        }
+    }
+    // nodev: a device node in a layer, or one made in the upper, does not open.
+    auto m = TRY_AS("--layer", ops::fsmount(fs, MOUNT_ATTR_NODEV));
     return ops::move_mount_path(m, spec.target);
+}
+
+// --tmp-upper: a tmpfs that is never attached; overlay gets its upper and
+// work directories by descriptor.
+Status tmp_upper(const RootSpec& spec, UpperDirs& dirs) {
+    auto fs = TRY_AS("--tmp-upper", ops::fsopen("tmpfs", "--tmp-upper"));
+    TRY_AS("--tmp-upper", ops::fsconfig_string(fs, "mode", "0755"));
+    if (spec.upper.size) TRY_AS("--tmp-upper", ops::fsconfig_string(fs, "size", std::to_string(spec.upper.size)));
+    TRY_AS("--tmp-upper", ops::fsconfig_create(fs));
+    dirs.tmpfs = TRY_AS("--tmp-upper", ops::fsmount(fs, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
+    dirs.tmpfs.what = "the --tmp-upper tmpfs";
+    TRY_AS("--tmp-upper", ops::mkdirat(dirs.tmpfs, "upper", 0755, "the --tmp-upper tmpfs' upper"));
+    TRY_AS("--tmp-upper", ops::mkdirat(dirs.tmpfs, "work", 0700, "the --tmp-upper tmpfs' work"));
+    dirs.upper = TRY_AS("--tmp-upper", ops::open_dir(dirs.tmpfs, "upper", "upper"));
+    dirs.work = TRY_AS("--tmp-upper", ops::open_dir(dirs.tmpfs, "work", "work"));
+    dirs.upper_path = spec.target + "/upper";
+    dirs.work_path = spec.target + "/work";
+    return {};
+}
+
+// --upper DIR: DIR and DIR.work by descriptor, through a detached clone of
+// the mount of their parent. When DIR or its workdir is a mount point of
+// its own, the clone does not show it: then the paths are used.
+Status dir_upper_fds(UpperDirs& dirs) {
+    auto slash = dirs.upper_path.rfind('/');
+    std::string parent = slash == 0 ? "/" : dirs.upper_path.substr(0, slash);
+    std::string base = dirs.upper_path.substr(slash + 1);
+    dirs.parent = TRY_AS("--upper", ops::clone_tree(parent, false));
+    dirs.upper = TRY_AS("--upper", ops::open_dir(dirs.parent, base, base));
+    dirs.work = TRY_AS("--upper", ops::open_dir(dirs.parent, base + ".work", base + ".work"));
+    if (trace::dry_run()) return {};
+    struct stat a, b;
+    for (auto [fd, path] : {std::pair{&dirs.upper, &dirs.upper_path}, std::pair{&dirs.work, &dirs.work_path}}) {
+        if (::fstat(fd->get(), &a) != 0 || ::stat(path->c_str(), &b) != 0 || a.st_dev != b.st_dev ||
+            a.st_ino != b.st_ino) {
+            dirs.upper = {};
+            dirs.work = {};
+            return {};
+        }
+    }
+    return {};
 }
 
 }  // namespace
@@ -276,7 +369,9 @@ Status make_private() { return sys::mount(nullptr, "/", nullptr, MS_REC | MS_PRI
 
 Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo) {
     for (const auto& l : spec.layers) TRY(check_dir(l, "--layer"));
-    std::string upper, work;
+    UpperDirs dirs;
+    std::string& upper = dirs.upper_path;
+    std::string& work = dirs.work_path;
     if (spec.upper.kind == UpperKind::dir) {
         upper = spec.upper.dir;
         while (upper.size() > 1 && upper.back() == '/') upper.pop_back();
@@ -318,23 +413,14 @@ Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo)
         errno = ENOTDIR;
         return sys_error(cat("--target ", spec.target));
     }
-    if (spec.upper.kind == UpperKind::tmpfs) {
-        std::string opts = "mode=0755";
-        if (spec.upper.size) opts += cat(",size=", spec.upper.size);
-        TRY_AS("--tmp-upper", sys::mount("tmpfs", spec.target.c_str(), "tmpfs", 0, opts.c_str()));
-        if (!trace::dry_run())
-            undo.add([t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
-        upper = spec.target + "/upper";
-        work = spec.target + "/work";
-        TRY_AS("--tmp-upper", sys::mkdir(upper.c_str(), 0755, false));
-        TRY_AS("--tmp-upper", sys::mkdir(work.c_str(), 0700, false));
-    }
+    if (spec.upper.kind == UpperKind::tmpfs) TRY(tmp_upper(spec, dirs));
+    if (spec.upper.kind == UpperKind::dir) TRY(dir_upper_fds(dirs));
     if (spec.layers.size() == 1 && upper.empty()) {
         auto t = TRY_AS("--layer", ops::clone_tree(spec.layers[0], true));
-        TRY_AS("--layer", ops::mount_setattr(t, MOUNT_ATTR_RDONLY, 0, true));
+        TRY_AS("--layer", ops::mount_setattr(t, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV, 0, true));
         TRY_AS("--layer", ops::move_mount_path(t, spec.target));
     } else {
-        TRY(mount_overlay(spec, ctx, upper, work));
+        TRY(mount_overlay(spec, ctx, dirs, undo));
     }
     if (!trace::dry_run()) undo.add([t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
     Root root;
@@ -362,29 +448,21 @@ Status mount_proc(const Root& root, bool mask) {
 
 Status mount_dev(const Root& root, const Context& ctx) {
     auto at = TRY(open_in_root(root, "/dev", Create::dir, 0755, "--dev"));
-    // mknod'ed devices need a tmpfs without nodev; binds keep their own flags.
-    unsigned attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | (ctx.in_userns ? MOUNT_ATTR_NODEV : 0);
-    TRY_AS("--dev", mount_new("tmpfs", at, attr, {{"mode", "0755"}, {"size", "1m"}}));
+    // A nodev tmpfs: a node made in it with mknod does not open. The allowed
+    // devices are the host's own nodes, bound in (a bind keeps the host
+    // devtmpfs' flags), as bubblewrap does.
+    TRY_AS("--dev", mount_new("tmpfs", at, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                              {{"mode", "0755"}, {"size", "1m"}}));
     auto dev = TRY(open_in_root(root, "/dev", Create::none, 0, "--dev"));
-    struct Node {
-        const char* name;
-        unsigned major, minor;
-    };
-    static const Node nodes[] = {{"null", 1, 3},    {"zero", 1, 5}, {"full", 1, 7},
-                                 {"random", 1, 8},  {"urandom", 1, 9}, {"tty", 5, 0}};
-    for (const auto& n : nodes) {
-        std::string path = cat("/dev/", n.name);
-        if (!ctx.in_userns) {
-            TRY_AS("--dev", ops::mknodat(dev, n.name, S_IFCHR | 0666, makedev(n.major, n.minor),
-                                         root.shown(path)));
-        } else {
-            TRY_AS("--dev", ops::touchat(dev, n.name, 0666, root.shown(path)));
-            auto node = TRY(open_in_root(root, path, Create::none, 0, "--dev"));
-            auto r = bind_on(path, node, false, false);
-            if (!r)
-                return prefixed(std::move(r).error(), "--dev")
-                    .with_hint("in a user namespace mknod is refused, so host devices are bound");
-        }
+    // For each node: an empty file (mknodat S_IFREG) in the new tmpfs, and
+    // a clone of the host's node attached on it through /dev's descriptor.
+    static const char* const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+    for (const char* n : nodes) {
+        std::string path = cat("/dev/", n);
+        TRY_AS("--dev", ops::mknodat(dev, n, S_IFREG | 0666, 0, root.shown(path)));
+        auto node = ops::clone_tree(path, false);
+        if (!node) return prefixed(std::move(node).error(), "--dev").with_hint("the host's /dev lacks this device");
+        TRY_AS("--dev", ops::move_mount_at(*node, dev, n, root.shown(path)));
     }
     TRY_AS("--dev", ops::mkdirat(dev, "pts", 0755, root.shown("/dev/pts")));
     TRY_AS("--dev", ops::mkdirat(dev, "shm", 01777, root.shown("/dev/shm")));
@@ -434,7 +512,7 @@ Status bind_etc_files(const Root& root, const RootSpec& spec) {
         if (src->empty()) continue;
         const char* opt = std::string_view(dst) == "/etc/resolv.conf" ? "--resolv" : "--hosts";
         auto at = TRY(open_in_root(root, dst, Create::file, 0644, opt));
-        TRY_AS(opt, bind_on(*src, at, true, false));
+        TRY_AS(opt, bind_on(*src, at, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV, false));
     }
     return {};
 }
@@ -447,7 +525,8 @@ Status apply_step(const Root& root, const Step& st) {
         if (::stat(st.src.c_str(), &s) != 0) return sys_error(cat("--bind source ", st.src));
         auto at = TRY(open_in_root(root, st.dst, S_ISDIR(s.st_mode) ? Create::dir : Create::file, 0,
                                    cat("--bind ", st.src)));
-        auto r = bind_on(st.src, at, st.read_only, true);
+        unsigned attr = (st.read_only ? MOUNT_ATTR_RDONLY : 0) | (st.dev ? 0 : MOUNT_ATTR_NODEV);
+        auto r = bind_on(st.src, at, attr, true);
         if (!r) return prefixed(std::move(r).error(), "--bind");
         return {};
     }

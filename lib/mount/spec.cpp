@@ -63,11 +63,18 @@ Result<Step> parse_step(StepKind kind, std::string_view value) {
     auto f = parse::split(value, ':');
     switch (kind) {
     case StepKind::bind:
-        if (f.size() > 3 || f[0].empty() || (f.size() == 3 && f[2] != "ro" && f[2] != "rw"))
-            return usage_error(cat(opt, ": expected SRC:DST or SRC:DST:ro"));
+        if (f.size() > 3 || f[0].empty())
+            return usage_error(cat(opt, ": expected SRC:DST or SRC:DST:ro (or :dev, :ro,dev)"));
         st.src = f[0];
         st.dst = TRY(dst_of(kind, f.size() >= 2 && !f[1].empty() ? f[1] : f[0]));
-        st.read_only = f.size() == 3 && f[2] == "ro";
+        if (f.size() == 3) {
+            for (const auto& o : parse::split(f[2], ',')) {
+                if (o == "ro") st.read_only = true;
+                else if (o == "rw") st.read_only = false;
+                else if (o == "dev") st.dev = true;
+                else return usage_error(cat(opt, ": expected SRC:DST or SRC:DST:ro (or :dev, :ro,dev)"));
+            }
+        }
         break;
     case StepKind::tmpfs:
         if (f.size() > 3 || f[0].empty()) return usage_error(cat(opt, ": expected DST[:SIZE[:MODE]]"));

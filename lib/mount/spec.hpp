@@ -40,6 +40,7 @@ struct Step {
     std::string src;      // bind: host path; symlink: link target; file: host file
     std::string dst;      // path inside the root (absolute, normalized)
     bool read_only = false;
+    bool dev = false;     // bind: device nodes open (":dev"); binds are nodev by default
     uint64_t size = 0;    // tmpfs: 0 = default
     mode_t mode = 0;      // tmpfs and mkdir: 0 = default (01777 / 0755)
 };
@@ -50,7 +51,7 @@ struct RootSpec {
     std::string target;               // where the root is assembled
     bool read_only = false;           // make the final root read-only
     bool proc = false;                // new procfs on /proc, with runc's masks
-    bool dev = false;                 // minimal /dev on a tmpfs
+    bool dev = false;                 // minimal /dev: a nodev tmpfs, the host's nodes bound in
     bool sys = false;                 // read-only sysfs on /sys
     bool mask = true;                 // mask /proc and /sys paths (with proc/sys)
     // Host files bound over /etc/FILE when non-empty (net-setup writes them
@@ -61,7 +62,8 @@ struct RootSpec {
 };
 
 // Parse one --bind/--tmpfs/--symlink/--mkdir/--file/--chdir value:
-//   bind     SRC:DST[:ro]   (DST defaults to SRC when only SRC is given)
+//   bind     SRC:DST[:OPTS] (DST defaults to SRC when only SRC is given;
+//                            OPTS: ro, rw, dev, comma-separated)
 //   tmpfs    DST[:SIZE[:MODE]]
 //   symlink  TARGET:LINK    (split at the last ':')
 //   mkdir    DST[:MODE]

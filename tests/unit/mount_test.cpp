@@ -71,6 +71,21 @@ TEST(MountSpec, BindForms) {
     EXPECT_NE(error_of(StepKind::bind, ":/b").find("--bind"), std::string::npos);
 }
 
+TEST(MountSpec, BindsAreNodevUnlessTheySayDev) {
+    auto s = step(StepKind::bind, "/src:/dst");
+    EXPECT_FALSE(s.dev);
+    s = step(StepKind::bind, "/src:/dst:dev");
+    EXPECT_TRUE(s.dev);
+    EXPECT_FALSE(s.read_only);
+    s = step(StepKind::bind, "/src:/dst:ro,dev");
+    EXPECT_TRUE(s.dev);
+    EXPECT_TRUE(s.read_only);
+    s = step(StepKind::bind, "/src:/dst:rw");
+    EXPECT_FALSE(s.dev);
+    EXPECT_FALSE(s.read_only);
+    EXPECT_NE(error_of(StepKind::bind, "/a:/b:ro,suid").find(":dev"), std::string::npos);
+}
+
 TEST(MountSpec, DstEscapingThroughDotDotIsRefused) {
     EXPECT_NE(error_of(StepKind::bind, "/a:/../etc").find("escapes the root"), std::string::npos);
     EXPECT_NE(error_of(StepKind::tmpfs, "x/../../y").find("escapes the root"), std::string::npos);
