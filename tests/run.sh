@@ -9,7 +9,7 @@
 #   KAGO_BIN, KAGO_BUILD   set by the Makefile
 #   KAGO_UNIT=0            skip the unit tests
 #   KAGO_FUZZ=0|1          the fuzz phase (default: on when no FILE is
-#                          named); KAGO_FUZZ_SECS, seconds per target (5)
+#                          named); KAGO_FUZZ_SECS, seconds per target (3)
 #   KAGO_VM=0|1            the cgroup v2 VM phase (default: on when no
 #                          FILE is named); KAGO_VM_BATS lists its files
 #   tests/run.sh [FILE.bats...]   run only these bats files
@@ -43,7 +43,7 @@ fi
 fuzz_default=0
 [ $# -eq 0 ] && fuzz_default=1
 if [ "${KAGO_FUZZ:-$fuzz_default}" = 1 ]; then
-    secs=${KAGO_FUZZ_SECS:-5}
+    secs=${KAGO_FUZZ_SECS:-3}
     echo "== fuzz ($secs s each)"
     p=0 f=0
     for src in "$here"/fuzz/*.cpp; do
