@@ -55,21 +55,4 @@ $(BUILD)/tests/pack-hostile: $(BUILD)/tests/pack/hostile.o $(BUILD)/libkago.a $(
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/pack/stub-blob.o $(BUILD)/libkago.a -lzstd -lsodium -lcrypto -pthread
 
-# libFuzzer targets for the trailer/frame table/manifest and the tar reader:
-#   make fuzz [FUZZ_SECS=30]
-FUZZ_SECS ?= 30
-PACK_FUZZ_SRCS := lib/pack/format.cpp lib/pack/tar.cpp lib/core/result.cpp
-$(BUILD)/fuzz/pack-%: tests/pack/fuzz_%.cpp $(PACK_FUZZ_SRCS)
-	@mkdir -p $(@D)
-	clang++ -std=c++20 -g -O1 -Ilib -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -o $@ $^ -lsodium -lcrypto
-
-fuzz: $(BUILD)/fuzz/pack-trailer $(BUILD)/fuzz/pack-tar
-	@mkdir -p $(BUILD)/fuzz/corpus-trailer $(BUILD)/fuzz/corpus-tar
-	@# Seeds: small tar streams in each format the reader accepts.
-	tar --format=gnu -C tests/pack -cf $(BUILD)/fuzz/corpus-tar/seed-gnu.tar fuzz_tar.cpp
-	tar --format=pax -C tests/pack -cf $(BUILD)/fuzz/corpus-tar/seed-pax.tar fuzz_tar.cpp
-	tar --format=ustar -C tests/pack -cf $(BUILD)/fuzz/corpus-tar/seed-ustar.tar fuzz_tar.cpp
-	$(BUILD)/fuzz/pack-trailer -max_total_time=$(FUZZ_SECS) $(BUILD)/fuzz/corpus-trailer
-	$(BUILD)/fuzz/pack-tar -max_total_time=$(FUZZ_SECS) -max_len=65536 $(BUILD)/fuzz/corpus-tar
-
 -include $(PACK_STUB_OBJS:.o=.d) $(BUILD)/stub/lib/pack/stub/stub.d $(BUILD)/tests/pack/hostile.d

@@ -1,12 +1,15 @@
 #!/bin/bash
-# The test driver behind `make check`: the GoogleTest unit tests, then the
-# bats suite against the real kernel, then the cgroup bats files again in a
-# cgroup v2 VM (tests/vm/), then one summary line:
+# The test driver behind `make check`: the GoogleTest unit tests, then each
+# libFuzzer target for a few seconds (tests/fuzz/), then the bats suite
+# against the real kernel, then the cgroup bats files again in a cgroup v2
+# VM (tests/vm/), then one summary line:
 #   N passed, N failed[, N skipped]
 # It exits non-zero when anything failed.
 #
 #   KAGO_BIN, KAGO_BUILD   set by the Makefile
 #   KAGO_UNIT=0            skip the unit tests
+#   KAGO_FUZZ=0|1          the fuzz phase (default: on when no FILE is
+#                          named); KAGO_FUZZ_SECS, seconds per target (3)
 #   KAGO_VM=0|1            the cgroup v2 VM phase (default: on when no
 #                          FILE is named); KAGO_VM_BATS lists its files
 #   tests/run.sh [FILE.bats...]   run only these bats files
@@ -32,6 +35,40 @@ if [ "${KAGO_UNIT:-1}" = 1 ]; then
     fi
     echo "unit: $p passed, $f failed, $s skipped"
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+fi
+
+# Each libFuzzer target (built by `make fuzz-build` into $KAGO_BUILD/fuzz/)
+# runs for KAGO_FUZZ_SECS from its seed corpus, and counts as one test; the
+# corpus it grows is thrown away. `make fuzz` runs them for longer.
+fuzz_default=0
+[ $# -eq 0 ] && fuzz_default=1
+if [ "${KAGO_FUZZ:-$fuzz_default}" = 1 ]; then
+    secs=${KAGO_FUZZ_SECS:-3}
+    echo "== fuzz ($secs s each)"
+    p=0 f=0
+    for src in "$here"/fuzz/*.cpp; do
+        t=$(basename "$src" .cpp)
+        bin="$KAGO_BUILD/fuzz/$t"
+        log="$KAGO_BUILD/fuzz/$t.check.log"
+        if [ ! -x "$bin" ]; then
+            echo "FAILED: fuzz $t: $bin is not built (make fuzz-build)"; f=$((f + 1)); continue
+        fi
+        work=$(mktemp -d)
+        "$bin" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$KAGO_BUILD/fuzz/crash-$t-" \
+            "$work" "$here/fuzz/corpus/$t" >"$log" 2>&1
+        rc=$?
+        rm -rf "$work"
+        runs=$(sed -n 's/^stat::number_of_executed_units: //p' "$log")
+        if [ "$rc" -eq 0 ]; then
+            echo "ok: fuzz $t (${runs:-?} runs)"; p=$((p + 1))
+        else
+            echo "FAILED: fuzz $t (status $rc, log $log):"
+            grep -E '^(==[0-9]+==ERROR|SUMMARY)|runtime error|check failed|^artifact_prefix|Test unit written' "$log"
+            f=$((f + 1))
+        fi
+    done
+    echo "fuzz: $p passed, $f failed"
+    passed=$((passed + p)); failed=$((failed + f))
 fi
 
 # A SANITIZE build: LeakSanitizer needs /proc, which a program that exits

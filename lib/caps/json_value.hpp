@@ -23,6 +23,10 @@ struct JsonValue {
     std::vector<std::pair<std::string, JsonValue>> fields;  // Object, in order
     int line = 1, column = 1;
 
+    // Declared, so that clang 14 with libstdc++ 12 does not ask whether
+    // JsonValue is default-constructible while `fields` is incomplete.
+    JsonValue() = default;
+
     bool is(Type t) const { return type == t; }
     // The field named key, or nullptr.
     const JsonValue* get(std::string_view key) const;

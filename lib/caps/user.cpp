@@ -14,6 +14,9 @@
 namespace kago::caps {
 namespace {
 
+// The id that set*id(2) read as "leave this id alone".
+constexpr uint32_t kUnchanged = 0xffffffffu;
+
 bool is_number(std::string_view s) {
     if (s.empty()) return false;
     for (char c : s)
@@ -24,7 +27,7 @@ bool is_number(std::string_view s) {
 Result<uint32_t> id_number(std::string_view s, std::string_view what) {
     auto n = parse::u64(s, what);
     if (!n) return std::move(n).error();
-    if (*n >= 0xffffffffu) return usage_error(cat(what, " '", s, "' is out of range"));
+    if (*n >= kUnchanged) return usage_error(cat(what, " '", s, "' is out of range"));
     return static_cast<uint32_t>(*n);
 }
 
@@ -46,6 +49,11 @@ Result<std::optional<Identity>> find_passwd(const std::string& path, std::string
     while (struct passwd* pw = fgetpwent(file.f)) {
         bool match = name.empty() ? pw->pw_uid == uid : name == pw->pw_name;
         if (!match) continue;
+        // (uid_t)-1 tells setresuid(2) to change nothing: the switch would
+        // leave the payload root.
+        if (pw->pw_uid == kUnchanged || pw->pw_gid == kUnchanged)
+            return usage_error(cat(path, ": user '", pw->pw_name, "' has id ", pw->pw_uid, ":", pw->pw_gid,
+                                   "; 4294967295 is not a valid id"));
         Identity id;
         id.uid = pw->pw_uid;
         id.gid = pw->pw_gid;
@@ -62,8 +70,13 @@ Result<std::optional<gid_t>> find_group(const std::string& path, std::string_vie
         if (errno == ENOENT) return std::optional<gid_t>();
         return sys_error(cat("open ", path));
     }
-    while (struct group* gr = fgetgrent(file.f))
-        if (name == gr->gr_name) return std::optional<gid_t>(gr->gr_gid);
+    while (struct group* gr = fgetgrent(file.f)) {
+        if (name != gr->gr_name) continue;
+        if (gr->gr_gid == kUnchanged)
+            return usage_error(cat(path, ": group '", gr->gr_name, "' has id ", gr->gr_gid,
+                                   "; 4294967295 is not a valid id"));
+        return std::optional<gid_t>(gr->gr_gid);
+    }
     return std::optional<gid_t>();
 }
 

@@ -145,8 +145,10 @@ Status validate_ifname(std::string_view name, std::string_view what) {
         return usage_error(cat(what, " '", name, "': interface name longer than ", IFNAMSIZ - 1,
                                " bytes (IFNAMSIZ)"));
     if (name == "." || name == "..") return usage_error(cat(what, " '", name, "': not a valid interface name"));
+    // The kernel's dev_valid_name(): no '/', ':' or byte its isspace()
+    // takes, which is also \v, \f, \r and 0xa0 (lib/ctype.c).
     for (char c : name)
-        if (c == '/' || c == ':' || c == ' ' || c == '\t' || c == '\n' || c == '\0')
+        if (c == '/' || c == ':' || c == ' ' || (c >= '\t' && c <= '\r') || c == '\xa0' || c == '\0')
             return usage_error(cat(what, " '", name, "': interface names cannot contain '/', ':' or blanks"));
     return {};
 }

@@ -3,7 +3,7 @@
 // and long link names, base-256 numbers). Sparse files and multi-volume
 // archives are refused. The reader checks every header's checksum, bounds
 // every length, and hands names back as they are: the caller normalizes
-// them (normalize_name). It is fuzzed (tests/pack/fuzz_tar.cpp).
+// them (normalize_name). It is fuzzed (tests/fuzz/pack-tar.cpp).
 #pragma once
 
 #include <cstdint>

@@ -610,3 +610,18 @@ J
     assert_line nobody
     assert_line HOME=/nonexistent
 }
+
+# Found by tests/fuzz/user.cpp: an image's passwd entry with uid 4294967295,
+# (uid_t)-1, which setresuid(2) reads as "leave it unchanged".
+@test "cap-drop --user: 125 for a passwd or group entry with id 4294967295, which would leave the payload root" {
+    grep -q '^kagoevil:' "$BOX/etc/passwd" ||
+        echo 'kagoevil:x:4294967295:4322::/:/bin/sh' >>"$BOX/etc/passwd"
+    grep -q '^kagoevilg:' "$BOX/etc/group" || echo 'kagoevilg:x:4294967295:' >>"$BOX/etc/group"
+    run in_box /mnt/cap-drop --user kagoevil -- id -u
+    assert_failure 125
+    refute_line 0
+    assert_output --partial "user 'kagoevil' has id 4294967295:4322"
+    run in_box /mnt/cap-drop --user 4321:kagoevilg -- id -g
+    assert_failure 125
+    assert_output --partial "group 'kagoevilg' has id 4294967295"
+}

@@ -303,6 +303,27 @@ TEST(CapsUser, UnknownNamesAreUsageErrors) {
     EXPECT_FALSE(resolve_user("99999999999", f).ok());
 }
 
+// Found by tests/fuzz/user.cpp: an entry with id 4294967295 ((uid_t)-1),
+// which setresuid(2) and setresgid(2) read as "leave it unchanged", so that
+// the payload stayed root. The container's files are refused, as numbers
+// already were.
+TEST(CapsUser, TheUnchangedIdIsRefusedInTheFiles) {
+    TempDir d;
+    UserFiles f;
+    f.passwd = d.write("passwd",
+                       "evil:x:4294967295:100::/:/bin/sh\n"
+                       "evilgroup:x:1000:4294967295::/:/bin/sh\n"
+                       "app:x:1000:1000::/:/bin/sh\n");
+    f.group = d.write("group", "evil:x:4294967295:\nok:x:5:\n");
+    auto u = resolve_user("evil", f);
+    ASSERT_FALSE(u.ok());
+    EXPECT_NE(u.error().what.find("4294967295"), std::string::npos) << u.error().what;
+    EXPECT_FALSE(resolve_user("evilgroup", f).ok());
+    EXPECT_FALSE(resolve_user("app:evil", f).ok());
+    EXPECT_FALSE(resolve_groups("ok,evil", f).ok());
+    EXPECT_TRUE(resolve_user("app:ok", f).ok());
+}
+
 TEST(CapsUser, MissingFilesMeanNoNames) {
     UserFiles f{"/nonexistent/passwd", "/nonexistent/group"};
     EXPECT_FALSE(resolve_user("root", f).ok());

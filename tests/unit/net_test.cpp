@@ -119,6 +119,15 @@ TEST(NetIfname, IfnamsizAndCharacters) {
     EXPECT_FALSE(validate_ifname("..", "--ifname"));
 }
 
+// Found by tests/fuzz/net-addr.cpp: the kernel's dev_valid_name() refuses
+// every byte its isspace() takes, which includes \v, \f, \r and 0xa0.
+TEST(NetIfname, EveryKernelSpaceIsRefused) {
+    for (const char* name : {"a\vb", "a\fb", "a\rb", "\xff\r", "a\xa0"})
+        EXPECT_FALSE(validate_ifname(name, "--ifname")) << name;
+    EXPECT_TRUE(validate_ifname("a\xe9", "--ifname"));
+    EXPECT_EQ(veth_host_name("a\rb").size(), 10u);
+}
+
 TEST(NetIfname, VethHostName) {
     EXPECT_EQ(veth_host_name("web"), "kgweb");
     EXPECT_EQ(veth_host_name("1a2b3c4d"), "kg1a2b3c4d");

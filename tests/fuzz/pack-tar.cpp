@@ -1,5 +1,5 @@
 // libFuzzer target: the tar reader and name normalization on arbitrary
-// bytes (make fuzz).
+// bytes: pack-selfexec's tar input (make fuzz).
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
