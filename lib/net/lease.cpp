@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "core/parse.hpp"
 #include "core/state.hpp"
@@ -123,7 +124,8 @@ LeaseFile LeaseFile::parse(std::string_view text) {
         auto a = parse_addr(w[0], "lease");
         auto pid = parse::u64(w[2], "pid");
         auto start = parse::u64(w[3], "start");
-        if (!a || !pid || !start) continue;
+        // A pid that pid_t cannot hold would alias another process.
+        if (!a || !pid || !start || *pid > uint64_t(INT32_MAX)) continue;
         f.entries.push_back(Entry{*a, w[1], Owner{pid_t(*pid), *start}});
     }
     return f;
@@ -219,7 +221,7 @@ Owner Record::owner() const {
     Owner o;
     auto p = parse::u64(get("pid"), "pid");
     auto s = parse::u64(get("start"), "start");
-    if (p) o.pid = pid_t(*p);
+    if (p && *p <= uint64_t(INT32_MAX)) o.pid = pid_t(*p);
     if (s) o.start = *s;
     return o;
 }

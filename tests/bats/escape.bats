@@ -33,6 +33,10 @@ setup_file() {
     mkdir -p "$PRIV"
     cp "$KAGO_BIN"/* "$PRIV/"
     chmod 0755 "$BATS_FILE_TMPDIR" "$PRIV"
+    # bats makes its run directories 0700: let 65534 pass through them to
+    # $EROOT and $PRIV for the rootless chains.
+    local d=$BATS_FILE_TMPDIR
+    while [ "$d" != / ]; do d=$(dirname "$d"); chmod o+x "$d"; done
     # A rootfs copy that 65534 may read, with the test programs in it.
     export EROOT="$BATS_FILE_TMPDIR/root"
     cp -a "$KAGO_ROOTFS" "$EROOT"

@@ -170,6 +170,16 @@ TEST(NetLease, FileRoundTrip) {
     EXPECT_EQ(g.format("kago0"), text);
 }
 
+// Found by tests/fuzz/lease.cpp: a pid beyond pid_t was cast, so that
+// 4294967297 named pid 1 and the lease looked owned by a live process.
+TEST(NetLease, APidBeyondPidTIsRefused) {
+    auto g = lease::LeaseFile::parse("10.88.0.2 web 4294967297 5\n10.88.0.3 db 77 5\n");
+    ASSERT_EQ(g.entries.size(), 1u);
+    EXPECT_EQ(g.entries[0].name, "db");
+    auto r = lease::Record::parse("web", "pid=4294967297\nstart=5\n");
+    EXPECT_EQ(r.owner().pid, 0);
+}
+
 TEST(NetLease, OwnerLiveness) {
     lease::Owner me = lease::self();
     EXPECT_GT(me.start, 0u);
