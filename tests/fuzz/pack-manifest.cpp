@@ -31,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (auto c = decode_config(bytes)) {
         (void)container_env(*c, "/root");
         auto o = cap_options(*c);
-        (void)caps::select_caps(o.drop, o.keep, caps::all_caps());
+        (void)caps::select_caps(o, caps::all_caps());
     }
     Trailer t;
     t.total_entries = data[0] % 16 + 1;
