@@ -80,8 +80,21 @@ int main(int argc, char** argv) {
     app.add_flag("--resolv", resolv, "Bind the state dir's resolv.conf over /etc/resolv.conf");
     app.add_flag("--pivot", spec.pivot, "pivot_root into the new root and detach the old one");
     app.add_flag("--keep-env", keep_env, "Keep the KAGO_ variables for the command");
+    env::Plan envp;
+    auto env_word = [&](const char* name, std::vector<std::string>& into, const char* type, const char* help) {
+        app.add_option_function<std::string>(
+               name, [&into](const std::string& v) { into.push_back(v); }, help)
+            ->type_name(type)
+            ->trigger_on_parse();
+    };
+    env_word("--env", envp.set, "NAME=VALUE", "With --pivot: set this variable for the command (repeatable)");
+    env_word("--pass-env", envp.pass, "NAME",
+             "With --pivot: pass the caller's variable NAME to the command (repeatable)");
+    app.add_flag("--host-env", envp.host,
+                 "With --pivot: keep the caller's whole environment (default: PATH, HOME, TERM, container=kago only)");
     if (auto code = cli::parse(app, common, argc, argv)) return *code;
     if (bad) cli::usage_error(bad->message());
+    if (auto c = env::check_plan(envp); !c) cli::usage_error(c.error().message());
 
     if (!upper.empty() && !tmp_upper.empty()) cli::usage_error("--upper and --tmp-upper exclude each other");
     if (!upper.empty()) spec.upper = {mount::UpperKind::dir, upper, 0};
@@ -169,5 +182,7 @@ int main(int argc, char** argv) {
     sd.release();
     // The last program of the chain: no inherited descriptor reaches the payload.
     if (last && !trace::dry_run()) ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+    // Entering the container's root: the caller's environment stays behind.
+    if (spec.pivot) env::replace(env::container_environ(env::current(), envp));
     cli::exec_command(next, last && !keep_env);
 }

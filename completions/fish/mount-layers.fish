@@ -22,5 +22,8 @@ complete -c mount-layers -l hosts -d "Bind the state dir's hosts and hostname"
 complete -c mount-layers -l resolv -d "Bind the state dir's resolv.conf"
 complete -c mount-layers -l pivot -d 'pivot_root into the new root'
 complete -c mount-layers -l keep-env -d 'Keep the KAGO_ variables'
+complete -c mount-layers -l env -x -d 'With --pivot: set NAME=VALUE for the command'
+complete -c mount-layers -l pass-env -x -a '(set -n)' -d 'With --pivot: pass the caller\'s variable NAME'
+complete -c mount-layers -l host-env -d 'With --pivot: keep the caller\'s whole environment'
 # The wrapped command.
 complete -c mount-layers -n '__fish_is_first_arg; or not string match -q -- "-*" (commandline -ct)' -a '(__fish_complete_subcommand)'

@@ -4,6 +4,9 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "core/result.hpp"
 
 namespace kago::env {
 
@@ -21,6 +24,27 @@ bool is_true(const char* name);  // set to "1"
 
 // Remove every KAGO_ variable from the environment.
 void strip_kago();
+
+// The environment a container starts with, where the chain enters the
+// container's root (mount-layers --pivot). Unless `host` is set it holds
+// only PATH (the usual system directories), HOME=/root, container=kago,
+// the caller's TERM and KAGO_ variables (the chain still needs them), and
+// the caller's variables named in `pass`; then `set` (NAME=VALUE each) is
+// applied over it. With `host`, the caller's whole environment, then `set`.
+struct Plan {
+    std::vector<std::string> set;   // NAME=VALUE
+    std::vector<std::string> pass;  // NAME
+    bool host = false;
+};
+inline constexpr const char kContainerPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// Errors name the bad --env or --pass-env word.
+Status check_plan(const Plan& p);
+// The new environment, from the caller's ("NAME=VALUE" each), in order.
+std::vector<std::string> container_environ(const std::vector<std::string>& caller, const Plan& p);
+// This process's environment as a list, and replacing it with one.
+std::vector<std::string> current();
+void replace(const std::vector<std::string>& vars);
 
 // The names of the kago programs.
 bool is_kago_program(std::string_view name);

@@ -1041,3 +1041,21 @@ refute_host_paths() {
     refute_host_paths
     [ -e "$up/new.txt" ]
 }
+
+# The environment: the caller's variables (tokens, a PATH of host-only
+# directories, HOME) stayed with the payload inside the container.
+@test "the caller's environment does not reach the payload (root and rootless)" {
+    export KAGO_ESCAPE_TOKEN=tok-$SECRET API_KEY=key-$SECRET HOME=/home/caller PATH="/opt/host-only/bin:$PATH"
+    run default_chain /bin/sh -c 'env; echo "PWD=$(pwd)"'
+    assert_success
+    refute_output --partial "$SECRET"
+    refute_output --partial /opt/host-only
+    assert_line 'HOME=/root'
+    assert_line 'container=kago'
+    assert_line 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+    refute_line --regexp '^KAGO_'
+    run rootless_chain /bin/sh -c 'env'
+    assert_success
+    refute_output --partial "$SECRET"
+    assert_line 'container=kago'
+}

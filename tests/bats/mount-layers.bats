@@ -577,3 +577,30 @@ rootless_dirs() { chown -R 65534:65534 "$T"; }
     assert_output --partial "rc=125"
     assert_line "0"
 }
+
+@test "--pivot: the command gets the container's default environment; --env, --pass-env and --host-env" {
+    export MLT_CALLER=from-caller MLT_OTHER=other
+    run ml --layer "$R" --tmp-upper --pivot -- /bin/sh -c 'echo "${MLT_CALLER:-unset} $HOME $PATH $container"'
+    assert_success
+    assert_output "unset /root /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin kago"
+    # Each option takes one word: the command follows directly.
+    run ml --layer "$R" --tmp-upper --pivot --pass-env MLT_CALLER --env HOME=/srv --env X=a=b /bin/sh -c 'echo "$MLT_CALLER ${MLT_OTHER:-unset} $HOME $X"'
+    assert_success
+    assert_output "from-caller unset /srv a=b"
+    run ml --layer "$R" --tmp-upper --pivot --host-env --env MLT_OTHER=set /bin/sh -c 'echo "$MLT_CALLER $MLT_OTHER ${container:-none}"'
+    assert_success
+    assert_output "from-caller set none"
+    # Without --pivot the host root is still the root: the environment stays.
+    run ml --layer "$R" --tmp-upper -- /bin/sh -c 'echo "$MLT_CALLER"'
+    assert_success
+    assert_output "from-caller"
+}
+
+@test "exit 125: --env without NAME=VALUE, --pass-env with an =" {
+    run mount-layers --env NOVALUE -- true
+    assert_failure 125
+    assert_output --partial "--env NOVALUE: expected NAME=VALUE"
+    run mount-layers --pass-env A=B -- true
+    assert_failure 125
+    assert_output --partial "--pass-env A=B: expected a variable's NAME"
+}

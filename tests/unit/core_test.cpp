@@ -727,3 +727,40 @@ TEST(Ready, CreateWaitsForAnInheritedGate) {
     ::close(said[0]);
     ::close(said[1]);
 }
+
+TEST(CoreEnv, TheContainerStartsWithADefaultEnvironment) {
+    std::vector<std::string> caller = {"PATH=/home/u/bin:/usr/bin", "HOME=/home/u", "TERM=xterm",
+                                       "API_TOKEN=secret", "KAGO_NAME=box", "LANG=C.UTF-8"};
+    auto out = env::container_environ(caller, {});
+    std::vector<std::string> want = {std::string("PATH=") + env::kContainerPath, "HOME=/root", "container=kago",
+                                     "TERM=xterm", "KAGO_NAME=box"};
+    EXPECT_EQ(out, want);
+}
+
+TEST(CoreEnv, PassSetAndHost) {
+    std::vector<std::string> caller = {"HOME=/home/u", "LANG=C.UTF-8", "EMPTY="};
+    env::Plan p;
+    p.pass = {"LANG", "MISSING", "EMPTY"};
+    p.set = {"HOME=/srv", "A=b=c"};
+    auto out = env::container_environ(caller, p);
+    std::vector<std::string> want = {std::string("PATH=") + env::kContainerPath, "HOME=/srv", "container=kago",
+                                     "LANG=C.UTF-8", "EMPTY=", "A=b=c"};
+    EXPECT_EQ(out, want);
+    p.host = true;
+    p.pass.clear();
+    out = env::container_environ(caller, p);
+    want = {"HOME=/srv", "LANG=C.UTF-8", "EMPTY=", "A=b=c"};
+    EXPECT_EQ(out, want);
+}
+
+TEST(CoreEnv, BadWordsAreUsageErrors) {
+    env::Plan p;
+    p.set = {"NOEQUALS"};
+    EXPECT_FALSE(env::check_plan(p));
+    p.set = {"=v"};
+    EXPECT_FALSE(env::check_plan(p));
+    p.set = {"A="};
+    EXPECT_TRUE(env::check_plan(p));
+    p.pass = {"A=B"};
+    EXPECT_FALSE(env::check_plan(p));
+}
