@@ -268,11 +268,13 @@ Status tmp_upper(const RootSpec& spec, UpperDirs& dirs) {
 // its own, the clone does not show it: then the paths are used.
 Status dir_upper_fds(UpperDirs& dirs) {
     auto slash = dirs.upper_path.rfind('/');
-    std::string parent = slash == 0 ? "/" : dirs.upper_path.substr(0, slash);
-    std::string base = dirs.upper_path.substr(slash + 1);
+    // A relative DIR without a slash ("changes") lies in the current directory.
+    std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dirs.upper_path.substr(0, slash);
+    std::string base = slash == std::string::npos ? dirs.upper_path : dirs.upper_path.substr(slash + 1);
     dirs.parent = TRY_AS("--upper", ops::clone_tree(parent, false));
-    dirs.upper = TRY_AS("--upper", ops::open_dir(dirs.parent, base, base));
-    dirs.work = TRY_AS("--upper", ops::open_dir(dirs.parent, base + ".work", base + ".work"));
+    // Named by the user's path, for the messages.
+    dirs.upper = TRY_AS("--upper", ops::open_dir(dirs.parent, base, dirs.upper_path));
+    dirs.work = TRY_AS("--upper", ops::open_dir(dirs.parent, base + ".work", dirs.work_path));
     if (trace::dry_run()) return {};
     struct stat a, b;
     for (auto [fd, path] : {std::pair{&dirs.upper, &dirs.upper_path}, std::pair{&dirs.work, &dirs.work_path}}) {
