@@ -10,6 +10,7 @@
 #include "caps/show.hpp"
 #include "core/cli.hpp"
 #include "core/exec.hpp"
+#include "core/fds.hpp"
 #include "core/proc.hpp"
 
 namespace caps = kago::caps;
@@ -97,7 +98,7 @@ int main(int argc, char** argv) {
         next.program.reset(::open("/proc/self/exe", O_PATH | O_CLOEXEC));
         if (next.program.valid()) next.program_path = "/proc/self/exe";
     }
-    cli::check_or_die(caps::close_fds(keep_fds));
+    cli::check_or_die(kago::fds::keep_only(keep_fds));
     cli::check_or_die(caps::apply(policy));
     if (new_session) {
         // Only a process group leader forks: this parent waits and leaves like its child.

@@ -5,7 +5,7 @@
 //   o.drop = {"all"}; o.keep = {"net_bind_service"};  // none: Docker's default set
 //   o.user = "nobody"; o.seccomp = "default";
 //   auto policy = TRY(kago::caps::build_policy(o));  // reads /etc/passwd, the profile
-//   TRY(kago::caps::close_fds({}));
+//   TRY(kago::fds::keep_only({}));
 //   TRY(kago::caps::apply(policy));
 //   kago::caps::set_user_env(policy);
 //   ... exec
@@ -105,10 +105,5 @@ Status apply(const Policy& p);
 
 // HOME, USER and LOGNAME for p.user (when user_env is set).
 void set_user_env(const Policy& p);
-
-// Mark every descriptor above 2 close-on-exec except `keep`
-// (close_range(CLOSE_RANGE_CLOEXEC)), clear close-on-exec on `keep`, then
-// verify through /proc/self/fd (or fcntl when /proc is absent).
-Status close_fds(const std::vector<int>& keep);
 
 }  // namespace kago::caps

@@ -23,6 +23,7 @@
 #include "cgroup/limits.hpp"
 #include "core/state.hpp"
 #include "core/exec.hpp"
+#include "core/fds.hpp"
 #include "core/proc.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
@@ -342,7 +343,7 @@ int command_main(void* arg) {
     ::clearenv();
     for (auto& e : cs.env) ::putenv(const_cast<char*>(e.c_str()));
     caps::set_user_env(cs.policy);
-    if (auto st = caps::close_fds({}); !st) {
+    if (auto st = fds::keep_only({}); !st) {
         send(cs.report, 'E', st.error(), 125);
         _exit(125);
     }

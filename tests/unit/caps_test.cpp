@@ -12,6 +12,7 @@
 #include <string>
 
 #include "caps/caps.hpp"
+#include "core/fds.hpp"
 #include "caps/json_value.hpp"
 #include "caps/policy.hpp"
 #include "caps/seccomp.hpp"
@@ -596,10 +597,10 @@ TEST(CapsPolicy, CloseFdsMarksAllButTheKeptOnes) {
         int a = open("/dev/null", O_RDONLY);  // no O_CLOEXEC: would leak
         int b = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (a < 3 || b < 3) return 10;
-        if (!close_fds({b}).ok()) return 11;
+        if (!kago::fds::keep_only({b}).ok()) return 11;
         if (!(fcntl(a, F_GETFD) & FD_CLOEXEC)) return 12;
         if (fcntl(b, F_GETFD) & FD_CLOEXEC) return 13;
-        if (close_fds({99}).ok()) return 14;  // not open
+        if (kago::fds::keep_only({99}).ok()) return 14;  // not open
         return 0;
     });
     EXPECT_EQ(code, 0);
