@@ -491,21 +491,34 @@ std::string describe(const Profile& p) {
     return out;
 }
 
-Status load_default_profile(CapSet kept, bool log_only) {
-    Profile p = default_profile(kept);
-    if (log_only) make_log_only(p);
-    return load(TRY(compile(p)));
-}
-
-Result<CompiledFilter> compile(const Profile& p) {
-    Filter f = TRY(build(p));
-    CompiledFilter out;
-    out.source = p.source;
+std::string filter_summary(const Profile& p) {
     size_t n = 0;
     for (const auto& r : p.rules)
         if (!(r.action == p.default_action)) ++n;
-    out.what = cat("profile ", trace::quote(p.source), ", default action ", describe(p.default_action), ", ", n,
-                   " rules");
+    return cat("profile ", trace::quote(p.source), ", default action ", describe(p.default_action), ", ", n, " rules");
+}
+
+std::string profile_key(const Profile& p) {
+    auto action = [](const Action& a) { return cat(static_cast<int>(a.kind), ":", a.value); };
+    std::string key = cat("default ", action(p.default_action), "; bad arch ", action(p.bad_arch), "; arches");
+    for (const auto& a : p.arches) key += cat(" ", a);
+    for (const auto& r : p.rules) {
+        key += cat("; ", r.syscall, " ", action(r.action));
+        for (const auto& c : r.args)
+            key += cat(" arg", c.index, " op", static_cast<int>(c.op), " ", c.value, " ", c.value_two);
+    }
+    return key;
+}
+
+std::vector<Profile> precompiled_profiles() {
+    return {default_profile(default_caps()), default_profile(all_caps()), default_profile(CapSet{})};
+}
+
+Result<CompiledFilter> compile_with_libseccomp(const Profile& p) {
+    Filter f = TRY(build(p));
+    CompiledFilter out;
+    out.source = p.source;
+    out.what = filter_summary(p);
     UniqueFd mem(::memfd_create("kago-seccomp", MFD_CLOEXEC));
     if (!mem) return sys_error("seccomp: memfd_create for the BPF program");
     int rc = seccomp_export_bpf(f.ctx, mem.get());

@@ -75,9 +75,26 @@ struct CompiledFilter {
     std::vector<sock_filter> program;  // BPF_MAXINSNS at the most
 };
 
-// Build the filter with libseccomp and export its BPF program. Bad rules
-// (unknown syscalls, bad arguments) are usage errors.
+// The filter for the kernel. A profile that the build compiled ahead of
+// time (precompiled_profiles(), from the build's table) is looked up by its
+// exact content; any other is built with compile_with_libseccomp(). Both
+// give the same program: the table is libseccomp's own output.
 Result<CompiledFilter> compile(const Profile& p);
+// Build the filter with libseccomp and export its BPF program. Bad rules
+// (unknown syscalls, bad arguments) are usage errors. About 0.3 ms for the
+// default profile, most of a cap-drop's own work.
+Result<CompiledFilter> compile_with_libseccomp(const Profile& p);
+// Everything that decides a profile's program, as one exact text (the
+// table's key): the actions, architectures, and each rule's system call,
+// action and argument comparisons, but not the explanations.
+std::string profile_key(const Profile& p);
+// The profiles the build compiles ahead of time: the default profile for
+// Docker's default set (cap-drop with no capability option), for every
+// capability (--keep all) and for none (--drop all).
+std::vector<Profile> precompiled_profiles();
+// The trace's summary of a filter: profile "default", default action ...,
+// N rules.
+std::string filter_summary(const Profile& p);
 // Load it (seccomp(2), traced). It does not set no_new_privs: without it,
 // loading needs CAP_SYS_ADMIN.
 Status load(const CompiledFilter& f);

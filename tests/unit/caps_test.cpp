@@ -418,6 +418,59 @@ TEST(CapsSeccomp, DefaultProfileBlocksTheListAndBuilds) {
     EXPECT_GT(compiled->program.size(), 20u);
 }
 
+namespace {
+bool same_program(const std::vector<sock_filter>& a, const std::vector<sock_filter>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+        if (a[i].code != b[i].code || a[i].jt != b[i].jt || a[i].jf != b[i].jf || a[i].k != b[i].k) return false;
+    return true;
+}
+}  // namespace
+
+// The build's table holds libseccomp's own program for each precompiled
+// profile: a hit loads exactly what a miss would.
+TEST(CapsSeccomp, TheBuildsProgramsAreLibseccompsOwn) {
+    auto profiles = precompiled_profiles();
+    ASSERT_EQ(profiles.size(), 3u);
+    for (const auto& p : profiles) {
+        auto fast = compile(p);
+        auto slow = compile_with_libseccomp(p);
+        ASSERT_TRUE(fast.ok() && slow.ok());
+        EXPECT_NE(fast->what.find("compiled at build time"), std::string::npos) << fast->what;
+        EXPECT_EQ(slow->what.find("compiled at build time"), std::string::npos);
+        EXPECT_TRUE(same_program(fast->program, slow->program)) << profile_key(p);
+    }
+    // cap-drop with no capability option: Docker's set.
+    EXPECT_EQ(profile_key(profiles[0]), profile_key(default_profile(default_caps())));
+}
+
+// Anything else is compiled on the spot, and a profile that differs in one
+// argument is not taken for a precompiled one.
+TEST(CapsSeccomp, OtherProfilesAreCompiledOnTheSpot) {
+    CapSet ptrace = default_caps();
+    ptrace.add(19);
+    auto kept = compile(default_profile(ptrace));
+    ASSERT_TRUE(kept.ok());
+    EXPECT_EQ(kept->what.find("compiled at build time"), std::string::npos);
+
+    Profile p = default_profile(default_caps());
+    Profile q = p;
+    for (auto& r : q.rules)
+        if (r.syscall == "socket") r.args.at(0).value = AF_NETLINK;
+    EXPECT_NE(profile_key(p), profile_key(q));
+    auto other = compile(q);
+    ASSERT_TRUE(other.ok());
+    EXPECT_EQ(other->what.find("compiled at build time"), std::string::npos);
+    // The explanations are not part of what the kernel gets.
+    Profile r = p;
+    for (auto& rule : r.rules) rule.why = "changed";
+    EXPECT_EQ(profile_key(p), profile_key(r));
+    // Nor is learning mode taken for enforcing.
+    Profile log = p;
+    make_log_only(log);
+    EXPECT_NE(profile_key(p), profile_key(log));
+}
+
 TEST(CapsSeccomp, KeptCapabilitiesOpenTheirCalls) {
     CapSet admin;
     admin.add(21);
