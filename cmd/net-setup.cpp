@@ -202,6 +202,10 @@ class EarlyChild {
         if (pid_ < 0 || __atomic_load_n(&go_, __ATOMIC_ACQUIRE) != kWait) return;
         exec_ = &ce;
         gate_ = gate;
+        // We wait beside the command from now on (see proc::undumpable).
+        // The memory is shared until the child's exec, which makes the
+        // command dumpable again.
+        cli::check_or_die(proc::undumpable());
         proc::post(go_, kGo);
     }
     pid_t pid() const { return pid_; }

@@ -192,6 +192,10 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
 
     // 4. The child, in the new namespaces.
     ns::Child c = TRY(ns::spawn(create & ~CLONE_NEWTIME, child));
+    // We wait beside the container from here on (see proc::undumpable).
+    // The child has its own memory already, whose /proc files the maps
+    // below are written to.
+    if (!common.dry_run) TRY(proc::undumpable());
 
     // 5. From outside: the maps, the state files, --info-fd.
     Status outside = [&]() -> Status {

@@ -21,4 +21,4 @@ $(BUILD)/gen/caps/seccomp_table.inc: $(BUILD)/tools/seccomp-table
 	$< $@
 
 $(SECCOMP_TABLE_OBJ): $(BUILD)/gen/caps/seccomp_table.inc
-$(SECCOMP_TABLE_OBJ): CXXFLAGS += -I$(BUILD)/gen
+$(SECCOMP_TABLE_OBJ): private CXXFLAGS += -I$(BUILD)/gen

@@ -15,6 +15,10 @@ Result<std::optional<int>> new_session() {
         return std::optional<int>{};
     if (errno != EPERM) return sys_error("setsid()");
     // We lead our process group (a shell with job control started us).
+    // The parent stays beside the payload with its credentials: undumpable
+    // from before the fork, so that the payload never sees it otherwise
+    // (the child's exec makes the payload dumpable again).
+    TRY(proc::undumpable());
     proc::SignalBlock block;
     pid_t child = static_cast<pid_t>(
         trace::call([] { return std::string("fork()"); }, [] { return ::fork(); }));

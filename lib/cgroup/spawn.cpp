@@ -189,6 +189,9 @@ Result<pid_t> spawn(const SpawnRequest& req, SpawnFailure* failure) {
     plan.argv.push_back(nullptr);
     if (!req.exec->kago) plan.ready_fd = ready::take();
 
+    // cg-limit waits beside the command from here on (see
+    // proc::undumpable); the child's exec makes the command dumpable again.
+    TRY(proc::undumpable());
     bool into = req.join->dir.valid();
     pid_t pid = -1;
     if (into) {

@@ -151,6 +151,13 @@ int wait_while(int& word, int value, const struct timespec* timeout) {
     return now;
 }
 
+Status undumpable() {
+    long r = trace::call([] { return std::string("prctl(PR_SET_DUMPABLE, 0)"); },
+                         [] { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); });
+    if (r != 0) return sys_error("prctl(PR_SET_DUMPABLE, 0)");
+    return {};
+}
+
 Status die_with_parent(int sig, pid_t expected_parent) {
     long r = trace::call([&] { return cat("prctl(PR_SET_PDEATHSIG, ", sig, ")"); },
                          [&] { return ::prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); });

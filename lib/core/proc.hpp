@@ -52,6 +52,17 @@ int exit_code(int wstatus);
 // signal on ourselves (with the default action and no core dump).
 [[noreturn]] void exit_like(int wstatus);
 
+// A supervisor that waits beside the command (cg-limit, net-setup,
+// unshare-run's parent, cap-drop --new-session's parent) runs from a host
+// file, and may sit in the container's PID namespace or see the payload
+// with the same credentials. Made undumpable (PR_SET_DUMPABLE 0), no
+// process of the container can open its /proc/PID/exe (to rewrite the host
+// file, CVE-2019-5736), root, cwd, fd or environ without CAP_SYS_PTRACE.
+// Call it before the command can run. A child forked afterwards inherits
+// it until its exec; one that must have its /proc files written by an
+// unprivileged parent (id maps) must be started before.
+Status undumpable();
+
 // Set PR_SET_PDEATHSIG; checks the parent did not already die.
 Status die_with_parent(int sig, pid_t expected_parent);
 

