@@ -412,6 +412,15 @@ Result<int> Proxy::supervise(pid_t child, const std::function<void(int)>& on_sig
     } unblock{old};
     UniqueFd sfd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!sfd) return sys_error("signalfd");
+    // A reader of our standard output that goes away (| head) must not
+    // kill us with the caller's terminal raw: EPIPE instead, below.
+    struct sigaction ignore = {}, old_pipe;
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ignore, &old_pipe);
+    struct PipeBack {
+        struct sigaction old;
+        ~PipeBack() { ::sigaction(SIGPIPE, &old, nullptr); }
+    } pipe_back{old_pipe};
     raw_.save();
 
     bool handed = false;   // the chain closed the socket: the payload runs
@@ -419,12 +428,14 @@ Result<int> Proxy::supervise(pid_t child, const std::function<void(int)>& on_sig
     bool want_raw = false; // raw while proxying (not while stopped)
     std::string pending;   // standard input not yet written to the master
     char buf[65536];
-    auto copy_out = [&]() -> Result<bool> {  // false: the terminal hung up
+    // False when the terminal hung up (EIO: every descriptor of it is
+    // closed), or our standard output did (EPIPE): then the container's
+    // terminal hangs up too, as a closed terminal window does.
+    auto copy_out = [&]() -> bool {
         ssize_t n = ::read(master_.get(), buf, sizeof buf);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
-        if (n <= 0) return false;  // EIO: every descriptor of the terminal is closed
-        TRY(write_all(1, buf, static_cast<size_t>(n)));
-        return true;
+        if (n <= 0) return false;
+        return write_all(1, buf, static_cast<size_t>(n)).ok();
     };
 
     for (;;) {
@@ -437,7 +448,7 @@ Result<int> Proxy::supervise(pid_t child, const std::function<void(int)>& on_sig
             for (long end = now_ms() + 1000; master_.valid() && now_ms() < end;) {
                 struct pollfd pf = {master_.get(), POLLIN, 0};
                 if (::poll(&pf, 1, 100) <= 0) break;
-                if (!TRY(copy_out())) break;
+                if (!copy_out()) break;
             }
             master_.reset();
             raw_.restore();
@@ -512,9 +523,11 @@ Result<int> Proxy::supervise(pid_t child, const std::function<void(int)>& on_sig
         }
 
         if (master_.valid() && (p[kMaster].revents & (POLLIN | POLLHUP | POLLERR))) {
-            if (!TRY(copy_out())) {
+            if (!copy_out()) {
                 master_.reset();
                 in_open = false;
+                raw_.restore();
+                want_raw = false;
             }
         }
         if (master_.valid() && !pending.empty() && (p[kMaster].revents & POLLOUT)) {

@@ -209,6 +209,14 @@ $check_mode"
     assert_line --partial MODE-RESTORED
 }
 
+@test "unshare-run --tty: a reader of the output that goes away hangs up the container's terminal; the mode is back" {
+    run on_tty "$save_mode; chain -- sh -c 'echo first; i=0; while [ \$i -lt 600 ]; do echo more; sleep 0.05; i=\$((i+1)); done; echo NOT-HUNG-UP >&2' | head -n 1; echo status=\${PIPESTATUS[0]}; $check_mode"
+    assert_line --regexp '^first'
+    assert_line --regexp '^status=129'
+    refute_output --partial NOT-HUNG-UP
+    assert_line --partial MODE-RESTORED
+}
+
 # TIOCSTI, with the seccomp filter off, on the payload's descriptor 2 and on
 # /dev/tty (its controlling terminal). The supervisor's standard input is
 # /dev/null, so that nothing reads the caller's terminal: pty_run then tells
