@@ -54,6 +54,15 @@ teardown_file() {
     kago_teardown_file
 }
 
+teardown() {
+    # A background container a test started (its supervisor in $BG):
+    # SIGTERM, so that it removes its state directory.
+    if [ -n "${BG:-}" ]; then
+        kill -TERM "$BG" 2>/dev/null || true
+        wait "$BG" 2>/dev/null || true
+    fi
+}
+
 setup() {
     [ -x "$(test_prog tty_drive)" ] || skip "tests/progs/tty_drive is not built (make bats builds it)"
     require_static
@@ -265,6 +274,31 @@ tiocsti_case() { # ROOTLESS(0/1)
     run on_tty "\"\$B/unshare-run\" --tty --as-pid-1 --pid -- \"\$B/cap-drop\" --new-session -- sh -c 'tty; exit 4'"
     assert_failure 4
     assert_line --regexp '^/dev/pts/[0-9]+'
+}
+
+@test "unshare-run --tty: cg-limit, when it starts the payload, makes the terminal in its child" {
+    run on_tty "\"\$B/unshare-run\" --tty --pid -- \"\$B/cg-limit\" --pids 32 -- sh -c 'tty; exit 5'"
+    assert_failure 5
+    assert_line --regexp '^/dev/pts/[0-9]+'
+}
+
+@test "unshare-run --tty --join-pid: a command entering a running container gets a terminal of that container's devpts" {
+    local info="$TTYTMP/info.json"
+    "$KAGO_BIN/unshare-run" --pid --mount --info-fd 3 -- \
+        "$KAGO_BIN/mount-layers" --layer "$TROOT" --tmp-upper --proc --dev --pivot -- sleep 60 \
+        3>"$info" </dev/null >/dev/null 2>&1 &
+    BG=$!
+    local i=0
+    while ! grep -q '"pid"' "$info" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+    local pid
+    pid=$(sed 's/^{"pid":\([0-9]*\).*/\1/' "$info")
+    run on_tty "\"\$B/unshare-run\" --tty --join-pid $pid -- sh -c 'tty; echo \"fs:\$(stat -L -c %d /proc/self/fd/0) pts:\$(stat -c %d /dev/pts/ptmx)\"; exit 6'"
+    assert_failure 6
+    assert_line --regexp '^/dev/pts/[0-9]+'
+    local fs pts
+    fs=$(printf '%s\n' "$output" | sed -n 's/^fs:\([0-9]*\) .*/\1/p' | tr -d '\r')
+    pts=$(printf '%s\n' "$output" | sed -n 's/.* pts:\([0-9]*\).*/\1/p' | tr -d '\r')
+    [ -n "$fs" ] && [ "$fs" = "$pts" ] || fail "the terminal is not on the container's devpts: $output"
 }
 
 @test "unshare-run --tty: a root without /dev/ptmx fails with 125, naming the step" {
