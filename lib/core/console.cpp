@@ -28,17 +28,7 @@ namespace kago::console {
 
 namespace {
 
-enum Step : int {
-    kOpenPtmx,
-    kUnlock,
-    kPeer,
-    kSend,
-    kWait,
-    kSetsid,
-    kCtty,
-    kDup,
-    kSteps
-};
+enum Step : int { kOpenPtmx, kUnlock, kPeer, kSend, kWait, kSetsid, kCtty, kDup, kSteps };
 
 const char* const kWhat[kSteps] = {
     "--tty: open /dev/ptmx",
@@ -65,8 +55,8 @@ void traced(const char* call, long r, int e) {
         n = snprintf(line, sizeof line, "%s = %ld", call, r);
     }
     if (n < 0) return;
-    trace::emit(std::string_view(line, static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n)
-                                                                             : sizeof line - 1));
+    trace::emit(std::string_view(
+        line, static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1));
 }
 
 long send_fd(int sock, int fd) {
@@ -101,8 +91,9 @@ const char* step_what(int step) {
 }
 
 const char* step_hint(int step) {
-    return step == kOpenPtmx ? "the root needs a /dev/ptmx, e.g. mount-layers --dev (a devpts of its own)"
-                             : nullptr;
+    return step == kOpenPtmx
+               ? "the root needs a /dev/ptmx, e.g. mount-layers --dev (a devpts of its own)"
+               : nullptr;
 }
 
 Result<int> take() {
@@ -325,7 +316,8 @@ Result<UniqueFd> receive_master(int sock, bool* eof) {
         }
     }
     if (trace::verbose() && n > 0)
-        trace::emit(cat("recvmsg(", sock, ", SCM_RIGHTS) = ", n, first.valid() ? cat(" [", first.get(), "]") : ""));
+        trace::emit(cat("recvmsg(", sock, ", SCM_RIGHTS) = ", n,
+                        first.valid() ? cat(" [", first.get(), "]") : ""));
     return first;
 }
 
@@ -358,10 +350,15 @@ void RawMode::restore() {
 Result<Proxy> Proxy::create() {
     Proxy p;
     if (trace::dry_run()) {
-        trace::emit("socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, [OURS, KAGO_CONSOLE_FD]) (dry run)");
-        trace::emit("  supervisor: recvmsg(OURS, SCM_RIGHTS) = MASTER, ioctl(MASTER, TCSETS, {the caller's mode}), "
-                    "ioctl(MASTER, TIOCSWINSZ), send(OURS, \"y\"); at end of file ioctl(0, TCSETSW, {raw}), "
-                    "proxy, ioctl(0, TCSETSW, {the mode it had}) (dry run)");
+        trace::emit(
+            "socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, [OURS, KAGO_CONSOLE_FD]) (dry "
+            "run)");
+        trace::emit(
+            "  supervisor: recvmsg(OURS, SCM_RIGHTS) = MASTER, ioctl(MASTER, TCSETS, {the caller's "
+            "mode}), "
+            "ioctl(MASTER, TIOCSWINSZ), send(OURS, \"y\"); at end of file ioctl(0, TCSETSW, "
+            "{raw}), "
+            "proxy, ioctl(0, TCSETSW, {the mode it had}) (dry run)");
         ::setenv(env::kConsoleFd, "KAGO_CONSOLE_FD", 1);
         return p;
     }
@@ -369,8 +366,8 @@ Result<Proxy> Proxy::create() {
     long r = ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
     int e = errno;
     if (trace::verbose())
-        trace::emit(cat("socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, [", sv[0], ", ", sv[1], "])",
-                        trace::result_suffix(r, e)));
+        trace::emit(cat("socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, [", sv[0], ", ", sv[1],
+                        "])", trace::result_suffix(r, e)));
     errno = e;
     if (r != 0) return sys_error("--tty: socketpair (the console socket)");
     p.ours_.reset(sv[0]);
@@ -423,10 +420,10 @@ Result<int> Proxy::supervise(pid_t child, const std::function<void(int)>& on_sig
     } pipe_back{old_pipe};
     raw_.save();
 
-    bool handed = false;   // the chain closed the socket: the payload runs
-    bool in_open = true;   // standard input not at end of file
-    bool want_raw = false; // raw while proxying (not while stopped)
-    std::string pending;   // standard input not yet written to the master
+    bool handed = false;    // the chain closed the socket: the payload runs
+    bool in_open = true;    // standard input not at end of file
+    bool want_raw = false;  // raw while proxying (not while stopped)
+    std::string pending;    // standard input not yet written to the master
     char buf[65536];
     // False when the terminal hung up (EIO: every descriptor of it is
     // closed), or our standard output did (EPIPE): then the container's
@@ -458,7 +455,8 @@ Result<int> Proxy::supervise(pid_t child, const std::function<void(int)>& on_sig
         struct pollfd p[kCount] = {};
         p[kSig] = {sfd.get(), POLLIN, 0};
         p[kSock] = {ours_.get(), POLLIN, 0};
-        p[kMaster] = {master_.get(), static_cast<short>(POLLIN | (pending.empty() ? 0 : POLLOUT)), 0};
+        p[kMaster] = {master_.get(), static_cast<short>(POLLIN | (pending.empty() ? 0 : POLLOUT)),
+                      0};
         bool read_in = handed && in_open && master_.valid() && pending.empty();
         p[kIn] = {read_in ? 0 : -1, POLLIN, 0};
         if (::poll(p, kCount, -1) < 0) {
@@ -487,7 +485,8 @@ Result<int> Proxy::supervise(pid_t child, const std::function<void(int)>& on_sig
             }
             if (!(si.ssi_code == SI_KERNEL && ::getpgid(child) == ::getpgrp()))
                 (void)::kill(child, sig);
-            if (sig == SIGHUP && master_.valid()) {  // the caller's terminal hung up: so does the container's
+            if (sig == SIGHUP &&
+                master_.valid()) {  // the caller's terminal hung up: so does the container's
                 master_.reset();
                 in_open = false;
                 raw_.restore();
@@ -504,12 +503,16 @@ Result<int> Proxy::supervise(pid_t child, const std::function<void(int)>& on_sig
                 master_ = std::move(fd);
                 // The new terminal starts with the caller's mode and size.
                 if (const struct termios* t = raw_.saved())
-                    trace::call([&] { return cat("ioctl(", master_.get(), ", TCSETS, {the caller's mode})"); },
-                                [&] { return ::tcsetattr(master_.get(), TCSANOW, t); });
+                    trace::call(
+                        [&] {
+                            return cat("ioctl(", master_.get(), ", TCSETS, {the caller's mode})");
+                        },
+                        [&] { return ::tcsetattr(master_.get(), TCSANOW, t); });
                 pass_size(master_.get());
                 char ack = 'y';
-                if (trace::call([&] { return cat("send(", ours_.get(), ", \"y\", 1, MSG_NOSIGNAL)"); },
-                                [&] { return ::send(ours_.get(), &ack, 1, MSG_NOSIGNAL); }) != 1)
+                if (trace::call(
+                        [&] { return cat("send(", ours_.get(), ", \"y\", 1, MSG_NOSIGNAL)"); },
+                        [&] { return ::send(ours_.get(), &ack, 1, MSG_NOSIGNAL); }) != 1)
                     return sys_error("--tty: answer the chain");
             }
             if (eof) {

@@ -1,5 +1,7 @@
 // Unit tests for lib/core/console: unshare-run --tty's two sides, on
 // pseudo-terminals from the host's /dev/ptmx (no privilege needed).
+#include "core/console.hpp"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -13,7 +15,6 @@
 
 #include <string>
 
-#include "core/console.hpp"
 #include "core/env.hpp"
 #include "core/fd.hpp"
 
@@ -107,7 +108,8 @@ TEST(Console, CheckMasterAcceptsOnlyATerminalMaster) {
 }
 
 TEST(Console, StepsAreNamed) {
-    for (int i = 0; i < 8; ++i) EXPECT_EQ(std::string(console::step_what(i)).rfind("--tty: ", 0), 0u) << i;
+    for (int i = 0; i < 8; ++i)
+        EXPECT_EQ(std::string(console::step_what(i)).rfind("--tty: ", 0), 0u) << i;
     EXPECT_NE(console::step_hint(0), nullptr);  // no /dev/ptmx: say what makes one
     EXPECT_EQ(console::step_hint(3), nullptr);
 }
@@ -197,7 +199,8 @@ TEST(Console, RawModeEntersAndRestores) {
         }  // the destructor restores
         ::tcgetattr(0, &after);
         if (after.c_lflag != before.c_lflag || after.c_iflag != before.c_iflag ||
-            after.c_oflag != before.c_oflag || memcmp(after.c_cc, before.c_cc, sizeof after.c_cc) != 0)
+            after.c_oflag != before.c_oflag ||
+            memcmp(after.c_cc, before.c_cc, sizeof after.c_cc) != 0)
             _exit(15);
         _exit(0);
     }
