@@ -154,6 +154,12 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     // The child's steps, prepared here: after clone() it may not allocate.
     proc::SignalBlock signals;  // no signal is lost between clone() and supervise()
     ns::ChildPlan child;
+    if (o.tty) {  // the chain too keeps nothing of the caller's terminal
+        child.new_session();
+        auto stdio = tty.stdio();
+        for (int fd = 0; fd < 3; ++fd)
+            if (stdio.from[fd] >= 0) child.dup_fd(stdio.from[fd], fd);
+    }
     if (o.tty && cmd.kago) child.keep_fd(tty.child_end());
     if (o.tty && !cmd.kago) child.set_console(tty.child_end());
     if (o.info_fd >= 0) child.close_fd(o.info_fd);

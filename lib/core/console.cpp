@@ -373,7 +373,34 @@ Result<Proxy> Proxy::create() {
     p.ours_.reset(sv[0]);
     p.child_.reset(sv[1]);
     ::setenv(env::kConsoleFd, std::to_string(sv[1]).c_str(), 1);
+    if (::isatty(0)) {
+        p.null_.reset(static_cast<int>(
+            trace::call([] { return std::string("open(\"/dev/null\", O_RDWR|O_CLOEXEC)"); },
+                        [] { return ::open("/dev/null", O_RDWR | O_CLOEXEC); })));
+        if (!p.null_) return sys_error("--tty: open /dev/null");
+    }
+    if (::isatty(1) || ::isatty(2)) {
+        int r[2] = {-1, -1};
+        long rc = ::pipe2(r, O_CLOEXEC);
+        e = errno;
+        if (trace::verbose())
+            trace::emit(cat("pipe2([", r[0], ", ", r[1], "], O_CLOEXEC) /* the chain's stderr */",
+                            trace::result_suffix(rc, e)));
+        errno = e;
+        if (rc != 0) return sys_error("--tty: pipe2 (the chain's standard error)");
+        p.relay_r_.reset(r[0]);
+        p.relay_w_.reset(r[1]);
+        ::fcntl(r[0], F_SETFL, O_NONBLOCK);
+    }
     return p;
+}
+
+Proxy::Stdio Proxy::stdio() const {
+    Stdio s;
+    if (null_) s.from[0] = null_.get();
+    for (int fd : {1, 2})
+        if (relay_w_ && ::isatty(fd)) s.from[fd] = relay_w_.get();
+    return s;
 }
 
 namespace {
@@ -428,6 +455,20 @@ Result<int> Proxy::supervise(pid_t child, const std::function<void(int)>& on_sig
     // False when the terminal hung up (EIO: every descriptor of it is
     // closed), or our standard output did (EPIPE): then the container's
     // terminal hangs up too, as a closed terminal window does.
+    // What the chain wrote to its standard error, to ours (non-blocking:
+    // only what is there; end of file closes it).
+    auto relay = [&] {
+        while (relay_r_.valid()) {
+            ssize_t n = ::read(relay_r_.get(), buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) return;
+            if (n <= 0) {
+                relay_r_.reset();
+                return;
+            }
+            (void)write_all(2, buf, static_cast<size_t>(n));
+        }
+    };
     auto copy_out = [&]() -> bool {
         ssize_t n = ::read(master_.get(), buf, sizeof buf);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
@@ -438,6 +479,7 @@ Result<int> Proxy::supervise(pid_t child, const std::function<void(int)>& on_sig
     for (;;) {
         int ws = 0;
         if (TRY(reap(child, &ws))) {
+            relay();  // the chain's last words, when it failed
             // What the payload wrote before it ended is still in the terminal:
             // copy it out until the terminal's last holder closed it (EIO), or
             // for as long as it keeps coming (a process that outlived the
@@ -451,7 +493,7 @@ Result<int> Proxy::supervise(pid_t child, const std::function<void(int)>& on_sig
             raw_.restore();
             return ws;
         }
-        enum { kSig, kSock, kMaster, kIn, kCount };
+        enum { kSig, kSock, kMaster, kIn, kRelay, kCount };
         struct pollfd p[kCount] = {};
         p[kSig] = {sfd.get(), POLLIN, 0};
         p[kSock] = {ours_.get(), POLLIN, 0};
@@ -459,6 +501,7 @@ Result<int> Proxy::supervise(pid_t child, const std::function<void(int)>& on_sig
                       0};
         bool read_in = handed && in_open && master_.valid() && pending.empty();
         p[kIn] = {read_in ? 0 : -1, POLLIN, 0};
+        p[kRelay] = {relay_r_.get(), POLLIN, 0};
         if (::poll(p, kCount, -1) < 0) {
             if (errno == EINTR) continue;
             return sys_error("poll");
@@ -494,6 +537,7 @@ Result<int> Proxy::supervise(pid_t child, const std::function<void(int)>& on_sig
             }
         }
 
+        if (relay_r_.valid() && p[kRelay].revents) relay();
         if (ours_.valid() && p[kSock].revents) {
             bool eof = false;
             UniqueFd fd = TRY(receive_master(ours_.get(), &eof));
@@ -517,6 +561,7 @@ Result<int> Proxy::supervise(pid_t child, const std::function<void(int)>& on_sig
             }
             if (eof) {
                 ours_.reset();
+                relay();  // what the chain wrote before it handed over, before raw mode
                 if (master_.valid()) {
                     handed = true;
                     want_raw = true;

@@ -117,8 +117,27 @@ class Proxy {
 
     // The descriptor the chain gets; the child clears its close-on-exec.
     int child_end() const { return child_.get(); }
-    // In the parent, after the child started: drop its end.
-    void forked() { child_.reset(); }
+
+    // The chain's own standard descriptors. Each of 0, 1 and 2 that is a
+    // terminal (the caller's) is replaced in the child before the chain
+    // runs: 0 by /dev/null, 1 and 2 by a pipe whose reader here relays what
+    // the chain writes (its errors, its trace) to our standard error; and
+    // the child starts a session of its own. So no process of the
+    // container, the chain's own programs included, ever holds the
+    // caller's terminal or has it as its controlling terminal: not even
+    // beside the processes of a container it joins. from[i] is the
+    // descriptor to dup2() onto i, or -1 to keep i.
+    struct Stdio {
+        int from[3] = {-1, -1, -1};
+    };
+    Stdio stdio() const;
+
+    // In the parent, after the child started: drop the child's ends.
+    void forked() {
+        child_.reset();
+        null_.reset();
+        relay_w_.reset();
+    }
 
     // Wait for `child` as proc::supervise() does (forwarding signals, on
     // which on_signal is told), and meanwhile proxy: receive the master,
@@ -132,6 +151,7 @@ class Proxy {
 
   private:
     UniqueFd ours_, child_, master_;
+    UniqueFd null_, relay_r_, relay_w_;  // the chain's standard descriptors
     RawMode raw_;
 };
 

@@ -46,6 +46,15 @@ void ChildPlan::keep_fd(int fd) {
     steps_.push_back({Step::Op::keep_fd, "", "", "", "", "", "", 0, fd});
 }
 
+void ChildPlan::dup_fd(int from, int to) {
+    steps_.push_back({Step::Op::dup_fd, cat("dup2(", from, ", ", to, ")"), cat("dup2(", from, ", ", to, ")"),
+                      "", "", "", "", 0, from, to});
+}
+
+void ChildPlan::new_session() {
+    steps_.push_back({Step::Op::new_session, "setsid()", "setsid()", "", "", "", "", 0, -1});
+}
+
 void ChildPlan::die_with_parent() {
     steps_.push_back({Step::Op::die_with_parent, "prctl(PR_SET_PDEATHSIG, SIGKILL)",
                       "prctl(PR_SET_PDEATHSIG)", "", "", "", "", 0, -1});
@@ -233,6 +242,8 @@ long run_step(void* arg) {
     switch (s.op) {
         case Step::Op::close_fd: return ::close(s.fd);
         case Step::Op::keep_fd: return ::fcntl(s.fd, F_SETFD, 0);
+        case Step::Op::dup_fd: return ::dup2(s.fd, s.fd2);
+        case Step::Op::new_session: return ::setsid();
         case Step::Op::die_with_parent: return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         case Step::Op::wait_for_parent: {
             char b;

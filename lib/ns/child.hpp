@@ -37,6 +37,8 @@ struct Step {
     enum class Op {
         close_fd,
         keep_fd,
+        dup_fd,
+        new_session,
         die_with_parent,
         wait_for_parent,
         setns,
@@ -66,6 +68,10 @@ class ChildPlan {
     // Keep a descriptor across the exec (clear close-on-exec): one the next
     // kago program is given, such as KAGO_CONSOLE_FD. Not traced.
     void keep_fd(int fd);
+    // dup2(from, to): the chain's standard descriptors (unshare-run --tty).
+    void dup_fd(int from, int to);
+    // setsid(): a session of the child's own, with no controlling terminal.
+    void new_session();
     // PR_SET_PDEATHSIG(SIGKILL).
     void die_with_parent();
     // Block until the parent calls release(); exit quietly if it died.

@@ -226,6 +226,27 @@ $check_mode"
     assert_line --partial MODE-RESTORED
 }
 
+@test "unshare-run --tty: the chain itself holds nothing of the caller's terminal while it sets up" {
+    # mount-layers waits at the readiness gate (KAGO_READY_FD) just before
+    # it makes the terminal and execs the payload: its descriptors and its
+    # controlling terminal are looked at then, from outside.
+    run on_tty "mkfifo \"\$T/gate\"; exec 7<>\"\$T/gate\"
+KAGO_READY_FD=7 \"\$B/unshare-run\" --tty --pid --mount -- \"\$B/mount-layers\" --layer \"\$R\" --tmp-upper --proc --dev --pivot -- sh -c 'tty; exit 3' </dev/tty &
+pid=\$!
+m=; i=0
+while [ -z \"\$m\" ] && [ \$i -lt 100 ]; do
+    for p in /proc/[0-9]*; do tr '\\0' ' ' <\$p/cmdline 2>/dev/null | grep -q \"^\$B/mount-layers --layer \$R\" && m=\${p#/proc/}; done
+    sleep 0.1; i=\$((i+1))
+done
+sleep 0.3
+echo \"chain: fd0=\$(readlink /proc/\$m/fd/0) fd1=\$(readlink /proc/\$m/fd/1) fd2=\$(readlink /proc/\$m/fd/2) tty_nr=\$(cut -d' ' -f7 /proc/\$m/stat)\"
+echo y >&7
+wait \$pid; echo status=\$?; rm -f \"\$T/gate\""
+    assert_line --regexp '^chain: fd0=/dev/null fd1=pipe:\[[0-9]+\] fd2=pipe:\[[0-9]+\] tty_nr=0'
+    assert_line --regexp '^/dev/pts/[0-9]+'
+    assert_line --regexp '^status=3'
+}
+
 # TIOCSTI, with the seccomp filter off, on the payload's descriptor 2 and on
 # /dev/tty (its controlling terminal). The supervisor's standard input is
 # /dev/null, so that nothing reads the caller's terminal: pty_run then tells
