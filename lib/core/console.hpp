@@ -7,6 +7,8 @@
 //
 //   supervisor (host)                        the chain (inside)
 //   Proxy::create(): socketpair ──────────▶  KAGO_CONSOLE_FD (kago programs pass it on)
+//   relay the chain's stderr  ◀── pipe ────  setsid; /dev/null and the pipe for
+//                                            the standard descriptors that are terminals
 //                                            the program about to exec the payload:
 //                                            open /dev/ptmx, unlock, TIOCGPTPEER
 //   recvmsg: the master  ◀── SCM_RIGHTS ───  sendmsg(master); close(master)
