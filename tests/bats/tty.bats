@@ -247,6 +247,14 @@ wait \$pid; echo status=\$?; rm -f \"\$T/gate\""
     assert_line --regexp '^status=3'
 }
 
+@test "unshare-run --tty: with no terminal at all, a pipe's input reaches the payload and its end is the terminal's end of file" {
+    run bash -c "printf 'hello\\nmore\\n' | '$KAGO_BIN/unshare-run' --tty --pid -- sh -c 'tty; read x; echo \"got:\$x\"; cat >/dev/null; echo after-eof; exit 4'"
+    assert_failure 4
+    assert_line --regexp '^/dev/pts/[0-9]+'
+    assert_line --regexp '^got:hello'
+    assert_line --regexp '^after-eof'
+}
+
 # TIOCSTI, with the seccomp filter off, on the payload's descriptor 2 and on
 # /dev/tty (its controlling terminal). The supervisor's standard input is
 # /dev/null, so that nothing reads the caller's terminal: pty_run then tells
