@@ -11,12 +11,14 @@
 //   5. from outside: its uid/gid maps, the state files, --info-fd
 //   6. the child: joins, hostname, propagation, lo up, /proc; then it execs
 //      the command, or forks it and stays as its PID 1
-//   7. wait, remove the state directory, leave with the container's status
+//   7. wait (with --tty: proxy the caller's terminal to the container's),
+//      remove the state directory, leave with the container's status
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
 #include "core/cli.hpp"
+#include "core/console.hpp"
 #include "core/env.hpp"
 #include "core/fds.hpp"
 #include "core/json.hpp"
@@ -37,6 +39,7 @@ struct Options {
     ns::Request ns;
     bool die_with_parent = false;
     bool keep_env = false;
+    bool tty = false;
     int info_fd = -1;
     std::vector<int> keep_fds;
     std::string name;
@@ -98,6 +101,10 @@ void add_options(CLI::App& app, Options& o) {
         ->type_name("N")
         ->allow_extra_args(false);
     app.add_flag("--keep-env", o.keep_env, "Keep the KAGO_ variables for the command");
+    app.add_flag("-t,--tty", o.tty,
+                 "Give the command a terminal of its own, from the container's /dev/ptmx, and "
+                 "proxy the caller's terminal to it (raw, with its window size); the container "
+                 "holds no descriptor to the caller's terminal");
 }
 
 // Everything after option parsing. Returns how the container ended; the
@@ -138,9 +145,23 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     bool time_here = (create & CLONE_NEWTIME) && root;  // else the child makes it
     std::string offsets = ns::offsets_text(o.ns.monotonic_offset, o.ns.boottime_offset);
 
+    // --tty: the console socket. A kago command gets it in KAGO_CONSOLE_FD
+    // and the program that execs the payload makes the terminal; otherwise
+    // the child makes it, just before its exec.
+    console::Proxy tty;
+    if (o.tty) tty = TRY(console::Proxy::create());
+
     // The child's steps, prepared here: after clone() it may not allocate.
     proc::SignalBlock signals;  // no signal is lost between clone() and supervise()
     ns::ChildPlan child;
+    if (o.tty) {  // the chain too keeps nothing of the caller's terminal
+        child.new_session();
+        auto stdio = tty.stdio();
+        for (int fd = 0; fd < 3; ++fd)
+            if (stdio.from[fd] >= 0) child.dup_fd(stdio.from[fd], fd);
+    }
+    if (o.tty && cmd.kago) child.keep_fd(tty.child_end());
+    if (o.tty && !cmd.kago) child.set_console(tty.child_end());
     if (o.info_fd >= 0) child.close_fd(o.info_fd);
     if (o.die_with_parent) child.die_with_parent();
     // The child waits for us only where it must: for its maps (and, with
@@ -196,6 +217,7 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     // The child has its own memory already, whose /proc files the maps
     // below are written to.
     if (!common.dry_run) TRY(proc::undumpable());
+    tty.forked();
 
     // 5. From outside: the maps, the state files, --info-fd.
     Status outside = [&]() -> Status {
@@ -223,9 +245,10 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     }
 
     // 6. runs in the child. 7. Wait, forwarding signals.
-    int wstatus = TRY(proc::supervise(c.pid(), [&](int) {
+    auto on_signal = [&](int) {
         if (o.die_with_parent && ::getppid() != parent) (void)::kill(c.pid(), SIGKILL);
-    }));
+    };
+    int wstatus = TRY(o.tty ? tty.supervise(c.pid(), on_signal) : proc::supervise(c.pid(), on_signal));
     return c.finish(child, wstatus);
 }
 

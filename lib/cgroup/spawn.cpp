@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/console.hpp"
 #include "core/ready.hpp"
 #include "core/trace.hpp"
 
@@ -58,6 +59,9 @@ const char* rlimit_constant(int resource) {
 
 std::string lim(uint64_t v) { return v == kMax ? "RLIM_INFINITY" : std::to_string(v); }
 
+// A failed step of console::attach() is reported as kConsoleStep - step.
+constexpr int kConsoleStep = -100;
+
 // What the child reports through the error pipe.
 struct ChildError {
     int step;
@@ -73,6 +77,7 @@ struct ChildPlan {
     std::vector<std::string> trace_lines;  // one per step
     std::vector<char*> argv;
     int ready_fd = -1;  // the chain's readiness gate, before a non-kago command
+    int console_fd = -1;  // unshare-run --tty's socket, before a non-kago command
     // steps: 0 = PR_SET_PDEATHSIG, 1..n = procs, then rlimits, then exec
 };
 
@@ -117,6 +122,10 @@ long do_pdeathsig(void*) { return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); }
     }
     const PreparedExec& e = *req.exec;
     if (p.ready_fd >= 0 && !ready::wait(p.ready_fd)) _exit(125);
+    if (p.console_fd >= 0) {
+        console::Failure f = console::attach(p.console_fd);
+        if (f.step >= 0) child_fail(p, kConsoleStep - f.step, f.err, 125);
+    }
     if (trace::verbose()) trace::emit(p.trace_lines[step]);
     if (e.program.valid())
         ::syscall(SYS_execveat, e.program.get(), "", p.argv.data(), environ, AT_EMPTY_PATH);
@@ -188,6 +197,7 @@ Result<pid_t> spawn(const SpawnRequest& req, SpawnFailure* failure) {
     for (const auto& a : req.exec->argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
     plan.argv.push_back(nullptr);
     if (!req.exec->kago) plan.ready_fd = ready::take();
+    if (!req.exec->kago) plan.console_fd = TRY(console::take());
 
     // cg-limit waits beside the command from here on (see
     // proc::undumpable); the child's exec makes the command dumpable again.
@@ -237,7 +247,11 @@ Result<pid_t> spawn(const SpawnRequest& req, SpawnFailure* failure) {
         while (::waitpid(pid, &ws, __WALL) < 0 && errno == EINTR) {
         }
         errno = ce.err;
-        Error e = sys_error(ce.step >= 0 && static_cast<size_t>(ce.step) < what.size() ? what[ce.step] : "child");
+        Error e = sys_error(ce.step >= 0 && static_cast<size_t>(ce.step) < what.size() ? what[ce.step]
+                            : ce.step <= kConsoleStep                               ? console::step_what(kConsoleStep - ce.step)
+                                                                                    : "child");
+        if (ce.step <= kConsoleStep)
+            if (const char* h = console::step_hint(kConsoleStep - ce.step)) e.hint = h;
         if (failure) {
             failure->error = e;
             failure->code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 125;

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include "core/console.hpp"
 #include "core/env.hpp"
 #include "core/ready.hpp"
 #include "core/state.hpp"
@@ -111,6 +112,10 @@ void note(std::string_view message) { write_err(cat(trace::program(), ": ", mess
 
 void exec_command(const PreparedExec& p, bool strip_env) {
     if (!p.kago && !trace::dry_run()) ready::before_payload();
+    if (!p.kago) {  // unshare-run --tty: the payload's own terminal
+        auto st = console::before_payload();
+        if (!st) die(st.error());
+    }
     if (strip_env) env::strip_kago();
     if (trace::dry_run()) {
         bool chain = p.kago;

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <tuple>
 
+#include "core/console.hpp"
 #include "core/proc.hpp"
 #include "core/ready.hpp"
 #include "core/sys.hpp"
@@ -39,6 +40,19 @@ const char* cn(const std::string& s) {
 
 void ChildPlan::close_fd(int fd) {
     steps_.push_back({Step::Op::close_fd, "", "", "", "", "", "", 0, fd});
+}
+
+void ChildPlan::keep_fd(int fd) {
+    steps_.push_back({Step::Op::keep_fd, "", "", "", "", "", "", 0, fd});
+}
+
+void ChildPlan::dup_fd(int from, int to) {
+    steps_.push_back({Step::Op::dup_fd, cat("dup2(", from, ", ", to, ")"), cat("dup2(", from, ", ", to, ")"),
+                      "", "", "", "", 0, from, to});
+}
+
+void ChildPlan::new_session() {
+    steps_.push_back({Step::Op::new_session, "setsid()", "setsid()", "", "", "", "", 0, -1});
 }
 
 void ChildPlan::die_with_parent() {
@@ -160,7 +174,7 @@ void show_dry_run(const ChildPlan& plan) {
 
 namespace {
 
-enum : int32_t { kStepFailed = 1, kExecFailed = 2, kStatus = 3, kNamespaces = 4 };
+enum : int32_t { kStepFailed = 1, kExecFailed = 2, kStatus = 3, kNamespaces = 4, kConsoleFailed = 5 };
 
 void send(int fd, const Report& r) {
     ssize_t n;
@@ -227,6 +241,9 @@ long run_step(void* arg) {
     const Step& s = *ctx->step;
     switch (s.op) {
         case Step::Op::close_fd: return ::close(s.fd);
+        case Step::Op::keep_fd: return ::fcntl(s.fd, F_SETFD, 0);
+        case Step::Op::dup_fd: return ::dup2(s.fd, s.fd2);
+        case Step::Op::new_session: return ::setsid();
         case Step::Op::die_with_parent: return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         case Step::Op::wait_for_parent: {
             char b;
@@ -316,6 +333,13 @@ void trace_result(const std::string& text, long r, int e) {
     ::sigprocmask(SIG_SETMASK, &plan.mask(), nullptr);
     if (plan.command_dies_with_parent()) ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (plan.ready_fd() >= 0 && !ready::wait(plan.ready_fd())) _exit(125);
+    if (plan.console_fd() >= 0) {
+        console::Failure f = console::attach(plan.console_fd());
+        if (f.step >= 0) {
+            send_report(report_fd, kConsoleFailed, f.step, f.err, 0);
+            _exit(125);
+        }
+    }
     bool verbose = trace::verbose() && !failed;
     if (verbose) trace::emit(plan.exec_text());
     int err;
@@ -538,6 +562,10 @@ Outcome Child::finish(const ChildPlan& plan, int wstatus) {
         } else if (r.kind == kExecFailed) {
             o.error = Error{r.err, plan.command()->argv[0], ""};
             o.code = exit_code_for_exec_error(r.err);
+        } else if (r.kind == kConsoleFailed) {
+            o.error = Error{r.err, console::step_what(r.step), ""};
+            if (const char* h = console::step_hint(r.step)) o.error->hint = h;
+            o.code = 125;
         } else if (r.kind == kStepFailed) {
             const auto& steps = plan.steps();
             std::string what = r.step >= 0 && static_cast<size_t>(r.step) < steps.size()

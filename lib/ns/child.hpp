@@ -36,6 +36,9 @@ namespace kago::ns {
 struct Step {
     enum class Op {
         close_fd,
+        keep_fd,
+        dup_fd,
+        new_session,
         die_with_parent,
         wait_for_parent,
         setns,
@@ -62,6 +65,13 @@ class ChildPlan {
   public:
     // Close a descriptor the child must not keep (--info-fd). Not traced.
     void close_fd(int fd);
+    // Keep a descriptor across the exec (clear close-on-exec): one the next
+    // kago program is given, such as KAGO_CONSOLE_FD. Not traced.
+    void keep_fd(int fd);
+    // dup2(from, to): the chain's standard descriptors (unshare-run --tty).
+    void dup_fd(int from, int to);
+    // setsid(): a session of the child's own, with no controlling terminal.
+    void new_session();
     // PR_SET_PDEATHSIG(SIGKILL).
     void die_with_parent();
     // Block until the parent calls release(); exit quietly if it died.
@@ -113,6 +123,11 @@ class ChildPlan {
     // The chain's readiness gate, waited for before a non-kago command
     // (core/ready.hpp); -1 when there is none.
     int ready_fd() const { return ready_fd_; }
+    // unshare-run --tty, when the command is not a kago program: the
+    // console socket; the command gets a terminal of its own
+    // (console::attach()) just before its exec. -1: none.
+    void set_console(int fd) { console_fd_ = fd; }
+    int console_fd() const { return console_fd_; }
 
   private:
     std::vector<Step> steps_;
@@ -122,6 +137,7 @@ class ChildPlan {
     bool init_ = false;
     bool cmd_pdeathsig_ = false;
     int ready_fd_ = -1;
+    int console_fd_ = -1;
     Area args_, envs_;
 };
 

@@ -116,6 +116,22 @@ teardown() {
     assert_line --regexp '^ *[0-9]+ root .* ps$'
 }
 
+@test "minc: on a terminal the container gets one of its own (unshare-run --tty); without, none is asked for" {
+    require_progs unshare-run mount-layers
+    require_static
+    [ -x "$(test_prog tty_drive)" ] || skip "tests/progs/tty_drive is not built (make bats builds it)"
+    run "$MINC" --print-chain -r "$KAGO_ROOTFS" true </dev/null
+    assert_success
+    refute_output --partial -- --tty
+    run "$(test_prog tty_drive)" "$MINC" --print-chain -r "$KAGO_ROOTFS" true
+    assert_line --regexp '^unshare-run .*--tty -- '
+    # In the container, tty names a terminal of the container's own devpts.
+    run "$(test_prog tty_drive)" "$MINC" -r "$KAGO_ROOTFS" sh -c 'tty; stat -L -c %d /proc/self/fd/0; stat -c %d /dev/pts/ptmx'
+    assert_success
+    assert_line --regexp '^/dev/pts/[0-9]+'
+    [ "$(printf '%s\n' "$output" | tr -d '\r' | sed -n '2,3p' | sort -u | wc -l)" = 1 ] || fail "not the container's devpts: $output"
+}
+
 @test "minc (MINCS bind): a bound file is visible" {
     require_progs unshare-run mount-layers
     BIND_DIR=$(mktemp -d /tmp/minc-bindtest.XXXXXX)
