@@ -54,7 +54,8 @@ Result<std::string> dst_of(StepKind kind, std::string_view s) {
     return normalize_in_root(s, cat(step_option(kind), " ", s));
 }
 
-constexpr std::string_view kTmpfsWords[] = {"ro", "rw", "noexec", "exec", "nosuid", "nodev", "dev"};
+// "suid" too, so that it is refused by name.
+constexpr std::string_view kTmpfsWords[] = {"ro", "rw", "noexec", "exec", "nosuid", "suid", "nodev", "dev"};
 
 // "noexec", "size=64m,mode=755": options, not the old SIZE field ("64m").
 bool is_tmpfs_options(std::string_view s) {
@@ -76,6 +77,8 @@ Status parse_tmpfs_options(std::string_view s, std::string_view opt, Step& st) {
         else if (v == "dev") st.dev = true;
         else if (v.substr(0, 5) == "size=") st.size = TRY(parse::size(v.substr(5), opt));
         else if (v.substr(0, 5) == "mode=") st.mode = TRY(parse_mode(v.substr(5), opt));
+        else if (v == "suid")
+            return usage_error(cat(opt, ": a --tmpfs is always nosuid"));
         else
             return usage_error(cat(opt, ": unknown tmpfs option '", v,
                                    "' (known: ro rw noexec exec nosuid nodev dev size=SIZE mode=MODE)"));
