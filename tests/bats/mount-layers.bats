@@ -414,7 +414,7 @@ rootless_dirs() { chown -R 65534:65534 "$T"; }
 @test "--pivot: mountinfo shows only what was asked for" {
     run ml --layer "$R" --tmp-upper --proc --dev --pivot -- /bin/sh -c "awk '{print \$5}' /proc/self/mountinfo | sort -u | tr '\n' ' '"
     assert_success
-    assert_output "/ /dev /dev/full /dev/null /dev/pts /dev/random /dev/tty /dev/urandom /dev/zero /proc /proc/acpi /proc/bus /proc/irq /proc/keys /proc/sys /proc/timer_list "
+    assert_output "/ /dev /dev/full /dev/null /dev/pts /dev/random /dev/shm /dev/tty /dev/urandom /dev/zero /proc /proc/acpi /proc/bus /proc/fs /proc/interrupts /proc/irq /proc/keys /proc/sys /proc/timer_list "
 }
 
 @test "the payload sees only descriptors 0, 1 and 2" {
