@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cgroup/cgroup.hpp"
@@ -121,6 +123,20 @@ int main(int argc, char** argv) {
     }
     std::string name = cli::value_or_die(kago::state::container_name());
     auto next = cli::value_or_die(kago::prepare_exec(common.command));
+
+    // Only rlimits: they need no cgroup, and with nothing to report or to
+    // remove afterwards, no supervisor either. Set them and exec.
+    if (!rlimits.empty() && limits.controllers().empty() && a.status_fd < 0 && a.parent.empty()) {
+        for (const auto& r : rlimits) {
+            struct rlimit64 rl;
+            rl.rlim_cur = r.soft == cg::kMax ? RLIM64_INFINITY : r.soft;
+            rl.rlim_max = r.hard == cg::kMax ? RLIM64_INFINITY : r.hard;
+            long rc = kago::trace::call([&] { return cg::describe_rlimit(r); },
+                                        [&] { return ::syscall(SYS_prlimit64, 0, r.resource, &rl, nullptr); });
+            if (rc != 0) cli::die(kago::sys_error(cat("--rlimit ", r.name, ": prlimit")));
+        }
+        cli::exec_command(next, !next.kago);
+    }
 
     // Which version, where, and the files to write.
     auto layout = cli::value_or_die(cg::detect(limits.controllers()));

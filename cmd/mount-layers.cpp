@@ -67,14 +67,48 @@ int main(int argc, char** argv) {
     };
     step(StepKind::bind, "--bind", "SRC:DST[:ro][,dev]",
          "Bind the host path SRC on DST in the root (nodev unless ,dev: its device nodes stay closed)");
-    step(StepKind::tmpfs, "--tmpfs", "DST[:SIZE[:MODE]]", "Mount a new tmpfs on DST");
+    step(StepKind::tmpfs, "--tmpfs", "DST[:OPT,...]",
+         "Mount a new tmpfs on DST; OPT: size=SIZE mode=MODE ro noexec dev (nosuid always, nodev unless dev; "
+         "DST:SIZE:MODE also works)");
     step(StepKind::symlink, "--symlink", "TARGET:LINK", "Create the symlink LINK -> TARGET in the root");
     step(StepKind::mkdir, "--mkdir", "DST[:MODE]", "Create the directory DST in the root");
     step(StepKind::file, "--file", "SRC:DST", "Copy the host file SRC to DST in the root");
     step(StepKind::chdir, "--chdir", "DIR", "Run the command in DIR inside the root (default /)");
-    app.add_flag("--proc", spec.proc, "Mount a new /proc (masking paths as runc does); needs a PID namespace");
-    app.add_flag("--dev", spec.dev, "Mount a minimal /dev (nodev tmpfs): the host's null zero full random urandom tty bound in, devpts, shm");
-    app.add_flag("--sys", spec.sys, "Mount a read-only /sys");
+    app.add_flag("--proc", spec.proc,
+                 "Mount a new /proc, its paths of the lists below masked or read-only; needs a PID namespace");
+    app.add_flag("--dev", spec.dev,
+                 "Mount a minimal /dev (nodev tmpfs, 64 KiB): the host's null zero full random urandom tty bound "
+                 "in, devpts, a 64 MiB tmpfs on /dev/shm, mqueue on /dev/mqueue");
+    app.add_flag("--sys", spec.sys,
+                 "Mount a read-only /sys, its paths of the lists below masked, and a read-only /sys/fs/cgroup");
+    auto want = [&](const char* name, mount::Want& into, const char* help) {
+        app.add_flag_callback(name, [&into] { into = mount::Want::yes; }, help);
+    };
+    auto dont = [&](const char* name, mount::Want& into, const char* help) {
+        app.add_flag_callback(name, [&into] { into = mount::Want::no; }, help);
+    };
+    want("--mqueue", spec.mqueue,
+         "With --dev: mqueue on /dev/mqueue, or fail (default: when the IPC namespace is the container's own)");
+    dont("--no-mqueue", spec.mqueue, "With --dev: no /dev/mqueue");
+    want("--cgroupfs", spec.cgroupfs,
+         "With --sys: /sys/fs/cgroup read-only, or fail (default: on when the host has a cgroupfs); new in "
+         "a cgroup namespace of the container's own, else its own cgroup bound in");
+    dont("--no-cgroupfs", spec.cgroupfs, "With --sys: leave /sys/fs/cgroup empty");
+    auto path_list = [&](const char* name, std::vector<std::string>& into, const char* help) {
+        app.add_option_function<std::string>(
+               name,
+               [&into, &bad, name](const std::string& v) {
+                   auto p = mount::normalize_in_root(v, name);
+                   if (p) into.push_back(*p);
+                   else if (!bad) bad = p.error();
+               },
+               help)
+            ->type_name("PATH")
+            ->trigger_on_parse();
+    };
+    path_list("--mask", spec.masked,
+              "Hide PATH in the root (an empty read-only tmpfs, or /dev/null over a file; repeatable)");
+    path_list("--read-only-path", spec.read_only_paths, "Make PATH in the root read-only (repeatable)");
     bool hosts = false, resolv = false;
     app.add_flag("--hosts", hosts, "Bind the state dir's hosts and hostname over /etc/hosts, /etc/hostname");
     app.add_flag("--resolv", resolv, "Bind the state dir's resolv.conf over /etc/resolv.conf");
@@ -92,6 +126,14 @@ int main(int argc, char** argv) {
              "With --pivot: pass the caller's variable NAME to the command (repeatable)");
     app.add_flag("--host-env", envp.host,
                  "With --pivot: keep the caller's whole environment (default: PATH, HOME, TERM, container=kago only)");
+    {
+        std::string lists = "Paths masked (with --proc, --sys):";
+        for (const auto& p : mount::default_masked_paths()) lists += " " + p;
+        lists += "\nPaths read-only (with --proc):";
+        for (const auto& p : mount::default_read_only_paths()) lists += " " + p;
+        lists += "\nA path this kernel lacks is skipped.";
+        app.footer(app.get_footer().empty() ? lists : lists + "\n\n" + app.get_footer());
+    }
     if (auto code = cli::parse(app, common, argc, argv)) return *code;
     if (bad) cli::usage_error(bad->message());
     if (auto c = env::check_plan(envp); !c) cli::usage_error(c.error().message());

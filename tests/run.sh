@@ -117,7 +117,7 @@ if [ "${KAGO_VM:-$vm_default}" = 1 ]; then
     echo "== bats in a cgroup v2 VM"
     vm_start=$(date +%s)
     vm_files=("$here/vm/smoke.bats")
-    for f in ${KAGO_VM_BATS:-tests/bats/cg-limit.bats}; do
+    for f in ${KAGO_VM_BATS:-tests/bats/cg-limit.bats tests/bats/oci.bats}; do
         case "$f" in /*) ;; *) f="$top/$f" ;; esac
         if [ -e "$f" ]; then
             vm_files+=("$f")

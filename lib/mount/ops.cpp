@@ -20,7 +20,8 @@ std::string attr_flags(unsigned v) {
                             {MOUNT_ATTR_NOSUID, "MOUNT_ATTR_NOSUID"},
                             {MOUNT_ATTR_NODEV, "MOUNT_ATTR_NODEV"},
                             {MOUNT_ATTR_NOEXEC, "MOUNT_ATTR_NOEXEC"},
-                            {MOUNT_ATTR_NOATIME, "MOUNT_ATTR_NOATIME"}});
+                            {MOUNT_ATTR_NOATIME, "MOUNT_ATTR_NOATIME"},
+                            {MOUNT_ATTR_STRICTATIME, "MOUNT_ATTR_STRICTATIME"}});
 }
 
 std::string mode_str(mode_t m) {

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -9,6 +11,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "core/parse.hpp"
@@ -72,11 +75,15 @@ Status check_dir(const std::string& path, std::string_view what) {
     return {};
 }
 
-// A new filesystem of fstype, attached on `at`.
-Status mount_new(const char* fstype, const ops::Fd& at, unsigned attr,
-                 std::initializer_list<std::pair<const char*, std::string>> options) {
+// A new filesystem of fstype, attached on `at`. source is what mountinfo
+// shows as the mount's source ("proc", "tmpfs", "shm"), as runc and crun
+// set it.
+using Options = std::vector<std::pair<std::string, std::string>>;
+
+Status mount_new(const char* fstype, const char* source, const ops::Fd& at, unsigned attr, const Options& options) {
     auto fs = TRY(ops::fsopen(fstype, at.what));
-    for (const auto& [k, v] : options) TRY(ops::fsconfig_string(fs, k, v));
+    TRY(ops::fsconfig_string(fs, "source", source));
+    for (const auto& [k, v] : options) TRY(ops::fsconfig_string(fs, k.c_str(), v));
     TRY(ops::fsconfig_create(fs));
     auto m = TRY(ops::fsmount(fs, attr));
     return ops::move_mount_fd(m, at);
@@ -97,32 +104,44 @@ Result<std::optional<ops::Fd>> open_if_present(const Root& root, const char* pat
     return std::optional<ops::Fd>(TRY(std::move(at)));
 }
 
-Status mask_proc(const Root& root) {
-    static const char* const masked_files[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list",
-                                               "/proc/sched_debug"};
-    static const char* const masked_dirs[] = {"/proc/acpi"};
-    static const char* const read_only[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq",
-                                            "/proc/bus"};
-    for (const char* p : masked_files) {
-        auto at = TRY(open_if_present(root, p, "--proc"));
-        if (at) TRY_AS("--proc", bind_on("/dev/null", *at, 0, false));
-    }
-    for (const char* p : masked_dirs) {
-        auto found = TRY(open_if_present(root, p, "--proc"));
-        if (!found) continue;
-        auto& at = *found;
-        TRY_AS("--proc", mount_new("tmpfs", at, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                                                    MOUNT_ATTR_NOEXEC,
-                                   {{"size", "0"}}));
-    }
-    for (const char* p : read_only) {
-        auto found = TRY(open_if_present(root, p, "--proc"));
-        if (!found) continue;
-        auto& at = *found;
-        auto t = TRY_AS("--proc", ops::clone_tree_fd(at, true));
-        TRY_AS("--proc", ops::mount_setattr(t, MOUNT_ATTR_RDONLY, 0, true));
-        TRY_AS("--proc", ops::move_mount_fd(t, at));
-    }
+constexpr unsigned kMaskAttr = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+
+// Hide path: an empty read-only tmpfs over a directory, /dev/null over
+// anything else. A path that does not exist is skipped.
+Status mask_one(const Root& root, const std::string& path, std::string_view what) {
+    auto found = TRY(open_if_present(root, path.c_str(), what));
+    if (!found) return {};
+    auto& at = *found;
+    struct stat st {};
+    if (!trace::dry_run() && ::fstat(at.get(), &st) != 0) return sys_error(cat(what, ": stat ", root.shown(path)));
+    if (trace::dry_run() || S_ISDIR(st.st_mode))
+        TRY_AS(what, mount_new("tmpfs", "tmpfs", at, kMaskAttr, {{"size", "0"}}));
+    else
+        TRY_AS(what, bind_on("/dev/null", at, 0, false));
+    return {};
+}
+
+// Make path (and the mounts below it) read-only. Missing: skipped.
+Status read_only_one(const Root& root, const std::string& path, std::string_view what) {
+    auto found = TRY(open_if_present(root, path.c_str(), what));
+    if (!found) return {};
+    auto& at = *found;
+    auto t = TRY_AS(what, ops::clone_tree_fd(at, true));
+    TRY_AS(what, ops::mount_setattr(t, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, true));
+    TRY_AS(what, ops::move_mount_fd(t, at));
+    return {};
+}
+
+bool under(std::string_view path, std::string_view dir) {
+    return path.size() > dir.size() && path.substr(0, dir.size()) == dir && path[dir.size()] == '/';
+}
+
+// The default lists' entries under dir (/proc or /sys).
+Status mask_defaults(const Root& root, std::string_view dir, std::string_view what) {
+    for (const auto& p : default_masked_paths())
+        if (under(p, dir)) TRY(mask_one(root, p, what));
+    for (const auto& p : default_read_only_paths())
+        if (under(p, dir)) TRY(read_only_one(root, p, what));
     return {};
 }
 
@@ -185,6 +204,7 @@ Status overlay_layers(const RootSpec& spec, const ops::Fd& fs, bool& by_fd, std:
 
 Status mount_overlay(const RootSpec& spec, const Context& ctx, UpperDirs& dirs, Undo& undo) {
     auto fs = TRY(ops::fsopen("overlay", spec.target));
+    TRY(ops::fsconfig_string(fs, "source", "overlay"));
     bool by_fd = false;
     std::vector<ops::Fd> layers;
     TRY(overlay_layers(spec, fs, by_fd, layers));
@@ -349,8 +369,44 @@ bool in_user_namespace() {
     return m && !uid_map_is_initial(*m);
 }
 
+bool own_namespace(const char* type) {
+    std::string self_path = cat("/proc/self/ns/", type);
+    struct stat self;
+    if (::stat(self_path.c_str(), &self) != 0) return false;
+    // Made in our user namespace (not the initial one): the chain made it.
+    if (in_user_namespace()) {
+        UniqueFd ns(::open(self_path.c_str(), O_RDONLY | O_CLOEXEC));
+        UniqueFd owner(ns ? ::ioctl(ns.get(), NS_GET_USERNS) : -1);
+        struct stat o, u;
+        if (owner && ::fstat(owner.get(), &o) == 0 && ::stat("/proc/self/ns/user", &u) == 0 &&
+            o.st_ino == u.st_ino && o.st_dev == u.st_dev)
+            return true;
+    }
+    // Another one than an ancestor's (as /proc numbers them: the parent of
+    // a PID namespace's first process is seen too, while /proc is still
+    // the host's): someone between it and us made ours.
+    auto self_stat = sys::read_file("/proc/self/stat");
+    pid_t pid = 0;
+    if (self_stat) {
+        auto paren = self_stat->rfind(')');
+        if (paren != std::string::npos && paren + 4 < self_stat->size())
+            pid = static_cast<pid_t>(strtol(self_stat->c_str() + paren + 4, nullptr, 10));
+    }
+    for (int depth = 0; pid > 0 && depth < 64; ++depth) {
+        struct stat a;
+        if (::stat(cat("/proc/", pid, "/ns/", type).c_str(), &a) == 0 &&
+            (a.st_ino != self.st_ino || a.st_dev != self.st_dev))
+            return true;
+        if (pid == 1) break;
+        pid = parent_of(pid);
+    }
+    return false;
+}
+
 Context detect_context() {
     Context c;
+    c.own_ipcns = own_namespace("ipc");
+    c.own_cgroupns = own_namespace("cgroup");
     c.in_userns = in_user_namespace();
     auto self = sys::read_file("/proc/self/status");
     auto init = sys::read_file("/proc/1/status");
@@ -439,22 +495,44 @@ Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo)
 
 Status mount_proc(const Root& root, bool mask) {
     auto at = TRY(open_in_root(root, "/proc", Create::dir, 0555, "--proc"));
-    auto r = mount_new("proc", at, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, {});
+    auto r = mount_new("proc", "proc", at, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, {});
     if (!r)
         return prefixed(std::move(r).error(), "--proc")
             .with_hint("a new procfs needs a PID namespace owned by this user namespace (unshare-run --pid) "
                        "and a /proc that is not partly hidden");
-    if (mask) TRY(mask_proc(root));
+    if (mask) TRY(mask_defaults(root, "/proc", "--proc"));
     return {};
 }
 
-Status mount_dev(const Root& root, const Context& ctx) {
+namespace {
+
+std::string octal(mode_t m) {
+    char b[16];
+    snprintf(b, sizeof b, "0%o", static_cast<unsigned>(m));
+    return b;
+}
+
+// A tmpfs as a --tmpfs step asks for it: nosuid always, nodev unless dev,
+// mode 0755 unless given.
+Status mount_tmpfs_step(const ops::Fd& at, const char* source, const Step& st) {
+    unsigned attr = MOUNT_ATTR_NOSUID | (st.dev ? 0 : MOUNT_ATTR_NODEV) | (st.noexec ? MOUNT_ATTR_NOEXEC : 0) |
+                    (st.read_only ? MOUNT_ATTR_RDONLY : 0);
+    Options o = {{"mode", octal(st.mode ? st.mode : 0755)}};
+    if (st.size) o.emplace_back("size", std::to_string(st.size));
+    return mount_new("tmpfs", source, at, attr, o);
+}
+
+}  // namespace
+
+Status mount_dev(const Root& root, const Context& ctx, const Step* shm) {
     auto at = TRY(open_in_root(root, "/dev", Create::dir, 0755, "--dev"));
     // A nodev tmpfs: a node made in it with mknod does not open. The allowed
     // devices are the host's own nodes, bound in (a bind keeps the host
-    // devtmpfs' flags), as bubblewrap does.
-    TRY_AS("--dev", mount_new("tmpfs", at, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                              {{"mode", "0755"}, {"size", "1m"}}));
+    // devtmpfs' flags), as bubblewrap does. The spec's size and mode;
+    // nodev and noexec beyond its options.
+    TRY_AS("--dev", mount_new("tmpfs", "tmpfs", at,
+                              MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_STRICTATIME,
+                              {{"mode", "0755"}, {"size", "65536"}}));
     auto dev = TRY(open_in_root(root, "/dev", Create::none, 0, "--dev"));
     // For each node: an empty file (mknodat S_IFREG) in the new tmpfs, and
     // a clone of the host's node attached on it through /dev's descriptor.
@@ -471,6 +549,7 @@ Status mount_dev(const Root& root, const Context& ctx) {
     auto pts = TRY(open_in_root(root, "/dev/pts", Create::none, 0, "--dev"));
     {
         auto fs = TRY_AS("--dev", ops::fsopen("devpts", pts.what));
+        TRY_AS("--dev", ops::fsconfig_string(fs, "source", "devpts"));
         TRY_AS("--dev", ops::fsconfig_flag(fs, "newinstance"));
         TRY_AS("--dev", ops::fsconfig_string(fs, "ptmxmode", "0666"));
         TRY_AS("--dev", ops::fsconfig_string(fs, "mode", "0620"));
@@ -478,6 +557,17 @@ Status mount_dev(const Root& root, const Context& ctx) {
         TRY_AS("--dev", ops::fsconfig_create(fs));
         auto m = TRY_AS("--dev", ops::fsmount(fs, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC));
         TRY_AS("--dev", ops::move_mount_fd(m, pts));
+    }
+    // /dev/shm: the spec's tmpfs (64 MiB, 1777, nosuid noexec nodev), or
+    // the user's --tmpfs /dev/shm in its place.
+    {
+        auto at_shm = TRY(open_in_root(root, "/dev/shm", Create::none, 0, "--dev"));
+        if (shm) {
+            TRY_AS("--tmpfs /dev/shm", mount_tmpfs_step(at_shm, "shm", *shm));
+        } else {
+            TRY_AS("--dev", mount_new("tmpfs", "shm", at_shm, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                                      {{"mode", "01777"}, {"size", "67108864"}}));
+        }
     }
     static const std::pair<const char*, const char*> links[] = {
         {"pts/ptmx", "ptmx"},         {"/proc/self/fd", "fd"},        {"/proc/self/fd/0", "stdin"},
@@ -487,9 +577,18 @@ Status mount_dev(const Root& root, const Context& ctx) {
     return {};
 }
 
+Status mount_mqueue(const Root& root) {
+    auto at = TRY(open_in_root(root, "/dev/mqueue", Create::dir, 0755, "--mqueue"));
+    auto r = mount_new("mqueue", "mqueue", at, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, {});
+    if (!r)
+        return prefixed(std::move(r).error(), "--mqueue")
+            .with_hint("mqueue needs an IPC namespace of the container's own (unshare-run --ipc); or --no-mqueue");
+    return {};
+}
+
 Status mount_sys(const Root& root, const Context& ctx, bool mask) {
     auto at = TRY(open_in_root(root, "/sys", Create::dir, 0555, "--sys"));
-    auto r = mount_new("sysfs", at,
+    auto r = mount_new("sysfs", "sysfs", at,
                        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, {});
     if (!r) {
         Error e = prefixed(std::move(r).error(), "--sys");
@@ -498,12 +597,161 @@ Status mount_sys(const Root& root, const Context& ctx, bool mask) {
                      "or use --bind /sys:/sys:ro";
         return e;
     }
-    if (!mask) return {};
-    auto fw = TRY(open_if_present(root, "/sys/firmware", "--sys"));
-    if (!fw) return {};
-    TRY_AS("--sys", mount_new("tmpfs", *fw, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                                                MOUNT_ATTR_NOEXEC,
-                              {{"size", "0"}}));
+    if (mask) TRY(mask_defaults(root, "/sys", "--sys"));
+    return {};
+}
+
+std::vector<CgroupMount> parse_cgroup_mounts(std::string_view mountinfo) {
+    std::vector<CgroupMount> out;
+    for (const auto& line : parse::split(mountinfo, '\n')) {
+        auto f = parse::split(line, ' ');
+        size_t dash = 0;
+        for (size_t i = 6; i < f.size(); ++i)
+            if (f[i] == "-") {
+                dash = i;
+                break;
+            }
+        if (dash == 0 || f.size() < dash + 4) continue;
+        const std::string& type = f[dash + 1];
+        if (type != "cgroup" && type != "cgroup2") continue;
+        const std::string& mp = f[4];
+        bool top = mp == "/sys/fs/cgroup";
+        bool child = mp.size() > 15 && mp.substr(0, 15) == "/sys/fs/cgroup/" &&
+                     mp.find('/', 15) == std::string::npos;
+        if (!top && !child) continue;
+        CgroupMount m;
+        m.root = f[3];
+        m.mount_point = mp;
+        m.v2 = type == "cgroup2";
+        if (!m.v2) {
+            for (const auto& o : parse::split(f[dash + 3], ',')) {
+                static const char* const not_controllers[] = {"rw", "ro", "xattr", "noprefix", "clone_children",
+                                                              "cpuset_v2_mode", "favordynmods", "none"};
+                bool skip = o.empty() || o.substr(0, 14) == "release_agent=";
+                for (const char* n : not_controllers) skip = skip || o == n;
+                if (!skip) m.controllers.push_back(o);
+            }
+        }
+        // A cgroupfs on /sys/fs/cgroup itself (v2) hides what was below.
+        if (top) out.clear();
+        else if (!out.empty() && out.front().mount_point == "/sys/fs/cgroup") continue;
+        // Mounted over again: the last one is the one seen.
+        std::erase_if(out, [&](const CgroupMount& o) { return o.mount_point == mp; });
+        out.push_back(std::move(m));
+    }
+    return out;
+}
+
+std::optional<std::string> cgroup_path_for(std::string_view proc_cgroup, const CgroupMount& m) {
+    for (const auto& line : parse::split(proc_cgroup, '\n')) {
+        auto c1 = line.find(':');
+        if (c1 == std::string::npos) continue;
+        auto c2 = line.find(':', c1 + 1);
+        if (c2 == std::string::npos) continue;
+        std::string ctrls = line.substr(c1 + 1, c2 - c1 - 1);
+        std::string path = line.substr(c2 + 1);
+        bool match;
+        if (m.v2) {
+            match = line.substr(0, c1) == "0" && ctrls.empty();
+        } else {
+            auto have = parse::split(ctrls, ',');
+            auto want = m.controllers;
+            std::sort(have.begin(), have.end());
+            std::sort(want.begin(), want.end());
+            match = !ctrls.empty() && have == want;
+        }
+        if (!match) continue;
+        if (m.root == "/") return path;
+        if (path == m.root) return std::string("/");
+        if (path.size() > m.root.size() && path.substr(0, m.root.size()) == m.root && path[m.root.size()] == '/')
+            return path.substr(m.root.size());
+        return std::nullopt;  // our cgroup is not below this mount's root
+    }
+    return std::nullopt;
+}
+
+namespace {
+
+constexpr unsigned kCgroupAttr = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+
+// One hierarchy on `at`: a new cgroupfs in our cgroup namespace, or else
+// our own cgroup of the host's mount, bound read-only.
+Status cgroup_one(const CgroupMount& m, const std::string& proc_cgroup, const Context& ctx, const ops::Fd& at) {
+    if (ctx.own_cgroupns) {
+        auto fs = TRY(ops::fsopen(m.v2 ? "cgroup2" : "cgroup", at.what));
+        TRY(ops::fsconfig_string(fs, "source", "cgroup"));
+        for (const auto& c : m.controllers) {
+            if (c.substr(0, 5) == "name=") TRY(ops::fsconfig_string(fs, "name", c.substr(5)));
+            else TRY(ops::fsconfig_flag(fs, c.c_str()));
+        }
+        TRY(ops::fsconfig_create(fs));
+        auto mnt = TRY(ops::fsmount(fs, kCgroupAttr));
+        return ops::move_mount_fd(mnt, at);
+    }
+    auto rel = cgroup_path_for(proc_cgroup, m);
+    if (!rel) {
+        errno = ENOENT;
+        return sys_error(cat("our cgroup in ", m.mount_point, " (see /proc/self/cgroup)"));
+    }
+    std::string src = *rel == "/" ? m.mount_point : m.mount_point + *rel;
+    return bind_on(src, at, kCgroupAttr, false);
+}
+
+}  // namespace
+
+Status mount_cgroupfs(const Root& root, const Context& ctx, bool asked) {
+    const char* what = "--cgroupfs";
+    auto mi = TRY(sys::read_file("/proc/self/mountinfo"));
+    auto pc = TRY(sys::read_file("/proc/self/cgroup"));
+    auto mounts = parse_cgroup_mounts(mi);
+    if (mounts.empty()) {
+        if (!asked) return {};
+        errno = ENOENT;
+        return sys_error(cat(what, ": no cgroup filesystem on the host's /sys/fs/cgroup"));
+    }
+    auto at = TRY(open_in_root(root, "/sys/fs/cgroup", Create::none, 0, what));
+    auto hint = [&](Error e) {
+        e = prefixed(std::move(e), what);
+        if (e.hint.empty())
+            e.hint = ctx.own_cgroupns ? "or leave /sys/fs/cgroup empty with --no-cgroupfs"
+                                      : "a cgroup namespace of the container's own (unshare-run --cgroup) gives it a "
+                                        "new cgroupfs; or --no-cgroupfs";
+        return e;
+    };
+    if (mounts.size() == 1 && mounts[0].mount_point == "/sys/fs/cgroup") {
+        auto r = cgroup_one(mounts[0], pc, ctx, at);
+        if (!r) return hint(std::move(r).error());
+        return {};
+    }
+    // v1 (or hybrid): a tmpfs with a directory per hierarchy, read-only
+    // once they are mounted, as runc makes it.
+    auto fs = TRY_AS(what, ops::fsopen("tmpfs", at.what));
+    TRY_AS(what, ops::fsconfig_string(fs, "source", "tmpfs"));
+    TRY_AS(what, ops::fsconfig_string(fs, "mode", "0755"));
+    TRY_AS(what, ops::fsconfig_string(fs, "size", "65536"));
+    TRY_AS(what, ops::fsconfig_create(fs));
+    auto tm = TRY_AS(what, ops::fsmount(fs, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+    TRY_AS(what, ops::move_mount_fd(tm, at));
+    auto dir = TRY(open_in_root(root, "/sys/fs/cgroup", Create::none, 0, what));
+    for (const auto& m : mounts) {
+        std::string name = m.mount_point.substr(15);
+        std::string shown = root.shown(m.mount_point);
+        TRY_AS(what, ops::mkdirat(dir, name, 0555, shown));
+        auto sub = TRY(open_in_root(root, m.mount_point, Create::none, 0, what));
+        auto r = cgroup_one(m, pc, ctx, sub);
+        if (!r) return hint(std::move(r).error());
+        // cpu,cpuacct: cpu -> cpu,cpuacct and cpuacct -> cpu,cpuacct.
+        if (name.find(',') != std::string::npos)
+            for (const auto& part : parse::split(name, ','))
+                TRY_AS(what, ops::symlinkat(name, dir, part, root.shown("/sys/fs/cgroup/" + part)));
+    }
+    TRY_AS(what, ops::mount_setattr(tm, MOUNT_ATTR_RDONLY, 0, false));
+    return {};
+}
+
+Status mask_paths(const Root& root, const RootSpec& spec) {
+    for (const auto& p : spec.masked) TRY(mask_one(root, p, cat("--mask ", p)));
+    for (const auto& p : spec.read_only_paths) TRY(read_only_one(root, p, cat("--read-only-path ", p)));
     return {};
 }
 
@@ -534,15 +782,7 @@ Status apply_step(const Root& root, const Step& st) {
     }
     case StepKind::tmpfs: {
         auto at = TRY(open_in_root(root, st.dst, Create::dir, 0755, what));
-        std::string mode = "0755";
-        if (st.mode) {
-            char b[16];
-            snprintf(b, sizeof b, "0%o", static_cast<unsigned>(st.mode));
-            mode = b;
-        }
-        auto r = st.size ? mount_new("tmpfs", at, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                                     {{"mode", mode}, {"size", std::to_string(st.size)}})
-                         : mount_new("tmpfs", at, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, {{"mode", mode}});
+        auto r = mount_tmpfs_step(at, "tmpfs", st);
         if (!r) return prefixed(std::move(r).error(), "--tmpfs");
         return {};
     }
@@ -598,15 +838,31 @@ Status apply(const RootSpec& spec, const Context& ctx, Undo& undo) {
     UmaskZero umask_zero;
     TRY(make_private());
     auto root = TRY(assemble_root(spec, ctx, undo));
+    // The spec's order: /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys,
+    // /sys/fs/cgroup; a --tmpfs /dev/shm takes the default's place.
+    const Step* shm = nullptr;
+    if (spec.dev)
+        for (const auto& st : spec.steps)
+            if (st.kind == StepKind::tmpfs && st.dst == "/dev/shm") shm = &st;
     if (spec.proc) TRY(mount_proc(root, spec.mask));
-    if (spec.dev) TRY(mount_dev(root, ctx));
+    if (spec.dev) TRY(mount_dev(root, ctx, shm));
+    if (spec.dev && spec.mqueue == Want::yes && !ctx.own_ipcns) {
+        errno = EPERM;
+        return sys_error("--mqueue: the IPC namespace is not the container's own")
+            .with_hint("its message queues would be the host's: add unshare-run --ipc");
+    }
+    if (spec.dev && (spec.mqueue == Want::yes || (spec.mqueue == Want::by_default && ctx.own_ipcns)))
+        TRY(mount_mqueue(root));
     if (spec.sys) TRY(mount_sys(root, ctx, spec.mask));
+    if (spec.sys && spec.cgroupfs != Want::no) TRY(mount_cgroupfs(root, ctx, spec.cgroupfs == Want::yes));
     TRY(bind_etc_files(root, spec));
     const Step* chdir = nullptr;
     for (const auto& st : spec.steps) {
+        if (&st == shm) continue;
         TRY(apply_step(root, st));
         if (st.kind == StepKind::chdir) chdir = &st;
     }
+    TRY(mask_paths(root, spec));
     if (spec.read_only) TRY(make_read_only(root));
     if (spec.pivot) {
         TRY(pivot(root));

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ struct Context {
     // Every ancestor we can see shares our mount namespace: nobody made a new
     // one for us, so mounts would change the caller's (refused).
     bool host_mntns = false;
+    // IPC and cgroup namespaces of the container's own (own_namespace()):
+    // /dev/mqueue and a new cgroupfs need them.
+    bool own_ipcns = false;
+    bool own_cgroupns = false;
 };
 Context detect_context();
 // The in_userns part alone: /proc/self/uid_map is not the initial one.
@@ -36,6 +41,24 @@ bool in_user_namespace();
 bool uid_map_is_initial(std::string_view uid_map);   // "0 0 4294967295"
 size_t nspid_depth(std::string_view proc_status);    // fields on the NSpid: line
 bool same_mntns_as_ancestors();
+// The namespace of this type ("ipc", "cgroup") is the container's own:
+// owned by our user namespace when that is not the initial one, or other
+// than the one of the PID 1 /proc shows (the host's, before a new /proc).
+// False when it cannot be told.
+bool own_namespace(const char* type);
+
+// A cgroupfs on /sys/fs/cgroup (v2) or on /sys/fs/cgroup/NAME (v1, and
+// v2's "unified" in a hybrid), from /proc/self/mountinfo.
+struct CgroupMount {
+    std::string root;         // the mount's root in the hierarchy
+    std::string mount_point;
+    bool v2 = false;
+    std::vector<std::string> controllers;  // v1: "cpu", "name=systemd"
+};
+std::vector<CgroupMount> parse_cgroup_mounts(std::string_view mountinfo);
+// Our cgroup's path below m's root, from /proc/self/cgroup; nothing when
+// it is not below it.
+std::optional<std::string> cgroup_path_for(std::string_view proc_cgroup, const CgroupMount& m);
 
 // Undo-on-failure guard: actions run in reverse order on destruction,
 // unless dismiss()ed once setup succeeded.
@@ -58,8 +81,14 @@ class Undo {
 Status make_private();  // mount --make-rprivate /
 Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo);
 Status mount_proc(const Root& root, bool mask);
-Status mount_dev(const Root& root, const Context& ctx);
+// shm: a --tmpfs /dev/shm step made in place of the default /dev/shm.
+Status mount_dev(const Root& root, const Context& ctx, const Step* shm = nullptr);
+Status mount_mqueue(const Root& root);
 Status mount_sys(const Root& root, const Context& ctx, bool mask);
+// asked: --cgroupfs given (a host without a cgroupfs is an error then).
+Status mount_cgroupfs(const Root& root, const Context& ctx, bool asked);
+// --mask and --read-only-path.
+Status mask_paths(const Root& root, const RootSpec& spec);
 Status bind_etc_files(const Root& root, const RootSpec& spec);
 Status apply_step(const Root& root, const Step& step);
 Status make_read_only(const Root& root);

@@ -53,7 +53,54 @@ namespace {
 Result<std::string> dst_of(StepKind kind, std::string_view s) {
     return normalize_in_root(s, cat(step_option(kind), " ", s));
 }
+
+// "suid" too, so that it is refused by name.
+constexpr std::string_view kTmpfsWords[] = {"ro", "rw", "noexec", "exec", "nosuid", "suid", "nodev", "dev"};
+
+// "noexec", "size=64m,mode=755": options, not the old SIZE field ("64m").
+bool is_tmpfs_options(std::string_view s) {
+    if (s.find_first_of(",=") != std::string_view::npos) return true;
+    for (auto w : kTmpfsWords)
+        if (s == w) return true;
+    return false;
+}
+
+Status parse_tmpfs_options(std::string_view s, std::string_view opt, Step& st) {
+    for (const auto& o : parse::split(s, ',')) {
+        std::string_view v = o;
+        if (v == "ro") st.read_only = true;
+        else if (v == "rw") st.read_only = false;
+        else if (v == "noexec") st.noexec = true;
+        else if (v == "exec") st.noexec = false;
+        else if (v == "nosuid") {}  // always
+        else if (v == "nodev") st.dev = false;
+        else if (v == "dev") st.dev = true;
+        else if (v.substr(0, 5) == "size=") st.size = TRY(parse::size(v.substr(5), opt));
+        else if (v.substr(0, 5) == "mode=") st.mode = TRY(parse_mode(v.substr(5), opt));
+        else if (v == "suid")
+            return usage_error(cat(opt, ": a --tmpfs is always nosuid"));
+        else
+            return usage_error(cat(opt, ": unknown tmpfs option '", v,
+                                   "' (known: ro rw noexec exec nosuid nodev dev size=SIZE mode=MODE)"));
+    }
+    return {};
+}
 }  // namespace
+
+const std::vector<std::string>& default_masked_paths() {
+    static const std::vector<std::string> v = {
+        "/proc/acpi",         "/proc/asound",         "/proc/interrupts",
+        "/proc/kcore",        "/proc/keys",           "/proc/latency_stats",
+        "/proc/timer_list",   "/proc/timer_stats",    "/proc/sched_debug",
+        "/proc/scsi",         "/sys/firmware",        "/sys/devices/virtual/powercap"};
+    return v;
+}
+
+const std::vector<std::string>& default_read_only_paths() {
+    static const std::vector<std::string> v = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                               "/proc/sysrq-trigger"};
+    return v;
+}
 
 Result<Step> parse_step(StepKind kind, std::string_view value) {
     Step st;
@@ -77,8 +124,13 @@ Result<Step> parse_step(StepKind kind, std::string_view value) {
         }
         break;
     case StepKind::tmpfs:
-        if (f.size() > 3 || f[0].empty()) return usage_error(cat(opt, ": expected DST[:SIZE[:MODE]]"));
+        if (f.size() > 3 || f[0].empty())
+            return usage_error(cat(opt, ": expected DST[:SIZE[:MODE]] or DST:OPT[,OPT...]"));
         st.dst = TRY(dst_of(kind, f[0]));
+        if (f.size() == 2 && is_tmpfs_options(f[1])) {
+            TRY(parse_tmpfs_options(f[1], opt, st));
+            break;
+        }
         if (f.size() >= 2 && !f[1].empty()) st.size = TRY(parse::size(f[1], opt));
         if (f.size() == 3) st.mode = TRY(parse_mode(f[2], opt));
         break;
@@ -124,6 +176,10 @@ Status validate(const RootSpec& spec) {
     for (const auto& st : spec.steps)
         if (st.kind == StepKind::bind && st.src.empty())
             return usage_error("--bind: empty source");
+    if (spec.mqueue == Want::yes && !spec.dev)
+        return usage_error("--mqueue needs --dev (it is mounted on /dev/mqueue)");
+    if (spec.cgroupfs == Want::yes && !spec.sys)
+        return usage_error("--cgroupfs needs --sys (it is mounted on /sys/fs/cgroup)");
     return {};
 }
 

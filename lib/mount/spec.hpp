@@ -40,10 +40,22 @@ struct Step {
     std::string src;      // bind: host path; symlink: link target; file: host file
     std::string dst;      // path inside the root (absolute, normalized)
     bool read_only = false;
-    bool dev = false;     // bind: device nodes open (":dev"); binds are nodev by default
+    bool dev = false;     // bind, tmpfs: device nodes open ("dev"); nodev by default
+    bool noexec = false;  // tmpfs: "noexec"
     uint64_t size = 0;    // tmpfs: 0 = default
-    mode_t mode = 0;      // tmpfs and mkdir: 0 = default (01777 / 0755)
+    mode_t mode = 0;      // tmpfs and mkdir: 0 = default (0755)
 };
+
+// The paths --proc and --sys mask and make read-only: the union of runc's
+// and Docker's default lists. A path this kernel lacks is skipped.
+// Masked: a directory gets an empty read-only tmpfs, a file /dev/null.
+const std::vector<std::string>& default_masked_paths();
+const std::vector<std::string>& default_read_only_paths();
+
+// When a default mount is made: never, always, or when the option it goes
+// with is given (/dev/mqueue with --dev, /sys/fs/cgroup with --sys) and it
+// can be made safely.
+enum class Want { no, yes, by_default };
 
 struct RootSpec {
     std::vector<std::string> layers;  // host directories, first = bottom
@@ -54,6 +66,14 @@ struct RootSpec {
     bool dev = false;                 // minimal /dev: a nodev tmpfs, the host's nodes bound in
     bool sys = false;                 // read-only sysfs on /sys
     bool mask = true;                 // mask /proc and /sys paths (with proc/sys)
+    // mqueue on /dev/mqueue: needs an IPC namespace of the container's own.
+    Want mqueue = Want::by_default;
+    // cgroupfs on /sys/fs/cgroup, read-only: cgroup2 (v2) or one mount per
+    // hierarchy on a tmpfs (v1); fresh in a cgroup namespace of the
+    // container's own, else the container's own cgroup bound in.
+    Want cgroupfs = Want::by_default;
+    // --mask and --read-only-path: applied after the steps.
+    std::vector<std::string> masked, read_only_paths;
     // Host files bound over /etc/FILE when non-empty (net-setup writes them
     // in the state directory).
     std::string hosts, hostname, resolv;
@@ -64,7 +84,8 @@ struct RootSpec {
 // Parse one --bind/--tmpfs/--symlink/--mkdir/--file/--chdir value:
 //   bind     SRC:DST[:OPTS] (DST defaults to SRC when only SRC is given;
 //                            OPTS: ro, rw, dev, comma-separated)
-//   tmpfs    DST[:SIZE[:MODE]]
+//   tmpfs    DST[:SIZE[:MODE]] or DST:OPT[,OPT...] with OPT one of
+//            ro rw noexec exec nosuid nodev dev size=SIZE mode=MODE
 //   symlink  TARGET:LINK    (split at the last ':')
 //   mkdir    DST[:MODE]
 //   file     SRC:DST        (copy the host file SRC into the root)

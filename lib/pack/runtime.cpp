@@ -294,6 +294,8 @@ Status setup_inside(const RunSpec& s, bool own_userns, RunnerChannel& runner, ca
     mount::Context dev_ctx = ctx;
     dev_ctx.in_userns = true;
     TRY(mount::mount_dev(root, dev_ctx));
+    // The IPC namespace is the container's own (CLONE_NEWIPC below).
+    TRY(mount::mount_mqueue(root));
     if (netns_by_helper(c)) TRY(runner.join_netns());
     // /sys only when asked for (--sys): most commands do without, and it
     // costs two mounts per start; rootless it needs a network namespace

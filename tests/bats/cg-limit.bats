@@ -341,6 +341,31 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     jq -e --slurp 'length == 1 and .[0].memory_peak > 0 and .[0].cpu_usage_usec != null' "$BATS_TEST_TMPDIR/status"
 }
 
+@test "cg-limit: only --rlimit: set in place, no cgroup, no fork, no state dir; rootless on any cgroup version" {
+    # The same process runs the command: cg-limit exec'd it, no supervisor.
+    run bash -c 'echo $$; exec cg-limit --rlimit nofile=1024 -- sh -c "echo \$\$; ulimit -n; cat /proc/self/cgroup; env | grep -c ^KAGO_CGROUP= || true"'
+    assert_success
+    assert_equal "${lines[0]}" "${lines[1]}"
+    assert_equal "${lines[2]}" 1024
+    assert_line 0
+    refute_output --partial "/kago/"
+    run cg-limit -v --rlimit nofile=1024 -- true
+    assert_success
+    assert_output --partial "cg-limit: prlimit(0, RLIMIT_NOFILE, {rlim_cur=1024, rlim_max=1024}, NULL) = 0"
+    refute_output --partial "mkdir"
+    refute_output --partial "clone"
+    [ ! -e "/run/kago/$KAGO_NAME" ]
+    # Rootless: no cgroup is needed, so cgroup v1 is no obstacle (it was exit 125).
+    run as_nobody env KAGO_NAME="$KAGO_NAME" cg-limit --rlimit nofile=512:1024 -- sh -c 'ulimit -Sn; ulimit -Hn'
+    assert_success
+    assert_equal "${lines[0]}" 512
+    assert_equal "${lines[1]}" 1024
+    # A limit the user may not raise: 125, naming the option.
+    run as_nobody cg-limit --rlimit nofile=99999999 -- true
+    assert_failure 125
+    assert_output --partial "cg-limit: --rlimit nofile: prlimit: Operation not permitted"
+}
+
 # --- supervisor and cleanup ------------------------------------------------------
 
 @test "cg-limit: what the command leaves running is killed; SIGTERM reaches the command" {

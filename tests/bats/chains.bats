@@ -165,7 +165,7 @@ ml_chain_tmp() {
         /bin/sh -c 'hostname; ps -o pid= | wc -l; awk "{print \$5}" /proc/self/mountinfo | sort -u | tr "\n" " "'
     assert_success
     assert_line --index 0 "mlbox"
-    assert_line --index 2 "/ /dev /dev/full /dev/null /dev/pts /dev/random /dev/tty /dev/urandom /dev/zero /proc /proc/acpi /proc/bus /proc/irq /proc/keys /proc/sys /proc/timer_list "
+    assert_line --index 2 "/ /dev /dev/full /dev/mqueue /dev/null /dev/pts /dev/random /dev/shm /dev/tty /dev/urandom /dev/zero /proc /proc/acpi /proc/bus /proc/fs /proc/interrupts /proc/irq /proc/keys /proc/sys /proc/timer_list "
 }
 
 @test "chains: after pivot_root, the payload has only 0, 1, 2 and no way back to the host" {

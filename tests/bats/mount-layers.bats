@@ -414,7 +414,89 @@ rootless_dirs() { chown -R 65534:65534 "$T"; }
 @test "--pivot: mountinfo shows only what was asked for" {
     run ml --layer "$R" --tmp-upper --proc --dev --pivot -- /bin/sh -c "awk '{print \$5}' /proc/self/mountinfo | sort -u | tr '\n' ' '"
     assert_success
-    assert_output "/ /dev /dev/full /dev/null /dev/pts /dev/random /dev/tty /dev/urandom /dev/zero /proc /proc/acpi /proc/bus /proc/irq /proc/keys /proc/sys /proc/timer_list "
+    assert_output "/ /dev /dev/full /dev/null /dev/pts /dev/random /dev/shm /dev/tty /dev/urandom /dev/zero /proc /proc/acpi /proc/bus /proc/fs /proc/interrupts /proc/irq /proc/keys /proc/sys /proc/timer_list "
+}
+
+@test "--tmpfs options: size, mode, noexec, ro; nodev unless dev; suid refused" {
+    run ml --layer "$R" --tmp-upper --proc --pivot --tmpfs /run:size=64m,mode=700,noexec --tmpfs /ro:ro --tmpfs /d:dev -- \
+        /bin/sh -c "awk '\$5 ~ /^\/(run|ro|d)\$/ {print \$5, \$6, \$(NF-2), \$NF}' /proc/self/mountinfo; stat -c %a /run"
+    assert_success
+    assert_line --regexp '^/run rw,nosuid,nodev,noexec,relatime tmpfs rw,size=65536k,mode=700$'
+    assert_line --regexp '^/ro ro,nosuid,nodev,relatime tmpfs '
+    assert_line --regexp '^/d rw,nosuid,relatime tmpfs '
+    assert_line 700
+    run ml --layer "$R" --tmpfs /x:suid -- true
+    assert_failure 125
+    assert_output --partial "--tmpfs '/x:suid': a --tmpfs is always nosuid"
+    run ml --layer "$R" --tmpfs /x:size=64m,bogus -- true
+    assert_failure 125
+    assert_output --partial "unknown tmpfs option 'bogus'"
+}
+
+@test "--dev: a --tmpfs /dev/shm takes the default's place, before /sys, with source shm" {
+    run ml --layer "$R" --tmp-upper --proc --dev --sys --no-cgroupfs --pivot --tmpfs /dev/shm:size=1m,mode=1777 -- \
+        /bin/sh -c "awk '{print \$5, \$(NF-1), \$NF}' /proc/self/mountinfo | grep -E '^/(dev/shm|sys) '"
+    assert_success
+    assert_equal "${lines[0]}" "/dev/shm shm rw,size=1024k"
+    assert_equal "${lines[1]}" "/sys sysfs rw"
+    assert_equal "${#lines[@]}" 2
+}
+
+@test "--mqueue: refused without an IPC namespace of the container's own; by default left out there" {
+    run ml --layer "$R" --dev --mqueue --pivot -- true
+    assert_failure 125
+    assert_output --partial "mount-layers: --mqueue: the IPC namespace is not the container's own"
+    assert_output --partial "hint: its message queues would be the host's: add unshare-run --ipc"
+    run ml --layer "$R" --proc --dev --pivot -- /bin/sh -c 'grep -c " /dev/mqueue " /proc/self/mountinfo'
+    assert_output 0
+    run unshare --ipc --mount --pid --fork --kill-child -- mount-layers --layer "$R" --proc --dev --pivot -- \
+        /bin/sh -c 'grep " /dev/mqueue " /proc/self/mountinfo'
+    assert_success
+    assert_output --regexp ' /dev/mqueue rw,nosuid,nodev,noexec,relatime( [^ ]+)* - mqueue mqueue '
+    run unshare --ipc --mount --pid --fork --kill-child -- mount-layers --layer "$R" --proc --dev --no-mqueue --pivot -- \
+        /bin/sh -c 'grep -c " /dev/mqueue " /proc/self/mountinfo'
+    assert_output 0
+    run ml --layer "$R" --mqueue -- true
+    assert_failure 125
+    assert_output --partial "--mqueue needs --dev"
+}
+
+@test "--sys: /sys/fs/cgroup read-only, only the container's own cgroup without a cgroup namespace; --no-cgroupfs" {
+    grep -q ' /sys/fs/cgroup' /proc/self/mountinfo || skip "the host has no /sys/fs/cgroup"
+    run ml --layer "$R" --proc --sys --pivot -- /bin/sh -c "awk '\$5 ~ /^\/sys\/fs\/cgroup/ {print \$4, \$5, substr(\$6, 1, 3)}' /proc/self/mountinfo; touch /sys/fs/cgroup/x 2>&1; true"
+    assert_success
+    assert_line --regexp '^/ /sys/fs/cgroup ro,'
+    refute_line --regexp ' rw,$'
+    assert_line --partial "Read-only file system"
+    # Each hierarchy shows our own cgroup as its root: nothing above it.
+    local own
+    own=$(awk -F: '$2 == "memory" {print $3}' /proc/self/cgroup)
+    if [ -n "$own" ] && [ "$own" != / ]; then
+        assert_line --regexp "^$own /sys/fs/cgroup/memory ro,"
+    fi
+    run unshare --cgroup --mount --pid --fork --kill-child -- mount-layers --layer "$R" --proc --sys --pivot -- \
+        /bin/sh -c "awk '\$5 ~ /^\/sys\/fs\/cgroup/ {print \$4, \$5, \$(NF-1)}' /proc/self/mountinfo"
+    assert_success
+    refute_line --regexp '^/[^ ]+ /sys/fs/cgroup/'
+    assert_line --regexp '^/ /sys/fs/cgroup[^ ]* (cgroup|tmpfs)$'
+    run ml --layer "$R" --proc --sys --no-cgroupfs --pivot -- /bin/sh -c 'grep -c " /sys/fs/cgroup" /proc/self/mountinfo'
+    assert_output 0
+}
+
+@test "--mask and --read-only-path add to the lists --help prints; a missing path is skipped" {
+    run mount-layers --help
+    assert_output --partial "Paths masked (with --proc, --sys): /proc/acpi /proc/asound /proc/interrupts /proc/kcore /proc/keys"
+    assert_output --partial "/sys/firmware /sys/devices/virtual/powercap"
+    assert_output --partial "Paths read-only (with --proc): /proc/bus /proc/fs /proc/irq /proc/sys /proc/sysrq-trigger"
+    run ml --layer "$R" --tmp-upper --pivot --mask /etc/passwd --mask /bin/../etc/group --mask /usr --mask /no/such \
+        --read-only-path /tmp -- /bin/sh -c 'echo "[$(cat /etc/passwd /etc/group)]"; echo "[$(ls -A /usr)]"; echo x >/tmp/f 2>&1; echo x >/f && echo root-writable'
+    assert_success
+    assert_line --index 0 "[]"
+    assert_line --index 1 "[]"
+    assert_line --partial "Read-only file system"
+    assert_line root-writable
+    run ml --layer "$R" --mask relative/x -- true
+    assert_success
 }
 
 @test "the payload sees only descriptors 0, 1 and 2" {

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 
 #include "core/state.hpp"
@@ -283,4 +284,98 @@ TEST_F(ScratchRoot, MissingLayerFailsBeforeAnyMount) {
     EXPECT_EQ(r.error().err, ENOENT);
     EXPECT_NE(r.error().message().find("--layer " + dir_ + "/nope"), std::string::npos);
     EXPECT_EQ(undo.size(), 0u);
+}
+
+TEST(MountSpec, TmpfsOptions) {
+    auto s = step(StepKind::tmpfs, "/run:size=64m,mode=755");
+    EXPECT_EQ(s.size, 64u << 20);
+    EXPECT_EQ(s.mode, 0755u);
+    EXPECT_FALSE(s.noexec);
+    EXPECT_FALSE(s.dev);
+    EXPECT_FALSE(s.read_only);
+    s = step(StepKind::tmpfs, "/x:noexec,nosuid,nodev,ro");
+    EXPECT_TRUE(s.noexec);
+    EXPECT_TRUE(s.read_only);
+    EXPECT_FALSE(s.dev);
+    // dev only when it is said.
+    EXPECT_TRUE(step(StepKind::tmpfs, "/x:dev").dev);
+    EXPECT_TRUE(step(StepKind::tmpfs, "/x:noexec").noexec);
+    // A bare size is still the old DST:SIZE form.
+    EXPECT_EQ(step(StepKind::tmpfs, "/x:1M").size, 1u << 20);
+    EXPECT_NE(error_of(StepKind::tmpfs, "/x:suid").find("always nosuid"), std::string::npos);
+    error_of(StepKind::tmpfs, "/x:size=lots");
+    error_of(StepKind::tmpfs, "/x:mode=999");
+    EXPECT_NE(error_of(StepKind::tmpfs, "/x:noexec,exec=1").find("unknown tmpfs option 'exec=1'"), std::string::npos);
+}
+
+TEST(MountSpec, DefaultMaskedAndReadOnlyPaths) {
+    const auto& m = default_masked_paths();
+    for (const char* p : {"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+                          "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+                          "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"})
+        EXPECT_NE(std::find(m.begin(), m.end(), p), m.end()) << p;
+    const auto& r = default_read_only_paths();
+    for (const char* p : {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"})
+        EXPECT_NE(std::find(r.begin(), r.end(), p), r.end()) << p;
+}
+
+TEST(MountSpec, MqueueAndCgroupfsNeedDevAndSys) {
+    RootSpec spec;
+    spec.layers = {"/l"};
+    spec.target = "/t";
+    spec.mqueue = Want::yes;
+    EXPECT_FALSE(validate(spec).ok());
+    spec.dev = true;
+    EXPECT_TRUE(validate(spec).ok());
+    spec.cgroupfs = Want::yes;
+    EXPECT_FALSE(validate(spec).ok());
+    spec.sys = true;
+    EXPECT_TRUE(validate(spec).ok());
+}
+
+TEST(MountCgroup, V1HybridMountinfo) {
+    const char* mi =
+        "30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+        "31 30 0:28 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n"
+        "34 30 0:31 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+        "39 30 0:36 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,release_agent=/x,name=systemd\n"
+        "40 30 0:37 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate\n"
+        "41 30 0:38 / /elsewhere/cgroup rw,relatime - cgroup cgroup rw,pids\n";
+    auto v = parse_cgroup_mounts(mi);
+    ASSERT_EQ(v.size(), 4u);
+    EXPECT_EQ(v[0].mount_point, "/sys/fs/cgroup/cpu,cpuacct");
+    EXPECT_EQ(v[0].controllers, (std::vector<std::string>{"cpu", "cpuacct"}));
+    EXPECT_EQ(v[2].controllers, (std::vector<std::string>{"name=systemd"}));
+    EXPECT_TRUE(v[3].v2);
+    const char* pc = "12:cpuacct,cpu:/a/b\n4:memory:/a/b\n1:name=systemd:/s\n0::/u\n";
+    EXPECT_EQ(cgroup_path_for(pc, v[0]).value_or("-"), "/a/b");
+    EXPECT_EQ(cgroup_path_for(pc, v[1]).value_or("-"), "/a/b");
+    EXPECT_EQ(cgroup_path_for(pc, v[2]).value_or("-"), "/s");
+    EXPECT_EQ(cgroup_path_for(pc, v[3]).value_or("-"), "/u");
+    // A mount whose root is our cgroup's parent, and one that does not hold it.
+    CgroupMount m = v[1];
+    m.root = "/a";
+    EXPECT_EQ(cgroup_path_for(pc, m).value_or("-"), "/b");
+    m.root = "/z";
+    EXPECT_FALSE(cgroup_path_for(pc, m).has_value());
+}
+
+TEST(MountCgroup, V2HidesWhatWasBelow) {
+    const char* mi =
+        "30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+        "31 30 0:28 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+        "50 22 0:40 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n";
+    auto v = parse_cgroup_mounts(mi);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_EQ(v[0].mount_point, "/sys/fs/cgroup");
+    EXPECT_TRUE(v[0].v2);
+    EXPECT_TRUE(parse_cgroup_mounts("").empty());
+}
+
+TEST(MountContext, TheTestsNamespacesAreNotTheirOwn) {
+    // The unit tests run in the namespaces of whoever started them: the
+    // same IPC and cgroup namespaces as their parent.
+    if (::access("/proc/self/ns/ipc", F_OK) != 0) GTEST_SKIP() << "no /proc/self/ns";
+    EXPECT_FALSE(own_namespace("ipc"));
+    EXPECT_FALSE(own_namespace("cgroup"));
 }
