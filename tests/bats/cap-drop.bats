@@ -387,7 +387,7 @@ DEFAULT_CAPS=00000000a80425fb
 @test "cap-drop: 125 for --keep-fd of a closed descriptor" {
     run cap-drop --keep-fd 57 true
     assert_failure 125
-    assert_output --partial "descriptor 57 (--keep-fd): Bad file descriptor"
+    assert_output --partial -- "--keep-fd: 57 is not an open descriptor"
 }
 
 # --- seccomp ---

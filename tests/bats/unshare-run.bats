@@ -510,7 +510,7 @@ os.execv(sys.argv[1], sys.argv[1:])' "$UR" --pid -- sh -c "trap 'echo got-$sig; 
 @test "--info-fd: a closed descriptor is 125" {
     run "$UR" --info-fd 9 -- true
     assert_equal "$status" 125
-    assert_output --partial "--info-fd 9: Bad file descriptor"
+    assert_output --partial -- "--info-fd: 9 is not an open descriptor"
 }
 
 @test "the state directory holds pid and ns/*, and is removed at exit" {
