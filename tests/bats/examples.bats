@@ -94,7 +94,7 @@ teardown() {
 }
 
 @test "examples/selfexec-app.sh: a container packed into one file runs" {
-    [ -x "$EX/selfexec-app.sh" ] || skip "examples/selfexec-app.sh has not landed yet (pack-selfexec's example)"
+    [ -x "$EX/selfexec-app.sh" ] || fail "examples/selfexec-app.sh is missing or not executable"
     require_progs pack-selfexec
     run "$EX/selfexec-app.sh" "$KAGO_ROOTFS"
     assert_success
@@ -103,7 +103,7 @@ teardown() {
 }
 
 @test "examples/selfexec-app.sh: as the unprivileged user 65534, rootless" {
-    [ -x "$EX/selfexec-app.sh" ] || skip "examples/selfexec-app.sh has not landed yet (pack-selfexec's example)"
+    [ -x "$EX/selfexec-app.sh" ] || fail "examples/selfexec-app.sh is missing or not executable"
     require_progs pack-selfexec
     require_userns
     NOBODY_TMP=$(mktemp -d /tmp/kago7-nobody.XXXXXX)
