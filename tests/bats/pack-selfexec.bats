@@ -594,3 +594,17 @@ EOF
     assert_output --partial "skipped"   # the rootfs's device nodes, rootless
     rm -f "$PK_NB/elsewhere/debian.run"
 }
+
+@test "the runner builds /dev with its own modes, whatever the caller's umask; the command gets the umask back" {
+    local m
+    for m in 022 077; do
+        (umask "$m" && pack-selfexec -o "$PK_DIR/umask$m.run" --rootfs "$KAGO_ROOTFS" --user 65534 --keep-caps none -- \
+            /bin/sh -c 'echo x >/dev/null && echo null-ok; echo x >/dev/shm/f && echo shm-ok; stat -c %a /dev/shm; umask')
+        run sh -c "umask $m && exec \"$PK_DIR/umask$m.run\" --kago-cache \"$PK_DIR/cache-umask$m\""
+        assert_success
+        assert_line null-ok
+        assert_line shm-ok
+        assert_line 1777
+        assert_line "0$m"
+    done
+}
