@@ -235,6 +235,8 @@ hostile_corpus() {
     assert_output --regexp 'CapEff:\s+0000000000000000'
     pack-selfexec -o "$PK_DIR/caps2.run" --rootfs "$KAGO_ROOTFS" -- grep CapEff /proc/self/status
     run "$PK_DIR/caps2.run" --kago-cache "$PK_DIR/cache"
+    assert_success
+    assert_output --regexp 'CapEff:\s+[0-9a-f]{16}'
     refute_output --regexp 'CapEff:\s+0000000000000000'
 }
 
@@ -384,6 +386,9 @@ hostile_corpus() {
     before=$(stat -c %Y "$c"/*/complete)
     run bb --kago-cache "$c" --kago-trace
     assert_success
+    # the trace is on: the runner's calls are there, the cache's are not
+    assert_output --partial "bb.run: clone(CLONE_NEWPID|CLONE_NEWNS"
+    assert_output --partial "pivot_root("
     refute_output --partial "renameat2("
     refute_output --partial "flock("
     [ "$(stat -c %Y "$c"/*/complete)" = "$before" ]
@@ -496,6 +501,7 @@ EOF
     assert_line --regexp '^sys: +read-only /sys'
     run "$PK_DIR/nosys.run" --kago-cache "$PK_DIR/cache"
     assert_success
+    assert_line 0  # the probe ran: no /sys/firmware
     refute_output --partial ' sysfs '
     if as_nobody unshare --user --map-root-user true 2>/dev/null; then
         cp "$PK_DIR/sys.run" "$PK_NB/sys.run"
