@@ -614,3 +614,12 @@ EOF
         assert_line "0$m"
     done
 }
+
+@test "rootless: a caller's PATH without sbin does not reach the command, which gets the standard PATH" {
+    require_userns
+    pack-selfexec -o "$PK_NB/path.run" --rootfs "$KAGO_ROOTFS" -- /bin/sh -c 'echo "PATH=$PATH"'
+    chown 65534:65534 "$PK_NB/path.run"
+    run nobody_run "$PK_NB/path.run"  # PATH=/usr/bin:/bin, as a user's login has it
+    assert_success
+    assert_line "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}
