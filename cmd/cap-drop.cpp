@@ -48,11 +48,11 @@ int main(int argc, char** argv) {
     app.add_option("--drop", o.drop,
                    "Drop these capabilities (comma-separated names, or 'all') from Docker's default set, which is kept "
                    "without --drop and --keep")
-        ->type_name("CAPS")->allow_extra_args(false);
+        ->type_name("CAPS");
     app.add_option("--keep", o.keep,
                    "Keep only these capabilities ('all': every one held; with --drop LIST: add them to the default "
                    "set); the ones named are also ambient, so that a non-root --user holds them")
-        ->type_name("CAPS")->allow_extra_args(false);
+        ->type_name("CAPS");
     app.add_option("--ambient", o.ambient, "Exactly these capabilities in the ambient set (default: the ones --keep names)")
         ->type_name("CAPS");
     app.add_option("--inheritable", o.inheritable, "Exactly these capabilities in the inheritable set (default: the ambient set)")
@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
     app.add_flag("--new-session", new_session,
                  "Start a new session (setsid): the command has no controlling terminal to push input into");
     app.add_option("--keep-fd", keep_fds, "Leave descriptor N open for the command (repeatable); all others above 2 are closed")
-        ->type_name("N")->allow_extra_args(false);
+        ->type_name("N")->check(cli::descriptor());
     app.add_flag("--show", show_state, "Print the isolation state of PID (default: this process) and exit");
     app.add_flag("--json", as_json, "With --show: print JSON");
     if (auto code = cli::parse(app, common, argc, argv)) return *code;

@@ -108,19 +108,13 @@ int main(int argc, char** argv) {
     app.add_option("--cpuset-mems", a.cpuset_mems, "Allocate only on these memory nodes: cpuset.mems")->type_name("LIST");
     app.add_option("--rlimit", a.rlimits, "Set a resource limit with prlimit, e.g. nofile=1024 or core=0:unlimited (repeatable)")->type_name("NAME=SOFT[:HARD]")->take_all();
     app.add_option("--parent", a.parent, "Create the cgroup under PATH (default: a 'kago' cgroup beside the caller's own on v2, below it on v1)")->type_name("PATH");
-    app.add_option("--status-fd", a.status_fd, "When the command exits, write one JSON line to descriptor N: exit, signal, oom_kills, memory_peak, CPU time, throttling")->type_name("N");
+    app.add_option("--status-fd", a.status_fd, "When the command exits, write one JSON line to descriptor N: exit, signal, oom_kills, memory_peak, CPU time, throttling")->type_name("N")->check(cli::descriptor());
     app.add_flag("--if-available", a.if_available, "A missing controller is a warning instead of an error (the limits it would set are not applied)");
     if (auto code = cli::parse(app, common, argc, argv)) return *code;
 
     std::vector<cg::Rlimit> rlimits;
     cg::Limits limits = limits_from(a, rlimits);
-    if (a.status_fd >= 0) {
-        if (a.status_fd <= 2 || ::fcntl(a.status_fd, F_GETFD) < 0)
-            cli::usage_error(cat("--status-fd: ", a.status_fd, " is not an open descriptor above 2"));
-        ::fcntl(a.status_fd, F_SETFD, FD_CLOEXEC);  // the command does not inherit it
-    } else if (app.count("--status-fd")) {
-        cli::usage_error("--status-fd: expected a descriptor number above 2");
-    }
+    if (a.status_fd >= 0) ::fcntl(a.status_fd, F_SETFD, FD_CLOEXEC);  // the command does not inherit it
     std::string name = cli::value_or_die(kago::state::container_name());
     auto next = cli::value_or_die(kago::prepare_exec(common.command));
 

@@ -135,14 +135,14 @@ int main(int argc, char** argv) {
                    "Pack a host PROGRAM with its interpreter and shared libraries (and /usr/lib/NAME if it exists)")
         ->type_name("PROGRAM");
     app.add_option("--add-host", o.add_host, "With --from-host: also pack this host file or directory (repeatable)")
-        ->type_name("PATH")->allow_extra_args(false);
-    app.add_option("--env", c.env, "Set K=V in the container (repeatable)")->type_name("K=V")->allow_extra_args(false);
+        ->type_name("PATH");
+    app.add_option("--env", c.env, "Set K=V in the container (repeatable)")->type_name("K=V");
     app.add_option("--workdir", c.workdir, "Working directory in the container (default /)")->type_name("DIR");
     app.add_option("--hostname", c.hostname, "Host name in the container (default kago)")->type_name("NAME");
     app.add_option("--user", c.user, "Run the command as USER[:GROUP] of the container")->type_name("USER[:GROUP]");
     app.add_option("--keep-caps", c.keep_caps,
                    "Capabilities the command keeps (comma-separated, or 'none'; default: Docker's set)")
-        ->type_name("CAPS")->allow_extra_args(false);
+        ->type_name("CAPS");
     app.add_option("--seccomp", c.seccomp, "Seccomp filter: default or unconfined")->type_name("default|unconfined");
     app.add_option("--memory", c.memory, "Memory limit (cgroups; a warning where they are not usable)")->type_name("SIZE");
     app.add_option("--pids", c.pids, "Process limit (cgroups; a warning where they are not usable)")->type_name("N");

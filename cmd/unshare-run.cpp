@@ -60,12 +60,10 @@ void add_options(CLI::App& app, Options& o) {
                  "All of the above but --user; without root also --user --map-root");
     app.add_flag("-r,--map-root", r.map_root, "Map the caller to uid and gid 0 (implies --user)");
     app.add_option("--map-user", r.map_user, "Uid map INSIDE:OUTSIDE:COUNT[,...] (implies --user)")
-        ->type_name("MAP")
-        ->allow_extra_args(false);
+        ->type_name("MAP");
     app.add_option("--map-group", r.map_group,
                    "Gid map INSIDE:OUTSIDE:COUNT[,...] (implies --user)")
-        ->type_name("MAP")
-        ->allow_extra_args(false);
+        ->type_name("MAP");
     app.add_flag(
         "--map-auto", r.map_auto,
         "Map the caller to 0 and its /etc/subuid and /etc/subgid ranges from 1 (newuidmap)");
@@ -81,8 +79,7 @@ void add_options(CLI::App& app, Options& o) {
     app.add_flag("--mount-proc", r.mount_proc, "Mount a new /proc (implies --mount --pid)");
     app.add_option("--join", r.join,
                    "Join the namespace file PATH, e.g. net=/run/netns/web (repeatable)")
-        ->type_name("TYPE=PATH")
-        ->allow_extra_args(false);
+        ->type_name("TYPE=PATH");
     app.add_option("--join-pid", r.join_pid,
                    "Join every namespace of process PID, then its root and working directory")
         ->type_name("PID");
@@ -91,7 +88,8 @@ void add_options(CLI::App& app, Options& o) {
     app.add_flag("--die-with-parent", o.die_with_parent, "Kill the container when our parent dies");
     app.add_option("--info-fd", o.info_fd,
                    "Write JSON (pid, name, namespace inodes) to descriptor N")
-        ->type_name("N");
+        ->type_name("N")
+        ->check(cli::descriptor());
     app.add_option("--name", o.name, "Container name (default: KAGO_NAME, or a random id)")
         ->type_name("NAME")
         ->envname(env::kName);
@@ -99,7 +97,7 @@ void add_options(CLI::App& app, Options& o) {
                    "Leave descriptor N open for a command that is not a kago program (repeatable); "
                    "all others above 2 are closed")
         ->type_name("N")
-        ->allow_extra_args(false);
+        ->check(cli::descriptor());
     app.add_flag("--keep-env", o.keep_env, "Keep the KAGO_ variables for the command");
     app.add_flag("-t,--tty", o.tty,
                  "Give the command a terminal of its own, from the container's /dev/ptmx, and "

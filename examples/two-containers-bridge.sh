@@ -12,6 +12,21 @@ rootfs=${1:?usage: two-containers-bridge.sh ROOTFS}
 bridge=${BRIDGE:-kago0} subnet=${SUBNET:-10.88.0.0/16}
 here=$(cd "$(dirname "$0")" && pwd)
 command -v unshare-run >/dev/null 2>&1 || PATH="$here/../bin:$PATH"
+die() { echo "two-containers-bridge.sh: $*" >&2; exit 125; }
+# What it needs, checked first: a missing ping would otherwise only show
+# as a peer that never answers.
+[ -d "$rootfs" ] || die "$rootfs: not a directory"
+for p in net-setup unshare-run mount-layers cap-drop; do
+    command -v "$p" >/dev/null 2>&1 || die "the kago program $p is not on PATH, nor in $here/../bin"
+done
+for t in sh ping sleep hostname; do
+    found=''
+    for d in bin usr/bin sbin usr/sbin; do
+        # a busybox root's links are absolute: test the link, not its target
+        if [ -e "$rootfs/$d/$t" ] || [ -L "$rootfs/$d/$t" ]; then found=1; fi
+    done
+    [ -n "$found" ] || die "$rootfs has no $t (looked in /bin, /usr/bin, /sbin, /usr/sbin); the containers need sh, ping, sleep and hostname"
+done
 net=${subnet%/*} net=${net%.*} prefix=${subnet#*/}
 a=$net.200 b=$net.201
 out=$(mktemp -d "${TMPDIR:-/tmp}/kago-two.XXXXXX")
@@ -32,14 +47,23 @@ container() {
         mount-layers --layer "$rootfs" --tmp-upper --proc --dev --pivot -- \
         cap-drop --drop all --keep net_raw --seccomp default -- \
         sh -c 'i=0; until ping -c 1 -W 1 "$1" >/dev/null 2>&1; do
-                   i=$((i + 1)); [ $i -lt 50 ] || exit 1; sleep 0.2; done
+                   i=$((i + 1))
+                   if [ $i -ge 50 ]; then
+                       echo "$(hostname) ($2): no answer from $1 within 10 s; the last try:"
+                       ping -c 1 -W 1 "$1"; exit 1
+                   fi
+                   sleep 0.2; done
                echo "$(hostname) ($2) pings $1:"; ping -c 2 "$1"; sleep 2' sh "$3" "$2" \
         >"$out/$1" 2>&1
 }
-container box-a "$a" "$b" & pids="$pids $!"
-container box-b "$b" "$a" & pids="$pids $!"
-status=0
-for p in $pids; do wait "$p" || status=1; done
+container box-a "$a" "$b" & pa=$!
+container box-b "$b" "$a" & pb=$!
+pids="$pa $pb"
+status=0 sa=0 sb=0
+wait "$pa" || sa=$?
+wait "$pb" || sb=$?
 pids=''
 cat "$out/box-a" "$out/box-b"
+if [ "$sa" != 0 ]; then echo "two-containers-bridge.sh: box-a failed (exit $sa)" >&2; status=1; fi
+if [ "$sb" != 0 ]; then echo "two-containers-bridge.sh: box-b failed (exit $sb)" >&2; status=1; fi
 exit $status

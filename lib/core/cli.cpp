@@ -1,9 +1,11 @@
 #include "core/cli.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 
 #include "core/console.hpp"
@@ -20,6 +22,13 @@ class Formatter : public CLI::Formatter {
     explicit Formatter(std::string usage_tail) : tail_(std::move(usage_tail)) {}
     std::string make_usage(const CLI::App* app, std::string) const override {
         return cat("Usage: ", app->get_name(), " [OPTIONS] ", tail_, "\n");
+    }
+    // "--layer DIR", never CLI11's "--layer DIR ...": every option takes one word.
+    std::string make_option_opts(const CLI::Option* opt) const override {
+        std::string out;
+        if (opt->get_type_size() != 0 && !opt->get_type_name().empty()) out += cat(" ", opt->get_type_name());
+        if (!opt->get_envname().empty()) out += cat(" (Env:", opt->get_envname(), ")");
+        return out;
     }
 
   private:
@@ -39,6 +48,41 @@ void write_err(std::string_view s) {
 
 }  // namespace
 
+bool repeatable(const CLI::Option& opt) {
+    if (opt.get_type_size_max() == 0) return false;  // a flag
+    return opt.get_expected_max() >= CLI::detail::expected_max_vector_size || opt.get_trigger_on_parse();
+}
+
+std::optional<std::string> one_word_each(CLI::App& app) {
+    for (CLI::Option* opt : app.get_options()) {
+        if (opt->get_type_size_max() > 1 || opt->get_expected_min() > 1)
+            return cat(opt->get_name(), " takes more than one word");
+        // CLI11 lets a vector option take every following word that is not an
+        // option: "--layer DIR echo hi" would make "echo" a layer. One word per
+        // occurrence leaves the command alone.
+        opt->allow_extra_args(false);
+        if (repeatable(*opt) && opt->get_description().find("repeatable") == std::string::npos)
+            opt->description(cat(opt->get_description(), " (repeatable)"));
+    }
+    return std::nullopt;
+}
+
+CLI::Validator descriptor() {
+    return CLI::Validator(
+        [](std::string& word) -> std::string {
+            int fd = -1;
+            auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), fd);
+            if (ec != std::errc() || end != word.data() + word.size() || fd < 0)
+                return cat("'", word, "' is not a descriptor number");
+            if (fd <= 2)
+                return cat(fd, " is the command's ", fd == 0 ? "stdin" : fd == 1 ? "stdout" : "stderr",
+                           "; use a descriptor above 2");
+            if (::fcntl(fd, F_GETFD) < 0) return cat(fd, " is not an open descriptor");
+            return {};
+        },
+        "");
+}
+
 void setup(CLI::App& app, Common& common, std::string_view positional_usage) {
     trace::set_program(app.get_name());
     app.formatter(std::make_shared<Formatter>(std::string(positional_usage)));
@@ -53,6 +97,10 @@ void setup(CLI::App& app, Common& common, std::string_view positional_usage) {
 }
 
 std::optional<int> parse(CLI::App& app, Common& common, int argc, char** argv) {
+    if (auto bad = one_word_each(app)) {
+        write_err(cat(app.get_name(), ": internal error: ", *bad, "\n"));
+        return 125;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -7,7 +7,8 @@
 //   if (auto code = kago::cli::parse(app, common, argc, argv)) return *code;
 //
 // setup() adds -h/--help, -V/--version, -v/--verbose and --dry-run. parse()
-// stops at the first word that is not an option, drops one leading "--",
+// gives every option exactly one word (see one_word_each), stops at the
+// first word that is not an option, drops one leading "--",
 // rejects unknown options before the command, turns help into exit 0 and
 // every other parse error into 125 with "Try 'PROG --help'", and applies
 // the trace settings (KAGO_TRACE and KAGO_DRY_RUN are inherited). This is
@@ -34,6 +35,22 @@ struct Common {
 };
 
 void setup(CLI::App& app, Common& common, std::string_view positional_usage = "[--] [COMMAND [ARG...]]");
+
+// Every option takes exactly one word each time it is given (the grammar:
+// "--layer DIR echo hi" runs echo), and a repeatable option says so in its
+// help. parse() applies this to every option of app; std::nullopt, or what
+// is wrong (an option declared to take two words).
+std::optional<std::string> one_word_each(CLI::App& app);
+// Does the option collect every occurrence (a vector, or a callback run on
+// each one)?
+bool repeatable(const CLI::Option& opt);
+
+// The check of every option that names a descriptor (--info-fd,
+// --status-fd, --keep-fd): N is a number above 2 and open. 0, 1 and 2 are
+// the command's own; a report written there and closed would take its
+// stdout away. A bad N is a usage error (125) naming the option.
+//   app.add_option("--info-fd", fd, "...")->type_name("N")->check(cli::descriptor());
+CLI::Validator descriptor();
 
 // std::nullopt: go on. Otherwise the program returns this code.
 std::optional<int> parse(CLI::App& app, Common& common, int argc, char** argv);

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -271,8 +272,24 @@ Status setup_early(const Config& c) {
     return mount::make_private();
 }
 
+// The container's directories get the modes asked for, whatever the
+// caller's umask: with 022, /dev/shm would be 1755 and a --user could not
+// write there; with 077 the root's directories would shut it out. The
+// command gets the caller's umask back.
+class UmaskZero {
+  public:
+    UmaskZero() : old_(::umask(0)) {}
+    ~UmaskZero() { ::umask(old_); }
+    UmaskZero(const UmaskZero&) = delete;
+    UmaskZero& operator=(const UmaskZero&) = delete;
+
+  private:
+    mode_t old_;
+};
+
 Status setup_inside(const RunSpec& s, bool own_userns, RunnerChannel& runner, caps::Policy& policy) {
     const Config& c = s.config;
+    UmaskZero umask_zero;
     // Known from our own clone(): no /proc reads to find it out.
     mount::Context ctx;
     ctx.in_pidns = true;

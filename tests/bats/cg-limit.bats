@@ -333,8 +333,9 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     assert_equal "${lines[3]}" unlimited
     assert_line opened-60
     assert_line refused-70
-    run cg-limit --pids 32 --status-fd 3 -- sh -c 'if [ -e /proc/$$/fd/3 ]; then echo fd3-leaked; fi' 3>"$BATS_TEST_TMPDIR/status"
+    run cg-limit --pids 32 --status-fd 3 -- sh -c 'if [ -e /proc/$$/fd/3 ]; then echo fd3-leaked; fi; echo fd3-checked' 3>"$BATS_TEST_TMPDIR/status"
     assert_success
+    assert_line fd3-checked
     refute_output --partial fd3-leaked
     run jq -c 'del(.cgroup, .memory_peak, .cpu_usage_usec, .cpu_user_usec, .cpu_system_usec, .nr_periods, .nr_throttled, .throttled_usec)' "$BATS_TEST_TMPDIR/status"
     assert_output "{\"name\":\"cgt$BATS_TEST_NUMBER\",\"exit\":0,\"signal\":null,\"oom_kills\":0,\"pids_refused\":0}"

@@ -597,7 +597,13 @@ grep -c ESCAPE_MARK /proc/1/environ
         /bin/sh -c "$ns_PROBE_INIT"
     echo "$output"
     refute_output --partial "$SECRET"
+    # The probe ran. The rootless init is not even readable; where it is,
+    # its cwd is the container's root and the caller's environment is gone.
+    assert_line --regexp '^cwd [0-9:]* root [0-9]+:[0-9]+$'
+    [[ $output =~ (^|$'\n')"cwd "([0-9:]+)" root "([0-9:]+)($'\n'|$) && ${BASH_REMATCH[2]} == "${BASH_REMATCH[3]}" ]] ||
+        assert_output --partial "/proc/1/cwd': Permission denied"
     refute_line --regexp '^fd /'
+    [[ $output == *$'\n0'* || $output == 0* ]] || assert_output --partial "/proc/1/environ: Permission denied"
 }
 
 # /proc/1/cmdline (from "what the payload sees"): the init's command line
@@ -606,6 +612,8 @@ grep -c ESCAPE_MARK /proc/1/environ
     run default_chain /bin/sh -c 'tr "\0" " " </proc/1/cmdline; echo'
     echo "$output"
     assert_success
+    # the init's command line was read: it is the chain's, shortened
+    assert_output --regexp '[a-z]'
     refute_output --partial "$EROOT"
     refute_output --partial "$KAGO_BIN"
     require_userns
@@ -613,6 +621,7 @@ grep -c ESCAPE_MARK /proc/1/environ
     run rootless_chain /bin/sh -c 'tr "\0" " " </proc/1/cmdline; echo'
     echo "$output"
     assert_success
+    assert_output --regexp '[a-z]'
     refute_output --partial "$EROOT"
     refute_output --partial "$KAGO_BIN"
 }
@@ -925,6 +934,7 @@ pk_special_root() {
     run "$f" --kago-extract "$x" --kago-keep-devices-setuid
     assert_success
     refute_output --partial "skipped"
+    [ -d "$x/dev" ] || fail "nothing was extracted to $x"
     [ "$(stat -c %a "$x")" = 700 ]
     # Asked for: the node and the bit are there, behind DIR's 0700.
     [ -b "$x/dev/disk" ]
@@ -1003,6 +1013,11 @@ pk_as_nobody() {
         [ "$who" = root ] || require_userns
         run "pk_as_$who" "$f" sh -c "$script"
         refute_output --partial "$SECRET"
+        # the script ran in each of the four places
+        assert_line --partial " [/dev]"
+        assert_line --partial " [/dev/shm]"
+        assert_line --partial " [/]"
+        assert_line --partial " [/tmp]"
     done
 }
 
@@ -1016,7 +1031,7 @@ pk_as_nobody() {
         echo x >>/proc/1/exe && echo EXE-WRITTEN
         ls /proc/1/cwd/ >/dev/null && echo CWD-LISTED
         for fd in /proc/1/fd/*; do readlink "$fd" && echo FD-READ; cat "$fd" </dev/null >/dev/null 2>&1 && echo FD-OPENED; done
-        true'
+        echo PROBE-DONE'
     for who in root nobody; do
         [ "$who" = root ] || require_userns
         local g=$f
@@ -1024,6 +1039,7 @@ pk_as_nobody() {
         before=$(sha256sum <"$g")
         run "pk_as_$who" "$g" sh -c "$script"
         assert_success
+        assert_line PROBE-DONE
         refute_output --partial "EXE-"
         refute_output --partial "CWD-"
         refute_output --partial "FD-"
@@ -1043,6 +1059,7 @@ pk_as_nobody() {
     run ls -l "/proc/$init/fd/"
     kill "$runner" 2>/dev/null
     wait "$runner" || true
+    assert_output --regexp ' [0-9]+ -> '  # its descriptors were listed
     refute_output --partial "$f"
     refute_output --partial "$cache"
 }

@@ -80,6 +80,15 @@ teardown() {
     [ "$(grep -c ' 0% packet loss' <<<"$output")" -eq 2 ] || fail "not two clean pings: $output"
 }
 
+@test "examples/two-containers-bridge.sh: a root without ping is a clear 125 at once" {
+    cp -a "$KAGO_ROOTFS" "$BATS_TEST_TMPDIR/noping"
+    rm -f "$BATS_TEST_TMPDIR"/noping/{bin,usr/bin,sbin,usr/sbin}/ping
+    BRIDGE=$BRIDGE SUBNET=$SUBNET run timeout 120 "$EX/two-containers-bridge.sh" "$BATS_TEST_TMPDIR/noping"
+    assert_equal "$status" 125
+    assert_output --partial "two-containers-bridge.sh: $BATS_TEST_TMPDIR/noping has no ping"
+    rm -rf "$BATS_TEST_TMPDIR/noping"
+}
+
 @test "examples/trace-a-container.sh: the chain's kernel calls, grouped by program" {
     require_static
     require_progs unshare-run mount-layers cap-drop
@@ -94,7 +103,7 @@ teardown() {
 }
 
 @test "examples/selfexec-app.sh: a container packed into one file runs" {
-    [ -x "$EX/selfexec-app.sh" ] || skip "examples/selfexec-app.sh has not landed yet (pack-selfexec's example)"
+    [ -x "$EX/selfexec-app.sh" ] || fail "examples/selfexec-app.sh is missing or not executable"
     require_progs pack-selfexec
     run "$EX/selfexec-app.sh" "$KAGO_ROOTFS"
     assert_success
@@ -103,7 +112,7 @@ teardown() {
 }
 
 @test "examples/selfexec-app.sh: as the unprivileged user 65534, rootless" {
-    [ -x "$EX/selfexec-app.sh" ] || skip "examples/selfexec-app.sh has not landed yet (pack-selfexec's example)"
+    [ -x "$EX/selfexec-app.sh" ] || fail "examples/selfexec-app.sh is missing or not executable"
     require_progs pack-selfexec
     require_userns
     NOBODY_TMP=$(mktemp -d /tmp/kago7-nobody.XXXXXX)

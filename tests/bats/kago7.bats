@@ -26,12 +26,12 @@ SECTIONS=(
     "One kernel"
 )
 
-# Run one section; skip, naming it, when a kago program it uses is not built.
+# Run one section; fail, naming it, when a kago program it uses is not built.
 run_section() {
     local p
     for p in cg-limit net-setup unshare-run mount-layers cap-drop pack-selfexec; do
         if "$EXAMPLES" commands "$PAGE" "$1" | grep -qw -- "$p"; then
-            [ -x "$KAGO_BIN/$p" ] || skip "$p has not landed yet ($KAGO_BIN/$p is missing)"
+            [ -x "$KAGO_BIN/$p" ] || fail "$p is not built ($KAGO_BIN/$p is missing)"
         fi
     done
     run "$EXAMPLES" run "$PAGE" "$1"

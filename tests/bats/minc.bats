@@ -132,6 +132,27 @@ teardown() {
     [ "$(printf '%s\n' "$output" | tr -d '\r' | sed -n '2,3p' | sort -u | wc -l)" = 1 ] || fail "not the container's devpts: $output"
 }
 
+@test "minc: a symlink to minc finds the programs in ../bin beside its target" {
+    require_progs unshare-run mount-layers
+    ln -s "$MINC" "$BATS_TEST_TMPDIR/minc"
+    # PATH without the kago programs: only the ../bin fallback finds them.
+    run env -i PATH=/usr/bin:/bin "$BATS_TEST_TMPDIR/minc" -r "$KAGO_ROOTFS" echo minc-via-link
+    assert_success
+    assert_output minc-via-link
+}
+
+@test "minc: kago programs that cannot be found are a clear 125, not the shell's 127" {
+    cp "$MINC" "$BATS_TEST_TMPDIR/minc"
+    run env -i PATH=/usr/bin:/bin "$BATS_TEST_TMPDIR/minc" -r "$KAGO_ROOTFS" echo never-runs
+    assert_equal "$status" 125
+    assert_output --partial "minc: the kago program unshare-run is not on PATH, nor in $BATS_TEST_TMPDIR/../bin beside minc"
+    refute_output --partial never-runs
+    # --print-chain needs no program: it only shows the chain.
+    run env -i PATH=/usr/bin:/bin "$BATS_TEST_TMPDIR/minc" -r "$KAGO_ROOTFS" --print-chain echo hi
+    assert_success
+    assert_line --partial "mount-layers --layer $KAGO_ROOTFS"
+}
+
 @test "minc (MINCS bind): a bound file is visible" {
     require_progs unshare-run mount-layers
     BIND_DIR=$(mktemp -d /tmp/minc-bindtest.XXXXXX)

@@ -365,8 +365,9 @@ rootless_dirs() { chown -R 65534:65534 "$T"; }
     run unshare --mount -- mount-layers --layer "$R" --proc --pivot -- /bin/true
     assert_success
     assert_output --partial "mount-layers: warning: --proc without a PID namespace"
-    run ml --layer "$R" --proc --pivot -- /bin/true
-    refute_output --partial "warning"
+    run ml --layer "$R" --proc --pivot -- /bin/echo proc-ok
+    assert_success
+    assert_output proc-ok
 }
 
 @test "--dev: a minimal /dev with devpts and ptmx" {
@@ -687,4 +688,17 @@ rootless_dirs() { chown -R 65534:65534 "$T"; }
     run mount-layers --pass-env A=B -- true
     assert_failure 125
     assert_output --partial "--pass-env A=B: expected a variable's NAME"
+}
+
+@test "rootless: a caller's PATH without sbin; after --pivot the command finds the root's sbin programs by name" {
+    require_userns
+    rootless_dirs
+    # as a user's login has it (the issue: useradd was not found)
+    run setpriv --reuid=65534 --regid=65534 --clear-groups -- \
+        env -i PATH="$KAGO_BIN:/usr/bin:/bin" HOME=/tmp KAGO_STATE_DIR="$KAGO_STATE_DIR" \
+        unshare-run --map-root --pid --mount -- \
+        mount-layers --layer "$R" --tmp-upper --pivot -- /bin/sh -c 'echo "PATH=$PATH"; which arp'
+    assert_success
+    assert_line "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    assert_line /sbin/arp
 }

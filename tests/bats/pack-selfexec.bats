@@ -235,6 +235,8 @@ hostile_corpus() {
     assert_output --regexp 'CapEff:\s+0000000000000000'
     pack-selfexec -o "$PK_DIR/caps2.run" --rootfs "$KAGO_ROOTFS" -- grep CapEff /proc/self/status
     run "$PK_DIR/caps2.run" --kago-cache "$PK_DIR/cache"
+    assert_success
+    assert_output --regexp 'CapEff:\s+[0-9a-f]{16}'
     refute_output --regexp 'CapEff:\s+0000000000000000'
 }
 
@@ -384,6 +386,9 @@ hostile_corpus() {
     before=$(stat -c %Y "$c"/*/complete)
     run bb --kago-cache "$c" --kago-trace
     assert_success
+    # the trace is on: the runner's calls are there, the cache's are not
+    assert_output --partial "bb.run: clone(CLONE_NEWPID|CLONE_NEWNS"
+    assert_output --partial "pivot_root("
     refute_output --partial "renameat2("
     refute_output --partial "flock("
     [ "$(stat -c %Y "$c"/*/complete)" = "$before" ]
@@ -496,6 +501,7 @@ EOF
     assert_line --regexp '^sys: +read-only /sys'
     run "$PK_DIR/nosys.run" --kago-cache "$PK_DIR/cache"
     assert_success
+    assert_line 0  # the probe ran: no /sys/firmware
     refute_output --partial ' sysfs '
     if as_nobody unshare --user --map-root-user true 2>/dev/null; then
         cp "$PK_DIR/sys.run" "$PK_NB/sys.run"
@@ -593,4 +599,27 @@ EOF
     assert_output --partial 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"'
     assert_output --partial "skipped"   # the rootfs's device nodes, rootless
     rm -f "$PK_NB/elsewhere/debian.run"
+}
+
+@test "the runner builds /dev with its own modes, whatever the caller's umask; the command gets the umask back" {
+    local m
+    for m in 022 077; do
+        (umask "$m" && pack-selfexec -o "$PK_DIR/umask$m.run" --rootfs "$KAGO_ROOTFS" --user 65534 --keep-caps none -- \
+            /bin/sh -c 'echo x >/dev/null && echo null-ok; echo x >/dev/shm/f && echo shm-ok; stat -c %a /dev/shm; umask')
+        run sh -c "umask $m && exec \"$PK_DIR/umask$m.run\" --kago-cache \"$PK_DIR/cache-umask$m\""
+        assert_success
+        assert_line null-ok
+        assert_line shm-ok
+        assert_line 1777
+        assert_line "0$m"
+    done
+}
+
+@test "rootless: a caller's PATH without sbin does not reach the command, which gets the standard PATH" {
+    require_userns
+    pack-selfexec -o "$PK_NB/path.run" --rootfs "$KAGO_ROOTFS" -- /bin/sh -c 'echo "PATH=$PATH"'
+    chown 65534:65534 "$PK_NB/path.run"
+    run nobody_run "$PK_NB/path.run"  # PATH=/usr/bin:/bin, as a user's login has it
+    assert_success
+    assert_line "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }

@@ -122,6 +122,7 @@ print(subprocess.run([sys.argv[1], "--pid", "--", "sh", "-c", "kill -KILL $$"]).
 @test "the payload sees no KAGO_ variable, unless --keep-env" {
     run env KAGO_NAME=urenv1 "$UR" --uts -- env
     assert_success
+    assert_line --regexp '^PATH='
     refute_output --partial KAGO_
     run env KAGO_NAME=urenv2 "$UR" --uts --keep-env -- env
     assert_success
@@ -149,6 +150,7 @@ print(subprocess.run([sys.argv[1], "--pid", "--", "sh", "-c", "kill -KILL $$"]).
     refute_output --regexp '^ *Z'
     refute_output --partial sleep  # the orphan was reaped, not left a zombie
     assert_equal "${#lines[@]}" 3  # the init, sh, ps
+    assert_line --regexp ' ps$'
 }
 
 @test "--mount-proc: a new /proc shows only the container" {
@@ -168,6 +170,7 @@ print(subprocess.run([sys.argv[1], "--pid", "--", "sh", "-c", "kill -KILL $$"]).
 @test "--mount: propagation is private by default" {
     run "$UR" --mount -- awk '$5 == "/" { print }' /proc/self/mountinfo
     assert_success
+    assert_output --regexp '^[0-9]+ [0-9]+ [0-9]+:[0-9]+ [^ ]+ / '  # the root's line
     refute_output --partial shared:
 }
 
@@ -180,6 +183,7 @@ print(subprocess.run([sys.argv[1], "--pid", "--", "sh", "-c", "kill -KILL $$"]).
     assert_output --partial 'mount(NULL, "/", NULL, MS_REC|MS_SLAVE, NULL) = 0'
     run "$UR" -v --mount --propagation unchanged -- true
     assert_success
+    assert_output --partial 'clone(CLONE_NEWNS'  # the trace is on
     refute_output --partial 'mount('
 }
 
@@ -510,7 +514,7 @@ os.execv(sys.argv[1], sys.argv[1:])' "$UR" --pid -- sh -c "trap 'echo got-$sig; 
 @test "--info-fd: a closed descriptor is 125" {
     run "$UR" --info-fd 9 -- true
     assert_equal "$status" 125
-    assert_output --partial "--info-fd 9: Bad file descriptor"
+    assert_output --partial -- "--info-fd: 9 is not an open descriptor"
 }
 
 @test "the state directory holds pid and ns/*, and is removed at exit" {

@@ -588,6 +588,105 @@ TEST(Cli, UnknownOptionIs125AndHelpIs0) {
     EXPECT_EQ(testing::internal::GetCapturedStdout(), std::string("core-test (kago) ") + cli::kVersion + "\n");
 }
 
+namespace {
+struct Repeatables {
+    std::vector<std::string> layers, rlimits, envs;
+    std::string single;
+};
+int run_cli_repeatable(std::vector<std::string> args, kago::cli::Common& c, Repeatables& r,
+                       std::string* help = nullptr) {
+    CLI::App app{"test program", "core-test"};
+    kago::cli::setup(app, c);
+    app.add_option("--layer", r.layers, "A layer")->type_name("DIR");
+    app.add_option("--rlimit", r.rlimits, "A limit")->type_name("NAME=N")->take_all();
+    app.add_option_function<std::string>(
+           "--env", [&r](const std::string& v) { r.envs.push_back(v); }, "A variable")
+        ->type_name("NAME=VALUE")
+        ->trigger_on_parse();
+    app.add_option("--single", r.single, "One value")->type_name("X");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::optional<int> res;
+    if (help) {
+        testing::internal::CaptureStdout();
+        res = kago::cli::parse(app, c, static_cast<int>(args.size()), argv.data());
+        *help = testing::internal::GetCapturedStdout();
+    } else {
+        res = kago::cli::parse(app, c, static_cast<int>(args.size()), argv.data());
+    }
+    return res ? *res : -1;
+}
+}  // namespace
+
+TEST(Cli, ARepeatableOptionTakesOneWordAndLeavesTheCommand) {
+    TraceReset reset;
+    cli::Common c;
+    Repeatables r;
+    EXPECT_EQ(run_cli_repeatable({"core-test", "--layer", "/a", "--rlimit", "nofile=1", "--layer", "/b", "--env",
+                                  "A=1", "--rlimit", "core=0", "echo", "hi", "--layer", "x"},
+                                 c, r),
+              -1);
+    EXPECT_EQ(r.layers, (std::vector<std::string>{"/a", "/b"}));
+    EXPECT_EQ(r.rlimits, (std::vector<std::string>{"nofile=1", "core=0"}));
+    EXPECT_EQ(r.envs, (std::vector<std::string>{"A=1"}));
+    EXPECT_EQ(c.command, (std::vector<std::string>{"echo", "hi", "--layer", "x"}));
+    for (const char* opt : {"--layer", "--rlimit", "--env", "--single"}) {
+        cli::Common c2;
+        Repeatables r2;
+        EXPECT_EQ(run_cli_repeatable({"core-test", opt, "v=1", "echo", "hi"}, c2, r2), -1) << opt;
+        EXPECT_EQ(c2.command, (std::vector<std::string>{"echo", "hi"})) << opt;
+        cli::Common c3;
+        Repeatables r3;
+        EXPECT_EQ(run_cli_repeatable({"core-test", cat(opt, "=v=1"), "--", "echo"}, c3, r3), -1) << opt;
+        EXPECT_EQ(c3.command, (std::vector<std::string>{"echo"})) << opt;
+    }
+}
+
+TEST(Cli, AnOptionWithoutItsWordIs125) {
+    TraceReset reset;
+    cli::Common c;
+    Repeatables r;
+    std::string err = capture_stderr([&] { EXPECT_EQ(run_cli_repeatable({"core-test", "--layer"}, c, r), 125); });
+    EXPECT_NE(err.find("--layer"), std::string::npos) << err;
+}
+
+TEST(Cli, HelpMarksRepeatableOptionsAndShowsOneWord) {
+    TraceReset reset;
+    cli::Common c;
+    Repeatables r;
+    std::string help;
+    EXPECT_EQ(run_cli_repeatable({"core-test", "--help"}, c, r, &help), 0);
+    EXPECT_NE(help.find("--layer DIR "), std::string::npos) << help;
+    EXPECT_EQ(help.find("DIR ..."), std::string::npos) << help;
+    EXPECT_EQ(help.find("NAME=N ..."), std::string::npos) << help;
+    EXPECT_NE(help.find("A layer (repeatable)"), std::string::npos) << help;
+    EXPECT_NE(help.find("A limit (repeatable)"), std::string::npos) << help;
+    EXPECT_NE(help.find("A variable (repeatable)"), std::string::npos) << help;
+    EXPECT_NE(help.find("One value\n"), std::string::npos) << help;
+    EXPECT_EQ(help.find("One value (repeatable)"), std::string::npos) << help;
+    EXPECT_EQ(help.find("--pid (repeatable)"), std::string::npos) << help;
+}
+
+TEST(Cli, AnOptionOfTwoWordsIsRefused) {
+    TraceReset reset;
+    CLI::App app{"test program", "core-test"};
+    cli::Common c;
+    cli::setup(app, c);
+    std::pair<std::string, std::string> pair;
+    app.add_option("--pair", pair, "Two words");
+    auto bad = cli::one_word_each(app);
+    ASSERT_TRUE(bad.has_value());
+    EXPECT_NE(bad->find("--pair"), std::string::npos) << *bad;
+    CLI::App ok{"test program", "core-test"};
+    cli::setup(ok, c);
+    std::vector<std::string> v;
+    ok.add_option("--v", v, "Words");
+    EXPECT_FALSE(cli::one_word_each(ok).has_value());
+    EXPECT_TRUE(cli::repeatable(*ok.get_option("--v")));
+    EXPECT_FALSE(cli::repeatable(*ok.get_option("--dry-run")));
+}
+
 TEST(Cli, TraceEnvironmentTurnsOnVerbose) {
     TraceReset reset;
     setenv("KAGO_TRACE", "1", 1);
