@@ -41,7 +41,7 @@ export BB WGET
     run net-setup --help
     assert_success
     for o in --raw --move --ifname --veth --bridge --subnet --address --address6 --mtu --nat \
-        --publish --join --user-mode --user-mode-helper --gc --dry-run --verbose; do
+        --publish --join --user-mode --map-auto --user-mode-helper --gc --dry-run --verbose; do
         assert_output --partial -- "$o"
     done
     run net-setup --version
