@@ -119,8 +119,9 @@ int main(int argc, char** argv) {
     if (spec.proc && !ctx.in_pidns)
         cli::warn("--proc without a PID namespace shows the host's processes (use unshare-run --pid)");
 
-    // A root-made layer in a user namespace that does not map root.
-    if (!trace::dry_run()) {
+    // A root-made layer in a user namespace that does not map root: its
+    // files cannot be changed, which matters only when there is an upper.
+    if (!trace::dry_run() && spec.upper.kind != mount::UpperKind::none) {
         auto self_map = sys::read_file("/proc/self/uid_map");
         if (self_map && !ns::initial_map(*self_map)) {
             auto id = [](const char* f) {
@@ -133,8 +134,7 @@ int main(int argc, char** argv) {
                 std::string e = mount::unmapped_entry(l, ouid, ogid);
                 if (e.empty()) continue;
                 cli::warn(cat("--layer ", l, ": ", e, " belongs to an id this user namespace does not map; ",
-                              spec.upper.kind == mount::UpperKind::none ? "its files cannot be changed"
-                                                                        : "changing its files fails (EOVERFLOW on copy-up)"));
+                              "changing its files fails (EOVERFLOW on copy-up)"));
                 cli::note("hint: use a tree owned by your own ids: tar it and unpack it with "
                           "examples/user-rootfs.sh (unshare-run --user --map-auto -- tar -x)");
             }
