@@ -18,7 +18,9 @@
 #include "core/env.hpp"
 #include "core/parse.hpp"
 #include "core/state.hpp"
+#include "core/sys.hpp"
 #include "core/trace.hpp"
+#include "ns/idmap.hpp"
 #include "mount/root.hpp"
 
 using namespace kago;
@@ -158,6 +160,28 @@ int main(int argc, char** argv) {
                        "run it in a new one: unshare-run --mount -- mount-layers ..."});
     if (spec.proc && !ctx.in_pidns)
         cli::warn("--proc without a PID namespace shows the host's processes (use unshare-run --pid)");
+
+    // A root-made layer in a user namespace that does not map root: its
+    // files cannot be changed, which matters only when there is an upper.
+    if (!trace::dry_run() && spec.upper.kind != mount::UpperKind::none) {
+        auto self_map = sys::read_file("/proc/self/uid_map");
+        if (self_map && !ns::initial_map(*self_map)) {
+            auto id = [](const char* f) {
+                auto t = sys::read_file(f);
+                auto n = t ? parse::u64(std::string_view(*t).substr(0, t->find('\n')), f) : Result<uint64_t>(Error{});
+                return n ? uint32_t(*n) : uint32_t(65534);
+            };
+            uint32_t ouid = id("/proc/sys/kernel/overflowuid"), ogid = id("/proc/sys/kernel/overflowgid");
+            for (const auto& l : spec.layers) {
+                std::string e = mount::unmapped_entry(l, ouid, ogid);
+                if (e.empty()) continue;
+                cli::warn(cat("--layer ", l, ": ", e, " belongs to an id this user namespace does not map; ",
+                              "changing its files fails (EOVERFLOW on copy-up)"));
+                cli::note("hint: use a tree owned by your own ids: tar it and unpack it with "
+                          "examples/user-rootfs.sh (unshare-run --user --map-auto -- tar -x)");
+            }
+        }
+    }
 
     // The state directory: the default target, and the files net-setup wrote.
     state::StateDir sd;

@@ -35,6 +35,7 @@
 #include "net/netns.hpp"
 #include "net/nft.hpp"
 #include "net/usermode.hpp"
+#include "ns/idmap.hpp"
 
 using namespace kago;
 using namespace kago::net;
@@ -42,7 +43,7 @@ using namespace kago::net;
 namespace {
 
 struct Options {
-    bool raw = false, veth = false, nat = false, user_mode = false, gc = false;
+    bool raw = false, veth = false, nat = false, user_mode = false, gc = false, map_auto = false;
     std::string move, ifname, join, bridge = "kago0", subnet = "10.88.0.0/16", address, address6;
     std::string helper = "auto";
     uint32_t mtu = 0;
@@ -64,6 +65,7 @@ Plan check(const Options& o) {
         cli::usage_error("--move works with --raw or --veth");
     if (!o.ifname.empty() && o.move.empty()) cli::usage_error("--ifname renames the interface given to --move");
     if (o.nat && !o.veth) cli::usage_error("--nat needs --veth");
+    if (o.map_auto && !o.user_mode) cli::usage_error("--map-auto needs --user-mode");
     if (!o.publish.empty() && !o.veth && !o.user_mode) cli::usage_error("--publish needs --veth or --user-mode");
     if ((!o.address.empty() || !o.address6.empty()) && !o.veth) cli::usage_error("--address and --address6 need --veth");
     Plan p;
@@ -552,6 +554,13 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     for (const auto& pub : plan.publish) (void)cli::value_or_die(reserve_port(pub));
     if (trace::dry_run()) {
         trace::emit("unshare(CLONE_NEWUSER|CLONE_NEWNET) (dry run, in the child)");
+        if (o.map_auto) {
+            ns::Caller caller;
+            caller.uid = ::geteuid();
+            caller.gid = ::getegid();
+            caller.path = env::get("PATH");
+            cli::check_or_die(ns::write_maps(cli::value_or_die(ns::plan_maps({false, true, {}, {}}, caller)), 0));
+        }
         auto argv = usermode::pasta_argv(helper, 0, plan.publish, o.mtu, sd.path() + "/pasta.pid");
         if (helper.name == "pasta") trace::emit(cat("execve(", trace::quote(helper.path), ", ", describe_argv(argv), ") (dry run)"));
         else trace::emit(cat("execve(", trace::quote(helper.path), ", ...) (dry run)"));
@@ -560,8 +569,21 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     // A daemonized pasta stays our descendant, so that we can stop it.
     (void)::prctl(PR_SET_CHILD_SUBREAPER, 1);
     std::string uid_map = cat("0 ", ::geteuid(), " 1"), gid_map = cat("0 ", ::getegid(), " 1");
+    // --map-auto: the caller's subordinate ranges too, written from here by
+    // newuidmap and newgidmap, so that the network namespace belongs to a
+    // user namespace with the full map (as podman's) and unshare-run --user
+    // --map-auto can follow; pasta joins that namespace.
+    ns::MapPlan full;
+    if (o.map_auto) {
+        ns::Caller caller;
+        caller.uid = ::geteuid();
+        caller.gid = ::getegid();
+        caller.path = env::get("PATH");
+        full = cli::value_or_die(ns::plan_maps({false, true, {}, {}}, caller));
+    }
+    bool own_maps = !o.map_auto;
     EarlyChild cmd;
-    cmd.start([&uid_map, &gid_map] {
+    cmd.start([&uid_map, &gid_map, own_maps] {
         auto put = [](const char* path, const char* s) {
             int fd = ::open(path, O_WRONLY | O_CLOEXEC);
             if (fd < 0) return -1;
@@ -570,8 +592,8 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
             return n < 0 ? -1 : 0;
         };
         if (::unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) return errno;
-        if (put("/proc/self/setgroups", "deny") != 0 || put("/proc/self/uid_map", uid_map.c_str()) != 0 ||
-            put("/proc/self/gid_map", gid_map.c_str()) != 0)
+        if (own_maps && (put("/proc/self/setgroups", "deny") != 0 || put("/proc/self/uid_map", uid_map.c_str()) != 0 ||
+                         put("/proc/self/gid_map", gid_map.c_str()) != 0))
             return errno;
         // Ports below 1024 for the container's own root (a nested user namespace).
         (void)put("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
@@ -586,6 +608,16 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         errno = err;
         cli::die(sys_error("unshare(CLONE_NEWUSER|CLONE_NEWNET) and write the id maps in the child")
                      .with_hint(err == EPERM || err == ENOSPC ? "unprivileged user namespaces may be disabled here" : ""));
+    }
+    if (o.map_auto) {
+        auto st = ns::write_maps(full, child);
+        if (!st) {
+            ::kill(child, SIGKILL);
+            ::waitpid(child, nullptr, 0);
+            cli::report(st.error());
+            (void)sd.remove();
+            exit(125);
+        }
     }
     auto running = usermode::start(helper, child, plan.publish, o.mtu, sd.path());
     if (!running) {
@@ -631,6 +663,9 @@ int main(int argc, char** argv) {
         ->type_name("[HOSTIP:]HOSTPORT:PORT[/tcp|udp]");
     app.add_option("--join", o.join, "Enter an existing network namespace (/run/netns/NAME or a path)")->type_name("NAME|PATH");
     app.add_flag("--user-mode", o.user_mode, "Rootless: new user+net namespaces connected by pasta or slirp4netns");
+    app.add_flag("--map-auto", o.map_auto,
+                 "With --user-mode: map your /etc/subuid and /etc/subgid ranges too (newuidmap), so that "
+                 "unshare-run --user --map-auto can follow");
     app.add_option("--user-mode-helper", o.helper, "pasta, slirp4netns or auto (default: pasta, else slirp4netns)")
         ->type_name("NAME");
     app.add_flag("--gc", o.gc, "Remove the rules, leases, veths and namespaces of supervisors that are gone, and veths left being deleted; exit");

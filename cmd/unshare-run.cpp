@@ -66,7 +66,8 @@ void add_options(CLI::App& app, Options& o) {
         ->type_name("MAP");
     app.add_flag(
         "--map-auto", r.map_auto,
-        "Map the caller to 0 and its /etc/subuid and /etc/subgid ranges from 1 (newuidmap)");
+        "Map the caller to 0 and its /etc/subuid and /etc/subgid ranges from 1 (newuidmap); in a user "
+        "namespace (net-setup --user-mode --map-auto), every id it maps");
     app.add_option("--hostname", r.hostname, "Set the hostname (implies --uts)")->type_name("NAME");
     app.add_option("--monotonic", r.monotonic, "CLOCK_MONOTONIC offset (implies --time)")
         ->type_name("SECONDS");
@@ -123,6 +124,13 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
         caller.gid = ::getgid();
         caller.privileged = root;
         caller.path = env::get("PATH");
+        if (o.ns.map_auto) {  // in a user namespace already, --map-auto maps what it maps
+            auto u = sys::read_file("/proc/self/uid_map"), g = sys::read_file("/proc/self/gid_map");
+            if (u && g) {
+                caller.self_uid_map = *u;
+                caller.self_gid_map = *g;
+            }
+        }
         maps = TRY(
             ns::plan_maps({o.ns.map_root, o.ns.map_auto, o.ns.map_user, o.ns.map_group}, caller));
     }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
 #include "core/env.hpp"
@@ -182,6 +183,22 @@ std::string describe_argv(const std::vector<std::string>& argv) {
         s += trace::quote(argv[i]);
     }
     return s + "]";
+}
+
+std::string shell_word(std::string_view w) {
+    bool plain = !w.empty();
+    for (char c : w)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || (c && std::strchr("@%+=:,./-_", c)))) plain = false;
+    if (plain) return std::string(w);
+    std::string s = "'";
+    for (char c : w) s += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return s + "'";
+}
+
+std::string shell_line(const std::vector<std::string>& argv) {
+    std::string s;
+    for (const auto& a : argv) s += cat(s.empty() ? "" : " ", shell_word(a));
+    return s;
 }
 
 Error exec_prepared(const PreparedExec& p) {

@@ -60,5 +60,10 @@ std::vector<std::string> default_command();
 
 // Describe argv for a trace line: ["a", "b"].
 std::string describe_argv(const std::vector<std::string>& argv);
+// One word for sh(1): as it is when it holds only safe characters, else in
+// single quotes ('it'\''s').
+std::string shell_word(std::string_view word);
+// argv as a command line for sh(1), for a hint to copy and paste.
+std::string shell_line(const std::vector<std::string>& argv);
 
 }  // namespace kago

@@ -2,6 +2,8 @@
 
 #include "core/parse.hpp"
 
+#include <sys/stat.h>
+
 namespace kago::mount {
 
 const char* step_option(StepKind kind) {
@@ -181,6 +183,16 @@ Status validate(const RootSpec& spec) {
     if (spec.cgroupfs == Want::yes && !spec.sys)
         return usage_error("--cgroupfs needs --sys (it is mounted on /sys/fs/cgroup)");
     return {};
+}
+
+std::string unmapped_entry(const std::string& layer, uint32_t ouid, uint32_t ogid) {
+    for (const char* e : {".", "etc", "etc/passwd", "usr", "var/lib/dpkg"}) {
+        struct stat st;
+        if (::lstat(cat(layer, "/", e).c_str(), &st) != 0) continue;
+        if (st.st_uid == ouid || st.st_gid == ogid)
+            return cat(std::string_view(e) == "." ? "its root" : e, " (uid ", st.st_uid, " gid ", st.st_gid, ")");
+    }
+    return "";
 }
 
 }  // namespace kago::mount

@@ -106,6 +106,15 @@ Result<std::string> normalize_in_root(std::string_view path, std::string_view wh
 // the spec is applied.
 Status validate(const RootSpec& spec);
 
+// A layer made by root, seen from a user namespace that does not map the
+// host's root: the kernel shows its files as owned by the overflow ids
+// (/proc/sys/kernel/overflowuid, 65534), and overlayfs cannot copy them up
+// (EOVERFLOW), so nothing in them can be changed. Looks at the layer's root
+// and a few entries every root file system has (etc, etc/passwd, usr,
+// var/lib/dpkg), not at the whole tree. Returns the first such entry and
+// its owner ("etc/passwd (uid 65534 gid 65534)"), or "".
+std::string unmapped_entry(const std::string& layer, uint32_t overflow_uid, uint32_t overflow_gid);
+
 // The directory overlay uses for its work files: beside the upper
 // directory, on the same file system ("/x/up" -> "/x/up.work").
 std::string workdir_for(std::string_view upper);

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include "core/exec.hpp"
 #include "core/parse.hpp"
 #include "core/sys.hpp"
@@ -25,11 +27,25 @@ std::string search_path(std::string_view name) {
     return "";
 }
 
-// fork + exec argv; the child keeps `keep_fd` open. Returns the pid.
+// A close-on-exec descriptor above 2, so that placing one on 0, 1 or 2
+// in the child never overwrites another (our 0-2 may be closed).
+UniqueFd open_high(const char* path, int flags, mode_t mode = 0) {
+    UniqueFd fd(::open(path, flags | O_CLOEXEC, mode));
+    if (fd && fd.get() < 3) fd = UniqueFd(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3));
+    return fd;
+}
+
+// fork + exec argv with /dev/null on 0 and 1 and the log on 2; the child
+// keeps `keep_fd` open too, and nothing else of ours (every descriptor we
+// open is close-on-exec). Returns the pid.
 Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd, const std::string& log) {
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
+    // Opened here, close-on-exec: the child only places them. Its messages
+    // would be noise on the container's terminal.
+    UniqueFd devnull = open_high("/dev/null", O_RDWR);
+    UniqueFd logfd = open_high(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     long pid = trace::call([&] { return cat("fork() + execve(", trace::quote(argv[0]), ", ", describe_argv(argv), ")"); },
                            [&]() -> long {
                                pid_t p = ::fork();
@@ -38,14 +54,12 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd, const std
                                    sigemptyset(&none);
                                    sigprocmask(SIG_SETMASK, &none, nullptr);
                                    if (keep_fd >= 0) ::fcntl(keep_fd, F_SETFD, 0);
-                                   // Its messages would be noise on the container's terminal.
-                                   int devnull = ::open("/dev/null", O_RDWR);
-                                   if (devnull >= 0) {
-                                       ::dup2(devnull, 0);
-                                       ::dup2(devnull, 1);
+                                   // dup2() clears close-on-exec on the copies only.
+                                   if (devnull) {
+                                       ::dup2(devnull.get(), 0);
+                                       ::dup2(devnull.get(), 1);
                                    }
-                                   int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-                                   if (logfd >= 0) ::dup2(logfd, 2);
+                                   if (logfd) ::dup2(logfd.get(), 2);
                                    ::execv(args[0], args.data());
                                    _exit(127);
                                }
@@ -122,7 +136,57 @@ std::string slirp_hostfwd_request(const Publish& p) {
                R"(, "guest_port": )", p.port, "}}");
 }
 
+std::string by_hand(const Helper& h, const std::vector<Publish>& publish, uint32_t mtu) {
+    if (h.name == "pasta") {
+        // Our command line without --quiet, --pid and the target, which is gone.
+        std::vector<std::string> a = pasta_argv(h, 0, publish, mtu, "");
+        std::vector<std::string> line = {a[0], a[1]};
+        line.insert(line.end(), a.begin() + 5, a.end() - 1);
+        line.insert(line.end(), {"--", "true"});
+        return shell_line(line);
+    }
+    return cat("unshare --user --map-root-user --net sleep 30 & ",
+               shell_line({h.path, "--configure", cat("--mtu=", mtu ? mtu : 65520), "--disable-host-loopback"}),
+               " $! tap0; kill $!");
+}
+
+std::string mode_string(mode_t m) {
+    std::string s = S_ISCHR(m) ? "c" : S_ISBLK(m) ? "b" : S_ISDIR(m) ? "d" : S_ISLNK(m) ? "l" : S_ISREG(m) ? "-" : "?";
+    const char* rwx = "rwxrwxrwx";
+    for (int i = 0; i < 9; ++i) s += (m & (0400 >> i)) ? rwx[i] : '-';
+    return s;
+}
+
+std::string tun_problem(const struct stat* st) {
+    if (!st) return "/dev/net/tun does not exist";
+    if (!S_ISCHR(st->st_mode)) return cat("/dev/net/tun is not a character device (", mode_string(st->st_mode), ")");
+    if ((st->st_mode & 0006) == 0006) return "";
+    char oct[8];
+    snprintf(oct, sizeof oct, "%04o", unsigned(st->st_mode & 07777));
+    return cat("/dev/net/tun is ", mode_string(st->st_mode), " (", oct, ", uid ", st->st_uid, " gid ", st->st_gid,
+               "): in the helper's user namespace only the bits for others count, and they are not rw");
+}
+
 namespace {
+
+// The error of a helper that failed: the tun device named when it is the
+// cause, and a command line to run the helper by hand.
+Error helper_failed(const Helper& h, const std::vector<Publish>& publish, uint32_t mtu, std::string what,
+                    const std::string& log) {
+    std::string why = last_line(log);
+    struct stat st;
+    bool exists = ::stat("/dev/net/tun", &st) == 0;
+    std::string tun = tun_problem(exists ? &st : nullptr);
+    std::string by = "run it by hand to see why: " + by_hand(h, publish, mtu);
+    errno = 0;
+    bool tun_said = why.find("tun") != std::string::npos;
+    if (!tun.empty() && (tun_said || why.empty()))
+        return usage_error(cat(h.name, " cannot open /dev/net/tun: ", tun, why.empty() ? "" : cat(" (", h.name, ": ", why, ")")))
+            .with_hint(exists ? cat("ask the administrator to make it readable and writable by all "
+                                    "(chmod 0666 /dev/net/tun, the mode udev gives it); or ", by)
+                              : cat("load the tun module (modprobe tun); or ", by));
+    return usage_error(cat(what, why.empty() ? "" : ": ", why)).with_hint(by);
+}
 
 Status slirp_api(const std::string& sock, const std::string& request) {
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -166,14 +230,11 @@ Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>&
         int ws = 0;
         while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
         }
-        if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-            errno = 0;
-            std::string why = last_line(log);
-            return usage_error(cat("pasta failed (", WIFEXITED(ws) ? cat("exit status ", WEXITSTATUS(ws))
-                                                                      : cat("signal ", WTERMSIG(ws)), ")",
-                                   why.empty() ? "" : ": ", why))
-                .with_hint("run it by hand to see why: " + describe_argv(argv));
-        }
+        if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+            return helper_failed(h, publish, mtu,
+                                 cat("pasta failed (", WIFEXITED(ws) ? cat("exit status ", WEXITSTATUS(ws))
+                                                                     : cat("signal ", WTERMSIG(ws)), ")"),
+                                 log);
         auto text = sys::read_file(pidfile.c_str());
         if (text) {
             auto p = parse::u64(std::string_view(*text).substr(0, text->find('\n')), "pid");
@@ -184,8 +245,10 @@ Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>&
     }
     // slirp4netns
     int ready[2], ex[2];
-    if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(ex, O_CLOEXEC) != 0) return sys_error("pipe");
-    UniqueFd ready_r(ready[0]), ready_w(ready[1]), exit_r(ex[0]);
+    if (::pipe2(ready, O_CLOEXEC) != 0) return sys_error("pipe2() for slirp4netns's ready-fd");
+    UniqueFd ready_r(ready[0]), ready_w(ready[1]);
+    if (::pipe2(ex, O_CLOEXEC) != 0) return sys_error("pipe2() for slirp4netns's exit-fd");
+    UniqueFd exit_r(ex[0]);
     run.exit_fd = ex[1];
     std::string api = cat(work_dir, "/slirp4netns.sock");
     auto argv = slirp_argv(h, target, mtu, ready[1], ex[0], api);
@@ -208,9 +271,7 @@ Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>&
     }
     if (n != 1) {
         stop(run);
-        std::string why = last_line(log);
-        return usage_error(cat("slirp4netns exited before the network was ready", why.empty() ? "" : ": ", why))
-            .with_hint("run it by hand to see why: " + describe_argv(argv));
+        return helper_failed(h, publish, mtu, "slirp4netns exited before the network was ready", log);
     }
     for (const auto& p : publish) {
         auto st = slirp_api(api, slirp_hostfwd_request(p));

@@ -3,6 +3,7 @@
 // network namespaces of a target process.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <string>
@@ -29,6 +30,16 @@ std::vector<std::string> pasta_argv(const Helper& h, pid_t target, const std::ve
                                     uint32_t mtu, const std::string& pidfile);
 std::vector<std::string> slirp_argv(const Helper& h, pid_t target, uint32_t mtu, int ready_fd, int exit_fd,
                                     const std::string& api_socket);
+// A command line for sh(1) that runs the helper by hand, on a namespace of
+// its own (pasta makes one; slirp4netns attaches to one that unshare(1)
+// makes), with the options we give it: to copy and paste after a failure.
+std::string by_hand(const Helper& h, const std::vector<Publish>& publish, uint32_t mtu);
+// Why a rootless helper cannot open /dev/net/tun, from its stat (nullptr:
+// it does not exist): "" when it can. In the helper's user namespace, root
+// and the device's group are not mapped, so only the bits for others count.
+std::string tun_problem(const struct stat* st);
+// "crw-rw-rw-"
+std::string mode_string(mode_t mode);
 // The slirp4netns API request that adds one port forward.
 std::string slirp_hostfwd_request(const Publish& p);
 

@@ -132,6 +132,67 @@ Result<IdMap> auto_map(uint32_t id, const std::vector<SubRange>& ranges, std::st
     return map;
 }
 
+bool initial_map(std::string_view self_map) {
+    std::vector<std::string> w;
+    std::string cur;
+    for (char c : std::string(self_map) + "\n") {
+        if (c == ' ' || c == '\t' || c == '\n') {
+            if (!cur.empty()) w.push_back(cur);
+            cur.clear();
+        } else {
+            cur += c;
+        }
+    }
+    return w.empty() || (w.size() == 3 && w[0] == "0" && w[1] == "0" && w[2] == "4294967295");
+}
+
+Result<IdMap> nested_auto_map(uint32_t id, std::string_view self_map, std::string_view what) {
+    std::vector<std::pair<uint64_t, uint64_t>> inside;  // [start, end)
+    for (const auto& line : parse::split(self_map, '\n')) {
+        std::vector<uint64_t> v;
+        for (const auto& w : parse::split(line, ' ')) {
+            if (w.empty()) continue;
+            auto n = parse::u64(w, what);
+            if (!n) return std::move(n).error();
+            v.push_back(*n);
+        }
+        if (v.empty()) continue;
+        if (v.size() != 3 || v[0] + v[2] > kIdLimit) return usage_error(cat(what, ": unexpected line '", line, "'"));
+        inside.push_back({v[0], v[0] + v[2]});
+    }
+    std::sort(inside.begin(), inside.end());
+    IdMap map{{0, id, 1}};
+    uint64_t next = 1;
+    auto add = [&](uint64_t a, uint64_t b) {
+        if (a >= b || map.size() >= kMaxLines) return;
+        map.push_back({static_cast<uint32_t>(next), static_cast<uint32_t>(a), static_cast<uint32_t>(b - a)});
+        next += b - a;
+    };
+    bool has_id = false;
+    for (const auto& [a, b] : inside) {
+        if (id >= a && id < b) {
+            has_id = true;
+            add(a, id);
+            add(uint64_t{id} + 1, b);
+        } else {
+            add(a, b);
+        }
+    }
+    if (!has_id) return usage_error(cat("--map-auto: ", what, " does not map id ", id));
+    if (map.size() == 1)
+        return Error{0, cat("--map-auto: this user namespace maps only id ", id, " (", what, ")"),
+                     "the outer user namespace must map your /etc/subuid and /etc/subgid ranges: "
+                     "net-setup --user-mode --map-auto, or unshare-run --user --map-auto as the outer one"};
+    // Whatever no longer fits in 2^32 inside is left out.
+    while (uint64_t{map.back().inside} + map.back().count > kIdLimit) {
+        uint64_t room = kIdLimit - map.back().inside;
+        if (room) map.back().count = static_cast<uint32_t>(room);
+        else map.pop_back();
+    }
+    TRY(check_map(map, cat("--map-auto (", what, ")")));
+    return map;
+}
+
 std::string user_name(std::string_view passwd, uint32_t uid) {
     std::string idstr = std::to_string(uid);
     for (const auto& line : parse::split(passwd, '\n')) {
@@ -167,6 +228,14 @@ Result<MapPlan> plan_maps(const MapRequest& req, const Caller& c) {
     if (req.map_root) {
         p.uid = {{0, c.uid, 1}};
         p.gid = {{0, c.gid, 1}};
+    } else if (req.map_auto && !initial_map(c.self_uid_map)) {
+        // Nested: the ids are the outer namespace's, which we may map as
+        // its root (CAP_SETUID there); newuidmap cannot run here (its
+        // owner, the host's root, is not mapped).
+        if (!c.privileged)
+            return usage_error("--map-auto in a user namespace needs uid 0 there (the outer namespace's root)");
+        p.uid = TRY(nested_auto_map(c.uid, c.self_uid_map, "/proc/self/uid_map"));
+        p.gid = TRY(nested_auto_map(c.gid, c.self_gid_map, "/proc/self/gid_map"));
     } else if (req.map_auto) {
         p.uid_helper = TRY(find_helper("newuidmap", c.path));
         p.gid_helper = TRY(find_helper("newgidmap", c.path));

@@ -42,6 +42,13 @@ struct SubRange {
 std::vector<SubRange> parse_subid(std::string_view text, std::string_view user, uint32_t id);
 // The map of --map-auto: the caller's id as 0, its ranges from 1 on.
 Result<IdMap> auto_map(uint32_t id, const std::vector<SubRange>& ranges, std::string_view file);
+// Whether the text of /proc/self/uid_map is the initial namespace's.
+bool initial_map(std::string_view self_map);
+// The map of --map-auto in a user namespace that is not the initial one
+// (one that net-setup --user-mode --map-auto made): the caller's id as 0,
+// then every other id this namespace maps (from /proc/self/uid_map), from 1
+// on. An error when it maps the caller's id only.
+Result<IdMap> nested_auto_map(uint32_t id, std::string_view self_map, std::string_view what);
 // The user name of a uid, from the text of /etc/passwd ("" when absent).
 std::string user_name(std::string_view passwd, uint32_t uid);
 
@@ -56,6 +63,8 @@ struct Caller {
     bool privileged = false;  // root outside: may write any map itself
     std::string subuid = "/etc/subuid", subgid = "/etc/subgid", passwd = "/etc/passwd";
     std::string path;  // $PATH, to find newuidmap and newgidmap
+    // The text of /proc/self/uid_map and gid_map ("" : the initial namespace).
+    std::string self_uid_map, self_gid_map;
 };
 struct MapPlan {
     IdMap uid, gid;

@@ -44,10 +44,18 @@ teardown() {
     require_progs unshare-run mount-layers cap-drop
     require_userns
     require_debian_rootfs
-    run as_nobody "$EX/debian-rootless.sh" "$DEBIAN_ROOTFS"
+    # 65534 has no /etc/subuid range and the tree is root's: it reads, and
+    # says why it could not write (tests/bats/rootless.bats writes).
+    run as_nobody "$EX/debian-rootless.sh" "$DEBIAN_ROOTFS" /bin/bash -c '. /etc/os-release; echo "$PRETTY_NAME, uid $(id -u) inside"; apt-get --version | head -1'
     assert_success
     assert_line --regexp '^Debian GNU/Linux 12 \(bookworm\), uid 0 inside$'
     assert_line --regexp '^apt [0-9]'
+    assert_output --partial "debian-rootless.sh: no /etc/subuid range (or no newuidmap): --map-root"
+    assert_output --partial "mount-layers: warning: --layer $DEBIAN_ROOTFS: its root"
+    # The default command writes, and fails on such a tree
+    run as_nobody "$EX/debian-rootless.sh" "$DEBIAN_ROOTFS"
+    assert_failure
+    assert_output --partial "useradd: cannot lock /etc/passwd"
 }
 
 @test "examples/web-published.sh: httpd's published port answers wget on the host's loopback" {

@@ -556,7 +556,24 @@ rootless_dirs() { chown -R 65534:65534 "$T"; }
         id -u; echo x >/dev/null && echo null-ok; touch /new && echo write-ok
         grep -c " /dev/null .*devtmpfs" /proc/self/mountinfo'
     assert_success
-    assert_output $'0\nnull-ok\nwrite-ok\n1'
+    # The layer is root's, the namespace maps the caller only: warned, by name.
+    assert_line "mount-layers: warning: --layer $R: its root (uid 65534 gid 65534) belongs to an id this user namespace does not map; changing its files fails (EOVERFLOW on copy-up)"
+    assert_line --partial "mount-layers: hint: use a tree owned by your own ids"
+    [ "$(grep -v '^mount-layers: ' <<<"$output")" = $'0\nnull-ok\nwrite-ok\n1' ]
+}
+
+@test "rootless: a layer owned by the caller, or no upper: no ownership warning" {
+    require_userns
+    rootless_dirs
+    local own
+    own=$(mktemp -d "$T/own.XXXXXX")
+    cp -a "$R/." "$own/" && chown -R 65534:65534 "$own"
+    run ml_rootless --layer "$own" --tmp-upper --target "$T/root" -- true
+    assert_success
+    refute_output --partial warning
+    run ml_rootless --layer "$R" --target "$T/root" -- true
+    assert_success
+    refute_output --partial warning
 }
 
 @test "rootless: --upper keeps changes in a directory of the user's" {

@@ -41,7 +41,7 @@ export BB WGET
     run net-setup --help
     assert_success
     for o in --raw --move --ifname --veth --bridge --subnet --address --address6 --mtu --nat \
-        --publish --join --user-mode --user-mode-helper --gc --dry-run --verbose; do
+        --publish --join --user-mode --map-auto --user-mode-helper --gc --dry-run --verbose; do
         assert_output --partial -- "$o"
     done
     run net-setup --version
@@ -527,9 +527,68 @@ export rootless_prelude
     refute_output --partial LEFT-
 }
 
+# The helper gets /dev/null on 0 and 1 and its log on 2, and no other copy
+# of them (they were opened without O_CLOEXEC and leaked as 7 and 8).
+@test "rootless --user-mode: pasta and slirp4netns get no stray descriptor of ours (uid 65534)" {
+    require_userns
+    command -v pasta >/dev/null || skip "pasta (Debian package passt) is not installed"
+    command -v slirp4netns >/dev/null || skip "slirp4netns is not installed"
+    run tns "$rootless_prelude"'
+        for h in pasta slirp4netns; do
+            setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$PATH" HOME=/tmp \
+                net-setup --user-mode --user-mode-helper $h -- sleep 30 &
+            ns=$!
+            p=
+            for i in $(seq 50); do  # the helper is the child that is not sleep (pasta runs as passt.avx2)
+                p=$(for q in $(pgrep -P $ns); do [ "$(cat /proc/$q/comm)" = sleep ] || echo $q; done)
+                [ -n "$p" ] && [ "$(echo $p | wc -w)" = 1 ] && [ -e /proc/$p/fd/2 ] && break; sleep 0.1
+            done
+            [ -n "$p" ] || echo "NO-$h"
+            for fd in /proc/$p/fd/*; do
+                t=$(readlink $fd) || continue
+                # what this script holds itself was inherited, not opened by net-setup
+                [ "$(readlink /proc/$$/fd/${fd##*/} 2>/dev/null)" = "$t" ] && [ "${fd##*/}" -gt 2 ] && continue
+                case $t in /dev/null|*/$h.log) echo "$h ${fd##*/} $t";; esac
+            done
+            kill $ns; wait $ns || true
+        done'
+    assert_success
+    refute_output --partial NO-
+    # pasta, once in the background, puts /dev/null on 0-2 itself
+    assert_line "pasta 0 /dev/null"
+    assert_line "slirp4netns 0 /dev/null"
+    assert_line "slirp4netns 1 /dev/null"
+    assert_line --regexp '^slirp4netns 2 .*/slirp4netns\.log$'
+    refute_output --regexp '(pasta|slirp4netns) ([3-9]|[1-9][0-9]+) '
+    refute_output --partial "binary operator"
+}
+
+# /dev/net/tun is 0600 root on some hosts: the error names the device and
+# its mode, and the hint is a command line that runs without us.
+@test "rootless --user-mode: a tun device the helper cannot open is named with its mode; the hint runs by hand" {
+    require_userns
+    command -v pasta >/dev/null || skip "pasta (Debian package passt) is not installed"
+    run tns "$rootless_prelude"'
+        chmod 600 /dev/net/tun
+        setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$PATH" HOME=/tmp \
+            net-setup --user-mode --user-mode-helper pasta --publish 18092:80 -- true && echo no-failure || echo "status $?"'
+    assert_success
+    assert_line "status 125"
+    assert_output --partial "net-setup: pasta cannot open /dev/net/tun: /dev/net/tun is crw------- (0600, uid 0 gid 0)"
+    assert_output --partial "chmod 0666 /dev/net/tun"
+    local line
+    line=$(sed -n 's/.*run it by hand to see why: //p' <<<"$output")
+    [ "$line" = "$(command -v pasta) --config-net -t 18092:80 -u none -T none -U none -- true" ] || { echo "hint: $line"; false; }
+    # With a usable device, that line works as it is.
+    run tns "$rootless_prelude"'
+        setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$PATH" HOME=/tmp sh -c "'"$line"' && echo by-hand-ok" 2>/dev/null'
+    assert_success
+    assert_line by-hand-ok
+}
+
 @test "rootless --user-mode: a helper that cannot start is 125 with its reason" {
     require_userns
     run tns 'setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$PATH" HOME=/tmp net-setup --user-mode -- true'
     assert_failure 125
-    assert_output --regexp "pasta failed|slirp4netns exited"
+    assert_output --regexp "pasta failed|slirp4netns exited|cannot open /dev/net/tun"
 }

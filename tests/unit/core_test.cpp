@@ -218,6 +218,17 @@ TEST(Exec, SealProgramMakesAReadOnlyCopyOfTheLoadedPart) {
 
 TEST(Exec, DescribeArgv) { EXPECT_EQ(describe_argv({"a", "b c"}), "[\"a\", \"b c\"]"); }
 
+TEST(Exec, ShellLineQuotesWhatShWouldSplitOrExpand) {
+    EXPECT_EQ(shell_word("/usr/bin/pasta"), "/usr/bin/pasta");
+    EXPECT_EQ(shell_word("127.0.0.1/8080:80,9000"), "127.0.0.1/8080:80,9000");
+    EXPECT_EQ(shell_word(""), "''");
+    EXPECT_EQ(shell_word("a b"), "'a b'");
+    EXPECT_EQ(shell_word("$HOME"), "'$HOME'");
+    EXPECT_EQ(shell_word("it's"), "'it'\\''s'");
+    EXPECT_EQ(shell_word(std::string_view("a\0b", 3)), std::string("'a\0b'", 5));
+    EXPECT_EQ(shell_line({"echo", "a;b", "c"}), "echo 'a;b' c");
+}
+
 TEST(Env, StripKagoRemovesOnlyKagoVariables) {
     setenv("KAGO_NAME", "x", 1);
     setenv("KAGO_SOMETHING_NEW", "y", 1);

@@ -379,3 +379,16 @@ TEST(MountContext, TheTestsNamespacesAreNotTheirOwn) {
     EXPECT_FALSE(own_namespace("ipc"));
     EXPECT_FALSE(own_namespace("cgroup"));
 }
+
+// The cheap check for a root-made layer: the layer's root and a few key
+// entries, owned by the overflow ids. Our own ids stand in for them here.
+TEST(MountSpec, UnmappedEntryNamesTheFirstKeyEntryOwnedByTheOverflowIds) {
+    char tmpl[] = "/tmp/kago-unmapped-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    std::string d = tmpl;
+    uint32_t me = ::getuid(), my_gid = ::getgid();
+    EXPECT_EQ(mount::unmapped_entry(d, me + 1, my_gid + 1), "");
+    EXPECT_EQ(mount::unmapped_entry(d, me, my_gid + 1), kago::cat("its root (uid ", me, " gid ", my_gid, ")"));
+    EXPECT_EQ(mount::unmapped_entry(d + "/missing", me, my_gid), "");
+    ::rmdir(d.c_str());
+}

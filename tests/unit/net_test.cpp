@@ -7,6 +7,7 @@
 #include <linux/rtnetlink.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -455,6 +456,58 @@ TEST(NetUserMode, PastaAndSlirpArguments) {
     auto sa = usermode::slirp_argv(s, 99, 0, 4, 5, "/tmp/api.sock");
     EXPECT_EQ(sa.back(), "tap0");
     EXPECT_EQ(sa[sa.size() - 2], "/proc/99/ns/net");
+}
+
+// What to run by hand after a failure: a shell line that works on its own,
+// not our argv with its pid file and a target that is gone.
+TEST(NetUserMode, ByHandIsAShellLineWithoutTheDeadTarget) {
+    usermode::Helper h{"pasta", "/usr/bin/pasta"};
+    EXPECT_EQ(usermode::by_hand(h, {*parse_publish("127.0.0.1:8080:80")}, 1500),
+              "/usr/bin/pasta --config-net -t 127.0.0.1/8080:80 -u none -T none -U none --mtu 1500 -- true");
+    EXPECT_EQ(usermode::by_hand(h, {}, 0), "/usr/bin/pasta --config-net -t none -u none -T none -U none -- true");
+    usermode::Helper s{"slirp4netns", "/opt/my tools/slirp4netns"};
+    EXPECT_EQ(usermode::by_hand(s, {}, 0),
+              "unshare --user --map-root-user --net sleep 30 & '/opt/my tools/slirp4netns' --configure --mtu=65520 "
+              "--disable-host-loopback $! tap0; kill $!");
+}
+
+TEST(NetUserMode, TunProblemNamesTheModeUnlessOthersMayReadAndWrite) {
+    struct stat st = {};
+    st.st_mode = S_IFCHR | 0600;
+    EXPECT_EQ(usermode::tun_problem(&st),
+              "/dev/net/tun is crw------- (0600, uid 0 gid 0): in the helper's user namespace only the bits for "
+              "others count, and they are not rw");
+    st.st_mode = S_IFCHR | 0666;
+    EXPECT_EQ(usermode::tun_problem(&st), "");
+    st.st_mode = S_IFCHR | 0660;
+    st.st_gid = 108;
+    EXPECT_NE(usermode::tun_problem(&st).find("crw-rw---- (0660, uid 0 gid 108)"), std::string::npos);
+    st.st_mode = S_IFREG | 0666;
+    EXPECT_EQ(usermode::tun_problem(&st), "/dev/net/tun is not a character device (-rw-rw-rw-)");
+    EXPECT_EQ(usermode::tun_problem(nullptr), "/dev/net/tun does not exist");
+}
+
+// With one descriptor left below RLIMIT_NOFILE the second pipe fails: the
+// first must not stay open (it did: both ends leaked).
+TEST(NetUserMode, SlirpStartClosesTheFirstPipeWhenTheSecondFails) {
+    struct rlimit old;
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+    int lowest = ::dup(0);
+    ASSERT_GE(lowest, 0);
+    ::close(lowest);
+    // Every descriptor above `lowest` must be free, or the limit proves nothing.
+    for (int fd = lowest; fd < lowest + 2; ++fd) ASSERT_EQ(::fcntl(fd, F_GETFD), -1) << fd;
+    struct rlimit tight = old;
+    tight.rlim_cur = rlim_t(lowest + 2);  // room for one pipe
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+    usermode::Helper s{"slirp4netns", "/bin/false"};
+    auto r = usermode::start(s, ::getpid(), {}, 0, "/nonexistent");
+    int e0 = ::fcntl(lowest, F_GETFD), e1 = ::fcntl(lowest + 1, F_GETFD);
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().err, EMFILE) << r.error().message();
+    EXPECT_EQ(e0, -1) << "descriptor " << lowest << " leaked";
+    EXPECT_EQ(e1, -1) << "descriptor " << lowest + 1 << " leaked";
 }
 
 // The name lookups a start makes without the RTNL lock: no privilege

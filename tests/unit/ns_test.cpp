@@ -604,3 +604,41 @@ TEST(NsChild, ANamespacesRecordNeverComesFromAFailedChild) {
     ASSERT_TRUE(o.error);  // kept for finish()
     EXPECT_EQ(o.error->what, "write /nonexistent/kago-file");
 }
+
+// --map-auto inside a user namespace that net-setup --user-mode --map-auto
+// made: the ids that namespace maps, written directly as its root.
+TEST(NsIdMap, NestedAutoMapTakesWhatTheOuterNamespaceMaps) {
+    EXPECT_TRUE(ns::initial_map("         0          0 4294967295\n"));
+    EXPECT_TRUE(ns::initial_map(""));
+    EXPECT_FALSE(ns::initial_map("         0       1000          1\n"));
+    auto m = ns::nested_auto_map(0, "         0       1000          1\n         1     100000      65536\n", "uid_map");
+    ASSERT_TRUE(m) << m.error().message();
+    EXPECT_EQ(*m, (ns::IdMap{{0, 0, 1}, {1, 1, 65536}}));
+    // The caller's id in the middle of a range: 0 first, the rest around it.
+    auto mid = ns::nested_auto_map(5, "0 1000 10\n", "uid_map");
+    ASSERT_TRUE(mid);
+    EXPECT_EQ(*mid, (ns::IdMap{{0, 5, 1}, {1, 0, 5}, {6, 6, 4}}));
+    auto one = ns::nested_auto_map(0, "         0       1000          1\n", "/proc/self/uid_map");
+    ASSERT_FALSE(one);
+    EXPECT_NE(one.error().what.find("maps only id 0"), std::string::npos);
+    EXPECT_NE(one.error().hint.find("net-setup --user-mode --map-auto"), std::string::npos);
+    EXPECT_FALSE(ns::nested_auto_map(0, "0 1000 x\n", "uid_map"));
+}
+
+TEST(NsIdMap, PlanMapsNestedWritesDirectlyAndNeedsRoot) {
+    ns::Caller c;
+    c.uid = 0;
+    c.gid = 0;
+    c.privileged = true;
+    c.path = "/nonexistent";  // no newuidmap needed
+    c.self_uid_map = "0 1000 1\n1 100000 65536\n";
+    c.self_gid_map = "0 1000 1\n1 100000 65536\n";
+    auto p = ns::plan_maps({false, true, {}, {}}, c);
+    ASSERT_TRUE(p) << p.error().message();
+    EXPECT_EQ(p->uid, (ns::IdMap{{0, 0, 1}, {1, 1, 65536}}));
+    EXPECT_TRUE(p->uid_helper.empty());
+    EXPECT_TRUE(p->gid_helper.empty());
+    EXPECT_FALSE(p->deny_setgroups);
+    c.privileged = false;
+    EXPECT_FALSE(ns::plan_maps({false, true, {}, {}}, c));
+}
