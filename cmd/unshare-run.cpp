@@ -105,6 +105,9 @@ void add_options(CLI::App& app, Options& o) {
 Result<ns::Outcome> run(Options& o, cli::Common& common) {
     // 1. Check the options; open what we join before anything changes.
     bool root = ::geteuid() == 0;
+    // Started by a supervisor of the chain (it asked for PR_SET_PDEATHSIG):
+    // we die with it as --die-with-parent says, killing the container first.
+    if (!common.dry_run && proc::inherited_pdeathsig() != 0) o.die_with_parent = true;
     std::vector<ns::JoinSpec> specs;
     for (const auto& j : o.ns.join) specs.push_back(TRY(ns::parse_join(j)));
     pid_t join_pid = o.ns.join_pid.empty() ? 0 : TRY(ns::parse_pid(o.ns.join_pid));
@@ -219,8 +222,14 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     }
 
     // 6. runs in the child. 7. Wait, forwarding signals.
-    int wstatus = TRY(proc::supervise(c.pid(), [&](int) {
+    // A second SIGINT/SIGTERM/SIGHUP: the init escalates by itself; a
+    // command that is not a supervisor of the chain is killed.
+    int terminating = 0;
+    int wstatus = TRY(proc::supervise(c.pid(), [&](int sig) {
         if (o.die_with_parent && ::getppid() != parent) (void)::kill(c.pid(), SIGKILL);
+        if ((sig == SIGINT || sig == SIGTERM || sig == SIGHUP) && ++terminating > 1 && !child.init() &&
+            !runs_supervisor(c.pid(), cmd))
+            (void)::kill(c.pid(), SIGKILL);
     }));
     return c.finish(child, wstatus);
 }

@@ -170,6 +170,15 @@ int inherited_pdeathsig() {
     return sig;
 }
 
+pid_t follow_parent() {
+    if (trace::dry_run() || inherited_pdeathsig() == 0) return 0;
+    pid_t parent = ::getppid();
+    if (!die_with_parent(SIGTERM, parent)) _exit(125);  // it is gone: so are we
+    return parent;
+}
+
+bool parent_gone(pid_t parent) { return parent > 0 && ::getppid() != parent; }
+
 Result<StatFields> parse_stat(std::string_view text) {
     auto bad = [&](const char* why) { return usage_error(cat("/proc/PID/stat: ", why)); };
     auto open = text.find(" (");

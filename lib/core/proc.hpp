@@ -63,6 +63,16 @@ Status die_with_parent(int sig, pid_t expected_parent);
 // exec or a set*id call changes the credentials.
 int inherited_pdeathsig();
 
+// A supervisor started by another one of the chain (which asked for
+// PR_SET_PDEATHSIG, SIGKILL) dies with it, but cleanly: PR_SET_PDEATHSIG
+// becomes SIGTERM, which it handles by killing its child, waiting for it and
+// removing what it made. Returns the parent's pid (to compare with
+// getppid() when SIGTERM comes), or 0 when no parent asked for it. A parent
+// that died before the switch already killed us with the inherited signal.
+pid_t follow_parent();
+// Whether the parent that follow_parent() returned is gone.
+bool parent_gone(pid_t parent);
+
 // The fields of /proc/PID/stat that kago reads.
 struct StatFields {
     pid_t pid = 0;
