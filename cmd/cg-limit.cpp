@@ -198,11 +198,15 @@ int main(int argc, char** argv) {
 
     int terminating = 0;
     auto ws = kago::proc::supervise(*child, [&](int sig) {
-        // The first SIGINT/SIGTERM/SIGHUP goes to the command; a second one
-        // kills everything in the cgroup.
-        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
-            if (++terminating > 1) (void)cgroup->kill();
-        }
+        // The first SIGINT/SIGTERM/SIGHUP goes to the command. A second one
+        // escalates against the container only: a supervisor of the chain
+        // (net-setup, unshare-run) gets it too and escalates below itself,
+        // then cleans up; any other command is killed, and what it left in
+        // the cgroup goes once it is reaped. Never the whole cgroup here:
+        // the supervisors in it would leak what they made.
+        if ((sig == SIGINT || sig == SIGTERM || sig == SIGHUP) && ++terminating > 1 &&
+            !kago::runs_supervisor(*child, next))
+            (void)::kill(*child, SIGKILL);
     });
     if (!ws) fail(ws.error());
 

@@ -310,8 +310,22 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     exit(0);
 }
 
+// What a supervising net-setup does with the signals it forwards. When the
+// supervisor above it died (follow_parent()), the container is killed, so
+// that the rules, the lease and the namespace are removed once it is gone.
+// A second SIGINT/SIGTERM/SIGHUP is forwarded to a supervisor below, which
+// escalates by itself; any other command is killed.
+std::function<void(int)> supervision(pid_t child, const PreparedExec& p, pid_t parent) {
+    return [child, &p, parent, terminating = 0](int sig) mutable {
+        if (proc::parent_gone(parent)) (void)::kill(child, SIGKILL);
+        if ((sig == SIGINT || sig == SIGTERM || sig == SIGHUP) && ++terminating > 1 && !runs_supervisor(child, p))
+            (void)::kill(child, SIGKILL);
+    };
+}
+
 // --veth: the supervised root mode.
 [[noreturn]] void run_veth(const Options& o, Plan& plan, const PreparedExec& p) {
+    pid_t parent = proc::follow_parent();
     plan.name = cli::value_or_die(state::container_name());
     plan.veth = veth_host_name(plan.name);
     bool rules = o.nat || !plan.publish.empty();
@@ -517,7 +531,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     else cmd.go(ce, ends);
 
     inside = Rtnl();
-    auto ws = proc::supervise(child);
+    auto ws = proc::supervise(child, supervision(child, p, parent));
 
     if (auto l = lease::Lock::acquire()) lock = std::move(*l);  // best effort: cleanup goes on
     rec.kv.erase("statedir");
@@ -547,6 +561,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
 // --user-mode: a new user and network namespace in a child, and pasta or
 // slirp4netns attached to it from the host side.
 [[noreturn]] void run_user_mode(const Options& o, Plan& plan, const PreparedExec& p) {
+    pid_t parent = proc::follow_parent();
     plan.name = cli::value_or_die(state::container_name());
     state::StateDir sd = cli::value_or_die(state::StateDir::acquire(plan.name));
     auto helper = cli::value_or_die(usermode::find_helper(o.helper));
@@ -630,7 +645,7 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     write_state_files(sd, netns, std::nullopt, plan.name);
     if (helper.name == "slirp4netns") (void)sd.write("ip", "10.0.2.100");
     cmd.go(ce, ready::Gate::Ends{});
-    auto ws = proc::supervise(child);
+    auto ws = proc::supervise(child, supervision(child, p, parent));
     usermode::stop(*running);
     (void)sd.remove();
     if (!ws) cli::die(ws.error());

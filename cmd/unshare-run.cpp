@@ -111,6 +111,9 @@ void add_options(CLI::App& app, Options& o) {
 Result<ns::Outcome> run(Options& o, cli::Common& common) {
     // 1. Check the options; open what we join before anything changes.
     bool root = ::geteuid() == 0;
+    // Started by a supervisor of the chain (it asked for PR_SET_PDEATHSIG):
+    // we die with it as --die-with-parent says, killing the container first.
+    if (!common.dry_run && proc::inherited_pdeathsig() != 0) o.die_with_parent = true;
     std::vector<ns::JoinSpec> specs;
     for (const auto& j : o.ns.join) specs.push_back(TRY(ns::parse_join(j)));
     pid_t join_pid = o.ns.join_pid.empty() ? 0 : TRY(ns::parse_pid(o.ns.join_pid));
@@ -251,8 +254,14 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     }
 
     // 6. runs in the child. 7. Wait, forwarding signals.
-    auto on_signal = [&](int) {
+    // A second SIGINT/SIGTERM/SIGHUP: the init escalates by itself; a
+    // command that is not a supervisor of the chain is killed.
+    int terminating = 0;
+    auto on_signal = [&](int sig) {
         if (o.die_with_parent && ::getppid() != parent) (void)::kill(c.pid(), SIGKILL);
+        if ((sig == SIGINT || sig == SIGTERM || sig == SIGHUP) && ++terminating > 1 && !child.init() &&
+            !runs_supervisor(c.pid(), cmd))
+            (void)::kill(c.pid(), SIGKILL);
     };
     int wstatus = TRY(o.tty ? tty.supervise(c.pid(), on_signal) : proc::supervise(c.pid(), on_signal));
     return c.finish(child, wstatus);

@@ -10,6 +10,7 @@
 
 #include "cgroup/backend.hpp"
 #include "core/parse.hpp"
+#include "core/proc.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
 
@@ -135,9 +136,11 @@ Result<std::unique_ptr<Cgroup>> make(const Layout& layout, std::string_view pare
 }
 
 namespace {
+// The leaf names the pid of the cg-limit that made it. A zombie is dead
+// (proc::running): it will never remove its cgroup.
 bool supervisor_alive(pid_t pid) {
-    auto comm = sys::read_file(cat("/proc/", pid, "/comm").c_str());
-    return comm && *comm == "cg-limit\n";
+    auto st = proc::read_stat(pid);
+    return st && st->comm == "cg-limit" && proc::running(*st);
 }
 }  // namespace
 

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "core/env.hpp"
+#include "core/proc.hpp"
 #include "core/trace.hpp"
 
 namespace kago {
@@ -224,6 +225,20 @@ Error exec_prepared(const PreparedExec& p) {
 std::vector<std::string> default_command() {
     const char* sh = ::getenv("SHELL");
     return {sh && *sh ? sh : "/bin/sh"};
+}
+
+bool runs_supervisor(pid_t pid, const PreparedExec& e) {
+    if (!e.kago || e.argv.empty()) return false;
+    std::string name = e.argv[0].substr(e.argv[0].rfind('/') + 1);
+    if (name != "cg-limit" && name != "net-setup" && name != "unshare-run" && name != "pack-selfexec") return false;
+    if (e.program.valid()) {
+        struct stat want, have;
+        if (::fstat(e.program.get(), &want) != 0 || ::stat(cat("/proc/", pid, "/exe").c_str(), &have) != 0)
+            return false;
+        return want.st_dev == have.st_dev && want.st_ino == have.st_ino;
+    }
+    auto st = proc::read_stat(pid);
+    return st && st->comm == name;
 }
 
 }  // namespace kago

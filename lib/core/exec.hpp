@@ -1,6 +1,8 @@
 // Running the next command of the chain.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -37,6 +39,15 @@ struct PreparedExec {
 };
 
 Result<PreparedExec> prepare_exec(std::vector<std::string> argv);
+
+// Whether process `pid` (our child, which exec'd `e`) still runs `e` and
+// `e` is one of the chain's supervisors (cg-limit, net-setup, unshare-run,
+// pack-selfexec): then a second SIGTERM is forwarded to it, so that it
+// escalates against the container below it and still cleans up. Otherwise
+// the child is the container's own process, which the supervisor may kill.
+// The program's file is compared with /proc/PID/exe (device and inode);
+// without a descriptor, the command name is.
+bool runs_supervisor(pid_t pid, const PreparedExec& e);
 
 // Replace p.program by a sealed memory copy of it (memfd, sealed against
 // every write, resize and further sealing), holding the ELF up to the end of

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "core/fd.hpp"
+#include "core/parse.hpp"
+#include "core/sys.hpp"
 #include "core/trace.hpp"
 
 namespace kago::proc {
@@ -167,6 +169,69 @@ Status die_with_parent(int sig, pid_t expected_parent) {
         return sys_error("the parent process exited before PR_SET_PDEATHSIG took effect");
     }
     return {};
+}
+
+int inherited_pdeathsig() {
+    int sig = 0;
+    if (::prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0) != 0) return 0;
+    return sig;
+}
+
+pid_t follow_parent() {
+    if (trace::dry_run() || inherited_pdeathsig() == 0) return 0;
+    pid_t parent = ::getppid();
+    if (!die_with_parent(SIGTERM, parent)) _exit(125);  // it is gone: so are we
+    return parent;
+}
+
+bool parent_gone(pid_t parent) { return parent > 0 && ::getppid() != parent; }
+
+Result<StatFields> parse_stat(std::string_view text) {
+    auto bad = [&](const char* why) { return usage_error(cat("/proc/PID/stat: ", why)); };
+    auto open = text.find(" (");
+    auto close = text.rfind(')');
+    if (open == std::string_view::npos || close == std::string_view::npos || close < open + 2)
+        return bad("no command name in parentheses");
+    StatFields st;
+    auto pid = TRY(parse::u64(text.substr(0, open), "pid"));
+    if (pid == 0 || pid > 0x7fffffff) return bad("pid out of range");
+    st.pid = static_cast<pid_t>(pid);
+    st.comm = std::string(text.substr(open + 2, close - open - 2));
+    if (close + 2 >= text.size() || text[close + 1] != ' ') return bad("no state after the command name");
+    std::string_view rest = text.substr(close + 2);
+    while (!rest.empty() && (rest.back() == '\n' || rest.back() == ' ')) rest.remove_suffix(1);
+    auto fields = parse::split(rest, ' ');
+    // fields[0] is field 3 (state), fields[1] field 4 (ppid), fields[19]
+    // field 22 (starttime).
+    if (fields.size() < 20 || fields[0].size() != 1) return bad("too few fields");
+    st.state = fields[0][0];
+    auto ppid = TRY(parse::u64(fields[1], "ppid"));
+    if (ppid > 0x7fffffff) return bad("ppid out of range");
+    st.ppid = static_cast<pid_t>(ppid);
+    st.start = TRY(parse::u64(fields[19], "start time"));
+    return st;
+}
+
+Result<StatFields> read_stat(pid_t pid) {
+    std::string path = cat("/proc/", pid, "/stat");
+    auto text = TRY(sys::read_file(path.c_str()));
+    auto st = parse_stat(text);
+    if (!st) return usage_error(cat(path, ": unexpected format"));
+    return st;
+}
+
+Owner self() {
+    Owner o{::getpid(), 0};
+    if (auto st = read_stat(o.pid)) o.start = st->start;
+    return o;
+}
+
+bool running(const StatFields& st) { return st.state != 'Z' && st.state != 'X' && st.state != 'x'; }
+
+bool alive(const Owner& o) {
+    if (o.pid <= 0) return false;
+    auto st = read_stat(o.pid);
+    return st && running(*st) && st->start == o.start;
 }
 
 }  // namespace kago::proc

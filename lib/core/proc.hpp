@@ -6,7 +6,10 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
+#include <string>
+#include <string_view>
 
 #include "core/result.hpp"
 
@@ -65,6 +68,51 @@ Status undumpable();
 
 // Set PR_SET_PDEATHSIG; checks the parent did not already die.
 Status die_with_parent(int sig, pid_t expected_parent);
+
+// The signal a parent asked for with PR_SET_PDEATHSIG before it exec'd us
+// (0: none). The kernel keeps it across an exec, but clears it when the
+// exec or a set*id call changes the credentials.
+int inherited_pdeathsig();
+
+// A supervisor started by another one of the chain (which asked for
+// PR_SET_PDEATHSIG, SIGKILL) dies with it, but cleanly: PR_SET_PDEATHSIG
+// becomes SIGTERM, which it handles by killing its child, waiting for it and
+// removing what it made. Returns the parent's pid (to compare with
+// getppid() when SIGTERM comes), or 0 when no parent asked for it. A parent
+// that died before the switch already killed us with the inherited signal.
+pid_t follow_parent();
+// Whether the parent that follow_parent() returned is gone.
+bool parent_gone(pid_t parent);
+
+// The fields of /proc/PID/stat that kago reads.
+struct StatFields {
+    pid_t pid = 0;
+    std::string comm;  // field 2, without its parentheses
+    char state = 0;    // field 3: R, S, D, Z (zombie), X (dead)...
+    pid_t ppid = 0;    // field 4 (0 for a parent in an ancestor PID namespace)
+    uint64_t start = 0;  // field 22: start time, in clock ticks after boot
+};
+// Parse one /proc/PID/stat line. The command name may hold spaces and
+// parentheses: it ends at the last ')' of the line.
+Result<StatFields> parse_stat(std::string_view text);
+Result<StatFields> read_stat(pid_t pid);
+
+// A supervisor that owns host objects, told apart from a later process
+// with the same pid by its start time. Records of owners (lease files,
+// owner records, nftables comments) keep both.
+struct Owner {
+    pid_t pid = 0;
+    uint64_t start = 0;
+};
+// This process (start 0 when /proc cannot be read).
+Owner self();
+// Whether the owner still runs. It is dead when its pid is gone, when it is
+// a zombie (it has exited and waits to be reaped: whatever it would have
+// removed, it never will), or when the pid now names a process with another
+// start time. The one test of staleness for every kago program.
+bool alive(const Owner& o);
+// Whether the process of a parsed line runs: not a zombie, not dead.
+bool running(const StatFields& st);
 
 // A child just started with clone() begins on our CPU and often waits
 // there until we block, even when another CPU is idle: move it to the

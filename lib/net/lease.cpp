@@ -16,30 +16,6 @@
 
 namespace kago::net::lease {
 
-Result<uint64_t> start_time(pid_t pid) {
-    auto text = TRY(sys::read_file(cat("/proc/", pid, "/stat").c_str()));
-    // The command name (field 2) may hold spaces: count from the last ')'.
-    auto close = text.rfind(')');
-    if (close == std::string::npos) return usage_error(cat("/proc/", pid, "/stat: unexpected format"));
-    auto fields = parse::split(std::string_view(text).substr(close + 2), ' ');
-    // fields[0] is field 3 (state): starttime, field 22, is fields[19].
-    if (fields.size() < 20) return usage_error(cat("/proc/", pid, "/stat: too few fields"));
-    return TRY(parse::u64(fields[19], "start time"));
-}
-
-Owner self() {
-    Owner o{::getpid(), 0};
-    auto s = start_time(o.pid);
-    if (s) o.start = *s;
-    return o;
-}
-
-bool alive(const Owner& o) {
-    if (o.pid <= 0) return false;
-    auto s = start_time(o.pid);
-    return s && *s == o.start;
-}
-
 std::string dir() { return cat(state::runtime_root(), "/leases"); }
 
 bool changed_within(int ms, const std::string& path) {

@@ -15,20 +15,17 @@
 #include <vector>
 
 #include "core/fd.hpp"
+#include "core/proc.hpp"
 #include "core/result.hpp"
 #include "net/addr.hpp"
 
 namespace kago::net::lease {
 
-// A process, told apart from a later one with the same pid by its start
-// time (field 22 of /proc/PID/stat).
-struct Owner {
-    pid_t pid = 0;
-    uint64_t start = 0;
-};
-Result<uint64_t> start_time(pid_t pid);
-Owner self();
-bool alive(const Owner& o);
+// The supervisor that owns a lease or a record: core/proc decides whether
+// it still runs, for every kago program alike.
+using proc::Owner;
+using proc::self;
+using proc::alive;
 
 std::string dir();  // runtime root + "/leases"
 // Whether DIR (or `path`) changed (an owner record written or removed: a

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <net/if.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -357,7 +358,14 @@ void trace_result(const std::string& text, long r, int e) {
 
 // PID 1 (or the parent of the command below a new time namespace): reap
 // every child, forward the signals to the command, leave when it leaves.
+//
+// A second SIGINT, SIGTERM or SIGHUP (the first one the command may ignore)
+// ends the container: as PID 1, kill(-1, SIGKILL) reaches every other
+// process of the namespace; otherwise only the command is killed. The
+// supervisors above are not touched: they see the command killed by
+// SIGKILL, clean up and exit with 137.
 [[noreturn]] void init(pid_t cmd, int report_fd, const sigset_t& set) {
+    int terminating = 0;
     for (;;) {
         for (;;) {
             int ws = 0;
@@ -374,6 +382,10 @@ void trace_result(const std::string& text, long r, int e) {
         siginfo_t info;
         int sig = ::sigwaitinfo(&set, &info);
         if (sig <= 0 || sig == SIGCHLD) continue;
+        if ((sig == SIGINT || sig == SIGTERM || sig == SIGHUP) && ++terminating > 1) {
+            ::kill(::getpid() == 1 ? -1 : cmd, SIGKILL);
+            continue;
+        }
         // The terminal's signals already reached the command when it shares
         // our process group; do not deliver them twice.
         if (info.si_code == SI_KERNEL && ::getpgid(cmd) == ::getpgrp()) continue;
@@ -423,6 +435,21 @@ void forget_host(const ChildPlan& plan, int report_w) {
             _exit(125);
         }
     }
+    // The container dies with unshare-run: PR_SET_PDEATHSIG, now that no
+    // later step changes our credentials (which would clear it). The init
+    // is PID 1 of its namespace, where getppid() says 0 before and after
+    // the parent dies: the report pipe tells instead. Its only reader is the
+    // parent, and a pipe without readers polls POLLERR. The parent's
+    // descriptors close before its children are sent the signal, so one of
+    // the two always comes.
+    if (trace::call_prepared(
+            "prctl(PR_SET_PDEATHSIG, SIGKILL)",
+            [](void*) -> long { return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); }, nullptr) != 0) {
+        send_report(report_w, kStepFailed, -1, errno, 0);
+        _exit(125);
+    }
+    struct pollfd parent_end = {report_w, POLLOUT, 0};
+    if (::poll(&parent_end, 1, 0) == 1 && (parent_end.revents & POLLERR)) _exit(125);
     if (!plan.init()) exec_command(plan, argv, report_w, nullptr);
     // The init waits for these with sigwaitinfo(): they must be blocked (the
     // parent blocked them already; a blocked signal is never discarded, not

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -873,4 +874,82 @@ TEST(CoreEnv, BadWordsAreUsageErrors) {
     EXPECT_TRUE(env::check_plan(p));
     p.pass = {"A=B"};
     EXPECT_FALSE(env::check_plan(p));
+}
+
+// --- liveness: one test of staleness for every kago program -----------------
+
+TEST(ProcStat, ParsesACommandNameWithSpacesAndParentheses) {
+    // Field 22 (starttime) is 777; the name is "a) (b c)" as a program may
+    // choose it with prctl(PR_SET_NAME).
+    std::string line = "4242 (a) (b c)) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 777 "
+                       "1000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+    auto st = proc::parse_stat(line);
+    ASSERT_TRUE(st) << st.error().what;
+    EXPECT_EQ(st->pid, 4242);
+    EXPECT_EQ(st->comm, "a) (b c)");
+    EXPECT_EQ(st->state, 'S');
+    EXPECT_EQ(st->ppid, 17);
+    EXPECT_EQ(st->start, 777u);
+    EXPECT_TRUE(proc::running(*st));
+    st = proc::parse_stat("9 ( ) Z 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0");
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->comm, " ");
+    EXPECT_EQ(st->start, 5u);
+    EXPECT_FALSE(proc::running(*st));  // a zombie
+    st = proc::parse_stat("9 (x) X 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0");
+    ASSERT_TRUE(st);
+    EXPECT_FALSE(proc::running(*st));
+}
+
+TEST(ProcStat, RejectsWhatIsNotAStatLine) {
+    EXPECT_FALSE(proc::parse_stat(""));
+    EXPECT_FALSE(proc::parse_stat("4242 sleep S 1"));                         // no parentheses
+    EXPECT_FALSE(proc::parse_stat("4242 (sleep) S 1 2 3"));                   // too few fields
+    EXPECT_FALSE(proc::parse_stat("0 (x) S 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5"));  // pid 0
+    EXPECT_FALSE(proc::parse_stat("x (x) S 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5"));
+    EXPECT_FALSE(proc::parse_stat("9 (x) S 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5y"));
+    EXPECT_FALSE(proc::parse_stat("9 (x)S 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5"));
+}
+
+TEST(ProcStat, ReadsTheRealFileOfAProcessWithAStrangeName) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        ::prctl(PR_SET_NAME, "x) (y z) q");
+        ::pause();
+        _exit(0);
+    }
+    for (int i = 0; i < 200; ++i) {
+        auto st = proc::read_stat(pid);
+        if (st && st->comm != "x) (y z) q") {
+            ::usleep(5000);
+            continue;
+        }
+        break;
+    }
+    auto st = proc::read_stat(pid);
+    ASSERT_TRUE(st) << st.error().what;
+    EXPECT_EQ(st->comm, "x) (y z) q");
+    EXPECT_EQ(st->ppid, ::getpid());
+    proc::Owner o{pid, st->start};
+    EXPECT_TRUE(proc::alive(o));
+    EXPECT_FALSE(proc::alive(proc::Owner{pid, st->start + 1}));  // the pid of another process
+    ::kill(pid, SIGKILL);
+    // A zombie until we reap it: already dead for anyone deciding what is stale.
+    for (int i = 0; i < 400 && proc::alive(o); ++i) ::usleep(5000);
+    EXPECT_FALSE(proc::alive(o));
+    auto z = proc::read_stat(pid);
+    ASSERT_TRUE(z);
+    EXPECT_EQ(z->state, 'Z');
+    ::waitpid(pid, nullptr, 0);
+    EXPECT_FALSE(proc::alive(o));  // gone
+}
+
+TEST(ProcStat, SelfIsAliveAndNoPidIsNot) {
+    proc::Owner me = proc::self();
+    EXPECT_EQ(me.pid, ::getpid());
+    EXPECT_NE(me.start, 0u);
+    EXPECT_TRUE(proc::alive(me));
+    EXPECT_FALSE(proc::alive(proc::Owner{0, 0}));
+    EXPECT_FALSE(proc::alive(proc::Owner{-1, me.start}));
 }
