@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
+#include <string>
 
 #include "core/result.hpp"
 
@@ -55,6 +57,21 @@ int exit_code(int wstatus);
 // Set PR_SET_PDEATHSIG; checks the parent did not already die.
 Status die_with_parent(int sig, pid_t expected_parent);
 
+// A supervisor that owns host objects, told apart from a later process
+// with the same pid by its start time. Records of owners (lease files,
+// owner records, nftables comments) keep both.
+struct Owner {
+    pid_t pid = 0;
+    uint64_t start = 0;
+};
+// This process (start 0 when /proc cannot be read).
+Owner self();
+// Whether the owner still runs. It is dead when its pid is gone, when it is
+// a zombie (it has exited and waits to be reaped: whatever it would have
+// removed, it never will), or when the pid now names a process with another
+// start time. The one test of staleness for every kago program.
+bool alive(const Owner& o);
+
 // A child just started with clone() begins on our CPU and often waits
 // there until we block, even when another CPU is idle: move it to the
 // other CPUs of `allowed` (our affinity, read before the clone), so that
@@ -70,5 +87,14 @@ void move_off_our_cpu(pid_t child, const cpu_set_t& allowed);
 // the woken process to the waker's CPU.
 void post(int& word, int value);
 int wait_while(int& word, int value, const struct timespec* timeout);
+
+// A process that still runs in the network namespace that `nspath` names
+// (a bind mount under /run/netns, or /proc/PID/ns/net), or 0: none, the
+// path is gone, or it is the caller's own namespace (not a container's).
+pid_t one_in_netns(const std::string& nspath);
+
+// A process in the cgroup `rel` (as /proc/PID/cgroup shows it: v2, or any
+// v1 hierarchy mounted under /sys/fs/cgroup), or 0.
+pid_t one_in_cgroup(const std::string& rel);
 
 }  // namespace kago::proc
