@@ -384,6 +384,9 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
         return std::move(*r);
     };
 
+    // A dead same-name container's record is torn down before ours
+    // replaces it; a live one (or one whose processes still run) refuses.
+    if (!dry) must(must_value(take_over(plan.name, host_ns, nftp)));
     auto host = must_value(Rtnl::open("host"));
     std::string key = lease_key(plan.bridge, host_ns);
     lease::LeaseFile leases = dry ? lease::LeaseFile{} : must_value(lease::load(key));

@@ -160,8 +160,9 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later, nft::
     }
     std::string ns = r.get("netns");
     if (!ns.empty()) keep(unbind_netns(ns));
+    // Only the directory this owner made: a same-name chain may own one now.
     std::string sd = r.get("statedir");
-    if (!sd.empty()) keep(state::remove_tree(sd));
+    if (!sd.empty()) keep(state::remove_if_owned_by(sd, owner.pid, owner.start));
     keep(lease::remove_record(r.name));
     return first;
 }
@@ -241,6 +242,32 @@ int run_later_entry(void* later) { run_later(*static_cast<Later*>(later)); }
     proc::exit_like(ws);
 }
 
+pid_t still_running(const lease::Record& r) {
+    std::string ns = r.get("netns");
+    return ns.empty() ? 0 : proc::one_in_netns(ns);
+}
+
+Result<Status> take_over(const std::string& name, uint64_t host_netns, nft::Nft* nft) {
+    for (const auto& r : TRY(lease::records())) {
+        if (r.name != name) continue;
+        lease::Owner o = r.owner();
+        if (lease::alive(o)) {
+            errno = EEXIST;
+            return Status(sys_error(cat("container '", name, "': already running (net-setup pid ", o.pid,
+                                        " owns its network)"))
+                              .with_hint("choose another KAGO_NAME, or stop that container first"));
+        }
+        if (pid_t p = still_running(r)) {
+            errno = EBUSY;
+            return Status(sys_error(cat("container '", name, "': its net-setup (pid ", o.pid,
+                                        ") is gone but process ", p, " still runs in its network namespace"))
+                              .with_hint(cat("nothing of it was removed; stop process ", p, ", then start again")));
+        }
+        TRY(teardown(r, host_netns, nullptr, nft));
+    }
+    return Status();
+}
+
 Result<bool> free_veth_name(Rtnl& host, const std::string& veth, const std::string& name) {
     // Nearly always free: then no netlink request waits for the RTNL lock,
     // which another container's veth deletion may hold for 20 ms.
@@ -259,7 +286,7 @@ Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool thorou
     std::vector<std::string> removed;
     Status first;
     for (const auto& r : TRY(lease::records())) {
-        if (lease::alive(r.owner())) continue;
+        if (lease::alive(r.owner()) || still_running(r)) continue;
         auto st = teardown(r, host_netns, nullptr, given);
         if (!st && first) first = std::move(st);
         removed.push_back(r.name);
