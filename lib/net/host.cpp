@@ -285,8 +285,13 @@ Result<bool> free_veth_name(Rtnl& host, const std::string& veth, const std::stri
 Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool thorough, nft::Nft* given) {
     std::vector<std::string> removed;
     Status first;
+    std::vector<std::string> kept;  // owner gone, a process still runs: nothing of it goes
     for (const auto& r : TRY(lease::records())) {
-        if (lease::alive(r.owner()) || still_running(r)) continue;
+        if (lease::alive(r.owner())) continue;
+        if (still_running(r)) {
+            kept.push_back(r.name);
+            continue;
+        }
         auto st = teardown(r, host_netns, nullptr, given);
         if (!st && first) first = std::move(st);
         removed.push_back(r.name);
@@ -295,7 +300,9 @@ Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool thorou
     for (const auto& key : thorough ? TRY(lease::lease_files()) : std::vector<std::string>{}) {
         auto f = lease::load(key);
         if (!f) continue;
-        f->reap([](const lease::LeaseFile::Entry& e) { return !lease::alive(e.owner); });
+        f->reap([&](const lease::LeaseFile::Entry& e) {
+            return !lease::alive(e.owner) && std::find(kept.begin(), kept.end(), e.name) == kept.end();
+        });
         if (f->entries.empty() && f->created_bridge) {
             if (f->netns == host_netns) {
                 auto rtnl = Rtnl::open("host");
@@ -323,7 +330,8 @@ Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool thorou
         if (!given) own = TRY(nft::Nft::open("host"));
         nft::Nft& nft = given ? *given : *own;
         TRY(nft.remove([&](const nft::Tag& t) {
-            bool dead = !lease::alive(lease::Owner{t.pid, t.start});
+            bool dead = !lease::alive(lease::Owner{t.pid, t.start}) &&
+                        std::find(kept.begin(), kept.end(), t.name) == kept.end();
             if (dead) removed.push_back(cat("rules of ", t.name));
             return dead;
         }));
