@@ -144,3 +144,37 @@ wait_netns() {
         assert_output ""
     done
 }
+
+# A state directory whose first program was killed: $1 is the container name.
+killed_state_dir() {
+    KAGO_NAME=$1 unshare-run --uts -- sleep 6091 &
+    local p=$! i
+    for i in $(seq 100); do [ -e "/run/kago/$1" ] && break; sleep 0.05; done
+    [ -e "/run/kago/$1" ]
+    kill -9 "$p"
+    wait "$p" || true
+    [ -e "/run/kago/$1" ]
+}
+
+@test "net-setup --gc removes the state directory of a killed chain" {
+    killed_state_dir gcs1
+    run net-setup --gc
+    assert_success
+    [ ! -e /run/kago/gcs1 ]
+}
+
+@test "cg-limit --gc removes the state directory of a killed chain; with a command it is a usage error" {
+    killed_state_dir gcs2
+    run cg-limit --gc
+    assert_success
+    [ ! -e /run/kago/gcs2 ]
+    run cg-limit --gc true
+    assert_failure 125
+}
+
+@test "a same-name start removes the state directory of a killed chain first" {
+    killed_state_dir gcs3
+    run env KAGO_NAME=gcs3 unshare-run --uts -- cat /run/kago/gcs3/pid
+    assert_success
+    [ ! -e /run/kago/gcs3 ]
+}
