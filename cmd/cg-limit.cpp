@@ -31,7 +31,7 @@ struct Args {
     std::vector<std::string> io_rbps, io_wbps, io_riops, io_wiops, rlimits;
     std::string cpuset_cpus, cpuset_mems, parent;
     int status_fd = -1;
-    bool if_available = false;
+    bool if_available = false, gc = false;
 };
 
 // A bad value is a usage error (with "Try --help"); a failed stat(2) of a
@@ -72,16 +72,28 @@ cg::Limits limits_from(const Args& a, std::vector<cg::Rlimit>& rlimits) {
     return l;
 }
 
-// Remove the state directories that pointed at reaped cgroups.
+// Remove the state directories of the containers of reaped cgroups, when
+// their owner is gone too (kago::state::collect checks it).
 void reap_state_dirs(const std::vector<std::string>& reaped) {
     for (const auto& dir : reaped) {
         auto leaf = dir.substr(dir.rfind('/') + 1);
         auto name = leaf.substr(0, leaf.rfind('.'));
         if (!kago::state::validate_name(name)) continue;
-        std::string sd = cat(kago::state::runtime_root(), "/", name);
-        auto recorded = kago::sys::read_file(cat(sd, "/cgroup").c_str());
-        if (recorded && *recorded == dir + "\n") (void)kago::state::remove_tree(sd);
+        (void)kago::state::collect(name);
     }
+}
+
+// --gc: the cgroups and state directories that killed chains left; exit.
+[[noreturn]] void run_gc(const cg::Layout& layout, const std::string& parent, bool verbose) {
+    for (const auto& dir : cg::reap_leftovers(layout, parent))
+        if (verbose) cli::note(cat("removed the leftover cgroup ", dir));
+    for (const auto& l : cli::value_or_die(kago::state::gc())) {
+        if (l.removed && verbose) cli::note(cat("removed the state directory of ", l.name));
+        if (!l.owner_alive && l.running)
+            cli::warn(cat("container '", l.name, "': its supervisor (pid ", l.owner, ") is gone but process ", l.running,
+                          " still runs; nothing of it was removed"));
+    }
+    exit(0);
 }
 
 }  // namespace
@@ -109,6 +121,7 @@ int main(int argc, char** argv) {
     app.add_option("--rlimit", a.rlimits, "Set a resource limit with prlimit, e.g. nofile=1024 or core=0:unlimited (repeatable)")->type_name("NAME=SOFT[:HARD]")->take_all();
     app.add_option("--parent", a.parent, "Create the cgroup under PATH (default: a 'kago' cgroup beside the caller's own on v2, below it on v1)")->type_name("PATH");
     app.add_option("--status-fd", a.status_fd, "When the command exits, write one JSON line to descriptor N: exit, signal, oom_kills, memory_peak, CPU time, throttling")->type_name("N")->check(cli::descriptor());
+    app.add_flag("--gc", a.gc, "Remove the empty cgroups and the state directories that killed chains left; exit");
     app.add_flag("--if-available", a.if_available, "A missing controller is a warning instead of an error (the limits it would set are not applied)");
     if (auto code = cli::parse(app, common, argc, argv)) return *code;
 
@@ -134,6 +147,11 @@ int main(int argc, char** argv) {
 
     // Which version, where, and the files to write.
     auto layout = cli::value_or_die(cg::detect(limits.controllers()));
+    if (a.gc) {
+        if (!common.command.empty()) cli::usage_error("--gc takes no command");
+        if (common.dry_run) exit(0);
+        run_gc(layout, a.parent, common.verbose || kago::trace::verbose());
+    }
     std::vector<std::string> warnings;
     auto settings = checked(cg::plan(limits, layout.version, a.if_available, &warnings));
     const bool dry = common.dry_run;

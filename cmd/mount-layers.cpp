@@ -242,6 +242,7 @@ int main(int argc, char** argv) {
     }
     if (state_parent) {
         ::unlinkat(state_parent.get(), (state_name + "/root").c_str(), AT_REMOVEDIR);
+        ::unlinkat(state_parent.get(), (state_name + "/owner").c_str(), 0);
         ::unlinkat(state_parent.get(), state_name.c_str(), AT_REMOVEDIR);
         state_parent.reset();
     }

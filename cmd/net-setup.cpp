@@ -306,6 +306,13 @@ void setup_inside(Rtnl& host, Rtnl& inside, int netns_fd, const Options& o) {
     auto removed = cli::value_or_die(gc(host_netns_inode(), ::geteuid() == 0, true));
     if (verbose || trace::verbose())
         for (const auto& n : removed) cli::note(cat("removed leftovers of ", n));
+    // The state directories of dead chains, whichever program made them.
+    for (const auto& l : cli::value_or_die(state::gc())) {
+        if (l.removed && (verbose || trace::verbose())) cli::note(cat("removed the state directory of ", l.name));
+        if (!l.owner_alive && l.running)
+            cli::warn(cat("container '", l.name, "': its supervisor (pid ", l.owner, ") is gone but process ", l.running,
+                          " still runs; nothing of it was removed"));
+    }
     lock.unlock();  // exit() skips the destructor that would tidy the lease dir
     exit(0);
 }
@@ -404,6 +411,9 @@ std::function<void(int)> supervision(pid_t child, const PreparedExec& p, pid_t p
         return std::move(*r);
     };
 
+    // A dead same-name container's record is torn down before ours
+    // replaces it; a live one (or one whose processes still run) refuses.
+    if (!dry) must(must_value(take_over(plan.name, host_ns, nftp)));
     auto host = must_value(Rtnl::open("host"));
     std::string key = lease_key(plan.bridge, host_ns);
     lease::LeaseFile leases = dry ? lease::LeaseFile{} : must_value(lease::load(key));
@@ -683,7 +693,7 @@ int main(int argc, char** argv) {
                  "unshare-run --user --map-auto can follow");
     app.add_option("--user-mode-helper", o.helper, "pasta, slirp4netns or auto (default: pasta, else slirp4netns)")
         ->type_name("NAME");
-    app.add_flag("--gc", o.gc, "Remove the rules, leases, veths and namespaces of supervisors that are gone, and veths left being deleted; exit");
+    app.add_flag("--gc", o.gc, "Remove what killed chains left (rules, leases, veths, unused bridges, netns bind mounts, state directories) unless a process of theirs still runs; exit");
     if (auto code = cli::parse(app, common, argc, argv)) return *code;
 
     if (o.helper != "auto" && o.helper != "pasta" && o.helper != "slirp4netns")

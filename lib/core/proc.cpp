@@ -1,5 +1,6 @@
 #include "core/proc.hpp"
 
+#include <dirent.h>
 #include <errno.h>
 #include <linux/futex.h>
 #include <poll.h>
@@ -7,8 +8,12 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <vector>
 
 #include "core/fd.hpp"
 #include "core/parse.hpp"
@@ -232,6 +237,43 @@ bool alive(const Owner& o) {
     if (o.pid <= 0) return false;
     auto st = read_stat(o.pid);
     return st && running(*st) && st->start == o.start;
+}
+
+pid_t one_in_netns(const std::string& nspath) {
+    struct stat want, own;
+    if (::stat(nspath.c_str(), &want) != 0) return 0;
+    if (::stat("/proc/self/ns/net", &own) == 0 && own.st_ino == want.st_ino && own.st_dev == want.st_dev) return 0;
+    DIR* d = ::opendir("/proc");
+    if (!d) return 0;
+    pid_t found = 0;
+    while (struct dirent* e = ::readdir(d)) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+        struct stat st;
+        if (::stat(cat("/proc/", e->d_name, "/ns/net").c_str(), &st) != 0) continue;
+        if (st.st_ino == want.st_ino && st.st_dev == want.st_dev) {
+            found = static_cast<pid_t>(std::strtol(e->d_name, nullptr, 10));
+            break;
+        }
+    }
+    ::closedir(d);
+    return found;
+}
+
+pid_t one_in_cgroup(const std::string& rel) {
+    if (rel.empty() || rel[0] != '/' || rel.find("/..") != std::string::npos) return 0;
+    std::vector<std::string> dirs = {cat("/sys/fs/cgroup", rel)};
+    if (DIR* d = ::opendir("/sys/fs/cgroup")) {  // v1: one hierarchy per directory
+        while (struct dirent* e = ::readdir(d))
+            if (e->d_name[0] != '.' && e->d_type == DT_DIR) dirs.push_back(cat("/sys/fs/cgroup/", e->d_name, rel));
+        ::closedir(d);
+    }
+    for (const auto& dir : dirs) {
+        auto procs = sys::read_file(cat(dir, "/cgroup.procs").c_str());
+        if (!procs || procs->empty()) continue;
+        auto pid = parse::u64(procs->substr(0, procs->find('\n')), "pid");
+        if (pid && *pid > 0) return static_cast<pid_t>(*pid);
+    }
+    return 0;
 }
 
 }  // namespace kago::proc

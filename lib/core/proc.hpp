@@ -130,4 +130,13 @@ void move_off_our_cpu(pid_t child, const cpu_set_t& allowed);
 void post(int& word, int value);
 int wait_while(int& word, int value, const struct timespec* timeout);
 
+// A process that still runs in the network namespace that `nspath` names
+// (a bind mount under /run/netns, or /proc/PID/ns/net), or 0: none, the
+// path is gone, or it is the caller's own namespace (not a container's).
+pid_t one_in_netns(const std::string& nspath);
+
+// A process in the cgroup `rel` (as /proc/PID/cgroup shows it: v2, or any
+// v1 hierarchy mounted under /sys/fs/cgroup), or 0.
+pid_t one_in_cgroup(const std::string& rel);
+
 }  // namespace kago::proc

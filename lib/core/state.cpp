@@ -2,13 +2,17 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/env.hpp"
 #include "core/fd.hpp"
+#include "core/parse.hpp"
+#include "core/proc.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
 
@@ -100,6 +104,160 @@ StateDir::~StateDir() {
     withdraw();
 }
 
+namespace {
+// Write DIR/FILE (one value and a newline) atomically.
+Status write_file_in(const std::string& dir, std::string_view file, std::string_view value) {
+    std::string target = cat(dir, "/", file);
+    std::string tmp = target + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return sys_error(cat("create ", tmp));
+    UniqueFd owner(fd);
+    std::string line(value);
+    line += '\n';
+    if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+        return sys_error(cat("write ", tmp));
+    owner.reset();
+    if (::rename(tmp.c_str(), target.c_str()) != 0) return sys_error(cat("rename ", tmp, " to ", target));
+    return {};
+}
+
+// One program at a time looks at leftovers and makes a state directory:
+// flock(2) on the runtime root itself, so that nothing stays on disk.
+Result<UniqueFd> lock_root(const std::string& root) {
+    int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return sys_error(cat("open ", root));
+    UniqueFd owner(fd);
+    while (::flock(fd, LOCK_EX) != 0)
+        if (errno != EINTR) return sys_error(cat("flock ", root));
+    return owner;
+}
+
+// "PID START" of an owner file; pid 0 when there is none.
+proc::Owner read_owner(const std::string& dir) {
+    proc::Owner o;
+    auto text = sys::read_file(cat(dir, "/owner").c_str());
+    if (!text) return o;
+    auto w = parse::split(std::string_view(*text).substr(0, text->find('\n')), ' ');
+    if (w.size() != 2) return o;
+    auto pid = parse::u64(w[0], "pid");
+    auto start = parse::u64(w[1], "start");
+    if (!pid || !start || *pid == 0 || *pid > 0x7fffffff) return o;
+    return proc::Owner{static_cast<pid_t>(*pid), *start};
+}
+
+std::string first_line(const std::string& path) {
+    auto text = sys::read_file(path.c_str());
+    if (!text) return "";
+    return text->substr(0, text->find('\n'));
+}
+
+Result<Leftover> collect_locked(const std::string& root, std::string_view name) {
+    Leftover l;
+    l.name = std::string(name);
+    std::string path = cat(root, "/", name);
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) {
+        if (errno != ENOENT) return sys_error(cat("stat ", path));
+        l.removed = true;  // nothing there: the name is free
+        return l;
+    }
+    proc::Owner o = read_owner(path);
+    l.owner = o.pid;
+    if (o.pid == 0) return l;
+    l.owner_alive = proc::alive(o);
+    if (l.owner_alive) return l;
+    // The supervisor is gone; the container may not be.
+    l.running = proc::one_in_cgroup(first_line(path + "/cgroup"));
+    if (!l.running) l.running = proc::one_in_netns(first_line(path + "/netns"));
+    if (l.running) return l;
+    TRY(remove_tree(path));
+    l.removed = true;
+    return l;
+}
+
+Error refusal(const std::string& path, const Leftover& l) {
+    errno = EEXIST;
+    if (l.owner_alive)
+        return sys_error(cat("container '", l.name, "': already running (pid ", l.owner, " owns ", path, ")"))
+            .with_hint("choose another KAGO_NAME, or stop that container first");
+    if (l.running)
+        return sys_error(cat("container '", l.name, "': its supervisor (pid ", l.owner, ") is gone but its process ",
+                             l.running, " still runs"))
+            .with_hint(cat("nothing of it was removed; stop process ", l.running, ", then start again"));
+    return sys_error(cat("state directory ", path))
+        .with_hint(cat("it names no owner (made by an older kago?); remove it if no container named '", l.name,
+                       "' runs"));
+}
+}  // namespace
+
+Result<Leftover> collect(std::string_view name) {
+    std::string root = runtime_root();
+    auto lock = lock_root(root);
+    if (!lock) {
+        if (lock.error().err != ENOENT) return std::move(lock).error();
+        Leftover l;
+        l.name = std::string(name);
+        l.removed = true;
+        return l;
+    }
+    return collect_locked(root, name);
+}
+
+Result<std::vector<Leftover>> gc() {
+    std::vector<Leftover> out;
+    std::string root = runtime_root();
+    auto lock = lock_root(root);
+    if (!lock) {
+        if (lock.error().err == ENOENT) return out;
+        return std::move(lock).error();
+    }
+    std::vector<std::string> names, temps;
+    {
+        DIR* d = ::opendir(root.c_str());
+        if (!d) return sys_error(cat("open ", root));
+        while (struct dirent* e = ::readdir(d)) {
+            std::string n = e->d_name;
+            if (n == "." || n == ".." || e->d_type != DT_DIR) continue;
+            if (n[0] == '.') temps.push_back(n);
+            else if (validate_name(n)) names.push_back(n);
+        }
+        ::closedir(d);
+    }
+    Status first;
+    for (const auto& n : names) {
+        auto l = collect_locked(root, n);
+        if (!l) {
+            if (first) first = std::move(l).error();
+            continue;
+        }
+        if (l->owner) out.push_back(*l);  // a directory with no owner file is not a state directory of ours
+    }
+    // .NAME.PID: a creator killed before its rename.
+    for (const auto& t : temps) {
+        auto dot = t.rfind('.');
+        if (dot == 0 || dot + 1 >= t.size() || !validate_name(t.substr(1, dot - 1))) continue;
+        auto pid = parse::u64(t.substr(dot + 1), "pid");
+        if (!pid || *pid == 0 || *pid > 0x7fffffff) continue;
+        proc::Owner o = read_owner(cat(root, "/", t));
+        if (o.pid == 0) o.pid = static_cast<pid_t>(*pid);
+        if (o.pid != static_cast<pid_t>(*pid)) continue;
+        if (o.start ? proc::alive(o) : ::kill(o.pid, 0) == 0 || errno == EPERM) continue;
+        if (auto r = remove_tree(cat(root, "/", t)); !r && first) first = std::move(r);
+    }
+    if (!first) return std::move(first).error();
+    return out;
+}
+
+Status remove_if_owned_by(const std::string& path, pid_t pid, uint64_t start) {
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos || slash == 0) return {};
+    auto lock = lock_root(path.substr(0, slash));  // not removed under a same-name start
+    if (!lock) return lock.error().err == ENOENT ? Status() : Status(std::move(lock).error());
+    proc::Owner o = read_owner(path);
+    if (o.pid != pid || o.start != start || pid == 0) return {};
+    return remove_tree(path);
+}
+
 Result<StateDir> StateDir::acquire(std::string_view name) {
     StateDir d;
     auto existing = env::get(env::kStateDir);
@@ -121,11 +279,25 @@ Result<StateDir> StateDir::acquire(std::string_view name) {
                              ": not a directory owned by this user without write access for others"));
     }
     d.path_ = cat(root, "/", name);
-    if (::mkdir(d.path_.c_str(), 0700) != 0) {
-        if (errno == EEXIST)
-            return sys_error(cat("state directory ", d.path_)).with_hint(
-                cat("a container named '", name, "' is running or was killed; choose another KAGO_NAME"));
-        return sys_error(cat("create state directory ", d.path_));
+    // Made whole under another name, then renamed into place: a directory
+    // of this name always has its owner file.
+    proc::Owner me = proc::self();
+    std::string tmp = cat(root, "/.", name, ".", me.pid);
+    (void)remove_tree(tmp);  // of a dead process that had our pid
+    if (::mkdir(tmp.c_str(), 0700) != 0) return sys_error(cat("create state directory ", tmp));
+    auto undo = [&](Error e) {
+        (void)remove_tree(tmp);
+        return e;
+    };
+    if (auto w = write_file_in(tmp, "owner", cat(me.pid, " ", me.start)); !w) return undo(w.error());
+    auto lock = TRY(lock_root(root));
+    for (int attempt = 0;; ++attempt) {
+        if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, d.path_.c_str(), RENAME_NOREPLACE) == 0) break;
+        if ((errno != EEXIST && errno != ENOTEMPTY) || attempt > 0)
+            return undo(sys_error(cat("rename ", tmp, " to ", d.path_)));
+        auto left = collect_locked(root, name);
+        if (!left) return undo(left.error());
+        if (!left->removed) return undo(refusal(d.path_, *left));
     }
     d.owned_ = true;
     d.owner_ = ::getpid();

@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/result.hpp"
 
@@ -25,6 +26,12 @@ std::string runtime_root();
 // A state directory. The first program of a chain creates it and owns it:
 // the owner removes it (recursively) on destruction unless release()d.
 // Later programs find it in KAGO_STATE_DIR and do not own it.
+//
+// It is made whole or not at all: ROOT/.NAME.PID with its file `owner`
+// ("PID START" of the creator, see proc::Owner), renamed to ROOT/NAME
+// without replacing anything. A directory of that name whose owner is gone
+// is a leftover of a killed chain: acquire() removes it first (collect()),
+// unless a process of that container still runs.
 class StateDir {
   public:
     StateDir() = default;
@@ -57,6 +64,33 @@ class StateDir {
     bool owned_ = false;
     pid_t owner_ = 0;  // the process that created it; only it removes it
 };
+
+// What collect() and gc() find in a state directory.
+struct Leftover {
+    std::string name;   // the container's name (the directory's)
+    pid_t owner = 0;    // the pid in its `owner` file (0: none)
+    pid_t running = 0;  // a process of the container that still runs
+    bool owner_alive = false;
+    bool removed = false;
+};
+
+// The state directory of container `name` in runtime_root(), if any: its
+// owner, whether it still runs, and whether one of the container's
+// processes does (in the cgroup or network namespace that its files
+// `cgroup` and `netns` name). Removed when its owner is dead and nothing
+// of its container runs. A directory without an `owner` file is never
+// removed (owner 0, not alive: the caller says so).
+Result<Leftover> collect(std::string_view name);
+
+// collect() for every state directory in runtime_root(), and removal of the
+// temporary directories (.NAME.PID) of creators that are gone. Returns what
+// was looked at; `removed` tells what went.
+Result<std::vector<Leftover>> gc();
+
+// Remove the state directory `path` only when its `owner` file names
+// `owner`: a record of a dead process may name a directory that a new
+// container of the same name has made since.
+Status remove_if_owned_by(const std::string& path, pid_t pid, uint64_t start);
 
 // Remove every state directory this process owns and has not released.
 // cli::die() calls it: exit() skips the owners' destructors, and a failed

@@ -160,8 +160,9 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later, nft::
     }
     std::string ns = r.get("netns");
     if (!ns.empty()) keep(unbind_netns(ns));
+    // Only the directory this owner made: a same-name chain may own one now.
     std::string sd = r.get("statedir");
-    if (!sd.empty()) keep(state::remove_tree(sd));
+    if (!sd.empty()) keep(state::remove_if_owned_by(sd, owner.pid, owner.start));
     keep(lease::remove_record(r.name));
     return first;
 }
@@ -241,6 +242,32 @@ int run_later_entry(void* later) { run_later(*static_cast<Later*>(later)); }
     proc::exit_like(ws);
 }
 
+pid_t still_running(const lease::Record& r) {
+    std::string ns = r.get("netns");
+    return ns.empty() ? 0 : proc::one_in_netns(ns);
+}
+
+Result<Status> take_over(const std::string& name, uint64_t host_netns, nft::Nft* nft) {
+    for (const auto& r : TRY(lease::records())) {
+        if (r.name != name) continue;
+        lease::Owner o = r.owner();
+        if (lease::alive(o)) {
+            errno = EEXIST;
+            return Status(sys_error(cat("container '", name, "': already running (net-setup pid ", o.pid,
+                                        " owns its network)"))
+                              .with_hint("choose another KAGO_NAME, or stop that container first"));
+        }
+        if (pid_t p = still_running(r)) {
+            errno = EBUSY;
+            return Status(sys_error(cat("container '", name, "': its net-setup (pid ", o.pid,
+                                        ") is gone but process ", p, " still runs in its network namespace"))
+                              .with_hint(cat("nothing of it was removed; stop process ", p, ", then start again")));
+        }
+        TRY(teardown(r, host_netns, nullptr, nft));
+    }
+    return Status();
+}
+
 Result<bool> free_veth_name(Rtnl& host, const std::string& veth, const std::string& name) {
     // Nearly always free: then no netlink request waits for the RTNL lock,
     // which another container's veth deletion may hold for 20 ms.
@@ -258,8 +285,13 @@ Result<bool> free_veth_name(Rtnl& host, const std::string& veth, const std::stri
 Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool thorough, nft::Nft* given) {
     std::vector<std::string> removed;
     Status first;
+    std::vector<std::string> kept;  // owner gone, a process still runs: nothing of it goes
     for (const auto& r : TRY(lease::records())) {
         if (lease::alive(r.owner())) continue;
+        if (still_running(r)) {
+            kept.push_back(r.name);
+            continue;
+        }
         auto st = teardown(r, host_netns, nullptr, given);
         if (!st && first) first = std::move(st);
         removed.push_back(r.name);
@@ -268,7 +300,9 @@ Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool thorou
     for (const auto& key : thorough ? TRY(lease::lease_files()) : std::vector<std::string>{}) {
         auto f = lease::load(key);
         if (!f) continue;
-        f->reap([](const lease::LeaseFile::Entry& e) { return !lease::alive(e.owner); });
+        f->reap([&](const lease::LeaseFile::Entry& e) {
+            return !lease::alive(e.owner) && std::find(kept.begin(), kept.end(), e.name) == kept.end();
+        });
         if (f->entries.empty() && f->created_bridge) {
             if (f->netns == host_netns) {
                 auto rtnl = Rtnl::open("host");
@@ -296,7 +330,8 @@ Result<std::vector<std::string>> gc(uint64_t host_netns, bool rules, bool thorou
         if (!given) own = TRY(nft::Nft::open("host"));
         nft::Nft& nft = given ? *given : *own;
         TRY(nft.remove([&](const nft::Tag& t) {
-            bool dead = !lease::alive(lease::Owner{t.pid, t.start});
+            bool dead = !lease::alive(lease::Owner{t.pid, t.start}) &&
+                        std::find(kept.begin(), kept.end(), t.name) == kept.end();
             if (dead) removed.push_back(cat("rules of ", t.name));
             return dead;
         }));

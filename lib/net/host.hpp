@@ -104,6 +104,18 @@ constexpr uint32_t kDyingGroup = 0x6b61676e;
 // container. Call it with the lease lock held.
 Result<bool> free_veth_name(Rtnl& host, const std::string& veth, const std::string& name);
 
+// A process that still runs in the network namespace that record `r`
+// names (its bind mount), or 0. Nothing of a container is removed while
+// one does, even when its supervisor is gone.
+pid_t still_running(const lease::Record& r);
+
+// Before a new container named `name` writes its record: a record of that
+// name whose owner is gone is torn down now (its rules, veth, lease, bind
+// mount, state directory), so that nothing of it is overwritten and lost.
+// The inner Status refuses, naming the pid, when its owner lives or a
+// process still runs in its namespace. Call it with the lease lock held.
+Result<Status> take_over(const std::string& name, uint64_t host_netns, nft::Nft* nft = nullptr);
+
 // Tear down every container whose owner process is gone, its rules
 // included (teardown() reads them from the record). With `thorough`
 // (net-setup --gc), also remove the bridges net-setup created that no live
