@@ -84,7 +84,7 @@ mode=root
 [ "$rootless" = 1 ] && mode=rootless
 skip() { echo "SKIPPED: torture ($mode): $*"; exit 77; }
 
-payload_secs=${TORTURE_PAYLOAD_SECS:-1}
+payload_secs=${TORTURE_PAYLOAD_SECS:-2}
 nnames=${TORTURE_NAMES:-4}
 marker=kago-torture-payload
 bridge=kgtort0
@@ -151,7 +151,9 @@ else
 fi
 
 # One torture run at a time on this machine: they share names.
-exec 9>/run/lock/kago-torture-$mode.lock 2>/dev/null || exec 9>"/tmp/kago-torture-$mode-$(id -u).lock"
+lock=/run/lock/kago-torture-$mode.lock
+[ -w /run/lock ] || lock=/tmp/kago-torture-$mode-$(id -u).lock
+exec 9>"$lock"
 flock -n 9 || { echo "torture: waiting for another torture run ($mode) to end"; flock 9; }
 
 if [ "$rootless" = 1 ]; then log=$KAGO_BUILD/torture-rootless.log; else log=$KAGO_BUILD/torture.log; fi
@@ -191,7 +193,7 @@ processes() {
                grep -lsaE "kago-torture-payloa[d]|/$name_re/" /proc/[0-9]*/cmdline; } 2>/dev/null |
              cut -d/ -f3 | sort -u | tr '\n' ' ')
     ps -e -o pid=,sid=,stat=,comm= | awk -v sids="$sids" -v extra=" $extra " -v self=$$ '
-        $1 != self && (index(sids, " " $2 " ") || index(extra, " " $1 " ")) {
+        $1 != self && $3 !~ /^Z/ && (index(sids, " " $2 " ") || index(extra, " " $1 " ")) {
             print "process " $1 " " $4 " (" $3 ")" }'
 }
 
@@ -271,13 +273,14 @@ wait_chain() {
     while ! ended "$chain"; do
         if [ "$(date +%s%N)" -gt "$deadline" ]; then
             kill -9 -- "-$chain" 2>/dev/null
-            wait "$chain" 2>/dev/null
+            { wait "$chain"; } 2>/dev/null
             status=hung
             return
         fi
         sleep 0.02
     done
-    wait "$chain"
+    # (braces: bash's "Killed" notice for the job goes nowhere)
+    { wait "$chain"; } 2>/dev/null
     status=$?
 }
 
@@ -285,16 +288,18 @@ wait_chain() {
 # program's name; inside the container's PID namespace the init is "init"
 # and everything else is payload (mount-layers, cap-drop, sh, sleep).
 session_procs() {
-    local pid comm ns
-    ps -s "$1" -o pid=,comm= 2>/dev/null | while read -r pid comm; do
-        ns=$(awk '$1 == "NSpid:" {print NF - 1, $NF}' "/proc/$pid/status" 2>/dev/null)
-        case "$ns" in
-            "2 1") echo "$pid:init" ;;
-            2\ *) echo "$pid:payload($comm)" ;;
-            "") ;;
-            *) echo "$pid:$comm" ;;
-        esac
-    done
+    local p files=()
+    for p in $(ps -s "$1" -o pid= 2>/dev/null); do files+=("/proc/$p/status"); done
+    [ ${#files[@]} -eq 0 ] && return
+    awk '
+        FNR == 1 { pid = FILENAME; gsub(/[^0-9]/, "", pid) }
+        $1 == "Name:" { comm = $2 }
+        $1 == "State:" { st = $2 }
+        $1 == "NSpid:" && st != "Z" {
+            if (NF == 3 && $3 == 1) print pid ":init"
+            else if (NF == 3) print pid ":payload(" comm ")"
+            else print pid ":" comm
+        }' "${files[@]}" 2>/dev/null
 }
 
 # --- the runs --------------------------------------------------------------
@@ -352,7 +357,8 @@ for run in $(seq 1 "$runs"); do
         if [ "$n" -eq 0 ] || [ $(( r % (n + 1) )) -eq "$n" ]; then who=group; else who=any; fi
     fi
     if [ "$who" = group ]; then
-        target="group"
+        target=group
+        [ "$n" -eq 0 ] && target="group (nothing alive)"
         kill -9 -- "-$chain" 2>/dev/null
     else
         case "$who" in
@@ -362,7 +368,7 @@ for run in $(seq 1 "$runs"); do
         esac
         if [ -n "$pick" ]; then
             target="${pick#*:} (pid ${pick%%:*})"
-            kill -9 "${pick%%:*}" 2>/dev/null
+            kill -9 "${pick%%:*}" 2>/dev/null || target="nothing (${pick#*:}, pid ${pick%%:*}, had ended)"
         else
             target="nothing ($who not running yet or any more)"
         fi
@@ -377,9 +383,10 @@ for run in $(seq 1 "$runs"); do
         hangs+=("run $run (${case_of[$run]}): the chain did not end within $((payload_secs + 10)) s")
     else
         left=""
-        for i in $(seq 25); do
+        deadline=$(( $(date +%s%N) + 500000000 ))
+        while :; do
             left=$(session_procs "$chain" | sed 's/^[0-9]*://' | tr '\n' ' ')
-            [ -z "$left" ] && break
+            [ -z "$left" ] || [ "$(date +%s%N)" -gt "$deadline" ] && break
             sleep 0.02
         done
         if [ -n "$left" ]; then
@@ -426,7 +433,7 @@ for run in $(seq 1 "$runs"); do
     collected=$((collected + gone))
     prev=$now
     note "  run $run took $(ms_since "$t_run") ms"
-done
+done 2>>"$log"   # bash's notices of killed jobs
 
 # The end: up to 3 s more for the last detached processes.
 deadline=$(( $(date +%s%N) + 3000000000 ))
@@ -451,13 +458,19 @@ report "FAILED normal runs" "${failures[@]}"
 report "FAILED orphans" "${orphans[@]}"
 report "FAILED hung chains" "${hangs[@]}"
 if [ -n "$final" ]; then
-    lines=()
+    # Grouped by the run after which each object was first seen.
+    declare -A by_run
     while read -r obj; do
         r=${first_seen[$obj]:-0}
-        if [ "$r" = 0 ]; then lines+=("$obj  (appeared at the end)")
-        else lines+=("$obj  (first seen after run $r: ${case_of[$r]})"); fi
+        by_run[$r]+="      $obj"$'\n'
     done <<<"$final"
-    report "FAILED left behind" "${lines[@]}"
+    echo "FAILED left behind: $(echo "$final" | grep -c .)"
+    for r in $(printf '%s\n' "${!by_run[@]}" | sort -n); do
+        if [ "$r" = 0 ]; then echo "  appeared at the end:"
+        else echo "  first seen after run $r (${case_of[$r]}):"; fi
+        printf '%s' "${by_run[$r]}"
+    done
+    bad=1
 fi
 [ "$collected" -gt 0 ] && echo "objects left by a run and collected by a later one: $collected"
 { echo "final inventory:"; echo "$final"; } >>"$log"
