@@ -432,6 +432,11 @@ for run in $(seq 1 "$runs"); do
     gone=$(comm -23 <(echo "$prev") <(echo "$now") | grep -c .)
     collected=$((collected + gone))
     prev=$now
+    # Sessions that have ended leave the list (their number may come back).
+    live=" $(ps -e -o sid= | sort -u | tr -s ' \n' ' ') "
+    keep=" "
+    for sid in $sids; do case "$live" in *" $sid "*) keep="$keep$sid " ;; esac; done
+    sids=$keep
     note "  run $run took $(ms_since "$t_run") ms"
 done 2>>"$log"   # bash's notices of killed jobs
 
