@@ -175,7 +175,7 @@ inventory() {
             [ -e "$l" ] && echo "link ${l##*/}"
         done
         if [ "$rootless" = 0 ]; then
-            find /sys/fs/cgroup -mindepth 2 -maxdepth 8 -type d -path "*/kago/$prefix[0-9]*" 2>/dev/null |
+            find /sys/fs/cgroup -mindepth 2 -maxdepth 8 -type d -path "*/kago/${prefix}[0-9]*" 2>/dev/null |
                 sed 's/^/cgroup /'
             nft -a list table inet kago 2>/dev/null | awk -v re="comment \"kago $name_re " '
                 $1 == "chain" {chain = $2}
@@ -219,7 +219,7 @@ remove_leftovers() {
         nft -a list table inet kago 2>/dev/null | awk -v re="comment \"kago $name_re " '
             $1 == "chain" {chain = $2} $0 ~ re {print chain, $NF}' |
             while read -r c h; do nft delete rule inet kago "$c" handle "$h" 2>/dev/null; done
-        for c in $(find /sys/fs/cgroup -mindepth 2 -maxdepth 8 -type d -path "*/kago/$prefix[0-9]*" 2>/dev/null |
+        for c in $(find /sys/fs/cgroup -mindepth 2 -maxdepth 8 -type d -path "*/kago/${prefix}[0-9]*" 2>/dev/null |
                    sort -r); do
             rmdir "$c" 2>/dev/null
         done
@@ -393,7 +393,7 @@ for run in $(seq 1 "$runs"); do
             orphans+=("run $run (${case_of[$run]}): still running 0.5 s after the chain's first process ended: ${left% }")
             # They end with their payload; wait, so that what they leave
             # is theirs and not the harness's.
-            for i in $(seq $(( (payload_secs + 10) * 10 ))); do
+            for _ in $(seq $(( (payload_secs + 10) * 10 ))); do
                 [ -z "$(ps -s "$chain" -o pid= 2>/dev/null)" ] && break
                 sleep 0.1
             done
