@@ -10,6 +10,11 @@
 #   make install PREFIX=/usr/local DESTDIR=
 #   make demo            a busybox container that shows its own isolation
 #   make bench           hyperfine against unshare(1), bwrap, crun and runc
+#   make torture         the whole chain killed with SIGKILL at random, RUNS
+#                        times (1000), each followed by a normal run; fails
+#                        naming what is left on the host (tests/torture.sh);
+#                        ROOTLESS=1: the rootless chain as uid 65534.
+#                        `make check` runs both with KAGO_TORTURE_RUNS=50
 #
 # O=DIR puts every build product under DIR (default: the source tree), so
 # that several builds can share one checkout.
@@ -63,7 +68,7 @@ UNIT_OBJS := $(patsubst %.cpp,$(BUILD)/%.o,$(UNIT_SRCS))
 TEST_PROG_SRCS := $(sort $(wildcard tests/progs/*.c))
 TEST_PROG_BINS := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(TEST_PROG_SRCS))
 
-.PHONY: all deps check unit bats install uninstall demo bench clean format
+.PHONY: all deps check unit bats torture install uninstall demo bench clean format
 all: $(addprefix $(BIN)/,$(PROGRAMS)) $(EXTRA_TARGETS)
 
 $(BUILD)/%.o: %.cpp
@@ -124,6 +129,15 @@ unit: $(BUILD)/unit-tests
 bats:
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(TEST_PROG_BINS)
 	@KAGO_BIN=$(abspath $(BIN)) KAGO_BUILD=$(abspath $(BUILD)) KAGO_UNIT=0 KAGO_FUZZ=0 tests/run.sh $(FILES)
+
+# make torture RUNS=1000 [ROOTLESS=1]: see tests/torture.sh. Status 77 (a
+# skip, with its reason) is not a failure.
+RUNS ?= 1000
+ROOTLESS ?= 0
+torture:
+	@$(MAKE) --no-print-directory -j$(NPROC) all
+	@KAGO_BIN=$(abspath $(BIN)) KAGO_BUILD=$(abspath $(BUILD)) tests/torture.sh --runs $(RUNS) \
+		$(if $(filter 1,$(ROOTLESS)),--rootless); rc=$$?; [ $$rc = 77 ] && rc=0; exit $$rc
 
 # --- install ---------------------------------------------------------------
 install: all

@@ -1,8 +1,9 @@
 #!/bin/bash
 # The test driver behind `make check`: the GoogleTest unit tests, then each
 # libFuzzer target for a few seconds (tests/fuzz/), then the bats suite
-# against the real kernel, then the cgroup bats files again in a cgroup v2
-# VM (tests/vm/), then one summary line:
+# against the real kernel, then the torture test (tests/torture.sh), then
+# the cgroup bats files again in a cgroup v2 VM (tests/vm/), then one
+# summary line:
 #   N passed, N failed[, N skipped]
 # It exits non-zero when anything failed.
 #
@@ -10,6 +11,9 @@
 #   KAGO_UNIT=0            skip the unit tests
 #   KAGO_FUZZ=0|1          the fuzz phase (default: on when no FILE is
 #                          named); KAGO_FUZZ_SECS, seconds per target (3)
+#   KAGO_TORTURE=0|1       the torture phase, tests/torture.sh root and
+#                          rootless (default: on when no FILE is named);
+#                          KAGO_TORTURE_RUNS, kill runs each (50)
 #   KAGO_VM=0|1            the cgroup v2 VM phase (default: on when no
 #                          FILE is named); KAGO_VM_BATS lists its files
 #   tests/run.sh [FILE.bats...]   run only these bats files
@@ -107,6 +111,27 @@ if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 fi
 echo "bats: $p passed, $f failed, $s skipped"
 passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+
+# The torture test (issue 17): the whole chain killed with SIGKILL at random
+# KAGO_TORTURE_RUNS times, each followed by a normal run; root, then
+# rootless. Each counts as one test, and fails when a normal run failed, a
+# killed chain left processes running, or anything is left on the host.
+torture_default=0
+[ $# -eq 0 ] && torture_default=1
+if [ "${KAGO_TORTURE:-$torture_default}" = 1 ]; then
+    runs=${KAGO_TORTURE_RUNS:-50}
+    echo "== torture ($runs runs each)"
+    for mode in root rootless; do
+        args=(--runs "$runs")
+        [ "$mode" = rootless ] && args+=(--rootless)
+        "$here/torture.sh" "${args[@]}" 2>&1
+        case $? in
+            0) passed=$((passed + 1)) ;;
+            77) skipped=$((skipped + 1)) ;;
+            *) echo "FAILED: torture $mode (tests/torture.sh ${args[*]})"; failed=$((failed + 1)) ;;
+        esac
+    done
+fi
 
 # The cgroup suite again, as root in a VM booted in pure cgroup v2 mode
 # (tests/vm/README.md): tests/vm/smoke.bats, then KAGO_VM_BATS. The phase
