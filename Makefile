@@ -14,7 +14,7 @@
 #                        times (1000), each followed by a normal run; fails
 #                        naming what is left on the host (tests/torture.sh);
 #                        ROOTLESS=1: the rootless chain as uid 65534.
-#                        `make check` runs both with KAGO_TORTURE_RUNS=50
+#                        `make check KAGO_TORTURE=1` adds both (50 runs each)
 #
 # O=DIR puts every build product under DIR (default: the source tree), so
 # that several builds can share one checkout.
