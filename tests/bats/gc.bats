@@ -131,7 +131,9 @@ wait_netns() {
         p=$!
         # A random point in the extraction (or before it).
         sleep "0.$((RANDOM % 10))$((RANDOM % 10))"
-        kill -9 "$p"
+        # On a quick machine the run may be done already: then this round
+        # checks a finished cache, which must hold the same.
+        kill -9 "$p" 2>/dev/null || true
         wait "$p" || true
         run "$GC_DIR/big.run" --kago-cache "$GC_DIR/cache"
         assert_success
