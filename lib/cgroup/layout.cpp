@@ -74,25 +74,30 @@ std::vector<Mount> parse_mountinfo(std::string_view text) {
     return out;
 }
 
-ProcCgroup parse_proc_cgroup(std::string_view text) {
-    ProcCgroup pc;
+std::vector<ProcCgroupLine> split_proc_cgroup(std::string_view text) {
+    std::vector<ProcCgroupLine> out;
     for (const auto& line : parse::split(text, '\n')) {
-        if (line.empty()) continue;
         auto c1 = line.find(':');
         if (c1 == std::string::npos) continue;
         auto c2 = line.find(':', c1 + 1);
         if (c2 == std::string::npos) continue;
-        std::string ctrls = line.substr(c1 + 1, c2 - c1 - 1);
-        std::string path = line.substr(c2 + 1);
-        if (line.substr(0, c1) == "0" && ctrls.empty()) {
-            pc.v2 = path;
+        out.push_back({line.substr(0, c1), line.substr(c1 + 1, c2 - c1 - 1), line.substr(c2 + 1)});
+    }
+    return out;
+}
+
+ProcCgroup parse_proc_cgroup(std::string_view text) {
+    ProcCgroup pc;
+    for (auto& line : split_proc_cgroup(text)) {
+        if (line.id == "0" && line.controllers.empty()) {
+            pc.v2 = std::move(line.path);
             continue;
         }
         ProcCgroup::V1 v;
-        for (const auto& c : parse::split(ctrls, ','))
+        for (const auto& c : parse::split(line.controllers, ','))
             if (!c.empty() && c.find('=') == std::string::npos) v.controllers.push_back(c);
         if (v.controllers.empty()) continue;
-        v.path = path;
+        v.path = std::move(line.path);
         pc.v1.push_back(std::move(v));
     }
     return pc;

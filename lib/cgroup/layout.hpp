@@ -22,7 +22,18 @@ struct Mount {
 };
 std::vector<Mount> parse_mountinfo(std::string_view text);
 
-// /proc/self/cgroup: "0::/path" and "N:ctrl,ctrl:/path".
+// The lines of /proc/self/cgroup as they are: "ID:CONTROLLERS:PATH", where
+// ID is "0" and CONTROLLERS empty for v2, and CONTROLLERS may name a named
+// hierarchy ("name=systemd"). Lines without two colons are left out.
+struct ProcCgroupLine {
+    std::string id;
+    std::string controllers;
+    std::string path;
+};
+std::vector<ProcCgroupLine> split_proc_cgroup(std::string_view text);
+
+// /proc/self/cgroup: "0::/path" and "N:ctrl,ctrl:/path" (named hierarchies
+// left out).
 struct ProcCgroup {
     std::optional<std::string> v2;
     struct V1 {

@@ -20,6 +20,7 @@
 #include "core/env.hpp"
 #include "core/parse.hpp"
 #include "core/proc.hpp"
+#include "core/sys.hpp"
 #include "core/trace.hpp"
 
 namespace kago::console {
@@ -60,28 +61,8 @@ void traced(const char* call, long r, int e) {
 }
 
 long send_fd(int sock, int fd) {
-    char byte = 'M';
-    struct iovec iov = {&byte, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = u.buf;
-    msg.msg_controllen = sizeof u.buf;
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    ssize_t n;
-    do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n;
+    const char byte = 'M';
+    return sys::send_with_fd(sock, &byte, 1, fd);
 }
 
 }  // namespace
@@ -285,36 +266,12 @@ void pass_size(int master) {
 // came along are closed.
 Result<UniqueFd> receive_master(int sock, bool* eof) {
     char byte;
-    struct iovec iov = {&byte, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * 8)];
-        struct cmsghdr align;
-    } u;
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = u.buf;
-    msg.msg_controllen = sizeof u.buf;
-    ssize_t n;
-    do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    while (n < 0 && errno == EINTR);
+    int fd = -1;
+    long n = sys::receive_with_fd(sock, &byte, 1, MSG_DONTWAIT, &fd);
     if (n < 0 && errno == EAGAIN) return UniqueFd();
     if (n < 0) return sys_error("--tty: recvmsg from the chain");
     *eof = n == 0;
-    UniqueFd first;
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < count; ++i) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-            if (!first.valid())
-                first.reset(fd);
-            else
-                ::close(fd);
-        }
-    }
+    UniqueFd first(fd);
     if (trace::verbose() && n > 0)
         trace::emit(cat("recvmsg(", sock, ", SCM_RIGHTS) = ", n,
                         first.valid() ? cat(" [", first.get(), "]") : ""));

@@ -312,17 +312,7 @@ Status StateDir::write(std::string_view file, std::string_view value) const {
     std::string target = cat(path_, "/", file);
     auto slash = target.rfind('/');
     if (slash != std::string::npos && slash > path_.size()) TRY(sys::mkdir_p(target.substr(0, slash), 0700));
-    std::string tmp = target + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) return sys_error(cat("create ", tmp));
-    UniqueFd owner(fd);
-    std::string line(value);
-    line += '\n';
-    if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
-        return sys_error(cat("write ", tmp));
-    owner.reset();
-    if (::rename(tmp.c_str(), target.c_str()) != 0) return sys_error(cat("rename ", tmp, " to ", target));
-    return {};
+    return write_file_in(path_, file, value);
 }
 
 Status StateDir::remove() {

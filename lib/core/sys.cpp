@@ -1,10 +1,12 @@
 #include "core/sys.hpp"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -158,6 +160,58 @@ Status symlink(const char* target, const char* linkpath) {
                          [&] { return ::symlink(target, linkpath); });
     if (r == 0) return {};
     return sys_error(cat("create symlink ", linkpath));
+}
+
+long send_with_fd(int sock, const void* data, size_t size, int fd) {
+    struct iovec iov = {const_cast<void*>(data), size};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    memset(control, 0, sizeof control);
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (fd >= 0) {
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    ssize_t n;
+    do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+long receive_with_fd(int sock, void* data, size_t size, int flags, int* fd) {
+    *fd = -1;
+    struct iovec iov = {data, size};
+    // Room for a few, so that extra descriptors are closed here rather than
+    // cut off by the kernel.
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) return n;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; ++i) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+            if (*fd < 0) *fd = got;
+            else ::close(got);
+        }
+    }
+    return n;
 }
 
 long write_whole(const char* path, std::string_view content, int extra_flags, bool* open_failed) {

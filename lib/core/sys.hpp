@@ -39,6 +39,15 @@ Status write_file(const char* path, std::string_view content, int extra_flags = 
 // or -1 with errno (EIO for a short write); *open_failed tells which step
 // failed.
 long write_whole(const char* path, std::string_view content, int extra_flags = 0, bool* open_failed = nullptr);
+// A message over a unix socket with one descriptor attached (SCM_RIGHTS),
+// or none when fd is -1: sendmsg(MSG_NOSIGNAL), again on EINTR. Untraced
+// and without allocation (usable after clone()). Returns what sendmsg does.
+long send_with_fd(int sock, const void* data, size_t size, int fd);
+// The receiving end: recvmsg(MSG_CMSG_CLOEXEC | flags), again on EINTR.
+// *fd gets the first descriptor that came along, or -1; any others are
+// closed, so that a peer cannot leave descriptors with us. Returns what
+// recvmsg does.
+long receive_with_fd(int sock, void* data, size_t size, int flags, int* fd);
 // Untraced reads: they change nothing.
 Result<std::string> read_file(const char* path);
 Result<UniqueFd> open(const char* path, int flags, mode_t mode = 0);

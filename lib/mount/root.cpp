@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "cgroup/layout.hpp"
 #include "core/parse.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
@@ -643,16 +644,10 @@ std::vector<CgroupMount> parse_cgroup_mounts(std::string_view mountinfo) {
 }
 
 std::optional<std::string> cgroup_path_for(std::string_view proc_cgroup, const CgroupMount& m) {
-    for (const auto& line : parse::split(proc_cgroup, '\n')) {
-        auto c1 = line.find(':');
-        if (c1 == std::string::npos) continue;
-        auto c2 = line.find(':', c1 + 1);
-        if (c2 == std::string::npos) continue;
-        std::string ctrls = line.substr(c1 + 1, c2 - c1 - 1);
-        std::string path = line.substr(c2 + 1);
+    for (const auto& [id, ctrls, path] : cgroup::split_proc_cgroup(proc_cgroup)) {
         bool match;
         if (m.v2) {
-            match = line.substr(0, c1) == "0" && ctrls.empty();
+            match = id == "0" && ctrls.empty();
         } else {
             auto have = parse::split(ctrls, ',');
             auto want = m.controllers;

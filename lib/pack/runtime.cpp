@@ -102,24 +102,7 @@ enum NetnsStep : int { kJoinUser, kUnshare, kOpen, kLoopback };
 // Send `m`, with `fd` attached when it is not -1. System calls only: the
 // network helper calls it.
 bool send_message(int sock, const Message& m, int fd) {
-    struct iovec iov = {const_cast<Message*>(&m), sizeof m};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    struct msghdr h = {};
-    h.msg_iov = &iov;
-    h.msg_iovlen = 1;
-    if (fd >= 0) {
-        h.msg_control = control;
-        h.msg_controllen = sizeof control;
-        struct cmsghdr* c = CMSG_FIRSTHDR(&h);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    }
-    ssize_t n;
-    do n = ::sendmsg(sock, &h, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n == static_cast<ssize_t>(sizeof m);
+    return sys::send_with_fd(sock, &m, sizeof m, fd) == static_cast<long>(sizeof m);
 }
 
 // The network helper: a child of the runner that shares its memory
@@ -209,14 +192,14 @@ class RunnerChannel {
     }
     // Join the network namespace that the runner's helper made.
     Status join_netns() {
-        while (netns_ < 0 && !failed_)
+        while (netns_ < 0 && failed_.kind != kNetnsFailed)
             if (!receive()) return Error{EIO, "create the network namespace: the runner's helper ended before sending it", ""};
-        if (failed_) {
+        if (failed_.kind == kNetnsFailed) {
             static const char* const steps[] = {"create the network namespace: join the container's user namespace",
                                                 "create the network namespace: unshare(CLONE_NEWNET)",
                                                 "open the new network namespace", "bring up lo"};
-            int step = failed_->step >= kJoinUser && failed_->step <= kLoopback ? failed_->step : kUnshare;
-            int err = failed_->err ? failed_->err : EIO;
+            int step = failed_.step >= kJoinUser && failed_.step <= kLoopback ? failed_.step : kUnshare;
+            int err = failed_.err ? failed_.err : EIO;
             return Error{err, steps[step],
                          step == kUnshare && err == ENOSPC
                              ? "a user namespace's user.max_net_namespaces is reached (/proc/sys/user/)"
@@ -233,20 +216,11 @@ class RunnerChannel {
   private:
     bool receive() {
         Message m{};
-        struct iovec iov = {&m, sizeof m};
-        alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-        struct msghdr h = {};
-        h.msg_iov = &iov;
-        h.msg_iovlen = 1;
-        h.msg_control = control;
-        h.msg_controllen = sizeof control;
-        ssize_t n;
-        do n = ::recvmsg(sock_, &h, MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
-        if (n != static_cast<ssize_t>(sizeof m)) return false;
         int fd = -1;
-        for (struct cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c))
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(&fd, CMSG_DATA(c), sizeof fd);
+        if (sys::receive_with_fd(sock_, &m, sizeof m, 0, &fd) != static_cast<long>(sizeof m)) {
+            if (fd >= 0) ::close(fd);
+            return false;
+        }
         if (m.kind == kGo) go_ = true;
         else if (m.kind == kNetns && fd >= 0 && netns_ < 0) netns_ = fd, fd = -1;
         else if (m.kind == kNetnsFailed) failed_ = m;
@@ -256,7 +230,7 @@ class RunnerChannel {
     int sock_;
     bool go_ = false;
     int netns_ = -1;
-    std::optional<Message> failed_;
+    Message failed_{};  // kind kNetnsFailed once the helper failed
 };
 
 // What the init does while the runner still writes its id maps. The new

@@ -539,8 +539,11 @@ export rootless_prelude
                 net-setup --user-mode --user-mode-helper $h -- sleep 30 &
             ns=$!
             p=
-            for i in $(seq 50); do  # the helper is the child that is not sleep (pasta runs as passt.avx2)
-                p=$(for q in $(pgrep -P $ns); do [ "$(cat /proc/$q/comm)" = sleep ] || echo $q; done)
+            # the helper is the child that is neither sleep nor a child of
+            # net-setup not yet exec'd (its descriptors still being set up);
+            # pasta runs as passt.avx2
+            for i in $(seq 50); do
+                p=$(for q in $(pgrep -P $ns); do case $(cat /proc/$q/comm) in sleep|net-setup) ;; *) echo $q;; esac; done)
                 [ -n "$p" ] && [ "$(echo $p | wc -w)" = 1 ] && [ -e /proc/$p/fd/2 ] && break; sleep 0.1
             done
             [ -n "$p" ] || echo "NO-$h"

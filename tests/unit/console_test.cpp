@@ -1,6 +1,7 @@
 // Unit tests for lib/core/console: unshare-run --tty's two sides, on
 // pseudo-terminals from the host's /dev/ptmx (no privilege needed).
 #include "core/console.hpp"
+#include "core/sys.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -31,22 +32,11 @@ int status_of(pid_t pid) {
 // The supervisor's receiving end, as a test needs it: one descriptor.
 int receive_fd(int sock) {
     char byte;
-    struct iovec iov = {&byte, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = u.buf;
-    msg.msg_controllen = sizeof u.buf;
-    if (::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1) return -1;
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    int fd = -1;
+    if (kago::sys::receive_with_fd(sock, &byte, 1, 0, &fd) != 1) {
+        if (fd >= 0) ::close(fd);
+        return -1;
+    }
     return fd;
 }
 
