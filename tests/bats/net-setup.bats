@@ -540,7 +540,7 @@ export rootless_prelude
             ns=$!
             p=
             # the helper is the child that is neither sleep nor a child of
-            # net-setup not yet exec'd (its descriptors still being set up);
+            # net-setup before its exec (its descriptors still being set up);
             # pasta runs as passt.avx2
             for i in $(seq 50); do
                 p=$(for q in $(pgrep -P $ns); do case $(cat /proc/$q/comm) in sleep|net-setup) ;; *) echo $q;; esac; done)
