@@ -47,7 +47,7 @@ bool contains(const std::vector<std::string>& v, std::string_view s) {
     return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-std::vector<Mount> parse_mountinfo(std::string_view text) {
+std::vector<Mount> parse_cgroup_mountinfo(std::string_view text) {
     std::vector<Mount> out;
     for (const auto& line : parse::split(text, '\n')) {
         auto w = words(line);
@@ -60,17 +60,29 @@ std::vector<Mount> parse_mountinfo(std::string_view text) {
         m.point = unescape(w[4]);
         m.v2 = fstype == "cgroup2";
         if (!m.v2) {
+            static constexpr std::string_view not_controllers[] = {
+                "rw", "ro", "none", "clone_children", "noprefix", "xattr",
+                "cpuset_v2_mode", "favordynmods", "nsdelegate"};
             for (const auto& opt : parse::split(*(dash + 3), ',')) {
-                if (opt == "rw" || opt == "ro" || opt.empty() || opt.find('=') != std::string::npos ||
-                    opt == "clone_children" || opt == "noprefix" || opt == "xattr" ||
-                    opt == "cpuset_v2_mode" || opt == "favordynmods" || opt == "nsdelegate")
+                bool named = opt.rfind("name=", 0) == 0;
+                if (opt.empty() || (!named && opt.find('=') != std::string::npos) ||
+                    std::find(std::begin(not_controllers), std::end(not_controllers), opt) !=
+                        std::end(not_controllers))
                     continue;
                 m.controllers.push_back(opt);
             }
-            if (m.controllers.empty()) continue;  // name=systemd and friends
         }
         out.push_back(std::move(m));
     }
+    return out;
+}
+
+std::vector<Mount> parse_mountinfo(std::string_view text) {
+    auto out = parse_cgroup_mountinfo(text);
+    std::erase_if(out, [](Mount& m) {
+        std::erase_if(m.controllers, [](const std::string& c) { return c.rfind("name=", 0) == 0; });
+        return !m.v2 && m.controllers.empty();  // name=systemd and friends
+    });
     return out;
 }
 

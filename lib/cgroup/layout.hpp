@@ -20,6 +20,12 @@ struct Mount {
     bool v2 = false;
     std::vector<std::string> controllers;  // v1: from the super options
 };
+// Every cgroupfs in mountinfo, in order. A v1 mount's controllers are its
+// super options that name one, and a named hierarchy's "name=NAME"
+// ("name=systemd") as it is.
+std::vector<Mount> parse_cgroup_mountinfo(std::string_view text);
+// Those that cg-limit may use: v2, and v1 with a controller (named
+// hierarchies are left out, and "name=" from the controllers).
 std::vector<Mount> parse_mountinfo(std::string_view text);
 
 // The lines of /proc/self/cgroup as they are: "ID:CONTROLLERS:PATH", where

@@ -604,41 +604,18 @@ Status mount_sys(const Root& root, const Context& ctx, bool mask) {
 
 std::vector<CgroupMount> parse_cgroup_mounts(std::string_view mountinfo) {
     std::vector<CgroupMount> out;
-    for (const auto& line : parse::split(mountinfo, '\n')) {
-        auto f = parse::split(line, ' ');
-        size_t dash = 0;
-        for (size_t i = 6; i < f.size(); ++i)
-            if (f[i] == "-") {
-                dash = i;
-                break;
-            }
-        if (dash == 0 || f.size() < dash + 4) continue;
-        const std::string& type = f[dash + 1];
-        if (type != "cgroup" && type != "cgroup2") continue;
-        const std::string& mp = f[4];
+    for (auto& c : cgroup::parse_cgroup_mountinfo(mountinfo)) {
+        const std::string& mp = c.point;
         bool top = mp == "/sys/fs/cgroup";
         bool child = mp.size() > 15 && mp.substr(0, 15) == "/sys/fs/cgroup/" &&
                      mp.find('/', 15) == std::string::npos;
         if (!top && !child) continue;
-        CgroupMount m;
-        m.root = f[3];
-        m.mount_point = mp;
-        m.v2 = type == "cgroup2";
-        if (!m.v2) {
-            for (const auto& o : parse::split(f[dash + 3], ',')) {
-                static const char* const not_controllers[] = {"rw", "ro", "xattr", "noprefix", "clone_children",
-                                                              "cpuset_v2_mode", "favordynmods", "none"};
-                bool skip = o.empty() || o.substr(0, 14) == "release_agent=";
-                for (const char* n : not_controllers) skip = skip || o == n;
-                if (!skip) m.controllers.push_back(o);
-            }
-        }
         // A cgroupfs on /sys/fs/cgroup itself (v2) hides what was below.
         if (top) out.clear();
         else if (!out.empty() && out.front().mount_point == "/sys/fs/cgroup") continue;
         // Mounted over again: the last one is the one seen.
         std::erase_if(out, [&](const CgroupMount& o) { return o.mount_point == mp; });
-        out.push_back(std::move(m));
+        out.push_back({std::move(c.root), std::move(c.point), c.v2, std::move(c.controllers)});
     }
     return out;
 }

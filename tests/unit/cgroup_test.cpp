@@ -267,6 +267,24 @@ TEST(CgroupLayout, ParseMountinfo) {
     EXPECT_EQ(esc[0].point, "/mnt/a b");
 }
 
+TEST(CgroupLayout, ParseCgroupMountinfoKeepsNamedHierarchies) {
+    auto all = parse_cgroup_mountinfo(kHybrid);
+    ASSERT_EQ(all.size(), 9u);  // not the tmpfs
+    EXPECT_EQ(all[7].point, "/sys/fs/cgroup/systemd");
+    EXPECT_EQ(all[7].controllers, std::vector<std::string>{"name=systemd"});
+    // An old kernel's "none,name=..." and a release agent name no controller.
+    auto old = parse_cgroup_mountinfo(
+        "40 30 0:40 /x /mnt/s rw - cgroup cgroup rw,none,release_agent=/bin/a,name=s\n"
+        "41 30 0:41 / /mnt/m rw - cgroup cgroup rw,memory,name=both\n");
+    ASSERT_EQ(old.size(), 2u);
+    EXPECT_EQ(old[0].root, "/x");
+    EXPECT_EQ(old[0].controllers, std::vector<std::string>{"name=s"});
+    EXPECT_TRUE(parse_mountinfo("40 30 0:40 / /mnt/s rw - cgroup cgroup rw,none,name=s\n").empty());
+    auto both = parse_mountinfo("41 30 0:41 / /mnt/m rw - cgroup cgroup rw,memory,name=both\n");
+    ASSERT_EQ(both.size(), 1u);
+    EXPECT_EQ(both[0].controllers, std::vector<std::string>{"memory"});
+}
+
 TEST(CgroupLayout, ParseProcCgroup) {
     auto p = parse_proc_cgroup(kHybridSelf);
     ASSERT_TRUE(p.v2);
