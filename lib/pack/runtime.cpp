@@ -234,75 +234,44 @@ class RunnerChannel {
 };
 
 // What the init does while the runner still writes its id maps. The new
-// user namespace gave it every capability in it at once: enough for the
-// mounts' propagation (and with --kago-trace, for the network namespace).
-// Mounts and files wait for the maps (an unmapped owner can create neither).
+// user namespace gave it every capability in it at once (with
+// --kago-trace, enough for the network namespace). Mounts and files wait
+// for the maps (an unmapped owner can create neither).
 Status setup_early(const Config& c) {
     TRY(proc::die_with_parent(SIGKILL, ::getppid()));
     if (netns_later(c) && !netns_by_helper(c)) {
         TRY(sys::unshare(CLONE_NEWNET));
         TRY(loopback_up());
     }
-    return mount::make_private();
+    return {};
 }
 
-// The container's directories get the modes asked for, whatever the
-// caller's umask: with 022, /dev/shm would be 1755 and a --user could not
-// write there; with 077 the root's directories would shut it out. The
-// command gets the caller's umask back.
-class UmaskZero {
-  public:
-    UmaskZero() : old_(::umask(0)) {}
-    ~UmaskZero() { ::umask(old_); }
-    UmaskZero(const UmaskZero&) = delete;
-    UmaskZero& operator=(const UmaskZero&) = delete;
-
-  private:
-    mode_t old_;
-};
+// With /sys/fs/cgroup: a cgroup namespace of the container's own, made
+// once the runner has put us in the cgroup of the limits (before go), so
+// that the new cgroupfs shows that one as its root.
+bool own_cgroupns(const Config& c) { return c.sys && c.cgroupfs; }
 
 Status setup_inside(const RunSpec& s, bool own_userns, RunnerChannel& runner, caps::Policy& policy) {
     const Config& c = s.config;
-    UmaskZero umask_zero;
+    if (own_cgroupns(c)) TRY(sys::unshare(CLONE_NEWCGROUP));
+    // sysfs in a user namespace needs a network namespace of its own: the
+    // helper's is joined first then. Otherwise after the mounts, which
+    // the helper's work overlaps.
+    bool join_first = c.sys && netns_by_helper(c);
+    if (join_first) TRY(runner.join_netns());
     // Known from our own clone(): no /proc reads to find it out.
     mount::Context ctx;
     ctx.in_pidns = true;
     ctx.host_mntns = false;
     ctx.in_userns = own_userns || mount::in_user_namespace();
-    mount::RootSpec spec;
-    spec.layers = {s.rootfs};
-    spec.upper.kind = c.read_only ? mount::UpperKind::none : mount::UpperKind::tmpfs;
-    spec.target = s.mnt;
+    ctx.own_ipcns = true;  // CLONE_NEWIPC
+    ctx.own_cgroupns = own_cgroupns(c);
     mount::Undo undo;
-    mount::Root root = TRY(mount::assemble_root(spec, ctx, undo));
-    // The cached root: no setuid programs and no device nodes from it.
-    TRY(mount::ops::mount_setattr(root.fd, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, false));
-    TRY(mount::mount_proc(root, true));
-    // /dev nodev, as root too: Docker's set keeps CAP_MKNOD, and a node
-    // made on a tmpfs without nodev opens any host device. The nodes are
-    // the host's, bound in, as they are rootless (mount_dev's way in a
-    // user namespace).
-    mount::Context dev_ctx = ctx;
-    dev_ctx.in_userns = true;
-    TRY(mount::mount_dev(root, dev_ctx));
-    // The IPC namespace is the container's own (CLONE_NEWIPC below).
-    TRY(mount::mount_mqueue(root));
-    if (netns_by_helper(c)) TRY(runner.join_netns());
-    // /sys only when asked for (--sys): most commands do without, and it
-    // costs two mounts per start; rootless it needs a network namespace
-    // of our own.
-    if (c.sys) TRY(mount::mount_sys(root, ctx, true));
-    for (auto& [src, dst] : s.binds) {
-        mount::Step st;
-        st.kind = mount::StepKind::bind;
-        st.src = src;
-        st.dst = dst;
-        TRY(mount::apply_step(root, st));
-    }
+    TRY(mount::apply(root_spec(s), ctx, undo));
+    undo.dismiss();
+    if (netns_by_helper(c) && !join_first) TRY(runner.join_netns());
     if (c.net != "host" && !netns_later(c)) TRY(loopback_up());
     TRY(sys::sethostname(c.hostname.empty() ? "kago" : c.hostname));
-    TRY(mount::pivot(root));
-    undo.dismiss();
     policy = TRY(caps::build_policy_without_seccomp(cap_options(c)));
     if (c.seccomp == "default" && c.seccomp_bpf.empty())
         return usage_error("the file holds no compiled seccomp filter (packed by an older pack-selfexec): pack it again");
@@ -316,8 +285,6 @@ Status setup_inside(const RunSpec& s, bool own_userns, RunnerChannel& runner, ca
         memcpy(f.program.data(), c.seccomp_bpf.data(), f.program.size() * sizeof(sock_filter));
         policy.seccomp = std::move(f);
     }
-    const std::string& wd = c.workdir.empty() ? std::string("/") : c.workdir;
-    TRY(sys::chdir(wd.c_str()));
     return {};
 }
 
@@ -467,6 +434,41 @@ std::vector<std::string> container_env(const Config& c, const std::string& home)
         env.push_back(kv);
     }
     return env;
+}
+
+mount::RootSpec root_spec(const RunSpec& s) {
+    const Config& c = s.config;
+    mount::RootSpec r;
+    r.layers = {s.rootfs};
+    r.upper.kind = c.read_only ? mount::UpperKind::none : mount::UpperKind::tmpfs;
+    r.target = s.mnt;
+    r.nosuid = true;
+    r.proc = true;
+    // nodev, as root too: Docker's set keeps CAP_MKNOD, and a node made on
+    // a tmpfs without nodev opens any host device. The nodes are the
+    // host's, bound in.
+    r.dev = true;
+    r.mqueue = mount::Want::yes;  // CLONE_NEWIPC: the IPC namespace is the container's own
+    // /sys only when asked for (--sys): most commands do without, and it
+    // costs two mounts per start; rootless it needs a network namespace
+    // of our own.
+    r.sys = c.sys;
+    r.cgroupfs = c.sys && c.cgroupfs ? mount::Want::by_default : mount::Want::no;
+    for (const auto& [src, dst] : s.binds) {
+        mount::Step st;
+        st.kind = mount::StepKind::bind;
+        st.src = src;
+        st.dst = dst;
+        r.steps.push_back(std::move(st));
+    }
+    if (!c.workdir.empty() && c.workdir != "/") {
+        mount::Step st;
+        st.kind = mount::StepKind::chdir;
+        st.dst = c.workdir;
+        r.steps.push_back(std::move(st));
+    }
+    r.pivot = true;
+    return r;
 }
 
 Result<std::pair<std::string, std::string>> parse_bind(const std::string& s) {
