@@ -471,7 +471,7 @@ EOF
     assert_output --partial "can't fork"
     assert_output --partial "fork attempt"
     assert_output --partial "refused by the pids limit (16)"
-    [ -z "$(find /sys/fs/cgroup -path '*/kago/*' -name '*.[0-9]*' 2>/dev/null)" ]
+    local left; left=$(find /sys/fs/cgroup -path '*/kago/*' -name '*.[0-9]*' 2>/dev/null); echo "left: $left"; [ -z "$left" ]
 }
 
 @test "rootless: --memory/--pids without a usable cgroup: a warning, and the command still runs" {
