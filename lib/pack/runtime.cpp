@@ -29,6 +29,7 @@
 #include "core/trace.hpp"
 #include "mount/ops.hpp"
 #include "mount/root.hpp"
+#include "net/usermode.hpp"
 #include "ns/child.hpp"
 #include "ns/idmap.hpp"
 
@@ -585,6 +586,22 @@ class Limiter {
 
 }  // namespace
 
+// --net user-mode: pasta attached to the init's namespaces, with no port
+// forwarded either way. It runs on its own until they end.
+Status start_pasta(const net::usermode::Helper& pasta, pid_t init, const std::string& mnt) {
+    std::string dir = cat(mnt.substr(0, mnt.rfind('/')), "/.pasta-XXXXXX");
+    if (!::mkdtemp(dir.data())) return sys_error(cat("create ", dir));
+    auto r = net::usermode::start(pasta, init, {}, 0, dir);
+    (void)::unlink(cat(dir, "/pasta.log").c_str());
+    (void)::rmdir(dir.c_str());
+    if (!r) {
+        Error e = std::move(r).error();
+        e.what = cat("--net user-mode: ", e.what);
+        return e;
+    }
+    return {};
+}
+
 Result<RunOutcome> run_container(const RunSpec& s) {
     bool root = ::geteuid() == 0;
     const Config& c = s.config;
@@ -610,13 +627,13 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         }
         plan = std::move(p).value();
     }
-    std::string pasta;
+    std::optional<net::usermode::Helper> pasta;
     if (c.net == "user-mode") {
-        auto r = ns::find_helper("pasta", ::getenv("PATH") ? ::getenv("PATH") : "/usr/bin:/bin");
+        auto r = net::usermode::find_helper("pasta");
         if (!r)
-            return std::move(r).error().with_hint(
-                "--net user-mode needs pasta on this host (Debian and Ubuntu: apt install passt)");
-        pasta = *r;
+            return Error{r.error().err, "--net user-mode: pasta not found in PATH",
+                         "--net user-mode needs pasta on this host (Debian and Ubuntu: apt install passt)"};
+        pasta = std::move(r).value();
     }
     Limiter limiter(c);
     proc::SignalBlock block;
@@ -665,31 +682,13 @@ Result<RunOutcome> run_container(const RunSpec& s) {
             return e;
         }
     }
-    if (!pasta.empty()) {
-        std::vector<std::string> argv{pasta, "--config-net", "--quiet", std::to_string(pid)};
-        long r = trace::call([&] { return cat("execve(", trace::quote(pasta), ", ", describe_argv(argv), ", envp)"); },
-                             [&]() -> long {
-                                 pid_t h = ::fork();
-                                 if (h < 0) return -1;
-                                 if (h == 0) {
-                                     block.restore_in_child();
-                                     std::vector<char*> a;
-                                     for (auto& x : argv) a.push_back(x.data());
-                                     a.push_back(nullptr);
-                                     ::execv(a[0], a.data());
-                                     _exit(127);
-                                 }
-                                 int ws;
-                                 if (::waitpid(h, &ws, 0) < 0) return -1;
-                                 if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-                                     errno = EIO;
-                                     return -1;
-                                 }
-                                 return 0;
-                             });
-        if (r != 0) {
+    if (pasta) {
+        // As net-setup --user-mode starts it (lib/net/usermode): its pid
+        // file and log in a directory of this run's, beside the root's.
+        auto st = start_pasta(*pasta, static_cast<pid_t>(pid), s.mnt);
+        if (!st) {
             kill_child();
-            return sys_error("start pasta for --net user-mode");
+            return std::move(st).error();
         }
     }
     limiter.enter(static_cast<pid_t>(pid));
