@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cgroup/cgroup.hpp"
+#include "cgroup/session.hpp"
 #include "cgroup/spawn.hpp"
 #include "core/cli.hpp"
 #include "core/env.hpp"
@@ -145,50 +146,48 @@ int main(int argc, char** argv) {
         cli::exec_command(next, !next.kago);
     }
 
-    // Which version, where, and the files to write.
-    auto layout = cli::value_or_die(cg::detect(limits.controllers()));
     if (a.gc) {
         if (!common.command.empty()) cli::usage_error("--gc takes no command");
         if (common.dry_run) exit(0);
-        run_gc(layout, a.parent, common.verbose || kago::trace::verbose());
+        run_gc(cli::value_or_die(cg::detect(limits.controllers())), a.parent, common.verbose || kago::trace::verbose());
     }
+    // Which version, where, and the files to write.
     std::vector<std::string> warnings;
-    auto settings = checked(cg::plan(limits, layout.version, a.if_available, &warnings));
+    auto session = checked(cg::Session::plan(limits, a.parent, a.if_available, warnings));
     const bool dry = common.dry_run;
     if (!dry) {
-        for (const auto& dir : cg::reap_leftovers(layout, a.parent)) {
+        for (const auto& dir : session.reap_leftovers()) {
             if (common.verbose) cli::note(cat("removed the leftover cgroup ", dir));
             std::vector<std::string> one{dir};
             reap_state_dirs(one);
         }
     }
-    auto cgroup = cli::value_or_die(cg::make(layout, a.parent, cg::leaf_name(name, ::getpid())));
 
     kago::state::StateDir state;
     if (!dry) state = cli::value_or_die(kago::state::StateDir::acquire(name));
     // From here on a failure removes what was created.
     auto fail = [&](const kago::Error& e, int code = 125) {
         cli::report(e);
-        (void)cgroup->kill();
-        (void)cgroup->remove();
+        session.discard();
         (void)state.remove();
         exit(code);
     };
-    auto set = cg::set_up(*cgroup, limits, settings, a.if_available, warnings);
+    auto set = session.create(name, warnings);
     for (const auto& w : warnings) cli::warn(w);
     if (!set) fail(set.error());
+    cg::Cgroup& cgroup = session.cgroup();
     // KAGO_CGROUP and the state file: the path as /proc/PID/cgroup shows it.
-    const std::string rel = cgroup->relative();
+    const std::string rel = cgroup.relative();
     ::setenv(kago::env::kCgroup, rel.c_str(), 1);
     if (auto r = state.write("cgroup", rel); !r) fail(r.error());
 
     cg::JoinTarget join;
     if (dry) {
-        if (layout.version == cg::Version::v2) join.dir_path = cgroup->path();
+        if (session.layout().version == cg::Version::v2) join.dir_path = cgroup.path();
         else
-            for (const auto& d : cgroup->dirs()) join.procs_paths.push_back(d + "/cgroup.procs");
+            for (const auto& d : cgroup.dirs()) join.procs_paths.push_back(d + "/cgroup.procs");
     } else {
-        auto j = cgroup->join_target();
+        auto j = cgroup.join_target();
         if (!j) fail(j.error());
         join = std::move(j).value();
     }
@@ -209,7 +208,7 @@ int main(int argc, char** argv) {
         // The command never ran: the status line still comes, with 125-127.
         if (a.status_fd >= 0)
             (void)kago::json::write_and_close(
-                a.status_fd, cg::status_json(name, rel, cgroup->stats(), failure.code << 8));
+                a.status_fd, cg::status_json(name, rel, cgroup.stats(), failure.code << 8));
         fail(failure.error, failure.code);
     }
     join = cg::JoinTarget{};  // close the cgroup descriptors
@@ -229,14 +228,14 @@ int main(int argc, char** argv) {
     if (!ws) fail(ws.error());
 
     // What is left of the container goes, then the report, then removal.
-    if (auto r = cgroup->kill(); !r) cli::report(r.error());
-    cg::Stats st = cgroup->stats();
-    for (const auto& line : cg::describe_effects(limits, st, *ws)) cli::note(cat(name, ": ", line));
+    auto report = session.finish(*ws);
+    if (report.kill_error) cli::report(*report.kill_error);
+    for (const auto& line : report.effects) cli::note(cat(name, ": ", line));
     if (a.status_fd >= 0) {
-        if (auto r = kago::json::write_and_close(a.status_fd, cg::status_json(name, rel, st, *ws)); !r)
+        if (auto r = kago::json::write_and_close(a.status_fd, cg::status_json(name, rel, report.stats, *ws)); !r)
             cli::report(r.error());
     }
-    if (auto r = cgroup->remove(); !r) cli::report(r.error());
+    if (auto r = session.remove(); !r) cli::report(r.error());
     (void)state.remove();
     kago::proc::exit_like(*ws);
 }

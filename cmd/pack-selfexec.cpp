@@ -151,7 +151,10 @@ int main(int argc, char** argv) {
         ->type_name("none|host|user-mode");
     app.add_flag("--bind-allowed", c.bind_allowed, "Let the runner bind host paths given at run time (see RUNNER OPTIONS in the man page)");
     app.add_flag("--read-only", c.read_only, "Run on the read-only cached root, with no tmpfs upper");
-    app.add_flag("--sys", c.sys, "Mount a read-only /sys in the container (rootless: not with --net host)");
+    app.add_flag("--sys", c.sys,
+                 "Mount a read-only /sys in the container, and a read-only /sys/fs/cgroup in a cgroup namespace of "
+                 "its own (rootless: not with --net host)");
+    app.add_flag_callback("--no-cgroupfs", [&c] { c.cgroupfs = false; }, "With --sys: leave /sys/fs/cgroup empty");
     app.add_flag("--tmp-upper", o.tmp_upper, "Writes go to a tmpfs over the cached root (the default)");
     app.add_flag("--best", o.best, "Compress for size: zstd level 19 with long mode (default: level 3 with long mode)");
     app.add_option("--mtime", o.mtime, "Clamp modification times to EPOCH seconds (default: $SOURCE_DATE_EPOCH)")
@@ -176,6 +179,7 @@ int main(int argc, char** argv) {
     if (o.output.empty()) cli::usage_error("-o FILE is required");
     if (o.rootfs.empty() == o.from_host.empty()) cli::usage_error("give one of --rootfs DIR|- and --from-host PROGRAM");
     if (!o.add_host.empty() && o.from_host.empty()) cli::usage_error("--add-host needs --from-host");
+    if (!c.cgroupfs && !c.sys) cli::usage_error("--no-cgroupfs needs --sys (/sys/fs/cgroup comes with it)");
     if (c.read_only && o.tmp_upper) cli::usage_error("--read-only and --tmp-upper contradict each other");
     if (c.seccomp != "default" && c.seccomp != "unconfined")
         cli::usage_error(cat("--seccomp ", c.seccomp, ": expected default or unconfined"));

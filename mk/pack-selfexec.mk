@@ -2,7 +2,8 @@
 # front of every packed file.
 #
 # The stub (lib/pack/stub/stub.cpp) is built from the same lib/ sources as
-# the programs (core, ns, mount, caps, pack), compiled a second time for
+# the programs (core, ns, mount, caps, cgroup, pack, and lib/net/usermode
+# for pasta), compiled a second time for
 # size: -Os, no exception tables, one section per function so that
 # --gc-sections keeps only what the runner calls, and lib/pack/stub/slim.c
 # to keep glibc's gettext and libsodium's unused runtime out. It is then
@@ -13,6 +14,7 @@ PACK_STUB_MAX := 1572864
 PACK_STUB_SRCS := $(filter-out lib/core/cli.cpp,$(wildcard lib/core/*.cpp)) \
 	$(wildcard lib/ns/*.cpp lib/mount/*.cpp lib/caps/*.cpp) \
 	$(filter-out lib/cgroup/spawn.cpp,$(wildcard lib/cgroup/*.cpp)) \
+	lib/net/usermode.cpp lib/net/addr.cpp \
 	lib/pack/format.cpp lib/pack/reader.cpp lib/pack/cache.cpp lib/pack/runtime.cpp
 PACK_STUB_OBJS := $(patsubst %.cpp,$(BUILD)/stub/%.o,$(PACK_STUB_SRCS))
 PACK_STUB_CXXFLAGS = $(filter-out -O% -g -fsanitize=% -fno-sanitize-recover=%,$(CXXFLAGS)) -Os \

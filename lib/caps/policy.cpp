@@ -7,9 +7,16 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+
 #include <algorithm>
+#include <cctype>
 
 #include "core/parse.hpp"
+#include "core/sys.hpp"
 #include "core/trace.hpp"
 
 namespace kago::caps {
@@ -118,42 +125,215 @@ Result<Policy> build_policy_without_seccomp(const Options& o) {
     return build_policy_without_seccomp(o, TRY(drop_base()));
 }
 
-Status apply(const Policy& p) {
-    bool dry = trace::dry_run();
-    if (p.user) {
-        // Capabilities to keep must survive the change of uid.
-        TRY(set_keepcaps(true));
-        TRY(switch_user(*p.user));
-        TRY(set_keepcaps(false));
+namespace {
+
+std::string cap_constant(int cap) {
+    std::string n = cap_name(cap);
+    for (auto& c : n) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return cat("CAP_", n);
+}
+
+std::string group_list(const Identity& id) {
+    std::string glist;
+    for (gid_t g : id.groups) glist += cat(glist.empty() ? "" : ", ", g);
+    return cat("setgroups(", id.groups.size(), ", [", glist, "])");
+}
+
+std::string describe(const Policy& p, const PreparedCall& c) {
+    using K = PreparedCall::Kind;
+    switch (c.kind) {
+    case K::keepcaps: return cat("prctl(PR_SET_KEEPCAPS, ", c.arg, ")");
+    case K::setgroups: return group_list(*p.user);
+    case K::setresgid: return cat("setresgid(", p.user->gid, ", ", p.user->gid, ", ", p.user->gid, ")");
+    case K::setresuid: return cat("setresuid(", p.user->uid, ", ", p.user->uid, ", ", p.user->uid, ")");
+    case K::capset:
+        return cat("capset({effective=", format_caps(c.eff), ", permitted=", format_caps(c.perm),
+                   ", inheritable=", format_caps(c.inh), "})");
+    case K::securebits: return cat("prctl(PR_SET_SECUREBITS, ", format_securebits(*p.securebits), ")");
+    case K::seccomp:
+        return cat("seccomp(SECCOMP_SET_MODE_FILTER, 0, {", p.seccomp->what, "; ", p.seccomp->program.size(),
+                   " instructions})");
+    case K::drop_bounding: return cat("prctl(PR_CAPBSET_DROP, ", cap_constant(int(c.arg)), ")");
+    case K::clear_ambient: return "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)";
+    case K::raise_ambient: return cat("prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, ", cap_constant(int(c.arg)), ")");
+    case K::no_new_privs: return "prctl(PR_SET_NO_NEW_PRIVS, 1)";
     }
+    return "?";
+}
+
+// One call, system calls only.
+struct CallArg {
+    const Policy* p;
+    const PreparedCall* c;
+};
+
+long make_call(void* arg) {
+    const Policy& p = *static_cast<CallArg*>(arg)->p;
+    const PreparedCall& c = *static_cast<CallArg*>(arg)->c;
+    using K = PreparedCall::Kind;
+    switch (c.kind) {
+    case K::keepcaps: return ::prctl(PR_SET_KEEPCAPS, c.arg, 0, 0, 0);
+    case K::setgroups:
+        // The system calls, not glibc's wrappers: those change every thread
+        // glibc knows of, and in a CLONE_VM child its thread list is the
+        // parent's. This process is the only one to change.
+        return ::syscall(SYS_setgroups, p.user->groups.size(), p.user->groups.data());
+    case K::setresgid: return ::syscall(SYS_setresgid, p.user->gid, p.user->gid, p.user->gid);
+    case K::setresuid: return ::syscall(SYS_setresuid, p.user->uid, p.user->uid, p.user->uid);
+    case K::capset: {
+        __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
+        __user_cap_data_struct d[2] = {};
+        for (int i = 0; i < 2; ++i) {
+            d[i].effective = static_cast<uint32_t>(c.eff.bits >> (32 * i));
+            d[i].permitted = static_cast<uint32_t>(c.perm.bits >> (32 * i));
+            d[i].inheritable = static_cast<uint32_t>(c.inh.bits >> (32 * i));
+        }
+        return ::syscall(SYS_capset, &h, d);
+    }
+    case K::securebits: return ::prctl(PR_SET_SECUREBITS, *p.securebits, 0, 0, 0);
+    case K::seccomp: {
+        sock_fprog prog{static_cast<unsigned short>(p.seccomp->program.size()),
+                        const_cast<sock_filter*>(p.seccomp->program.data())};
+        return ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+    }
+    case K::drop_bounding: return ::prctl(PR_CAPBSET_DROP, c.arg, 0, 0, 0);
+    case K::clear_ambient: return ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    case K::raise_ambient: return ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c.arg, 0, 0);
+    case K::no_new_privs: return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+}  // namespace
+
+Result<Prepared> prepare(const Policy& p) {
+    using K = PreparedCall::Kind;
+    bool dry = trace::dry_run();
+    Prepared pr;
+    pr.policy = &p;
+    auto add = [&](PreparedCall c) { pr.calls.push_back(std::move(c)); };
+    auto call = [](K kind, long arg = 0) {
+        PreparedCall c;
+        c.kind = kind;
+        c.arg = arg;
+        return c;
+    };
     ProcessCaps cur;
     if (!dry) cur = TRY(current(true, false));  // the ambient set is cleared, not read
     else cur.permitted = cur.effective = cur.bounding = all_caps();
-    // setuid to a non-root user empties the effective set: take back what
-    // is still permitted, to be able to drop the rest.
-    if (!(cur.effective == cur.permitted)) {
-        TRY(set_proc(cur.permitted, cur.permitted, cur.inheritable));
-        cur.effective = cur.permitted;
+    CapSet effective = cur.effective;
+    if (p.user) {
+        // Capabilities to keep must survive the change of uid.
+        add(call(K::keepcaps, 1));
+        bool denied = false;
+        if (p.user->groups.empty()) {
+            auto deny = sys::read_file("/proc/self/setgroups");
+            denied = deny && deny->starts_with("deny");
+        }
+        PreparedCall g = call(K::setgroups);
+        g.eperm_is_fine = denied;
+        add(g);
+        add(call(K::setresgid));
+        add(call(K::setresuid));
+        add(call(K::keepcaps, 0));
+        // setuid from root to another user empties the effective set: take
+        // back what is still permitted, to be able to drop the rest.
+        if (!dry && ::geteuid() == 0 && p.user->uid != 0) effective = CapSet{};
     }
-    if (p.securebits) TRY(set_securebits(*p.securebits));
+    if (!(effective == cur.permitted)) {
+        PreparedCall c = call(K::capset);
+        c.eff = c.perm = cur.permitted;
+        c.inh = cur.inheritable;
+        add(c);
+        effective = cur.permitted;
+    }
+    if (p.securebits) add(call(K::securebits));
     // Without no_new_privs the filter must be loaded while CAP_SYS_ADMIN is
     // still effective; the rest (capset, prctl, execve) must pass it.
-    if (p.seccomp && !p.no_new_privs) TRY(load(*p.seccomp));
+    if (p.seccomp && !p.no_new_privs) add(call(K::seccomp));
     CapSet missing = p.keep - cur.permitted;
     if (!missing.empty())
         return usage_error(cat("keep ", format_caps(missing), ": not in this process's permitted set"))
             .with_hint("a capability that is gone cannot be kept");
     // Without CAP_SETPCAP the bounding set cannot shrink: a default that
     // nobody asked for then leaves it (no_new_privs makes it moot).
-    bool bounding = !(p.bounding_optional && !cur.effective.has(8 /* setpcap */));
+    bool bounding = !(p.bounding_optional && !effective.has(8 /* setpcap */));
     if (bounding)
         for (int c : (all_caps() - p.keep).list())
-            if (cur.bounding.has(c)) TRY(drop_bounding(c));
-    TRY(set_proc(p.keep, p.keep, p.inheritable));
-    TRY(clear_ambient());
-    for (int c : p.ambient.list()) TRY(raise_ambient(c));
-    if (p.no_new_privs) TRY(set_no_new_privs());
-    if (p.seccomp && p.no_new_privs) TRY(load(*p.seccomp));
+            if (cur.bounding.has(c)) add(call(K::drop_bounding, c));
+    PreparedCall set = call(K::capset);
+    set.eff = set.perm = p.keep;
+    set.inh = p.inheritable;
+    add(set);
+    add(call(K::clear_ambient));
+    for (int c : p.ambient.list()) add(call(K::raise_ambient, c));
+    if (p.no_new_privs) add(call(K::no_new_privs));
+    if (p.seccomp && p.no_new_privs) add(call(K::seccomp));
+    if (trace::verbose() || dry)
+        for (auto& c : pr.calls) c.line = describe(p, c);
+    return pr;
+}
+
+long run(const Prepared& pr) {
+    for (size_t i = 0; i < pr.calls.size(); ++i) {
+        CallArg a{pr.policy, &pr.calls[i]};
+        if (trace::call_prepared(pr.calls[i].line, make_call, &a) == 0) continue;
+        if (pr.calls[i].eperm_is_fine && errno == EPERM) continue;
+        return static_cast<long>(i);
+    }
+    return -1;
+}
+
+Error error(const Prepared& pr, long failed, int err) {
+    using K = PreparedCall::Kind;
+    const Policy& p = *pr.policy;
+    const PreparedCall& c = pr.calls.at(static_cast<size_t>(failed));
+    errno = err;
+    switch (c.kind) {
+    case K::keepcaps: return sys_error(describe(p, c));
+    case K::setgroups: {
+        Error e = sys_error(describe(p, c));
+        auto deny = sys::read_file("/proc/self/setgroups");
+        if (deny && deny->starts_with("deny")) return std::move(e).with_hint("this user namespace denies setgroups");
+        return e;
+    }
+    case K::setresgid:
+    case K::setresuid: {
+        Error e = sys_error(describe(p, c));
+        if (err == EINVAL)
+            return std::move(e).with_hint(c.kind == K::setresgid ? "the gid is not mapped in this user namespace"
+                                                                 : "the uid is not mapped in this user namespace");
+        return e;
+    }
+    case K::capset: {
+        Error e = sys_error(cat("set capabilities (permitted ", format_caps(c.perm), ")"));
+        if (err == EPERM) return std::move(e).with_hint("a kept capability is not in the permitted set of this process");
+        return e;
+    }
+    case K::securebits: return sys_error(cat("set securebits ", format_securebits(*p.securebits)));
+    case K::seccomp: {
+        Error e = sys_error(cat("load the seccomp filter ", p.seccomp->source));
+        if (err == EACCES || err == EPERM)
+            return std::move(e).with_hint("without no_new_privs, loading a filter needs CAP_SYS_ADMIN");
+        return e;
+    }
+    case K::drop_bounding: {
+        Error e = sys_error(cat("drop ", cap_name(int(c.arg)), " from the bounding set"));
+        if (err == EPERM) return std::move(e).with_hint("dropping capabilities needs CAP_SETPCAP (run as root)");
+        return e;
+    }
+    case K::clear_ambient: return sys_error("clear the ambient capability set");
+    case K::raise_ambient: return sys_error(cat("raise ", cap_name(int(c.arg)), " in the ambient set"));
+    case K::no_new_privs: return sys_error("prctl(PR_SET_NO_NEW_PRIVS, 1)");
+    }
+    return sys_error("apply the privileges");
+}
+
+Status apply(const Policy& p) {
+    Prepared pr = TRY(prepare(p));
+    long failed = run(pr);
+    if (failed >= 0) return error(pr, failed, errno);
     return {};
 }
 

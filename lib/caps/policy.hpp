@@ -100,8 +100,34 @@ Result<CapChoice> select_caps(const Options& o, CapSet base);
 
 // Apply it, in the kernel's order: user switch (keeping capabilities over
 // setuid with PR_SET_KEEPCAPS), securebits, bounding set, capset, ambient,
-// no_new_privs, seccomp. Every call is traced.
+// no_new_privs, seccomp. Every call is traced. prepare(), run() and
+// error() below, in one process.
 Status apply(const Policy& p);
+
+// apply() in two halves, for a child that shares its parent's memory
+// (clone(CLONE_VM)) and so obeys the rules for code after clone: prepare()
+// reads this process's capabilities (the child's, which it inherits) and
+// builds every call with its trace line; run(), in the child, makes them
+// with system calls alone (no allocation, no libcap) and returns the index
+// of the one that failed with errno set, or -1; error() turns that into
+// the Error apply() returns. `p` must outlive the Prepared.
+struct PreparedCall {
+    enum Kind : unsigned char {
+        keepcaps, setgroups, setresgid, setresuid, capset, securebits, seccomp, drop_bounding,
+        clear_ambient, raise_ambient, no_new_privs
+    } kind = keepcaps;
+    long arg = 0;                // keepcaps: 0/1; drop_bounding, raise_ambient: the capability
+    CapSet eff, perm, inh;       // capset
+    bool eperm_is_fine = false;  // setgroups([]) where the user namespace denies it
+    std::string line;            // the trace line (only when tracing or in a dry run)
+};
+struct Prepared {
+    const Policy* policy = nullptr;
+    std::vector<PreparedCall> calls;
+};
+Result<Prepared> prepare(const Policy& p);
+long run(const Prepared& pr);
+Error error(const Prepared& pr, long failed, int err);
 
 // HOME, USER and LOGNAME for p.user (when user_env is set).
 void set_user_env(const Policy& p);

@@ -262,7 +262,7 @@ Status mount_overlay(const RootSpec& spec, const Context& ctx, UpperDirs& dirs, 
         }
     }
     // nodev: a device node in a layer, or one made in the upper, does not open.
-    auto m = TRY_AS("--layer", ops::fsmount(fs, MOUNT_ATTR_NODEV));
+    auto m = TRY_AS("--layer", ops::fsmount(fs, MOUNT_ATTR_NODEV | (spec.nosuid ? MOUNT_ATTR_NOSUID : 0)));
     return ops::move_mount_path(m, spec.target);
 }
 
@@ -476,7 +476,8 @@ Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo)
     if (spec.upper.kind == UpperKind::dir) TRY(dir_upper_fds(dirs));
     if (spec.layers.size() == 1 && upper.empty()) {
         auto t = TRY_AS("--layer", ops::clone_tree(spec.layers[0], true));
-        TRY_AS("--layer", ops::mount_setattr(t, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV, 0, true));
+        TRY_AS("--layer", ops::mount_setattr(t, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | (spec.nosuid ? MOUNT_ATTR_NOSUID : 0),
+                                             0, true));
         TRY_AS("--layer", ops::move_mount_path(t, spec.target));
     } else {
         TRY(mount_overlay(spec, ctx, dirs, undo));

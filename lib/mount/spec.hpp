@@ -62,6 +62,9 @@ struct RootSpec {
     Upper upper;
     std::string target;               // where the root is assembled
     bool read_only = false;           // make the final root read-only
+    // The root itself nosuid (it is always nodev): no setuid program of the
+    // layers gains privilege (pack-selfexec's cached root).
+    bool nosuid = false;
     bool proc = false;                // new procfs on /proc, with runc's masks
     bool dev = false;                 // minimal /dev: a nodev tmpfs, the host's nodes bound in
     bool sys = false;                 // read-only sysfs on /sys

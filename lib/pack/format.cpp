@@ -89,7 +89,7 @@ class In {
 
 enum Key : uint8_t {
     kCommand = 1, kEnv, kWorkdir, kHostname, kUser, kKeepCap, kSeccomp, kMemory, kPids, kCpus,
-    kNet, kBindAllowed, kReadOnly, kFromHost, kSeccompBpf, kSys,
+    kNet, kBindAllowed, kReadOnly, kFromHost, kSeccompBpf, kSys, kNoCgroupfs,
 };
 
 }  // namespace
@@ -284,6 +284,7 @@ std::vector<uint8_t> encode_manifest(const Manifest& m) {
     if (c.read_only) kv.emplace_back(kReadOnly, "1");
     if (c.from_host) kv.emplace_back(kFromHost, "1");
     if (c.sys) kv.emplace_back(kSys, "1");
+    if (!c.cgroupfs) kv.emplace_back(kNoCgroupfs, "1");
     o.u(kv.size());
     for (auto& [k, v] : kv) {
         o.u(k);
@@ -351,6 +352,7 @@ Result<Manifest> decode_manifest(std::span<const uint8_t> b, const Trailer& t) {
         case kReadOnly: c.read_only = v == "1"; break;
         case kFromHost: c.from_host = v == "1"; break;
         case kSys: c.sys = v == "1"; break;
+        case kNoCgroupfs: c.cgroupfs = v != "1"; break;
         case kSeccompBpf: {
             auto bytes = unhex(v);
             if (!bytes) return bad("manifest: the seccomp filter is not hexadecimal");

@@ -157,6 +157,7 @@ struct Config {
     bool read_only = false;  // true: no tmpfs upper
     bool from_host = false;  // built with --from-host
     bool sys = false;        // a read-only /sys in the container (--sys)
+    bool cgroupfs = true;    // with sys: a read-only /sys/fs/cgroup (off: --no-cgroupfs)
 };
 
 struct Manifest {

@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <linux/close_range.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,17 +20,16 @@
 #include <memory>
 
 #include "caps/policy.hpp"
-#include "cgroup/cgroup.hpp"
-#include "cgroup/layout.hpp"
 #include "cgroup/limits.hpp"
+#include "cgroup/session.hpp"
 #include "core/state.hpp"
 #include "core/exec.hpp"
-#include "core/fds.hpp"
 #include "core/proc.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
 #include "mount/ops.hpp"
 #include "mount/root.hpp"
+#include "net/usermode.hpp"
 #include "ns/child.hpp"
 #include "ns/idmap.hpp"
 
@@ -234,75 +234,44 @@ class RunnerChannel {
 };
 
 // What the init does while the runner still writes its id maps. The new
-// user namespace gave it every capability in it at once: enough for the
-// mounts' propagation (and with --kago-trace, for the network namespace).
-// Mounts and files wait for the maps (an unmapped owner can create neither).
+// user namespace gave it every capability in it at once (with
+// --kago-trace, enough for the network namespace). Mounts and files wait
+// for the maps (an unmapped owner can create neither).
 Status setup_early(const Config& c) {
     TRY(proc::die_with_parent(SIGKILL, ::getppid()));
     if (netns_later(c) && !netns_by_helper(c)) {
         TRY(sys::unshare(CLONE_NEWNET));
         TRY(loopback_up());
     }
-    return mount::make_private();
+    return {};
 }
 
-// The container's directories get the modes asked for, whatever the
-// caller's umask: with 022, /dev/shm would be 1755 and a --user could not
-// write there; with 077 the root's directories would shut it out. The
-// command gets the caller's umask back.
-class UmaskZero {
-  public:
-    UmaskZero() : old_(::umask(0)) {}
-    ~UmaskZero() { ::umask(old_); }
-    UmaskZero(const UmaskZero&) = delete;
-    UmaskZero& operator=(const UmaskZero&) = delete;
-
-  private:
-    mode_t old_;
-};
+// With /sys/fs/cgroup: a cgroup namespace of the container's own, made
+// once the runner has put us in the cgroup of the limits (before go), so
+// that the new cgroupfs shows that one as its root.
+bool own_cgroupns(const Config& c) { return c.sys && c.cgroupfs; }
 
 Status setup_inside(const RunSpec& s, bool own_userns, RunnerChannel& runner, caps::Policy& policy) {
     const Config& c = s.config;
-    UmaskZero umask_zero;
+    if (own_cgroupns(c)) TRY(sys::unshare(CLONE_NEWCGROUP));
+    // sysfs in a user namespace needs a network namespace of its own: the
+    // helper's is joined first then. Otherwise after the mounts, which
+    // the helper's work overlaps.
+    bool join_first = c.sys && netns_by_helper(c);
+    if (join_first) TRY(runner.join_netns());
     // Known from our own clone(): no /proc reads to find it out.
     mount::Context ctx;
     ctx.in_pidns = true;
     ctx.host_mntns = false;
     ctx.in_userns = own_userns || mount::in_user_namespace();
-    mount::RootSpec spec;
-    spec.layers = {s.rootfs};
-    spec.upper.kind = c.read_only ? mount::UpperKind::none : mount::UpperKind::tmpfs;
-    spec.target = s.mnt;
+    ctx.own_ipcns = true;  // CLONE_NEWIPC
+    ctx.own_cgroupns = own_cgroupns(c);
     mount::Undo undo;
-    mount::Root root = TRY(mount::assemble_root(spec, ctx, undo));
-    // The cached root: no setuid programs and no device nodes from it.
-    TRY(mount::ops::mount_setattr(root.fd, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, false));
-    TRY(mount::mount_proc(root, true));
-    // /dev nodev, as root too: Docker's set keeps CAP_MKNOD, and a node
-    // made on a tmpfs without nodev opens any host device. The nodes are
-    // the host's, bound in, as they are rootless (mount_dev's way in a
-    // user namespace).
-    mount::Context dev_ctx = ctx;
-    dev_ctx.in_userns = true;
-    TRY(mount::mount_dev(root, dev_ctx));
-    // The IPC namespace is the container's own (CLONE_NEWIPC below).
-    TRY(mount::mount_mqueue(root));
-    if (netns_by_helper(c)) TRY(runner.join_netns());
-    // /sys only when asked for (--sys): most commands do without, and it
-    // costs two mounts per start; rootless it needs a network namespace
-    // of our own.
-    if (c.sys) TRY(mount::mount_sys(root, ctx, true));
-    for (auto& [src, dst] : s.binds) {
-        mount::Step st;
-        st.kind = mount::StepKind::bind;
-        st.src = src;
-        st.dst = dst;
-        TRY(mount::apply_step(root, st));
-    }
+    TRY(mount::apply(root_spec(s), ctx, undo));
+    undo.dismiss();
+    if (netns_by_helper(c) && !join_first) TRY(runner.join_netns());
     if (c.net != "host" && !netns_later(c)) TRY(loopback_up());
     TRY(sys::sethostname(c.hostname.empty() ? "kago" : c.hostname));
-    TRY(mount::pivot(root));
-    undo.dismiss();
     policy = TRY(caps::build_policy_without_seccomp(cap_options(c)));
     if (c.seccomp == "default" && c.seccomp_bpf.empty())
         return usage_error("the file holds no compiled seccomp filter (packed by an older pack-selfexec): pack it again");
@@ -316,45 +285,91 @@ Status setup_inside(const RunSpec& s, bool own_userns, RunnerChannel& runner, ca
         memcpy(f.program.data(), c.seccomp_bpf.data(), f.program.size() * sizeof(sock_filter));
         policy.seccomp = std::move(f);
     }
-    const std::string& wd = c.workdir.empty() ? std::string("/") : c.workdir;
-    TRY(sys::chdir(wd.c_str()));
     return {};
 }
 
-// The command's process, from its start to its exec.
+// The command's process, from its start to its exec. It shares our memory
+// (clone(CLONE_VM|CLONE_VFORK), as posix_spawn() does), so it obeys the
+// rules for code after clone (DESIGN.md): everything it needs is built
+// here, before the clone (argv, the environment, the privilege calls, the
+// trace lines), and it makes system calls only. A failure is left in
+// `failed` for the init, which is stopped until the child execs or exits,
+// to report.
 struct CommandStart {
-    const RunSpec& s;
-    const std::vector<std::string>& env;
-    const caps::Policy& policy;
-    int report;
-    const proc::SignalBlock& block;
+    std::vector<std::string> env;
+    std::vector<char*> argv, envp;
+    caps::Prepared privileges;
+    std::string close_line, exec_line;  // trace lines, when tracing
+    const proc::SignalBlock* block = nullptr;
+    // Written by the child.
+    enum Step : int { kNone, kFds, kPrivileges, kExec } failed = kNone;
+    long failed_call = -1;  // kPrivileges: caps::run()'s index
+    int err = 0;
 };
 
+void set_var(std::vector<std::string>& env, std::string_view name, std::string_view value) {
+    std::erase_if(env, [&](const std::string& e) { return e.size() > name.size() && e.starts_with(name) && e[name.size()] == '='; });
+    env.push_back(cat(name, "=", value));
+}
+
+Status prepare_command(CommandStart& cs, const RunSpec& s, const caps::Policy& policy, const proc::SignalBlock& block) {
+    cs.env = container_env(s.config, policy.user ? policy.user->home : "/root");
+    // HOME, USER and LOGNAME for --user, as cap-drop sets them.
+    if (policy.user && policy.user_env) {
+        set_var(cs.env, "HOME", policy.user->home);
+        set_var(cs.env, "USER", policy.user->name);
+        set_var(cs.env, "LOGNAME", policy.user->name);
+    }
+    for (auto& e : cs.env) cs.envp.push_back(e.data());
+    cs.envp.push_back(nullptr);
+    for (auto& a : s.command) cs.argv.push_back(const_cast<char*>(a.c_str()));
+    cs.argv.push_back(nullptr);
+    cs.privileges = TRY(caps::prepare(policy));
+    if (trace::verbose()) {
+        cs.close_line = "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)";
+        cs.exec_line = cat("execve(", trace::quote(s.command[0]), ", ", describe_argv(s.command), ", envp)");
+    }
+    cs.block = &block;
+    return {};
+}
+
+long cloexec_above_2(void*) { return ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC); }
+
 int command_main(void* arg) {
-    const CommandStart& cs = *static_cast<const CommandStart*>(arg);
-    cs.block.restore_in_child();
-    ::clearenv();
-    for (auto& e : cs.env) ::putenv(const_cast<char*>(e.c_str()));
-    caps::set_user_env(cs.policy);
-    if (auto st = fds::keep_only({}); !st) {
-        send(cs.report, 'E', st.error(), 125);
+    auto& cs = *static_cast<CommandStart*>(arg);
+    cs.block->restore_in_child();
+    // Nothing of ours reaches the command but 0, 1 and 2.
+    if (trace::call_prepared(cs.close_line, cloexec_above_2, nullptr) != 0) {
+        cs.err = errno;
+        cs.failed = CommandStart::kFds;
         _exit(125);
     }
-    if (auto st = caps::apply(cs.policy); !st) {
-        send(cs.report, 'E', st.error(), 125);
+    if (long f = caps::run(cs.privileges); f >= 0) {
+        cs.err = errno;
+        cs.failed_call = f;
+        cs.failed = CommandStart::kPrivileges;
         _exit(125);
     }
-    std::vector<char*> argv;
-    for (auto& a : cs.s.command) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    if (trace::verbose())
-        trace::emit(cat("execve(", trace::quote(cs.s.command[0]), ", ", describe_argv(cs.s.command), ", envp)"));
-    ::execvp(argv[0], argv.data());
-    int e = errno;
-    int code = exit_code_for_exec_error(e);
-    errno = e;
-    send(cs.report, 'X', sys_error(cs.s.command[0]), code);
-    _exit(code);
+    if (trace::verbose()) trace::emit(cs.exec_line);
+    // execvp() searches the command's PATH: this environ is ours too, which
+    // we no longer read (the init puts its own back).
+    environ = cs.envp.data();
+    ::execvp(cs.argv[0], cs.argv.data());
+    cs.err = errno;
+    cs.failed = CommandStart::kExec;
+    _exit(exit_code_for_exec_error(cs.err));
+}
+
+// What the command's process left in cs: 'E' and the error for a failed
+// step (125), 'X' and the exec's (126/127).
+void report_command_failure(int report, const CommandStart& cs, const RunSpec& s) {
+    errno = cs.err;
+    switch (cs.failed) {
+    case CommandStart::kNone: return;
+    case CommandStart::kFds: send(report, 'E', sys_error("close the runner's descriptors: close_range"), 125); return;
+    case CommandStart::kPrivileges: send(report, 'E', caps::error(cs.privileges, cs.failed_call, cs.err), 125); return;
+    case CommandStart::kExec: send(report, 'X', sys_error(s.command[0]), exit_code_for_exec_error(cs.err)); return;
+    }
 }
 
 // `cpus`, when not null, is the affinity to give back before the command
@@ -401,7 +416,11 @@ Status close_runner_fds(std::vector<int> keep) {
         _exit(125);
     }
     ::close(sock);
-    std::vector<std::string> env = container_env(s.config, policy.user ? policy.user->home : "/root");
+    CommandStart cs;
+    if (auto st = prepare_command(cs, s, policy, block); !st) {
+        send(report, 'E', st.error(), 125);
+        _exit(125);
+    }
     // This init runs the packed file, a host file: make it undumpable so that
     // the container cannot reach it through /proc/1/exe, /proc/1/cwd or
     // /proc/1/fd. Undumpable, its /proc files belong to the runner's user
@@ -416,23 +435,22 @@ Status close_runner_fds(std::vector<int> keep) {
         _exit(125);
     }
     // The command's process shares our memory until it execs or exits, and
-    // we are stopped until then (clone(CLONE_VM|CLONE_VFORK), as
-    // posix_spawn() does): no page tables to copy and no copy-on-write
-    // faults for what it writes, and its allocations cannot race ours. It
-    // runs on a stack of its own, and its clearenv() empties our environment
-    // too, which we no longer read.
+    // we are stopped until then: no page tables to copy and no copy-on-write
+    // faults for what it writes. It runs on a stack of its own.
     if (cpus) (void)::sched_setaffinity(0, sizeof *cpus, cpus);
-    CommandStart cs{s, env, policy, report, block};
     constexpr size_t kStack = 256 * 1024;  // not zeroed: it touches a few pages
     pid_t child;
     {
         std::unique_ptr<char[]> stack(new char[kStack]);
+        char** our_environ = environ;
         child = ::clone(command_main, stack.get() + kStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &cs);
+        environ = our_environ;
     }
     if (child < 0) {
         send(report, 'E', sys_error("start the command: clone(CLONE_VM|CLONE_VFORK)"), 125);
         _exit(125);
     }
+    report_command_failure(report, cs, s);
     ::close(report);
     auto ws = proc::supervise(child);
     if (!ws) _exit(125);
@@ -469,6 +487,41 @@ std::vector<std::string> container_env(const Config& c, const std::string& home)
     return env;
 }
 
+mount::RootSpec root_spec(const RunSpec& s) {
+    const Config& c = s.config;
+    mount::RootSpec r;
+    r.layers = {s.rootfs};
+    r.upper.kind = c.read_only ? mount::UpperKind::none : mount::UpperKind::tmpfs;
+    r.target = s.mnt;
+    r.nosuid = true;
+    r.proc = true;
+    // nodev, as root too: Docker's set keeps CAP_MKNOD, and a node made on
+    // a tmpfs without nodev opens any host device. The nodes are the
+    // host's, bound in.
+    r.dev = true;
+    r.mqueue = mount::Want::yes;  // CLONE_NEWIPC: the IPC namespace is the container's own
+    // /sys only when asked for (--sys): most commands do without, and it
+    // costs two mounts per start; rootless it needs a network namespace
+    // of our own.
+    r.sys = c.sys;
+    r.cgroupfs = c.sys && c.cgroupfs ? mount::Want::by_default : mount::Want::no;
+    for (const auto& [src, dst] : s.binds) {
+        mount::Step st;
+        st.kind = mount::StepKind::bind;
+        st.src = src;
+        st.dst = dst;
+        r.steps.push_back(std::move(st));
+    }
+    if (!c.workdir.empty() && c.workdir != "/") {
+        mount::Step st;
+        st.kind = mount::StepKind::chdir;
+        st.dst = c.workdir;
+        r.steps.push_back(std::move(st));
+    }
+    r.pivot = true;
+    return r;
+}
+
 Result<std::pair<std::string, std::string>> parse_bind(const std::string& s) {
     auto colon = s.find(':');
     std::string src = s.substr(0, colon), dst = colon == std::string::npos ? src : s.substr(colon + 1);
@@ -481,47 +534,27 @@ namespace {
 
 // --memory, --pids and --cpus: a cgroup for the container, made by the
 // runner where this user may make one (root, or a delegated cgroup v2
-// subtree). Elsewhere a warning says why, and the container runs without.
+// subtree), as cg-limit makes it (cgroup::Session). Elsewhere a warning
+// says why, and the container runs without.
 class Limiter {
   public:
     explicit Limiter(const Config& c) {
         if (c.memory.empty() && c.pids.empty() && c.cpus.empty()) return;
-        auto st = start(c);
-        if (!st) {
-            Error e = std::move(st).error();
-            warn(cat("--memory, --pids and --cpus are not applied: ", e.message()),
-                 e.hint.empty() ? "" : e.hint);
-            if (cg_) (void)cg_->remove();
-            cg_.reset();
-        }
+        if (auto st = start(c); !st) off(std::move(st).error());
     }
-    bool active() const { return cg_ != nullptr; }
+    bool active() const { return session_ && session_->active(); }
     // Put the container's first process in it, before it runs anything.
     void enter(pid_t pid) {
-        if (!cg_) return;
-        for (const auto& dir : cg_->dirs()) {
-            if (auto st = sys::write_file(cat(dir, "/cgroup.procs").c_str(), std::to_string(pid)); !st) {
-                warn(cat("--memory, --pids and --cpus are not applied: ", st.error().message()), "");
-                (void)cg_->remove();
-                cg_.reset();
-                return;
-            }
-        }
+        if (!active()) return;
+        if (auto st = session_->enter(pid); !st) off(std::move(st).error());
     }
     // Kill what is left in it, say what the limits did, remove it.
     void finish(int wstatus) {
-        if (!cg_) return;
-        if (auto st = cg_->kill(); !st) trace::emit(st.error().message());
-        cgroup::Stats stats = cg_->stats();
-        for (const auto& line : cgroup::describe_effects(limits_, stats, wstatus)) trace::emit(line);
-        if (auto st = cg_->remove(); !st) trace::emit(st.error().message());
-        cg_.reset();
-    }
-    ~Limiter() {
-        if (cg_) {
-            (void)cg_->kill();
-            (void)cg_->remove();
-        }
+        if (!active()) return;
+        auto report = session_->finish(wstatus);
+        if (report.kill_error) trace::emit(report.kill_error->message());
+        for (const auto& line : report.effects) trace::emit(line);
+        if (auto st = session_->remove(); !st) trace::emit(st.error().message());
     }
 
   private:
@@ -529,25 +562,45 @@ class Limiter {
         trace::emit(cat("warning: ", what));
         if (!hint.empty()) trace::emit(cat("hint: ", hint));
     }
+    void off(Error e) {
+        warn(cat("--memory, --pids and --cpus are not applied: ", e.message()), e.hint);
+        // Removed, not killed: the init may be in it already, and runs on.
+        if (session_) (void)session_->remove();
+        session_.reset();
+    }
     Status start(const Config& c) {
-        if (!c.memory.empty()) limits_.memory = TRY(cgroup::parse_size(c.memory, "--memory"));
-        if (!c.pids.empty()) limits_.pids = TRY(cgroup::parse_count(c.pids, "--pids"));
-        if (!c.cpus.empty()) limits_.cpu_quota_us = TRY(cgroup::parse_cpus(c.cpus, "--cpus"));
-        auto layout = TRY(cgroup::detect(limits_.controllers()));
+        cgroup::Limits limits;
+        if (!c.memory.empty()) limits.memory = TRY(cgroup::parse_size(c.memory, "--memory"));
+        if (!c.pids.empty()) limits.pids = TRY(cgroup::parse_count(c.pids, "--pids"));
+        if (!c.cpus.empty()) limits.cpu_quota_us = TRY(cgroup::parse_cpus(c.cpus, "--cpus"));
         std::vector<std::string> warnings;
-        auto settings = TRY(cgroup::plan(limits_, layout.version, true, &warnings));
-        (void)cgroup::reap_leftovers(layout, "");
+        session_ = TRY(cgroup::Session::plan(std::move(limits), "", true, warnings));
+        (void)session_->reap_leftovers();
         std::string name = TRY(state::container_name());
-        cg_ = TRY(cgroup::make(layout, "", cgroup::leaf_name(name, ::getpid())));
-        auto st = cgroup::set_up(*cg_, limits_, settings, true, warnings);
+        auto st = session_->create(name, warnings);
         for (const auto& w : warnings) warn(w, "");
         return st;
     }
-    cgroup::Limits limits_;
-    std::unique_ptr<cgroup::Cgroup> cg_;
+    std::optional<cgroup::Session> session_;
 };
 
 }  // namespace
+
+// --net user-mode: pasta attached to the init's namespaces, with no port
+// forwarded either way. It runs on its own until they end.
+Status start_pasta(const net::usermode::Helper& pasta, pid_t init, const std::string& mnt) {
+    std::string dir = cat(mnt.substr(0, mnt.rfind('/')), "/.pasta-XXXXXX");
+    if (!::mkdtemp(dir.data())) return sys_error(cat("create ", dir));
+    auto r = net::usermode::start(pasta, init, {}, 0, dir);
+    (void)::unlink(cat(dir, "/pasta.log").c_str());
+    (void)::rmdir(dir.c_str());
+    if (!r) {
+        Error e = std::move(r).error();
+        e.what = cat("--net user-mode: ", e.what);
+        return e;
+    }
+    return {};
+}
 
 Result<RunOutcome> run_container(const RunSpec& s) {
     bool root = ::geteuid() == 0;
@@ -574,13 +627,13 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         }
         plan = std::move(p).value();
     }
-    std::string pasta;
+    std::optional<net::usermode::Helper> pasta;
     if (c.net == "user-mode") {
-        auto r = ns::find_helper("pasta", ::getenv("PATH") ? ::getenv("PATH") : "/usr/bin:/bin");
+        auto r = net::usermode::find_helper("pasta");
         if (!r)
-            return std::move(r).error().with_hint(
-                "--net user-mode needs pasta on this host (Debian and Ubuntu: apt install passt)");
-        pasta = *r;
+            return Error{r.error().err, "--net user-mode: pasta not found in PATH",
+                         "--net user-mode needs pasta on this host (Debian and Ubuntu: apt install passt)"};
+        pasta = std::move(r).value();
     }
     Limiter limiter(c);
     proc::SignalBlock block;
@@ -629,31 +682,13 @@ Result<RunOutcome> run_container(const RunSpec& s) {
             return e;
         }
     }
-    if (!pasta.empty()) {
-        std::vector<std::string> argv{pasta, "--config-net", "--quiet", std::to_string(pid)};
-        long r = trace::call([&] { return cat("execve(", trace::quote(pasta), ", ", describe_argv(argv), ", envp)"); },
-                             [&]() -> long {
-                                 pid_t h = ::fork();
-                                 if (h < 0) return -1;
-                                 if (h == 0) {
-                                     block.restore_in_child();
-                                     std::vector<char*> a;
-                                     for (auto& x : argv) a.push_back(x.data());
-                                     a.push_back(nullptr);
-                                     ::execv(a[0], a.data());
-                                     _exit(127);
-                                 }
-                                 int ws;
-                                 if (::waitpid(h, &ws, 0) < 0) return -1;
-                                 if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-                                     errno = EIO;
-                                     return -1;
-                                 }
-                                 return 0;
-                             });
-        if (r != 0) {
+    if (pasta) {
+        // As net-setup --user-mode starts it (lib/net/usermode): its pid
+        // file and log in a directory of this run's, beside the root's.
+        auto st = start_pasta(*pasta, static_cast<pid_t>(pid), s.mnt);
+        if (!st) {
             kill_child();
-            return sys_error("start pasta for --net user-mode");
+            return std::move(st).error();
         }
     }
     limiter.enter(static_cast<pid_t>(pid));

@@ -8,6 +8,7 @@
 
 #include "caps/policy.hpp"
 #include "core/result.hpp"
+#include "mount/spec.hpp"
 #include "pack/format.hpp"
 
 namespace kago::pack {
@@ -24,6 +25,13 @@ struct RunOutcome {
     int wstatus = 0;                 // leave like this: proc::exit_like()
     std::optional<Error> exec_error; // the command could not be executed (126/127)
 };
+
+// The container's root, for mount::apply(): the cached tree under a tmpfs
+// upper (none with --read-only), nosuid and nodev; /proc, /dev and
+// /dev/mqueue; /sys and a read-only /sys/fs/cgroup when packed with --sys
+// (the cgroupfs unless --no-cgroupfs); the --kago-bind binds; the workdir;
+// then pivot_root into it.
+mount::RootSpec root_spec(const RunSpec& s);
 
 // Fork the container, wait for it, and return how it ended. Errors are
 // setup failures (exit 125), with a hint naming the setting that blocks

@@ -471,7 +471,7 @@ EOF
     assert_output --partial "can't fork"
     assert_output --partial "fork attempt"
     assert_output --partial "refused by the pids limit (16)"
-    [ -z "$(find /sys/fs/cgroup -path '*/kago/*' -name '*.[0-9]*' 2>/dev/null)" ]
+    local left; left=$(find /sys/fs/cgroup -path '*/kago/*' -name '*.[0-9]*' 2>/dev/null); echo "left: $left"; [ -z "$left" ]
 }
 
 @test "rootless: --memory/--pids without a usable cgroup: a warning, and the command still runs" {
@@ -510,6 +510,46 @@ EOF
         assert_success
         assert_line --regexp '^[^ ]+ /sys sysfs ro,'
     fi
+}
+
+@test "--sys brings a read-only /sys/fs/cgroup in a cgroup namespace of its own; --no-cgroupfs leaves it empty" {
+    local probe='grep -c " /sys/fs/cgroup[/ ]" /proc/self/mountinfo; grep " /sys/fs/cgroup[/ ]" /proc/self/mountinfo | cut -d" " -f5,6 | grep -vc " ro,"; grep -vc ":/$" /proc/self/cgroup; touch /sys/fs/cgroup/x 2>/dev/null || echo refused'
+    pack-selfexec -o "$PK_DIR/cgfs.run" --sys --rootfs "$KAGO_ROOTFS" -- /bin/sh -c "$probe"
+    pack-selfexec -o "$PK_DIR/nocgfs.run" --sys --no-cgroupfs --rootfs "$KAGO_ROOTFS" -- /bin/sh -c "$probe"
+    run "$PK_DIR/cgfs.run" --kago-cache "$PK_DIR/cache"
+    assert_success
+    assert_line --index 0 --regexp '^[1-9][0-9]*$'  # the cgroupfs (one per hierarchy on v1)
+    assert_line --index 1 0   # all of them read-only
+    assert_line --index 2 0   # every cgroup of ours is the namespace's root
+    assert_line refused
+    run "$PK_DIR/cgfs.run" --kago-info
+    assert_line --regexp '^sys: +read-only /sys and /sys/fs/cgroup'
+    run "$PK_DIR/nocgfs.run" --kago-cache "$PK_DIR/cache"
+    assert_line --index 0 0   # nothing mounted there
+    run "$PK_DIR/nocgfs.run" --kago-info
+    assert_line --regexp '^sys: +read-only /sys \(--sys --no-cgroupfs\)'
+    run pack-selfexec -o "$PK_DIR/bad.run" --no-cgroupfs --rootfs "$KAGO_ROOTFS" -- /bin/true
+    assert_failure 125
+    assert_output --partial "--no-cgroupfs needs --sys"
+    if as_nobody unshare --user --map-root-user true 2>/dev/null; then
+        cp "$PK_DIR/cgfs.run" "$PK_NB/cgfs.run"
+        chown 65534 "$PK_NB/cgfs.run"
+        run nobody_run "$PK_NB/cgfs.run"
+        assert_success
+        assert_line --index 0 --regexp '^[1-9][0-9]*$'
+        assert_line --index 1 0
+        assert_line refused
+    fi
+}
+
+@test "the command gets --user's HOME, USER and LOGNAME, the standard PATH, and no descriptor of the runner" {
+    pack-selfexec -o "$PK_DIR/who.run" --rootfs "$KAGO_ROOTFS" --user 1000:1000 -- \
+        /bin/sh -c 'echo "$HOME $USER $LOGNAME"; echo "PATH=$PATH"; ls /proc/self/fd | sort -n | tr "\n" " "; echo'
+    run "$PK_DIR/who.run" --kago-cache "$PK_DIR/cache" 7</dev/null
+    assert_success
+    assert_line "/home/user user user"
+    assert_line "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    assert_line "0 1 2 3 "  # 3: ls's own directory
 }
 
 @test "rootless: nobody runs a packed file, root inside, cache 0700 under XDG_CACHE_HOME" {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -18,6 +19,7 @@
 #include "caps/seccomp.hpp"
 #include "caps/show.hpp"
 #include "caps/user.hpp"
+#include "core/trace.hpp"
 
 using namespace kago::caps;
 
@@ -827,4 +829,45 @@ TEST(CapsShow, MissingProcess) {
     auto s = inspect("999999999");
     ASSERT_FALSE(s.ok());
     EXPECT_NE(s.error().what.find("process 999999999"), std::string::npos);
+}
+
+// prepare() builds apply()'s calls beforehand (a dry run reads nothing and
+// takes every capability as held); run() in a dry run makes none of them.
+TEST(CapsPrepared, CallsInTheKernelsOrder) {
+    kago::trace::set_dry_run(true);
+    Policy p;
+    p.keep.add(10);  // net_bind_service
+    p.inheritable = p.ambient = p.keep;
+    Identity id;
+    id.uid = 1000;
+    id.gid = 1000;
+    id.groups = {1000};
+    id.name = "u";
+    p.user = id;
+    auto pr = prepare(p);
+    ASSERT_TRUE(pr);
+    using K = PreparedCall::Kind;
+    std::vector<K> kinds;
+    for (const auto& c : pr->calls) kinds.push_back(c.kind);
+    ASSERT_GE(kinds.size(), 10u);
+    EXPECT_EQ(kinds[0], K::keepcaps);
+    EXPECT_EQ(kinds[1], K::setgroups);
+    EXPECT_EQ(kinds[2], K::setresgid);
+    EXPECT_EQ(kinds[3], K::setresuid);
+    EXPECT_EQ(kinds[4], K::keepcaps);
+    EXPECT_EQ(kinds[5], K::drop_bounding);
+    EXPECT_EQ(std::count(kinds.begin(), kinds.end(), K::drop_bounding), (all_caps() - p.keep).list().size());
+    size_t n = kinds.size();
+    EXPECT_EQ(kinds[n - 4], K::capset);
+    EXPECT_EQ(kinds[n - 3], K::clear_ambient);
+    EXPECT_EQ(kinds[n - 2], K::raise_ambient);
+    EXPECT_EQ(kinds[n - 1], K::no_new_privs);
+    EXPECT_EQ(pr->calls[2].line, "setresgid(1000, 1000, 1000)");
+    EXPECT_EQ(pr->calls[n - 2].line, "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_BIND_SERVICE)");
+    EXPECT_EQ(run(*pr), -1);
+    auto e = error(*pr, 3, EINVAL);
+    EXPECT_EQ(e.what, "setresuid(1000, 1000, 1000)");
+    EXPECT_EQ(e.err, EINVAL);
+    EXPECT_EQ(e.hint, "the uid is not mapped in this user namespace");
+    kago::trace::set_dry_run(false);
 }

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "cgroup/cgroup.hpp"
+#include "cgroup/session.hpp"
 #include "cgroup/layout.hpp"
 #include "cgroup/limits.hpp"
 #include "cgroup/spawn.hpp"
@@ -422,4 +424,22 @@ TEST(CgroupReport, StatusJson) {
     EXPECT_NE(e.find("\"exit\":3,\"signal\":null"), std::string::npos) << e;
     EXPECT_EQ(e.front(), '{');
     EXPECT_EQ(e.back(), '}');
+}
+
+// A Session plans without changing anything, and one that made no cgroup
+// has nothing to enter, report or remove.
+TEST(CgroupSession, PlansWithoutCreating) {
+    std::vector<std::string> warnings;
+    kago::cgroup::Limits limits;
+    limits.pids = 16;
+    auto s = kago::cgroup::Session::plan(limits, "", true, warnings);
+    if (!s) GTEST_SKIP() << "no usable cgroup hierarchy here: " << s.error().message();
+    EXPECT_FALSE(s->active());
+    EXPECT_EQ(s->limits().pids, std::optional<uint64_t>(16));
+    EXPECT_FALSE(s->layout().hierarchies.empty());
+    EXPECT_TRUE(s->enter(::getpid()));
+    auto report = s->finish(0);
+    EXPECT_TRUE(report.effects.empty());
+    EXPECT_FALSE(report.kill_error);
+    EXPECT_TRUE(s->remove());
 }

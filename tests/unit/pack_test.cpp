@@ -821,3 +821,54 @@ TEST(PackRuntime, EnvAndBind) {
     EXPECT_EQ(b->second, "/b");
     EXPECT_FALSE(parse_bind("a:/b"));
 }
+
+// The runner's root is a mount::RootSpec that mount::apply() builds.
+TEST(PackRuntime, RootSpec) {
+    RunSpec s;
+    s.rootfs = "/cache/k/root";
+    s.mnt = "/cache/k/mnt";
+    s.binds = {{"/data", "/srv/data"}};
+    s.config.workdir = "/etc";
+    auto r = root_spec(s);
+    EXPECT_TRUE(kago::mount::validate(r));
+    EXPECT_EQ(r.layers, std::vector<std::string>{"/cache/k/root"});
+    EXPECT_EQ(r.target, "/cache/k/mnt");
+    EXPECT_EQ(r.upper.kind, kago::mount::UpperKind::tmpfs);
+    EXPECT_TRUE(r.nosuid && r.proc && r.dev && r.pivot && r.mask);
+    EXPECT_EQ(r.mqueue, kago::mount::Want::yes);
+    EXPECT_FALSE(r.sys);
+    EXPECT_EQ(r.cgroupfs, kago::mount::Want::no);
+    ASSERT_EQ(r.steps.size(), 2u);
+    EXPECT_EQ(r.steps[0].kind, kago::mount::StepKind::bind);
+    EXPECT_EQ(r.steps[0].src, "/data");
+    EXPECT_EQ(r.steps[0].dst, "/srv/data");
+    EXPECT_FALSE(r.steps[0].read_only || r.steps[0].dev);
+    EXPECT_EQ(r.steps[1].kind, kago::mount::StepKind::chdir);
+    EXPECT_EQ(r.steps[1].dst, "/etc");
+
+    s.config.read_only = true;
+    s.config.sys = true;
+    s.config.workdir = "/";
+    s.binds.clear();
+    r = root_spec(s);
+    EXPECT_EQ(r.upper.kind, kago::mount::UpperKind::none);
+    EXPECT_TRUE(r.sys);
+    EXPECT_EQ(r.cgroupfs, kago::mount::Want::by_default);
+    EXPECT_TRUE(r.steps.empty());
+    s.config.cgroupfs = false;
+    EXPECT_EQ(root_spec(s).cgroupfs, kago::mount::Want::no);
+}
+
+TEST(PackFormat, NoCgroupfsRoundTrips) {
+    Config c;
+    c.sys = true;
+    c.cgroupfs = false;
+    auto back = decode_config(encode_config(c));
+    ASSERT_TRUE(back);
+    EXPECT_TRUE(back->sys);
+    EXPECT_FALSE(back->cgroupfs);
+    c.cgroupfs = true;
+    back = decode_config(encode_config(c));
+    ASSERT_TRUE(back);
+    EXPECT_TRUE(back->cgroupfs);
+}

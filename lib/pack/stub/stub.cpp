@@ -153,7 +153,7 @@ void print_info(Packed& p, const Options& o) {
     if (!c.cpus.empty()) line("cpus:", c.cpus);
     line("bind:", c.bind_allowed ? "allowed (--kago-bind)" : "not allowed");
     line("root:", c.read_only ? "read-only" : "read-only cache with a tmpfs upper");
-    line("sys:", c.sys ? "read-only /sys (--sys)" : "none");
+    line("sys:", !c.sys ? "none" : c.cgroupfs ? "read-only /sys and /sys/fs/cgroup (--sys)" : "read-only /sys (--sys --no-cgroupfs)");
     line("entries:", cat(t.total_entries));
     line("contents:", cat(parse::human_size(t.total_bytes), " in ", t.frame_count, " frames of ",
                           parse::human_size(t.frame_size), " (", parse::human_size(p.compressed_bytes()),
