@@ -646,7 +646,9 @@ std::function<void(int)> supervision(pid_t child, const PreparedExec& p, pid_t p
             exit(125);
         }
     }
-    auto running = usermode::start(helper, child, plan.publish, o.mtu, sd.path());
+    // The helper enlists at once: it holds the ports until it has ended.
+    auto running = usermode::start(helper, child, plan.publish, o.mtu, sd.path(),
+                                   [&](pid_t pid) { (void)sd.enlist(helper.name, pid); });
     if (!running) {
         ::kill(child, SIGKILL);
         ::waitpid(child, nullptr, 0);

@@ -353,9 +353,14 @@ Status StateDir::write(std::string_view file, std::string_view value) const {
     return write_file_in(path_, file, value);
 }
 
-Status StateDir::enlist(std::string_view program) const {
-    proc::Owner me = proc::self();
-    return write(cat("supervisors/", program), cat(me.pid, " ", me.start));
+Status StateDir::enlist(std::string_view program, pid_t pid) const {
+    proc::Owner who = proc::self();
+    if (pid > 0 && pid != who.pid) {
+        auto st = proc::read_stat(pid);
+        if (!st) return std::move(st).error();
+        who = proc::Owner{pid, st->start};
+    }
+    return write(cat("supervisors/", program), cat(who.pid, " ", who.start));
 }
 
 Status StateDir::remove() {

@@ -56,7 +56,8 @@ class StateDir {
     // own (net-setup: its ports, its owner record) registers here as
     // supervisors/PROGRAM ("PID START"): while it runs, the container is
     // not gone, even when the directory's owner is.
-    Status enlist(std::string_view program) const;
+    // A helper it runs (pasta) enlists the same way, with its pid.
+    Status enlist(std::string_view program, pid_t pid = 0) const;
     // Remove the directory now (if owned).
     Status remove();
     // Keep it: ownership ends without removal.
