@@ -176,10 +176,12 @@ inventory() {
     {
         awk -v re="/(kago-)?$name_re" '$5 ~ re {print "mount " $5}' /proc/self/mountinfo
         local l
-        for l in /sys/class/net/kg"$prefix"[0-9]* /sys/class/net/"$bridge"; do
-            [ -e "$l" ] && echo "link ${l##*/}"
-        done
         if [ "$rootless" = 0 ]; then
+            # (links are root's only: a rootless run beside a root one
+            # would see the root run's bridge)
+            for l in /sys/class/net/kg"$prefix"[0-9]* /sys/class/net/"$bridge"; do
+                [ -e "$l" ] && echo "link ${l##*/}"
+            done
             find /sys/fs/cgroup -mindepth 2 -maxdepth 8 -type d -path "*/kago/${prefix}[0-9]*" 2>/dev/null |
                 sed 's/^/cgroup /'
             nft -a list table inet kago 2>/dev/null | awk -v re="comment \"kago $name_re " '

@@ -194,7 +194,7 @@ as_nobody_ns() {
     require_userns
     command -v pasta >/dev/null || skip "pasta is not installed (make deps)"
     run as_nobody_ns '
-        chain() { KAGO_NAME=gcu1 net-setup --user-mode --publish 127.0.0.1:18941:80 -- \
+        chain() { KAGO_NAME=gcu1 exec net-setup --user-mode --publish 127.0.0.1:18941:80 -- \
                   unshare-run --user --map-root --pid --mount-proc -- "$@"; }
         for round in 1 2 3; do
             chain sh -c "sleep 6098 & wait" &
@@ -202,7 +202,7 @@ as_nobody_ns() {
             for i in $(seq 200); do pgrep -fx "sleep 6098" >/dev/null && break; sleep 0.05; done
             pgrep -fx "sleep 6098" >/dev/null || { echo NOT-STARTED; exit 1; }
             kill -9 $S
-            chain true || echo "REFUSED in round $round"
+            (chain true) || echo "REFUSED in round $round"
             wait $S || true
             for i in $(seq 40); do pgrep -f "^/usr/bin/pasta.*gcu1" >/dev/null || break; sleep 0.05; done
             pgrep -af "^/usr/bin/pasta.*gcu1" && echo LEFT-PASTA
@@ -277,4 +277,31 @@ killed_state_dir() {
     run env KAGO_NAME=gcs3 unshare-run --uts -- cat /run/kago/gcs3/pid
     assert_success
     [ ! -e /run/kago/gcs3 ]
+}
+
+@test "cg-limit --gc thaws a v1 freezer cgroup that a killed cg-limit left FROZEN; its processes end and it is removed" {
+    [ -d /sys/fs/cgroup/freezer ] || skip "no cgroup v1 freezer hierarchy here"
+    cg-limit --pids 64 -- sleep 6099 &
+    local outer=$! p i
+    for i in $(seq 100); do p=$(pgrep -fx "sleep 6099") && break; sleep 0.05; done
+    [ -n "$p" ]
+    local rel dir
+    rel=$(awk -F: '$2 == "freezer" {print $3}' "/proc/$p/cgroup")
+    dir=/sys/fs/cgroup/freezer$rel
+    [[ "$rel" == */kago/* ]] || skip "cg-limit does not use the v1 freezer here ($rel)"
+    # What a SIGKILL between cg-limit's freeze and its thaw leaves.
+    echo FROZEN >"$dir/freezer.state"
+    kill -9 "$outer"
+    wait "$outer" || true
+    sleep 0.3
+    pgrep -fx "sleep 6099"  # frozen: its PR_SET_PDEATHSIG SIGKILL cannot end it
+    run cg-limit --gc
+    assert_success
+    for i in $(seq 40); do pgrep -fx "sleep 6099" >/dev/null || break; sleep 0.05; done
+    if pgrep -fx "sleep 6099" >/dev/null; then
+        echo THAWED >"$dir/freezer.state"  # for the next tests
+        fail "the frozen leftover's process still runs after cg-limit --gc"
+    fi
+    run cg-limit --gc
+    [ ! -e "$dir" ]
 }
