@@ -132,14 +132,16 @@ bats:
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(TEST_PROG_BINS)
 	@KAGO_BIN=$(abspath $(BIN)) KAGO_BUILD=$(abspath $(BUILD)) KAGO_UNIT=0 KAGO_FUZZ=0 tests/run.sh $(FILES)
 
-# make torture RUNS=1000 [ROOTLESS=1]: see tests/torture.sh. Status 77 (a
-# skip, with its reason) is not a failure.
+# make torture RUNS=1000 [ROOTLESS=1] [MAX_TIME=S]: see tests/torture.sh.
+# MAX_TIME starts no run after S seconds. Status 77 (a skip, with its
+# reason) is not a failure.
 RUNS ?= 1000
 ROOTLESS ?= 0
+MAX_TIME ?= 0
 torture:
 	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@KAGO_BIN=$(abspath $(BIN)) KAGO_BUILD=$(abspath $(BUILD)) tests/torture.sh --runs $(RUNS) \
-		$(if $(filter 1,$(ROOTLESS)),--rootless); rc=$$?; [ $$rc = 77 ] && rc=0; exit $$rc
+		--max-time $(MAX_TIME) $(if $(filter 1,$(ROOTLESS)),--rootless); rc=$$?; [ $$rc = 77 ] && rc=0; exit $$rc
 
 # --- install ---------------------------------------------------------------
 install: all

@@ -360,7 +360,7 @@ Status StateDir::enlist(std::string_view program, pid_t pid) const {
         if (!st) return std::move(st).error();
         who = proc::Owner{pid, st->start};
     }
-    return write(cat("supervisors/", program), cat(who.pid, " ", who.start));
+    return write(cat("supervisors/", program, ".", who.pid), cat(who.pid, " ", who.start));
 }
 
 Status StateDir::remove() {

@@ -54,7 +54,7 @@ class StateDir {
     Status write(std::string_view file, std::string_view value) const;
     // A supervisor below the first program that holds host objects of its
     // own (net-setup: its ports, its owner record) registers here as
-    // supervisors/PROGRAM ("PID START"): while it runs, the container is
+    // supervisors/PROGRAM.PID ("PID START"): while it runs, the container is
     // not gone, even when the directory's owner is.
     // A helper it runs (pasta) enlists the same way, with its pid.
     Status enlist(std::string_view program, pid_t pid = 0) const;

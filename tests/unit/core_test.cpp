@@ -435,7 +435,7 @@ TEST(State, EnlistWritesPidAndStartTime) {
         ASSERT_TRUE(d);
         ASSERT_TRUE(d->enlist("net-setup"));
         proc::Owner me = proc::self();
-        EXPECT_EQ(*sys::read_file((std::string(root) + "/supervisors/net-setup").c_str()),
+        EXPECT_EQ(*sys::read_file((std::string(root) + "/supervisors/net-setup." + std::to_string(getpid())).c_str()),
                   std::to_string(me.pid) + " " + std::to_string(me.start) + "\n");
         EXPECT_FALSE(d->enlist("pasta", 0x7ffffff0)) << "no such process: nothing to enlist";
     }
