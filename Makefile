@@ -2,7 +2,8 @@
 #
 #   make                 build bin/*
 #   make deps            install the Debian packages the project needs
-#   make check           unit tests, then the bats suite; ends with one summary line
+#   make check           unit tests, fuzz, the bats suite, torture (20 runs
+#                        each, root and rootless); ends with one summary line
 #   make check SANITIZE=address,undefined
 #   make fuzz            every libFuzzer target (tests/fuzz/) for FUZZ_RUNS
 #                        executions (10000000), or FUZZ_TIME seconds each;
@@ -14,7 +15,8 @@
 #                        times (1000), each followed by a normal run; fails
 #                        naming what is left on the host (tests/torture.sh);
 #                        ROOTLESS=1: the rootless chain as uid 65534.
-#                        `make check KAGO_TORTURE=1` adds both (50 runs each)
+#                        `make check` runs both with 20 runs each
+#                        (KAGO_TORTURE_RUNS=N for more, KAGO_TORTURE=0 skips)
 #
 # O=DIR puts every build product under DIR (default: the source tree), so
 # that several builds can share one checkout.
@@ -130,14 +132,16 @@ bats:
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(TEST_PROG_BINS)
 	@KAGO_BIN=$(abspath $(BIN)) KAGO_BUILD=$(abspath $(BUILD)) KAGO_UNIT=0 KAGO_FUZZ=0 tests/run.sh $(FILES)
 
-# make torture RUNS=1000 [ROOTLESS=1]: see tests/torture.sh. Status 77 (a
-# skip, with its reason) is not a failure.
+# make torture RUNS=1000 [ROOTLESS=1] [MAX_TIME=S]: see tests/torture.sh.
+# MAX_TIME starts no run after S seconds. Status 77 (a skip, with its
+# reason) is not a failure.
 RUNS ?= 1000
 ROOTLESS ?= 0
+MAX_TIME ?= 0
 torture:
 	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@KAGO_BIN=$(abspath $(BIN)) KAGO_BUILD=$(abspath $(BUILD)) tests/torture.sh --runs $(RUNS) \
-		$(if $(filter 1,$(ROOTLESS)),--rootless); rc=$$?; [ $$rc = 77 ] && rc=0; exit $$rc
+		--max-time $(MAX_TIME) $(if $(filter 1,$(ROOTLESS)),--rootless); rc=$$?; [ $$rc = 77 ] && rc=0; exit $$rc
 
 # --- install ---------------------------------------------------------------
 install: all

@@ -367,6 +367,7 @@ std::function<void(int)> supervision(pid_t child, const PreparedExec& p, pid_t p
     if (rules) nft = cli::value_or_die(nft::Nft::open("host"));
     nft::Nft* nftp = nft ? &*nft : nullptr;
     state::StateDir sd = cli::value_or_die(state::StateDir::acquire(plan.name));
+    cli::check_or_die(sd.enlist("net-setup"));  // a same-name start waits for us to end
     // Hold the published host ports, so that nobody else takes them.
     std::vector<UniqueFd> held;
     for (const auto& pub : plan.publish) held.push_back(cli::value_or_die(reserve_port(pub)));
@@ -413,7 +414,7 @@ std::function<void(int)> supervision(pid_t child, const PreparedExec& p, pid_t p
 
     // A dead same-name container's record is torn down before ours
     // replaces it; a live one (or one whose processes still run) refuses.
-    if (!dry) must(must_value(take_over(plan.name, host_ns, nftp)));
+    if (!dry) must(must_value(take_over(plan.name, host_ns, nftp, &lock)));
     auto host = must_value(Rtnl::open("host"));
     std::string key = lease_key(plan.bridge, host_ns);
     lease::LeaseFile leases = dry ? lease::LeaseFile{} : must_value(lease::load(key));
@@ -574,6 +575,7 @@ std::function<void(int)> supervision(pid_t child, const PreparedExec& p, pid_t p
     pid_t parent = proc::follow_parent();
     plan.name = cli::value_or_die(state::container_name());
     state::StateDir sd = cli::value_or_die(state::StateDir::acquire(plan.name));
+    cli::check_or_die(sd.enlist("net-setup"));  // a same-name start waits for us to end
     auto helper = cli::value_or_die(usermode::find_helper(o.helper));
     // Fail early, and by name, on a port that is taken.
     for (const auto& pub : plan.publish) (void)cli::value_or_die(reserve_port(pub));
@@ -644,7 +646,9 @@ std::function<void(int)> supervision(pid_t child, const PreparedExec& p, pid_t p
             exit(125);
         }
     }
-    auto running = usermode::start(helper, child, plan.publish, o.mtu, sd.path());
+    // The helper enlists at once: it holds the ports until it has ended.
+    auto running = usermode::start(helper, child, plan.publish, o.mtu, sd.path(),
+                                   [&](pid_t pid) { (void)sd.enlist(helper.name, pid); });
     if (!running) {
         ::kill(child, SIGKILL);
         ::waitpid(child, nullptr, 0);

@@ -5,8 +5,8 @@
 # nothing of the test may remain on the host: mounts, links, netns files,
 # nftables rules, cgroups, state directories, leases, processes.
 #
-#   tests/torture.sh [--rootless] [--runs N] [--kill WHO] [--delay MS]
-#                    [--seed N] [--keep]
+#   tests/torture.sh [--rootless] [--runs N] [--max-time S] [--kill WHO]
+#                    [--delay MS] [--seed N] [--keep]
 #
 #   --rootless   as the unprivileged user 65534 (or as yourself when not
 #                root): the chain without cg-limit, with net-setup
@@ -14,6 +14,9 @@
 #                mount namespace with a /dev/net/tun of its own, so that
 #                pasta can start; published ports are on its loopback.
 #   --runs N     kill runs (default TORTURE_RUNS, else 50)
+#   --max-time S start no run after S seconds: the summary then says how
+#                many runs were made (also on SIGUSR1: the run under way
+#                ends, then the summary)
 #   --kill WHO   always kill WHO instead of a random choice: group (the
 #                whole process group), cg-limit, net-setup, unshare-run,
 #                init (unshare-run's PID 1), payload (anything inside the
@@ -58,11 +61,12 @@ export PATH="$KAGO_BIN:$PATH"
 unset KAGO_NAME KAGO_STATE_DIR KAGO_CGROUP KAGO_NETNS KAGO_TRACE KAGO_DRY_RUN KAGO_PIDNS KAGO_USERNS \
     KAGO_READY_FD
 
-rootless=0 runs=${TORTURE_RUNS:-50} kill_who=random delay_fixed="" seed=${TORTURE_SEED:-} keep=0
+rootless=0 runs=${TORTURE_RUNS:-50} kill_who=random delay_fixed="" seed=${TORTURE_SEED:-} keep=0 max_time=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --rootless) rootless=1 ;;
         --runs) runs=$2; shift ;;
+        --max-time) max_time=$2; shift ;;
         --kill) kill_who=$2; shift ;;
         --delay) delay_fixed=$2; shift ;;
         --seed) seed=$2; shift ;;
@@ -77,6 +81,7 @@ case "$kill_who" in
     *) echo "torture: --kill: one of group, cg-limit, net-setup, unshare-run, init, payload, any" >&2; exit 2 ;;
 esac
 [[ "$runs" =~ ^[0-9]+$ ]] || { echo "torture: --runs: not a number: $runs" >&2; exit 2; }
+[[ "$max_time" =~ ^[0-9]+$ ]] || { echo "torture: --max-time: not a number: $max_time" >&2; exit 2; }
 [ -z "$seed" ] && seed=$(( $(date +%s%N) % 1000000 ))
 RANDOM=$seed
 
@@ -100,7 +105,7 @@ if [ "$rootless" = 1 ] && [ "$(id -u)" = 0 ] && [ -z "${TORTURE_IN_NS:-}" ]; the
     fi
     command -v pasta >/dev/null || command -v slirp4netns >/dev/null ||
         skip "neither pasta nor slirp4netns is installed (make deps)"
-    args=(--rootless --runs "$runs" --kill "$kill_who" --seed "$seed")
+    args=(--rootless --runs "$runs" --max-time "$max_time" --kill "$kill_who" --seed "$seed")
     [ -n "$delay_fixed" ] && args+=(--delay "$delay_fixed")
     [ "$keep" = 1 ] && args+=(--keep)
     exec unshare --net --mount --propagation private -- env TORTURE_IN_NS=1 bash -c '
@@ -171,10 +176,12 @@ inventory() {
     {
         awk -v re="/(kago-)?$name_re" '$5 ~ re {print "mount " $5}' /proc/self/mountinfo
         local l
-        for l in /sys/class/net/kg"$prefix"[0-9]* /sys/class/net/"$bridge"; do
-            [ -e "$l" ] && echo "link ${l##*/}"
-        done
         if [ "$rootless" = 0 ]; then
+            # (links are root's only: a rootless run beside a root one
+            # would see the root run's bridge)
+            for l in /sys/class/net/kg"$prefix"[0-9]* /sys/class/net/"$bridge"; do
+                [ -e "$l" ] && echo "link ${l##*/}"
+            done
             find /sys/fs/cgroup -mindepth 2 -maxdepth 8 -type d -path "*/kago/${prefix}[0-9]*" 2>/dev/null |
                 sed 's/^/cgroup /'
             nft -a list table inet kago 2>/dev/null | awk -v re="comment \"kago $name_re " '
@@ -330,6 +337,8 @@ failures=() orphans=() hangs=() collected=0
 declare -A kills
 prev=""
 start_time=$(date +%s)
+done_runs=0 stop=0
+trap 'stop=1' USR1
 long_payload="sleep $payload_secs; : $marker"
 # The normal run checks that its network is there.
 if [ "$rootless" = 0 ]; then
@@ -339,6 +348,11 @@ else
 fi
 
 for run in $(seq 1 "$runs"); do
+    if [ "$stop" = 1 ] || { [ "$max_time" -gt 0 ] && [ $(( $(date +%s) - start_time )) -ge "$max_time" ]; }; then
+        note "stopped before run $run (--max-time $max_time or SIGUSR1)"
+        break
+    fi
+    done_runs=$run
     idx=$(( RANDOM % nnames + 1 ))
     name=$prefix$idx
     if [ -n "$delay_fixed" ]; then delay=$delay_fixed; else delay=$(( RANDOM % 301 )); fi
@@ -450,7 +464,8 @@ done
 elapsed=$(( $(date +%s) - start_time ))
 
 # --- the summary -------------------------------------------------------------
-echo "torture ($mode): $runs runs in $elapsed s; kills: $(for k in "${!kills[@]}"; do printf '%s %s, ' "$k" "${kills[$k]}"; done | sed 's/, $//')"
+[ "$done_runs" != "$runs" ] && echo "torture ($mode): stopped after $done_runs of $runs runs (--max-time $max_time or SIGUSR1)"
+echo "torture ($mode): $done_runs runs in $elapsed s; kills: $(for k in "${!kills[@]}"; do printf '%s %s, ' "$k" "${kills[$k]}"; done | sed 's/, $//')"
 bad=0
 report() {
     local title=$1; shift
@@ -491,7 +506,7 @@ if [ -n "$final" ]; then
 fi
 
 if [ "$bad" = 0 ]; then
-    echo "torture ($mode): ok: $runs runs, nothing left"
+    echo "torture ($mode): ok: $done_runs runs, nothing left"
     exit 0
 fi
 kinds=$(echo "$final" | awk 'NF {print $1}' | sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/, $//')

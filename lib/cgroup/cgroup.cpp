@@ -144,10 +144,48 @@ bool supervisor_alive(pid_t pid) {
 }
 }  // namespace
 
+namespace {
+// A v1 freezer leaf that a killed cg-limit left FROZEN (a SIGKILL between
+// its freeze and its thaw in kill()): its processes, SIGKILLed or with
+// PR_SET_PDEATHSIG pending, cannot end while frozen, and the cgroup can
+// never be removed. Thaw it; returns its cgroup.procs when it was frozen.
+std::string thaw_if_frozen(const std::string& dir) {
+    std::string state = join_path(dir, "freezer.state");
+    std::string now = detail::read_or_empty(state);
+    while (!now.empty() && (now.back() == '\n' || now.back() == ' ')) now.pop_back();
+    if (now.empty() || now == "THAWED") return "";
+    (void)sys::write_file(state.c_str(), "THAWED");
+    return join_path(dir, "cgroup.procs");
+}
+}  // namespace
+
 std::vector<std::string> reap_leftovers(const Layout& layout, std::string_view parent) {
     std::vector<std::string> removed;
     bool first = true;
     const auto& hs = layout.all.empty() ? layout.hierarchies : layout.all;
+    // First the frozen leaves of dead owners: thawed, their processes end
+    // (they are not killed here: nothing is removed while a process of the
+    // container runs), for up to 1 s, before the rmdirs below.
+    std::vector<std::string> thawed;
+    for (const auto& h : hs) {
+        std::string rel = parent.empty() ? default_parent(h, layout.version)
+                                         : normalize_parent(parent, layout.hierarchies);
+        std::string pdir = join_path(h.mount, rel);
+        DIR* d = ::opendir(pdir.c_str());
+        if (!d) continue;
+        while (struct dirent* e = ::readdir(d)) {
+            if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
+            pid_t pid = leaf_pid(e->d_name);
+            if (pid <= 0 || pid == ::getpid() || supervisor_alive(pid)) continue;
+            std::string procs = thaw_if_frozen(join_path(pdir, e->d_name));
+            if (!procs.empty()) thawed.push_back(procs);
+        }
+        ::closedir(d);
+    }
+    for (int i = 0; i < 100 && !thawed.empty(); ++i) {
+        std::erase_if(thawed, [](const std::string& p) { return detail::read_pids(p).empty(); });
+        if (!thawed.empty()) detail::nap_ms(10);
+    }
     for (const auto& h : hs) {
         std::string rel = parent.empty() ? default_parent(h, layout.version)
                                          : normalize_parent(parent, layout.hierarchies);

@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -237,6 +238,28 @@ bool alive(const Owner& o) {
     if (o.pid <= 0) return false;
     auto st = read_stat(o.pid);
     return st && running(*st) && st->start == o.start;
+}
+
+int64_t monotonic_ms() {
+    struct timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool wait_ended(pid_t pid, int64_t deadline_ms) {
+    if (pid <= 0) return true;
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (fd < 0) return errno == ESRCH;  // gone already; anything else: not known
+    UniqueFd owner(fd);
+    // Readable once the process has exited, whoever reaps it.
+    for (;;) {
+        int64_t left = deadline_ms - monotonic_ms();
+        if (left <= 0) return false;
+        struct pollfd p = {fd, POLLIN, 0};
+        int n = ::poll(&p, 1, static_cast<int>(left));
+        if (n > 0) return true;
+        if (n < 0 && errno != EINTR) return false;
+    }
 }
 
 pid_t one_in_netns(const std::string& nspath) {

@@ -114,6 +114,17 @@ bool alive(const Owner& o);
 // Whether the process of a parsed line runs: not a zombie, not dead.
 bool running(const StatFields& st);
 
+// A chain whose first program was killed is still ending for a moment:
+// PR_SET_PDEATHSIG reaches the programs below it, which kill their
+// children and remove what they made. A same-name start waits up to this
+// long for the killed chain's processes to end before it refuses.
+constexpr int kEndingMs = 3000;
+// Milliseconds on CLOCK_MONOTONIC, for deadlines.
+int64_t monotonic_ms();
+// Wait until process `pid` has ended (gone, or a zombie), watching a pidfd,
+// until `deadline_ms` (monotonic_ms()) at most. Returns whether it ended.
+bool wait_ended(pid_t pid, int64_t deadline_ms);
+
 // A child just started with clone() begins on our CPU and often waits
 // there until we block, even when another CPU is idle: move it to the
 // other CPUs of `allowed` (our affinity, read before the clone), so that

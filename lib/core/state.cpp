@@ -133,9 +133,9 @@ Result<UniqueFd> lock_root(const std::string& root) {
 }
 
 // "PID START" of an owner file; pid 0 when there is none.
-proc::Owner read_owner(const std::string& dir) {
+proc::Owner read_owner_file(const std::string& file) {
     proc::Owner o;
-    auto text = sys::read_file(cat(dir, "/owner").c_str());
+    auto text = sys::read_file(file.c_str());
     if (!text) return o;
     auto w = parse::split(std::string_view(*text).substr(0, text->find('\n')), ' ');
     if (w.size() != 2) return o;
@@ -143,6 +143,26 @@ proc::Owner read_owner(const std::string& dir) {
     auto start = parse::u64(w[1], "start");
     if (!pid || !start || *pid == 0 || *pid > 0x7fffffff) return o;
     return proc::Owner{static_cast<pid_t>(*pid), *start};
+}
+proc::Owner read_owner(const std::string& dir) { return read_owner_file(cat(dir, "/owner")); }
+
+// A supervisor of the chain, other than its owner, that registered in
+// DIR/supervisors and still runs, or 0.
+pid_t live_supervisor(const std::string& dir) {
+    std::string sub = cat(dir, "/supervisors");
+    DIR* d = ::opendir(sub.c_str());
+    if (!d) return 0;
+    pid_t found = 0;
+    while (struct dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        proc::Owner o = read_owner_file(cat(sub, "/", e->d_name));
+        if (o.pid && proc::alive(o)) {
+            found = o.pid;
+            break;
+        }
+    }
+    ::closedir(d);
+    return found;
 }
 
 std::string first_line(const std::string& path) {
@@ -166,8 +186,11 @@ Result<Leftover> collect_locked(const std::string& root, std::string_view name) 
     if (o.pid == 0) return l;
     l.owner_alive = proc::alive(o);
     if (l.owner_alive) return l;
-    // The supervisor is gone; the container may not be.
-    l.running = proc::one_in_cgroup(first_line(path + "/cgroup"));
+    // The supervisor is gone; the container may not be, nor the other
+    // supervisors of its chain, which are ending (they die with their
+    // parents) and still hold host objects.
+    l.running = live_supervisor(path);
+    if (!l.running) l.running = proc::one_in_cgroup(first_line(path + "/cgroup"));
     if (!l.running) l.running = proc::one_in_netns(first_line(path + "/netns"));
     if (l.running) return l;
     TRY(remove_tree(path));
@@ -182,7 +205,8 @@ Error refusal(const std::string& path, const Leftover& l) {
             .with_hint("choose another KAGO_NAME, or stop that container first");
     if (l.running)
         return sys_error(cat("container '", l.name, "': its supervisor (pid ", l.owner, ") is gone but its process ",
-                             l.running, " still runs"))
+                             l.running, " still runs, ", proc::kEndingMs / 1000, " s later (state directory ",
+                             path, ")"))
             .with_hint(cat("nothing of it was removed; stop process ", l.running, ", then start again"));
     return sys_error(cat("state directory ", path))
         .with_hint(cat("it names no owner (made by an older kago?); remove it if no container named '", l.name,
@@ -290,14 +314,28 @@ Result<StateDir> StateDir::acquire(std::string_view name) {
         return e;
     };
     if (auto w = write_file_in(tmp, "owner", cat(me.pid, " ", me.start)); !w) return undo(w.error());
-    auto lock = TRY(lock_root(root));
-    for (int attempt = 0;; ++attempt) {
+    auto lock = lock_root(root);
+    if (!lock) return undo(lock.error());
+    // A chain whose supervisor was just killed is still ending (its
+    // programs die with their parents and clean up): wait for its
+    // processes, a bounded time, with the lock released meanwhile.
+    int64_t deadline = proc::monotonic_ms() + proc::kEndingMs;
+    for (int removed = 0;;) {
         if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, d.path_.c_str(), RENAME_NOREPLACE) == 0) break;
-        if ((errno != EEXIST && errno != ENOTEMPTY) || attempt > 0)
+        if ((errno != EEXIST && errno != ENOTEMPTY) || removed > 0)
             return undo(sys_error(cat("rename ", tmp, " to ", d.path_)));
         auto left = collect_locked(root, name);
         if (!left) return undo(left.error());
-        if (!left->removed) return undo(refusal(d.path_, *left));
+        if (left->removed) {
+            ++removed;
+            continue;
+        }
+        if (left->owner_alive || !left->running || proc::monotonic_ms() >= deadline)
+            return undo(refusal(d.path_, *left));
+        lock->reset();
+        (void)proc::wait_ended(left->running, deadline);
+        lock = lock_root(root);
+        if (!lock) return undo(lock.error());
     }
     d.owned_ = true;
     d.owner_ = ::getpid();
@@ -313,6 +351,16 @@ Status StateDir::write(std::string_view file, std::string_view value) const {
     auto slash = target.rfind('/');
     if (slash != std::string::npos && slash > path_.size()) TRY(sys::mkdir_p(target.substr(0, slash), 0700));
     return write_file_in(path_, file, value);
+}
+
+Status StateDir::enlist(std::string_view program, pid_t pid) const {
+    proc::Owner who = proc::self();
+    if (pid > 0 && pid != who.pid) {
+        auto st = proc::read_stat(pid);
+        if (!st) return std::move(st).error();
+        who = proc::Owner{pid, st->start};
+    }
+    return write(cat("supervisors/", program, ".", who.pid), cat(who.pid, " ", who.start));
 }
 
 Status StateDir::remove() {

@@ -31,7 +31,10 @@ std::string runtime_root();
 // ("PID START" of the creator, see proc::Owner), renamed to ROOT/NAME
 // without replacing anything. A directory of that name whose owner is gone
 // is a leftover of a killed chain: acquire() removes it first (collect()),
-// unless a process of that container still runs.
+// unless a process of that container still runs. A chain whose first
+// program was just killed is still ending (PR_SET_PDEATHSIG reaches the
+// programs below, which clean up): acquire() waits for its processes, up
+// to proc::kEndingMs, before it refuses.
 class StateDir {
   public:
     StateDir() = default;
@@ -49,6 +52,12 @@ class StateDir {
     bool owned() const { return owned_; }
     // Write FILE in the directory (one value, with a newline), atomically.
     Status write(std::string_view file, std::string_view value) const;
+    // A supervisor below the first program that holds host objects of its
+    // own (net-setup: its ports, its owner record) registers here as
+    // supervisors/PROGRAM.PID ("PID START"): while it runs, the container is
+    // not gone, even when the directory's owner is.
+    // A helper it runs (pasta) enlists the same way, with its pid.
+    Status enlist(std::string_view program, pid_t pid = 0) const;
     // Remove the directory now (if owned).
     Status remove();
     // Keep it: ownership ends without removal.
@@ -76,10 +85,11 @@ struct Leftover {
 
 // The state directory of container `name` in runtime_root(), if any: its
 // owner, whether it still runs, and whether one of the container's
-// processes does (in the cgroup or network namespace that its files
-// `cgroup` and `netns` name). Removed when its owner is dead and nothing
-// of its container runs. A directory without an `owner` file is never
-// removed (owner 0, not alive: the caller says so).
+// processes does (a supervisor enlisted in it, or a process in the cgroup
+// or network namespace that its files `cgroup` and `netns` name). Removed
+// when its owner is dead and nothing of its container runs. A directory
+// without an `owner` file is never removed (owner 0, not alive: the caller
+// says so).
 Result<Leftover> collect(std::string_view name);
 
 // collect() for every state directory in runtime_root(), and removal of the

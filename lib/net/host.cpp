@@ -247,25 +247,42 @@ pid_t still_running(const lease::Record& r) {
     return ns.empty() ? 0 : proc::one_in_netns(ns);
 }
 
-Result<Status> take_over(const std::string& name, uint64_t host_netns, nft::Nft* nft) {
-    for (const auto& r : TRY(lease::records())) {
-        if (r.name != name) continue;
-        lease::Owner o = r.owner();
-        if (lease::alive(o)) {
-            errno = EEXIST;
-            return Status(sys_error(cat("container '", name, "': already running (net-setup pid ", o.pid,
-                                        " owns its network)"))
-                              .with_hint("choose another KAGO_NAME, or stop that container first"));
+Result<Status> take_over(const std::string& name, uint64_t host_netns, nft::Nft* nft, lease::Lock* lock) {
+    int64_t deadline = proc::monotonic_ms() + proc::kEndingMs;
+    for (;;) {
+        pid_t ending = 0;  // a process of the old container that still runs
+        Status refuse;
+        for (const auto& r : TRY(lease::records())) {
+            if (r.name != name) continue;
+            lease::Owner o = r.owner();
+            std::string record = cat(lease::dir(), "/", name, ".owner");
+            if (lease::alive(o)) {
+                ending = o.pid;
+                errno = EEXIST;
+                refuse = sys_error(cat("container '", name, "': already running (net-setup pid ", o.pid,
+                                       " owns its network, ", record, ")"))
+                             .with_hint("choose another KAGO_NAME, or stop that container first");
+                break;
+            }
+            if (pid_t p = still_running(r)) {
+                ending = p;
+                errno = EBUSY;
+                refuse = sys_error(cat("container '", name, "': its net-setup (pid ", o.pid, ") is gone but process ",
+                                       p, " still runs in its network namespace (", record, ")"))
+                             .with_hint(cat("nothing of it was removed; stop process ", p, ", then start again"));
+                break;
+            }
+            TRY(teardown(r, host_netns, nullptr, nft));
         }
-        if (pid_t p = still_running(r)) {
-            errno = EBUSY;
-            return Status(sys_error(cat("container '", name, "': its net-setup (pid ", o.pid,
-                                        ") is gone but process ", p, " still runs in its network namespace"))
-                              .with_hint(cat("nothing of it was removed; stop process ", p, ", then start again")));
-        }
-        TRY(teardown(r, host_netns, nullptr, nft));
+        if (!ending) return Status();
+        // A chain killed a moment ago is still ending: its net-setup
+        // removes what it made, under the lease lock, which is released
+        // while we wait for it.
+        if (!lock || proc::monotonic_ms() >= deadline) return refuse;
+        lock->unlock();
+        (void)proc::wait_ended(ending, deadline);
+        *lock = TRY(lease::Lock::acquire());
     }
-    return Status();
 }
 
 Result<bool> free_veth_name(Rtnl& host, const std::string& veth, const std::string& name) {

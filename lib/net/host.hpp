@@ -114,7 +114,10 @@ pid_t still_running(const lease::Record& r);
 // mount, state directory), so that nothing of it is overwritten and lost.
 // The inner Status refuses, naming the pid, when its owner lives or a
 // process still runs in its namespace. Call it with the lease lock held.
-Result<Status> take_over(const std::string& name, uint64_t host_netns, nft::Nft* nft = nullptr);
+// With `lock` (that lock), a chain killed a moment ago, still ending, is
+// waited for, up to proc::kEndingMs, with the lock released meanwhile.
+Result<Status> take_over(const std::string& name, uint64_t host_netns, nft::Nft* nft = nullptr,
+                         lease::Lock* lock = nullptr);
 
 // Tear down every container whose owner process is gone, its rules
 // included (teardown() reads them from the record). With `thorough`

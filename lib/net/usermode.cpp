@@ -2,12 +2,17 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include "core/exec.hpp"
 #include "core/parse.hpp"
@@ -37,8 +42,10 @@ UniqueFd open_high(const char* path, int flags, mode_t mode = 0) {
 
 // fork + exec argv with /dev/null on 0 and 1 and the log on 2; the child
 // keeps `keep_fd` open too, and nothing else of ours (every descriptor we
-// open is close-on-exec). Returns the pid.
+// open is close-on-exec). It dies with us (PR_SET_PDEATHSIG, SIGKILL): a
+// helper must not outlive a supervisor that was killed. Returns the pid.
 Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd, const std::string& log) {
+    pid_t parent = ::getpid();
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -60,6 +67,7 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd, const std
                                        ::dup2(devnull.get(), 1);
                                    }
                                    if (logfd) ::dup2(logfd.get(), 2);
+                                   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) _exit(127);
                                    ::execv(args[0], args.data());
                                    _exit(127);
                                }
@@ -101,7 +109,8 @@ std::string pasta_port(const Publish& p) {
 
 std::vector<std::string> pasta_argv(const Helper& h, pid_t target, const std::vector<Publish>& publish,
                                     uint32_t mtu, const std::string& pidfile) {
-    std::vector<std::string> a = {h.path, "--config-net", "--quiet", "--pid", pidfile};
+    // In the foreground, as our child: it dies with us (see spawn()).
+    std::vector<std::string> a = {h.path, "--config-net", "--quiet", "--pid", pidfile, "--foreground"};
     std::string tcp, udp;
     for (const auto& p : publish) {
         std::string& spec = p.proto == IPPROTO_TCP ? tcp : udp;
@@ -141,7 +150,7 @@ std::string by_hand(const Helper& h, const std::vector<Publish>& publish, uint32
         // Our command line without --quiet, --pid and the target, which is gone.
         std::vector<std::string> a = pasta_argv(h, 0, publish, mtu, "");
         std::vector<std::string> line = {a[0], a[1]};
-        line.insert(line.end(), a.begin() + 5, a.end() - 1);
+        line.insert(line.end(), a.begin() + 6, a.end() - 1);
         line.insert(line.end(), {"--", "true"});
         return shell_line(line);
     }
@@ -219,7 +228,7 @@ Status slirp_api(const std::string& sock, const std::string& request) {
 }  // namespace
 
 Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>& publish, uint32_t mtu,
-                      const std::string& work_dir) {
+                      const std::string& work_dir, const std::function<void(pid_t)>& spawned) {
     Running run;
     if (h.name == "pasta") {
         std::string pidfile = cat(work_dir, "/pasta.pid");
@@ -227,19 +236,36 @@ Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>&
         std::string log = cat(work_dir, "/pasta.log");
         pid_t pid = TRY(spawn(argv, -1, log));
         if (trace::dry_run()) return run;
-        int ws = 0;
-        while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+        if (spawned) spawned(pid);
+        // Ready once it has written its pid file (in the foreground, it
+        // stays and writes it when the namespace is configured); failed
+        // when it exits first.
+        UniqueFd watch(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+        if (watch) (void)::inotify_add_watch(watch.get(), work_dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO);
+        UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+        for (;;) {
+            auto text = sys::read_file(pidfile.c_str());
+            if (text && text->find('\n') != std::string::npos) {
+                auto p = parse::u64(std::string_view(*text).substr(0, text->find('\n')), "pid");
+                if (p && pid_t(*p) == pid) break;
+            }
+            int ws = 0;
+            pid_t w = ::waitpid(pid, &ws, WNOHANG);
+            if (w == pid || (w < 0 && errno != EINTR))
+                return helper_failed(h, publish, mtu,
+                                     w != pid ? cat("pasta: waitpid: ", strerror(errno))
+                                     : cat("pasta failed (", WIFEXITED(ws) ? cat("exit status ", WEXITSTATUS(ws))
+                                                                           : cat("signal ", WTERMSIG(ws)), ")"),
+                                     log);
+            struct pollfd fds[2] = {{watch.get(), POLLIN, 0}, {exited.get(), POLLIN, 0}};
+            // Without inotify or pidfd, a short poll instead.
+            int n = ::poll(fds, 2, watch && exited ? -1 : 10);
+            if (n < 0 && errno != EINTR) return sys_error("poll for pasta to be ready");
+            char buf[4096];
+            while (watch && ::read(watch.get(), buf, sizeof buf) > 0) {
+            }
         }
-        if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
-            return helper_failed(h, publish, mtu,
-                                 cat("pasta failed (", WIFEXITED(ws) ? cat("exit status ", WEXITSTATUS(ws))
-                                                                     : cat("signal ", WTERMSIG(ws)), ")"),
-                                 log);
-        auto text = sys::read_file(pidfile.c_str());
-        if (text) {
-            auto p = parse::u64(std::string_view(*text).substr(0, text->find('\n')), "pid");
-            if (p) run.pid = pid_t(*p);
-        }
+        run.pid = pid;
         ::unlink(pidfile.c_str());
         return run;
     }
@@ -263,6 +289,7 @@ Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>&
     }
     run.pid = *pid;
     if (trace::dry_run()) return run;
+    if (spawned) spawned(run.pid);
     ready_w.reset();
     exit_r.reset();
     char c;

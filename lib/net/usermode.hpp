@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,17 +45,20 @@ std::string mode_string(mode_t mode);
 std::string slirp_hostfwd_request(const Publish& p);
 
 // Run the helper and wait until it has configured the namespace.
-//  pasta: runs in the background once ready; returns its pid (from the
-//  pid file).
+//  pasta: stays a child of ours (--foreground), ready when it has written
+//  its pid file; returns its pid.
 //  slirp4netns: stays a child of ours; ready when it writes to ready_fd;
 //  the port forwards are then added through its API socket. It exits when
 //  exit_fd (kept open by us) closes.
+// Both die with us (PR_SET_PDEATHSIG, SIGKILL), even when we are killed.
 struct Running {
     pid_t pid = -1;
     int exit_fd = -1;  // slirp4netns: the write end we close to stop it
 };
+// `spawned` is told the helper's pid as soon as it exists, before it is
+// ready (it may hold the ports already).
 Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>& publish, uint32_t mtu,
-                      const std::string& work_dir);
+                      const std::string& work_dir, const std::function<void(pid_t)>& spawned = {});
 // Stop it (SIGTERM; for slirp4netns also closes exit_fd) and reap it if it is our child.
 void stop(Running& r);
 

@@ -14,6 +14,7 @@ setup_file() {
 teardown_file() {
     # Whatever a failed test left: its processes, then its host objects.
     pkill -9 -fx "sleep 609[0-9]" 2>/dev/null || true
+    pkill -9 -f "^/usr/bin/pasta .*/gcu1/" 2>/dev/null || true
     sleep 0.2
     net-setup --gc >/dev/null 2>&1 || true
     rm -rf "$GC_DIR"
@@ -100,10 +101,12 @@ wait_netns() {
     sleep 0.3
     left=$(pgrep -fx "sleep 6094")
     [ -n "$left" ]
+    # (after waiting a few seconds for it, in case its chain was ending)
     run env KAGO_NAME=gcn4 net-setup --veth --bridge brgc4 --subnet 10.203.4.0/24 -- true
     assert_failure 125
     assert_output --partial "still runs"
     assert_output --partial "$left"
+    assert_output --partial "/run/kago/gcn4"
     run net-setup --gc
     assert_success
     [ -e /run/netns/kago-gcn4 ] && [ -e /run/kago/gcn4 ] && [ -e /run/kago/leases/gcn4.owner ]
@@ -115,6 +118,101 @@ wait_netns() {
     run bash -c "$KAGO_GONE; net_leftovers gcn4 brgc4"
     assert_output ""
     ! nft list table inet kago 2>/dev/null | grep -q "kago gcn4 "
+}
+
+@test "kill -9 of cg-limit, then at once a same-name chain: it waits for the killed chain to end, and starts" {
+    # The killed chain is still ending when the next one starts: net-setup
+    # (SIGTERM from PR_SET_PDEATHSIG) kills its command and removes its
+    # network; its detached process deletes the veth.
+    local chain=(cg-limit --pids 64 -- net-setup --veth --bridge brgc5 --subnet 10.203.5.0/24 --nat
+                 --publish 127.0.0.1:18935:80 -- unshare-run --pid --mount-proc --)
+    KAGO_NAME=gcn5 "${chain[@]}" sh -c 'sleep 6095 & wait' &
+    outer=$!
+    wait_netns gcn5
+    kill -9 "$outer"
+    run env KAGO_NAME=gcn5 "${chain[@]}" cat /proc/self/cgroup
+    assert_success
+    assert_output --partial "/gcn5"
+    wait "$outer" || true
+    ! pgrep -fx "sleep 6095"
+    run bash -c "$KAGO_GONE; net_leftovers gcn5 brgc5"
+    assert_output ""
+    [ -z "$(find /sys/fs/cgroup -maxdepth 6 -type d -path '*/kago/gcn5*')" ]
+}
+
+@test "kill -9 of unshare-run above net-setup, then at once a same-name chain: it waits for net-setup's cleanup (its ports) and starts" {
+    local chain=(unshare-run --uts -- net-setup --veth --bridge brgc6 --subnet 10.203.6.0/24 --nat
+                 --publish 127.0.0.1:18936:80 -- unshare-run --pid --mount-proc --)
+    KAGO_NAME=gcn6 "${chain[@]}" sh -c 'sleep 6096 & wait' &
+    outer=$!
+    wait_netns gcn6
+    kill -9 "$outer"
+    run env KAGO_NAME=gcn6 "${chain[@]}" true
+    assert_success
+    wait "$outer" || true
+    ! pgrep -fx "sleep 6096"
+    run bash -c "$KAGO_GONE; net_leftovers gcn6 brgc6"
+    assert_output ""
+}
+
+@test "net-setup's take-over waits for an ending container's last process, then removes its network" {
+    # The old container keeps a process in its namespace for a moment
+    # after its net-setup was killed. The new start is given a state
+    # directory of its own (KAGO_STATE_DIR), so that only net-setup's
+    # owner record meets the old one.
+    KAGO_NAME=gcn7 net-setup --veth --bridge brgc7 --subnet 10.203.7.0/24 --nat -- \
+        sh -c "(while [ ! -e $BATS_TEST_TMPDIR/killed ]; do sleep 0.05; done; sleep 0.5) & exec sleep 6097" &
+    old=$(supervisor_of gcn7)
+    wait_netns gcn7
+    kill -9 "$old"
+    touch "$BATS_TEST_TMPDIR/killed"
+    mkdir "$BATS_TEST_TMPDIR/sd"
+    run env KAGO_NAME=gcn7 KAGO_STATE_DIR="$BATS_TEST_TMPDIR/sd" \
+        net-setup --veth --bridge brgc7 --subnet 10.203.7.0/24 --nat -- true
+    assert_success
+    wait || true
+    run net-setup --gc
+    run bash -c "$KAGO_GONE; net_leftovers gcn7 brgc7"
+    assert_output ""
+    ! nft list table inet kago 2>/dev/null | grep -q "kago gcn7 "
+}
+
+# net-setup --user-mode as user 65534 in a network and mount namespace of
+# the test's own, with a default route and a 0666 tun node for pasta.
+as_nobody_ns() {
+    unshare --net --mount --propagation private -- bash -euc '
+        ip link set lo up
+        ip link add kggc0 type veth peer name kggc1
+        ip addr add 10.203.99.1/24 dev kggc0; ip link set kggc0 up; ip link set kggc1 up
+        ip route add default via 10.203.99.2
+        t=$(mktemp -u /tmp/kggc-tun.XXXXXX); mknod $t c 10 200; chmod 666 $t; mount --bind $t /dev/net/tun; rm -f $t
+        exec setpriv --reuid=65534 --regid=65534 --clear-groups -- \
+            env -i PATH="$KAGO_BIN:/usr/sbin:/usr/bin:/sbin:/bin" HOME=/tmp bash -euc "$1"' x "$1"
+}
+
+@test "rootless: kill -9 of net-setup --user-mode, then at once a same-name chain: pasta died with it, and the ports are free" {
+    require_userns
+    command -v pasta >/dev/null || skip "pasta is not installed (make deps)"
+    run as_nobody_ns '
+        chain() { KAGO_NAME=gcu1 exec net-setup --user-mode --publish 127.0.0.1:18941:80 -- \
+                  unshare-run --user --map-root --pid --mount-proc -- "$@"; }
+        for round in 1 2 3; do
+            chain sh -c "sleep 6098 & wait" &
+            S=$!
+            for i in $(seq 200); do pgrep -fx "sleep 6098" >/dev/null && break; sleep 0.05; done
+            pgrep -fx "sleep 6098" >/dev/null || { echo NOT-STARTED; exit 1; }
+            kill -9 $S
+            (chain true) || echo "REFUSED in round $round"
+            wait $S || true
+            for i in $(seq 40); do pgrep -f "^/usr/bin/pasta.*gcu1" >/dev/null || break; sleep 0.05; done
+            pgrep -af "^/usr/bin/pasta.*gcu1" && echo LEFT-PASTA
+            pgrep -fx "sleep 6098" && echo LEFT-SLEEP
+        done
+        ls /tmp/kago-65534/gcu1 2>/dev/null && echo LEFT-STATE
+        echo done'
+    refute_output --partial REFUSED
+    refute_output --partial LEFT-
+    assert_output --partial done
 }
 
 @test "the packed runner killed with SIGKILL during its first extraction: the next run leaves one complete entry and no temporary directory" {
@@ -179,4 +277,31 @@ killed_state_dir() {
     run env KAGO_NAME=gcs3 unshare-run --uts -- cat /run/kago/gcs3/pid
     assert_success
     [ ! -e /run/kago/gcs3 ]
+}
+
+@test "cg-limit --gc thaws a v1 freezer cgroup that a killed cg-limit left FROZEN; its processes end and it is removed" {
+    [ -d /sys/fs/cgroup/freezer ] || skip "no cgroup v1 freezer hierarchy here"
+    cg-limit --pids 64 -- sleep 6099 &
+    local outer=$! p i
+    for i in $(seq 100); do p=$(pgrep -fx "sleep 6099") && break; sleep 0.05; done
+    [ -n "$p" ]
+    local rel dir
+    rel=$(awk -F: '$2 == "freezer" {print $3}' "/proc/$p/cgroup")
+    dir=/sys/fs/cgroup/freezer$rel
+    [[ "$rel" == */kago/* ]] || skip "cg-limit does not use the v1 freezer here ($rel)"
+    # What a SIGKILL between cg-limit's freeze and its thaw leaves.
+    echo FROZEN >"$dir/freezer.state"
+    kill -9 "$outer"
+    wait "$outer" || true
+    sleep 0.3
+    pgrep -fx "sleep 6099"  # frozen: its PR_SET_PDEATHSIG SIGKILL cannot end it
+    run cg-limit --gc
+    assert_success
+    for i in $(seq 40); do pgrep -fx "sleep 6099" >/dev/null || break; sleep 0.05; done
+    if pgrep -fx "sleep 6099" >/dev/null; then
+        echo THAWED >"$dir/freezer.state"  # for the next tests
+        fail "the frozen leftover's process still runs after cg-limit --gc"
+    fi
+    run cg-limit --gc
+    [ ! -e "$dir" ]
 }

@@ -424,6 +424,25 @@ TEST(State, OwnedDirectoryIsRemovedOnDestruction) {
     ASSERT_TRUE(state::remove_tree(root));
 }
 
+// A supervisor below the first program enlists in the state directory, so
+// that a same-name start waits for it (issue 17).
+TEST(State, EnlistWritesPidAndStartTime) {
+    char root[] = "/tmp/kago-core-enlist-XXXXXX";
+    ASSERT_NE(mkdtemp(root), nullptr);
+    setenv("KAGO_STATE_DIR", root, 1);
+    {
+        auto d = state::StateDir::acquire("box");
+        ASSERT_TRUE(d);
+        ASSERT_TRUE(d->enlist("net-setup"));
+        proc::Owner me = proc::self();
+        EXPECT_EQ(*sys::read_file((std::string(root) + "/supervisors/net-setup." + std::to_string(getpid())).c_str()),
+                  std::to_string(me.pid) + " " + std::to_string(me.start) + "\n");
+        EXPECT_FALSE(d->enlist("pasta", 0x7ffffff0)) << "no such process: nothing to enlist";
+    }
+    unsetenv("KAGO_STATE_DIR");
+    ASSERT_TRUE(state::remove_tree(root));
+}
+
 TEST(State, RemoveTreeDoesNotFollowSymlinks) {
     char dir[] = "/tmp/kago-core-rt-XXXXXX";
     char outside[] = "/tmp/kago-core-out-XXXXXX";
@@ -542,6 +561,29 @@ TEST(Proc, PostWakesWaitWhileInAChildSharingOurMemory) {
     int ws = 0;
     ASSERT_EQ(::waitpid(pid, &ws, 0), pid);
     EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+}
+
+TEST(Proc, WaitEndedReturnsWhenTheProcessExitsOrAtTheDeadline) {
+    pid_t quick = fork();
+    if (quick == 0) {
+        usleep(100 * 1000);
+        _exit(0);
+    }
+    ASSERT_GT(quick, 0);
+    // A zombie counts as ended: nobody has reaped it yet.
+    EXPECT_TRUE(proc::wait_ended(quick, proc::monotonic_ms() + 10000));
+    ASSERT_EQ(waitpid(quick, nullptr, 0), quick);
+    EXPECT_TRUE(proc::wait_ended(quick, proc::monotonic_ms() + 10000)) << "gone: at once";
+    pid_t slow = fork();
+    if (slow == 0) {
+        pause();
+        _exit(0);
+    }
+    ASSERT_GT(slow, 0);
+    EXPECT_FALSE(proc::wait_ended(slow, proc::monotonic_ms() + 50));
+    EXPECT_FALSE(proc::wait_ended(slow, proc::monotonic_ms() - 1)) << "a deadline that has passed";
+    kill(slow, SIGKILL);
+    ASSERT_EQ(waitpid(slow, nullptr, 0), slow);
 }
 
 TEST(Proc, ExitLikeReRaisesTheSignal) {
