@@ -9,6 +9,7 @@
 
 #include <cstdio>
 
+#include "core/child.hpp"
 #include "core/exec.hpp"
 #include "core/parse.hpp"
 #include "core/sys.hpp"
@@ -39,17 +40,15 @@ UniqueFd open_high(const char* path, int flags, mode_t mode = 0) {
 // keeps `keep_fd` open too, and nothing else of ours (every descriptor we
 // open is close-on-exec). Returns the pid.
 Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd, const std::string& log) {
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
+    child::Exec exec(argv, -1);
     // Opened here, close-on-exec: the child only places them. Its messages
     // would be noise on the container's terminal.
     UniqueFd devnull = open_high("/dev/null", O_RDWR);
     UniqueFd logfd = open_high(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     long pid = trace::call([&] { return cat("fork() + execve(", trace::quote(argv[0]), ", ", describe_argv(argv), ")"); },
                            [&]() -> long {
-                               pid_t p = ::fork();
-                               if (p == 0) {
+                               long p = child::start(0);
+                               if (p == 0) {  // after clone (core/child.hpp)
                                    sigset_t none;
                                    sigemptyset(&none);
                                    sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -60,8 +59,7 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd, const std
                                        ::dup2(devnull.get(), 1);
                                    }
                                    if (logfd) ::dup2(logfd.get(), 2);
-                                   ::execv(args[0], args.data());
-                                   _exit(127);
+                                   child::exec_or_exit(exec, -1);
                                }
                                return p;
                            }, 1);
