@@ -99,8 +99,10 @@ long do_pdeathsig(void*) { return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); }
             _exit(125);
         }
     }
-    if (trace::verbose()) trace::emit(p.trace_lines[step]);
-    child::exec_or_exit(p.exec, p.error_fd);
+    child::OnFailure on;
+    on.report = p.error_fd;
+    on.trace = p.trace_lines[step].c_str();
+    child::exec_or_exit(p.exec, on);
 }
 
 std::vector<std::string> step_lines(const SpawnRequest& req, std::vector<std::string>* what) {

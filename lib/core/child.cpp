@@ -190,10 +190,19 @@ int exec(const Exec& e) {
     return exec_search(e.argv.data(), envp);
 }
 
-void exec_or_exit(const Exec& e, int report) {
+void exec_or_exit(const Exec& e, const OnFailure& f) {
+    if (f.trace && trace::verbose()) trace::emit(f.trace);
     int err = exec(e);
     int code = exit_code_for_exec_error(err);
-    if (report >= 0) (void)send(report, Kind::exec_failed, -1, err, code);
+    if (f.trace && trace::verbose()) trace::emit_result(f.trace, -1, err);
+    if (f.failed) *f.failed = err;
+    if (f.report >= 0) (void)send(f.report, Kind::exec_failed, -1, err, code);
+    if (f.message) {
+        const char* why = strerrordesc_np(err);
+        (void)!::write(2, f.message, strlen(f.message));
+        (void)!::write(2, why, strlen(why));
+        (void)!::write(2, "\n", 1);
+    }
     _exit(code);
 }
 

@@ -144,9 +144,17 @@ struct Exec {
 // failure, with the errno. Async-signal-safe: usable after clone.
 int exec(const Exec& e);
 
-// After clone: exec, and on failure send Kind::exec_failed on `report`
-// (when >= 0) and _exit with exit_code_for_exec_error().
-[[noreturn]] void exec_or_exit(const Exec& e, int report);
+// What a child does when its exec fails, besides leaving with
+// exit_code_for_exec_error().
+struct OnFailure {
+    int report = -1;                  // send Kind::exec_failed here
+    const char* trace = nullptr;      // with -v: traced before the exec, and its result after
+    volatile int* failed = nullptr;   // the errno, for a CLONE_VFORK parent that traces it
+    const char* message = nullptr;    // "PROGRAM: CMD: ", written to stderr with the reason
+};
+// After clone: exec, or say so as `f` asks and _exit with
+// exit_code_for_exec_error().
+[[noreturn]] void exec_or_exit(const Exec& e, const OnFailure& f = {});
 
 // --- signals -------------------------------------------------------------------
 

@@ -22,14 +22,11 @@ int EarlyChild::main(void* arg) {
     if (self->spread_) ::sched_setaffinity(0, sizeof self->cpus_, &self->cpus_);  // the command's own
     self->gate_.keep_in_child();
     ::sigprocmask(SIG_SETMASK, &self->mask_, nullptr);
-    int e = child::exec(self->exec_);
     // No report channel: the supervisor sees the exit status; the message
     // is ours to write.
-    const char* why = strerrordesc_np(e);
-    (void)!::write(2, self->failure_.data(), self->failure_.size());
-    (void)!::write(2, why, strlen(why));
-    (void)!::write(2, "\n", 1);
-    _exit(child::exit_code_for_exec_error(e));
+    child::OnFailure on;
+    on.message = self->failure_.c_str();
+    child::exec_or_exit(self->exec_, on);
 }
 
 Status EarlyChild::start(Make make, const void* arg) {

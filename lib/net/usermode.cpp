@@ -59,7 +59,7 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd, const std
                                        ::dup2(devnull.get(), 1);
                                    }
                                    if (logfd) ::dup2(logfd.get(), 2);
-                                   child::exec_or_exit(exec, -1);
+                                   child::exec_or_exit(exec);
                                }
                                return p;
                            }, 1);

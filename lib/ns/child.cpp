@@ -269,13 +269,11 @@ long run_step(void* arg) {
             _exit(125);
         }
     }
-    bool verbose = trace::verbose() && !failed;
-    if (verbose) trace::emit(plan.exec_text());
-    int err = child::exec(cmd);
-    if (verbose) trace::emit_result(plan.exec_text(), -1, err);
-    if (failed) *failed = err;
-    child::send(report_fd, Kind::exec_failed, -1, err, exit_code_for_exec_error(err));
-    _exit(exit_code_for_exec_error(err));
+    child::OnFailure on;
+    on.report = report_fd;
+    on.trace = failed ? nullptr : plan.exec_text().c_str();
+    on.failed = failed;
+    child::exec_or_exit(cmd, on);
 }
 
 // The init outlives the set-up as a process of the container: from here on
@@ -463,7 +461,7 @@ Outcome Child::finish(const ChildPlan& plan, int wstatus) {
             o.wstatus = r.status;
         } else if (r.kind == Kind::exec_failed) {
             o.error = Error{r.err, plan.command()->argv[0], ""};
-            o.code = exit_code_for_exec_error(r.err);
+            o.code = r.status;  // decided by the child (core/child)
         } else if (r.kind == Kind::console_failed) {
             o.error = Error{r.err, console::step_what(r.step), ""};
             if (const char* h = console::step_hint(r.step)) o.error->hint = h;

@@ -135,7 +135,7 @@ int run_exec(const std::vector<std::string>& args, char* const* envp, child::Mes
         ch->parent.reset();
         int null = ::open("/dev/null", O_WRONLY);
         ::dup2(null, 1);
-        child::exec_or_exit(e, ch->child.get());
+        child::exec_or_exit(e, child::OnFailure{.report = ch->child.get()});
     }
     ch->child.reset();
     int ws = wait_for(static_cast<pid_t>(pid));
