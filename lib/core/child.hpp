@@ -42,6 +42,10 @@
 //     with _exit: 125 for a failed step, exit_code_for_exec_error() for a
 //     failed exec (127 not found, 126 found but not runnable).
 //
+// A child that goes on as the program itself (cap-drop --new-session's:
+// a fork of a process with one thread, whose parent only waits) is a whole
+// copy of it, and these rules do not apply to it.
+//
 // The code that runs after the clone is marked "after clone" in this file
 // and in its users.
 #pragma once
