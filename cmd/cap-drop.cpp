@@ -24,14 +24,47 @@ void print(const std::string& text) {
 }
 
 // --show [PID]: the PID is the first word after the options.
-int show(const std::vector<std::string>& args, bool as_json) {
+kago::Result<int> show(const std::vector<std::string>& args, bool as_json) {
     if (args.size() > 1) cli::usage_error("--show takes at most one PID");
     std::string pid = args.empty() ? "self" : args[0];
     if (pid != "self" && pid.find_first_not_of("0123456789") != std::string::npos)
         cli::usage_error(kago::cat("--show: '", pid, "' is not a PID"));
-    auto state = cli::value_or_die(caps::inspect(pid));
+    auto state = TRY(caps::inspect(pid));
     print(as_json ? caps::format_json(state) + "\n" : caps::format_table(state));
     return 0;
+}
+
+struct Flags {
+    std::vector<int> keep_fds;
+    bool keep_env = false, print_profile = false, show_state = false, as_json = false, new_session = false;
+};
+
+kago::Result<int> run(const caps::Options& o, const Flags& f, const cli::Common& common) {
+    if (f.show_state) return show(common.command, f.as_json);
+    if (f.as_json) cli::usage_error("--json needs --show");
+
+    // Everything the user gave is checked before anything changes.
+    caps::Policy policy = TRY(caps::build_policy(o));
+    if (f.print_profile) {
+        print(policy.profile ? caps::describe(*policy.profile)
+                             : kago::cat("# seccomp profile: none (", o.seccomp, ")\n"));
+        return 0;
+    }
+    auto next = TRY(kago::prepare_exec(common.command));
+    if (!next.program.valid() && next.argv[0] == "cap-drop") {
+        // After pivot_root our own directory is out of reach, but we are
+        // still here: `cap-drop ... -- cap-drop --show` shows the result.
+        next.program.reset(::open("/proc/self/exe", O_PATH | O_CLOEXEC));
+        if (next.program.valid()) next.program_path = "/proc/self/exe";
+    }
+    TRY(kago::fds::keep_only(f.keep_fds));
+    TRY(caps::apply(policy));
+    if (f.new_session) {
+        // Only a process group leader forks: this parent waits and leaves like its child.
+        if (auto ws = TRY(caps::new_session())) kago::proc::exit_like(*ws);
+    }
+    if (!f.keep_env) caps::set_user_env(policy);
+    cli::exec_command(next, !f.keep_env);
 }
 
 }  // namespace
@@ -43,8 +76,7 @@ int main(int argc, char** argv) {
     cli::Common common;
     cli::setup(app, common, "[--] [COMMAND [ARG...]]\n       cap-drop --show [--json] [PID]");
     caps::Options o;
-    std::vector<int> keep_fds;
-    bool keep_env = false, print_profile = false, show_state = false, as_json = false, new_session = false;
+    Flags f;
     app.add_option("--drop", o.drop,
                    "Drop these capabilities (comma-separated names, or 'all') from Docker's default set, which is kept "
                    "without --drop and --keep")
@@ -68,42 +100,17 @@ int main(int argc, char** argv) {
     app.add_option("--seccomp", o.seccomp, "Seccomp filter: 'default' (built in), an OCI/Docker JSON profile FILE, or 'none' (default)")
         ->type_name("default|FILE|none");
     app.add_flag("--seccomp-log", o.seccomp_log, "Learning mode: log the calls the profile would block instead of blocking them");
-    app.add_flag("--print-profile", print_profile, "Print the effective seccomp rules and exit");
-    app.add_flag("--keep-env", keep_env, "Keep the KAGO_ variables, and do not set HOME, USER and LOGNAME");
-    app.add_flag("--new-session", new_session,
+    app.add_flag("--print-profile", f.print_profile, "Print the effective seccomp rules and exit");
+    app.add_flag("--keep-env", f.keep_env, "Keep the KAGO_ variables, and do not set HOME, USER and LOGNAME");
+    app.add_flag("--new-session", f.new_session,
                  "Start a new session (setsid): the command has no controlling terminal to push input into");
-    app.add_option("--keep-fd", keep_fds, "Leave descriptor N open for the command (repeatable); all others above 2 are closed")
+    app.add_option("--keep-fd", f.keep_fds, "Leave descriptor N open for the command (repeatable); all others above 2 are closed")
         ->type_name("N")->check(cli::descriptor());
-    app.add_flag("--show", show_state, "Print the isolation state of PID (default: this process) and exit");
-    app.add_flag("--json", as_json, "With --show: print JSON");
+    app.add_flag("--show", f.show_state, "Print the isolation state of PID (default: this process) and exit");
+    app.add_flag("--json", f.as_json, "With --show: print JSON");
     if (auto code = cli::parse(app, common, argc, argv)) return *code;
 
-    if (show_state) return show(common.command, as_json);
-    if (as_json) cli::usage_error("--json needs --show");
-
-    // Everything the user gave is checked before anything changes.
-    caps::Policy policy = cli::value_or_die(caps::build_policy(o));
-    if (print_profile) {
-        if (!policy.profile) {
-            print(kago::cat("# seccomp profile: none (", o.seccomp, ")\n"));
-            return 0;
-        }
-        print(caps::describe(*policy.profile));
-        return 0;
-    }
-    auto next = cli::value_or_die(kago::prepare_exec(common.command));
-    if (!next.program.valid() && next.argv[0] == "cap-drop") {
-        // After pivot_root our own directory is out of reach, but we are
-        // still here: `cap-drop ... -- cap-drop --show` shows the result.
-        next.program.reset(::open("/proc/self/exe", O_PATH | O_CLOEXEC));
-        if (next.program.valid()) next.program_path = "/proc/self/exe";
-    }
-    cli::check_or_die(kago::fds::keep_only(keep_fds));
-    cli::check_or_die(caps::apply(policy));
-    if (new_session) {
-        // Only a process group leader forks: this parent waits and leaves like its child.
-        if (auto ws = cli::value_or_die(caps::new_session())) kago::proc::exit_like(*ws);
-    }
-    if (!keep_env) caps::set_user_env(policy);
-    cli::exec_command(next, !keep_env);
+    auto code = run(o, f, common);
+    if (!code) cli::die(code.error());
+    return *code;
 }

@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/child.hpp"
 #include "core/proc.hpp"
 #include "core/trace.hpp"
 
@@ -19,18 +20,20 @@ Result<std::optional<int>> new_session() {
     // from before the fork, so that the payload never sees it otherwise
     // (the child's exec makes the payload dumpable again).
     TRY(proc::undumpable());
-    proc::SignalBlock block;
-    pid_t child = static_cast<pid_t>(
-        trace::call([] { return std::string("fork()"); }, [] { return ::fork(); }));
-    if (child < 0) return sys_error("fork() to start a new session");
-    if (child == 0) {
+    child::SignalBlock block;
+    // The child goes on as the chain (it may allocate: fork, not CLONE_VM,
+    // and we have no other thread).
+    pid_t pid = static_cast<pid_t>(
+        trace::call([] { return std::string("fork()"); }, [] { return child::start(0); }));
+    if (pid < 0) return sys_error("fork() to start a new session");
+    if (pid == 0) {
         block.restore_in_child();
         if (trace::call([] { return std::string("setsid()"); }, [] { return ::setsid(); }) < 0)
             return sys_error("setsid() in the child");
         return std::optional<int>{};
     }
     ::syscall(SYS_close_range, 3u, ~0u, 0u);
-    return std::optional<int>{TRY(proc::supervise(child))};
+    return std::optional<int>{TRY(proc::supervise(pid))};
 }
 
 }  // namespace kago::caps

@@ -13,27 +13,8 @@
 #include "core/ready.hpp"
 #include "core/trace.hpp"
 
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
-#endif
-
 namespace kago::cgroup {
 namespace {
-
-// struct clone_args of linux/sched.h (CLONE_ARGS_SIZE_VER2).
-struct CloneArgs {
-    uint64_t flags;
-    uint64_t pidfd;
-    uint64_t child_tid;
-    uint64_t parent_tid;
-    uint64_t exit_signal;
-    uint64_t stack;
-    uint64_t stack_size;
-    uint64_t tls;
-    uint64_t set_tid;
-    uint64_t set_tid_size;
-    uint64_t cgroup;
-};
 
 const char* rlimit_constant(int resource) {
     switch (resource) {
@@ -59,15 +40,6 @@ const char* rlimit_constant(int resource) {
 
 std::string lim(uint64_t v) { return v == kMax ? "RLIM_INFINITY" : std::to_string(v); }
 
-// A failed step of console::attach() is reported as kConsoleStep - step.
-constexpr int kConsoleStep = -100;
-
-// What the child reports through the error pipe.
-struct ChildError {
-    int step;
-    int err;
-};
-
 // Everything the child needs, prepared by the parent.
 struct ChildPlan {
     const SpawnRequest* req;
@@ -75,17 +47,15 @@ struct ChildPlan {
     int error_fd;
     bool write_procs;  // v1, or clone3 unavailable
     std::vector<std::string> trace_lines;  // one per step
-    std::vector<char*> argv;
+    child::Exec exec;
     int ready_fd = -1;  // the chain's readiness gate, before a non-kago command
     int console_fd = -1;  // unshare-run --tty's socket, before a non-kago command
     // steps: 0 = PR_SET_PDEATHSIG, 1..n = procs, then rlimits, then exec
 };
 
-[[noreturn]] void child_fail(const ChildPlan& p, int step, int err, int code) {
-    ChildError ce{step, err};
-    ssize_t w = ::write(p.error_fd, &ce, sizeof ce);
-    (void)w;
-    _exit(code);
+[[noreturn]] void child_fail(const ChildPlan& p, int step, int err) {
+    child::send(p.error_fd, child::Kind::step_failed, step, err, 125);
+    _exit(125);
 }
 
 long write_zero(void* arg) {
@@ -103,36 +73,36 @@ long do_prlimit(void* arg) {
 
 long do_pdeathsig(void*) { return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); }
 
+// After clone (core/child.hpp): only the prepared plan.
 [[noreturn]] void run_child(const ChildPlan& p) {
     const SpawnRequest& req = *p.req;
     if (req.signals) req.signals->restore_in_child();
     size_t step = 0;
-    if (trace::call_prepared(p.trace_lines[step], do_pdeathsig, nullptr) != 0) child_fail(p, 0, errno, 125);
+    if (trace::call_prepared(p.trace_lines[step], do_pdeathsig, nullptr) != 0) child_fail(p, 0, errno);
     if (::getppid() != p.parent) _exit(125);  // the supervisor is already gone
     ++step;
     for (size_t i = 0; i < req.join->procs.size(); ++i, ++step) {
         if (!p.write_procs) continue;
         int fd = req.join->procs[i].get();
         if (trace::call_prepared(p.trace_lines[step], write_zero, &fd) != 0)
-            child_fail(p, static_cast<int>(step), errno, 125);
+            child_fail(p, static_cast<int>(step), errno);
     }
     for (size_t i = 0; i < req.rlimits.size(); ++i, ++step) {
         if (trace::call_prepared(p.trace_lines[step], do_prlimit, const_cast<Rlimit*>(&req.rlimits[i])) != 0)
-            child_fail(p, static_cast<int>(step), errno, 125);
+            child_fail(p, static_cast<int>(step), errno);
     }
-    const PreparedExec& e = *req.exec;
     if (p.ready_fd >= 0 && !ready::wait(p.ready_fd)) _exit(125);
     if (p.console_fd >= 0) {
         console::Failure f = console::attach(p.console_fd);
-        if (f.step >= 0) child_fail(p, kConsoleStep - f.step, f.err, 125);
+        if (f.step >= 0) {
+            child::send(p.error_fd, child::Kind::console_failed, f.step, f.err, 125);
+            _exit(125);
+        }
     }
-    if (trace::verbose()) trace::emit(p.trace_lines[step]);
-    if (e.program.valid())
-        ::syscall(SYS_execveat, e.program.get(), "", p.argv.data(), environ, AT_EMPTY_PATH);
-    else
-        ::execvp(p.argv[0], p.argv.data());
-    int err = errno;
-    child_fail(p, static_cast<int>(step), err, exit_code_for_exec_error(err));
+    child::OnFailure on;
+    on.report = p.error_fd;
+    on.trace = p.trace_lines[step].c_str();
+    child::exec_or_exit(p.exec, on);
 }
 
 std::vector<std::string> step_lines(const SpawnRequest& req, std::vector<std::string>* what) {
@@ -184,18 +154,15 @@ void print_plan(const SpawnRequest& req) {
 }
 
 Result<pid_t> spawn(const SpawnRequest& req, SpawnFailure* failure) {
-    int pfd[2];
-    if (::pipe2(pfd, O_CLOEXEC) != 0) return sys_error("pipe2");
-    UniqueFd rd(pfd[0]), wr(pfd[1]);
+    child::Channel report = TRY(child::Channel::pipe("report"));
 
     ChildPlan plan;
     plan.req = &req;
     plan.parent = ::getpid();
-    plan.error_fd = wr.get();
+    plan.error_fd = report.child.get();
     std::vector<std::string> what;
     plan.trace_lines = step_lines(req, &what);
-    for (const auto& a : req.exec->argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
-    plan.argv.push_back(nullptr);
+    plan.exec = exec_args(*req.exec);
     if (!req.exec->kago) plan.ready_fd = ready::take();
     if (!req.exec->kago) plan.console_fd = TRY(console::take());
 
@@ -205,13 +172,8 @@ Result<pid_t> spawn(const SpawnRequest& req, SpawnFailure* failure) {
     bool into = req.join->dir.valid();
     pid_t pid = -1;
     if (into) {
-        CloneArgs args;
-        memset(&args, 0, sizeof args);
-        args.flags = CLONE_INTO_CGROUP;
-        args.exit_signal = SIGCHLD;
-        args.cgroup = static_cast<uint64_t>(req.join->dir.get());
         std::string line = clone_line(req, true);
-        long r = ::syscall(SYS_clone3, &args, sizeof args);
+        long r = child::start_in_cgroup(req.join->dir.get());
         if (r == 0) {
             plan.write_procs = false;
             run_child(plan);
@@ -225,7 +187,7 @@ Result<pid_t> spawn(const SpawnRequest& req, SpawnFailure* failure) {
     if (pid < 0) {
         // v1, or a kernel without clone3: the child joins by itself.
         std::string line = clone_line(req, false);
-        pid_t r = ::fork();
+        long r = child::start(0);
         if (r == 0) {
             plan.write_procs = true;
             run_child(plan);
@@ -234,24 +196,21 @@ Result<pid_t> spawn(const SpawnRequest& req, SpawnFailure* failure) {
         if (trace::verbose()) trace::emit(line + trace::result_suffix(r, e));
         errno = e;
         if (r < 0) return sys_error("fork");
-        pid = r;
+        pid = static_cast<pid_t>(r);
     }
-    wr.reset();
-    ChildError ce;
-    ssize_t n;
-    do {
-        n = ::read(rd.get(), &ce, sizeof ce);
-    } while (n < 0 && errno == EINTR);
-    if (n == static_cast<ssize_t>(sizeof ce)) {
+    report.child.reset();
+    child::Message m;
+    if (child::receive(report.parent.get(), &m) == 1) {
         int ws = 0;
         while (::waitpid(pid, &ws, __WALL) < 0 && errno == EINTR) {
         }
-        errno = ce.err;
-        Error e = sys_error(ce.step >= 0 && static_cast<size_t>(ce.step) < what.size() ? what[ce.step]
-                            : ce.step <= kConsoleStep                               ? console::step_what(kConsoleStep - ce.step)
-                                                                                    : "child");
-        if (ce.step <= kConsoleStep)
-            if (const char* h = console::step_hint(kConsoleStep - ce.step)) e.hint = h;
+        errno = m.err;
+        size_t step = m.kind == child::Kind::exec_failed ? what.size() - 1 : static_cast<size_t>(m.step);
+        Error e = sys_error(m.kind == child::Kind::console_failed ? console::step_what(m.step)
+                            : step < what.size()                ? what[step]
+                                                                : std::string("child"));
+        if (m.kind == child::Kind::console_failed)
+            if (const char* h = console::step_hint(m.step)) e.hint = h;
         if (failure) {
             failure->error = e;
             failure->code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 125;

@@ -20,10 +20,6 @@
 
 namespace kago {
 
-int exit_code_for_exec_error(int err) {
-    return (err == ENOENT || err == ENOTDIR || err == ENAMETOOLONG || err == ELOOP) ? 127 : 126;
-}
-
 namespace {
 
 // A sealed copy is named after the host path it was copied from, so that
@@ -202,23 +198,20 @@ std::string shell_line(const std::vector<std::string>& argv) {
     return s;
 }
 
+child::Exec exec_args(const PreparedExec& p) {
+    return child::Exec(p.argv, p.program.valid() ? p.program.get() : -1);
+}
+
 Error exec_prepared(const PreparedExec& p) {
-    std::vector<char*> args;
-    args.reserve(p.argv.size() + 1);
-    for (const auto& a : p.argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
+    child::Exec e = exec_args(p);
     const std::string& shown = p.program.valid() ? p.program_path : p.argv[0];
     if (trace::verbose())
         trace::emit(cat("execve(", trace::quote(shown), ", ", describe_argv(p.argv), ", envp)"));
-    if (p.program.valid()) {
-        ::syscall(SYS_execveat, p.program.get(), "", args.data(), environ, AT_EMPTY_PATH);
-    } else {
-        ::execvp(args[0], args.data());
-    }
-    int e = errno;
+    errno = child::exec(e);
+    int err = errno;
     if (trace::verbose())
-        trace::emit(cat("execve(", trace::quote(shown), ", ...)", trace::result_suffix(-1, e)));
-    errno = e;
+        trace::emit(cat("execve(", trace::quote(shown), ", ...)", trace::result_suffix(-1, err)));
+    errno = err;
     return sys_error(p.argv[0]);
 }
 

@@ -6,14 +6,15 @@
 #include <string>
 #include <vector>
 
+#include "core/child.hpp"
 #include "core/fd.hpp"
 #include "core/result.hpp"
 
 namespace kago {
 
 // 127 when the command was not found, 126 when it was found but could not be
-// executed.
-int exit_code_for_exec_error(int err);
+// executed (decided in core/child).
+using child::exit_code_for_exec_error;
 
 // The next command, ready to exec. When argv[0] names a kago program without
 // a slash, the program is opened (O_PATH|O_CLOEXEC) from the directory of the
@@ -58,8 +59,14 @@ Status seal_program(PreparedExec& p);
 // Whether the running program runs from a sealed memory copy.
 bool running_sealed();
 
-// execve the prepared command (or execvp it when it is not a kago program).
-// Returns only on failure; the Error names the command. Traced as execve().
+// The command as child::exec() takes it; `p` must outlive it.
+child::Exec exec_args(const PreparedExec& p);
+
+// The chain's exec: every kago program that hands over to the next command
+// in its own process (cli::exec_command) comes here. Traced as execve(),
+// made by child::exec(), the one exec of kago (which unshare-run's child,
+// its init and the supervisors' children call directly). Returns only on
+// failure; the Error names the command.
 Error exec_prepared(const PreparedExec& p);
 
 // The directory holding the running kago binary ("/usr/local/bin"); for a

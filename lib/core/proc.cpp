@@ -24,25 +24,9 @@
 namespace kago::proc {
 
 const sigset_t& forwarded_signals() {
-    static const sigset_t set = [] {
-        sigset_t s;
-        sigemptyset(&s);
-        for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH})
-            sigaddset(&s, sig);
-        return s;
-    }();
+    static const sigset_t set = child::forwarded_signals(false);
     return set;
 }
-
-SignalBlock::SignalBlock() {
-    sigset_t s = forwarded_signals();
-    sigaddset(&s, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &s, &old_);
-}
-
-SignalBlock::~SignalBlock() { sigprocmask(SIG_SETMASK, &old_, nullptr); }
-
-void SignalBlock::restore_in_child() const { sigprocmask(SIG_SETMASK, &old_, nullptr); }
 
 namespace {
 

@@ -11,29 +11,16 @@
 #include <string>
 #include <string_view>
 
+#include "core/child.hpp"
 #include "core/result.hpp"
 
 namespace kago::proc {
 
-// The signals a supervisor forwards to its child: SIGINT, SIGTERM, SIGHUP,
-// SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH.
+// The signals a supervisor forwards to its child (child::forwarded_signals).
 const sigset_t& forwarded_signals();
 
-// Blocks the forwarded signals and SIGCHLD in the calling process, so that
-// none is lost between fork and supervise(). The child must call
-// restore_in_child() (async-signal-safe) before it execs.
-class SignalBlock {
-  public:
-    SignalBlock();
-    ~SignalBlock();
-    SignalBlock(const SignalBlock&) = delete;
-    SignalBlock& operator=(const SignalBlock&) = delete;
-    void restore_in_child() const;  // sigprocmask back to the old mask
-    const sigset_t& old_mask() const { return old_; }
-
-  private:
-    sigset_t old_;
-};
+// The one signal block (core/child.hpp).
+using SignalBlock = child::SignalBlock;
 
 // Wait for `child` while forwarding signals to it. A signal that the
 // terminal sent to the whole foreground process group is not sent twice.

@@ -61,10 +61,25 @@ std::string result_suffix(long ret, int err) {
     return cat(" = -1 ", name ? name : "E?", " (", strerror(err), ")");
 }
 
+void emit_result(std::string_view description, long r, int e) {
+    char line[4096];
+    size_t n = description.size() < 3900 ? description.size() : 3900;
+    memcpy(line, description.data(), n);
+    int m;
+    if (r == -1) {
+        const char* name = strerrorname_np(e);
+        const char* desc = strerrordesc_np(e);
+        m = snprintf(line + n, sizeof line - n, " = -1 %s (%s)", name ? name : "E?", desc ? desc : "?");
+    } else {
+        m = snprintf(line + n, sizeof line - n, " = %ld", r);
+    }
+    emit(std::string_view(line, n + (m > 0 ? static_cast<size_t>(m) : 0)));
+}
+
 long call_prepared(std::string_view description, long (*fn)(void*), void* arg,
                    long dry_value) {
-    char line[4096];
     if (dry_run()) {
+        char line[4096];
         size_t n = description.size() < 4000 ? description.size() : 4000;
         memcpy(line, description.data(), n);
         memcpy(line + n, " (dry run)", 10);
@@ -73,19 +88,7 @@ long call_prepared(std::string_view description, long (*fn)(void*), void* arg,
     }
     long r = fn(arg);
     int e = errno;
-    if (verbose()) {
-        size_t n = description.size() < 3900 ? description.size() : 3900;
-        memcpy(line, description.data(), n);
-        int m;
-        if (r == -1) {
-            const char* name = strerrorname_np(e);
-            m = snprintf(line + n, sizeof line - n, " = -1 %s (%s)", name ? name : "E?",
-                         strerrordesc_np(e) ? strerrordesc_np(e) : "?");
-        } else {
-            m = snprintf(line + n, sizeof line - n, " = %ld", r);
-        }
-        emit(std::string_view(line, n + (m > 0 ? static_cast<size_t>(m) : 0)));
-    }
+    if (verbose()) emit_result(description, r, e);
     errno = e;
     return r;
 }

@@ -64,5 +64,8 @@ long call(Describe&& describe, Fn&& fn, long dry_value = 0) {
 // description is prepared by the parent.
 long call_prepared(std::string_view description, long (*fn)(void*), void* arg,
                    long dry_value = 0);
+// Emit "DESCRIPTION = R" (or " = -1 ENAME (text)" with errno e) without
+// allocating, for a call made after clone.
+void emit_result(std::string_view description, long r, int e);
 
 }  // namespace kago::trace

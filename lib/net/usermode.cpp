@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/child.hpp"
 #include "core/exec.hpp"
 #include "core/parse.hpp"
 #include "core/sys.hpp"
@@ -46,17 +47,15 @@ UniqueFd open_high(const char* path, int flags, mode_t mode = 0) {
 // helper must not outlive a supervisor that was killed. Returns the pid.
 Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd, const std::string& log) {
     pid_t parent = ::getpid();
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
+    child::Exec exec(argv, -1);
     // Opened here, close-on-exec: the child only places them. Its messages
     // would be noise on the container's terminal.
     UniqueFd devnull = open_high("/dev/null", O_RDWR);
     UniqueFd logfd = open_high(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     long pid = trace::call([&] { return cat("fork() + execve(", trace::quote(argv[0]), ", ", describe_argv(argv), ")"); },
                            [&]() -> long {
-                               pid_t p = ::fork();
-                               if (p == 0) {
+                               long p = child::start(0);
+                               if (p == 0) {  // after clone (core/child.hpp)
                                    sigset_t none;
                                    sigemptyset(&none);
                                    sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -68,8 +67,7 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd, const std
                                    }
                                    if (logfd) ::dup2(logfd.get(), 2);
                                    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) _exit(127);
-                                   ::execv(args[0], args.data());
-                                   _exit(127);
+                                   child::exec_or_exit(exec);
                                }
                                return p;
                            }, 1);

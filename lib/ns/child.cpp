@@ -171,30 +171,15 @@ void show_dry_run(const ChildPlan& plan) {
     if (plan.init()) trace::emit("vfork() (dry run)");
 }
 
-// --- the child: async-signal-safe from here on ---------------------------------
+// --- the child: after clone (core/child.hpp) from here on ---------------------------
 
 namespace {
 
-enum : int32_t { kStepFailed = 1, kExecFailed = 2, kStatus = 3, kNamespaces = 4, kConsoleFailed = 5 };
-
-void send(int fd, const Report& r) {
-    ssize_t n;
-    do n = ::write(fd, &r, sizeof r);
-    while (n < 0 && errno == EINTR);
-}
-
-void send_report(int fd, int32_t kind, int32_t step, int32_t err, int32_t status) {
-    Report r;
-    r.kind = kind;
-    r.step = step;
-    r.err = err;
-    r.status = status;
-    send(fd, r);
-}
+using child::Kind;
 
 long report_namespaces(int fd) {
-    Report r;
-    r.kind = kNamespaces;
+    child::Message r;
+    r.kind = Kind::namespaces;
     char path[32] = "/proc/self/ns/";
     for (Type t : kTypes) {
         const char* n = name(t);
@@ -203,8 +188,7 @@ long report_namespaces(int fd) {
         struct stat st;
         if (::stat(path, &st) == 0) r.ns[static_cast<int>(t)] = st.st_ino;
     }
-    send(fd, r);
-    return 0;
+    return child::send(fd, r);
 }
 
 // fchdir(cwd); its path as seen from our root (we are chrooted into the
@@ -262,74 +246,18 @@ long run_step(void* arg) {
         case Step::Op::write_file: return sys::write_whole(s.a.c_str(), s.b) < 0 ? -1 : 0;
         case Step::Op::sethostname: return ::sethostname(s.a.data(), s.a.size());
         case Step::Op::mount: return ::mount(cn(s.a), cn(s.b), cn(s.c), s.flags, cn(s.d));
-        case Step::Op::loopback_up: return raw_loopback_up();
+        case Step::Op::loopback_up: return child::loopback_up();
         case Step::Op::report_namespaces: return report_namespaces(ctx->report_fd);
     }
     errno = EINVAL;
     return -1;
 }
 
-// execvp without allocation: the PATH search in a stack buffer.
-int exec_search(char* const argv[]) {
-    const char* file = argv[0];
-    if (strchr(file, '/')) {
-        ::execve(file, argv, environ);
-        return errno;
-    }
-    const char* path = ::getenv("PATH");
-    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
-    size_t flen = strlen(file);
-    bool denied = false;
-    char buf[4096];
-    for (const char* p = path;; ++p) {
-        const char* end = strchrnul(p, ':');
-        size_t dlen = static_cast<size_t>(end - p);
-        if (dlen + flen + 2 <= sizeof buf) {
-            if (dlen == 0) {
-                memcpy(buf, file, flen + 1);
-            } else {
-                memcpy(buf, p, dlen);
-                buf[dlen] = '/';
-                memcpy(buf + dlen + 1, file, flen + 1);
-            }
-            ::execve(buf, argv, environ);
-            switch (errno) {
-                case EACCES: denied = true; break;
-                case ENOENT:
-                case ENOTDIR:
-                case ESTALE:
-                case ENODEV:
-                case ETIMEDOUT: break;
-                default: return errno;
-            }
-        }
-        if (*end == '\0') break;
-        p = end;
-    }
-    return denied ? EACCES : ENOENT;
-}
-
-void trace_result(const std::string& text, long r, int e) {
-    char line[4096];
-    size_t n = text.size() < 3900 ? text.size() : 3900;
-    memcpy(line, text.data(), n);
-    int m;
-    if (r < 0) {
-        const char* name = strerrorname_np(e);
-        const char* desc = strerrordesc_np(e);
-        m = snprintf(line + n, sizeof line - n, " = -1 %s (%s)", name ? name : "E?",
-                     desc ? desc : "?");
-    } else {
-        m = snprintf(line + n, sizeof line - n, " = %ld", r);
-    }
-    trace::emit(std::string_view(line, n + (m > 0 ? static_cast<size_t>(m) : 0)));
-}
-
 // The exec, in the child or in the command's vfork()ed process. When
 // `failed` is given (vfork: shared memory) the errno is left there and the
 // parent traces the result; otherwise the line is traced here, before the
 // call, like core's exec_prepared().
-[[noreturn]] void exec_command(const ChildPlan& plan, char* const argv[], int report_fd,
+[[noreturn]] void exec_command(const ChildPlan& plan, const child::Exec& cmd, int report_fd,
                                volatile int* failed) {
     ::sigprocmask(SIG_SETMASK, &plan.mask(), nullptr);
     if (plan.command_dies_with_parent()) ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -337,60 +265,15 @@ void trace_result(const std::string& text, long r, int e) {
     if (plan.console_fd() >= 0) {
         console::Failure f = console::attach(plan.console_fd());
         if (f.step >= 0) {
-            send_report(report_fd, kConsoleFailed, f.step, f.err, 0);
+            child::send(report_fd, Kind::console_failed, f.step, f.err);
             _exit(125);
         }
     }
-    bool verbose = trace::verbose() && !failed;
-    if (verbose) trace::emit(plan.exec_text());
-    int err;
-    if (plan.command()->program.valid()) {
-        ::syscall(SYS_execveat, plan.command()->program.get(), "", argv, environ, AT_EMPTY_PATH);
-        err = errno;
-    } else {
-        err = exec_search(argv);
-    }
-    if (verbose) trace_result(plan.exec_text(), -1, err);
-    if (failed) *failed = err;
-    send_report(report_fd, kExecFailed, -1, err, 0);
-    _exit(exit_code_for_exec_error(err));
-}
-
-// PID 1 (or the parent of the command below a new time namespace): reap
-// every child, forward the signals to the command, leave when it leaves.
-//
-// A second SIGINT, SIGTERM or SIGHUP (the first one the command may ignore)
-// ends the container: as PID 1, kill(-1, SIGKILL) reaches every other
-// process of the namespace; otherwise only the command is killed. The
-// supervisors above are not touched: they see the command killed by
-// SIGKILL, clean up and exit with 137.
-[[noreturn]] void init(pid_t cmd, int report_fd, const sigset_t& set) {
-    int terminating = 0;
-    for (;;) {
-        for (;;) {
-            int ws = 0;
-            pid_t r = ::waitpid(-1, &ws, WNOHANG | __WALL);
-            if (r == cmd) {
-                send_report(report_fd, kStatus, -1, 0, ws);
-                _exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
-            }
-            if (r > 0) continue;
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0) _exit(125);  // ECHILD: cannot happen while cmd lives
-            break;
-        }
-        siginfo_t info;
-        int sig = ::sigwaitinfo(&set, &info);
-        if (sig <= 0 || sig == SIGCHLD) continue;
-        if ((sig == SIGINT || sig == SIGTERM || sig == SIGHUP) && ++terminating > 1) {
-            ::kill(::getpid() == 1 ? -1 : cmd, SIGKILL);
-            continue;
-        }
-        // The terminal's signals already reached the command when it shares
-        // our process group; do not deliver them twice.
-        if (info.si_code == SI_KERNEL && ::getpgid(cmd) == ::getpgrp()) continue;
-        ::kill(cmd, sig);
-    }
+    child::OnFailure on;
+    on.report = report_fd;
+    on.trace = failed ? nullptr : plan.exec_text().c_str();
+    on.failed = failed;
+    child::exec_or_exit(cmd, on);
 }
 
 // The init outlives the set-up as a process of the container: from here on
@@ -421,7 +304,19 @@ void forget_host(const ChildPlan& plan, int report_w) {
     }
 }
 
-[[noreturn]] void child_main(const ChildPlan& plan, char* const argv[], int sync_r, int sync_w,
+struct CommandStart {
+    const ChildPlan* plan;
+    const child::Exec* cmd;
+    int report;
+    volatile int* failed;
+};
+
+int command_main(void* arg) {
+    const auto* c = static_cast<const CommandStart*>(arg);
+    exec_command(*c->plan, *c->cmd, c->report, c->failed);
+}
+
+[[noreturn]] void child_main(const ChildPlan& plan, const child::Exec& cmd, child::Stack& stack, int sync_r, int sync_w,
                              int report_r, int report_w) {
     ::close(sync_w);
     ::close(report_r);
@@ -431,7 +326,7 @@ void forget_host(const ChildPlan& plan, int report_w) {
         long r = steps[i].text.empty() ? run_step(&ctx)
                                        : trace::call_prepared(steps[i].text, run_step, &ctx);
         if (r < 0) {
-            send_report(report_w, kStepFailed, static_cast<int32_t>(i), errno, 0);
+            child::send(report_w, Kind::step_failed, static_cast<int32_t>(i), errno);
             _exit(125);
         }
     }
@@ -445,20 +340,16 @@ void forget_host(const ChildPlan& plan, int report_w) {
     if (trace::call_prepared(
             "prctl(PR_SET_PDEATHSIG, SIGKILL)",
             [](void*) -> long { return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); }, nullptr) != 0) {
-        send_report(report_w, kStepFailed, -1, errno, 0);
+        child::send(report_w, Kind::step_failed, -1, errno);
         _exit(125);
     }
     struct pollfd parent_end = {report_w, POLLOUT, 0};
     if (::poll(&parent_end, 1, 0) == 1 && (parent_end.revents & POLLERR)) _exit(125);
-    if (!plan.init()) exec_command(plan, argv, report_w, nullptr);
+    if (!plan.init()) exec_command(plan, cmd, report_w, nullptr);
     // The init waits for these with sigwaitinfo(): they must be blocked (the
     // parent blocked them already; a blocked signal is never discarded, not
     // even by a PID 1 without handlers). The command gets plan.mask().
-    sigset_t wait_set;
-    sigemptyset(&wait_set);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD})
-        sigaddset(&wait_set, sig);  // proc::forwarded_signals() and SIGCHLD, without its static
-    ::sigprocmask(SIG_BLOCK, &wait_set, nullptr);
+    child::block_for_init();
     // The init is a host binary whose root is still the host's: make it
     // undumpable, so that the container cannot reach the host through
     // /proc/1/exe, /proc/1/fd or /proc/1/root (runc does the same). This
@@ -469,23 +360,25 @@ void forget_host(const ChildPlan& plan, int report_w) {
     if (trace::call_prepared(
             "prctl(PR_SET_DUMPABLE, 0)",
             [](void*) -> long { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }, nullptr) != 0) {
-        send_report(report_w, kStepFailed, -1, errno, 0);
+        child::send(report_w, Kind::step_failed, -1, errno);
         _exit(125);
     }
+    // The command's process shares our memory until its exec, and we are
+    // stopped until then (CLONE_VM|CLONE_VFORK, traced as vfork()).
     volatile int exec_errno = 0;
-    pid_t pid = ::vfork();  // returns once the command has exec'd or failed
-    if (pid == 0) exec_command(plan, argv, report_w, &exec_errno);
+    CommandStart start{&plan, &cmd, report_w, &exec_errno};
+    pid_t pid = child::start_shared(command_main, &start, stack, CLONE_VFORK);
     int e = errno;
     if (trace::verbose()) {
-        trace_result("vfork()", pid, e);
-        if (pid > 0) trace_result(plan.exec_text(), exec_errno ? -1 : 0, exec_errno);
+        trace::emit_result("vfork()", pid, e);
+        if (pid > 0) trace::emit_result(plan.exec_text(), exec_errno ? -1 : 0, exec_errno);
     }
     if (pid < 0) {
-        send_report(report_w, kStepFailed, -1, e, 0);
+        child::send(report_w, Kind::step_failed, -1, e);
         _exit(125);
     }
     forget_host(plan, report_w);
-    init(pid, report_w, wait_set);
+    child::init(pid, report_w);
 }
 
 }  // namespace
@@ -502,31 +395,20 @@ Result<Child> spawn(unsigned long flags, const ChildPlan& plan) {
     }
     // The sync channel is a socket pair so that release() can use
     // MSG_NOSIGNAL: a child that already failed must not SIGPIPE us.
-    int sync[2], report[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) != 0)
-        return sys_error("socketpair (sync)");
-    if (::pipe2(report, O_CLOEXEC) != 0) {
-        int e = errno;
-        ::close(sync[0]);
-        ::close(sync[1]);
-        errno = e;
-        return sys_error("pipe2 (report)");
-    }
+    child::Channel sync = TRY(child::Channel::socket("sync"));
+    child::Channel report = TRY(child::Channel::pipe("report"));
     // Built before the clone: the child must not allocate.
-    std::vector<char*> argv;
-    argv.reserve(plan.command()->argv.size() + 1);
-    for (const auto& a : plan.command()->argv) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
+    child::Exec cmd = exec_args(*plan.command());
+    child::Stack stack;  // the init's command's, until its exec
 
-    long pid = ::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
-    if (pid == 0) child_main(plan, argv.data(), sync[0], sync[1], report[0], report[1]);
+    long pid = child::start(flags);
+    if (pid == 0)
+        child_main(plan, cmd, stack, sync.child.get(), sync.parent.get(), report.parent.get(), report.child.get());
     int e = errno;
     if (trace::verbose()) trace::emit(text + trace::result_suffix(pid, e));
-    ::close(sync[0]);
-    ::close(report[1]);
+    sync.child.reset();
+    report.child.reset();
     if (pid < 0) {
-        ::close(sync[1]);
-        ::close(report[0]);
         errno = e;
         Error err = sys_error(text);
         if (e == EPERM && ::geteuid() != 0 && !(flags & CLONE_NEWUSER))
@@ -536,8 +418,8 @@ Result<Child> spawn(unsigned long flags, const ChildPlan& plan) {
         return err;
     }
     c.pid_ = static_cast<pid_t>(pid);
-    c.sync_.reset(sync[1]);
-    c.report_.reset(report[0]);
+    c.sync_ = std::move(sync.parent);
+    c.report_ = std::move(report.parent);
     return c;
 }
 
@@ -555,23 +437,15 @@ Status Child::release() {
 Result<std::vector<NsInode>> Child::namespaces() {
     std::vector<NsInode> out;
     if (pid_ <= 0) return out;  // dry run
-    for (;;) {
-        Report r;
-        ssize_t n = ::read(report_.get(), &r, sizeof r);
-        if (n < 0 && errno == EINTR) continue;
-        if (n != static_cast<ssize_t>(sizeof r)) {
-            errno = ECHILD;
-            return sys_error(cat("read the namespaces of process ", pid_));
-        }
-        if (r.kind != kNamespaces) {
-            early_.push_back(r);
-            errno = ECHILD;
-            return sys_error(cat("read the namespaces of process ", pid_));
-        }
-        for (Type t : kTypes)
-            if (r.ns[static_cast<int>(t)]) out.push_back({t, r.ns[static_cast<int>(t)]});
-        return out;
+    child::Message r;
+    if (child::receive(report_.get(), &r) != 1 || r.kind != Kind::namespaces) {
+        if (r.kind != Kind::none) early_.push_back(r);
+        errno = ECHILD;
+        return sys_error(cat("read the namespaces of process ", pid_));
     }
+    for (Type t : kTypes)
+        if (r.ns[static_cast<int>(t)]) out.push_back({t, r.ns[static_cast<int>(t)]});
+    return out;
 }
 
 Outcome Child::finish(const ChildPlan& plan, int wstatus) {
@@ -580,20 +454,19 @@ Outcome Child::finish(const ChildPlan& plan, int wstatus) {
     o.wstatus = wstatus;
     if (!report_.valid()) return o;
     ::fcntl(report_.get(), F_SETFL, O_NONBLOCK);
-    std::vector<Report> reports = std::move(early_);
-    for (Report r; ::read(report_.get(), &r, sizeof r) == static_cast<ssize_t>(sizeof r);)
-        reports.push_back(r);
-    for (const Report& r : reports) {
-        if (r.kind == kStatus) {
+    std::vector<child::Message> reports = std::move(early_);
+    for (child::Message r; child::receive(report_.get(), &r) == 1;) reports.push_back(r);
+    for (const child::Message& r : reports) {
+        if (r.kind == Kind::status) {
             o.wstatus = r.status;
-        } else if (r.kind == kExecFailed) {
+        } else if (r.kind == Kind::exec_failed) {
             o.error = Error{r.err, plan.command()->argv[0], ""};
-            o.code = exit_code_for_exec_error(r.err);
-        } else if (r.kind == kConsoleFailed) {
+            o.code = r.status;  // decided by the child (core/child)
+        } else if (r.kind == Kind::console_failed) {
             o.error = Error{r.err, console::step_what(r.step), ""};
             if (const char* h = console::step_hint(r.step)) o.error->hint = h;
             o.code = 125;
-        } else if (r.kind == kStepFailed) {
+        } else if (r.kind == Kind::step_failed) {
             const auto& steps = plan.steps();
             std::string what = r.step >= 0 && static_cast<size_t>(r.step) < steps.size()
                                    ? steps[static_cast<size_t>(r.step)].what
@@ -625,23 +498,6 @@ void Child::abort() {
         }
     }
     pid_ = -1;
-}
-
-long raw_loopback_up() {
-    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0) return -1;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    memcpy(ifr.ifr_name, "lo", 3);
-    long r = ::ioctl(s, SIOCGIFFLAGS, &ifr);
-    if (r == 0) {
-        ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-        r = ::ioctl(s, SIOCSIFFLAGS, &ifr);
-    }
-    int e = errno;
-    ::close(s);
-    errno = e;
-    return r;
 }
 
 }  // namespace kago::ns

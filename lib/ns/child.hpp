@@ -3,10 +3,10 @@
 //
 // The parent prepares every step of the child as a ChildPlan: the trace
 // text, the error text and the arguments. After clone() the child only runs
-// the plan with async-signal-safe calls, as DESIGN.md requires of a forked
-// child, and reports a failure through a pipe (the step's index and errno);
-// the parent turns it into the message. The same plan is printed by a dry
-// run.
+// the plan under the rules of core/child.hpp, and reports a failure as a
+// child::Message (the step's index and errno); the parent turns it into the
+// message. The same plan is printed by a dry run. The clone, the exec, the
+// init and the message are the engine's (core/child).
 //
 //   parent                                child (clone with CLONE_NEW*)
 //   spawn() ───────────────────────────▶  steps up to wait_for_parent()
@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/child.hpp"
 #include "core/exec.hpp"
 #include "core/fd.hpp"
 #include "core/result.hpp"
@@ -144,12 +145,6 @@ class ChildPlan {
 // Print the plan the way the child would trace it, marked "(dry run)".
 void show_dry_run(const ChildPlan& plan);
 
-// What the child sends up the report pipe.
-struct Report {
-    int32_t kind = 0, step = 0, err = 0, status = 0;
-    uint64_t ns[8] = {};  // kNamespaces: an inode per Type, 0 when absent
-};
-
 // How the container ended.
 struct Outcome {
     int wstatus = 0;             // leave like this: proc::exit_like()
@@ -194,16 +189,14 @@ class Child {
     pid_t pid_ = -1;
     UniqueFd sync_;              // write end
     UniqueFd report_;            // read end
-    std::vector<Report> early_;  // reports read by namespaces() that finish() must see
+    std::vector<child::Message> early_;  // reports read by namespaces() that finish() must see
 };
 
 // clone() a child with `flags` (CLONE_NEW*, never CLONE_NEWTIME) that runs
 // `plan`. In a dry run nothing is created and the child's pid is 0.
 Result<Child> spawn(unsigned long flags, const ChildPlan& plan);
 
-// Bring lo up in our network namespace with system calls only (no
-// allocation, nothing traced): for a child that shares its parent's memory.
-// 0, or -1 with errno.
-long raw_loopback_up();
+// The packed runner's name for child::loopback_up().
+inline long raw_loopback_up() { return child::loopback_up(); }
 
 }  // namespace kago::ns

@@ -19,6 +19,7 @@
 #include "net/netlink.hpp"
 #include "net/nft.hpp"
 #include "net/rtnl.hpp"
+#include "net/setup.hpp"
 #include "net/usermode.hpp"
 
 using namespace kago;
@@ -564,4 +565,62 @@ TEST(NetLease, WriteInPlaceLeavesExactlyTheNewContent) {
     EXPECT_EQ(read(), "# bridge b created\n10.0.0.3 b 3 4\n10.0.0.4 c 5 6\n");
     ::unlink(f.c_str());
     ::rmdir(tmpl);
+}
+
+// net-setup's options and plan (lib/net/setup).
+TEST(NetSetup, ConflictingModesAreNamed) {
+    net::Options o;
+    EXPECT_EQ(net::conflicts(o), "");
+    o.raw = o.veth = true;
+    EXPECT_NE(net::conflicts(o).find("exclude each other"), std::string::npos);
+    o = {};
+    o.nat = true;
+    EXPECT_EQ(net::conflicts(o), "--nat needs --veth");
+    o = {};
+    o.ifname = "x";
+    EXPECT_EQ(net::conflicts(o), "--ifname renames the interface given to --move");
+    o = {};
+    o.helper = "vde";
+    EXPECT_NE(net::conflicts(o).find("--user-mode-helper 'vde'"), std::string::npos);
+}
+
+TEST(NetSetup, PlanFromTheDefaults) {
+    net::Options o;
+    auto p = net::check(o);
+    ASSERT_TRUE(p) << p.error().message();
+    EXPECT_EQ(p->bridge, "kago0");
+    EXPECT_EQ(p->subnet.str(), "10.88.0.0/16");
+    EXPECT_EQ(p->gateway.addr_str(), "10.88.0.1");
+    EXPECT_FALSE(p->address);
+}
+
+TEST(NetSetup, PlanRejectsBadValuesByOption) {
+    net::Options o;
+    o.subnet = "10.0.0.0/31";
+    auto p = net::check(o);
+    ASSERT_FALSE(p);
+    EXPECT_NE(p.error().what.find("--subnet"), std::string::npos);
+    o = {};
+    o.mtu = 50;
+    p = net::check(o);
+    ASSERT_FALSE(p);
+    EXPECT_EQ(p.error().what, "--mtu 50: must be 68 to 65535");
+    o = {};
+    o.veth = true;
+    o.publish = {"[::1]:8080:80"};
+    p = net::check(o);
+    ASSERT_FALSE(p);
+    EXPECT_NE(p.error().what.find("--publish"), std::string::npos);
+}
+
+TEST(NetSetup, PlanWithAnIpv6AddressHasAGateway) {
+    net::Options o;
+    o.veth = true;
+    o.address6 = "fd25:1::5";
+    auto p = net::check(o);
+    ASSERT_TRUE(p) << p.error().message();
+    ASSERT_TRUE(p->address6);
+    ASSERT_TRUE(p->gateway6);
+    EXPECT_EQ(p->gateway6->addr_str(), "fd25:1::1");
+    EXPECT_EQ(p->gateway6->prefix, 64);
 }

@@ -1,0 +1,256 @@
+// The engine: the one way kago starts a child process, hears from it, execs
+// its command and, as PID 1, waits for it.
+//
+// Every place that clones or forks uses this file: unshare-run's child
+// (ns/child), cg-limit's command (cgroup/spawn), net-setup's early command
+// process (net/early), the rootless network helpers (net/usermode), the
+// detached clean-up (net/host), cap-drop --new-session (caps/session).
+//
+// ## The rules for code after clone()
+//
+// From the clone (or fork) until its exec or _exit, a child is not a normal
+// process of ours: the parent's locks (malloc's, stdio's, a static's guard)
+// may be held by a thread that the child does not have, and a child that
+// shares our memory shares our heap, our environment and our errno. So:
+//
+//  1. Everything the child needs is prepared by the parent before the
+//     clone: trace lines, error texts, argv (child::Exec), paths, file
+//     contents. The child only reads it.
+//  2. The child makes raw system calls and calls the async-signal-safe
+//     functions of this file (exec, send, init, loopback_up), of
+//     trace::emit / trace::call_prepared (one write(2) of prepared text),
+//     of sys::write_whole / sys::send_with_fd, console::attach and
+//     ready::wait. No std::string, no vector growth, no new, no printf, no
+//     getenv after setenv, no exceptions, no function-local static whose
+//     first use is in the child.
+//  3. A child that shares our memory (CLONE_VM: start_shared) also writes
+//     nothing the parent reads, except through words published with
+//     proc::post() or a field the parent reads only after the child has
+//     exec'd or exited (CLONE_VFORK). It never calls setenv, putenv or
+//     clearenv (our environ), and reads errno only right after its own
+//     call failed (errno lives in the thread's storage, which is ours).
+//     It runs on a stack of its own (Stack). The one exception is a
+//     process started on the way out (net/host's finish_later_and_exit):
+//     when the parent makes no further allocation until it exits, the heap
+//     is the child's alone.
+//  4. Signals: the parent blocks the forwarded signals and SIGCHLD
+//     (SignalBlock) before the clone, so that none is lost before it
+//     supervises; the child restores the mask just before its exec (the
+//     init keeps them blocked and waits for them).
+//  5. A child reports to its parent only by Message (kind, step, errno,
+//     text), one fixed-size write on a pipe or a unix socket, and leaves
+//     with _exit: 125 for a failed step, exit_code_for_exec_error() for a
+//     failed exec (127 not found, 126 found but not runnable).
+//
+// A child that goes on as the program itself (cap-drop --new-session's:
+// a fork of a process with one thread, whose parent only waits) is a whole
+// copy of it, and these rules do not apply to it.
+//
+// The code that runs after the clone is marked "after clone" in this file
+// and in its users.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/fd.hpp"
+#include "core/result.hpp"
+
+namespace kago::child {
+
+// --- one message from child to parent ----------------------------------------
+
+enum class Kind : int32_t {
+    none = 0,
+    step_failed = 1,     // step `step` failed with `err`
+    exec_failed = 2,     // the exec failed with `err` (`status`: the exit code used)
+    status = 3,          // the command ended with wait status `status` (the init)
+    namespaces = 4,      // `ns`: the child's namespace inodes
+    console_failed = 5,  // console::attach() step `step` failed with `err`
+    error = 6,           // a failure described by `text` (and `hint`)
+    ok = 7,              // a step went well (a go-ahead, an acknowledgement)
+};
+
+// Fixed size, no pointers: written whole by one write(2) (it fits in
+// PIPE_BUF, so a pipe never splits it) and read whole by one read(2).
+struct Message {
+    Kind kind = Kind::none;
+    int32_t step = -1;    // the index of a prepared step; -1: none
+    int32_t err = 0;      // errno
+    int32_t status = 0;   // a wait status or an exit code
+    uint64_t ns[8] = {};  // Kind::namespaces: an inode per ns::Type, 0 when absent
+    char text[256] = {};  // NUL-terminated: what failed (Kind::error), or data
+    char hint[160] = {};  // NUL-terminated
+
+    // Copy s into text (hint), cut to fit. Async-signal-safe.
+    void set_text(const char* s, size_t n);
+    void set_hint(const char* s, size_t n);
+};
+static_assert(sizeof(Message) <= 512, "a Message must fit in PIPE_BUF");
+
+// Send m on a pipe or a unix socket (MSG_NOSIGNAL: a parent that is gone
+// does not kill us with SIGPIPE), with descriptor `fd` attached when it is
+// not -1 (a socket only). Again on EINTR. 0, or -1 with errno.
+// Async-signal-safe: usable after clone.
+long send(int to, const Message& m, int fd = -1);
+// The common case after clone: a message of `kind` about `step`.
+long send(int to, Kind kind, int32_t step, int32_t err, int32_t status = 0);
+// A failure described by text, for a child whose errors are Errors.
+// Allocates nothing; text and hint are cut to fit.
+long send_error(int to, const Error& e, int32_t code = 125);
+
+// Read one message. 1: *m holds it (and *fd the descriptor that came with
+// it, or -1, when fd is given); 0: end of file (the child is gone without a
+// word); -1 with errno. A short message is EPROTO.
+long receive(int from, Message* m, int* fd = nullptr, bool nonblocking = false);
+
+// An Error from a received Kind::error message.
+Error error_of(const Message& m);
+
+// The two ends of a channel, both close-on-exec: `parent` is kept by the
+// parent, `child` by the child (each closes the other's end).
+struct Channel {
+    UniqueFd parent, child;
+    // pipe2(): the child writes, the parent reads.
+    static Result<Channel> pipe(const char* what);
+    // socketpair(AF_UNIX, SOCK_SEQPACKET): both ways, descriptors too.
+    static Result<Channel> socket(const char* what);
+};
+
+// --- exec ----------------------------------------------------------------------
+
+// 127 when the command was not found, 126 when it was found but could not be
+// executed. The one place that decides.
+int exit_code_for_exec_error(int err);
+
+// A command ready to exec without allocating: argv as the kernel wants it,
+// pointing into strings that must outlive the exec.
+struct Exec {
+    int program_fd = -1;              // >= 0: execveat(fd, "", AT_EMPTY_PATH)
+    std::vector<char*> argv;          // NULL-terminated
+    char* const* envp = nullptr;      // nullptr: environ as it is at the exec
+    Exec() = default;
+    Exec(const std::vector<std::string>& args, int program_fd);
+    const char* name() const { return argv.empty() ? "" : argv[0]; }
+};
+
+// THE exec of kago: every exec of a command goes through here (the chain's
+// cli::exec_command() through exec_prepared(), unshare-run's child, the
+// init's command, cg-limit's and net-setup's command, the network
+// helpers). execveat(program_fd) when there is a descriptor, else execve
+// of argv[0] when it holds a slash, else the PATH search of execvp (ENOENT
+// goes on, EACCES is remembered) in a stack buffer. Returns only on
+// failure, with the errno. Async-signal-safe: usable after clone.
+int exec(const Exec& e);
+
+// What a child does when its exec fails, besides leaving with
+// exit_code_for_exec_error().
+struct OnFailure {
+    int report = -1;                  // send Kind::exec_failed here
+    const char* trace = nullptr;      // with -v: traced before the exec, and its result after
+    volatile int* failed = nullptr;   // the errno, for a CLONE_VFORK parent that traces it
+    const char* message = nullptr;    // "PROGRAM: CMD: ", written to stderr with the reason
+};
+// After clone: exec, or say so as `f` asks and _exit with
+// exit_code_for_exec_error().
+[[noreturn]] void exec_or_exit(const Exec& e, const OnFailure& f = {});
+
+// --- signals -------------------------------------------------------------------
+
+// The signals a supervisor forwards to its child: SIGINT, SIGTERM, SIGHUP,
+// SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH; with_chld adds SIGCHLD. Built on
+// the stack: async-signal-safe.
+sigset_t forwarded_signals(bool with_chld);
+
+// Blocks the forwarded signals and SIGCHLD in the calling process, so that
+// none is lost between the clone and supervise(); the destructor unblocks
+// them. The child calls restore_in_child() (async-signal-safe) before it
+// execs.
+class SignalBlock {
+  public:
+    SignalBlock();
+    ~SignalBlock();
+    SignalBlock(const SignalBlock&) = delete;
+    SignalBlock& operator=(const SignalBlock&) = delete;
+    void restore_in_child() const;
+    const sigset_t& old_mask() const { return old_; }
+
+  private:
+    sigset_t old_;
+};
+
+// --- the init ------------------------------------------------------------------
+
+// After clone: PID 1 of a new PID namespace (or the command's parent below
+// a new time namespace). Reaps every child, forwards the forwarded signals
+// to `cmd` (not those the terminal already sent to its process group), and
+// when `cmd` ends sends Kind::status on `report` (when >= 0) and exits with
+// its code (128+N for a signal). A second SIGINT, SIGTERM or SIGHUP (the
+// command may ignore the first) ends the container: as PID 1,
+// kill(-1, SIGKILL) reaches every process of the namespace; otherwise only
+// the command is killed. The signals must be blocked already
+// (SignalBlock, or block_for_init()).
+[[noreturn]] void init(pid_t cmd, int report);
+// After clone: block what init() waits for. 0, or -1 with errno.
+long block_for_init();
+
+// --- starting the child --------------------------------------------------------
+
+// fork(), as clone(flags|SIGCHLD) with no new stack: 0 in the child, its pid
+// in the parent, -1 with errno. `flags` may hold CLONE_NEW* (never
+// CLONE_VM: see start_shared).
+long start(unsigned long flags);
+
+// The same with clone3(CLONE_INTO_CGROUP): the child starts in the cgroup
+// that the directory `cgroup_fd` is (v2), never outside it. ENOSYS or E2BIG
+// on a kernel without it.
+long start_in_cgroup(int cgroup_fd);
+
+// A stack for a child that shares our memory. Not zeroed: the child
+// touches only a few pages.
+class Stack {
+  public:
+    explicit Stack(size_t size = 64 * 1024) : size_(size), mem_(new char[size]) {}
+    ~Stack() {
+        if (owned_) delete[] mem_;
+    }
+    Stack(const Stack&) = delete;
+    Stack& operator=(const Stack&) = delete;
+    char* top() const { return mem_ + size_; }
+    // Never free it: for a child that outlives our use of it.
+    void leak() { owned_ = false; }
+
+  private:
+    size_t size_;
+    char* mem_;
+    bool owned_ = true;
+};
+
+// clone(fn, stack, CLONE_VM|flags|SIGCHLD, arg): a child that shares our
+// memory (no page tables to copy; posix_spawn does the same), on `stack`.
+// fn runs after clone under rule 3 and must exec or _exit. With CLONE_VFORK
+// in flags we are stopped until it has. Its pid, or -1 with errno.
+pid_t start_shared(int (*fn)(void*), void* arg, Stack& stack, unsigned long flags = 0);
+
+// Kill `pid` with SIGKILL and reap it (again on EINTR).
+void kill_and_reap(pid_t pid);
+
+// --- the loopback interface ----------------------------------------------------
+
+// Bring lo up in our network namespace: ioctl(SIOCGIFFLAGS) then
+// ioctl(SIOCSIFFLAGS) with IFF_UP on an AF_INET socket. Async-signal-safe.
+// 0, or -1 with errno.
+long loopback_up();
+// Its trace line, and the object of its error.
+inline constexpr const char* kLoopbackUpText = "ioctl(SIOCSIFFLAGS, {ifr_name=\"lo\", ifr_flags=IFF_UP|...})";
+inline constexpr const char* kLoopbackUpWhat = "bring up interface lo";
+// The same, traced (and not made in a dry run), for a process that may
+// allocate.
+Status loopback_up_traced();
+
+}  // namespace kago::child
