@@ -9,6 +9,7 @@
 #include "caps/session.hpp"
 #include "caps/show.hpp"
 #include "core/cli.hpp"
+#include "core/env.hpp"
 #include "core/exec.hpp"
 #include "core/fds.hpp"
 #include "core/proc.hpp"
@@ -79,6 +80,9 @@ int main(int argc, char** argv) {
     if (auto code = cli::parse(app, common, argc, argv)) return *code;
 
     if (show_state) return show(common.command, as_json);
+    // An image's User (image-layers) when no --user is given.
+    if (o.user.empty() && !kago::env::get(kago::env::kImageUser).empty())
+        o.user = kago::env::get(kago::env::kImageUser);
     if (as_json) cli::usage_error("--json needs --show");
 
     // Everything the user gave is checked before anything changes.
