@@ -380,7 +380,30 @@ std::pair<std::string, std::string> split_ref(const std::string& rest) {
 
 }  // namespace
 
+namespace {
+Result<ImportResult> import_locked(Store& s, const ImportOptions& o);
+Result<ImportResult> commit_locked(Store& s, const std::string& dir, const std::string& image, const std::string& name,
+                                   const UnpackOptions& u, const WriteOptions& w);
+}  // namespace
+
+// A failed import or commit publishes nothing: what it stored before the
+// failure (whole blobs and layers, but no image uses them) is collected.
 Result<ImportResult> import(Store& s, const ImportOptions& o) {
+    auto r = import_locked(s, o);
+    if (!r) (void)s.collect();
+    return r;
+}
+
+Result<ImportResult> commit(Store& s, const std::string& dir, const std::string& image, const std::string& name,
+                            const UnpackOptions& u, const WriteOptions& w) {
+    auto r = commit_locked(s, dir, image, name, u, w);
+    if (!r) (void)s.collect();
+    return r;
+}
+
+namespace {
+
+Result<ImportResult> import_locked(Store& s, const ImportOptions& o) {
     const std::string& src = o.src;
     if (src == "-") {
         std::string n = s.tmp_name("stdin");
@@ -442,8 +465,8 @@ Result<ImportResult> import(Store& s, const ImportOptions& o) {
     return from_file(s, f.get(), ref, o, src, kind);
 }
 
-Result<ImportResult> commit(Store& s, const std::string& dir, const std::string& image, const std::string& name,
-                            const UnpackOptions& u, const WriteOptions& w) {
+Result<ImportResult> commit_locked(Store& s, const std::string& dir, const std::string& image, const std::string& name,
+                                   const UnpackOptions& u, const WriteOptions& w) {
     std::string full = TRY(normalize_name(name, "NAME"));
     Image img = TRY(resolve(s, image));
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -484,6 +507,8 @@ Result<ImportResult> commit(Store& s, const std::string& dir, const std::string&
     r.config_digest = c.digest;
     return r;
 }
+
+}  // namespace
 
 Status tag(Store& s, const std::string& image, const std::string& name) {
     std::string full = TRY(normalize_name(name, "NAME"));

@@ -20,8 +20,8 @@ Entrypoint ["/bin/sh", "-c"], Cmd ["echo $GREETING from $(pwd) as $(id -u)"].
 --index ARCH,...  the image is an image index with one manifest per
                   architecture (all but the host's hold the same layers)
 --bad KIND        a broken image: corrupt-blob (a layer blob's bytes
-                  changed after hashing), digest-mismatch (the manifest
-                  names another layer digest), diff-id (the config's
+                  changed after hashing), digest-mismatch (the config
+                  blob's bytes changed after hashing), diff-id (the config's
                   diff_id is wrong), truncated (layer 3 cut short, hashed
                   as cut), traversal (an entry ../../escaped), symlink-escape
                   (an entry esc -> /tmp, then esc/pwned), media-type (an
@@ -122,7 +122,7 @@ if a.bad == "symlink-escape":
 l2 = tar_of(l2_entries)
 l3 = tar_of(l3_entries)
 if a.bad == "truncated":
-    l3 = l3[: len(l3) // 2 + 100]
+    l3 = l3[: l3.index(b"hello\n") + 3]
 raw = [l1, l2, l3]
 diff_ids = ["sha256:" + hashlib.sha256(x).hexdigest() for x in raw]
 stored = [l1, gzip.compress(l2, mtime=0), gzip.compress(l3, mtime=0)]
@@ -144,14 +144,15 @@ def image(arch):
         "history": [{"created": "2023-11-14T22:13:20Z", "created_by": "make-oci-image.py"}],
     }
     cdata = json.dumps(cfg).encode()
+    cdigest = blob(cdata)
+    if a.bad == "digest-mismatch":
+        blobs[cdigest[7:]] = cdata.replace(b"GREETING=hello", b"GREETING=HELLO")
     layers = []
     for s, t in zip(stored, types):
         layers.append({"mediaType": t, "digest": blob(s), "size": len(s)})
     man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blob(cdata), "size": len(cdata)},
+           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cdigest, "size": len(cdata)},
            "layers": layers}
-    if a.bad == "digest-mismatch":
-        layers[1]["digest"] = "sha256:" + hashlib.sha256(b"something else").hexdigest()
     mdata = json.dumps(man).encode()
     return {"mediaType": man["mediaType"], "digest": blob(mdata), "size": len(mdata),
             "platform": {"os": "linux", "architecture": arch}}, layers
