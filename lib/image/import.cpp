@@ -351,6 +351,7 @@ Result<ArchiveKind> sniff(int fd, const std::string& src) {
 
 Result<ImportResult> from_file(Store& s, int fd, std::string ref, const ImportOptions& o, const std::string& src,
                                std::optional<ArchiveKind> kind) {
+    if (::lseek(fd, 0, SEEK_SET) != 0) return sys_error(cat("seek ", src));
     if (!kind) kind = TRY(sniff(fd, src));
     if (::lseek(fd, 0, SEEK_SET) != 0) return sys_error(cat("seek ", src));
     if (*kind == ArchiveKind::rootfs) {
