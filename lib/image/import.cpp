@@ -370,13 +370,12 @@ Result<ImportResult> from_file(Store& s, int fd, std::string ref, const ImportOp
     return r;
 }
 
-// "oci:DIR:REF": REF is what follows the last ':' when DIR alone exists.
+// "oci:DIR:REF": DIR is the shortest prefix that exists (REF may hold ':').
 std::pair<std::string, std::string> split_ref(const std::string& rest) {
     struct stat st;
-    if (::stat(rest.c_str(), &st) == 0) return {rest, ""};
-    auto c = rest.rfind(':');
-    if (c == std::string::npos) return {rest, ""};
-    return {rest.substr(0, c), rest.substr(c + 1)};
+    for (size_t c = rest.find(':'); c != std::string::npos; c = rest.find(':', c + 1))
+        if (::stat(rest.substr(0, c).c_str(), &st) == 0) return {rest.substr(0, c), rest.substr(c + 1)};
+    return {rest, ""};
 }
 
 }  // namespace
