@@ -107,11 +107,16 @@ Result<Store> Store::open(const std::string& path, bool create) {
         return usage_error(cat("store ", path, ": a store path holds no ':' (it separates the layer directories)"));
     Store s;
     s.path_ = path;
+    // Absolute: the layer directories are handed to a chain that may change directory.
+    if (!path.empty() && path[0] != '/') {
+        char cwd[4096];
+        if (::getcwd(cwd, sizeof cwd)) s.path_ = cat(cwd, "/", path);
+    }
     if (create) {
-        auto made = sys::mkdir_p(path, 0700);
+        auto made = sys::mkdir_p(s.path_, 0700);
         if (!made) return made.error();
     }
-    s.dir_.reset(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    s.dir_.reset(::open(s.path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!s.dir_) {
         if (errno == ENOENT) return Error{ENOENT, cat("store ", path), "import an image first: image-layers --import SRC NAME"};
         return sys_error(cat("open store ", path));
