@@ -11,6 +11,7 @@
 #include "core/cli.hpp"
 #include "core/env.hpp"
 #include "core/exec.hpp"
+#include "core/sys.hpp"
 #include "core/trace.hpp"
 #include "image/digest.hpp"
 #include "image/import.hpp"
@@ -31,16 +32,49 @@ void out(const std::string& text) {
 // file capabilities; anyone else owns every file (see image-layers(1)).
 bool rootless() { return ::geteuid() != 0 || mount::in_user_namespace(); }
 
+// Root of a user namespace that maps more than one id (--map-auto: the
+// caller and its subordinate ranges) gives files the image's owners and
+// keeps setuid bits, as podman does; only device nodes cannot be made.
+bool mapped_range() {
+    if (::geteuid() != 0 || !mount::in_user_namespace()) return false;
+    auto m = sys::read_file("/proc/self/uid_map");
+    if (!m) return false;
+    uint64_t ids = 0;
+    size_t i = 0;
+    while (i < m->size()) {
+        size_t e = m->find('\n', i);
+        if (e == std::string::npos) e = m->size();
+        unsigned long a = 0, b = 0, n = 0;
+        if (sscanf(m->substr(i, e - i).c_str(), "%lu %lu %lu", &a, &b, &n) == 3) ids += n;
+        i = e + 1;
+    }
+    return ids > 1;
+}
+
 img::UnpackOptions unpack_options() {
     img::UnpackOptions u;
     u.owners = u.devices = u.setid = u.trusted_opaque = !rootless();
+    if (mapped_range()) u.owners = u.setid = true;
     return u;
 }
 
 img::WriteOptions write_options() {
     img::WriteOptions w;
-    if (rootless()) w.root_uid = ::getuid(), w.root_gid = ::getgid();
+    if (rootless() && !mapped_range()) w.root_uid = ::getuid(), w.root_gid = ::getgid();
     return w;
+}
+
+// --map-auto: the same command again, in a user namespace that maps the
+// caller's subordinate ranges (unshare-run --user --map-auto).
+[[noreturn]] void again_mapped(int argc, char** argv, const std::string& store) {
+    char self[4096];
+    ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n < 0) cli::die(sys_error("readlink /proc/self/exe"));
+    self[n] = 0;
+    std::vector<std::string> words = {"unshare-run", "--user", "--map-auto", "--", self, "--store", store};
+    for (int i = 1; i < argc; ++i) words.emplace_back(argv[i]);
+    PreparedExec next = cli::value_or_die(prepare_exec(words));
+    cli::exec_command(next, false);
 }
 
 void warn_stats(const img::UnpackStats& st) {
@@ -101,7 +135,7 @@ int main(int argc, char** argv) {
                "       image-layers --import SRC [NAME] | --list | --inspect IMAGE | --tag IMAGE NAME\n"
                "       image-layers --remove IMAGE | --commit DIR IMAGE NAME");
     std::string store_path, import_src, inspect, tag_image, remove_image, commit_dir, platform;
-    bool do_list = false, keep_env = false;
+    bool do_list = false, keep_env = false, map_auto = false;
     app.add_option("--store", store_path,
                    "The image store (default: /var/lib/kago/images for root, else "
                    "${XDG_DATA_HOME:-~/.local/share}/kago/images)")
@@ -121,6 +155,9 @@ int main(int argc, char** argv) {
                    "Make DIR (a container's upper directory) a new layer on IMAGE, named NAME (the words after "
                    "the options); overlay whiteouts become .wh. entries")
         ->type_name("DIR");
+    app.add_flag("--map-auto", map_auto,
+                 "Not root: import, commit and remove in a user namespace that maps your subordinate ids "
+                 "(unshare-run --user --map-auto), so that files keep the image's owners");
     app.add_flag("--keep-env", keep_env, "Keep the KAGO_ variables for the command (when it is not a kago program)");
     if (auto code = cli::parse(app, common, argc, argv)) return *code;
 
@@ -162,6 +199,8 @@ int main(int argc, char** argv) {
     if (!tag_image.empty()) words(1, 1, "--tag takes IMAGE and one NAME");
     if (!remove_image.empty()) words(0, 0, "--remove takes one IMAGE");
     if (!commit_dir.empty()) words(2, 2, "--commit takes DIR, IMAGE and NAME");
+    if (map_auto && writes && !trace::dry_run() && !mount::in_user_namespace() && ::geteuid() != 0)
+        again_mapped(argc, argv, store_path);
     if (trace::dry_run() && writes) {
         trace::emit(cat("would change the store ", store_path, " (dry run): nothing done"));
         return 0;

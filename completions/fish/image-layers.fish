@@ -16,5 +16,6 @@ complete -c image-layers -l inspect -x -a '(__image_layers_images)' -d 'Print th
 complete -c image-layers -l tag -x -a '(__image_layers_images)' -d 'Give IMAGE another name'
 complete -c image-layers -l remove -x -a '(__image_layers_images)' -d 'Remove the name of IMAGE'
 complete -c image-layers -l commit -x -a '(__fish_complete_directories)' -d 'Make DIR a new layer on IMAGE'
+complete -c image-layers -l map-auto -d 'Work in a user namespace mapping your subordinate ids'
 complete -c image-layers -l keep-env -d 'Keep the KAGO_ variables for the command'
 complete -c image-layers -x -a '(__image_layers_images)'

@@ -84,7 +84,11 @@ std::vector<std::string> list_dir(int dirfd, const char* sub) {
 }  // namespace
 
 std::string default_store() {
-    if (::geteuid() == 0) return "/var/lib/kago/images";
+    // Root of the initial user namespace only: root in a user namespace
+    // (unshare-run --map-auto) is still the user whose store it is.
+    auto map = sys::read_file("/proc/self/uid_map");
+    bool initial = map && map->find("4294967295") != std::string::npos;
+    if (::geteuid() == 0 && initial) return "/var/lib/kago/images";
     std::string_view xdg = env::get("XDG_DATA_HOME");
     if (!xdg.empty()) return cat(xdg, "/kago/images");
     std::string_view home = env::get("HOME");

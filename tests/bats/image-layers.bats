@@ -8,6 +8,10 @@
 load helpers
 
 MKIMG="$KAGO_TOP/tests/lib/make-oci-image.py"
+# A user with subordinate ranges of its own (rootless.bats uses another).
+IMG_USER=kagoimg
+IMG_START=3200000000
+IMG_COUNT=65536
 
 setup_file() {
     kago_setup_file
@@ -23,6 +27,10 @@ setup_file() {
 
 teardown_file() {
     [ -s "$BATS_FILE_TMPDIR/dir" ] && rm -rf "$(cat "$BATS_FILE_TMPDIR/dir")"
+    if [ -s "$BATS_FILE_TMPDIR/user" ]; then
+        userdel "$IMG_USER" 2>/dev/null || true
+        sed -i "/^$IMG_USER:/d" /etc/subuid /etc/subgid
+    fi
     kago_teardown_file
 }
 
@@ -459,4 +467,52 @@ mkimg() { python3 "$MKIMG" "$KAGO_ROOTFS" "$@"; }
     assert_success
     [ -d "$home/xdg/kago/images/layers" ]
     rm -rf "$home"
+}
+
+@test "rootless with subuids: --map-auto unpacks in a user namespace; the image's owners and setuid bits stay" {
+    require_static
+    [ "$(id -u)" = 0 ] || skip "needs root to create the test user"
+    command -v useradd >/dev/null && command -v newuidmap >/dev/null || skip "useradd or newuidmap (uidmap) is missing"
+    userdel "$IMG_USER" 2>/dev/null || true
+    sed -i "/^$IMG_USER:/d" /etc/subuid /etc/subgid
+    if awk -F: -v s=$IMG_START -v c=$IMG_COUNT '$2 < s + c && $2 + $3 > s { bad = 1 } END { exit !bad }' /etc/subuid /etc/subgid; then
+        skip "the range $IMG_START+$IMG_COUNT is taken in /etc/subuid"
+    fi
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$IMG_USER"
+    echo "$IMG_USER" >"$BATS_FILE_TMPDIR/user"
+    echo "$IMG_USER:$IMG_START:$IMG_COUNT" >>/etc/subuid
+    echo "$IMG_USER:$IMG_START:$IMG_COUNT" >>/etc/subgid
+    local home u g
+    home=$(mktemp -d "$D/home.XXXXXX")
+    chown "$IMG_USER:" "$home"
+    u=$(id -u "$IMG_USER") g=$(id -g "$IMG_USER")
+    as_img() { setpriv --reuid="$u" --regid="$g" --clear-groups -- env -i PATH="$PATH" HOME="$home" "$@"; }
+    run as_img image-layers --map-auto --import "oci:$OCI"
+    assert_success
+    refute_output --partial "setuid"
+    # On the host: the file of uid 1000 belongs to the range's id 1000.
+    local hello
+    hello=$(ls -d "$home"/.local/share/kago/images/layers/*/app/hello)
+    [ "$(stat -c %u "$hello")" = $((IMG_START + 999)) ]
+    run as_img image-layers test:1 -- unshare-run --user --map-auto --pid --mount -- \
+        mount-layers --tmp-upper --proc --target "$home/root" --pivot -- cap-drop --user 0 -- /bin/sh -c '
+        stat -c "%n %a %u:%g" /app/hello /data/suid /data/orig; ls -A /opq; [ ! -e /data/gone ] && echo gone-absent'
+    assert_success
+    assert_line "/app/hello 644 1000:1000"
+    assert_line "/data/suid 4755 0:0"
+    assert_line "/data/orig 644 0:0"
+    assert_line upper
+    assert_line gone-absent
+    run as_img image-layers test:1 -- unshare-run --user --map-auto --pid --mount -- \
+        mount-layers --tmp-upper --proc --target "$home/root" --pivot -- cap-drop
+    assert_success
+    assert_output "hello from /app as 1000"
+    # What the range owns is removed in the namespace too.
+    run as_img image-layers --map-auto --remove test:1
+    assert_success
+    [ -z "$(ls -A "$home/.local/share/kago/images/layers")" ]
+    rm -rf "$home"
+    userdel "$IMG_USER"
+    sed -i "/^$IMG_USER:/d" /etc/subuid /etc/subgid
+    rm -f "$BATS_FILE_TMPDIR/user"
 }
