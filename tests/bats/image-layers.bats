@@ -176,6 +176,7 @@ mkimg() { python3 "$MKIMG" "$KAGO_ROOTFS" "$@"; }
     run chain test:1 --user 0 -- /bin/sh -c '
         ls -A /data /opq; [ ! -e /olddir ] && echo olddir-absent
         stat -c "%n %a %u:%g %h" /data/orig /data/hard /data/suid /app/hello
+        stat -c "%n %F %t:%T" /dev/kago-null
         readlink /data/sym; cat /data/sym'
     assert_success
     assert_output --partial "$(printf '/data:\ncap\nhard\nkeep\norig\nsuid\nsym\n\n/opq:\nupper')"
@@ -186,6 +187,7 @@ mkimg() { python3 "$MKIMG" "$KAGO_ROOTFS" "$@"; }
     assert_line "/data/hard 644 0:0 2"
     assert_line "/data/suid 4755 0:0 1"
     assert_line "/app/hello 644 1000:1000 1"
+    assert_line "/dev/kago-null character special file 1:3"
     assert_line orig
     # The capability is on the layer's file: security.capability, cap_net_raw (bit 13).
     local dirs
@@ -233,6 +235,18 @@ mkimg() { python3 "$MKIMG" "$KAGO_ROOTFS" "$@"; }
     run img --import "$KAGO_ROOTFS"
     assert_equal "$status" 125
     assert_output --partial "give one"
+}
+
+@test "a zstd layer is unpacked and run like the others" {
+    require_static
+    command -v zstd >/dev/null || skip "zstd is not installed (make deps)"
+    mkimg "$BATS_TEST_TMPDIR/z" --zstd --ref z:1
+    grep -q 'tar+zstd' "$BATS_TEST_TMPDIR"/z/blobs/sha256/*
+    run img --import "oci:$BATS_TEST_TMPDIR/z"
+    assert_success
+    run chain z:1
+    assert_success
+    assert_output "hello from /app as 1000"
 }
 
 @test "--import docker-archive (skopeo copy to docker-archive), and skopeo and umoci read the store" {
@@ -452,6 +466,7 @@ mkimg() { python3 "$MKIMG" "$KAGO_ROOTFS" "$@"; }
     assert_success
     assert_output --partial "removed the setuid/setgid bits of 1 file(s)"
     assert_output --partial "dropped 1 xattr(s)"
+    assert_output --partial "skipped 1 device node(s)"
     [ -d "$home/.local/share/kago/images/layers" ]
     [ "$(stat -c %u "$home/.local/share/kago/images/layers")" = 65534 ]
     run as_nobody env HOME="$home" image-layers test:1 -- unshare-run --map-root --pid --mount -- \

@@ -1,18 +1,19 @@
 #!/usr/bin/env python3
-"""make-oci-image.py ROOTFS OUT [--ref NAME] [--arch ARCH] [--index ARCH,...] [--bad KIND]
+"""make-oci-image.py ROOTFS OUT [--ref NAME] [--arch ARCH] [--index ARCH,...] [--zstd] [--bad KIND]
 
 Writes OUT, an OCI image layout holding a three-layer test image made from
 ROOTFS (the busybox root filesystem):
 
   layer 1 (plain tar)   ROOTFS, plus /data/keep, /data/gone, /olddir/a,
-                        /opq/lower
+                        /opq/lower, /dev/kago-null (character device 1:3)
   layer 2 (gzip)        deletes /data/gone (.wh.gone) and /olddir (.wh.olddir);
                         /opq is opaque (.wh..wh..opq) with /opq/upper;
                         /data/orig with a hard link /data/hard, a symlink
                         /data/sym -> orig, a setuid root file /data/suid
                         (04755), /data/cap with security.capability
                         (cap_net_raw, effective)
-  layer 3 (gzip)        /app/hello (owned by 1000:1000)
+  layer 3 (gzip; zstd with --zstd)
+                        /app/hello (owned by 1000:1000)
 
 The config: User "1000", WorkingDir "/app", Env PATH and GREETING=hello,
 Entrypoint ["/bin/sh", "-c"], Cmd ["echo $GREETING from $(pwd) as $(id -u)"].
@@ -28,7 +29,7 @@ Entrypoint ["/bin/sh", "-c"], Cmd ["echo $GREETING from $(pwd) as $(id -u)"].
                   unknown layer media type), missing-blob (a layer blob
                   removed)
 """
-import argparse, gzip, hashlib, io, json, os, struct, sys, tarfile
+import argparse, gzip, hashlib, io, json, os, struct, subprocess, sys, tarfile
 
 ap = argparse.ArgumentParser()
 ap.add_argument("rootfs")
@@ -37,6 +38,7 @@ ap.add_argument("--ref", default="test:1")
 ap.add_argument("--arch", default="amd64")
 ap.add_argument("--index", default="")
 ap.add_argument("--bad", default="")
+ap.add_argument("--zstd", action="store_true")
 a = ap.parse_args()
 
 MTIME = 1700000000
@@ -97,6 +99,7 @@ l1 = tar_of([
     info("olddir/a", data=b"a\n"),
     info("opq", tarfile.DIRTYPE, 0o755),
     info("opq/lower", data=b"lower\n"),
+    info("dev/kago-null", tarfile.CHRTYPE, 0o666, devmajor=1, devminor=3),
 ], rootfs=a.rootfs)
 l2_entries = [
     info("data", tarfile.DIRTYPE, 0o755),
@@ -125,9 +128,16 @@ if a.bad == "truncated":
     l3 = l3[: l3.index(b"hello\n") + 3]
 raw = [l1, l2, l3]
 diff_ids = ["sha256:" + hashlib.sha256(x).hexdigest() for x in raw]
-stored = [l1, gzip.compress(l2, mtime=0), gzip.compress(l3, mtime=0)]
-types = ["application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip",
-         "application/vnd.oci.image.layer.v1.tar+gzip"]
+# Layer 3 is zstd with --zstd (the zstd program, make deps), else gzip:
+# Debian's skopeo and umoci read no zstd layers.
+if a.zstd:
+    l3z = subprocess.run(["zstd", "-q", "-c"], input=l3, stdout=subprocess.PIPE, check=True).stdout
+    l3type = "application/vnd.oci.image.layer.v1.tar+zstd"
+else:
+    l3z = gzip.compress(l3, mtime=0)
+    l3type = "application/vnd.oci.image.layer.v1.tar+gzip"
+stored = [l1, gzip.compress(l2, mtime=0), l3z]
+types = ["application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip", l3type]
 if a.bad == "diff-id":
     diff_ids[1] = "sha256:" + "0" * 64
 if a.bad == "media-type":

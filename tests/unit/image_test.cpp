@@ -47,11 +47,18 @@ struct Entry {
 };
 
 // A tar (gzip'd when asked) of the entries, written by libarchive.
-std::string make_tar(const std::vector<Entry>& entries, bool gzip = false) {
+enum class Fmt { pax, gnu, ustar };
+enum class Zip { none, gzip, zstd };
+
+std::string make_tar(const std::vector<Entry>& entries, Zip zip, Fmt fmt) {
     std::string out;
     struct archive* a = archive_write_new();
-    archive_write_set_format_pax_restricted(a);
-    if (gzip) archive_write_add_filter_gzip(a);
+    if (fmt == Fmt::pax) archive_write_set_format_pax_restricted(a);
+    else if (fmt == Fmt::gnu) archive_write_set_format_gnutar(a);
+    else archive_write_set_format_ustar(a);
+    if (zip == Zip::gzip) archive_write_add_filter_gzip(a);
+    if (zip == Zip::zstd) archive_write_add_filter_zstd(a);
+    archive_write_set_bytes_in_last_block(a, 1);  // no zero padding after a compressed stream
     archive_write_open(
         a, &out, nullptr,
         [](struct archive*, void* ctx, const void* buf, size_t n) -> la_ssize_t {
@@ -78,6 +85,10 @@ std::string make_tar(const std::vector<Entry>& entries, bool gzip = false) {
     archive_write_close(a);
     archive_write_free(a);
     return out;
+}
+
+std::string make_tar(const std::vector<Entry>& entries, bool gzip = false) {
+    return make_tar(entries, gzip ? Zip::gzip : Zip::none, Fmt::pax);
 }
 
 int memfd_of(const std::string& bytes) {
@@ -305,6 +316,42 @@ TEST(ImageUnpack, WhiteoutsLinksAndModes) {
     EXPECT_TRUE(exists(d + "/ro/inside"));
     // The diff_id is the digest of the uncompressed stream.
     EXPECT_EQ(r->diff_id, sha256(gunzip(tar)));
+}
+
+TEST(ImageUnpack, EveryCompressionAndTarFormat) {
+    TempDir t;
+    int i = 0;
+    for (Zip zip : {Zip::none, Zip::gzip, Zip::zstd})
+        for (Fmt fmt : {Fmt::pax, Fmt::gnu, Fmt::ustar}) {
+            std::string d = t.path() + "/f" + std::to_string(i++);
+            auto r = unpack(make_tar({{"a", 'd', "", 0755}, {"a/f", 'f', "data"}, {"a/.wh.x", 'f', ""},
+                                      {"a/l", 'l', "f", 0777}, {"a/h", 'h', "a/f"}},
+                                     zip, fmt),
+                            d);
+            ASSERT_TRUE(r.ok()) << r.error().message();
+            EXPECT_EQ(r->compression, zip == Zip::none ? "none" : zip == Zip::gzip ? "gzip" : "zstd");
+            EXPECT_EQ(r->whiteouts, 1u);
+            struct stat st;
+            ASSERT_EQ(lstat((d + "/a/h").c_str(), &st), 0);
+            EXPECT_EQ(st.st_nlink, 2u);
+            EXPECT_TRUE(exists(d + "/a/l"));
+        }
+}
+
+TEST(ImageUnpack, DevicesAndOwnersOnlyWhenAsked) {
+    if (geteuid() != 0) GTEST_SKIP() << "making a device node needs root";
+    TempDir t;
+    UnpackOptions o;
+    o.owners = o.devices = o.setid = true;
+    auto r = unpack(make_tar({{"null", 'c', "", 0666}, {"s", 'f', "x", 04755}}), t.path() + "/d", o);
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->devices_skipped, 0u);
+    struct stat st;
+    ASSERT_EQ(lstat((t.path() + "/d/null").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+    EXPECT_EQ(st.st_rdev, makedev(1, 3));
+    ASSERT_EQ(lstat((t.path() + "/d/s").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 04755u);
 }
 
 TEST(ImageUnpack, RefusesEscapes) {
