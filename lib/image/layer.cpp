@@ -15,6 +15,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <tuple>
 #include <vector>
 
 #include "core/fd.hpp"
@@ -267,7 +268,8 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
                              archive_entry_perm(e), times[0], xattrs_of(e)});
         return {};
     }
-    auto [dir, base] = split(path);
+    std::string dir, base;
+    std::tie(dir, base) = split(path);
     UniqueFd pfd = TRY(parent(dir, raw));
     ++stats.entries;
 
