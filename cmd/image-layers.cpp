@@ -139,7 +139,8 @@ int main(int argc, char** argv) {
     app.add_option("--store", store_path,
                    "The image store (default: /var/lib/kago/images for root, else "
                    "${XDG_DATA_HOME:-~/.local/share}/kago/images)")
-        ->type_name("DIR");
+        ->type_name("DIR")
+        ->envname(env::kImageStore);
     app.add_option("--import", import_src,
                    "Import SRC as NAME: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF], a root "
                    "filesystem DIR, an archive or rootfs tar FILE, or - (standard input)")
