@@ -33,7 +33,18 @@ teardown() { rm -rf "$D"; }
     assert_output --partial "no kept container"
 }
 
-@test "marten: MINCS 02_marten/01_run, with import: import, li, minc -r, lc, commit, renamei, rm, rmi" {
+@test "marten: MINCS's test.d/02_marten/01_run.sh, with import instead of pull" {
+    require_static
+    # The original: marten li | grep "alpine"; minc --debug -r alpine ls
+    "$MARTEN" import "$KAGO_ROOTFS" alpine
+    run sh -c "'$MARTEN' li | grep alpine"
+    assert_success
+    run "$MINC" --debug -r alpine ls </dev/null
+    assert_success
+    assert_line bin
+}
+
+@test "marten: import, li, minc -r, lc, commit, renamei, tag, rm, rmi" {
     require_static
     run "$MARTEN" import "$KAGO_ROOTFS" busybox
     assert_success
