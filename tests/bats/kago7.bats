@@ -129,6 +129,11 @@ false"
     run_section "One file"
 }
 
+@test "kago(7) from an image" {
+    require_static
+    run_section "From an image"
+}
+
 @test "kago(7) one kernel" {
     run_section "One kernel"
 }
