@@ -99,11 +99,12 @@ $(BUILD)/tests/progs/%: tests/progs/%.c
 # --- dependencies ----------------------------------------------------------
 DEPS := build-essential g++ make pkg-config git ca-certificates \
 	libcli11-dev libcap-dev libmnl-dev libnftnl-dev libseccomp-dev libzstd-dev \
-	libsodium-dev libssl-dev libgtest-dev \
+	libsodium-dev libssl-dev libgtest-dev libarchive-dev nlohmann-json3-dev \
 	bats bats-assert bats-support busybox-static uidmap passt slirp4netns \
 	qemu-system-x86 hyperfine bubblewrap crun runc util-linux iproute2 nftables \
 	debootstrap zstd xz-utils cpio kmod jq clang libclang-rt-14-dev squashfs-tools squashfuse makeself \
-	procps psmisc file man-db groff-base bash-completion zsh fish dash
+	procps psmisc file man-db groff-base bash-completion zsh fish dash \
+	python3 skopeo umoci
 
 # apt-get update runs once, and only when something is missing.
 deps:

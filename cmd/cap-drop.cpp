@@ -9,6 +9,7 @@
 #include "caps/session.hpp"
 #include "caps/show.hpp"
 #include "core/cli.hpp"
+#include "core/env.hpp"
 #include "core/exec.hpp"
 #include "core/fds.hpp"
 #include "core/proc.hpp"
@@ -110,6 +111,9 @@ int main(int argc, char** argv) {
     app.add_flag("--json", f.as_json, "With --show: print JSON");
     if (auto code = cli::parse(app, common, argc, argv)) return *code;
 
+    // An image's User (image-layers) when no --user is given.
+    if (o.user.empty() && !kago::env::get(kago::env::kImageUser).empty())
+        o.user = kago::env::get(kago::env::kImageUser);
     auto code = run(o, f, common);
     if (!code) cli::die(code.error());
     return *code;

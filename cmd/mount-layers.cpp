@@ -138,6 +138,23 @@ int main(int argc, char** argv) {
     }
     if (auto code = cli::parse(app, common, argc, argv)) return *code;
     if (bad) cli::usage_error(bad->message());
+    // An image (image-layers): its layers when no --layer is given, and its
+    // WorkingDir when no --chdir is.
+    if (spec.layers.empty() && !env::get(env::kImageLayers).empty()) {
+        std::string_view list = env::get(env::kImageLayers);
+        for (size_t i = 0; i <= list.size();) {
+            size_t j = std::min(list.find(':', i), list.size());
+            if (j > i) spec.layers.emplace_back(list.substr(i, j - i));
+            i = j + 1;
+        }
+        bool has_chdir = false;
+        for (const auto& st : spec.steps) has_chdir |= st.kind == StepKind::chdir;
+        if (!has_chdir && !env::get(env::kImageWorkdir).empty()) {
+            auto s = mount::parse_step(StepKind::chdir, std::string(env::get(env::kImageWorkdir)));
+            if (!s) cli::die(s.error());
+            spec.steps.push_back(std::move(s).value());
+        }
+    }
     if (auto c = env::check_plan(envp); !c) cli::usage_error(c.error().message());
 
     if (!upper.empty() && !tmp_upper.empty()) cli::usage_error("--upper and --tmp-upper exclude each other");

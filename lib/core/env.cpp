@@ -71,6 +71,10 @@ std::vector<std::string> container_environ(const std::vector<std::string>& calle
         out = {cat("PATH=", kContainerPath), "HOME=/root", "container=kago"};
         for (const auto& v : caller)
             if (v.rfind("KAGO_", 0) == 0 || name_of(v) == "TERM") put(out, v);
+        // The image's Env (image-layers), under the user's own settings.
+        if (auto image = string_list(get(kImageEnv)))
+            for (const auto& v : *image)
+                if (v.find('=') != std::string::npos && v.find('=') > 0) put(out, v);
         for (const auto& n : p.pass)
             if (const std::string* v = find(caller, n)) put(out, *v);
     }
@@ -93,9 +97,84 @@ void replace(const std::vector<std::string>& vars) {
     }
 }
 
+std::optional<std::vector<std::string>> string_list(std::string_view t) {
+    std::vector<std::string> out;
+    size_t i = 0;
+    auto space = [&] {
+        while (i < t.size() && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) ++i;
+    };
+    auto hex = [&](size_t at) -> int {
+        int v = 0;
+        for (size_t k = at; k < at + 4; ++k) {
+            char c = k < t.size() ? t[k] : 'x';
+            v = v * 16 + (c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -100000);
+        }
+        return v;
+    };
+    auto utf8 = [](std::string& s, unsigned cp) {
+        if (cp < 0x80) s += char(cp);
+        else if (cp < 0x800) s += char(0xc0 | cp >> 6), s += char(0x80 | (cp & 0x3f));
+        else if (cp < 0x10000) s += char(0xe0 | cp >> 12), s += char(0x80 | (cp >> 6 & 0x3f)), s += char(0x80 | (cp & 0x3f));
+        else s += char(0xf0 | cp >> 18), s += char(0x80 | (cp >> 12 & 0x3f)), s += char(0x80 | (cp >> 6 & 0x3f)), s += char(0x80 | (cp & 0x3f));
+    };
+    space();
+    if (i >= t.size() || t[i++] != '[') return std::nullopt;
+    space();
+    if (i < t.size() && t[i] == ']') return ++i, space(), i == t.size() ? std::optional(out) : std::nullopt;
+    for (;;) {
+        space();
+        if (i >= t.size() || t[i++] != '"') return std::nullopt;
+        std::string s;
+        for (;;) {
+            if (i >= t.size()) return std::nullopt;
+            char c = t[i++];
+            if (c == '"') break;
+            if (c != '\\') {
+                s += c;
+                continue;
+            }
+            if (i >= t.size()) return std::nullopt;
+            char e = t[i++];
+            switch (e) {
+            case '"': case '\\': case '/': s += e; break;
+            case 'b': s += '\b'; break;
+            case 'f': s += '\f'; break;
+            case 'n': s += '\n'; break;
+            case 'r': s += '\r'; break;
+            case 't': s += '\t'; break;
+            case 'u': {
+                int cp = hex(i);
+                if (cp < 0) return std::nullopt;
+                i += 4;
+                if (cp >= 0xd800 && cp < 0xdc00 && i + 6 <= t.size() && t[i] == '\\' && t[i + 1] == 'u') {
+                    int lo = hex(i + 2);
+                    if (lo >= 0xdc00 && lo < 0xe000) {
+                        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                        i += 6;
+                    }
+                }
+                utf8(s, static_cast<unsigned>(cp));
+                break;
+            }
+            default: return std::nullopt;
+            }
+        }
+        out.push_back(std::move(s));
+        space();
+        if (i >= t.size()) return std::nullopt;
+        if (t[i] == ',') {
+            ++i;
+            continue;
+        }
+        if (t[i++] != ']') return std::nullopt;
+        space();
+        return i == t.size() ? std::optional(out) : std::nullopt;
+    }
+}
+
 bool is_kago_program(std::string_view name) {
-    static constexpr std::string_view programs[] = {"unshare-run", "mount-layers", "net-setup",
-                                                    "cg-limit",    "cap-drop",     "pack-selfexec"};
+    static constexpr std::string_view programs[] = {"unshare-run", "mount-layers",  "net-setup",   "cg-limit",
+                                                    "cap-drop",    "pack-selfexec", "image-layers"};
     for (auto p : programs)
         if (p == name) return true;
     return false;

@@ -2,6 +2,7 @@
 // the variables; kago-environ(7) documents them.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,14 @@ inline constexpr const char kTrace[] = "KAGO_TRACE";        // "1": trace the wh
 inline constexpr const char kDryRun[] = "KAGO_DRY_RUN";     // "1": the chain is a dry run
 inline constexpr const char kReadyFd[] = "KAGO_READY_FD";   // the chain's readiness gate (core/ready.hpp)
 inline constexpr const char kConsoleFd[] = "KAGO_CONSOLE_FD"; // unshare-run --tty's socket (core/console.hpp)
+// Set by image-layers from the image it resolved (lib/image):
+inline constexpr const char kImage[] = "KAGO_IMAGE";                // the image's name
+inline constexpr const char kImageStore[] = "KAGO_IMAGE_STORE";   // set by the user: image-layers' store (as --store)
+inline constexpr const char kImageLayers[] = "KAGO_IMAGE_LAYERS";   // layer directories, ':'-separated, bottom first
+inline constexpr const char kImageWorkdir[] = "KAGO_IMAGE_WORKDIR"; // WorkingDir: mount-layers' default --chdir
+inline constexpr const char kImageUser[] = "KAGO_IMAGE_USER";       // User: cap-drop's default --user
+inline constexpr const char kImageEnv[] = "KAGO_IMAGE_ENV";         // Env, a JSON array of "NAME=VALUE"
+inline constexpr const char kImageCmd[] = "KAGO_IMAGE_CMD";         // Entrypoint + Cmd, a JSON array: the default command
 
 // getenv, with "" for unset.
 std::string_view get(const char* name);
@@ -46,6 +55,10 @@ std::vector<std::string> container_environ(const std::vector<std::string>& calle
 // This process's environment as a list, and replacing it with one.
 std::vector<std::string> current();
 void replace(const std::vector<std::string>& vars);
+
+// A JSON array of strings (KAGO_IMAGE_ENV, KAGO_IMAGE_CMD) as a list;
+// std::nullopt when `text` is not one.
+std::optional<std::vector<std::string>> string_list(std::string_view text);
 
 // The names of the kago programs.
 bool is_kago_program(std::string_view name);

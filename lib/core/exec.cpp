@@ -216,6 +216,8 @@ Error exec_prepared(const PreparedExec& p) {
 }
 
 std::vector<std::string> default_command() {
+    // An image's Entrypoint and Cmd (image-layers), when they are set.
+    if (auto image = env::string_list(env::get(env::kImageCmd)); image && !image->empty()) return *image;
     const char* sh = ::getenv("SHELL");
     return {sh && *sh ? sh : "/bin/sh"};
 }

@@ -226,8 +226,10 @@ Status mount_overlay(const RootSpec& spec, const Context& ctx, UpperDirs& dirs, 
                 return e;
             }
         }
-        if (ctx.in_userns) TRY_AS("--upper", ops::fsconfig_flag(fs, "userxattr"));
     }
+    // In a user namespace overlay reads its own xattrs (opaque directories,
+    // from image-layers too) as user.overlay.*, with or without an upper.
+    if (ctx.in_userns) TRY_AS(dirs.upper_path.empty() ? "--layer" : "--upper", ops::fsconfig_flag(fs, "userxattr"));
     auto created = ops::fsconfig_create(fs);
     if (!created) {
         Error e = std::move(created).error();

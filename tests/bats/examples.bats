@@ -32,6 +32,17 @@ teardown() {
     assert_line "kago busybox rootfs"
 }
 
+@test "examples/image-layers-run.sh: a two-layer image whose whiteout hides a lower file" {
+    require_static
+    require_progs image-layers unshare-run mount-layers cap-drop
+    run "$EX/image-layers-run.sh" "$KAGO_ROOTFS"
+    assert_success
+    assert_line --regexp '^base:2 +[0-9a-f]{12} '
+    assert_line --regexp '^c--------- .*/etc/group$'
+    assert_line --partial "/etc/group: No such file or directory"
+    assert_line /etc/group
+}
+
 @test "examples/busybox-shell.sh: the command's status comes back" {
     require_static
     require_progs unshare-run mount-layers cap-drop

@@ -9,7 +9,7 @@ load helpers
 setup_file() { kago_setup_file; }
 teardown_file() { kago_teardown_file; }
 
-PROGRAMS=(cap-drop cg-limit mount-layers net-setup pack-selfexec unshare-run)
+PROGRAMS=(cap-drop cg-limit image-layers mount-layers net-setup pack-selfexec unshare-run)
 
 # io.max takes a device's MAJ:MIN; 8:0 (sda) need not exist for a dry run.
 # "PROGRAM OPTION" -> the words before it (the context the option needs),

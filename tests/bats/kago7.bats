@@ -23,13 +23,14 @@ SECTIONS=(
     "Step 8: watching it work"
     "The full chain"
     "One file"
+    "From an image"
     "One kernel"
 )
 
 # Run one section; fail, naming it, when a kago program it uses is not built.
 run_section() {
     local p
-    for p in cg-limit net-setup unshare-run mount-layers cap-drop pack-selfexec; do
+    for p in cg-limit net-setup unshare-run mount-layers cap-drop pack-selfexec image-layers; do
         if "$EXAMPLES" commands "$PAGE" "$1" | grep -qw -- "$p"; then
             [ -x "$KAGO_BIN/$p" ] || fail "$p is not built ($KAGO_BIN/$p is missing)"
         fi
@@ -126,6 +127,11 @@ false"
 
 @test "kago(7) one file" {
     run_section "One file"
+}
+
+@test "kago(7) from an image" {
+    require_static
+    run_section "From an image"
 }
 
 @test "kago(7) one kernel" {

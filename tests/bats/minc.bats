@@ -322,3 +322,28 @@ made-inside"
         grep -qF -- "${o//-/\\-}" "$KAGO_TOP/man/minc.1" || fail "man/minc.1 does not mention $o"
     done
 }
+
+@test "minc -r NAME: an image of image-layers' store, its User, WorkingDir and Cmd" {
+    require_static
+    require_progs image-layers unshare-run mount-layers cap-drop
+    command -v python3 >/dev/null || skip "python3 is not installed (make deps)"
+    local d
+    d=$(mktemp -d /tmp/kago-minc-image.XXXXXX)
+    KEEP_DIRS+=("$d")
+    python3 "$KAGO_TOP/tests/lib/make-oci-image.py" "$KAGO_ROOTFS" "$d/oci" --ref app:1
+    export KAGO_IMAGE_STORE=$d/store
+    image-layers --import "oci:$d/oci"
+    run "$MINC" --print-chain -r app:1
+    assert_success
+    assert_line --index 0 "image-layers app:1 -- \\"
+    refute_output --partial -- "--layer"
+    run "$MINC" -r app:1 </dev/null
+    assert_success
+    assert_output "hello from /app as 1000"
+    run "$MINC" -r app:1 --user 0 -- cat /data/keep </dev/null
+    assert_success
+    assert_output keep
+    run "$MINC" -r no-such-image:1 true
+    assert_equal "$status" 125
+    assert_output --partial "nor an image in image-layers' store"
+}

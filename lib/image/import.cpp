@@ -1,0 +1,539 @@
+#include "image/import.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "core/fd.hpp"
+#include "image/digest.hpp"
+
+namespace kago::image {
+
+using nlohmann::json;
+
+std::string now_rfc3339() {
+    time_t t = ::time(nullptr);
+    struct tm tm {};
+    ::gmtime_r(&t, &tm);
+    char buf[32];
+    ::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+namespace {
+
+// Inside a source directory: beneath it, symlinks allowed (docker save
+// links repeated layers), never out of it.
+int open_in(int dirfd, const std::string& path, int flags) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    return static_cast<int>(::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how));
+}
+
+Result<std::string> read_text(int dirfd, const std::string& path, const std::string& src) {
+    int fd = open_in(dirfd, path, O_RDONLY);
+    if (fd < 0) return sys_error(cat(src, ": ", path));
+    UniqueFd f(fd);
+    std::string out;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(f.get(), buf, sizeof buf);
+        if (n < 0) return sys_error(cat(src, ": read ", path));
+        if (n == 0) return out;
+        out.append(buf, static_cast<size_t>(n));
+        if (out.size() > (64u << 20)) return usage_error(cat(src, ": ", path, ": larger than 64 MiB"));
+    }
+}
+
+// A blob of an OCI layout, checked against its descriptor.
+Result<std::string> read_blob_text(int dirfd, const Descriptor& d, const std::string& src) {
+    std::string p = cat("blobs/sha256/", hex_of(d.digest));
+    int fd = open_in(dirfd, p, O_RDONLY);
+    if (fd < 0) {
+        if (errno == ENOENT) return Error{ENOENT, cat(src, ": blob ", d.digest, " is missing"), ""};
+        return sys_error(cat(src, ": blob ", d.digest));
+    }
+    ::close(fd);
+    std::string text = TRY(read_text(dirfd, p, src));
+    std::string got = sha256(text);
+    if (got != d.digest)
+        return usage_error(cat(src, ": blob ", d.digest, ": digest mismatch: the content hashes to ", got));
+    if (d.size >= 0 && static_cast<int64_t>(text.size()) != d.size)
+        return usage_error(cat(src, ": blob ", d.digest, ": ", text.size(), " bytes, the descriptor says ", d.size));
+    return text;
+}
+
+std::string ref_of(const Descriptor& d) {
+    auto it = d.annotations.find(kRefName);
+    return it == d.annotations.end() ? std::string() : it->second;
+}
+
+Status check_platform(const Config& c, const Platform& want, bool asked, const std::string& src) {
+    if (c.platform.architecture.empty() || fits(c.platform, want)) return {};
+    Error e = usage_error(cat(src, ": the image is for ", c.platform.str(), ", not ", want.str()));
+    e.hint = asked ? "" : cat("this host runs ", want.str(), "; --platform ", c.platform.str(), " imports it anyway");
+    return e;
+}
+
+// Publish NAME -> manifest in index.json, replacing what NAME named.
+Status publish(Store& s, const std::string& name, const Descriptor& manifest) {
+    Index idx = TRY(s.index());
+    std::vector<Descriptor> kept;
+    for (auto& d : idx.manifests)
+        if (ref_of(d) != name) kept.push_back(d);
+    Descriptor d = manifest;
+    d.platform.reset();
+    d.annotations = {{kRefName, name}};
+    kept.push_back(d);
+    idx.manifests = std::move(kept);
+    TRY(s.write_index(idx));
+    TRY(s.collect());
+    return {};
+}
+
+void add_stats(UnpackStats& t, const UnpackStats& s) {
+    t.entries += s.entries;
+    t.bytes += s.bytes;
+    t.whiteouts += s.whiteouts;
+    t.opaque += s.opaque;
+    t.devices_skipped += s.devices_skipped;
+    t.setid_stripped += s.setid_stripped;
+    t.xattrs_dropped += s.xattrs_dropped;
+}
+
+// Layers into the store (blobs checked, then unpacked, diff_ids checked).
+Status add_layers(Store& s, const std::vector<Descriptor>& layers, const Config& cfg, const UnpackOptions& u,
+                  ImportResult& r, const std::function<Result<UniqueFd>(const Descriptor&, size_t)>& open_src,
+                  std::vector<Descriptor>* stored) {
+    if (cfg.diff_ids.size() != layers.size())
+        return usage_error(cat("the manifest lists ", layers.size(), " layers, the config ", cfg.diff_ids.size(), " diff_ids"));
+    auto chains = chain_ids(cfg.diff_ids);
+    for (size_t i = 0; i < layers.size(); ++i) {
+        const Descriptor& l = layers[i];
+        ++r.layers;
+        Descriptor kept = l;
+        if (l.digest.empty() || !s.has_blob(l.digest)) {
+            UniqueFd src = TRY(open_src(l, i));
+            BlobRef b = TRY(s.put_blob(src.get(), l.digest, l.size, cat("layer ", l.digest.empty() ? std::to_string(i + 1) : l.digest)));
+            kept.digest = b.digest;
+            kept.size = b.size;
+        }
+        auto st = TRY(s.add_layer(kept.digest, cfg.diff_ids[i], chains[i], u));
+        if (st) {
+            add_stats(r.totals, *st);
+            if (kept.media_type.empty())
+                kept.media_type = st->compression == "gzip" ? media::kLayerGzip
+                                  : st->compression == "zstd" ? media::kLayerZstd : media::kLayer;
+        } else {
+            ++r.layers_shared;
+            if (kept.media_type.empty()) kept.media_type = kept.digest == cfg.diff_ids[i] ? media::kLayer : media::kLayerGzip;
+        }
+        if (stored) stored->push_back(kept);
+    }
+    return {};
+}
+
+Result<ImportResult> from_oci(Store& s, int dirfd, const std::string& ref, const ImportOptions& o, const std::string& src) {
+    std::string itext = TRY(read_text(dirfd, "index.json", src));
+    Index idx = TRY(parse_index(itext, src + ": index.json"));
+    const Descriptor* d = nullptr;
+    if (!ref.empty()) {
+        for (const auto& m : idx.manifests)
+            if (ref_of(m) == ref) d = &m;
+        if (!d) return usage_error(cat(src, ": no image named '", ref, "'"));
+    } else if (idx.manifests.size() == 1) {
+        d = &idx.manifests[0];
+    } else {
+        std::string names;
+        for (const auto& m : idx.manifests) names += " " + (ref_of(m).empty() ? m.digest : ref_of(m));
+        return usage_error(cat(src, ": ", idx.manifests.size(), " images; name one (oci:DIR:REF):", names));
+    }
+    Platform want = o.platform ? *o.platform : host_platform();
+    Descriptor desc = *d;
+    std::string name = o.name.empty() ? ref_of(desc) : o.name;
+    for (int depth = 0; is_index_type(desc.media_type); ++depth) {
+        if (depth > 2) return usage_error(cat(src, ": indexes nested too deep"));
+        std::string t = TRY(read_blob_text(dirfd, desc, src));
+        Index sub = TRY(parse_index(t, cat(src, ": index ", desc.digest)));
+        const Descriptor* pick = nullptr;
+        std::string have;
+        for (const auto& m : sub.manifests) {
+            if (m.platform && m.platform->os == "unknown") continue;  // attestations
+            if (m.platform) have += " " + m.platform->str();
+            if (!pick && (!m.platform || fits(*m.platform, want))) pick = &m;
+        }
+        if (!pick)
+            return Error{0, cat(src, ": no image for ", want.str(), " (the index has", have.empty() ? " none" : have, ")"),
+                         o.platform ? "" : "--platform OS/ARCH picks another"};
+        desc = *pick;
+    }
+    if (!is_manifest_type(desc.media_type))
+        return usage_error(cat(src, ": ", desc.digest, ": unknown media type ", desc.media_type));
+    if (name.empty()) return usage_error(cat(src, ": the image has no name; give one: --import SRC NAME"));
+    name = TRY(normalize_name(name, "NAME"));
+    std::string mtext = TRY(read_blob_text(dirfd, desc, src));
+    Manifest m = TRY(parse_manifest(mtext, cat(src, ": manifest ", desc.digest)));
+    std::string ctext = TRY(read_blob_text(dirfd, m.config, src));
+    Config cfg = TRY(parse_config(ctext, cat(src, ": config ", m.config.digest)));
+    TRY(check_platform(cfg, want, o.platform.has_value(), src));
+    for (const auto& l : m.layers) {  // every blob there before anything is stored
+        int fd = open_in(dirfd, cat("blobs/sha256/", hex_of(l.digest)), O_RDONLY);
+        if (fd < 0) return Error{errno, cat(src, ": layer blob ", l.digest, errno == ENOENT ? " is missing" : ""), ""};
+        ::close(fd);
+    }
+    ImportResult r;
+    auto open_src = [&](const Descriptor& l, size_t) -> Result<UniqueFd> {
+        int fd = open_in(dirfd, cat("blobs/sha256/", hex_of(l.digest)), O_RDONLY);
+        if (fd < 0) return sys_error(cat(src, ": layer blob ", l.digest));
+        return UniqueFd(fd);
+    };
+    TRY(add_layers(s, m.layers, cfg, o.unpack, r, open_src, nullptr));
+    TRY(s.put_bytes(ctext));
+    TRY(s.put_bytes(mtext));
+    TRY(publish(s, name, desc));
+    r.name = name;
+    r.manifest_digest = desc.digest;
+    r.config_digest = m.config.digest;
+    return r;
+}
+
+Result<ImportResult> from_docker(Store& s, int dirfd, const std::string& ref, const ImportOptions& o, const std::string& src) {
+    std::string text = TRY(read_text(dirfd, "manifest.json", src));
+    json j = json::parse(text, nullptr, false);
+    if (!j.is_array() || j.empty()) return usage_error(cat(src, ": manifest.json: not a list of images"));
+    const json* pick = nullptr;
+    std::string name = o.name;
+    for (const auto& e : j) {
+        if (!e.is_object()) continue;
+        std::vector<std::string> tags;
+        if (auto t = e.find("RepoTags"); t != e.end() && t->is_array())
+            for (const auto& v : *t)
+                if (v.is_string()) tags.push_back(v.get<std::string>());
+        if (ref.empty() || std::find(tags.begin(), tags.end(), ref) != tags.end()) {
+            pick = &e;
+            if (name.empty()) name = ref.empty() ? (tags.empty() ? "" : tags[0]) : ref;
+            break;
+        }
+    }
+    if (!pick) return usage_error(cat(src, ": no image tagged '", ref, "'"));
+    if (name.empty()) return usage_error(cat(src, ": the image has no tag; give it a name: --import SRC NAME"));
+    name = TRY(normalize_name(name, "NAME"));
+    auto cpath = pick->find("Config");
+    auto lpaths = pick->find("Layers");
+    if (cpath == pick->end() || !cpath->is_string() || lpaths == pick->end() || !lpaths->is_array())
+        return usage_error(cat(src, ": manifest.json: an entry without Config or Layers"));
+    std::string cname = cpath->get<std::string>();
+    std::string ctext = TRY(read_text(dirfd, cname, src));
+    std::string cdigest = sha256(ctext);
+    // "HEX.json" or "blobs/sha256/HEX": the name is the digest.
+    std::string base = cname.substr(cname.rfind('/') + 1);
+    if (base.ends_with(".json")) base.resize(base.size() - 5);
+    if (base.size() == 64 && base.find_first_not_of("0123456789abcdef") == std::string::npos && "sha256:" + base != cdigest)
+        return usage_error(cat(src, ": config ", cname, ": digest mismatch: the content hashes to ", cdigest));
+    Config cfg = TRY(parse_config(ctext, cat(src, ": config ", cname)));
+    Platform want = o.platform ? *o.platform : host_platform();
+    TRY(check_platform(cfg, want, o.platform.has_value(), src));
+    std::vector<std::string> paths;
+    for (const auto& p : *lpaths) {
+        if (!p.is_string()) return usage_error(cat(src, ": manifest.json: a layer path is not a string"));
+        paths.push_back(p.get<std::string>());
+    }
+    std::vector<Descriptor> layers(paths.size());
+    for (size_t i = 0; i < paths.size(); ++i) {
+        int fd = open_in(dirfd, paths[i], O_RDONLY);
+        if (fd < 0) return Error{errno, cat(src, ": layer ", paths[i], errno == ENOENT ? " is missing" : ""), ""};
+        ::close(fd);
+        // blobs/sha256/HEX names its digest: checked as it is copied.
+        std::string b = paths[i].substr(paths[i].rfind('/') + 1);
+        if (paths[i].starts_with("blobs/sha256/") && b.size() == 64) layers[i].digest = "sha256:" + b;
+        layers[i].size = -1;
+    }
+    ImportResult r;
+    auto open_src = [&](const Descriptor&, size_t i) -> Result<UniqueFd> {
+        int fd = open_in(dirfd, paths[i], O_RDONLY);
+        if (fd < 0) return sys_error(cat(src, ": layer ", paths[i]));
+        return UniqueFd(fd);
+    };
+    std::vector<Descriptor> stored;
+    TRY(add_layers(s, layers, cfg, o.unpack, r, open_src, &stored));
+    BlobRef c = TRY(s.put_bytes(ctext));
+    Manifest m;
+    m.media_type = media::kManifest;
+    m.config = {media::kConfig, c.digest, c.size, std::nullopt, {}};
+    m.layers = stored;
+    std::string mtext = manifest_json(m);
+    BlobRef mb = TRY(s.put_bytes(mtext));
+    TRY(publish(s, name, Descriptor{media::kManifest, mb.digest, mb.size, std::nullopt, {}}));
+    r.name = name;
+    r.manifest_digest = mb.digest;
+    r.config_digest = c.digest;
+    return r;
+}
+
+// One layer holding a root filesystem: the blob is already in the store.
+Result<ImportResult> from_rootfs_blob(Store& s, const BlobRef& blob, const ImportOptions& o, const std::string& src) {
+    if (o.name.empty()) return usage_error(cat(src, ": a root filesystem has no name; give one: --import SRC NAME"));
+    std::string name = TRY(normalize_name(o.name, "NAME"));
+    // The diff_id is known once the layer is unpacked: unpack, then key it.
+    std::string n = s.tmp_name("layer");
+    if (::mkdirat(s.tmp_fd(), n.c_str(), 0755) != 0) return sys_error(cat("mkdir ", s.path(), "/tmp/", n));
+    UniqueFd dest(open_in(s.tmp_fd(), n, O_RDONLY | O_DIRECTORY));
+    if (!dest) return sys_error(cat("open ", s.path(), "/tmp/", n));
+    UniqueFd in = TRY(s.open_blob(blob.digest));
+    auto st = unpack_layer(in.get(), dest.get(), o.unpack, src);
+    dest.reset();
+    if (!st) return std::move(st).error();
+    ImportResult r;
+    r.layers = 1;
+    if (s.has_layer(st->diff_id)) {
+        ++r.layers_shared;
+        TRY(remove_tree(s.tmp_fd(), n));
+    } else {
+        if (::renameat2(s.tmp_fd(), n.c_str(), s.fd(), cat("layers/", hex_of(st->diff_id)).c_str(), RENAME_NOREPLACE) != 0)
+            return sys_error(cat("rename tmp/", n, " to layers/", hex_of(st->diff_id)));
+        add_stats(r.totals, *st);
+    }
+    Platform p = o.platform ? *o.platform : host_platform();
+    std::string ctext = config_json("", {st->diff_id}, p, now_rfc3339(), cat("image-layers --import ", src));
+    BlobRef c = TRY(s.put_bytes(ctext));
+    Manifest m;
+    m.media_type = media::kManifest;
+    m.config = {media::kConfig, c.digest, c.size, std::nullopt, {}};
+    m.layers = {{st->compression == "gzip"   ? media::kLayerGzip
+                 : st->compression == "zstd" ? media::kLayerZstd
+                                             : media::kLayer,
+                 blob.digest, blob.size, std::nullopt, {}}};
+    BlobRef mb = TRY(s.put_bytes(manifest_json(m)));
+    TRY(publish(s, name, Descriptor{media::kManifest, mb.digest, mb.size, std::nullopt, {}}));
+    r.name = name;
+    r.manifest_digest = mb.digest;
+    r.config_digest = c.digest;
+    return r;
+}
+
+enum class ArchiveKind { oci, docker, rootfs };
+
+// What a tar holds, from its names alone.
+Result<ArchiveKind> sniff(int fd, const std::string& src) {
+    std::unique_ptr<struct archive, int (*)(struct archive*)> a(archive_read_new(), archive_read_free);
+    archive_read_support_filter_gzip(a.get());
+    archive_read_support_filter_zstd(a.get());
+    archive_read_support_format_tar(a.get());
+    if (archive_read_open_fd(a.get(), fd, 1 << 17) != ARCHIVE_OK)
+        return usage_error(cat(src, ": not a tar archive: ", archive_error_string(a.get())));
+    bool oci = false, docker = false;
+    struct archive_entry* e;
+    int r;
+    while ((r = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+        auto p = clean_path(archive_entry_pathname(e) ? archive_entry_pathname(e) : "", src);
+        if (p && *p == "oci-layout") oci = true;
+        if (p && *p == "manifest.json") docker = true;
+    }
+    if (r != ARCHIVE_EOF) {
+        const char* why = archive_error_string(a.get());
+        return usage_error(cat(src, ": ", why ? why : "not a tar archive"));
+    }
+    return oci ? ArchiveKind::oci : docker ? ArchiveKind::docker : ArchiveKind::rootfs;
+}
+
+Result<ImportResult> from_file(Store& s, int fd, std::string ref, const ImportOptions& o, const std::string& src,
+                               std::optional<ArchiveKind> kind) {
+    if (::lseek(fd, 0, SEEK_SET) != 0) return sys_error(cat("seek ", src));
+    if (!kind) kind = TRY(sniff(fd, src));
+    if (::lseek(fd, 0, SEEK_SET) != 0) return sys_error(cat("seek ", src));
+    if (*kind == ArchiveKind::rootfs) {
+        BlobRef b = TRY(s.put_blob(fd, "", -1, src));
+        return from_rootfs_blob(s, b, o, src);
+    }
+    // An archive: unpacked into tmp/ (plain files, safely), then read as a directory.
+    std::string n = s.tmp_name("src");
+    if (::mkdirat(s.tmp_fd(), n.c_str(), 0700) != 0) return sys_error(cat("mkdir ", s.path(), "/tmp/", n));
+    UniqueFd dir(open_in(s.tmp_fd(), n, O_RDONLY | O_DIRECTORY));
+    if (!dir) return sys_error(cat("open ", s.path(), "/tmp/", n));
+    TRY(unpack_layer(fd, dir.get(), UnpackOptions{}, src));
+    auto r = *kind == ArchiveKind::oci ? from_oci(s, dir.get(), ref, o, src) : from_docker(s, dir.get(), ref, o, src);
+    dir.reset();
+    (void)remove_tree(s.tmp_fd(), n);
+    return r;
+}
+
+// "oci:DIR:REF": DIR is the shortest prefix that exists (REF may hold ':').
+std::pair<std::string, std::string> split_ref(const std::string& rest) {
+    struct stat st;
+    for (size_t c = rest.find(':'); c != std::string::npos; c = rest.find(':', c + 1))
+        if (::stat(rest.substr(0, c).c_str(), &st) == 0) return {rest.substr(0, c), rest.substr(c + 1)};
+    return {rest, ""};
+}
+
+}  // namespace
+
+namespace {
+Result<ImportResult> import_locked(Store& s, const ImportOptions& o);
+Result<ImportResult> commit_locked(Store& s, const std::string& dir, const std::string& image, const std::string& name,
+                                   const UnpackOptions& u, const WriteOptions& w);
+}  // namespace
+
+// A failed import or commit publishes nothing: what it stored before the
+// failure (whole blobs and layers, but no image uses them) is collected.
+Result<ImportResult> import(Store& s, const ImportOptions& o) {
+    auto r = import_locked(s, o);
+    if (!r) (void)s.collect();
+    return r;
+}
+
+Result<ImportResult> commit(Store& s, const std::string& dir, const std::string& image, const std::string& name,
+                            const UnpackOptions& u, const WriteOptions& w) {
+    auto r = commit_locked(s, dir, image, name, u, w);
+    if (!r) (void)s.collect();
+    return r;
+}
+
+namespace {
+
+Result<ImportResult> import_locked(Store& s, const ImportOptions& o) {
+    const std::string& src = o.src;
+    if (src == "-") {
+        std::string n = s.tmp_name("stdin");
+        int fd = ::openat(s.tmp_fd(), n.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) return sys_error(cat("create ", s.path(), "/tmp/", n));
+        UniqueFd f(fd);
+        std::vector<char> buf(1 << 17);
+        for (;;) {
+            ssize_t r = ::read(0, buf.data(), buf.size());
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                return sys_error("read standard input");
+            }
+            if (r == 0) break;
+            for (ssize_t off = 0; off < r;) {
+                ssize_t w = ::write(f.get(), buf.data() + off, static_cast<size_t>(r - off));
+                if (w < 0) return sys_error(cat("write ", s.path(), "/tmp/", n));
+                off += w;
+            }
+        }
+        auto r = from_file(s, f.get(), "", o, "standard input", std::nullopt);
+        (void)::unlinkat(s.tmp_fd(), n.c_str(), 0);
+        return r;
+    }
+    std::string path = src, ref;
+    std::optional<ArchiveKind> kind;
+    bool want_dir = false;
+    if (src.starts_with("oci:")) {
+        std::tie(path, ref) = split_ref(src.substr(4));
+        want_dir = true;
+    } else if (src.starts_with("oci-archive:")) {
+        std::tie(path, ref) = split_ref(src.substr(12));
+        kind = ArchiveKind::oci;
+    } else if (src.starts_with("docker-archive:")) {
+        std::tie(path, ref) = split_ref(src.substr(15));
+        kind = ArchiveKind::docker;
+    }
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sys_error(cat("--import ", path));
+    UniqueFd f(fd);
+    struct stat st;
+    if (::fstat(f.get(), &st) != 0) return sys_error(cat("stat ", path));
+    if (S_ISDIR(st.st_mode)) {
+        if (kind) return usage_error(cat(src, ": a directory, not an archive"));
+        struct stat l;
+        if (::fstatat(f.get(), "oci-layout", &l, 0) == 0) return from_oci(s, f.get(), ref, o, src);
+        if (want_dir) return usage_error(cat(src, ": not an OCI image layout (no oci-layout file)"));
+        // A root filesystem: written as one tar layer, then unpacked like any other.
+        std::string n = s.tmp_name("rootfs");
+        int out = ::openat(s.tmp_fd(), n.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (out < 0) return sys_error(cat("create ", s.path(), "/tmp/", n));
+        UniqueFd of(out);
+        WriteStats w = TRY(write_layer(f.get(), of.get(), o.write, src));
+        of.reset();
+        TRY(s.adopt_blob(n, w.digest));
+        return from_rootfs_blob(s, BlobRef{w.digest, static_cast<int64_t>(w.size)}, o, src);
+    }
+    if (want_dir) return usage_error(cat(src, ": oci: names a directory (an OCI image layout)"));
+    return from_file(s, f.get(), ref, o, src, kind);
+}
+
+Result<ImportResult> commit_locked(Store& s, const std::string& dir, const std::string& image, const std::string& name,
+                                   const UnpackOptions& u, const WriteOptions& w) {
+    std::string full = TRY(normalize_name(name, "NAME"));
+    Image img = TRY(resolve(s, image));
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return sys_error(cat("--commit ", dir));
+    UniqueFd d(fd);
+    std::string n = s.tmp_name("commit");
+    int out = ::openat(s.tmp_fd(), n.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (out < 0) return sys_error(cat("create ", s.path(), "/tmp/", n));
+    UniqueFd of(out);
+    WriteOptions wo = w;
+    wo.whiteouts = true;
+    WriteStats ws = TRY(write_layer(d.get(), of.get(), wo, dir));
+    of.reset();
+    TRY(s.adopt_blob(n, ws.digest));
+    std::vector<std::string> diff_ids = img.config.diff_ids;
+    diff_ids.push_back(ws.digest);
+    auto chains = chain_ids(diff_ids);
+    ImportResult r;
+    r.layers = 1;
+    auto st = TRY(s.add_layer(ws.digest, ws.digest, chains.back(), u));
+    if (st) add_stats(r.totals, *st);
+    else ++r.layers_shared;
+    std::string ctext = config_json(img.config.json, diff_ids, img.config.platform.architecture.empty()
+                                                                 ? host_platform()
+                                                                 : img.config.platform,
+                                    now_rfc3339(), cat("image-layers --commit ", dir));
+    BlobRef c = TRY(s.put_bytes(ctext));
+    Manifest m = img.manifest;
+    m.config.digest = c.digest;
+    m.config.size = c.size;
+    bool docker = m.media_type == media::kDockerManifest;
+    m.layers.push_back({docker ? "application/vnd.docker.image.rootfs.diff.tar" : media::kLayer, ws.digest,
+                        static_cast<int64_t>(ws.size), std::nullopt, {}});
+    BlobRef mb = TRY(s.put_bytes(manifest_json(m)));
+    TRY(publish(s, full, Descriptor{m.media_type, mb.digest, mb.size, std::nullopt, {}}));
+    r.name = full;
+    r.manifest_digest = mb.digest;
+    r.config_digest = c.digest;
+    return r;
+}
+
+}  // namespace
+
+Status tag(Store& s, const std::string& image, const std::string& name) {
+    std::string full = TRY(normalize_name(name, "NAME"));
+    Image img = TRY(resolve(s, image));
+    return publish(s, full, img.manifest_desc);
+}
+
+Result<std::vector<std::string>> remove(Store& s, const std::string& image) {
+    Image img = TRY(resolve(s, image));
+    Index idx = TRY(s.index());
+    std::string full = normalize_name(image, "IMAGE").ok() ? *normalize_name(image, "IMAGE") : image;
+    bool by_name = false;
+    for (const auto& d : idx.manifests)
+        if (ref_of(d) == image || ref_of(d) == full) by_name = true;
+    std::vector<Descriptor> kept;
+    std::vector<std::string> removed;
+    for (const auto& d : idx.manifests) {
+        bool hit = by_name ? (ref_of(d) == image || ref_of(d) == full) : d.digest == img.manifest_desc.digest;
+        if (hit) removed.push_back(ref_of(d).empty() ? d.digest : ref_of(d));
+        else kept.push_back(d);
+    }
+    idx.manifests = std::move(kept);
+    TRY(s.write_index(idx));
+    TRY(s.collect());
+    return removed;
+}
+
+}  // namespace kago::image

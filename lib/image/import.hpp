@@ -1,0 +1,52 @@
+// Bringing images into the store, and making new ones from it.
+//
+// SRC for an import:
+//   oci:DIR[:REF]            an OCI image layout (REF: its ref.name annotation)
+//   oci-archive:FILE[:REF]   the same, as a tar
+//   docker-archive:FILE[:REF] what `docker save` and `podman save` write
+//   DIR                      an OCI layout (it has oci-layout), else a root filesystem
+//   FILE                     an OCI or docker archive, told by what it holds, else a
+//                            root filesystem as a tar (plain, gzip or zstd)
+//   -                        any of the archives, or a rootfs tar, on standard input
+// A multi-arch index picks the host's platform, or the one asked for.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/result.hpp"
+#include "image/store.hpp"
+
+namespace kago::image {
+
+struct ImportOptions {
+    std::string src, name;  // name: "" takes the source's own
+    std::optional<Platform> platform;
+    UnpackOptions unpack;
+    WriteOptions write;  // for a root filesystem directory
+};
+
+struct ImportResult {
+    std::string name, manifest_digest, config_digest;
+    size_t layers = 0, layers_shared = 0;
+    UnpackStats totals;  // over the layers unpacked now
+};
+
+// The store must be locked. Nothing reaches index.json unless every blob
+// and layer checked out.
+Result<ImportResult> import(Store& s, const ImportOptions& o);
+
+// --commit DIR IMAGE NAME: DIR (an overlay upper directory) becomes a new
+// layer on top of IMAGE, whiteouts turned back into .wh. entries.
+Result<ImportResult> commit(Store& s, const std::string& dir, const std::string& image, const std::string& name,
+                            const UnpackOptions& u, const WriteOptions& w);
+
+// Point NAME at IMAGE's manifest.
+Status tag(Store& s, const std::string& image, const std::string& name);
+// Remove IMAGE's name (an id: every name of that image).
+Result<std::vector<std::string>> remove(Store& s, const std::string& image);
+
+// "2026-12-06T01:02:03Z".
+std::string now_rfc3339();
+
+}  // namespace kago::image

@@ -1,0 +1,92 @@
+// Layers: tar streams (plain, gzip or zstd; ustar, pax or GNU) unpacked
+// into a directory in the form overlayfs reads, and directories written back
+// as tar layers. libarchive reads and writes the tar; this file decides
+// what each entry may do.
+//
+// Whiteouts (OCI image spec, "Representing Changes"):
+//   DIR/.wh.NAME       NAME is deleted: an overlay whiteout, a character
+//                      device 0:0 (any user may make one since Linux 5.8)
+//   DIR/.wh..wh..opq   DIR hides the layers below: the opaque xattr,
+//                      trusted.overlay.opaque=y (read by overlay as root)
+//                      and user.overlay.opaque=y (read by overlay mounted
+//                      with userxattr, which mount-layers uses in a user
+//                      namespace)
+// write_layer() turns both back into .wh. entries (--commit).
+//
+// Safety: every entry is made with openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS) below the layer directory, so that no entry writes
+// outside it, nor through a symlink that an earlier entry made. Paths with
+// "..", absolute paths, hard links that leave the layer and relative
+// symlinks that climb above its root are refused. The xattrs overlay
+// itself reads (trusted.overlay.*, user.overlay.*) are never taken from a
+// layer: only this file sets them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/result.hpp"
+
+namespace kago::image {
+
+// A tar entry's name as a clean relative path: "./" and trailing "/"
+// dropped; "" is the layer's root. Refused: absolute paths, "..", NUL.
+Result<std::string> clean_path(std::string_view raw, std::string_view what);
+
+enum class Whiteout { none, file, opaque };
+// What a base name means: ".wh..wh..opq", ".wh.NAME" (NAME is base.substr(4)), or neither.
+Whiteout whiteout_kind(std::string_view base);
+
+// Whether a relative symlink at `path` (a clean path) pointing at `target`
+// climbs above the layer's root ("a/b -> ../../x"). Absolute targets do
+// not: they resolve inside the container's root.
+bool symlink_climbs_out(std::string_view path, std::string_view target);
+
+// Which overlay xattrs name an opaque directory, and which xattrs a layer
+// may carry.
+inline constexpr const char kOpaqueTrusted[] = "trusted.overlay.opaque";
+inline constexpr const char kOpaqueUser[] = "user.overlay.opaque";
+bool is_overlay_xattr(std::string_view name);
+// The xattrs a layer keeps: user.* and security.capability, never overlay's own.
+bool layer_xattr(std::string_view name);
+
+struct UnpackOptions {
+    bool owners = false;          // chown to the entry's owner (root)
+    bool devices = false;         // make device nodes (root), else skip and count them
+    bool setid = false;           // keep setuid/setgid bits (root), else strip and count them
+    bool trusted_opaque = false;  // also set trusted.overlay.opaque (root)
+};
+
+struct UnpackStats {
+    uint64_t entries = 0, bytes = 0;
+    uint64_t whiteouts = 0, opaque = 0;
+    uint64_t devices_skipped = 0, setid_stripped = 0, xattrs_dropped = 0;
+    std::string diff_id;      // sha256 of the uncompressed tar
+    std::string compression;  // "none", "gzip", "zstd"
+};
+
+// Unpack the layer read from blob_fd into dest_fd, an empty directory.
+// `what` names the layer in errors ("layer sha256:..."). The whole
+// uncompressed stream is hashed, padding included, for the diff_id.
+Result<UnpackStats> unpack_layer(int blob_fd, int dest_fd, const UnpackOptions& o, std::string_view what);
+
+struct WriteOptions {
+    bool whiteouts = false;  // overlay whiteouts and opaque dirs become .wh. entries (an upper dir)
+    uid_t root_uid = 0;      // files of this uid/gid are written as 0 (rootless: the caller);
+    gid_t root_gid = 0;      // 0 leaves owners as they are
+};
+
+struct WriteStats {
+    std::string digest;  // of the tar written (uncompressed: also its diff_id)
+    uint64_t size = 0, entries = 0, whiteouts = 0;
+};
+
+// Write the tree below src_fd as an uncompressed pax tar to out_fd.
+Result<WriteStats> write_layer(int src_fd, int out_fd, const WriteOptions& o, std::string_view what);
+
+// rm -rf NAME below dirfd, making directories writable on the way
+// (a layer may hold 0555 directories). ENOENT is success.
+Status remove_tree(int dirfd, const std::string& name);
+
+}  // namespace kago::image

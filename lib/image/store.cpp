@@ -1,0 +1,395 @@
+#include "image/store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <set>
+
+#include "core/env.hpp"
+#include "core/sys.hpp"
+#include "core/trace.hpp"
+#include "image/digest.hpp"
+
+namespace kago::image {
+
+namespace {
+
+int open_beneath(int dirfd, const char* path, uint64_t flags, uint64_t mode = 0) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = flags | O_CLOEXEC;
+    how.mode = (flags & O_CREAT) ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    return static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+}
+
+Result<std::string> read_all(int fd, const std::string& what) {
+    std::string out;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return sys_error(cat("read ", what));
+        }
+        if (n == 0) return out;
+        out.append(buf, static_cast<size_t>(n));
+    }
+}
+
+Status write_all(int fd, const char* p, size_t n, const std::string& what) {
+    while (n > 0) {
+        ssize_t w = ::write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return sys_error(cat("write ", what));
+        }
+        p += w;
+        n -= static_cast<size_t>(w);
+    }
+    return {};
+}
+
+Status renameat_traced(int fromfd, const std::string& from, int tofd, const std::string& to, unsigned flags) {
+    long r = trace::call(
+        [&] {
+            return cat("renameat2(tmp/", from, ", ", trace::quote(to), flags ? ", RENAME_NOREPLACE)" : ", 0)");
+        },
+        [&] { return ::renameat2(fromfd, from.c_str(), tofd, to.c_str(), flags); });
+    if (r != 0) return sys_error(cat("rename tmp/", from, " to ", to));
+    return {};
+}
+
+std::vector<std::string> list_dir(int dirfd, const char* sub) {
+    std::vector<std::string> out;
+    int fd = open_beneath(dirfd, sub, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return out;
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+        ::close(fd);
+        return out;
+    }
+    while (struct dirent* e = ::readdir(d))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) out.emplace_back(e->d_name);
+    ::closedir(d);
+    return out;
+}
+
+}  // namespace
+
+std::string default_store() {
+    // Root of the initial user namespace only: root in a user namespace
+    // (unshare-run --map-auto) is still the user whose store it is.
+    auto map = sys::read_file("/proc/self/uid_map");
+    bool initial = map && map->find("4294967295") != std::string::npos;
+    if (::geteuid() == 0 && initial) return "/var/lib/kago/images";
+    std::string_view xdg = env::get("XDG_DATA_HOME");
+    if (!xdg.empty()) return cat(xdg, "/kago/images");
+    std::string_view home = env::get("HOME");
+    return cat(home.empty() ? "/tmp" : home, "/.local/share/kago/images");
+}
+
+Result<std::string> normalize_name(const std::string& name, const std::string& what) {
+    if (name.empty() || name[0] == '-' || name[0] == '/' || name.back() == ':')
+        return usage_error(cat(what, " '", name, "': not an image name (NAME[:TAG])"));
+    for (unsigned char c : name)
+        if (c <= ' ' || c == 0x7f) return usage_error(cat(what, " '", name, "': an image name holds no spaces or control characters"));
+    auto slash = name.rfind('/');
+    auto colon = name.rfind(':');
+    if (colon == std::string::npos || (slash != std::string::npos && colon < slash)) return name + ":latest";
+    return name;
+}
+
+Result<Store> Store::open(const std::string& path, bool create) {
+    if (path.find(':') != std::string::npos)
+        return usage_error(cat("store ", path, ": a store path holds no ':' (it separates the layer directories)"));
+    Store s;
+    s.path_ = path;
+    // Absolute: the layer directories are handed to a chain that may change directory.
+    if (!path.empty() && path[0] != '/') {
+        char cwd[4096];
+        if (::getcwd(cwd, sizeof cwd)) s.path_ = cat(cwd, "/", path);
+    }
+    if (create) {
+        auto made = sys::mkdir_p(s.path_, 0700);
+        if (!made) return made.error();
+    }
+    s.dir_.reset(::open(s.path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!s.dir_) {
+        if (errno == ENOENT) return Error{ENOENT, cat("store ", path), "import an image first: image-layers --import SRC NAME"};
+        return sys_error(cat("open store ", path));
+    }
+    if (!create) return s;
+    TRY(s.lock());
+    return s;
+}
+
+Status Store::lock() {
+    if (lock_) return {};
+    int fd = ::openat(dir_.get(), "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return sys_error(cat("open ", path_, "/lock"));
+    lock_.reset(fd);
+    long r = trace::call([&] { return cat("flock(", trace::quote(path_ + "/lock"), ", LOCK_EX) "); },
+                         [&] { return ::flock(lock_.get(), LOCK_EX); });
+    if (r != 0) return sys_error(cat("lock ", path_, "/lock"));
+    for (const char* d : {"blobs", "blobs/sha256", "layers", "tmp"})
+        if (::mkdirat(dir_.get(), d, 0700) != 0 && errno != EEXIST) return sys_error(cat("mkdir ", path_, "/", d));
+    tmp_.reset(open_beneath(dir_.get(), "tmp", O_RDONLY | O_DIRECTORY));
+    if (!tmp_) return sys_error(cat("open ", path_, "/tmp"));
+    // What is in tmp/ now was left by a writer that was killed.
+    for (const auto& n : list_dir(dir_.get(), "tmp")) TRY(remove_tree(tmp_.get(), n));
+    struct stat st;
+    if (::fstatat(dir_.get(), "oci-layout", &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        std::string n = tmp_name("oci-layout");
+        int fd2 = ::openat(tmp_.get(), n.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd2 < 0) return sys_error(cat("create ", path_, "/oci-layout"));
+        UniqueFd f(fd2);
+        std::string text = "{\"imageLayoutVersion\":\"1.0.0\"}";
+        TRY(write_all(f.get(), text.data(), text.size(), "oci-layout"));
+        TRY(renameat_traced(tmp_.get(), n, dir_.get(), "oci-layout", 0));
+    }
+    if (::fstatat(dir_.get(), "index.json", &st, AT_SYMLINK_NOFOLLOW) != 0) TRY(write_index(Index{}));
+    return {};
+}
+
+Result<Index> Store::index() const {
+    int fd = open_beneath(dir_.get(), "index.json", O_RDONLY);
+    if (fd < 0) {
+        if (errno == ENOENT) return Index{};
+        return sys_error(cat("open ", path_, "/index.json"));
+    }
+    UniqueFd f(fd);
+    std::string text = TRY(read_all(f.get(), path_ + "/index.json"));
+    return parse_index(text, path_ + "/index.json");
+}
+
+Status Store::write_index(const Index& idx) {
+    std::string n = tmp_name("index.json");
+    int fd = ::openat(tmp_.get(), n.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return sys_error(cat("create ", path_, "/tmp/", n));
+    UniqueFd f(fd);
+    std::string text = index_json(idx);
+    TRY(write_all(f.get(), text.data(), text.size(), n));
+    if (::fsync(f.get()) != 0) return sys_error(cat("fsync ", n));
+    return renameat_traced(tmp_.get(), n, dir_.get(), "index.json", 0);
+}
+
+std::string Store::blob_path(const std::string& digest) const { return cat("blobs/sha256/", hex_of(digest)); }
+
+bool Store::has_blob(const std::string& digest) const {
+    struct stat st;
+    return ::fstatat(dir_.get(), blob_path(digest).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+Result<UniqueFd> Store::open_blob(const std::string& digest) const {
+    TRY(check_digest(digest, "blob"));
+    int fd = open_beneath(dir_.get(), blob_path(digest).c_str(), O_RDONLY);
+    if (fd < 0) return sys_error(cat("blob ", digest, " in ", path_));
+    return UniqueFd(fd);
+}
+
+Result<std::string> Store::read_blob(const std::string& digest) const {
+    UniqueFd f = TRY(open_blob(digest));
+    std::string text = TRY(read_all(f.get(), cat("blob ", digest)));
+    std::string got = sha256(text);
+    if (got != digest) return usage_error(cat("blob ", digest, " in ", path_, ": its content hashes to ", got));
+    return text;
+}
+
+std::string Store::tmp_name(const std::string& prefix) { return cat(prefix, ".", ::getpid(), ".", ++counter_); }
+
+Result<BlobRef> Store::put_blob(int src_fd, const std::string& expected, int64_t expected_size, const std::string& what) {
+    if (!expected.empty()) TRY(check_digest(expected, what));
+    std::string n = tmp_name("blob");
+    int fd = ::openat(tmp_.get(), n.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return sys_error(cat("create ", path_, "/tmp/", n));
+    UniqueFd f(fd);
+    Sha256 h;
+    int64_t size = 0;
+    std::vector<char> buf(1 << 17);
+    for (;;) {
+        ssize_t r = ::read(src_fd, buf.data(), buf.size());
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return sys_error(cat("read ", what));
+        }
+        if (r == 0) break;
+        h.update(buf.data(), static_cast<size_t>(r));
+        TRY(write_all(f.get(), buf.data(), static_cast<size_t>(r), n));
+        size += r;
+    }
+    f.reset();
+    std::string got = h.finish();
+    if (!expected.empty() && got != expected) {
+        (void)::unlinkat(tmp_.get(), n.c_str(), 0);
+        return usage_error(cat(what, ": digest mismatch: the descriptor says ", expected, ", the content hashes to ", got));
+    }
+    if (expected_size >= 0 && size != expected_size) {
+        (void)::unlinkat(tmp_.get(), n.c_str(), 0);
+        return usage_error(cat(what, ": ", size, " bytes, the descriptor says ", expected_size));
+    }
+    TRY(adopt_blob(n, got));
+    return BlobRef{got, size};
+}
+
+Result<BlobRef> Store::put_bytes(const std::string& bytes) {
+    std::string n = tmp_name("blob");
+    int fd = ::openat(tmp_.get(), n.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return sys_error(cat("create ", path_, "/tmp/", n));
+    UniqueFd f(fd);
+    TRY(write_all(f.get(), bytes.data(), bytes.size(), n));
+    f.reset();
+    std::string d = sha256(bytes);
+    TRY(adopt_blob(n, d));
+    return BlobRef{d, static_cast<int64_t>(bytes.size())};
+}
+
+Status Store::adopt_blob(const std::string& tmp_name, const std::string& digest) {
+    if (has_blob(digest)) {  // the same content: keep the published one
+        (void)::unlinkat(tmp_.get(), tmp_name.c_str(), 0);
+        return {};
+    }
+    return renameat_traced(tmp_.get(), tmp_name, dir_.get(), blob_path(digest), RENAME_NOREPLACE);
+}
+
+std::string Store::layer_path(const std::string& chain) const { return cat(path_, "/layers/", hex_of(chain)); }
+
+bool Store::has_layer(const std::string& chain) const {
+    struct stat st;
+    return ::fstatat(dir_.get(), cat("layers/", hex_of(chain)).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+           S_ISDIR(st.st_mode);
+}
+
+Result<std::optional<UnpackStats>> Store::add_layer(const std::string& blob, const std::string& diff_id,
+                                                    const std::string& chain, const UnpackOptions& o) {
+    if (has_layer(chain)) return std::optional<UnpackStats>();
+    std::string n = tmp_name("layer");
+    if (::mkdirat(tmp_.get(), n.c_str(), 0755) != 0) return sys_error(cat("mkdir ", path_, "/tmp/", n));
+    int dfd = open_beneath(tmp_.get(), n.c_str(), O_RDONLY | O_DIRECTORY);
+    if (dfd < 0) return sys_error(cat("open ", path_, "/tmp/", n));
+    UniqueFd dest(dfd);
+    UniqueFd src = TRY(open_blob(blob));
+    std::string what = cat("layer ", blob);
+    auto st = unpack_layer(src.get(), dest.get(), o, what);
+    if (st && st->diff_id != diff_id)
+        st = usage_error(cat(what, ": its diff_id is ", st->diff_id, ", the config says ", diff_id));
+    if (!st) {
+        dest.reset();
+        (void)remove_tree(tmp_.get(), n);
+        return std::move(st).error();
+    }
+    dest.reset();
+    TRY(renameat_traced(tmp_.get(), n, dir_.get(), cat("layers/", hex_of(chain)), RENAME_NOREPLACE));
+    return std::optional<UnpackStats>(std::move(st).value());
+}
+
+namespace {
+
+// Every blob and chain an index entry needs (an index's manifests too).
+void mark(const Store& s, const Descriptor& d, std::set<std::string>& blobs, std::set<std::string>& chains, int depth) {
+    blobs.insert(d.digest);
+    if (depth > 4) return;
+    auto text = s.read_blob(d.digest);
+    if (!text) return;
+    if (is_index_type(d.media_type)) {
+        if (auto idx = parse_index(*text, d.digest))
+            for (const auto& m : idx->manifests) mark(s, m, blobs, chains, depth + 1);
+        return;
+    }
+    auto m = parse_manifest(*text, d.digest);
+    if (!m) return;
+    blobs.insert(m->config.digest);
+    for (const auto& l : m->layers) blobs.insert(l.digest);
+    if (auto c = s.read_blob(m->config.digest))
+        if (auto cfg = parse_config(*c, m->config.digest))
+            for (const auto& ch : chain_ids(cfg->diff_ids)) chains.insert(std::string(hex_of(ch)));
+}
+
+}  // namespace
+
+Result<std::pair<size_t, size_t>> Store::collect() {
+    Index idx = TRY(index());
+    std::set<std::string> blobs, chains;
+    for (const auto& d : idx.manifests) mark(*this, d, blobs, chains, 0);
+    std::pair<size_t, size_t> gone{0, 0};
+    for (const auto& hex : list_dir(dir_.get(), "blobs/sha256")) {
+        if (blobs.count("sha256:" + hex)) continue;
+        std::string p = "blobs/sha256/" + hex;
+        long r = trace::call([&] { return cat("unlinkat(", trace::quote(p), ", 0)"); },
+                             [&] { return ::unlinkat(dir_.get(), p.c_str(), 0); });
+        if (r != 0 && errno != ENOENT) return sys_error(cat("remove ", path_, "/", p));
+        ++gone.first;
+    }
+    for (const auto& hex : list_dir(dir_.get(), "layers")) {
+        if (chains.count(hex)) continue;
+        // Out of layers/ first, in one rename: a kill -9 while it is being
+        // removed leaves nothing half-gone where a run would look.
+        std::string n = tmp_name("gone");
+        TRY(renameat_traced(dir_.get(), "layers/" + hex, tmp_.get(), n, 0));
+        TRY(remove_tree(tmp_.get(), n));
+        ++gone.second;
+    }
+    return gone;
+}
+
+Result<std::vector<Descriptor>> entries(const Store& s) {
+    Index idx = TRY(s.index());
+    return idx.manifests;
+}
+
+Result<Image> resolve(const Store& s, const std::string& ref) {
+    Index idx = TRY(s.index());
+    const Descriptor* found = nullptr;
+    auto name_of = [](const Descriptor& d) {
+        auto it = d.annotations.find(kRefName);
+        return it == d.annotations.end() ? std::string() : it->second;
+    };
+    auto full = normalize_name(ref, "IMAGE");
+    for (const auto& d : idx.manifests)
+        if (name_of(d) == ref || (full && name_of(d) == *full)) found = &d;
+    std::string id = ref.starts_with("sha256:") ? ref.substr(7) : ref;
+    if (!found && id.size() >= 4 && id.find_first_not_of("0123456789abcdef") == std::string::npos) {
+        for (const auto& d : idx.manifests) {
+            bool hit = hex_of(d.digest).starts_with(id);
+            if (!hit && is_manifest_type(d.media_type))
+                if (auto t = s.read_blob(d.digest))
+                    if (auto m = parse_manifest(*t, d.digest)) hit = hex_of(m->config.digest).starts_with(id);
+            if (!hit) continue;
+            if (found && found->digest != d.digest)
+                return usage_error(cat("image ", ref, ": the id is ambiguous; give more of it"));
+            found = &d;
+        }
+    }
+    if (!found) return usage_error(cat("image ", ref, ": not in the store ", s.path()));
+    Image img;
+    img.name = name_of(*found).empty() ? ref : name_of(*found);
+    img.manifest_desc = *found;
+    if (!is_manifest_type(found->media_type))
+        return usage_error(cat("image ", ref, ": its entry is a ", found->media_type, ", not an image manifest"));
+    std::string mtext = TRY(s.read_blob(found->digest));
+    img.manifest = TRY(parse_manifest(mtext, cat("manifest ", found->digest)));
+    img.config_digest = img.manifest.config.digest;
+    std::string ctext = TRY(s.read_blob(img.config_digest));
+    img.config = TRY(parse_config(ctext, cat("config ", img.config_digest)));
+    if (img.config.diff_ids.size() != img.manifest.layers.size())
+        return usage_error(cat("image ", ref, ": ", img.manifest.layers.size(), " layers, but the config lists ",
+                               img.config.diff_ids.size(), " diff_ids"));
+    img.size = img.manifest.config.size;
+    for (const auto& l : img.manifest.layers) img.size += l.size;
+    img.chains = chain_ids(img.config.diff_ids);
+    for (const auto& c : img.chains) {
+        if (!s.has_layer(c))
+            return Error{ENOENT, cat("image ", ref, ": layer ", c, " is not unpacked in ", s.path()),
+                         "import the image again"};
+        img.layer_dirs.push_back(s.layer_path(c));
+    }
+    return img;
+}
+
+}  // namespace kago::image

@@ -1,0 +1,533 @@
+#!/usr/bin/env bats
+# image-layers: the store (an OCI image layout), imports from every kind of
+# source, the chain (layers, WorkingDir, User, Env, Entrypoint+Cmd), the
+# management modes, bad input, concurrency, kill -9, and rootless use.
+# The test image is made here from the busybox rootfs by
+# tests/lib/make-oci-image.py (three layers; see its header for what each
+# holds).
+load helpers
+
+MKIMG="$KAGO_TOP/tests/lib/make-oci-image.py"
+# A user with subordinate ranges of its own (rootless.bats uses another).
+IMG_USER=kagoimg
+IMG_START=3200000000
+IMG_COUNT=65536
+
+setup_file() {
+    kago_setup_file
+    command -v python3 >/dev/null || return 0
+    # World-readable: the rootless tests read the layout as uid 65534.
+    local d
+    d=$(mktemp -d /tmp/kago-img-bats.XXXXXX)
+    chmod 755 "$d"
+    echo "$d" >"$BATS_FILE_TMPDIR/dir"
+    python3 "$MKIMG" "$KAGO_ROOTFS" "$d/oci" >&2
+    chmod -R a+rX "$d"
+}
+
+teardown_file() {
+    [ -s "$BATS_FILE_TMPDIR/dir" ] && rm -rf "$(cat "$BATS_FILE_TMPDIR/dir")"
+    if [ -s "$BATS_FILE_TMPDIR/user" ]; then
+        userdel "$IMG_USER" 2>/dev/null || true
+        sed -i "/^$IMG_USER:/d" /etc/subuid /etc/subgid
+    fi
+    kago_teardown_file
+}
+
+setup() {
+    require_progs image-layers unshare-run mount-layers cap-drop
+    command -v python3 >/dev/null || skip "python3 is not installed (make deps)"
+    D=$(cat "$BATS_FILE_TMPDIR/dir")
+    OCI=$D/oci
+    S=$BATS_TEST_TMPDIR/store
+}
+
+img() { image-layers --store "$S" "$@"; }
+# IMAGE [cap-drop words...]: the usual chain on the image.
+chain() {
+    local image=$1
+    shift
+    image-layers --store "$S" "$image" -- unshare-run --pid --mount -- \
+        mount-layers --tmp-upper --proc --pivot -- cap-drop "$@"
+}
+# The store publishes nothing partial: no work in progress, and only the
+# layers index.json needs (the count given).
+store_clean() {
+    [ -z "$(ls -A "$S/tmp" 2>/dev/null)" ] || fail "tmp/ is not empty: $(ls -A "$S/tmp")"
+    local n
+    n=$(ls "$S/layers" 2>/dev/null | wc -l)
+    [ "$n" = "$1" ] || fail "layers/ holds $n directories, not $1"
+}
+mkimg() { python3 "$MKIMG" "$KAGO_ROOTFS" "$@"; }
+
+# --- options and exit statuses ------------------------------------------------
+
+@test "image-layers --help lists the modes and options, exits 0" {
+    run image-layers --help
+    assert_success
+    for o in --store --import --platform --list --inspect --tag --remove --commit --keep-env --dry-run --verbose; do
+        assert_output --partial -- "$o"
+    done
+}
+
+@test "image-layers --version exits 0" {
+    run image-layers --version
+    assert_success
+    assert_output --partial "image-layers (kago)"
+}
+
+@test "usage errors exit 125: unknown option, no IMAGE, two modes, --platform alone, stray words" {
+    run image-layers --bogus x
+    assert_equal "$status" 125
+    assert_output --partial "Try 'image-layers --help'"
+    run img
+    assert_equal "$status" 125
+    assert_output --partial "IMAGE is missing"
+    run img --list --inspect x
+    assert_equal "$status" 125
+    assert_output --partial "exclude each other"
+    run img --platform linux/amd64 --list
+    assert_equal "$status" 125
+    assert_output --partial "--platform needs --import"
+    run img --tag x
+    assert_equal "$status" 125
+    run img --import "$OCI" a b
+    assert_equal "$status" 125
+    run img --import "$OCI" --platform amd64
+    assert_equal "$status" 125
+    assert_output --partial "OS/ARCH"
+}
+
+@test "an image not in the store: 125 naming it; a store path with ':' is refused" {
+    run img --import "oci:$OCI"
+    assert_success
+    run img nope:1 -- true
+    assert_equal "$status" 125
+    assert_output --partial "image nope:1: not in the store $S"
+    run image-layers --store /tmp/a:b --list
+    assert_equal "$status" 125
+    assert_output --partial "holds no ':'"
+}
+
+@test "the command's exit statuses pass through: 127 not found, 126 not executable" {
+    img --import "oci:$OCI"
+    run -127 img test:1 -- /nonexistent/cmd
+    assert_equal "$status" 127
+    run -126 img test:1 -- /etc
+    assert_equal "$status" 126
+    run img test:1 -- sh -c 'exit 7'
+    assert_equal "$status" 7
+}
+
+# --- import and the store -------------------------------------------------------
+
+@test "--import oci:DIR: the store is an OCI layout, layers keyed by chain ID; --list shows it" {
+    run img --import "oci:$OCI"
+    assert_success
+    assert_output --regexp '^test:1 [0-9a-f]{12} \(3 layers\)$'
+    [ -f "$S/oci-layout" ] && [ -f "$S/index.json" ] && [ -d "$S/blobs/sha256" ]
+    grep -q '"org.opencontainers.image.ref.name":"test:1"' "$S/index.json"
+    store_clean 3
+    run img --list
+    assert_success
+    assert_line --index 0 --regexp '^NAME +ID +SIZE +CREATED$'
+    assert_line --index 1 --regexp '^test:1 +[0-9a-f]{12} +[0-9.]+ MB +2023-11-14T22:13:20Z$'
+    # A second import shares every layer.
+    run img --import "oci:$OCI:test:1" again
+    assert_success
+    assert_output --partial "again:latest"
+    assert_output --partial "3 shared"
+    store_clean 3
+}
+
+@test "the chain runs Entrypoint+Cmd as User in WorkingDir with the image's Env" {
+    require_static
+    img --import "oci:$OCI"
+    run chain test:1
+    assert_success
+    assert_output "hello from /app as 1000"
+}
+
+@test "the user's settings win: --env, --chdir, --user, and a COMMAND" {
+    require_static
+    img --import "oci:$OCI"
+    run image-layers --store "$S" test:1 -- unshare-run --pid --mount -- \
+        mount-layers --tmp-upper --proc --pivot --env GREETING=bye --chdir /data -- cap-drop --user 0
+    assert_success
+    assert_output "bye from /data as 0"
+    run chain test:1 -- /bin/echo own command
+    assert_success
+    assert_output "own command"
+}
+
+@test "the payload sees the image's Env and no KAGO_ variable" {
+    require_static
+    img --import "oci:$OCI"
+    run chain test:1 -- /usr/bin/env
+    assert_success
+    assert_line GREETING=hello
+    assert_line PATH=/usr/sbin:/usr/bin:/sbin:/bin
+    refute_output --partial KAGO_
+}
+
+@test "whiteouts, an opaque dir, links, setuid and file capabilities as the image says" {
+    require_static
+    img --import "oci:$OCI"
+    run chain test:1 --user 0 -- /bin/sh -c '
+        ls -A /data /opq; [ ! -e /olddir ] && echo olddir-absent
+        stat -c "%n %a %u:%g %h" /data/orig /data/hard /data/suid /app/hello
+        stat -c "%n %F %t:%T" /dev/kago-null
+        readlink /data/sym; cat /data/sym'
+    assert_success
+    assert_output --partial "$(printf '/data:\ncap\nhard\nkeep\norig\nsuid\nsym\n\n/opq:\nupper')"
+    refute_output --partial gone
+    refute_output --partial lower
+    assert_line olddir-absent
+    assert_line "/data/orig 644 0:0 2"
+    assert_line "/data/hard 644 0:0 2"
+    assert_line "/data/suid 4755 0:0 1"
+    assert_line "/app/hello 644 1000:1000 1"
+    assert_line "/dev/kago-null character special file 1:3"
+    assert_line orig
+    # The capability is on the layer's file: security.capability, cap_net_raw (bit 13).
+    local dirs
+    dirs=$(img --keep-env test:1 -- sh -c 'echo $KAGO_IMAGE_LAYERS')
+    # Layer 2 (the middle one) holds it.
+    run python3 -c 'import os,struct,sys; v=os.getxattr(sys.argv[1]+"/data/cap","security.capability"); print(hex(struct.unpack("<II",v[:8])[1]))' "$(echo "$dirs" | cut -d: -f2)"
+    assert_success
+    assert_output 0x2000
+}
+
+@test "KAGO_IMAGE_ variables: set for the chain, shown by --dry-run, layers bottom first" {
+    img --import "oci:$OCI"
+    run img --keep-env test:1 -- sh -c 'echo "$KAGO_IMAGE|$KAGO_IMAGE_WORKDIR|$KAGO_IMAGE_USER|$KAGO_IMAGE_CMD"; echo "$KAGO_IMAGE_LAYERS" | tr : "\n" | wc -l'
+    assert_success
+    assert_line 'test:1|/app|1000|["/bin/sh","-c","echo $GREETING from $(pwd) as $(id -u)"]'
+    assert_line 3
+    run img --dry-run test:1 -- unshare-run --pid --mount -- mount-layers --tmp-upper --pivot -- cap-drop
+    assert_success
+    assert_output --partial 'image-layers: setenv("KAGO_IMAGE_LAYERS", "'"$S"'/layers/'
+    assert_output --partial 'mount-layers: fsopen("overlay"'
+    assert_output --partial 'execve("/bin/sh", ["/bin/sh", "-c", "echo $GREETING from $(pwd) as $(id -u)"], envp) (dry run)'
+}
+
+@test "--import of an OCI archive, a rootfs directory, and tars on stdin (plain and gzip)" {
+    require_static
+    tar -C "$OCI" -cf "$BATS_TEST_TMPDIR/oci.tar" .
+    run img --import "$BATS_TEST_TMPDIR/oci.tar"
+    assert_success
+    assert_output --partial "test:1"
+    run img --import "$KAGO_ROOTFS" bb
+    assert_success
+    assert_output --regexp '^bb:latest [0-9a-f]{12} \(1 layer\)$'
+    run sh -c "tar -C '$KAGO_ROOTFS' -cf - . | image-layers --store '$S' --import - bbtar:1"
+    assert_success
+    run sh -c "tar -C '$KAGO_ROOTFS' -czf - . | image-layers --store '$S' --import - bbgz:1"
+    assert_success
+    run sh -c "image-layers --store '$S' --import - <'$BATS_TEST_TMPDIR/oci.tar'"
+    assert_success
+    assert_output --partial "test:1"
+    for i in bb bbtar:1 bbgz:1; do
+        run chain "$i" -- /bin/sh -c 'ls /bin/busybox && id -u'
+        assert_success
+        assert_line 0
+    done
+    run img --import "$KAGO_ROOTFS"
+    assert_equal "$status" 125
+    assert_output --partial "give one"
+}
+
+@test "a zstd layer is unpacked and run like the others" {
+    require_static
+    command -v zstd >/dev/null || skip "zstd is not installed (make deps)"
+    mkimg "$BATS_TEST_TMPDIR/z" --zstd --ref z:1
+    grep -q 'tar+zstd' "$BATS_TEST_TMPDIR"/z/blobs/sha256/*
+    run img --import "oci:$BATS_TEST_TMPDIR/z"
+    assert_success
+    run chain z:1
+    assert_success
+    assert_output "hello from /app as 1000"
+}
+
+@test "--import docker-archive (skopeo copy to docker-archive), and skopeo and umoci read the store" {
+    command -v skopeo >/dev/null || skip "skopeo is not installed (make deps)"
+    require_static
+    skopeo copy -q "oci:$OCI:test:1" "docker-archive:$BATS_TEST_TMPDIR/d.tar:dock:2"
+    run img --import "$BATS_TEST_TMPDIR/d.tar"
+    assert_success
+    assert_output --partial "dock:2"
+    run img --import "docker-archive:$BATS_TEST_TMPDIR/d.tar" named
+    assert_success
+    run chain named:latest
+    assert_success
+    assert_output "hello from /app as 1000"
+    run skopeo inspect --config "oci:$S:named:latest"
+    assert_success
+    assert_output --partial '"WorkingDir": "/app"'
+    command -v umoci >/dev/null || skip "umoci is not installed (make deps)"
+    run umoci unpack --image "$S:named:latest" "$BATS_TEST_TMPDIR/u"
+    assert_success
+    [ -u "$BATS_TEST_TMPDIR/u/rootfs/data/suid" ]
+    [ ! -e "$BATS_TEST_TMPDIR/u/rootfs/data/gone" ]
+}
+
+@test "against a peer: umoci unpack and the kago chain list the same files, owners and modes" {
+    command -v umoci >/dev/null || skip "umoci is not installed (make deps)"
+    require_static
+    img --import "oci:$OCI"
+    umoci unpack --image "$S:test:1" "$BATS_TEST_TMPDIR/u" >/dev/null
+    (cd "$BATS_TEST_TMPDIR/u/rootfs" && find data opq app etc bin -xdev | sort | xargs stat -c "%n %a %u %g") \
+        >"$BATS_TEST_TMPDIR/peer"
+    chain test:1 --user 0 -- /bin/sh -c 'cd / && find data opq app etc bin -xdev | sort | xargs stat -c "%n %a %u %g"' \
+        >"$BATS_TEST_TMPDIR/kago"
+    run diff "$BATS_TEST_TMPDIR/peer" "$BATS_TEST_TMPDIR/kago"
+    assert_success
+}
+
+@test "a multi-arch index picks the host's platform; --platform another; none fits: 125" {
+    mkimg "$BATS_TEST_TMPDIR/multi" --index arm64,amd64,riscv64 --ref multi:1
+    run img --import "oci:$BATS_TEST_TMPDIR/multi"
+    if [ "$(uname -m)" = x86_64 ]; then
+        assert_success
+        run img --inspect multi:1
+        assert_output --partial '"architecture": "amd64"'
+    fi
+    run img --import "oci:$BATS_TEST_TMPDIR/multi" --platform linux/arm64 armimg
+    assert_success
+    run img --inspect armimg
+    assert_output --partial '"architecture": "arm64"'
+    mkimg "$BATS_TEST_TMPDIR/none" --index s390x,riscv64
+    run img --import "oci:$BATS_TEST_TMPDIR/none"
+    assert_equal "$status" 125
+    assert_output --partial "no image for linux/"
+    assert_output --partial "(the index has linux/s390x linux/riscv64)"
+}
+
+@test "bad input: each a clear message, 125, and nothing published" {
+    local bad msg
+    declare -A says=(
+        [corrupt-blob]="digest mismatch: the descriptor says sha256:"
+        [digest-mismatch]="digest mismatch: the content hashes to sha256:"
+        [diff-id]="its diff_id is sha256:"
+        [truncated]="Truncated tar archive"
+        [traversal]="'..' would climb out of the layer"
+        [symlink-escape]="entry 'esc/pwned': its directory esc goes through a symlink"
+        [media-type]="unknown media type application/vnd.example.layer.v1.squashfs"
+        [missing-blob]="is missing"
+    )
+    for bad in "${!says[@]}"; do
+        rm -rf "$S" "$BATS_TEST_TMPDIR/bad"
+        mkimg "$BATS_TEST_TMPDIR/bad" --bad "$bad"
+        run img --import "oci:$BATS_TEST_TMPDIR/bad"
+        [ "$status" = 125 ] || fail "$bad: status $status: $output"
+        [[ $output == *"${says[$bad]}"* ]] || fail "$bad: no '${says[$bad]}' in: $output"
+        if [ -d "$S" ]; then
+            store_clean 0
+            [ -z "$(ls "$S/blobs/sha256")" ] || fail "$bad: blobs left: $(ls "$S/blobs/sha256")"
+            grep -q '"manifests":\[\]' "$S/index.json" || fail "$bad: index.json: $(cat "$S/index.json")"
+        fi
+    done
+    [ ! -e /tmp/pwned ] && [ ! -e "$BATS_TEST_TMPDIR/escaped" ]
+    # A manifest for another platform.
+    mkimg "$BATS_TEST_TMPDIR/arm" --arch arm64
+    if [ "$(uname -m)" = x86_64 ]; then
+        run img --import "oci:$BATS_TEST_TMPDIR/arm"
+        assert_equal "$status" 125
+        assert_output --partial "the image is for linux/arm64, not linux/amd64"
+        assert_output --partial "hint: this host runs linux/amd64; --platform linux/arm64 imports it anyway"
+    fi
+    # Not an archive at all.
+    echo junk >"$BATS_TEST_TMPDIR/junk"
+    run img --import "$BATS_TEST_TMPDIR/junk" j
+    assert_equal "$status" 125
+    assert_output --partial "junk"
+}
+
+@test "--inspect prints the config; --tag adds a name; --remove collects what nothing uses" {
+    img --import "oci:$OCI"
+    img --import "$KAGO_ROOTFS" bb
+    run img --inspect test
+    assert_equal "$status" 125
+    run img --inspect test:1
+    assert_success
+    assert_output --partial '"WorkingDir": "/app"'
+    assert_output --partial '"Entrypoint": ['
+    run img --tag test:1 other:2
+    assert_success
+    run img --list
+    assert_output --partial other:2
+    id=$(img --list | awk '$1 == "other:2" { print $2 }')
+    run img --inspect "$id"
+    assert_success
+    store_clean 4
+    run img --remove test:1
+    assert_success
+    assert_output "removed test:1"
+    store_clean 4   # other:2 still uses them
+    run img --remove other:2
+    assert_success
+    store_clean 1
+    run img --remove bb
+    assert_success
+    store_clean 0
+    [ -z "$(ls "$S/blobs/sha256")" ]
+    run img --remove bb
+    assert_equal "$status" 125
+}
+
+@test "--commit: an upper directory becomes a layer, whiteouts back to .wh. entries" {
+    require_static
+    img --import "oci:$OCI"
+    mkdir "$BATS_TEST_TMPDIR/up"
+    image-layers --store "$S" test:1 -- unshare-run --pid --mount -- \
+        mount-layers --upper "$BATS_TEST_TMPDIR/up" --pivot -- cap-drop --user 0 -- /bin/sh -c \
+        'rm /data/keep && rm -r /opq && mkdir /opq && echo new >/opq/n && echo x >/app/new'
+    run img --commit "$BATS_TEST_TMPDIR/up" test:1 test:2
+    assert_success
+    assert_output --regexp '^test:2 [0-9a-f]{12} \(1 layer\)$'
+    run chain test:2 --user 0 -- /bin/sh -c 'ls -A /data /opq /app'
+    assert_success
+    refute_output --partial keep
+    refute_output --partial upper
+    assert_output --partial "$(printf '/opq:\nn')"
+    assert_output --partial new
+    store_clean 4
+    run img --commit "$BATS_TEST_TMPDIR/nothing" test:1 t3
+    assert_equal "$status" 125
+    run img --commit "$BATS_TEST_TMPDIR/up" nope t3
+    assert_equal "$status" 125
+    assert_output --partial "not in the store"
+}
+
+@test "--dry-run changes no store" {
+    run img --dry-run --import "oci:$OCI"
+    assert_success
+    assert_output --partial "(dry run)"
+    [ ! -e "$S" ]
+}
+
+# --- faults and load ------------------------------------------------------------
+
+@test "two imports of one image at once leave one consistent store" {
+    require_static
+    img --import "oci:$OCI" a &
+    img --import "oci:$OCI" b &
+    img --import "oci:$OCI" c
+    wait
+    run img --list
+    assert_output --partial a:latest
+    assert_output --partial b:latest
+    assert_output --partial c:latest
+    store_clean 3
+    run chain b
+    assert_success
+    assert_output "hello from /app as 1000"
+}
+
+@test "kill -9 during an import leaves nothing a later run uses; a re-import is clean" {
+    require_static
+    local i pid
+    for i in 1 2 3 4 5 6; do
+        rm -rf "$S"
+        img --import "oci:$OCI" &
+        pid=$!
+        sleep "0.0$((RANDOM % 9 + 1))"
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        # Whatever was published is whole: every layer a chain ID of the image.
+        if [ -d "$S/layers" ]; then
+            for l in "$S"/layers/*; do
+                [ -e "$l" ] || continue
+                grep -rq . "$l" 2>/dev/null || [ -n "$(ls -A "$l")" ] || fail "empty layer $l"
+            done
+        fi
+        if [ -f "$S/index.json" ] && grep -q test:1 "$S/index.json"; then
+            run chain test:1
+            assert_output "hello from /app as 1000"
+        fi
+        run img --import "oci:$OCI"
+        assert_success
+        store_clean 3
+        run chain test:1
+        assert_success
+        assert_output "hello from /app as 1000"
+    done
+}
+
+# --- rootless -------------------------------------------------------------------
+
+@test "rootless without subuids: the caller owns the files; whiteouts and opaque dirs work in a user namespace" {
+    require_static
+    require_userns
+    local home
+    home=$(mktemp -d /tmp/kago-img-home.XXXXXX)
+    chown 65534:65534 "$home"
+    run as_nobody env HOME="$home" image-layers --import "oci:$OCI"
+    assert_success
+    assert_output --partial "removed the setuid/setgid bits of 1 file(s)"
+    assert_output --partial "dropped 1 xattr(s)"
+    assert_output --partial "skipped 1 device node(s)"
+    [ -d "$home/.local/share/kago/images/layers" ]
+    [ "$(stat -c %u "$home/.local/share/kago/images/layers")" = 65534 ]
+    run as_nobody env HOME="$home" image-layers test:1 -- unshare-run --map-root --pid --mount -- \
+        mount-layers --tmp-upper --proc --target "$home/root" --pivot -- cap-drop --user 0 -- /bin/sh -c '
+        ls -A /data /opq; [ ! -e /olddir ] && echo olddir-absent; stat -c "%n %a %u" /data/suid /app/hello'
+    assert_success
+    assert_output --partial "$(printf '/data:\ncap\nhard\nkeep\norig\nsuid\nsym\n\n/opq:\nupper')"
+    assert_line olddir-absent
+    assert_line "/data/suid 755 0"
+    assert_line "/app/hello 644 0"
+    # XDG_DATA_HOME moves the store.
+    run as_nobody env HOME="$home" XDG_DATA_HOME="$home/xdg" image-layers --import "$KAGO_ROOTFS" bb
+    assert_success
+    [ -d "$home/xdg/kago/images/layers" ]
+    rm -rf "$home"
+}
+
+@test "rootless with subuids: --map-auto unpacks in a user namespace; the image's owners and setuid bits stay" {
+    require_static
+    [ "$(id -u)" = 0 ] || skip "needs root to create the test user"
+    command -v useradd >/dev/null && command -v newuidmap >/dev/null || skip "useradd or newuidmap (uidmap) is missing"
+    userdel "$IMG_USER" 2>/dev/null || true
+    sed -i "/^$IMG_USER:/d" /etc/subuid /etc/subgid
+    if awk -F: -v s=$IMG_START -v c=$IMG_COUNT '$2 < s + c && $2 + $3 > s { bad = 1 } END { exit !bad }' /etc/subuid /etc/subgid; then
+        skip "the range $IMG_START+$IMG_COUNT is taken in /etc/subuid"
+    fi
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$IMG_USER"
+    echo "$IMG_USER" >"$BATS_FILE_TMPDIR/user"
+    echo "$IMG_USER:$IMG_START:$IMG_COUNT" >>/etc/subuid
+    echo "$IMG_USER:$IMG_START:$IMG_COUNT" >>/etc/subgid
+    local home u g
+    home=$(mktemp -d "$D/home.XXXXXX")
+    chown "$IMG_USER:" "$home"
+    u=$(id -u "$IMG_USER") g=$(id -g "$IMG_USER")
+    as_img() { setpriv --reuid="$u" --regid="$g" --clear-groups -- env -i PATH="$PATH" HOME="$home" "$@"; }
+    run as_img image-layers --map-auto --import "oci:$OCI"
+    assert_success
+    refute_output --partial "setuid"
+    # On the host: the file of uid 1000 belongs to the range's id 1000.
+    local hello
+    hello=$(ls -d "$home"/.local/share/kago/images/layers/*/app/hello)
+    [ "$(stat -c %u "$hello")" = $((IMG_START + 999)) ]
+    run as_img image-layers test:1 -- unshare-run --user --map-auto --pid --mount -- \
+        mount-layers --tmp-upper --proc --target "$home/root" --pivot -- cap-drop --user 0 -- /bin/sh -c '
+        stat -c "%n %a %u:%g" /app/hello /data/suid /data/orig; ls -A /opq; [ ! -e /data/gone ] && echo gone-absent'
+    assert_success
+    assert_line "/app/hello 644 1000:1000"
+    assert_line "/data/suid 4755 0:0"
+    assert_line "/data/orig 644 0:0"
+    assert_line upper
+    assert_line gone-absent
+    run as_img image-layers test:1 -- unshare-run --user --map-auto --pid --mount -- \
+        mount-layers --tmp-upper --proc --target "$home/root" --pivot -- cap-drop
+    assert_success
+    assert_output "hello from /app as 1000"
+    # What the range owns is removed in the namespace too.
+    run as_img image-layers --map-auto --remove test:1
+    assert_success
+    [ -z "$(ls -A "$home/.local/share/kago/images/layers")" ]
+    rm -rf "$home"
+    userdel "$IMG_USER"
+    sed -i "/^$IMG_USER:/d" /etc/subuid /etc/subgid
+    rm -f "$BATS_FILE_TMPDIR/user"
+}

@@ -1,0 +1,464 @@
+// lib/image: digests, chain IDs, names, platforms, the OCI documents, path
+// safety, whiteout mapping, layer unpacking and writing, and the store.
+// Nothing here needs privilege (as root, the owners and the trusted.*
+// xattr are exercised too).
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "core/env.hpp"
+#include "image/digest.hpp"
+#include "image/layer.hpp"
+#include "image/oci.hpp"
+#include "image/store.hpp"
+
+using namespace kago;
+using namespace kago::image;
+
+namespace {
+
+class TempDir {
+  public:
+    TempDir() {
+        char tmpl[] = "/tmp/kago-image-test.XXXXXX";
+        path_ = mkdtemp(tmpl);
+    }
+    ~TempDir() { std::system(("rm -rf " + path_).c_str()); }
+    const std::string& path() const { return path_; }
+
+  private:
+    std::string path_;
+};
+
+struct Entry {
+    std::string name;
+    char type = 'f';  // f d l h (hard link) c (device)
+    std::string data;  // file contents, or the link target
+    mode_t mode = 0644;
+};
+
+// A tar (gzip'd when asked) of the entries, written by libarchive.
+enum class Fmt { pax, gnu, ustar };
+enum class Zip { none, gzip, zstd };
+
+std::string make_tar(const std::vector<Entry>& entries, Zip zip, Fmt fmt) {
+    std::string out;
+    struct archive* a = archive_write_new();
+    if (fmt == Fmt::pax) archive_write_set_format_pax_restricted(a);
+    else if (fmt == Fmt::gnu) archive_write_set_format_gnutar(a);
+    else archive_write_set_format_ustar(a);
+    if (zip == Zip::gzip) archive_write_add_filter_gzip(a);
+    if (zip == Zip::zstd) archive_write_add_filter_zstd(a);
+    archive_write_set_bytes_in_last_block(a, 1);  // no zero padding after a compressed stream
+    archive_write_open(
+        a, &out, nullptr,
+        [](struct archive*, void* ctx, const void* buf, size_t n) -> la_ssize_t {
+            static_cast<std::string*>(ctx)->append(static_cast<const char*>(buf), n);
+            return static_cast<la_ssize_t>(n);
+        },
+        nullptr);
+    for (const auto& e : entries) {
+        struct archive_entry* ae = archive_entry_new();
+        archive_entry_set_pathname(ae, e.name.c_str());
+        archive_entry_set_perm(ae, e.mode);
+        archive_entry_set_mtime(ae, 1700000000, 0);
+        switch (e.type) {
+        case 'd': archive_entry_set_filetype(ae, AE_IFDIR); break;
+        case 'l': archive_entry_set_filetype(ae, AE_IFLNK); archive_entry_set_symlink(ae, e.data.c_str()); break;
+        case 'h': archive_entry_set_filetype(ae, AE_IFREG); archive_entry_set_hardlink(ae, e.data.c_str()); break;
+        case 'c': archive_entry_set_filetype(ae, AE_IFCHR); archive_entry_set_rdev(ae, makedev(1, 3)); break;
+        default: archive_entry_set_filetype(ae, AE_IFREG); archive_entry_set_size(ae, static_cast<la_int64_t>(e.data.size()));
+        }
+        archive_write_header(a, ae);
+        if (e.type == 'f') archive_write_data(a, e.data.data(), e.data.size());
+        archive_entry_free(ae);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+    return out;
+}
+
+std::string make_tar(const std::vector<Entry>& entries, bool gzip = false) {
+    return make_tar(entries, gzip ? Zip::gzip : Zip::none, Fmt::pax);
+}
+
+int memfd_of(const std::string& bytes) {
+    char tmpl[] = "/tmp/kago-image-blob.XXXXXX";
+    int fd = mkstemp(tmpl);
+    unlink(tmpl);
+    EXPECT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    lseek(fd, 0, SEEK_SET);
+    return fd;
+}
+
+Result<UnpackStats> unpack(const std::string& tar, const std::string& dir, UnpackOptions o = {}) {
+    mkdir(dir.c_str(), 0755);
+    int fd = memfd_of(tar);
+    int d = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    auto r = unpack_layer(fd, d, o, "layer");
+    close(fd);
+    close(d);
+    return r;
+}
+
+// The uncompressed bytes of a gzip stream (libarchive's raw format).
+std::string gunzip(const std::string& gz) {
+    struct archive* a = archive_read_new();
+    archive_read_support_filter_gzip(a);
+    archive_read_support_format_raw(a);
+    archive_read_open_memory(a, gz.data(), gz.size());
+    struct archive_entry* e;
+    std::string out;
+    if (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+        char buf[4096];
+        la_ssize_t n;
+        while ((n = archive_read_data(a, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    }
+    archive_read_free(a);
+    return out;
+}
+
+bool exists(const std::string& p) {
+    struct stat st;
+    return lstat(p.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+TEST(ImageDigest, Sha256AndChecks) {
+    EXPECT_EQ(sha256(""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    Sha256 h;
+    h.update("ab", 2);
+    h.update("c", 1);
+    EXPECT_EQ(h.finish(), sha256("abc"));
+    EXPECT_TRUE(check_digest(sha256("x"), "t").ok());
+    EXPECT_FALSE(check_digest("sha512:abcd", "t").ok());
+    EXPECT_NE(check_digest("sha512:abcd", "t").error().what.find("sha512"), std::string::npos);
+    EXPECT_FALSE(check_digest("sha256:ABC", "t").ok());
+    EXPECT_FALSE(check_digest("nothing", "t").ok());
+    EXPECT_FALSE(check_digest("sha256:" + std::string(64, 'G'), "t").ok());
+}
+
+TEST(ImageDigest, ChainIds) {
+    std::string a = sha256("a"), b = sha256("b"), c = sha256("c");
+    auto ch = chain_ids({a, b, c});
+    ASSERT_EQ(ch.size(), 3u);
+    EXPECT_EQ(ch[0], a);
+    EXPECT_EQ(ch[1], sha256(a + " " + b));
+    EXPECT_EQ(ch[2], sha256(ch[1] + " " + c));
+    EXPECT_TRUE(chain_ids({}).empty());
+}
+
+TEST(ImageNames, Normalize) {
+    EXPECT_EQ(*normalize_name("busybox", "NAME"), "busybox:latest");
+    EXPECT_EQ(*normalize_name("app:1", "NAME"), "app:1");
+    EXPECT_EQ(*normalize_name("localhost:5000/app", "NAME"), "localhost:5000/app:latest");
+    EXPECT_EQ(*normalize_name("localhost:5000/app:2", "NAME"), "localhost:5000/app:2");
+    EXPECT_FALSE(normalize_name("", "NAME").ok());
+    EXPECT_FALSE(normalize_name("-x", "NAME").ok());
+    EXPECT_FALSE(normalize_name("a b", "NAME").ok());
+    EXPECT_FALSE(normalize_name("app:", "NAME").ok());
+}
+
+TEST(ImagePlatform, ParseAndFit) {
+    auto p = parse_platform("linux/arm/v7");
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(p->os, "linux");
+    EXPECT_EQ(p->architecture, "arm");
+    EXPECT_EQ(p->variant, "v7");
+    EXPECT_EQ(p->str(), "linux/arm/v7");
+    EXPECT_FALSE(parse_platform("amd64").ok());
+    EXPECT_FALSE(parse_platform("linux/").ok());
+    Platform amd = *parse_platform("linux/amd64");
+    EXPECT_TRUE(fits(amd, amd));
+    EXPECT_FALSE(fits(*parse_platform("linux/arm64"), amd));
+    EXPECT_FALSE(host_platform().architecture.empty());
+}
+
+TEST(ImageOci, Documents) {
+    std::string d = sha256("x");
+    std::string m = R"({"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
+                    d + R"(","size":1},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" +
+                    d + R"(","size":3}]})";
+    auto man = parse_manifest(m, "m");
+    ASSERT_TRUE(man.ok()) << man.error().message();
+    EXPECT_EQ(man->layers.size(), 1u);
+    EXPECT_EQ(man->layers[0].size, 3);
+    // Round trip.
+    auto again = parse_manifest(manifest_json(*man), "m");
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->layers[0].digest, d);
+    // Unknown media types are refused, naming the type.
+    std::string bad = m;
+    bad.replace(bad.find("tar+gzip"), 8, "squashfs");
+    auto r = parse_manifest(bad, "m");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().what.find("unknown media type"), std::string::npos);
+    EXPECT_FALSE(parse_manifest("[1,2]", "m").ok());
+    EXPECT_FALSE(parse_manifest("{not json", "m").ok());
+    // A config.
+    std::string c = R"({"architecture":"amd64","os":"linux","config":{"User":"1000","WorkingDir":"/app",
+        "Env":["A=1"],"Entrypoint":["/bin/sh","-c"],"Cmd":["echo hi"]},"rootfs":{"type":"layers","diff_ids":[")" +
+                    d + R"("]}})";
+    auto cfg = parse_config(c, "c");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().message();
+    EXPECT_EQ(cfg->user, "1000");
+    EXPECT_EQ(cfg->working_dir, "/app");
+    EXPECT_EQ(cfg->entrypoint.size(), 2u);
+    EXPECT_EQ(cfg->diff_ids[0], d);
+    EXPECT_FALSE(parse_config(R"({"rootfs":{"type":"other"}})", "c").ok());
+    // A config made by the store carries what it was given.
+    auto made = parse_config(config_json(c, {d, d}, *parse_platform("linux/arm64"), "now", "test"), "c");
+    ASSERT_TRUE(made.ok());
+    EXPECT_EQ(made->diff_ids.size(), 2u);
+    EXPECT_EQ(made->platform.architecture, "arm64");
+    EXPECT_EQ(made->user, "1000");
+}
+
+TEST(ImageEnv, StringListRoundTrip) {
+    std::vector<std::string> v = {"a b", "quote\"back\\slash", "new\nline", "ünï", ""};
+    auto back = env::string_list(string_array(v));
+    ASSERT_TRUE(back.has_value());
+    EXPECT_EQ(*back, v);
+    EXPECT_EQ(env::string_list("[]")->size(), 0u);
+    EXPECT_EQ((*env::string_list(R"(["\u00e9\ud83d\ude00"])"))[0], "é😀");
+    EXPECT_FALSE(env::string_list("").has_value());
+    EXPECT_FALSE(env::string_list("[1]").has_value());
+    EXPECT_FALSE(env::string_list("[\"a\"").has_value());
+    EXPECT_FALSE(env::string_list("[\"a\"] x").has_value());
+}
+
+TEST(ImagePaths, CleanPath) {
+    EXPECT_EQ(*clean_path("./a/b/", "l"), "a/b");
+    EXPECT_EQ(*clean_path("a//./b", "l"), "a/b");
+    EXPECT_EQ(*clean_path("./", "l"), "");
+    EXPECT_FALSE(clean_path("/etc/passwd", "l").ok());
+    EXPECT_FALSE(clean_path("../x", "l").ok());
+    EXPECT_FALSE(clean_path("a/../../x", "l").ok());
+    EXPECT_FALSE(clean_path("a/..", "l").ok());
+    EXPECT_FALSE(clean_path(std::string_view("a\0b", 3), "l").ok());
+}
+
+TEST(ImagePaths, SymlinkClimbsOut) {
+    EXPECT_FALSE(symlink_climbs_out("a/b", "c"));
+    EXPECT_FALSE(symlink_climbs_out("a/b", "../c"));
+    EXPECT_FALSE(symlink_climbs_out("a/b", "/etc/passwd"));  // resolved in the container's root
+    EXPECT_TRUE(symlink_climbs_out("a/b", "../../c"));
+    EXPECT_TRUE(symlink_climbs_out("b", "../x"));
+    EXPECT_TRUE(symlink_climbs_out("a/b", "x/../../../y"));
+    EXPECT_FALSE(symlink_climbs_out("a/b/c", "../../b"));
+}
+
+TEST(ImageWhiteouts, Names) {
+    EXPECT_EQ(whiteout_kind(".wh..wh..opq"), Whiteout::opaque);
+    EXPECT_EQ(whiteout_kind(".wh.gone"), Whiteout::file);
+    EXPECT_EQ(whiteout_kind(".wh."), Whiteout::none);
+    EXPECT_EQ(whiteout_kind("x.wh.y"), Whiteout::none);
+    EXPECT_TRUE(is_overlay_xattr("trusted.overlay.opaque"));
+    EXPECT_TRUE(is_overlay_xattr("user.overlay.redirect"));
+    EXPECT_FALSE(layer_xattr("user.overlay.opaque"));
+    EXPECT_FALSE(layer_xattr("trusted.x"));
+    EXPECT_FALSE(layer_xattr("security.selinux"));
+    EXPECT_TRUE(layer_xattr("security.capability"));
+    EXPECT_TRUE(layer_xattr("user.mime_type"));
+}
+
+TEST(ImageUnpack, WhiteoutsLinksAndModes) {
+    TempDir t;
+    std::string d = t.path() + "/l";
+    std::string tar = make_tar({{"dir", 'd', "", 0755},
+                                {"dir/.wh.gone", 'f', ""},
+                                {".wh.olddir", 'f', ""},
+                                {"opq/.wh..wh..opq", 'f', ""},
+                                {"opq/kept", 'f', "k"},
+                                {"dir/file", 'f', "data", 04755},
+                                {"dir/hard", 'h', "dir/file"},
+                                {"dir/sym", 'l', "file", 0777},
+                                {"dev", 'c', "", 0600},
+                                {"ro", 'd', "", 0555},
+                                {"ro/inside", 'f', "i"}},
+                               true);
+    auto r = unpack(tar, d);  // unprivileged options: no owners, devices or setuid
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->compression, "gzip");
+    EXPECT_EQ(r->whiteouts, 2u);
+    EXPECT_EQ(r->opaque, 1u);
+    EXPECT_EQ(r->devices_skipped, 1u);
+    EXPECT_EQ(r->setid_stripped, 1u);
+    struct stat st;
+    ASSERT_EQ(lstat((d + "/dir/gone").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+    EXPECT_EQ(st.st_rdev, makedev(0, 0));
+    ASSERT_EQ(lstat((d + "/olddir").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+    char v[8] = {};
+    EXPECT_EQ(getxattr((d + "/opq").c_str(), "user.overlay.opaque", v, sizeof v), 1);
+    EXPECT_EQ(v[0], 'y');
+    EXPECT_TRUE(exists(d + "/opq/kept"));
+    EXPECT_FALSE(exists(d + "/opq/.wh..wh..opq"));
+    ASSERT_EQ(lstat((d + "/dir/file").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0755u);
+    EXPECT_EQ(st.st_nlink, 2u);
+    ASSERT_EQ(lstat((d + "/dir/sym").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISLNK(st.st_mode));
+    EXPECT_FALSE(exists(d + "/dev"));
+    ASSERT_EQ(lstat((d + "/ro").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0555u);
+    EXPECT_TRUE(exists(d + "/ro/inside"));
+    // The diff_id is the digest of the uncompressed stream.
+    EXPECT_EQ(r->diff_id, sha256(gunzip(tar)));
+}
+
+TEST(ImageUnpack, EveryCompressionAndTarFormat) {
+    TempDir t;
+    int i = 0;
+    for (Zip zip : {Zip::none, Zip::gzip, Zip::zstd})
+        for (Fmt fmt : {Fmt::pax, Fmt::gnu, Fmt::ustar}) {
+            std::string d = t.path() + "/f" + std::to_string(i++);
+            auto r = unpack(make_tar({{"a", 'd', "", 0755}, {"a/f", 'f', "data"}, {"a/.wh.x", 'f', ""},
+                                      {"a/l", 'l', "f", 0777}, {"a/h", 'h', "a/f"}},
+                                     zip, fmt),
+                            d);
+            ASSERT_TRUE(r.ok()) << r.error().message();
+            EXPECT_EQ(r->compression, zip == Zip::none ? "none" : zip == Zip::gzip ? "gzip" : "zstd");
+            EXPECT_EQ(r->whiteouts, 1u);
+            struct stat st;
+            ASSERT_EQ(lstat((d + "/a/h").c_str(), &st), 0);
+            EXPECT_EQ(st.st_nlink, 2u);
+            EXPECT_TRUE(exists(d + "/a/l"));
+        }
+}
+
+TEST(ImageUnpack, DevicesAndOwnersOnlyWhenAsked) {
+    if (geteuid() != 0) GTEST_SKIP() << "making a device node needs root";
+    TempDir t;
+    UnpackOptions o;
+    o.owners = o.devices = o.setid = true;
+    auto r = unpack(make_tar({{"null", 'c', "", 0666}, {"s", 'f', "x", 04755}}), t.path() + "/d", o);
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->devices_skipped, 0u);
+    struct stat st;
+    ASSERT_EQ(lstat((t.path() + "/d/null").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+    EXPECT_EQ(st.st_rdev, makedev(1, 3));
+    ASSERT_EQ(lstat((t.path() + "/d/s").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 04755u);
+}
+
+TEST(ImageUnpack, RefusesEscapes) {
+    TempDir t;
+    struct Case {
+        const char* name;
+        std::vector<Entry> entries;
+        const char* says;
+    } cases[] = {
+        {"dotdot", {{"../evil", 'f', "x"}}, "climb out"},
+        {"absolute", {{"/evil", 'f', "x"}}, "absolute"},
+        {"through a symlink", {{"esc", 'l', t.path()}, {"esc/pwned", 'f', "x"}}, "symlink"},
+        {"hard link out", {{"h", 'h', "../../etc/passwd"}}, "climb out"},
+        {"symlink climbing", {{"a", 'd', ""}, {"a/l", 'l', "../../x"}}, "climbs out"},
+    };
+    int i = 0;
+    for (const auto& c : cases) {
+        auto r = unpack(make_tar(c.entries), t.path() + "/c" + std::to_string(i++));
+        ASSERT_FALSE(r.ok()) << c.name;
+        EXPECT_NE(r.error().what.find(c.says), std::string::npos) << c.name << ": " << r.error().what;
+    }
+    EXPECT_FALSE(exists(t.path() + "/pwned"));
+    // A truncated tar, and something that is no tar at all.
+    std::string tar = make_tar({{"f", 'f', std::string(5000, 'x')}});
+    auto r = unpack(tar.substr(0, 2000), t.path() + "/trunc");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().what.find("runcated"), std::string::npos) << r.error().what;
+    EXPECT_FALSE(unpack("this is not a tar archive at all", t.path() + "/junk").ok());
+}
+
+TEST(ImageWrite, UpperBackToWhiteouts) {
+    TempDir t;
+    std::string up = t.path() + "/up";
+    mkdir(up.c_str(), 0755);
+    mkdir((up + "/opq").c_str(), 0755);
+    setxattr((up + "/opq").c_str(), "user.overlay.opaque", "y", 1, 0);
+    std::system(("echo hi > " + up + "/opq/f; ln " + up + "/opq/f " + up + "/opq/g; ln -s f " + up + "/opq/s").c_str());
+    bool whiteout = mknod((up + "/gone").c_str(), S_IFCHR, makedev(0, 0)) == 0;
+    int src = open(up.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    std::string out = t.path() + "/layer.tar";
+    int fd = open(out.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    WriteOptions w;
+    w.whiteouts = true;
+    auto st = write_layer(src, fd, w, "upper");
+    ASSERT_TRUE(st.ok()) << st.error().message();
+    EXPECT_EQ(st->whiteouts, whiteout ? 2u : 1u);
+    lseek(fd, 0, SEEK_SET);
+    std::string back = t.path() + "/back";
+    mkdir(back.c_str(), 0755);
+    int b = open(back.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    auto r = unpack_layer(fd, b, {}, "layer");
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->diff_id, st->digest);
+    EXPECT_EQ(r->opaque, 1u);
+    struct stat s;
+    ASSERT_EQ(lstat((back + "/opq/g").c_str(), &s), 0);
+    EXPECT_EQ(s.st_nlink, 2u);
+    if (whiteout) {
+        ASSERT_EQ(lstat((back + "/gone").c_str(), &s), 0);
+        EXPECT_TRUE(S_ISCHR(s.st_mode));
+    }
+    close(src);
+    close(fd);
+    close(b);
+}
+
+TEST(ImageStore, BlobsChecksAndCollection) {
+    TempDir t;
+    auto s = Store::open(t.path() + "/store", true);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    EXPECT_TRUE(exists(t.path() + "/store/oci-layout"));
+    EXPECT_TRUE(exists(t.path() + "/store/index.json"));
+    EXPECT_FALSE(Store::open(t.path() + "/a:b", true).ok());
+    // A blob whose digest does not match is refused and not published.
+    int fd = memfd_of("content");
+    std::string other = sha256("other");
+    auto bad = s->put_blob(fd, other, -1, "blob");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().what.find(other), std::string::npos);
+    EXPECT_FALSE(s->has_blob(sha256("content")));
+    EXPECT_FALSE(s->has_blob(other));
+    lseek(fd, 0, SEEK_SET);
+    auto good = s->put_blob(fd, sha256("content"), 7, "blob");
+    ASSERT_TRUE(good.ok()) << good.error().message();
+    EXPECT_TRUE(s->has_blob(sha256("content")));
+    close(fd);
+    // A layer is published whole under its chain ID, once.
+    std::string tar = make_tar({{"f", 'f', "x"}});
+    auto lb = s->put_bytes(tar);
+    ASSERT_TRUE(lb.ok());
+    std::string diff = sha256(tar);
+    auto wrong = s->add_layer(lb->digest, sha256("nope"), diff, {});
+    ASSERT_FALSE(wrong.ok());
+    EXPECT_NE(wrong.error().what.find("diff_id"), std::string::npos);
+    EXPECT_FALSE(s->has_layer(diff));
+    auto l = s->add_layer(lb->digest, diff, diff, {});
+    ASSERT_TRUE(l.ok()) << l.error().message();
+    EXPECT_TRUE(l->has_value());
+    EXPECT_TRUE(exists(s->layer_path(diff) + "/f"));
+    auto shared = s->add_layer(lb->digest, diff, diff, {});
+    ASSERT_TRUE(shared.ok());
+    EXPECT_FALSE(shared->has_value());
+    // Nothing refers to them: collected.
+    auto gone = s->collect();
+    ASSERT_TRUE(gone.ok());
+    EXPECT_EQ(gone->first, 2u);
+    EXPECT_EQ(gone->second, 1u);
+    EXPECT_FALSE(s->has_layer(diff));
+    EXPECT_FALSE(resolve(*s, "nothing").ok());
+}
