@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/console.hpp"
+#include "core/handoff.hpp"
 #include "core/ready.hpp"
 #include "core/trace.hpp"
 
@@ -126,6 +127,7 @@ long do_pdeathsig(void*) { return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); }
         console::Failure f = console::attach(p.console_fd);
         if (f.step >= 0) child_fail(p, kConsoleStep - f.step, f.err, 125);
     }
+    handoff::maybe_enter(e, p.argv.data(), environ);  // returns when this must be an exec
     if (trace::verbose()) trace::emit(p.trace_lines[step]);
     if (e.program.valid())
         ::syscall(SYS_execveat, e.program.get(), "", p.argv.data(), environ, AT_EMPTY_PATH);

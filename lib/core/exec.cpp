@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "core/env.hpp"
+#include "core/handoff.hpp"
 #include "core/proc.hpp"
 #include "core/trace.hpp"
 
@@ -207,6 +208,7 @@ Error exec_prepared(const PreparedExec& p) {
     args.reserve(p.argv.size() + 1);
     for (const auto& a : p.argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
+    handoff::maybe_enter(p, args.data(), environ);  // returns when this must be an exec
     const std::string& shown = p.program.valid() ? p.program_path : p.argv[0];
     if (trace::verbose())
         trace::emit(cat("execve(", trace::quote(shown), ", ", describe_argv(p.argv), ", envp)"));

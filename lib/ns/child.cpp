@@ -21,6 +21,7 @@
 #include <tuple>
 
 #include "core/console.hpp"
+#include "core/handoff.hpp"
 #include "core/proc.hpp"
 #include "core/ready.hpp"
 #include "core/sys.hpp"
@@ -341,6 +342,7 @@ void trace_result(const std::string& text, long r, int e) {
             _exit(125);
         }
     }
+    if (!failed) handoff::maybe_enter(*plan.command(), argv, environ);  // not in a vfork()ed child
     bool verbose = trace::verbose() && !failed;
     if (verbose) trace::emit(plan.exec_text());
     int err;
@@ -472,13 +474,18 @@ void forget_host(const ChildPlan& plan, int report_w) {
         send_report(report_w, kStepFailed, -1, errno, 0);
         _exit(125);
     }
+    // A kago program of this binary is entered in the command's process
+    // (core/handoff.hpp): that needs a process of its own, fork()ed; an
+    // exec needs only a vfork(), which returns once the command has exec'd
+    // or failed.
+    bool in_process = handoff::refusal(*plan.command()) == nullptr;
     volatile int exec_errno = 0;
-    pid_t pid = ::vfork();  // returns once the command has exec'd or failed
-    if (pid == 0) exec_command(plan, argv, report_w, &exec_errno);
+    pid_t pid = in_process ? ::fork() : ::vfork();
+    if (pid == 0) exec_command(plan, argv, report_w, in_process ? nullptr : &exec_errno);
     int e = errno;
     if (trace::verbose()) {
-        trace_result("vfork()", pid, e);
-        if (pid > 0) trace_result(plan.exec_text(), exec_errno ? -1 : 0, exec_errno);
+        trace_result(in_process ? "fork()" : "vfork()", pid, e);
+        if (pid > 0 && !in_process) trace_result(plan.exec_text(), exec_errno ? -1 : 0, exec_errno);
     }
     if (pid < 0) {
         send_report(report_w, kStepFailed, -1, e, 0);
