@@ -30,8 +30,6 @@
 namespace kago::handoff {
 namespace {
 
-constexpr const char kExec[] = "KAGO_EXEC";  // "1": every step is a real exec
-
 const Program* g_programs = nullptr;
 size_t g_count = 0;
 
@@ -312,7 +310,7 @@ void reset_caught_signals() {
 }
 
 const char* refusal(const PreparedExec& p) {
-    if (env::is_true(kExec)) return "KAGO_EXEC=1";
+    if (env::is_true(env::kExec)) return "KAGO_EXEC=1";
     if (!g_count) return "not a multi-call binary";
     if (!p.kago || !p.program.valid() || p.argv.empty()) return "not a kago program found beside this one";
     if (!find(base_name(p.argv[0]))) return "not a program of this binary";
