@@ -7,6 +7,7 @@
 #   make fuzz            every libFuzzer target (tests/fuzz/) for FUZZ_RUNS
 #                        executions (10000000), or FUZZ_TIME seconds each;
 #                        FUZZ_TARGETS="idmap lease" picks some (mk/fuzz.mk)
+#   make format-check    clang-format on the lines changed since FORMAT_BASE
 #   make install PREFIX=/usr/local DESTDIR=
 #   make demo            a busybox container that shows its own isolation
 #   make bench           hyperfine against unshare(1), bwrap, crun and runc
@@ -68,7 +69,7 @@ UNIT_OBJS := $(patsubst %.cpp,$(BUILD)/%.o,$(UNIT_SRCS))
 TEST_PROG_SRCS := $(sort $(wildcard tests/progs/*.c))
 TEST_PROG_BINS := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(TEST_PROG_SRCS))
 
-.PHONY: all deps check unit bats torture install uninstall demo bench clean format
+.PHONY: all deps check unit bats torture install uninstall demo bench clean format format-check
 all: $(addprefix $(BIN)/,$(PROGRAMS)) $(EXTRA_TARGETS)
 
 $(BUILD)/%.o: %.cpp
@@ -230,6 +231,17 @@ $(BUILD)/bench/floor: bench/floor.c
 
 format:
 	clang-format -i $(wildcard cmd/*.cpp lib/*/*.cpp lib/*/*.hpp tests/unit/*.cpp)
+
+# The lines a change touches are formatted as .clang-format says: the C and
+# C++ lines that differ from FORMAT_BASE (the merge base with origin/main or
+# main; on main itself, the previous commit). The tree as a whole predates
+# the check, so it is not reformatted at once.
+FORMAT_BASE ?= $(shell b=$$(git merge-base HEAD origin/main 2>/dev/null || git merge-base HEAD main 2>/dev/null); \
+	[ -n "$$b" ] && [ "$$b" != "$$(git rev-parse HEAD)" ] && echo $$b || git rev-parse HEAD~1 2>/dev/null)
+format-check:
+	@out=$$(git clang-format-14 --diff --extensions c,cpp,hpp,h $(FORMAT_BASE) -- 2>&1); \
+	case "$$out" in diff*) echo "$$out"; echo "make format-check: run 'git clang-format-14 $(FORMAT_BASE)'"; exit 1 ;; \
+	*) echo "make format-check: the lines changed since $(FORMAT_BASE) are formatted" ;; esac
 
 clean:
 	rm -rf $(BUILD) $(BIN)

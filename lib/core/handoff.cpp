@@ -49,7 +49,9 @@ Main find(std::string_view name) {
 struct BuildId {
     unsigned char bytes[64];
     size_t size = 0;
-    bool operator==(const BuildId& o) const { return size == o.size && memcmp(bytes, o.bytes, size) == 0; }
+    bool operator==(const BuildId& o) const {
+        return size == o.size && memcmp(bytes, o.bytes, size) == 0;
+    }
 };
 
 // The NT_GNU_BUILD_ID note among the notes in [p, p + n).
@@ -79,7 +81,8 @@ int own_note(struct dl_phdr_info* info, size_t, void* data) {
     for (int i = 0; i < info->dlpi_phnum && id->size == 0; ++i) {
         const ElfW(Phdr)& ph = info->dlpi_phdr[i];
         if (ph.p_type == PT_NOTE)
-            *id = note_id(reinterpret_cast<const unsigned char*>(info->dlpi_addr + ph.p_vaddr), ph.p_memsz);
+            *id = note_id(reinterpret_cast<const unsigned char*>(info->dlpi_addr + ph.p_vaddr),
+                          ph.p_memsz);
     }
     return 1;  // the first object is the program itself
 }
@@ -101,12 +104,14 @@ BuildId file_build_id(int fd) {
         return {};
     Elf64_Phdr ph[64];
     auto want = static_cast<ssize_t>(sizeof(Elf64_Phdr) * eh.e_phnum);
-    if (::pread(fd, ph, static_cast<size_t>(want), static_cast<off_t>(eh.e_phoff)) != want) return {};
+    if (::pread(fd, ph, static_cast<size_t>(want), static_cast<off_t>(eh.e_phoff)) != want)
+        return {};
     for (int i = 0; i < eh.e_phnum; ++i) {
         if (ph[i].p_type != PT_NOTE || ph[i].p_filesz > 4096) continue;
         unsigned char buf[4096];
         auto n = static_cast<ssize_t>(ph[i].p_filesz);
-        if (::pread(fd, buf, static_cast<size_t>(n), static_cast<off_t>(ph[i].p_offset)) != n) continue;
+        if (::pread(fd, buf, static_cast<size_t>(n), static_cast<off_t>(ph[i].p_offset)) != n)
+            continue;
         BuildId id = note_id(buf, static_cast<size_t>(n));
         if (id.size) return id;
     }
@@ -119,7 +124,9 @@ struct Caps {
     __user_cap_data_struct d[2];
 };
 
-uint64_t join(uint32_t lo, uint32_t hi) { return lo | (static_cast<uint64_t>(hi) << 32); }
+uint64_t join(uint32_t lo, uint32_t hi) {
+    return lo | (static_cast<uint64_t>(hi) << 32);
+}
 
 bool get_caps(Caps& c) {
     __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
@@ -312,7 +319,8 @@ void reset_caught_signals() {
 const char* refusal(const PreparedExec& p) {
     if (env::is_true(env::kExec)) return "KAGO_EXEC=1";
     if (!g_count) return "not a multi-call binary";
-    if (!p.kago || !p.program.valid() || p.argv.empty()) return "not a kago program found beside this one";
+    if (!p.kago || !p.program.valid() || p.argv.empty())
+        return "not a kago program found beside this one";
     if (!find(base_name(p.argv[0]))) return "not a program of this binary";
     std::string fdpath = cat("/proc/self/fd/", p.program.get());
     UniqueFd file(::open(fdpath.c_str(), O_RDONLY | O_CLOEXEC));
@@ -321,11 +329,14 @@ const char* refusal(const PreparedExec& p) {
         // A sealed copy of the file we were copied from: the same code, and
         // the same directory for self_dir().
         if (!running_sealed()) return "the exec moves the process to a sealed copy";
-        if (own_build_id().size == 0 || !(file_build_id(file.get()) == own_build_id())) return "another build";
+        if (own_build_id().size == 0 || !(file_build_id(file.get()) == own_build_id()))
+            return "another build";
         auto dir = self_dir();
         std::string_view path = p.program_path;
         auto slash = path.rfind('/');
-        std::string_view pdir = slash == std::string_view::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+        std::string_view pdir = slash == std::string_view::npos ? "."
+                                : slash == 0                    ? "/"
+                                                                : path.substr(0, slash);
         if (!dir || *dir != pdir) return "a program of another directory";
     } else {
         // The very file that runs (one of its names).
@@ -335,15 +346,18 @@ const char* refusal(const PreparedExec& p) {
             return "another file";
     }
     struct stat st;
-    if (::fstat(file.get(), &st) != 0 || (st.st_mode & (S_ISUID | S_ISGID))) return "a set-user-ID or set-group-ID file";
-    if (::fgetxattr(file.get(), "security.capability", nullptr, 0) >= 0) return "a file with capabilities";
+    if (::fstat(file.get(), &st) != 0 || (st.st_mode & (S_ISUID | S_ISGID)))
+        return "a set-user-ID or set-group-ID file";
+    if (::fgetxattr(file.get(), "security.capability", nullptr, 0) >= 0)
+        return "a file with capabilities";
     struct statvfs vfs;
     if (::fstatvfs(file.get(), &vfs) != 0 || (vfs.f_flag & ST_NOEXEC)) return "a noexec mount";
-    if (::faccessat(AT_FDCWD, fdpath.c_str(), X_OK | R_OK, AT_EACCESS) != 0) return "not executable and readable by us";
+    if (::faccessat(AT_FDCWD, fdpath.c_str(), X_OK | R_OK, AT_EACCESS) != 0)
+        return "not executable and readable by us";
     uid_t ruid, euid, suid;
     gid_t rgid, egid, sgid;
-    if (::getresuid(&ruid, &euid, &suid) != 0 || ::getresgid(&rgid, &egid, &sgid) != 0 || ruid != euid ||
-        rgid != egid)
+    if (::getresuid(&ruid, &euid, &suid) != 0 || ::getresgid(&rgid, &egid, &sgid) != 0 ||
+        ruid != euid || rgid != egid)
         return "real and effective IDs differ";
     int securebits = ::prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
     if (securebits < 0 || (securebits & SECBIT_KEEP_CAPS)) return "SECBIT_KEEP_CAPS is set";
@@ -366,7 +380,8 @@ void maybe_enter(const PreparedExec& p, char* const argv[], char* const envp[]) 
     int securebits = ::prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
     if (!get_caps(c) || !set_caps(c, exec_caps(c, euid, securebits))) return;
     if (trace::verbose())
-        trace::emit(cat("execve(", trace::quote(p.program_path), ", ", describe_argv(p.argv), ", envp) (in process)"));
+        trace::emit(cat("execve(", trace::quote(p.program_path), ", ", describe_argv(p.argv),
+                        ", envp) (in process)"));
     ::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     std::string comm = comm_for(p.program.get());
     if (!comm.empty()) ::prctl(PR_SET_NAME, comm.c_str(), 0, 0, 0);

@@ -75,7 +75,9 @@ void StateDir::enroll() {
 }
 void StateDir::withdraw() { std::erase(registry(), this); }
 
-void forget_owned_dirs() { registry().clear(); }
+void forget_owned_dirs() {
+    registry().clear();
+}
 
 void remove_owned_dirs() {
     std::vector<StateDir*> dirs = registry();

@@ -4,8 +4,8 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <net/if.h>
-#include <poll.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>

@@ -2,6 +2,8 @@
 // in-process hand-off doing what execve(2) does. Each runs in a forked child
 // that plays a multi-call binary whose programs are the functions below,
 // and whose file is this test binary (/proc/self/exe).
+#include "core/handoff.hpp"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/capability.h>
@@ -17,7 +19,6 @@
 #include <vector>
 
 #include "core/exec.hpp"
-#include "core/handoff.hpp"
 #include "core/state.hpp"
 #include "core/trace.hpp"
 
@@ -44,7 +45,8 @@ int next_main(int argc, char** argv) {
     if (!sigismember(&mask, SIGHUP)) bad |= 32;  // the mask stays
     if (trace::verbose() || trace::dry_run()) bad |= 64;
     const char* v = ::getenv("HANDOFF_TEST");
-    if (!v || strcmp(v, "yes") != 0 || ::getenv("HANDOFF_OLD")) bad |= 128;  // the environment as built
+    if (!v || strcmp(v, "yes") != 0 || ::getenv("HANDOFF_OLD"))
+        bad |= 128;  // the environment as built
     if (::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1) bad |= 256;
     if (std::string(program_invocation_short_name) != "fake-next") bad |= 512;
     return bad ? (bad & 0x3f) | 0x40 | (bad >> 6 ? 0x80 : 0) : 0;
@@ -102,8 +104,10 @@ const handoff::Program kPrograms[] = {
 int run_child(std::vector<std::string> args, const char* exec_env = nullptr) {
     pid_t pid = ::fork();
     if (pid == 0) {
-        if (exec_env) ::setenv("KAGO_EXEC", exec_env, 1);
-        else ::unsetenv("KAGO_EXEC");
+        if (exec_env)
+            ::setenv("KAGO_EXEC", exec_env, 1);
+        else
+            ::unsetenv("KAGO_EXEC");
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
