@@ -52,6 +52,7 @@ endif
 # link dynamically (the rest are static: they run after pivot_root).
 PROGRAMS := $(sort $(patsubst cmd/%.cpp,%,$(wildcard cmd/*.cpp)))
 DYNAMIC_PROGRAMS :=
+SEPARATE_PROGRAMS :=
 UNIT_LDLIBS :=
 EXTRA_TARGETS :=
 TEST_PROGS :=
@@ -86,12 +87,15 @@ $(BUILD)/libkago.a: $(LIB_OBJS)
 # hard link to it: its main() (generated, lib/core/handoff.hpp) runs the
 # program that argv[0] names, and one program enters the next in the same
 # process instead of exec'ing it (DESIGN.md, "The in-process hand-off").
-# The dynamic programs (DYNAMIC_PROGRAMS: net-setup) stay files of their
-# own. cmd/PROGRAM.cpp keeps its `int main`, compiled as kago_main_PROGRAM.
+# The dynamic programs (DYNAMIC_PROGRAMS: net-setup) and SEPARATE_PROGRAMS
+# (pack-selfexec: the packer, with zstd, libsodium, libcrypto and the stub,
+# which would double every chain step's memory) stay files of their own.
+# cmd/PROGRAM.cpp keeps its `int main`, compiled as kago_main_PROGRAM.
 # The objects are explicit targets (static pattern rules), never
 # intermediates that make would delete.
-MULTI_PROGRAMS := $(filter-out $(DYNAMIC_PROGRAMS),$(PROGRAMS))
-SOLO_PROGRAMS := $(filter $(DYNAMIC_PROGRAMS),$(PROGRAMS))
+MULTI_PROGRAMS := $(filter-out $(DYNAMIC_PROGRAMS) $(SEPARATE_PROGRAMS),$(PROGRAMS))
+SOLO_PROGRAMS := $(filter $(DYNAMIC_PROGRAMS) $(SEPARATE_PROGRAMS),$(PROGRAMS))
+link_mode = $(if $(filter $(1),$(DYNAMIC_PROGRAMS)),$(DYNAMIC),$(STATIC))
 MULTI := $(BUILD)/kago
 MULTI_LDLIBS = $(foreach p,$(MULTI_PROGRAMS),$(LDLIBS_$(p)))
 CMD_OBJS := $(patsubst %,$(BUILD)/cmd/%.o,$(PROGRAMS))
@@ -133,7 +137,8 @@ $(addprefix $(BIN)/,$(MULTI_PROGRAMS)): $(BIN)/%: $(MULTI)
 
 $(addprefix $(BIN)/,$(SOLO_PROGRAMS)): $(BIN)/%: $(BUILD)/gen/main/%.o $(BUILD)/cmd/%.o $(BUILD)/libkago.a
 	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS) $(LDFLAGS) $(DYNAMIC) -o $@ $(BUILD)/gen/main/$*.o $(BUILD)/cmd/$*.o \
+	@rm -f $@  # it may have been a link to $(MULTI)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $(call link_mode,$*) -o $@ $(BUILD)/gen/main/$*.o $(BUILD)/cmd/$*.o \
 		$(BUILD)/libkago.a $(LDLIBS_$*)
 
 .PHONY: FORCE

@@ -32,6 +32,9 @@ namespace {
 
 const Program* g_programs = nullptr;
 size_t g_count = 0;
+// KAGO_EXEC=1 as the running program found it at its start: the last
+// program of a chain removes the KAGO_ variables before its exec.
+bool g_exec_forced = false;
 
 std::string_view base_name(std::string_view path) {
     auto slash = path.rfind('/');
@@ -317,7 +320,7 @@ void reset_caught_signals() {
 }
 
 const char* refusal(const PreparedExec& p) {
-    if (env::is_true(env::kExec)) return "KAGO_EXEC=1";
+    if (g_exec_forced || env::is_true(env::kExec)) return "KAGO_EXEC=1";
     if (!g_count) return "not a multi-call binary";
     if (!p.kago || !p.program.valid() || p.argv.empty())
         return "not a kago program found beside this one";
@@ -400,6 +403,7 @@ void maybe_enter(const PreparedExec& p, char* const argv[], char* const envp[]) 
     int argc = 0;
     while (argv[argc]) ++argc;
     environ = const_cast<char**>(envp);
+    g_exec_forced = env::is_true(env::kExec);
     program_invocation_name = argv[0];
     program_invocation_short_name = const_cast<char*>(base_name(argv[0]).data());
     errno = 0;
@@ -409,6 +413,7 @@ void maybe_enter(const PreparedExec& p, char* const argv[], char* const envp[]) 
 int multicall(const Program* programs, size_t n, int argc, char** argv) {
     g_programs = programs;
     g_count = n;
+    g_exec_forced = env::is_true(env::kExec);
     std::string_view name = argc > 0 ? base_name(argv[0]) : std::string_view();
     if (Main m = find(name)) return m(argc, argv);
     if (name == "kago" && argc > 1) {
