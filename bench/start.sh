@@ -128,13 +128,16 @@ peak_rss() {
 }
 
 bwrap_median=$(jq -r '.results[] | select(.command == "bwrap") | .median' "$tmp/results.json")
-printf '\n%-28s %12s %10s %12s\n' command "median ms" "x bwrap" "peak RSS KiB"
+# CPU ms: the mean user + system time of the command and its children, which
+# a shared machine's load inflates less than the wall time.
+printf '\n%-28s %12s %10s %12s %8s\n' command "median ms" "x bwrap" "peak RSS KiB" "CPU ms"
 for i in "${!names[@]}"; do
     median=$(jq -r --arg n "${names[$i]}" '.results[] | select(.command == $n) | .median' "$tmp/results.json")
     ratio=-
     [ -n "$bwrap_median" ] && ratio=$(awk -v a="$median" -v b="$bwrap_median" 'BEGIN { printf "%.2f", a / b }')
-    printf '%-28s %12.3f %10s %12s\n' "${names[$i]}" "$(awk -v m="$median" 'BEGIN { print m * 1000 }')" \
-        "$ratio" "$(peak_rss "${cmds[$i]}")"
+    cpu=$(jq -r --arg n "${names[$i]}" '.results[] | select(.command == $n) | (.user + .system) * 1000' "$tmp/results.json")
+    printf '%-28s %12.3f %10s %12s %8.2f\n' "${names[$i]}" "$(awk -v m="$median" 'BEGIN { print m * 1000 }')" \
+        "$ratio" "$(peak_rss "${cmds[$i]}")" "$cpu"
 done
 echo
 echo "target: unshare-run at most 0.50x bwrap, peak RSS under 2048 KiB"
