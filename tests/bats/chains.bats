@@ -23,7 +23,7 @@ teardown_file() { kago_teardown_file; }
     require_progs unshare-run mount-layers cap-drop
     [ "$(stat -c %i "$KAGO_BIN/cap-drop")" = "$(stat -c %i "$KAGO_BIN/mount-layers")" ] ||
         skip "the programs are not one multi-call binary here"
-    chain=(unshare-run --pid --mount -- mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --pivot --
+    chain=(unshare-run --pid --mount -- mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --pivot --
         cap-drop --drop all -- /bin/true)
     run env -u KAGO_EXEC KAGO_TRACE=1 "${chain[@]}"
     assert_success
@@ -33,6 +33,11 @@ teardown_file() { kago_teardown_file; }
     assert_output --partial 'cap-drop: execve("/bin/true", ["/bin/true"], envp)'
     refute_output --partial '"/bin/true"], envp) (in process)'
     [ "$(grep -c ') (in process)$' <<<"$output")" = 2 ]
+    # Without /proc in the new root the hand-off cannot check the program: exec.
+    run env -u KAGO_EXEC KAGO_TRACE=1 unshare-run --pid --mount -- mount-layers --layer "$KAGO_ROOTFS" \
+        --tmp-upper --pivot -- cap-drop --drop all -- /bin/true
+    assert_success
+    assert_line "mount-layers: execve(\"$KAGO_BIN/cap-drop\", [\"cap-drop\", \"--drop\", \"all\", \"--\", \"/bin/true\"], envp)"
     run env KAGO_EXEC=1 KAGO_TRACE=1 "${chain[@]}"
     assert_success
     refute_output --partial "(in process)"
