@@ -31,7 +31,7 @@ teardown_file() { kago_teardown_file; }
     assert_output --partial "unshare-run: execve(\"$KAGO_BIN/mount-layers\", [\"mount-layers\", \"--layer\", "
     assert_output --partial "mount-layers: execve(\"$KAGO_BIN/cap-drop\", [\"cap-drop\", \"--drop\", \"all\", \"--\", \"/bin/true\"], envp) (in process)"
     assert_output --partial 'cap-drop: execve("/bin/true", ["/bin/true"], envp)'
-    refute_output --partial '"/bin/true"], envp) (in process)'
+    refute_output --partial 'execve("/bin/true", ["/bin/true"], envp) (in process)'
     [ "$(grep -c ') (in process)$' <<<"$output")" = 2 ]
     # Without /proc in the new root the hand-off cannot check the program: exec.
     run env -u KAGO_EXEC KAGO_TRACE=1 unshare-run --pid --mount -- mount-layers --layer "$KAGO_ROOTFS" \
