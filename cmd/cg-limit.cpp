@@ -155,6 +155,10 @@ int main(int argc, char** argv) {
     std::vector<std::string> warnings;
     auto session = checked(cg::Session::plan(limits, a.parent, a.if_available, warnings));
     const bool dry = common.dry_run;
+    kago::state::StateDir state;
+    if (!dry) state = cli::value_or_die(kago::state::StateDir::acquire(name));
+    // Leftovers are reaped once the state directory is ours: acquire()
+    // waits for a killed same-name chain to end, and its cgroup empties.
     if (!dry) {
         for (const auto& dir : session.reap_leftovers()) {
             if (common.verbose) cli::note(cat("removed the leftover cgroup ", dir));
@@ -162,9 +166,6 @@ int main(int argc, char** argv) {
             reap_state_dirs(one);
         }
     }
-
-    kago::state::StateDir state;
-    if (!dry) state = cli::value_or_die(kago::state::StateDir::acquire(name));
     // From here on a failure removes what was created.
     auto fail = [&](const kago::Error& e, int code = 125) {
         cli::report(e);
