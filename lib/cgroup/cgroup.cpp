@@ -202,12 +202,16 @@ std::vector<std::string> reap_leftovers(const Layout& layout, std::string_view p
             if (pid > 0 && pid != ::getpid() && !supervisor_alive(pid)) names.emplace_back(e->d_name);
         }
         ::closedir(d);
+        bool any = false;
         for (const auto& n : names) {
             std::string dir = join_path(pdir, n);
             long r = trace::call([&] { return cat("rmdir(", trace::quote(dir), ")"); },
                                  [&] { return ::rmdir(dir.c_str()); });
+            any |= r == 0;
             if (r == 0 && first) removed.push_back(join_path(rel, n));
         }
+        // The default parent goes with its last leaf, as at a normal exit.
+        if (any && parent.empty()) detail::remove_if_empty(pdir);
         first = false;
     }
     return removed;

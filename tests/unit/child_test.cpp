@@ -251,12 +251,22 @@ TEST(ChildInit, ForwardsASignalAndExitsWith128PlusIt) {
     EXPECT_EQ(WTERMSIG(m.status), SIGUSR1);
 }
 
+// The command says when it ignores SIGTERM: a SIGTERM sent before would
+// end it at the first one.
+int g_ignoring[2] = {-1, -1};
+
 TEST(ChildInit, ASecondSigtermKillsACommandThatIgnoresTheFirst) {
+    ASSERT_EQ(::pipe2(g_ignoring, O_CLOEXEC), 0);
     InitRun r = start_init([] {
         ::signal(SIGTERM, SIG_IGN);
+        (void)!::write(g_ignoring[1], "i", 1);
         for (;;) ::pause();
     });
     ASSERT_GT(r.init, 0);
+    char c;
+    ASSERT_EQ(::read(g_ignoring[0], &c, 1), 1);
+    ::close(g_ignoring[0]);
+    ::close(g_ignoring[1]);
     // Blocked signals of one number merge: send until the init has seen two.
     int ws = 0;
     for (;;) {
