@@ -20,7 +20,6 @@
 #include "core/state.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
-#include "ns/idmap.hpp"
 #include "mount/root.hpp"
 
 using namespace kago;
@@ -171,7 +170,7 @@ int main(int argc, char** argv) {
     if (default_target) spec.target = "-";  // checked below, once the state dir is known
     if (auto v = mount::validate(spec); !v) cli::usage_error(v.error().message());
 
-    mount::Context ctx = mount::detect_context();
+    mount::Context ctx = mount::detect_context(spec);
     if (ctx.host_mntns && !trace::dry_run())
         cli::die(Error{0, "refusing to mount in the host's mount namespace",
                        "run it in a new one: unshare-run --mount -- mount-layers ..."});
@@ -181,8 +180,7 @@ int main(int argc, char** argv) {
     // A root-made layer in a user namespace that does not map root: its
     // files cannot be changed, which matters only when there is an upper.
     if (!trace::dry_run() && spec.upper.kind != mount::UpperKind::none) {
-        auto self_map = sys::read_file("/proc/self/uid_map");
-        if (self_map && !ns::initial_map(*self_map)) {
+        if (ctx.in_userns) {
             auto id = [](const char* f) {
                 auto t = sys::read_file(f);
                 auto n = t ? parse::u64(std::string_view(*t).substr(0, t->find('\n')), f) : Result<uint64_t>(Error{});

@@ -342,30 +342,63 @@ size_t nspid_depth(std::string_view status) {
 }
 
 namespace {
-pid_t parent_of(pid_t pid) {
+// The parent of `pid` as /proc numbers it, 0 when unknown. Reading
+// /proc/self/stat rather than getppid(): in a new PID namespace whose /proc
+// is still the host's, the parent's host number is what /proc shows.
+pid_t parent_of(const char* pid) {
     auto st = sys::read_file(cat("/proc/", pid, "/stat").c_str());
     if (!st) return 0;
     auto paren = st->rfind(')');
     if (paren == std::string::npos || paren + 4 >= st->size()) return 0;
     return static_cast<pid_t>(strtol(st->c_str() + paren + 4, nullptr, 10));
 }
-}  // namespace
 
-bool same_mntns_as_ancestors() {
-    struct stat self;
-    if (::stat("/proc/self/ns/mnt", &self) != 0) return false;
-    pid_t pid = ::getppid();
-    bool checked = false;
-    for (int depth = 0; pid > 0 && depth < 64; ++depth) {
-        struct stat a;
-        if (::stat(cat("/proc/", pid, "/ns/mnt").c_str(), &a) != 0) break;
-        if (a.st_ino != self.st_ino || a.st_dev != self.st_dev) return false;
-        checked = true;
-        if (pid == 1) break;
-        pid = parent_of(pid);
+// The ancestors /proc shows, nearest first, each read once however many
+// namespace types are compared along them (a walk reads a /proc/PID/stat
+// per step, and the root of a chain is often ten steps from PID 1).
+class Ancestors {
+public:
+    // The i-th ancestor, or 0 past the last.
+    pid_t at(size_t i) {
+        while (pids_.size() <= i && !done_) {
+            pid_t next = pids_.empty() ? parent_of("self")
+                         : pids_.back() == 1 ? 0
+                                             : parent_of(std::to_string(pids_.back()).c_str());
+            if (next <= 0 || pids_.size() >= 64) done_ = true;
+            else pids_.push_back(next);
+        }
+        return i < pids_.size() ? pids_[i] : 0;
     }
-    return checked;
+
+private:
+    std::vector<pid_t> pids_;
+    bool done_ = false;
+};
+
+bool same_ns(const struct stat& a, const struct stat& b) { return a.st_ino == b.st_ino && a.st_dev == b.st_dev; }
+
+bool own_namespace(const char* type, bool in_userns, Ancestors& up) {
+    std::string self_path = cat("/proc/self/ns/", type);
+    struct stat self;
+    if (::stat(self_path.c_str(), &self) != 0) return false;
+    // Made in our user namespace (not the initial one): the chain made it.
+    if (in_userns) {
+        UniqueFd ns(::open(self_path.c_str(), O_RDONLY | O_CLOEXEC));
+        UniqueFd owner(ns ? ::ioctl(ns.get(), NS_GET_USERNS) : -1);
+        struct stat o, u;
+        if (owner && ::fstat(owner.get(), &o) == 0 && ::stat("/proc/self/ns/user", &u) == 0 && same_ns(o, u))
+            return true;
+    }
+    // Another one than an ancestor's (as /proc numbers them: the parent of
+    // a PID namespace's first process is seen too, while /proc is still
+    // the host's): someone between it and us made ours.
+    for (size_t i = 0; pid_t pid = up.at(i); ++i) {
+        struct stat a;
+        if (::stat(cat("/proc/", pid, "/ns/", type).c_str(), &a) == 0 && !same_ns(a, self)) return true;
+    }
+    return false;
 }
+}  // namespace
 
 bool in_user_namespace() {
     auto m = sys::read_file("/proc/self/uid_map");
@@ -373,48 +406,27 @@ bool in_user_namespace() {
 }
 
 bool own_namespace(const char* type) {
-    std::string self_path = cat("/proc/self/ns/", type);
-    struct stat self;
-    if (::stat(self_path.c_str(), &self) != 0) return false;
-    // Made in our user namespace (not the initial one): the chain made it.
-    if (in_user_namespace()) {
-        UniqueFd ns(::open(self_path.c_str(), O_RDONLY | O_CLOEXEC));
-        UniqueFd owner(ns ? ::ioctl(ns.get(), NS_GET_USERNS) : -1);
-        struct stat o, u;
-        if (owner && ::fstat(owner.get(), &o) == 0 && ::stat("/proc/self/ns/user", &u) == 0 &&
-            o.st_ino == u.st_ino && o.st_dev == u.st_dev)
-            return true;
-    }
-    // Another one than an ancestor's (as /proc numbers them: the parent of
-    // a PID namespace's first process is seen too, while /proc is still
-    // the host's): someone between it and us made ours.
-    auto self_stat = sys::read_file("/proc/self/stat");
-    pid_t pid = 0;
-    if (self_stat) {
-        auto paren = self_stat->rfind(')');
-        if (paren != std::string::npos && paren + 4 < self_stat->size())
-            pid = static_cast<pid_t>(strtol(self_stat->c_str() + paren + 4, nullptr, 10));
-    }
-    for (int depth = 0; pid > 0 && depth < 64; ++depth) {
-        struct stat a;
-        if (::stat(cat("/proc/", pid, "/ns/", type).c_str(), &a) == 0 &&
-            (a.st_ino != self.st_ino || a.st_dev != self.st_dev))
-            return true;
-        if (pid == 1) break;
-        pid = parent_of(pid);
-    }
-    return false;
+    Ancestors up;
+    return own_namespace(type, in_user_namespace(), up);
 }
 
-Context detect_context() {
+Context detect_context(const RootSpec& spec) {
+    // Only what this spec's mounts depend on: each answer costs /proc reads
+    // at every start.
     Context c;
-    c.own_ipcns = own_namespace("ipc");
-    c.own_cgroupns = own_namespace("cgroup");
+    Ancestors up;
     c.in_userns = in_user_namespace();
-    auto self = sys::read_file("/proc/self/status");
-    auto init = sys::read_file("/proc/1/status");
-    if (self) c.in_pidns = nspid_depth(*self) > (init ? nspid_depth(*init) : 1);
-    c.host_mntns = same_mntns_as_ancestors();
+    if (spec.dev && spec.mqueue != Want::no) c.own_ipcns = own_namespace("ipc", c.in_userns, up);
+    if (spec.sys && spec.cgroupfs != Want::no) c.own_cgroupns = own_namespace("cgroup", c.in_userns, up);
+    if (spec.proc) {
+        auto self = sys::read_file("/proc/self/status");
+        auto init = sys::read_file("/proc/1/status");
+        if (self) c.in_pidns = nspid_depth(*self) > (init ? nspid_depth(*init) : 1);
+    }
+    // Not made by anyone for us: neither owned by our user namespace nor
+    // other than an ancestor's (the walk reads on until an ancestor it
+    // cannot see, such as one outside our user namespace).
+    c.host_mntns = !own_namespace("mnt", c.in_userns, up);
     return c;
 }
 

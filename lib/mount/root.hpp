@@ -1,7 +1,7 @@
 // Applying a RootSpec: assemble the root (overlay or bind), mount /proc,
 // /dev and /sys, apply the steps in order, then pivot_root into it.
 //
-//   kago::mount::Context ctx = kago::mount::detect_context();
+//   kago::mount::Context ctx = kago::mount::detect_context(spec);
 //   kago::mount::Undo undo;                // undoes mounts if a step fails
 //   TRY(kago::mount::apply(spec, ctx, undo));
 //   undo.dismiss();                        // success: keep everything
@@ -33,14 +33,15 @@ struct Context {
     bool own_ipcns = false;
     bool own_cgroupns = false;
 };
-Context detect_context();
+// What `spec` needs to know, no more: in_pidns with --proc, own_ipcns
+// with /dev/mqueue, own_cgroupns with /sys/fs/cgroup; the rest are false.
+Context detect_context(const RootSpec& spec);
 // The in_userns part alone: /proc/self/uid_map is not the initial one.
 bool in_user_namespace();
 
 // Pure helpers behind detect_context (unit-tested).
 bool uid_map_is_initial(std::string_view uid_map);   // "0 0 4294967295"
 size_t nspid_depth(std::string_view proc_status);    // fields on the NSpid: line
-bool same_mntns_as_ancestors();
 // The namespace of this type ("ipc", "cgroup") is the container's own:
 // owned by our user namespace when that is not the initial one, or other
 // than the one of the PID 1 /proc shows (the host's, before a new /proc).
