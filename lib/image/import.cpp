@@ -17,6 +17,7 @@
 
 #include "core/fd.hpp"
 #include "image/digest.hpp"
+#include "image/ingest.hpp"
 
 namespace kago::image {
 
@@ -114,10 +115,12 @@ void add_stats(UnpackStats& t, const UnpackStats& s) {
     t.xattrs_dropped += s.xattrs_dropped;
 }
 
-// Layers into the store (blobs checked, then unpacked, diff_ids checked).
+// Layers into the store: each blob checked and unpacked in one pass
+// (ingest_layer), its diff_id checked. `ours`: the sources are files of an
+// archive unpacked in the store's tmp/, linked rather than copied.
 Status add_layers(Store& s, const std::vector<Descriptor>& layers, const Config& cfg, const UnpackOptions& u,
                   ImportResult& r, const std::function<Result<UniqueFd>(const Descriptor&, size_t)>& open_src,
-                  std::vector<Descriptor>* stored) {
+                  std::vector<Descriptor>* stored, bool ours) {
     if (cfg.diff_ids.size() != layers.size())
         return usage_error(cat("the manifest lists ", layers.size(), " layers, the config ", cfg.diff_ids.size(), " diff_ids"));
     auto chains = chain_ids(cfg.diff_ids);
@@ -125,13 +128,18 @@ Status add_layers(Store& s, const std::vector<Descriptor>& layers, const Config&
         const Descriptor& l = layers[i];
         ++r.layers;
         Descriptor kept = l;
-        if (l.digest.empty() || !s.has_blob(l.digest)) {
+        std::optional<UnpackStats> st;
+        if (!l.digest.empty() && s.has_blob(l.digest)) {
+            st = TRY(s.add_layer(l.digest, cfg.diff_ids[i], chains[i], u));
+        } else {
             UniqueFd src = TRY(open_src(l, i));
-            BlobRef b = TRY(s.put_blob(src.get(), l.digest, l.size, cat("layer ", l.digest.empty() ? std::to_string(i + 1) : l.digest)));
-            kept.digest = b.digest;
-            kept.size = b.size;
+            LayerWant want{l.digest, l.size, cfg.diff_ids[i], chains[i], ours};
+            Ingested in = TRY(ingest_layer(s, src.get(), want, u,
+                                           cat("layer ", l.digest.empty() ? std::to_string(i + 1) : l.digest)));
+            kept.digest = in.blob.digest;
+            kept.size = in.blob.size;
+            st = std::move(in.stats);
         }
-        auto st = TRY(s.add_layer(kept.digest, cfg.diff_ids[i], chains[i], u));
         if (st) {
             add_stats(r.totals, *st);
             if (kept.media_type.empty())
@@ -146,7 +154,8 @@ Status add_layers(Store& s, const std::vector<Descriptor>& layers, const Config&
     return {};
 }
 
-Result<ImportResult> from_oci(Store& s, int dirfd, const std::string& ref, const ImportOptions& o, const std::string& src) {
+Result<ImportResult> from_oci(Store& s, int dirfd, const std::string& ref, const ImportOptions& o, const std::string& src,
+                              bool ours) {
     std::string itext = TRY(read_text(dirfd, "index.json", src));
     Index idx = TRY(parse_index(itext, src + ": index.json"));
     const Descriptor* d = nullptr;
@@ -200,7 +209,7 @@ Result<ImportResult> from_oci(Store& s, int dirfd, const std::string& ref, const
         if (fd < 0) return sys_error(cat(src, ": layer blob ", l.digest));
         return UniqueFd(fd);
     };
-    TRY(add_layers(s, m.layers, cfg, o.unpack, r, open_src, nullptr));
+    TRY(add_layers(s, m.layers, cfg, o.unpack, r, open_src, nullptr, ours));
     TRY(s.put_bytes(ctext));
     TRY(s.put_bytes(mtext));
     TRY(publish(s, name, desc));
@@ -210,7 +219,8 @@ Result<ImportResult> from_oci(Store& s, int dirfd, const std::string& ref, const
     return r;
 }
 
-Result<ImportResult> from_docker(Store& s, int dirfd, const std::string& ref, const ImportOptions& o, const std::string& src) {
+Result<ImportResult> from_docker(Store& s, int dirfd, const std::string& ref, const ImportOptions& o, const std::string& src,
+                                 bool ours) {
     std::string text = TRY(read_text(dirfd, "manifest.json", src));
     json j = json::parse(text, nullptr, false);
     if (!j.is_array() || j.empty()) return usage_error(cat(src, ": manifest.json: not a list of images"));
@@ -268,7 +278,7 @@ Result<ImportResult> from_docker(Store& s, int dirfd, const std::string& ref, co
         return UniqueFd(fd);
     };
     std::vector<Descriptor> stored;
-    TRY(add_layers(s, layers, cfg, o.unpack, r, open_src, &stored));
+    TRY(add_layers(s, layers, cfg, o.unpack, r, open_src, &stored, ours));
     BlobRef c = TRY(s.put_bytes(ctext));
     Manifest m;
     m.media_type = media::kManifest;
@@ -364,7 +374,7 @@ Result<ImportResult> from_file(Store& s, int fd, std::string ref, const ImportOp
     UniqueFd dir(open_in(s.tmp_fd(), n, O_RDONLY | O_DIRECTORY));
     if (!dir) return sys_error(cat("open ", s.path(), "/tmp/", n));
     TRY(unpack_layer(fd, dir.get(), UnpackOptions{}, src));
-    auto r = *kind == ArchiveKind::oci ? from_oci(s, dir.get(), ref, o, src) : from_docker(s, dir.get(), ref, o, src);
+    auto r = *kind == ArchiveKind::oci ? from_oci(s, dir.get(), ref, o, src, true) : from_docker(s, dir.get(), ref, o, src, true);
     dir.reset();
     (void)remove_tree(s.tmp_fd(), n);
     return r;
@@ -449,7 +459,7 @@ Result<ImportResult> import_locked(Store& s, const ImportOptions& o) {
     if (S_ISDIR(st.st_mode)) {
         if (kind) return usage_error(cat(src, ": a directory, not an archive"));
         struct stat l;
-        if (::fstatat(f.get(), "oci-layout", &l, 0) == 0) return from_oci(s, f.get(), ref, o, src);
+        if (::fstatat(f.get(), "oci-layout", &l, 0) == 0) return from_oci(s, f.get(), ref, o, src, false);
         if (want_dir) return usage_error(cat(src, ": not an OCI image layout (no oci-layout file)"));
         // A root filesystem: written as one tar layer, then unpacked like any other.
         std::string n = s.tmp_name("rootfs");

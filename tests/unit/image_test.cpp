@@ -4,6 +4,7 @@
 // xattr are exercised too).
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "core/env.hpp"
 #include "image/digest.hpp"
+#include "image/ingest.hpp"
 #include "image/layer.hpp"
 #include "image/oci.hpp"
 #include "image/store.hpp"
@@ -461,4 +463,91 @@ TEST(ImageStore, BlobsChecksAndCollection) {
     EXPECT_EQ(gone->second, 1u);
     EXPECT_FALSE(s->has_layer(diff));
     EXPECT_FALSE(resolve(*s, "nothing").ok());
+}
+
+namespace {
+// What tmp/, blobs/sha256 and layers/ of a store hold.
+size_t entries_in(const std::string& dir) {
+    size_t n = 0;
+    if (DIR* d = opendir(dir.c_str())) {
+        while (struct dirent* e = readdir(d))
+            if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") ++n;
+        closedir(d);
+    }
+    return n;
+}
+}  // namespace
+
+TEST(ImageIngest, OnePassPublishesBothOrNothing) {
+    TempDir t;
+    auto s = Store::open(t.path() + "/store", true);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    std::string root = t.path() + "/store";
+    std::string tar = make_tar({{"d", 'd', "", 0755}, {"d/f", 'f', std::string(300000, 'y')}, {"l", 'l', "d/f"}}, true);
+    std::string diff = sha256(gunzip(tar));
+    // A wrong blob digest: neither the blob nor the layer is published.
+    int fd = memfd_of(tar);
+    auto bad = ingest_layer(*s, fd, {sha256("other"), -1, diff, diff, false}, {}, "layer 1");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().what.find("digest mismatch"), std::string::npos) << bad.error().message();
+    EXPECT_FALSE(s->has_layer(diff));
+    EXPECT_EQ(entries_in(root + "/blobs/sha256"), 0u);
+    EXPECT_EQ(entries_in(root + "/tmp"), 0u);
+    // A wrong diff_id: the same.
+    lseek(fd, 0, SEEK_SET);
+    auto wrong = ingest_layer(*s, fd, {sha256(tar), -1, sha256("nope"), diff, false}, {}, "layer 1");
+    ASSERT_FALSE(wrong.ok());
+    EXPECT_NE(wrong.error().what.find("diff_id"), std::string::npos) << wrong.error().message();
+    EXPECT_EQ(entries_in(root + "/blobs/sha256"), 0u);
+    EXPECT_EQ(entries_in(root + "/tmp"), 0u);
+    // Right: both, in one pass; the stats say what was unpacked.
+    lseek(fd, 0, SEEK_SET);
+    auto good = ingest_layer(*s, fd, {sha256(tar), static_cast<int64_t>(tar.size()), diff, diff, false}, {}, "layer 1");
+    ASSERT_TRUE(good.ok()) << good.error().message();
+    ASSERT_TRUE(good->stats.has_value());
+    EXPECT_EQ(good->stats->compression, "gzip");
+    EXPECT_EQ(good->blob.digest, sha256(tar));
+    EXPECT_TRUE(s->has_blob(sha256(tar)));
+    EXPECT_TRUE(exists(s->layer_path(diff) + "/d/f"));
+    EXPECT_EQ(entries_in(root + "/tmp"), 0u);
+    close(fd);
+}
+
+TEST(ImageIngest, GarbageLongerThanTheSocketEndsWithTheUnpackError) {
+    // The unpacker gives up at once; the reader must not block on a full
+    // socket, and still reads to the end (the digest names the content).
+    TempDir t;
+    auto s = Store::open(t.path() + "/store", true);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    std::string junk(16 << 20, 'z');
+    int fd = memfd_of(junk);
+    auto r = ingest_layer(*s, fd, {sha256(junk), -1, sha256("x"), sha256("x"), false}, {}, "layer 1");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().what.find("digest mismatch"), std::string::npos) << r.error().message();
+    EXPECT_EQ(entries_in(t.path() + "/store/blobs/sha256"), 0u);
+    EXPECT_EQ(entries_in(t.path() + "/store/tmp"), 0u);
+    close(fd);
+}
+
+TEST(ImageIngest, ASourceInTheStoresTmpIsLinkedNotCopied) {
+    TempDir t;
+    auto s = Store::open(t.path() + "/store", true);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    std::string tar = make_tar({{"f", 'f', "x"}});
+    std::string src = t.path() + "/store/tmp/src";
+    {
+        int w = open(src.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        ASSERT_GE(w, 0);
+        ASSERT_EQ(write(w, tar.data(), tar.size()), static_cast<ssize_t>(tar.size()));
+        close(w);
+    }
+    int fd = open(src.c_str(), O_RDONLY | O_CLOEXEC);
+    auto r = ingest_layer(*s, fd, {"", -1, sha256(tar), sha256(tar), true}, {}, "layer 1");
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    struct stat a, b;
+    ASSERT_EQ(fstat(fd, &a), 0);
+    ASSERT_EQ(stat((t.path() + "/store/" + s->blob_path(sha256(tar))).c_str(), &b), 0);
+    EXPECT_EQ(a.st_ino, b.st_ino);
+    EXPECT_EQ(b.st_mode & 07777, 0644u);
+    close(fd);
 }
