@@ -10,12 +10,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "core/fd.hpp"
+#include "core/parse.hpp"
 #include "image/digest.hpp"
 #include "image/ingest.hpp"
 
@@ -219,13 +222,154 @@ Result<ImportResult> from_oci(Store& s, int dirfd, const std::string& ref, const
     return r;
 }
 
-Result<ImportResult> from_docker(Store& s, int dirfd, const std::string& ref, const ImportOptions& o, const std::string& src,
-                                 bool ours) {
-    std::string text = TRY(read_text(dirfd, "manifest.json", src));
-    json j = json::parse(text, nullptr, false);
-    if (!j.is_array() || j.empty()) return usage_error(cat(src, ": manifest.json: not a list of images"));
+// A docker-archive (docker save, podman save, skopeo's docker-archive:),
+// read as it streams: each layer is stored and unpacked in one pass as it
+// comes by (LayerWriter), the JSON files are kept in memory, and once
+// manifest.json is known the layers it names are checked against the
+// config's diff_ids and published; the rest is discarded. The archive is
+// never unpacked to disk, so stdin works as well as a file.
+class DockerStream {
+  public:
+    DockerStream(Store& s, const ImportOptions& o, std::string src) : s_(s), o_(o), src_(std::move(src)) {}
+    ~DockerStream() {
+        for (auto& [path, p] : layers_)
+            if (p) discard(s_, *p);
+    }
+
+    Status read(int fd);
+    Result<ImportResult> import(const std::string& ref);
+
+  private:
+    static constexpr size_t kJsonMax = 64u << 20;  // all JSON files together
+    Status entry(struct archive* a, struct archive_entry* e);
+    // An archive path through the links the archive itself holds (docker
+    // save links a repeated layer to its first copy); never the disk's.
+    std::string follow(std::string path) const;
+    Result<std::string> text(const std::string& path) const;
+
+    Store& s_;
+    const ImportOptions& o_;
+    std::string src_;
+    std::map<std::string, std::string> json_, links_;
+    std::map<std::string, std::optional<Pending>> layers_;  // nullopt: not a layer
+    std::map<std::string, Error> not_layers_;
+    std::map<std::string, Descriptor> shared_;  // published, by path
+    size_t json_bytes_ = 0;
+    size_t count_ = 0;
+};
+
+std::string DockerStream::follow(std::string path) const {
+    for (int i = 0; i < 16; ++i) {
+        auto it = links_.find(path);
+        if (it == links_.end()) return path;
+        path = it->second;
+    }
+    return path;
+}
+
+Result<std::string> DockerStream::text(const std::string& path) const {
+    auto it = json_.find(follow(path));
+    if (it == json_.end()) return Error{ENOENT, cat(src_, ": ", path, " is missing"), ""};
+    return it->second;
+}
+
+Status DockerStream::entry(struct archive* a, struct archive_entry* e) {
+    const char* raw = archive_entry_pathname(e);
+    std::string path = TRY(clean_path(raw ? raw : "", src_));
+    if (const char* hard = archive_entry_hardlink(e)) {
+        links_[path] = TRY(clean_path(hard, src_));
+        return {};
+    }
+    mode_t type = archive_entry_filetype(e);
+    if (type == AE_IFLNK) {
+        // Relative to the link's directory, kept inside the archive's names.
+        const char* t = archive_entry_symlink(e);
+        std::string target = t ? t : "";
+        if (target.empty() || target[0] == '/' || symlink_climbs_out(path, target))
+            return usage_error(cat(src_, ": ", path, ": a link out of the archive ('", target, "')"));
+        auto slash = path.rfind('/');
+        std::string joined = slash == std::string::npos ? target : path.substr(0, slash + 1) + target;
+        std::vector<std::string> parts;
+        for (auto& part : parse::split(joined, '/')) {
+            if (part.empty() || part == ".") continue;
+            if (part == "..") {
+                if (!parts.empty()) parts.pop_back();
+                continue;
+            }
+            parts.push_back(part);
+        }
+        std::string clean;
+        for (const auto& part : parts) clean += (clean.empty() ? "" : "/") + part;
+        links_[path] = clean;
+        return {};
+    }
+    if (type != AE_IFREG) return {};
+    // JSON (manifest.json, the config, the old format's json files) is
+    // kept; anything else may be a layer: its first bytes decide nothing,
+    // the unpacker does (a file that is no tar is remembered as such).
+    std::vector<char> buf(1 << 17);
+    la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
+    if (n < 0) return usage_error(cat(src_, ": ", path, ": ", archive_error_string(a)));
+    size_t first = 0;
+    while (first < static_cast<size_t>(n) && isspace(static_cast<unsigned char>(buf[first]))) ++first;
+    bool json = first < static_cast<size_t>(n) && (buf[first] == '{' || buf[first] == '[');
+    if (json || n == 0) {
+        std::string t(buf.data(), static_cast<size_t>(n));
+        for (;;) {
+            if (json_bytes_ + t.size() > kJsonMax)
+                return usage_error(cat(src_, ": more than ", kJsonMax >> 20, " MiB of JSON files"));
+            la_ssize_t m = archive_read_data(a, buf.data(), buf.size());
+            if (m < 0) return usage_error(cat(src_, ": ", path, ": ", archive_error_string(a)));
+            if (m == 0) break;
+            t.append(buf.data(), static_cast<size_t>(m));
+        }
+        json_bytes_ += t.size();
+        json_[path] = std::move(t);
+        return {};
+    }
+    auto w = TRY(LayerWriter::start(s_, o_.unpack, cat("layer ", path)));
+    for (;;) {
+        TRY(w->feed(buf.data(), static_cast<size_t>(n)));
+        n = archive_read_data(a, buf.data(), buf.size());
+        if (n < 0) return usage_error(cat(src_, ": ", path, ": ", archive_error_string(a)));
+        if (n == 0) break;
+    }
+    auto p = w->finish();
+    if (p) {
+        layers_[path] = std::move(p).value();
+    } else {
+        layers_[path] = std::nullopt;
+        not_layers_.emplace(path, std::move(p).error());
+    }
+    return {};
+}
+
+Status DockerStream::read(int fd) {
+    std::unique_ptr<struct archive, int (*)(struct archive*)> a(archive_read_new(), archive_read_free);
+    archive_read_support_filter_gzip(a.get());
+    archive_read_support_filter_zstd(a.get());
+    archive_read_support_format_tar(a.get());
+    if (archive_read_open_fd(a.get(), fd, 1 << 17) != ARCHIVE_OK)
+        return usage_error(cat(src_, ": not a tar archive: ", archive_error_string(a.get())));
+    for (;;) {
+        struct archive_entry* e;
+        int r = archive_read_next_header(a.get(), &e);
+        if (r == ARCHIVE_EOF) return {};
+        if (r < ARCHIVE_WARN) {
+            const char* why = archive_error_string(a.get());
+            return usage_error(cat(src_, ": ", why ? why : "not a tar archive"));
+        }
+        if (++count_ > 100000) return usage_error(cat(src_, ": more than 100000 entries: not an image archive"));
+        TRY(entry(a.get(), e));
+    }
+}
+
+Result<ImportResult> DockerStream::import(const std::string& ref) {
+    std::string mtext = TRY(text("manifest.json"));
+    json j = json::parse(mtext, nullptr, false);
+    if (!j.is_array() || j.empty()) return usage_error(cat(src_, ": manifest.json: not a list of images"));
     const json* pick = nullptr;
-    std::string name = o.name;
+    std::string name = o_.name;
     for (const auto& e : j) {
         if (!e.is_object()) continue;
         std::vector<std::string> tags;
@@ -238,59 +382,95 @@ Result<ImportResult> from_docker(Store& s, int dirfd, const std::string& ref, co
             break;
         }
     }
-    if (!pick) return usage_error(cat(src, ": no image tagged '", ref, "'"));
-    if (name.empty()) return usage_error(cat(src, ": the image has no tag; give it a name: --import SRC NAME"));
+    if (!pick) return usage_error(cat(src_, ": no image tagged '", ref, "'"));
+    if (name.empty()) return usage_error(cat(src_, ": the image has no tag; give it a name: --import SRC NAME"));
     name = TRY(normalize_name(name, "NAME"));
     auto cpath = pick->find("Config");
     auto lpaths = pick->find("Layers");
     if (cpath == pick->end() || !cpath->is_string() || lpaths == pick->end() || !lpaths->is_array())
-        return usage_error(cat(src, ": manifest.json: an entry without Config or Layers"));
-    std::string cname = cpath->get<std::string>();
-    std::string ctext = TRY(read_text(dirfd, cname, src));
+        return usage_error(cat(src_, ": manifest.json: an entry without Config or Layers"));
+    std::string cname = TRY(clean_path(cpath->get<std::string>(), src_));
+    std::string ctext = TRY(text(cname));
     std::string cdigest = sha256(ctext);
     // "HEX.json" or "blobs/sha256/HEX": the name is the digest.
     std::string base = cname.substr(cname.rfind('/') + 1);
     if (base.ends_with(".json")) base.resize(base.size() - 5);
     if (base.size() == 64 && base.find_first_not_of("0123456789abcdef") == std::string::npos && "sha256:" + base != cdigest)
-        return usage_error(cat(src, ": config ", cname, ": digest mismatch: the content hashes to ", cdigest));
-    Config cfg = TRY(parse_config(ctext, cat(src, ": config ", cname)));
-    Platform want = o.platform ? *o.platform : host_platform();
-    TRY(check_platform(cfg, want, o.platform.has_value(), src));
+        return usage_error(cat(src_, ": config ", cname, ": digest mismatch: the content hashes to ", cdigest));
+    Config cfg = TRY(parse_config(ctext, cat(src_, ": config ", cname)));
+    Platform want = o_.platform ? *o_.platform : host_platform();
+    TRY(check_platform(cfg, want, o_.platform.has_value(), src_));
     std::vector<std::string> paths;
     for (const auto& p : *lpaths) {
-        if (!p.is_string()) return usage_error(cat(src, ": manifest.json: a layer path is not a string"));
-        paths.push_back(p.get<std::string>());
+        if (!p.is_string()) return usage_error(cat(src_, ": manifest.json: a layer path is not a string"));
+        paths.push_back(follow(TRY(clean_path(p.get<std::string>(), src_))));
     }
-    std::vector<Descriptor> layers(paths.size());
+    if (cfg.diff_ids.size() != paths.size())
+        return usage_error(cat("the manifest lists ", paths.size(), " layers, the config ", cfg.diff_ids.size(), " diff_ids"));
+    // Every layer checked before any is published.
     for (size_t i = 0; i < paths.size(); ++i) {
-        int fd = open_in(dirfd, paths[i], O_RDONLY);
-        if (fd < 0) return Error{errno, cat(src, ": layer ", paths[i], errno == ENOENT ? " is missing" : ""), ""};
-        ::close(fd);
-        // blobs/sha256/HEX names its digest: checked as it is copied.
+        auto it = layers_.find(paths[i]);
+        if (it == layers_.end()) {
+            if (auto nl = not_layers_.find(paths[i]); nl != not_layers_.end()) return nl->second;
+            return Error{ENOENT, cat(src_, ": layer ", paths[i], " is missing"), ""};
+        }
+        if (!it->second) return not_layers_.at(paths[i]);
+        const Pending& p = *it->second;
+        // blobs/sha256/HEX names its digest.
         std::string b = paths[i].substr(paths[i].rfind('/') + 1);
-        if (paths[i].starts_with("blobs/sha256/") && b.size() == 64) layers[i].digest = "sha256:" + b;
-        layers[i].size = -1;
+        if (paths[i].starts_with("blobs/sha256/") && b.size() == 64 && "sha256:" + b != p.blob.digest)
+            return usage_error(cat("layer ", paths[i], ": digest mismatch: the name says sha256:", b,
+                                   ", the content hashes to ", p.blob.digest));
+        if (p.stats.diff_id != cfg.diff_ids[i])
+            return usage_error(cat("layer ", p.blob.digest, ": its diff_id is ", p.stats.diff_id, ", the config says ",
+                                   cfg.diff_ids[i]));
     }
     ImportResult r;
-    auto open_src = [&](const Descriptor&, size_t i) -> Result<UniqueFd> {
-        int fd = open_in(dirfd, paths[i], O_RDONLY);
-        if (fd < 0) return sys_error(cat(src, ": layer ", paths[i]));
-        return UniqueFd(fd);
-    };
+    auto chains = chain_ids(cfg.diff_ids);
     std::vector<Descriptor> stored;
-    TRY(add_layers(s, layers, cfg, o.unpack, r, open_src, &stored, ours));
-    BlobRef c = TRY(s.put_bytes(ctext));
+    for (size_t i = 0; i < paths.size(); ++i) {
+        ++r.layers;
+        auto& slot = layers_.at(paths[i]);
+        const UnpackStats& st = slot ? slot->stats : UnpackStats{};
+        Descriptor d{st.compression == "gzip"   ? media::kLayerGzip
+                     : st.compression == "zstd" ? media::kLayerZstd
+                                                : media::kLayer,
+                     "", -1, std::nullopt, {}};
+        if (slot) {
+            Pending p = std::move(*slot);
+            slot.reset();
+            d.digest = p.blob.digest;
+            d.size = p.blob.size;
+            bool made = TRY(publish(s_, p, chains[i]));
+            if (made) add_stats(r.totals, p.stats);
+            else ++r.layers_shared;
+            // The same file named twice: published once, then shared.
+            layers_[paths[i]] = std::nullopt;
+            not_layers_.erase(paths[i]);
+            shared_[paths[i]] = d;
+        } else {
+            d = shared_.at(paths[i]);
+            ++r.layers_shared;
+        }
+        stored.push_back(d);
+    }
+    BlobRef c = TRY(s_.put_bytes(ctext));
     Manifest m;
     m.media_type = media::kManifest;
     m.config = {media::kConfig, c.digest, c.size, std::nullopt, {}};
     m.layers = stored;
-    std::string mtext = manifest_json(m);
-    BlobRef mb = TRY(s.put_bytes(mtext));
-    TRY(publish(s, name, Descriptor{media::kManifest, mb.digest, mb.size, std::nullopt, {}}));
+    BlobRef mb = TRY(s_.put_bytes(manifest_json(m)));
+    TRY(publish(s_, name, Descriptor{media::kManifest, mb.digest, mb.size, std::nullopt, {}}));
     r.name = name;
     r.manifest_digest = mb.digest;
     r.config_digest = c.digest;
     return r;
+}
+
+Result<ImportResult> from_docker(Store& s, int fd, const std::string& ref, const ImportOptions& o, const std::string& src) {
+    DockerStream d(s, o, src);
+    TRY(d.read(fd));
+    return d.import(ref);
 }
 
 // One layer holding a root filesystem: the blob is already in the store.
@@ -368,13 +548,14 @@ Result<ImportResult> from_file(Store& s, int fd, std::string ref, const ImportOp
         BlobRef b = TRY(s.put_blob(fd, "", -1, src));
         return from_rootfs_blob(s, b, o, src);
     }
-    // An archive: unpacked into tmp/ (plain files, safely), then read as a directory.
+    if (*kind == ArchiveKind::docker) return from_docker(s, fd, ref, o, src);
+    // An OCI archive: unpacked into tmp/ (plain files, safely), then read as a directory.
     std::string n = s.tmp_name("src");
     if (::mkdirat(s.tmp_fd(), n.c_str(), 0700) != 0) return sys_error(cat("mkdir ", s.path(), "/tmp/", n));
     UniqueFd dir(open_in(s.tmp_fd(), n, O_RDONLY | O_DIRECTORY));
     if (!dir) return sys_error(cat("open ", s.path(), "/tmp/", n));
     TRY(unpack_layer(fd, dir.get(), UnpackOptions{}, src));
-    auto r = *kind == ArchiveKind::oci ? from_oci(s, dir.get(), ref, o, src, true) : from_docker(s, dir.get(), ref, o, src, true);
+    auto r = from_oci(s, dir.get(), ref, o, src, true);
     dir.reset();
     (void)remove_tree(s.tmp_fd(), n);
     return r;

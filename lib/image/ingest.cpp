@@ -5,12 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <optional>
-#include <thread>
 #include <vector>
-
-#include "core/fd.hpp"
-#include "image/digest.hpp"
 
 namespace kago::image {
 
@@ -29,9 +24,8 @@ Status write_all(int fd, const char* p, size_t n, int flags, const std::string& 
     return {};
 }
 
-// The source is a regular file on the store's filesystem: a hard link to
-// it in tmp/ (through /proc/self/fd, so that it is the very inode read,
-// whatever its path) stands for the copy. False: copy.
+// A hard link to src_fd's inode (through /proc/self/fd, so that it is the
+// very inode read, whatever its path now) as tmp/NAME. False: copy.
 bool link_source(Store& s, int src_fd, const std::string& name) {
     struct stat a, b;
     if (::fstat(src_fd, &a) != 0 || !S_ISREG(a.st_mode) || ::fstat(s.tmp_fd(), &b) != 0 || a.st_dev != b.st_dev)
@@ -42,104 +36,108 @@ bool link_source(Store& s, int src_fd, const std::string& name) {
     return true;
 }
 
-// The one pass: this thread reads, hashes and keeps the bytes; a second
-// one unpacks them from a socket. Both tmp/ names are removed on failure.
-Result<Ingested> one_pass(Store& s, int src_fd, const LayerWant& want, const UnpackOptions& u,
-                          const std::string& what, bool link) {
-    std::string bn = s.tmp_name("blob"), ln = s.tmp_name("layer");
-    bool linked = link && link_source(s, src_fd, bn);
-    UniqueFd blob;
-    if (!linked) {
-        blob.reset(::openat(s.tmp_fd(), bn.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-        if (!blob) return sys_error(cat("create ", s.path(), "/tmp/", bn));
+}  // namespace
+
+Result<std::unique_ptr<LayerWriter>> LayerWriter::start(Store& s, const UnpackOptions& u, std::string what,
+                                                        int link_fd) {
+    std::unique_ptr<LayerWriter> w(new LayerWriter(s, std::move(what)));
+    w->blob_name_ = s.tmp_name("blob");
+    w->layer_name_ = s.tmp_name("layer");
+    if (link_fd < 0 || !link_source(s, link_fd, w->blob_name_)) {
+        w->blob_.reset(::openat(s.tmp_fd(), w->blob_name_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+        if (!w->blob_) return sys_error(cat("create ", s.path(), "/tmp/", w->blob_name_));
     }
-    auto drop = [&] {
-        (void)::unlinkat(s.tmp_fd(), bn.c_str(), 0);
-        (void)remove_tree(s.tmp_fd(), ln);
-    };
-    if (::mkdirat(s.tmp_fd(), ln.c_str(), 0755) != 0) {
-        drop();
-        return sys_error(cat("mkdir ", s.path(), "/tmp/", ln));
-    }
-    UniqueFd dest(::openat(s.tmp_fd(), ln.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (::mkdirat(s.tmp_fd(), w->layer_name_.c_str(), 0755) != 0)
+        return sys_error(cat("mkdir ", s.path(), "/tmp/", w->layer_name_));
+    w->dest_.reset(::openat(s.tmp_fd(), w->layer_name_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!w->dest_) return sys_error(cat("open ", s.path(), "/tmp/", w->layer_name_));
     int sv[2];
-    if (!dest || ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-        Error e = sys_error(cat("open ", s.path(), "/tmp/", ln));
-        drop();
-        return e;
-    }
-    UniqueFd feed(sv[0]), drain(sv[1]);
-    // Room for a few reads in flight, so that neither thread waits on the
-    // other at every buffer.
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return sys_error("socketpair");
+    w->feed_.reset(sv[0]);
+    w->drain_.reset(sv[1]);
+    // Room for a few buffers in flight, so that neither thread waits on
+    // the other at every one.
     int room = 4 << 20;
-    (void)::setsockopt(feed.get(), SOL_SOCKET, SO_SNDBUF, &room, sizeof room);
-    (void)::setsockopt(drain.get(), SOL_SOCKET, SO_RCVBUF, &room, sizeof room);
-    Result<UnpackStats> st = usage_error(cat(what, ": not unpacked"));
-    std::thread unpacker([&] {
-        st = unpack_layer(drain.get(), dest.get(), u, what);
-        // Whatever was not read: the feeder's next send fails (EPIPE) and
-        // it stops, instead of blocking on a full socket.
-        ::shutdown(drain.get(), SHUT_RDWR);
+    (void)::setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &room, sizeof room);
+    (void)::setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &room, sizeof room);
+    LayerWriter* self = w.get();
+    self->unpacker_ = std::thread([self, u] {
+        self->unpacked_ = unpack_layer(self->drain_.get(), self->dest_.get(), u, self->what_);
+        // What it did not read: the feeder's next send fails (EPIPE) and it
+        // stops handing bytes over, instead of blocking on a full socket.
+        ::shutdown(self->drain_.get(), SHUT_RDWR);
     });
-
-    Sha256 h;
-    int64_t size = 0;
-    Status fed;
-    std::vector<char> buf(1 << 17);
-    for (;;) {
-        ssize_t r = ::read(src_fd, buf.data(), buf.size());
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            fed = sys_error(cat("read ", what));
-            break;
-        }
-        if (r == 0) break;
-        h.update(buf.data(), static_cast<size_t>(r));
-        size += r;
-        if (blob) {
-            fed = write_all(blob.get(), buf.data(), static_cast<size_t>(r), 0, cat("write ", s.path(), "/tmp/", bn));
-            if (!fed) break;
-        }
-        // A failed send means the unpacker stopped: its error tells why,
-        // and the rest is still read, for the digest.
-        if (feed && !write_all(feed.get(), buf.data(), static_cast<size_t>(r), MSG_NOSIGNAL, what)) feed.reset();
-    }
-    if (feed) ::shutdown(feed.get(), SHUT_WR);
-    unpacker.join();
-    blob.reset();
-    dest.reset();
-
-    std::string got = h.finish();
-    std::optional<Error> bad;
-    if (!fed) bad = std::move(fed).error();
-    else if (!want.digest.empty() && got != want.digest)
-        bad = usage_error(cat(what, ": digest mismatch: the descriptor says ", want.digest, ", the content hashes to ", got));
-    else if (want.size >= 0 && size != want.size)
-        bad = usage_error(cat(what, ": ", size, " bytes, the descriptor says ", want.size));
-    else if (!st)
-        bad = std::move(st).error();
-    else if (st->diff_id != want.diff_id)
-        bad = usage_error(cat("layer ", got, ": its diff_id is ", st->diff_id, ", the config says ", want.diff_id));
-    if (bad) {
-        drop();
-        return std::move(*bad);
-    }
-    TRY(s.adopt_blob(bn, got));
-    if (::renameat2(s.tmp_fd(), ln.c_str(), s.fd(), cat("layers/", hex_of(want.chain)).c_str(), RENAME_NOREPLACE) != 0) {
-        Error e = sys_error(cat("rename ", s.path(), "/tmp/", ln, " to layers/", hex_of(want.chain)));
-        (void)remove_tree(s.tmp_fd(), ln);
-        return e;
-    }
-    return Ingested{BlobRef{got, size}, std::optional<UnpackStats>(std::move(st).value())};
+    return w;
 }
 
-}  // namespace
+Status LayerWriter::feed(const void* data, size_t n) {
+    const char* p = static_cast<const char*>(data);
+    hash_.update(p, n);
+    size_ += static_cast<int64_t>(n);
+    if (blob_) TRY(write_all(blob_.get(), p, n, 0, cat("write ", s_.path(), "/tmp/", blob_name_)));
+    // A failed send means the unpacker stopped: finish() reports its error;
+    // the bytes are still taken, for the digest.
+    if (feed_ && !write_all(feed_.get(), p, n, MSG_NOSIGNAL, what_)) feed_.reset();
+    return {};
+}
+
+Result<Pending> LayerWriter::finish() {
+    finished_ = true;
+    if (feed_) ::shutdown(feed_.get(), SHUT_WR);
+    unpacker_.join();
+    feed_.reset();
+    blob_.reset();
+    dest_.reset();
+    blob_ref_ = BlobRef{hash_.finish(), size_};
+    if (!unpacked_) {
+        drop();
+        return std::move(unpacked_).error();
+    }
+    return Pending{blob_ref_, std::move(unpacked_).value(), blob_name_, layer_name_};
+}
+
+void LayerWriter::drop() {
+    (void)::unlinkat(s_.tmp_fd(), blob_name_.c_str(), 0);
+    (void)remove_tree(s_.tmp_fd(), layer_name_);
+}
+
+LayerWriter::~LayerWriter() {
+    if (finished_) return;
+    if (unpacker_.joinable()) {
+        if (feed_) ::shutdown(feed_.get(), SHUT_RDWR);
+        unpacker_.join();
+    }
+    feed_.reset();
+    blob_.reset();
+    dest_.reset();
+    drop();
+}
+
+Result<bool> publish(Store& s, const Pending& p, const std::string& chain) {
+    if (s.has_layer(chain)) {
+        (void)remove_tree(s.tmp_fd(), p.layer_tmp);
+        TRY(s.adopt_blob(p.blob_tmp, p.blob.digest));
+        return false;
+    }
+    TRY(s.adopt_blob(p.blob_tmp, p.blob.digest));
+    std::string to = cat("layers/", hex_of(chain));
+    if (::renameat2(s.tmp_fd(), p.layer_tmp.c_str(), s.fd(), to.c_str(), RENAME_NOREPLACE) != 0) {
+        Error e = sys_error(cat("rename ", s.path(), "/tmp/", p.layer_tmp, " to ", to));
+        (void)remove_tree(s.tmp_fd(), p.layer_tmp);
+        return e;
+    }
+    return true;
+}
+
+void discard(Store& s, const Pending& p) {
+    (void)::unlinkat(s.tmp_fd(), p.blob_tmp.c_str(), 0);
+    (void)remove_tree(s.tmp_fd(), p.layer_tmp);
+}
 
 Result<Ingested> ingest_layer(Store& s, int src_fd, const LayerWant& want, const UnpackOptions& u,
                               const std::string& what) {
-    bool have_blob = !want.digest.empty() && s.has_blob(want.digest);
     if (!want.digest.empty()) TRY(check_digest(want.digest, what));
-    if (have_blob) {
+    if (!want.digest.empty() && s.has_blob(want.digest)) {
         auto st = TRY(s.add_layer(want.digest, want.diff_id, want.chain, u));
         return Ingested{BlobRef{want.digest, want.size}, std::move(st)};
     }
@@ -147,7 +145,37 @@ Result<Ingested> ingest_layer(Store& s, int src_fd, const LayerWant& want, const
         BlobRef b = TRY(s.put_blob(src_fd, want.digest, want.size, what));
         return Ingested{b, std::nullopt};
     }
-    return one_pass(s, src_fd, want, u, what, want.link);
+    auto w = TRY(LayerWriter::start(s, u, what, want.link ? src_fd : -1));
+    std::vector<char> buf(1 << 17);
+    for (;;) {
+        ssize_t r = ::read(src_fd, buf.data(), buf.size());
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return sys_error(cat("read ", what));
+        }
+        if (r == 0) break;
+        TRY(w->feed(buf.data(), static_cast<size_t>(r)));
+    }
+    // The blob's own checks first: wrong bytes are named as such, whatever
+    // the unpacker made of them.
+    auto done = w->finish();
+    const BlobRef& got = w->blob();
+    Status checked;
+    if (!want.digest.empty() && got.digest != want.digest)
+        checked = usage_error(cat(what, ": digest mismatch: the descriptor says ", want.digest, ", the content hashes to ", got.digest));
+    else if (want.size >= 0 && got.size != want.size)
+        checked = usage_error(cat(what, ": ", got.size, " bytes, the descriptor says ", want.size));
+    if (!checked) {
+        if (done) discard(s, *done);
+        return std::move(checked).error();
+    }
+    Pending p = TRY(std::move(done));
+    if (p.stats.diff_id != want.diff_id) {
+        discard(s, p);
+        return usage_error(cat("layer ", p.blob.digest, ": its diff_id is ", p.stats.diff_id, ", the config says ", want.diff_id));
+    }
+    bool made = TRY(publish(s, p, want.chain));
+    return Ingested{p.blob, made ? std::optional<UnpackStats>(std::move(p.stats)) : std::nullopt};
 }
 
 }  // namespace kago::image

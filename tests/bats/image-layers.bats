@@ -271,6 +271,49 @@ mkimg() { python3 "$MKIMG" "$KAGO_ROOTFS" "$@"; }
     [ ! -e "$BATS_TEST_TMPDIR/u/rootfs/data/gone" ]
 }
 
+@test "docker-archive streams: from standard input, a repeated layer, and bad layers refused with nothing published" {
+    command -v skopeo >/dev/null || skip "skopeo is not installed (make deps)"
+    require_static
+    skopeo copy -q "oci:$OCI:test:1" "docker-archive:$BATS_TEST_TMPDIR/d.tar:dock:2"
+    # Read as it streams: standard input needs no seekable file.
+    run sh -c "cat '$BATS_TEST_TMPDIR/d.tar' | image-layers --store '$S' --import - piped"
+    assert_success
+    run chain piped:latest
+    assert_success
+    assert_output "hello from /app as 1000"
+    store_clean 3
+    # An archive to tamper with: its files, then tarred again.
+    local x=$BATS_TEST_TMPDIR/x
+    mkdir "$x"
+    tar -C "$x" -xf "$BATS_TEST_TMPDIR/d.tar"
+    local layer
+    layer=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["Layers"][2])' "$x/manifest.json")
+    # Bytes after the tar's end: the stream no longer hashes to the
+    # config's diff_id.
+    printf 'trailing' >>"$x/$layer"
+    tar -C "$x" -cf "$BATS_TEST_TMPDIR/bad.tar" .
+    run img --import "docker-archive:$BATS_TEST_TMPDIR/bad.tar" bad
+    assert_failure 125
+    assert_output --partial "diff_id"
+    run img --inspect bad
+    assert_failure
+    store_clean 3
+    # A layer manifest.json names that the archive does not hold.
+    rm "$x/$layer"
+    tar -C "$x" -cf "$BATS_TEST_TMPDIR/missing.tar" .
+    run img --import "docker-archive:$BATS_TEST_TMPDIR/missing.tar" missing
+    assert_failure 125
+    assert_output --partial "is missing"
+    store_clean 3
+    # A link that leaves the archive's names is refused, whatever it points at.
+    ln -s /etc/passwd "$x/$layer"
+    tar -C "$x" -cf "$BATS_TEST_TMPDIR/link.tar" .
+    run img --import "docker-archive:$BATS_TEST_TMPDIR/link.tar" link
+    assert_failure 125
+    assert_output --partial "a link out of the archive"
+    store_clean 3
+}
+
 @test "against a peer: umoci unpack and the kago chain list the same files, owners and modes" {
     command -v umoci >/dev/null || skip "umoci is not installed (make deps)"
     require_static
