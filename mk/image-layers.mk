@@ -1,6 +1,8 @@
-# image-layers: libarchive reads and writes the layers, so it links
-# dynamically (Debian's libarchive.a would pull a dozen compressors in
-# statically); it runs on the host, first in a chain, never after pivot_root.
-DYNAMIC_PROGRAMS += image-layers
-LDLIBS_image-layers := -larchive -lcrypto
+# image-layers: libarchive reads and writes the layers. It links statically,
+# like the other programs: started first in a chain, a dynamic one paid
+# about 5 ms loading libarchive, libxml2, ICU and libcrypto at every start.
+# lib/image/archive_link.cpp keeps libarchive's format table (and libxml2
+# with it) out of the link: -u makes the linker take that member of
+# libkago.a before it reads libarchive.a.
+LDLIBS_image-layers := -Wl,-u,__archive_write_entry_filetype_unsupported -larchive -lzstd -llzma -lbz2 -lz -lcrypto -pthread
 UNIT_LDLIBS += -larchive

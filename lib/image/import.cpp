@@ -581,14 +581,20 @@ Result<ImportResult> commit_locked(Store& s, const std::string& dir, const std::
 // failure (whole blobs and layers, but no image uses them) is collected.
 Result<ImportResult> import(Store& s, const ImportOptions& o) {
     auto r = import_locked(s, o);
-    if (!r) (void)s.collect();
+    if (!r) {
+        (void)s.clear_tmp();
+        (void)s.collect();
+    }
     return r;
 }
 
 Result<ImportResult> commit(Store& s, const std::string& dir, const std::string& image, const std::string& name,
                             const UnpackOptions& u, const WriteOptions& w) {
     auto r = commit_locked(s, dir, image, name, u, w);
-    if (!r) (void)s.collect();
+    if (!r) {
+        (void)s.clear_tmp();
+        (void)s.collect();
+    }
     return r;
 }
 

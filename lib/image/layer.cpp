@@ -663,11 +663,13 @@ Status Writer::walk(int dirfd, const std::string& rel) {
 }  // namespace
 
 Result<WriteStats> write_layer(int src_fd, int out_fd, const WriteOptions& o, std::string_view what) {
+    // The sink outlives the archive: freeing an archive that was not
+    // closed (an error below) still writes its last blocks through it.
+    Sink sink{out_fd, {}};
     Archive a(archive_write_new(), archive_write_free);
     archive_write_set_format_pax_restricted(a.get());
     archive_write_add_filter_none(a.get());
     archive_write_set_bytes_in_last_block(a.get(), 1);
-    Sink sink{out_fd, {}};
     if (archive_write_open(a.get(), &sink, nullptr, sink_write, nullptr) != ARCHIVE_OK)
         return usage_error(cat(what, ": ", archive_error_string(a.get())));
     Writer w(a.get(), o, what);

@@ -143,7 +143,7 @@ Status Store::lock() {
     tmp_.reset(open_beneath(dir_.get(), "tmp", O_RDONLY | O_DIRECTORY));
     if (!tmp_) return sys_error(cat("open ", path_, "/tmp"));
     // What is in tmp/ now was left by a writer that was killed.
-    for (const auto& n : list_dir(dir_.get(), "tmp")) TRY(remove_tree(tmp_.get(), n));
+    TRY(clear_tmp());
     struct stat st;
     if (::fstatat(dir_.get(), "oci-layout", &st, AT_SYMLINK_NOFOLLOW) != 0) {
         std::string n = tmp_name("oci-layout");
@@ -167,6 +167,11 @@ Result<Index> Store::index() const {
     UniqueFd f(fd);
     std::string text = TRY(read_all(f.get(), path_ + "/index.json"));
     return parse_index(text, path_ + "/index.json");
+}
+
+Status Store::clear_tmp() {
+    for (const auto& n : list_dir(dir_.get(), "tmp")) TRY(remove_tree(tmp_.get(), n));
+    return {};
 }
 
 Status Store::write_index(const Index& idx) {

@@ -75,6 +75,9 @@ class Store {
     Result<std::optional<UnpackStats>> add_layer(const std::string& blob, const std::string& diff_id,
                                                  const std::string& chain, const UnpackOptions& o);
 
+    // Empty tmp/: under the lock, everything there is this writer's (or a
+    // killed one's). A failed import or commit calls it.
+    Status clear_tmp();
     // A new name in tmp/ (PREFIX.PID.N), and the tmp/ descriptor.
     std::string tmp_name(const std::string& prefix);
     int tmp_fd() const { return tmp_.get(); }

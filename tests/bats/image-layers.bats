@@ -418,6 +418,22 @@ mkimg() { python3 "$MKIMG" "$KAGO_ROOTFS" "$@"; }
     assert_equal "$status" 125
 }
 
+@test "--commit of an upper holding a socket: exit 125 naming it, nothing left in tmp/ (it crashed: the archive was freed after its sink)" {
+    run img --import "oci:$OCI:test:1" base
+    assert_success
+    local up=$BATS_TEST_TMPDIR/up
+    mkdir "$up"
+    echo x >"$up/file"
+    python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$up/sock"
+    run img --commit "$up" base next:1
+    assert_failure 125
+    assert_output --partial "sock"
+    assert_output --partial "cannot store a socket"
+    run img --inspect next:1
+    assert_failure
+    store_clean 3
+}
+
 @test "--commit: an upper directory becomes a layer, whiteouts back to .wh. entries" {
     require_static
     img --import "oci:$OCI"

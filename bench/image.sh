@@ -1,0 +1,116 @@
+#!/bin/bash
+# bench/image.sh [ROOTFS]: importing an image, against the tools people use
+# instead, in one run (hyperfine, medians):
+#   image-layers --import          the store: blobs kept, layers unpacked
+#   podman load                    (its own --root in a temporary directory)
+#   skopeo copy + umoci unpack     to an OCI layout, then a bundle
+#   tar -x of each layer           the floor: unpacking alone, nothing kept
+# for two forms of the same two-layer image: a docker-archive (uncompressed,
+# as podman save writes it) and an OCI layout with gzip layers (as skopeo
+# copy writes it). Then what a chain started from the store costs over the
+# same chain given --layer directories, and the peak RSS of an import.
+#
+# ROOTFS defaults to the Debian minbase root the tests build
+# (/var/cache/kago-tests/debian-bookworm): layer 1; layer 2 deletes a file,
+# hides a directory (opaque) and adds one. Run as root. RUNS=5 by default.
+# Prints Markdown tables; leaves nothing behind (podman's storage is private).
+set -euo pipefail
+rootfs=${1:-/var/cache/kago-tests/debian-bookworm}
+RUNS=${RUNS:-5}
+top=$(cd "$(dirname "$0")/.." && pwd)
+PATH=${KAGO_BIN:-$top/bin}:$PATH
+for tool in hyperfine jq skopeo umoci podman tar; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (make deps)" >&2; exit 1; }
+done
+[ -d "$rootfs/etc" ] || { echo "bench: $rootfs is not a root filesystem (make check builds the Debian one)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "bench: run it as root" >&2; exit 1; }
+
+# Lower case: podman names an image pulled from oci:DIR after DIR.
+work=/var/tmp/kago-bench-image.$$
+mkdir -m 700 "$work"
+trap 'podman --root "$work/podman" --runroot "$work/podrun" --storage-driver overlay rmi -a -f >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+
+# The image: the rootfs, then a layer made by --commit from an upper
+# directory (a whiteout, an opaque directory, a new file).
+src=$work/src
+image-layers --store "$src" --import "$rootfs" base >/dev/null
+up=$work/upper
+mkdir -p "$up/etc" "$up/usr/share/doc"
+mknod "$up/etc/motd" c 0 0
+setfattr -n trusted.overlay.opaque -v y "$up/usr/share/doc" 2>/dev/null || true
+echo hello >"$up/usr/share/doc/README"
+image-layers --store "$src" --commit "$up" base bench:1 >/dev/null
+skopeo copy -q "oci:$src:bench:1" "docker-archive:$work/image.tar:bench:1"
+skopeo copy -q --dest-compress-format gzip "oci:$src:bench:1" "oci:$work/gz:bench:1"
+
+ms() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median * 1000' "$1"; }
+table() {  # JSON FLOOR-NAME KAGO-NAME NAMES...
+    local j=$1 floor=$2 kago=$3
+    shift 3
+    local f k
+    f=$(ms "$j" "$floor")
+    k=$(ms "$j" "$kago")
+    echo "| tool | median | kago / tool |"
+    echo "|---|---|---|"
+    for n in "$@"; do
+        local t
+        t=$(ms "$j" "$n")
+        printf '| %s | %.0f ms | %.2f |\n' "$n" "$t" "$(echo "$k / $t" | bc -l)"
+    done
+    printf '\nimage-layers --import: %.2f× the floor (%s)\n\n' "$(echo "$k / $f" | bc -l)" "$floor"
+}
+
+pod="podman --root $work/podman --runroot $work/podrun --storage-driver overlay"
+clean="rm -rf $work/s $work/o $work/u $work/x; $pod rmi -a -f >/dev/null 2>&1 || true"
+
+# The docker-archive's layers, for the floor: their names in manifest.json.
+mkdir "$work/dl"
+tar -C "$work/dl" -xf "$work/image.tar"
+dlayers=$(jq -r '.[0].Layers[]' "$work/dl/manifest.json")
+untar_docker="mkdir $work/x"
+for l in $dlayers; do untar_docker+=" && tar -C $work/x -xf $work/dl/$l"; done
+glayers=$(jq -r '.manifests[0].digest' "$work/gz/index.json" | sed 's/sha256://')
+glayers=$(jq -r '.layers[].digest' "$work/gz/blobs/sha256/$glayers" | sed 's/sha256://')
+untar_gz="mkdir $work/x"
+for l in $glayers; do untar_gz+=" && tar -C $work/x -xzf $work/gz/blobs/sha256/$l"; done
+
+echo "## import: docker-archive ($(du -m "$work/image.tar" | cut -f1) MB, uncompressed), $RUNS runs"
+echo
+hyperfine --style none --runs "$RUNS" --prepare "$clean" --export-json "$work/d.json" \
+    -n "image-layers --import" "image-layers --store $work/s --import docker-archive:$work/image.tar x" \
+    -n "podman load" "$pod load -q -i $work/image.tar" \
+    -n "skopeo copy + umoci unpack" "skopeo copy -q docker-archive:$work/image.tar oci:$work/o:x && umoci unpack --image $work/o:x $work/u" \
+    -n "tar -x of the layers" "$untar_docker" >/dev/null
+table "$work/d.json" "tar -x of the layers" "image-layers --import" \
+    "podman load" "skopeo copy + umoci unpack" "tar -x of the layers"
+
+echo "## import: OCI layout, gzip layers ($(du -sm "$work/gz" | cut -f1) MB), $RUNS runs"
+echo
+hyperfine --style none --runs "$RUNS" --prepare "$clean" --export-json "$work/g.json" \
+    -n "image-layers --import" "image-layers --store $work/s --import oci:$work/gz:bench:1 x" \
+    -n "podman pull oci:" "$pod pull -q oci:$work/gz:bench:1" \
+    -n "skopeo copy + umoci unpack" "skopeo copy -q oci:$work/gz:bench:1 oci:$work/o:x && umoci unpack --image $work/o:x $work/u" \
+    -n "tar -xz of the layers" "$untar_gz" >/dev/null
+table "$work/g.json" "tar -xz of the layers" "image-layers --import" \
+    "podman pull oci:" "skopeo copy + umoci unpack" "tar -xz of the layers"
+
+# Peak RSS of an import (the larger form).
+rm -rf "$work/s"
+rss=$( { /usr/bin/time -f %M image-layers --store "$work/s" --import "docker-archive:$work/image.tar" x >/dev/null; } 2>&1 | tail -1)
+echo "peak RSS of image-layers --import (docker-archive): $((rss / 1024)) MiB"
+echo
+
+# A chain from the store, against the same chain given the layer directories.
+# (The dry run's trace shows the layer directories it hands down.)
+dirs=$(image-layers --store "$work/s" --dry-run x -- true 2>&1 | sed -n 's/.*setenv("KAGO_IMAGE_LAYERS", "\(.*\)")/\1/p' | tr ':' ' ')
+[ -n "$dirs" ] || { echo "bench: no layer directories from image-layers --dry-run" >&2; exit 1; }
+layer_args=""
+for d in $dirs; do layer_args+=" --layer $d"; done
+chain="unshare-run --pid --mount --uts --ipc --net -- mount-layers --tmp-upper --proc --dev --pivot -- /bin/true"
+hyperfine -N --style none --warmup 10 --runs 200 --export-json "$work/c.json" \
+    -n "from the store" "image-layers --store $work/s x -- $chain" \
+    -n "given --layer" "${chain/mount-layers/mount-layers$layer_args}" >/dev/null
+s=$(ms "$work/c.json" "from the store")
+l=$(ms "$work/c.json" "given --layer")
+printf '## chain start\n\n| chain | median |\n|---|---|\n| from the store | %.2f ms |\n| given --layer | %.2f ms |\n\nthe store costs %+.2f ms\n' \
+    "$s" "$l" "$(echo "$s - $l" | bc -l)"
