@@ -19,7 +19,7 @@ rootfs=${1:-/var/cache/kago-tests/debian-bookworm}
 RUNS=${RUNS:-5}
 top=$(cd "$(dirname "$0")/.." && pwd)
 PATH=${KAGO_BIN:-$top/bin}:$PATH
-for tool in hyperfine jq skopeo umoci podman tar; do
+for tool in hyperfine jq skopeo umoci podman tar python3; do
     command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (make deps)" >&2; exit 1; }
 done
 [ -d "$rootfs/etc" ] || { echo "bench: $rootfs is not a root filesystem (make check builds the Debian one)" >&2; exit 1; }
@@ -37,7 +37,7 @@ image-layers --store "$src" --import "$rootfs" base >/dev/null
 up=$work/upper
 mkdir -p "$up/etc" "$up/usr/share/doc"
 mknod "$up/etc/motd" c 0 0
-setfattr -n trusted.overlay.opaque -v y "$up/usr/share/doc" 2>/dev/null || true
+python3 -c 'import os, sys; os.setxattr(sys.argv[1], "trusted.overlay.opaque", b"y")' "$up/usr/share/doc"
 echo hello >"$up/usr/share/doc/README"
 image-layers --store "$src" --commit "$up" base bench:1 >/dev/null
 skopeo copy -q "oci:$src:bench:1" "docker-archive:$work/image.tar:bench:1"
