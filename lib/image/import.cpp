@@ -3,9 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/fd.hpp"
+#include "core/sys.hpp"
 #include "image/digest.hpp"
 
 namespace kago::image {
@@ -36,11 +35,7 @@ namespace {
 // Inside a source directory: beneath it, symlinks allowed (docker save
 // links repeated layers), never out of it.
 int open_in(int dirfd, const std::string& path, int flags) {
-    struct open_how how;
-    memset(&how, 0, sizeof how);
-    how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-    return static_cast<int>(::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how));
+    return sys::open_beneath(dirfd, path.c_str(), flags, 0, true);
 }
 
 Result<std::string> read_text(int dirfd, const std::string& path, const std::string& src) {
@@ -418,11 +413,8 @@ Result<ImportResult> import_locked(Store& s, const ImportOptions& o) {
                 return sys_error("read standard input");
             }
             if (r == 0) break;
-            for (ssize_t off = 0; off < r;) {
-                ssize_t w = ::write(f.get(), buf.data() + off, static_cast<size_t>(r - off));
-                if (w < 0) return sys_error(cat("write ", s.path(), "/tmp/", n));
-                off += w;
-            }
+            TRY(sys::write_all(f.get(), buf.data(), static_cast<size_t>(r),
+                               cat(s.path(), "/tmp/", n)));
         }
         auto r = from_file(s, f.get(), "", o, "standard input", std::nullopt);
         (void)::unlinkat(s.tmp_fd(), n.c_str(), 0);
