@@ -290,15 +290,22 @@ Result<ImportResult> from_rootfs_blob(Store& s, const BlobRef& blob, const Impor
     UniqueFd in = TRY(s.open_blob(blob.digest));
     auto st = unpack_layer(in.get(), dest.get(), o.unpack, src);
     dest.reset();
-    if (!st) return std::move(st).error();
+    // A refused layer leaves no work in progress behind.
+    if (!st) {
+        (void)remove_tree(s.tmp_fd(), n);
+        return std::move(st).error();
+    }
     ImportResult r;
     r.layers = 1;
     if (s.has_layer(st->diff_id)) {
         ++r.layers_shared;
         TRY(remove_tree(s.tmp_fd(), n));
     } else {
-        if (::renameat2(s.tmp_fd(), n.c_str(), s.fd(), cat("layers/", hex_of(st->diff_id)).c_str(), RENAME_NOREPLACE) != 0)
-            return sys_error(cat("rename tmp/", n, " to layers/", hex_of(st->diff_id)));
+        if (::renameat2(s.tmp_fd(), n.c_str(), s.fd(), cat("layers/", hex_of(st->diff_id)).c_str(), RENAME_NOREPLACE) != 0) {
+            Error e = sys_error(cat("rename tmp/", n, " to layers/", hex_of(st->diff_id)));
+            (void)remove_tree(s.tmp_fd(), n);
+            return e;
+        }
         add_stats(r.totals, *st);
     }
     Platform p = o.platform ? *o.platform : host_platform();
@@ -358,8 +365,10 @@ Result<ImportResult> from_file(Store& s, int fd, std::string ref, const ImportOp
     if (::mkdirat(s.tmp_fd(), n.c_str(), 0700) != 0) return sys_error(cat("mkdir ", s.path(), "/tmp/", n));
     UniqueFd dir(open_in(s.tmp_fd(), n, O_RDONLY | O_DIRECTORY));
     if (!dir) return sys_error(cat("open ", s.path(), "/tmp/", n));
-    TRY(unpack_layer(fd, dir.get(), UnpackOptions{}, src));
-    auto r = *kind == ArchiveKind::oci ? from_oci(s, dir.get(), ref, o, src) : from_docker(s, dir.get(), ref, o, src);
+    auto u = unpack_layer(fd, dir.get(), UnpackOptions{}, src);
+    Result<ImportResult> r = !u                            ? Result<ImportResult>(std::move(u).error())
+                             : *kind == ArchiveKind::oci ? from_oci(s, dir.get(), ref, o, src)
+                                                         : from_docker(s, dir.get(), ref, o, src);
     dir.reset();
     (void)remove_tree(s.tmp_fd(), n);
     return r;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <set>
 
@@ -57,6 +58,46 @@ std::vector<std::string> list_dir(int dirfd, const char* sub) {
     return out;
 }
 
+// The store decides what a chain runs (and, for root, what runs as root):
+// as ssh with a key, it is trusted only when nobody but the caller can
+// change it. Its root and the directories and index that name or hold
+// what runs must belong to the caller and be writable by the owner alone.
+Status check_private(const struct stat& st, const std::string& path) {
+    std::string shown = cat("store ", path);
+    uid_t me = ::geteuid();
+    if (st.st_uid != me)
+        return Error{
+            0,
+            cat(shown, ": owned by uid ", st.st_uid, ", not by uid ", me, " who runs image-layers"),
+            "a store is trusted only by its owner: use a store of your own (--store DIR)"};
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        const char* who = (st.st_mode & S_IWGRP) && (st.st_mode & S_IWOTH) ? "group and others"
+                          : (st.st_mode & S_IWGRP)                         ? "group"
+                                                                           : "others";
+        char mode[8];
+        snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        return Error{0, cat(shown, ": writable by ", who, " (mode ", mode, ")"),
+                     cat("a store must be writable by its owner only: chmod go-w ", path)};
+    }
+    return {};
+}
+
+Status check_store(int dirfd, const std::string& path) {
+    struct stat st;
+    if (::fstat(dirfd, &st) != 0) return sys_error(cat("stat store ", path));
+    TRY(check_private(st, path));
+    for (const char* sub : {"blobs", "blobs/sha256", "layers", "tmp", "index.json"}) {
+        if (::fstatat(dirfd, sub, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT) continue;
+            return sys_error(cat("stat store ", path, "/", sub));
+        }
+        if (S_ISLNK(st.st_mode))
+            return Error{0, cat("store ", path, "/", sub, ": a symlink"), "a store holds none at its top"};
+        TRY(check_private(st, cat(path, "/", sub)));
+    }
+    return {};
+}
+
 }  // namespace
 
 std::string default_store() {
@@ -101,6 +142,7 @@ Result<Store> Store::open(const std::string& path, bool create) {
         if (errno == ENOENT) return Error{ENOENT, cat("store ", path), "import an image first: image-layers --import SRC NAME"};
         return sys_error(cat("open store ", path));
     }
+    TRY(check_store(s.dir_.get(), s.path_));
     if (!create) return s;
     TRY(s.lock());
     return s;
