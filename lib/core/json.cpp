@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include "core/sys.hpp"
+
 namespace kago::json {
 
 std::string escape(std::string_view s) {
@@ -70,18 +72,10 @@ Object& Object::add_raw(std::string_view k, std::string_view j) {
 Status write_and_close(int fd, std::string_view text) {
     std::string line(text);
     line += '\n';
-    const char* p = line.data();
-    size_t n = line.size();
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            Error e = sys_error(cat("write to descriptor ", fd));
-            ::close(fd);
-            return e;
-        }
-        p += w;
-        n -= static_cast<size_t>(w);
+    if (sys::write_all(fd, line.data(), line.size()) != 0) {
+        Error e = sys_error(cat("write to descriptor ", fd));
+        ::close(fd);
+        return e;
     }
     if (::close(fd) < 0 && errno != EINTR) return sys_error(cat("close descriptor ", fd));
     return {};

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -212,6 +213,39 @@ long receive_with_fd(int sock, void* data, size_t size, int flags, int* fd) {
         }
     }
     return n;
+}
+
+int write_all(int fd, const void* p, size_t n) {
+    const char* c = static_cast<const char*>(p);
+    while (n > 0) {
+        ssize_t w = ::write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (w == 0) {
+            errno = EIO;
+            return -1;
+        }
+        c += w;
+        n -= static_cast<size_t>(w);
+    }
+    return 0;
+}
+
+Status write_all(int fd, const void* p, size_t n, std::string_view what) {
+    if (write_all(fd, p, n) == 0) return {};
+    return sys_error(cat("write ", what));
+}
+
+int open_beneath(int dirfd, const char* path, int flags, mode_t mode, bool follow_symlinks) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+    how.mode = (flags & (O_CREAT | __O_TMPFILE)) ? mode : 0;
+    how.resolve =
+        RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | (follow_symlinks ? 0 : RESOLVE_NO_SYMLINKS);
+    return static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
 }
 
 long write_whole(const char* path, std::string_view content, int extra_flags, bool* open_failed) {

@@ -48,6 +48,21 @@ long send_with_fd(int sock, const void* data, size_t size, int fd);
 // closed, so that a peer cannot leave descriptors with us. Returns what
 // recvmsg does.
 long receive_with_fd(int sock, void* data, size_t size, int flags, int* fd);
+// write(2) until all n bytes are written, again on EINTR; a write that
+// returns 0 is EIO. Untraced and without allocation (usable after clone()).
+// Returns 0, or -1 with errno.
+int write_all(int fd, const void* p, size_t n);
+// The same, for callers that hold a Result: the error is "write WHAT".
+Status write_all(int fd, const void* p, size_t n, std::string_view what);
+// openat2(dirfd, path, {flags|O_CLOEXEC, mode, RESOLVE_BENEATH |
+// RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS}): the path may not leave
+// dirfd by "..", an absolute path or a /proc magic link, and follows no
+// symlink at all unless follow_symlinks (then only those that stay beneath
+// dirfd). mode counts only with O_CREAT or O_TMPFILE. Untraced and without
+// allocation. Returns the descriptor, or -1 with errno (EXDEV: the path
+// climbs out; ELOOP: a symlink it may not follow).
+int open_beneath(int dirfd, const char* path, int flags, mode_t mode = 0,
+                 bool follow_symlinks = false);
 // Untraced reads: they change nothing.
 Result<std::string> read_file(const char* path);
 Result<UniqueFd> open(const char* path, int flags, mode_t mode = 0);

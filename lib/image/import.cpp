@@ -3,9 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +17,7 @@
 
 #include "core/fd.hpp"
 #include "core/parse.hpp"
+#include "core/sys.hpp"
 #include "image/digest.hpp"
 #include "image/ingest.hpp"
 
@@ -40,11 +39,7 @@ namespace {
 // Inside a source directory: beneath it, symlinks allowed (docker save
 // links repeated layers), never out of it.
 int open_in(int dirfd, const std::string& path, int flags) {
-    struct open_how how;
-    memset(&how, 0, sizeof how);
-    how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-    return static_cast<int>(::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how));
+    return sys::open_beneath(dirfd, path.c_str(), flags, 0, true);
 }
 
 Result<std::string> read_text(int dirfd, const std::string& path, const std::string& src) {
@@ -485,15 +480,22 @@ Result<ImportResult> from_rootfs_blob(Store& s, const BlobRef& blob, const Impor
     UniqueFd in = TRY(s.open_blob(blob.digest));
     auto st = unpack_layer(in.get(), dest.get(), o.unpack, src);
     dest.reset();
-    if (!st) return std::move(st).error();
+    // A refused layer leaves no work in progress behind.
+    if (!st) {
+        (void)remove_tree(s.tmp_fd(), n);
+        return std::move(st).error();
+    }
     ImportResult r;
     r.layers = 1;
     if (s.has_layer(st->diff_id)) {
         ++r.layers_shared;
         TRY(remove_tree(s.tmp_fd(), n));
     } else {
-        if (::renameat2(s.tmp_fd(), n.c_str(), s.fd(), cat("layers/", hex_of(st->diff_id)).c_str(), RENAME_NOREPLACE) != 0)
-            return sys_error(cat("rename tmp/", n, " to layers/", hex_of(st->diff_id)));
+        if (::renameat2(s.tmp_fd(), n.c_str(), s.fd(), cat("layers/", hex_of(st->diff_id)).c_str(), RENAME_NOREPLACE) != 0) {
+            Error e = sys_error(cat("rename tmp/", n, " to layers/", hex_of(st->diff_id)));
+            (void)remove_tree(s.tmp_fd(), n);
+            return e;
+        }
         add_stats(r.totals, *st);
     }
     Platform p = o.platform ? *o.platform : host_platform();
@@ -554,8 +556,8 @@ Result<ImportResult> from_file(Store& s, int fd, std::string ref, const ImportOp
     if (::mkdirat(s.tmp_fd(), n.c_str(), 0700) != 0) return sys_error(cat("mkdir ", s.path(), "/tmp/", n));
     UniqueFd dir(open_in(s.tmp_fd(), n, O_RDONLY | O_DIRECTORY));
     if (!dir) return sys_error(cat("open ", s.path(), "/tmp/", n));
-    TRY(unpack_layer(fd, dir.get(), UnpackOptions{}, src));
-    auto r = from_oci(s, dir.get(), ref, o, src, true);
+    auto u = unpack_layer(fd, dir.get(), UnpackOptions{}, src);
+    Result<ImportResult> r = !u ? Result<ImportResult>(std::move(u).error()) : from_oci(s, dir.get(), ref, o, src, true);
     dir.reset();
     (void)remove_tree(s.tmp_fd(), n);
     return r;
@@ -615,11 +617,8 @@ Result<ImportResult> import_locked(Store& s, const ImportOptions& o) {
                 return sys_error("read standard input");
             }
             if (r == 0) break;
-            for (ssize_t off = 0; off < r;) {
-                ssize_t w = ::write(f.get(), buf.data() + off, static_cast<size_t>(r - off));
-                if (w < 0) return sys_error(cat("write ", s.path(), "/tmp/", n));
-                off += w;
-            }
+            TRY(sys::write_all(f.get(), buf.data(), static_cast<size_t>(r),
+                               cat(s.path(), "/tmp/", n)));
         }
         auto r = from_file(s, f.get(), "", o, "standard input", std::nullopt);
         (void)::unlinkat(s.tmp_fd(), n.c_str(), 0);

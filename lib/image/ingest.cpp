@@ -7,21 +7,24 @@
 
 #include <vector>
 
+#include "core/sys.hpp"
+
 namespace kago::image {
 
 namespace {
 
-Status write_all(int fd, const char* p, size_t n, int flags, const std::string& what) {
+// sys::write_all for the socket, without SIGPIPE when its reader is gone.
+bool send_all(int fd, const char* p, size_t n) {
     while (n > 0) {
-        ssize_t w = flags ? ::send(fd, p, n, flags) : ::write(fd, p, n);
+        ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR) continue;
-            return sys_error(what);
+            return false;
         }
         p += w;
         n -= static_cast<size_t>(w);
     }
-    return {};
+    return true;
 }
 
 // A hard link to src_fd's inode (through /proc/self/fd, so that it is the
@@ -74,10 +77,10 @@ Status LayerWriter::feed(const void* data, size_t n) {
     const char* p = static_cast<const char*>(data);
     hash_.update(p, n);
     size_ += static_cast<int64_t>(n);
-    if (blob_) TRY(write_all(blob_.get(), p, n, 0, cat("write ", s_.path(), "/tmp/", blob_name_)));
+    if (blob_) TRY(sys::write_all(blob_.get(), p, n, cat(s_.path(), "/tmp/", blob_name_)));
     // A failed send means the unpacker stopped: finish() reports its error;
     // the bytes are still taken, for the digest.
-    if (feed_ && !write_all(feed_.get(), p, n, MSG_NOSIGNAL, what_)) feed_.reset();
+    if (feed_ && !send_all(feed_.get(), p, n)) feed_.reset();
     return {};
 }
 

@@ -4,9 +4,7 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -19,20 +17,12 @@
 #include <vector>
 
 #include "core/fd.hpp"
+#include "core/sys.hpp"
 #include "image/digest.hpp"
 
 namespace kago::image {
 
 namespace {
-
-int openat2_beneath(int dirfd, const char* path, uint64_t flags, uint64_t mode = 0) {
-    struct open_how how;
-    memset(&how, 0, sizeof how);
-    how.flags = flags | O_CLOEXEC;
-    how.mode = (flags & O_CREAT) ? mode : 0;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-    return static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
-}
 
 std::pair<std::string, std::string> split(const std::string& path) {
     auto slash = path.rfind('/');
@@ -101,10 +91,10 @@ bool layer_xattr(std::string_view name) {
 Status remove_tree(int dirfd, const std::string& name) {
     if (::unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return {};
     if (errno != EISDIR) return sys_error(cat("remove ", name));
-    int fd = openat2_beneath(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY);
+    int fd = sys::open_beneath(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY);
     if (fd < 0 && errno == EACCES) {
         ::fchmodat(dirfd, name.c_str(), 0700, 0);
-        fd = openat2_beneath(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY);
+        fd = sys::open_beneath(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY);
     }
     if (fd < 0) return sys_error(cat("open ", name));
     ::fchmod(fd, 0700);
@@ -232,7 +222,7 @@ class Unpacker {
 // entry, and writing through it is what an escape looks like.
 Result<UniqueFd> Unpacker::parent(const std::string& dir, const std::string& shown) {
     if (dir.empty()) return UniqueFd(::fcntl(dest_, F_DUPFD_CLOEXEC, 3));
-    int fd = openat2_beneath(dest_, dir.c_str(), O_PATH | O_DIRECTORY);
+    int fd = sys::open_beneath(dest_, dir.c_str(), O_PATH | O_DIRECTORY);
     if (fd >= 0) return UniqueFd(fd);
     if (errno == ELOOP || errno == EXDEV) return bad(shown, cat("its directory ", dir, " goes through a symlink"));
     if (errno == ENOTDIR) return bad(shown, cat(dir, " is not a directory"));
@@ -246,7 +236,7 @@ Result<UniqueFd> Unpacker::parent(const std::string& dir, const std::string& sho
         std::string part = dir.substr(i, j - i);
         sofar += (sofar.empty() ? "" : "/") + part;
         if (::mkdirat(cur.get(), part.c_str(), 0755) != 0 && errno != EEXIST) return failed(sofar, "mkdir");
-        int next = openat2_beneath(cur.get(), part.c_str(), O_PATH | O_DIRECTORY);
+        int next = sys::open_beneath(cur.get(), part.c_str(), O_PATH | O_DIRECTORY);
         if (next < 0) {
             if (errno == ELOOP || errno == EXDEV) return bad(shown, cat("its directory ", sofar, " goes through a symlink"));
             if (errno == ENOTDIR) return bad(shown, cat(sofar, " is not a directory"));
@@ -306,7 +296,7 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
 
     switch (whiteout_kind(base)) {
     case Whiteout::opaque: {
-        int fd = openat2_beneath(pfd, ".", O_RDONLY | O_DIRECTORY);
+        int fd = sys::open_beneath(pfd, ".", O_RDONLY | O_DIRECTORY);
         if (fd < 0) return failed(dir, "open");
         UniqueFd d(fd);
         if (::fsetxattr(d.get(), kOpaqueUser, "y", 1, 0) != 0) return failed(dir.empty() ? "/" : dir, "set user.overlay.opaque on");
@@ -365,7 +355,7 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
     case AE_IFREG: {
         int fd = -1;
         TRY(create(pfd, base, path, [&] {
-            fd = openat2_beneath(pfd, base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+            fd = sys::open_beneath(pfd, base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
             return fd >= 0;
         }));
         if (fd < 0) return failed(path, "create");
@@ -437,8 +427,9 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
 // not stop the entries below it: owner, xattrs, then mode and time.
 Status Unpacker::finish() {
     for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
-        int fd = it->path.empty() ? ::fcntl(dest_, F_DUPFD_CLOEXEC, 3)
-                                  : openat2_beneath(dest_, it->path.c_str(), O_RDONLY | O_DIRECTORY);
+        int fd = it->path.empty()
+                     ? ::fcntl(dest_, F_DUPFD_CLOEXEC, 3)
+                     : sys::open_beneath(dest_, it->path.c_str(), O_RDONLY | O_DIRECTORY);
         if (fd < 0) return failed(it->path, "open");
         UniqueFd d(fd);
         if (o_.owners && ::fchown(d.get(), it->uid, it->gid) != 0) return failed(it->path, "chown");
@@ -514,17 +505,9 @@ struct Sink {
 
 la_ssize_t sink_write(struct archive*, void* ctx, const void* buf, size_t n) {
     auto* s = static_cast<Sink*>(ctx);
-    const char* p = static_cast<const char*>(buf);
-    size_t left = n;
-    while (left > 0) {
-        ssize_t w = ::write(s->fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            s->err = errno;
-            return -1;
-        }
-        p += w;
-        left -= static_cast<size_t>(w);
+    if (sys::write_all(s->fd, buf, n) != 0) {
+        s->err = errno;
+        return -1;
     }
     s->hash.update(buf, n);
     s->size += n;

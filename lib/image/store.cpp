@@ -2,12 +2,11 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <set>
 
@@ -19,15 +18,6 @@
 namespace kago::image {
 
 namespace {
-
-int open_beneath(int dirfd, const char* path, uint64_t flags, uint64_t mode = 0) {
-    struct open_how how;
-    memset(&how, 0, sizeof how);
-    how.flags = flags | O_CLOEXEC;
-    how.mode = (flags & O_CREAT) ? mode : 0;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-    return static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
-}
 
 Result<std::string> read_all(int fd, const std::string& what) {
     std::string out;
@@ -43,19 +33,6 @@ Result<std::string> read_all(int fd, const std::string& what) {
     }
 }
 
-Status write_all(int fd, const char* p, size_t n, const std::string& what) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return sys_error(cat("write ", what));
-        }
-        p += w;
-        n -= static_cast<size_t>(w);
-    }
-    return {};
-}
-
 Status renameat_traced(int fromfd, const std::string& from, int tofd, const std::string& to, unsigned flags) {
     long r = trace::call(
         [&] {
@@ -68,7 +45,7 @@ Status renameat_traced(int fromfd, const std::string& from, int tofd, const std:
 
 std::vector<std::string> list_dir(int dirfd, const char* sub) {
     std::vector<std::string> out;
-    int fd = open_beneath(dirfd, sub, O_RDONLY | O_DIRECTORY);
+    int fd = sys::open_beneath(dirfd, sub, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return out;
     DIR* d = ::fdopendir(fd);
     if (!d) {
@@ -79,6 +56,46 @@ std::vector<std::string> list_dir(int dirfd, const char* sub) {
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) out.emplace_back(e->d_name);
     ::closedir(d);
     return out;
+}
+
+// The store decides what a chain runs (and, for root, what runs as root):
+// as ssh with a key, it is trusted only when nobody but the caller can
+// change it. Its root and the directories and index that name or hold
+// what runs must belong to the caller and be writable by the owner alone.
+Status check_private(const struct stat& st, const std::string& path) {
+    std::string shown = cat("store ", path);
+    uid_t me = ::geteuid();
+    if (st.st_uid != me)
+        return Error{
+            0,
+            cat(shown, ": owned by uid ", st.st_uid, ", not by uid ", me, " who runs image-layers"),
+            "a store is trusted only by its owner: use a store of your own (--store DIR)"};
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        const char* who = (st.st_mode & S_IWGRP) && (st.st_mode & S_IWOTH) ? "group and others"
+                          : (st.st_mode & S_IWGRP)                         ? "group"
+                                                                           : "others";
+        char mode[8];
+        snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        return Error{0, cat(shown, ": writable by ", who, " (mode ", mode, ")"),
+                     cat("a store must be writable by its owner only: chmod go-w ", path)};
+    }
+    return {};
+}
+
+Status check_store(int dirfd, const std::string& path) {
+    struct stat st;
+    if (::fstat(dirfd, &st) != 0) return sys_error(cat("stat store ", path));
+    TRY(check_private(st, path));
+    for (const char* sub : {"blobs", "blobs/sha256", "layers", "tmp", "index.json"}) {
+        if (::fstatat(dirfd, sub, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT) continue;
+            return sys_error(cat("stat store ", path, "/", sub));
+        }
+        if (S_ISLNK(st.st_mode))
+            return Error{0, cat("store ", path, "/", sub, ": a symlink"), "a store holds none at its top"};
+        TRY(check_private(st, cat(path, "/", sub)));
+    }
+    return {};
 }
 
 }  // namespace
@@ -125,6 +142,7 @@ Result<Store> Store::open(const std::string& path, bool create) {
         if (errno == ENOENT) return Error{ENOENT, cat("store ", path), "import an image first: image-layers --import SRC NAME"};
         return sys_error(cat("open store ", path));
     }
+    TRY(check_store(s.dir_.get(), s.path_));
     if (!create) return s;
     TRY(s.lock());
     return s;
@@ -140,7 +158,7 @@ Status Store::lock() {
     if (r != 0) return sys_error(cat("lock ", path_, "/lock"));
     for (const char* d : {"blobs", "blobs/sha256", "layers", "tmp"})
         if (::mkdirat(dir_.get(), d, 0700) != 0 && errno != EEXIST) return sys_error(cat("mkdir ", path_, "/", d));
-    tmp_.reset(open_beneath(dir_.get(), "tmp", O_RDONLY | O_DIRECTORY));
+    tmp_.reset(sys::open_beneath(dir_.get(), "tmp", O_RDONLY | O_DIRECTORY));
     if (!tmp_) return sys_error(cat("open ", path_, "/tmp"));
     // What is in tmp/ now was left by a writer that was killed.
     TRY(clear_tmp());
@@ -151,7 +169,7 @@ Status Store::lock() {
         if (fd2 < 0) return sys_error(cat("create ", path_, "/oci-layout"));
         UniqueFd f(fd2);
         std::string text = "{\"imageLayoutVersion\":\"1.0.0\"}";
-        TRY(write_all(f.get(), text.data(), text.size(), "oci-layout"));
+        TRY(sys::write_all(f.get(), text.data(), text.size(), "oci-layout"));
         TRY(renameat_traced(tmp_.get(), n, dir_.get(), "oci-layout", 0));
     }
     if (::fstatat(dir_.get(), "index.json", &st, AT_SYMLINK_NOFOLLOW) != 0) TRY(write_index(Index{}));
@@ -159,7 +177,7 @@ Status Store::lock() {
 }
 
 Result<Index> Store::index() const {
-    int fd = open_beneath(dir_.get(), "index.json", O_RDONLY);
+    int fd = sys::open_beneath(dir_.get(), "index.json", O_RDONLY);
     if (fd < 0) {
         if (errno == ENOENT) return Index{};
         return sys_error(cat("open ", path_, "/index.json"));
@@ -180,7 +198,7 @@ Status Store::write_index(const Index& idx) {
     if (fd < 0) return sys_error(cat("create ", path_, "/tmp/", n));
     UniqueFd f(fd);
     std::string text = index_json(idx);
-    TRY(write_all(f.get(), text.data(), text.size(), n));
+    TRY(sys::write_all(f.get(), text.data(), text.size(), n));
     if (::fsync(f.get()) != 0) return sys_error(cat("fsync ", n));
     return renameat_traced(tmp_.get(), n, dir_.get(), "index.json", 0);
 }
@@ -194,7 +212,7 @@ bool Store::has_blob(const std::string& digest) const {
 
 Result<UniqueFd> Store::open_blob(const std::string& digest) const {
     TRY(check_digest(digest, "blob"));
-    int fd = open_beneath(dir_.get(), blob_path(digest).c_str(), O_RDONLY);
+    int fd = sys::open_beneath(dir_.get(), blob_path(digest).c_str(), O_RDONLY);
     if (fd < 0) return sys_error(cat("blob ", digest, " in ", path_));
     return UniqueFd(fd);
 }
@@ -226,7 +244,7 @@ Result<BlobRef> Store::put_blob(int src_fd, const std::string& expected, int64_t
         }
         if (r == 0) break;
         h.update(buf.data(), static_cast<size_t>(r));
-        TRY(write_all(f.get(), buf.data(), static_cast<size_t>(r), n));
+        TRY(sys::write_all(f.get(), buf.data(), static_cast<size_t>(r), n));
         size += r;
     }
     f.reset();
@@ -248,7 +266,7 @@ Result<BlobRef> Store::put_bytes(const std::string& bytes) {
     int fd = ::openat(tmp_.get(), n.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return sys_error(cat("create ", path_, "/tmp/", n));
     UniqueFd f(fd);
-    TRY(write_all(f.get(), bytes.data(), bytes.size(), n));
+    TRY(sys::write_all(f.get(), bytes.data(), bytes.size(), n));
     f.reset();
     std::string d = sha256(bytes);
     TRY(adopt_blob(n, d));
@@ -276,7 +294,7 @@ Result<std::optional<UnpackStats>> Store::add_layer(const std::string& blob, con
     if (has_layer(chain)) return std::optional<UnpackStats>();
     std::string n = tmp_name("layer");
     if (::mkdirat(tmp_.get(), n.c_str(), 0755) != 0) return sys_error(cat("mkdir ", path_, "/tmp/", n));
-    int dfd = open_beneath(tmp_.get(), n.c_str(), O_RDONLY | O_DIRECTORY);
+    int dfd = sys::open_beneath(tmp_.get(), n.c_str(), O_RDONLY | O_DIRECTORY);
     if (dfd < 0) return sys_error(cat("open ", path_, "/tmp/", n));
     UniqueFd dest(dfd);
     UniqueFd src = TRY(open_blob(blob));

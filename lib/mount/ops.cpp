@@ -4,10 +4,11 @@
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "core/sys.hpp"
 #include "core/trace.hpp"
 
 namespace kago::mount::ops {
@@ -318,14 +319,7 @@ Status copy_file_into(const std::string& src, const Fd& dir, const std::string& 
                     return -1;
                 }
                 if (n == 0) break;
-                for (ssize_t off = 0; off < n;) {
-                    ssize_t w = ::write(out, buf + off, static_cast<size_t>(n - off));
-                    if (w < 0) {
-                        if (errno == EINTR) continue;
-                        return -1;
-                    }
-                    off += w;
-                }
+                if (sys::write_all(out, buf, static_cast<size_t>(n)) != 0) return -1;
                 total += n;
             }
             return total;

@@ -9,6 +9,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "core/sys.hpp"
 #include "core/trace.hpp"
 
 namespace kago::pack {
@@ -49,16 +50,7 @@ bool owned_private(int dirfd, const char* name, bool want_dir) {
 Status write_at(int dirfd, const char* name, std::span<const uint8_t> data) {
     UniqueFd fd(::openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd) return sys_error(cat("create ", name));
-    size_t done = 0;
-    while (done < data.size()) {
-        ssize_t w = ::write(fd.get(), data.data() + done, data.size() - done);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return sys_error(cat("write ", name));
-        }
-        done += static_cast<size_t>(w);
-    }
-    return {};
+    return sys::write_all(fd.get(), data.data(), data.size(), name);
 }
 
 Result<std::vector<uint8_t>> read_at(int dirfd, const char* name) {

@@ -1,12 +1,10 @@
 #include "pack/reader.hpp"
 
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sodium.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -20,6 +18,7 @@
 #include <thread>
 
 #include "core/parse.hpp"
+#include "core/sys.hpp"
 
 namespace kago::pack {
 namespace {
@@ -29,15 +28,6 @@ Error bad(std::string what) {
     e.err = 0;  // the text says it all
     e.what = cat("packed file: ", what);
     return e;
-}
-
-int openat2_beneath(int dirfd, const char* path, uint64_t flags, uint64_t mode) {
-    struct open_how how;
-    memset(&how, 0, sizeof how);
-    how.flags = flags | O_CLOEXEC;
-    how.mode = (flags & O_CREAT) ? mode : 0;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-    return static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
 }
 
 struct Decoded {
@@ -105,19 +95,6 @@ class FrameStream {
     std::deque<std::future<Decoded>> inflight_;
     Decoded current_;
 };
-
-Status write_all(int fd, const uint8_t* p, size_t n, const std::string& shown) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return sys_error(cat("write ", shown));
-        }
-        p += w;
-        n -= static_cast<size_t>(w);
-    }
-    return {};
-}
 
 bool dropped_xattr(const std::string& name) {
     return name.starts_with("security.") || name.starts_with("trusted.");
@@ -287,7 +264,7 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
     auto parent_fd = [&](uint32_t parent) -> Result<int> {
         if (parent == 0) return dest;
         if (cached_fd && cached_parent == parent) return cached_fd.get();
-        int fd = openat2_beneath(dest, paths[parent].c_str(), O_PATH | O_DIRECTORY, 0);
+        int fd = sys::open_beneath(dest, paths[parent].c_str(), O_PATH | O_DIRECTORY, 0);
         if (fd < 0) return sys_error(shown(parent));
         cached_fd.reset(fd);
         cached_parent = parent;
@@ -320,13 +297,14 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
             if (::mkdirat(pfd, name, 0700) != 0) return sys_error(shown(i));
             break;
         case Type::File: {
-            UniqueFd fd(openat2_beneath(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
+            UniqueFd fd(
+                sys::open_beneath(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
             if (!fd) return sys_error(shown(i));
             uint64_t left = e.size;
             while (left > 0) {
                 if (chunk.empty()) chunk = TRY(frames.next());
                 size_t k = static_cast<size_t>(std::min<uint64_t>(left, chunk.size()));
-                TRY(write_all(fd.get(), chunk.data(), k, paths[i]));
+                TRY(sys::write_all(fd.get(), chunk.data(), k, paths[i]));
                 chunk = chunk.subspan(k);
                 left -= k;
             }
@@ -348,7 +326,8 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
             UniqueFd tfd;
             int tp = dest;
             if (t.parent != 0) {
-                tfd.reset(openat2_beneath(dest, paths[t.parent].c_str(), O_PATH | O_DIRECTORY, 0));
+                tfd.reset(
+                    sys::open_beneath(dest, paths[t.parent].c_str(), O_PATH | O_DIRECTORY, 0));
                 if (!tfd) return sys_error(shown(e.link));
                 tp = tfd.get();
             }
@@ -383,7 +362,7 @@ Result<ExtractStats> extract(const Packed& p, int dest, const ExtractOptions& o)
         UniqueFd own;
         int fd = dest;
         if (i != 0) {
-            own.reset(openat2_beneath(dest, paths[i].c_str(), O_RDONLY | O_DIRECTORY, 0));
+            own.reset(sys::open_beneath(dest, paths[i].c_str(), O_RDONLY | O_DIRECTORY, 0));
             if (!own) return sys_error(shown(i));
             fd = own.get();
         }

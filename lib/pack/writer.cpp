@@ -10,20 +10,14 @@
 #include <future>
 #include <thread>
 
+#include "core/sys.hpp"
+
 namespace kago::pack {
 namespace {
 
 Status write_all(int fd, const uint8_t* p, size_t n, uint64_t& pos) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return sys_error("write the packed file");
-        }
-        p += w;
-        n -= static_cast<size_t>(w);
-        pos += static_cast<uint64_t>(w);
-    }
+    TRY(sys::write_all(fd, p, n, "the packed file"));
+    pos += n;
     return {};
 }
 

@@ -458,6 +458,164 @@ mkimg() { python3 "$MKIMG" "$KAGO_ROOTFS" "$@"; }
     assert_output --partial "not in the store"
 }
 
+# --- attacks on the store ---------------------------------------------------------
+
+# Every file of the layer directories: path, inode, link count, content hash.
+layer_files() { (cd "$S/layers" && find . -type f -exec stat -c '%n %i %h' {} + -exec sha256sum {} + | sort); }
+
+@test "--commit: hard links in the upper to a host file or to another layer's file are copied, never aliased" {
+    require_static
+    img --import "oci:$OCI"
+    local up=$BATS_TEST_TMPDIR/up host=$BATS_TEST_TMPDIR/host lower new before
+    mkdir "$up" "$up/app"
+    echo secret >"$host"
+    lower=$(ls -d "$S"/layers/*/app/hello)
+    # What a container's upper can hold: links to a file of the host and
+    # to a file of a lower layer (same file system), and two names of one.
+    ln "$host" "$up/host-link"
+    ln "$host" "$up/twin"
+    ln "$lower" "$up/app/hello"
+    before=$(layer_files)
+    ls "$S/layers" >"$BATS_TEST_TMPDIR/layers.before"
+    run img --commit "$up" test:1 test:2
+    assert_success
+    store_clean 4
+    new=$S/layers/$(ls "$S/layers" | grep -vxFf "$BATS_TEST_TMPDIR/layers.before")
+    [ -f "$new/host-link" ] && [ -f "$new/app/hello" ]
+    # The committed layer holds copies: its own inodes, linked to each other only.
+    [ "$(stat -c %i "$new/host-link")" != "$(stat -c %i "$host")" ] || fail "the layer aliases the host file"
+    [ "$(stat -c %i "$new/app/hello")" != "$(stat -c %i "$lower")" ] || fail "the layer aliases a file of another layer"
+    [ "$(stat -c %i "$new/twin")" = "$(stat -c %i "$new/host-link")" ]
+    [ "$(stat -c %h "$new/host-link")" = 2 ]
+    [ "$(stat -c %h "$host")" = 3 ]
+    [ "$(cat "$new/host-link")" = secret ]
+    run chain test:2 --user 0 -- /bin/sh -c 'cat /host-link /twin'
+    assert_success
+    assert_output "$(printf 'secret\nsecret')"
+    # Removing the new image leaves the host file and the layers below as they were.
+    run img --remove test:2
+    assert_success
+    store_clean 3
+    [ "$(cat "$host")" = secret ] && [ "$(stat -c %h "$host")" = 3 ]
+    [ "$(layer_files)" = "$before" ] || fail "the remaining layers changed"
+    # Removing the base while the commit uses it leaves the commit whole.
+    run img --commit "$up" test:1 test:2
+    assert_success
+    before=$(layer_files)
+    run img --remove test:1
+    assert_success
+    store_clean 4
+    [ "$(layer_files)" = "$before" ] || fail "layers test:2 uses changed"
+    run chain test:2
+    assert_success
+    assert_output "hello from /app as 1000"
+}
+
+@test "--import: a layer's hard link to a host file or out of its layer is refused" {
+    require_static
+    img --import "oci:$OCI"
+    echo secret >"$BATS_TEST_TMPDIR/host"
+    local lower t
+    lower=$(ls -d "$S"/layers/*/app/hello)
+    # A root filesystem on stdin, and an OCI archive (unpacked into tmp/ first).
+    for t in "$BATS_TEST_TMPDIR/host" "../$(basename "$(dirname "$(dirname "$lower")")")/app/hello" \
+        "oci:$BATS_TEST_TMPDIR/host" "oci:../../../layers/$(basename "$(dirname "$(dirname "$lower")")")/app/hello"; do
+        python3 -c '
+import io, sys, tarfile
+target = sys.argv[1]
+with tarfile.open(sys.argv[2], "w", format=tarfile.PAX_FORMAT) as t:
+    def add(name, data):
+        i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+    if target.startswith("oci:"):
+        target = target[4:]
+        add("oci-layout", b"{\"imageLayoutVersion\":\"1.0.0\"}")
+    add("a", b"a")
+    l = tarfile.TarInfo("alias"); l.type = tarfile.LNKTYPE; l.linkname = target; t.addfile(l)
+' "$t" "$BATS_TEST_TMPDIR/bad.tar"
+        run sh -c "image-layers --store '$S' --import - bad <'$BATS_TEST_TMPDIR/bad.tar'"
+        [ "$status" = 125 ] || fail "$t: status $status: $output"
+        assert_output --regexp "an absolute path|would climb out of the layer"
+        store_clean 3
+    done
+    [ "$(stat -c %h "$BATS_TEST_TMPDIR/host")" = 1 ] && [ "$(stat -c %h "$lower")" = 1 ]
+}
+
+@test "a store others can change is refused, naming the path and why (as ssh refuses a key)" {
+    require_static
+    [ "$(id -u)" = 0 ] || skip "needs root to chown the store"
+    img --import "oci:$OCI"
+    local p mode says
+    while read -r p mode says; do
+        [ "$p" = / ] && p=
+        chmod "$mode" "$S$p"
+        run img --list
+        chmod go-w "$S$p"
+        [ "$status" = 125 ] || fail "$p $mode: status $status: $output"
+        assert_output --partial "store $S$p: writable by $says"
+        assert_output --partial "hint: a store must be writable by its owner only: chmod go-w $S$p"
+    done <<'END'
+/ g+w group (mode 0720)
+/ o+w others (mode 0702)
+/blobs 0777 group and others (mode 0777)
+/blobs/sha256 g+w group
+/layers o+w others
+/tmp g+w group
+/index.json g+w group
+END
+    # The chain refuses it too, before it runs anything.
+    chmod o+w "$S/blobs"
+    run image-layers --store "$S" test:1 -- echo ran
+    assert_equal "$status" 125
+    refute_output --partial ran
+    chmod o-w "$S/blobs"
+    chown 65534 "$S/blobs"
+    run img --list
+    assert_equal "$status" 125
+    assert_output --partial "store $S/blobs: owned by uid 65534, not by uid 0 who runs image-layers"
+    chown 0 "$S/blobs"
+    chown 65534 "$S"
+    run chain test:1
+    assert_equal "$status" 125
+    assert_output --partial "store $S: owned by uid 65534, not by uid 0"
+    chown 0 "$S"
+    run chain test:1
+    assert_success
+    assert_output "hello from /app as 1000"
+}
+
+@test "an unprivileged user's store that others can change is refused (KAGO_IMAGE_STORE)" {
+    require_static
+    [ "$(id -u)" = 0 ] || skip "needs root to become uid 65534"
+    local home st
+    home=$(mktemp -d /tmp/kago-img-home.XXXXXX)
+    chown 65534:65534 "$home"
+    st=$home/store
+    run as_nobody env KAGO_IMAGE_STORE="$st" image-layers --import "oci:$OCI"
+    assert_success
+    run as_nobody env KAGO_IMAGE_STORE="$st" image-layers --list
+    assert_success
+    assert_output --partial test:1
+    chmod o+w "$st"
+    run as_nobody env KAGO_IMAGE_STORE="$st" image-layers --list
+    assert_equal "$status" 125
+    assert_output --partial "store $st: writable by others (mode 0702)"
+    chmod o-w "$st"
+    chmod g+w "$st/blobs"
+    run as_nobody env KAGO_IMAGE_STORE="$st" image-layers --import "oci:$OCI" again
+    assert_equal "$status" 125
+    assert_output --partial "store $st/blobs: writable by group (mode 0720)"
+    chmod g-w "$st/blobs"
+    # A directory of the store that another user (here root) owns.
+    chown 0:0 "$st/layers"
+    run as_nobody env KAGO_IMAGE_STORE="$st" image-layers --list
+    assert_equal "$status" 125
+    assert_output --partial "store $st/layers: owned by uid 0, not by uid 65534 who runs image-layers"
+    chown 65534:65534 "$st/layers"
+    run as_nobody env KAGO_IMAGE_STORE="$st" image-layers --list
+    assert_success
+    rm -rf "$home"
+}
+
 @test "--dry-run changes no store" {
     run img --dry-run --import "oci:$OCI"
     assert_success

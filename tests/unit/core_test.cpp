@@ -378,6 +378,86 @@ TEST(Sys, MkdirP) {
     EXPECT_NE(stat(dir, &st), 0);
 }
 
+// A pipe takes at most its capacity per write(); a writer that wrote once
+// would stop short. write_all writes it all, and names the object on error.
+TEST(Sys, WriteAllWritesEverythingThroughShortWrites) {
+    int p[2];
+    ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+    ASSERT_GT(fcntl(p[1], F_SETPIPE_SZ, 4096), 0);
+    std::string big(1 << 20, 'x');
+    for (size_t i = 0; i < big.size(); i += 997) big[i] = static_cast<char>('a' + i % 26);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        close(p[0]);
+        _exit(sys::write_all(p[1], big.data(), big.size()) == 0 ? 0 : 1);
+    }
+    close(p[1]);
+    std::string got;
+    char buf[65536];
+    for (ssize_t n; (n = read(p[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<size_t>(n));
+    close(p[0]);
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    EXPECT_EQ(st, 0);
+    EXPECT_EQ(got, big);
+
+    ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+    close(p[0]);
+    signal(SIGPIPE, SIG_IGN);
+    auto r = sys::write_all(p[1], "x", 1, "the pipe");
+    signal(SIGPIPE, SIG_DFL);
+    close(p[1]);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().err, EPIPE);
+    EXPECT_EQ(r.error().message(), "write the pipe: Broken pipe");
+    EXPECT_TRUE(sys::write_all(-1, "", 0, "nothing"));  // nothing to write: no call
+}
+
+// open_beneath: never out of the directory by "..", an absolute path or a
+// symlink; a symlink that stays beneath is followed only when asked.
+TEST(Sys, OpenBeneathStaysBeneath) {
+    char dir[] = "/tmp/kago-core-ob-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    std::string d = dir;
+    ASSERT_EQ(mkdir((d + "/in").c_str(), 0700), 0);
+    ASSERT_EQ(mkdir((d + "/in/sub").c_str(), 0700), 0);
+    ASSERT_TRUE(sys::write_file((d + "/outside").c_str(), "secret", O_CREAT));
+    ASSERT_TRUE(sys::write_file((d + "/in/sub/f").c_str(), "ok", O_CREAT));
+    ASSERT_EQ(symlink("../outside", (d + "/in/up").c_str()), 0);
+    ASSERT_EQ(symlink("sub/f", (d + "/in/down").c_str()), 0);
+    UniqueFd in(open((d + "/in").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(in);
+
+    UniqueFd f(sys::open_beneath(in.get(), "sub/f", O_RDONLY));
+    ASSERT_TRUE(f) << strerror(errno);
+    EXPECT_NE(fcntl(f.get(), F_GETFD) & FD_CLOEXEC, 0);
+    errno = 0;
+    EXPECT_EQ(sys::open_beneath(in.get(), "../outside", O_RDONLY), -1);
+    EXPECT_EQ(errno, EXDEV);
+    EXPECT_EQ(sys::open_beneath(in.get(), (d + "/outside").c_str(), O_RDONLY), -1);
+    EXPECT_EQ(errno, EXDEV);
+    EXPECT_EQ(sys::open_beneath(in.get(), "sub/../../outside", O_RDONLY), -1);
+    EXPECT_EQ(errno, EXDEV);
+    EXPECT_EQ(sys::open_beneath(in.get(), "down", O_RDONLY), -1);
+    EXPECT_EQ(errno, ELOOP);
+    EXPECT_EQ(sys::open_beneath(in.get(), "up", O_RDONLY, 0, true), -1);
+    EXPECT_EQ(errno, EXDEV);
+    UniqueFd g(sys::open_beneath(in.get(), "down", O_RDONLY, 0, true));
+    EXPECT_TRUE(g);
+    EXPECT_EQ(sys::open_beneath(in.get(), "/proc/self/cwd", O_RDONLY), -1);
+    // O_CREAT takes the mode (under the umask); O_NOFOLLOW|O_EXCL refuses to
+    // write through a planted symlink.
+    UniqueFd c(sys::open_beneath(in.get(), "sub/new", O_WRONLY | O_CREAT | O_EXCL, 0600));
+    ASSERT_TRUE(c);
+    struct stat st;
+    ASSERT_EQ(fstat(c.get(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    EXPECT_EQ(sys::open_beneath(in.get(), "up", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600), -1);
+    EXPECT_EQ(*sys::read_file((d + "/outside").c_str()), "secret");
+    ASSERT_TRUE(state::remove_tree(dir));
+}
+
 TEST(State, ValidatesNames) {
     EXPECT_TRUE(state::validate_name("web-1"));
     EXPECT_TRUE(state::validate_name("a.b_c"));
