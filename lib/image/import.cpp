@@ -335,7 +335,7 @@ Result<ArchiveKind> sniff(int fd, const std::string& src) {
     archive_read_support_filter_zstd(a.get());
     archive_read_support_format_tar(a.get());
     if (archive_read_open_fd(a.get(), fd, 1 << 17) != ARCHIVE_OK)
-        return usage_error(cat(src, ": not a tar archive: ", archive_error_string(a.get())));
+        return usage_error(cat(src, ": not a tar archive: ", archive_why(a.get())));
     bool oci = false, docker = false;
     struct archive_entry* e;
     int r;
@@ -345,8 +345,7 @@ Result<ArchiveKind> sniff(int fd, const std::string& src) {
         if (p && *p == "manifest.json") docker = true;
     }
     if (r != ARCHIVE_EOF) {
-        const char* why = archive_error_string(a.get());
-        return usage_error(cat(src, ": ", why ? why : "not a tar archive"));
+        return usage_error(cat(src, ": ", archive_why(a.get(), "not a tar archive")));
     }
     return oci ? ArchiveKind::oci : docker ? ArchiveKind::docker : ArchiveKind::rootfs;
 }
