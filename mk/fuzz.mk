@@ -22,7 +22,7 @@ FUZZ_TIME ?=
 FUZZ_SANITIZE := address,undefined
 FUZZ_CXXFLAGS := -std=c++20 -O1 -g -Ilib -D_GNU_SOURCE -MMD -MP -Wall -Wextra \
 	-fno-omit-frame-pointer -fno-sanitize-recover=all
-FUZZ_LDLIBS := -lseccomp -lcap -lnftnl -lmnl -lzstd -lsodium -lcrypto -pthread
+FUZZ_LDLIBS := -larchive -lseccomp -lcap -lnftnl -lmnl -lzstd -lsodium -lcrypto -pthread
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_ALL := $(sort $(patsubst tests/fuzz/%.cpp,%,$(wildcard tests/fuzz/*.cpp)))
 FUZZ_TARGETS ?= $(FUZZ_ALL)
@@ -55,6 +55,7 @@ FUZZ_MAX_LEN_mount-spec := 1024
 FUZZ_MAX_LEN_net-addr := 512
 FUZZ_MAX_LEN_ns-options := 1024
 FUZZ_MAX_LEN_pack-tar := 65536
+FUZZ_MAX_LEN_image-layer := 65536
 FUZZ_MAX_LEN_pack-elf := 16384
 FUZZ_ASAN_OPTIONS ?= quarantine_size_mb=16
 fuzz_max_len = $(or $(FUZZ_MAX_LEN_$(1)),$(FUZZ_MAX_LEN))

@@ -304,7 +304,7 @@ Status DockerStream::entry(struct archive* a, struct archive_entry* e) {
     // the unpacker does (a file that is no tar is remembered as such).
     std::vector<char> buf(1 << 17);
     la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
-    if (n < 0) return usage_error(cat(src_, ": ", path, ": ", archive_error_string(a)));
+    if (n < 0) return usage_error(cat(src_, ": ", path, ": ", archive_why(a)));
     size_t first = 0;
     while (first < static_cast<size_t>(n) && isspace(static_cast<unsigned char>(buf[first]))) ++first;
     bool json = first < static_cast<size_t>(n) && (buf[first] == '{' || buf[first] == '[');
@@ -314,7 +314,7 @@ Status DockerStream::entry(struct archive* a, struct archive_entry* e) {
             if (json_bytes_ + t.size() > kJsonMax)
                 return usage_error(cat(src_, ": more than ", kJsonMax >> 20, " MiB of JSON files"));
             la_ssize_t m = archive_read_data(a, buf.data(), buf.size());
-            if (m < 0) return usage_error(cat(src_, ": ", path, ": ", archive_error_string(a)));
+            if (m < 0) return usage_error(cat(src_, ": ", path, ": ", archive_why(a)));
             if (m == 0) break;
             t.append(buf.data(), static_cast<size_t>(m));
         }
@@ -326,7 +326,7 @@ Status DockerStream::entry(struct archive* a, struct archive_entry* e) {
     for (;;) {
         TRY(w->feed(buf.data(), static_cast<size_t>(n)));
         n = archive_read_data(a, buf.data(), buf.size());
-        if (n < 0) return usage_error(cat(src_, ": ", path, ": ", archive_error_string(a)));
+        if (n < 0) return usage_error(cat(src_, ": ", path, ": ", archive_why(a)));
         if (n == 0) break;
     }
     auto p = w->finish();
@@ -345,14 +345,13 @@ Status DockerStream::read(int fd) {
     archive_read_support_filter_zstd(a.get());
     archive_read_support_format_tar(a.get());
     if (archive_read_open_fd(a.get(), fd, 1 << 17) != ARCHIVE_OK)
-        return usage_error(cat(src_, ": not a tar archive: ", archive_error_string(a.get())));
+        return usage_error(cat(src_, ": not a tar archive: ", archive_why(a.get())));
     for (;;) {
         struct archive_entry* e;
         int r = archive_read_next_header(a.get(), &e);
         if (r == ARCHIVE_EOF) return {};
         if (r < ARCHIVE_WARN) {
-            const char* why = archive_error_string(a.get());
-            return usage_error(cat(src_, ": ", why ? why : "not a tar archive"));
+            return usage_error(cat(src_, ": ", archive_why(a.get(), "not a tar archive")));
         }
         if (++count_ > 100000) return usage_error(cat(src_, ": more than 100000 entries: not an image archive"));
         TRY(entry(a.get(), e));
@@ -525,7 +524,7 @@ Result<ArchiveKind> sniff(int fd, const std::string& src) {
     archive_read_support_filter_zstd(a.get());
     archive_read_support_format_tar(a.get());
     if (archive_read_open_fd(a.get(), fd, 1 << 17) != ARCHIVE_OK)
-        return usage_error(cat(src, ": not a tar archive: ", archive_error_string(a.get())));
+        return usage_error(cat(src, ": not a tar archive: ", archive_why(a.get())));
     bool oci = false, docker = false;
     struct archive_entry* e;
     int r;
@@ -535,8 +534,7 @@ Result<ArchiveKind> sniff(int fd, const std::string& src) {
         if (p && *p == "manifest.json") docker = true;
     }
     if (r != ARCHIVE_EOF) {
-        const char* why = archive_error_string(a.get());
-        return usage_error(cat(src, ": ", why ? why : "not a tar archive"));
+        return usage_error(cat(src, ": ", archive_why(a.get(), "not a tar archive")));
     }
     return oci ? ArchiveKind::oci : docker ? ArchiveKind::docker : ArchiveKind::rootfs;
 }

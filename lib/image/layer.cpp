@@ -79,6 +79,11 @@ bool symlink_climbs_out(std::string_view path, std::string_view target) {
     return false;
 }
 
+const char* archive_why(struct archive* a, const char* fallback) {
+    const char* why = archive_error_string(a);
+    return why && *why ? why : fallback;
+}
+
 bool is_overlay_xattr(std::string_view name) {
     return name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.");
 }
@@ -137,7 +142,7 @@ la_ssize_t feed_read(struct archive* inner, void* ctx, const void** buf) {
     if (r == ARCHIVE_EOF) return 0;
     if (r < ARCHIVE_WARN) {
         f->failed = true;
-        archive_set_error(inner, EIO, "%s", archive_error_string(f->outer));
+        archive_set_error(inner, EIO, "%s", archive_why(f->outer));
         return -1;
     }
     f->diff.update(block, size);
@@ -379,7 +384,7 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
             }
             end = std::max(end, off);
         }
-        if (r != ARCHIVE_EOF) return usage_error(cat(what_, ": ", path, ": ", archive_error_string(a)));
+        if (r != ARCHIVE_EOF) return usage_error(cat(what_, ": ", path, ": ", archive_why(a)));
         // A sparse file's hole at the end: no block was written there.
         if (end != archive_entry_size(e) && ::ftruncate(f.get(), archive_entry_size(e)) != 0)
             return failed(path, "truncate");
@@ -449,10 +454,10 @@ Result<UnpackStats> unpack_layer(int blob_fd, int dest_fd, const UnpackOptions& 
     archive_read_support_filter_zstd(outer.get());
     archive_read_support_format_raw(outer.get());
     if (archive_read_open_fd(outer.get(), blob_fd, 1 << 17) != ARCHIVE_OK)
-        return usage_error(cat(what, ": ", archive_error_string(outer.get())));
+        return usage_error(cat(what, ": ", archive_why(outer.get())));
     struct archive_entry* raw_entry;
     if (archive_read_next_header(outer.get(), &raw_entry) != ARCHIVE_OK)
-        return usage_error(cat(what, ": ", archive_error_string(outer.get())));
+        return usage_error(cat(what, ": ", archive_why(outer.get())));
     Feed feed;
     feed.outer = outer.get();
     UnpackStats stats;
@@ -466,15 +471,14 @@ Result<UnpackStats> unpack_layer(int blob_fd, int dest_fd, const UnpackOptions& 
     Archive inner(archive_read_new(), archive_read_free);
     archive_read_support_format_tar(inner.get());
     if (archive_read_open(inner.get(), &feed, nullptr, feed_read, nullptr) != ARCHIVE_OK)
-        return usage_error(cat(what, ": not a tar archive: ", archive_error_string(inner.get())));
+        return usage_error(cat(what, ": not a tar archive: ", archive_why(inner.get())));
     Unpacker u(dest_fd, o, what);
     for (;;) {
         struct archive_entry* e;
         int r = archive_read_next_header(inner.get(), &e);
         if (r == ARCHIVE_EOF) break;
         if (r < ARCHIVE_WARN) {
-            const char* why = archive_error_string(inner.get());
-            return usage_error(cat(what, ": ", why ? why : "unreadable tar"));
+            return usage_error(cat(what, ": ", archive_why(inner.get(), "unreadable tar")));
         }
         TRY(u.entry(inner.get(), e));
     }
@@ -483,7 +487,7 @@ Result<UnpackStats> unpack_layer(int blob_fd, int dest_fd, const UnpackOptions& 
     std::vector<char> sink(1 << 16);
     for (;;) {
         la_ssize_t n = archive_read_data(outer.get(), sink.data(), sink.size());
-        if (n < 0) return usage_error(cat(what, ": ", archive_error_string(outer.get())));
+        if (n < 0) return usage_error(cat(what, ": ", archive_why(outer.get())));
         if (n == 0) break;
         feed.diff.update(sink.data(), static_cast<size_t>(n));
     }
@@ -545,7 +549,7 @@ class Writer {
   private:
     Status put(struct archive_entry* e, const std::string& path) {
         if (archive_write_header(a_, e) < ARCHIVE_WARN)
-            return usage_error(cat(what_, ": ", path, ": ", archive_error_string(a_)));
+            return usage_error(cat(what_, ": ", path, ": ", archive_why(a_)));
         ++stats.entries;
         return {};
     }
@@ -629,7 +633,7 @@ Status Writer::walk(int dirfd, const std::string& rel) {
                 }
                 if (n == 0) break;
                 if (archive_write_data(a_, buf.data(), static_cast<size_t>(n)) < 0)
-                    return usage_error(cat(what_, ": ", path, ": ", archive_error_string(a_)));
+                    return usage_error(cat(what_, ": ", path, ": ", archive_why(a_)));
             }
         }
         if (S_ISDIR(st.st_mode)) {
@@ -654,12 +658,12 @@ Result<WriteStats> write_layer(int src_fd, int out_fd, const WriteOptions& o, st
     archive_write_add_filter_none(a.get());
     archive_write_set_bytes_in_last_block(a.get(), 1);
     if (archive_write_open(a.get(), &sink, nullptr, sink_write, nullptr) != ARCHIVE_OK)
-        return usage_error(cat(what, ": ", archive_error_string(a.get())));
+        return usage_error(cat(what, ": ", archive_why(a.get())));
     Writer w(a.get(), o, what);
     TRY(w.walk(src_fd, ""));
     if (archive_write_close(a.get()) != ARCHIVE_OK) {
         if (sink.err) return Error{sink.err, cat(what, ": write"), ""};
-        return usage_error(cat(what, ": ", archive_error_string(a.get())));
+        return usage_error(cat(what, ": ", archive_why(a.get())));
     }
     w.stats.digest = sink.hash.finish();
     w.stats.size = sink.size;

@@ -28,7 +28,14 @@
 
 #include "core/result.hpp"
 
+struct archive;
+
 namespace kago::image {
+
+// libarchive's text for the last error of `a`, or `fallback`:
+// archive_error_string() returns NULL when a call failed without setting
+// one (a gzip stream cut short in its first block does).
+const char* archive_why(struct archive* a, const char* fallback = "unreadable archive");
 
 // A tar entry's name as a clean relative path: "./" and trailing "/"
 // dropped; "" is the layer's root. Refused: absolute paths, "..", NUL.

@@ -540,6 +540,17 @@ with tarfile.open(sys.argv[2], "w", format=tarfile.PAX_FORMAT) as t:
     [ "$(stat -c %h "$BATS_TEST_TMPDIR/host")" = 1 ] && [ "$(stat -c %h "$lower")" = 1 ]
 }
 
+@test "a gzip stream cut short in its first block is refused with 125, not a crash" {
+    # Found by tests/fuzz/image-layer: libarchive fails it without a message.
+    python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.argv[1]))' \
+        1f8b0800000000000203edd1b90dc3300c4051d599c21b589175cc238f9063ff082a5da4b38120ef3524d8b0f87d0da70000f0a33ef888ae6300280016 \
+        >"$BATS_TEST_TMPDIR/cut.gz"
+    run sh -c "image-layers --store '$S' --import - cut <'$BATS_TEST_TMPDIR/cut.gz'"
+    assert_equal "$status" 125
+    assert_output "image-layers: standard input: not a tar archive: unreadable archive"
+    store_clean 0
+}
+
 @test "a store others can change is refused, naming the path and why (as ssh refuses a key)" {
     require_static
     [ "$(id -u)" = 0 ] || skip "needs root to chown the store"

@@ -384,6 +384,22 @@ TEST(ImageUnpack, RefusesEscapes) {
     EXPECT_FALSE(unpack("this is not a tar archive at all", t.path() + "/junk").ok());
 }
 
+// Found by tests/fuzz/image-layer: a gzip stream cut short in its first
+// block fails archive_read_open_fd() without an error string; the message
+// was built from a null char* (a crash in the programs, UB everywhere).
+TEST(ImageUnpack, ACutGzipStreamIsAnErrorNotACrash) {
+    TempDir t;
+    const unsigned char cut[] = {
+        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xed, 0xd1, 0xb9, 0x0d, 0xc3, 0x30,
+        0x0c, 0x40, 0x51, 0xd5, 0x99, 0xc2, 0x1b, 0x58, 0x91, 0x75, 0xcc, 0x23, 0x8f, 0x90, 0x63, 0xff,
+        0x08, 0x2a, 0x5d, 0xa4, 0xb3, 0x81, 0x20, 0xef, 0x35, 0x24, 0xd8, 0xb0, 0xf8, 0x7d, 0x0d, 0xa7,
+        0x00, 0x00, 0xf0, 0xa3, 0x3e, 0xf8, 0x88, 0xae, 0x63, 0x00, 0x28, 0x00, 0x16};
+    auto r = unpack(std::string(reinterpret_cast<const char*>(cut), sizeof cut), t.path() + "/cut");
+    ASSERT_FALSE(r.ok());
+    EXPECT_TRUE(r.error().what.starts_with("layer: ")) << r.error().what;
+    EXPECT_GT(r.error().what.size(), strlen("layer: ")) << r.error().what;
+}
+
 TEST(ImageWrite, UpperBackToWhiteouts) {
     TempDir t;
     std::string up = t.path() + "/up";
