@@ -16,6 +16,71 @@ teardown_file() { kago_teardown_file; }
     assert_output --partial "unshare-run:"
 }
 
+# --- the in-process hand-off (DESIGN.md, "One binary, and the in-process hand-off") ---
+
+@test "chains: the trace marks each kago step (in process); KAGO_EXEC=1 makes every step an exec" {
+    require_static
+    require_progs unshare-run mount-layers cap-drop
+    [ "$(stat -c %i "$KAGO_BIN/cap-drop")" = "$(stat -c %i "$KAGO_BIN/mount-layers")" ] ||
+        skip "the programs are not one multi-call binary here"
+    chain=(unshare-run --pid --mount -- mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --pivot --
+        cap-drop --drop all -- /bin/true)
+    run env -u KAGO_EXEC KAGO_TRACE=1 "${chain[@]}"
+    assert_success
+    assert_output --partial "unshare-run: fork() = "
+    assert_output --partial "unshare-run: execve(\"$KAGO_BIN/mount-layers\", [\"mount-layers\", \"--layer\", "
+    assert_output --partial "mount-layers: execve(\"$KAGO_BIN/cap-drop\", [\"cap-drop\", \"--drop\", \"all\", \"--\", \"/bin/true\"], envp) (in process)"
+    assert_output --partial 'cap-drop: execve("/bin/true", ["/bin/true"], envp)'
+    refute_output --partial 'execve("/bin/true", ["/bin/true"], envp) (in process)'
+    [ "$(grep -c ') (in process)$' <<<"$output")" = 2 ]
+    # Without /proc in the new root the hand-off cannot check the program: exec.
+    run env -u KAGO_EXEC KAGO_TRACE=1 unshare-run --pid --mount -- mount-layers --layer "$KAGO_ROOTFS" \
+        --tmp-upper --pivot -- cap-drop --drop all -- /bin/true
+    assert_success
+    assert_line "mount-layers: execve(\"$KAGO_BIN/cap-drop\", [\"cap-drop\", \"--drop\", \"all\", \"--\", \"/bin/true\"], envp)"
+    run env KAGO_EXEC=1 KAGO_TRACE=1 "${chain[@]}"
+    assert_success
+    refute_output --partial "(in process)"
+    assert_output --partial "unshare-run: vfork() = "
+    assert_output --partial "mount-layers: execve(\"$KAGO_BIN/cap-drop\", [\"cap-drop\", \"--drop\", \"all\", \"--\", \"/bin/true\"], envp)"
+}
+
+# What cap-drop --show reports of the process it runs in, but its pid and
+# namespaces: the same whether it was entered in process or exec'd.
+show_state() {
+    "$@" 2>/dev/null | grep -E '^(process|uid|gid|groups|  (bounding|permitted|effective|inheritable|ambient)|no_new_privs|seccomp)' |
+        sed 's/^process *[0-9]* /process /'
+}
+
+@test "chains: a step entered in process has the credentials an exec gives (root, and uid 65534 in a user namespace)" {
+    require_static
+    require_progs unshare-run cap-drop
+    # Root whose permitted set lost what the bounding set keeps: an exec
+    # would give it back, so that step is exec'd; the rest in process.
+    for args in "--drop all" "--drop net_raw,sys_admin" "--keep chown,net_raw" "--drop all --user 65534"; do
+        # shellcheck disable=SC2086
+        in=$(show_state env -u KAGO_EXEC unshare-run --pid --mount -- cap-drop $args --keep-env -- cap-drop --show)
+        # shellcheck disable=SC2086
+        ex=$(show_state env KAGO_EXEC=1 unshare-run --pid --mount -- cap-drop $args --keep-env -- cap-drop --show)
+        [ -n "$in" ] || fail "cap-drop $args: no output"
+        [ "$in" = "$ex" ] || fail "cap-drop $args: in process:
+$in
+exec'd:
+$ex"
+    done
+    require_userns
+    # Every capability of the new user namespace, as uid 65534: an exec drops
+    # them all, and so does entering in process.
+    in=$(show_state as_nobody env -u KAGO_EXEC unshare-run --user --pid -- cap-drop --show)
+    ex=$(show_state as_nobody env KAGO_EXEC=1 unshare-run --user --pid -- cap-drop --show)
+    [ "$in" = "$ex" ] || fail "rootless: in process:
+$in
+exec'd:
+$ex"
+    grep -q '^  permitted *none' <<<"$in" || fail "rootless: capabilities kept: $in"
+    grep -q '^process (cap-drop)' <<<"$in" || fail "rootless: not named cap-drop: $in"
+}
+
 # --- cap-drop ---
 
 # A kago container: unshare-run + mount-layers on the busybox rootfs, with
