@@ -45,6 +45,54 @@ teardown_file() { kago_teardown_file; }
     assert_output --partial "mount-layers: execve(\"$KAGO_BIN/cap-drop\", [\"cap-drop\", \"--drop\", \"all\", \"--\", \"/bin/true\"], envp)"
 }
 
+# The state of a supervisor step that stays alive (the inner unshare-run of
+# `unshare-run --pid -- unshare-run --uts -- sleep`, entered in process by
+# the init's command process, or exec'd): its descriptors (pipe and socket
+# inodes left out), exe, name, command line (its NUL padding left out),
+# credentials, seccomp and signal dispositions.
+step_state() {
+    local tok pid parent i f
+    tok=4242.$RANDOM
+    "$@" -- sleep "$tok" &
+    local bg=$!
+    for i in $(seq 100); do
+        pid=$(pgrep -f "^sleep $tok\$") && break
+        sleep 0.05
+    done
+    [ -n "$pid" ] || { kill "$bg"; wait "$bg"; echo "no sleep $tok"; return 0; }
+    parent=$(awk '{print $4}' "/proc/$pid/stat")
+    echo "comm $(cat "/proc/$parent/comm")"
+    echo "exe $(readlink "/proc/$parent/exe")"
+    echo "cmdline $(tr '\0' ' ' <"/proc/$parent/cmdline" | sed 's/ *$//; s/sleep [0-9.]*$/sleep N/')"
+    for f in "/proc/$parent"/fd/*; do
+        echo "fd ${f##*/} $(readlink "$f" | sed 's/\[[0-9]*\]//')"
+    done | sort
+    grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp|SigIgn|SigCgt|SigBlk):' "/proc/$parent/status"
+    kill "$pid"
+    wait "$bg" || true
+}
+
+@test "chains: a step entered in process holds the descriptors, exe, name, credentials and signals an exec'd one holds" {
+    require_static
+    require_progs unshare-run
+    in=$(step_state env -u KAGO_EXEC unshare-run --pid --mount -- unshare-run --uts)
+    ex=$(step_state env KAGO_EXEC=1 unshare-run --pid --mount -- unshare-run --uts)
+    echo "in process:"
+    echo "$in"
+    grep -q '^fd ' <<<"$in" || fail "no descriptor listed"
+    grep -q '^comm unshare-run$' <<<"$in" || fail "not named unshare-run"
+    [ "$in" = "$ex" ] || fail "exec'd:
+$ex"
+    require_userns
+    in=$(step_state as_nobody env -u KAGO_EXEC unshare-run --user --map-root --pid --mount -- unshare-run --uts)
+    ex=$(step_state as_nobody env KAGO_EXEC=1 unshare-run --user --map-root --pid --mount -- unshare-run --uts)
+    echo "rootless, in process:"
+    echo "$in"
+    grep -q '^fd ' <<<"$in" || fail "rootless: no descriptor listed"
+    [ "$in" = "$ex" ] || fail "rootless, exec'd:
+$ex"
+}
+
 # What cap-drop --show reports of the process it runs in, but its pid and
 # namespaces: the same whether it was entered in process or exec'd.
 show_state() {
