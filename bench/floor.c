@@ -1,25 +1,123 @@
-/* bench/floor.c: the least work unshare-run's default does, as a 30-line
- * static C program, for bench/start.sh: clone() into new pid, mount, uts,
- * ipc and net namespaces, make / private, bring lo up, and run the command
- * under a PID 1 that vfork()s it and waits. No option parsing, no state
- * directory, no signal forwarding, no error messages: a measuring stick,
- * not a tool.
+/* bench/floor.c: the least work a kago chain does, as a small static C
+ * program, for bench/start.sh. No option parsing beyond the two forms, no
+ * state directory, no signal forwarding, no error messages: a measuring
+ * stick, not a tool.
+ *
  *   floor COMMAND [ARG...]
+ *     unshare-run's default: clone() into new pid, mount, uts, ipc and net
+ *     namespaces, make / private, bring lo up, and run the command under a
+ *     PID 1 that vfork()s it and waits.
+ *   floor --root DIR COMMAND [ARG...]
+ *     the same, then the kernel work of
+ *       mount-layers --layer DIR --tmp-upper --proc --dev --pivot
+ *       cap-drop --drop all
+ *     in the command's process: an overlay of DIR under a tmpfs upper
+ *     directory, /proc with the same masks, a tmpfs /dev with the same
+ *     device nodes bound from the host, devpts, /dev/shm and the symbolic
+ *     links, pivot_root into it, then every capability dropped (bounding
+ *     set, capset) and no_new_privs.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/capability.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define CHECK(x)                  \
+    do {                          \
+        if ((x) != 0) _exit(125); \
+    } while (0)
+
+static void build_root(const char* lower) {
+    char top[64], upper[96], work[96], root[96], opts[512], p[160];
+    /* A tmpfs over /tmp of the new mount namespace: nothing is left on
+     * the host (mount-layers makes and removes a directory in /run/kago). */
+    snprintf(top, sizeof top, "/tmp");
+    CHECK(mount("tmpfs", top, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"));
+    snprintf(upper, sizeof upper, "%s/upper", top);
+    snprintf(work, sizeof work, "%s/work", top);
+    snprintf(root, sizeof root, "%s/root", top);
+    CHECK(mkdir(upper, 0755));
+    CHECK(mkdir(work, 0700));
+    CHECK(mkdir(root, 0755));
+    snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+    CHECK(mount("overlay", root, "overlay", MS_NODEV, opts));
+    CHECK(chdir(root));
+    /* /proc, and the masks mount-layers puts on it */
+    CHECK(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+    static const char* hide[] = {"acpi",        "asound",        "interrupts", "kcore",
+                                 "keys",        "latency_stats", "timer_list", "timer_stats",
+                                 "sched_debug", "scsi"};
+    for (unsigned i = 0; i < sizeof hide / sizeof hide[0]; ++i) {
+        snprintf(p, sizeof p, "proc/%s", hide[i]);
+        mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0");
+    }
+    static const char* ro[] = {"bus", "fs", "irq", "sys", "sysrq-trigger"};
+    for (unsigned i = 0; i < sizeof ro / sizeof ro[0]; ++i) {
+        snprintf(p, sizeof p, "proc/%s", ro[i]);
+        if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) == 0)
+            mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID, NULL);
+    }
+    /* /dev */
+    CHECK(mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_STRICTATIME,
+                "mode=0755,size=65536"));
+    static const char* nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+    for (unsigned i = 0; i < sizeof nodes / sizeof nodes[0]; ++i) {
+        char host[32];
+        snprintf(p, sizeof p, "dev/%s", nodes[i]);
+        snprintf(host, sizeof host, "/dev/%s", nodes[i]);
+        CHECK(mknod(p, S_IFREG | 0666, 0));
+        CHECK(mount(host, p, NULL, MS_BIND, NULL));
+    }
+    CHECK(mkdir("dev/pts", 0755));
+    CHECK(mkdir("dev/shm", 01777));
+    CHECK(mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620,gid=5"));
+    CHECK(mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                "mode=01777,size=67108864"));
+    CHECK(symlink("pts/ptmx", "dev/ptmx"));
+    CHECK(symlink("/proc/self/fd", "dev/fd"));
+    CHECK(symlink("/proc/self/fd/0", "dev/stdin"));
+    CHECK(symlink("/proc/self/fd/1", "dev/stdout"));
+    CHECK(symlink("/proc/self/fd/2", "dev/stderr"));
+    CHECK(symlink("/proc/kcore", "dev/core"));
+    /* pivot */
+    CHECK((int)syscall(SYS_pivot_root, ".", "."));
+    CHECK(umount2(".", MNT_DETACH));
+    CHECK(chdir("/"));
+}
+
+static void drop_all(void) {
+    for (int cap = 0; cap <= 63; ++cap)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) break;
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    memset(d, 0, sizeof d);
+    CHECK((int)syscall(SYS_capset, &h, d));
+    CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0));
+    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+}
+
+/* Globals: nothing that vfork() could clobber. */
+static const char* lower;
+static char** cmd;
+
 int main(int argc, char** argv) {
-    if (argc < 2) return 125;
+    const int shift = argc > 2 && strcmp(argv[1], "--root") == 0 ? 2 : 0;
+    lower = shift ? argv[2] : NULL;
+    cmd = argv + 1 + shift;
+    if (argc < 2 + shift) return 125;
     long pid = syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET | SIGCHLD,
                        0, 0, 0, 0);
     if (pid < 0) return 125;
@@ -33,9 +131,15 @@ int main(int argc, char** argv) {
         r.ifr_flags |= IFF_UP;
         if (ioctl(s, SIOCSIFFLAGS, &r) != 0) _exit(125);
         close(s);
-        pid_t c = vfork();
+        /* fork() when the command's process has work of its own to do
+         * first (a vfork()ed child may only exec). */
+        pid_t c = lower ? fork() : vfork();
         if (c == 0) {
-            execv(argv[1], argv + 1);
+            if (lower) {
+                build_root(lower);
+                drop_all();
+            }
+            execv(cmd[0], cmd);
             _exit(127);
         }
         int st;

@@ -87,12 +87,25 @@ command -v runc >/dev/null && add runc "runc run -b $tmp/bundle kago-bench-runc-
 add "bwrap+rootfs" "bwrap --unshare-all --bind $ROOTFS / --proc /proc --dev /dev /bin/true"
 add "unshare-run+mount-layers" "$(command -v unshare-run) --pid --mount --uts --ipc --net -- mount-layers --layer $ROOTFS --tmp-upper --proc --dev --pivot -- /bin/true"
 
+# The full chain (issue 19): one container as bwrap+rootfs builds it, with
+# every capability dropped; its programs hand off in process. The same with
+# the built-in seccomp profile; and with KAGO_EXEC=1 (every step a real
+# exec; env(1) adds its own exec to that row). The floor does the same
+# kernel work in one process (bench/floor.c --root).
+# Targets: chain at most 0.7x bwrap+rootfs, 0.35x crun, 1.35x the floor;
+# --seccomp default adds at most 0.2 ms; peak RSS under 2 MiB.
+chain="$(command -v unshare-run) --pid --mount --uts --ipc --net -- mount-layers --layer $ROOTFS --tmp-upper --proc --dev --pivot -- cap-drop --drop all"
+add chain "$chain -- /bin/true"
+add "chain --seccomp default" "${chain/--drop all/--drop all --seccomp default} -- /bin/true"
+add "chain KAGO_EXEC=1 (env)" "env KAGO_EXEC=1 $chain -- /bin/true"
+[ -n "${KAGO_FLOOR:-}" ] && [ -x "$KAGO_FLOOR" ] && add "floor --root" "$KAGO_FLOOR --root $ROOTFS /bin/true"
+
 # net-setup: a veth on a bridge of its own, an address lease and a NAT rule,
 # against the same chain with an empty network namespace from unshare-run.
 # Target: at most 3 ms added to the median. A long-running container keeps
 # the bridge and table kago (as on a host with containers running), so that
 # a run does not create and delete them.
-if command -v net-setup >/dev/null; then
+if [ "${BENCH_NET:-1}" = 1 ] && command -v net-setup >/dev/null; then
     net-setup --veth --nat --bridge kgbench0 --subnet 10.250.250.0/24 -- sleep 100000 >/dev/null 2>&1 &
     bench_keeper=$!
     trap 'kill $bench_keeper 2>/dev/null; wait $bench_keeper 2>/dev/null || true; rm -rf "$tmp"' EXIT
@@ -115,13 +128,16 @@ peak_rss() {
 }
 
 bwrap_median=$(jq -r '.results[] | select(.command == "bwrap") | .median' "$tmp/results.json")
-printf '\n%-28s %12s %10s %12s\n' command "median ms" "x bwrap" "peak RSS KiB"
+# CPU ms: the mean user + system time of the command and its children, which
+# a shared machine's load inflates less than the wall time.
+printf '\n%-28s %12s %10s %12s %8s\n' command "median ms" "x bwrap" "peak RSS KiB" "CPU ms"
 for i in "${!names[@]}"; do
     median=$(jq -r --arg n "${names[$i]}" '.results[] | select(.command == $n) | .median' "$tmp/results.json")
     ratio=-
     [ -n "$bwrap_median" ] && ratio=$(awk -v a="$median" -v b="$bwrap_median" 'BEGIN { printf "%.2f", a / b }')
-    printf '%-28s %12.3f %10s %12s\n' "${names[$i]}" "$(awk -v m="$median" 'BEGIN { print m * 1000 }')" \
-        "$ratio" "$(peak_rss "${cmds[$i]}")"
+    cpu=$(jq -r --arg n "${names[$i]}" '.results[] | select(.command == $n) | (.user + .system) * 1000' "$tmp/results.json")
+    printf '%-28s %12.3f %10s %12s %8.2f\n' "${names[$i]}" "$(awk -v m="$median" 'BEGIN { print m * 1000 }')" \
+        "$ratio" "$(peak_rss "${cmds[$i]}")" "$cpu"
 done
 echo
 echo "target: unshare-run at most 0.50x bwrap, peak RSS under 2048 KiB"
@@ -130,6 +146,22 @@ bw=$(jq -r '.results[] | select(.command == "bwrap+rootfs") | .median' "$tmp/res
 if [ -n "$ml" ] && [ -n "$bw" ]; then
     awk -v a="$ml" -v b="$bw" 'BEGIN { printf "target: unshare-run+mount-layers at most 0.60x bwrap+rootfs: %.2fx\n", a / b }'
 fi
+median_of() { jq -r --arg n "$1" '.results[] | select(.command == $n) | .median' "$tmp/results.json"; }
+ratio_line() {  # LABEL ROW REFERENCE TARGET
+    local a b
+    a=$(median_of "$2") b=$(median_of "$3")
+    [ -n "$a" ] && [ -n "$b" ] &&
+        awk -v a="$a" -v b="$b" -v l="$1" -v t="$4" 'BEGIN { printf "target: %s at most %sx: %.2fx (%s)\n", l, t, a / b, a / b <= t ? "met" : "MISSED" }'
+    return 0
+}
+ratio_line "chain / bwrap+rootfs" chain "bwrap+rootfs" 0.70
+ratio_line "chain / crun" chain crun 0.35
+ratio_line "chain / floor --root" chain "floor --root" 1.35
+sc=$(median_of "chain --seccomp default") ch=$(median_of chain)
+[ -n "$sc" ] && [ -n "$ch" ] && awk -v a="$sc" -v b="$ch" 'BEGIN { d = (a - b) * 1000
+    printf "target: --seccomp default adds at most 0.2 ms: %+.2f ms (%s)\n", d, d <= 0.2 ? "met" : "MISSED" }'
+ex=$(median_of "chain KAGO_EXEC=1 (env)")
+[ -n "$ex" ] && [ -n "$ch" ] && awk -v a="$ex" -v b="$ch" 'BEGIN { printf "in-process hand-off saves %.2f ms against KAGO_EXEC=1 (that row includes env(1)'"'"'s exec)\n", (a - b) * 1000 }'
 # net-setup's target: the difference of two medians measured far apart in
 # time drifts with this kind of machine, so it comes from paired rounds
 # instead: each round runs both commands in one hyperfine invocation (the

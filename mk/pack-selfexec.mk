@@ -19,6 +19,9 @@ PACK_STUB_SRCS := $(filter-out lib/core/cli.cpp,$(wildcard lib/core/*.cpp)) \
 PACK_STUB_OBJS := $(patsubst %.cpp,$(BUILD)/stub/%.o,$(PACK_STUB_SRCS))
 PACK_STUB_CXXFLAGS = $(filter-out -O% -g -fsanitize=% -fno-sanitize-recover=%,$(CXXFLAGS)) -Os \
 	-ffunction-sections -fdata-sections -fno-exceptions -fno-asynchronous-unwind-tables
+# A static file of its own, not a link to the multi-call binary: its
+# libraries would weigh on every chain step, and it hands off to none.
+SEPARATE_PROGRAMS += pack-selfexec
 LDLIBS_pack-selfexec := $(BUILD)/pack/stub-blob.o -lzstd -lsodium -lcrypto -lseccomp -lcap -pthread
 UNIT_LDLIBS += -lzstd -lsodium -lcrypto
 ifneq ($(filter pack-selfexec,$(PROGRAMS)),)

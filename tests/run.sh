@@ -114,6 +114,30 @@ fi
 echo "bats: $p passed, $f failed, $s skipped"
 passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 
+# The chain tests a second time with KAGO_EXEC=1: every step a real exec
+# instead of the in-process hand-off (DESIGN.md). KAGO_BOTH_WAYS names the
+# files (basenames); only those among the files run above are run again.
+again=()
+for f in "${files[@]}"; do
+    for b in ${KAGO_BOTH_WAYS:-chains.bats escape.bats unshare-run.bats mount-layers.bats cap-drop.bats}; do
+        [ "$(basename "$f")" = "$b" ] && again+=("$f")
+    done
+done
+if [ ${#again[@]} -gt 0 ] && [ "${KAGO_EXEC:-0}" != 1 ]; then
+    echo "== bats again with KAGO_EXEC=1: ${again[*]##*/}"
+    tap="$KAGO_BUILD/bats-exec.tap"
+    KAGO_EXEC=1 bats --tap "${again[@]}" 2>&1 | tee "$tap"
+    rc=${PIPESTATUS[0]}
+    p=$(grep -E '^ok ' "$tap" | grep -vc ' # skip')
+    s=$(grep -E '^ok ' "$tap" | grep -c ' # skip')
+    f=$(grep -cE '^not ok ' "$tap")
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "bats exited with status $rc without a failed test"; f=1
+    fi
+    echo "bats (KAGO_EXEC=1): $p passed, $f failed, $s skipped"
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+fi
+
 # The torture test (issue 17): the whole chain killed with SIGKILL at random
 # KAGO_TORTURE_RUNS times, each followed by a normal run; root, then
 # rootless. Each counts as one test, and fails when a normal run failed, a

@@ -102,6 +102,7 @@ long do_pdeathsig(void*) { return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); }
     child::OnFailure on;
     on.report = p.error_fd;
     on.trace = p.trace_lines[step].c_str();
+    on.may_enter = true;  // a process of its own (start, start_in_cgroup)
     child::exec_or_exit(p.exec, on);
 }
 

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/handoff.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
 
@@ -190,7 +191,12 @@ int exec(const Exec& e) {
     return exec_search(e.argv.data(), envp);
 }
 
+void enter_in_process(const Exec& e) {
+    if (e.kago) handoff::maybe_enter(*e.kago, e.argv.data(), e.envp ? e.envp : environ);
+}
+
 void exec_or_exit(const Exec& e, const OnFailure& f) {
+    if (f.may_enter) enter_in_process(e);  // returns when this must be an exec
     if (f.trace && trace::verbose()) trace::emit(f.trace);
     int err = exec(e);
     int code = exit_code_for_exec_error(err);

@@ -42,6 +42,13 @@
 //     with _exit: 125 for a failed step, exit_code_for_exec_error() for a
 //     failed exec (127 not found, 126 found but not runnable).
 //
+// The one exception: a child of its own memory (start(), start_in_cgroup())
+// whose command is a kago program of this binary enters it in process
+// (enter_in_process(), core/handoff.hpp) and runs it whole. That is safe
+// because the programs of the multi-call binary start no threads, so no
+// lock is held by a thread the child lacks; it is never done after
+// start_shared().
+//
 // A child that goes on as the program itself (cap-drop --new-session's:
 // a fork of a process with one thread, whose parent only waits) is a whole
 // copy of it, and these rules do not apply to it.
@@ -60,6 +67,10 @@
 
 #include "core/fd.hpp"
 #include "core/result.hpp"
+
+namespace kago {
+struct PreparedExec;
+}
 
 namespace kago::child {
 
@@ -134,6 +145,10 @@ struct Exec {
     int program_fd = -1;              // >= 0: execveat(fd, "", AT_EMPTY_PATH)
     std::vector<char*> argv;          // NULL-terminated
     char* const* envp = nullptr;      // nullptr: environ as it is at the exec
+    // The command as prepare_exec() found it (set by exec_args()): when it
+    // is a kago program of this binary, a process of its own may enter it
+    // in process instead of exec'ing it (enter_in_process()).
+    const PreparedExec* kago = nullptr;
     Exec() = default;
     Exec(const std::vector<std::string>& args, int program_fd);
     const char* name() const { return argv.empty() ? "" : argv[0]; }
@@ -155,10 +170,21 @@ struct OnFailure {
     const char* trace = nullptr;      // with -v: traced before the exec, and its result after
     volatile int* failed = nullptr;   // the errno, for a CLONE_VFORK parent that traces it
     const char* message = nullptr;    // "PROGRAM: CMD: ", written to stderr with the reason
+    // A process of its own (start(), start_in_cgroup(), fork; never
+    // start_shared()): enter_in_process() first.
+    bool may_enter = false;
 };
 // After clone: exec, or say so as `f` asks and _exit with
 // exit_code_for_exec_error().
 [[noreturn]] void exec_or_exit(const Exec& e, const OnFailure& f = {});
+
+// The in-process hand-off (core/handoff.hpp; DESIGN.md, "The in-process
+// hand-off"): when e.kago is a kago program of this binary and nothing
+// stops it, enter it here as exec would have, and never return; otherwise
+// return at once, and the caller execs. The one caller of
+// handoff::maybe_enter(). It allocates: never after start_shared() (rule 3),
+// and only in a process with one thread.
+void enter_in_process(const Exec& e);
 
 // --- signals -------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ inline constexpr const char kTrace[] = "KAGO_TRACE";        // "1": trace the wh
 inline constexpr const char kDryRun[] = "KAGO_DRY_RUN";     // "1": the chain is a dry run
 inline constexpr const char kReadyFd[] = "KAGO_READY_FD";   // the chain's readiness gate (core/ready.hpp)
 inline constexpr const char kConsoleFd[] = "KAGO_CONSOLE_FD"; // unshare-run --tty's socket (core/console.hpp)
+inline constexpr const char kExec[] = "KAGO_EXEC";  // "1": every step a real exec (core/handoff)
 // Set by image-layers from the image it resolved (lib/image):
 inline constexpr const char kImage[] = "KAGO_IMAGE";                // the image's name
 inline constexpr const char kImageStore[] = "KAGO_IMAGE_STORE";   // set by the user: image-layers' store (as --store)

@@ -199,11 +199,14 @@ std::string shell_line(const std::vector<std::string>& argv) {
 }
 
 child::Exec exec_args(const PreparedExec& p) {
-    return child::Exec(p.argv, p.program.valid() ? p.program.get() : -1);
+    child::Exec e(p.argv, p.program.valid() ? p.program.get() : -1);
+    e.kago = &p;
+    return e;
 }
 
 Error exec_prepared(const PreparedExec& p) {
     child::Exec e = exec_args(p);
+    child::enter_in_process(e);  // returns when this must be an exec
     const std::string& shown = p.program.valid() ? p.program_path : p.argv[0];
     if (trace::verbose())
         trace::emit(cat("execve(", trace::quote(shown), ", ", describe_argv(p.argv), ", envp)"));

@@ -75,6 +75,10 @@ void StateDir::enroll() {
 }
 void StateDir::withdraw() { std::erase(registry(), this); }
 
+void forget_owned_dirs() {
+    registry().clear();
+}
+
 void remove_owned_dirs() {
     std::vector<StateDir*> dirs = registry();
     for (StateDir* d : dirs) (void)d->remove();

@@ -107,6 +107,10 @@ Status remove_if_owned_by(const std::string& path, pid_t pid, uint64_t start);
 // setup must leave nothing behind. A forked child never removes its
 // parent's directory.
 void remove_owned_dirs();
+// Forget them without removing them: the in-process hand-off
+// (core/handoff.hpp) ends the program that owns them as an exec would, and
+// an exec keeps them on disk.
+void forget_owned_dirs();
 
 // rm -r without following symlinks or crossing mount points.
 Status remove_tree(const std::string& path);

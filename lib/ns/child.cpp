@@ -4,8 +4,8 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <net/if.h>
-#include <poll.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -21,6 +21,7 @@
 #include <tuple>
 
 #include "core/console.hpp"
+#include "core/handoff.hpp"
 #include "core/proc.hpp"
 #include "core/ready.hpp"
 #include "core/sys.hpp"
@@ -253,12 +254,14 @@ long run_step(void* arg) {
     return -1;
 }
 
-// The exec, in the child or in the command's vfork()ed process. When
-// `failed` is given (vfork: shared memory) the errno is left there and the
-// parent traces the result; otherwise the line is traced here, before the
-// call, like core's exec_prepared().
+// The exec, in the child or in the command's process (vfork()ed, or
+// fork()ed for the hand-off). When `failed` is given (vfork: shared memory)
+// the errno is left there and the parent traces the result; otherwise the
+// line is traced here, before the call, like core's exec_prepared().
+// `may_enter`: a process of its own, which may enter a kago program in
+// process instead (core/handoff.hpp); never in a CLONE_VM child.
 [[noreturn]] void exec_command(const ChildPlan& plan, const child::Exec& cmd, int report_fd,
-                               volatile int* failed) {
+                               volatile int* failed, bool may_enter) {
     ::sigprocmask(SIG_SETMASK, &plan.mask(), nullptr);
     if (plan.command_dies_with_parent()) ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (plan.ready_fd() >= 0 && !ready::wait(plan.ready_fd())) _exit(125);
@@ -273,6 +276,7 @@ long run_step(void* arg) {
     on.report = report_fd;
     on.trace = failed ? nullptr : plan.exec_text().c_str();
     on.failed = failed;
+    on.may_enter = may_enter;
     child::exec_or_exit(cmd, on);
 }
 
@@ -313,7 +317,7 @@ struct CommandStart {
 
 int command_main(void* arg) {
     const auto* c = static_cast<const CommandStart*>(arg);
-    exec_command(*c->plan, *c->cmd, c->report, c->failed);
+    exec_command(*c->plan, *c->cmd, c->report, c->failed, false);
 }
 
 [[noreturn]] void child_main(const ChildPlan& plan, const child::Exec& cmd, child::Stack& stack, int sync_r, int sync_w,
@@ -345,7 +349,7 @@ int command_main(void* arg) {
     }
     struct pollfd parent_end = {report_w, POLLOUT, 0};
     if (::poll(&parent_end, 1, 0) == 1 && (parent_end.revents & POLLERR)) _exit(125);
-    if (!plan.init()) exec_command(plan, cmd, report_w, nullptr);
+    if (!plan.init()) exec_command(plan, cmd, report_w, nullptr, true);
     // The init waits for these with sigwaitinfo(): they must be blocked (the
     // parent blocked them already; a blocked signal is never discarded, not
     // even by a PID 1 without handlers). The command gets plan.mask().
@@ -363,15 +367,26 @@ int command_main(void* arg) {
         child::send(report_w, Kind::step_failed, -1, errno);
         _exit(125);
     }
-    // The command's process shares our memory until its exec, and we are
-    // stopped until then (CLONE_VM|CLONE_VFORK, traced as vfork()).
+    // A kago program of this binary is entered in the command's process
+    // (core/handoff.hpp): that needs a process of its own, fork()ed (a
+    // CLONE_VM child must never run a whole program). An exec needs only a
+    // process that shares our memory until its exec, and we are stopped
+    // until then (CLONE_VM|CLONE_VFORK, traced as vfork()).
+    bool in_process = cmd.kago && handoff::refusal(*cmd.kago) == nullptr;
     volatile int exec_errno = 0;
-    CommandStart start{&plan, &cmd, report_w, &exec_errno};
-    pid_t pid = child::start_shared(command_main, &start, stack, CLONE_VFORK);
+    pid_t pid;
+    if (in_process) {
+        pid = static_cast<pid_t>(child::start(0));
+        if (pid == 0) exec_command(plan, cmd, report_w, nullptr, true);
+    } else {
+        CommandStart start{&plan, &cmd, report_w, &exec_errno};
+        pid = child::start_shared(command_main, &start, stack, CLONE_VFORK);
+    }
     int e = errno;
     if (trace::verbose()) {
-        trace::emit_result("vfork()", pid, e);
-        if (pid > 0) trace::emit_result(plan.exec_text(), exec_errno ? -1 : 0, exec_errno);
+        trace::emit_result(in_process ? "fork()" : "vfork()", pid, e);
+        if (pid > 0 && !in_process)
+            trace::emit_result(plan.exec_text(), exec_errno ? -1 : 0, exec_errno);
     }
     if (pid < 0) {
         child::send(report_w, Kind::step_failed, -1, e);

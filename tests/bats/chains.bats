@@ -16,6 +16,119 @@ teardown_file() { kago_teardown_file; }
     assert_output --partial "unshare-run:"
 }
 
+# --- the in-process hand-off (DESIGN.md, "One binary, and the in-process hand-off") ---
+
+@test "chains: the trace marks each kago step (in process); KAGO_EXEC=1 makes every step an exec" {
+    require_static
+    require_progs unshare-run mount-layers cap-drop
+    [ "$(stat -c %i "$KAGO_BIN/cap-drop")" = "$(stat -c %i "$KAGO_BIN/mount-layers")" ] ||
+        skip "the programs are not one multi-call binary here"
+    chain=(unshare-run --pid --mount -- mount-layers --layer "$KAGO_ROOTFS" --tmp-upper --proc --pivot --
+        cap-drop --drop all -- /bin/true)
+    run env -u KAGO_EXEC KAGO_TRACE=1 "${chain[@]}"
+    assert_success
+    assert_output --partial "unshare-run: fork() = "
+    assert_output --partial "unshare-run: execve(\"$KAGO_BIN/mount-layers\", [\"mount-layers\", \"--layer\", "
+    assert_output --partial "mount-layers: execve(\"$KAGO_BIN/cap-drop\", [\"cap-drop\", \"--drop\", \"all\", \"--\", \"/bin/true\"], envp) (in process)"
+    assert_output --partial 'cap-drop: execve("/bin/true", ["/bin/true"], envp)'
+    refute_output --partial 'execve("/bin/true", ["/bin/true"], envp) (in process)'
+    [ "$(grep -c ') (in process)$' <<<"$output")" = 2 ]
+    # Without /proc in the new root the hand-off cannot check the program: exec.
+    run env -u KAGO_EXEC KAGO_TRACE=1 unshare-run --pid --mount -- mount-layers --layer "$KAGO_ROOTFS" \
+        --tmp-upper --pivot -- cap-drop --drop all -- /bin/true
+    assert_success
+    assert_line "mount-layers: execve(\"$KAGO_BIN/cap-drop\", [\"cap-drop\", \"--drop\", \"all\", \"--\", \"/bin/true\"], envp)"
+    run env KAGO_EXEC=1 KAGO_TRACE=1 "${chain[@]}"
+    assert_success
+    refute_output --partial "(in process)"
+    assert_output --partial "unshare-run: vfork() = "
+    assert_output --partial "mount-layers: execve(\"$KAGO_BIN/cap-drop\", [\"cap-drop\", \"--drop\", \"all\", \"--\", \"/bin/true\"], envp)"
+}
+
+# The state of a supervisor step that stays alive (the inner unshare-run of
+# `unshare-run --pid -- unshare-run --uts -- sleep`, entered in process by
+# the init's command process, or exec'd): its descriptors (pipe and socket
+# inodes left out), exe, name, command line (its NUL padding left out),
+# credentials, seccomp and signal dispositions.
+step_state() {
+    local tok pid parent i f
+    tok=4242.$RANDOM
+    "$@" -- sleep "$tok" &
+    local bg=$!
+    for i in $(seq 100); do
+        pid=$(pgrep -f "^sleep $tok\$") && break
+        sleep 0.05
+    done
+    [ -n "$pid" ] || { kill "$bg"; wait "$bg"; echo "no sleep $tok"; return 0; }
+    parent=$(awk '{print $4}' "/proc/$pid/stat")
+    echo "comm $(cat "/proc/$parent/comm")"
+    echo "exe $(readlink "/proc/$parent/exe")"
+    echo "cmdline $(tr '\0' ' ' <"/proc/$parent/cmdline" | sed 's/ *$//; s/sleep [0-9.]*$/sleep N/')"
+    for f in "/proc/$parent"/fd/*; do
+        echo "fd ${f##*/} $(readlink "$f" | sed 's/\[[0-9]*\]//')"
+    done | sort
+    grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp|SigIgn|SigCgt|SigBlk):' "/proc/$parent/status"
+    kill "$pid"
+    wait "$bg" || true
+}
+
+@test "chains: a step entered in process holds the descriptors, exe, name, credentials and signals an exec'd one holds" {
+    require_static
+    require_progs unshare-run
+    in=$(step_state env -u KAGO_EXEC unshare-run --pid --mount -- unshare-run --uts)
+    ex=$(step_state env KAGO_EXEC=1 unshare-run --pid --mount -- unshare-run --uts)
+    echo "in process:"
+    echo "$in"
+    grep -q '^fd ' <<<"$in" || fail "no descriptor listed"
+    grep -q '^comm unshare-run$' <<<"$in" || fail "not named unshare-run"
+    [ "$in" = "$ex" ] || fail "exec'd:
+$ex"
+    require_userns
+    in=$(step_state as_nobody env -u KAGO_EXEC unshare-run --user --map-root --pid --mount -- unshare-run --uts)
+    ex=$(step_state as_nobody env KAGO_EXEC=1 unshare-run --user --map-root --pid --mount -- unshare-run --uts)
+    echo "rootless, in process:"
+    echo "$in"
+    grep -q '^fd ' <<<"$in" || fail "rootless: no descriptor listed"
+    [ "$in" = "$ex" ] || fail "rootless, exec'd:
+$ex"
+}
+
+# What cap-drop --show reports of the process it runs in, but its pid and
+# namespaces: the same whether it was entered in process or exec'd.
+show_state() {
+    "$@" 2>/dev/null | grep -E '^(process|uid|gid|groups|  (bounding|permitted|effective|inheritable|ambient)|no_new_privs|seccomp)' |
+        sed 's/^process *[0-9]* /process /'
+}
+
+@test "chains: a step entered in process has the credentials an exec gives (root, and uid 65534 in a user namespace)" {
+    require_static
+    require_progs unshare-run cap-drop
+    # Root whose permitted set lost what the bounding set keeps: an exec
+    # would give it back, so that step is exec'd; the rest in process.
+    for args in "--drop all" "--drop net_raw,sys_admin" "--keep chown,net_raw" "--drop all --user 65534"; do
+        # shellcheck disable=SC2086
+        in=$(show_state env -u KAGO_EXEC unshare-run --pid --mount -- cap-drop $args --keep-env -- cap-drop --show)
+        # shellcheck disable=SC2086
+        ex=$(show_state env KAGO_EXEC=1 unshare-run --pid --mount -- cap-drop $args --keep-env -- cap-drop --show)
+        [ -n "$in" ] || fail "cap-drop $args: no output"
+        [ "$in" = "$ex" ] || fail "cap-drop $args: in process:
+$in
+exec'd:
+$ex"
+    done
+    require_userns
+    # Every capability of the new user namespace, as uid 65534: an exec drops
+    # them all, and so does entering in process.
+    in=$(show_state as_nobody env -u KAGO_EXEC unshare-run --user --pid -- cap-drop --show)
+    ex=$(show_state as_nobody env KAGO_EXEC=1 unshare-run --user --pid -- cap-drop --show)
+    [ "$in" = "$ex" ] || fail "rootless: in process:
+$in
+exec'd:
+$ex"
+    grep -q '^  permitted *none' <<<"$in" || fail "rootless: capabilities kept: $in"
+    grep -q '^process (cap-drop)' <<<"$in" || fail "rootless: not named cap-drop: $in"
+}
+
 # --- cap-drop ---
 
 # A kago container: unshare-run + mount-layers on the busybox rootfs, with

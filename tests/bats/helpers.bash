@@ -68,9 +68,10 @@ kago_teardown_file() {
 
 # Run a command as the unprivileged user 65534 (nobody), with a clean
 # environment of our own.
+# KAGO_EXEC passes (tests/run.sh runs the chain tests both ways).
 as_nobody() {
     setpriv --reuid=65534 --regid=65534 --clear-groups -- \
-        env -i PATH="$PATH" HOME=/tmp TMPDIR="${NOBODY_TMP:-/tmp}" "$@"
+        env -i PATH="$PATH" HOME=/tmp TMPDIR="${NOBODY_TMP:-/tmp}" ${KAGO_EXEC:+KAGO_EXEC=$KAGO_EXEC} "$@"
 }
 
 # Skip unless unprivileged user namespaces work here.
