@@ -89,9 +89,10 @@ $(BUILD)/libkago.a: $(LIB_OBJS)
 # hard link to it: its main() (generated, lib/core/handoff.hpp) runs the
 # program that argv[0] names, and one program enters the next in the same
 # process instead of exec'ing it (DESIGN.md, "The in-process hand-off").
-# The dynamic programs (DYNAMIC_PROGRAMS: net-setup, image-layers) and SEPARATE_PROGRAMS
+# The dynamic programs (DYNAMIC_PROGRAMS: net-setup) and SEPARATE_PROGRAMS
 # (pack-selfexec: the packer, with zstd, libsodium, libcrypto and the stub,
-# which would double every chain step's memory) stay files of their own.
+# which would double every chain step's memory; image-layers, static, with
+# libarchive and libcrypto) stay files of their own.
 # cmd/PROGRAM.cpp keeps its `int main`, compiled as kago_main_PROGRAM.
 # The objects are explicit targets (static pattern rules), never
 # intermediates that make would delete.

@@ -4,5 +4,9 @@
 # lib/image/archive_link.cpp keeps libarchive's format table (and libxml2
 # with it) out of the link: -u makes the linker take that member of
 # libkago.a before it reads libarchive.a.
+# A file of its own, not part of the multi-call binary: libarchive,
+# libcrypto and the unpacker's threads would weigh on every chain step (and
+# a process with threads is never entered in process).
+SEPARATE_PROGRAMS += image-layers
 LDLIBS_image-layers := -Wl,-u,__archive_write_entry_filetype_unsupported -larchive -lzstd -llzma -lbz2 -lz -lcrypto -pthread
 UNIT_LDLIBS += -larchive
