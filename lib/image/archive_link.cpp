@@ -14,20 +14,21 @@
 #include <archive_entry.h>
 #include <errno.h>
 
-extern "C" void __archive_write_entry_filetype_unsupported(struct archive* a, struct archive_entry* entry,
+extern "C" void __archive_write_entry_filetype_unsupported(struct archive* a,
+                                                           struct archive_entry* entry,
                                                            const char* format) {
     const char* kind;
     switch (archive_entry_filetype(entry)) {
-    case AE_IFSOCK: kind = "a socket"; break;
-    case AE_IFCHR: kind = "a character device"; break;
-    case AE_IFBLK: kind = "a block device"; break;
-    case AE_IFIFO: kind = "a FIFO"; break;
-    case AE_IFLNK: kind = "a symbolic link"; break;
-    case AE_IFDIR: kind = "a directory"; break;
-    case AE_IFREG: kind = "a regular file"; break;
-    default: kind = "a file of an unknown type"; break;
+        case AE_IFSOCK: kind = "a socket"; break;
+        case AE_IFCHR: kind = "a character device"; break;
+        case AE_IFBLK: kind = "a block device"; break;
+        case AE_IFIFO: kind = "a FIFO"; break;
+        case AE_IFLNK: kind = "a symbolic link"; break;
+        case AE_IFDIR: kind = "a directory"; break;
+        case AE_IFREG: kind = "a regular file"; break;
+        default: kind = "a file of an unknown type"; break;
     }
     const char* path = archive_entry_pathname(entry);
-    archive_set_error(a, EINVAL, "the %s format cannot store %s (%s)",
-                      format ? format : "archive", kind, path ? path : "no name");
+    archive_set_error(a, EINVAL, "the %s format cannot store %s (%s)", format ? format : "archive",
+                      kind, path ? path : "no name");
 }

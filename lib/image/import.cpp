@@ -116,8 +116,9 @@ void add_stats(UnpackStats& t, const UnpackStats& s) {
 // Layers into the store: each blob checked and unpacked in one pass
 // (ingest_layer), its diff_id checked. `ours`: the sources are files of an
 // archive unpacked in the store's tmp/, linked rather than copied.
-Status add_layers(Store& s, const std::vector<Descriptor>& layers, const Config& cfg, const UnpackOptions& u,
-                  ImportResult& r, const std::function<Result<UniqueFd>(const Descriptor&, size_t)>& open_src,
+Status add_layers(Store& s, const std::vector<Descriptor>& layers, const Config& cfg,
+                  const UnpackOptions& u, ImportResult& r,
+                  const std::function<Result<UniqueFd>(const Descriptor&, size_t)>& open_src,
                   std::vector<Descriptor>* stored, bool ours) {
     if (cfg.diff_ids.size() != layers.size())
         return usage_error(cat("the manifest lists ", layers.size(), " layers, the config ", cfg.diff_ids.size(), " diff_ids"));
@@ -132,8 +133,9 @@ Status add_layers(Store& s, const std::vector<Descriptor>& layers, const Config&
         } else {
             UniqueFd src = TRY(open_src(l, i));
             LayerWant want{l.digest, l.size, cfg.diff_ids[i], chains[i], ours};
-            Ingested in = TRY(ingest_layer(s, src.get(), want, u,
-                                           cat("layer ", l.digest.empty() ? std::to_string(i + 1) : l.digest)));
+            Ingested in = TRY(
+                ingest_layer(s, src.get(), want, u,
+                             cat("layer ", l.digest.empty() ? std::to_string(i + 1) : l.digest)));
             kept.digest = in.blob.digest;
             kept.size = in.blob.size;
             st = std::move(in.stats);
@@ -152,8 +154,8 @@ Status add_layers(Store& s, const std::vector<Descriptor>& layers, const Config&
     return {};
 }
 
-Result<ImportResult> from_oci(Store& s, int dirfd, const std::string& ref, const ImportOptions& o, const std::string& src,
-                              bool ours) {
+Result<ImportResult> from_oci(Store& s, int dirfd, const std::string& ref, const ImportOptions& o,
+                              const std::string& src, bool ours) {
     std::string itext = TRY(read_text(dirfd, "index.json", src));
     Index idx = TRY(parse_index(itext, src + ": index.json"));
     const Descriptor* d = nullptr;
@@ -225,7 +227,8 @@ Result<ImportResult> from_oci(Store& s, int dirfd, const std::string& ref, const
 // never unpacked to disk, so stdin works as well as a file.
 class DockerStream {
   public:
-    DockerStream(Store& s, const ImportOptions& o, std::string src) : s_(s), o_(o), src_(std::move(src)) {}
+    DockerStream(Store& s, const ImportOptions& o, std::string src)
+        : s_(s), o_(o), src_(std::move(src)) {}
     ~DockerStream() {
         for (auto& [path, p] : layers_)
             if (p) discard(s_, *p);
@@ -281,9 +284,11 @@ Status DockerStream::entry(struct archive* a, struct archive_entry* e) {
         const char* t = archive_entry_symlink(e);
         std::string target = t ? t : "";
         if (target.empty() || target[0] == '/' || symlink_climbs_out(path, target))
-            return usage_error(cat(src_, ": ", path, ": a link out of the archive ('", target, "')"));
+            return usage_error(
+                cat(src_, ": ", path, ": a link out of the archive ('", target, "')"));
         auto slash = path.rfind('/');
-        std::string joined = slash == std::string::npos ? target : path.substr(0, slash + 1) + target;
+        std::string joined =
+            slash == std::string::npos ? target : path.substr(0, slash + 1) + target;
         std::vector<std::string> parts;
         for (auto& part : parse::split(joined, '/')) {
             if (part.empty() || part == ".") continue;
@@ -306,7 +311,8 @@ Status DockerStream::entry(struct archive* a, struct archive_entry* e) {
     la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
     if (n < 0) return usage_error(cat(src_, ": ", path, ": ", archive_why(a)));
     size_t first = 0;
-    while (first < static_cast<size_t>(n) && isspace(static_cast<unsigned char>(buf[first]))) ++first;
+    while (first < static_cast<size_t>(n) && isspace(static_cast<unsigned char>(buf[first])))
+        ++first;
     bool json = first < static_cast<size_t>(n) && (buf[first] == '{' || buf[first] == '[');
     if (json || n == 0) {
         std::string t(buf.data(), static_cast<size_t>(n));
@@ -340,7 +346,8 @@ Status DockerStream::entry(struct archive* a, struct archive_entry* e) {
 }
 
 Status DockerStream::read(int fd) {
-    std::unique_ptr<struct archive, int (*)(struct archive*)> a(archive_read_new(), archive_read_free);
+    std::unique_ptr<struct archive, int (*)(struct archive*)> a(archive_read_new(),
+                                                                archive_read_free);
     archive_read_support_filter_gzip(a.get());
     archive_read_support_filter_zstd(a.get());
     archive_read_support_format_tar(a.get());
@@ -353,7 +360,8 @@ Status DockerStream::read(int fd) {
         if (r < ARCHIVE_WARN) {
             return usage_error(cat(src_, ": ", archive_why(a.get(), "not a tar archive")));
         }
-        if (++count_ > 100000) return usage_error(cat(src_, ": more than 100000 entries: not an image archive"));
+        if (++count_ > 100000)
+            return usage_error(cat(src_, ": more than 100000 entries: not an image archive"));
         TRY(entry(a.get(), e));
     }
 }
@@ -361,7 +369,8 @@ Status DockerStream::read(int fd) {
 Result<ImportResult> DockerStream::import(const std::string& ref) {
     std::string mtext = TRY(text("manifest.json"));
     json j = json::parse(mtext, nullptr, false);
-    if (!j.is_array() || j.empty()) return usage_error(cat(src_, ": manifest.json: not a list of images"));
+    if (!j.is_array() || j.empty())
+        return usage_error(cat(src_, ": manifest.json: not a list of images"));
     const json* pick = nullptr;
     std::string name = o_.name;
     for (const auto& e : j) {
@@ -377,7 +386,8 @@ Result<ImportResult> DockerStream::import(const std::string& ref) {
         }
     }
     if (!pick) return usage_error(cat(src_, ": no image tagged '", ref, "'"));
-    if (name.empty()) return usage_error(cat(src_, ": the image has no tag; give it a name: --import SRC NAME"));
+    if (name.empty())
+        return usage_error(cat(src_, ": the image has no tag; give it a name: --import SRC NAME"));
     name = TRY(normalize_name(name, "NAME"));
     auto cpath = pick->find("Config");
     auto lpaths = pick->find("Layers");
@@ -390,17 +400,20 @@ Result<ImportResult> DockerStream::import(const std::string& ref) {
     std::string base = cname.substr(cname.rfind('/') + 1);
     if (base.ends_with(".json")) base.resize(base.size() - 5);
     if (base.size() == 64 && base.find_first_not_of("0123456789abcdef") == std::string::npos && "sha256:" + base != cdigest)
-        return usage_error(cat(src_, ": config ", cname, ": digest mismatch: the content hashes to ", cdigest));
+        return usage_error(
+            cat(src_, ": config ", cname, ": digest mismatch: the content hashes to ", cdigest));
     Config cfg = TRY(parse_config(ctext, cat(src_, ": config ", cname)));
     Platform want = o_.platform ? *o_.platform : host_platform();
     TRY(check_platform(cfg, want, o_.platform.has_value(), src_));
     std::vector<std::string> paths;
     for (const auto& p : *lpaths) {
-        if (!p.is_string()) return usage_error(cat(src_, ": manifest.json: a layer path is not a string"));
+        if (!p.is_string())
+            return usage_error(cat(src_, ": manifest.json: a layer path is not a string"));
         paths.push_back(follow(TRY(clean_path(p.get<std::string>(), src_))));
     }
     if (cfg.diff_ids.size() != paths.size())
-        return usage_error(cat("the manifest lists ", paths.size(), " layers, the config ", cfg.diff_ids.size(), " diff_ids"));
+        return usage_error(cat("the manifest lists ", paths.size(), " layers, the config ",
+                               cfg.diff_ids.size(), " diff_ids"));
     // Every layer checked before any is published.
     for (size_t i = 0; i < paths.size(); ++i) {
         auto it = layers_.find(paths[i]);
@@ -412,12 +425,13 @@ Result<ImportResult> DockerStream::import(const std::string& ref) {
         const Pending& p = *it->second;
         // blobs/sha256/HEX names its digest.
         std::string b = paths[i].substr(paths[i].rfind('/') + 1);
-        if (paths[i].starts_with("blobs/sha256/") && b.size() == 64 && "sha256:" + b != p.blob.digest)
-            return usage_error(cat("layer ", paths[i], ": digest mismatch: the name says sha256:", b,
-                                   ", the content hashes to ", p.blob.digest));
+        if (paths[i].starts_with("blobs/sha256/") && b.size() == 64 &&
+            "sha256:" + b != p.blob.digest)
+            return usage_error(cat("layer ", paths[i], ": digest mismatch: the name says sha256:",
+                                   b, ", the content hashes to ", p.blob.digest));
         if (p.stats.diff_id != cfg.diff_ids[i])
-            return usage_error(cat("layer ", p.blob.digest, ": its diff_id is ", p.stats.diff_id, ", the config says ",
-                                   cfg.diff_ids[i]));
+            return usage_error(cat("layer ", p.blob.digest, ": its diff_id is ", p.stats.diff_id,
+                                   ", the config says ", cfg.diff_ids[i]));
     }
     ImportResult r;
     auto chains = chain_ids(cfg.diff_ids);
@@ -429,15 +443,20 @@ Result<ImportResult> DockerStream::import(const std::string& ref) {
         Descriptor d{st.compression == "gzip"   ? media::kLayerGzip
                      : st.compression == "zstd" ? media::kLayerZstd
                                                 : media::kLayer,
-                     "", -1, std::nullopt, {}};
+                     "",
+                     -1,
+                     std::nullopt,
+                     {}};
         if (slot) {
             Pending p = std::move(*slot);
             slot.reset();
             d.digest = p.blob.digest;
             d.size = p.blob.size;
             bool made = TRY(publish(s_, p, chains[i]));
-            if (made) add_stats(r.totals, p.stats);
-            else ++r.layers_shared;
+            if (made)
+                add_stats(r.totals, p.stats);
+            else
+                ++r.layers_shared;
             // The same file named twice: published once, then shared.
             layers_[paths[i]] = std::nullopt;
             not_layers_.erase(paths[i]);
@@ -461,7 +480,8 @@ Result<ImportResult> DockerStream::import(const std::string& ref) {
     return r;
 }
 
-Result<ImportResult> from_docker(Store& s, int fd, const std::string& ref, const ImportOptions& o, const std::string& src) {
+Result<ImportResult> from_docker(Store& s, int fd, const std::string& ref, const ImportOptions& o,
+                                 const std::string& src) {
     DockerStream d(s, o, src);
     TRY(d.read(fd));
     return d.import(ref);
@@ -490,7 +510,8 @@ Result<ImportResult> from_rootfs_blob(Store& s, const BlobRef& blob, const Impor
         ++r.layers_shared;
         TRY(remove_tree(s.tmp_fd(), n));
     } else {
-        if (::renameat2(s.tmp_fd(), n.c_str(), s.fd(), cat("layers/", hex_of(st->diff_id)).c_str(), RENAME_NOREPLACE) != 0) {
+        if (::renameat2(s.tmp_fd(), n.c_str(), s.fd(), cat("layers/", hex_of(st->diff_id)).c_str(),
+                        RENAME_NOREPLACE) != 0) {
             Error e = sys_error(cat("rename tmp/", n, " to layers/", hex_of(st->diff_id)));
             (void)remove_tree(s.tmp_fd(), n);
             return e;
@@ -555,7 +576,8 @@ Result<ImportResult> from_file(Store& s, int fd, std::string ref, const ImportOp
     UniqueFd dir(open_in(s.tmp_fd(), n, O_RDONLY | O_DIRECTORY));
     if (!dir) return sys_error(cat("open ", s.path(), "/tmp/", n));
     auto u = unpack_layer(fd, dir.get(), UnpackOptions{}, src);
-    Result<ImportResult> r = !u ? Result<ImportResult>(std::move(u).error()) : from_oci(s, dir.get(), ref, o, src, true);
+    Result<ImportResult> r =
+        !u ? Result<ImportResult>(std::move(u).error()) : from_oci(s, dir.get(), ref, o, src, true);
     dir.reset();
     (void)remove_tree(s.tmp_fd(), n);
     return r;
@@ -643,7 +665,8 @@ Result<ImportResult> import_locked(Store& s, const ImportOptions& o) {
     if (S_ISDIR(st.st_mode)) {
         if (kind) return usage_error(cat(src, ": a directory, not an archive"));
         struct stat l;
-        if (::fstatat(f.get(), "oci-layout", &l, 0) == 0) return from_oci(s, f.get(), ref, o, src, false);
+        if (::fstatat(f.get(), "oci-layout", &l, 0) == 0)
+            return from_oci(s, f.get(), ref, o, src, false);
         if (want_dir) return usage_error(cat(src, ": not an OCI image layout (no oci-layout file)"));
         // A root filesystem: written as one tar layer, then unpacked like any other.
         std::string n = s.tmp_name("rootfs");

@@ -31,31 +31,36 @@ bool send_all(int fd, const char* p, size_t n) {
 // very inode read, whatever its path now) as tmp/NAME. False: copy.
 bool link_source(Store& s, int src_fd, const std::string& name) {
     struct stat a, b;
-    if (::fstat(src_fd, &a) != 0 || !S_ISREG(a.st_mode) || ::fstat(s.tmp_fd(), &b) != 0 || a.st_dev != b.st_dev)
+    if (::fstat(src_fd, &a) != 0 || !S_ISREG(a.st_mode) || ::fstat(s.tmp_fd(), &b) != 0 ||
+        a.st_dev != b.st_dev)
         return false;
     std::string self = cat("/proc/self/fd/", src_fd);
-    if (::linkat(AT_FDCWD, self.c_str(), s.tmp_fd(), name.c_str(), AT_SYMLINK_FOLLOW) != 0) return false;
+    if (::linkat(AT_FDCWD, self.c_str(), s.tmp_fd(), name.c_str(), AT_SYMLINK_FOLLOW) != 0)
+        return false;
     (void)::fchmod(src_fd, 0644);
     return true;
 }
 
 }  // namespace
 
-Result<std::unique_ptr<LayerWriter>> LayerWriter::start(Store& s, const UnpackOptions& u, std::string what,
-                                                        int link_fd) {
+Result<std::unique_ptr<LayerWriter>> LayerWriter::start(Store& s, const UnpackOptions& u,
+                                                        std::string what, int link_fd) {
     std::unique_ptr<LayerWriter> w(new LayerWriter(s, std::move(what)));
     w->blob_name_ = s.tmp_name("blob");
     w->layer_name_ = s.tmp_name("layer");
     if (link_fd < 0 || !link_source(s, link_fd, w->blob_name_)) {
-        w->blob_.reset(::openat(s.tmp_fd(), w->blob_name_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+        w->blob_.reset(::openat(s.tmp_fd(), w->blob_name_.c_str(),
+                                O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
         if (!w->blob_) return sys_error(cat("create ", s.path(), "/tmp/", w->blob_name_));
     }
     if (::mkdirat(s.tmp_fd(), w->layer_name_.c_str(), 0755) != 0)
         return sys_error(cat("mkdir ", s.path(), "/tmp/", w->layer_name_));
-    w->dest_.reset(::openat(s.tmp_fd(), w->layer_name_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    w->dest_.reset(::openat(s.tmp_fd(), w->layer_name_.c_str(),
+                            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!w->dest_) return sys_error(cat("open ", s.path(), "/tmp/", w->layer_name_));
     int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return sys_error("socketpair");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return sys_error("socketpair");
     w->feed_.reset(sv[0]);
     w->drain_.reset(sv[1]);
     // Room for a few buffers in flight, so that neither thread waits on
@@ -165,7 +170,8 @@ Result<Ingested> ingest_layer(Store& s, int src_fd, const LayerWant& want, const
     const BlobRef& got = w->blob();
     Status checked;
     if (!want.digest.empty() && got.digest != want.digest)
-        checked = usage_error(cat(what, ": digest mismatch: the descriptor says ", want.digest, ", the content hashes to ", got.digest));
+        checked = usage_error(cat(what, ": digest mismatch: the descriptor says ", want.digest,
+                                  ", the content hashes to ", got.digest));
     else if (want.size >= 0 && got.size != want.size)
         checked = usage_error(cat(what, ": ", got.size, " bytes, the descriptor says ", want.size));
     if (!checked) {
@@ -175,7 +181,8 @@ Result<Ingested> ingest_layer(Store& s, int src_fd, const LayerWant& want, const
     Pending p = TRY(std::move(done));
     if (p.stats.diff_id != want.diff_id) {
         discard(s, p);
-        return usage_error(cat("layer ", p.blob.digest, ": its diff_id is ", p.stats.diff_id, ", the config says ", want.diff_id));
+        return usage_error(cat("layer ", p.blob.digest, ": its diff_id is ", p.stats.diff_id,
+                               ", the config says ", want.diff_id));
     }
     bool made = TRY(publish(s, p, want.chain));
     return Ingested{p.blob, made ? std::optional<UnpackStats>(std::move(p.stats)) : std::nullopt};

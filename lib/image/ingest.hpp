@@ -42,8 +42,8 @@ class LayerWriter {
     // store's tmp/ that nobody else writes (an archive unpacked there): it
     // is hard-linked as the blob instead of copied. Copied anyway when it
     // is not a regular file on the store's filesystem.
-    static Result<std::unique_ptr<LayerWriter>> start(Store& s, const UnpackOptions& u, std::string what,
-                                                      int link_fd = -1);
+    static Result<std::unique_ptr<LayerWriter>> start(Store& s, const UnpackOptions& u,
+                                                      std::string what, int link_fd = -1);
     ~LayerWriter();  // unless finished: stops the unpacker, removes both
     LayerWriter(const LayerWriter&) = delete;
     LayerWriter& operator=(const LayerWriter&) = delete;

@@ -360,7 +360,8 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
     case AE_IFREG: {
         int fd = -1;
         TRY(create(pfd, base, path, [&] {
-            fd = sys::open_beneath(pfd, base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+            fd = sys::open_beneath(pfd, base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+                                   0600);
             return fd >= 0;
         }));
         if (fd < 0) return failed(path, "create");
@@ -400,7 +401,8 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
         if (!target) return bad(raw, "a symlink without a target");
         if (symlink_climbs_out(path, target)) return bad(raw, cat("the symlink's target '", target, "' climbs out of the layer"));
         bool made = false;
-        TRY(create(pfd, base, path, [&] { return made = ::symlinkat(target, pfd, base.c_str()) == 0; }));
+        TRY(create(pfd, base, path,
+                   [&] { return made = ::symlinkat(target, pfd, base.c_str()) == 0; }));
         if (!made) return failed(path, "symlink");
         TRY(chown_at("chown"));
         ::utimensat(pfd, base.c_str(), times, AT_SYMLINK_NOFOLLOW);
@@ -415,11 +417,13 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
         }
         mode_t kind = type == AE_IFCHR ? S_IFCHR : type == AE_IFBLK ? S_IFBLK : S_IFIFO;
         bool made = false;
-        TRY(create(pfd, base, path,
-                   [&] { return made = ::mknodat(pfd, base.c_str(), kind | 0600, archive_entry_rdev(e)) == 0; }));
+        TRY(create(pfd, base, path, [&] {
+            return made = ::mknodat(pfd, base.c_str(), kind | 0600, archive_entry_rdev(e)) == 0;
+        }));
         if (!made) return failed(path, "mknod");
         TRY(chown_at("chown"));
-        if (::fchmodat(pfd, base.c_str(), mode_of(archive_entry_perm(e)), 0) != 0) return failed(path, "chmod");
+        if (::fchmodat(pfd, base.c_str(), mode_of(archive_entry_perm(e)), 0) != 0)
+            return failed(path, "chmod");
         ::utimensat(pfd, base.c_str(), times, AT_SYMLINK_NOFOLLOW);
         return {};
     }

@@ -92,7 +92,8 @@ Status check_store(int dirfd, const std::string& path) {
             return sys_error(cat("stat store ", path, "/", sub));
         }
         if (S_ISLNK(st.st_mode))
-            return Error{0, cat("store ", path, "/", sub, ": a symlink"), "a store holds none at its top"};
+            return Error{0, cat("store ", path, "/", sub, ": a symlink"),
+                         "a store holds none at its top"};
         TRY(check_private(st, cat(path, "/", sub)));
     }
     return {};

@@ -357,25 +357,29 @@ pid_t parent_of(const char* pid) {
 // namespace types are compared along them (a walk reads a /proc/PID/stat
 // per step, and the root of a chain is often ten steps from PID 1).
 class Ancestors {
-public:
+  public:
     // The i-th ancestor, or 0 past the last.
     pid_t at(size_t i) {
         while (pids_.size() <= i && !done_) {
-            pid_t next = pids_.empty() ? parent_of("self")
+            pid_t next = pids_.empty()       ? parent_of("self")
                          : pids_.back() == 1 ? 0
                                              : parent_of(std::to_string(pids_.back()).c_str());
-            if (next <= 0 || pids_.size() >= 64) done_ = true;
-            else pids_.push_back(next);
+            if (next <= 0 || pids_.size() >= 64)
+                done_ = true;
+            else
+                pids_.push_back(next);
         }
         return i < pids_.size() ? pids_[i] : 0;
     }
 
-private:
+  private:
     std::vector<pid_t> pids_;
     bool done_ = false;
 };
 
-bool same_ns(const struct stat& a, const struct stat& b) { return a.st_ino == b.st_ino && a.st_dev == b.st_dev; }
+bool same_ns(const struct stat& a, const struct stat& b) {
+    return a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
 
 bool own_namespace(const char* type, bool in_userns, Ancestors& up) {
     std::string self_path = cat("/proc/self/ns/", type);
@@ -386,7 +390,8 @@ bool own_namespace(const char* type, bool in_userns, Ancestors& up) {
         UniqueFd ns(::open(self_path.c_str(), O_RDONLY | O_CLOEXEC));
         UniqueFd owner(ns ? ::ioctl(ns.get(), NS_GET_USERNS) : -1);
         struct stat o, u;
-        if (owner && ::fstat(owner.get(), &o) == 0 && ::stat("/proc/self/ns/user", &u) == 0 && same_ns(o, u))
+        if (owner && ::fstat(owner.get(), &o) == 0 && ::stat("/proc/self/ns/user", &u) == 0 &&
+            same_ns(o, u))
             return true;
     }
     // Another one than an ancestor's (as /proc numbers them: the parent of
@@ -394,7 +399,8 @@ bool own_namespace(const char* type, bool in_userns, Ancestors& up) {
     // the host's): someone between it and us made ours.
     for (size_t i = 0; pid_t pid = up.at(i); ++i) {
         struct stat a;
-        if (::stat(cat("/proc/", pid, "/ns/", type).c_str(), &a) == 0 && !same_ns(a, self)) return true;
+        if (::stat(cat("/proc/", pid, "/ns/", type).c_str(), &a) == 0 && !same_ns(a, self))
+            return true;
     }
     return false;
 }
@@ -417,7 +423,8 @@ Context detect_context(const RootSpec& spec) {
     Ancestors up;
     c.in_userns = in_user_namespace();
     if (spec.dev && spec.mqueue != Want::no) c.own_ipcns = own_namespace("ipc", c.in_userns, up);
-    if (spec.sys && spec.cgroupfs != Want::no) c.own_cgroupns = own_namespace("cgroup", c.in_userns, up);
+    if (spec.sys && spec.cgroupfs != Want::no)
+        c.own_cgroupns = own_namespace("cgroup", c.in_userns, up);
     if (spec.proc) {
         auto self = sys::read_file("/proc/self/status");
         auto init = sys::read_file("/proc/1/status");

@@ -453,7 +453,8 @@ TEST(Sys, OpenBeneathStaysBeneath) {
     struct stat st;
     ASSERT_EQ(fstat(c.get(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0600u);
-    EXPECT_EQ(sys::open_beneath(in.get(), "up", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600), -1);
+    EXPECT_EQ(sys::open_beneath(in.get(), "up", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600),
+              -1);
     EXPECT_EQ(*sys::read_file((d + "/outside").c_str()), "secret");
     ASSERT_TRUE(state::remove_tree(dir));
 }

@@ -389,11 +389,12 @@ TEST(ImageUnpack, RefusesEscapes) {
 // was built from a null char* (a crash in the programs, UB everywhere).
 TEST(ImageUnpack, ACutGzipStreamIsAnErrorNotACrash) {
     TempDir t;
-    const unsigned char cut[] = {
-        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xed, 0xd1, 0xb9, 0x0d, 0xc3, 0x30,
-        0x0c, 0x40, 0x51, 0xd5, 0x99, 0xc2, 0x1b, 0x58, 0x91, 0x75, 0xcc, 0x23, 0x8f, 0x90, 0x63, 0xff,
-        0x08, 0x2a, 0x5d, 0xa4, 0xb3, 0x81, 0x20, 0xef, 0x35, 0x24, 0xd8, 0xb0, 0xf8, 0x7d, 0x0d, 0xa7,
-        0x00, 0x00, 0xf0, 0xa3, 0x3e, 0xf8, 0x88, 0xae, 0x63, 0x00, 0x28, 0x00, 0x16};
+    const unsigned char cut[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xed,
+                                 0xd1, 0xb9, 0x0d, 0xc3, 0x30, 0x0c, 0x40, 0x51, 0xd5, 0x99, 0xc2,
+                                 0x1b, 0x58, 0x91, 0x75, 0xcc, 0x23, 0x8f, 0x90, 0x63, 0xff, 0x08,
+                                 0x2a, 0x5d, 0xa4, 0xb3, 0x81, 0x20, 0xef, 0x35, 0x24, 0xd8, 0xb0,
+                                 0xf8, 0x7d, 0x0d, 0xa7, 0x00, 0x00, 0xf0, 0xa3, 0x3e, 0xf8, 0x88,
+                                 0xae, 0x63, 0x00, 0x28, 0x00, 0x16};
     auto r = unpack(std::string(reinterpret_cast<const char*>(cut), sizeof cut), t.path() + "/cut");
     ASSERT_FALSE(r.ok());
     EXPECT_TRUE(r.error().what.starts_with("layer: ")) << r.error().what;
@@ -499,7 +500,8 @@ TEST(ImageIngest, OnePassPublishesBothOrNothing) {
     auto s = Store::open(t.path() + "/store", true);
     ASSERT_TRUE(s.ok()) << s.error().message();
     std::string root = t.path() + "/store";
-    std::string tar = make_tar({{"d", 'd', "", 0755}, {"d/f", 'f', std::string(300000, 'y')}, {"l", 'l', "d/f"}}, true);
+    std::string tar = make_tar(
+        {{"d", 'd', "", 0755}, {"d/f", 'f', std::string(300000, 'y')}, {"l", 'l', "d/f"}}, true);
     std::string diff = sha256(gunzip(tar));
     // A wrong blob digest: neither the blob nor the layer is published.
     int fd = memfd_of(tar);
@@ -511,14 +513,16 @@ TEST(ImageIngest, OnePassPublishesBothOrNothing) {
     EXPECT_EQ(entries_in(root + "/tmp"), 0u);
     // A wrong diff_id: the same.
     lseek(fd, 0, SEEK_SET);
-    auto wrong = ingest_layer(*s, fd, {sha256(tar), -1, sha256("nope"), diff, false}, {}, "layer 1");
+    auto wrong =
+        ingest_layer(*s, fd, {sha256(tar), -1, sha256("nope"), diff, false}, {}, "layer 1");
     ASSERT_FALSE(wrong.ok());
     EXPECT_NE(wrong.error().what.find("diff_id"), std::string::npos) << wrong.error().message();
     EXPECT_EQ(entries_in(root + "/blobs/sha256"), 0u);
     EXPECT_EQ(entries_in(root + "/tmp"), 0u);
     // Right: both, in one pass; the stats say what was unpacked.
     lseek(fd, 0, SEEK_SET);
-    auto good = ingest_layer(*s, fd, {sha256(tar), static_cast<int64_t>(tar.size()), diff, diff, false}, {}, "layer 1");
+    auto good = ingest_layer(
+        *s, fd, {sha256(tar), static_cast<int64_t>(tar.size()), diff, diff, false}, {}, "layer 1");
     ASSERT_TRUE(good.ok()) << good.error().message();
     ASSERT_TRUE(good->stats.has_value());
     EXPECT_EQ(good->stats->compression, "gzip");
@@ -537,7 +541,8 @@ TEST(ImageIngest, GarbageLongerThanTheSocketEndsWithTheUnpackError) {
     ASSERT_TRUE(s.ok()) << s.error().message();
     std::string junk(16 << 20, 'z');
     int fd = memfd_of(junk);
-    auto r = ingest_layer(*s, fd, {sha256(junk), -1, sha256("x"), sha256("x"), false}, {}, "layer 1");
+    auto r =
+        ingest_layer(*s, fd, {sha256(junk), -1, sha256("x"), sha256("x"), false}, {}, "layer 1");
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().what.find("digest mismatch"), std::string::npos) << r.error().message();
     EXPECT_EQ(entries_in(t.path() + "/store/blobs/sha256"), 0u);
