@@ -163,3 +163,22 @@ tns() {
     refute_output --partial ORPHAN
     assert_output --partial done
 }
+
+@test "kill -9 of net-setup just after it made the bridge: the next start removes the bridge with the dead owner's lease" {
+    local so="$KAGO_BUILD/tests/preload/kill_after_bridge.so" n=$BATS_TEST_NUMBER
+    [ -e "$so" ] || skip "no $so (make bats builds it)"
+    ldd "$(command -v net-setup)" >/dev/null 2>&1 || skip "net-setup is linked statically: LD_PRELOAD cannot stop it"
+    run tns "
+        st=0; LD_PRELOAD=$so net-setup --veth --bridge kgtrel$n --subnet 10.251.$n.0/24 -- true || st=\$?
+        echo status \$st
+        ip link show kgtrel$n >/dev/null 2>&1 && echo BRIDGE-MADE
+        # Any start reaps a dead owner's lease; this one on a bridge of its own.
+        KAGO_NAME=${KAGO_NAME}b net-setup --veth --bridge kgtrel${n}b --subnet 10.251.1$n.0/24 -- true
+        net_leftovers $KAGO_NAME kgtrel$n
+        net_leftovers ${KAGO_NAME}b kgtrel${n}b
+        echo done"
+    assert_output --partial "status 137"
+    assert_output --partial BRIDGE-MADE
+    refute_output --partial LEFT-
+    assert_output --partial done
+}
