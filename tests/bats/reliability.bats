@@ -182,3 +182,30 @@ tns() {
     refute_output --partial LEFT-
     assert_output --partial done
 }
+
+# The process whose parent is unshare-run: the command, with no init above it.
+# $1: unshare-run's options. cap-drop's change of user clears the
+# PR_SET_PDEATHSIG that unshare-run gave it; cap-drop sets it again.
+killed_parent_after_user_change() {
+    local s="sleep 124${BATS_TEST_NUMBER}8"
+    unshare-run $1 -- cap-drop --user 65534 -- $s &
+    SUPERVISOR=$!
+    wait_for "$s"
+    local p pp
+    p=$(pgrep -f "^$s")
+    pp=$(awk '{print $4}' "/proc/$p/stat")
+    [ "$(cat /proc/$pp/comm)" = unshare-run ] || fail "the command's parent is not unshare-run"
+    [ "$(awk '/^Uid:/ {print $2}' /proc/$p/status)" = 65534 ] || fail "the command did not change user"
+    kill -KILL "$pp"
+    wait "$SUPERVISOR" 2>/dev/null || true
+    SUPERVISOR=
+    gone "$s" || fail "the command outlived unshare-run after its change of user: $(pgrep -af "^$s")"
+}
+
+@test "kill -9 of unshare-run --pid --as-pid-1: its PID 1 ends too, after cap-drop --user" {
+    killed_parent_after_user_change "--pid --as-pid-1"
+}
+
+@test "kill -9 of unshare-run without a PID namespace: its command ends too, after cap-drop --user" {
+    killed_parent_after_user_change "--uts"
+}
