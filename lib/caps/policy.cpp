@@ -2,16 +2,15 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/close_range.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <linux/capability.h>
+#include <linux/close_range.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -307,7 +306,8 @@ long run(const Prepared& pr) {
     // fixed text: this may run in a child that must not allocate.
     auto rearm = [&] {
         rearmed = true;
-        (void)trace::call_prepared("prctl(PR_SET_PDEATHSIG, the signal it had)", rearm_death_signal, &death);
+        (void)trace::call_prepared("prctl(PR_SET_PDEATHSIG, the signal it had)", rearm_death_signal,
+                                   &death);
     };
     for (size_t i = 0; i < pr.calls.size(); ++i) {
         if (!rearmed && pr.calls[i].kind == K::seccomp) rearm();

@@ -23,7 +23,8 @@ std::optional<uint64_t> last_number(std::string_view s, size_t digits, size_t& d
     dot = s.rfind('.');
     if (dot == std::string_view::npos || dot == 0 || dot + 1 == s.size()) return std::nullopt;
     auto d = s.substr(dot + 1);
-    if (d.size() > digits || d.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+    if (d.size() > digits || d.find_first_not_of("0123456789") != std::string_view::npos)
+        return std::nullopt;
     uint64_t v = 0;
     for (char c : d) v = v * 10 + static_cast<uint64_t>(c - '0');
     return v;

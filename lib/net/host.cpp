@@ -53,8 +53,9 @@ Result<Cidr> check_address(const Cidr& a, const Cidr& subnet) {
     return out;
 }
 
-Status ensure_bridge(Rtnl& host, const std::string& bridge, const Cidr& gateway, const std::optional<Cidr>& gateway6,
-                     bool known_ours, bool& created, const std::function<Status(bool)>& mark) {
+Status ensure_bridge(Rtnl& host, const std::string& bridge, const Cidr& gateway,
+                     const std::optional<Cidr>& gateway6, bool known_ours, bool& created,
+                     const std::function<Status(bool)>& mark) {
     created = false;
     auto li = TRY(host.get_link(bridge));
     if (li && li->kind != "bridge")

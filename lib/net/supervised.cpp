@@ -222,7 +222,8 @@ Result<End> Veth::run() {
         now.created_bridge = ours;
         return lease::save(key, now);
     };
-    TRY(ensure_bridge(host, plan_.bridge, plan_.gateway, plan_.gateway6, leases.created_bridge, created, mark));
+    TRY(ensure_bridge(host, plan_.bridge, plan_.gateway, plan_.gateway6, leases.created_bridge,
+                      created, mark));
     int bridge_index = dry_ ? 0 : TRY(host.index_of(plan_.bridge, "--bridge"));
     if (rules_) {
         TRY(write_sysctl("net/ipv4/ip_forward", "1"));

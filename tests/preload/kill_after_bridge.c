@@ -14,11 +14,13 @@
 
 static int creates_bridge(const void* buf, size_t len) {
     const struct nlmsghdr* h = buf;
-    if (len < sizeof *h || h->nlmsg_type != RTM_NEWLINK || !(h->nlmsg_flags & NLM_F_CREATE)) return 0;
+    if (len < sizeof *h || h->nlmsg_type != RTM_NEWLINK || !(h->nlmsg_flags & NLM_F_CREATE))
+        return 0;
     return memmem(buf, len, "bridge", sizeof "bridge") != NULL;  // IFLA_INFO_KIND, with its NUL
 }
 
-ssize_t sendto(int fd, const void* buf, size_t len, int flags, const struct sockaddr* to, socklen_t tolen) {
+ssize_t sendto(int fd, const void* buf, size_t len, int flags, const struct sockaddr* to,
+               socklen_t tolen) {
     static ssize_t (*real)(int, const void*, size_t, int, const struct sockaddr*, socklen_t);
     if (!real) real = dlsym(RTLD_NEXT, "sendto");
     ssize_t n = real(fd, buf, len, flags, to, tolen);
