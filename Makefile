@@ -71,6 +71,8 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/*_test.cpp))
 UNIT_OBJS := $(patsubst %.cpp,$(BUILD)/%.o,$(UNIT_SRCS))
 TEST_PROG_SRCS := $(sort $(wildcard tests/progs/*.c))
 TEST_PROG_BINS := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(TEST_PROG_SRCS))
+# LD_PRELOAD shims that stop a program at one step (tests/preload/NAME.c).
+TEST_PROG_BINS += $(patsubst tests/preload/%.c,$(BUILD)/tests/preload/%.so,$(sort $(wildcard tests/preload/*.c)))
 
 .PHONY: all deps check unit bats torture install uninstall demo bench clean format format-check
 all: $(addprefix $(BIN)/,$(PROGRAMS)) $(EXTRA_TARGETS)
@@ -157,6 +159,10 @@ $(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libkago.a
 $(BUILD)/tests/progs/%: tests/progs/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -static -o $@ $<
+
+$(BUILD)/tests/preload/%.so: tests/preload/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
 # --- dependencies ----------------------------------------------------------
 DEPS := build-essential g++ make pkg-config git ca-certificates \

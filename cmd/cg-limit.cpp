@@ -77,10 +77,9 @@ cg::Limits limits_from(const Args& a, std::vector<cg::Rlimit>& rlimits) {
 // their owner is gone too (kago::state::collect checks it).
 void reap_state_dirs(const std::vector<std::string>& reaped) {
     for (const auto& dir : reaped) {
-        auto leaf = dir.substr(dir.rfind('/') + 1);
-        auto name = leaf.substr(0, leaf.rfind('.'));
-        if (!kago::state::validate_name(name)) continue;
-        (void)kago::state::collect(name);
+        auto leaf = cg::parse_leaf(dir.substr(dir.rfind('/') + 1));
+        if (!leaf || !kago::state::validate_name(leaf->name)) continue;
+        (void)kago::state::collect(leaf->name);
     }
 }
 

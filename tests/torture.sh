@@ -48,7 +48,10 @@
 #   - leftovers: each object still present at the end, with the run after
 #     which it was first seen (and objects that a later run collected,
 #     which the contract allows, are counted as collected).
-# A log of every run goes to $KAGO_BUILD/torture[-rootless].log.
+# A log of every run goes to $KAGO_BUILD/torture[-rootless].log, with the
+# time of each part of the run: start to kill (the random delay), kill to
+# the end of the chain's first process, to no process of it left, the
+# normal run, the inventory.
 #
 # Exit status: 0 nothing found, 1 something found (the summary names it),
 # 77 skipped (the reason is printed), 2 bad usage.
@@ -82,7 +85,7 @@ case "$kill_who" in
 esac
 [[ "$runs" =~ ^[0-9]+$ ]] || { echo "torture: --runs: not a number: $runs" >&2; exit 2; }
 [[ "$max_time" =~ ^[0-9]+$ ]] || { echo "torture: --max-time: not a number: $max_time" >&2; exit 2; }
-[ -z "$seed" ] && seed=$(( $(date +%s%N) % 1000000 ))
+[ -z "$seed" ] && seed=$(( $(( ${EPOCHREALTIME/./} * 1000 )) % 1000000 ))
 RANDOM=$seed
 
 mode=root
@@ -164,7 +167,13 @@ flock -n 9 || { echo "torture: waiting for another torture run ($mode) to end"; 
 if [ "$rootless" = 1 ]; then log=$KAGO_BUILD/torture-rootless.log; else log=$KAGO_BUILD/torture.log; fi
 : >"$log"
 note() { echo "$*" >>"$log"; }
-ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+# The harness forks as little as it can while it waits: under load every
+# process it starts costs milliseconds: times come from bash's own clock
+# ($EPOCHREALTIME, in nanoseconds below), and nap S is a sleep that is a
+# read with a timeout on a pipe that never gets data.
+exec {nap_fd}<> <(:)
+nap() { read -r -t "$1" -u "$nap_fd" _ || :; }
+ms_since() { echo $(( ($(( ${EPOCHREALTIME/./} * 1000 )) - $1) / 1000000 )); }
 
 # --- the inventory -----------------------------------------------------------
 # Every object of the test, one per line, sorted. Processes are those of the
@@ -187,10 +196,13 @@ inventory() {
             nft -a list table inet kago 2>/dev/null | awk -v re="comment \"kago $name_re " '
                 $1 == "chain" {chain = $2}
                 $0 ~ re {sub(/^[ \t]+/, ""); print "nft " chain ": " $0}'
-            ls -A /run/netns 2>/dev/null | grep -E "^kago-$name_re" | sed 's/^/netns /'
-            ls -A /run/kago/leases 2>/dev/null | grep -E "^($name_re|$bridge@)" | sed 's|^|lease /run/kago/leases/|'
+            # (globs, not ls | grep: no process to start)
+            for l in /run/netns/kago-"$prefix"[0-9]*; do [ -e "$l" ] && echo "netns ${l##*/}"; done
+            for l in /run/kago/leases/"$prefix"[0-9]* /run/kago/leases/"$bridge"@*; do
+                [ -e "$l" ] && echo "lease $l"
+            done
         fi
-        ls -A "$state_root" 2>/dev/null | grep -E "^$name_re" | sed "s|^|state $state_root/|"
+        for l in "$state_root/$prefix"[0-9]*; do [ -e "$l" ] && echo "state $l"; done
         processes
     } | sort -u
 }
@@ -262,33 +274,63 @@ start_chain() {
     fi
     chain=$!
     # setpriv and env exec: the chain's first process keeps this pid, and
-    # setsid (not a group leader here) makes it the session's leader.
+    # setsid (not a group leader here) makes it the session's leader. Until
+    # it has, the session is not there to be listed or killed: wait for it.
+    local s i
+    for i in $(seq 500); do
+        read -r s 2>/dev/null <"/proc/$chain/stat" || break
+        s=${s##*) }
+        s=${s#* * * }   # state, ppid, pgrp
+        [ "${s%% *}" = "$chain" ] && break
+        nap 0.001
+    done
     sids="$sids$chain "
 }
 
-# ended PID: the process is gone or a zombie.
-ended() {
+# is_running PID: the process runs (it is not gone, not a zombie).
+is_running() {
     local s
-    s=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 0
-    [ "${s%% *}" = Z ]
+    read -r s 2>/dev/null <"/proc/$1/stat" || return 1
+    s=${s##*) }
+    [ "${s%% *}" != Z ]
 }
 
 # wait_chain SECONDS: waits for $chain to end; $status is its exit status,
-# or "hung" (then the whole session is killed).
+# or "hung" (then the whole session is killed). bash wakes up as the chain
+# ends; a sleep of its own is the deadline.
 wait_chain() {
-    local deadline=$(( $(date +%s%N) + $1 * 1000000000 ))
-    while ! ended "$chain"; do
-        if [ "$(date +%s%N)" -gt "$deadline" ]; then
-            kill -9 -- "-$chain" 2>/dev/null
-            { wait "$chain"; } 2>/dev/null
-            status=hung
-            return
-        fi
-        sleep 0.02
+    local dog who
+    sleep "$1" &
+    dog=$!
+    while :; do
+        who=
+        # (braces: bash's "Killed" notice for the job goes nowhere)
+        { wait -n -p who "$chain" "$dog"; } 2>/dev/null
+        status=$?
+        [ -n "$who" ] && break   # else a trapped signal (SIGUSR1) woke us
     done
-    # (braces: bash's "Killed" notice for the job goes nowhere)
-    { wait "$chain"; } 2>/dev/null
-    status=$?
+    if [ "$who" = "$dog" ]; then
+        kill -9 -- "-$chain" 2>/dev/null
+        { wait "$chain"; } 2>/dev/null
+        status=hung
+    else
+        # SIGKILL: a dog not yet exec'd is still this shell, and would run
+        # its EXIT trap on a SIGTERM.
+        kill -9 "$dog" 2>/dev/null
+        { wait "$dog"; } 2>/dev/null
+    fi
+}
+
+# present LINE: whether an object of the inventory is still there, checked
+# without starting a process; only processes and links (a dying network
+# namespace's veth) go away by themselves, status 2 for the other kinds.
+present() {
+    local rest=${1#* }
+    case "${1%% *}" in
+        process) is_running "${rest%% *}" ;;
+        link) [ -e "/sys/class/net/$rest" ] ;;
+        *) return 2 ;;
+    esac
 }
 
 # The processes of session $1, as "PID:ROLE" words. The role is the
@@ -357,9 +399,10 @@ for run in $(seq 1 "$runs"); do
     name=$prefix$idx
     if [ -n "$delay_fixed" ]; then delay=$delay_fixed; else delay=$(( RANDOM % 301 )); fi
     r=$RANDOM
-    t_run=$(date +%s%N)
+    t_run=$(( ${EPOCHREALTIME/./} * 1000 ))
     start_chain "$name" "$idx" "$long_payload"
-    sleep "$(printf '0.%03d' "$delay")"
+    printf -v d '%d.%03d' $((delay / 1000)) $((delay % 1000))
+    nap "$d"
 
     # The kill.
     procs=$(session_procs "$chain")
@@ -388,20 +431,22 @@ for run in $(seq 1 "$runs"); do
         fi
     fi
     case_of[$run]="$name: kill -9 $target after $delay ms [alive: ${alive% }]"
+    t_kill=$(( ${EPOCHREALTIME/./} * 1000 ))
     k=${target%% (*}; kills[$k]=$(( ${kills[$k]:-0} + 1 ))
 
     # The killed chain's first process ends; the rest must follow at once.
     wait_chain $(( payload_secs + 10 ))
     kstatus=$status
+    t_end=$(( ${EPOCHREALTIME/./} * 1000 ))
     if [ "$kstatus" = hung ]; then
         hangs+=("run $run (${case_of[$run]}): the chain did not end within $((payload_secs + 10)) s")
     else
         left=""
-        deadline=$(( $(date +%s%N) + 500000000 ))
+        deadline=$(( $(( ${EPOCHREALTIME/./} * 1000 )) + 500000000 ))
         while :; do
             left=$(session_procs "$chain" | sed 's/^[0-9]*://' | tr '\n' ' ')
-            [ -z "$left" ] || [ "$(date +%s%N)" -gt "$deadline" ] && break
-            sleep 0.02
+            [ -z "$left" ] || [ "$(( ${EPOCHREALTIME/./} * 1000 ))" -gt "$deadline" ] && break
+            nap 0.01
         done
         if [ -n "$left" ]; then
             orphans+=("run $run (${case_of[$run]}): still running 0.5 s after the chain's first process ended: ${left% }")
@@ -420,24 +465,36 @@ for run in $(seq 1 "$runs"); do
     kerr=$(grep -v "^$" "$tmp/err" | head -3 | tr '\n' '|')
 
     # The normal run of the same name.
-    t0=$(date +%s%N)
+    t0=$(( ${EPOCHREALTIME/./} * 1000 ))
     start_chain "$name" "$idx" "$short_payload"
     wait_chain 30
     nstatus=$status
-    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    ms=$(( ($(( ${EPOCHREALTIME/./} * 1000 )) - t0) / 1000000 ))
     if [ "$nstatus" != 0 ] || ! grep -q "$marker-ok" "$tmp/out"; then
         failures+=("run $run (${case_of[$run]}): the next run of $name: exit $nstatus: $(grep -v '^$' "$tmp/err" | head -3 | tr '\n' '|' | sed 's/|$//')")
     fi
     note "run $run: ${case_of[$run]}; killed chain exit $kstatus${kerr:+ ($kerr)} after $(( (t0 - t_run) / 1000000 )) ms; next run exit $nstatus in $ms ms${left:+; orphans: $left}"
 
     # What is new since the last run is this run's. Up to 2 s for the
-    # detached processes that delete veths.
-    deadline=$(( $(date +%s%N) + 2000000000 ))
+    # detached processes that delete veths. Only a process of the test, or
+    # the kernel for a link of a dying namespace, removes an object by
+    # itself: the inventory is taken again when one of those has gone
+    # (polled without new processes), and not at all when none is new. (This
+    # only says which run left an object; the verdict is the final inventory.)
+    t_inv=$(( ${EPOCHREALTIME/./} * 1000 ))
+    deadline=$(( t_inv + 2000000000 ))
     while :; do
         now=$(inventory)
         new=$(comm -13 <(echo "$prev") <(echo "$now") | grep .)
-        [ -z "$new" ] || [ "$(date +%s%N)" -gt "$deadline" ] && break
-        sleep 0.1
+        waitable=$(grep -E '^(process|link) ' <<<"$new")
+        [ -z "$waitable" ] && break
+        went=0
+        while [ "$(( ${EPOCHREALTIME/./} * 1000 ))" -le "$deadline" ]; do
+            while read -r obj; do present "$obj" || { went=1; break; }; done <<<"$waitable"
+            [ "$went" = 1 ] && break
+            nap 0.01
+        done
+        [ "$went" = 1 ] || break
     done
     while read -r obj; do
         [ -z "$obj" ] && continue
@@ -451,14 +508,14 @@ for run in $(seq 1 "$runs"); do
     keep=" "
     for sid in $sids; do case "$live" in *" $sid "*) keep="$keep$sid " ;; esac; done
     sids=$keep
-    note "  run $run took $(ms_since "$t_run") ms"
+    note "  run $run took $(ms_since "$t_run") ms: start to kill $(( (t_kill - t_run) / 1000000 )), kill to the chain's end $(( (t_end - t_kill) / 1000000 )), to no process left $(( (t0 - t_end) / 1000000 )), next run $ms, inventory $(ms_since "$t_inv")"
 done 2>>"$log"   # bash's notices of killed jobs
 
 # The end: up to 3 s more for the last detached processes.
-deadline=$(( $(date +%s%N) + 3000000000 ))
+deadline=$(( $(( ${EPOCHREALTIME/./} * 1000 )) + 3000000000 ))
 while :; do
     final=$(inventory)
-    [ -z "$final" ] || [ "$(date +%s%N)" -gt "$deadline" ] && break
+    [ -z "$final" ] || [ "$(( ${EPOCHREALTIME/./} * 1000 ))" -gt "$deadline" ] && break
     sleep 0.1
 done
 elapsed=$(( $(date +%s) - start_time ))

@@ -2,15 +2,15 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/close_range.h>
-#include <stdlib.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <linux/capability.h>
+#include <linux/close_range.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -275,13 +275,48 @@ Result<Prepared> prepare(const Policy& p) {
     return pr;
 }
 
+namespace {
+// A change of uid, gid or of the permitted set clears PR_SET_PDEATHSIG (the
+// kernel's commit_creds()), and a command that a supervisor started with it
+// must still die with that supervisor: it is set again once the
+// credentials are final. A parent that died in between has left us to
+// another one: getppid() differs then, and the signal is sent here. A PID 1
+// whose parent is outside its namespace sees 0 either way; unshare-run
+// --as-pid-1 gives it no other parent to check.
+struct DeathSignal {
+    int sig = 0;
+    pid_t parent = 0;
+};
+
+long rearm_death_signal(void* arg) {
+    const auto& d = *static_cast<const DeathSignal*>(arg);
+    if (::prctl(PR_SET_PDEATHSIG, d.sig, 0, 0, 0) != 0) return -1;
+    if (d.parent != 0 && ::getppid() != d.parent) ::kill(::getpid(), d.sig);
+    return 0;
+}
+}  // namespace
+
 long run(const Prepared& pr) {
+    using K = PreparedCall::Kind;
+    DeathSignal death;
+    (void)::prctl(PR_GET_PDEATHSIG, &death.sig, 0, 0, 0);
+    death.parent = ::getppid();
+    bool rearmed = death.sig == 0;
+    // Before a seccomp filter, which may deny prctl(). In a trace with a
+    // fixed text: this may run in a child that must not allocate.
+    auto rearm = [&] {
+        rearmed = true;
+        (void)trace::call_prepared("prctl(PR_SET_PDEATHSIG, the signal it had)", rearm_death_signal,
+                                   &death);
+    };
     for (size_t i = 0; i < pr.calls.size(); ++i) {
+        if (!rearmed && pr.calls[i].kind == K::seccomp) rearm();
         CallArg a{pr.policy, &pr.calls[i]};
         if (trace::call_prepared(pr.calls[i].line, make_call, &a) == 0) continue;
         if (pr.calls[i].eperm_is_fine && errno == EPERM) continue;
         return static_cast<long>(i);
     }
+    if (!rearmed) rearm();
     return -1;
 }
 

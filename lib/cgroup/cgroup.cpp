@@ -138,9 +138,19 @@ Result<std::unique_ptr<Cgroup>> make(const Layout& layout, std::string_view pare
 namespace {
 // The leaf names the pid of the cg-limit that made it. A zombie is dead
 // (proc::running): it will never remove its cgroup.
-bool supervisor_alive(pid_t pid) {
-    auto st = proc::read_stat(pid);
+// Whether the supervisor of a leaf (parse_leaf()) still runs: the pid and
+// its start time (proc::alive). A NAME.PID leaf has no start time: a
+// running cg-limit with that pid is taken for its owner.
+bool supervisor_alive(const proc::Owner& o) {
+    if (o.start != 0) return proc::alive(o);
+    auto st = proc::read_stat(o.pid);
     return st && st->comm == "cg-limit" && proc::running(*st);
+}
+
+// A leaf of a supervisor that is gone (not ours).
+bool dead_leaf(const char* name) {
+    auto l = parse_leaf(name);
+    return l && l->owner.pid != ::getpid() && !supervisor_alive(l->owner);
 }
 }  // namespace
 
@@ -175,8 +185,7 @@ std::vector<std::string> reap_leftovers(const Layout& layout, std::string_view p
         if (!d) continue;
         while (struct dirent* e = ::readdir(d)) {
             if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
-            pid_t pid = leaf_pid(e->d_name);
-            if (pid <= 0 || pid == ::getpid() || supervisor_alive(pid)) continue;
+            if (!dead_leaf(e->d_name)) continue;
             std::string procs = thaw_if_frozen(join_path(pdir, e->d_name));
             if (!procs.empty()) thawed.push_back(procs);
         }
@@ -198,8 +207,7 @@ std::vector<std::string> reap_leftovers(const Layout& layout, std::string_view p
         std::vector<std::string> names;
         while (struct dirent* e = ::readdir(d)) {
             if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
-            pid_t pid = leaf_pid(e->d_name);
-            if (pid > 0 && pid != ::getpid() && !supervisor_alive(pid)) names.emplace_back(e->d_name);
+            if (dead_leaf(e->d_name)) names.emplace_back(e->d_name);
         }
         ::closedir(d);
         bool any = false;

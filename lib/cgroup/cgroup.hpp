@@ -21,6 +21,7 @@
 #include "cgroup/layout.hpp"
 #include "cgroup/limits.hpp"
 #include "core/fd.hpp"
+#include "core/proc.hpp"
 #include "core/result.hpp"
 
 namespace kago::cgroup {
@@ -92,10 +93,18 @@ Result<std::unique_ptr<Cgroup>> make(const Layout& layout, std::string_view pare
 Status set_up(Cgroup& cg, const Limits& limits, const std::vector<Setting>& settings, bool if_available,
               std::vector<std::string>& warnings);
 
-// The name of the cgroup of container `name` supervised by `pid`.
-std::string leaf_name(std::string_view name, pid_t pid);
-// NAME.PID -> PID, or 0 when the name has another shape.
-pid_t leaf_pid(std::string_view leaf);
+// The name of the cgroup of container `name` supervised by `owner`:
+// NAME.PID.START. The start time tells the supervisor apart from a later
+// process with its pid, as in every other record of an owner.
+std::string leaf_name(std::string_view name, const proc::Owner& owner);
+// A leaf's container name and supervisor. NAME.PID (an older kago's, or
+// a start time that could not be read) has start 0. std::nullopt when the
+// name has another shape.
+struct Leaf {
+    std::string name;
+    proc::Owner owner;
+};
+std::optional<Leaf> parse_leaf(std::string_view leaf);
 
 // The default parent inside a hierarchy: v2: "/kago" beside the caller's
 // cgroup when its parent is writable, else below it (a delegated subtree);

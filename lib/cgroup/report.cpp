@@ -11,16 +11,41 @@
 
 namespace kago::cgroup {
 
-std::string leaf_name(std::string_view name, pid_t pid) { return cat(name, ".", pid); }
+std::string leaf_name(std::string_view name, const proc::Owner& owner) {
+    if (owner.start == 0) return cat(name, ".", owner.pid);
+    return cat(name, ".", owner.pid, ".", owner.start);
+}
 
-pid_t leaf_pid(std::string_view leaf) {
-    auto dot = leaf.rfind('.');
-    if (dot == std::string_view::npos || dot == 0 || dot + 1 == leaf.size()) return 0;
-    auto digits = leaf.substr(dot + 1);
-    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string_view::npos) return 0;
-    pid_t p = 0;
-    for (char c : digits) p = p * 10 + (c - '0');
-    return p;
+namespace {
+// The number after the last dot of `s` (at most `digits` digits); the dot's
+// position in `dot`. std::nullopt when there is none, or nothing before it.
+std::optional<uint64_t> last_number(std::string_view s, size_t digits, size_t& dot) {
+    dot = s.rfind('.');
+    if (dot == std::string_view::npos || dot == 0 || dot + 1 == s.size()) return std::nullopt;
+    auto d = s.substr(dot + 1);
+    if (d.size() > digits || d.find_first_not_of("0123456789") != std::string_view::npos)
+        return std::nullopt;
+    uint64_t v = 0;
+    for (char c : d) v = v * 10 + static_cast<uint64_t>(c - '0');
+    return v;
+}
+}  // namespace
+
+std::optional<Leaf> parse_leaf(std::string_view leaf) {
+    size_t dot = 0, dot2 = 0;
+    auto last = last_number(leaf, 19, dot);
+    if (!last) return std::nullopt;
+    auto before = last_number(leaf.substr(0, dot), 9, dot2);
+    Leaf l;
+    if (before && *before > 0) {  // NAME.PID.START
+        l.name = std::string(leaf.substr(0, dot2));
+        l.owner = proc::Owner{static_cast<pid_t>(*before), *last};
+    } else {  // NAME.PID
+        if (*last == 0 || *last > 999999999) return std::nullopt;
+        l.name = std::string(leaf.substr(0, dot));
+        l.owner = proc::Owner{static_cast<pid_t>(*last), 0};
+    }
+    return l;
 }
 
 std::optional<uint64_t> keyed_value(std::string_view text, std::string_view key) {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "core/proc.hpp"
 #include "core/sys.hpp"
 
 namespace kago::cgroup {
@@ -35,7 +36,7 @@ Session::~Session() { discard(); }
 std::vector<std::string> Session::reap_leftovers() const { return cgroup::reap_leftovers(layout_, parent_); }
 
 Status Session::create(std::string_view name, std::vector<std::string>& warnings) {
-    cg_ = TRY(make(layout_, parent_, leaf_name(name, ::getpid())));
+    cg_ = TRY(make(layout_, parent_, leaf_name(name, proc::self())));
     return set_up(*cg_, limits_, settings_, if_available_, warnings);
 }
 

@@ -51,7 +51,7 @@ class Session {
     std::vector<std::string> reap_leftovers() const;
 
     // Create the cgroup of container `name` supervised by this process
-    // (leaf_name(name, getpid())) and write the limits. Warnings (a missing
+    // (leaf_name(name, proc::self()): NAME.PID.START) and write the limits. Warnings (a missing
     // controller or file with if_available) are appended to `warnings`. On
     // an error the cgroup is removed when the Session goes.
     Status create(std::string_view name, std::vector<std::string>& warnings);

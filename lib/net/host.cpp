@@ -53,17 +53,21 @@ Result<Cidr> check_address(const Cidr& a, const Cidr& subnet) {
     return out;
 }
 
-Status ensure_bridge(Rtnl& host, const std::string& bridge, const Cidr& gateway, const std::optional<Cidr>& gateway6,
-                     bool known_ours, bool& created) {
+Status ensure_bridge(Rtnl& host, const std::string& bridge, const Cidr& gateway,
+                     const std::optional<Cidr>& gateway6, bool known_ours, bool& created,
+                     const std::function<Status(bool)>& mark) {
     created = false;
     auto li = TRY(host.get_link(bridge));
     if (li && li->kind != "bridge")
         return usage_error(cat("--bridge '", bridge, "': the interface exists and is not a bridge (kind '",
                                li->kind.empty() ? "device" : li->kind, "')"));
     if (!li && !trace::dry_run()) {
+        TRY(mark(true));
         auto st = host.create_bridge(bridge);
-        if (!st && host.last_errno() != EEXIST) return st;
+        int err = host.last_errno();
         created = bool(st);
+        if (!created) (void)mark(false);
+        if (!st && err != EEXIST) return st;
     } else if (trace::dry_run()) {
         TRY(host.create_bridge(bridge));
         created = true;

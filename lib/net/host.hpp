@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,8 +34,12 @@ Result<Cidr> check_address(const Cidr& address, const Cidr& subnet);
 
 // Create the bridge unless it exists (then it must be a bridge), bring it
 // up, and give it the gateway address(es). `created` tells whether we made it.
+// `mark(true)` runs just before the bridge is created, so that whoever reaps
+// the last lease of a supervisor killed right after knows the bridge is
+// net-setup's; `mark(false)` when the creation then fails or finds one.
 Status ensure_bridge(Rtnl& host, const std::string& bridge, const Cidr& gateway,
-                     const std::optional<Cidr>& gateway6, bool known_ours, bool& created);
+                     const std::optional<Cidr>& gateway6, bool known_ours, bool& created,
+                     const std::function<Status(bool)>& mark);
 
 // Remove everything the record names: nftables rules tagged with its
 // owner, the veth, its lease (and the bridge, when net-setup created it and it is now

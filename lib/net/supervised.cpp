@@ -211,13 +211,19 @@ Result<End> Veth::run() {
     // bridge, the rules (they name the address, not the veth). Then a
     // netlink socket in the namespace, and the veth.
     collect();
-    bool created = false;
-    TRY(ensure_bridge(host, plan_.bridge, plan_.gateway, plan_.gateway6, leases.created_bridge, created));
-    if (created && !dry_) {  // gc() may have changed the file since it was read
+    // The lease file says the bridge is ours before it exists (we hold the
+    // lease lock): a SIGKILL right after its creation leaves a bridge that
+    // whoever reaps our lease removes with it. Read again: gc() may have
+    // changed the file since.
+    bool created = false, known = leases.created_bridge;
+    auto mark = [&](bool ours) -> Status {
+        if (known) return {};  // marked already (a bridge deleted by hand is made again)
         auto now = TRY(lease::load(key));
-        now.created_bridge = true;
-        TRY(lease::save(key, now));
-    }
+        now.created_bridge = ours;
+        return lease::save(key, now);
+    };
+    TRY(ensure_bridge(host, plan_.bridge, plan_.gateway, plan_.gateway6, leases.created_bridge,
+                      created, mark));
     int bridge_index = dry_ ? 0 : TRY(host.index_of(plan_.bridge, "--bridge"));
     if (rules_) {
         TRY(write_sysctl("net/ipv4/ip_forward", "1"));

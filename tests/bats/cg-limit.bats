@@ -86,7 +86,7 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     run as_nobody env KAGO_NAME="$KAGO_NAME" cg-limit --dry-run --memory 32M --pids 16 --rlimit nofile=64 -- echo cgt-ran
     assert_success
     refute_line cgt-ran
-    assert_output --regexp 'mkdir\(".*/cgt[0-9]+\.[0-9]+", 0755\) \(dry run\)'
+    assert_output --regexp 'mkdir\(".*/cgt[0-9]+\.[0-9]+\.[0-9]+", 0755\) \(dry run\)'
     assert_output --partial 'pids.max", "16") (dry run)'
     assert_output --partial 'prlimit(0, RLIMIT_NOFILE, {rlim_cur=64, rlim_max=64}, NULL) (dry run)'
     assert_output --partial 'execve("echo", ["echo", "cgt-ran"], envp) (dry run)'
@@ -107,7 +107,7 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
         assert_output --regexp 'fork\(\) = [0-9]+'
         assert_output --regexp 'write\(".*/cgroup.procs", "0"\) = 0'
     fi
-    assert_output --regexp 'rmdir\(".*/cgt[0-9]+\.[0-9]+"\) = 0'
+    assert_output --regexp 'rmdir\(".*/cgt[0-9]+\.[0-9]+\.[0-9]+"\) = 0'
 }
 
 # --- exit statuses: one test each ---------------------------------------------
@@ -211,7 +211,7 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     mkdir "${PARENTS[@]}"
     run cg-limit --parent "/$p" --pids 8 -- sh -c 'echo "$KAGO_CGROUP"; "$0" pids pids.max' "$CGREAD"
     assert_success
-    assert_line --index 0 --regexp "^/$p/cgt$BATS_TEST_NUMBER\.[0-9]+$"
+    assert_line --index 0 --regexp "^/$p/cgt$BATS_TEST_NUMBER\.[0-9]+\.[0-9]+$"
     assert_line --index 1 8
     run find "${PARENTS[@]}" -mindepth 1 -type d
     assert_output ""
@@ -403,7 +403,7 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     [ -d "/run/kago/$KAGO_NAME" ]
     KAGO_NAME=cgt${BATS_TEST_NUMBER}b run cg-limit -v --pids 32 -- true
     assert_success
-    assert_output --regexp "removed the leftover cgroup .*/cgt$BATS_TEST_NUMBER\.[0-9]+"
+    assert_output --regexp "removed the leftover cgroup .*/cgt$BATS_TEST_NUMBER\.[0-9]+\.[0-9]+"
     run find /sys/fs/cgroup -name "cgt$BATS_TEST_NUMBER*"
     assert_output ""
     [ ! -e "/run/kago/$KAGO_NAME" ] || fail "the leftover state directory is still there"
@@ -432,7 +432,7 @@ majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
     # Without --parent: a kago cgroup beside the user's own, in the subtree.
     user_run --memory 32M -- sh -c 'echo "$KAGO_CGROUP"'
     assert_success
-    assert_output --regexp "^${d#/sys/fs/cgroup}/kago/cgtdeleg\.[0-9]+$"
+    assert_output --regexp "^${d#/sys/fs/cgroup}/kago/cgtdeleg\.[0-9]+\.[0-9]+$"
     # cpuset is not delegated: an error naming the option, or with
     # --if-available a warning, and the other limits still apply.
     user_run --cpuset-cpus 0 --pids 4 -- echo cgt-ran

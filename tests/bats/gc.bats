@@ -305,3 +305,33 @@ killed_state_dir() {
     run cg-limit --gc
     [ ! -e "$dir" ]
 }
+
+@test "a leftover cgroup whose supervisor's pid now names a running cg-limit is removed: the start time tells them apart" {
+    KAGO_NAME=gcl1 cg-limit --pids 64 -- sleep 6092 &
+    local outer=$! p i
+    for i in $(seq 100); do p=$(pgrep -fx "sleep 6092") && break; sleep 0.05; done
+    [ -n "$p" ]
+    # The running cg-limit's leaf in each hierarchy, and a leftover beside
+    # it as a killed cg-limit with the same pid (and another start) named it.
+    local live old dirs=()
+    live=$(awk -F: '$3 ~ /\/kago\// {sub(".*/", "", $3); print $3; exit}' "/proc/$p/cgroup")
+    case "$live" in
+    gcl1.*.*) old=${live#gcl1.}; old="gcl1x.${old%%.*}.$((${old#*.} - 1))" ;;
+    *) old="gcl1x.${live#gcl1.}" ;;
+    esac
+    while IFS=: read -r _ ctl rel; do
+        [[ "$rel" == */kago/* ]] || continue
+        ctl=${ctl#name=}
+        if [ -z "$ctl" ]; then d=/sys/fs/cgroup$rel; else d=/sys/fs/cgroup/${ctl%%,*}$rel; fi
+        [ -d "$d" ] || d=/sys/fs/cgroup/unified$rel
+        mkdir "${d%/*}/$old" && dirs+=("${d%/*}/$old")
+    done <"/proc/$p/cgroup"
+    [ "${#dirs[@]}" -gt 0 ]
+    run cg-limit --gc
+    local left=()
+    for d in "${dirs[@]}"; do [ -d "$d" ] && left+=("$d") && rmdir "$d"; done
+    kill "$outer"
+    wait "$outer" || true
+    assert_success
+    [ "${#left[@]}" = 0 ] || fail "kept as the running cg-limit's: ${left[*]}"
+}

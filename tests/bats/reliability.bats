@@ -163,3 +163,51 @@ tns() {
     refute_output --partial ORPHAN
     assert_output --partial done
 }
+
+@test "kill -9 of net-setup just after it made the bridge: the next start removes the bridge with the dead owner's lease" {
+    local so="$KAGO_BUILD/tests/preload/kill_after_bridge.so" n=$BATS_TEST_NUMBER
+    [ -e "$so" ] || skip "no $so (make bats builds it)"
+    local libs
+    libs=$(ldd "$(command -v net-setup)" 2>/dev/null) || skip "net-setup is linked statically: LD_PRELOAD cannot stop it"
+    [[ "$libs" != *libasan* ]] || skip "a sanitizer's runtime must come first: LD_PRELOAD cannot stop net-setup"
+    run tns "
+        st=0; LD_PRELOAD=$so net-setup --veth --bridge kgtrel$n --subnet 10.251.$n.0/24 -- true || st=\$?
+        echo status \$st
+        ip link show kgtrel$n >/dev/null 2>&1 && echo BRIDGE-MADE
+        # Any start reaps a dead owner's lease; this one on a bridge of its own.
+        KAGO_NAME=${KAGO_NAME}b net-setup --veth --bridge kgtrel${n}b --subnet 10.251.1$n.0/24 -- true
+        net_leftovers $KAGO_NAME kgtrel$n
+        net_leftovers ${KAGO_NAME}b kgtrel${n}b
+        echo done"
+    assert_output --partial "status 137"
+    assert_output --partial BRIDGE-MADE
+    refute_output --partial LEFT-
+    assert_output --partial done
+}
+
+# The process whose parent is unshare-run: the command, with no init above it.
+# $1: unshare-run's options. cap-drop's change of user clears the
+# PR_SET_PDEATHSIG that unshare-run gave it; cap-drop sets it again.
+killed_parent_after_user_change() {
+    local s="sleep 124${BATS_TEST_NUMBER}8"
+    unshare-run $1 -- cap-drop --user 65534 -- $s &
+    SUPERVISOR=$!
+    wait_for "$s"
+    local p pp
+    p=$(pgrep -f "^$s")
+    pp=$(awk '{print $4}' "/proc/$p/stat")
+    [ "$(cat /proc/$pp/comm)" = unshare-run ] || fail "the command's parent is not unshare-run"
+    [ "$(awk '/^Uid:/ {print $2}' /proc/$p/status)" = 65534 ] || fail "the command did not change user"
+    kill -KILL "$pp"
+    wait "$SUPERVISOR" 2>/dev/null || true
+    SUPERVISOR=
+    gone "$s" || fail "the command outlived unshare-run after its change of user: $(pgrep -af "^$s")"
+}
+
+@test "kill -9 of unshare-run --pid --as-pid-1: its PID 1 ends too, after cap-drop --user" {
+    killed_parent_after_user_change "--pid --as-pid-1"
+}
+
+@test "kill -9 of unshare-run without a PID namespace: its command ends too, after cap-drop --user" {
+    killed_parent_after_user_change "--uts"
+}

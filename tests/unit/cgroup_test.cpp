@@ -377,13 +377,34 @@ TEST(CgroupReport, KeyedValues) {
 }
 
 TEST(CgroupReport, LeafNames) {
-    EXPECT_EQ(leaf_name("box", 4242), "box.4242");
-    EXPECT_EQ(leaf_pid("box.4242"), 4242);
-    EXPECT_EQ(leaf_pid("a.b.77"), 77);
-    EXPECT_EQ(leaf_pid("box"), 0);
-    EXPECT_EQ(leaf_pid("box."), 0);
-    EXPECT_EQ(leaf_pid("box.12x"), 0);
-    EXPECT_EQ(leaf_pid(".12"), 0);
+    EXPECT_EQ(leaf_name("box", {4242, 987654}), "box.4242.987654");
+    EXPECT_EQ(leaf_name("box", {4242, 0}), "box.4242");  // no start time read
+    auto l = parse_leaf("box.4242.987654");
+    ASSERT_TRUE(l);
+    EXPECT_EQ(l->name, "box");
+    EXPECT_EQ(l->owner.pid, 4242);
+    EXPECT_EQ(l->owner.start, 987654u);
+    l = parse_leaf("a.b.77.5");
+    ASSERT_TRUE(l);
+    EXPECT_EQ(l->name, "a.b");
+    EXPECT_EQ(l->owner.pid, 77);
+    EXPECT_EQ(l->owner.start, 5u);
+    // NAME.PID, as an older kago named them: no start time.
+    l = parse_leaf("box.4242");
+    ASSERT_TRUE(l);
+    EXPECT_EQ(l->name, "box");
+    EXPECT_EQ(l->owner.pid, 4242);
+    EXPECT_EQ(l->owner.start, 0u);
+    l = parse_leaf("a.b.77");
+    ASSERT_TRUE(l);
+    EXPECT_EQ(l->name, "a.b");
+    EXPECT_EQ(l->owner.pid, 77);
+    EXPECT_FALSE(parse_leaf("box"));
+    EXPECT_FALSE(parse_leaf("box."));
+    EXPECT_FALSE(parse_leaf("box.12x"));
+    EXPECT_FALSE(parse_leaf(".12"));
+    EXPECT_FALSE(parse_leaf("box.0"));
+    EXPECT_FALSE(parse_leaf("box.1234567890"));  // no pid has ten digits
 }
 
 TEST(CgroupReport, Effects) {
