@@ -168,12 +168,7 @@ Result<Ingested> ingest_layer(Store& s, int src_fd, const LayerWant& want, const
     // the unpacker made of them.
     auto done = w->finish();
     const BlobRef& got = w->blob();
-    Status checked;
-    if (!want.digest.empty() && got.digest != want.digest)
-        checked = usage_error(cat(what, ": digest mismatch: the descriptor says ", want.digest,
-                                  ", the content hashes to ", got.digest));
-    else if (want.size >= 0 && got.size != want.size)
-        checked = usage_error(cat(what, ": ", got.size, " bytes, the descriptor says ", want.size));
+    Status checked = check_blob(got, want.digest, want.size, what);
     if (!checked) {
         if (done) discard(s, *done);
         return std::move(checked).error();

@@ -250,16 +250,23 @@ Result<BlobRef> Store::put_blob(int src_fd, const std::string& expected, int64_t
     }
     f.reset();
     std::string got = h.finish();
-    if (!expected.empty() && got != expected) {
+    if (auto ok = check_blob({got, size}, expected, expected_size, what); !ok) {
         (void)::unlinkat(tmp_.get(), n.c_str(), 0);
-        return usage_error(cat(what, ": digest mismatch: the descriptor says ", expected, ", the content hashes to ", got));
-    }
-    if (expected_size >= 0 && size != expected_size) {
-        (void)::unlinkat(tmp_.get(), n.c_str(), 0);
-        return usage_error(cat(what, ": ", size, " bytes, the descriptor says ", expected_size));
+        return std::move(ok).error();
     }
     TRY(adopt_blob(n, got));
     return BlobRef{got, size};
+}
+
+Status check_blob(const BlobRef& got, const std::string& expected, int64_t expected_size,
+                  const std::string& what) {
+    if (!expected.empty() && got.digest != expected)
+        return usage_error(cat(what, ": digest mismatch: the descriptor says ", expected,
+                               ", the content hashes to ", got.digest));
+    if (expected_size >= 0 && got.size != expected_size)
+        return usage_error(
+            cat(what, ": ", got.size, " bytes, the descriptor says ", expected_size));
+    return {};
 }
 
 Result<BlobRef> Store::put_bytes(const std::string& bytes) {

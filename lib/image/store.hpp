@@ -40,6 +40,11 @@ struct BlobRef {
     int64_t size = 0;
 };
 
+// Bytes read against their descriptor: the digest (unless empty) and the
+// size (unless -1); a mismatch names both. put_blob and ingest_layer use it.
+Status check_blob(const BlobRef& got, const std::string& expected, int64_t expected_size,
+                  const std::string& what);
+
 class Store {
   public:
     // Open the store at `path`. With `create`, make the layout when it is
