@@ -14,15 +14,11 @@ ROOTFS=$(cd "${1:?usage: bench/compare.sh ROOTFS [MINCS_DIR]}" && pwd)
 MINCS=${2:-}
 RUNS=${RUNS:-100}
 top=$(cd "$(dirname "$0")/.." && pwd)
-if [ -z "${KAGO_BENCH_INNER:-}" ]; then
-    exec unshare --mount --propagation private env KAGO_BENCH_INNER=1 "$0" "$@"
-fi
-mountpoint -q /sys/fs/cgroup/unified 2>/dev/null && umount /sys/fs/cgroup/unified
-# /run is a tmpfs on the hosts containers run on; here it may be the root
-# file system. Every row gets the same tmpfs (see bench/start.sh).
-findmnt -n -o FSTYPE --target /run | grep -qx tmpfs || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
-tmp=$(mktemp -d /tmp/kago-compare.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+. "$top/bench/lib.sh"
+bench_private "$0" "$@"
+bench_hide_unified
+bench_need hyperfine jq
+bench_tmp compare
 
 names=() cmds=()
 add() {

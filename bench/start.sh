@@ -17,24 +17,11 @@ ROOTFS=$(cd "$ROOTFS" && pwd)
 RUNS=${RUNS:-300}
 WARMUP=${WARMUP:-30}
 
-if [ -z "${KAGO_BENCH_INNER:-}" ]; then
-    exec unshare --mount --propagation private env KAGO_BENCH_INNER=1 "$0" "$@"
-fi
-# /run is a tmpfs on the hosts containers run on (systemd mounts it); on this
-# machine it may be the root file system, where each state file costs a
-# journal write and a discard. Every row gets the same tmpfs.
-if ! findmnt -n -o FSTYPE --target /run | grep -qx tmpfs; then
-    mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
-fi
-if mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
-    umount /sys/fs/cgroup/unified || echo "bench: could not hide /sys/fs/cgroup/unified; crun may refuse" >&2
-fi
-
-for tool in hyperfine jq; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (make deps)" >&2; exit 1; }
-done
-tmp=$(mktemp -d /tmp/kago-bench.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/lib.sh"
+bench_private "$0" "$@"
+bench_hide_unified
+bench_need hyperfine jq
+bench_tmp bench
 
 # The rows: add NAME COMMAND. hyperfine runs them without a shell (-N), so a
 # COMMAND is split on spaces and cannot use quotes, pipes or redirections.

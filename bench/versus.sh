@@ -22,17 +22,10 @@ OLD=$(cd "$OLD" && pwd) NEW=$(cd "$NEW" && pwd) ROOTFS=$(cd "$ROOTFS" && pwd)
 RUNS=${RUNS:-200}
 ROUNDS=${ROUNDS:-5}
 
-if [ -z "${KAGO_BENCH_INNER:-}" ]; then
-    exec unshare --mount --propagation private env KAGO_BENCH_INNER=1 "$0" "$@"
-fi
-if ! findmnt -n -o FSTYPE --target /run | grep -qx tmpfs; then
-    mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
-fi
-for tool in hyperfine jq; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (make deps)" >&2; exit 1; }
-done
-tmp=$(mktemp -d /tmp/kago-versus.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/lib.sh"
+bench_private "$0" "$@"
+bench_need hyperfine jq
+bench_tmp versus
 
 # The chains, with B standing for the bin directory. hyperfine runs them
 # without a shell (-N): words split on spaces, no quotes.

@@ -27,6 +27,21 @@ export KAGO_BIN KAGO_BUILD KAGO_TOP="$top"
 export PATH="$KAGO_BIN:$PATH"
 passed=0 failed=0 skipped=0
 
+# count LABEL TAP RC: add up a TAP file's results, print "LABEL: N passed,
+# N failed, N skipped", and count a non-zero RC without a failed test as
+# one failure.
+count() {
+    local p s f
+    p=$(grep -E '^ok ' "$2" | grep -vc ' # skip')
+    s=$(grep -E '^ok ' "$2" | grep -c ' # skip')
+    f=$(grep -cE '^not ok ' "$2")
+    if [ "$3" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "$1 exited with status $3 without a failed test"; f=1
+    fi
+    echo "$1: $p passed, $f failed, $s skipped"
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+}
+
 if [ "${KAGO_UNIT:-1}" = 1 ]; then
     echo "== unit tests"
     log="$KAGO_BUILD/unit-tests.log"
@@ -104,15 +119,7 @@ echo "== bats"
 export KAGO_LEFTOVERS_BEFORE="$KAGO_BUILD/leftovers.before"
 tap="$KAGO_BUILD/bats.tap"
 bats --tap "${files[@]}" 2>&1 | tee "$tap"
-rc=${PIPESTATUS[0]}
-p=$(grep -E '^ok ' "$tap" | grep -vc ' # skip')
-s=$(grep -E '^ok ' "$tap" | grep -c ' # skip')
-f=$(grep -cE '^not ok ' "$tap")
-if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-    echo "bats exited with status $rc without a failed test"; f=1
-fi
-echo "bats: $p passed, $f failed, $s skipped"
-passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+count bats "$tap" "${PIPESTATUS[0]}"
 
 # The chain tests a second time with KAGO_EXEC=1: every step a real exec
 # instead of the in-process hand-off (DESIGN.md). KAGO_BOTH_WAYS names the
@@ -127,15 +134,7 @@ if [ ${#again[@]} -gt 0 ] && [ "${KAGO_EXEC:-0}" != 1 ]; then
     echo "== bats again with KAGO_EXEC=1: ${again[*]##*/}"
     tap="$KAGO_BUILD/bats-exec.tap"
     KAGO_EXEC=1 bats --tap "${again[@]}" 2>&1 | tee "$tap"
-    rc=${PIPESTATUS[0]}
-    p=$(grep -E '^ok ' "$tap" | grep -vc ' # skip')
-    s=$(grep -E '^ok ' "$tap" | grep -c ' # skip')
-    f=$(grep -cE '^not ok ' "$tap")
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-        echo "bats exited with status $rc without a failed test"; f=1
-    fi
-    echo "bats (KAGO_EXEC=1): $p passed, $f failed, $s skipped"
-    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+    count "bats (KAGO_EXEC=1)" "$tap" "${PIPESTATUS[0]}"
 fi
 
 # The torture test (issue 17): the whole chain killed with SIGKILL at random
@@ -181,16 +180,11 @@ if [ "${KAGO_VM:-$vm_default}" = 1 ]; then
     tap="$KAGO_BUILD/vm-bats.tap"
     "$here/vm/run-bats.sh" "${vm_files[@]}" | tee "$tap"
     rc=${PIPESTATUS[0]}
-    p=$(grep -E '^ok ' "$tap" | grep -vc ' # skip')
-    s=$(grep -E '^ok ' "$tap" | grep -c ' # skip')
-    f=$(grep -cE '^not ok ' "$tap")
     if [ "$rc" = 77 ]; then
         echo "SKIPPED: bats in a cgroup v2 VM: $(sed -n 's/^ok 1 .* # skip //p' "$tap")"
-    elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-        echo "the VM phase exited with status $rc without a failed test"; f=1
+        rc=0
     fi
-    echo "vm: $p passed, $f failed, $s skipped ($(($(date +%s) - vm_start)) s)"
-    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+    count "vm ($(($(date +%s) - vm_start)) s)" "$tap" "$rc"
 fi
 
 summary="$passed passed, $failed failed"

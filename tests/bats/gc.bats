@@ -179,16 +179,7 @@ wait_netns() {
 
 # net-setup --user-mode as user 65534 in a network and mount namespace of
 # the test's own, with a default route and a 0666 tun node for pasta.
-as_nobody_ns() {
-    unshare --net --mount --propagation private -- bash -euc '
-        ip link set lo up
-        ip link add kggc0 type veth peer name kggc1
-        ip addr add 10.203.99.1/24 dev kggc0; ip link set kggc0 up; ip link set kggc1 up
-        ip route add default via 10.203.99.2
-        t=$(mktemp -u /tmp/kggc-tun.XXXXXX); mknod $t c 10 200; chmod 666 $t; mount --bind $t /dev/net/tun; rm -f $t
-        exec setpriv --reuid=65534 --regid=65534 --clear-groups -- \
-            env -i PATH="$KAGO_BIN:/usr/sbin:/usr/bin:/sbin:/bin" HOME=/tmp bash -euc "$1"' x "$1"
-}
+as_nobody_ns() { as_user_in_netns 65534 65534 /tmp bash "$1"; }
 
 @test "rootless: kill -9 of net-setup --user-mode, then at once a same-name chain: pasta died with it, and the ports are free" {
     require_userns

@@ -104,3 +104,21 @@ require_progs() {
         [ -x "$KAGO_BIN/$p" ] || skip "$p is not built ($KAGO_BIN/$p is missing)"
     done
 }
+
+# as_user_in_netns UID GID HOME SHELL SCRIPT: run SCRIPT with SHELL (sh or
+# bash, with -e) as UID:GID, with HOME and a clean environment, in a network
+# namespace and mount namespace of its own: lo up, a veth pair (kgun0, kgun1)
+# with 10.250.80.1/24 and a default route through it, so that pasta and
+# slirp4netns find a host interface, and /dev/net/tun usable by the user.
+# Nothing reaches beyond the namespace.
+as_user_in_netns() {
+    unshare --net --mount --propagation private -- bash -euc '
+        ip link set lo up
+        ip link add kgun0 type veth peer name kgun1
+        ip addr add 10.250.80.1/24 dev kgun0; ip link set kgun0 up; ip link set kgun1 up
+        ip route add default via 10.250.80.2
+        t=$(mktemp -u /tmp/kgun-tun.XXXXXX); mknod $t c 10 200; chmod 666 $t; mount --bind $t /dev/net/tun; rm -f $t
+        cd "$3"
+        exec setpriv --reuid="$1" --regid="$2" --clear-groups -- \
+            env -i PATH="$KAGO_BIN:/usr/sbin:/usr/bin:/sbin:/bin" HOME="$3" "$4" -ec "$5"' x "$@"
+}

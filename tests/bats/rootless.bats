@@ -53,17 +53,7 @@ setup() {
 
 # Run a script as the test user in its home, inside a network and mount
 # namespace of the test's own (see the top).
-as_krt() {
-    unshare --net --mount --propagation private -- bash -euc '
-        ip link set lo up
-        ip link add kgrt0 type veth peer name kgrt1
-        ip addr add 10.250.81.1/24 dev kgrt0; ip link set kgrt0 up; ip link set kgrt1 up
-        ip route add default via 10.250.81.2
-        t=$(mktemp -u /tmp/kgrt-tun.XXXXXX); mknod $t c 10 200; chmod 666 $t; mount --bind $t /dev/net/tun; rm -f $t
-        cd "$KRT_HOME"
-        exec setpriv --reuid=$KRT_UID --regid=$KRT_GID --clear-groups -- \
-            env -i PATH="$KAGO_BIN:/usr/sbin:/usr/bin:/sbin:/bin" HOME="$KRT_HOME" sh -ec "$1"' krt "$1"
-}
+as_krt() { as_user_in_netns "$KRT_UID" "$KRT_GID" "$KRT_HOME" sh "$1"; }
 
 # The indented lines of the README's Rootless section, continuations joined:
 # those that end in "# as root, once" (ROOT=1) or the others.
