@@ -18,6 +18,8 @@
 #include "core/parse.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
+#include "image/store.hpp"
+#include "pack/image.hpp"
 #include "pack/reader.hpp"
 #include "pack/tree.hpp"
 #include "pack/runtime.hpp"
@@ -33,7 +35,7 @@ using kago::cat;
 namespace {
 
 struct Opts {
-    std::string rootfs, output, from_host, sign, keygen, verify, pubkey;
+    std::string rootfs, image, store, output, from_host, sign, keygen, verify, pubkey;
     std::vector<std::string> add_host;
     pack::Config config;
     bool tmp_upper = false, best = false;
@@ -125,12 +127,20 @@ int main(int argc, char** argv) {
                  "container.\nThe file needs nothing on the target host, and runs rootless.",
                  "pack-selfexec"};
     cli::Common common;
-    cli::setup(app, common, "-o FILE (--rootfs DIR|- | --from-host PROGRAM) [--] COMMAND [ARG...]");
+    cli::setup(app, common, "-o FILE (--rootfs DIR|- | --image IMAGE | --from-host PROGRAM) [--] [COMMAND [ARG...]]");
     Opts o;
     pack::Config& c = o.config;
     app.add_option("-o,--output", o.output, "Write the packed file to FILE")->type_name("FILE");
     app.add_option("--rootfs", o.rootfs, "Pack the directory DIR, or a tar stream on stdin with '-'")
         ->type_name("DIR|-");
+    app.add_option("--image", o.image,
+                   "Pack a container image: a name in the image store, or an archive or layout to import "
+                   "(oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE, a path); its config gives the "
+                   "command, Env, WorkingDir and User unless the options do")
+        ->type_name("IMAGE");
+    app.add_option("--store", o.store, "With --image: the image store (default: image-layers' store)")
+        ->type_name("DIR")
+        ->envname(kago::env::kImageStore);
     app.add_option("--from-host", o.from_host,
                    "Pack a host PROGRAM with its interpreter and shared libraries (and /usr/lib/NAME if it exists)")
         ->type_name("PROGRAM");
@@ -177,7 +187,9 @@ int main(int argc, char** argv) {
     if (!o.pubkey.empty() && o.verify.empty()) cli::usage_error("--pubkey needs --verify");
     if (!o.verify.empty()) return verify(o.verify, o.pubkey);
     if (o.output.empty()) cli::usage_error("-o FILE is required");
-    if (o.rootfs.empty() == o.from_host.empty()) cli::usage_error("give one of --rootfs DIR|- and --from-host PROGRAM");
+    if (!o.rootfs.empty() + !o.image.empty() + !o.from_host.empty() != 1)
+        cli::usage_error("give one of --rootfs DIR|-, --image IMAGE and --from-host PROGRAM");
+    if (!o.store.empty() && o.image.empty() && app.count("--store")) cli::usage_error("--store needs --image");
     if (!o.add_host.empty() && o.from_host.empty()) cli::usage_error("--add-host needs --from-host");
     if (!c.cgroupfs && !c.sys) cli::usage_error("--no-cgroupfs needs --sys (/sys/fs/cgroup comes with it)");
     if (c.read_only && o.tmp_upper) cli::usage_error("--read-only and --tmp-upper contradict each other");
@@ -211,15 +223,20 @@ int main(int argc, char** argv) {
     wo.stub = std::span<const uint8_t>(kago_pack_stub_start, kago_pack_stub_end);
     if (!o.sign.empty()) wo.secret_key = read_key(o.sign, crypto_sign_SECRETKEYBYTES, "--sign");
 
-    std::string source = o.from_host.empty() ? (o.rootfs == "-" ? "a tar stream on stdin" : o.rootfs)
-                                             : cat("host program ", o.from_host);
+    std::string source = !o.from_host.empty() ? cat("host program ", o.from_host)
+                         : !o.image.empty()   ? cat("image ", o.image)
+                         : o.rootfs == "-"    ? "a tar stream on stdin"
+                                              : o.rootfs;
     if (common.dry_run) {
         kago::trace::emit(cat("read ", source, " (dry run)"));
         kago::trace::emit(cat("compress with zstd level ", wo.level, " and long mode in frames of ",
                               kago::parse::human_size(frame), ", one thread per CPU (dry run)"));
         kago::trace::emit(cat("write ", o.output, ": stub ", kago::parse::human_size(wo.stub.size()),
                               ", frames, manifest, frame table, trailer (dry run)"));
-        kago::trace::emit(cat("command: ", kago::describe_argv(c.command.empty() ? std::vector<std::string>{"/bin/sh"} : c.command)));
+        kago::trace::emit(c.command.empty() && !o.image.empty()
+                              ? std::string("command: the image's Entrypoint and Cmd")
+                              : cat("command: ", kago::describe_argv(c.command.empty() ? std::vector<std::string>{"/bin/sh"}
+                                                                                     : c.command)));
         return 0;
     }
 
@@ -248,6 +265,15 @@ int main(int argc, char** argv) {
         if (c.command.empty()) c.command = {prog};
         else if (c.command[0].find('/') == std::string::npos && c.command[0] == prog.substr(prog.rfind('/') + 1))
             c.command[0] = prog;  // "python3" -> "/usr/bin/python3": the container's PATH may differ
+    } else if (!o.image.empty()) {
+        // Static, so that exit() (cli::die) still removes a temporary
+        // store: the layers are read until the file is written.
+        static std::optional<pack::PackImage> image;
+        image.emplace(cli::value_or_die(
+            pack::PackImage::open(o.image, o.store.empty() ? kago::image::default_store() : o.store)));
+        cli::check_or_die(pack::add_layers(tree, image->layer_dirs, so));
+        cli::check_or_die(pack::apply_image_config(
+            c, image->config, {!c.command.empty(), app.count("--workdir") > 0, app.count("--user") > 0}));
     } else if (o.rootfs == "-") {
         if (isatty(0)) cli::usage_error("--rootfs -: stdin is a terminal, not a tar stream");
         cli::check_or_die(pack::read_tar(tree, 0, so));

@@ -22,7 +22,9 @@ PACK_STUB_CXXFLAGS = $(filter-out -O% -g -fsanitize=% -fno-sanitize-recover=%,$(
 # A static file of its own, not a link to the multi-call binary: its
 # libraries would weigh on every chain step, and it hands off to none.
 SEPARATE_PROGRAMS += pack-selfexec
-LDLIBS_pack-selfexec := $(BUILD)/pack/stub-blob.o -lzstd -lsodium -lcrypto -lseccomp -lcap -pthread
+# --image reads the image store and imports archives (lib/image: libarchive).
+LDLIBS_pack-selfexec := $(BUILD)/pack/stub-blob.o -Wl,-u,__archive_write_entry_filetype_unsupported -larchive \
+	-lzstd -llzma -lbz2 -lz -lsodium -lcrypto -lseccomp -lcap -pthread
 UNIT_LDLIBS += -lzstd -lsodium -lcrypto
 ifneq ($(filter pack-selfexec,$(PROGRAMS)),)
 EXTRA_TARGETS += $(BUILD)/tests/pack-hostile

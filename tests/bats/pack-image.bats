@@ -1,0 +1,128 @@
+#!/usr/bin/env bats
+# pack-selfexec --image: a container image (tests/lib/make-oci-image.py: three
+# layers with whiteouts, an opaque directory, links, a setuid file and a
+# config with Entrypoint, Cmd, Env, WorkingDir and User) packed into one
+# file, from an OCI layout, a docker-archive and a name in the store.
+load helpers
+
+MKIMG="$KAGO_TOP/tests/lib/make-oci-image.py"
+# What the test image holds once its layers are applied, and who runs.
+SHOW='ls /data /opq; ls -d /olddir 2>&1; echo "user $(id -u) in $(pwd): $GREETING"'
+
+setup() {
+    require_progs pack-selfexec
+    command -v python3 >/dev/null || skip "python3 is not installed (make deps)"
+    D=$(mktemp -d /tmp/kago-pack-image.XXXXXX)
+    chmod 755 "$D"
+    python3 "$MKIMG" "$KAGO_ROOTFS" "$D/oci" >&2
+    chmod -R a+rX "$D"
+    # A temporary store is made under TMPDIR: the tests check it goes.
+    mkdir "$D/tmp"
+    export TMPDIR=$D/tmp
+}
+
+teardown() {
+    [ -n "${D:-}" ] && rm -rf "$D"
+}
+
+# The whiteouts applied: /data/gone and /olddir deleted, /opq opaque.
+assert_layers_applied() {
+    assert_line keep
+    assert_line hard
+    assert_line sym
+    assert_line upper
+    refute_line gone
+    refute_line lower
+    assert_output --partial "/olddir: No such file or directory"
+}
+
+@test "--image oci:DIR:REF: the config's command, Env, WorkingDir and User; the layers applied; no temporary store left" {
+    pack-selfexec --image "oci:$D/oci:test:1" -o "$D/app.run"
+    run "$D/app.run" --kago-cache "$D/cache"
+    assert_success
+    assert_output "hello from /app as 1000"
+    [ -z "$(ls -A "$D/tmp")" ] || fail "left in TMPDIR: $(ls -A "$D/tmp")"
+
+    pack-selfexec --image "oci:$D/oci:test:1" -o "$D/show.run" -- /bin/sh -c "$SHOW"
+    run "$D/show.run" --kago-cache "$D/cache"
+    assert_success
+    assert_layers_applied
+    assert_line "user 1000 in /app: hello"
+}
+
+@test "--image: --env, --workdir and --user win over the config, and a COMMAND over Entrypoint and Cmd" {
+    pack-selfexec --image "oci:$D/oci:test:1" -o "$D/o.run" --env GREETING=bye --workdir /data --user 0 -- \
+        /bin/sh -c 'echo "$GREETING $(pwd) $(id -u) $PATH"'
+    run "$D/o.run" --kago-cache "$D/cache"
+    assert_success
+    # PATH is the image's own (its Env), not the runner's default.
+    assert_output "bye /data 0 /usr/sbin:/usr/bin:/sbin:/bin"
+}
+
+@test "--image keeps owners, the setuid bit and the hard link as root" {
+    pack-selfexec --image "oci:$D/oci:test:1" -o "$D/own.run" --user 0 -- /bin/sh -c \
+        'stat -c "%n %u:%g %a %h" /data/suid /app/hello /data/orig; [ /data/orig -ef /data/hard ] && echo same-inode'
+    run "$D/own.run" --kago-cache "$D/cache"
+    assert_success
+    assert_line "/data/suid 0:0 4755 1"
+    assert_line "/app/hello 1000:1000 644 1"
+    assert_line "/data/orig 0:0 644 2"
+    assert_line same-inode
+}
+
+@test "--image docker-archive:FILE (skopeo) and a name in the store (image-layers) pack the same tree" {
+    command -v skopeo >/dev/null || skip "skopeo is not installed (make deps)"
+    require_progs image-layers
+    skopeo copy -q "oci:$D/oci:test:1" "docker-archive:$D/img.tar:test:1" >&2
+    pack-selfexec --image "docker-archive:$D/img.tar" -o "$D/d.run" -- /bin/sh -c "$SHOW"
+    image-layers --store "$D/store" --import "oci:$D/oci:test:1" t >&2
+    pack-selfexec --image t --store "$D/store" -o "$D/s.run" -- /bin/sh -c "$SHOW"
+    run "$D/d.run" --kago-cache "$D/cache"
+    assert_success
+    assert_layers_applied
+    local from_archive=$output
+    run env KAGO_IMAGE_STORE="$D/store" pack-selfexec --image t -o "$D/e.run" -- /bin/sh -c "$SHOW"
+    assert_success
+    run "$D/s.run" --kago-cache "$D/cache"
+    assert_success
+    [ "$output" = "$from_archive" ] || fail "store: $output; archive: $from_archive"
+    [ -z "$(ls -A "$D/tmp")" ] || fail "left in TMPDIR: $(ls -A "$D/tmp")"
+}
+
+@test "rootless: nobody packs an image and runs it; the whiteouts are applied" {
+    require_userns
+    chown -R 65534:65534 "$D"
+    run setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$KAGO_BIN:/usr/bin:/bin" HOME="$D" \
+        TMPDIR="$D/tmp" sh -ec "
+        pack-selfexec --image oci:$D/oci:test:1 --user 0 -o $D/nb.run -- /bin/sh -c '$SHOW'
+        $D/nb.run --kago-cache $D/nbcache"
+    assert_success
+    assert_layers_applied
+    assert_line "user 0 in /app: hello"
+    [ -z "$(ls -A "$D/tmp")" ] || fail "left in TMPDIR: $(ls -A "$D/tmp")"
+}
+
+@test "--image usage errors exit 125: with --rootfs, --store without --image; a missing store or image is named" {
+    run pack-selfexec --image "oci:$D/oci:test:1" --rootfs "$KAGO_ROOTFS" -o "$D/x.run"
+    assert_failure 125
+    assert_output --partial "give one of"
+    run pack-selfexec --store "$D/store" --rootfs "$KAGO_ROOTFS" -o "$D/x.run"
+    assert_failure 125
+    assert_output --partial "--store needs --image"
+    run pack-selfexec --image no-such-image --store "$D/store" -o "$D/x.run"
+    assert_failure 125
+    assert_output --partial "store $D/store: No such file or directory"
+    run pack-selfexec --image "oci:$D/oci:nosuchref" -o "$D/x.run"
+    assert_failure 125
+    assert_output --partial "nosuchref"
+    [ ! -e "$D/x.run" ]
+    [ -z "$(ls -A "$D/tmp")" ] || fail "left in TMPDIR: $(ls -A "$D/tmp")"
+}
+
+@test "--image --dry-run names the image and changes nothing" {
+    run pack-selfexec --dry-run --image "oci:$D/oci:test:1" -o "$D/x.run"
+    assert_success
+    assert_output --partial "image oci:$D/oci:test:1"
+    assert_output --partial "the image's Entrypoint and Cmd"
+    [ ! -e "$D/x.run" ]
+}
