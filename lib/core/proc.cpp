@@ -84,7 +84,8 @@ Result<int> supervise(pid_t child, int status_fd, const std::function<void(int)>
         }
         if (p[1].revents) {
             child::Message m;
-            if (child::receive(status_fd, &m) == 1 && m.kind == child::Kind::status) return m.status;
+            if (child::receive(status_fd, &m) == 1 && m.kind == child::Kind::status)
+                return m.status;
             status_fd = -1;  // end of file: the child's own exit tells
         }
         struct signalfd_siginfo si;

@@ -1,16 +1,16 @@
 #include "pack/runtime.hpp"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <linux/mount.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
-#include <linux/close_range.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,15 +20,15 @@
 #include "caps/policy.hpp"
 #include "cgroup/limits.hpp"
 #include "cgroup/session.hpp"
-#include "core/state.hpp"
+#include "core/child.hpp"
 #include "core/exec.hpp"
 #include "core/proc.hpp"
+#include "core/state.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
 #include "mount/ops.hpp"
 #include "mount/root.hpp"
 #include "net/usermode.hpp"
-#include "core/child.hpp"
 #include "ns/idmap.hpp"
 
 namespace kago::pack {
@@ -183,15 +183,17 @@ class RunnerChannel {
         while (netns_ < 0 && failed_.kind != child::Kind::step_failed)
             if (!receive()) return Error{EIO, "create the network namespace: the runner's helper ended before sending it", ""};
         if (failed_.kind == child::Kind::step_failed) {
-            static const char* const steps[] = {"create the network namespace: join the container's user namespace",
-                                                "create the network namespace: unshare(CLONE_NEWNET)",
-                                                "open the new network namespace", child::kLoopbackUpWhat};
+            static const char* const steps[] = {
+                "create the network namespace: join the container's user namespace",
+                "create the network namespace: unshare(CLONE_NEWNET)",
+                "open the new network namespace", child::kLoopbackUpWhat};
             int step = failed_.step >= kJoinUser && failed_.step <= kLoopback ? failed_.step : kUnshare;
             int err = failed_.err ? failed_.err : EIO;
-            return Error{err, steps[step - kJoinUser],
-                         step == kUnshare && err == ENOSPC
-                             ? "a user namespace's user.max_net_namespaces is reached (/proc/sys/user/)"
-                             : ""};
+            return Error{
+                err, steps[step - kJoinUser],
+                step == kUnshare && err == ENOSPC
+                    ? "a user namespace's user.max_net_namespaces is reached (/proc/sys/user/)"
+                    : ""};
         }
         long st = trace::call([] { return std::string("setns(NETNS, CLONE_NEWNET) /* made with lo up by the runner's helper */"); },
                               [&] { return ::setns(netns_, CLONE_NEWNET); });
@@ -206,9 +208,12 @@ class RunnerChannel {
         child::Message m;
         int fd = -1;
         if (child::receive(sock_, &m, &fd) != 1) return false;  // closes fd
-        if (m.kind == child::Kind::ok && m.step == kGo) go_ = true;
-        else if (m.kind == child::Kind::ok && m.step == kNetns && fd >= 0 && netns_ < 0) netns_ = fd, fd = -1;
-        else if (m.kind == child::Kind::step_failed) failed_ = m;
+        if (m.kind == child::Kind::ok && m.step == kGo)
+            go_ = true;
+        else if (m.kind == child::Kind::ok && m.step == kNetns && fd >= 0 && netns_ < 0)
+            netns_ = fd, fd = -1;
+        else if (m.kind == child::Kind::step_failed)
+            failed_ = m;
         if (fd >= 0) ::close(fd);
         return true;
     }
@@ -300,8 +305,8 @@ void set_var(std::vector<std::string>& env, std::string_view name, std::string_v
     env.push_back(cat(name, "=", value));
 }
 
-Status prepare_command(CommandStart& cs, const RunSpec& s, const caps::Policy& policy, const proc::SignalBlock& block,
-                       int report) {
+Status prepare_command(CommandStart& cs, const RunSpec& s, const caps::Policy& policy,
+                       const proc::SignalBlock& block, int report) {
     cs.env = container_env(s.config, policy.user ? policy.user->home : "/root");
     // HOME, USER and LOGNAME for --user, as cap-drop sets them.
     if (policy.user && policy.user_env) {
@@ -356,7 +361,8 @@ void report_command_failure(int report, const CommandStart& cs) {
     switch (cs.failed) {
     case CommandStart::kNone: return;
     case CommandStart::kFds: fail(report, sys_error("close the runner's descriptors: close_range"));
-    case CommandStart::kPrivileges: fail(report, caps::error(cs.privileges, cs.failed_call, cs.err));
+    case CommandStart::kPrivileges:
+        fail(report, caps::error(cs.privileges, cs.failed_call, cs.err));
     }
 }
 
@@ -664,7 +670,8 @@ Result<RunOutcome> run_container(const RunSpec& s) {
     // Last: it then has our CPU, and the init the other.
     std::optional<NetnsHelper> helper;  // waits for the helper's exit when it goes
     if (netns_by_helper(c)) {
-        if (auto st = helper.emplace().start(static_cast<pid_t>(pid), !root, go.parent.get()); !st) {
+        if (auto st = helper.emplace().start(static_cast<pid_t>(pid), !root, go.parent.get());
+            !st) {
             kill_child();
             return std::move(st).error();
         }
@@ -680,7 +687,8 @@ Result<RunOutcome> run_container(const RunSpec& s) {
     // command's exec (Kind::exec_failed, from the command's process).
     child::Message m;
     while (child::receive(report.parent.get(), &m) == 1) {
-        if (m.kind == child::Kind::exec_failed) return RunOutcome{ws, Error{m.err, s.command[0], ""}};
+        if (m.kind == child::Kind::exec_failed)
+            return RunOutcome{ws, Error{m.err, s.command[0], ""}};
         if (m.kind != child::Kind::error) continue;
         Error e = child::error_of(m);
         if (!root && e.hint.empty()) {
