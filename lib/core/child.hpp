@@ -4,7 +4,9 @@
 // Every place that clones or forks uses this file: unshare-run's child
 // (ns/child), cg-limit's command (cgroup/spawn), net-setup's early command
 // process (net/early), the rootless network helpers (net/usermode), the
-// detached clean-up (net/host), cap-drop --new-session (caps/session).
+// detached clean-up (net/host), cap-drop --new-session (caps/session), the
+// packed runner's init, its command and its network helper (pack/runtime),
+// and newuidmap and newgidmap (ns/idmap).
 //
 // ## The rules for code after clone()
 //
@@ -157,10 +159,12 @@ struct Exec {
 // THE exec of kago: every exec of a command goes through here (the chain's
 // cli::exec_command() through exec_prepared(), unshare-run's child, the
 // init's command, cg-limit's and net-setup's command, the network
-// helpers). execveat(program_fd) when there is a descriptor, else execve
-// of argv[0] when it holds a slash, else the PATH search of execvp (ENOENT
-// goes on, EACCES is remembered) in a stack buffer. Returns only on
-// failure, with the errno. Async-signal-safe: usable after clone.
+// helpers, the packed runner's command, newuidmap and newgidmap).
+// execveat(program_fd) when there is a descriptor, else execve of argv[0]
+// when it holds a slash, else the PATH search of execvp (ENOENT goes on,
+// EACCES is remembered) in a stack buffer. No retry through /bin/sh on
+// ENOEXEC, unlike execvp: that is 126. Returns only on failure, with the
+// errno. Async-signal-safe: usable after clone.
 int exec(const Exec& e);
 
 // What a child does when its exec fails, besides leaving with
@@ -212,12 +216,14 @@ class SignalBlock {
 
 // --- the init ------------------------------------------------------------------
 
-// After clone: PID 1 of a new PID namespace (or the command's parent below
-// a new time namespace). Reaps every child, forwards the forwarded signals
-// to `cmd` (not those the terminal already sent to its process group), and
-// when `cmd` ends sends Kind::status on `report` (when >= 0) and exits with
-// its code (128+N for a signal). A second SIGINT, SIGTERM or SIGHUP (the
-// command may ignore the first) ends the container: as PID 1,
+// After clone: PID 1 of a new PID namespace (unshare-run's, the packed
+// runner's), or the command's parent below a new time namespace. Reaps
+// every child, forwards the forwarded signals to `cmd` (not those the
+// terminal already sent to its process group), and when `cmd` ends sends
+// Kind::status on `report` (when >= 0; the parent may read it with
+// proc::supervise(pid, fd) and leave before the init's own exit) and exits
+// with its code (128+N for a signal). A second SIGINT, SIGTERM or SIGHUP
+// (the command may ignore the first) ends the container: as PID 1,
 // kill(-1, SIGKILL) reaches every process of the namespace; otherwise only
 // the command is killed. The signals must be blocked already
 // (SignalBlock, or block_for_init()).

@@ -83,10 +83,9 @@ Result<int> supervise(pid_t child, int status_fd, const std::function<void(int)>
             return sys_error("poll");
         }
         if (p[1].revents) {
-            ssize_t n;
-            do n = ::read(status_fd, &ws, sizeof ws);
-            while (n < 0 && errno == EINTR);
-            if (n == sizeof ws) return ws;
+            child::Message m;
+            if (child::receive(status_fd, &m) == 1 && m.kind == child::Kind::status)
+                return m.status;
             status_fd = -1;  // end of file: the child's own exit tells
         }
         struct signalfd_siginfo si;

@@ -29,10 +29,11 @@ using SignalBlock = child::SignalBlock;
 Result<int> supervise(pid_t child, const std::function<void(int)>& on_signal = {});
 
 // The same, but also returns as soon as `status_fd` yields a wait status
-// (an int written whole), without waiting for `child` to exit: the way a
-// supervisor learns that the command inside a container ended while the
-// container's init is still tearing the container down. If `status_fd`
-// reaches end of file first, this waits for `child` as above.
+// (a child::Message of Kind::status, as child::init() sends it), without
+// waiting for `child` to exit: the way a supervisor learns that the command
+// inside a container ended while the container's init is still tearing the
+// container down. If `status_fd` reaches end of file (or brings anything
+// else) first, this waits for `child` as above.
 Result<int> supervise(pid_t child, int status_fd, const std::function<void(int)>& on_signal = {});
 
 // 128+N for a signal, the exit code otherwise.

@@ -116,9 +116,8 @@ void ChildPlan::mount(std::string source, std::string target, std::string fstype
 }
 
 void ChildPlan::loopback_up() {
-    steps_.push_back({Step::Op::loopback_up,
-                      "ioctl(SIOCSIFFLAGS, {ifr_name=\"lo\", ifr_flags=IFF_UP|...})",
-                      "bring up interface lo", "", "", "", "", 0, -1});
+    steps_.push_back({Step::Op::loopback_up, child::kLoopbackUpText, child::kLoopbackUpWhat, "", "",
+                      "", "", 0, -1});
 }
 
 void ChildPlan::report_namespaces() {

@@ -196,7 +196,4 @@ class Child {
 // `plan`. In a dry run nothing is created and the child's pid is 0.
 Result<Child> spawn(unsigned long flags, const ChildPlan& plan);
 
-// The packed runner's name for child::loopback_up().
-inline long raw_loopback_up() { return child::loopback_up(); }
-
 }  // namespace kago::ns

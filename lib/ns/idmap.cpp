@@ -1,12 +1,13 @@
 #include "ns/idmap.hpp"
 
-#include <spawn.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 
+#include "core/child.hpp"
 #include "core/exec.hpp"
 #include "core/parse.hpp"
 #include "core/sys.hpp"
@@ -270,24 +271,58 @@ Result<MapPlan> plan_maps(const MapRequest& req, const Caller& c) {
 }
 
 namespace {
-Status run_helper(const std::string& path, const std::vector<std::string>& argv) {
+struct HelperStart {
+    const child::Exec* exec;
+    int report;
+};
+
+// After clone (CLONE_VM|CLONE_VFORK): the prepared exec, or its failure
+// sent as a child::Message.
+int helper_main(void* arg) {
+    const auto* h = static_cast<const HelperStart*>(arg);
+    child::OnFailure on;
+    on.report = h->report;
+    child::exec_or_exit(*h->exec, on);
+}
+
+// Start `exec` as posix_spawn() would (child::start_shared() with
+// CLONE_VFORK: no page tables to copy) and wait for it. Its exit code
+// (128+N for a signal), or -1 with errno when it could not be started or
+// executed.
+long spawn_and_wait(const child::Exec& exec) {
+    auto report = child::Channel::pipe("newuidmap's report");
+    if (!report) {
+        errno = report.error().err;
+        return -1;
+    }
+    HelperStart h{&exec, report->child.get()};
+    pid_t pid;
+    {
+        child::Stack stack;
+        pid = child::start_shared(helper_main, &h, stack, CLONE_VFORK);
+    }
+    if (pid < 0) return -1;
+    report->child.reset();
+    child::Message m;
+    long got = child::receive(report->parent.get(), &m);  // end of file once it has exec'd
     int status = 0;
+    while (::waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return -1;
+    if (got == 1 && m.kind == child::Kind::exec_failed) {
+        errno = m.err;
+        return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+Status run_helper(const std::string& path, const std::vector<std::string>& argv) {
+    // Built before the clone (core/child.hpp); argv[0] the full path.
+    std::vector<std::string> args = argv;
+    args[0] = path;
+    child::Exec exec(args, -1);
     long r = trace::call(
-        [&] { return cat("execve(", trace::quote(path), ", ", describe_argv(argv), ", envp)"); },
-        [&]() -> long {
-            std::vector<char*> args;
-            for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-            args.push_back(nullptr);
-            pid_t pid;
-            int e = ::posix_spawn(&pid, path.c_str(), nullptr, nullptr, args.data(), environ);
-            if (e != 0) {
-                errno = e;
-                return -1;
-            }
-            while (::waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR) return -1;
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        });
+        [&] { return cat("execve(", trace::quote(path), ", ", describe_argv(args), ", envp)"); },
+        [&]() -> long { return spawn_and_wait(exec); });
     if (r == 0) return {};
     std::string shown;
     for (const auto& a : argv) shown += cat(shown.empty() ? "" : " ", a);

@@ -1,18 +1,16 @@
 #include "pack/runtime.hpp"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <linux/mount.h>
-#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
-#include <linux/close_range.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,15 +20,15 @@
 #include "caps/policy.hpp"
 #include "cgroup/limits.hpp"
 #include "cgroup/session.hpp"
-#include "core/state.hpp"
+#include "core/child.hpp"
 #include "core/exec.hpp"
 #include "core/proc.hpp"
+#include "core/state.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
 #include "mount/ops.hpp"
 #include "mount/root.hpp"
 #include "net/usermode.hpp"
-#include "ns/child.hpp"
 #include "ns/idmap.hpp"
 
 namespace kago::pack {
@@ -66,19 +64,13 @@ std::string read_sysctl(const char* path) {
     return s;
 }
 
-// The report pipe: 'E' + message + '\n' + hint for a setup error (125), or
-// 'X' + code + message for a failed exec.
-void send(int fd, char kind, const Error& e, int code) {
-    std::string m = cat(std::string(1, kind), code, "\n", e.message(), "\n", e.hint);
-    ssize_t w = ::write(fd, m.data(), m.size());
-    (void)w;
-}
-
-Status loopback_up() {
-    long r = trace::call([] { return std::string("ioctl(SIOCSIFFLAGS, {ifr_name=\"lo\", ifr_flags=IFF_UP})"); },
-                         [] { return ns::raw_loopback_up(); });
-    if (r != 0) return sys_error("bring up lo");
-    return {};
+// The init's report to the runner (its report channel, a pipe): one
+// child::Message, Kind::error for a failed step (125) or Kind::exec_failed
+// for the command's exec (126/127, sent by the command's process itself).
+// The command's wait status comes on a channel of its own (child::init()).
+[[noreturn]] void fail(int report, const Error& e) {
+    (void)child::send_error(report, e, 125);
+    _exit(125);
 }
 
 // --net none: the network namespace is made by a helper of the runner,
@@ -88,35 +80,26 @@ bool netns_later(const Config& c) { return c.net == "none"; }
 // Except in a trace, which keeps the calls in order: the init makes it.
 bool netns_by_helper(const Config& c) { return netns_later(c) && !trace::verbose(); }
 
-// The runner and the init talk over one socket pair (SOCK_SEQPACKET): the
-// runner says go once the id maps are written, then its network helper
-// sends the namespace (or what failed).
-struct Message {
-    char kind;     // kGo, kNetns (a descriptor attached) or kNetnsFailed
-    int step = 0;  // kNetnsFailed: the step that failed, and its errno
-    int err = 0;
-};
-constexpr char kGo = 'g', kNetns = 'n', kNetnsFailed = 'e';
-enum NetnsStep : int { kJoinUser, kUnshare, kOpen, kLoopback };
-
-// Send `m`, with `fd` attached when it is not -1. System calls only: the
-// network helper calls it.
-bool send_message(int sock, const Message& m, int fd) {
-    return sys::send_with_fd(sock, &m, sizeof m, fd) == static_cast<long>(sizeof m);
-}
+// The runner and the init talk over one child::Channel::socket()
+// (SOCK_SEQPACKET) in child::Messages: the runner says go (Kind::ok, step
+// kGo) once the id maps are written, then its network helper sends the
+// namespace (Kind::ok, step kNetns, the descriptor attached) or the step
+// that failed (Kind::step_failed, one of kJoinUser..kLoopback, and errno).
+enum Step : int32_t { kGo, kNetns, kJoinUser, kUnshare, kOpen, kLoopback };
 
 // The network helper: a child of the runner that shares its memory
-// (clone(CLONE_VM): no page tables to copy), on a stack of its own. It joins
+// (child::start_shared(): no page tables to copy), on a stack of its own. It joins
 // the container's user namespace (its owner, the runner's user, has every
 // capability there), makes the network namespace with lo up, sends it to
 // the init, and exits; the runner's supervise() reaps it. It has its own
 // copy of the descriptors: the runner closes its end of the socket pair
 // once it has started the helper, so that the init reads end of file, not
 // nothing forever, if the helper dies before it sends. It runs alongside
-// the runner, so it makes system calls only: no allocation, nothing of ours
-// but its own fields. errno is the one variable both sides write (one
-// thread's storage): each reads it right after its own call fails, and
-// only two failures at the same moment could mix them up.
+// the runner, after clone under rule 3 of core/child.hpp: system calls
+// only, no allocation, nothing of ours but its own fields. errno is the one
+// variable both sides write (one thread's storage): each reads it right
+// after its own call fails, and only two failures at the same moment could
+// mix them up.
 class NetnsHelper {
   public:
     NetnsHelper() = default;
@@ -138,43 +121,48 @@ class NetnsHelper {
             userns_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
             if (userns_ < 0) return sys_error(cat("open ", path));
         }
-        stack_.reset(new char[kStack]);
-        pid_ = ::clone(body, stack_.get() + kStack, CLONE_VM | SIGCHLD, this);
+        pid_ = child::start_shared(body, this, stack_);
         if (pid_ < 0) return sys_error("clone(CLONE_VM) for the network namespace");
         return {};
     }
 
   private:
-    static constexpr size_t kStack = 64 * 1024;  // not zeroed: it touches a few pages
-
+    // After clone.
     static int body(void* arg) {
         auto* h = static_cast<NetnsHelper*>(arg);
-        Message m{kNetnsFailed, kJoinUser, 0};
+        int32_t step = kJoinUser;
         bool ok = h->userns_ < 0 || ::setns(h->userns_, CLONE_NEWUSER) == 0;
         if (ok) {
-            m.step = kUnshare;
+            step = kUnshare;
             ok = ::unshare(CLONE_NEWNET) == 0;
         }
         int fd = -1;
         if (ok) {
-            m.step = kOpen;
+            step = kOpen;
             fd = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
             ok = fd >= 0;
         }
         if (ok) {
-            m.step = kLoopback;
-            ok = ns::raw_loopback_up() == 0;
+            step = kLoopback;
+            ok = child::loopback_up() == 0;
         }
-        if (ok) m.kind = kNetns;
-        else m.err = errno ? errno : EIO;
-        send_message(h->sock_, m, ok ? fd : -1);
+        child::Message m;
+        if (ok) {
+            m.kind = child::Kind::ok;
+            m.step = kNetns;
+        } else {
+            m.kind = child::Kind::step_failed;
+            m.step = step;
+            m.err = errno ? errno : EIO;
+        }
+        (void)child::send(h->sock_, m, ok ? fd : -1);
         if (fd >= 0) ::close(fd);
-        return 0;
+        _exit(0);
     }
 
     pid_t pid_ = -1;
     int userns_ = -1, sock_ = -1;
-    std::unique_ptr<char[]> stack_;
+    child::Stack stack_;  // the helper's, until it exits
 };
 
 // The init's end of the socket pair: go, and the helper's network namespace.
@@ -192,18 +180,20 @@ class RunnerChannel {
     }
     // Join the network namespace that the runner's helper made.
     Status join_netns() {
-        while (netns_ < 0 && failed_.kind != kNetnsFailed)
+        while (netns_ < 0 && failed_.kind != child::Kind::step_failed)
             if (!receive()) return Error{EIO, "create the network namespace: the runner's helper ended before sending it", ""};
-        if (failed_.kind == kNetnsFailed) {
-            static const char* const steps[] = {"create the network namespace: join the container's user namespace",
-                                                "create the network namespace: unshare(CLONE_NEWNET)",
-                                                "open the new network namespace", "bring up lo"};
+        if (failed_.kind == child::Kind::step_failed) {
+            static const char* const steps[] = {
+                "create the network namespace: join the container's user namespace",
+                "create the network namespace: unshare(CLONE_NEWNET)",
+                "open the new network namespace", child::kLoopbackUpWhat};
             int step = failed_.step >= kJoinUser && failed_.step <= kLoopback ? failed_.step : kUnshare;
             int err = failed_.err ? failed_.err : EIO;
-            return Error{err, steps[step],
-                         step == kUnshare && err == ENOSPC
-                             ? "a user namespace's user.max_net_namespaces is reached (/proc/sys/user/)"
-                             : ""};
+            return Error{
+                err, steps[step - kJoinUser],
+                step == kUnshare && err == ENOSPC
+                    ? "a user namespace's user.max_net_namespaces is reached (/proc/sys/user/)"
+                    : ""};
         }
         long st = trace::call([] { return std::string("setns(NETNS, CLONE_NEWNET) /* made with lo up by the runner's helper */"); },
                               [&] { return ::setns(netns_, CLONE_NEWNET); });
@@ -215,22 +205,22 @@ class RunnerChannel {
 
   private:
     bool receive() {
-        Message m{};
+        child::Message m;
         int fd = -1;
-        if (sys::receive_with_fd(sock_, &m, sizeof m, 0, &fd) != static_cast<long>(sizeof m)) {
-            if (fd >= 0) ::close(fd);
-            return false;
-        }
-        if (m.kind == kGo) go_ = true;
-        else if (m.kind == kNetns && fd >= 0 && netns_ < 0) netns_ = fd, fd = -1;
-        else if (m.kind == kNetnsFailed) failed_ = m;
+        if (child::receive(sock_, &m, &fd) != 1) return false;  // closes fd
+        if (m.kind == child::Kind::ok && m.step == kGo)
+            go_ = true;
+        else if (m.kind == child::Kind::ok && m.step == kNetns && fd >= 0 && netns_ < 0)
+            netns_ = fd, fd = -1;
+        else if (m.kind == child::Kind::step_failed)
+            failed_ = m;
         if (fd >= 0) ::close(fd);
         return true;
     }
     int sock_;
     bool go_ = false;
     int netns_ = -1;
-    Message failed_{};  // kind kNetnsFailed once the helper failed
+    child::Message failed_;  // Kind::step_failed once the helper failed
 };
 
 // What the init does while the runner still writes its id maps. The new
@@ -241,7 +231,7 @@ Status setup_early(const Config& c) {
     TRY(proc::die_with_parent(SIGKILL, ::getppid()));
     if (netns_later(c) && !netns_by_helper(c)) {
         TRY(sys::unshare(CLONE_NEWNET));
-        TRY(loopback_up());
+        TRY(child::loopback_up_traced());
     }
     return {};
 }
@@ -270,7 +260,7 @@ Status setup_inside(const RunSpec& s, bool own_userns, RunnerChannel& runner, ca
     TRY(mount::apply(root_spec(s), ctx, undo));
     undo.dismiss();
     if (netns_by_helper(c) && !join_first) TRY(runner.join_netns());
-    if (c.net != "host" && !netns_later(c)) TRY(loopback_up());
+    if (c.net != "host" && !netns_later(c)) TRY(child::loopback_up_traced());
     TRY(sys::sethostname(c.hostname.empty() ? "kago" : c.hostname));
     policy = TRY(caps::build_policy_without_seccomp(cap_options(c)));
     if (c.seccomp == "default" && c.seccomp_bpf.empty())
@@ -289,20 +279,23 @@ Status setup_inside(const RunSpec& s, bool own_userns, RunnerChannel& runner, ca
 }
 
 // The command's process, from its start to its exec. It shares our memory
-// (clone(CLONE_VM|CLONE_VFORK), as posix_spawn() does), so it obeys the
-// rules for code after clone (DESIGN.md): everything it needs is built
-// here, before the clone (argv, the environment, the privilege calls, the
-// trace lines), and it makes system calls only. A failure is left in
-// `failed` for the init, which is stopped until the child execs or exits,
-// to report.
+// (child::start_shared() with CLONE_VFORK, as posix_spawn() does), so it
+// obeys the rules for code after clone (core/child.hpp): everything it
+// needs is built here, before the clone (the child::Exec with its argv and
+// environment, the privilege calls, the trace lines), and it makes system
+// calls only. A failed exec it reports itself (child::exec_or_exit());
+// a step before it is left in `failed` for the init, which is stopped until
+// the child execs or exits, to report.
 struct CommandStart {
     std::vector<std::string> env;
-    std::vector<char*> argv, envp;
+    std::vector<char*> envp;
+    child::Exec exec;
     caps::Prepared privileges;
     std::string close_line, exec_line;  // trace lines, when tracing
     const proc::SignalBlock* block = nullptr;
-    // Written by the child.
-    enum Step : int { kNone, kFds, kPrivileges, kExec } failed = kNone;
+    int report = -1;
+    // Written by the child, read once it has exec'd or exited.
+    enum Step : int { kNone, kFds, kPrivileges } failed = kNone;
     long failed_call = -1;  // kPrivileges: caps::run()'s index
     int err = 0;
 };
@@ -312,7 +305,8 @@ void set_var(std::vector<std::string>& env, std::string_view name, std::string_v
     env.push_back(cat(name, "=", value));
 }
 
-Status prepare_command(CommandStart& cs, const RunSpec& s, const caps::Policy& policy, const proc::SignalBlock& block) {
+Status prepare_command(CommandStart& cs, const RunSpec& s, const caps::Policy& policy,
+                       const proc::SignalBlock& block, int report) {
     cs.env = container_env(s.config, policy.user ? policy.user->home : "/root");
     // HOME, USER and LOGNAME for --user, as cap-drop sets them.
     if (policy.user && policy.user_env) {
@@ -322,23 +316,28 @@ Status prepare_command(CommandStart& cs, const RunSpec& s, const caps::Policy& p
     }
     for (auto& e : cs.env) cs.envp.push_back(e.data());
     cs.envp.push_back(nullptr);
-    for (auto& a : s.command) cs.argv.push_back(const_cast<char*>(a.c_str()));
-    cs.argv.push_back(nullptr);
+    // The PATH search, when there is one, is the command's own PATH's
+    // (child::exec() reads it from envp).
+    cs.exec = child::Exec(s.command, -1);
+    cs.exec.envp = cs.envp.data();
     cs.privileges = TRY(caps::prepare(policy));
     if (trace::verbose()) {
         cs.close_line = "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)";
         cs.exec_line = cat("execve(", trace::quote(s.command[0]), ", ", describe_argv(s.command), ", envp)");
     }
     cs.block = &block;
+    cs.report = report;
     return {};
 }
 
 long cloexec_above_2(void*) { return ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC); }
 
+// After clone (CLONE_VM|CLONE_VFORK).
 int command_main(void* arg) {
     auto& cs = *static_cast<CommandStart*>(arg);
     cs.block->restore_in_child();
-    // Nothing of ours reaches the command but 0, 1 and 2.
+    // Nothing of ours reaches the command but 0, 1 and 2 (the report
+    // channel closes when the exec succeeds).
     if (trace::call_prepared(cs.close_line, cloexec_above_2, nullptr) != 0) {
         cs.err = errno;
         cs.failed = CommandStart::kFds;
@@ -350,25 +349,20 @@ int command_main(void* arg) {
         cs.failed = CommandStart::kPrivileges;
         _exit(125);
     }
-    if (trace::verbose()) trace::emit(cs.exec_line);
-    // execvp() searches the command's PATH: this environ is ours too, which
-    // we no longer read (the init puts its own back).
-    environ = cs.envp.data();
-    ::execvp(cs.argv[0], cs.argv.data());
-    cs.err = errno;
-    cs.failed = CommandStart::kExec;
-    _exit(exit_code_for_exec_error(cs.err));
+    child::OnFailure on;
+    on.report = cs.report;
+    on.trace = cs.exec_line.c_str();  // traced with -v only
+    child::exec_or_exit(cs.exec, on);
 }
 
-// What the command's process left in cs: 'E' and the error for a failed
-// step (125), 'X' and the exec's (126/127).
-void report_command_failure(int report, const CommandStart& cs, const RunSpec& s) {
+// A step that failed in the command's process before its exec.
+void report_command_failure(int report, const CommandStart& cs) {
     errno = cs.err;
     switch (cs.failed) {
     case CommandStart::kNone: return;
-    case CommandStart::kFds: send(report, 'E', sys_error("close the runner's descriptors: close_range"), 125); return;
-    case CommandStart::kPrivileges: send(report, 'E', caps::error(cs.privileges, cs.failed_call, cs.err), 125); return;
-    case CommandStart::kExec: send(report, 'X', sys_error(s.command[0]), exit_code_for_exec_error(cs.err)); return;
+    case CommandStart::kFds: fail(report, sys_error("close the runner's descriptors: close_range"));
+    case CommandStart::kPrivileges:
+        fail(report, caps::error(cs.privileges, cs.failed_call, cs.err));
     }
 }
 
@@ -396,31 +390,24 @@ Status close_runner_fds(std::vector<int> keep) {
     return close_range(from, ~0u);
 }
 
+// The container's init, from the runner's child::start() on: PID 1 of the
+// new PID namespace. It sets the container up, starts the command and
+// runs the engine's init (child::init()), which sends the command's wait
+// status on `status` as soon as it ends: the runner can leave while we
+// exit, which unmounts the container's root and ends its namespaces.
 [[noreturn]] void container_main(const RunSpec& s, bool own_userns, int sock, int report, int status,
                                  const proc::SignalBlock& block, const cpu_set_t* cpus) {
-    if (auto st = close_runner_fds({sock, report, status}); !st) {
-        send(report, 'E', st.error(), 125);
-        _exit(125);
-    }
+    if (auto st = close_runner_fds({sock, report, status}); !st) fail(report, st.error());
     Status early = setup_early(s.config);
     RunnerChannel runner(sock);
     // No go: the runner failed to set us up and is gone or giving up.
     if (!runner.wait_go()) _exit(125);
-    if (!early) {
-        send(report, 'E', early.error(), 125);
-        _exit(125);
-    }
+    if (!early) fail(report, early.error());
     caps::Policy policy;
-    if (auto st = setup_inside(s, own_userns, runner, policy); !st) {
-        send(report, 'E', st.error(), 125);
-        _exit(125);
-    }
+    if (auto st = setup_inside(s, own_userns, runner, policy); !st) fail(report, st.error());
     ::close(sock);
     CommandStart cs;
-    if (auto st = prepare_command(cs, s, policy, block); !st) {
-        send(report, 'E', st.error(), 125);
-        _exit(125);
-    }
+    if (auto st = prepare_command(cs, s, policy, block, report); !st) fail(report, st.error());
     // This init runs the packed file, a host file: make it undumpable so that
     // the container cannot reach it through /proc/1/exe, /proc/1/cwd or
     // /proc/1/fd. Undumpable, its /proc files belong to the runner's user
@@ -430,39 +417,26 @@ Status close_runner_fds(std::vector<int> keep) {
     // an undumpable process; and no process of the container exists before
     // the command, below. The command's exec resets this for the command.
     if (trace::call([] { return std::string("prctl(PR_SET_DUMPABLE, 0)"); },
-                    [] { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }) != 0) {
-        send(report, 'E', sys_error("prctl(PR_SET_DUMPABLE, 0)"), 125);
-        _exit(125);
-    }
+                    [] { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }) != 0)
+        fail(report, sys_error("prctl(PR_SET_DUMPABLE, 0)"));
     // The command's process shares our memory until it execs or exits, and
     // we are stopped until then: no page tables to copy and no copy-on-write
     // faults for what it writes. It runs on a stack of its own.
     if (cpus) (void)::sched_setaffinity(0, sizeof *cpus, cpus);
-    constexpr size_t kStack = 256 * 1024;  // not zeroed: it touches a few pages
-    pid_t child;
+    pid_t cmd;
     {
-        std::unique_ptr<char[]> stack(new char[kStack]);
-        char** our_environ = environ;
-        child = ::clone(command_main, stack.get() + kStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &cs);
-        environ = our_environ;
+        child::Stack stack(256 * 1024);
+        cmd = child::start_shared(command_main, &cs, stack, CLONE_VFORK);
     }
-    if (child < 0) {
-        send(report, 'E', sys_error("start the command: clone(CLONE_VM|CLONE_VFORK)"), 125);
-        _exit(125);
-    }
-    report_command_failure(report, cs, s);
+    if (cmd < 0) fail(report, sys_error("start the command: clone(CLONE_VM|CLONE_VFORK)"));
+    report_command_failure(report, cs);
     ::close(report);
-    auto ws = proc::supervise(child);
-    if (!ws) _exit(125);
-    // Tell the runner at once, as bwrap's init does: it can leave while we
-    // exit, which unmounts the container's root and ends its namespaces.
-    // Our copies of the standard streams go first, so that a reader of the
-    // command's output sees end of file now too.
+    // Our copies of the standard streams go now, so that a reader of the
+    // command's output sees end of file as soon as the command is done.
     if (!trace::verbose()) {
         for (int fd = 0; fd < 3; fd++) ::close(fd);
     }
-    (void)!::write(status, &*ws, sizeof *ws);
-    proc::exit_like(*ws);
+    child::init(cmd, status);
 }
 
 }  // namespace
@@ -637,17 +611,17 @@ Result<RunOutcome> run_container(const RunSpec& s) {
     }
     Limiter limiter(c);
     proc::SignalBlock block;
-    int go[2], report[2], status[2];
-    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, go) != 0) return sys_error("socketpair");
-    UniqueFd go_r(go[0]), go_w(go[1]);
-    if (::pipe2(report, O_CLOEXEC) != 0 || ::pipe2(status, O_CLOEXEC) != 0) return sys_error("pipe2");
-    UniqueFd rep_r(report[0]), rep_w(report[1]), st_r(status[0]), st_w(status[1]);
+    // go (and the helper's network namespace), the init's report, the
+    // command's wait status: see container_main().
+    child::Channel go = TRY(child::Channel::socket("the container's go"));
+    child::Channel report = TRY(child::Channel::pipe("the container's report"));
+    child::Channel status = TRY(child::Channel::pipe("the command's status"));
     // The init starts on our CPU and would wait there while we write its id
     // maps: it is moved to another, and gives the command back our affinity.
     cpu_set_t cpus;
     bool spread = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1;
     long pid = trace::call([&] { return cat("clone(", trace::clone_flags(flags), "|SIGCHLD)"); },
-                           [&] { return ::syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0); });
+                           [&] { return child::start(flags); });
     if (pid < 0) {
         Error e = sys_error(cat("clone(", trace::clone_flags(flags), ")"));
         if (!root) {
@@ -659,20 +633,17 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         return e;
     }
     if (pid == 0) {
-        go_w.reset();
-        rep_r.reset();
-        st_r.reset();
-        container_main(s, !root, go_r.get(), rep_w.get(), st_w.get(), block, spread ? &cpus : nullptr);
+        go.parent.reset();
+        report.parent.reset();
+        status.parent.reset();
+        container_main(s, !root, go.child.get(), report.child.get(), status.child.get(), block,
+                       spread ? &cpus : nullptr);
     }
     if (spread) proc::move_off_our_cpu(static_cast<pid_t>(pid), cpus);
-    go_r.reset();
-    rep_w.reset();
-    st_w.reset();
-    auto kill_child = [&] {
-        ::kill(static_cast<pid_t>(pid), SIGKILL);
-        int ws;
-        ::waitpid(static_cast<pid_t>(pid), &ws, 0);
-    };
+    go.child.reset();
+    report.child.reset();
+    status.child.reset();
+    auto kill_child = [&] { child::kill_and_reap(static_cast<pid_t>(pid)); };
     if (!root) {
         if (auto st = ns::write_maps(plan, static_cast<pid_t>(pid)); !st) {
             kill_child();
@@ -692,44 +663,38 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         }
     }
     limiter.enter(static_cast<pid_t>(pid));
-    if (!send_message(go_w.get(), Message{kGo}, -1)) {
+    if (child::send(go.parent.get(), child::Kind::ok, kGo, 0) != 0) {
         kill_child();
         return sys_error("release the container");
     }
     // Last: it then has our CPU, and the init the other.
     std::optional<NetnsHelper> helper;  // waits for the helper's exit when it goes
     if (netns_by_helper(c)) {
-        if (auto st = helper.emplace().start(static_cast<pid_t>(pid), !root, go_w.get()); !st) {
+        if (auto st = helper.emplace().start(static_cast<pid_t>(pid), !root, go.parent.get());
+            !st) {
             kill_child();
             return std::move(st).error();
         }
     }
-    go_w.reset();  // the helper has its own copy
+    go.parent.reset();  // the helper has its own copy
     // The command's status comes from the init as soon as the command ends;
     // the init's own exit (the root's unmount, the namespaces' end) then
     // overlaps ours. Only a cgroup to remove makes us wait for it.
-    int ws = TRY(proc::supervise(static_cast<pid_t>(pid), st_r.get()));
+    int ws = TRY(proc::supervise(static_cast<pid_t>(pid), status.parent.get()));
     if (limiter.active()) (void)proc::supervise(static_cast<pid_t>(pid));
     limiter.finish(ws);
-    std::string msg;
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(rep_r.get(), buf, sizeof buf)) > 0) msg.append(buf, static_cast<size_t>(n));
-    if (!msg.empty()) {
-        char kind = msg[0];
-        size_t nl = msg.find('\n');
-        int code = atoi(msg.substr(1, nl).c_str());
-        std::string rest = nl == std::string::npos ? "" : msg.substr(nl + 1);
-        size_t nl2 = rest.find('\n');
-        Error e;
-        e.what = rest.substr(0, nl2);
-        e.hint = nl2 == std::string::npos ? "" : rest.substr(nl2 + 1);
-        if (kind == 'E' && !root && e.hint.empty()) {
+    // What failed, if anything: a step of the init's (Kind::error), or the
+    // command's exec (Kind::exec_failed, from the command's process).
+    child::Message m;
+    while (child::receive(report.parent.get(), &m) == 1) {
+        if (m.kind == child::Kind::exec_failed)
+            return RunOutcome{ws, Error{m.err, s.command[0], ""}};
+        if (m.kind != child::Kind::error) continue;
+        Error e = child::error_of(m);
+        if (!root && e.hint.empty()) {
             std::string why = userns_blocker();
             if (!why.empty()) e.hint = cat("user namespaces are restricted: ", why, "; or run --kago-extract DIR");
         }
-        if (kind == 'X') return RunOutcome{ws, std::move(e)};
-        (void)code;
         return e;
     }
     return RunOutcome{ws, std::nullopt};

@@ -574,8 +574,7 @@ TEST(Proc, SuperviseTakesAnEarlyStatusWithoutWaitingForTheExit) {
         alarm(10);  // never outlive a broken test
         close(st[0]);
         close(hold[1]);
-        int ws = 5 << 8;
-        (void)!write(st[1], &ws, sizeof ws);
+        (void)child::send(st[1], child::Kind::status, -1, 0, 5 << 8);  // as child::init() does
         char b;
         (void)!read(hold[0], &b, 1);  // until the test lets go
         _exit(0);

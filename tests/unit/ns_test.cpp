@@ -239,6 +239,45 @@ TEST(NsMapPlan, HelperArguments) {
         (std::vector<std::string>{"newuidmap", "42", "0", "1000", "1", "1", "100000", "65536"}));
 }
 
+// write_maps() runs newuidmap through the engine (child::start_shared and
+// child::exec_or_exit): a stand-in helper gets its arguments, a missing one
+// is ENOENT, a non-zero exit is reported with its status, and a file that
+// is no program is ENOEXEC (no retry through /bin/sh, as execvp would).
+TEST(NsWriteMaps, RunsTheHelperThroughTheEngine) {
+    char dir[] = "/tmp/kago-ns-test-run-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    std::string d = dir, helper = d + "/newuidmap", out = d + "/args";
+    std::ofstream(helper) << "#!/bin/sh\necho \"$*\" >" << out << "\n";
+    ::chmod(helper.c_str(), 0755);
+    MapPlan p;
+    p.uid = {{0, 1000, 1}};
+    p.uid_helper = helper;
+    auto st = write_maps(p, 4242);
+    ASSERT_TRUE(st) << st.error().message();
+    std::ifstream in(out);
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line, "4242 0 1000 1");
+
+    std::ofstream(helper, std::ios::trunc) << "#!/bin/sh\nexit 3\n";
+    st = write_maps(p, 4242);
+    ASSERT_FALSE(st);
+    EXPECT_TRUE(contains(st.error().what, "exited with status 3")) << st.error().what;
+
+    std::ofstream(helper, std::ios::trunc) << "echo no interpreter line\n";
+    st = write_maps(p, 4242);
+    ASSERT_FALSE(st);
+    EXPECT_EQ(st.error().err, ENOEXEC) << st.error().message();
+
+    p.uid_helper = d + "/missing";
+    st = write_maps(p, 4242);
+    ASSERT_FALSE(st);
+    EXPECT_EQ(st.error().err, ENOENT) << st.error().message();
+    ::unlink(helper.c_str());
+    ::unlink(out.c_str());
+    ::rmdir(dir);
+}
+
 // --- namespace types, joins -------------------------------------------------
 
 TEST(NsTypes, NamesAndFlags) {
