@@ -121,57 +121,60 @@ int keygen(const std::string& prefix) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"Pack a root filesystem and a command into one self-executing file that runs them in a "
-                 "container.\nThe file needs nothing on the target host, and runs rootless.",
-                 "pack-selfexec"};
+    cli::Options opts("pack-selfexec",
+                      "Pack a root filesystem and a command into one self-executing file that runs "
+                      "them in a container.\nThe file needs nothing on the target host, and runs "
+                      "rootless.",
+                      "-o FILE (--rootfs DIR|- | --from-host PROGRAM) [--] COMMAND [ARG...]");
     cli::Common common;
-    cli::setup(app, common, "-o FILE (--rootfs DIR|- | --from-host PROGRAM) [--] COMMAND [ARG...]");
     Opts o;
     pack::Config& c = o.config;
-    app.add_option("-o,--output", o.output, "Write the packed file to FILE")->type_name("FILE");
-    app.add_option("--rootfs", o.rootfs, "Pack the directory DIR, or a tar stream on stdin with '-'")
-        ->type_name("DIR|-");
-    app.add_option("--from-host", o.from_host,
-                   "Pack a host PROGRAM with its interpreter and shared libraries (and /usr/lib/NAME if it exists)")
-        ->type_name("PROGRAM");
-    app.add_option("--add-host", o.add_host, "With --from-host: also pack this host file or directory (repeatable)")
-        ->type_name("PATH");
-    app.add_option("--env", c.env, "Set K=V in the container (repeatable)")->type_name("K=V");
-    app.add_option("--workdir", c.workdir, "Working directory in the container (default /)")->type_name("DIR");
-    app.add_option("--hostname", c.hostname, "Host name in the container (default kago)")->type_name("NAME");
-    app.add_option("--user", c.user, "Run the command as USER[:GROUP] of the container")->type_name("USER[:GROUP]");
-    app.add_option("--keep-caps", c.keep_caps,
-                   "Capabilities the command keeps (comma-separated, or 'none'; default: Docker's set)")
-        ->type_name("CAPS");
-    app.add_option("--seccomp", c.seccomp, "Seccomp filter: default or unconfined")->type_name("default|unconfined");
-    app.add_option("--memory", c.memory, "Memory limit (cgroups; a warning where they are not usable)")->type_name("SIZE");
-    app.add_option("--pids", c.pids, "Process limit (cgroups; a warning where they are not usable)")->type_name("N");
-    app.add_option("--cpus", c.cpus, "CPU limit, e.g. 1.5 (cgroups; a warning where they are not usable)")->type_name("N");
-    app.add_option("--net", c.net, "Network: none (loopback only), host, or user-mode (pasta on the target host)")
-        ->type_name("none|host|user-mode");
-    app.add_flag("--bind-allowed", c.bind_allowed, "Let the runner bind host paths given at run time (see RUNNER OPTIONS in the man page)");
-    app.add_flag("--read-only", c.read_only, "Run on the read-only cached root, with no tmpfs upper");
-    app.add_flag("--sys", c.sys,
-                 "Mount a read-only /sys in the container, and a read-only /sys/fs/cgroup in a cgroup namespace of "
-                 "its own (rootless: not with --net host)");
-    app.add_flag_callback("--no-cgroupfs", [&c] { c.cgroupfs = false; }, "With --sys: leave /sys/fs/cgroup empty");
-    app.add_flag("--tmp-upper", o.tmp_upper, "Writes go to a tmpfs over the cached root (the default)");
-    app.add_flag("--best", o.best, "Compress for size: zstd level 19 with long mode (default: level 3 with long mode)");
-    app.add_option("--mtime", o.mtime, "Clamp modification times to EPOCH seconds (default: $SOURCE_DATE_EPOCH)")
-        ->type_name("EPOCH");
-    app.add_option("--frame-size", o.frame_size, "Bytes of contents per zstd frame, 64K to 64M (default 32M; 64M with --best)")
-        ->type_name("SIZE");
-    app.add_option("--sign", o.sign, "Sign the file with the Ed25519 secret key in KEYFILE (see --keygen)")
-        ->type_name("KEYFILE");
-    app.add_option("--keygen", o.keygen, "Write a new Ed25519 key pair to PREFIX.key and PREFIX.pub, and exit")
-        ->type_name("PREFIX");
-    app.add_option("--verify", o.verify,
-                   "Check every byte of the packed FILE and its signature, and exit (0 verified, 1 bad, 2 unsigned)")
-        ->type_name("FILE");
-    app.add_option("--pubkey", o.pubkey,
-                   "With --verify: the signer's Ed25519 public key (64 hexadecimal digits, or a file holding them)")
-        ->type_name("KEY");
-    if (auto code = cli::parse(app, common, argc, argv)) return *code;
+    opts.option("-o,--output", o.output, "FILE", "Write the packed file to FILE");
+    opts.option("--rootfs", o.rootfs, "DIR|-", "Pack the directory DIR, or a tar stream on stdin with '-'");
+    opts.option("--from-host", o.from_host, "PROGRAM",
+                "Pack a host PROGRAM with its interpreter and shared libraries (and /usr/lib/NAME if "
+                "it exists)");
+    opts.option("--add-host", o.add_host, "PATH",
+                "With --from-host: also pack this host file or directory (repeatable)");
+    opts.option("--env", c.env, "K=V", "Set K=V in the container (repeatable)");
+    opts.option("--workdir", c.workdir, "DIR", "Working directory in the container (default /)");
+    opts.option("--hostname", c.hostname, "NAME", "Host name in the container (default kago)");
+    opts.option("--user", c.user, "USER[:GROUP]", "Run the command as USER[:GROUP] of the container");
+    opts.option("--keep-caps", c.keep_caps, "CAPS",
+                "Capabilities the command keeps (comma-separated, or 'none'; default: Docker's set)");
+    opts.option("--seccomp", c.seccomp, "default|unconfined", "Seccomp filter: default or unconfined");
+    opts.option("--memory", c.memory, "SIZE",
+                "Memory limit (cgroups; a warning where they are not usable)");
+    opts.option("--pids", c.pids, "N", "Process limit (cgroups; a warning where they are not usable)");
+    opts.option("--cpus", c.cpus, "N",
+                "CPU limit, e.g. 1.5 (cgroups; a warning where they are not usable)");
+    opts.option("--net", c.net, "none|host|user-mode",
+                "Network: none (loopback only), host, or user-mode (pasta on the target host)");
+    opts.flag("--bind-allowed", c.bind_allowed,
+              "Let the runner bind host paths given at run time (see RUNNER OPTIONS in the man page)");
+    opts.flag("--read-only", c.read_only, "Run on the read-only cached root, with no tmpfs upper");
+    opts.flag("--sys", c.sys,
+              "Mount a read-only /sys in the container, and a read-only /sys/fs/cgroup in a cgroup "
+              "namespace of its own (rootless: not with --net host)");
+    opts.flag("--no-cgroupfs", [&c] { c.cgroupfs = false; }, "With --sys: leave /sys/fs/cgroup empty");
+    opts.flag("--tmp-upper", o.tmp_upper, "Writes go to a tmpfs over the cached root (the default)");
+    opts.flag("--best", o.best,
+              "Compress for size: zstd level 19 with long mode (default: level 3 with long mode)");
+    opts.option("--mtime", o.mtime, "EPOCH",
+                "Clamp modification times to EPOCH seconds (default: $SOURCE_DATE_EPOCH)");
+    opts.option("--frame-size", o.frame_size, "SIZE",
+                "Bytes of contents per zstd frame, 64K to 64M (default 32M; 64M with --best)");
+    opts.option("--sign", o.sign, "KEYFILE",
+                "Sign the file with the Ed25519 secret key in KEYFILE (see --keygen)");
+    opts.option("--keygen", o.keygen, "PREFIX",
+                "Write a new Ed25519 key pair to PREFIX.key and PREFIX.pub, and exit");
+    opts.option("--verify", o.verify, "FILE",
+                "Check every byte of the packed FILE and its signature, and exit (0 verified, 1 bad, "
+                "2 unsigned)");
+    opts.option("--pubkey", o.pubkey, "KEY",
+                "With --verify: the signer's Ed25519 public key (64 hexadecimal digits, or a file "
+                "holding them)");
+    if (auto code = opts.parse(argc, argv, common)) return *code;
 
     if (!o.keygen.empty()) return keygen(o.keygen);
     if (!o.pubkey.empty() && o.verify.empty()) cli::usage_error("--pubkey needs --verify");
@@ -196,7 +199,7 @@ int main(int argc, char** argv) {
     if (!mt.empty()) clamp = cli::value_or_die(kago::parse::i64(mt, o.mtime.empty() ? "SOURCE_DATE_EPOCH" : "--mtime"));
     // --best takes the largest frames (64M) unless told otherwise: fewer
     // frame boundaries for level 19 to lose matches at.
-    if (o.best && app.count("--frame-size") == 0) o.frame_size = "64M";
+    if (o.best && opts.given("--frame-size") == 0) o.frame_size = "64M";
     uint64_t frame = cli::value_or_die(kago::parse::size(o.frame_size, "--frame-size"));
     if (frame < pack::kMinFrameSize || frame > pack::kMaxFrameSize)
         cli::usage_error(cat("--frame-size ", o.frame_size, ": expected 64K to 64M"));
