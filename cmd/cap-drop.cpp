@@ -71,19 +71,22 @@ kago::Result<int> run(const caps::Options& o, const Flags& f, const cli::Common&
 }  // namespace
 
 int main(int argc, char** argv) {
-    cli::Options opts("cap-drop",
-                      "Drop capabilities, set no_new_privs, load a seccomp filter and switch user, then "
-                      "run COMMAND.\nThe last program of a kago chain.",
-                      "[--] [COMMAND [ARG...]]\n       cap-drop --show [--json] [PID]");
+    cli::Options opts(
+        "cap-drop",
+        "Drop capabilities, set no_new_privs, load a seccomp filter and switch user, then "
+        "run COMMAND.\nThe last program of a kago chain.",
+        "[--] [COMMAND [ARG...]]\n       cap-drop --show [--json] [PID]");
     cli::Common common;
     caps::Options o;
     Flags f;
-    opts.option("--drop", o.drop, "CAPS",
-                "Drop these capabilities (comma-separated names, or 'all') from Docker's default set, "
-                "which is kept without --drop and --keep");
-    opts.option("--keep", o.keep, "CAPS",
-                "Keep only these capabilities ('all': every one held; with --drop LIST: add them to the "
-                "default set); the ones named are also ambient, so that a non-root --user holds them");
+    opts.option(
+        "--drop", o.drop, "CAPS",
+        "Drop these capabilities (comma-separated names, or 'all') from Docker's default set, "
+        "which is kept without --drop and --keep");
+    opts.option(
+        "--keep", o.keep, "CAPS",
+        "Keep only these capabilities ('all': every one held; with --drop LIST: add them to the "
+        "default set); the ones named are also ambient, so that a non-root --user holds them");
     opts.option("--ambient", o.ambient, "CAPS",
                 "Exactly these capabilities in the ambient set (default: the ones --keep names)");
     opts.option("--inheritable", o.inheritable, "CAPS",
@@ -91,13 +94,15 @@ int main(int argc, char** argv) {
     opts.option("--securebits", o.securebits, "BITS",
                 "Set securebits: noroot, no-setuid-fixup, keep-caps, no-cap-ambient-raise, and "
                 "NAME-locked");
-    opts.flag("--allow-new-privs", o.allow_new_privs, "Do not set no_new_privs (it is set by default)");
+    opts.flag("--allow-new-privs", o.allow_new_privs,
+              "Do not set no_new_privs (it is set by default)");
     opts.option("--user", o.user, "USER[:GROUP]",
                 "Switch to USER[:GROUP] (names from the container's /etc/passwd and /etc/group, or "
                 "numbers)");
-    opts.option("--groups", o.groups, "LIST",
-                "Supplementary groups (comma-separated); without it they are cleared when switching "
-                "user");
+    opts.option(
+        "--groups", o.groups, "LIST",
+        "Supplementary groups (comma-separated); without it they are cleared when switching "
+        "user");
     opts.option("--seccomp", o.seccomp, "default|FILE|none",
                 "Seccomp filter: 'default' (built in), an OCI/Docker JSON profile FILE, or 'none' "
                 "(default)");

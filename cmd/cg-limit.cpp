@@ -99,10 +99,11 @@ void reap_state_dirs(const std::vector<std::string>& reaped) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    cli::Options opts("cg-limit",
-                      "Create a cgroup with these limits, run COMMAND in it, report what the limits "
-                      "did, and remove the cgroup.\nThe first program of a kago chain; works on "
-                      "cgroup v2 and v1.");
+    cli::Options opts(
+        "cg-limit",
+        "Create a cgroup with these limits, run COMMAND in it, report what the limits "
+        "did, and remove the cgroup.\nThe first program of a kago chain; works on "
+        "cgroup v2 and v1.");
     cli::Common common;
     Args a;
     opts.option("--memory", a.memory, "SIZE",
@@ -113,23 +114,28 @@ int main(int argc, char** argv) {
                 "Swap allowed beyond --memory: memory.swap.max (v1: memsw = memory + SIZE)");
     opts.option("--cpus", a.cpus, "FRACTION",
                 "CPU bandwidth, e.g. 1.5 CPUs: cpu.max (v1: cfs_quota_us/cfs_period_us)");
-    opts.option("--cpu-weight", a.cpu_weight, "N",
-                "Relative CPU weight 1-10000, default 100: cpu.weight (v1: cpu.shares = N*1024/100)");
+    opts.option(
+        "--cpu-weight", a.cpu_weight, "N",
+        "Relative CPU weight 1-10000, default 100: cpu.weight (v1: cpu.shares = N*1024/100)");
     opts.option("--pids", a.pids, "N", "Maximum number of processes and threads: pids.max");
-    opts.option("--io-read-bps", a.io_rbps, "DEV:RATE",
-                "Read bytes per second from DEV (path or MAJ:MIN): io.max rbps (v1: blkio.throttle)");
-    opts.option("--io-write-bps", a.io_wbps, "DEV:RATE", "Write bytes per second to DEV: io.max wbps");
+    opts.option(
+        "--io-read-bps", a.io_rbps, "DEV:RATE",
+        "Read bytes per second from DEV (path or MAJ:MIN): io.max rbps (v1: blkio.throttle)");
+    opts.option("--io-write-bps", a.io_wbps, "DEV:RATE",
+                "Write bytes per second to DEV: io.max wbps");
     opts.option("--io-read-iops", a.io_riops, "DEV:RATE",
                 "Read operations per second from DEV: io.max riops");
     opts.option("--io-write-iops", a.io_wiops, "DEV:RATE",
                 "Write operations per second to DEV: io.max wiops");
     opts.option("--io-weight", a.io_weight, "N",
                 "Relative I/O weight 1-10000: io.weight or io.bfq.weight (v1: blkio.bfq.weight)");
-    opts.option("--cpuset-cpus", a.cpuset_cpus, "LIST", "Run only on these CPUs, e.g. 0-3,6: cpuset.cpus");
+    opts.option("--cpuset-cpus", a.cpuset_cpus, "LIST",
+                "Run only on these CPUs, e.g. 0-3,6: cpuset.cpus");
     opts.option("--cpuset-mems", a.cpuset_mems, "LIST",
                 "Allocate only on these memory nodes: cpuset.mems");
-    opts.option("--rlimit", a.rlimits, "NAME=SOFT[:HARD]",
-                "Set a resource limit with prlimit, e.g. nofile=1024 or core=0:unlimited (repeatable)");
+    opts.option(
+        "--rlimit", a.rlimits, "NAME=SOFT[:HARD]",
+        "Set a resource limit with prlimit, e.g. nofile=1024 or core=0:unlimited (repeatable)");
     opts.option("--parent", a.parent, "PATH",
                 "Create the cgroup under PATH (default: a 'kago' cgroup beside the caller's own on "
                 "v2, below it on v1)");

@@ -129,14 +129,15 @@ void set(const char* name, const std::string& value) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    cli::Options opts("image-layers",
-                      "Run the rest of a kago chain on an image: its layers, WorkingDir, User, Env, "
-                      "Entrypoint and Cmd\ngo down the chain in KAGO_IMAGE_ variables. Management "
-                      "modes fill the image store.",
-                      "IMAGE [--] [COMMAND [ARG...]]\n"
-                      "       image-layers --import SRC [NAME] | --list | --inspect IMAGE | --tag "
-                      "IMAGE NAME\n"
-                      "       image-layers --remove IMAGE | --commit DIR IMAGE NAME");
+    cli::Options opts(
+        "image-layers",
+        "Run the rest of a kago chain on an image: its layers, WorkingDir, User, Env, "
+        "Entrypoint and Cmd\ngo down the chain in KAGO_IMAGE_ variables. Management "
+        "modes fill the image store.",
+        "IMAGE [--] [COMMAND [ARG...]]\n"
+        "       image-layers --import SRC [NAME] | --list | --inspect IMAGE | --tag "
+        "IMAGE NAME\n"
+        "       image-layers --remove IMAGE | --commit DIR IMAGE NAME");
     cli::Common common;
     std::string store_path, import_src, inspect, tag_image, remove_image, commit_dir, platform;
     bool do_list = false, keep_env = false, map_auto = false;
@@ -144,22 +145,27 @@ int main(int argc, char** argv) {
                 "The image store (default: /var/lib/kago/images for root, else "
                 "${XDG_DATA_HOME:-~/.local/share}/kago/images)")
         .env(env::kImageStore);
-    opts.option("--import", import_src, "SRC",
-                "Import SRC as NAME: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF], "
-                "a root filesystem DIR, an archive or rootfs tar FILE, or - (standard input)");
-    opts.option("--platform", platform, "OS/ARCH[/VARIANT]",
-                "With --import: the platform to pick from a multi-arch index (default: the host's)");
+    opts.option(
+        "--import", import_src, "SRC",
+        "Import SRC as NAME: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF], "
+        "a root filesystem DIR, an archive or rootfs tar FILE, or - (standard input)");
+    opts.option(
+        "--platform", platform, "OS/ARCH[/VARIANT]",
+        "With --import: the platform to pick from a multi-arch index (default: the host's)");
     opts.flag("--list", do_list, "List the images: name, id, size and created");
     opts.option("--inspect", inspect, "IMAGE", "Print IMAGE's config as JSON");
-    opts.option("--tag", tag_image, "IMAGE", "Give IMAGE another NAME (the word after the options)");
+    opts.option("--tag", tag_image, "IMAGE",
+                "Give IMAGE another NAME (the word after the options)");
     opts.option("--remove", remove_image, "IMAGE",
                 "Remove IMAGE's name; blobs and layers nothing uses any more go too");
-    opts.option("--commit", commit_dir, "DIR",
-                "Make DIR (a container's upper directory) a new layer on IMAGE, named NAME (the words "
-                "after the options); overlay whiteouts become .wh. entries");
-    opts.flag("--map-auto", map_auto,
-              "Not root: import, commit and remove in a user namespace that maps your subordinate ids "
-              "(unshare-run --user --map-auto), so that files keep the image's owners");
+    opts.option(
+        "--commit", commit_dir, "DIR",
+        "Make DIR (a container's upper directory) a new layer on IMAGE, named NAME (the words "
+        "after the options); overlay whiteouts become .wh. entries");
+    opts.flag(
+        "--map-auto", map_auto,
+        "Not root: import, commit and remove in a user namespace that maps your subordinate ids "
+        "(unshare-run --user --map-auto), so that files keep the image's owners");
     opts.flag("--keep-env", keep_env,
               "Keep the KAGO_ variables for the command (when it is not a kago program)");
     if (auto code = opts.parse(argc, argv, common)) return *code;

@@ -47,13 +47,17 @@ int main(int argc, char** argv) {
                 "Keep changes in DIR (its workdir DIR.work is created beside it)");
     opts.flag("--tmp-upper", tmp_upper, "[=SIZE]",
               "Keep changes in a tmpfs, gone at exit (=SIZE limits it)");
-    opts.option("--target", spec.target, "DIR", "Assemble the root in DIR (default: STATE_DIR/root)");
+    opts.option("--target", spec.target, "DIR",
+                "Assemble the root in DIR (default: STATE_DIR/root)");
     opts.flag("--read-only", spec.read_only, "Make the final root read-only, even with an upper");
     auto step = [&](StepKind kind, const char* name, const char* type, const char* help) {
-        opts.each(name, type, [&spec, kind](const std::string& v) -> Status {
-            spec.steps.push_back(TRY(mount::parse_step(kind, v)));
-            return {};
-        }, help);
+        opts.each(
+            name, type,
+            [&spec, kind](const std::string& v) -> Status {
+                spec.steps.push_back(TRY(mount::parse_step(kind, v)));
+                return {};
+            },
+            help);
     };
     step(StepKind::bind, "--bind", "SRC:DST[:ro][,dev]",
          "Bind the host path SRC on DST in the root (nodev unless ,dev: its device nodes stay "
@@ -68,14 +72,16 @@ int main(int argc, char** argv) {
     opts.flag("--proc", spec.proc,
               "Mount a new /proc, its paths of the lists below masked or read-only; needs a PID "
               "namespace");
-    opts.flag("--dev", spec.dev,
-              "Mount a minimal /dev (nodev tmpfs, 64 KiB): the host's null zero full random urandom "
-              "tty bound in, devpts, a 64 MiB tmpfs on /dev/shm, mqueue on /dev/mqueue");
+    opts.flag(
+        "--dev", spec.dev,
+        "Mount a minimal /dev (nodev tmpfs, 64 KiB): the host's null zero full random urandom "
+        "tty bound in, devpts, a 64 MiB tmpfs on /dev/shm, mqueue on /dev/mqueue");
     opts.flag("--sys", spec.sys,
               "Mount a read-only /sys, its paths of the lists below masked, and a read-only "
               "/sys/fs/cgroup");
     auto want = [&](const char* name, mount::Want& into, mount::Want v, const char* help) {
-        opts.flag(name, [&into, v] { into = v; }, help);
+        opts.flag(
+            name, [&into, v] { into = v; }, help);
     };
     want("--mqueue", spec.mqueue, mount::Want::yes,
          "With --dev: mqueue on /dev/mqueue, or fail (default: when the IPC namespace is the "
@@ -87,10 +93,13 @@ int main(int argc, char** argv) {
          "in");
     want("--no-cgroupfs", spec.cgroupfs, mount::Want::no, "With --sys: leave /sys/fs/cgroup empty");
     auto path_list = [&](const char* name, std::vector<std::string>& into, const char* help) {
-        opts.each(name, "PATH", [&into, name](const std::string& v) -> Status {
-            into.push_back(TRY(mount::normalize_in_root(v, name)));
-            return {};
-        }, help);
+        opts.each(
+            name, "PATH",
+            [&into, name](const std::string& v) -> Status {
+                into.push_back(TRY(mount::normalize_in_root(v, name)));
+                return {};
+            },
+            help);
     };
     path_list("--mask", spec.masked,
               "Hide PATH in the root (an empty read-only tmpfs, or /dev/null over a file; "

@@ -79,18 +79,22 @@ Result<int> run(const Options& o, const cli::Common& common) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    cli::Options opts("net-setup",
-                      "Give the command a network namespace: empty, with a veth on a bridge, NAT and "
-                      "published\nports (root), or connected by pasta/slirp4netns (rootless).");
+    cli::Options opts(
+        "net-setup",
+        "Give the command a network namespace: empty, with a veth on a bridge, NAT and "
+        "published\nports (root), or connected by pasta/slirp4netns (rootless).");
     cli::Common common;
     Options o;
     opts.flag("--raw", o.raw, "A new network namespace with only lo up (the default mode)");
     opts.option("--move", o.move, "IF", "Move host interface IF into the namespace");
     opts.option("--ifname", o.ifname, "NAME", "Rename the moved interface to NAME inside");
-    opts.flag("--veth", o.veth, "A veth pair: host end kgNAME on the bridge, eth0 inside; supervised");
-    opts.option("--bridge", o.bridge, "NAME", "Bridge for --veth, created when missing (default kago0)");
-    opts.option("--subnet", o.subnet, "CIDR",
-                "IPv4 subnet of the bridge; its first address is the gateway (default 10.88.0.0/16)");
+    opts.flag("--veth", o.veth,
+              "A veth pair: host end kgNAME on the bridge, eth0 inside; supervised");
+    opts.option("--bridge", o.bridge, "NAME",
+                "Bridge for --veth, created when missing (default kago0)");
+    opts.option(
+        "--subnet", o.subnet, "CIDR",
+        "IPv4 subnet of the bridge; its first address is the gateway (default 10.88.0.0/16)");
     opts.option("--address", o.address, "CIDR",
                 "Container address in the subnet (default: the next free lease)");
     opts.option("--address6", o.address6, "CIDR",

@@ -4,7 +4,6 @@
 // stub in lib/pack/stub, embedded in this program.
 #include <fcntl.h>
 #include <sodium.h>
-#include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,8 +18,8 @@
 #include "core/sys.hpp"
 #include "core/trace.hpp"
 #include "pack/reader.hpp"
-#include "pack/tree.hpp"
 #include "pack/runtime.hpp"
+#include "pack/tree.hpp"
 #include "pack/writer.hpp"
 
 extern "C" const uint8_t kago_pack_stub_start[];
@@ -130,34 +129,42 @@ int main(int argc, char** argv) {
     Opts o;
     pack::Config& c = o.config;
     opts.option("-o,--output", o.output, "FILE", "Write the packed file to FILE");
-    opts.option("--rootfs", o.rootfs, "DIR|-", "Pack the directory DIR, or a tar stream on stdin with '-'");
+    opts.option("--rootfs", o.rootfs, "DIR|-",
+                "Pack the directory DIR, or a tar stream on stdin with '-'");
     opts.option("--from-host", o.from_host, "PROGRAM",
-                "Pack a host PROGRAM with its interpreter and shared libraries (and /usr/lib/NAME if "
-                "it exists)");
+                "Pack a host PROGRAM with its interpreter and shared libraries (and "
+                "/usr/lib/NAME if it exists)");
     opts.option("--add-host", o.add_host, "PATH",
                 "With --from-host: also pack this host file or directory (repeatable)");
     opts.option("--env", c.env, "K=V", "Set K=V in the container (repeatable)");
     opts.option("--workdir", c.workdir, "DIR", "Working directory in the container (default /)");
     opts.option("--hostname", c.hostname, "NAME", "Host name in the container (default kago)");
-    opts.option("--user", c.user, "USER[:GROUP]", "Run the command as USER[:GROUP] of the container");
-    opts.option("--keep-caps", c.keep_caps, "CAPS",
-                "Capabilities the command keeps (comma-separated, or 'none'; default: Docker's set)");
-    opts.option("--seccomp", c.seccomp, "default|unconfined", "Seccomp filter: default or unconfined");
+    opts.option("--user", c.user, "USER[:GROUP]",
+                "Run the command as USER[:GROUP] of the container");
+    opts.option(
+        "--keep-caps", c.keep_caps, "CAPS",
+        "Capabilities the command keeps (comma-separated, or 'none'; default: Docker's set)");
+    opts.choice("--seccomp", c.seccomp, "default|unconfined",
+                "Seccomp filter: default or unconfined");
     opts.option("--memory", c.memory, "SIZE",
                 "Memory limit (cgroups; a warning where they are not usable)");
-    opts.option("--pids", c.pids, "N", "Process limit (cgroups; a warning where they are not usable)");
+    opts.option("--pids", c.pids, "N",
+                "Process limit (cgroups; a warning where they are not usable)");
     opts.option("--cpus", c.cpus, "N",
                 "CPU limit, e.g. 1.5 (cgroups; a warning where they are not usable)");
-    opts.option("--net", c.net, "none|host|user-mode",
+    opts.choice("--net", c.net, "none|host|user-mode",
                 "Network: none (loopback only), host, or user-mode (pasta on the target host)");
-    opts.flag("--bind-allowed", c.bind_allowed,
-              "Let the runner bind host paths given at run time (see RUNNER OPTIONS in the man page)");
+    opts.flag(
+        "--bind-allowed", c.bind_allowed,
+        "Let the runner bind host paths given at run time (see RUNNER OPTIONS in the man page)");
     opts.flag("--read-only", c.read_only, "Run on the read-only cached root, with no tmpfs upper");
     opts.flag("--sys", c.sys,
               "Mount a read-only /sys in the container, and a read-only /sys/fs/cgroup in a cgroup "
               "namespace of its own (rootless: not with --net host)");
-    opts.flag("--no-cgroupfs", [&c] { c.cgroupfs = false; }, "With --sys: leave /sys/fs/cgroup empty");
-    opts.flag("--tmp-upper", o.tmp_upper, "Writes go to a tmpfs over the cached root (the default)");
+    opts.flag(
+        "--no-cgroupfs", [&c] { c.cgroupfs = false; }, "With --sys: leave /sys/fs/cgroup empty");
+    opts.flag("--tmp-upper", o.tmp_upper,
+              "Writes go to a tmpfs over the cached root (the default)");
     opts.flag("--best", o.best,
               "Compress for size: zstd level 19 with long mode (default: level 3 with long mode)");
     opts.option("--mtime", o.mtime, "EPOCH",
@@ -169,8 +176,8 @@ int main(int argc, char** argv) {
     opts.option("--keygen", o.keygen, "PREFIX",
                 "Write a new Ed25519 key pair to PREFIX.key and PREFIX.pub, and exit");
     opts.option("--verify", o.verify, "FILE",
-                "Check every byte of the packed FILE and its signature, and exit (0 verified, 1 bad, "
-                "2 unsigned)");
+                "Check every byte of the packed FILE and its signature, and exit (0 verified, "
+                "1 bad, 2 unsigned)");
     opts.option("--pubkey", o.pubkey, "KEY",
                 "With --verify: the signer's Ed25519 public key (64 hexadecimal digits, or a file "
                 "holding them)");
@@ -183,11 +190,8 @@ int main(int argc, char** argv) {
     if (o.rootfs.empty() == o.from_host.empty()) cli::usage_error("give one of --rootfs DIR|- and --from-host PROGRAM");
     if (!o.add_host.empty() && o.from_host.empty()) cli::usage_error("--add-host needs --from-host");
     if (!c.cgroupfs && !c.sys) cli::usage_error("--no-cgroupfs needs --sys (/sys/fs/cgroup comes with it)");
-    if (c.read_only && o.tmp_upper) cli::usage_error("--read-only and --tmp-upper contradict each other");
-    if (c.seccomp != "default" && c.seccomp != "unconfined")
-        cli::usage_error(cat("--seccomp ", c.seccomp, ": expected default or unconfined"));
-    if (c.net != "none" && c.net != "host" && c.net != "user-mode")
-        cli::usage_error(cat("--net ", c.net, ": expected none, host or user-mode"));
+    if (c.read_only && o.tmp_upper)
+        cli::usage_error("--read-only and --tmp-upper contradict each other");
     for (auto& e : c.env)
         if (e.find('=') == std::string::npos || e[0] == '=') cli::usage_error(cat("--env ", e, ": expected K=V"));
     if (c.workdir.empty() || c.workdir[0] != '/') cli::usage_error(cat("--workdir ", c.workdir, ": not absolute"));
@@ -274,22 +278,18 @@ int main(int argc, char** argv) {
                                 [&] { return ::mkostemp(tmp.data(), O_CLOEXEC); });
     if (fd < 0) cli::die(kago::sys_error(cat("create a file beside ", o.output)));
     kago::UniqueFd out(static_cast<int>(fd));
+    auto fail = [&](const kago::Error& e) {
+        ::unlink(tmp.c_str());
+        cli::die(e);
+    };
     auto written = pack::write_packed(out.get(), built, wo);
-    if (!written) {
-        ::unlink(tmp.c_str());
-        cli::die(written.error());
-    }
-    if (::fchmod(out.get(), 0755) != 0 || ::fsync(out.get()) != 0) {
-        ::unlink(tmp.c_str());
-        cli::die(kago::sys_error(cat("write ", o.output)));
-    }
+    if (!written) fail(written.error());
+    if (::fchmod(out.get(), 0755) != 0 || ::fsync(out.get()) != 0)
+        fail(kago::sys_error(cat("write ", o.output)));
     long r = kago::trace::call(
         [&] { return cat("rename(", kago::trace::quote(tmp), ", ", kago::trace::quote(o.output), ")"); },
         [&] { return ::rename(tmp.c_str(), o.output.c_str()); });
-    if (r != 0) {
-        ::unlink(tmp.c_str());
-        cli::die(kago::sys_error(cat("rename to ", o.output)));
-    }
+    if (r != 0) fail(kago::sys_error(cat("rename to ", o.output)));
     if (common.verbose)
         kago::trace::emit(cat(o.output, ": ", built.manifest.entries.size(), " entries, ",
                               kago::parse::human_size(built.total_bytes), " in ", written->trailer.frame_count,

@@ -55,14 +55,17 @@ void add_options(cli::Options& opts, Options& o) {
     opts.flag("-n,--net", r.net, "New network namespace, with lo up");
     opts.flag("-C,--cgroup", r.cgroup, "New cgroup namespace");
     opts.flag("-T,--time", r.time, "New time namespace (see --monotonic, --boottime)");
-    opts.flag("-a,--all", r.all, "All of the above but --user; without root also --user --map-root");
+    opts.flag("-a,--all", r.all,
+              "All of the above but --user; without root also --user --map-root");
     opts.flag("-r,--map-root", r.map_root, "Map the caller to uid and gid 0 (implies --user)");
-    opts.option("--map-user", r.map_user, "MAP", "Uid map INSIDE:OUTSIDE:COUNT[,...] (implies --user)");
+    opts.option("--map-user", r.map_user, "MAP",
+                "Uid map INSIDE:OUTSIDE:COUNT[,...] (implies --user)");
     opts.option("--map-group", r.map_group, "MAP",
                 "Gid map INSIDE:OUTSIDE:COUNT[,...] (implies --user)");
-    opts.flag("--map-auto", r.map_auto,
-              "Map the caller to 0 and its /etc/subuid and /etc/subgid ranges from 1 (newuidmap); in "
-              "a user namespace (net-setup --user-mode --map-auto), every id it maps");
+    opts.flag(
+        "--map-auto", r.map_auto,
+        "Map the caller to 0 and its /etc/subuid and /etc/subgid ranges from 1 (newuidmap); in "
+        "a user namespace (net-setup --user-mode --map-auto), every id it maps");
     opts.option("--hostname", r.hostname, "NAME", "Set the hostname (implies --uts)");
     opts.option("--monotonic", r.monotonic, "SECONDS", "CLOCK_MONOTONIC offset (implies --time)");
     opts.option("--boottime", r.boottime, "SECONDS", "CLOCK_BOOTTIME offset (implies --time)");
@@ -74,20 +77,23 @@ void add_options(cli::Options& opts, Options& o) {
                 "Join the namespace file PATH, e.g. net=/run/netns/web (repeatable)");
     opts.option("--join-pid", r.join_pid, "PID",
                 "Join every namespace of process PID, then its root and working directory");
-    opts.flag("--as-pid-1", r.as_pid_1, "With --pid, run the command itself as PID 1, without init");
+    opts.flag("--as-pid-1", r.as_pid_1,
+              "With --pid, run the command itself as PID 1, without init");
     opts.flag("--die-with-parent", o.die_with_parent, "Kill the container when our parent dies");
     opts.descriptor("--info-fd", o.info_fd,
                     "Write JSON (pid, name, namespace inodes) to descriptor N");
     opts.option("--name", o.name, "NAME", "Container name (default: KAGO_NAME, or a random id)")
         .env(env::kName);
-    opts.descriptors("--keep-fd", o.keep_fds,
-                     "Leave descriptor N open for a command that is not a kago program (repeatable); "
-                     "all others above 2 are closed");
+    opts.descriptors(
+        "--keep-fd", o.keep_fds,
+        "Leave descriptor N open for a command that is not a kago program (repeatable); "
+        "all others above 2 are closed");
     opts.flag("--keep-env", o.keep_env, "Keep the KAGO_ variables for the command");
-    opts.flag("-t,--tty", o.tty,
-              "Give the command a terminal of its own, from the container's /dev/ptmx, and proxy the "
-              "caller's terminal to it (raw, with its window size); the container holds no "
-              "descriptor to the caller's terminal");
+    opts.flag(
+        "-t,--tty", o.tty,
+        "Give the command a terminal of its own, from the container's /dev/ptmx, and proxy the "
+        "caller's terminal to it (raw, with its window size); the container holds no "
+        "descriptor to the caller's terminal");
 }
 
 // Everything after option parsing. Returns how the container ended; the

@@ -45,7 +45,10 @@ std::string check_descriptor(std::string_view word, int* out) {
     if (ec != std::errc() || end != word.data() + word.size() || fd < 0)
         return cat("'", word, "' is not a descriptor number");
     if (fd <= 2)
-        return cat(fd, " is the command's ", fd == 0 ? "stdin" : fd == 1 ? "stdout" : "stderr",
+        return cat(fd, " is the command's ",
+                   fd == 0   ? "stdin"
+                   : fd == 1 ? "stdout"
+                             : "stderr",
                    "; use a descriptor above 2");
     if (::fcntl(fd, F_GETFD) < 0) return cat(fd, " is not an open descriptor");
     if (out) *out = fd;
@@ -105,6 +108,12 @@ Options& Options::option(std::string_view names, std::string& into, std::string_
     return *this;
 }
 
+Options& Options::choice(std::string_view names, std::string& into, std::string_view choices,
+                         std::string_view help) {
+    add(names, Kind::choice, &into, choices, help);
+    return *this;
+}
+
 Options& Options::option(std::string_view names, std::optional<std::string>& into,
                          std::string_view type, std::string_view help) {
     add(names, Kind::maybe_text, &into, type, help);
@@ -160,8 +169,10 @@ std::string Options::help() const {
         if (!o.type.empty()) left += cat(" ", o.type);
         if (o.env) left += cat(" (Env:", o.env, ")");
         out += left;
-        if (left.size() >= kColumn) out += cat("\n", std::string(kColumn, ' '));
-        else out.append(kColumn - left.size(), ' ');
+        if (left.size() >= kColumn)
+            out += cat("\n", std::string(kColumn, ' '));
+        else
+            out.append(kColumn - left.size(), ' ');
         for (char c : o.help) {
             out.push_back(c);
             if (c == '\n') out.append(kColumn, ' ');
@@ -176,7 +187,8 @@ std::string Options::help() const {
 }
 
 std::optional<int> Options::fail(std::string_view message) const {
-    write_err(cat(program_, ": ", message, "\nTry '", program_, " --help' for more information.\n"));
+    write_err(
+        cat(program_, ": ", message, "\nTry '", program_, " --help' for more information.\n"));
     return 125;
 }
 
@@ -189,6 +201,21 @@ std::string Options::take(Opt& o, std::string value) {
                 return cat(o.long_name, " is given twice; it takes one value");
             *static_cast<std::string*>(o.into) = std::move(value);
             return {};
+        case Kind::choice: {
+            // "a|b|c": "expected a, b or c"
+            std::string expected;
+            for (size_t i = 0, n = 0; i <= o.type.size(); ++n) {
+                size_t j = std::min(o.type.find('|', i), o.type.size());
+                if (o.type.substr(i, j - i) == value) {
+                    *static_cast<std::string*>(o.into) = std::move(value);
+                    return {};
+                }
+                bool last = j == o.type.size();
+                expected += cat(n == 0 ? "" : last ? " or " : ", ", o.type.substr(i, j - i));
+                i = j + 1;
+            }
+            return cat(o.long_name, " ", value, ": expected ", expected);
+        }
         case Kind::maybe_text:
             if (o.count > 1 && **static_cast<std::optional<std::string>*>(o.into) != value)
                 return cat(o.long_name, " is given twice; it takes one value");
@@ -214,8 +241,10 @@ std::string Options::take(Opt& o, std::string value) {
             int fd = -1;
             if (std::string why = check_descriptor(value, &fd); !why.empty())
                 return cat(o.long_name, ": ", why);
-            if (o.kind == Kind::fd) *static_cast<int*>(o.into) = fd;
-            else static_cast<std::vector<int>*>(o.into)->push_back(fd);
+            if (o.kind == Kind::fd)
+                *static_cast<int*>(o.into) = fd;
+            else
+                static_cast<std::vector<int>*>(o.into)->push_back(fd);
             return {};
         }
         case Kind::flag: *static_cast<bool*>(o.into) = true; return {};
@@ -228,8 +257,8 @@ std::string Options::take(Opt& o, std::string value) {
 std::optional<int> Options::parse(int argc, char** argv, Common& common) {
     int i = 1;
     // One option, its value (when the word holds it) or none.
-    auto use = [&](Opt& o, std::string_view shown, std::optional<std::string_view> value)
-        -> std::optional<int> {
+    auto use = [&](Opt& o, std::string_view shown,
+                   std::optional<std::string_view> value) -> std::optional<int> {
         if (o.kind == Kind::help) {
             write_out(help());
             return 0;
@@ -240,9 +269,12 @@ std::optional<int> Options::parse(int argc, char** argv, Common& common) {
         }
         std::string word;
         if (takes_word(o.kind)) {
-            if (value) word = *value;
-            else if (i + 1 < argc) word = argv[++i];
-            else return fail(cat("option '", shown, "' needs a value (", o.type, ")"));
+            if (value)
+                word = *value;
+            else if (i + 1 < argc)
+                word = argv[++i];
+            else
+                return fail(cat("option '", shown, "' needs a value (", o.type, ")"));
         } else if (value && o.kind != Kind::flag_value) {
             return fail(cat("option '", o.long_name, "' takes no value"));
         } else {

@@ -59,8 +59,12 @@ class Options {
                   std::string_view help);
     Options& option(std::string_view names, std::string& into, std::string_view type,
                     std::string_view help);
-    Options& option(std::string_view names, std::optional<std::string>& into,
-                    std::string_view type, std::string_view help);
+    Options& option(std::string_view names, std::optional<std::string>& into, std::string_view type,
+                    std::string_view help);
+    // One of the words of `choices` ("none|host|user-mode"), which --help
+    // shows as the option's type.
+    Options& choice(std::string_view names, std::string& into, std::string_view choices,
+                    std::string_view help);
     // A decimal number up to UINT32_MAX.
     Options& option(std::string_view names, uint32_t& into, std::string_view type,
                     std::string_view help);
@@ -89,8 +93,21 @@ class Options {
     std::string help() const;
 
   private:
+    // The flags first: takes_word() is what comes after flag_value.
     enum class Kind : uint8_t {
-        help, version, flag, flag_fn, flag_value, text, maybe_text, u32, texts, each, fd, fds
+        help,
+        version,
+        flag,
+        flag_fn,
+        flag_value,
+        text,
+        choice,
+        maybe_text,
+        u32,
+        texts,
+        each,
+        fd,
+        fds
     };
     struct Opt {
         std::string_view names, long_name, type, help;

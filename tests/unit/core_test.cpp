@@ -698,17 +698,22 @@ struct TestCli {
         opts.flag("-U,--user", user, "another flag");
         opts.option("--layer", layers, "DIR", "A layer");
         opts.option("--rlimit", rlimits, "NAME=N", "A limit");
-        opts.each("--env", "NAME=VALUE", [this](const std::string& v) -> Status {
-            if (v.find('=') == std::string::npos) return usage_error(cat("--env ", v, ": expected NAME=VALUE"));
-            envs.push_back(v);
-            return {};
-        }, "A variable");
+        opts.each(
+            "--env", "NAME=VALUE",
+            [this](const std::string& v) -> Status {
+                if (v.find('=') == std::string::npos)
+                    return usage_error(cat("--env ", v, ": expected NAME=VALUE"));
+                envs.push_back(v);
+                return {};
+            },
+            "A variable");
         opts.option("--single", single, "X", "One value");
         opts.option("-o,--output", single, "FILE", "The same value, with a short name");
         opts.option("--groups", groups, "LIST", "Maybe a value");
         opts.option("--mtu", mtu, "N", "A number");
         opts.flag("--tmp-upper", tmp_upper, "[=SIZE]", "A flag with an optional value");
-        opts.flag("--mark", [this] { ++marks; }, "Counted");
+        opts.flag(
+            "--mark", [this] { ++marks; }, "Counted");
         opts.option("--name", name, "NAME", "From the environment too").env("KAGO_CORE_TEST_NAME");
         opts.descriptor("--info-fd", info_fd, "A descriptor");
         opts.descriptors("--keep-fd", keep_fds, "Descriptors");
@@ -725,8 +730,10 @@ struct TestCli {
             r = opts.parse(static_cast<int>(args.size()), argv.data(), c);
             if (out) *out = testing::internal::GetCapturedStdout();
         };
-        if (err) *err = capture_stderr(parse);
-        else parse();
+        if (err)
+            *err = capture_stderr(parse);
+        else
+            parse();
         return r ? *r : -1;
     }
 };
@@ -757,7 +764,9 @@ TEST(Cli, UnknownOptionIs125AndHelpIs0) {
     TraceReset reset;
     std::string err, out;
     EXPECT_EQ(TestCli().run({"--bogus", "ls"}, nullptr, &err), 125);
-    EXPECT_EQ(err, "core-test: unrecognized option '--bogus'\nTry 'core-test --help' for more information.\n");
+    EXPECT_EQ(
+        err,
+        "core-test: unrecognized option '--bogus'\nTry 'core-test --help' for more information.\n");
     EXPECT_EQ(TestCli().run({"--pid", "-x"}, nullptr, &err), 125);
     EXPECT_NE(err.find("unrecognized option '-x'"), std::string::npos) << err;
     EXPECT_EQ(TestCli().run({"-pUx"}, nullptr, &err), 125);
@@ -767,7 +776,9 @@ TEST(Cli, UnknownOptionIs125AndHelpIs0) {
     for (const char* h : {"--help", "-h"}) {
         TestCli t;
         EXPECT_EQ(t.run({"--pid", h, "--bogus"}, &out), 0) << h;
-        EXPECT_NE(out.find("Usage: core-test [OPTIONS] [--] [COMMAND [ARG...]]\n"), std::string::npos) << out;
+        EXPECT_NE(out.find("Usage: core-test [OPTIONS] [--] [COMMAND [ARG...]]\n"),
+                  std::string::npos)
+            << out;
         EXPECT_NE(out.find("--dry-run"), std::string::npos);
     }
     for (const char* v : {"--version", "-V"}) {
@@ -779,8 +790,8 @@ TEST(Cli, UnknownOptionIs125AndHelpIs0) {
 TEST(Cli, ARepeatableOptionTakesOneWordAndLeavesTheCommand) {
     TraceReset reset;
     TestCli t;
-    EXPECT_EQ(t.run({"--layer", "/a", "--rlimit", "nofile=1", "--layer", "/b", "--env", "A=1", "--rlimit",
-                     "core=0", "echo", "hi", "--layer", "x"}),
+    EXPECT_EQ(t.run({"--layer", "/a", "--rlimit", "nofile=1", "--layer", "/b", "--env", "A=1",
+                     "--rlimit", "core=0", "echo", "hi", "--layer", "x"}),
               -1);
     EXPECT_EQ(t.layers, (std::vector<std::string>{"/a", "/b"}));
     EXPECT_EQ(t.rlimits, (std::vector<std::string>{"nofile=1", "core=0"}));
@@ -835,11 +846,14 @@ TEST(Cli, AnOptionWithoutItsWordOrWithABadOneIs125) {
     TraceReset reset;
     std::string err;
     EXPECT_EQ(TestCli().run({"--layer"}, nullptr, &err), 125);
-    EXPECT_EQ(err, "core-test: option '--layer' needs a value (DIR)\nTry 'core-test --help' for more information.\n");
+    EXPECT_EQ(err,
+              "core-test: option '--layer' needs a value (DIR)\nTry 'core-test --help' for more "
+              "information.\n");
     EXPECT_EQ(TestCli().run({"-o"}, nullptr, &err), 125);
     EXPECT_NE(err.find("option '-o' needs a value (FILE)"), std::string::npos) << err;
     EXPECT_EQ(TestCli().run({"--env", "NOVALUE", "x"}, nullptr, &err), 125);
-    EXPECT_NE(err.find("core-test: --env NOVALUE: expected NAME=VALUE\nTry"), std::string::npos) << err;
+    EXPECT_NE(err.find("core-test: --env NOVALUE: expected NAME=VALUE\nTry"), std::string::npos)
+        << err;
     EXPECT_EQ(TestCli().run({"--mtu", "x1"}, nullptr, &err), 125);
     EXPECT_NE(err.find("--mtu: 'x1' is not a number"), std::string::npos) << err;
     EXPECT_EQ(TestCli().run({"--mtu", "4294967296"}, nullptr, &err), 125);
@@ -869,7 +883,8 @@ TEST(Cli, DescriptorsAreAbove2AndOpen) {
         EXPECT_EQ(TestCli().run({opt, "987"}, nullptr, &err), 125);
         EXPECT_NE(err.find(cat(opt, ": 987 is not an open descriptor")), std::string::npos) << err;
     }
-    UniqueFd a(::open("/dev/null", O_RDONLY | O_CLOEXEC)), b(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    UniqueFd a(::open("/dev/null", O_RDONLY | O_CLOEXEC)),
+        b(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     TestCli t;
     EXPECT_EQ(t.run({"--info-fd", std::to_string(a.get()), "--keep-fd", std::to_string(a.get()),
                      "--keep-fd=" + std::to_string(b.get())}),
@@ -901,17 +916,21 @@ TEST(Cli, HelpMarksRepeatableOptionsAndShowsOneWord) {
     EXPECT_EQ(TestCli().run({"--help"}, &help), 0);
     EXPECT_EQ(help.substr(0, help.find("Options:\n")),
               "test program\nUsage: core-test [OPTIONS] [--] [COMMAND [ARG...]]\n\n");
-    EXPECT_NE(help.find("\n  -h,--help                   Print this help message and exit\n"), std::string::npos)
+    EXPECT_NE(help.find("\n  -h,--help                   Print this help message and exit\n"),
+              std::string::npos)
         << help;
     EXPECT_NE(help.find("\n  -p,--pid                    a flag\n"), std::string::npos) << help;
-    EXPECT_NE(help.find("\n  --layer DIR                 A layer (repeatable)\n"), std::string::npos) << help;
+    EXPECT_NE(help.find("\n  --layer DIR                 A layer (repeatable)\n"),
+              std::string::npos)
+        << help;
     EXPECT_NE(help.find("A limit (repeatable)"), std::string::npos) << help;
     EXPECT_NE(help.find("A variable (repeatable)"), std::string::npos) << help;
     EXPECT_NE(help.find("Descriptors (repeatable)"), std::string::npos) << help;
     EXPECT_NE(help.find("One value\n"), std::string::npos) << help;
     EXPECT_NE(help.find("--tmp-upper [=SIZE]"), std::string::npos) << help;
-    EXPECT_NE(help.find("--name NAME (Env:KAGO_CORE_TEST_NAME)\n" + std::string(30, ' ') + "From the"),
-              std::string::npos)
+    EXPECT_NE(
+        help.find("--name NAME (Env:KAGO_CORE_TEST_NAME)\n" + std::string(30, ' ') + "From the"),
+        std::string::npos)
         << help;
     EXPECT_EQ(help.find("..."), std::string::npos) << help;
     EXPECT_EQ(help.find("One value (repeatable)"), std::string::npos) << help;
