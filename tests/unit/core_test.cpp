@@ -684,7 +684,7 @@ namespace {
 struct TestCli {
     bool pid = false, user = false;
     std::vector<std::string> layers, rlimits, envs;
-    std::string single, tmp_upper, name;
+    std::string single, tmp_upper, name, net = "none";
     std::optional<std::string> groups;
     uint32_t mtu = 0;
     int info_fd = -1;
@@ -711,6 +711,7 @@ struct TestCli {
         opts.option("-o,--output", single, "FILE", "The same value, with a short name");
         opts.option("--groups", groups, "LIST", "Maybe a value");
         opts.option("--mtu", mtu, "N", "A number");
+        opts.choice("--net", net, "none|host|user-mode", "A choice");
         opts.flag("--tmp-upper", tmp_upper, "[=SIZE]", "A flag with an optional value");
         opts.flag(
             "--mark", [this] { ++marks; }, "Counted");
@@ -858,9 +859,13 @@ TEST(Cli, AnOptionWithoutItsWordOrWithABadOneIs125) {
     EXPECT_NE(err.find("--mtu: 'x1' is not a number"), std::string::npos) << err;
     EXPECT_EQ(TestCli().run({"--mtu", "4294967296"}, nullptr, &err), 125);
     EXPECT_NE(err.find("--mtu: '4294967296' is too large"), std::string::npos) << err;
+    EXPECT_EQ(TestCli().run({"--net", "bogus"}, nullptr, &err), 125);
+    EXPECT_NE(err.find("--net bogus: expected none, host or user-mode\n"), std::string::npos)
+        << err;
     TestCli t;
-    EXPECT_EQ(t.run({"--mtu", "1500"}), -1);
+    EXPECT_EQ(t.run({"--mtu", "1500", "--net=user-mode"}), -1);
     EXPECT_EQ(t.mtu, 1500u);
+    EXPECT_EQ(t.net, "user-mode");
     // A single value given twice: the same value is no harm, another one is.
     TestCli t2;
     EXPECT_EQ(t2.run({"--single", "a", "--single=a"}), -1);
@@ -928,11 +933,12 @@ TEST(Cli, HelpMarksRepeatableOptionsAndShowsOneWord) {
     EXPECT_NE(help.find("Descriptors (repeatable)"), std::string::npos) << help;
     EXPECT_NE(help.find("One value\n"), std::string::npos) << help;
     EXPECT_NE(help.find("--tmp-upper [=SIZE]"), std::string::npos) << help;
+    EXPECT_NE(help.find("--net none|host|user-mode"), std::string::npos) << help;
     EXPECT_NE(
         help.find("--name NAME (Env:KAGO_CORE_TEST_NAME)\n" + std::string(30, ' ') + "From the"),
         std::string::npos)
         << help;
-    EXPECT_EQ(help.find("..."), std::string::npos) << help;
+    EXPECT_EQ(help.find(" ..."), std::string::npos) << help;  // never "DIR ..."
     EXPECT_EQ(help.find("One value (repeatable)"), std::string::npos) << help;
     EXPECT_EQ(help.find("a flag (repeatable)"), std::string::npos) << help;
     EXPECT_EQ(help.substr(help.size() - 13), "\nThe footer.\n") << help;
