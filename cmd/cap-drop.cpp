@@ -71,45 +71,56 @@ kago::Result<int> run(const caps::Options& o, const Flags& f, const cli::Common&
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"Drop capabilities, set no_new_privs, load a seccomp filter and switch user, then run "
-                 "COMMAND.\nThe last program of a kago chain.",
-                 "cap-drop"};
+    cli::Options opts(
+        "cap-drop",
+        "Drop capabilities, set no_new_privs, load a seccomp filter and switch user, then "
+        "run COMMAND.\nThe last program of a kago chain.",
+        "[--] [COMMAND [ARG...]]\n       cap-drop --show [--json] [PID]");
     cli::Common common;
-    cli::setup(app, common, "[--] [COMMAND [ARG...]]\n       cap-drop --show [--json] [PID]");
     caps::Options o;
     Flags f;
-    app.add_option("--drop", o.drop,
-                   "Drop these capabilities (comma-separated names, or 'all') from Docker's default set, which is kept "
-                   "without --drop and --keep")
-        ->type_name("CAPS");
-    app.add_option("--keep", o.keep,
-                   "Keep only these capabilities ('all': every one held; with --drop LIST: add them to the default "
-                   "set); the ones named are also ambient, so that a non-root --user holds them")
-        ->type_name("CAPS");
-    app.add_option("--ambient", o.ambient, "Exactly these capabilities in the ambient set (default: the ones --keep names)")
-        ->type_name("CAPS");
-    app.add_option("--inheritable", o.inheritable, "Exactly these capabilities in the inheritable set (default: the ambient set)")
-        ->type_name("CAPS");
-    app.add_option("--securebits", o.securebits,
-                   "Set securebits: noroot, no-setuid-fixup, keep-caps, no-cap-ambient-raise, and NAME-locked")
-        ->type_name("BITS");
-    app.add_flag("--allow-new-privs", o.allow_new_privs, "Do not set no_new_privs (it is set by default)");
-    app.add_option("--user", o.user, "Switch to USER[:GROUP] (names from the container's /etc/passwd and /etc/group, or numbers)")
-        ->type_name("USER[:GROUP]");
-    app.add_option("--groups", o.groups, "Supplementary groups (comma-separated); without it they are cleared when switching user")
-        ->type_name("LIST");
-    app.add_option("--seccomp", o.seccomp, "Seccomp filter: 'default' (built in), an OCI/Docker JSON profile FILE, or 'none' (default)")
-        ->type_name("default|FILE|none");
-    app.add_flag("--seccomp-log", o.seccomp_log, "Learning mode: log the calls the profile would block instead of blocking them");
-    app.add_flag("--print-profile", f.print_profile, "Print the effective seccomp rules and exit");
-    app.add_flag("--keep-env", f.keep_env, "Keep the KAGO_ variables, and do not set HOME, USER and LOGNAME");
-    app.add_flag("--new-session", f.new_session,
-                 "Start a new session (setsid): the command has no controlling terminal to push input into");
-    app.add_option("--keep-fd", f.keep_fds, "Leave descriptor N open for the command (repeatable); all others above 2 are closed")
-        ->type_name("N")->check(cli::descriptor());
-    app.add_flag("--show", f.show_state, "Print the isolation state of PID (default: this process) and exit");
-    app.add_flag("--json", f.as_json, "With --show: print JSON");
-    if (auto code = cli::parse(app, common, argc, argv)) return *code;
+    opts.option(
+        "--drop", o.drop, "CAPS",
+        "Drop these capabilities (comma-separated names, or 'all') from Docker's default set, "
+        "which is kept without --drop and --keep");
+    opts.option(
+        "--keep", o.keep, "CAPS",
+        "Keep only these capabilities ('all': every one held; with --drop LIST: add them to the "
+        "default set); the ones named are also ambient, so that a non-root --user holds them");
+    opts.option("--ambient", o.ambient, "CAPS",
+                "Exactly these capabilities in the ambient set (default: the ones --keep names)");
+    opts.option("--inheritable", o.inheritable, "CAPS",
+                "Exactly these capabilities in the inheritable set (default: the ambient set)");
+    opts.option("--securebits", o.securebits, "BITS",
+                "Set securebits: noroot, no-setuid-fixup, keep-caps, no-cap-ambient-raise, and "
+                "NAME-locked");
+    opts.flag("--allow-new-privs", o.allow_new_privs,
+              "Do not set no_new_privs (it is set by default)");
+    opts.option("--user", o.user, "USER[:GROUP]",
+                "Switch to USER[:GROUP] (names from the container's /etc/passwd and /etc/group, or "
+                "numbers)");
+    opts.option(
+        "--groups", o.groups, "LIST",
+        "Supplementary groups (comma-separated); without it they are cleared when switching "
+        "user");
+    opts.option("--seccomp", o.seccomp, "default|FILE|none",
+                "Seccomp filter: 'default' (built in), an OCI/Docker JSON profile FILE, or 'none' "
+                "(default)");
+    opts.flag("--seccomp-log", o.seccomp_log,
+              "Learning mode: log the calls the profile would block instead of blocking them");
+    opts.flag("--print-profile", f.print_profile, "Print the effective seccomp rules and exit");
+    opts.flag("--keep-env", f.keep_env,
+              "Keep the KAGO_ variables, and do not set HOME, USER and LOGNAME");
+    opts.flag("--new-session", f.new_session,
+              "Start a new session (setsid): the command has no controlling terminal to push input "
+              "into");
+    opts.descriptors("--keep-fd", f.keep_fds,
+                     "Leave descriptor N open for the command (repeatable); all others above 2 are "
+                     "closed");
+    opts.flag("--show", f.show_state,
+              "Print the isolation state of PID (default: this process) and exit");
+    opts.flag("--json", f.as_json, "With --show: print JSON");
+    if (auto code = opts.parse(argc, argv, common)) return *code;
 
     // An image's User (image-layers) when no --user is given.
     if (o.user.empty() && !kago::env::get(kago::env::kImageUser).empty())

@@ -99,31 +99,55 @@ void reap_state_dirs(const std::vector<std::string>& reaped) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"Create a cgroup with these limits, run COMMAND in it, report what the limits did, and "
-                 "remove the cgroup.\nThe first program of a kago chain; works on cgroup v2 and v1.",
-                 "cg-limit"};
+    cli::Options opts(
+        "cg-limit",
+        "Create a cgroup with these limits, run COMMAND in it, report what the limits "
+        "did, and remove the cgroup.\nThe first program of a kago chain; works on "
+        "cgroup v2 and v1.");
     cli::Common common;
-    cli::setup(app, common, "[--] [COMMAND [ARG...]]");
     Args a;
-    app.add_option("--memory", a.memory, "Memory limit: memory.max (v1: memory.limit_in_bytes); K/M/G/T or max")->type_name("SIZE");
-    app.add_option("--memory-high", a.memory_high, "Throttle and reclaim above SIZE: memory.high (v2 only)")->type_name("SIZE");
-    app.add_option("--memory-swap", a.memory_swap, "Swap allowed beyond --memory: memory.swap.max (v1: memsw = memory + SIZE)")->type_name("SIZE");
-    app.add_option("--cpus", a.cpus, "CPU bandwidth, e.g. 1.5 CPUs: cpu.max (v1: cfs_quota_us/cfs_period_us)")->type_name("FRACTION");
-    app.add_option("--cpu-weight", a.cpu_weight, "Relative CPU weight 1-10000, default 100: cpu.weight (v1: cpu.shares = N*1024/100)")->type_name("N");
-    app.add_option("--pids", a.pids, "Maximum number of processes and threads: pids.max")->type_name("N");
-    app.add_option("--io-read-bps", a.io_rbps, "Read bytes per second from DEV (path or MAJ:MIN): io.max rbps (v1: blkio.throttle)")->type_name("DEV:RATE")->take_all();
-    app.add_option("--io-write-bps", a.io_wbps, "Write bytes per second to DEV: io.max wbps")->type_name("DEV:RATE")->take_all();
-    app.add_option("--io-read-iops", a.io_riops, "Read operations per second from DEV: io.max riops")->type_name("DEV:RATE")->take_all();
-    app.add_option("--io-write-iops", a.io_wiops, "Write operations per second to DEV: io.max wiops")->type_name("DEV:RATE")->take_all();
-    app.add_option("--io-weight", a.io_weight, "Relative I/O weight 1-10000: io.weight or io.bfq.weight (v1: blkio.bfq.weight)")->type_name("N");
-    app.add_option("--cpuset-cpus", a.cpuset_cpus, "Run only on these CPUs, e.g. 0-3,6: cpuset.cpus")->type_name("LIST");
-    app.add_option("--cpuset-mems", a.cpuset_mems, "Allocate only on these memory nodes: cpuset.mems")->type_name("LIST");
-    app.add_option("--rlimit", a.rlimits, "Set a resource limit with prlimit, e.g. nofile=1024 or core=0:unlimited (repeatable)")->type_name("NAME=SOFT[:HARD]")->take_all();
-    app.add_option("--parent", a.parent, "Create the cgroup under PATH (default: a 'kago' cgroup beside the caller's own on v2, below it on v1)")->type_name("PATH");
-    app.add_option("--status-fd", a.status_fd, "When the command exits, write one JSON line to descriptor N: exit, signal, oom_kills, memory_peak, CPU time, throttling")->type_name("N")->check(cli::descriptor());
-    app.add_flag("--gc", a.gc, "Remove the empty cgroups and the state directories that killed chains left; exit");
-    app.add_flag("--if-available", a.if_available, "A missing controller is a warning instead of an error (the limits it would set are not applied)");
-    if (auto code = cli::parse(app, common, argc, argv)) return *code;
+    opts.option("--memory", a.memory, "SIZE",
+                "Memory limit: memory.max (v1: memory.limit_in_bytes); K/M/G/T or max");
+    opts.option("--memory-high", a.memory_high, "SIZE",
+                "Throttle and reclaim above SIZE: memory.high (v2 only)");
+    opts.option("--memory-swap", a.memory_swap, "SIZE",
+                "Swap allowed beyond --memory: memory.swap.max (v1: memsw = memory + SIZE)");
+    opts.option("--cpus", a.cpus, "FRACTION",
+                "CPU bandwidth, e.g. 1.5 CPUs: cpu.max (v1: cfs_quota_us/cfs_period_us)");
+    opts.option(
+        "--cpu-weight", a.cpu_weight, "N",
+        "Relative CPU weight 1-10000, default 100: cpu.weight (v1: cpu.shares = N*1024/100)");
+    opts.option("--pids", a.pids, "N", "Maximum number of processes and threads: pids.max");
+    opts.option(
+        "--io-read-bps", a.io_rbps, "DEV:RATE",
+        "Read bytes per second from DEV (path or MAJ:MIN): io.max rbps (v1: blkio.throttle)");
+    opts.option("--io-write-bps", a.io_wbps, "DEV:RATE",
+                "Write bytes per second to DEV: io.max wbps");
+    opts.option("--io-read-iops", a.io_riops, "DEV:RATE",
+                "Read operations per second from DEV: io.max riops");
+    opts.option("--io-write-iops", a.io_wiops, "DEV:RATE",
+                "Write operations per second to DEV: io.max wiops");
+    opts.option("--io-weight", a.io_weight, "N",
+                "Relative I/O weight 1-10000: io.weight or io.bfq.weight (v1: blkio.bfq.weight)");
+    opts.option("--cpuset-cpus", a.cpuset_cpus, "LIST",
+                "Run only on these CPUs, e.g. 0-3,6: cpuset.cpus");
+    opts.option("--cpuset-mems", a.cpuset_mems, "LIST",
+                "Allocate only on these memory nodes: cpuset.mems");
+    opts.option(
+        "--rlimit", a.rlimits, "NAME=SOFT[:HARD]",
+        "Set a resource limit with prlimit, e.g. nofile=1024 or core=0:unlimited (repeatable)");
+    opts.option("--parent", a.parent, "PATH",
+                "Create the cgroup under PATH (default: a 'kago' cgroup beside the caller's own on "
+                "v2, below it on v1)");
+    opts.descriptor("--status-fd", a.status_fd,
+                    "When the command exits, write one JSON line to descriptor N: exit, signal, "
+                    "oom_kills, memory_peak, CPU time, throttling");
+    opts.flag("--gc", a.gc,
+              "Remove the empty cgroups and the state directories that killed chains left; exit");
+    opts.flag("--if-available", a.if_available,
+              "A missing controller is a warning instead of an error (the limits it would set are "
+              "not applied)");
+    if (auto code = opts.parse(argc, argv, common)) return *code;
 
     std::vector<cg::Rlimit> rlimits;
     cg::Limits limits = limits_from(a, rlimits);

@@ -66,12 +66,15 @@ img::WriteOptions write_options() {
 
 // --map-auto: the same command again, in a user namespace that maps the
 // caller's subordinate ranges (unshare-run --user --map-auto).
-[[noreturn]] void again_mapped(int argc, char** argv, const std::string& store) {
+// The store goes along when it was not given on the command line: inside,
+// the default would be root's.
+[[noreturn]] void again_mapped(int argc, char** argv, const std::string& store, bool given) {
     char self[4096];
     ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
     if (n < 0) cli::die(sys_error("readlink /proc/self/exe"));
     self[n] = 0;
-    std::vector<std::string> words = {"unshare-run", "--user", "--map-auto", "--", self, "--store", store};
+    std::vector<std::string> words = {"unshare-run", "--user", "--map-auto", "--", self};
+    if (!given) words.insert(words.end(), {"--store", store});
     for (int i = 1; i < argc; ++i) words.emplace_back(argv[i]);
     PreparedExec next = cli::value_or_die(prepare_exec(words));
     cli::exec_command(next, false);
@@ -126,41 +129,46 @@ void set(const char* name, const std::string& value) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"Run the rest of a kago chain on an image: its layers, WorkingDir, User, Env, Entrypoint and Cmd\n"
-                 "go down the chain in KAGO_IMAGE_ variables. Management modes fill the image store.",
-                 "image-layers"};
+    cli::Options opts(
+        "image-layers",
+        "Run the rest of a kago chain on an image: its layers, WorkingDir, User, Env, "
+        "Entrypoint and Cmd\ngo down the chain in KAGO_IMAGE_ variables. Management "
+        "modes fill the image store.",
+        "IMAGE [--] [COMMAND [ARG...]]\n"
+        "       image-layers --import SRC [NAME] | --list | --inspect IMAGE | --tag "
+        "IMAGE NAME\n"
+        "       image-layers --remove IMAGE | --commit DIR IMAGE NAME");
     cli::Common common;
-    cli::setup(app, common,
-               "IMAGE [--] [COMMAND [ARG...]]\n"
-               "       image-layers --import SRC [NAME] | --list | --inspect IMAGE | --tag IMAGE NAME\n"
-               "       image-layers --remove IMAGE | --commit DIR IMAGE NAME");
     std::string store_path, import_src, inspect, tag_image, remove_image, commit_dir, platform;
     bool do_list = false, keep_env = false, map_auto = false;
-    app.add_option("--store", store_path,
-                   "The image store (default: /var/lib/kago/images for root, else "
-                   "${XDG_DATA_HOME:-~/.local/share}/kago/images)")
-        ->type_name("DIR")
-        ->envname(env::kImageStore);
-    app.add_option("--import", import_src,
-                   "Import SRC as NAME: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF], a root "
-                   "filesystem DIR, an archive or rootfs tar FILE, or - (standard input)")
-        ->type_name("SRC");
-    app.add_option("--platform", platform, "With --import: the platform to pick from a multi-arch index (default: the host's)")
-        ->type_name("OS/ARCH[/VARIANT]");
-    app.add_flag("--list", do_list, "List the images: name, id, size and created");
-    app.add_option("--inspect", inspect, "Print IMAGE's config as JSON")->type_name("IMAGE");
-    app.add_option("--tag", tag_image, "Give IMAGE another NAME (the word after the options)")->type_name("IMAGE");
-    app.add_option("--remove", remove_image, "Remove IMAGE's name; blobs and layers nothing uses any more go too")
-        ->type_name("IMAGE");
-    app.add_option("--commit", commit_dir,
-                   "Make DIR (a container's upper directory) a new layer on IMAGE, named NAME (the words after "
-                   "the options); overlay whiteouts become .wh. entries")
-        ->type_name("DIR");
-    app.add_flag("--map-auto", map_auto,
-                 "Not root: import, commit and remove in a user namespace that maps your subordinate ids "
-                 "(unshare-run --user --map-auto), so that files keep the image's owners");
-    app.add_flag("--keep-env", keep_env, "Keep the KAGO_ variables for the command (when it is not a kago program)");
-    if (auto code = cli::parse(app, common, argc, argv)) return *code;
+    opts.option("--store", store_path, "DIR",
+                "The image store (default: /var/lib/kago/images for root, else "
+                "${XDG_DATA_HOME:-~/.local/share}/kago/images)")
+        .env(env::kImageStore);
+    opts.option(
+        "--import", import_src, "SRC",
+        "Import SRC as NAME: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF], "
+        "a root filesystem DIR, an archive or rootfs tar FILE, or - (standard input)");
+    opts.option(
+        "--platform", platform, "OS/ARCH[/VARIANT]",
+        "With --import: the platform to pick from a multi-arch index (default: the host's)");
+    opts.flag("--list", do_list, "List the images: name, id, size and created");
+    opts.option("--inspect", inspect, "IMAGE", "Print IMAGE's config as JSON");
+    opts.option("--tag", tag_image, "IMAGE",
+                "Give IMAGE another NAME (the word after the options)");
+    opts.option("--remove", remove_image, "IMAGE",
+                "Remove IMAGE's name; blobs and layers nothing uses any more go too");
+    opts.option(
+        "--commit", commit_dir, "DIR",
+        "Make DIR (a container's upper directory) a new layer on IMAGE, named NAME (the words "
+        "after the options); overlay whiteouts become .wh. entries");
+    opts.flag(
+        "--map-auto", map_auto,
+        "Not root: import, commit and remove in a user namespace that maps your subordinate ids "
+        "(unshare-run --user --map-auto), so that files keep the image's owners");
+    opts.flag("--keep-env", keep_env,
+              "Keep the KAGO_ variables for the command (when it is not a kago program)");
+    if (auto code = opts.parse(argc, argv, common)) return *code;
 
     int modes = !import_src.empty() + do_list + !inspect.empty() + !tag_image.empty() + !remove_image.empty() +
                 !commit_dir.empty();
@@ -201,7 +209,7 @@ int main(int argc, char** argv) {
     if (!remove_image.empty()) words(0, 0, "--remove takes one IMAGE");
     if (!commit_dir.empty()) words(2, 2, "--commit takes DIR, IMAGE and NAME");
     if (map_auto && writes && !trace::dry_run() && !mount::in_user_namespace() && ::geteuid() != 0)
-        again_mapped(argc, argv, store_path);
+        again_mapped(argc, argv, store_path, opts.given("--store") > 0);
     if (trace::dry_run() && writes) {
         trace::emit(cat("would change the store ", store_path, " (dry run): nothing done"));
         return 0;

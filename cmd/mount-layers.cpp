@@ -12,8 +12,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <optional>
-
 #include "core/cli.hpp"
 #include "core/env.hpp"
 #include "core/parse.hpp"
@@ -35,108 +33,102 @@ bool exists(const std::string& p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"Build a container's root filesystem from layers, then pivot into it.\n"
-                 "Run it in a new mount namespace (see unshare-run(1)).",
-                 "mount-layers"};
+    cli::Options opts("mount-layers",
+                      "Build a container's root filesystem from layers, then pivot into it.\n"
+                      "Run it in a new mount namespace (see unshare-run(1)).");
     cli::Common common;
-    cli::setup(app, common);
     mount::RootSpec spec;
     std::string tmp_upper, upper;
     bool keep_env = false;
-    std::optional<Error> bad;  // the first bad step value, reported after parsing
 
-    app.add_option("--layer", spec.layers, "A read-only layer (repeatable; the first one is the bottom)")
-        ->type_name("DIR");
-    app.add_option("--upper", upper, "Keep changes in DIR (its workdir DIR.work is created beside it)")
-        ->type_name("DIR");
-    app.add_flag("--tmp-upper", tmp_upper, "Keep changes in a tmpfs, gone at exit (=SIZE limits it)")
-        ->type_name("[=SIZE]");
-    app.add_option("--target", spec.target, "Assemble the root in DIR (default: STATE_DIR/root)")
-        ->type_name("DIR");
-    app.add_flag("--read-only", spec.read_only, "Make the final root read-only, even with an upper");
+    opts.option("--layer", spec.layers, "DIR",
+                "A read-only layer (repeatable; the first one is the bottom)");
+    opts.option("--upper", upper, "DIR",
+                "Keep changes in DIR (its workdir DIR.work is created beside it)");
+    opts.flag("--tmp-upper", tmp_upper, "[=SIZE]",
+              "Keep changes in a tmpfs, gone at exit (=SIZE limits it)");
+    opts.option("--target", spec.target, "DIR",
+                "Assemble the root in DIR (default: STATE_DIR/root)");
+    opts.flag("--read-only", spec.read_only, "Make the final root read-only, even with an upper");
     auto step = [&](StepKind kind, const char* name, const char* type, const char* help) {
-        app.add_option_function<std::string>(
-               name,
-               [&, kind](const std::string& v) {
-                   auto s = mount::parse_step(kind, v);
-                   if (s) spec.steps.push_back(std::move(s).value());
-                   else if (!bad) bad = s.error();
-               },
-               help)
-            ->type_name(type)
-            ->trigger_on_parse();
+        opts.each(
+            name, type,
+            [&spec, kind](const std::string& v) -> Status {
+                spec.steps.push_back(TRY(mount::parse_step(kind, v)));
+                return {};
+            },
+            help);
     };
     step(StepKind::bind, "--bind", "SRC:DST[:ro][,dev]",
-         "Bind the host path SRC on DST in the root (nodev unless ,dev: its device nodes stay closed)");
+         "Bind the host path SRC on DST in the root (nodev unless ,dev: its device nodes stay "
+         "closed)");
     step(StepKind::tmpfs, "--tmpfs", "DST[:OPT,...]",
-         "Mount a new tmpfs on DST; OPT: size=SIZE mode=MODE ro noexec dev (nosuid always, nodev unless dev; "
-         "DST:SIZE:MODE also works)");
+         "Mount a new tmpfs on DST; OPT: size=SIZE mode=MODE ro noexec dev (nosuid always, nodev "
+         "unless dev; DST:SIZE:MODE also works)");
     step(StepKind::symlink, "--symlink", "TARGET:LINK", "Create the symlink LINK -> TARGET in the root");
     step(StepKind::mkdir, "--mkdir", "DST[:MODE]", "Create the directory DST in the root");
     step(StepKind::file, "--file", "SRC:DST", "Copy the host file SRC to DST in the root");
     step(StepKind::chdir, "--chdir", "DIR", "Run the command in DIR inside the root (default /)");
-    app.add_flag("--proc", spec.proc,
-                 "Mount a new /proc, its paths of the lists below masked or read-only; needs a PID namespace");
-    app.add_flag("--dev", spec.dev,
-                 "Mount a minimal /dev (nodev tmpfs, 64 KiB): the host's null zero full random urandom tty bound "
-                 "in, devpts, a 64 MiB tmpfs on /dev/shm, mqueue on /dev/mqueue");
-    app.add_flag("--sys", spec.sys,
-                 "Mount a read-only /sys, its paths of the lists below masked, and a read-only /sys/fs/cgroup");
-    auto want = [&](const char* name, mount::Want& into, const char* help) {
-        app.add_flag_callback(name, [&into] { into = mount::Want::yes; }, help);
+    opts.flag("--proc", spec.proc,
+              "Mount a new /proc, its paths of the lists below masked or read-only; needs a PID "
+              "namespace");
+    opts.flag(
+        "--dev", spec.dev,
+        "Mount a minimal /dev (nodev tmpfs, 64 KiB): the host's null zero full random urandom "
+        "tty bound in, devpts, a 64 MiB tmpfs on /dev/shm, mqueue on /dev/mqueue");
+    opts.flag("--sys", spec.sys,
+              "Mount a read-only /sys, its paths of the lists below masked, and a read-only "
+              "/sys/fs/cgroup");
+    auto want = [&](const char* name, mount::Want& into, mount::Want v, const char* help) {
+        opts.flag(
+            name, [&into, v] { into = v; }, help);
     };
-    auto dont = [&](const char* name, mount::Want& into, const char* help) {
-        app.add_flag_callback(name, [&into] { into = mount::Want::no; }, help);
-    };
-    want("--mqueue", spec.mqueue,
-         "With --dev: mqueue on /dev/mqueue, or fail (default: when the IPC namespace is the container's own)");
-    dont("--no-mqueue", spec.mqueue, "With --dev: no /dev/mqueue");
-    want("--cgroupfs", spec.cgroupfs,
-         "With --sys: /sys/fs/cgroup read-only, or fail (default: on when the host has a cgroupfs); new in "
-         "a cgroup namespace of the container's own, else its own cgroup bound in");
-    dont("--no-cgroupfs", spec.cgroupfs, "With --sys: leave /sys/fs/cgroup empty");
+    want("--mqueue", spec.mqueue, mount::Want::yes,
+         "With --dev: mqueue on /dev/mqueue, or fail (default: when the IPC namespace is the "
+         "container's own)");
+    want("--no-mqueue", spec.mqueue, mount::Want::no, "With --dev: no /dev/mqueue");
+    want("--cgroupfs", spec.cgroupfs, mount::Want::yes,
+         "With --sys: /sys/fs/cgroup read-only, or fail (default: on when the host has a "
+         "cgroupfs); new in a cgroup namespace of the container's own, else its own cgroup bound "
+         "in");
+    want("--no-cgroupfs", spec.cgroupfs, mount::Want::no, "With --sys: leave /sys/fs/cgroup empty");
     auto path_list = [&](const char* name, std::vector<std::string>& into, const char* help) {
-        app.add_option_function<std::string>(
-               name,
-               [&into, &bad, name](const std::string& v) {
-                   auto p = mount::normalize_in_root(v, name);
-                   if (p) into.push_back(*p);
-                   else if (!bad) bad = p.error();
-               },
-               help)
-            ->type_name("PATH")
-            ->trigger_on_parse();
+        opts.each(
+            name, "PATH",
+            [&into, name](const std::string& v) -> Status {
+                into.push_back(TRY(mount::normalize_in_root(v, name)));
+                return {};
+            },
+            help);
     };
     path_list("--mask", spec.masked,
-              "Hide PATH in the root (an empty read-only tmpfs, or /dev/null over a file; repeatable)");
-    path_list("--read-only-path", spec.read_only_paths, "Make PATH in the root read-only (repeatable)");
+              "Hide PATH in the root (an empty read-only tmpfs, or /dev/null over a file; "
+              "repeatable)");
+    path_list("--read-only-path", spec.read_only_paths,
+              "Make PATH in the root read-only (repeatable)");
     bool hosts = false, resolv = false;
-    app.add_flag("--hosts", hosts, "Bind the state dir's hosts and hostname over /etc/hosts, /etc/hostname");
-    app.add_flag("--resolv", resolv, "Bind the state dir's resolv.conf over /etc/resolv.conf");
-    app.add_flag("--pivot", spec.pivot, "pivot_root into the new root and detach the old one");
-    app.add_flag("--keep-env", keep_env, "Keep the KAGO_ variables for the command");
+    opts.flag("--hosts", hosts,
+              "Bind the state dir's hosts and hostname over /etc/hosts, /etc/hostname");
+    opts.flag("--resolv", resolv, "Bind the state dir's resolv.conf over /etc/resolv.conf");
+    opts.flag("--pivot", spec.pivot, "pivot_root into the new root and detach the old one");
+    opts.flag("--keep-env", keep_env, "Keep the KAGO_ variables for the command");
     env::Plan envp;
-    auto env_word = [&](const char* name, std::vector<std::string>& into, const char* type, const char* help) {
-        app.add_option_function<std::string>(
-               name, [&into](const std::string& v) { into.push_back(v); }, help)
-            ->type_name(type)
-            ->trigger_on_parse();
-    };
-    env_word("--env", envp.set, "NAME=VALUE", "With --pivot: set this variable for the command (repeatable)");
-    env_word("--pass-env", envp.pass, "NAME",
-             "With --pivot: pass the caller's variable NAME to the command (repeatable)");
-    app.add_flag("--host-env", envp.host,
-                 "With --pivot: keep the caller's whole environment (default: PATH, HOME, TERM, container=kago only)");
+    opts.option("--env", envp.set, "NAME=VALUE",
+                "With --pivot: set this variable for the command (repeatable)");
+    opts.option("--pass-env", envp.pass, "NAME",
+                "With --pivot: pass the caller's variable NAME to the command (repeatable)");
+    opts.flag("--host-env", envp.host,
+              "With --pivot: keep the caller's whole environment (default: PATH, HOME, TERM, "
+              "container=kago only)");
     {
         std::string lists = "Paths masked (with --proc, --sys):";
         for (const auto& p : mount::default_masked_paths()) lists += " " + p;
         lists += "\nPaths read-only (with --proc):";
         for (const auto& p : mount::default_read_only_paths()) lists += " " + p;
         lists += "\nA path this kernel lacks is skipped.";
-        app.footer(app.get_footer().empty() ? lists : lists + "\n\n" + app.get_footer());
+        opts.footer(std::move(lists));
     }
-    if (auto code = cli::parse(app, common, argc, argv)) return *code;
-    if (bad) cli::usage_error(bad->message());
+    if (auto code = opts.parse(argc, argv, common)) return *code;
     // An image (image-layers): its layers when no --layer is given, and its
     // WorkingDir when no --chdir is.
     if (spec.layers.empty() && !env::get(env::kImageLayers).empty()) {

@@ -79,35 +79,44 @@ Result<int> run(const Options& o, const cli::Common& common) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"Give the command a network namespace: empty, with a veth on a bridge, NAT and published\n"
-                 "ports (root), or connected by pasta/slirp4netns (rootless).",
-                 "net-setup"};
+    cli::Options opts(
+        "net-setup",
+        "Give the command a network namespace: empty, with a veth on a bridge, NAT and "
+        "published\nports (root), or connected by pasta/slirp4netns (rootless).");
     cli::Common common;
     Options o;
-    cli::setup(app, common, "[--] [COMMAND [ARG...]]");
-    app.add_flag("--raw", o.raw, "A new network namespace with only lo up (the default mode)");
-    app.add_option("--move", o.move, "Move host interface IF into the namespace")->type_name("IF");
-    app.add_option("--ifname", o.ifname, "Rename the moved interface to NAME inside")->type_name("NAME");
-    app.add_flag("--veth", o.veth, "A veth pair: host end kgNAME on the bridge, eth0 inside; supervised");
-    app.add_option("--bridge", o.bridge, "Bridge for --veth, created when missing (default kago0)")->type_name("NAME");
-    app.add_option("--subnet", o.subnet, "IPv4 subnet of the bridge; its first address is the gateway (default 10.88.0.0/16)")
-        ->type_name("CIDR");
-    app.add_option("--address", o.address, "Container address in the subnet (default: the next free lease)")->type_name("CIDR");
-    app.add_option("--address6", o.address6, "Container IPv6 address; the first address of its network goes on the bridge")
-        ->type_name("CIDR");
-    app.add_option("--mtu", o.mtu, "MTU of the veth pair (or of the user-mode interface)")->type_name("N");
-    app.add_flag("--nat", o.nat, "Masquerade the container's outbound traffic (table inet kago; sets ip_forward)");
-    app.add_option("--publish", o.publish, "Forward [HOSTIP:]HOSTPORT to the container's PORT; repeatable")
-        ->type_name("[HOSTIP:]HOSTPORT:PORT[/tcp|udp]");
-    app.add_option("--join", o.join, "Enter an existing network namespace (/run/netns/NAME or a path)")->type_name("NAME|PATH");
-    app.add_flag("--user-mode", o.user_mode, "Rootless: new user+net namespaces connected by pasta or slirp4netns");
-    app.add_flag("--map-auto", o.map_auto,
-                 "With --user-mode: map your /etc/subuid and /etc/subgid ranges too (newuidmap), so that "
-                 "unshare-run --user --map-auto can follow");
-    app.add_option("--user-mode-helper", o.helper, "pasta, slirp4netns or auto (default: pasta, else slirp4netns)")
-        ->type_name("NAME");
-    app.add_flag("--gc", o.gc, "Remove what killed chains left (rules, leases, veths, unused bridges, netns bind mounts, state directories) unless a process of theirs still runs; exit");
-    if (auto code = cli::parse(app, common, argc, argv)) return *code;
+    opts.flag("--raw", o.raw, "A new network namespace with only lo up (the default mode)");
+    opts.option("--move", o.move, "IF", "Move host interface IF into the namespace");
+    opts.option("--ifname", o.ifname, "NAME", "Rename the moved interface to NAME inside");
+    opts.flag("--veth", o.veth,
+              "A veth pair: host end kgNAME on the bridge, eth0 inside; supervised");
+    opts.option("--bridge", o.bridge, "NAME",
+                "Bridge for --veth, created when missing (default kago0)");
+    opts.option(
+        "--subnet", o.subnet, "CIDR",
+        "IPv4 subnet of the bridge; its first address is the gateway (default 10.88.0.0/16)");
+    opts.option("--address", o.address, "CIDR",
+                "Container address in the subnet (default: the next free lease)");
+    opts.option("--address6", o.address6, "CIDR",
+                "Container IPv6 address; the first address of its network goes on the bridge");
+    opts.option("--mtu", o.mtu, "N", "MTU of the veth pair (or of the user-mode interface)");
+    opts.flag("--nat", o.nat,
+              "Masquerade the container's outbound traffic (table inet kago; sets ip_forward)");
+    opts.option("--publish", o.publish, "[HOSTIP:]HOSTPORT:PORT[/tcp|udp]",
+                "Forward [HOSTIP:]HOSTPORT to the container's PORT; repeatable");
+    opts.option("--join", o.join, "NAME|PATH",
+                "Enter an existing network namespace (/run/netns/NAME or a path)");
+    opts.flag("--user-mode", o.user_mode,
+              "Rootless: new user+net namespaces connected by pasta or slirp4netns");
+    opts.flag("--map-auto", o.map_auto,
+              "With --user-mode: map your /etc/subuid and /etc/subgid ranges too (newuidmap), so "
+              "that unshare-run --user --map-auto can follow");
+    opts.option("--user-mode-helper", o.helper, "NAME",
+                "pasta, slirp4netns or auto (default: pasta, else slirp4netns)");
+    opts.flag("--gc", o.gc,
+              "Remove what killed chains left (rules, leases, veths, unused bridges, netns bind "
+              "mounts, state directories) unless a process of theirs still runs; exit");
+    if (auto code = opts.parse(argc, argv, common)) return *code;
     if (std::string why = conflicts(o); !why.empty()) cli::usage_error(why);
 
     auto code = run(o, common);

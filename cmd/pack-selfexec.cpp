@@ -4,7 +4,6 @@
 // stub in lib/pack/stub, embedded in this program.
 #include <fcntl.h>
 #include <sodium.h>
-#include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,8 +20,8 @@
 #include "image/store.hpp"
 #include "pack/image.hpp"
 #include "pack/reader.hpp"
-#include "pack/tree.hpp"
 #include "pack/runtime.hpp"
+#include "pack/tree.hpp"
 #include "pack/writer.hpp"
 
 extern "C" const uint8_t kago_pack_stub_start[];
@@ -123,65 +122,74 @@ int keygen(const std::string& prefix) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"Pack a root filesystem and a command into one self-executing file that runs them in a "
-                 "container.\nThe file needs nothing on the target host, and runs rootless.",
-                 "pack-selfexec"};
+    cli::Options opts("pack-selfexec",
+                      "Pack a root filesystem and a command into one self-executing file that runs "
+                      "them in a container.\nThe file needs nothing on the target host, and runs "
+                      "rootless.",
+                      "-o FILE (--rootfs DIR|- | --image IMAGE | --from-host PROGRAM) [--] [COMMAND [ARG...]]");
     cli::Common common;
-    cli::setup(app, common, "-o FILE (--rootfs DIR|- | --image IMAGE | --from-host PROGRAM) [--] [COMMAND [ARG...]]");
     Opts o;
     pack::Config& c = o.config;
-    app.add_option("-o,--output", o.output, "Write the packed file to FILE")->type_name("FILE");
-    app.add_option("--rootfs", o.rootfs, "Pack the directory DIR, or a tar stream on stdin with '-'")
-        ->type_name("DIR|-");
-    app.add_option("--image", o.image,
-                   "Pack a container image: a name in the image store, or an archive or layout to import "
-                   "(oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE, a path); its config gives the "
-                   "command, Env, WorkingDir and User unless the options do")
-        ->type_name("IMAGE");
-    app.add_option("--store", o.store, "With --image: the image store (default: image-layers' store)")
-        ->type_name("DIR")
-        ->envname(kago::env::kImageStore);
-    app.add_option("--from-host", o.from_host,
-                   "Pack a host PROGRAM with its interpreter and shared libraries (and /usr/lib/NAME if it exists)")
-        ->type_name("PROGRAM");
-    app.add_option("--add-host", o.add_host, "With --from-host: also pack this host file or directory (repeatable)")
-        ->type_name("PATH");
-    app.add_option("--env", c.env, "Set K=V in the container (repeatable)")->type_name("K=V");
-    app.add_option("--workdir", c.workdir, "Working directory in the container (default /)")->type_name("DIR");
-    app.add_option("--hostname", c.hostname, "Host name in the container (default kago)")->type_name("NAME");
-    app.add_option("--user", c.user, "Run the command as USER[:GROUP] of the container")->type_name("USER[:GROUP]");
-    app.add_option("--keep-caps", c.keep_caps,
-                   "Capabilities the command keeps (comma-separated, or 'none'; default: Docker's set)")
-        ->type_name("CAPS");
-    app.add_option("--seccomp", c.seccomp, "Seccomp filter: default or unconfined")->type_name("default|unconfined");
-    app.add_option("--memory", c.memory, "Memory limit (cgroups; a warning where they are not usable)")->type_name("SIZE");
-    app.add_option("--pids", c.pids, "Process limit (cgroups; a warning where they are not usable)")->type_name("N");
-    app.add_option("--cpus", c.cpus, "CPU limit, e.g. 1.5 (cgroups; a warning where they are not usable)")->type_name("N");
-    app.add_option("--net", c.net, "Network: none (loopback only), host, or user-mode (pasta on the target host)")
-        ->type_name("none|host|user-mode");
-    app.add_flag("--bind-allowed", c.bind_allowed, "Let the runner bind host paths given at run time (see RUNNER OPTIONS in the man page)");
-    app.add_flag("--read-only", c.read_only, "Run on the read-only cached root, with no tmpfs upper");
-    app.add_flag("--sys", c.sys,
-                 "Mount a read-only /sys in the container, and a read-only /sys/fs/cgroup in a cgroup namespace of "
-                 "its own (rootless: not with --net host)");
-    app.add_flag_callback("--no-cgroupfs", [&c] { c.cgroupfs = false; }, "With --sys: leave /sys/fs/cgroup empty");
-    app.add_flag("--tmp-upper", o.tmp_upper, "Writes go to a tmpfs over the cached root (the default)");
-    app.add_flag("--best", o.best, "Compress for size: zstd level 19 with long mode (default: level 3 with long mode)");
-    app.add_option("--mtime", o.mtime, "Clamp modification times to EPOCH seconds (default: $SOURCE_DATE_EPOCH)")
-        ->type_name("EPOCH");
-    app.add_option("--frame-size", o.frame_size, "Bytes of contents per zstd frame, 64K to 64M (default 32M; 64M with --best)")
-        ->type_name("SIZE");
-    app.add_option("--sign", o.sign, "Sign the file with the Ed25519 secret key in KEYFILE (see --keygen)")
-        ->type_name("KEYFILE");
-    app.add_option("--keygen", o.keygen, "Write a new Ed25519 key pair to PREFIX.key and PREFIX.pub, and exit")
-        ->type_name("PREFIX");
-    app.add_option("--verify", o.verify,
-                   "Check every byte of the packed FILE and its signature, and exit (0 verified, 1 bad, 2 unsigned)")
-        ->type_name("FILE");
-    app.add_option("--pubkey", o.pubkey,
-                   "With --verify: the signer's Ed25519 public key (64 hexadecimal digits, or a file holding them)")
-        ->type_name("KEY");
-    if (auto code = cli::parse(app, common, argc, argv)) return *code;
+    opts.option("-o,--output", o.output, "FILE", "Write the packed file to FILE");
+    opts.option("--rootfs", o.rootfs, "DIR|-",
+                "Pack the directory DIR, or a tar stream on stdin with '-'");
+    opts.option("--image", o.image, "IMAGE",
+                "Pack a container image: a name in the image store, or an archive or layout to "
+                "import (oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE, a path); its config "
+                "gives the command, Env, WorkingDir and User unless the options do");
+    opts.option("--store", o.store, "DIR", "With --image: the image store (default: image-layers' store)")
+        .env(kago::env::kImageStore);
+    opts.option("--from-host", o.from_host, "PROGRAM",
+                "Pack a host PROGRAM with its interpreter and shared libraries (and "
+                "/usr/lib/NAME if it exists)");
+    opts.option("--add-host", o.add_host, "PATH",
+                "With --from-host: also pack this host file or directory (repeatable)");
+    opts.option("--env", c.env, "K=V", "Set K=V in the container (repeatable)");
+    opts.option("--workdir", c.workdir, "DIR", "Working directory in the container (default /)");
+    opts.option("--hostname", c.hostname, "NAME", "Host name in the container (default kago)");
+    opts.option("--user", c.user, "USER[:GROUP]",
+                "Run the command as USER[:GROUP] of the container");
+    opts.option(
+        "--keep-caps", c.keep_caps, "CAPS",
+        "Capabilities the command keeps (comma-separated, or 'none'; default: Docker's set)");
+    opts.choice("--seccomp", c.seccomp, "default|unconfined",
+                "Seccomp filter: default or unconfined");
+    opts.option("--memory", c.memory, "SIZE",
+                "Memory limit (cgroups; a warning where they are not usable)");
+    opts.option("--pids", c.pids, "N",
+                "Process limit (cgroups; a warning where they are not usable)");
+    opts.option("--cpus", c.cpus, "N",
+                "CPU limit, e.g. 1.5 (cgroups; a warning where they are not usable)");
+    opts.choice("--net", c.net, "none|host|user-mode",
+                "Network: none (loopback only), host, or user-mode (pasta on the target host)");
+    opts.flag(
+        "--bind-allowed", c.bind_allowed,
+        "Let the runner bind host paths given at run time (see RUNNER OPTIONS in the man page)");
+    opts.flag("--read-only", c.read_only, "Run on the read-only cached root, with no tmpfs upper");
+    opts.flag("--sys", c.sys,
+              "Mount a read-only /sys in the container, and a read-only /sys/fs/cgroup in a cgroup "
+              "namespace of its own (rootless: not with --net host)");
+    opts.flag(
+        "--no-cgroupfs", [&c] { c.cgroupfs = false; }, "With --sys: leave /sys/fs/cgroup empty");
+    opts.flag("--tmp-upper", o.tmp_upper,
+              "Writes go to a tmpfs over the cached root (the default)");
+    opts.flag("--best", o.best,
+              "Compress for size: zstd level 19 with long mode (default: level 3 with long mode)");
+    opts.option("--mtime", o.mtime, "EPOCH",
+                "Clamp modification times to EPOCH seconds (default: $SOURCE_DATE_EPOCH)");
+    opts.option("--frame-size", o.frame_size, "SIZE",
+                "Bytes of contents per zstd frame, 64K to 64M (default 32M; 64M with --best)");
+    opts.option("--sign", o.sign, "KEYFILE",
+                "Sign the file with the Ed25519 secret key in KEYFILE (see --keygen)");
+    opts.option("--keygen", o.keygen, "PREFIX",
+                "Write a new Ed25519 key pair to PREFIX.key and PREFIX.pub, and exit");
+    opts.option("--verify", o.verify, "FILE",
+                "Check every byte of the packed FILE and its signature, and exit (0 verified, "
+                "1 bad, 2 unsigned)");
+    opts.option("--pubkey", o.pubkey, "KEY",
+                "With --verify: the signer's Ed25519 public key (64 hexadecimal digits, or a file "
+                "holding them)");
+    if (auto code = opts.parse(argc, argv, common)) return *code;
 
     if (!o.keygen.empty()) return keygen(o.keygen);
     if (!o.pubkey.empty() && o.verify.empty()) cli::usage_error("--pubkey needs --verify");
@@ -189,14 +197,11 @@ int main(int argc, char** argv) {
     if (o.output.empty()) cli::usage_error("-o FILE is required");
     if (!o.rootfs.empty() + !o.image.empty() + !o.from_host.empty() != 1)
         cli::usage_error("give one of --rootfs DIR|-, --image IMAGE and --from-host PROGRAM");
-    if (!o.store.empty() && o.image.empty() && app.count("--store")) cli::usage_error("--store needs --image");
+    if (!o.store.empty() && o.image.empty() && opts.given("--store")) cli::usage_error("--store needs --image");
     if (!o.add_host.empty() && o.from_host.empty()) cli::usage_error("--add-host needs --from-host");
     if (!c.cgroupfs && !c.sys) cli::usage_error("--no-cgroupfs needs --sys (/sys/fs/cgroup comes with it)");
-    if (c.read_only && o.tmp_upper) cli::usage_error("--read-only and --tmp-upper contradict each other");
-    if (c.seccomp != "default" && c.seccomp != "unconfined")
-        cli::usage_error(cat("--seccomp ", c.seccomp, ": expected default or unconfined"));
-    if (c.net != "none" && c.net != "host" && c.net != "user-mode")
-        cli::usage_error(cat("--net ", c.net, ": expected none, host or user-mode"));
+    if (c.read_only && o.tmp_upper)
+        cli::usage_error("--read-only and --tmp-upper contradict each other");
     for (auto& e : c.env)
         if (e.find('=') == std::string::npos || e[0] == '=') cli::usage_error(cat("--env ", e, ": expected K=V"));
     if (c.workdir.empty() || c.workdir[0] != '/') cli::usage_error(cat("--workdir ", c.workdir, ": not absolute"));
@@ -208,7 +213,7 @@ int main(int argc, char** argv) {
     if (!mt.empty()) clamp = cli::value_or_die(kago::parse::i64(mt, o.mtime.empty() ? "SOURCE_DATE_EPOCH" : "--mtime"));
     // --best takes the largest frames (64M) unless told otherwise: fewer
     // frame boundaries for level 19 to lose matches at.
-    if (o.best && app.count("--frame-size") == 0) o.frame_size = "64M";
+    if (o.best && opts.given("--frame-size") == 0) o.frame_size = "64M";
     uint64_t frame = cli::value_or_die(kago::parse::size(o.frame_size, "--frame-size"));
     if (frame < pack::kMinFrameSize || frame > pack::kMaxFrameSize)
         cli::usage_error(cat("--frame-size ", o.frame_size, ": expected 64K to 64M"));
@@ -233,10 +238,9 @@ int main(int argc, char** argv) {
                               kago::parse::human_size(frame), ", one thread per CPU (dry run)"));
         kago::trace::emit(cat("write ", o.output, ": stub ", kago::parse::human_size(wo.stub.size()),
                               ", frames, manifest, frame table, trailer (dry run)"));
-        kago::trace::emit(c.command.empty() && !o.image.empty()
-                              ? std::string("command: the image's Entrypoint and Cmd")
-                              : cat("command: ", kago::describe_argv(c.command.empty() ? std::vector<std::string>{"/bin/sh"}
-                                                                                     : c.command)));
+        std::vector<std::string> cmd = c.command.empty() ? std::vector<std::string>{"/bin/sh"} : c.command;
+        kago::trace::emit(cat("command: ", c.command.empty() && !o.image.empty() ? "the image's Entrypoint and Cmd"
+                                                                                 : kago::describe_argv(cmd)));
         return 0;
     }
 
@@ -244,27 +248,8 @@ int main(int argc, char** argv) {
     pack::ScanOptions so;
     so.map_builder_to_root = ::geteuid() != 0;
     if (!o.from_host.empty()) {
-        std::string prog = cli::value_or_die(pack::add_host_program(tree, o.from_host));
+        cli::check_or_die(pack::add_host_command(tree, o.from_host, o.add_host, c.command));
         c.from_host = true;
-        // The program's own data directory (/usr/lib/python3.11 for python3).
-        char real[PATH_MAX];
-        if (::realpath(prog.c_str(), real)) {
-            std::string base = real;
-            base = base.substr(base.rfind('/') + 1);
-            for (std::string d : {"/usr/lib/" + base, "/usr/lib/x86_64-linux-gnu/" + base}) {
-                struct stat st;
-                if (::stat(d.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) cli::check_or_die(pack::add_host_tree(tree, d));
-            }
-        }
-        for (auto& p : o.add_host) {
-            struct stat st;
-            if (::stat(p.c_str(), &st) != 0) cli::die(kago::sys_error(cat("--add-host ", p)));
-            if (S_ISDIR(st.st_mode)) cli::check_or_die(pack::add_host_tree(tree, p));
-            else cli::value_or_die(pack::add_host_program(tree, p));
-        }
-        if (c.command.empty()) c.command = {prog};
-        else if (c.command[0].find('/') == std::string::npos && c.command[0] == prog.substr(prog.rfind('/') + 1))
-            c.command[0] = prog;  // "python3" -> "/usr/bin/python3": the container's PATH may differ
     } else if (!o.image.empty()) {
         // Static, so that exit() (cli::die) still removes a temporary
         // store: the layers are read until the file is written.
@@ -273,7 +258,7 @@ int main(int argc, char** argv) {
             pack::PackImage::open(o.image, o.store.empty() ? kago::image::default_store() : o.store)));
         cli::check_or_die(pack::add_layers(tree, image->layer_dirs, so));
         cli::check_or_die(pack::apply_image_config(
-            c, image->config, {!c.command.empty(), app.count("--workdir") > 0, app.count("--user") > 0}));
+            c, image->config, {!c.command.empty(), opts.given("--workdir") > 0, opts.given("--user") > 0}));
     } else if (o.rootfs == "-") {
         if (isatty(0)) cli::usage_error("--rootfs -: stdin is a terminal, not a tar stream");
         cli::check_or_die(pack::read_tar(tree, 0, so));
@@ -289,34 +274,11 @@ int main(int argc, char** argv) {
     clock_gettime(CLOCK_MONOTONIC, &progress.start);
     wo.progress = [&](uint64_t done, uint64_t total) { progress(done, total); };
 
-    // Write beside the output, then rename: a reader never sees half a file.
-    std::string dir = o.output.find('/') == std::string::npos ? "." : o.output.substr(0, o.output.rfind('/'));
-    if (dir.empty()) dir = "/";
-    std::string tmp = cat(dir, "/.", o.output.substr(o.output.rfind('/') + 1), ".XXXXXX");
-    long fd = kago::trace::call([&] { return cat("mkstemp(", kago::trace::quote(tmp), ")"); },
-                                [&] { return ::mkostemp(tmp.data(), O_CLOEXEC); });
-    if (fd < 0) cli::die(kago::sys_error(cat("create a file beside ", o.output)));
-    kago::UniqueFd out(static_cast<int>(fd));
-    auto written = pack::write_packed(out.get(), built, wo);
-    if (!written) {
-        ::unlink(tmp.c_str());
-        cli::die(written.error());
-    }
-    if (::fchmod(out.get(), 0755) != 0 || ::fsync(out.get()) != 0) {
-        ::unlink(tmp.c_str());
-        cli::die(kago::sys_error(cat("write ", o.output)));
-    }
-    long r = kago::trace::call(
-        [&] { return cat("rename(", kago::trace::quote(tmp), ", ", kago::trace::quote(o.output), ")"); },
-        [&] { return ::rename(tmp.c_str(), o.output.c_str()); });
-    if (r != 0) {
-        ::unlink(tmp.c_str());
-        cli::die(kago::sys_error(cat("rename to ", o.output)));
-    }
+    auto written = cli::value_or_die(pack::write_packed_file(o.output, built, wo));
     if (common.verbose)
         kago::trace::emit(cat(o.output, ": ", built.manifest.entries.size(), " entries, ",
-                              kago::parse::human_size(built.total_bytes), " in ", written->trailer.frame_count,
-                              " frames, ", kago::parse::human_size(written->file_size), ", key ",
-                              pack::hex(written->trailer.root_hash)));
+                              kago::parse::human_size(built.total_bytes), " in ", written.trailer.frame_count,
+                              " frames, ", kago::parse::human_size(written.file_size), ", key ",
+                              pack::hex(written.trailer.root_hash)));
     return 0;
 }

@@ -45,65 +45,55 @@ struct Options {
     std::string name;
 };
 
-void add_options(CLI::App& app, Options& o) {
+void add_options(cli::Options& opts, Options& o) {
     auto& r = o.ns;
-    app.add_flag("-U,--user", r.user, "New user namespace (see the --map options)");
-    app.add_flag("-p,--pid", r.pid,
-                 "New PID namespace: the command runs under a small init as PID 1");
-    app.add_flag("-m,--mount", r.mount, "New mount namespace, with private propagation");
-    app.add_flag("-u,--uts", r.uts, "New UTS namespace (hostname)");
-    app.add_flag("-i,--ipc", r.ipc, "New IPC namespace");
-    app.add_flag("-n,--net", r.net, "New network namespace, with lo up");
-    app.add_flag("-C,--cgroup", r.cgroup, "New cgroup namespace");
-    app.add_flag("-T,--time", r.time, "New time namespace (see --monotonic, --boottime)");
-    app.add_flag("-a,--all", r.all,
-                 "All of the above but --user; without root also --user --map-root");
-    app.add_flag("-r,--map-root", r.map_root, "Map the caller to uid and gid 0 (implies --user)");
-    app.add_option("--map-user", r.map_user, "Uid map INSIDE:OUTSIDE:COUNT[,...] (implies --user)")
-        ->type_name("MAP");
-    app.add_option("--map-group", r.map_group,
-                   "Gid map INSIDE:OUTSIDE:COUNT[,...] (implies --user)")
-        ->type_name("MAP");
-    app.add_flag(
+    opts.flag("-U,--user", r.user, "New user namespace (see the --map options)");
+    opts.flag("-p,--pid", r.pid, "New PID namespace: the command runs under a small init as PID 1");
+    opts.flag("-m,--mount", r.mount, "New mount namespace, with private propagation");
+    opts.flag("-u,--uts", r.uts, "New UTS namespace (hostname)");
+    opts.flag("-i,--ipc", r.ipc, "New IPC namespace");
+    opts.flag("-n,--net", r.net, "New network namespace, with lo up");
+    opts.flag("-C,--cgroup", r.cgroup, "New cgroup namespace");
+    opts.flag("-T,--time", r.time, "New time namespace (see --monotonic, --boottime)");
+    opts.flag("-a,--all", r.all,
+              "All of the above but --user; without root also --user --map-root");
+    opts.flag("-r,--map-root", r.map_root, "Map the caller to uid and gid 0 (implies --user)");
+    opts.option("--map-user", r.map_user, "MAP",
+                "Uid map INSIDE:OUTSIDE:COUNT[,...] (implies --user)");
+    opts.option("--map-group", r.map_group, "MAP",
+                "Gid map INSIDE:OUTSIDE:COUNT[,...] (implies --user)");
+    opts.flag(
         "--map-auto", r.map_auto,
-        "Map the caller to 0 and its /etc/subuid and /etc/subgid ranges from 1 (newuidmap); in a user "
-        "namespace (net-setup --user-mode --map-auto), every id it maps");
-    app.add_option("--hostname", r.hostname, "Set the hostname (implies --uts)")->type_name("NAME");
-    app.add_option("--monotonic", r.monotonic, "CLOCK_MONOTONIC offset (implies --time)")
-        ->type_name("SECONDS");
-    app.add_option("--boottime", r.boottime, "CLOCK_BOOTTIME offset (implies --time)")
-        ->type_name("SECONDS");
-    app.add_option("--propagation", r.propagation,
-                   "Mount propagation of / in the new mount namespace: private (default), slave, "
-                   "shared or unchanged")
-        ->type_name("MODE");
-    app.add_flag("--mount-proc", r.mount_proc, "Mount a new /proc (implies --mount --pid)");
-    app.add_option("--join", r.join,
-                   "Join the namespace file PATH, e.g. net=/run/netns/web (repeatable)")
-        ->type_name("TYPE=PATH");
-    app.add_option("--join-pid", r.join_pid,
-                   "Join every namespace of process PID, then its root and working directory")
-        ->type_name("PID");
-    app.add_flag("--as-pid-1", r.as_pid_1,
-                 "With --pid, run the command itself as PID 1, without init");
-    app.add_flag("--die-with-parent", o.die_with_parent, "Kill the container when our parent dies");
-    app.add_option("--info-fd", o.info_fd,
-                   "Write JSON (pid, name, namespace inodes) to descriptor N")
-        ->type_name("N")
-        ->check(cli::descriptor());
-    app.add_option("--name", o.name, "Container name (default: KAGO_NAME, or a random id)")
-        ->type_name("NAME")
-        ->envname(env::kName);
-    app.add_option("--keep-fd", o.keep_fds,
-                   "Leave descriptor N open for a command that is not a kago program (repeatable); "
-                   "all others above 2 are closed")
-        ->type_name("N")
-        ->check(cli::descriptor());
-    app.add_flag("--keep-env", o.keep_env, "Keep the KAGO_ variables for the command");
-    app.add_flag("-t,--tty", o.tty,
-                 "Give the command a terminal of its own, from the container's /dev/ptmx, and "
-                 "proxy the caller's terminal to it (raw, with its window size); the container "
-                 "holds no descriptor to the caller's terminal");
+        "Map the caller to 0 and its /etc/subuid and /etc/subgid ranges from 1 (newuidmap); in "
+        "a user namespace (net-setup --user-mode --map-auto), every id it maps");
+    opts.option("--hostname", r.hostname, "NAME", "Set the hostname (implies --uts)");
+    opts.option("--monotonic", r.monotonic, "SECONDS", "CLOCK_MONOTONIC offset (implies --time)");
+    opts.option("--boottime", r.boottime, "SECONDS", "CLOCK_BOOTTIME offset (implies --time)");
+    opts.option("--propagation", r.propagation, "MODE",
+                "Mount propagation of / in the new mount namespace: private (default), slave, "
+                "shared or unchanged");
+    opts.flag("--mount-proc", r.mount_proc, "Mount a new /proc (implies --mount --pid)");
+    opts.option("--join", r.join, "TYPE=PATH",
+                "Join the namespace file PATH, e.g. net=/run/netns/web (repeatable)");
+    opts.option("--join-pid", r.join_pid, "PID",
+                "Join every namespace of process PID, then its root and working directory");
+    opts.flag("--as-pid-1", r.as_pid_1,
+              "With --pid, run the command itself as PID 1, without init");
+    opts.flag("--die-with-parent", o.die_with_parent, "Kill the container when our parent dies");
+    opts.descriptor("--info-fd", o.info_fd,
+                    "Write JSON (pid, name, namespace inodes) to descriptor N");
+    opts.option("--name", o.name, "NAME", "Container name (default: KAGO_NAME, or a random id)")
+        .env(env::kName);
+    opts.descriptors(
+        "--keep-fd", o.keep_fds,
+        "Leave descriptor N open for a command that is not a kago program (repeatable); "
+        "all others above 2 are closed");
+    opts.flag("--keep-env", o.keep_env, "Keep the KAGO_ variables for the command");
+    opts.flag(
+        "-t,--tty", o.tty,
+        "Give the command a terminal of its own, from the container's /dev/ptmx, and proxy the "
+        "caller's terminal to it (raw, with its window size); the container holds no "
+        "descriptor to the caller's terminal");
 }
 
 // Everything after option parsing. Returns how the container ended; the
@@ -270,12 +260,11 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"Run a command in new Linux namespaces.", "unshare-run"};
+    cli::Options opts("unshare-run", "Run a command in new Linux namespaces.");
     cli::Common common;
     Options o;
-    cli::setup(app, common, "[--] [COMMAND [ARG...]]");
-    add_options(app, o);
-    if (auto code = cli::parse(app, common, argc, argv)) return *code;
+    add_options(opts, o);
+    if (auto code = opts.parse(argc, argv, common)) return *code;
 
     auto end = run(o, common);
     if (!end) cli::die(end.error(), 125);

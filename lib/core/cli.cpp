@@ -10,6 +10,7 @@
 
 #include "core/console.hpp"
 #include "core/env.hpp"
+#include "core/parse.hpp"
 #include "core/ready.hpp"
 #include "core/state.hpp"
 #include "core/trace.hpp"
@@ -17,23 +18,8 @@
 namespace kago::cli {
 namespace {
 
-class Formatter : public CLI::Formatter {
-  public:
-    explicit Formatter(std::string usage_tail) : tail_(std::move(usage_tail)) {}
-    std::string make_usage(const CLI::App* app, std::string) const override {
-        return cat("Usage: ", app->get_name(), " [OPTIONS] ", tail_, "\n");
-    }
-    // "--layer DIR", never CLI11's "--layer DIR ...": every option takes one word.
-    std::string make_option_opts(const CLI::Option* opt) const override {
-        std::string out;
-        if (opt->get_type_size() != 0 && !opt->get_type_name().empty()) out += cat(" ", opt->get_type_name());
-        if (!opt->get_envname().empty()) out += cat(" (Env:", opt->get_envname(), ")");
-        return out;
-    }
-
-  private:
-    std::string tail_;
-};
+// The width of the option column in --help.
+constexpr size_t kColumn = 30;
 
 void write_err(std::string_view s) {
     const char* p = s.data();
@@ -46,90 +32,303 @@ void write_err(std::string_view s) {
     }
 }
 
+void write_out(const std::string& s) {
+    fwrite(s.data(), 1, s.size(), stdout);
+    fflush(stdout);
+}
+
 }  // namespace
 
-bool repeatable(const CLI::Option& opt) {
-    if (opt.get_type_size_max() == 0) return false;  // a flag
-    return opt.get_expected_max() >= CLI::detail::expected_max_vector_size || opt.get_trigger_on_parse();
+std::string check_descriptor(std::string_view word, int* out) {
+    int fd = -1;
+    auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), fd);
+    if (ec != std::errc() || end != word.data() + word.size() || fd < 0)
+        return cat("'", word, "' is not a descriptor number");
+    if (fd <= 2)
+        return cat(fd, " is the command's ",
+                   fd == 0   ? "stdin"
+                   : fd == 1 ? "stdout"
+                             : "stderr",
+                   "; use a descriptor above 2");
+    if (::fcntl(fd, F_GETFD) < 0) return cat(fd, " is not an open descriptor");
+    if (out) *out = fd;
+    return {};
 }
 
-std::optional<std::string> one_word_each(CLI::App& app) {
-    for (CLI::Option* opt : app.get_options()) {
-        if (opt->get_type_size_max() > 1 || opt->get_expected_min() > 1)
-            return cat(opt->get_name(), " takes more than one word");
-        // CLI11 lets a vector option take every following word that is not an
-        // option: "--layer DIR echo hi" would make "echo" a layer. One word per
-        // occurrence leaves the command alone.
-        opt->allow_extra_args(false);
-        if (repeatable(*opt) && opt->get_description().find("repeatable") == std::string::npos)
-            opt->description(cat(opt->get_description(), " (repeatable)"));
+Options::Options(std::string_view program, std::string_view about, std::string_view usage)
+    : program_(program), about_(about), usage_(usage) {
+    trace::set_program(program);
+    opts_.reserve(48);
+    add("-h,--help", Kind::help, nullptr, "", "Print this help message and exit");
+    add("-V,--version", Kind::version, nullptr, "", "Print the version and exit");
+    add("-v,--verbose", Kind::flag, &verbose_, "",
+        "Trace every kernel call on stderr (also KAGO_TRACE=1, inherited by the chain)");
+    add("--dry-run", Kind::flag, &dry_run_, "",
+        "Print the kernel calls that would be made, and the command, without making them");
+}
+
+Options::Opt& Options::add(std::string_view names, Kind kind, void* into, std::string_view type,
+                           std::string_view help) {
+    Opt& o = opts_.emplace_back();
+    o.names = names;
+    o.long_name = names;
+    if (names.size() > 3 && names[0] == '-' && names[1] != '-' && names[2] == ',') {
+        o.short_name = names[1];
+        o.long_name = names.substr(3);
     }
-    return std::nullopt;
+    o.kind = kind;
+    o.into = into;
+    o.type = type;
+    o.help = help;
+    return o;
 }
 
-CLI::Validator descriptor() {
-    return CLI::Validator(
-        [](std::string& word) -> std::string {
-            int fd = -1;
-            auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), fd);
-            if (ec != std::errc() || end != word.data() + word.size() || fd < 0)
-                return cat("'", word, "' is not a descriptor number");
-            if (fd <= 2)
-                return cat(fd, " is the command's ", fd == 0 ? "stdin" : fd == 1 ? "stdout" : "stderr",
-                           "; use a descriptor above 2");
-            if (::fcntl(fd, F_GETFD) < 0) return cat(fd, " is not an open descriptor");
+Options& Options::flag(std::string_view names, bool& into, std::string_view help) {
+    add(names, Kind::flag, &into, "", help);
+    return *this;
+}
+
+Options& Options::flag(std::string_view names, std::function<void()> on, std::string_view help) {
+    add(names, Kind::flag_fn, nullptr, "", help).fn = [on = std::move(on)](const std::string&) {
+        on();
+        return Status{};
+    };
+    return *this;
+}
+
+Options& Options::flag(std::string_view names, std::string& into, std::string_view type,
+                       std::string_view help) {
+    add(names, Kind::flag_value, &into, type, help);
+    return *this;
+}
+
+Options& Options::option(std::string_view names, std::string& into, std::string_view type,
+                         std::string_view help) {
+    add(names, Kind::text, &into, type, help);
+    return *this;
+}
+
+Options& Options::choice(std::string_view names, std::string& into, std::string_view choices,
+                         std::string_view help) {
+    add(names, Kind::choice, &into, choices, help);
+    return *this;
+}
+
+Options& Options::option(std::string_view names, std::optional<std::string>& into,
+                         std::string_view type, std::string_view help) {
+    add(names, Kind::maybe_text, &into, type, help);
+    return *this;
+}
+
+Options& Options::option(std::string_view names, uint32_t& into, std::string_view type,
+                         std::string_view help) {
+    add(names, Kind::u32, &into, type, help);
+    return *this;
+}
+
+Options& Options::option(std::string_view names, std::vector<std::string>& into,
+                         std::string_view type, std::string_view help) {
+    add(names, Kind::texts, &into, type, help);
+    return *this;
+}
+
+Options& Options::each(std::string_view names, std::string_view type,
+                       std::function<Status(const std::string&)> each, std::string_view help) {
+    add(names, Kind::each, nullptr, type, help).fn = std::move(each);
+    return *this;
+}
+
+Options& Options::descriptor(std::string_view names, int& into, std::string_view help) {
+    add(names, Kind::fd, &into, "N", help);
+    return *this;
+}
+
+Options& Options::descriptors(std::string_view names, std::vector<int>& into,
+                              std::string_view help) {
+    add(names, Kind::fds, &into, "N", help);
+    return *this;
+}
+
+Options& Options::env(const char* name) {
+    opts_.back().env = name;
+    return *this;
+}
+
+int Options::given(std::string_view long_name) const {
+    for (const Opt& o : opts_)
+        if (o.long_name == long_name) return o.count;
+    return 0;
+}
+
+std::string Options::help() const {
+    std::string out;
+    if (!about_.empty()) out += cat(about_, "\n");
+    out += cat("Usage: ", program_, " [OPTIONS] ", usage_, "\n\nOptions:\n");
+    for (const Opt& o : opts_) {
+        std::string left = cat("  ", o.names);
+        if (!o.type.empty()) left += cat(" ", o.type);
+        if (o.env) left += cat(" (Env:", o.env, ")");
+        out += left;
+        if (left.size() >= kColumn)
+            out += cat("\n", std::string(kColumn, ' '));
+        else
+            out.append(kColumn - left.size(), ' ');
+        for (char c : o.help) {
+            out.push_back(c);
+            if (c == '\n') out.append(kColumn, ' ');
+        }
+        if (repeatable(o.kind) && o.help.find("repeatable") == std::string_view::npos)
+            out += " (repeatable)";
+        out.push_back('\n');
+    }
+    out.push_back('\n');
+    if (!footer_.empty()) out += cat(footer_, "\n");
+    return out;
+}
+
+std::optional<int> Options::fail(std::string_view message) const {
+    write_err(
+        cat(program_, ": ", message, "\nTry '", program_, " --help' for more information.\n"));
+    return 125;
+}
+
+std::string Options::take(Opt& o, std::string value) {
+    ++o.count;
+    switch (o.kind) {
+        case Kind::flag_value:
+        case Kind::text:
+            if (o.count > 1 && *static_cast<std::string*>(o.into) != value)
+                return cat(o.long_name, " is given twice; it takes one value");
+            *static_cast<std::string*>(o.into) = std::move(value);
             return {};
-        },
-        "");
+        case Kind::choice: {
+            // "a|b|c": "expected a, b or c"
+            std::string expected;
+            for (size_t i = 0, n = 0; i <= o.type.size(); ++n) {
+                size_t j = std::min(o.type.find('|', i), o.type.size());
+                if (o.type.substr(i, j - i) == value) {
+                    *static_cast<std::string*>(o.into) = std::move(value);
+                    return {};
+                }
+                bool last = j == o.type.size();
+                expected += cat(n == 0 ? "" : last ? " or " : ", ", o.type.substr(i, j - i));
+                i = j + 1;
+            }
+            return cat(o.long_name, " ", value, ": expected ", expected);
+        }
+        case Kind::maybe_text:
+            if (o.count > 1 && **static_cast<std::optional<std::string>*>(o.into) != value)
+                return cat(o.long_name, " is given twice; it takes one value");
+            *static_cast<std::optional<std::string>*>(o.into) = std::move(value);
+            return {};
+        case Kind::u32: {
+            auto n = parse::u64(value, o.long_name);
+            if (!n) return n.error().message();
+            if (*n > UINT32_MAX) return cat(o.long_name, ": '", value, "' is too large");
+            *static_cast<uint32_t*>(o.into) = static_cast<uint32_t>(*n);
+            return {};
+        }
+        case Kind::texts:
+            static_cast<std::vector<std::string>*>(o.into)->push_back(std::move(value));
+            return {};
+        case Kind::flag_fn:
+        case Kind::each: {
+            auto st = o.fn(value);
+            return st ? std::string() : st.error().message();
+        }
+        case Kind::fd:
+        case Kind::fds: {
+            int fd = -1;
+            if (std::string why = check_descriptor(value, &fd); !why.empty())
+                return cat(o.long_name, ": ", why);
+            if (o.kind == Kind::fd)
+                *static_cast<int*>(o.into) = fd;
+            else
+                static_cast<std::vector<int>*>(o.into)->push_back(fd);
+            return {};
+        }
+        case Kind::flag: *static_cast<bool*>(o.into) = true; return {};
+        case Kind::help:
+        case Kind::version: return {};
+    }
+    return {};
 }
 
-void setup(CLI::App& app, Common& common, std::string_view positional_usage) {
-    trace::set_program(app.get_name());
-    app.formatter(std::make_shared<Formatter>(std::string(positional_usage)));
-    app.get_formatter()->column_width(30);
-    app.prefix_command();
-    app.set_version_flag("-V,--version", cat(app.get_name(), " (kago) ", kVersion),
-                         "Print the version and exit");
-    app.add_flag("-v,--verbose", common.verbose,
-                 "Trace every kernel call on stderr (also KAGO_TRACE=1, inherited by the chain)");
-    app.add_flag("--dry-run", common.dry_run,
-                 "Print the kernel calls that would be made, and the command, without making them");
-}
-
-std::optional<int> parse(CLI::App& app, Common& common, int argc, char** argv) {
-    if (auto bad = one_word_each(app)) {
-        write_err(cat(app.get_name(), ": internal error: ", *bad, "\n"));
-        return 125;
+std::optional<int> Options::parse(int argc, char** argv, Common& common) {
+    int i = 1;
+    // One option, its value (when the word holds it) or none.
+    auto use = [&](Opt& o, std::string_view shown,
+                   std::optional<std::string_view> value) -> std::optional<int> {
+        if (o.kind == Kind::help) {
+            write_out(help());
+            return 0;
+        }
+        if (o.kind == Kind::version) {
+            write_out(cat(program_, " (kago) ", kVersion, "\n"));
+            return 0;
+        }
+        std::string word;
+        if (takes_word(o.kind)) {
+            if (value)
+                word = *value;
+            else if (i + 1 < argc)
+                word = argv[++i];
+            else
+                return fail(cat("option '", shown, "' needs a value (", o.type, ")"));
+        } else if (value && o.kind != Kind::flag_value) {
+            return fail(cat("option '", o.long_name, "' takes no value"));
+        } else {
+            word = value ? *value : "true";
+        }
+        if (std::string why = take(o, std::move(word)); !why.empty()) return fail(why);
+        return std::nullopt;
+    };
+    for (; i < argc; ++i) {
+        std::string_view w = argv[i];
+        if (w == "--") {
+            ++i;
+            break;
+        }
+        if (w.size() < 2 || w[0] != '-') break;
+        if (w[1] == '-') {
+            size_t eq = w.find('=');
+            std::string_view name = w.substr(0, eq);
+            Opt* found = nullptr;
+            for (Opt& o : opts_)
+                if (o.long_name == name) found = &o;
+            if (!found) return fail(cat("unrecognized option '", w, "'"));
+            std::optional<std::string_view> value;
+            if (eq != std::string_view::npos) value = w.substr(eq + 1);
+            if (auto code = use(*found, name, value)) return code;
+            continue;
+        }
+        // Short options, maybe bundled: "-Upm", "-oFILE", "-o FILE".
+        for (size_t j = 1; j < w.size(); ++j) {
+            Opt* found = nullptr;
+            for (Opt& o : opts_)
+                if (o.short_name == w[j]) found = &o;
+            if (!found)
+                return fail(w.size() == 2 ? cat("unrecognized option '", w, "'")
+                                          : cat("unrecognized option '-", w[j], "' in '", w, "'"));
+            char shown[3] = {'-', w[j], 0};
+            bool rest = takes_word(found->kind) && j + 1 < w.size();
+            std::optional<std::string_view> value;
+            if (rest) value = w.substr(j + 1);
+            if (auto code = use(*found, shown, value)) return code;
+            if (rest) break;
+        }
     }
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        std::string help = app.help();
-        fwrite(help.data(), 1, help.size(), stdout);
-        fflush(stdout);
-        return 0;
-    } catch (const CLI::CallForVersion& e) {
-        std::string v = cat(app.get_name(), " (kago) ", kVersion, "\n");
-        fwrite(v.data(), 1, v.size(), stdout);
-        fflush(stdout);
-        return 0;
-    } catch (const CLI::ParseError& e) {
-        std::string msg = e.what();
-        write_err(cat(app.get_name(), ": ", msg, "\nTry '", app.get_name(),
-                      " --help' for more information.\n"));
-        return 125;
+    common.command.assign(argv + i, argv + argc);
+    for (Opt& o : opts_) {
+        if (!o.env || o.count > 0) continue;
+        std::string_view v = env::get(o.env);
+        if (v.empty()) continue;
+        if (std::string why = take(o, std::string(v)); !why.empty())
+            return fail(cat(why, " (from ", o.env, ")"));
+        o.count = 0;  // given() counts the command line
     }
-    std::vector<std::string> rest = app.remaining();
-    if (!rest.empty() && rest[0] == "--") {
-        rest.erase(rest.begin());
-    } else if (!rest.empty() && rest[0].size() > 1 && rest[0][0] == '-') {
-        write_err(cat(app.get_name(), ": unrecognized option '", rest[0], "'\nTry '",
-                      app.get_name(), " --help' for more information.\n"));
-        return 125;
-    }
-    common.command = std::move(rest);
-    if (env::is_true(env::kTrace)) common.verbose = true;
-    if (env::is_true(env::kDryRun)) common.dry_run = true;
+    common.verbose = verbose_ || env::is_true(env::kTrace);
+    common.dry_run = dry_run_ || env::is_true(env::kDryRun);
     trace::set_verbose(common.verbose);
     trace::set_dry_run(common.dry_run);
     return std::nullopt;

@@ -1,21 +1,28 @@
-// The CLI glue every program shares (CLI11 underneath).
+// The command line every program shares (DESIGN.md, "The grammar every
+// program shares"), and the messages at the boundary to the user.
 //
-//   CLI::App app{"Run a command in new namespaces.", "unshare-run"};
-//   kago::cli::Common common;
-//   kago::cli::setup(app, common, "[--] COMMAND [ARG...]");
-//   app.add_flag("--pid", opts.pid, "...");
-//   if (auto code = kago::cli::parse(app, common, argc, argv)) return *code;
+//   cli::Options opts("unshare-run", "Run a command in new Linux namespaces.");
+//   opts.flag("-p,--pid", o.pid, "New PID namespace");
+//   opts.option("--hostname", o.hostname, "NAME", "Set the hostname");
+//   opts.option("--join", o.joins, "TYPE=PATH", "Join ...");  // a vector: repeatable
+//   cli::Common common;
+//   if (auto code = opts.parse(argc, argv, common)) return *code;
 //
-// setup() adds -h/--help, -V/--version, -v/--verbose and --dry-run. parse()
-// gives every option exactly one word (see one_word_each), stops at the
-// first word that is not an option, drops one leading "--",
-// rejects unknown options before the command, turns help into exit 0 and
-// every other parse error into 125 with "Try 'PROG --help'", and applies
-// the trace settings (KAGO_TRACE and KAGO_DRY_RUN are inherited). This is
+// Every program has -h/--help, -V/--version, -v/--verbose and --dry-run.
+// An option takes exactly one word ("--layer DIR" or "--layer=DIR"), also
+// when it is repeatable; short options may be bundled ("-Upm", "-oFILE").
+// Parsing stops at the first word that is not an option; one leading "--"
+// is dropped. An unknown option before the command, a missing or bad
+// value is a usage error (125, "Try 'PROG --help'"); help and version
+// print on stdout and give 0. parse() then applies the trace settings
+// (KAGO_TRACE and KAGO_DRY_RUN are inherited). The declarations keep
+// pointers to the variables they fill and the strings they are given
+// (literals): no copies, no static constructors, no iostreams. This is
 // the only part of lib/ that prints: it is the boundary to the user.
 #pragma once
 
-#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,26 +41,100 @@ struct Common {
     std::vector<std::string> command;  // empty: the default command
 };
 
-void setup(CLI::App& app, Common& common, std::string_view positional_usage = "[--] [COMMAND [ARG...]]");
+class Options {
+  public:
+    // `usage`: what follows "Usage: PROGRAM [OPTIONS] " in --help.
+    Options(std::string_view program, std::string_view about,
+            std::string_view usage = "[--] [COMMAND [ARG...]]");
+    Options(const Options&) = delete;
+    Options& operator=(const Options&) = delete;
 
-// Every option takes exactly one word each time it is given (the grammar:
-// "--layer DIR echo hi" runs echo), and a repeatable option says so in its
-// help. parse() applies this to every option of app; std::nullopt, or what
-// is wrong (an option declared to take two words).
-std::optional<std::string> one_word_each(CLI::App& app);
-// Does the option collect every occurrence (a vector, or a callback run on
-// each one)?
-bool repeatable(const CLI::Option& opt);
+    // `names`: "--long", or "-s,--long". `type`: the word's name in --help.
+    Options& flag(std::string_view names, bool& into, std::string_view help);
+    // A flag that calls `on` each time it is given.
+    Options& flag(std::string_view names, std::function<void()> on, std::string_view help);
+    // A flag with an optional "=VALUE" (mount-layers --tmp-upper[=SIZE]):
+    // "true" when given bare.
+    Options& flag(std::string_view names, std::string& into, std::string_view type,
+                  std::string_view help);
+    Options& option(std::string_view names, std::string& into, std::string_view type,
+                    std::string_view help);
+    Options& option(std::string_view names, std::optional<std::string>& into, std::string_view type,
+                    std::string_view help);
+    // One of the words of `choices` ("none|host|user-mode"), which --help
+    // shows as the option's type.
+    Options& choice(std::string_view names, std::string& into, std::string_view choices,
+                    std::string_view help);
+    // A decimal number up to UINT32_MAX.
+    Options& option(std::string_view names, uint32_t& into, std::string_view type,
+                    std::string_view help);
+    // Repeatable: one value each time it is given; --help says so.
+    Options& option(std::string_view names, std::vector<std::string>& into, std::string_view type,
+                    std::string_view help);
+    // Repeatable, each value handed to `each` as it comes; an error is a
+    // usage error naming what is wrong.
+    Options& each(std::string_view names, std::string_view type,
+                  std::function<Status(const std::string&)> each, std::string_view help);
+    // A descriptor (--info-fd, --status-fd, --keep-fd): N is a number above
+    // 2 and open. 0, 1 and 2 are the command's own; a report written there
+    // and closed would take its stdout away. A bad N is a usage error.
+    Options& descriptor(std::string_view names, int& into, std::string_view help);
+    Options& descriptors(std::string_view names, std::vector<int>& into, std::string_view help);
+    // The option declared last takes the variable NAME's value when it is
+    // not given (the command line wins; an empty variable is unset).
+    Options& env(const char* name);
+    // Text printed at the end of --help.
+    void footer(std::string text) { footer_ = std::move(text); }
 
-// The check of every option that names a descriptor (--info-fd,
-// --status-fd, --keep-fd): N is a number above 2 and open. 0, 1 and 2 are
-// the command's own; a report written there and closed would take its
-// stdout away. A bad N is a usage error (125) naming the option.
-//   app.add_option("--info-fd", fd, "...")->type_name("N")->check(cli::descriptor());
-CLI::Validator descriptor();
+    // std::nullopt: go on. Otherwise the program returns this code.
+    std::optional<int> parse(int argc, char** argv, Common& common);
+    // How many times the option (a long name) was given.
+    int given(std::string_view long_name) const;
+    std::string help() const;
 
-// std::nullopt: go on. Otherwise the program returns this code.
-std::optional<int> parse(CLI::App& app, Common& common, int argc, char** argv);
+  private:
+    // The flags first: takes_word() is what comes after flag_value.
+    enum class Kind : uint8_t {
+        help,
+        version,
+        flag,
+        flag_fn,
+        flag_value,
+        text,
+        choice,
+        maybe_text,
+        u32,
+        texts,
+        each,
+        fd,
+        fds
+    };
+    struct Opt {
+        std::string_view names, long_name, type, help;
+        char short_name = 0;
+        Kind kind = Kind::flag;
+        int count = 0;
+        void* into = nullptr;
+        const char* env = nullptr;
+        std::function<Status(const std::string&)> fn;
+    };
+    static bool takes_word(Kind k) { return k > Kind::flag_value; }
+    static bool repeatable(Kind k) { return k == Kind::texts || k == Kind::each || k == Kind::fds; }
+    Opt& add(std::string_view names, Kind kind, void* into, std::string_view type,
+             std::string_view help);
+    // An error message for a bad value, or "".
+    std::string take(Opt& o, std::string value);
+    std::optional<int> fail(std::string_view message) const;
+
+    std::string_view program_, about_, usage_;
+    std::string footer_;
+    std::vector<Opt> opts_;
+    bool verbose_ = false, dry_run_ = false;
+};
+
+// A descriptor number's check: "" when N is above 2 and open, otherwise
+// what is wrong ("1 is the command's stdout; use a descriptor above 2").
+std::string check_descriptor(std::string_view word, int* fd);
 
 // "PROG: what: reason" (+ "PROG: hint: ..."), then exit(code).
 [[noreturn]] void die(const Error& e, int code = 125);

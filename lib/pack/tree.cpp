@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -329,6 +331,30 @@ Status read_tar(Tree& tree, int fd, const ScanOptions&) {
         }
         TRY(tree.add(path, std::move(n)));
     }
+    return {};
+}
+
+Status add_host_command(Tree& tree, const std::string& program, const std::vector<std::string>& add_host,
+                        std::vector<std::string>& command) {
+    std::string prog = TRY(add_host_program(tree, program));
+    char real[PATH_MAX];
+    if (::realpath(prog.c_str(), real)) {
+        std::string base = real;
+        base = base.substr(base.rfind('/') + 1);
+        for (std::string d : {"/usr/lib/" + base, "/usr/lib/x86_64-linux-gnu/" + base}) {
+            struct stat st;
+            if (::stat(d.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) TRY(add_host_tree(tree, d));
+        }
+    }
+    for (auto& p : add_host) {
+        struct stat st;
+        if (::stat(p.c_str(), &st) != 0) return sys_error(cat("--add-host ", p));
+        if (S_ISDIR(st.st_mode)) TRY(add_host_tree(tree, p));
+        else TRY(add_host_program(tree, p));
+    }
+    if (command.empty()) command = {prog};
+    else if (command[0].find('/') == std::string::npos && command[0] == prog.substr(prog.rfind('/') + 1))
+        command[0] = prog;
     return {};
 }
 

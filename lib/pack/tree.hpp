@@ -79,6 +79,14 @@ Result<std::string> add_host_program(Tree& tree, const std::string& program);
 // A host directory the program needs (e.g. /usr/lib/python3.11): added
 // with every ELF file's libraries.
 Status add_host_tree(Tree& tree, const std::string& dir);
+// --from-host PROGRAM [--add-host PATH...]: the program (add_host_program),
+// its own data directory (/usr/lib/NAME or /usr/lib/x86_64-linux-gnu/NAME,
+// NAME its real file name: /usr/lib/python3.11 for python3), and each
+// PATH (a directory with add_host_tree, a file with add_host_program).
+// The command becomes the program when empty; a first word that is the
+// program's bare name becomes its path (the container's PATH may differ).
+Status add_host_command(Tree& tree, const std::string& program, const std::vector<std::string>& add_host,
+                        std::vector<std::string>& command);
 
 // The DT_NEEDED names, RUNPATH/RPATH and interpreter of an ELF file.
 struct ElfInfo {

@@ -1,6 +1,9 @@
 #include "pack/writer.hpp"
 
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <sodium.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -10,7 +13,9 @@
 #include <future>
 #include <thread>
 
+#include "core/fd.hpp"
 #include "core/sys.hpp"
+#include "core/trace.hpp"
 
 namespace kago::pack {
 namespace {
@@ -199,6 +204,30 @@ Result<WriteResult> write_raw(int out, const Manifest& m, std::span<const uint8_
         return {};
     };
     return write_core(out, m, contents.size(), fill, o);
+}
+
+Result<WriteResult> write_packed_file(const std::string& path, const Tree::Built& built,
+                                      const WriteOptions& o) {
+    auto slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    std::string tmp = cat(dir, "/.", path.substr(slash == std::string::npos ? 0 : slash + 1), ".XXXXXX");
+    long fd = trace::call([&] { return cat("mkstemp(", trace::quote(tmp), ")"); },
+                          [&] { return ::mkostemp(tmp.data(), O_CLOEXEC); });
+    if (fd < 0) return sys_error(cat("create a file beside ", path));
+    UniqueFd out(static_cast<int>(fd));
+    auto fail = [&](Error e) {
+        ::unlink(tmp.c_str());
+        return e;
+    };
+    auto written = write_packed(out.get(), built, o);
+    if (!written) return fail(written.error());
+    if (::fchmod(out.get(), 0755) != 0 || ::fsync(out.get()) != 0)
+        return fail(sys_error(cat("write ", path)));
+    long r = trace::call(
+        [&] { return cat("rename(", trace::quote(tmp), ", ", trace::quote(path), ")"); },
+        [&] { return ::rename(tmp.c_str(), path.c_str()); });
+    if (r != 0) return fail(sys_error(cat("rename to ", path)));
+    return written;
 }
 
 }  // namespace kago::pack

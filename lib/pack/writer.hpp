@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/result.hpp"
@@ -33,6 +34,12 @@ struct WriteResult {
 
 // Write the packed file to out (a fresh, empty regular file).
 Result<WriteResult> write_packed(int out, const Tree::Built& built, const WriteOptions& o);
+
+// Write the packed file to `path` through a temporary file beside it (mode
+// 0755, synced), renamed over `path` once complete: a reader never sees
+// half a file, and a failure leaves nothing.
+Result<WriteResult> write_packed_file(const std::string& path, const Tree::Built& built,
+                                      const WriteOptions& o);
 
 // Lower level, for the hostile corpus: frames from raw contents and any
 // manifest, with no checks.

@@ -115,7 +115,7 @@ descriptor_options() { "$1" --help | grep -oE -- '--[a-z-]+-fd\b' | sort -u; }
     assert_output --partial 'execve("echo", ["echo", "hi"], envp) (dry run)'
 }
 
-@test "help shows one word per option, never CLI11's '...'" {
+@test "help shows one word per option, never 'WORD ...'" {
     local p
     for p in "${PROGRAMS[@]}"; do
         run "$p" --help

@@ -754,6 +754,12 @@ END
     run as_img image-layers --map-auto --remove test:1
     assert_success
     [ -z "$(ls -A "$home/.local/share/kago/images/layers")" ]
+    # --store goes into the namespace once (it was given twice there).
+    run as_img image-layers --map-auto --store "$home/store2" --import "oci:$OCI"
+    assert_success
+    run as_img image-layers --map-auto --store "$home/store2" --remove test:1
+    assert_success
+    [ -z "$(ls -A "$home/store2/layers")" ]
     rm -rf "$home"
     userdel "$IMG_USER"
     sed -i "/^$IMG_USER:/d" /etc/subuid /etc/subgid

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <optional>
 #include <string>
 
 #include "core/cli.hpp"
@@ -677,159 +678,283 @@ TEST(Proc, ExitLikeReRaisesTheSignal) {
 }
 
 namespace {
-int run_cli(std::vector<std::string> args, kago::cli::Common& c, bool* flag) {
-    CLI::App app{"test program", "core-test"};
-    kago::cli::setup(app, c);
-    app.add_flag("--pid", *flag, "a flag");
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    auto r = kago::cli::parse(app, c, static_cast<int>(args.size()), argv.data());
-    return r ? *r : -1;
-}
+// The options of a test program; run() parses args and returns the exit
+// code, or -1 to go on. help/err receive stdout/stderr when given.
+struct TestCli {
+    bool pid = false, user = false;
+    std::vector<std::string> layers, rlimits, envs;
+    std::string single, tmp_upper, name, net = "none";
+    std::optional<std::string> groups;
+    uint32_t mtu = 0;
+    int info_fd = -1;
+    std::vector<int> keep_fds;
+    int marks = 0;
+    cli::Common c;
+    cli::Options opts{"core-test", "test program"};
+
+    TestCli() {
+        opts.flag("-p,--pid", pid, "a flag");
+        opts.flag("-U,--user", user, "another flag");
+        opts.option("--layer", layers, "DIR", "A layer");
+        opts.option("--rlimit", rlimits, "NAME=N", "A limit");
+        opts.each(
+            "--env", "NAME=VALUE",
+            [this](const std::string& v) -> Status {
+                if (v.find('=') == std::string::npos)
+                    return usage_error(cat("--env ", v, ": expected NAME=VALUE"));
+                envs.push_back(v);
+                return {};
+            },
+            "A variable");
+        opts.option("--single", single, "X", "One value");
+        opts.option("-o,--output", single, "FILE", "The same value, with a short name");
+        opts.option("--groups", groups, "LIST", "Maybe a value");
+        opts.option("--mtu", mtu, "N", "A number");
+        opts.choice("--net", net, "none|host|user-mode", "A choice");
+        opts.flag("--tmp-upper", tmp_upper, "[=SIZE]", "A flag with an optional value");
+        opts.flag(
+            "--mark", [this] { ++marks; }, "Counted");
+        opts.option("--name", name, "NAME", "From the environment too").env("KAGO_CORE_TEST_NAME");
+        opts.descriptor("--info-fd", info_fd, "A descriptor");
+        opts.descriptors("--keep-fd", keep_fds, "Descriptors");
+        opts.footer("The footer.");
+    }
+    int run(std::vector<std::string> args, std::string* out = nullptr, std::string* err = nullptr) {
+        args.insert(args.begin(), "core-test");
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        std::optional<int> r;
+        auto parse = [&] {
+            if (out) testing::internal::CaptureStdout();
+            r = opts.parse(static_cast<int>(args.size()), argv.data(), c);
+            if (out) *out = testing::internal::GetCapturedStdout();
+        };
+        if (err)
+            *err = capture_stderr(parse);
+        else
+            parse();
+        return r ? *r : -1;
+    }
+};
 }  // namespace
 
 TEST(Cli, StopsAtTheFirstPositionalAndDropsDoubleDash) {
     TraceReset reset;
-    cli::Common c;
-    bool pid = false;
-    EXPECT_EQ(run_cli({"core-test", "--pid", "--", "ls", "--pid", "-l"}, c, &pid), -1);
-    EXPECT_TRUE(pid);
-    EXPECT_EQ(c.command, (std::vector<std::string>{"ls", "--pid", "-l"}));
-    cli::Common c2;
-    pid = false;
-    EXPECT_EQ(run_cli({"core-test", "ls", "--pid"}, c2, &pid), -1);
-    EXPECT_FALSE(pid);
-    EXPECT_EQ(c2.command, (std::vector<std::string>{"ls", "--pid"}));
+    TestCli t;
+    EXPECT_EQ(t.run({"--pid", "--", "ls", "--pid", "-l"}), -1);
+    EXPECT_TRUE(t.pid);
+    EXPECT_EQ(t.c.command, (std::vector<std::string>{"ls", "--pid", "-l"}));
+    TestCli t2;
+    EXPECT_EQ(t2.run({"ls", "--pid"}), -1);
+    EXPECT_FALSE(t2.pid);
+    EXPECT_EQ(t2.c.command, (std::vector<std::string>{"ls", "--pid"}));
+    TestCli t3;  // only the first "--" goes; "-" is a word
+    EXPECT_EQ(t3.run({"--", "--", "x"}), -1);
+    EXPECT_EQ(t3.c.command, (std::vector<std::string>{"--", "x"}));
+    TestCli t4;
+    EXPECT_EQ(t4.run({"-", "x"}), -1);
+    EXPECT_EQ(t4.c.command, (std::vector<std::string>{"-", "x"}));
+    TestCli t5;
+    EXPECT_EQ(t5.run({}), -1);
+    EXPECT_TRUE(t5.c.command.empty());
 }
 
 TEST(Cli, UnknownOptionIs125AndHelpIs0) {
     TraceReset reset;
-    bool pid = false;
-    cli::Common c;
-    std::string err = capture_stderr([&] { EXPECT_EQ(run_cli({"core-test", "--bogus", "ls"}, c, &pid), 125); });
-    EXPECT_NE(err.find("core-test:"), std::string::npos);
-    EXPECT_NE(err.find("Try 'core-test --help' for more information."), std::string::npos);
-    cli::Common c2;
-    testing::internal::CaptureStdout();
-    EXPECT_EQ(run_cli({"core-test", "--help"}, c2, &pid), 0);
-    std::string help = testing::internal::GetCapturedStdout();
-    EXPECT_NE(help.find("Usage: core-test [OPTIONS]"), std::string::npos);
-    EXPECT_NE(help.find("--dry-run"), std::string::npos);
-    cli::Common c3;
-    testing::internal::CaptureStdout();
-    EXPECT_EQ(run_cli({"core-test", "--version"}, c3, &pid), 0);
-    EXPECT_EQ(testing::internal::GetCapturedStdout(), std::string("core-test (kago) ") + cli::kVersion + "\n");
-}
-
-namespace {
-struct Repeatables {
-    std::vector<std::string> layers, rlimits, envs;
-    std::string single;
-};
-int run_cli_repeatable(std::vector<std::string> args, kago::cli::Common& c, Repeatables& r,
-                       std::string* help = nullptr) {
-    CLI::App app{"test program", "core-test"};
-    kago::cli::setup(app, c);
-    app.add_option("--layer", r.layers, "A layer")->type_name("DIR");
-    app.add_option("--rlimit", r.rlimits, "A limit")->type_name("NAME=N")->take_all();
-    app.add_option_function<std::string>(
-           "--env", [&r](const std::string& v) { r.envs.push_back(v); }, "A variable")
-        ->type_name("NAME=VALUE")
-        ->trigger_on_parse();
-    app.add_option("--single", r.single, "One value")->type_name("X");
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::optional<int> res;
-    if (help) {
-        testing::internal::CaptureStdout();
-        res = kago::cli::parse(app, c, static_cast<int>(args.size()), argv.data());
-        *help = testing::internal::GetCapturedStdout();
-    } else {
-        res = kago::cli::parse(app, c, static_cast<int>(args.size()), argv.data());
+    std::string err, out;
+    EXPECT_EQ(TestCli().run({"--bogus", "ls"}, nullptr, &err), 125);
+    EXPECT_EQ(
+        err,
+        "core-test: unrecognized option '--bogus'\nTry 'core-test --help' for more information.\n");
+    EXPECT_EQ(TestCli().run({"--pid", "-x"}, nullptr, &err), 125);
+    EXPECT_NE(err.find("unrecognized option '-x'"), std::string::npos) << err;
+    EXPECT_EQ(TestCli().run({"-pUx"}, nullptr, &err), 125);
+    EXPECT_NE(err.find("unrecognized option '-x' in '-pUx'"), std::string::npos) << err;
+    // An unknown option after the command is the command's.
+    EXPECT_EQ(TestCli().run({"ls", "--bogus"}), -1);
+    for (const char* h : {"--help", "-h"}) {
+        TestCli t;
+        EXPECT_EQ(t.run({"--pid", h, "--bogus"}, &out), 0) << h;
+        EXPECT_NE(out.find("Usage: core-test [OPTIONS] [--] [COMMAND [ARG...]]\n"),
+                  std::string::npos)
+            << out;
+        EXPECT_NE(out.find("--dry-run"), std::string::npos);
     }
-    return res ? *res : -1;
+    for (const char* v : {"--version", "-V"}) {
+        EXPECT_EQ(TestCli().run({v}, &out), 0);
+        EXPECT_EQ(out, std::string("core-test (kago) ") + cli::kVersion + "\n");
+    }
 }
-}  // namespace
 
 TEST(Cli, ARepeatableOptionTakesOneWordAndLeavesTheCommand) {
     TraceReset reset;
-    cli::Common c;
-    Repeatables r;
-    EXPECT_EQ(run_cli_repeatable({"core-test", "--layer", "/a", "--rlimit", "nofile=1", "--layer", "/b", "--env",
-                                  "A=1", "--rlimit", "core=0", "echo", "hi", "--layer", "x"},
-                                 c, r),
+    TestCli t;
+    EXPECT_EQ(t.run({"--layer", "/a", "--rlimit", "nofile=1", "--layer", "/b", "--env", "A=1",
+                     "--rlimit", "core=0", "echo", "hi", "--layer", "x"}),
               -1);
-    EXPECT_EQ(r.layers, (std::vector<std::string>{"/a", "/b"}));
-    EXPECT_EQ(r.rlimits, (std::vector<std::string>{"nofile=1", "core=0"}));
-    EXPECT_EQ(r.envs, (std::vector<std::string>{"A=1"}));
-    EXPECT_EQ(c.command, (std::vector<std::string>{"echo", "hi", "--layer", "x"}));
-    for (const char* opt : {"--layer", "--rlimit", "--env", "--single"}) {
-        cli::Common c2;
-        Repeatables r2;
-        EXPECT_EQ(run_cli_repeatable({"core-test", opt, "v=1", "echo", "hi"}, c2, r2), -1) << opt;
-        EXPECT_EQ(c2.command, (std::vector<std::string>{"echo", "hi"})) << opt;
-        cli::Common c3;
-        Repeatables r3;
-        EXPECT_EQ(run_cli_repeatable({"core-test", cat(opt, "=v=1"), "--", "echo"}, c3, r3), -1) << opt;
-        EXPECT_EQ(c3.command, (std::vector<std::string>{"echo"})) << opt;
+    EXPECT_EQ(t.layers, (std::vector<std::string>{"/a", "/b"}));
+    EXPECT_EQ(t.rlimits, (std::vector<std::string>{"nofile=1", "core=0"}));
+    EXPECT_EQ(t.envs, (std::vector<std::string>{"A=1"}));
+    EXPECT_EQ(t.c.command, (std::vector<std::string>{"echo", "hi", "--layer", "x"}));
+    for (const char* opt : {"--layer", "--rlimit", "--env", "--single", "--groups"}) {
+        TestCli t2;
+        EXPECT_EQ(t2.run({opt, "v=1", "echo", "hi"}), -1) << opt;
+        EXPECT_EQ(t2.c.command, (std::vector<std::string>{"echo", "hi"})) << opt;
+        TestCli t3;
+        EXPECT_EQ(t3.run({cat(opt, "=v=1"), "--", "echo"}), -1) << opt;
+        EXPECT_EQ(t3.c.command, (std::vector<std::string>{"echo"})) << opt;
     }
+    TestCli t4;  // the word is taken whatever it looks like
+    EXPECT_EQ(t4.run({"--single", "-5", "--groups", "", "x"}), -1);
+    EXPECT_EQ(t4.single, "-5");
+    EXPECT_EQ(t4.groups, std::optional<std::string>(""));
+    EXPECT_EQ(t4.c.command, (std::vector<std::string>{"x"}));
 }
 
-TEST(Cli, AnOptionWithoutItsWordIs125) {
+TEST(Cli, ShortOptionsBundleAndTakeTheirWord) {
     TraceReset reset;
-    cli::Common c;
-    Repeatables r;
-    std::string err = capture_stderr([&] { EXPECT_EQ(run_cli_repeatable({"core-test", "--layer"}, c, r), 125); });
-    EXPECT_NE(err.find("--layer"), std::string::npos) << err;
+    TestCli t;
+    EXPECT_EQ(t.run({"-pU", "-o", "f1", "x"}), -1);
+    EXPECT_TRUE(t.pid && t.user);
+    EXPECT_EQ(t.single, "f1");
+    TestCli t2;
+    EXPECT_EQ(t2.run({"-Uof2", "-v", "x"}), -1);
+    EXPECT_TRUE(t2.user && t2.c.verbose);
+    EXPECT_EQ(t2.single, "f2");
+    EXPECT_EQ(t2.opts.given("--output"), 1);
+    EXPECT_EQ(t2.opts.given("--single"), 0);
+    EXPECT_EQ(t2.opts.given("--layer"), 0);
+}
+
+TEST(Cli, FlagsTakeNoWordButAFlagWithAValueTakesItsEquals) {
+    TraceReset reset;
+    TestCli t;
+    EXPECT_EQ(t.run({"--tmp-upper", "--mark", "--mark", "64M"}), -1);
+    EXPECT_EQ(t.tmp_upper, "true");
+    EXPECT_EQ(t.marks, 2);
+    EXPECT_EQ(t.c.command, (std::vector<std::string>{"64M"}));
+    TestCli t2;
+    EXPECT_EQ(t2.run({"--tmp-upper=64M"}), -1);
+    EXPECT_EQ(t2.tmp_upper, "64M");
+    std::string err;
+    EXPECT_EQ(TestCli().run({"--pid=1"}, nullptr, &err), 125);
+    EXPECT_NE(err.find("option '--pid' takes no value"), std::string::npos) << err;
+}
+
+TEST(Cli, AnOptionWithoutItsWordOrWithABadOneIs125) {
+    TraceReset reset;
+    std::string err;
+    EXPECT_EQ(TestCli().run({"--layer"}, nullptr, &err), 125);
+    EXPECT_EQ(err,
+              "core-test: option '--layer' needs a value (DIR)\nTry 'core-test --help' for more "
+              "information.\n");
+    EXPECT_EQ(TestCli().run({"-o"}, nullptr, &err), 125);
+    EXPECT_NE(err.find("option '-o' needs a value (FILE)"), std::string::npos) << err;
+    EXPECT_EQ(TestCli().run({"--env", "NOVALUE", "x"}, nullptr, &err), 125);
+    EXPECT_NE(err.find("core-test: --env NOVALUE: expected NAME=VALUE\nTry"), std::string::npos)
+        << err;
+    EXPECT_EQ(TestCli().run({"--mtu", "x1"}, nullptr, &err), 125);
+    EXPECT_NE(err.find("--mtu: 'x1' is not a number"), std::string::npos) << err;
+    EXPECT_EQ(TestCli().run({"--mtu", "4294967296"}, nullptr, &err), 125);
+    EXPECT_NE(err.find("--mtu: '4294967296' is too large"), std::string::npos) << err;
+    EXPECT_EQ(TestCli().run({"--net", "bogus"}, nullptr, &err), 125);
+    EXPECT_NE(err.find("--net bogus: expected none, host or user-mode\n"), std::string::npos)
+        << err;
+    TestCli t;
+    EXPECT_EQ(t.run({"--mtu", "1500", "--net=user-mode"}), -1);
+    EXPECT_EQ(t.mtu, 1500u);
+    EXPECT_EQ(t.net, "user-mode");
+    // A single value given twice: the same value is no harm, another one is.
+    TestCli t2;
+    EXPECT_EQ(t2.run({"--single", "a", "--single=a"}), -1);
+    EXPECT_EQ(t2.single, "a");
+    EXPECT_EQ(TestCli().run({"--single", "a", "--single", "b"}, nullptr, &err), 125);
+    EXPECT_NE(err.find("--single is given twice"), std::string::npos) << err;
+}
+
+TEST(Cli, DescriptorsAreAbove2AndOpen) {
+    TraceReset reset;
+    std::string err;
+    for (const char* opt : {"--info-fd", "--keep-fd"}) {
+        for (int fd = 0; fd < 3; ++fd) {
+            EXPECT_EQ(TestCli().run({opt, std::to_string(fd), "x"}, nullptr, &err), 125);
+            EXPECT_NE(err.find(cat(opt, ": ", fd, " is the command's ")), std::string::npos) << err;
+            EXPECT_NE(err.find("use a descriptor above 2"), std::string::npos) << err;
+        }
+        EXPECT_EQ(TestCli().run({opt, "x"}, nullptr, &err), 125);
+        EXPECT_NE(err.find(cat(opt, ": 'x' is not a descriptor number")), std::string::npos) << err;
+        EXPECT_EQ(TestCli().run({opt, "987"}, nullptr, &err), 125);
+        EXPECT_NE(err.find(cat(opt, ": 987 is not an open descriptor")), std::string::npos) << err;
+    }
+    UniqueFd a(::open("/dev/null", O_RDONLY | O_CLOEXEC)),
+        b(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    TestCli t;
+    EXPECT_EQ(t.run({"--info-fd", std::to_string(a.get()), "--keep-fd", std::to_string(a.get()),
+                     "--keep-fd=" + std::to_string(b.get())}),
+              -1);
+    EXPECT_EQ(t.info_fd, a.get());
+    EXPECT_EQ(t.keep_fds, (std::vector<int>{a.get(), b.get()}));
+}
+
+TEST(Cli, TheCommandLineWinsOverTheEnvironment) {
+    TraceReset reset;
+    setenv("KAGO_CORE_TEST_NAME", "from-env", 1);
+    TestCli t;
+    EXPECT_EQ(t.run({}), -1);
+    EXPECT_EQ(t.name, "from-env");
+    EXPECT_EQ(t.opts.given("--name"), 0);
+    TestCli t2;
+    EXPECT_EQ(t2.run({"--name", "from-line"}), -1);
+    EXPECT_EQ(t2.name, "from-line");
+    setenv("KAGO_CORE_TEST_NAME", "", 1);
+    TestCli t3;
+    EXPECT_EQ(t3.run({}), -1);
+    EXPECT_EQ(t3.name, "");
+    unsetenv("KAGO_CORE_TEST_NAME");
 }
 
 TEST(Cli, HelpMarksRepeatableOptionsAndShowsOneWord) {
     TraceReset reset;
-    cli::Common c;
-    Repeatables r;
     std::string help;
-    EXPECT_EQ(run_cli_repeatable({"core-test", "--help"}, c, r, &help), 0);
-    EXPECT_NE(help.find("--layer DIR "), std::string::npos) << help;
-    EXPECT_EQ(help.find("DIR ..."), std::string::npos) << help;
-    EXPECT_EQ(help.find("NAME=N ..."), std::string::npos) << help;
-    EXPECT_NE(help.find("A layer (repeatable)"), std::string::npos) << help;
+    EXPECT_EQ(TestCli().run({"--help"}, &help), 0);
+    EXPECT_EQ(help.substr(0, help.find("Options:\n")),
+              "test program\nUsage: core-test [OPTIONS] [--] [COMMAND [ARG...]]\n\n");
+    EXPECT_NE(help.find("\n  -h,--help                   Print this help message and exit\n"),
+              std::string::npos)
+        << help;
+    EXPECT_NE(help.find("\n  -p,--pid                    a flag\n"), std::string::npos) << help;
+    EXPECT_NE(help.find("\n  --layer DIR                 A layer (repeatable)\n"),
+              std::string::npos)
+        << help;
     EXPECT_NE(help.find("A limit (repeatable)"), std::string::npos) << help;
     EXPECT_NE(help.find("A variable (repeatable)"), std::string::npos) << help;
+    EXPECT_NE(help.find("Descriptors (repeatable)"), std::string::npos) << help;
     EXPECT_NE(help.find("One value\n"), std::string::npos) << help;
+    EXPECT_NE(help.find("--tmp-upper [=SIZE]"), std::string::npos) << help;
+    EXPECT_NE(help.find("--net none|host|user-mode"), std::string::npos) << help;
+    EXPECT_NE(
+        help.find("--name NAME (Env:KAGO_CORE_TEST_NAME)\n" + std::string(30, ' ') + "From the"),
+        std::string::npos)
+        << help;
+    EXPECT_EQ(help.find(" ..."), std::string::npos) << help;  // never "DIR ..."
     EXPECT_EQ(help.find("One value (repeatable)"), std::string::npos) << help;
-    EXPECT_EQ(help.find("--pid (repeatable)"), std::string::npos) << help;
-}
-
-TEST(Cli, AnOptionOfTwoWordsIsRefused) {
-    TraceReset reset;
-    CLI::App app{"test program", "core-test"};
-    cli::Common c;
-    cli::setup(app, c);
-    std::pair<std::string, std::string> pair;
-    app.add_option("--pair", pair, "Two words");
-    auto bad = cli::one_word_each(app);
-    ASSERT_TRUE(bad.has_value());
-    EXPECT_NE(bad->find("--pair"), std::string::npos) << *bad;
-    CLI::App ok{"test program", "core-test"};
-    cli::setup(ok, c);
-    std::vector<std::string> v;
-    ok.add_option("--v", v, "Words");
-    EXPECT_FALSE(cli::one_word_each(ok).has_value());
-    EXPECT_TRUE(cli::repeatable(*ok.get_option("--v")));
-    EXPECT_FALSE(cli::repeatable(*ok.get_option("--dry-run")));
+    EXPECT_EQ(help.find("a flag (repeatable)"), std::string::npos) << help;
+    EXPECT_EQ(help.substr(help.size() - 13), "\nThe footer.\n") << help;
 }
 
 TEST(Cli, TraceEnvironmentTurnsOnVerbose) {
     TraceReset reset;
     setenv("KAGO_TRACE", "1", 1);
-    cli::Common c;
-    bool pid = false;
-    EXPECT_EQ(run_cli({"core-test", "true"}, c, &pid), -1);
-    EXPECT_TRUE(c.verbose);
+    TestCli t;
+    EXPECT_EQ(t.run({"true"}), -1);
+    EXPECT_TRUE(t.c.verbose);
     EXPECT_TRUE(trace::verbose());
     unsetenv("KAGO_TRACE");
+    TestCli t2;
+    EXPECT_EQ(t2.run({"--dry-run", "true"}), -1);
+    EXPECT_TRUE(t2.c.dry_run);
+    EXPECT_TRUE(trace::dry_run());
 }
 
 TEST(State, RemoveOwnedDirsRemovesWhatThisProcessCreated) {

@@ -4,7 +4,7 @@
 // it), and starts the container. Options of its own start with --kago-;
 // every other word goes to the command.
 //
-// Statically linked, without CLI11: it must stay small (mk/pack-selfexec.mk
+// Statically linked, without lib/core/cli: it must stay small (mk/pack-selfexec.mk
 // checks the 1.5 MB limit) and need nothing on the target host.
 #include <fcntl.h>
 #include <stdio.h>
