@@ -46,7 +46,7 @@ registry_start() {
         pid=$!
         echo "$pid" >>"$BATS_FILE_TMPDIR/registries"
         for _ in $(seq 100); do
-            code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" 2>/dev/null)
+            code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" 2>/dev/null) || true
             if [ "$code" = 200 ] || [ "$code" = 401 ]; then
                 REGISTRY=127.0.0.1:$port
                 REGISTRY_DIR=$dir
