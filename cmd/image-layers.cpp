@@ -4,9 +4,8 @@
 //
 //   image-layers debian-app:1 -- unshare-run --pid --mount --
 //       mount-layers --tmp-upper --proc --dev --pivot -- cap-drop   (one command line)
-#include <unistd.h>
-
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -133,7 +132,8 @@ class PullReport {
     explicit PullReport(bool quiet) : quiet_(quiet), tty_(::isatty(2) == 1) {}
     void operator()(const img::PullEvent& e) {
         if (quiet_) return;
-        std::string head = cat("layer ", e.index, "/", e.count, " ", img::hex_of(e.digest).substr(0, 12));
+        std::string head =
+            cat("layer ", e.index, "/", e.count, " ", img::hex_of(e.digest).substr(0, 12));
         switch (e.kind) {
             case img::PullEvent::start:
                 started_ = now();
@@ -145,14 +145,17 @@ class PullReport {
                 if (t - shown_ < 0.1) return;
                 shown_ = t;
                 int width = 30, filled = e.size > 0 ? static_cast<int>(width * e.done / e.size) : 0;
-                std::string bar = std::string(std::min(filled, width), '#') + std::string(width - std::min(filled, width), ' ');
+                std::string bar = std::string(std::min(filled, width), '#') +
+                                  std::string(width - std::min(filled, width), ' ');
                 double rate = t > started_ ? static_cast<double>(e.done) / (t - started_) : 0;
-                line(cat("\r", head, " [", bar, "] ", human(e.done), e.size > 0 ? cat(" / ", human(e.size)) : "", "  ",
+                line(cat("\r", head, " [", bar, "] ", human(e.done),
+                         e.size > 0 ? cat(" / ", human(e.size)) : "", "  ",
                          human(static_cast<int64_t>(rate)), "/s\033[K"));
                 return;
             }
             case img::PullEvent::fetched:
-                line(cat(tty_ ? "\r" : "", "image-layers: ", head, ": fetched ", human(e.done), tty_ ? "\033[K\n" : "\n"));
+                line(cat(tty_ ? "\r" : "", "image-layers: ", head, ": fetched ", human(e.done),
+                         tty_ ? "\033[K\n" : "\n"));
                 return;
             case img::PullEvent::present:
                 line(cat("image-layers: ", head, ": already in the store\n"));
@@ -174,8 +177,8 @@ class PullReport {
     double started_ = 0, shown_ = 0;
 };
 
-img::PullOptions pull_options(const std::string& ref, const std::string& name, const std::string& platform,
-                              bool insecure, bool quiet) {
+img::PullOptions pull_options(const std::string& ref, const std::string& name,
+                              const std::string& platform, bool insecure, bool quiet) {
     img::PullOptions o;
     o.ref = ref;
     o.name = name;
@@ -208,12 +211,14 @@ int main(int argc, char** argv) {
                  "go down the chain in KAGO_IMAGE_ variables. Management modes fill the image store.",
                  "image-layers"};
     cli::Common common;
-    cli::setup(app, common,
-               "IMAGE [--] [COMMAND [ARG...]]\n"
-               "       image-layers --pull REF [NAME] | --pull REF -- [COMMAND [ARG...]]\n"
-               "       image-layers --import SRC [NAME] | --list | --inspect IMAGE | --tag IMAGE NAME\n"
-               "       image-layers --remove IMAGE | --commit DIR IMAGE NAME");
-    std::string store_path, import_src, inspect, tag_image, remove_image, commit_dir, platform, pull_ref;
+    cli::setup(
+        app, common,
+        "IMAGE [--] [COMMAND [ARG...]]\n"
+        "       image-layers --pull REF [NAME] | --pull REF -- [COMMAND [ARG...]]\n"
+        "       image-layers --import SRC [NAME] | --list | --inspect IMAGE | --tag IMAGE NAME\n"
+        "       image-layers --remove IMAGE | --commit DIR IMAGE NAME");
+    std::string store_path, import_src, inspect, tag_image, remove_image, commit_dir, platform,
+        pull_ref;
     bool do_list = false, keep_env = false, map_auto = false, insecure = false, quiet = false;
     app.add_option("--store", store_path,
                    "The image store (default: /var/lib/kago/images for root, else "
@@ -225,13 +230,17 @@ int main(int argc, char** argv) {
                    "filesystem DIR, an archive or rootfs tar FILE, or - (standard input)")
         ->type_name("SRC");
     app.add_option("--pull", pull_ref,
-                   "Pull REF ([REGISTRY[:PORT]/]REPO[:TAG|@sha256:DIGEST]; Docker Hub by default) from its registry "
-                   "as NAME (default: REF); with -- COMMAND, pull only when the store lacks it, then run COMMAND on it")
+                   "Pull REF ([REGISTRY[:PORT]/]REPO[:TAG|@sha256:DIGEST]; Docker Hub by default) "
+                   "from its registry "
+                   "as NAME (default: REF); with -- COMMAND, pull only when the store lacks it, "
+                   "then run COMMAND on it")
         ->type_name("REF");
-    app.add_flag("--insecure", insecure, "With --pull: allow plain http, and https with a certificate not verified");
+    app.add_flag("--insecure", insecure,
+                 "With --pull: allow plain http, and https with a certificate not verified");
     app.add_flag("--quiet", quiet, "With --pull: no progress on stderr");
     app.add_option("--platform", platform,
-                   "With --import or --pull: the platform to pick from a multi-arch index (default: the host's)")
+                   "With --import or --pull: the platform to pick from a multi-arch index "
+                   "(default: the host's)")
         ->type_name("OS/ARCH[/VARIANT]");
     app.add_flag("--list", do_list, "List the images: name, id, size and created");
     app.add_option("--inspect", inspect, "Print IMAGE's config as JSON")->type_name("IMAGE");
@@ -252,23 +261,28 @@ int main(int argc, char** argv) {
     bool pull_chain = false;
     for (int i = 1; i < argc && !pull_ref.empty(); ++i)
         if (std::string_view(argv[i]) == "--") pull_chain = true;
-    int modes = !import_src.empty() + !pull_ref.empty() + do_list + !inspect.empty() + !tag_image.empty() + !remove_image.empty() +
-                !commit_dir.empty();
+    int modes = !import_src.empty() + !pull_ref.empty() + do_list + !inspect.empty() +
+                !tag_image.empty() + !remove_image.empty() + !commit_dir.empty();
     if (modes > 1)
-        cli::usage_error("--import, --pull, --list, --inspect, --tag, --remove and --commit exclude each other");
-    if (!platform.empty() && import_src.empty() && pull_ref.empty()) cli::usage_error("--platform needs --import or --pull");
-    if ((insecure || quiet) && pull_ref.empty()) cli::usage_error("--insecure and --quiet need --pull");
+        cli::usage_error(
+            "--import, --pull, --list, --inspect, --tag, --remove and --commit exclude each other");
+    if (!platform.empty() && import_src.empty() && pull_ref.empty())
+        cli::usage_error("--platform needs --import or --pull");
+    if ((insecure || quiet) && pull_ref.empty())
+        cli::usage_error("--insecure and --quiet need --pull");
     if (store_path.empty()) store_path = img::default_store();
     auto& args = common.command;
     if (pull_chain) {
-        args.insert(args.begin(), pull_if_missing(store_path, pull_options(pull_ref, "", platform, insecure, quiet)));
+        args.insert(args.begin(), pull_if_missing(store_path, pull_options(pull_ref, "", platform,
+                                                                           insecure, quiet)));
         pull_ref.clear();
         modes = 0;
     }
     auto words = [&](size_t lo, size_t hi, const char* what) {
         if (args.size() < lo || args.size() > hi) cli::usage_error(what);
     };
-    bool writes = !import_src.empty() || !pull_ref.empty() || !tag_image.empty() || !remove_image.empty() || !commit_dir.empty();
+    bool writes = !import_src.empty() || !pull_ref.empty() || !tag_image.empty() ||
+                  !remove_image.empty() || !commit_dir.empty();
 
     if (modes == 0) {  // the chain
         if (args.empty()) cli::usage_error("IMAGE is missing");
@@ -294,7 +308,8 @@ int main(int argc, char** argv) {
     if (do_list) words(0, 0, "--list takes no other words");
     if (!inspect.empty()) words(0, 0, "--inspect takes one IMAGE");
     if (!import_src.empty()) words(0, 1, "--import takes SRC and at most one NAME");
-    if (!pull_ref.empty()) words(0, 1, "--pull takes REF and at most one NAME (-- COMMAND runs a command on it)");
+    if (!pull_ref.empty())
+        words(0, 1, "--pull takes REF and at most one NAME (-- COMMAND runs a command on it)");
     if (!tag_image.empty()) words(1, 1, "--tag takes IMAGE and one NAME");
     if (!remove_image.empty()) words(0, 0, "--remove takes one IMAGE");
     if (!commit_dir.empty()) words(2, 2, "--commit takes DIR, IMAGE and NAME");
@@ -330,7 +345,8 @@ int main(int argc, char** argv) {
         o.write = write_options();
         r = cli::value_or_die(img::import(s, o));
     } else if (!pull_ref.empty()) {
-        r = cli::value_or_die(img::pull(s, pull_options(pull_ref, args.empty() ? "" : args[0], platform, insecure, quiet)));
+        r = cli::value_or_die(img::pull(
+            s, pull_options(pull_ref, args.empty() ? "" : args[0], platform, insecure, quiet)));
     } else {
         r = cli::value_or_die(img::commit(s, commit_dir, args[0], args[1], unpack_options(), write_options()));
     }

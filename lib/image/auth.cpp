@@ -21,7 +21,8 @@ std::string lower(std::string s) {
 }
 
 bool token_char(char c) {
-    return isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    return isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
 Result<std::string> unbase64(const std::string& in, const std::string& what) {
@@ -31,7 +32,8 @@ Result<std::string> unbase64(const std::string& in, const std::string& what) {
     if (s.size() % 4 != 0) return usage_error(cat(what, ": not base64"));
     std::string out(s.size() / 4 * 3, '\0');
     int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
+                            reinterpret_cast<const unsigned char*>(s.data()),
+                            static_cast<int>(s.size()));
     if (n < 0) return usage_error(cat(what, ": not base64"));
     size_t pad = 0;
     for (size_t i = s.size(); i > 0 && s[i - 1] == '='; --i) ++pad;
@@ -48,7 +50,8 @@ std::string normalize_key(std::string k) {
     if (url) k = k.substr(0, k.find('/'));
     while (!k.empty() && k.back() == '/') k.pop_back();
     std::string host = k.substr(0, k.find('/'));
-    if (host == "index.docker.io" || host == "registry-1.docker.io") k = "docker.io" + k.substr(host.size());
+    if (host == "index.docker.io" || host == "registry-1.docker.io")
+        k = "docker.io" + k.substr(host.size());
     return k;
 }
 
@@ -60,7 +63,9 @@ Result<std::vector<Challenge>> parse_challenges(const std::string& v) {
     auto skip_ws = [&] {
         while (i < n && (v[i] == ' ' || v[i] == '\t')) ++i;
     };
-    auto bad = [&](const std::string& why) { return usage_error(cat("WWW-Authenticate '", v, "': ", why)); };
+    auto bad = [&](const std::string& why) {
+        return usage_error(cat("WWW-Authenticate '", v, "': ", why));
+    };
     for (;;) {
         skip_ws();
         while (i < n && (v[i] == ',' || v[i] == ' ' || v[i] == '\t')) ++i;
@@ -115,7 +120,8 @@ Result<std::vector<Challenge>> parse_challenges(const std::string& v) {
     return out;
 }
 
-Result<std::map<std::string, Credentials>> parse_auth_file(const std::string& text, const std::string& what) {
+Result<std::map<std::string, Credentials>> parse_auth_file(const std::string& text,
+                                                           const std::string& what) {
     json j = json::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return usage_error(cat(what, ": not a JSON object"));
     std::map<std::string, Credentials> out;
@@ -125,8 +131,10 @@ Result<std::map<std::string, Credentials>> parse_auth_file(const std::string& te
     for (const auto& [key, entry] : it->items()) {
         if (!entry.is_object()) return usage_error(cat(what, ": auths.", key, " is not an object"));
         auto a = entry.find("auth");
-        if (a == entry.end() || !a->is_string() || a->get<std::string>().empty()) continue;  // a credential helper's
-        std::string pair = TRY(unbase64(a->get<std::string>(), cat(what, ": auths.", key, ".auth")));
+        if (a == entry.end() || !a->is_string() || a->get<std::string>().empty())
+            continue;  // a credential helper's
+        std::string pair =
+            TRY(unbase64(a->get<std::string>(), cat(what, ": auths.", key, ".auth")));
         auto colon = pair.find(':');
         if (colon == std::string::npos)
             return usage_error(cat(what, ": auths.", key, ".auth: not base64 of USER:PASSWORD"));
@@ -138,13 +146,17 @@ Result<std::map<std::string, Credentials>> parse_auth_file(const std::string& te
 std::vector<std::string> auth_files() {
     std::vector<std::string> f;
     if (const char* a = getenv("REGISTRY_AUTH_FILE"); a && *a) f.push_back(a);
-    if (const char* x = getenv("XDG_RUNTIME_DIR"); x && *x) f.push_back(cat(x, "/containers/auth.json"));
-    if (const char* d = getenv("DOCKER_CONFIG"); d && *d) f.push_back(cat(d, "/config.json"));
-    else if (const char* h = getenv("HOME"); h && *h) f.push_back(cat(h, "/.docker/config.json"));
+    if (const char* x = getenv("XDG_RUNTIME_DIR"); x && *x)
+        f.push_back(cat(x, "/containers/auth.json"));
+    if (const char* d = getenv("DOCKER_CONFIG"); d && *d)
+        f.push_back(cat(d, "/config.json"));
+    else if (const char* h = getenv("HOME"); h && *h)
+        f.push_back(cat(h, "/.docker/config.json"));
     return f;
 }
 
-Result<std::optional<Credentials>> find_credentials(const Reference& ref, const std::vector<std::string>& files,
+Result<std::optional<Credentials>> find_credentials(const Reference& ref,
+                                                    const std::vector<std::string>& files,
                                                     std::string* from) {
     std::string full = cat(ref.registry, "/", ref.repository);
     for (const auto& path : files) {
@@ -171,7 +183,8 @@ Result<std::optional<Credentials>> find_credentials(const Reference& ref, const 
 std::string base64(const std::string& bytes) {
     std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
     int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+                            reinterpret_cast<const unsigned char*>(bytes.data()),
+                            static_cast<int>(bytes.size()));
     out.resize(static_cast<size_t>(n));
     return out;
 }

@@ -36,13 +36,15 @@ struct Credentials {
 
 // The "auths" of one auth.json or config.json, keyed as normalized
 // (scheme and docker's /v1/ path removed, index.docker.io as docker.io).
-Result<std::map<std::string, Credentials>> parse_auth_file(const std::string& text, const std::string& what);
+Result<std::map<std::string, Credentials>> parse_auth_file(const std::string& text,
+                                                           const std::string& what);
 
 // The files above, in their order, that exist or not.
 std::vector<std::string> auth_files();
 // The credentials for REF from the first of `files` that has any; where
 // they came from goes to *from. A file that cannot be parsed is an error.
-Result<std::optional<Credentials>> find_credentials(const Reference& ref, const std::vector<std::string>& files,
+Result<std::optional<Credentials>> find_credentials(const Reference& ref,
+                                                    const std::vector<std::string>& files,
                                                     std::string* from = nullptr);
 
 std::string base64(const std::string& bytes);

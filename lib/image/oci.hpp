@@ -59,7 +59,8 @@ struct Index {
 // for the platform `want`: the first that fits, or one with no platform;
 // attestations (os "unknown") are skipped. `asked`: the platform was the
 // user's choice (no hint to pick another). `what` names the index.
-Result<Descriptor> pick_manifest(const Index& idx, const Platform& want, bool asked, const std::string& what);
+Result<Descriptor> pick_manifest(const Index& idx, const Platform& want, bool asked,
+                                 const std::string& what);
 
 struct Manifest {
     std::string media_type;

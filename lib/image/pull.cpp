@@ -37,13 +37,16 @@ Result<ImportResult> pull_locked(Store& s, const PullOptions& o) {
         s.has_blob(m.config.digest) ? TRY(s.read_blob(m.config.digest)) : TRY(reg->blob(m.config));
     Config cfg = TRY(parse_config(ctext, cat(src, ": config ", m.config.digest)));
     if (!cfg.platform.architecture.empty() && !fits(cfg.platform, want)) {
-        Error e = usage_error(cat(src, ": the image is for ", cfg.platform.str(), ", not ", want.str()));
-        if (!o.platform) e.hint = cat("this host runs ", want.str(), "; --platform ", cfg.platform.str(), " pulls it anyway");
+        Error e =
+            usage_error(cat(src, ": the image is for ", cfg.platform.str(), ", not ", want.str()));
+        if (!o.platform)
+            e.hint = cat("this host runs ", want.str(), "; --platform ", cfg.platform.str(),
+                         " pulls it anyway");
         return e;
     }
     if (cfg.diff_ids.size() != m.layers.size())
-        return usage_error(
-            cat(src, ": the manifest lists ", m.layers.size(), " layers, the config ", cfg.diff_ids.size(), " diff_ids"));
+        return usage_error(cat(src, ": the manifest lists ", m.layers.size(),
+                               " layers, the config ", cfg.diff_ids.size(), " diff_ids"));
     auto chains = chain_ids(cfg.diff_ids);
     ImportResult r;
     for (size_t i = 0; i < m.layers.size(); ++i) {
@@ -63,8 +66,10 @@ Result<ImportResult> pull_locked(Store& s, const PullOptions& o) {
         }
         if (s.has_blob(l.digest)) {
             auto st = TRY(s.add_layer(l.digest, cfg.diff_ids[i], chains[i], o.unpack));
-            if (st) add(r.totals, *st);
-            else ++r.layers_shared;
+            if (st)
+                add(r.totals, *st);
+            else
+                ++r.layers_shared;
             tell(PullEvent::unpacked);
             continue;
         }
@@ -79,8 +84,10 @@ Result<ImportResult> pull_locked(Store& s, const PullOptions& o) {
         TRY(reg->blob_stream(l, sink));
         LayerWant lw{l.digest, l.size, cfg.diff_ids[i], chains[i], false};
         Ingested in = TRY(settle(s, *w, lw, cat(src, ": ", what)));
-        if (in.stats) add(r.totals, *in.stats);
-        else ++r.layers_shared;
+        if (in.stats)
+            add(r.totals, *in.stats);
+        else
+            ++r.layers_shared;
         tell(PullEvent::fetched);
     }
     BlobRef c = TRY(s.put_bytes(ctext));

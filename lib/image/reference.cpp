@@ -12,7 +12,9 @@ namespace {
 
 constexpr const char kHub[] = "docker.io";
 
-bool lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool lower_alnum(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 // A path component: lowercase letters and digits, separated by one '.',
 // one or two '_', or any number of '-' (the distribution spec's grammar).
@@ -71,19 +73,23 @@ bool good_registry(const std::string& r) {
 }  // namespace
 
 Result<Reference> parse_reference(const std::string& text) {
-    auto bad = [&](const std::string& why) { return usage_error(cat("image reference '", text, "': ", why)); };
+    auto bad = [&](const std::string& why) {
+        return usage_error(cat("image reference '", text, "': ", why));
+    };
     if (text.empty()) return bad("empty");
     Reference r;
     std::string rest = text;
     if (auto at = rest.find('@'); at != std::string::npos) {
         r.digest = rest.substr(at + 1);
         rest = rest.substr(0, at);
-        if (!check_digest(r.digest, "digest")) return bad("the digest is not sha256: and 64 lowercase hex digits");
+        if (!check_digest(r.digest, "digest"))
+            return bad("the digest is not sha256: and 64 lowercase hex digits");
     }
     auto slash = rest.find('/');
     if (slash != std::string::npos) {
         std::string first = rest.substr(0, slash);
-        if (first.find('.') != std::string::npos || first.find(':') != std::string::npos || first == "localhost") {
+        if (first.find('.') != std::string::npos || first.find(':') != std::string::npos ||
+            first == "localhost") {
             if (!good_registry(first)) return bad(cat("bad registry '", first, "'"));
             r.registry = first;
             rest = rest.substr(slash + 1);
@@ -94,15 +100,18 @@ Result<Reference> parse_reference(const std::string& text) {
         rest = rest.substr(0, colon);
         if (!good_tag(r.tag)) return bad(cat("bad tag '", r.tag, "'"));
     }
-    if (r.registry.empty() || r.registry == "index.docker.io" || r.registry == "registry-1.docker.io")
+    if (r.registry.empty() || r.registry == "index.docker.io" ||
+        r.registry == "registry-1.docker.io")
         r.registry = kHub;
     if (rest.empty()) return bad("no repository");
     size_t start = 0;
     for (;;) {
         size_t end = rest.find('/', start);
-        std::string c = rest.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        std::string c =
+            rest.substr(start, end == std::string::npos ? std::string::npos : end - start);
         if (!good_component(c))
-            return bad(cat("bad repository component '", c, "' (lowercase letters, digits, '.', '_', '-')"));
+            return bad(cat("bad repository component '", c,
+                           "' (lowercase letters, digits, '.', '_', '-')"));
         if (end == std::string::npos) break;
         start = end + 1;
     }
@@ -113,7 +122,9 @@ Result<Reference> parse_reference(const std::string& text) {
     return r;
 }
 
-std::string Reference::api_host() const { return registry == kHub ? "registry-1.docker.io" : registry; }
+std::string Reference::api_host() const {
+    return registry == kHub ? "registry-1.docker.io" : registry;
+}
 
 std::string Reference::host() const {
     if (!registry.empty() && registry[0] == '[') return registry.substr(1, registry.find(']') - 1);

@@ -59,10 +59,12 @@ Result<const Curl*> load_curl() {
         sym(api.slist_free_all, "curl_slist_free_all");
         sym(api.easy_escape, "curl_easy_escape");
         sym(api.free, "curl_free");
-        if (failed.empty() && api.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) failed = "curl_global_init failed";
+        if (failed.empty() && api.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            failed = "curl_global_init failed";
     });
     if (!failed.empty())
-        return Error{0, cat("load libcurl: ", failed), "pulling needs libcurl (Debian: apt-get install libcurl4)"};
+        return Error{0, cat("load libcurl: ", failed),
+                     "pulling needs libcurl (Debian: apt-get install libcurl4)"};
     return &api;
 }
 
@@ -139,11 +141,16 @@ Result<std::unique_ptr<Registry>> Registry::connect(const Reference& ref, const 
     return r;
 }
 
-std::string Registry::what() const { return cat(ref_.registry, "/", ref_.repository); }
+std::string Registry::what() const {
+    return cat(ref_.registry, "/", ref_.repository);
+}
 
-std::string Registry::url(const std::string& path) const { return cat(base_, "/v2/", ref_.repository, path); }
+std::string Registry::url(const std::string& path) const {
+    return cat(base_, "/v2/", ref_.repository, path);
+}
 
-Result<Registry::Response> Registry::perform(const std::string& url, const std::vector<std::string>& headers,
+Result<Registry::Response> Registry::perform(const std::string& url,
+                                             const std::vector<std::string>& headers,
                                              const Sink* sink, size_t limit, int64_t max_stream) {
     const Curl& c = *impl_->api;
     CURL* h = impl_->h;
@@ -236,8 +243,9 @@ Result<Registry::Response> Registry::perform(const std::string& url, const std::
     return resp;
 }
 
-Result<Registry::Response> Registry::get(const std::string& path, const std::vector<std::string>& headers,
-                                         const Sink* sink, size_t limit, int64_t max_stream) {
+Result<Registry::Response> Registry::get(const std::string& path,
+                                         const std::vector<std::string>& headers, const Sink* sink,
+                                         size_t limit, int64_t max_stream) {
     for (int attempt = 0;; ++attempt) {
         std::string u = path.starts_with("/") ? url(path) : path;
         auto r = perform(u, headers, sink, limit, max_stream);
@@ -255,9 +263,11 @@ Result<Registry::Response> Registry::get(const std::string& path, const std::vec
         }
         if (r->status / 100 != 2) {
             std::string why = registry_errors(r->body);
-            Error e{0, cat("GET ", u, ": HTTP ", r->status, why.empty() ? "" : cat(" (", why, ")")), ""};
+            Error e{0, cat("GET ", u, ": HTTP ", r->status, why.empty() ? "" : cat(" (", why, ")")),
+                    ""};
             if (r->status == 401 || r->status == 403)
-                e.hint = cat("no access to ", what(), " with ", auth_.empty() ? "no credentials" : "these credentials");
+                e.hint = cat("no access to ", what(), " with ",
+                             auth_.empty() ? "no credentials" : "these credentials");
             return e;
         }
         return r;
@@ -279,14 +289,18 @@ Status Registry::authenticate(const std::vector<std::string>& challenges, const 
                                challenges.empty() ? "" : cat(" (", challenges[0], ")")));
     std::string from;
     auto creds = TRY(find_credentials(ref_, o_.auth_files, &from));
-    std::string basic_header = creds ? cat("Authorization: Basic ", base64(cat(creds->user, ":", creds->password))) : "";
+    std::string basic_header =
+        creds ? cat("Authorization: Basic ", base64(cat(creds->user, ":", creds->password))) : "";
     if (!bearer) {
         if (!creds) {
             std::string files;
             for (const auto& f : o_.auth_files) files += (files.empty() ? "" : ", ") + f;
-            return Error{0, cat(what(), ": the registry asks for a user and password, and none is given for ",
-                                ref_.registry, " in ", files.empty() ? "(no credential file)" : files),
-                         cat("podman login ", ref_.registry, " or skopeo login ", ref_.registry, " writes them")};
+            return Error{
+                0,
+                cat(what(), ": the registry asks for a user and password, and none is given for ",
+                    ref_.registry, " in ", files.empty() ? "(no credential file)" : files),
+                cat("podman login ", ref_.registry, " or skopeo login ", ref_.registry,
+                    " writes them")};
         }
         if (trace::verbose()) trace::emit(cat("basic auth as ", creds->user, " (from ", from, ")"));
         auth_ = basic_header;
@@ -295,7 +309,9 @@ Status Registry::authenticate(const std::vector<std::string>& challenges, const 
     std::string realm = bearer->params["realm"];
     if (!(realm.starts_with("https://") || (plain_ok_ && realm.starts_with("http://"))))
         return usage_error(cat(what(), ": the token realm '", realm, "' is not an https URL"));
-    std::string scope = bearer->params.count("scope") ? bearer->params["scope"] : cat("repository:", ref_.repository, ":pull");
+    std::string scope = bearer->params.count("scope")
+                            ? bearer->params["scope"]
+                            : cat("repository:", ref_.repository, ":pull");
     const Curl& c = *impl_->api;
     auto esc = [&](const std::string& s) {
         char* e = c.easy_escape(impl_->h, s.c_str(), static_cast<int>(s.size()));
@@ -303,8 +319,10 @@ Status Registry::authenticate(const std::vector<std::string>& challenges, const 
         c.free(e);
         return out;
     };
-    std::string token_url = cat(realm, realm.find('?') == std::string::npos ? "?" : "&", "scope=", esc(scope));
-    if (bearer->params.count("service")) token_url += cat("&service=", esc(bearer->params["service"]));
+    std::string token_url =
+        cat(realm, realm.find('?') == std::string::npos ? "?" : "&", "scope=", esc(scope));
+    if (bearer->params.count("service"))
+        token_url += cat("&service=", esc(bearer->params["service"]));
     std::vector<std::string> hd;
     if (creds) hd.push_back(basic_header);
     std::string saved = std::move(auth_);
@@ -312,14 +330,18 @@ Status Registry::authenticate(const std::vector<std::string>& challenges, const 
     auto r = perform(token_url, hd, nullptr, 1 << 20, -1);
     if (!r) return std::move(r).error();
     if (r->status / 100 != 2)
-        return Error{0, cat("token for ", what(), ": GET ", realm, ": HTTP ", r->status), creds ? "" : "no credentials given"};
+        return Error{0, cat("token for ", what(), ": GET ", realm, ": HTTP ", r->status),
+                     creds ? "" : "no credentials given"};
     json j = json::parse(r->body, nullptr, false);
     std::string token;
     if (j.is_object()) {
-        if (j.contains("token") && j["token"].is_string()) token = j["token"];
-        else if (j.contains("access_token") && j["access_token"].is_string()) token = j["access_token"];
+        if (j.contains("token") && j["token"].is_string())
+            token = j["token"];
+        else if (j.contains("access_token") && j["access_token"].is_string())
+            token = j["access_token"];
     }
-    if (token.empty()) return usage_error(cat("token for ", what(), ": the answer of ", realm, " holds no token"));
+    if (token.empty())
+        return usage_error(cat("token for ", what(), ": the answer of ", realm, " holds no token"));
     auth_ = cat("Authorization: Bearer ", token);
     return {};
 }
@@ -332,11 +354,13 @@ Result<Fetched> Registry::manifest(const std::string& ref) {
     std::string what_ = cat(what(), ": manifest ", ref);
     if (ref.starts_with("sha256:") && f.digest != ref)
         return usage_error(cat(what_, ": digest mismatch: the content hashes to ", f.digest));
-    if (!r.docker_digest.empty() && r.docker_digest.starts_with("sha256:") && r.docker_digest != f.digest)
+    if (!r.docker_digest.empty() && r.docker_digest.starts_with("sha256:") &&
+        r.docker_digest != f.digest)
         return usage_error(cat(what_, ": digest mismatch: the registry says ", r.docker_digest,
                                ", the content hashes to ", f.digest));
     json j = json::parse(f.body, nullptr, false);
-    if (j.is_object() && j.contains("mediaType") && j["mediaType"].is_string()) f.media_type = j["mediaType"];
+    if (j.is_object() && j.contains("mediaType") && j["mediaType"].is_string())
+        f.media_type = j["mediaType"];
     if (f.media_type.empty()) f.media_type = r.content_type;
     if (j.is_object() && j.value("schemaVersion", 0) == 1)
         return usage_error(cat(what_, ": a Docker schema 1 manifest, which is not supported"));
@@ -348,9 +372,11 @@ Result<std::string> Registry::blob(const Descriptor& d) {
     Response r = TRY(get(cat("/blobs/", d.digest), {}, nullptr, 64u << 20, -1));
     std::string got = sha256(r.body);
     if (got != d.digest)
-        return usage_error(cat(what(), ": blob ", d.digest, ": digest mismatch: the content hashes to ", got));
+        return usage_error(
+            cat(what(), ": blob ", d.digest, ": digest mismatch: the content hashes to ", got));
     if (d.size >= 0 && static_cast<int64_t>(r.body.size()) != d.size)
-        return usage_error(cat(what(), ": blob ", d.digest, ": ", r.body.size(), " bytes, the descriptor says ", d.size));
+        return usage_error(cat(what(), ": blob ", d.digest, ": ", r.body.size(),
+                               " bytes, the descriptor says ", d.size));
     return std::move(r.body);
 }
 

@@ -66,10 +66,10 @@ class Registry {
     struct Response;
     struct Impl;
     Registry(const Reference& ref, const Options& o);
-    Result<Response> get(const std::string& url, const std::vector<std::string>& headers, const Sink* sink,
-                         size_t limit, int64_t max_stream);
-    Result<Response> perform(const std::string& url, const std::vector<std::string>& headers, const Sink* sink,
-                             size_t limit, int64_t max_stream);
+    Result<Response> get(const std::string& url, const std::vector<std::string>& headers,
+                         const Sink* sink, size_t limit, int64_t max_stream);
+    Result<Response> perform(const std::string& url, const std::vector<std::string>& headers,
+                             const Sink* sink, size_t limit, int64_t max_stream);
     Status authenticate(const std::vector<std::string>& challenges, const std::string& url);
     std::string url(const std::string& path) const;
     std::string what() const;

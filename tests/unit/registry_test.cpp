@@ -1,5 +1,7 @@
 // lib/image's pulling side that needs no network: image references, the
 // WWW-Authenticate challenge, credential files, index platform picks.
+#include "image/registry.hpp"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -10,7 +12,6 @@
 #include "image/auth.hpp"
 #include "image/oci.hpp"
 #include "image/reference.hpp"
-#include "image/registry.hpp"
 
 using namespace kago;
 using namespace kago::image;
@@ -86,8 +87,11 @@ TEST(ImageReference, RegistriesPortsDigests) {
 }
 
 TEST(ImageReference, Refused) {
-    for (const char* bad : {"", "Debian", "app:", "app@sha256:abc", "app@md5:" "0123", "/app", "app/", "a//b",
-                            "app:bad/tag", "app:-x", "-app", "a...b", "a___b", "127.0.0.1:5000/", "app:t@x"}) {
+    for (const char* bad : {"", "Debian", "app:", "app@sha256:abc",
+                            "app@md5:"
+                            "0123",
+                            "/app", "app/", "a//b", "app:bad/tag", "app:-x", "-app", "a...b",
+                            "a___b", "127.0.0.1:5000/", "app:t@x"}) {
         auto r = parse_reference(bad);
         EXPECT_FALSE(r.ok()) << bad;
         if (!r.ok()) {
@@ -146,9 +150,12 @@ TEST(ImageAuth, ChallengeForms) {
 TEST(ImageAuth, AuthJson) {
     // podman's and skopeo's auth.json, with a namespaced entry.
     std::string text = R"({"auths": {
-        "quay.io": {"auth": ")" + base64("alice:s3cret:with:colons") + R"("},
-        "quay.io/team": {"auth": ")" + base64("bob:pw") + R"("},
-        "127.0.0.1:5000": {"auth": ")" + base64("kago:pass") + R"("},
+        "quay.io": {"auth": ")" +
+                       base64("alice:s3cret:with:colons") + R"("},
+        "quay.io/team": {"auth": ")" +
+                       base64("bob:pw") + R"("},
+        "127.0.0.1:5000": {"auth": ")" +
+                       base64("kago:pass") + R"("},
         "helper.io": {}
     }})";
     auto a = parse_auth_file(text, "auth.json");
@@ -162,7 +169,8 @@ TEST(ImageAuth, AuthJson) {
 }
 
 TEST(ImageAuth, DockerConfigJson) {
-    std::string text = R"({"auths": {"https://index.docker.io/v1/": {"auth": ")" + base64("hubuser:hubpw") +
+    std::string text = R"({"auths": {"https://index.docker.io/v1/": {"auth": ")" +
+                       base64("hubuser:hubpw") +
                        R"("}, "http://registry.local:5000/v2/": {"auth": ")" + base64("u:p") +
                        R"("}}, "credsStore": "desktop", "HttpHeaders": {"User-Agent": "x"}})";
     auto a = parse_auth_file(text, "config.json");
@@ -173,7 +181,8 @@ TEST(ImageAuth, DockerConfigJson) {
 
 TEST(ImageAuth, BadFiles) {
     for (const char* bad : {"not json", "[]", R"({"auths": []})", R"({"auths": {"a": 1}})",
-                            R"({"auths": {"a": {"auth": "!!!!"}}})", R"({"auths": {"a": {"auth": "bm9jb2xvbg=="}}})"}) {
+                            R"({"auths": {"a": {"auth": "!!!!"}}})",
+                            R"({"auths": {"a": {"auth": "bm9jb2xvbg=="}}})"}) {
         auto a = parse_auth_file(bad, "auth.json");
         EXPECT_FALSE(a.ok()) << bad;
         if (!a.ok()) {
@@ -184,11 +193,13 @@ TEST(ImageAuth, BadFiles) {
 
 TEST(ImageAuth, FindCredentialsInOrder) {
     TempDir d;
-    std::string podman = d.write("auth.json", R"({"auths": {"quay.io": {"auth": ")" + base64("p:1") +
-                                                  R"("}, "quay.io/team": {"auth": ")" + base64("t:2") + R"("}}})");
-    std::string docker = d.write("config.json", R"({"auths": {"quay.io": {"auth": ")" + base64("d:3") +
-                                                    R"("}, "https://index.docker.io/v1/": {"auth": ")" +
-                                                    base64("h:4") + R"("}}})");
+    std::string podman =
+        d.write("auth.json", R"({"auths": {"quay.io": {"auth": ")" + base64("p:1") +
+                                 R"("}, "quay.io/team": {"auth": ")" + base64("t:2") + R"("}}})");
+    std::string docker =
+        d.write("config.json", R"({"auths": {"quay.io": {"auth": ")" + base64("d:3") +
+                                   R"("}, "https://index.docker.io/v1/": {"auth": ")" +
+                                   base64("h:4") + R"("}}})");
     std::vector<std::string> files = {d.path() + "/missing.json", podman, docker};
     std::string from;
     auto c = find_credentials(parsed("quay.io/other/app"), files, &from);
@@ -213,11 +224,13 @@ TEST(ImageAuth, FilesFromEnvironment) {
     setenv("HOME", "/home/u", 1);
     unsetenv("DOCKER_CONFIG");
     unsetenv("REGISTRY_AUTH_FILE");
-    EXPECT_EQ(auth_files(), (std::vector<std::string>{"/run/user/7/containers/auth.json", "/home/u/.docker/config.json"}));
+    EXPECT_EQ(auth_files(), (std::vector<std::string>{"/run/user/7/containers/auth.json",
+                                                      "/home/u/.docker/config.json"}));
     setenv("REGISTRY_AUTH_FILE", "/etc/auth.json", 1);
     setenv("DOCKER_CONFIG", "/etc/docker", 1);
-    EXPECT_EQ(auth_files(), (std::vector<std::string>{"/etc/auth.json", "/run/user/7/containers/auth.json",
-                                                      "/etc/docker/config.json"}));
+    EXPECT_EQ(auth_files(),
+              (std::vector<std::string>{"/etc/auth.json", "/run/user/7/containers/auth.json",
+                                        "/etc/docker/config.json"}));
     unsetenv("REGISTRY_AUTH_FILE");
     unsetenv("DOCKER_CONFIG");
     unsetenv("XDG_RUNTIME_DIR");
@@ -233,11 +246,14 @@ TEST(ImageAuth, Base64) {
 TEST(ImageIndex, PickManifest) {
     auto idx = parse_index(
         R"({"schemaVersion":2,"manifests":[
-          {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:)" + std::string(64, '1') +
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:)" +
+            std::string(64, '1') +
             R"(","size":1,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
-          {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:)" + std::string(64, '3') +
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:)" +
+            std::string(64, '3') +
             R"(","size":1,"platform":{"os":"unknown","architecture":"unknown"}},
-          {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:)" + std::string(64, '2') +
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:)" +
+            std::string(64, '2') +
             R"(","size":1,"platform":{"os":"linux","architecture":"amd64"}}]})",
         "index");
     ASSERT_TRUE(idx.ok()) << idx.error().message();
@@ -248,13 +264,15 @@ TEST(ImageIndex, PickManifest) {
               "sha256:" + std::string(64, '1'));
     auto none = pick_manifest(*idx, *parse_platform("linux/s390x"), false, "idx");
     ASSERT_FALSE(none.ok());
-    EXPECT_EQ(none.error().what, "idx: no image for linux/s390x (the index has linux/arm64/v8 linux/amd64)");
+    EXPECT_EQ(none.error().what,
+              "idx: no image for linux/s390x (the index has linux/arm64/v8 linux/amd64)");
     EXPECT_NE(none.error().hint, "");
     EXPECT_EQ(pick_manifest(*idx, *parse_platform("linux/s390x"), true, "idx").error().hint, "");
 }
 
 TEST(ImageRegistry, ManifestAccept) {
     std::string a = manifest_accept();
-    for (const char* t : {media::kIndex, media::kManifest, media::kDockerList, media::kDockerManifest})
+    for (const char* t :
+         {media::kIndex, media::kManifest, media::kDockerList, media::kDockerManifest})
         EXPECT_NE(a.find(t), std::string::npos) << t;
 }
