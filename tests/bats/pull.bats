@@ -122,6 +122,38 @@ push_unique() {
     assert_output --partial "HTTP 404"
 }
 
+@test "a zstd layer is pulled and run like the others" {
+    require_static
+    python3 "$MKIMG" "$KAGO_ROOTFS" "$BATS_TEST_TMPDIR/oci-zstd" --zstd >&2
+    registry_push "$BATS_TEST_TMPDIR/oci-zstd:test:1" kago/zstd:1
+    run skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/kago/zstd:1"
+    assert_output --partial "tar+zstd"
+    run img --quiet --pull "$REGISTRY/kago/zstd:1" -- "${chain_words[@]}"
+    assert_success
+    assert_output "hello from /app as 1000"
+}
+
+@test "a multi-arch index is resolved to the host's platform, --platform picks another" {
+    local host
+    case $(uname -m) in x86_64) host=amd64 ;; aarch64) host=arm64 ;; *) skip "no test image for $(uname -m)" ;; esac
+    python3 "$MKIMG" "$KAGO_ROOTFS" "$BATS_TEST_TMPDIR/oci-multi" --index "s390x,$host" >&2
+    skopeo copy -q --all --dest-tls-verify=false "oci:$BATS_TEST_TMPDIR/oci-multi:test:1" \
+        "docker://$REGISTRY/kago/multi:1" >&2
+    run skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/kago/multi:1"
+    assert_output --partial "image.index"
+    run img --pull "$REGISTRY/kago/multi:1"
+    assert_success
+    run img --inspect "$REGISTRY/kago/multi:1"
+    assert_output --partial "\"architecture\": \"$host\""
+    run img --pull "$REGISTRY/kago/multi:1" --platform linux/s390x s390x
+    assert_success
+    run img --inspect s390x
+    assert_output --partial '"architecture": "s390x"'
+    run img --pull "$REGISTRY/kago/multi:1" --platform linux/riscv64 riscv
+    assert_equal "$status" 125
+    assert_output --partial "no image for linux/riscv64 (the index has linux/s390x linux/$host)"
+}
+
 @test "--quiet: nothing on stderr" {
     run --separate-stderr img --quiet --pull "$REGISTRY/kago/test:1"
     assert_success
