@@ -154,6 +154,20 @@ push_unique() {
     assert_output --partial "no image for linux/riscv64 (the index has linux/s390x linux/$host)"
 }
 
+@test "examples/marten pull REF, then minc -r runs it" {
+    require_static
+    run env KAGO_IMAGE_STORE="$S" "$KAGO_TOP/examples/marten" pull "$REGISTRY/kago/test:1" mt
+    assert_success
+    assert_output --partial "mt:latest"
+    run env KAGO_IMAGE_STORE="$S" "$KAGO_TOP/examples/marten" images
+    assert_output --partial "mt:latest"
+    run env KAGO_IMAGE_STORE="$S" "$KAGO_TOP/examples/minc" -r mt echo hello </dev/null
+    assert_success
+    assert_output hello
+    run env KAGO_IMAGE_STORE="$S" "$KAGO_TOP/examples/marten" pull
+    assert_equal "$status" 125
+}
+
 @test "--quiet: nothing on stderr" {
     run --separate-stderr img --quiet --pull "$REGISTRY/kago/test:1"
     assert_success
