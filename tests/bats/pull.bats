@@ -168,6 +168,40 @@ push_unique() {
     assert_equal "$status" 125
 }
 
+@test "two pulls of one image at once leave one consistent store" {
+    require_static
+    img --quiet --pull "$REGISTRY/kago/test:1" >"$BATS_TEST_TMPDIR/a" 2>&1 &
+    local a=$!
+    img --quiet --pull "$REGISTRY/kago/test:1" >"$BATS_TEST_TMPDIR/b" 2>&1 &
+    local b=$!
+    wait "$a" || fail "first pull: $(cat "$BATS_TEST_TMPDIR/a")"
+    wait "$b" || fail "second pull: $(cat "$BATS_TEST_TMPDIR/b")"
+    store_clean 3
+    run img "$REGISTRY/kago/test:1" -- "${chain_words[@]}"
+    assert_output "hello from /app as 1000"
+}
+
+@test "kill -9 during a pull publishes nothing partial; the next pull completes it" {
+    require_static
+    local i pid
+    for i in 1 2 3 4 5; do
+        rm -rf "$S"
+        img --quiet --pull "$REGISTRY/kago/test:1" >/dev/null 2>&1 &
+        pid=$!
+        sleep "0.0$((i * 2))"
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        # Whatever was published is whole: a listed image runs.
+        if [ -e "$S/index.json" ] && img --list | grep -q kago/test; then
+            run img "$REGISTRY/kago/test:1" -- "${chain_words[@]}"
+            assert_output "hello from /app as 1000"
+        fi
+        run img --quiet --pull "$REGISTRY/kago/test:1"
+        assert_success
+        store_clean 3
+    done
+}
+
 @test "--quiet: nothing on stderr" {
     run --separate-stderr img --quiet --pull "$REGISTRY/kago/test:1"
     assert_success
