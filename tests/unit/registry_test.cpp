@@ -223,22 +223,27 @@ TEST(ImageAuth, FilesFromEnvironment) {
     // The variables auth_files() reads, put back as they were.
     const char* names[] = {"REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "DOCKER_CONFIG", "HOME"};
     std::vector<std::pair<std::string, std::optional<std::string>>> saved;
-    for (const char* n : names) saved.emplace_back(n, getenv(n) ? std::optional<std::string>(getenv(n)) : std::nullopt);
+    for (const char* n : names)
+        saved.emplace_back(n, getenv(n) ? std::optional<std::string>(getenv(n)) : std::nullopt);
     setenv("XDG_RUNTIME_DIR", "/run/user/7", 1);
     setenv("HOME", "/home/u", 1);
     unsetenv("DOCKER_CONFIG");
     unsetenv("REGISTRY_AUTH_FILE");
-    EXPECT_EQ(auth_files(),
-              (std::vector<std::string>{"/run/user/7/containers/auth.json", "/home/u/.docker/config.json"}));
+    EXPECT_EQ(auth_files(), (std::vector<std::string>{"/run/user/7/containers/auth.json",
+                                                      "/home/u/.docker/config.json"}));
     setenv("REGISTRY_AUTH_FILE", "/etc/auth.json", 1);
     setenv("DOCKER_CONFIG", "/etc/docker", 1);
-    EXPECT_EQ(auth_files(), (std::vector<std::string>{"/etc/auth.json", "/run/user/7/containers/auth.json",
-                                                      "/etc/docker/config.json"}));
+    EXPECT_EQ(auth_files(),
+              (std::vector<std::string>{"/etc/auth.json", "/run/user/7/containers/auth.json",
+                                        "/etc/docker/config.json"}));
     unsetenv("XDG_RUNTIME_DIR");
-    EXPECT_EQ(auth_files(), (std::vector<std::string>{"/etc/auth.json", "/etc/docker/config.json"}));
+    EXPECT_EQ(auth_files(),
+              (std::vector<std::string>{"/etc/auth.json", "/etc/docker/config.json"}));
     for (const auto& [n, v] : saved) {
-        if (v) setenv(n.c_str(), v->c_str(), 1);
-        else unsetenv(n.c_str());
+        if (v)
+            setenv(n.c_str(), v->c_str(), 1);
+        else
+            unsetenv(n.c_str());
     }
 }
 
