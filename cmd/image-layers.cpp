@@ -4,8 +4,10 @@
 //
 //   image-layers debian-app:1 -- unshare-run --pid --mount --
 //       mount-layers --tmp-upper --proc --dev --pivot -- cap-drop   (one command line)
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "core/cli.hpp"
@@ -15,6 +17,7 @@
 #include "core/trace.hpp"
 #include "image/digest.hpp"
 #include "image/import.hpp"
+#include "image/pull.hpp"
 #include "image/store.hpp"
 #include "mount/root.hpp"
 
@@ -126,6 +129,84 @@ void set(const char* name, const std::string& value) {
     else ::setenv(name, value.c_str(), 1);
 }
 
+// --pull: a line per layer on stderr, or a bar per layer on a terminal.
+class PullReport {
+  public:
+    explicit PullReport(bool quiet) : quiet_(quiet), tty_(::isatty(2) == 1) {}
+    void operator()(const img::PullEvent& e) {
+        if (quiet_) return;
+        std::string head =
+            cat("layer ", e.index, "/", e.count, " ", img::hex_of(e.digest).substr(0, 12));
+        switch (e.kind) {
+            case img::PullEvent::start:
+                started_ = now();
+                shown_ = 0;
+                return;
+            case img::PullEvent::bytes: {
+                if (!tty_) return;
+                double t = now();
+                if (t - shown_ < 0.1) return;
+                shown_ = t;
+                int width = 30, filled = e.size > 0 ? static_cast<int>(width * e.done / e.size) : 0;
+                std::string bar = std::string(std::min(filled, width), '#') +
+                                  std::string(width - std::min(filled, width), ' ');
+                double rate = t > started_ ? static_cast<double>(e.done) / (t - started_) : 0;
+                line(cat("\r", head, " [", bar, "] ", human(e.done),
+                         e.size > 0 ? cat(" / ", human(e.size)) : "", "  ",
+                         human(static_cast<int64_t>(rate)), "/s\033[K"));
+                return;
+            }
+            case img::PullEvent::fetched:
+                line(cat(tty_ ? "\r" : "", "image-layers: ", head, ": fetched ", human(e.done),
+                         tty_ ? "\033[K\n" : "\n"));
+                return;
+            case img::PullEvent::present:
+                line(cat("image-layers: ", head, ": already in the store\n"));
+                return;
+            case img::PullEvent::unpacked:
+                line(cat("image-layers: ", head, ": unpacked from the stored blob\n"));
+                return;
+        }
+    }
+
+  private:
+    static double now() {
+        struct timespec ts;
+        ::clock_gettime(CLOCK_MONOTONIC, &ts);
+        return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+    }
+    static void line(const std::string& text) { (void)!::write(2, text.data(), text.size()); }
+    bool quiet_, tty_;
+    double started_ = 0, shown_ = 0;
+};
+
+img::PullOptions pull_options(const std::string& ref, const std::string& name,
+                              const std::string& platform, bool insecure, bool quiet) {
+    img::PullOptions o;
+    o.ref = ref;
+    o.name = name;
+    if (!platform.empty()) o.platform = cli::value_or_die(img::parse_platform(platform));
+    o.unpack = unpack_options();
+    o.registry.insecure = insecure;
+    o.progress = PullReport(quiet);
+    return o;
+}
+
+// The chain form: pull REF unless the store has it; its name.
+std::string pull_if_missing(const std::string& store_path, const img::PullOptions& o) {
+    std::string name = cli::value_or_die(img::pull_name(o));
+    if (auto s = img::Store::open(store_path, false); s && img::resolve(*s, name)) return name;
+    if (trace::dry_run()) {
+        trace::emit(cat("would pull ", o.ref, " into the store ", store_path, " (dry run)"));
+        ::exit(0);
+    }
+    auto s = cli::value_or_die(img::Store::open(store_path, true));
+    if (img::resolve(s, name)) return name;  // another pull made it meanwhile
+    auto r = cli::value_or_die(img::pull(s, o));
+    warn_stats(r.totals);
+    return name;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -135,12 +216,14 @@ int main(int argc, char** argv) {
         "Entrypoint and Cmd\ngo down the chain in KAGO_IMAGE_ variables. Management "
         "modes fill the image store.",
         "IMAGE [--] [COMMAND [ARG...]]\n"
+        "       image-layers --pull REF [NAME] | --pull REF -- [COMMAND [ARG...]]\n"
         "       image-layers --import SRC [NAME] | --list | --inspect IMAGE | --tag "
         "IMAGE NAME\n"
         "       image-layers --remove IMAGE | --commit DIR IMAGE NAME");
     cli::Common common;
-    std::string store_path, import_src, inspect, tag_image, remove_image, commit_dir, platform;
-    bool do_list = false, keep_env = false, map_auto = false;
+    std::string store_path, import_src, inspect, tag_image, remove_image, commit_dir, platform,
+        pull_ref;
+    bool do_list = false, keep_env = false, map_auto = false, insecure = false, quiet = false;
     opts.option("--store", store_path, "DIR",
                 "The image store (default: /var/lib/kago/images for root, else "
                 "${XDG_DATA_HOME:-~/.local/share}/kago/images)")
@@ -149,9 +232,16 @@ int main(int argc, char** argv) {
         "--import", import_src, "SRC",
         "Import SRC as NAME: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF], "
         "a root filesystem DIR, an archive or rootfs tar FILE, or - (standard input)");
-    opts.option(
-        "--platform", platform, "OS/ARCH[/VARIANT]",
-        "With --import: the platform to pick from a multi-arch index (default: the host's)");
+    opts.option("--pull", pull_ref, "REF",
+                "Pull REF ([REGISTRY[:PORT]/]REPO[:TAG|@sha256:DIGEST]; Docker Hub by default) "
+                "from its registry as NAME (default: REF); with -- COMMAND, pull only when the "
+                "store lacks it, then run COMMAND on it");
+    opts.flag("--insecure", insecure,
+              "With --pull: allow plain http, and https with a certificate not verified");
+    opts.flag("--quiet", quiet, "With --pull: no progress on stderr");
+    opts.option("--platform", platform, "OS/ARCH[/VARIANT]",
+                "With --import or --pull: the platform to pick from a multi-arch index (default: "
+                "the host's)");
     opts.flag("--list", do_list, "List the images: name, id, size and created");
     opts.option("--inspect", inspect, "IMAGE", "Print IMAGE's config as JSON");
     opts.option("--tag", tag_image, "IMAGE",
@@ -170,16 +260,32 @@ int main(int argc, char** argv) {
               "Keep the KAGO_ variables for the command (when it is not a kago program)");
     if (auto code = opts.parse(argc, argv, common)) return *code;
 
-    int modes = !import_src.empty() + do_list + !inspect.empty() + !tag_image.empty() + !remove_image.empty() +
-                !commit_dir.empty();
-    if (modes > 1) cli::usage_error("--import, --list, --inspect, --tag, --remove and --commit exclude each other");
-    if (!platform.empty() && import_src.empty()) cli::usage_error("--platform needs --import");
+    // --pull REF -- COMMAND: the chain, on REF pulled when missing.
+    bool pull_chain = false;
+    for (int i = 1; i < argc && !pull_ref.empty(); ++i)
+        if (std::string_view(argv[i]) == "--") pull_chain = true;
+    int modes = !import_src.empty() + !pull_ref.empty() + do_list + !inspect.empty() +
+                !tag_image.empty() + !remove_image.empty() + !commit_dir.empty();
+    if (modes > 1)
+        cli::usage_error(
+            "--import, --pull, --list, --inspect, --tag, --remove and --commit exclude each other");
+    if (!platform.empty() && import_src.empty() && pull_ref.empty())
+        cli::usage_error("--platform needs --import or --pull");
+    if ((insecure || quiet) && pull_ref.empty())
+        cli::usage_error("--insecure and --quiet need --pull");
     if (store_path.empty()) store_path = img::default_store();
     auto& args = common.command;
+    if (pull_chain) {
+        args.insert(args.begin(), pull_if_missing(store_path, pull_options(pull_ref, "", platform,
+                                                                           insecure, quiet)));
+        pull_ref.clear();
+        modes = 0;
+    }
     auto words = [&](size_t lo, size_t hi, const char* what) {
         if (args.size() < lo || args.size() > hi) cli::usage_error(what);
     };
-    bool writes = !import_src.empty() || !tag_image.empty() || !remove_image.empty() || !commit_dir.empty();
+    bool writes = !import_src.empty() || !pull_ref.empty() || !tag_image.empty() ||
+                  !remove_image.empty() || !commit_dir.empty();
 
     if (modes == 0) {  // the chain
         if (args.empty()) cli::usage_error("IMAGE is missing");
@@ -205,6 +311,8 @@ int main(int argc, char** argv) {
     if (do_list) words(0, 0, "--list takes no other words");
     if (!inspect.empty()) words(0, 0, "--inspect takes one IMAGE");
     if (!import_src.empty()) words(0, 1, "--import takes SRC and at most one NAME");
+    if (!pull_ref.empty())
+        words(0, 1, "--pull takes REF and at most one NAME (-- COMMAND runs a command on it)");
     if (!tag_image.empty()) words(1, 1, "--tag takes IMAGE and one NAME");
     if (!remove_image.empty()) words(0, 0, "--remove takes one IMAGE");
     if (!commit_dir.empty()) words(2, 2, "--commit takes DIR, IMAGE and NAME");
@@ -239,6 +347,9 @@ int main(int argc, char** argv) {
         o.unpack = unpack_options();
         o.write = write_options();
         r = cli::value_or_die(img::import(s, o));
+    } else if (!pull_ref.empty()) {
+        r = cli::value_or_die(img::pull(
+            s, pull_options(pull_ref, args.empty() ? "" : args[0], platform, insecure, quiet)));
     } else {
         r = cli::value_or_die(img::commit(s, commit_dir, args[0], args[1], unpack_options(), write_options()));
     }

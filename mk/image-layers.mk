@@ -7,6 +7,9 @@
 # A file of its own, not part of the multi-call binary: libarchive,
 # libcrypto and the unpacker's threads would weigh on every chain step (and
 # a process with threads is never entered in process).
+# --pull loads libcurl.so.4 with dlopen(3) (lib/image/registry.cpp): not
+# linked, so a chain start never pays for it (DESIGN.md); it needs only
+# libcurl4 at run time, and the headers of libcurl4-openssl-dev to build.
 SEPARATE_PROGRAMS += image-layers
 LDLIBS_image-layers := -Wl,-u,__archive_write_entry_filetype_unsupported -larchive -lzstd -llzma -lbz2 -lz -lcrypto -pthread
 UNIT_LDLIBS += -larchive

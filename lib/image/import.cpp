@@ -177,17 +177,7 @@ Result<ImportResult> from_oci(Store& s, int dirfd, const std::string& ref, const
         if (depth > 2) return usage_error(cat(src, ": indexes nested too deep"));
         std::string t = TRY(read_blob_text(dirfd, desc, src));
         Index sub = TRY(parse_index(t, cat(src, ": index ", desc.digest)));
-        const Descriptor* pick = nullptr;
-        std::string have;
-        for (const auto& m : sub.manifests) {
-            if (m.platform && m.platform->os == "unknown") continue;  // attestations
-            if (m.platform) have += " " + m.platform->str();
-            if (!pick && (!m.platform || fits(*m.platform, want))) pick = &m;
-        }
-        if (!pick)
-            return Error{0, cat(src, ": no image for ", want.str(), " (the index has", have.empty() ? " none" : have, ")"),
-                         o.platform ? "" : "--platform OS/ARCH picks another"};
-        desc = *pick;
+        desc = TRY(pick_manifest(sub, want, o.platform.has_value(), src));
     }
     if (!is_manifest_type(desc.media_type))
         return usage_error(cat(src, ": ", desc.digest, ": unknown media type ", desc.media_type));
@@ -726,6 +716,10 @@ Result<ImportResult> commit_locked(Store& s, const std::string& dir, const std::
 }
 
 }  // namespace
+
+Status name_image(Store& s, const std::string& name, const Descriptor& manifest) {
+    return publish(s, name, manifest);
+}
 
 Status tag(Store& s, const std::string& image, const std::string& name) {
     std::string full = TRY(normalize_name(name, "NAME"));

@@ -41,6 +41,9 @@ Result<ImportResult> import(Store& s, const ImportOptions& o);
 Result<ImportResult> commit(Store& s, const std::string& dir, const std::string& image, const std::string& name,
                             const UnpackOptions& u, const WriteOptions& w);
 
+// Point NAME (normalized) at a stored manifest in index.json, replacing
+// what NAME named, then collect what nothing uses any more.
+Status name_image(Store& s, const std::string& name, const Descriptor& manifest);
 // Point NAME at IMAGE's manifest.
 Status tag(Store& s, const std::string& image, const std::string& name);
 // Remove IMAGE's name (an id: every name of that image).

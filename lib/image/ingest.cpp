@@ -164,10 +164,14 @@ Result<Ingested> ingest_layer(Store& s, int src_fd, const LayerWant& want, const
         if (r == 0) break;
         TRY(w->feed(buf.data(), static_cast<size_t>(r)));
     }
+    return settle(s, *w, want, what);
+}
+
+Result<Ingested> settle(Store& s, LayerWriter& w, const LayerWant& want, const std::string& what) {
     // The blob's own checks first: wrong bytes are named as such, whatever
     // the unpacker made of them.
-    auto done = w->finish();
-    const BlobRef& got = w->blob();
+    auto done = w.finish();
+    const BlobRef& got = w.blob();
     Status checked = check_blob(got, want.digest, want.size, what);
     if (!checked) {
         if (done) discard(s, *done);

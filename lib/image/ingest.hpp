@@ -98,4 +98,8 @@ struct Ingested {
 Result<Ingested> ingest_layer(Store& s, int src_fd, const LayerWant& want, const UnpackOptions& u,
                               const std::string& what);
 
+// The end of ingest_layer, for bytes fed from elsewhere (a registry): finish
+// the writer, check the digest, size and diff_id, and publish.
+Result<Ingested> settle(Store& s, LayerWriter& w, const LayerWant& want, const std::string& what);
+
 }  // namespace kago::image

@@ -17,6 +17,23 @@ bool is_layer_type(const std::string& t) {
            t == "application/vnd.docker.image.rootfs.diff.tar";
 }
 
+Result<Descriptor> pick_manifest(const Index& idx, const Platform& want, bool asked,
+                                 const std::string& what) {
+    std::string have;
+    const Descriptor* pick = nullptr;
+    for (const auto& m : idx.manifests) {
+        if (m.platform && m.platform->os == "unknown") continue;  // attestations
+        if (m.platform) have += " " + m.platform->str();
+        if (!pick && (!m.platform || fits(*m.platform, want))) pick = &m;
+    }
+    if (!pick)
+        return Error{0,
+                     cat(what, ": no image for ", want.str(), " (the index has",
+                         have.empty() ? " none" : have, ")"),
+                     asked ? "" : "--platform OS/ARCH picks another"};
+    return *pick;
+}
+
 std::string Platform::str() const { return cat(os, "/", architecture, variant.empty() ? "" : "/", variant); }
 
 Platform host_platform() {

@@ -55,6 +55,13 @@ struct Index {
     std::vector<Descriptor> manifests;
 };
 
+// The entry of a multi-arch index (an OCI index or a Docker manifest list)
+// for the platform `want`: the first that fits, or one with no platform;
+// attestations (os "unknown") are skipped. `asked`: the platform was the
+// user's choice (no hint to pick another). `what` names the index.
+Result<Descriptor> pick_manifest(const Index& idx, const Platform& want, bool asked,
+                                 const std::string& what);
+
 struct Manifest {
     std::string media_type;
     Descriptor config;

@@ -1,0 +1,84 @@
+// A client of the OCI Distribution Specification (the registry v2 API),
+// enough to pull: manifests by tag or digest, and blobs, streamed.
+//
+// HTTP is libcurl's, loaded with dlopen(3) the first time a registry is
+// contacted: image-layers is a static binary that starts every chain, and
+// linking libcurl (statically impossible with Debian's packages, which
+// ship no libgssapi_krb5.a, libldap.a, libnghttp2.a...) would make every
+// start load some thirty shared libraries.
+//
+// Transport: https with the system's CAs; plain http only for --insecure
+// or a loopback registry (tried after https fails). Redirects are followed
+// (blob storage), to https only unless plain http is allowed; libcurl does
+// not carry the Authorization header to another host.
+//
+// Authentication: anonymous first; a 401 answer's WWW-Authenticate
+// challenge is met once: Bearer (a token from the challenge's realm, for
+// its service and scope, asked with the user's credentials when there are
+// any) or Basic (the user's credentials). Credentials: auth.hpp.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "image/auth.hpp"
+#include "image/oci.hpp"
+#include "image/reference.hpp"
+
+namespace kago::image {
+
+// The Accept header of a manifest request: every manifest and index type.
+std::string manifest_accept();
+
+struct Fetched {
+    std::string media_type, digest, body;
+};
+
+class Registry {
+  public:
+    struct Options {
+        bool insecure = false;  // https without verification, then plain http
+        std::vector<std::string> auth_files = image::auth_files();
+    };
+    static Result<std::unique_ptr<Registry>> connect(const Reference& ref, const Options& o);
+    ~Registry();
+    Registry(const Registry&) = delete;
+    Registry& operator=(const Registry&) = delete;
+
+    // A manifest or index by tag or digest, its digest checked (against the
+    // digest asked for, and the Docker-Content-Digest header when sent).
+    Result<Fetched> manifest(const std::string& ref);
+    // A small blob (a config), checked against its descriptor.
+    Result<std::string> blob(const Descriptor& d);
+    // A blob's bytes to `sink` as they arrive; more bytes than the
+    // descriptor's size are refused. The caller checks the digest.
+    using Sink = std::function<Status(const char*, size_t)>;
+    Status blob_stream(const Descriptor& d, const Sink& sink);
+
+    // "https://HOST[:PORT]" (or http://), once a request decided it.
+    const std::string& base() const { return base_; }
+
+  private:
+    struct Response;
+    struct Impl;
+    Registry(const Reference& ref, const Options& o);
+    Result<Response> get(const std::string& url, const std::vector<std::string>& headers,
+                         const Sink* sink, size_t limit, int64_t max_stream);
+    Result<Response> perform(const std::string& url, const std::vector<std::string>& headers,
+                             const Sink* sink, size_t limit, int64_t max_stream);
+    Status authenticate(const std::vector<std::string>& challenges, const std::string& url);
+    std::string url(const std::string& path) const;
+    std::string what() const;
+
+    Reference ref_;
+    Options o_;
+    std::unique_ptr<Impl> impl_;
+    std::string base_, auth_;
+    bool plain_ok_ = false, decided_ = false, authed_ = false;
+};
+
+}  // namespace kago::image

@@ -1,0 +1,311 @@
+#!/usr/bin/env bats
+# image-layers --pull: from a real registry on loopback (Debian's
+# docker-registry, started by tests/bats/registry.bash with a temporary
+# config on 127.0.0.1 and a free port, stopped in teardown_file). The test
+# image is tests/lib/make-oci-image.py's, pushed with skopeo.
+bats_require_minimum_version 1.5.0
+load helpers
+load registry
+
+MKIMG="$KAGO_TOP/tests/lib/make-oci-image.py"
+
+setup_file() {
+    kago_setup_file
+    [ -x "$DOCKER_REGISTRY" ] && command -v skopeo >/dev/null && command -v python3 >/dev/null || return 0
+    local d
+    d=$(mktemp -d /tmp/kago-pull-bats.XXXXXX)
+    chmod 755 "$d"
+    echo "$d" >"$BATS_FILE_TMPDIR/dir"
+    python3 "$MKIMG" "$KAGO_ROOTFS" "$d/oci" >&2
+    registry_start "$d/registry"
+    echo "$REGISTRY" >"$BATS_FILE_TMPDIR/registry"
+    registry_push "$d/oci:test:1" kago/test:1
+}
+
+teardown_file() {
+    registry_stop_all
+    [ -s "$BATS_FILE_TMPDIR/dir" ] && rm -rf "$(cat "$BATS_FILE_TMPDIR/dir")"
+    kago_teardown_file
+}
+
+setup() {
+    require_progs image-layers unshare-run mount-layers cap-drop
+    require_registry
+    command -v python3 >/dev/null || skip "python3 is not installed (make deps)"
+    D=$(cat "$BATS_FILE_TMPDIR/dir")
+    REGISTRY=$(cat "$BATS_FILE_TMPDIR/registry")
+    S=$BATS_TEST_TMPDIR/store
+    # No credentials of the caller's own.
+    export HOME=$BATS_TEST_TMPDIR XDG_RUNTIME_DIR=$BATS_TEST_TMPDIR/run
+    unset REGISTRY_AUTH_FILE DOCKER_CONFIG
+    mkdir -p "$XDG_RUNTIME_DIR"
+}
+
+img() { image-layers --store "$S" "$@"; }
+chain_words=(unshare-run --pid --mount -- mount-layers --tmp-upper --proc --pivot -- cap-drop)
+store_clean() {
+    [ -z "$(ls -A "$S/tmp" 2>/dev/null)" ] || fail "tmp/ is not empty: $(ls -A "$S/tmp")"
+    local n
+    n=$(ls "$S/layers" 2>/dev/null | wc -l)
+    [ "$n" = "$1" ] || fail "layers/ holds $n directories, not $1"
+}
+# A one-layer image no other test shares, pushed as REPO: its blobs can be
+# broken in the registry's storage without touching the others.
+push_unique() {
+    local repo=$1 creds=${2:-} root=$BATS_TEST_TMPDIR/uniq st=$BATS_TEST_TMPDIR/uniq-store
+    mkdir -p "$root/etc"
+    echo "$BATS_TEST_NAME $RANDOM $$" >"$root/etc/unique"
+    image-layers --store "$st" --import "$root" uniq:1 >&2
+    registry_push "$st:uniq:1" "$repo" "$creds"
+    # skopeo compresses the layer on the way: the registry's digest.
+    UNIQ_LAYER=$(skopeo inspect --raw --tls-verify=false ${creds:+--creds "$creds"} "docker://$REGISTRY/$repo" |
+        jq -r '.layers[0].digest')
+}
+
+@test "--pull: anonymous, one line per layer on stderr, the summary on stdout; then a chain runs it" {
+    require_static
+    run --separate-stderr img --pull "$REGISTRY/kago/test:1"
+    assert_success
+    assert_output --regexp "^$REGISTRY/kago/test:1 [0-9a-f]{12} \(3 layers\)\$"
+    [ "$(grep -c ': fetched ' <<<"$stderr")" = 3 ] || fail "stderr: $stderr"
+    [[ "$stderr" == *"layer 1/3 "* ]] || fail "stderr: $stderr"
+    store_clean 3
+    run img --list
+    assert_output --partial "$REGISTRY/kago/test:1"
+    run img "$REGISTRY/kago/test:1" -- "${chain_words[@]}"
+    assert_success
+    assert_output "hello from /app as 1000"
+    # The store stays an OCI layout that skopeo reads.
+    run skopeo inspect "oci:$S:$REGISTRY/kago/test:1"
+    assert_success
+}
+
+@test "--pull REF -- COMMAND pulls when the image is missing, and only then" {
+    require_static
+    run --separate-stderr img --pull "$REGISTRY/kago/test:1" -- "${chain_words[@]}"
+    assert_success
+    assert_output "hello from /app as 1000"
+    [ "$(grep -c ': fetched ' <<<"$stderr")" = 3 ] || fail "stderr: $stderr"
+    # Present: not even the manifest is asked for (-v traces every GET).
+    run --separate-stderr img -v --pull "$REGISTRY/kago/test:1" -- "${chain_words[@]}"
+    assert_success
+    assert_output "hello from /app as 1000"
+    [[ "$stderr" != *"GET "* ]] || fail "a request was made: $stderr"
+    # --pull REF then the image's default command.
+    run img --pull "$REGISTRY/kago/test:1" --
+    assert_success
+}
+
+@test "--pull of an image already in the store fetches no layer" {
+    run img --pull "$REGISTRY/kago/test:1"
+    assert_success
+    run --separate-stderr img -v --pull "$REGISTRY/kago/test:1" again
+    assert_success
+    assert_output --regexp "^again:latest [0-9a-f]{12} \(3 layers, 3 shared\)\$"
+    [ "$(grep -c 'already in the store' <<<"$stderr")" = 3 ] || fail "stderr: $stderr"
+    [[ "$stderr" == *"/manifests/1"* ]] || fail "no manifest request: $stderr"
+    [[ "$stderr" != *"/blobs/"* ]] || fail "a blob was fetched: $stderr"
+    store_clean 3
+}
+
+@test "--pull by digest; a digest the registry does not have is a 404, exit 125" {
+    local digest
+    digest=$(skopeo inspect --tls-verify=false "docker://$REGISTRY/kago/test:1" | jq -r .Digest)
+    [[ "$digest" == sha256:* ]] || fail "no digest: $digest"
+    run img --quiet --pull "$REGISTRY/kago/test@$digest"
+    assert_success
+    assert_output --regexp "^$REGISTRY/kago/test@$digest [0-9a-f]{12} \(3 layers\)\$"
+    run img --list
+    assert_output --partial "$REGISTRY/kago/test@$digest"
+    run img --pull "$REGISTRY/kago/test@sha256:$(printf '%064d' 0)"
+    assert_equal "$status" 125
+    assert_output --partial "HTTP 404"
+}
+
+@test "a zstd layer is pulled and run like the others" {
+    require_static
+    python3 "$MKIMG" "$KAGO_ROOTFS" "$BATS_TEST_TMPDIR/oci-zstd" --zstd >&2
+    registry_push "$BATS_TEST_TMPDIR/oci-zstd:test:1" kago/zstd:1
+    run skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/kago/zstd:1"
+    assert_output --partial "tar+zstd"
+    run img --quiet --pull "$REGISTRY/kago/zstd:1" -- "${chain_words[@]}"
+    assert_success
+    assert_output "hello from /app as 1000"
+}
+
+@test "a multi-arch index is resolved to the host's platform, --platform picks another" {
+    local host
+    case $(uname -m) in x86_64) host=amd64 ;; aarch64) host=arm64 ;; *) skip "no test image for $(uname -m)" ;; esac
+    python3 "$MKIMG" "$KAGO_ROOTFS" "$BATS_TEST_TMPDIR/oci-multi" --index "s390x,$host" >&2
+    skopeo copy -q --all --dest-tls-verify=false "oci:$BATS_TEST_TMPDIR/oci-multi:test:1" \
+        "docker://$REGISTRY/kago/multi:1" >&2
+    run skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/kago/multi:1"
+    assert_output --partial "image.index"
+    run img --pull "$REGISTRY/kago/multi:1"
+    assert_success
+    run img --inspect "$REGISTRY/kago/multi:1"
+    assert_output --partial "\"architecture\": \"$host\""
+    run img --pull "$REGISTRY/kago/multi:1" --platform linux/s390x s390x
+    assert_success
+    run img --inspect s390x
+    assert_output --partial '"architecture": "s390x"'
+    run img --pull "$REGISTRY/kago/multi:1" --platform linux/riscv64 riscv
+    assert_equal "$status" 125
+    assert_output --partial "no image for linux/riscv64 (the index has linux/s390x linux/$host)"
+}
+
+@test "examples/marten pull REF, then minc -r runs it" {
+    require_static
+    run env KAGO_IMAGE_STORE="$S" "$KAGO_TOP/examples/marten" pull "$REGISTRY/kago/test:1" mt
+    assert_success
+    assert_output --partial "mt:latest"
+    run env KAGO_IMAGE_STORE="$S" "$KAGO_TOP/examples/marten" images
+    assert_output --partial "mt:latest"
+    run env KAGO_IMAGE_STORE="$S" "$KAGO_TOP/examples/minc" -r mt echo hello </dev/null
+    assert_success
+    assert_output hello
+    run env KAGO_IMAGE_STORE="$S" "$KAGO_TOP/examples/marten" pull
+    assert_equal "$status" 125
+}
+
+@test "two pulls of one image at once leave one consistent store" {
+    require_static
+    img --quiet --pull "$REGISTRY/kago/test:1" >"$BATS_TEST_TMPDIR/a" 2>&1 &
+    local a=$!
+    img --quiet --pull "$REGISTRY/kago/test:1" >"$BATS_TEST_TMPDIR/b" 2>&1 &
+    local b=$!
+    wait "$a" || fail "first pull: $(cat "$BATS_TEST_TMPDIR/a")"
+    wait "$b" || fail "second pull: $(cat "$BATS_TEST_TMPDIR/b")"
+    store_clean 3
+    run img "$REGISTRY/kago/test:1" -- "${chain_words[@]}"
+    assert_output "hello from /app as 1000"
+}
+
+@test "kill -9 during a pull publishes nothing partial; the next pull completes it" {
+    require_static
+    local i pid
+    for i in 1 2 3 4 5; do
+        rm -rf "$S"
+        img --quiet --pull "$REGISTRY/kago/test:1" >/dev/null 2>&1 &
+        pid=$!
+        sleep "0.0$((i * 2))"
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        # Whatever was published is whole: a listed image runs.
+        if [ -e "$S/index.json" ] && img --list | grep -q kago/test; then
+            run img "$REGISTRY/kago/test:1" -- "${chain_words[@]}"
+            assert_output "hello from /app as 1000"
+        fi
+        run img --quiet --pull "$REGISTRY/kago/test:1"
+        assert_success
+        store_clean 3
+    done
+}
+
+@test "--quiet: nothing on stderr" {
+    run --separate-stderr img --quiet --pull "$REGISTRY/kago/test:1"
+    assert_success
+    assert_equal "$stderr" ""
+}
+
+@test "a layer whose bytes do not match its digest is refused, naming the digest; nothing is published" {
+    push_unique kago/corrupt:1
+    local data="$D/registry/storage/docker/registry/v2/blobs/sha256/${UNIQ_LAYER:7:2}/${UNIQ_LAYER:7}/data"
+    [ -f "$data" ] || fail "no blob $data"
+    # The same size, one byte changed.
+    printf 'X' | dd of="$data" bs=1 seek=$(($(stat -c %s "$data") - 20)) conv=notrunc status=none
+    run img --pull "$REGISTRY/kago/corrupt:1"
+    assert_equal "$status" 125
+    assert_output --partial "layer $UNIQ_LAYER: digest mismatch: the descriptor says $UNIQ_LAYER, the content hashes to sha256:"
+    store_clean 0
+    [ ! -e "$S/blobs/sha256/${UNIQ_LAYER:7}" ] || fail "the bad blob was stored"
+    run img --list
+    refute_output --partial corrupt
+}
+
+@test "a blob longer than its descriptor says is cut off and refused" {
+    push_unique kago/long:1
+    local data="$D/registry/storage/docker/registry/v2/blobs/sha256/${UNIQ_LAYER:7:2}/${UNIQ_LAYER:7}/data"
+    printf 'trailing bytes' >>"$data"
+    run img --pull "$REGISTRY/kago/long:1"
+    assert_equal "$status" 125
+    assert_output --partial "more bytes than the descriptor's"
+    store_clean 0
+}
+
+@test "basic auth: refused without credentials, pulled with auth.json, then with docker's config.json" {
+    command -v htpasswd >/dev/null || skip "htpasswd is not installed (make deps: apache2-utils)"
+    local r=$BATS_TEST_TMPDIR/reg-auth
+    mkdir -p "$r"
+    htpasswd -Bbn kago s3cret >"$r/htpasswd"
+    registry_start "$r" "$r/htpasswd"
+    run curl -s -o /dev/null -w '%{http_code}' "http://$REGISTRY/v2/"
+    assert_output 401
+    push_unique kago/private:1 kago:s3cret
+    run img --pull "$REGISTRY/kago/private:1"
+    assert_equal "$status" 125
+    assert_output --partial "the registry asks for a user and password, and none is given for $REGISTRY"
+    assert_output --partial "hint: podman login $REGISTRY"
+    store_clean 0
+    # Wrong credentials.
+    mkdir -p "$XDG_RUNTIME_DIR/containers"
+    printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$REGISTRY" "$(printf kago:wrong | base64)" \
+        >"$XDG_RUNTIME_DIR/containers/auth.json"
+    run img --pull "$REGISTRY/kago/private:1"
+    assert_equal "$status" 125
+    assert_output --partial "HTTP 401"
+    # podman's and skopeo's file.
+    printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$REGISTRY" "$(printf kago:s3cret | base64)" \
+        >"$XDG_RUNTIME_DIR/containers/auth.json"
+    run img --quiet --pull "$REGISTRY/kago/private:1"
+    assert_success
+    assert_output --partial "$REGISTRY/kago/private:1"
+    # docker's, as docker login writes it (a URL as the key).
+    rm "$XDG_RUNTIME_DIR/containers/auth.json"
+    mkdir -p "$HOME/.docker"
+    printf '{"auths": {"http://%s/v1/": {"auth": "%s"}}}\n' "$REGISTRY" "$(printf kago:s3cret | base64)" \
+        >"$HOME/.docker/config.json"
+    run img --quiet --pull "$REGISTRY/kago/private:1" docker-config
+    assert_success
+    assert_output --partial "docker-config:latest"
+}
+
+@test "a rootless pull as nobody, into nobody's store" {
+    require_static
+    [ "$(id -u)" = 0 ] || skip "needs root to become uid 65534"
+    local home st
+    home=$(mktemp -d /tmp/kago-pull-home.XXXXXX)
+    chown 65534:65534 "$home"
+    st=$home/store
+    run as_nobody env KAGO_IMAGE_STORE="$st" image-layers --quiet --pull "$REGISTRY/kago/test:1"
+    assert_success
+    assert_output --partial "$REGISTRY/kago/test:1"
+    run as_nobody env KAGO_IMAGE_STORE="$st" image-layers --list
+    assert_output --partial "$REGISTRY/kago/test:1"
+    [ "$(stat -c %u "$st/layers/$(ls "$st/layers" | head -1)")" = 65534 ] || fail "not nobody's"
+    rm -rf "$home"
+}
+
+@test "bad words: a bad REF, --insecure or --quiet without --pull, --pull with two names, --pull with --import" {
+    run img --pull 'Bad:REF'
+    assert_equal "$status" 125
+    assert_output --partial "image reference 'Bad:REF'"
+    run img --insecure --list
+    assert_equal "$status" 125
+    assert_output --partial "--insecure and --quiet need --pull"
+    run img --pull "$REGISTRY/kago/test:1" a b
+    assert_equal "$status" 125
+    assert_output --partial "--pull takes REF and at most one NAME"
+    run img --pull "$REGISTRY/kago/test:1" --import x
+    assert_equal "$status" 125
+    run img --pull "$REGISTRY/kago/nothere:1"
+    assert_equal "$status" 125
+    assert_output --partial "HTTP 404 (MANIFEST_UNKNOWN"
+    [ ! -e "$S/index.json" ] || [ "$(jq '.manifests | length' "$S/index.json")" = 0 ]
+}
+
+@test "--dry-run --pull changes nothing" {
+    run img --dry-run --pull "$REGISTRY/kago/test:1"
+    assert_success
+    [ ! -e "$S" ] || fail "the store was made"
+}

@@ -1,0 +1,288 @@
+// lib/image's pulling side that needs no network: image references, the
+// WWW-Authenticate challenge, credential files, index platform picks.
+#include "image/registry.hpp"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <optional>
+#include <string>
+
+#include "image/auth.hpp"
+#include "image/oci.hpp"
+#include "image/reference.hpp"
+
+using namespace kago;
+using namespace kago::image;
+
+namespace {
+
+const std::string kDigest = "sha256:" + std::string(64, 'a');
+
+Reference parsed(const std::string& s) {
+    auto r = parse_reference(s);
+    EXPECT_TRUE(r.ok()) << s << ": " << (r ? "" : r.error().message());
+    return r ? *r : Reference{};
+}
+
+class TempDir {
+  public:
+    TempDir() {
+        char tmpl[] = "/tmp/kago-registry-test.XXXXXX";
+        path_ = mkdtemp(tmpl);
+    }
+    ~TempDir() { std::system(("rm -rf " + path_).c_str()); }
+    std::string write(const std::string& name, const std::string& text) const {
+        std::string p = path_ + "/" + name;
+        std::ofstream(p) << text;
+        return p;
+    }
+    const std::string& path() const { return path_; }
+
+  private:
+    std::string path_;
+};
+
+}  // namespace
+
+TEST(ImageReference, DockerHubDefaults) {
+    Reference r = parsed("debian");
+    EXPECT_EQ(r.registry, "docker.io");
+    EXPECT_EQ(r.repository, "library/debian");
+    EXPECT_EQ(r.tag, "latest");
+    EXPECT_EQ(r.digest, "");
+    EXPECT_EQ(r.api_host(), "registry-1.docker.io");
+    EXPECT_EQ(r.str(), "docker.io/library/debian:latest");
+    EXPECT_EQ(parsed("debian:12").tag, "12");
+    EXPECT_EQ(parsed("user/app:1").repository, "user/app");
+    EXPECT_EQ(parsed("docker.io/debian").repository, "library/debian");
+    EXPECT_EQ(parsed("index.docker.io/library/debian").registry, "docker.io");
+    EXPECT_EQ(parsed("registry-1.docker.io/debian").api_host(), "registry-1.docker.io");
+}
+
+TEST(ImageReference, RegistriesPortsDigests) {
+    Reference r = parsed("127.0.0.1:5000/kago/test:2");
+    EXPECT_EQ(r.registry, "127.0.0.1:5000");
+    EXPECT_EQ(r.host(), "127.0.0.1");
+    EXPECT_EQ(r.api_host(), "127.0.0.1:5000");
+    EXPECT_EQ(r.repository, "kago/test");
+    EXPECT_EQ(r.tag, "2");
+    EXPECT_EQ(r.manifest_ref(), "2");
+    EXPECT_EQ(parsed("localhost/app").registry, "localhost");
+    EXPECT_EQ(parsed("localhost/app").repository, "app");
+    EXPECT_EQ(parsed("quay.io/org/app").repository, "org/app");
+    Reference d = parsed("quay.io/org/app@" + kDigest);
+    EXPECT_EQ(d.tag, "");
+    EXPECT_EQ(d.digest, kDigest);
+    EXPECT_EQ(d.manifest_ref(), kDigest);
+    Reference both = parsed("quay.io/org/app:1@" + kDigest);
+    EXPECT_EQ(both.tag, "1");
+    EXPECT_EQ(both.manifest_ref(), kDigest);
+    EXPECT_EQ(parsed("[::1]:5000/app").host(), "::1");
+    // A first component without '.' or ':' is a Docker Hub namespace.
+    EXPECT_EQ(parsed("kago/app").registry, "docker.io");
+    EXPECT_EQ(parsed("kago/app").repository, "kago/app");
+    EXPECT_EQ(parsed("a__b/c-d.e_f").repository, "a__b/c-d.e_f");
+}
+
+TEST(ImageReference, Refused) {
+    for (const char* bad : {"", "Debian", "app:", "app@sha256:abc",
+                            "app@md5:"
+                            "0123",
+                            "/app", "app/", "a//b", "app:bad/tag", "app:-x", "-app", "a...b",
+                            "a___b", "127.0.0.1:5000/", "app:t@x"}) {
+        auto r = parse_reference(bad);
+        EXPECT_FALSE(r.ok()) << bad;
+        if (!r.ok()) {
+            EXPECT_NE(r.error().what.find("image reference"), std::string::npos) << r.error().what;
+        }
+    }
+}
+
+TEST(ImageReference, Loopback) {
+    EXPECT_TRUE(is_loopback(parsed("127.0.0.1:5000/a")));
+    EXPECT_TRUE(is_loopback(parsed("127.1.2.3:80/a")));
+    EXPECT_TRUE(is_loopback(parsed("localhost:5000/a")));
+    EXPECT_TRUE(is_loopback(parsed("[::1]:5000/a")));
+    EXPECT_FALSE(is_loopback(parsed("128.0.0.1:5000/a")));
+    EXPECT_FALSE(is_loopback(parsed("quay.io/a")));
+    EXPECT_FALSE(is_loopback(parsed("localhost.example.com/a")));
+    EXPECT_FALSE(is_loopback(parsed("debian")));
+}
+
+TEST(ImageAuth, BearerChallenge) {
+    auto cs = parse_challenges(
+        R"(Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/debian:pull")");
+    ASSERT_TRUE(cs.ok()) << cs.error().message();
+    ASSERT_EQ(cs->size(), 1u);
+    EXPECT_EQ((*cs)[0].scheme, "bearer");
+    EXPECT_EQ((*cs)[0].params.at("realm"), "https://auth.docker.io/token");
+    EXPECT_EQ((*cs)[0].params.at("service"), "registry.docker.io");
+    EXPECT_EQ((*cs)[0].params.at("scope"), "repository:library/debian:pull");
+}
+
+TEST(ImageAuth, ChallengeForms) {
+    auto b = parse_challenges(R"(Basic realm="Registry Realm")");
+    ASSERT_TRUE(b.ok());
+    EXPECT_EQ((*b)[0].scheme, "basic");
+    EXPECT_EQ((*b)[0].params.at("realm"), "Registry Realm");
+    // Case, spaces, tokens, escapes, commas inside quotes, two challenges.
+    auto two = parse_challenges(
+        R"(BEARER  Realm = "https://x/t?a=1,b=2" , Service=reg,scope="repository:a/b:pull,push" , Basic realm="say \"hi\"")");
+    ASSERT_TRUE(two.ok()) << two.error().message();
+    ASSERT_EQ(two->size(), 2u);
+    EXPECT_EQ((*two)[0].scheme, "bearer");
+    EXPECT_EQ((*two)[0].params.at("realm"), "https://x/t?a=1,b=2");
+    EXPECT_EQ((*two)[0].params.at("service"), "reg");
+    EXPECT_EQ((*two)[0].params.at("scope"), "repository:a/b:pull,push");
+    EXPECT_EQ((*two)[1].scheme, "basic");
+    EXPECT_EQ((*two)[1].params.at("realm"), "say \"hi\"");
+    auto bare = parse_challenges("Negotiate");
+    ASSERT_TRUE(bare.ok());
+    EXPECT_EQ((*bare)[0].scheme, "negotiate");
+    EXPECT_TRUE((*bare)[0].params.empty());
+    EXPECT_FALSE(parse_challenges("").ok());
+    EXPECT_FALSE(parse_challenges(R"(Bearer realm="open)").ok());
+    EXPECT_FALSE(parse_challenges("=x").ok());
+}
+
+TEST(ImageAuth, AuthJson) {
+    // podman's and skopeo's auth.json, with a namespaced entry.
+    std::string text = R"({"auths": {
+        "quay.io": {"auth": ")" +
+                       base64("alice:s3cret:with:colons") + R"("},
+        "quay.io/team": {"auth": ")" +
+                       base64("bob:pw") + R"("},
+        "127.0.0.1:5000": {"auth": ")" +
+                       base64("kago:pass") + R"("},
+        "helper.io": {}
+    }})";
+    auto a = parse_auth_file(text, "auth.json");
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    EXPECT_EQ(a->at("quay.io").user, "alice");
+    EXPECT_EQ(a->at("quay.io").password, "s3cret:with:colons");
+    EXPECT_EQ(a->at("quay.io/team").user, "bob");
+    EXPECT_EQ(a->at("127.0.0.1:5000").password, "pass");
+    EXPECT_EQ(a->count("helper.io"), 0u);
+    EXPECT_TRUE(parse_auth_file("{}", "x")->empty());
+}
+
+TEST(ImageAuth, DockerConfigJson) {
+    std::string text = R"({"auths": {"https://index.docker.io/v1/": {"auth": ")" +
+                       base64("hubuser:hubpw") +
+                       R"("}, "http://registry.local:5000/v2/": {"auth": ")" + base64("u:p") +
+                       R"("}}, "credsStore": "desktop", "HttpHeaders": {"User-Agent": "x"}})";
+    auto a = parse_auth_file(text, "config.json");
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    EXPECT_EQ(a->at("docker.io").user, "hubuser");
+    EXPECT_EQ(a->at("registry.local:5000").user, "u");
+}
+
+TEST(ImageAuth, BadFiles) {
+    for (const char* bad : {"not json", "[]", R"({"auths": []})", R"({"auths": {"a": 1}})",
+                            R"({"auths": {"a": {"auth": "!!!!"}}})",
+                            R"({"auths": {"a": {"auth": "bm9jb2xvbg=="}}})"}) {
+        auto a = parse_auth_file(bad, "auth.json");
+        EXPECT_FALSE(a.ok()) << bad;
+        if (!a.ok()) {
+            EXPECT_NE(a.error().what.find("auth.json"), std::string::npos) << a.error().what;
+        }
+    }
+}
+
+TEST(ImageAuth, FindCredentialsInOrder) {
+    TempDir d;
+    std::string podman =
+        d.write("auth.json", R"({"auths": {"quay.io": {"auth": ")" + base64("p:1") +
+                                 R"("}, "quay.io/team": {"auth": ")" + base64("t:2") + R"("}}})");
+    std::string docker =
+        d.write("config.json", R"({"auths": {"quay.io": {"auth": ")" + base64("d:3") +
+                                   R"("}, "https://index.docker.io/v1/": {"auth": ")" +
+                                   base64("h:4") + R"("}}})");
+    std::vector<std::string> files = {d.path() + "/missing.json", podman, docker};
+    std::string from;
+    auto c = find_credentials(parsed("quay.io/other/app"), files, &from);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(c->has_value());
+    EXPECT_EQ((*c)->user, "p");
+    EXPECT_EQ(from, podman);
+    // The longest key that is a prefix of REGISTRY/REPO, by whole components.
+    EXPECT_EQ((*find_credentials(parsed("quay.io/team/app"), files))->user, "t");
+    EXPECT_EQ((*find_credentials(parsed("quay.io/teamx/app"), files))->user, "p");
+    // The first file without an entry is passed over.
+    EXPECT_EQ((*find_credentials(parsed("debian"), files, &from))->user, "h");
+    EXPECT_EQ(from, docker);
+    EXPECT_FALSE(find_credentials(parsed("ghcr.io/a/b"), files)->has_value());
+    std::string broken = d.write("broken.json", "{");
+    EXPECT_FALSE(find_credentials(parsed("ghcr.io/a/b"), {broken}).ok());
+}
+
+TEST(ImageAuth, FilesFromEnvironment) {
+    // The variables auth_files() reads, put back as they were.
+    const char* names[] = {"REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "DOCKER_CONFIG", "HOME"};
+    std::vector<std::pair<std::string, std::optional<std::string>>> saved;
+    for (const char* n : names)
+        saved.emplace_back(n, getenv(n) ? std::optional<std::string>(getenv(n)) : std::nullopt);
+    setenv("XDG_RUNTIME_DIR", "/run/user/7", 1);
+    setenv("HOME", "/home/u", 1);
+    unsetenv("DOCKER_CONFIG");
+    unsetenv("REGISTRY_AUTH_FILE");
+    EXPECT_EQ(auth_files(), (std::vector<std::string>{"/run/user/7/containers/auth.json",
+                                                      "/home/u/.docker/config.json"}));
+    setenv("REGISTRY_AUTH_FILE", "/etc/auth.json", 1);
+    setenv("DOCKER_CONFIG", "/etc/docker", 1);
+    EXPECT_EQ(auth_files(),
+              (std::vector<std::string>{"/etc/auth.json", "/run/user/7/containers/auth.json",
+                                        "/etc/docker/config.json"}));
+    unsetenv("XDG_RUNTIME_DIR");
+    EXPECT_EQ(auth_files(),
+              (std::vector<std::string>{"/etc/auth.json", "/etc/docker/config.json"}));
+    for (const auto& [n, v] : saved) {
+        if (v)
+            setenv(n.c_str(), v->c_str(), 1);
+        else
+            unsetenv(n.c_str());
+    }
+}
+
+TEST(ImageAuth, Base64) {
+    EXPECT_EQ(base64(""), "");
+    EXPECT_EQ(base64("a"), "YQ==");
+    EXPECT_EQ(base64("kago:pass"), "a2FnbzpwYXNz");
+}
+
+TEST(ImageIndex, PickManifest) {
+    auto idx = parse_index(
+        R"({"schemaVersion":2,"manifests":[
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:)" +
+            std::string(64, '1') +
+            R"(","size":1,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:)" +
+            std::string(64, '3') +
+            R"(","size":1,"platform":{"os":"unknown","architecture":"unknown"}},
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:)" +
+            std::string(64, '2') +
+            R"(","size":1,"platform":{"os":"linux","architecture":"amd64"}}]})",
+        "index");
+    ASSERT_TRUE(idx.ok()) << idx.error().message();
+    auto amd = pick_manifest(*idx, *parse_platform("linux/amd64"), false, "idx");
+    ASSERT_TRUE(amd.ok());
+    EXPECT_EQ(amd->digest, "sha256:" + std::string(64, '2'));
+    EXPECT_EQ(pick_manifest(*idx, *parse_platform("linux/arm64"), true, "idx")->digest,
+              "sha256:" + std::string(64, '1'));
+    auto none = pick_manifest(*idx, *parse_platform("linux/s390x"), false, "idx");
+    ASSERT_FALSE(none.ok());
+    EXPECT_EQ(none.error().what,
+              "idx: no image for linux/s390x (the index has linux/arm64/v8 linux/amd64)");
+    EXPECT_NE(none.error().hint, "");
+    EXPECT_EQ(pick_manifest(*idx, *parse_platform("linux/s390x"), true, "idx").error().hint, "");
+}
+
+TEST(ImageRegistry, ManifestAccept) {
+    std::string a = manifest_accept();
+    for (const char* t :
+         {media::kIndex, media::kManifest, media::kDockerList, media::kDockerManifest})
+        EXPECT_NE(a.find(t), std::string::npos) << t;
+}
