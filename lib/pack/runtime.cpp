@@ -366,8 +366,6 @@ void report_command_failure(int report, const CommandStart& cs) {
     }
 }
 
-// `cpus`, when not null, is the affinity to give back before the command
-// starts (the runner moved us off its CPU).
 // The init never execs, so close-on-exec does not help it: it closes what
 // it got from the runner (the packed file, the cache directory, whatever the
 // caller passed on) but the standard streams and its own channels. It is
@@ -395,6 +393,8 @@ Status close_runner_fds(std::vector<int> keep) {
 // runs the engine's init (child::init()), which sends the command's wait
 // status on `status` as soon as it ends: the runner can leave while we
 // exit, which unmounts the container's root and ends its namespaces.
+// `cpus`, when not null, is the affinity to give back before the command
+// starts (the runner moved us off its CPU).
 [[noreturn]] void container_main(const RunSpec& s, bool own_userns, int sock, int report, int status,
                                  const proc::SignalBlock& block, const cpu_set_t* cpus) {
     if (auto st = close_runner_fds({sock, report, status}); !st) fail(report, st.error());

@@ -125,6 +125,17 @@ hostile_corpus() {
     assert_failure 126
 }
 
+@test "a packed file exits 126 for a script without #!: no retry through /bin/sh, as the chain" {
+    local t="$PK_DIR/noexec-tree"
+    cp -a "$KAGO_ROOTFS" "$t"
+    printf 'echo ran by a shell\n' >"$t/bin/no-interpreter" && chmod 755 "$t/bin/no-interpreter"
+    pack-selfexec -o "$PK_DIR/noexec.run" --rootfs "$t" -- /bin/no-interpreter
+    run "$PK_DIR/noexec.run" --kago-cache "$PK_DIR/cache"
+    assert_failure 126
+    assert_output --partial "/bin/no-interpreter: Exec format error"
+    refute_output --partial "ran by a shell"
+}
+
 @test "a packed file exits 128+N when the command is killed by signal N" {
     pack-selfexec -o "$PK_DIR/sig.run" --rootfs "$KAGO_ROOTFS" -- /bin/sh -c 'kill -TERM $$'
     run "$PK_DIR/sig.run" --kago-cache "$PK_DIR/cache"
