@@ -31,42 +31,6 @@ void out(const std::string& text) {
     fflush(stdout);
 }
 
-// Root outside a user namespace keeps owners, devices, setuid bits and
-// file capabilities; anyone else owns every file (see image-layers(1)).
-bool rootless() { return ::geteuid() != 0 || mount::in_user_namespace(); }
-
-// Root of a user namespace that maps more than one id (--map-auto: the
-// caller and its subordinate ranges) gives files the image's owners and
-// keeps setuid bits, as podman does; only device nodes cannot be made.
-bool mapped_range() {
-    if (::geteuid() != 0 || !mount::in_user_namespace()) return false;
-    auto m = sys::read_file("/proc/self/uid_map");
-    if (!m) return false;
-    uint64_t ids = 0;
-    size_t i = 0;
-    while (i < m->size()) {
-        size_t e = m->find('\n', i);
-        if (e == std::string::npos) e = m->size();
-        unsigned long a = 0, b = 0, n = 0;
-        if (sscanf(m->substr(i, e - i).c_str(), "%lu %lu %lu", &a, &b, &n) == 3) ids += n;
-        i = e + 1;
-    }
-    return ids > 1;
-}
-
-img::UnpackOptions unpack_options() {
-    img::UnpackOptions u;
-    u.owners = u.devices = u.setid = u.trusted_opaque = !rootless();
-    if (mapped_range()) u.owners = u.setid = true;
-    return u;
-}
-
-img::WriteOptions write_options() {
-    img::WriteOptions w;
-    if (rootless() && !mapped_range()) w.root_uid = ::getuid(), w.root_gid = ::getgid();
-    return w;
-}
-
 // --map-auto: the same command again, in a user namespace that maps the
 // caller's subordinate ranges (unshare-run --user --map-auto).
 // The store goes along when it was not given on the command line: inside,
@@ -129,55 +93,24 @@ void set(const char* name, const std::string& value) {
     else ::setenv(name, value.c_str(), 1);
 }
 
-// --pull: a line per layer on stderr, or a bar per layer on a terminal.
+// --pull: a line per layer on stderr, and a bar while it comes on a terminal.
 class PullReport {
   public:
     explicit PullReport(bool quiet) : quiet_(quiet), tty_(::isatty(2) == 1) {}
     void operator()(const img::PullEvent& e) {
         if (quiet_) return;
-        std::string head =
-            cat("layer ", e.index, "/", e.count, " ", img::hex_of(e.digest).substr(0, 12));
-        switch (e.kind) {
-            case img::PullEvent::start:
-                started_ = now();
-                shown_ = 0;
-                return;
-            case img::PullEvent::bytes: {
-                if (!tty_) return;
-                double t = now();
-                if (t - shown_ < 0.1) return;
-                shown_ = t;
-                int width = 30, filled = e.size > 0 ? static_cast<int>(width * e.done / e.size) : 0;
-                std::string bar = std::string(std::min(filled, width), '#') +
-                                  std::string(width - std::min(filled, width), ' ');
-                double rate = t > started_ ? static_cast<double>(e.done) / (t - started_) : 0;
-                line(cat("\r", head, " [", bar, "] ", human(e.done),
-                         e.size > 0 ? cat(" / ", human(e.size)) : "", "  ",
-                         human(static_cast<int64_t>(rate)), "/s\033[K"));
-                return;
-            }
-            case img::PullEvent::fetched:
-                line(cat(tty_ ? "\r" : "", "image-layers: ", head, ": fetched ", human(e.done),
-                         tty_ ? "\033[K\n" : "\n"));
-                return;
-            case img::PullEvent::present:
-                line(cat("image-layers: ", head, ": already in the store\n"));
-                return;
-            case img::PullEvent::unpacked:
-                line(cat("image-layers: ", head, ": unpacked from the stored blob\n"));
-                return;
-        }
+        std::string head = cat("layer ", e.index, "/", e.count, " ", img::hex_of(e.digest).substr(0, 12));
+        if (e.kind == img::PullEvent::start) bar_ = {}, bar_.start();
+        if (e.kind == img::PullEvent::bytes && tty_) bar_.draw(head, e.done, e.size);
+        if (e.kind == img::PullEvent::fetched && tty_) bar_.finish();
+        if (e.kind == img::PullEvent::fetched) cli::note(cat(head, ": fetched ", human(e.done)));
+        if (e.kind == img::PullEvent::present) cli::note(cat(head, ": already in the store"));
+        if (e.kind == img::PullEvent::unpacked) cli::note(cat(head, ": unpacked from the stored blob"));
     }
 
   private:
-    static double now() {
-        struct timespec ts;
-        ::clock_gettime(CLOCK_MONOTONIC, &ts);
-        return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-    }
-    static void line(const std::string& text) { (void)!::write(2, text.data(), text.size()); }
     bool quiet_, tty_;
-    double started_ = 0, shown_ = 0;
+    cli::ProgressBar bar_;
 };
 
 img::PullOptions pull_options(const std::string& ref, const std::string& name,
@@ -186,7 +119,7 @@ img::PullOptions pull_options(const std::string& ref, const std::string& name,
     o.ref = ref;
     o.name = name;
     if (!platform.empty()) o.platform = cli::value_or_die(img::parse_platform(platform));
-    o.unpack = unpack_options();
+    o.unpack = img::caller_unpack_options();
     o.registry.insecure = insecure;
     o.progress = PullReport(quiet);
     return o;
@@ -344,14 +277,14 @@ int main(int argc, char** argv) {
         o.src = import_src;
         o.name = args.empty() ? "" : args[0];
         if (!platform.empty()) o.platform = cli::value_or_die(img::parse_platform(platform));
-        o.unpack = unpack_options();
-        o.write = write_options();
+        o.unpack = img::caller_unpack_options();
+        o.write = img::caller_write_options();
         r = cli::value_or_die(img::import(s, o));
     } else if (!pull_ref.empty()) {
         r = cli::value_or_die(img::pull(
             s, pull_options(pull_ref, args.empty() ? "" : args[0], platform, insecure, quiet)));
     } else {
-        r = cli::value_or_die(img::commit(s, commit_dir, args[0], args[1], unpack_options(), write_options()));
+        r = cli::value_or_die(img::commit(s, commit_dir, args[0], args[1], img::caller_unpack_options(), img::caller_write_options()));
     }
     warn_stats(r.totals);
     out(cat(r.name, " ", img::hex_of(r.config_digest).substr(0, 12), " (", r.layers, r.layers == 1 ? " layer" : " layers",

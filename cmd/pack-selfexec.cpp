@@ -41,26 +41,6 @@ struct Opts {
     std::string mtime, frame_size = "32M";
 };
 
-// "[#####.....]  45%  90 MiB / 202 MiB  150 MiB/s" on a terminal.
-struct Progress {
-    bool on = false;
-    timespec start{};
-    void operator()(uint64_t done, uint64_t total) const {
-        if (!on || total == 0) return;
-        timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double secs = (now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9;
-        int pct = static_cast<int>(done * 100 / total);
-        std::string bar(30, '.');
-        for (int i = 0; i < pct * 30 / 100; ++i) bar[i] = '#';
-        uint64_t rate = secs > 0 ? static_cast<uint64_t>(done / secs) : 0;
-        fprintf(stderr, "\r[%s] %3d%%  %s / %s  %s/s ", bar.c_str(), pct, kago::parse::human_size(done).c_str(),
-                kago::parse::human_size(total).c_str(), kago::parse::human_size(rate).c_str());
-        if (done == total) fputc('\n', stderr);
-        fflush(stderr);
-    }
-};
-
 std::vector<uint8_t> read_key(const std::string& path, size_t want, const char* what) {
     auto text = cli::value_or_die(kago::sys::read_file(path.c_str()));
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
@@ -269,16 +249,17 @@ int main(int argc, char** argv) {
     built.manifest.config = c;
     wo.spill_fd = tree.spill_fd();
 
-    Progress progress;
-    progress.on = isatty(2) && !common.verbose;
-    clock_gettime(CLOCK_MONOTONIC, &progress.start);
-    wo.progress = [&](uint64_t done, uint64_t total) { progress(done, total); };
-
-    auto written = cli::value_or_die(pack::write_packed_file(o.output, built, wo));
+    cli::ProgressBar bar;
+    bar.start();
+    if (isatty(2) && !common.verbose)
+        wo.progress = [&](uint64_t done, uint64_t total) { bar.draw("", done, total); };
+    auto written = pack::write_packed_file(o.output, built, wo);
+    bar.finish();
+    if (!written) cli::die(written.error());
     if (common.verbose)
         kago::trace::emit(cat(o.output, ": ", built.manifest.entries.size(), " entries, ",
-                              kago::parse::human_size(built.total_bytes), " in ", written.trailer.frame_count,
-                              " frames, ", kago::parse::human_size(written.file_size), ", key ",
-                              pack::hex(written.trailer.root_hash)));
+                              kago::parse::human_size(built.total_bytes), " in ", written->trailer.frame_count,
+                              " frames, ", kago::parse::human_size(written->file_size), ", key ",
+                              pack::hex(written->trailer.root_hash)));
     return 0;
 }

@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 
@@ -382,6 +384,45 @@ void exec_command(const PreparedExec& p, bool strip_env) {
     report(e);
     state::remove_owned_dirs();
     exit(code);
+}
+
+namespace {
+double monotonic_seconds() {
+    struct timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+}  // namespace
+
+void ProgressBar::start() {
+    started_ = monotonic_seconds();
+    shown_ = -1;
+}
+
+void ProgressBar::draw(std::string_view label, uint64_t done, uint64_t total) {
+    double now = monotonic_seconds();
+    if (now - shown_ < 0.1 && !(total > 0 && done >= total)) return;
+    shown_ = now;
+    constexpr int kWidth = 30;
+    std::string line = cat("\r", label, label.empty() ? "" : " ");
+    if (total > 0) {
+        int filled = static_cast<int>(std::min<uint64_t>(done, total) * kWidth / total);
+        line += cat("[", std::string(filled, '#'), std::string(kWidth - filled, '.'), "] ");
+        char pct[8];
+        snprintf(pct, sizeof pct, "%3d%%", static_cast<int>(std::min<uint64_t>(done, total) * 100 / total));
+        line += cat(pct, "  ", parse::human_size(done), " / ", parse::human_size(total));
+    } else {
+        line += parse::human_size(done);
+    }
+    double secs = now - started_;
+    uint64_t rate = secs > 0 ? static_cast<uint64_t>(static_cast<double>(done) / secs) : 0;
+    line += cat("  ", parse::human_size(rate), "/s\033[K");
+    (void)!::write(2, line.data(), line.size());
+    drawn_ = true;
+}
+
+void ProgressBar::finish() const {
+    if (drawn_) (void)!::write(2, "\n", 1);
 }
 
 }  // namespace kago::cli

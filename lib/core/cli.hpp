@@ -144,6 +144,22 @@ std::string check_descriptor(std::string_view word, int* fd);
 void warn(std::string_view message);
 // "PROG: message" on stderr.
 void note(std::string_view message);
+
+// A progress bar on stderr, redrawn in place at most ten times a second
+// (and always when done reaches total), for a terminal:
+//   "\rLABEL [#######.......]  45%  90 MiB / 202 MiB  150 MiB/s"
+// With total 0 (unknown) it shows what is done and the rate only. The
+// caller ends the line (finish()) before it prints anything else.
+class ProgressBar {
+  public:
+    void start();  // the rate counts from here
+    void draw(std::string_view label, uint64_t done, uint64_t total);
+    void finish() const;  // a newline, when something was drawn
+
+  private:
+    double started_ = 0, shown_ = -1;
+    bool drawn_ = false;
+};
 // Print e like die() does, without exiting.
 void report(const Error& e);
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -19,6 +20,7 @@
 #include "core/fd.hpp"
 #include "core/sys.hpp"
 #include "image/digest.hpp"
+#include "mount/root.hpp"
 
 namespace kago::image {
 
@@ -672,6 +674,42 @@ Result<WriteStats> write_layer(int src_fd, int out_fd, const WriteOptions& o, st
     w.stats.digest = sink.hash.finish();
     w.stats.size = sink.size;
     return w.stats;
+}
+
+namespace {
+
+bool rootless() { return ::geteuid() != 0 || mount::in_user_namespace(); }
+
+// Root of a user namespace whose uid_map holds more than one id.
+bool mapped_range() {
+    if (::geteuid() != 0 || !mount::in_user_namespace()) return false;
+    auto m = sys::read_file("/proc/self/uid_map");
+    if (!m) return false;
+    uint64_t ids = 0;
+    size_t i = 0;
+    while (i < m->size()) {
+        size_t e = m->find('\n', i);
+        if (e == std::string::npos) e = m->size();
+        unsigned long a = 0, b = 0, n = 0;
+        if (sscanf(m->substr(i, e - i).c_str(), "%lu %lu %lu", &a, &b, &n) == 3) ids += n;
+        i = e + 1;
+    }
+    return ids > 1;
+}
+
+}  // namespace
+
+UnpackOptions caller_unpack_options() {
+    UnpackOptions u;
+    u.owners = u.devices = u.setid = u.trusted_opaque = !rootless();
+    if (mapped_range()) u.owners = u.setid = true;
+    return u;
+}
+
+WriteOptions caller_write_options() {
+    WriteOptions w;
+    if (rootless() && !mapped_range()) w.root_uid = ::getuid(), w.root_gid = ::getgid();
+    return w;
 }
 
 }  // namespace kago::image

@@ -84,6 +84,15 @@ struct WriteOptions {
     gid_t root_gid = 0;      // 0 leaves owners as they are
 };
 
+// What this process may keep of an image when it unpacks and writes
+// layers. Root outside a user namespace keeps owners, devices, setuid bits
+// and file capabilities. Root of a user namespace that maps more than one
+// id (--map-auto: the caller and its subordinate ranges) keeps owners and
+// setuid bits, as podman does; only device nodes cannot be made. Anyone
+// else owns every file, and writes its own files as root's.
+UnpackOptions caller_unpack_options();
+WriteOptions caller_write_options();
+
 struct WriteStats {
     std::string digest;  // of the tar written (uncompressed: also its diff_id)
     uint64_t size = 0, entries = 0, whiteouts = 0;

@@ -43,9 +43,8 @@ Result<PackImage> PackImage::open(const std::string& ref, const std::string& sto
         image::ImportOptions o;
         o.src = ref;
         o.name = "packed:1";
-        bool root = ::geteuid() == 0;
-        o.unpack.owners = o.unpack.devices = o.unpack.setid = o.unpack.trusted_opaque = root;
-        if (!root) o.write.root_uid = ::getuid(), o.write.root_gid = ::getgid();
+        o.unpack = image::caller_unpack_options();
+        o.write = image::caller_write_options();
         auto r = TRY(image::import(s, o));
         image = r.name;
         p.imported = true;
