@@ -16,12 +16,15 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
+#include <utility>
 
 #include "caps/policy.hpp"
 #include "cgroup/limits.hpp"
 #include "cgroup/session.hpp"
 #include "core/child.hpp"
 #include "core/exec.hpp"
+#include "core/parse.hpp"
 #include "core/proc.hpp"
 #include "core/state.hpp"
 #include "core/sys.hpp"
@@ -55,6 +58,15 @@ caps::Options cap_options(const Config& c) {
 }
 
 namespace {
+
+// UID[:GID] in numbers (GID defaults to UID), or nothing.
+std::optional<std::pair<uint32_t, uint32_t>> numeric_user(const std::string& spec) {
+    auto colon = spec.find(':');
+    auto uid = parse::u64(spec.substr(0, colon), "--user");
+    auto gid = colon == std::string::npos ? uid : parse::u64(spec.substr(colon + 1), "--user");
+    if (spec.empty() || !uid || !gid || *uid > UINT32_MAX - 1 || *gid > UINT32_MAX - 1) return std::nullopt;
+    return std::pair{static_cast<uint32_t>(*uid), static_cast<uint32_t>(*gid)};
+}
 
 std::string read_sysctl(const char* path) {
     auto r = sys::read_file(path);
@@ -594,8 +606,17 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         req.map_auto = true;  // the caller as 0 and its subordinate ids, through newuidmap
         auto p = ns::plan_maps(req, caller);
         if (!p) {
+            // Without subordinate ids one id is mapped: the caller, as
+            // root, or as the command's user when --user (an image's User)
+            // is a uid other than 0; then every file is that user's.
             req = {};
-            req.map_root = true;
+            auto u = numeric_user(c.user);
+            if (u && u->first != 0) {
+                req.map_user = {cat(u->first, ":", caller.uid, ":1")};
+                req.map_group = {cat(u->second, ":", caller.gid, ":1")};
+            } else {
+                req.map_root = true;
+            }
             p = ns::plan_maps(req, caller);
             if (!p) return std::move(p).error();
         }

@@ -89,16 +89,21 @@ assert_layers_applied() {
     [ -z "$(ls -A "$D/tmp")" ] || fail "left in TMPDIR: $(ls -A "$D/tmp")"
 }
 
-@test "rootless: nobody packs an image and runs it; the whiteouts are applied" {
+@test "rootless: nobody packs an image and runs it: the whiteouts applied, the config's command, user and working directory" {
     require_userns
     chown -R 65534:65534 "$D"
     run setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH="$KAGO_BIN:/usr/bin:/bin" HOME="$D" \
         TMPDIR="$D/tmp" sh -ec "
-        pack-selfexec --image oci:$D/oci:test:1 --user 0 -o $D/nb.run -- /bin/sh -c '$SHOW'
-        $D/nb.run --kago-cache $D/nbcache"
+        pack-selfexec --image oci:$D/oci:test:1 -o $D/nb.run
+        pack-selfexec --image oci:$D/oci:test:1 -o $D/nbshow.run -- /bin/sh -c '$SHOW'
+        $D/nb.run --kago-cache $D/nbcache
+        $D/nbshow.run --kago-cache $D/nbcache"
     assert_success
+    # Without subordinate ids the one id mapped is nobody's, as the
+    # image's User (1000).
+    assert_line "hello from /app as 1000"
     assert_layers_applied
-    assert_line "user 0 in /app: hello"
+    assert_line "user 1000 in /app: hello"
     [ -z "$(ls -A "$D/tmp")" ] || fail "left in TMPDIR: $(ls -A "$D/tmp")"
 }
 
