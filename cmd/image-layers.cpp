@@ -11,6 +11,7 @@
 #include "core/cli.hpp"
 #include "core/env.hpp"
 #include "core/exec.hpp"
+#include "core/parse.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
 #include "image/digest.hpp"
@@ -114,6 +115,17 @@ int list(const img::Store& s) {
     }
     out(text);
     return 0;
+}
+
+// KAGO_IMAGE_JOBS: 1 to kMaxJobs layers at once; unset, the default.
+unsigned jobs() {
+    std::string_view v = env::get(env::kImageJobs);
+    if (v.empty()) return 0;
+    auto n = parse::u64(v, env::kImageJobs);
+    if (!n || *n < 1 || *n > img::kMaxJobs)
+        cli::usage_error(
+            cat(env::kImageJobs, " '", v, "': not a number from 1 to ", img::kMaxJobs));
+    return static_cast<unsigned>(*n);
 }
 
 void set(const char* name, const std::string& value) {
@@ -230,6 +242,7 @@ int main(int argc, char** argv) {
         if (!platform.empty()) o.platform = cli::value_or_die(img::parse_platform(platform));
         o.unpack = unpack_options();
         o.write = write_options();
+        o.jobs = jobs();
         r = cli::value_or_die(img::import(s, o));
     } else {
         r = cli::value_or_die(img::commit(s, commit_dir, args[0], args[1], unpack_options(), write_options()));
