@@ -536,9 +536,10 @@ TEST(ImageIngest, OnePassPublishesBothOrNothing) {
     close(fd);
 }
 
-TEST(ImageIngest, GarbageLongerThanTheSocketEndsWithTheUnpackError) {
-    // The unpacker gives up at once; the reader must not block on a full
-    // socket, and still reads to the end (the digest names the content).
+TEST(ImageIngest, GarbageEndsWithTheUnpackError) {
+    // The unpacker gives up at once; the reader never waits for it, and
+    // still reads to the end (the digest names the content, hashed from
+    // the file when the unpacker did not read it as a plain tar).
     TempDir t;
     auto s = Store::open(t.path() + "/store", true);
     ASSERT_TRUE(s.ok()) << s.error().message();
