@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <system_error>
 #include <thread>
 
 #include "core/fd.hpp"
@@ -185,7 +186,13 @@ Status add_layers(Store& s, const std::vector<Descriptor>& layers, const Config&
     };
     size_t n = std::min<size_t>(import_jobs(jobs), layers.size());
     std::vector<std::thread> workers;
-    for (size_t k = 1; k < n; ++k) workers.emplace_back(work);
+    for (size_t k = 1; k < n; ++k) {
+        try {
+            workers.emplace_back(work);
+        } catch (const std::system_error&) {
+            break;  // no thread to be had (RLIMIT_NPROC): fewer workers
+        }
+    }
     work();
     for (auto& t : workers) t.join();
     if (failed.load() < layers.size()) return std::move(done[failed.load()].status);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <system_error>
 #include <vector>
 
 #include "core/sys.hpp"
@@ -85,10 +86,14 @@ Result<std::unique_ptr<LayerWriter>> LayerWriter::start(Store& s, const UnpackOp
                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!w->dest_) return sys_error(cat("open ", s.path(), "/tmp/", w->layer_name_));
     LayerWriter* self = w.get();
-    self->unpacker_ = std::thread([self, u] {
-        Spool src(*self);
-        self->unpacked_ = unpack_layer(src, self->dest_.get(), u, self->what_);
-    });
+    try {
+        self->unpacker_ = std::thread([self, u] {
+            Spool src(*self);
+            self->unpacked_ = unpack_layer(src, self->dest_.get(), u, self->what_);
+        });
+    } catch (const std::system_error& e) {
+        return Error{e.code().value(), cat("start the unpacker of ", self->what_), ""};
+    }
     return w;
 }
 
