@@ -23,6 +23,7 @@ inline constexpr const char kExec[] = "KAGO_EXEC";  // "1": every step a real ex
 // Set by image-layers from the image it resolved (lib/image):
 inline constexpr const char kImage[] = "KAGO_IMAGE";                // the image's name
 inline constexpr const char kImageStore[] = "KAGO_IMAGE_STORE";   // set by the user: image-layers' store (as --store)
+inline constexpr const char kImageJobs[] = "KAGO_IMAGE_JOBS";     // user: layers unpacked at once
 inline constexpr const char kImageLayers[] = "KAGO_IMAGE_LAYERS";   // layer directories, ':'-separated, bottom first
 inline constexpr const char kImageWorkdir[] = "KAGO_IMAGE_WORKDIR"; // WorkingDir: mount-layers' default --chdir
 inline constexpr const char kImageUser[] = "KAGO_IMAGE_USER";       // User: cap-drop's default --user

@@ -1,15 +1,26 @@
 #include "image/digest.hpp"
 
+// The low-level SHA256_* calls, without OpenSSL 3's deprecation notes (as
+// lib/pack/format.cpp).
+#define OPENSSL_API_COMPAT 10101
+#include <openssl/sha.h>
+
 namespace kago::image {
 
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
+static_assert(sizeof(SHA256_CTX) <= 112 && alignof(SHA256_CTX) <= 8);
 
-void Sha256::update(const void* data, size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
+Sha256::Sha256() {
+    SHA256_Init(reinterpret_cast<SHA256_CTX*>(ctx_));
+}
+
+void Sha256::update(const void* data, size_t n) {
+    SHA256_Update(reinterpret_cast<SHA256_CTX*>(ctx_), data, n);
+}
 
 std::string Sha256::finish() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    EVP_DigestFinal_ex(ctx_.get(), md, &len);
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    unsigned len = SHA256_DIGEST_LENGTH;
+    SHA256_Final(md, reinterpret_cast<SHA256_CTX*>(ctx_));
     static const char hexd[] = "0123456789abcdef";
     std::string out = "sha256:";
     for (unsigned i = 0; i < len; ++i) {

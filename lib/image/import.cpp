@@ -3,17 +3,22 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <system_error>
+#include <thread>
 
 #include "core/fd.hpp"
 #include "core/parse.hpp"
@@ -24,6 +29,16 @@
 namespace kago::image {
 
 using nlohmann::json;
+
+unsigned import_jobs(unsigned asked) {
+    if (asked == 0) {
+        cpu_set_t set;
+        asked = ::sched_getaffinity(0, sizeof set, &set) == 0
+                    ? static_cast<unsigned>(CPU_COUNT(&set))
+                    : 1;
+    }
+    return std::clamp(asked, 1u, kMaxJobs);
+}
 
 std::string now_rfc3339() {
     time_t t = ::time(nullptr);
@@ -113,33 +128,78 @@ void add_stats(UnpackStats& t, const UnpackStats& s) {
     t.xattrs_dropped += s.xattrs_dropped;
 }
 
+// One layer of add_layers, as its worker left it.
+struct LayerDone {
+    Descriptor kept;
+    std::optional<UnpackStats> st;
+    Status status;
+};
+
 // Layers into the store: each blob checked and unpacked in one pass
 // (ingest_layer), its diff_id checked. `ours`: the sources are files of an
 // archive unpacked in the store's tmp/, linked rather than copied.
+//
+// Layers are independent until the image is published (each is made in
+// tmp/ and renamed into place whole), so `jobs` workers take them in
+// order, each one layer at a time: what a worker holds in memory is its
+// buffers, whatever the layer's size. After a failure no later layer is
+// started, and the error is that of the first layer that failed, as one
+// worker would have reported it.
 Status add_layers(Store& s, const std::vector<Descriptor>& layers, const Config& cfg,
-                  const UnpackOptions& u, ImportResult& r,
+                  const UnpackOptions& u, unsigned jobs, ImportResult& r,
                   const std::function<Result<UniqueFd>(const Descriptor&, size_t)>& open_src,
                   std::vector<Descriptor>* stored, bool ours) {
     if (cfg.diff_ids.size() != layers.size())
         return usage_error(cat("the manifest lists ", layers.size(), " layers, the config ", cfg.diff_ids.size(), " diff_ids"));
     auto chains = chain_ids(cfg.diff_ids);
-    for (size_t i = 0; i < layers.size(); ++i) {
+    std::vector<LayerDone> done(layers.size());
+    auto one = [&](size_t i) -> Status {
         const Descriptor& l = layers[i];
-        ++r.layers;
-        Descriptor kept = l;
-        std::optional<UnpackStats> st;
+        LayerDone& d = done[i];
+        d.kept = l;
         if (!l.digest.empty() && s.has_blob(l.digest)) {
-            st = TRY(s.add_layer(l.digest, cfg.diff_ids[i], chains[i], u));
+            d.st = TRY(s.add_layer(l.digest, cfg.diff_ids[i], chains[i], u));
         } else {
             UniqueFd src = TRY(open_src(l, i));
             LayerWant want{l.digest, l.size, cfg.diff_ids[i], chains[i], ours};
             Ingested in = TRY(
                 ingest_layer(s, src.get(), want, u,
                              cat("layer ", l.digest.empty() ? std::to_string(i + 1) : l.digest)));
-            kept.digest = in.blob.digest;
-            kept.size = in.blob.size;
-            st = std::move(in.stats);
+            d.kept.digest = in.blob.digest;
+            d.kept.size = in.blob.size;
+            d.st = std::move(in.stats);
         }
+        return {};
+    };
+    std::atomic<size_t> next{0}, failed{layers.size()};
+    auto work = [&] {
+        for (;;) {
+            size_t i = next.fetch_add(1);
+            if (i >= layers.size() || i > failed.load()) return;
+            done[i].status = one(i);
+            if (!done[i].status) {
+                size_t f = failed.load();
+                while (i < f && !failed.compare_exchange_weak(f, i)) {
+                }
+            }
+        }
+    };
+    size_t n = std::min<size_t>(import_jobs(jobs), layers.size());
+    std::vector<std::thread> workers;
+    for (size_t k = 1; k < n; ++k) {
+        try {
+            workers.emplace_back(work);
+        } catch (const std::system_error&) {
+            break;  // no thread to be had (RLIMIT_NPROC): fewer workers
+        }
+    }
+    work();
+    for (auto& t : workers) t.join();
+    if (failed.load() < layers.size()) return std::move(done[failed.load()].status);
+    for (size_t i = 0; i < layers.size(); ++i) {
+        ++r.layers;
+        Descriptor& kept = done[i].kept;
+        std::optional<UnpackStats>& st = done[i].st;
         if (st) {
             add_stats(r.totals, *st);
             if (kept.media_type.empty())
@@ -199,7 +259,7 @@ Result<ImportResult> from_oci(Store& s, int dirfd, const std::string& ref, const
         if (fd < 0) return sys_error(cat(src, ": layer blob ", l.digest));
         return UniqueFd(fd);
     };
-    TRY(add_layers(s, m.layers, cfg, o.unpack, r, open_src, nullptr, ours));
+    TRY(add_layers(s, m.layers, cfg, o.unpack, o.jobs, r, open_src, nullptr, ours));
     TRY(s.put_bytes(ctext));
     TRY(s.put_bytes(mtext));
     TRY(publish(s, name, desc));
@@ -218,8 +278,9 @@ Result<ImportResult> from_oci(Store& s, int dirfd, const std::string& ref, const
 class DockerStream {
   public:
     DockerStream(Store& s, const ImportOptions& o, std::string src)
-        : s_(s), o_(o), src_(std::move(src)) {}
+        : s_(s), o_(o), src_(std::move(src)), jobs_(import_jobs(o.jobs)) {}
     ~DockerStream() {
+        flying_.clear();  // each unpacker stopped, its temporary names removed
         for (auto& [path, p] : layers_)
             if (p) discard(s_, *p);
     }
@@ -230,6 +291,8 @@ class DockerStream {
   private:
     static constexpr size_t kJsonMax = 64u << 20;  // all JSON files together
     Status entry(struct archive* a, struct archive_entry* e);
+    // Wait for the oldest layer in flight and keep what it made.
+    void land();
     // An archive path through the links the archive itself holds (docker
     // save links a repeated layer to its first copy); never the disk's.
     std::string follow(std::string path) const;
@@ -244,7 +307,27 @@ class DockerStream {
     std::map<std::string, Descriptor> shared_;  // published, by path
     size_t json_bytes_ = 0;
     size_t count_ = 0;
+    // Layers whose bytes are all written and whose unpackers still run:
+    // the archive is read on meanwhile, at most jobs_ of them at once.
+    unsigned jobs_;
+    std::deque<std::pair<std::string, std::unique_ptr<LayerWriter>>> flying_;
 };
+
+void DockerStream::land() {
+    auto [path, w] = std::move(flying_.front());
+    flying_.pop_front();
+    auto p = w->finish();
+    // The same name again in the archive: the later entry is the file.
+    if (auto old = layers_.find(path); old != layers_.end() && old->second)
+        discard(s_, *old->second);
+    not_layers_.erase(path);
+    if (p) {
+        layers_[path] = std::move(p).value();
+    } else {
+        layers_[path] = std::nullopt;
+        not_layers_.emplace(path, std::move(p).error());
+    }
+}
 
 std::string DockerStream::follow(std::string path) const {
     for (int i = 0; i < 16; ++i) {
@@ -318,6 +401,7 @@ Status DockerStream::entry(struct archive* a, struct archive_entry* e) {
         json_[path] = std::move(t);
         return {};
     }
+    while (flying_.size() >= jobs_) land();
     auto w = TRY(LayerWriter::start(s_, o_.unpack, cat("layer ", path)));
     for (;;) {
         TRY(w->feed(buf.data(), static_cast<size_t>(n)));
@@ -325,13 +409,7 @@ Status DockerStream::entry(struct archive* a, struct archive_entry* e) {
         if (n < 0) return usage_error(cat(src_, ": ", path, ": ", archive_why(a)));
         if (n == 0) break;
     }
-    auto p = w->finish();
-    if (p) {
-        layers_[path] = std::move(p).value();
-    } else {
-        layers_[path] = std::nullopt;
-        not_layers_.emplace(path, std::move(p).error());
-    }
+    flying_.emplace_back(path, std::move(w));
     return {};
 }
 
@@ -346,7 +424,10 @@ Status DockerStream::read(int fd) {
     for (;;) {
         struct archive_entry* e;
         int r = archive_read_next_header(a.get(), &e);
-        if (r == ARCHIVE_EOF) return {};
+        if (r == ARCHIVE_EOF) {
+            while (!flying_.empty()) land();
+            return {};
+        }
         if (r < ARCHIVE_WARN) {
             return usage_error(cat(src_, ": ", archive_why(a.get(), "not a tar archive")));
         }

@@ -24,7 +24,14 @@ struct ImportOptions {
     std::optional<Platform> platform;
     UnpackOptions unpack;
     WriteOptions write;  // for a root filesystem directory
+    // How many layers are unpacked at once: 0 for the default (the CPUs
+    // this process may run on, at most kMaxJobs), 1 for one at a time.
+    unsigned jobs = 0;
 };
+
+inline constexpr unsigned kMaxJobs = 8;
+// ImportOptions::jobs made concrete: at least 1, at most kMaxJobs.
+unsigned import_jobs(unsigned asked);
 
 struct ImportResult {
     std::string name, manifest_digest, config_digest;

@@ -1,10 +1,11 @@
 #include "image/ingest.hpp"
 
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <system_error>
 #include <vector>
 
 #include "core/sys.hpp"
@@ -12,20 +13,6 @@
 namespace kago::image {
 
 namespace {
-
-// sys::write_all for the socket, without SIGPIPE when its reader is gone.
-bool send_all(int fd, const char* p, size_t n) {
-    while (n > 0) {
-        ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        p += w;
-        n -= static_cast<size_t>(w);
-    }
-    return true;
-}
 
 // A hard link to src_fd's inode (through /proc/self/fd, so that it is the
 // very inode read, whatever its path now) as tmp/NAME. False: copy.
@@ -43,60 +30,133 @@ bool link_source(Store& s, int src_fd, const std::string& name) {
 
 }  // namespace
 
+// The unpacker's reader: the spool file up to what the feeder has
+// written, waiting for more until the feeder says it ended.
+class LayerWriter::Spool final : public ByteSource {
+  public:
+    explicit Spool(LayerWriter& w) : w_(w) {}
+    ssize_t read(void* buf, size_t n) override {
+        int64_t have;
+        {
+            std::unique_lock<std::mutex> l(w_.mu_);
+            w_.grew_.wait(l, [&] { return w_.written_ > off_ || w_.ended_ || w_.cancelled_; });
+            if (w_.cancelled_) {
+                errno = ECANCELED;
+                return -1;
+            }
+            have = w_.written_ - off_;
+        }
+        if (have <= 0) return 0;
+        size_t want = std::min(n, static_cast<size_t>(have));
+        for (;;) {
+            ssize_t r = ::pread(w_.spool_fd_, buf, want, off_);
+            if (r < 0 && errno == EINTR) continue;
+            if (r > 0) off_ += r;
+            // The file is shorter than what was written to it: someone
+            // else truncated it; the bytes are not the ones hashed.
+            if (r == 0) {
+                errno = EIO;
+                return -1;
+            }
+            return r;
+        }
+    }
+
+  private:
+    LayerWriter& w_;
+    int64_t off_ = 0;
+};
+
 Result<std::unique_ptr<LayerWriter>> LayerWriter::start(Store& s, const UnpackOptions& u,
                                                         std::string what, int link_fd) {
     std::unique_ptr<LayerWriter> w(new LayerWriter(s, std::move(what)));
     w->blob_name_ = s.tmp_name("blob");
     w->layer_name_ = s.tmp_name("layer");
-    if (link_fd < 0 || !link_source(s, link_fd, w->blob_name_)) {
+    if (link_fd >= 0 && link_source(s, link_fd, w->blob_name_)) {
+        w->spool_fd_ = link_fd;
+    } else {
         w->blob_.reset(::openat(s.tmp_fd(), w->blob_name_.c_str(),
-                                O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+                                O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
         if (!w->blob_) return sys_error(cat("create ", s.path(), "/tmp/", w->blob_name_));
+        w->spool_fd_ = w->blob_.get();
     }
     if (::mkdirat(s.tmp_fd(), w->layer_name_.c_str(), 0755) != 0)
         return sys_error(cat("mkdir ", s.path(), "/tmp/", w->layer_name_));
     w->dest_.reset(::openat(s.tmp_fd(), w->layer_name_.c_str(),
                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!w->dest_) return sys_error(cat("open ", s.path(), "/tmp/", w->layer_name_));
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        return sys_error("socketpair");
-    w->feed_.reset(sv[0]);
-    w->drain_.reset(sv[1]);
-    // Room for a few buffers in flight, so that neither thread waits on
-    // the other at every one.
-    int room = 4 << 20;
-    (void)::setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &room, sizeof room);
-    (void)::setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &room, sizeof room);
     LayerWriter* self = w.get();
-    self->unpacker_ = std::thread([self, u] {
-        self->unpacked_ = unpack_layer(self->drain_.get(), self->dest_.get(), u, self->what_);
-        // What it did not read: the feeder's next send fails (EPIPE) and it
-        // stops handing bytes over, instead of blocking on a full socket.
-        ::shutdown(self->drain_.get(), SHUT_RDWR);
-    });
+    try {
+        self->unpacker_ = std::thread([self, u] {
+            Spool src(*self);
+            self->unpacked_ = unpack_layer(src, self->dest_.get(), u, self->what_);
+        });
+    } catch (const std::system_error& e) {
+        return Error{e.code().value(), cat("start the unpacker of ", self->what_), ""};
+    }
     return w;
 }
 
 Status LayerWriter::feed(const void* data, size_t n) {
     const char* p = static_cast<const char*>(data);
-    hash_.update(p, n);
+    if (hashing_ == Hashing::undecided && n > 0) {
+        // gzip (1f 8b) and zstd (28 b5 2f fd), the filters the unpacker
+        // reads; anything else it reads as it is.
+        auto u = reinterpret_cast<const unsigned char*>(p);
+        bool gzip = n >= 2 && u[0] == 0x1f && u[1] == 0x8b;
+        bool zstd = n >= 4 && u[0] == 0x28 && u[1] == 0xb5 && u[2] == 0x2f && u[3] == 0xfd;
+        hashing_ = gzip || zstd || n < 4 ? Hashing::here : Hashing::unpacker;
+    }
+    if (hashing_ == Hashing::here) hash_.update(p, n);
     size_ += static_cast<int64_t>(n);
     if (blob_) TRY(sys::write_all(blob_.get(), p, n, cat(s_.path(), "/tmp/", blob_name_)));
-    // A failed send means the unpacker stopped: finish() reports its error;
-    // the bytes are still taken, for the digest.
-    if (feed_ && !send_all(feed_.get(), p, n)) feed_.reset();
+    {
+        std::lock_guard<std::mutex> l(mu_);
+        written_ = size_;
+    }
+    grew_.notify_one();
     return {};
+}
+
+void LayerWriter::stop(bool cancel) {
+    {
+        std::lock_guard<std::mutex> l(mu_);
+        ended_ = true;
+        cancelled_ = cancel;
+    }
+    grew_.notify_one();
 }
 
 Result<Pending> LayerWriter::finish() {
     finished_ = true;
-    if (feed_) ::shutdown(feed_.get(), SHUT_WR);
+    stop(false);
     unpacker_.join();
-    feed_.reset();
-    blob_.reset();
     dest_.reset();
-    blob_ref_ = BlobRef{hash_.finish(), size_};
+    if (hashing_ == Hashing::unpacker && unpacked_ && unpacked_->compression == "none") {
+        blob_ref_ = BlobRef{unpacked_->diff_id, size_};
+    } else {
+        if (hashing_ == Hashing::unpacker) {
+            // The unpack failed (or read the bytes as no plain tar): the
+            // digest still names the content, from the file it went to.
+            std::vector<char> buf(1 << 17);
+            for (int64_t off = 0; off < size_;) {
+                ssize_t r =
+                    ::pread(spool_fd_, buf.data(),
+                            static_cast<size_t>(std::min<int64_t>(size_ - off, 1 << 17)), off);
+                if (r < 0 && errno == EINTR) continue;
+                if (r <= 0) {
+                    Error e = sys_error(cat("read ", s_.path(), "/tmp/", blob_name_));
+                    blob_.reset();
+                    drop();
+                    return e;
+                }
+                hash_.update(buf.data(), static_cast<size_t>(r));
+                off += r;
+            }
+        }
+        blob_ref_ = BlobRef{hash_.finish(), size_};
+    }
+    blob_.reset();
     if (!unpacked_) {
         drop();
         return std::move(unpacked_).error();
@@ -109,13 +169,13 @@ void LayerWriter::drop() {
     (void)remove_tree(s_.tmp_fd(), layer_name_);
 }
 
+// Unfinished: the unpacker fails at its next read; both temporary names go.
 LayerWriter::~LayerWriter() {
     if (finished_) return;
     if (unpacker_.joinable()) {
-        if (feed_) ::shutdown(feed_.get(), SHUT_RDWR);
+        stop(true);
         unpacker_.join();
     }
-    feed_.reset();
     blob_.reset();
     dest_.reset();
     drop();

@@ -1,13 +1,16 @@
 // Storing a layer blob and unpacking it in one pass over its bytes.
 //
 // A LayerWriter is fed the blob's bytes as they arrive (from a file, from
-// an archive being read, from the network): it hashes them, keeps them in a
-// temporary file of the store's tmp/ and hands them through a socket to a
-// second thread, which decompresses and unpacks them (unpack_layer) into a
-// temporary directory. finish() gives the blob's digest and the layer's
-// diff_id; the caller checks them against what it expected, then publishes
-// both (each by a rename) or discards both. Nothing half-made is ever
-// where a run looks.
+// an archive being read, from the network): it hashes them and keeps them
+// in a temporary file of the store's tmp/, which a second thread reads as
+// it grows, decompresses and unpacks (unpack_layer) into a temporary
+// directory. The feeder never waits for the unpacker: the bytes in
+// between are the file's, in the page cache, not the process's memory, so
+// a reader of a stream can go on to the next layer while this one is
+// still unpacking (DockerStream keeps several in flight). finish() waits
+// and gives the blob's digest and the layer's diff_id; the caller checks
+// them against what it expected, then publishes both (each by a rename)
+// or discards both. Nothing half-made is ever where a run looks.
 //
 //   auto w = TRY(LayerWriter::start(store, unpack, "layer 1"));
 //   while (n = read(...)) TRY(w->feed(buf, n));
@@ -16,7 +19,9 @@
 //   bool made = TRY(publish(store, p, chain));
 #pragma once
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -58,13 +63,31 @@ class LayerWriter {
   private:
     LayerWriter(Store& s, std::string what) : s_(s), what_(std::move(what)) {}
     void drop();
+    // The unpacker's end of the file: waits for bytes the feeder has not
+    // written yet.
+    class Spool;
+    friend class Spool;
+    // No more bytes: the unpacker sees the end of them; `cancel`: it
+    // fails at its next read instead.
+    void stop(bool cancel);
 
     Store& s_;
     std::string what_;
     std::string blob_name_, layer_name_;
-    UniqueFd blob_, dest_, feed_, drain_;
+    UniqueFd blob_, dest_;
+    int spool_fd_ = -1;  // what the unpacker reads: blob_, or the linked source
+    std::mutex mu_;
+    std::condition_variable grew_;
+    int64_t written_ = 0;     // bytes the unpacker may read (under mu_)
+    bool ended_ = false;      // no more will come (under mu_)
+    bool cancelled_ = false;  // the unpacker is to stop at once (under mu_)
     std::thread unpacker_;
     Result<UnpackStats> unpacked_ = Error{};
+    // The blob's digest is hashed here as the bytes go by when they are
+    // compressed; a plain tar's digest is its diff_id, which the unpacker
+    // hashes from the same bytes, so it is not hashed twice (unless the
+    // unpack fails: then the file is hashed at finish()).
+    enum class Hashing { undecided, here, unpacker } hashing_ = Hashing::undecided;
     Sha256 hash_;
     int64_t size_ = 0;
     BlobRef blob_ref_;

@@ -454,12 +454,55 @@ Status Unpacker::finish() {
 
 }  // namespace
 
+namespace {
+
+class FdSource final : public ByteSource {
+  public:
+    explicit FdSource(int fd) : fd_(fd) {}
+    ssize_t read(void* buf, size_t n) override {
+        for (;;) {
+            ssize_t r = ::read(fd_, buf, n);
+            if (r >= 0 || errno != EINTR) return r;
+        }
+    }
+
+  private:
+    int fd_;
+};
+
+// The outer archive's reader: whatever the source gives, in blocks of
+// 128 KiB.
+struct Pull {
+    ByteSource* src;
+    std::vector<char> buf = std::vector<char>(1 << 17);
+};
+
+la_ssize_t pull_read(struct archive* a, void* ctx, const void** out) {
+    auto* p = static_cast<Pull*>(ctx);
+    ssize_t n = p->src->read(p->buf.data(), p->buf.size());
+    if (n < 0) {
+        archive_set_error(a, errno, "read: %s", strerror(errno));
+        return -1;
+    }
+    *out = p->buf.data();
+    return n;
+}
+
+}  // namespace
+
 Result<UnpackStats> unpack_layer(int blob_fd, int dest_fd, const UnpackOptions& o, std::string_view what) {
+    FdSource src(blob_fd);
+    return unpack_layer(src, dest_fd, o, what);
+}
+
+Result<UnpackStats> unpack_layer(ByteSource& src, int dest_fd, const UnpackOptions& o,
+                                 std::string_view what) {
     Archive outer(archive_read_new(), archive_read_free);
     archive_read_support_filter_gzip(outer.get());
     archive_read_support_filter_zstd(outer.get());
     archive_read_support_format_raw(outer.get());
-    if (archive_read_open_fd(outer.get(), blob_fd, 1 << 17) != ARCHIVE_OK)
+    Pull pull{&src};
+    if (archive_read_open(outer.get(), &pull, nullptr, pull_read, nullptr) != ARCHIVE_OK)
         return usage_error(cat(what, ": ", archive_why(outer.get())));
     struct archive_entry* raw_entry;
     if (archive_read_next_header(outer.get(), &raw_entry) != ARCHIVE_OK)

@@ -22,6 +22,8 @@
 // layer: only this file sets them.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -73,10 +75,22 @@ struct UnpackStats {
     std::string compression;  // "none", "gzip", "zstd"
 };
 
-// Unpack the layer read from blob_fd into dest_fd, an empty directory.
-// `what` names the layer in errors ("layer sha256:..."). The whole
-// uncompressed stream is hashed, padding included, for the diff_id.
+// Where unpack_layer reads a layer's bytes: read() fills at most n bytes
+// of buf and returns how many, 0 at the end, or -1 with errno set.
+class ByteSource {
+  public:
+    virtual ssize_t read(void* buf, size_t n) = 0;
+
+  protected:
+    ~ByteSource() = default;
+};
+
+// Unpack the layer read from blob_fd (or src) into dest_fd, an empty
+// directory. `what` names the layer in errors ("layer sha256:..."). The
+// whole uncompressed stream is hashed, padding included, for the diff_id.
 Result<UnpackStats> unpack_layer(int blob_fd, int dest_fd, const UnpackOptions& o, std::string_view what);
+Result<UnpackStats> unpack_layer(ByteSource& src, int dest_fd, const UnpackOptions& o,
+                                 std::string_view what);
 
 struct WriteOptions {
     bool whiteouts = false;  // overlay whiteouts and opaque dirs become .wh. entries (an upper dir)

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <set>
+#include <vector>
 
 #include "core/env.hpp"
 #include "core/sys.hpp"
@@ -33,13 +34,19 @@ Result<std::string> read_all(int fd, const std::string& what) {
     }
 }
 
-Status renameat_traced(int fromfd, const std::string& from, int tofd, const std::string& to, unsigned flags) {
-    long r = trace::call(
+long rename_call(int fromfd, const std::string& from, int tofd, const std::string& to,
+                 unsigned flags) {
+    return trace::call(
         [&] {
             return cat("renameat2(tmp/", from, ", ", trace::quote(to), flags ? ", RENAME_NOREPLACE)" : ", 0)");
         },
         [&] { return ::renameat2(fromfd, from.c_str(), tofd, to.c_str(), flags); });
-    if (r != 0) return sys_error(cat("rename tmp/", from, " to ", to));
+}
+
+Status renameat_traced(int fromfd, const std::string& from, int tofd, const std::string& to,
+                       unsigned flags) {
+    if (rename_call(fromfd, from, tofd, to, flags) != 0)
+        return sys_error(cat("rename tmp/", from, " to ", to));
     return {};
 }
 
@@ -226,7 +233,9 @@ Result<std::string> Store::read_blob(const std::string& digest) const {
     return text;
 }
 
-std::string Store::tmp_name(const std::string& prefix) { return cat(prefix, ".", ::getpid(), ".", ++counter_); }
+std::string Store::tmp_name(const std::string& prefix) {
+    return cat(prefix, ".", ::getpid(), ".", counter_->fetch_add(1) + 1);
+}
 
 Result<BlobRef> Store::put_blob(int src_fd, const std::string& expected, int64_t expected_size, const std::string& what) {
     if (!expected.empty()) TRY(check_digest(expected, what));
@@ -281,12 +290,43 @@ Result<BlobRef> Store::put_bytes(const std::string& bytes) {
     return BlobRef{d, static_cast<int64_t>(bytes.size())};
 }
 
+namespace {
+
+// Whether the file at PATH below dirfd is a regular file that hashes to digest.
+bool holds(int dirfd, const std::string& path, const std::string& digest) {
+    UniqueFd f(sys::open_beneath(dirfd, path.c_str(), O_RDONLY));
+    struct stat st;
+    if (!f || ::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    Sha256 h;
+    std::vector<char> buf(1 << 17);
+    for (;;) {
+        ssize_t n = ::read(f.get(), buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return false;
+        if (n == 0) break;
+        h.update(buf.data(), static_cast<size_t>(n));
+    }
+    return h.finish() == digest;
+}
+
+}  // namespace
+
 Status Store::adopt_blob(const std::string& tmp_name, const std::string& digest) {
     if (has_blob(digest)) {  // the same content: keep the published one
         (void)::unlinkat(tmp_.get(), tmp_name.c_str(), 0);
         return {};
     }
-    return renameat_traced(tmp_.get(), tmp_name, dir_.get(), blob_path(digest), RENAME_NOREPLACE);
+    if (rename_call(tmp_.get(), tmp_name, dir_.get(), blob_path(digest), RENAME_NOREPLACE) == 0)
+        return {};
+    if (errno != EEXIST && errno != ENOTEMPTY)
+        return sys_error(cat("rename tmp/", tmp_name, " to ", blob_path(digest)));
+    // Stored meanwhile by another thread of this writer: the same bytes,
+    // unless the store was damaged; then this checked copy replaces it.
+    if (holds(dir_.get(), blob_path(digest), digest)) {
+        (void)::unlinkat(tmp_.get(), tmp_name.c_str(), 0);
+        return {};
+    }
+    return renameat_traced(tmp_.get(), tmp_name, dir_.get(), blob_path(digest), 0);
 }
 
 std::string Store::layer_path(const std::string& chain) const { return cat(path_, "/layers/", hex_of(chain)); }

@@ -18,6 +18,8 @@
 // file they read was published whole.
 #pragma once
 
+#include <atomic>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -70,7 +72,10 @@ class Store {
     // both digests and nothing is published.
     Result<BlobRef> put_blob(int src_fd, const std::string& expected, int64_t expected_size, const std::string& what);
     Result<BlobRef> put_bytes(const std::string& bytes);
-    // A file this writer made in tmp/ becomes the blob `digest`.
+    // A file this writer made in tmp/ becomes the blob `digest`. When the
+    // blob is there already (another layer of the same import stored the
+    // same bytes first), the published one is kept if it checks out, and
+    // replaced by this one if it does not.
     Status adopt_blob(const std::string& tmp_name, const std::string& digest);
 
     std::string layer_path(const std::string& chain) const;
@@ -83,7 +88,10 @@ class Store {
     // Empty tmp/: under the lock, everything there is this writer's (or a
     // killed one's). A failed import or commit calls it.
     Status clear_tmp();
-    // A new name in tmp/ (PREFIX.PID.N), and the tmp/ descriptor.
+    // A new name in tmp/ (PREFIX.PID.N, N from a counter the import's
+    // threads share), and the tmp/ descriptor. The store's methods may be
+    // called from several threads of the writer at once: they keep no
+    // state but this counter.
     std::string tmp_name(const std::string& prefix);
     int tmp_fd() const { return tmp_.get(); }
 
@@ -94,7 +102,7 @@ class Store {
   private:
     std::string path_;
     UniqueFd dir_, tmp_, lock_;
-    unsigned counter_ = 0;
+    std::unique_ptr<std::atomic<unsigned>> counter_ = std::make_unique<std::atomic<unsigned>>(0);
 };
 
 // An image resolved for running.

@@ -636,6 +636,68 @@ END
 
 # --- faults and load ------------------------------------------------------------
 
+# What a store holds, to compare two: its index, its blobs, and every
+# layer's files with type, mode, owner, size, link target, content and
+# overlay xattrs.
+store_listing() {
+    (
+        cd "$1" || exit 1
+        cat index.json
+        echo
+        ls blobs/sha256
+        cd layers || exit 1
+        find . -printf '%p %y %m %U:%G %s %l\n' | sort
+        find . -type f -exec sha256sum {} + | sort
+        python3 -c 'import os
+for d, ds, fs in os.walk("."):
+    for n in [d] + [os.path.join(d, f) for f in ds + fs]:
+        for x in sorted(os.listxattr(n, follow_symlinks=False)):
+            print(n, x, os.getxattr(n, x, follow_symlinks=False))' | sort
+    )
+}
+
+@test "layers unpacked in parallel make the store one layer at a time makes (KAGO_IMAGE_JOBS)" {
+    command -v skopeo >/dev/null || skip "skopeo is not installed (make deps)"
+    require_static
+    skopeo copy -q "oci:$OCI:test:1" "docker-archive:$BATS_TEST_TMPDIR/d.tar:dock:2"
+    local jobs form
+    for form in "oci:$OCI" "docker-archive:$BATS_TEST_TMPDIR/d.tar"; do
+        for jobs in 1 3 ""; do
+            rm -rf "$S"
+            KAGO_IMAGE_JOBS=$jobs run img --import "$form" par
+            assert_success
+            assert_output --regexp '^par:latest [0-9a-f]{12} \(3 layers\)$'
+            store_clean 3
+            store_listing "$S" >"$BATS_TEST_TMPDIR/listing.$jobs"
+        done
+        [ -s "$BATS_TEST_TMPDIR/listing.1" ]
+        grep -q ' c 0 ' "$BATS_TEST_TMPDIR/listing.1" || fail "no whiteout in the listing"
+        diff "$BATS_TEST_TMPDIR/listing.1" "$BATS_TEST_TMPDIR/listing.3" || fail "$form: 3 jobs differ from 1"
+        diff "$BATS_TEST_TMPDIR/listing.1" "$BATS_TEST_TMPDIR/listing." || fail "$form: the default differs from 1 job"
+        run chain par
+        assert_success
+        assert_output "hello from /app as 1000"
+    done
+    # A bad layer among good ones: the same error as one at a time, and
+    # nothing published.
+    mkimg "$BATS_TEST_TMPDIR/bad" --bad corrupt-blob
+    for jobs in 1 3; do
+        rm -rf "$S"
+        KAGO_IMAGE_JOBS=$jobs run img --import "oci:$BATS_TEST_TMPDIR/bad"
+        assert_failure 125
+        echo "$output" >"$BATS_TEST_TMPDIR/err.$jobs"
+        store_clean 0
+        [ -z "$(ls "$S/blobs/sha256")" ] || fail "blobs left: $(ls "$S/blobs/sha256")"
+    done
+    diff "$BATS_TEST_TMPDIR/err.1" "$BATS_TEST_TMPDIR/err.3"
+    # Not a number from 1 to 8: a usage error.
+    for jobs in 0 9 x -1; do
+        KAGO_IMAGE_JOBS=$jobs run img --import "oci:$OCI" par
+        assert_failure 125
+        assert_output --partial "KAGO_IMAGE_JOBS '$jobs': not a number from 1 to 8"
+    done
+}
+
 @test "two imports of one image at once leave one consistent store" {
     require_static
     img --import "oci:$OCI" a &

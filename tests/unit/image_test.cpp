@@ -13,11 +13,14 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/env.hpp"
 #include "image/digest.hpp"
+#include "image/import.hpp"
 #include "image/ingest.hpp"
 #include "image/layer.hpp"
 #include "image/oci.hpp"
@@ -533,9 +536,10 @@ TEST(ImageIngest, OnePassPublishesBothOrNothing) {
     close(fd);
 }
 
-TEST(ImageIngest, GarbageLongerThanTheSocketEndsWithTheUnpackError) {
-    // The unpacker gives up at once; the reader must not block on a full
-    // socket, and still reads to the end (the digest names the content).
+TEST(ImageIngest, GarbageEndsWithTheUnpackError) {
+    // The unpacker gives up at once; the reader never waits for it, and
+    // still reads to the end (the digest names the content, hashed from
+    // the file when the unpacker did not read it as a plain tar).
     TempDir t;
     auto s = Store::open(t.path() + "/store", true);
     ASSERT_TRUE(s.ok()) << s.error().message();
@@ -571,4 +575,89 @@ TEST(ImageIngest, ASourceInTheStoresTmpIsLinkedNotCopied) {
     EXPECT_EQ(a.st_ino, b.st_ino);
     EXPECT_EQ(b.st_mode & 07777, 0644u);
     close(fd);
+}
+
+TEST(ImageStore, TmpNamesAreUniqueAcrossThreads) {
+    TempDir t;
+    auto s = Store::open(t.path() + "/store", true);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    std::vector<std::vector<std::string>> got(8);
+    std::vector<std::thread> ts;
+    for (size_t k = 0; k < got.size(); ++k)
+        ts.emplace_back([&, k] {
+            for (int i = 0; i < 1000; ++i) got[k].push_back(s->tmp_name("x"));
+        });
+    for (auto& th : ts) th.join();
+    std::set<std::string> all;
+    for (const auto& g : got) all.insert(g.begin(), g.end());
+    EXPECT_EQ(all.size(), 8000u);
+}
+
+TEST(ImageStore, ThreadsStoringTheSameBlobAtOnceAllSucceed) {
+    // The second rename finds the blob there (EEXIST): already stored.
+    TempDir t;
+    auto s = Store::open(t.path() + "/store", true);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    for (int round = 0; round < 20; ++round) {
+        std::string bytes(1 << 16, static_cast<char>('a' + round));
+        std::vector<Result<BlobRef>> got(6, Error{});
+        std::vector<std::thread> ts;
+        for (size_t k = 0; k < got.size(); ++k)
+            ts.emplace_back([&, k] { got[k] = s->put_bytes(bytes); });
+        for (auto& th : ts) th.join();
+        for (auto& g : got) {
+            ASSERT_TRUE(g.ok()) << g.error().message();
+            EXPECT_EQ(g->digest, sha256(bytes));
+        }
+        auto back = s->read_blob(sha256(bytes));
+        ASSERT_TRUE(back.ok()) << back.error().message();
+        EXPECT_EQ(*back, bytes);
+    }
+    EXPECT_EQ(entries_in(t.path() + "/store/tmp"), 0u);
+}
+
+TEST(ImageIngest, WritersInFlightAtOnceEachUnpackTheirOwn) {
+    // As DockerStream keeps them: every writer fed whole, then finished in
+    // order; the feeder never waited for an unpacker.
+    TempDir t;
+    auto s = Store::open(t.path() + "/store", true);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    std::vector<std::string> tars;
+    std::vector<std::unique_ptr<LayerWriter>> ws;
+    for (int i = 0; i < 4; ++i) {
+        tars.push_back(make_tar(
+            {{"f" + std::to_string(i), 'f', std::string(3 << 20, static_cast<char>('0' + i))}},
+            i % 2 == 1));
+        auto w = LayerWriter::start(*s, {}, "layer " + std::to_string(i));
+        ASSERT_TRUE(w.ok()) << w.error().message();
+        const std::string& b = tars.back();
+        for (size_t off = 0; off < b.size(); off += 4096)
+            ASSERT_TRUE((*w)->feed(b.data() + off, std::min<size_t>(4096, b.size() - off)).ok());
+        ws.push_back(std::move(*w));
+    }
+    for (int i = 0; i < 4; ++i) {
+        auto p = ws[i]->finish();
+        ASSERT_TRUE(p.ok()) << p.error().message();
+        EXPECT_EQ(p->blob.digest, sha256(tars[i]));
+        EXPECT_EQ(p->stats.diff_id, sha256(i % 2 == 1 ? gunzip(tars[i]) : tars[i]));
+        auto made = publish(*s, *p, p->stats.diff_id);
+        ASSERT_TRUE(made.ok()) << made.error().message();
+        EXPECT_TRUE(exists(s->layer_path(p->stats.diff_id) + "/f" + std::to_string(i)));
+    }
+    // One left unfinished: its unpacker stops, both temporary names go.
+    {
+        auto w = LayerWriter::start(*s, {}, "layer x");
+        ASSERT_TRUE(w.ok());
+        std::string half = tars[0].substr(0, tars[0].size() / 2);
+        ASSERT_TRUE((*w)->feed(half.data(), half.size()).ok());
+    }
+    EXPECT_EQ(entries_in(t.path() + "/store/tmp"), 0u);
+}
+
+TEST(ImageImport, JobsAreBounded) {
+    EXPECT_EQ(import_jobs(1), 1u);
+    EXPECT_EQ(import_jobs(3), 3u);
+    EXPECT_EQ(import_jobs(100), kMaxJobs);
+    EXPECT_GE(import_jobs(0), 1u);
+    EXPECT_LE(import_jobs(0), kMaxJobs);
 }
