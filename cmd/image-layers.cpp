@@ -87,17 +87,6 @@ int list(const img::Store& s) {
     return 0;
 }
 
-// KAGO_IMAGE_JOBS: 1 to kMaxJobs layers at once; unset, the default.
-unsigned jobs() {
-    std::string_view v = env::get(env::kImageJobs);
-    if (v.empty()) return 0;
-    auto n = parse::u64(v, env::kImageJobs);
-    if (!n || *n < 1 || *n > img::kMaxJobs)
-        cli::usage_error(
-            cat(env::kImageJobs, " '", v, "': not a number from 1 to ", img::kMaxJobs));
-    return static_cast<unsigned>(*n);
-}
-
 void set(const char* name, const std::string& value) {
     if (trace::verbose() || trace::dry_run())
         trace::emit(cat("setenv(", trace::quote(name), ", ", trace::quote(value), ")"));
@@ -291,7 +280,7 @@ int main(int argc, char** argv) {
         if (!platform.empty()) o.platform = cli::value_or_die(img::parse_platform(platform));
         o.unpack = img::caller_unpack_options();
         o.write = img::caller_write_options();
-        o.jobs = jobs();
+        o.jobs = cli::value_or_die(img::parse_jobs(env::get(env::kImageJobs)));
         r = cli::value_or_die(img::import(s, o));
     } else if (!pull_ref.empty()) {
         r = cli::value_or_die(img::pull(

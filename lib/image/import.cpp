@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "core/fd.hpp"
+#include "core/env.hpp"
 #include "core/parse.hpp"
 #include "core/sys.hpp"
 #include "image/digest.hpp"
@@ -826,6 +827,14 @@ Result<std::vector<std::string>> remove(Store& s, const std::string& image) {
     TRY(s.write_index(idx));
     TRY(s.collect());
     return removed;
+}
+
+Result<unsigned> parse_jobs(std::string_view v) {
+    if (v.empty()) return 0u;
+    auto n = parse::u64(v, env::kImageJobs);
+    if (!n || *n < 1 || *n > kMaxJobs)
+        return usage_error(cat(env::kImageJobs, " '", v, "': not a number from 1 to ", kMaxJobs));
+    return static_cast<unsigned>(*n);
 }
 
 }  // namespace kago::image

@@ -13,6 +13,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/result.hpp"
 #include "image/store.hpp"
@@ -30,6 +31,9 @@ struct ImportOptions {
 };
 
 inline constexpr unsigned kMaxJobs = 8;
+// KAGO_IMAGE_JOBS: 1 to kMaxJobs layers at once; "" (unset) is 0, the
+// default. Anything else is a usage error naming the variable.
+Result<unsigned> parse_jobs(std::string_view value);
 // ImportOptions::jobs made concrete: at least 1, at most kMaxJobs.
 unsigned import_jobs(unsigned asked);
 
