@@ -100,13 +100,15 @@ class PullReport {
     explicit PullReport(bool quiet) : quiet_(quiet), tty_(::isatty(2) == 1) {}
     void operator()(const img::PullEvent& e) {
         if (quiet_) return;
-        std::string head = cat("layer ", e.index, "/", e.count, " ", img::hex_of(e.digest).substr(0, 12));
+        std::string head =
+            cat("layer ", e.index, "/", e.count, " ", img::hex_of(e.digest).substr(0, 12));
         if (e.kind == img::PullEvent::start) bar_ = {}, bar_.start();
         if (e.kind == img::PullEvent::bytes && tty_) bar_.draw(head, e.done, e.size);
         if (e.kind == img::PullEvent::fetched && tty_) bar_.finish();
         if (e.kind == img::PullEvent::fetched) cli::note(cat(head, ": fetched ", human(e.done)));
         if (e.kind == img::PullEvent::present) cli::note(cat(head, ": already in the store"));
-        if (e.kind == img::PullEvent::unpacked) cli::note(cat(head, ": unpacked from the stored blob"));
+        if (e.kind == img::PullEvent::unpacked)
+            cli::note(cat(head, ": unpacked from the stored blob"));
     }
 
   private:
@@ -286,7 +288,9 @@ int main(int argc, char** argv) {
         r = cli::value_or_die(img::pull(
             s, pull_options(pull_ref, args.empty() ? "" : args[0], platform, insecure, quiet)));
     } else {
-        r = cli::value_or_die(img::commit(s, commit_dir, args[0], args[1], img::caller_unpack_options(), img::caller_write_options()));
+        r = cli::value_or_die(img::commit(s, commit_dir, args[0], args[1],
+                                          img::caller_unpack_options(),
+                                          img::caller_write_options()));
     }
     warn_stats(r.totals);
     out(cat(r.name, " ", img::hex_of(r.config_digest).substr(0, 12), " (", r.layers, r.layers == 1 ? " layer" : " layers",

@@ -102,11 +102,12 @@ int keygen(const std::string& prefix) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    cli::Options opts("pack-selfexec",
-                      "Pack a root filesystem and a command into one self-executing file that runs "
-                      "them in a container.\nThe file needs nothing on the target host, and runs "
-                      "rootless.",
-                      "-o FILE (--rootfs DIR|- | --image IMAGE | --from-host PROGRAM) [--] [COMMAND [ARG...]]");
+    cli::Options opts(
+        "pack-selfexec",
+        "Pack a root filesystem and a command into one self-executing file that runs "
+        "them in a container.\nThe file needs nothing on the target host, and runs "
+        "rootless.",
+        "-o FILE (--rootfs DIR|- | --image IMAGE | --from-host PROGRAM) [--] [COMMAND [ARG...]]");
     cli::Common common;
     Opts o;
     pack::Config& c = o.config;
@@ -117,7 +118,8 @@ int main(int argc, char** argv) {
                 "Pack a container image: a name in the image store, or an archive or layout to "
                 "import (oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE, a path); its config "
                 "gives the command, Env, WorkingDir and User unless the options do");
-    opts.option("--store", o.store, "DIR", "With --image: the image store (default: image-layers' store)")
+    opts.option("--store", o.store, "DIR",
+                "With --image: the image store (default: image-layers' store)")
         .env(kago::env::kImageStore);
     opts.option("--from-host", o.from_host, "PROGRAM",
                 "Pack a host PROGRAM with its interpreter and shared libraries (and "
@@ -177,7 +179,8 @@ int main(int argc, char** argv) {
     if (o.output.empty()) cli::usage_error("-o FILE is required");
     if (!o.rootfs.empty() + !o.image.empty() + !o.from_host.empty() != 1)
         cli::usage_error("give one of --rootfs DIR|-, --image IMAGE and --from-host PROGRAM");
-    if (!o.store.empty() && o.image.empty() && opts.given("--store")) cli::usage_error("--store needs --image");
+    if (!o.store.empty() && o.image.empty() && opts.given("--store"))
+        cli::usage_error("--store needs --image");
     if (!o.add_host.empty() && o.from_host.empty()) cli::usage_error("--add-host needs --from-host");
     if (!c.cgroupfs && !c.sys) cli::usage_error("--no-cgroupfs needs --sys (/sys/fs/cgroup comes with it)");
     if (c.read_only && o.tmp_upper)
@@ -218,9 +221,11 @@ int main(int argc, char** argv) {
                               kago::parse::human_size(frame), ", one thread per CPU (dry run)"));
         kago::trace::emit(cat("write ", o.output, ": stub ", kago::parse::human_size(wo.stub.size()),
                               ", frames, manifest, frame table, trailer (dry run)"));
-        std::vector<std::string> cmd = c.command.empty() ? std::vector<std::string>{"/bin/sh"} : c.command;
-        kago::trace::emit(cat("command: ", c.command.empty() && !o.image.empty() ? "the image's Entrypoint and Cmd"
-                                                                                 : kago::describe_argv(cmd)));
+        std::vector<std::string> cmd =
+            c.command.empty() ? std::vector<std::string>{"/bin/sh"} : c.command;
+        kago::trace::emit(cat("command: ", c.command.empty() && !o.image.empty()
+                                               ? "the image's Entrypoint and Cmd"
+                                               : kago::describe_argv(cmd)));
         return 0;
     }
 
@@ -234,11 +239,12 @@ int main(int argc, char** argv) {
         // Static, so that exit() (cli::die) still removes a temporary
         // store: the layers are read until the file is written.
         static std::optional<pack::PackImage> image;
-        image.emplace(cli::value_or_die(
-            pack::PackImage::open(o.image, o.store.empty() ? kago::image::default_store() : o.store)));
+        image.emplace(cli::value_or_die(pack::PackImage::open(
+            o.image, o.store.empty() ? kago::image::default_store() : o.store)));
         cli::check_or_die(pack::add_layers(tree, image->layer_dirs, so));
         cli::check_or_die(pack::apply_image_config(
-            c, image->config, {!c.command.empty(), opts.given("--workdir") > 0, opts.given("--user") > 0}));
+            c, image->config,
+            {!c.command.empty(), opts.given("--workdir") > 0, opts.given("--user") > 0}));
     } else if (o.rootfs == "-") {
         if (isatty(0)) cli::usage_error("--rootfs -: stdin is a terminal, not a tar stream");
         cli::check_or_die(pack::read_tar(tree, 0, so));

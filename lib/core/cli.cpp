@@ -409,7 +409,8 @@ void ProgressBar::draw(std::string_view label, uint64_t done, uint64_t total) {
         int filled = static_cast<int>(std::min<uint64_t>(done, total) * kWidth / total);
         line += cat("[", std::string(filled, '#'), std::string(kWidth - filled, '.'), "] ");
         char pct[8];
-        snprintf(pct, sizeof pct, "%3d%%", static_cast<int>(std::min<uint64_t>(done, total) * 100 / total));
+        snprintf(pct, sizeof pct, "%3d%%",
+                 static_cast<int>(std::min<uint64_t>(done, total) * 100 / total));
         line += cat(pct, "  ", parse::human_size(done), " / ", parse::human_size(total));
     } else {
         line += parse::human_size(done);

@@ -20,8 +20,8 @@
 #include <system_error>
 #include <thread>
 
-#include "core/fd.hpp"
 #include "core/env.hpp"
+#include "core/fd.hpp"
 #include "core/parse.hpp"
 #include "core/sys.hpp"
 #include "image/digest.hpp"

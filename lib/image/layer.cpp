@@ -721,7 +721,9 @@ Result<WriteStats> write_layer(int src_fd, int out_fd, const WriteOptions& o, st
 
 namespace {
 
-bool rootless() { return ::geteuid() != 0 || mount::in_user_namespace(); }
+bool rootless() {
+    return ::geteuid() != 0 || mount::in_user_namespace();
+}
 
 // Root of a user namespace whose uid_map holds more than one id.
 bool mapped_range() {

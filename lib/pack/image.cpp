@@ -19,8 +19,11 @@ bool is_import_source(const std::string& ref) {
 }
 
 PackImage::PackImage(PackImage&& o) noexcept
-    : name(std::move(o.name)), layer_dirs(std::move(o.layer_dirs)), config(std::move(o.config)),
-      imported(o.imported), temp_(std::move(o.temp_)) {
+    : name(std::move(o.name)),
+      layer_dirs(std::move(o.layer_dirs)),
+      config(std::move(o.config)),
+      imported(o.imported),
+      temp_(std::move(o.temp_)) {
     o.temp_.clear();
 }
 

@@ -15,11 +15,14 @@ bool is_overlay_xattr(const std::string& name) {
 
 bool is_opaque(const Node& n) {
     for (const auto& [name, value] : n.meta.xattrs)
-        if ((name == "trusted.overlay.opaque" || name == "user.overlay.opaque") && value == "y") return true;
+        if ((name == "trusted.overlay.opaque" || name == "user.overlay.opaque") && value == "y")
+            return true;
     return false;
 }
 
-bool is_whiteout(const Node& n) { return n.meta.type == Type::Char && n.meta.major == 0 && n.meta.minor == 0; }
+bool is_whiteout(const Node& n) {
+    return n.meta.type == Type::Char && n.meta.major == 0 && n.meta.minor == 0;
+}
 
 // Erase path's descendants (not path itself) from nodes.
 template <class Map>
@@ -42,13 +45,15 @@ Status add_layers(Tree& tree, const std::vector<std::string>& dirs, const ScanOp
         TRY(scan_directory(layer, dirs[k], o));
         for (auto& [path, node] : layer.nodes()) {
             if (is_whiteout(node)) {
-                if (path.empty()) return usage_error(cat(dirs[k], ": the layer's root is a whiteout"));
+                if (path.empty())
+                    return usage_error(cat(dirs[k], ": the layer's root is a whiteout"));
                 nodes.erase(path);
                 erase_below(nodes, path);
                 continue;
             }
             bool opaque = node.meta.type == Type::Dir && is_opaque(node);
-            std::erase_if(node.meta.xattrs, [](const auto& x) { return is_overlay_xattr(x.first); });
+            std::erase_if(node.meta.xattrs,
+                          [](const auto& x) { return is_overlay_xattr(x.first); });
             if (opaque) erase_below(nodes, path);
             origin[path] = k;
             TRY(tree.add(path, std::move(node)));
@@ -57,7 +62,8 @@ Status add_layers(Tree& tree, const std::vector<std::string>& dirs, const ScanOp
     // A hard link names the first path of its group in its own layer; when
     // a layer above deleted or replaced that path, the first surviving path
     // of the group takes the data (from its own file: the same inode).
-    std::map<std::pair<size_t, std::string>, std::string> holder;  // (layer, old first) -> new first
+    std::map<std::pair<size_t, std::string>, std::string>
+        holder;  // (layer, old first) -> new first
     for (auto& [path, n] : nodes) {
         if (n.meta.type != Type::Hardlink) continue;
         size_t k = origin.at(path);
@@ -88,7 +94,9 @@ Status apply_image_config(Config& c, const ImageConfig& image, const Given& give
         c.command = image.entrypoint;
         c.command.insert(c.command.end(), image.cmd.begin(), image.cmd.end());
         if (c.command.empty())
-            return usage_error("the image names no command (no Entrypoint or Cmd in its config): give one after --");
+            return usage_error(
+                "the image names no command (no Entrypoint or Cmd in its config): give one after "
+                "--");
     }
     auto name_of = [](const std::string& v) { return v.substr(0, v.find('=')); };
     std::vector<std::string> env;
@@ -102,7 +110,8 @@ Status apply_image_config(Config& c, const ImageConfig& image, const Given& give
     c.env = std::move(env);
     if (!given.workdir && !image.working_dir.empty()) {
         if (image.working_dir[0] != '/')
-            return usage_error(cat("the image's WorkingDir ", image.working_dir, " is not absolute"));
+            return usage_error(
+                cat("the image's WorkingDir ", image.working_dir, " is not absolute"));
         c.workdir = image.working_dir;
     }
     if (!given.user && !image.user.empty()) c.user = image.user;

@@ -24,7 +24,8 @@ namespace kago::pack {
 // The overlay xattrs themselves (trusted.overlay.*, user.overlay.*) are not
 // packed. A hard link whose first path a layer above deleted or replaced
 // keeps its data: the first surviving path of its group holds it.
-Status add_layers(Tree& tree, const std::vector<std::string>& dirs_bottom_first, const ScanOptions& o);
+Status add_layers(Tree& tree, const std::vector<std::string>& dirs_bottom_first,
+                  const ScanOptions& o);
 
 // What the image's config gives the packed file, under what the user gave.
 struct ImageConfig {

@@ -64,7 +64,8 @@ std::optional<std::pair<uint32_t, uint32_t>> numeric_user(const std::string& spe
     auto colon = spec.find(':');
     auto uid = parse::u64(spec.substr(0, colon), "--user");
     auto gid = colon == std::string::npos ? uid : parse::u64(spec.substr(colon + 1), "--user");
-    if (spec.empty() || !uid || !gid || *uid > UINT32_MAX - 1 || *gid > UINT32_MAX - 1) return std::nullopt;
+    if (spec.empty() || !uid || !gid || *uid > UINT32_MAX - 1 || *gid > UINT32_MAX - 1)
+        return std::nullopt;
     return std::pair{static_cast<uint32_t>(*uid), static_cast<uint32_t>(*gid)};
 }
 

@@ -334,7 +334,8 @@ Status read_tar(Tree& tree, int fd, const ScanOptions&) {
     return {};
 }
 
-Status add_host_command(Tree& tree, const std::string& program, const std::vector<std::string>& add_host,
+Status add_host_command(Tree& tree, const std::string& program,
+                        const std::vector<std::string>& add_host,
                         std::vector<std::string>& command) {
     std::string prog = TRY(add_host_program(tree, program));
     char real[PATH_MAX];
@@ -349,11 +350,15 @@ Status add_host_command(Tree& tree, const std::string& program, const std::vecto
     for (auto& p : add_host) {
         struct stat st;
         if (::stat(p.c_str(), &st) != 0) return sys_error(cat("--add-host ", p));
-        if (S_ISDIR(st.st_mode)) TRY(add_host_tree(tree, p));
-        else TRY(add_host_program(tree, p));
+        if (S_ISDIR(st.st_mode))
+            TRY(add_host_tree(tree, p));
+        else
+            TRY(add_host_program(tree, p));
     }
-    if (command.empty()) command = {prog};
-    else if (command[0].find('/') == std::string::npos && command[0] == prog.substr(prog.rfind('/') + 1))
+    if (command.empty())
+        command = {prog};
+    else if (command[0].find('/') == std::string::npos &&
+             command[0] == prog.substr(prog.rfind('/') + 1))
         command[0] = prog;
     return {};
 }

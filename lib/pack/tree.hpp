@@ -85,7 +85,8 @@ Status add_host_tree(Tree& tree, const std::string& dir);
 // PATH (a directory with add_host_tree, a file with add_host_program).
 // The command becomes the program when empty; a first word that is the
 // program's bare name becomes its path (the container's PATH may differ).
-Status add_host_command(Tree& tree, const std::string& program, const std::vector<std::string>& add_host,
+Status add_host_command(Tree& tree, const std::string& program,
+                        const std::vector<std::string>& add_host,
                         std::vector<std::string>& command);
 
 // The DT_NEEDED names, RUNPATH/RPATH and interpreter of an ELF file.

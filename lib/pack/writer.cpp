@@ -1,10 +1,10 @@
 #include "pack/writer.hpp"
 
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sodium.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -210,7 +210,8 @@ Result<WriteResult> write_packed_file(const std::string& path, const Tree::Built
                                       const WriteOptions& o) {
     auto slash = path.rfind('/');
     std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    std::string tmp = cat(dir, "/.", path.substr(slash == std::string::npos ? 0 : slash + 1), ".XXXXXX");
+    std::string tmp =
+        cat(dir, "/.", path.substr(slash == std::string::npos ? 0 : slash + 1), ".XXXXXX");
     long fd = trace::call([&] { return cat("mkstemp(", trace::quote(tmp), ")"); },
                           [&] { return ::mkostemp(tmp.data(), O_CLOEXEC); });
     if (fd < 0) return sys_error(cat("create a file beside ", path));

@@ -39,7 +39,9 @@ struct Layers {
         std::ofstream(path + "/" + rel) << text;
     }
     // A whiteout: a character device 0:0 (unprivileged since Linux 5.8).
-    bool whiteout(const std::string& rel) { return ::mknod((path + "/" + rel).c_str(), S_IFCHR | 0, makedev(0, 0)) == 0; }
+    bool whiteout(const std::string& rel) {
+        return ::mknod((path + "/" + rel).c_str(), S_IFCHR | 0, makedev(0, 0)) == 0;
+    }
     bool opaque(const std::string& rel) {
         return ::setxattr((path + "/" + rel).c_str(), "user.overlay.opaque", "y", 1, 0) == 0;
     }
@@ -64,14 +66,17 @@ TEST(PackLayers, WhiteoutsOpaqueDirectoriesAndReplacements) {
     l.dir("2/opq");
     l.file("2/opq/upper", "upper");
     l.file("2/was-dir", "now a file");
-    if (!l.whiteout("2/data/gone") || !l.whiteout("2/olddir")) GTEST_SKIP() << "mknod of a whiteout is refused here";
+    if (!l.whiteout("2/data/gone") || !l.whiteout("2/olddir"))
+        GTEST_SKIP() << "mknod of a whiteout is refused here";
     if (!l.opaque("2/opq")) GTEST_SKIP() << "user xattrs are not supported in /tmp";
     Tree t;
     ASSERT_TRUE(add_layers(t, {l.path + "/1", l.path + "/2"}, {}));
-    EXPECT_EQ(paths(t), (std::vector<std::string>{"", "data", "data/keep", "opq", "opq/upper", "was-dir"}));
+    EXPECT_EQ(paths(t),
+              (std::vector<std::string>{"", "data", "data/keep", "opq", "opq/upper", "was-dir"}));
     EXPECT_EQ(t.nodes().at("was-dir").meta.type, Type::File);
     for (auto& [p, n] : t.nodes())
-        for (auto& [name, value] : n.meta.xattrs) EXPECT_EQ(name.find("overlay."), std::string::npos) << p;
+        for (auto& [name, value] : n.meta.xattrs)
+            EXPECT_EQ(name.find("overlay."), std::string::npos) << p;
 }
 
 TEST(PackLayers, AHardLinkWhoseFirstPathAnUpperLayerDeletedKeepsItsData) {
@@ -125,7 +130,8 @@ TEST(PackLayers, AHardLinkWithinAnUntouchedLayerStaysALink) {
 }
 
 TEST(PackLayers, ImageConfigUnderTheUsersOwn) {
-    ImageConfig img{{"/bin/sh", "-c"}, {"echo hi"}, {"PATH=/bin", "GREETING=hello"}, "1000", "/app"};
+    ImageConfig img{
+        {"/bin/sh", "-c"}, {"echo hi"}, {"PATH=/bin", "GREETING=hello"}, "1000", "/app"};
     Config c;
     c.env = {"GREETING=bye"};
     ASSERT_TRUE(apply_image_config(c, img, {}));
