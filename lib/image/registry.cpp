@@ -3,7 +3,6 @@
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <strings.h>
-
 #include <time.h>
 
 #include <mutex>
@@ -172,7 +171,8 @@ Result<Registry::Response> Registry::perform(const std::string& url,
     CURL* h = impl_->h;
     c.easy_reset(h);
     Response resp;
-    Transfer t{&c, h, &resp, sink, limit, max_stream, range_from_, range_from_, range_from_, Error{}, false};
+    Transfer t{&c,          h,           &resp,       sink,    limit, max_stream,
+               range_from_, range_from_, range_from_, Error{}, false};
     transport_failed_ = false;
     curl_slist* list = nullptr;
     for (const auto& hd : headers) list = c.slist_append(list, hd.c_str());
@@ -441,8 +441,8 @@ Status Registry::blob_stream(const Descriptor& d, const Sink& sink) {
         range_from_ = 0;
         if (r) {
             if (d.size >= 0 && got < d.size)
-                return usage_error(cat(what(), ": blob ", d.digest, ": the answer ended after ", got,
-                                       " of ", d.size, " bytes"));
+                return usage_error(cat(what(), ": blob ", d.digest, ": the answer ended after ",
+                                       got, " of ", d.size, " bytes"));
             return {};
         }
         Error e = std::move(r).error();
@@ -458,7 +458,9 @@ Status Registry::blob_stream(const Descriptor& d, const Sink& sink) {
         if (trace::verbose())
             trace::emit(cat("blob ", d.digest, ": ", e.what, "; resuming at byte ", got));
         if (got == before) {  // no progress: wait a little longer each time
-            struct timespec ts{0, 250'000'000L * attempt};
+            struct timespec ts {
+                0, 250'000'000L * attempt
+            };
             ::nanosleep(&ts, nullptr);
         }
     }

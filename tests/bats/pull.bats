@@ -357,6 +357,17 @@ push_unique() {
     store_clean 3
     run img "$PROXY/kago/test:1" -- "${chain_words[@]}"
     assert_output "hello from /app as 1000"
+    # A server that ignores Range answers the whole blob again: what was
+    # received is skipped. A new store, so that the blobs are fetched again.
+    S=$BATS_TEST_TMPDIR/store2
+    proxy_start "$BATS_TEST_TMPDIR/proxy-norange" "$REGISTRY" --cut-norange
+    run --separate-stderr img -v --pull "$PROXY/kago/test:1" norange
+    assert_success
+    grep -q "^GET .* range=bytes=" "$PROXY_LOG" || fail "no Range request: $(cat "$PROXY_LOG")"
+    [[ "$stderr" == *"resuming at byte"* ]] || fail "stderr: $stderr"
+    store_clean 3
+    run img norange -- "${chain_words[@]}"
+    assert_output "hello from /app as 1000"
 }
 
 @test "a registry that dies mid-blob: a clear error naming the blob, nothing published; a later pull completes" {

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """A proxy on loopback in front of a registry, for the pull tests: it passes
 requests through, except that it cuts the connection in the middle of the
-first blob answer (--cut: then passes everything through; --die: then exits,
-as a registry that dies). Each request goes to the log, with its Range.
+first blob answer (--cut: then passes everything through; --cut-norange:
+the same, but drops Range headers, as a server that ignores them; --die:
+then exits, as a registry that dies). Each request goes to the log, with
+its Range.
 
-    registry-proxy.py UPSTREAM(HOST:PORT) PORTFILE LOG (--cut|--die) [PORT]
+    registry-proxy.py UPSTREAM(HOST:PORT) PORTFILE LOG MODE [PORT]
 """
 import http.client
 import http.server
@@ -34,7 +36,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         log(f"GET {self.path} range={rng or '-'}")
         conn = http.client.HTTPConnection(upstream, timeout=30)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")
+                   and not (mode == "--cut-norange" and k.lower() == "range")}
         conn.request("GET", self.path, headers=headers)
         resp = conn.getresponse()
         body = resp.read()
