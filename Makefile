@@ -172,7 +172,7 @@ DEPS := build-essential g++ make pkg-config git ca-certificates \
 	qemu-system-x86 hyperfine bubblewrap crun runc util-linux iproute2 nftables \
 	debootstrap zstd xz-utils cpio kmod jq clang libclang-rt-14-dev squashfs-tools squashfuse makeself \
 	procps psmisc file man-db groff-base bash-completion zsh fish dash \
-	python3 skopeo umoci podman docker-registry libcurl4-openssl-dev apache2-utils
+	python3 skopeo umoci podman docker-registry libcurl4-openssl-dev apache2-utils openssl
 
 # apt-get update runs once, and only when something is missing.
 deps:

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <strings.h>
+#include <time.h>
 
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -102,6 +103,7 @@ struct Registry::Response {
     long status = 0;
     std::string body, content_type, docker_digest, location;
     std::vector<std::string> challenges;
+    int64_t range_first = -1;  // Content-Range's first byte
 };
 
 struct Registry::Impl {
@@ -118,9 +120,22 @@ struct Transfer {
     const Registry::Sink* sink;
     size_t limit;
     int64_t max_stream, streamed = 0;
+    // A ranged request's first byte: a 206 answer must start there, a 200
+    // answer (the range ignored) has that many bytes skipped.
+    int64_t range_from = 0, skip = 0;
     Error error;
     bool failed = false;
 };
+
+// "bytes FIRST-LAST/TOTAL": FIRST, or -1.
+int64_t content_range_first(const std::string& v) {
+    if (!v.starts_with("bytes ")) return -1;
+    int64_t n = 0;
+    size_t i = 6;
+    if (i >= v.size() || v[i] < '0' || v[i] > '9') return -1;
+    for (; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) n = n * 10 + (v[i] - '0');
+    return i < v.size() && v[i] == '-' ? n : -1;
+}
 
 }  // namespace
 
@@ -156,7 +171,9 @@ Result<Registry::Response> Registry::perform(const std::string& url,
     CURL* h = impl_->h;
     c.easy_reset(h);
     Response resp;
-    Transfer t{&c, h, &resp, sink, limit, max_stream, 0, Error{}, false};
+    Transfer t{&c,          h,           &resp,       sink,    limit, max_stream,
+               range_from_, range_from_, range_from_, Error{}, false};
+    transport_failed_ = false;
     curl_slist* list = nullptr;
     for (const auto& hd : headers) list = c.slist_append(list, hd.c_str());
     if (!auth_.empty()) list = c.slist_append(list, auth_.c_str());
@@ -193,6 +210,8 @@ Result<Registry::Response> Registry::perform(const std::string& url,
             r->docker_digest = v;
         } else if (header_is(line, "www-authenticate", &v)) {
             r->challenges.push_back(v);
+        } else if (header_is(line, "content-range", &v)) {
+            r->range_first = content_range_first(v);
         }
         return n;
     };
@@ -202,6 +221,20 @@ Result<Registry::Response> Registry::perform(const std::string& url,
         long status = 0;
         t->api->easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &status);
         if (t->sink && status / 100 == 2) {
+            if (t->range_from > 0 && status == 206 && r->range_first != t->range_from) {
+                t->error = usage_error(cat("asked for the bytes from ", t->range_from,
+                                           ", the answer starts at ", r->range_first));
+                t->failed = true;
+                return 0;
+            }
+            size_t skipped = 0;
+            if (status == 200 && t->skip > 0) {  // the range ignored: skip what we have
+                skipped = static_cast<size_t>(std::min<int64_t>(t->skip, static_cast<int64_t>(n)));
+                t->skip -= static_cast<int64_t>(skipped);
+                p += skipped;
+                n -= skipped;
+                if (n == 0) return skipped;
+            }
             t->streamed += static_cast<int64_t>(n);
             if (t->max_stream >= 0 && t->streamed > t->max_stream) {
                 t->error = usage_error(cat("more bytes than the descriptor's ", t->max_stream));
@@ -214,7 +247,7 @@ Result<Registry::Response> Registry::perform(const std::string& url,
                 t->failed = true;
                 return 0;
             }
-            return n;
+            return skipped + n;
         }
         size_t limit = status / 100 == 2 ? t->limit : 65536;
         if (r->body.size() + n > limit) {
@@ -236,7 +269,10 @@ Result<Registry::Response> Registry::perform(const std::string& url,
         t.error.what = cat("GET ", url, ": ", t.error.what);
         return std::move(t.error);
     }
-    if (rc != CURLE_OK) return Error{0, cat("GET ", url, ": ", c.easy_strerror(rc)), ""};
+    if (rc != CURLE_OK) {
+        transport_failed_ = true;
+        return Error{0, cat("GET ", url, ": ", c.easy_strerror(rc)), ""};
+    }
     c.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
     char* eff = nullptr;
     if (c.easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff) resp.location = eff;
@@ -368,22 +404,66 @@ Result<Fetched> Registry::manifest(const std::string& ref) {
 }
 
 Result<std::string> Registry::blob(const Descriptor& d) {
-    TRY(check_digest(d.digest, "blob"));
-    Response r = TRY(get(cat("/blobs/", d.digest), {}, nullptr, 64u << 20, -1));
-    std::string got = sha256(r.body);
+    constexpr size_t kMax = 64u << 20;
+    std::string body;
+    Sink keep = [&](const char* p, size_t n) -> Status {
+        if (body.size() + n > kMax) return usage_error(cat("larger than ", kMax, " bytes"));
+        body.append(p, n);
+        return {};
+    };
+    TRY(blob_stream(d, keep));
+    std::string got = sha256(body);
     if (got != d.digest)
         return usage_error(
             cat(what(), ": blob ", d.digest, ": digest mismatch: the content hashes to ", got));
-    if (d.size >= 0 && static_cast<int64_t>(r.body.size()) != d.size)
-        return usage_error(cat(what(), ": blob ", d.digest, ": ", r.body.size(),
+    if (d.size >= 0 && static_cast<int64_t>(body.size()) != d.size)
+        return usage_error(cat(what(), ": blob ", d.digest, ": ", body.size(),
                                " bytes, the descriptor says ", d.size));
-    return std::move(r.body);
+    return body;
 }
 
 Status Registry::blob_stream(const Descriptor& d, const Sink& sink) {
     TRY(check_digest(d.digest, "blob"));
-    TRY(get(cat("/blobs/", d.digest), {}, &sink, 1 << 16, d.size));
-    return {};
+    int64_t got = 0;
+    Sink counted = [&](const char* p, size_t n) -> Status {
+        TRY(sink(p, n));
+        got += static_cast<int64_t>(n);
+        return {};
+    };
+    for (int attempt = 1;; ++attempt) {
+        // A broken transfer resumes from the bytes already passed on: the
+        // sink (its hash, its unpacker) goes on where it stopped.
+        std::vector<std::string> hd;
+        if (got > 0) hd.push_back(cat("Range: bytes=", got, "-"));
+        range_from_ = got;
+        int64_t before = got;
+        auto r = get(cat("/blobs/", d.digest), hd, &counted, 1 << 16, d.size);
+        range_from_ = 0;
+        if (r) {
+            if (d.size >= 0 && got < d.size)
+                return usage_error(cat(what(), ": blob ", d.digest, ": the answer ended after ",
+                                       got, " of ", d.size, " bytes"));
+            return {};
+        }
+        Error e = std::move(r).error();
+        if (!transport_failed_ || attempt > kResumes) {
+            if (transport_failed_)
+                e = Error{0,
+                          cat(what(), ": blob ", d.digest, ": the transfer broke after ", got,
+                              d.size >= 0 ? cat(" of ", d.size) : std::string(), " bytes, ",
+                              attempt, " attempts; the last: ", e.what),
+                          "a later pull fetches it again"};
+            return e;
+        }
+        if (trace::verbose())
+            trace::emit(cat("blob ", d.digest, ": ", e.what, "; resuming at byte ", got));
+        if (got == before) {  // no progress: wait a little longer each time
+            struct timespec ts {
+                0, 250'000'000L * attempt
+            };
+            ::nanosleep(&ts, nullptr);
+        }
+    }
 }
 
 }  // namespace kago::image

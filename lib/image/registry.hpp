@@ -10,7 +10,8 @@
 // Transport: https with the system's CAs; plain http only for --insecure
 // or a loopback registry (tried after https fails). Redirects are followed
 // (blob storage), to https only unless plain http is allowed; libcurl does
-// not carry the Authorization header to another host.
+// not carry the Authorization header to another host. A blob transfer that
+// breaks is resumed with HTTP Range requests (blob_stream).
 //
 // Authentication: anonymous first; a 401 answer's WWW-Authenticate
 // challenge is met once: Bearer (a token from the challenge's realm, for
@@ -52,10 +53,17 @@ class Registry {
     // A manifest or index by tag or digest, its digest checked (against the
     // digest asked for, and the Docker-Content-Digest header when sent).
     Result<Fetched> manifest(const std::string& ref);
+    // A broken blob transfer is resumed with a Range request from the bytes
+    // already received, at most this many times.
+    static constexpr int kResumes = 3;
+
     // A small blob (a config), checked against its descriptor.
     Result<std::string> blob(const Descriptor& d);
     // A blob's bytes to `sink` as they arrive; more bytes than the
-    // descriptor's size are refused. The caller checks the digest.
+    // descriptor's size are refused. The caller checks the digest. A
+    // transfer that breaks (the connection lost, a timeout) is resumed from
+    // the bytes received (a Range request; a 200 answer has them skipped),
+    // kResumes times; then the error names the blob and how far it came.
     using Sink = std::function<Status(const char*, size_t)>;
     Status blob_stream(const Descriptor& d, const Sink& sink);
 
@@ -79,6 +87,8 @@ class Registry {
     std::unique_ptr<Impl> impl_;
     std::string base_, auth_;
     bool plain_ok_ = false, decided_ = false, authed_ = false;
+    bool transport_failed_ = false;  // the last perform() failed in libcurl
+    int64_t range_from_ = 0;         // the next blob request's first byte
 };
 
 }  // namespace kago::image

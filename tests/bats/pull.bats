@@ -309,3 +309,82 @@ push_unique() {
     assert_success
     [ ! -e "$S" ] || fail "the store was made"
 }
+
+@test "bearer token auth: the token server refuses anonymous, a pull with auth.json gets a token" {
+    command -v openssl >/dev/null || skip "openssl is not installed"
+    local r=$BATS_TEST_TMPDIR/reg-token
+    token_server_start "$BATS_TEST_TMPDIR/token" kago:t0ken
+    registry_start "$r"
+    unset REGISTRY_AUTH_YAML
+    run curl -s -D - -o /dev/null "http://$REGISTRY/v2/"
+    assert_output --partial 'Bearer realm="http://127.0.0.1:'
+    # skopeo pushes through the same tokens (pull,push).
+    push_unique kago/tok:1 kago:t0ken
+    grep -q 'user=kago .*scope=.*repository:kago/tok:.*push' "$TOKEN_LOG" || fail "no push token: $(cat "$TOKEN_LOG")"
+    : >"$TOKEN_LOG"
+    run img --pull "$REGISTRY/kago/tok:1"
+    assert_equal "$status" 125
+    assert_output --partial "token for $REGISTRY/kago/tok: GET http://127.0.0.1:"
+    assert_output --partial "HTTP 401"
+    grep -q '^token user=- service=kago-registry scope=repository:kago/tok:pull$' "$TOKEN_LOG" ||
+        fail "token log: $(cat "$TOKEN_LOG")"
+    store_clean 0
+    mkdir -p "$XDG_RUNTIME_DIR/containers"
+    printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$REGISTRY" "$(printf kago:t0ken | base64)" \
+        >"$XDG_RUNTIME_DIR/containers/auth.json"
+    : >"$TOKEN_LOG"
+    run --separate-stderr img --pull "$REGISTRY/kago/tok:1"
+    assert_success
+    assert_output --partial "$REGISTRY/kago/tok:1"
+    [ "$(grep -c ': fetched ' <<<"$stderr")" = 1 ] || fail "stderr: $stderr"
+    # One token, asked for with the user's credentials.
+    [ "$(grep -c '^token user=kago service=kago-registry scope=repository:kago/tok:pull$' "$TOKEN_LOG")" = 1 ] ||
+        fail "token log: $(cat "$TOKEN_LOG")"
+    store_clean 1
+}
+
+@test "a blob transfer cut mid-way is resumed with a Range request" {
+    proxy_start "$BATS_TEST_TMPDIR/proxy" "$REGISTRY" --cut
+    run --separate-stderr img -v --pull "$PROXY/kago/test:1"
+    assert_success
+    assert_output --regexp "^$PROXY/kago/test:1 [0-9a-f]{12} \(3 layers\)\$"
+    grep -q '^cut /v2/kago/test/blobs/sha256:' "$PROXY_LOG" || fail "nothing was cut: $(cat "$PROXY_LOG")"
+    local cut from
+    cut=$(sed -n 's/^cut \([^ ]*\) after \([0-9]*\) of .*/\1 \2/p' "$PROXY_LOG")
+    from=$(grep "^GET ${cut% *} range=bytes=" "$PROXY_LOG") || fail "no Range request: $(cat "$PROXY_LOG")"
+    [[ "$from" == *"range=bytes=${cut#* }-" ]] || fail "the range does not start at ${cut#* }: $from"
+    [[ "$stderr" == *"resuming at byte ${cut#* }"* ]] || fail "stderr: $stderr"
+    store_clean 3
+    run img "$PROXY/kago/test:1" -- "${chain_words[@]}"
+    assert_output "hello from /app as 1000"
+    # A server that ignores Range answers the whole blob again: what was
+    # received is skipped. A new store, so that the blobs are fetched again.
+    S=$BATS_TEST_TMPDIR/store2
+    proxy_start "$BATS_TEST_TMPDIR/proxy-norange" "$REGISTRY" --cut-norange
+    run --separate-stderr img -v --pull "$PROXY/kago/test:1" norange
+    assert_success
+    grep -q "^GET .* range=bytes=" "$PROXY_LOG" || fail "no Range request: $(cat "$PROXY_LOG")"
+    [[ "$stderr" == *"resuming at byte"* ]] || fail "stderr: $stderr"
+    store_clean 3
+    run img norange -- "${chain_words[@]}"
+    assert_output "hello from /app as 1000"
+}
+
+@test "a registry that dies mid-blob: a clear error naming the blob, nothing published; a later pull completes" {
+    local port
+    proxy_start "$BATS_TEST_TMPDIR/proxy" "$REGISTRY" --die
+    port=${PROXY#*:}
+    run img --pull "$PROXY/kago/test:1"
+    assert_equal "$status" 125
+    assert_output --regexp "$PROXY/kago/test: blob sha256:[0-9a-f]{64}: the transfer broke after [0-9]+ of [0-9]+ bytes, 4 attempts"
+    kill -0 "$PROXY_PID" 2>/dev/null && fail "the proxy did not die"
+    store_clean 0
+    [ -z "$(ls "$S/blobs/sha256" 2>/dev/null)" ] || fail "blobs were stored: $(ls "$S/blobs/sha256")"
+    run img --list
+    refute_output --partial kago/test
+    # The registry back at the same address.
+    proxy_start "$BATS_TEST_TMPDIR/proxy2" "$REGISTRY" --cut "$port"
+    run img --quiet --pull "$PROXY/kago/test:1"
+    assert_success
+    store_clean 3
+}

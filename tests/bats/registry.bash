@@ -5,7 +5,16 @@
 #   registry_start DIR [HTPASSWD]   start one; sets REGISTRY (127.0.0.1:PORT)
 #                                   and REGISTRY_DIR; with HTPASSWD (bcrypt,
 #                                   htpasswd -B), it asks for basic auth
-#   registry_stop_all               stop every registry this file started
+#                                   (REGISTRY_AUTH_YAML, when set, is the
+#                                   auth: section's body instead)
+#   token_server_start DIR USER:PASS  a token server (tests/lib/token-server.py)
+#                                   and its key and certificate; sets
+#                                   REGISTRY_AUTH_YAML for registry_start and
+#                                   TOKEN_LOG
+#   proxy_start DIR UPSTREAM --cut|--die [PORT]  tests/lib/registry-proxy.py
+#                                   in front of UPSTREAM; sets PROXY, PROXY_LOG
+#   registry_stop_all               stop every registry, token server and
+#                                   proxy this file started
 #   require_registry                skip unless docker-registry is installed
 #
 # Each registry's pid goes to $BATS_FILE_TMPDIR/registries, so that
@@ -36,7 +45,10 @@ registry_start() {
             echo "  filesystem: {rootdirectory: $dir/storage}"
             echo "  delete: {enabled: true}"
             echo "http: {addr: 127.0.0.1:$port, secret: kago-bats}"
-            if [ -n "$htpasswd" ]; then
+            if [ -n "${REGISTRY_AUTH_YAML:-}" ]; then
+                echo "auth:"
+                echo "$REGISTRY_AUTH_YAML"
+            elif [ -n "$htpasswd" ]; then
                 echo "auth:"
                 echo "  htpasswd: {realm: kago, path: $htpasswd}"
             fi
@@ -61,6 +73,45 @@ registry_start() {
     echo "docker-registry did not start:" >&2
     cat "$dir/log" >&2
     return 1
+}
+
+# Wait for a helper's PORTFILE; the helper's pid goes to the list teardown stops.
+wait_portfile() {
+    local file=$1 pid=$2
+    echo "$pid" >>"$BATS_FILE_TMPDIR/registries"
+    for _ in $(seq 200); do
+        [ -s "$file" ] && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "$file: the helper did not start" >&2
+    return 1
+}
+
+token_server_start() {
+    local dir=$1 creds=$2 port
+    mkdir -p "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=kago-token \
+        -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null || return 1
+    TOKEN_LOG=$dir/log
+    rm -f "$dir/port"
+    python3 "$KAGO_TOP/tests/lib/token-server.py" "$dir/port" "$TOKEN_LOG" "$dir/key.pem" \
+        "$dir/cert.pem" kago-issuer "$creds" 2>"$dir/stderr" 3>&- &
+    wait_portfile "$dir/port" $! || return 1
+    port=$(cat "$dir/port")
+    REGISTRY_AUTH_YAML="  token: {realm: 'http://127.0.0.1:$port/token', service: kago-registry, issuer: kago-issuer, rootcertbundle: $dir/cert.pem}"
+}
+
+proxy_start() {
+    local dir=$1 upstream=$2 mode=$3 port=${4:-0}
+    mkdir -p "$dir"
+    PROXY_LOG=$dir/log
+    rm -f "$dir/port"
+    python3 "$KAGO_TOP/tests/lib/registry-proxy.py" "$upstream" "$dir/port" "$PROXY_LOG" "$mode" \
+        "$port" 2>"$dir/stderr" 3>&- &
+    PROXY_PID=$!
+    wait_portfile "$dir/port" $PROXY_PID || return 1
+    PROXY=127.0.0.1:$(cat "$dir/port")
 }
 
 registry_stop_all() {
