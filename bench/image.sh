@@ -9,6 +9,12 @@
 # as podman save writes it) and an OCI layout with gzip layers (as skopeo
 # copy writes it). Then what a chain started from the store costs over the
 # same chain given --layer directories, and the peak RSS of an import.
+# Then pulling the gzip form from a registry on loopback (Debian's
+# docker-registry, started by tests/bats/registry.bash):
+#   image-layers --pull, podman pull, skopeo copy + umoci unpack, and
+#   curl, tar -xz of each layer blob (the naive floor);
+# and packing the image (pack-selfexec --image, from the store) against
+# packing the same tree unpacked (pack-selfexec --rootfs).
 #
 # ROOTFS defaults to the Debian minbase root the tests build
 # (/var/cache/kago-tests/debian-bookworm): layer 1; layer 2 deletes a file,
@@ -57,7 +63,7 @@ table() {  # JSON FLOOR-NAME KAGO-NAME NAMES...
         t=$(ms "$j" "$n")
         printf '| %s | %.0f ms | %.2f |\n' "$n" "$t" "$(echo "$k / $t" | bc -l)"
     done
-    printf '\nimage-layers --import: %.2f× the floor (%s)\n\n' "$(echo "$k / $f" | bc -l)" "$floor"
+    printf '\n%s: %.2f× the floor (%s)\n\n' "$kago" "$(echo "$k / $f" | bc -l)" "$floor"
 }
 
 pod="podman --root $work/podman --runroot $work/podrun --storage-driver overlay"
@@ -114,3 +120,40 @@ s=$(ms "$work/c.json" "from the store")
 l=$(ms "$work/c.json" "given --layer")
 printf '## chain start\n\n| chain | median |\n|---|---|\n| from the store | %.2f ms |\n| given --layer | %.2f ms |\n\nthe store costs %+.2f ms\n' \
     "$s" "$l" "$(echo "$s - $l" | bc -l)"
+
+# --- pulling from a registry on loopback ----------------------------------------
+if [ ! -x /usr/bin/docker-registry ]; then
+    echo "bench: docker-registry is not installed (make deps): no pull rows" >&2
+    exit 0
+fi
+BATS_FILE_TMPDIR=$work
+. "$top/tests/bats/registry.bash"
+trap 'registry_stop_all; podman --root "$work/podman" --runroot "$work/podrun" --storage-driver overlay rmi -a -f >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+registry_start "$work/registry"
+skopeo copy -q --dest-tls-verify=false "oci:$work/gz:bench:1" "docker://$REGISTRY/bench:1"
+untar_pull="mkdir $work/x"
+for l in $glayers; do untar_pull+=" && curl -sf http://$REGISTRY/v2/bench/blobs/sha256:$l | tar -C $work/x -xz"; done
+echo "## pull: the gzip image from a registry on loopback, $RUNS runs"
+echo
+hyperfine --style none --runs "$RUNS" --prepare "$clean" --export-json "$work/p.json" \
+    -n "image-layers --pull" "image-layers --store $work/s --quiet --pull $REGISTRY/bench:1 x" \
+    -n "podman pull" "$pod pull -q --tls-verify=false $REGISTRY/bench:1" \
+    -n "skopeo copy + umoci unpack" "skopeo copy -q --src-tls-verify=false docker://$REGISTRY/bench:1 oci:$work/o:x && umoci unpack --image $work/o:x $work/u" \
+    -n "curl, tar -xz of each layer" "$untar_pull" >/dev/null
+table "$work/p.json" "curl, tar -xz of each layer" "image-layers --pull" \
+    "podman pull" "skopeo copy + umoci unpack" "curl, tar -xz of each layer"
+
+# --- packing the image into one file ----------------------------------------------
+rm -rf "$work/s" "$work/o" "$work/u"
+image-layers --store "$work/s" --import "oci:$work/gz:bench:1" x >/dev/null
+skopeo copy -q "oci:$work/gz:bench:1" "oci:$work/o:x"
+umoci unpack --image "$work/o:x" "$work/u" >/dev/null
+echo "## pack-selfexec: the image, against the same tree unpacked, $RUNS runs"
+echo
+hyperfine --style none --runs "$RUNS" --prepare "rm -f $work/p.run" --export-json "$work/k.json" \
+    -n "pack-selfexec --image" "pack-selfexec --image x --store $work/s -o $work/p.run -- /bin/true" \
+    -n "pack-selfexec --rootfs" "pack-selfexec --rootfs $work/u/rootfs -o $work/p.run -- /bin/true" >/dev/null
+i=$(ms "$work/k.json" "pack-selfexec --image")
+r=$(ms "$work/k.json" "pack-selfexec --rootfs")
+printf '| pack | median |\n|---|---|\n| --image | %.0f ms |\n| --rootfs | %.0f ms |\n\n--image: %.2f× --rootfs (target: at most 1.2×)\n' \
+    "$i" "$r" "$(echo "$i / $r" | bc -l)"
