@@ -64,7 +64,7 @@ kago::Result<int> run(const caps::Options& o, const Flags& f, cli::Common& commo
         // Only a process group leader forks: this parent waits and leaves like its child.
         if (auto ws = TRY(caps::new_session())) kago::proc::exit_like(*ws);
     }
-    if (!f.keep_env) caps::set_user_env(policy);
+    if (!f.keep_env) caps::set_user_env(policy, common.contract);
     cli::exec_command(next, common.contract, !f.keep_env);
 }
 

@@ -35,7 +35,8 @@ void out(const std::string& text) {
 // caller's subordinate ranges (unshare-run --user --map-auto).
 // The store goes along when it was not given on the command line: inside,
 // the default would be root's.
-[[noreturn]] void again_mapped(int argc, char** argv, const std::string& store, bool given, env::Contract& contract) {
+[[noreturn]] void again_mapped(int argc, char** argv, const std::string& store, bool given,
+                               env::Contract& contract) {
     char self[4096];
     ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
     if (n < 0) cli::die(sys_error("readlink /proc/self/exe"));
@@ -89,8 +90,10 @@ int list(const img::Store& s) {
 void set(env::Contract& contract, const char* name, const std::string& value) {
     if (trace::verbose() || trace::dry_run())
         trace::emit(cat("setenv(", trace::quote(name), ", ", trace::quote(value), ")"));
-    if (value.empty()) contract.unset(name);
-    else contract.set(name, value);
+    if (value.empty())
+        contract.unset(name);
+    else
+        contract.set(name, value);
 }
 
 // --pull: a line per layer on stderr, and a bar while it comes on a terminal.
@@ -236,7 +239,8 @@ int main(int argc, char** argv) {
         set(contract, env::kImageLayers, layers);
         set(contract, env::kImageWorkdir, im.config.working_dir);
         set(contract, env::kImageUser, im.config.user);
-        set(contract, env::kImageEnv, im.config.env.empty() ? "" : img::string_array(im.config.env));
+        set(contract, env::kImageEnv,
+            im.config.env.empty() ? "" : img::string_array(im.config.env));
         set(contract, env::kImageCmd, cmd.empty() ? "" : img::string_array(cmd));
         PreparedExec next = cli::value_or_die(prepare_exec(args));
         cli::exec_command(next, contract, !next.kago && !keep_env);

@@ -201,7 +201,8 @@ int main(int argc, char** argv) {
         default_target = false;
     } else if (default_target || !no_state) {
         auto name = state::container_name(contract);
-        auto acquired = name ? state::StateDir::acquire(*name, contract) : Result<state::StateDir>(name.error());
+        auto acquired = name ? state::StateDir::acquire(*name, contract)
+                             : Result<state::StateDir>(name.error());
         if (acquired) sd = std::move(acquired).value();
         else if (default_target)
             cli::die(Error(acquired.error()).with_hint("give the root a place with --target DIR"));

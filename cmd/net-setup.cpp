@@ -58,8 +58,10 @@ Status enter_and_exec(const Options& o, const PreparedExec& p, env::Contract& co
 }
 
 // --veth and --user-mode: supervise, then leave like the command.
-Status supervise_mode(const Options& o, Plan& plan, const PreparedExec& p, env::Contract& contract) {
-    End end = o.veth ? TRY(run_veth(o, plan, p, contract)) : TRY(run_user_mode(o, plan, p, contract));
+Status supervise_mode(const Options& o, Plan& plan, const PreparedExec& p,
+                      env::Contract& contract) {
+    End end =
+        o.veth ? TRY(run_veth(o, plan, p, contract)) : TRY(run_user_mode(o, plan, p, contract));
     if (end.exec_here) cli::exec_command(p, contract, false);  // a dry run goes on down the chain
     for (const auto& e : end.errors) cli::report(e);
     if (!end.errors.empty()) state::remove_owned_dirs();

@@ -29,7 +29,6 @@
 #include <vector>
 
 #include "core/env.hpp"
-
 #include "core/exec.hpp"
 #include "core/result.hpp"
 

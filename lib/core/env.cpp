@@ -67,20 +67,30 @@ Contract Contract::from_environ(char* const* envp) {
         std::string_view n = var.substr(0, eq), v = var.substr(eq + 1);
         for (const Field& f : kFields) {
             if (n != f.name) continue;
-            if (f.text) c.*f.text = std::string(v);
-            else c.*f.flag = v == "1";
+            if (f.text)
+                c.*f.text = std::string(v);
+            else
+                c.*f.flag = v == "1";
         }
     }
     return c;
 }
 
-Contract Contract::from_environ() { return from_environ(environ); }
+Contract Contract::from_environ() {
+    return from_environ(environ);
+}
 
-void Contract::set(const char* n, std::string value) { changes.push_back({n, std::move(value), false}); }
+void Contract::set(const char* n, std::string value) {
+    changes.push_back({n, std::move(value), false});
+}
 
-void Contract::unset(const char* n) { changes.push_back({n, std::nullopt, false}); }
+void Contract::unset(const char* n) {
+    changes.push_back({n, std::nullopt, false});
+}
 
-void Contract::strip_kago() { changes.push_back({"", std::nullopt, true}); }
+void Contract::strip_kago() {
+    changes.push_back({"", std::nullopt, true});
+}
 
 std::string Contract::get(std::string_view n) const {
     for (auto c = changes.rbegin(); c != changes.rend(); ++c) {
@@ -100,7 +110,8 @@ std::vector<std::string> Contract::render(const std::vector<std::string>& base) 
             std::erase_if(out, [&](const std::string& v) { return v.rfind("KAGO_", 0) == 0; });
             continue;
         }
-        auto at = std::find_if(out.begin(), out.end(), [&](const std::string& v) { return name_of(v) == c.name; });
+        auto at = std::find_if(out.begin(), out.end(),
+                               [&](const std::string& v) { return name_of(v) == c.name; });
         if (!c.value) {
             if (at != out.end()) out.erase(at);
         } else if (at != out.end()) {
@@ -114,9 +125,12 @@ std::vector<std::string> Contract::render(const std::vector<std::string>& base) 
 
 void Contract::apply() const {
     for (const Change& c : changes) {
-        if (c.all_kago) env::strip_kago();
-        else if (c.value) ::setenv(c.name.c_str(), c.value->c_str(), 1);
-        else ::unsetenv(c.name.c_str());
+        if (c.all_kago)
+            env::strip_kago();
+        else if (c.value)
+            ::setenv(c.name.c_str(), c.value->c_str(), 1);
+        else
+            ::unsetenv(c.name.c_str());
     }
 }
 

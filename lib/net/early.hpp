@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "core/env.hpp"
 #include "core/child.hpp"
+#include "core/env.hpp"
 #include "core/exec.hpp"
 #include "core/ready.hpp"
 #include "core/result.hpp"

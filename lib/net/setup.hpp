@@ -85,6 +85,7 @@ Result<End> run_veth(const Options& o, Plan& plan, const PreparedExec& p, env::C
 
 // --user-mode: a new user and network namespace in the command's process,
 // and pasta or slirp4netns attached to it from the host side.
-Result<End> run_user_mode(const Options& o, Plan& plan, const PreparedExec& p, env::Contract& contract);
+Result<End> run_user_mode(const Options& o, Plan& plan, const PreparedExec& p,
+                          env::Contract& contract);
 
 }  // namespace kago::net

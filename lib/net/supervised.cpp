@@ -337,7 +337,8 @@ Result<End> run_veth(const Options& o, Plan& plan, const PreparedExec& p, env::C
     return end;
 }
 
-Result<End> run_user_mode(const Options& o, Plan& plan, const PreparedExec& p, env::Contract& contract) {
+Result<End> run_user_mode(const Options& o, Plan& plan, const PreparedExec& p,
+                          env::Contract& contract) {
     pid_t parent = proc::follow_parent();
     plan.name = TRY(state::container_name(contract));
     state::StateDir sd = TRY(state::StateDir::acquire(plan.name, contract));

@@ -297,16 +297,18 @@ TEST(Env, ContractRendersItsSettingsInOrder) {
     c.unset(env::kImage);
     EXPECT_EQ(c.get(env::kName), "box") << "the last setting wins over what was read";
     EXPECT_EQ(c.get(env::kImage), "");
-    std::vector<std::string> base = {"PATH=/bin", "KAGO_NAME=old", "KAGO_IMAGE=alpine", "TERM=xterm"};
+    std::vector<std::string> base = {"PATH=/bin", "KAGO_NAME=old", "KAGO_IMAGE=alpine",
+                                     "TERM=xterm"};
     EXPECT_EQ(c.render(base), (std::vector<std::string>{"PATH=/bin", "KAGO_NAME=box", "TERM=xterm",
-                                                         "KAGO_CGROUP=/kago/box"}));
+                                                        "KAGO_CGROUP=/kago/box"}));
     // The last program: every KAGO_ variable goes, and what is set after
     // (a dry run's KAGO_DRY_RUN) comes back.
     c.strip_kago();
     EXPECT_EQ(c.get(env::kName), "");
     EXPECT_EQ(c.render(base), (std::vector<std::string>{"PATH=/bin", "TERM=xterm"}));
     c.set(env::kDryRun, "1");
-    EXPECT_EQ(c.render(base), (std::vector<std::string>{"PATH=/bin", "TERM=xterm", "KAGO_DRY_RUN=1"}));
+    EXPECT_EQ(c.render(base),
+              (std::vector<std::string>{"PATH=/bin", "TERM=xterm", "KAGO_DRY_RUN=1"}));
 }
 
 TEST(Env, ContractAppliesToThisProcess) {
