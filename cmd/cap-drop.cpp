@@ -40,7 +40,7 @@ struct Flags {
     bool keep_env = false, print_profile = false, show_state = false, as_json = false, new_session = false;
 };
 
-kago::Result<int> run(const caps::Options& o, const Flags& f, const cli::Common& common) {
+kago::Result<int> run(const caps::Options& o, const Flags& f, cli::Common& common) {
     if (f.show_state) return show(common.command, f.as_json);
     if (f.as_json) cli::usage_error("--json needs --show");
 
@@ -64,8 +64,8 @@ kago::Result<int> run(const caps::Options& o, const Flags& f, const cli::Common&
         // Only a process group leader forks: this parent waits and leaves like its child.
         if (auto ws = TRY(caps::new_session())) kago::proc::exit_like(*ws);
     }
-    if (!f.keep_env) caps::set_user_env(policy);
-    cli::exec_command(next, !f.keep_env);
+    if (!f.keep_env) caps::set_user_env(policy, common.contract);
+    cli::exec_command(next, common.contract, !f.keep_env);
 }
 
 }  // namespace
@@ -123,8 +123,7 @@ int main(int argc, char** argv) {
     if (auto code = opts.parse(argc, argv, common)) return *code;
 
     // An image's User (image-layers) when no --user is given.
-    if (o.user.empty() && !kago::env::get(kago::env::kImageUser).empty())
-        o.user = kago::env::get(kago::env::kImageUser);
+    if (o.user.empty() && !common.contract.image_user.empty()) o.user = common.contract.image_user;
     auto code = run(o, f, common);
     if (!code) cli::die(code.error());
     return *code;

@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
     std::vector<cg::Rlimit> rlimits;
     cg::Limits limits = limits_from(a, rlimits);
     if (a.status_fd >= 0) ::fcntl(a.status_fd, F_SETFD, FD_CLOEXEC);  // the command does not inherit it
-    std::string name = cli::value_or_die(kago::state::container_name());
+    std::string name = cli::value_or_die(kago::state::container_name(common.contract));
     auto next = cli::value_or_die(kago::prepare_exec(common.command));
 
     // Only rlimits: they need no cgroup, and with nothing to report or to
@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
                                         [&] { return ::syscall(SYS_prlimit64, 0, r.resource, &rl, nullptr); });
             if (rc != 0) cli::die(kago::sys_error(cat("--rlimit ", r.name, ": prlimit")));
         }
-        cli::exec_command(next, !next.kago);
+        cli::exec_command(next, common.contract, !next.kago);
     }
 
     if (a.gc) {
@@ -179,7 +179,7 @@ int main(int argc, char** argv) {
     auto session = checked(cg::Session::plan(limits, a.parent, a.if_available, warnings));
     const bool dry = common.dry_run;
     kago::state::StateDir state;
-    if (!dry) state = cli::value_or_die(kago::state::StateDir::acquire(name));
+    if (!dry) state = cli::value_or_die(kago::state::StateDir::acquire(name, common.contract));
     // Leftovers are reaped once the state directory is ours: acquire()
     // waits for a killed same-name chain to end, and its cgroup empties.
     if (!dry) {
@@ -202,7 +202,8 @@ int main(int argc, char** argv) {
     cg::Cgroup& cgroup = session.cgroup();
     // KAGO_CGROUP and the state file: the path as /proc/PID/cgroup shows it.
     const std::string rel = cgroup.relative();
-    ::setenv(kago::env::kCgroup, rel.c_str(), 1);
+    common.contract.set(kago::env::kCgroup, rel);
+    common.contract.apply();  // the command's environment
     if (auto r = state.write("cgroup", rel); !r) fail(r.error());
 
     cg::JoinTarget join;
@@ -219,7 +220,7 @@ int main(int argc, char** argv) {
     cg::SpawnRequest req{&next, &join, rlimits, &signals};
     if (dry) {
         cg::print_plan(req);
-        cli::exec_command(next, false);
+        cli::exec_command(next, common.contract, false);
     }
 
     // The supervisor: orphans of the container become our children, so

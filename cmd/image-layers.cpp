@@ -36,7 +36,8 @@ void out(const std::string& text) {
 // caller's subordinate ranges (unshare-run --user --map-auto).
 // The store goes along when it was not given on the command line: inside,
 // the default would be root's.
-[[noreturn]] void again_mapped(int argc, char** argv, const std::string& store, bool given) {
+[[noreturn]] void again_mapped(int argc, char** argv, const std::string& store, bool given,
+                               env::Contract& contract) {
     char self[4096];
     ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
     if (n < 0) cli::die(sys_error("readlink /proc/self/exe"));
@@ -45,7 +46,7 @@ void out(const std::string& text) {
     if (!given) words.insert(words.end(), {"--store", store});
     for (int i = 1; i < argc; ++i) words.emplace_back(argv[i]);
     PreparedExec next = cli::value_or_die(prepare_exec(words));
-    cli::exec_command(next, false);
+    cli::exec_command(next, contract, false);
 }
 
 void warn_stats(const img::UnpackStats& st) {
@@ -87,11 +88,13 @@ int list(const img::Store& s) {
     return 0;
 }
 
-void set(const char* name, const std::string& value) {
+void set(env::Contract& contract, const char* name, const std::string& value) {
     if (trace::verbose() || trace::dry_run())
         trace::emit(cat("setenv(", trace::quote(name), ", ", trace::quote(value), ")"));
-    if (value.empty()) ::unsetenv(name);
-    else ::setenv(name, value.c_str(), 1);
+    if (value.empty())
+        contract.unset(name);
+    else
+        contract.set(name, value);
 }
 
 // --pull: a line per layer on stderr, and a bar while it comes on a terminal.
@@ -234,14 +237,16 @@ int main(int argc, char** argv) {
         for (const auto& d : im.layer_dirs) layers += (layers.empty() ? "" : ":") + d;
         std::vector<std::string> cmd = im.config.entrypoint;
         cmd.insert(cmd.end(), im.config.cmd.begin(), im.config.cmd.end());
-        set(env::kImage, im.name);
-        set(env::kImageLayers, layers);
-        set(env::kImageWorkdir, im.config.working_dir);
-        set(env::kImageUser, im.config.user);
-        set(env::kImageEnv, im.config.env.empty() ? "" : img::string_array(im.config.env));
-        set(env::kImageCmd, cmd.empty() ? "" : img::string_array(cmd));
+        env::Contract& contract = common.contract;
+        set(contract, env::kImage, im.name);
+        set(contract, env::kImageLayers, layers);
+        set(contract, env::kImageWorkdir, im.config.working_dir);
+        set(contract, env::kImageUser, im.config.user);
+        set(contract, env::kImageEnv,
+            im.config.env.empty() ? "" : img::string_array(im.config.env));
+        set(contract, env::kImageCmd, cmd.empty() ? "" : img::string_array(cmd));
         PreparedExec next = cli::value_or_die(prepare_exec(args));
-        cli::exec_command(next, !next.kago && !keep_env);
+        cli::exec_command(next, contract, !next.kago && !keep_env);
     }
 
     if (do_list) words(0, 0, "--list takes no other words");
@@ -253,7 +258,7 @@ int main(int argc, char** argv) {
     if (!remove_image.empty()) words(0, 0, "--remove takes one IMAGE");
     if (!commit_dir.empty()) words(2, 2, "--commit takes DIR, IMAGE and NAME");
     if (map_auto && writes && !trace::dry_run() && !mount::in_user_namespace() && ::geteuid() != 0)
-        again_mapped(argc, argv, store_path, opts.given("--store") > 0);
+        again_mapped(argc, argv, store_path, opts.given("--store") > 0, common.contract);
     if (trace::dry_run() && writes) {
         trace::emit(cat("would change the store ", store_path, " (dry run): nothing done"));
         return 0;

@@ -131,8 +131,8 @@ int main(int argc, char** argv) {
     if (auto code = opts.parse(argc, argv, common)) return *code;
     // An image (image-layers): its layers when no --layer is given, and its
     // WorkingDir when no --chdir is.
-    if (spec.layers.empty() && !env::get(env::kImageLayers).empty()) {
-        std::string_view list = env::get(env::kImageLayers);
+    if (spec.layers.empty() && !common.contract.image_layers.empty()) {
+        std::string_view list = common.contract.image_layers;
         for (size_t i = 0; i <= list.size();) {
             size_t j = std::min(list.find(':', i), list.size());
             if (j > i) spec.layers.emplace_back(list.substr(i, j - i));
@@ -140,8 +140,8 @@ int main(int argc, char** argv) {
         }
         bool has_chdir = false;
         for (const auto& st : spec.steps) has_chdir |= st.kind == StepKind::chdir;
-        if (!has_chdir && !env::get(env::kImageWorkdir).empty()) {
-            auto s = mount::parse_step(StepKind::chdir, std::string(env::get(env::kImageWorkdir)));
+        if (!has_chdir && !common.contract.image_workdir.empty()) {
+            auto s = mount::parse_step(StepKind::chdir, common.contract.image_workdir);
             if (!s) cli::die(s.error());
             spec.steps.push_back(std::move(s).value());
         }
@@ -192,15 +192,17 @@ int main(int argc, char** argv) {
 
     // The state directory: the default target, and the files net-setup wrote.
     state::StateDir sd;
-    bool no_state = env::get(env::kStateDir).empty();
+    env::Contract& contract = common.contract;
+    bool no_state = contract.state_dir.empty();
     if (default_target && no_state && trace::dry_run()) {
         // A dry run creates nothing, not even the state directory.
-        auto name = cli::value_or_die(state::container_name());
+        auto name = cli::value_or_die(state::container_name(contract));
         spec.target = state::runtime_root() + "/" + name + "/root";
         default_target = false;
     } else if (default_target || !no_state) {
-        auto name = state::container_name();
-        auto acquired = name ? state::StateDir::acquire(*name) : Result<state::StateDir>(name.error());
+        auto name = state::container_name(contract);
+        auto acquired = name ? state::StateDir::acquire(*name, contract)
+                             : Result<state::StateDir>(name.error());
         if (acquired) sd = std::move(acquired).value();
         else if (default_target)
             cli::die(Error(acquired.error()).with_hint("give the root a place with --target DIR"));
@@ -257,6 +259,6 @@ int main(int argc, char** argv) {
     // The last program of the chain: no inherited descriptor reaches the payload.
     if (last && !trace::dry_run()) ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
     // Entering the container's root: the caller's environment stays behind.
-    if (spec.pivot) env::replace(env::container_environ(env::current(), envp));
-    cli::exec_command(next, last && !keep_env);
+    if (spec.pivot) env::replace(env::container_environ(contract.render(env::current()), envp));
+    cli::exec_command(next, contract, last && !keep_env);
 }

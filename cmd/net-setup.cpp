@@ -47,32 +47,34 @@ Result<int> collect_garbage(bool verbose) {
 }
 
 // --raw, --move and --join: nothing to undo on the host, so exec.
-Status enter_and_exec(const Options& o, const PreparedExec& p) {
+Status enter_and_exec(const Options& o, const PreparedExec& p, env::Contract& contract) {
     std::string netns = TRY(enter(o));
-    ::setenv(env::kNetns, netns.c_str(), 1);
-    if (!env::get(env::kStateDir).empty() && !trace::dry_run()) {
-        state::StateDir sd = TRY(state::StateDir::acquire(""));
+    contract.set(env::kNetns, netns);
+    if (!contract.state_dir.empty() && !trace::dry_run()) {
+        state::StateDir sd = TRY(state::StateDir::acquire("", contract));
         TRY(sd.write("netns", netns));
     }
-    cli::exec_command(p, false);
+    cli::exec_command(p, contract, false);
 }
 
 // --veth and --user-mode: supervise, then leave like the command.
-Status supervise_mode(const Options& o, Plan& plan, const PreparedExec& p) {
-    End end = o.veth ? TRY(run_veth(o, plan, p)) : TRY(run_user_mode(o, plan, p));
-    if (end.exec_here) cli::exec_command(p, false);  // a dry run goes on down the chain
+Status supervise_mode(const Options& o, Plan& plan, const PreparedExec& p,
+                      env::Contract& contract) {
+    End end =
+        o.veth ? TRY(run_veth(o, plan, p, contract)) : TRY(run_user_mode(o, plan, p, contract));
+    if (end.exec_here) cli::exec_command(p, contract, false);  // a dry run goes on down the chain
     for (const auto& e : end.errors) cli::report(e);
     if (!end.errors.empty()) state::remove_owned_dirs();
     finish_later_and_exit(std::move(end.later), end.wstatus);
 }
 
-Result<int> run(const Options& o, const cli::Common& common) {
+Result<int> run(const Options& o, cli::Common& common) {
     Plan plan = TRY(check(o));
     if (o.gc) return collect_garbage(common.verbose);
     ready::before_payload();  // a net-setup below another one starts after it
     PreparedExec p = TRY(prepare_exec(common.command));
-    if (o.veth || o.user_mode) TRY(supervise_mode(o, plan, p));
-    TRY(enter_and_exec(o, p));
+    if (o.veth || o.user_mode) TRY(supervise_mode(o, plan, p, common.contract));
+    TRY(enter_and_exec(o, p, common.contract));
     return 125;  // not reached: the steps above exec or exit
 }
 

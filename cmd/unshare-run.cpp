@@ -195,11 +195,13 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     //    taken now when an earlier program made it, when a name given by the
     //    user may clash, or when the command sees it; otherwise it is made
     //    while the child starts (/run may be on a disk).
-    bool state_now = !env::get(env::kStateDir).empty() || !o.name.empty() || !strip_env;
-    std::string name = o.name.empty() ? TRY(state::container_name()) : o.name;
+    env::Contract& contract = common.contract;
+    bool state_now = !contract.state_dir.empty() || !o.name.empty() || !strip_env;
+    std::string name = o.name.empty() ? TRY(state::container_name(contract)) : o.name;
     state::StateDir state;
-    if (!common.dry_run && state_now) state = TRY(state::StateDir::acquire(name));
-    if (strip_env && !common.dry_run) env::strip_kago();
+    if (!common.dry_run && state_now) state = TRY(state::StateDir::acquire(name, contract));
+    if (strip_env && !common.dry_run) contract.strip_kago();
+    contract.apply();  // the child's environment
 
     // 3. In this process: die with the parent (SIGTERM, so that we kill the
     //    child and clean up), make the time namespace.
@@ -223,10 +225,10 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
         TRY(ns::write_maps(maps, c.pid()));
         if (common.dry_run) {
             ns::show_dry_run(child);
-            cli::exec_command(cmd, strip_env);
+            cli::exec_command(cmd, contract, strip_env);
         }
         if (wait_for_maps) TRY(c.release());
-        if (!state_now) state = TRY(state::StateDir::acquire(name));
+        if (!state_now) state = TRY(state::StateDir::acquire(name, contract));
         TRY(ns::write_state(state, c.pid()));
         if (o.info_fd >= 0) {
             auto inodes = TRY(c.namespaces());

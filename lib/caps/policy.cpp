@@ -372,11 +372,11 @@ Status apply(const Policy& p) {
     return {};
 }
 
-void set_user_env(const Policy& p) {
+void set_user_env(const Policy& p, env::Contract& contract) {
     if (!p.user || !p.user_env) return;
-    ::setenv("HOME", p.user->home.c_str(), 1);
-    ::setenv("USER", p.user->name.c_str(), 1);
-    ::setenv("LOGNAME", p.user->name.c_str(), 1);
+    contract.set("HOME", p.user->home);
+    contract.set("USER", p.user->name);
+    contract.set("LOGNAME", p.user->name);
 }
 
 }  // namespace kago::caps

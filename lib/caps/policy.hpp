@@ -7,7 +7,7 @@
 //   auto policy = TRY(kago::caps::build_policy(o));  // reads /etc/passwd, the profile
 //   TRY(kago::fds::keep_only({}));
 //   TRY(kago::caps::apply(policy));
-//   kago::caps::set_user_env(policy);
+//   kago::caps::set_user_env(policy, common.contract);  // applied at the exec
 //   ... exec
 //
 // A Policy can also be filled in directly (keep, inheritable, ambient, user,
@@ -34,6 +34,7 @@
 #include "caps/caps.hpp"
 #include "caps/seccomp.hpp"
 #include "caps/user.hpp"
+#include "core/env.hpp"
 #include "core/result.hpp"
 
 namespace kago::caps {
@@ -129,7 +130,8 @@ Result<Prepared> prepare(const Policy& p);
 long run(const Prepared& pr);
 Error error(const Prepared& pr, long failed, int err);
 
-// HOME, USER and LOGNAME for p.user (when user_env is set).
-void set_user_env(const Policy& p);
+// HOME, USER and LOGNAME for p.user (when user_env is set), set in
+// `contract` for the command.
+void set_user_env(const Policy& p, env::Contract& contract);
 
 }  // namespace kago::caps

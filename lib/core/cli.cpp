@@ -329,8 +329,9 @@ std::optional<int> Options::parse(int argc, char** argv, Common& common) {
             return fail(cat(why, " (from ", o.env, ")"));
         o.count = 0;  // given() counts the command line
     }
-    common.verbose = verbose_ || env::is_true(env::kTrace);
-    common.dry_run = dry_run_ || env::is_true(env::kDryRun);
+    common.contract = env::Contract::from_environ();
+    common.verbose = verbose_ || common.contract.trace;
+    common.dry_run = dry_run_ || common.contract.dry_run;
     trace::set_verbose(common.verbose);
     trace::set_dry_run(common.dry_run);
     return std::nullopt;
@@ -359,13 +360,13 @@ void warn(std::string_view message) { write_err(cat(trace::program(), ": warning
 
 void note(std::string_view message) { write_err(cat(trace::program(), ": ", message, "\n")); }
 
-void exec_command(const PreparedExec& p, bool strip_env) {
+void exec_command(const PreparedExec& p, env::Contract& contract, bool strip_env) {
     if (!p.kago && !trace::dry_run()) ready::before_payload();
     if (!p.kago) {  // unshare-run --tty: the payload's own terminal
         auto st = console::before_payload();
         if (!st) die(st.error());
     }
-    if (strip_env) env::strip_kago();
+    if (strip_env) contract.strip_kago();
     if (trace::dry_run()) {
         bool chain = p.kago;
         trace::emit(cat("execve(", trace::quote(p.program.valid() ? p.program_path : p.argv[0]), ", ",
@@ -375,10 +376,11 @@ void exec_command(const PreparedExec& p, bool strip_env) {
             state::remove_owned_dirs();
             exit(0);
         }
-        ::setenv(env::kDryRun, "1", 1);
+        contract.set(env::kDryRun, "1");
         trace::set_dry_run(false);  // the exec itself is real: it runs the next plan
         trace::set_verbose(false);  // and it was shown above
     }
+    contract.apply();
     Error e = exec_prepared(p);
     int code = exit_code_for_exec_error(e.err);
     report(e);

@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/env.hpp"
 #include "core/exec.hpp"
 #include "core/result.hpp"
 
@@ -39,6 +40,9 @@ struct Common {
     bool verbose = false;
     bool dry_run = false;
     std::vector<std::string> command;  // empty: the default command
+    // The environment contract, read once by parse() and passed down; what
+    // this program sets for the rest of the chain is applied at its exec.
+    env::Contract contract;
 };
 
 class Options {
@@ -168,7 +172,8 @@ void report(const Error& e);
 // (with KAGO_DRY_RUN=1, so that the rest of the chain prints its plan); any
 // other command is only shown, and the program exits 0. When strip_env is
 // set, every KAGO_ variable is removed first (the last program's duty).
-[[noreturn]] void exec_command(const PreparedExec& p, bool strip_env);
+// `contract`'s settings become the exec's environment here (Contract::apply()).
+[[noreturn]] void exec_command(const PreparedExec& p, env::Contract& contract, bool strip_env);
 
 // The value of an option unwrapped, or die(125).
 template <class T>

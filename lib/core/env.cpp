@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,112 @@ void strip_kago() {
         }
     }
     for (const auto& n : names) ::unsetenv(n.c_str());
+}
+
+namespace {
+
+// The read fields by name.
+struct Field {
+    const char* name;
+    std::string Contract::*text;
+    bool Contract::*flag;
+};
+constexpr Field kFields[] = {
+    {kName, &Contract::name, nullptr},
+    {kStateDir, &Contract::state_dir, nullptr},
+    {kCgroup, &Contract::cgroup, nullptr},
+    {kNetns, &Contract::netns, nullptr},
+    {kTrace, nullptr, &Contract::trace},
+    {kDryRun, nullptr, &Contract::dry_run},
+    {kExec, nullptr, &Contract::exec},
+    {kReadyFd, &Contract::ready_fd, nullptr},
+    {kConsoleFd, &Contract::console_fd, nullptr},
+    {kImage, &Contract::image, nullptr},
+    {kImageStore, &Contract::image_store, nullptr},
+    {kImageLayers, &Contract::image_layers, nullptr},
+    {kImageWorkdir, &Contract::image_workdir, nullptr},
+    {kImageUser, &Contract::image_user, nullptr},
+    {kImageEnv, &Contract::image_env, nullptr},
+    {kImageCmd, &Contract::image_cmd, nullptr},
+};
+
+}  // namespace
+
+Contract Contract::from_environ(char* const* envp) {
+    Contract c;
+    for (char* const* e = envp; e && *e; ++e) {
+        std::string_view var(*e);
+        if (var.rfind("KAGO_", 0) != 0) continue;
+        auto eq = var.find('=');
+        if (eq == std::string_view::npos) continue;
+        std::string_view n = var.substr(0, eq), v = var.substr(eq + 1);
+        for (const Field& f : kFields) {
+            if (n != f.name) continue;
+            if (f.text)
+                c.*f.text = std::string(v);
+            else
+                c.*f.flag = v == "1";
+        }
+    }
+    return c;
+}
+
+Contract Contract::from_environ() {
+    return from_environ(environ);
+}
+
+void Contract::set(const char* n, std::string value) {
+    changes.push_back({n, std::move(value), false});
+}
+
+void Contract::unset(const char* n) {
+    changes.push_back({n, std::nullopt, false});
+}
+
+void Contract::strip_kago() {
+    changes.push_back({"", std::nullopt, true});
+}
+
+std::string Contract::get(std::string_view n) const {
+    for (auto c = changes.rbegin(); c != changes.rend(); ++c) {
+        if (c->all_kago) return {};
+        if (c->name == n) return c->value.value_or("");
+    }
+    for (const Field& f : kFields)
+        if (n == f.name) return f.text ? this->*f.text : this->*f.flag ? "1" : "";
+    return {};
+}
+
+std::vector<std::string> Contract::render(const std::vector<std::string>& base) const {
+    std::vector<std::string> out = base;
+    auto name_of = [](const std::string& v) { return std::string_view(v).substr(0, v.find('=')); };
+    for (const Change& c : changes) {
+        if (c.all_kago) {
+            std::erase_if(out, [&](const std::string& v) { return v.rfind("KAGO_", 0) == 0; });
+            continue;
+        }
+        auto at = std::find_if(out.begin(), out.end(),
+                               [&](const std::string& v) { return name_of(v) == c.name; });
+        if (!c.value) {
+            if (at != out.end()) out.erase(at);
+        } else if (at != out.end()) {
+            *at = cat(c.name, "=", *c.value);
+        } else {
+            out.push_back(cat(c.name, "=", *c.value));
+        }
+    }
+    return out;
+}
+
+void Contract::apply() const {
+    for (const Change& c : changes) {
+        if (c.all_kago)
+            env::strip_kago();
+        else if (c.value)
+            ::setenv(c.name.c_str(), c.value->c_str(), 1);
+        else
+            ::unsetenv(c.name.c_str());
+    }
 }
 
 namespace {

@@ -30,6 +30,48 @@ inline constexpr const char kImageUser[] = "KAGO_IMAGE_USER";       // User: cap
 inline constexpr const char kImageEnv[] = "KAGO_IMAGE_ENV";         // Env, a JSON array of "NAME=VALUE"
 inline constexpr const char kImageCmd[] = "KAGO_IMAGE_CMD";         // Entrypoint + Cmd, a JSON array: the default command
 
+// The contract as one program sees it: the KAGO_ values it read at its
+// start (Contract::from_environ(), once, in main through cli::Options::parse)
+// and the settings it makes for the rest of the chain (set(), unset(),
+// strip_kago()), in order. Nothing in lib/ changes the process environment
+// behind the caller's back: the settings are applied where the chain
+// execs or starts a child that execs (apply(): cli::exec_command, and the
+// supervisors before they start their command), and render() is that
+// environment as a list.
+struct Contract {
+    // As read at the start ("" for unset).
+    std::string name, state_dir, cgroup, netns;
+    bool trace = false, dry_run = false, exec = false;
+    std::string ready_fd, console_fd;
+    std::string image, image_store, image_layers, image_workdir, image_user, image_env, image_cmd;
+
+    // One setting: a value, unset (nullopt), or every KAGO_ variable removed.
+    struct Change {
+        std::string name;
+        std::optional<std::string> value;
+        bool all_kago = false;
+    };
+    std::vector<Change> changes;
+
+    // From an environment ("NAME=VALUE" each; nullptr ends it).
+    static Contract from_environ(char* const* envp);
+    static Contract from_environ();  // this process's
+
+    void set(const char* name, std::string value);
+    void unset(const char* name);
+    void strip_kago();  // the last program: no KAGO_ variable reaches the payload
+
+    // The variable's value for the rest of the chain: the last setting of
+    // it, else what was read ("" for unset). Only KAGO_ names.
+    std::string get(std::string_view name) const;
+
+    // `base` ("NAME=VALUE" each) with the settings applied, in order.
+    std::vector<std::string> render(const std::vector<std::string>& base) const;
+    // The same, made this process's environment (the one place that calls
+    // setenv for the contract).
+    void apply() const;
+};
+
 // getenv, with "" for unset.
 std::string_view get(const char* name);
 bool is_true(const char* name);  // set to "1"

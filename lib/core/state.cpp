@@ -35,8 +35,8 @@ Status validate_name(std::string_view name) {
     return {};
 }
 
-Result<std::string> container_name() {
-    auto v = env::get(env::kName);
+Result<std::string> container_name(env::Contract& contract) {
+    std::string v = contract.get(env::kName);
     if (!v.empty()) {
         TRY(validate_name(v));
         return std::string(v);
@@ -50,7 +50,7 @@ Result<std::string> container_name() {
         name += hex[c >> 4];
         name += hex[c & 15];
     }
-    ::setenv(env::kName, name.c_str(), 1);
+    contract.set(env::kName, name);
     return name;
 }
 
@@ -286,9 +286,9 @@ Status remove_if_owned_by(const std::string& path, pid_t pid, uint64_t start) {
     return remove_tree(path);
 }
 
-Result<StateDir> StateDir::acquire(std::string_view name) {
+Result<StateDir> StateDir::acquire(std::string_view name, env::Contract& contract) {
     StateDir d;
-    auto existing = env::get(env::kStateDir);
+    std::string existing = contract.get(env::kStateDir);
     if (!existing.empty()) {
         d.path_ = std::string(existing);
         return d;
@@ -344,8 +344,8 @@ Result<StateDir> StateDir::acquire(std::string_view name) {
     d.owned_ = true;
     d.owner_ = ::getpid();
     d.enroll();
-    ::setenv(env::kStateDir, d.path_.c_str(), 1);
-    ::setenv(env::kName, std::string(name).c_str(), 1);
+    contract.set(env::kStateDir, d.path_);
+    contract.set(env::kName, std::string(name));
     return d;
 }
 

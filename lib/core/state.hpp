@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/env.hpp"
 #include "core/result.hpp"
 
 namespace kago::state {
@@ -16,8 +17,9 @@ namespace kago::state {
 // starting with '.' or '-'. It names cgroups, interfaces and directories.
 Status validate_name(std::string_view name);
 
-// KAGO_NAME, or a new random 8-hex-digit id which is then exported.
-Result<std::string> container_name();
+// KAGO_NAME, or a new random 8-hex-digit id, which is set in `contract`
+// for the rest of the chain.
+Result<std::string> container_name(env::Contract& contract);
 
 // /run/kago as root, $XDG_RUNTIME_DIR/kago otherwise (or /tmp/kago-UID,
 // mode 0700, when XDG_RUNTIME_DIR is unset).
@@ -46,7 +48,9 @@ class StateDir {
 
     // Use KAGO_STATE_DIR if set; otherwise create runtime_root()/NAME and
     // export KAGO_STATE_DIR and KAGO_NAME.
-    static Result<StateDir> acquire(std::string_view name);
+    // KAGO_STATE_DIR's, or a new one; a new one and its name are set in
+    // `contract` (KAGO_STATE_DIR, KAGO_NAME) for the rest of the chain.
+    static Result<StateDir> acquire(std::string_view name, env::Contract& contract);
 
     const std::string& path() const { return path_; }
     bool owned() const { return owned_; }

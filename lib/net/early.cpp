@@ -55,10 +55,11 @@ int EarlyChild::made() {
     return made_err_;
 }
 
-void EarlyChild::prepare(const PreparedExec& p) {
+void EarlyChild::prepare(const PreparedExec& p, const env::Contract& contract) {
     exec_ = exec_args(p);
+    env_ = contract.render(env::current());
     envp_.clear();
-    for (char** e = environ; *e; ++e) envp_.push_back(*e);  // glibc never frees these strings
+    for (auto& v : env_) envp_.push_back(v.data());
     envp_.push_back(nullptr);
     exec_.envp = envp_.data();
     failure_ = cat(trace::program(), ": ", p.argv[0], ": ");

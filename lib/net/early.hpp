@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/child.hpp"
+#include "core/env.hpp"
 #include "core/exec.hpp"
 #include "core/ready.hpp"
 #include "core/result.hpp"
@@ -47,10 +48,11 @@ class EarlyChild {
     // Wait until the child has run `make`: its result, or ECHILD when it
     // died first.
     int made();
-    // Copy the command and the environment as they are now, for the child:
-    // a child that runs alongside us must not read what setenv() changes.
-    // `p` must live until the child has exec'd.
-    void prepare(const PreparedExec& p);
+    // Copy the command and its environment (this process's as it is now,
+    // with `contract`'s settings) for the child: a child that runs
+    // alongside us must not read what setenv() changes. `p` must live until
+    // the child has exec'd.
+    void prepare(const PreparedExec& p, const env::Contract& contract);
     // Let it exec the prepared command, keeping the gate's read end open
     // across the exec. Makes us undumpable first (proc::undumpable).
     Status go(ready::Gate::Ends gate);
@@ -70,6 +72,7 @@ class EarlyChild {
     Make make_ = nullptr;
     const void* arg_ = nullptr;
     child::Exec exec_;
+    std::vector<std::string> env_;
     std::vector<char*> envp_;
     std::string failure_;  // "net-setup: CMD: "
     ready::Gate::Ends gate_;

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/env.hpp"
 #include "core/exec.hpp"
 #include "core/result.hpp"
 #include "core/state.hpp"
@@ -80,10 +81,11 @@ struct End {
 // --veth (root): a veth pair on a bridge, a lease, NAT and published
 // ports. Everything made is named in the owner record first, and removed
 // again when a later step fails.
-Result<End> run_veth(const Options& o, Plan& plan, const PreparedExec& p);
+Result<End> run_veth(const Options& o, Plan& plan, const PreparedExec& p, env::Contract& contract);
 
 // --user-mode: a new user and network namespace in the command's process,
 // and pasta or slirp4netns attached to it from the host side.
-Result<End> run_user_mode(const Options& o, Plan& plan, const PreparedExec& p);
+Result<End> run_user_mode(const Options& o, Plan& plan, const PreparedExec& p,
+                          env::Contract& contract);
 
 }  // namespace kago::net

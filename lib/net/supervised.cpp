@@ -50,7 +50,8 @@ Status configure_eth0(Rtnl& inside, const Cidr& addr, const Plan& plan) {
 // One --veth run: what it made, so that a failure undoes it.
 class Veth {
   public:
-    Veth(const Options& o, Plan& plan, const PreparedExec& p) : o_(o), plan_(plan), p_(p) {}
+    Veth(const Options& o, Plan& plan, const PreparedExec& p, env::Contract& contract)
+        : o_(o), plan_(plan), p_(p), contract_(contract) {}
     Result<End> run();
     // A step failed: stop the command's process and remove what the record names.
     void undo();
@@ -65,6 +66,7 @@ class Veth {
     const Options& o_;
     Plan& plan_;
     const PreparedExec& p_;
+    env::Contract& contract_;
     bool dry_ = trace::dry_run(), rules_ = false, collected_ = false, recorded_ = false, veth_made_ = false;
     ready::Gate gate_;
     EarlyChild cmd_;
@@ -111,7 +113,7 @@ Result<Cidr> Veth::lease_address(lease::LeaseFile& leases, const std::string& ke
 
 Result<End> Veth::run() {
     pid_t parent = proc::follow_parent();
-    plan_.name = TRY(state::container_name());
+    plan_.name = TRY(state::container_name(contract_));
     plan_.veth = veth_host_name(plan_.name);
     rules_ = o_.nat || !plan_.publish.empty();
 
@@ -134,7 +136,7 @@ Result<End> Veth::run() {
     bool bind = ::geteuid() == 0;
     // Without the bind mount, the namespace is named by the command's process.
     std::string netns = bind ? bind_path : cat("/proc/", child_, "/ns/net");
-    ::setenv(env::kNetns, netns.c_str(), 1);
+    contract_.set(env::kNetns, netns);
 
     host_ns_ = dry_ ? 0 : TRY(ns_inode("/proc/self/ns/net"));
     lease::Owner me = lease::self();
@@ -142,13 +144,13 @@ Result<End> Veth::run() {
     // closing one waits for the kernel to free what recent changes replaced.
     if (rules_) nft_ = TRY(nft::Nft::open("host"));
     nftp_ = nft_ ? &*nft_ : nullptr;
-    state::StateDir sd = TRY(state::StateDir::acquire(plan_.name));
+    state::StateDir sd = TRY(state::StateDir::acquire(plan_.name, contract_));
     TRY(sd.enlist("net-setup"));  // a same-name start waits for us to end
     // Hold the published host ports, so that nobody else takes them.
     std::vector<UniqueFd> held;
     for (const auto& pub : plan_.publish) held.push_back(TRY(reserve_port(pub)));
     // The command's environment is complete: copy it for the child.
-    cmd_.prepare(p_);
+    cmd_.prepare(p_, contract_);
     ready::Gate::Ends ends = gate_.ends();
     gate_.forked();
     if (!dry_) lock_ = TRY(lease::Lock::acquire());
@@ -328,17 +330,18 @@ Result<ns::MapPlan> full_maps() {
 
 }  // namespace
 
-Result<End> run_veth(const Options& o, Plan& plan, const PreparedExec& p) {
-    Veth v(o, plan, p);
+Result<End> run_veth(const Options& o, Plan& plan, const PreparedExec& p, env::Contract& contract) {
+    Veth v(o, plan, p, contract);
     auto end = v.run();
     if (!end) v.undo();
     return end;
 }
 
-Result<End> run_user_mode(const Options& o, Plan& plan, const PreparedExec& p) {
+Result<End> run_user_mode(const Options& o, Plan& plan, const PreparedExec& p,
+                          env::Contract& contract) {
     pid_t parent = proc::follow_parent();
-    plan.name = TRY(state::container_name());
-    state::StateDir sd = TRY(state::StateDir::acquire(plan.name));
+    plan.name = TRY(state::container_name(contract));
+    state::StateDir sd = TRY(state::StateDir::acquire(plan.name, contract));
     TRY(sd.enlist("net-setup"));  // a same-name start waits for us to end
     auto helper = TRY(usermode::find_helper(o.helper));
     // Fail early, and by name, on a port that is taken.
@@ -369,8 +372,8 @@ Result<End> run_user_mode(const Options& o, Plan& plan, const PreparedExec& p) {
     TRY(cmd.start(make_user_netns, &make));
     pid_t child = cmd.pid();
     std::string netns = cat("/proc/", child, "/ns/net");
-    ::setenv(env::kNetns, netns.c_str(), 1);
-    cmd.prepare(p);
+    contract.set(env::kNetns, netns);
+    cmd.prepare(p, contract);
     child::SignalBlock block;  // forwarded to the command from now on
     if (int err = cmd.made()) {
         errno = err;

@@ -563,7 +563,8 @@ class Limiter {
         std::vector<std::string> warnings;
         session_ = TRY(cgroup::Session::plan(std::move(limits), "", true, warnings));
         (void)session_->reap_leftovers();
-        std::string name = TRY(state::container_name());
+        env::Contract contract = env::Contract::from_environ();
+        std::string name = TRY(state::container_name(contract));
         auto st = session_->create(name, warnings);
         for (const auto& w : warnings) warn(w, "");
         return st;

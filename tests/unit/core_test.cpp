@@ -242,6 +242,92 @@ TEST(Env, StripKagoRemovesOnlyKagoVariables) {
     unsetenv("KAGOX");
 }
 
+TEST(Env, ContractParsesTheKagoVariablesOnce) {
+    const char* vars[] = {"PATH=/bin",
+                          "KAGO_NAME=box",
+                          "KAGO_STATE_DIR=/run/kago/box",
+                          "KAGO_CGROUP=/kago/box",
+                          "KAGO_NETNS=/run/netns/kago-box",
+                          "KAGO_TRACE=1",
+                          "KAGO_DRY_RUN=0",
+                          "KAGO_EXEC=1",
+                          "KAGO_READY_FD=7",
+                          "KAGO_CONSOLE_FD=8",
+                          "KAGO_IMAGE=alpine",
+                          "KAGO_IMAGE_LAYERS=/s/a:/s/b",
+                          "KAGO_IMAGE_WORKDIR=/w",
+                          "KAGO_IMAGE_USER=nobody",
+                          "KAGO_IMAGE_ENV=[\"A=1\"]",
+                          "KAGO_IMAGE_CMD=[\"sh\"]",
+                          "KAGO_IMAGE_STORE=/store",
+                          "KAGO_UNKNOWN=x",
+                          "KAGO_BROKEN",
+                          nullptr};
+    env::Contract c = env::Contract::from_environ(const_cast<char* const*>(vars));
+    EXPECT_EQ(c.name, "box");
+    EXPECT_EQ(c.state_dir, "/run/kago/box");
+    EXPECT_EQ(c.cgroup, "/kago/box");
+    EXPECT_EQ(c.netns, "/run/netns/kago-box");
+    EXPECT_TRUE(c.trace);
+    EXPECT_FALSE(c.dry_run) << "only 1 is true";
+    EXPECT_TRUE(c.exec);
+    EXPECT_EQ(c.ready_fd, "7");
+    EXPECT_EQ(c.console_fd, "8");
+    EXPECT_EQ(c.image, "alpine");
+    EXPECT_EQ(c.image_layers, "/s/a:/s/b");
+    EXPECT_EQ(c.image_workdir, "/w");
+    EXPECT_EQ(c.image_user, "nobody");
+    EXPECT_EQ(c.image_env, "[\"A=1\"]");
+    EXPECT_EQ(c.image_cmd, "[\"sh\"]");
+    EXPECT_EQ(c.image_store, "/store");
+    EXPECT_TRUE(c.changes.empty());
+    EXPECT_EQ(c.get(env::kName), "box");
+    EXPECT_EQ(c.get(env::kTrace), "1");
+    EXPECT_EQ(c.get("KAGO_UNKNOWN"), "");
+    env::Contract none = env::Contract::from_environ(nullptr);
+    EXPECT_EQ(none.name, "");
+    EXPECT_FALSE(none.trace);
+}
+
+TEST(Env, ContractRendersItsSettingsInOrder) {
+    env::Contract c;
+    c.name = "old";
+    c.set(env::kName, "box");
+    c.set(env::kCgroup, "/kago/box");
+    c.unset(env::kImage);
+    EXPECT_EQ(c.get(env::kName), "box") << "the last setting wins over what was read";
+    EXPECT_EQ(c.get(env::kImage), "");
+    std::vector<std::string> base = {"PATH=/bin", "KAGO_NAME=old", "KAGO_IMAGE=alpine",
+                                     "TERM=xterm"};
+    EXPECT_EQ(c.render(base), (std::vector<std::string>{"PATH=/bin", "KAGO_NAME=box", "TERM=xterm",
+                                                        "KAGO_CGROUP=/kago/box"}));
+    // The last program: every KAGO_ variable goes, and what is set after
+    // (a dry run's KAGO_DRY_RUN) comes back.
+    c.strip_kago();
+    EXPECT_EQ(c.get(env::kName), "");
+    EXPECT_EQ(c.render(base), (std::vector<std::string>{"PATH=/bin", "TERM=xterm"}));
+    c.set(env::kDryRun, "1");
+    EXPECT_EQ(c.render(base),
+              (std::vector<std::string>{"PATH=/bin", "TERM=xterm", "KAGO_DRY_RUN=1"}));
+}
+
+TEST(Env, ContractAppliesToThisProcess) {
+    setenv("KAGO_IMAGE", "alpine", 1);
+    unsetenv("KAGO_CGROUP");
+    env::Contract c = env::Contract::from_environ();
+    c.set(env::kCgroup, "/kago/box");
+    c.unset(env::kImage);
+    EXPECT_EQ(getenv("KAGO_CGROUP"), nullptr) << "nothing changes before apply()";
+    c.apply();
+    EXPECT_STREQ(getenv("KAGO_CGROUP"), "/kago/box");
+    EXPECT_EQ(getenv("KAGO_IMAGE"), nullptr);
+    EXPECT_EQ(env::Contract::from_environ().cgroup, "/kago/box");
+    env::Contract last;
+    last.strip_kago();
+    last.apply();
+    EXPECT_EQ(getenv("KAGO_CGROUP"), nullptr);
+}
+
 TEST(Env, KnowsTheKagoPrograms) {
     EXPECT_TRUE(env::is_kago_program("cap-drop"));
     EXPECT_TRUE(env::is_kago_program("unshare-run"));
@@ -470,15 +556,18 @@ TEST(State, ValidatesNames) {
     EXPECT_FALSE(state::validate_name(std::string(33, 'a')));
 }
 
-TEST(State, GeneratesAndExportsAName) {
+TEST(State, GeneratesAndRecordsAName) {
     unsetenv("KAGO_NAME");
-    auto n = state::container_name();
+    env::Contract c = env::Contract::from_environ();
+    auto n = state::container_name(c);
     ASSERT_TRUE(n);
     EXPECT_EQ(n->size(), 8u);
-    EXPECT_STREQ(getenv("KAGO_NAME"), n->c_str());
-    setenv("KAGO_NAME", "bad/name", 1);
-    EXPECT_FALSE(state::container_name());
-    unsetenv("KAGO_NAME");
+    EXPECT_EQ(c.get(env::kName), *n) << "set in the contract for the rest of the chain";
+    EXPECT_EQ(getenv("KAGO_NAME"), nullptr) << "and not behind the caller's back";
+    EXPECT_EQ(*state::container_name(c), *n) << "the same name the second time";
+    env::Contract bad;
+    bad.name = "bad/name";
+    EXPECT_FALSE(state::container_name(bad));
 }
 
 TEST(State, OwnedDirectoryIsRemovedOnDestruction) {
@@ -492,7 +581,8 @@ TEST(State, OwnedDirectoryIsRemovedOnDestruction) {
         // not-owned path below.
         setenv("KAGO_STATE_DIR", (std::string(root) + "/given").c_str(), 1);
         mkdir((std::string(root) + "/given").c_str(), 0700);
-        auto d = state::StateDir::acquire("box");
+        env::Contract c = env::Contract::from_environ();
+        auto d = state::StateDir::acquire("box", c);
         ASSERT_TRUE(d);
         EXPECT_FALSE(d->owned());
         EXPECT_TRUE(d->write("pid", "42"));
@@ -513,7 +603,8 @@ TEST(State, EnlistWritesPidAndStartTime) {
     ASSERT_NE(mkdtemp(root), nullptr);
     setenv("KAGO_STATE_DIR", root, 1);
     {
-        auto d = state::StateDir::acquire("box");
+        env::Contract c = env::Contract::from_environ();
+        auto d = state::StateDir::acquire("box", c);
         ASSERT_TRUE(d);
         ASSERT_TRUE(d->enlist("net-setup"));
         proc::Owner me = proc::self();
@@ -963,9 +1054,13 @@ TEST(State, RemoveOwnedDirsRemovesWhatThisProcessCreated) {
     setenv("XDG_RUNTIME_DIR", xdg, 1);
     unsetenv("KAGO_STATE_DIR");
     std::string name = cat("coretest", getpid());
-    auto d = state::StateDir::acquire(name);
+    env::Contract c = env::Contract::from_environ();
+    auto d = state::StateDir::acquire(name, c);
     ASSERT_TRUE(d) << d.error().message();
     ASSERT_TRUE(d->owned());
+    EXPECT_EQ(c.get(env::kStateDir), d->path());
+    EXPECT_EQ(c.get(env::kName), name);
+    EXPECT_EQ(getenv("KAGO_STATE_DIR"), nullptr);
     std::string path = d->path();
     struct stat st;
     // A forked child (say, one whose exec failed) must not remove it.
