@@ -227,7 +227,7 @@ int main(int argc, char** argv) {
     // Open the next kago program now: after pivot_root the new root lacks it.
     PreparedExec next = cli::value_or_die(prepare_exec(common.command));
     bool last = !next.kago;
-    if (!sd.path().empty() && !sd.owned() && !trace::dry_run()) {
+    if (!sd.owned()) {  // (StateDir::write writes nothing without a directory, or in a dry run)
         if (auto w = sd.write("rootfs", spec.target); !w) cli::die(w.error());
     }
     // A state directory we created for the default target is removed once

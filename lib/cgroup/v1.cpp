@@ -59,7 +59,6 @@ class V1 final : public Cgroup {
             warnings.push_back(cat(e.message(), "; running without ", limits.options_for(v2name)));
             skipped.push_back(v2name);
         }
-        const bool dry = trace::dry_run();
         for (auto& x : hs_) {
             bool cpuset = contains(x.h.controllers, "cpuset");
             if (!exists(x.parent_dir)) {
@@ -70,8 +69,7 @@ class V1 final : public Cgroup {
                 TRY(mkdir(x.parent_dir));
                 if (cpuset) TRY(copy_cpuset(parent_path(x.parent_dir), x.parent_dir));
             }
-            TRY(mkdir(x.dir));
-            x.created = !dry;
+            x.created = TRY(mkdir(x.dir)) == trace::Made::yes;
             if (cpuset) TRY(copy_cpuset(x.parent_dir, x.dir));
         }
         return {};
@@ -86,7 +84,7 @@ class V1 final : public Cgroup {
         std::string file;
         for (const auto& f : s.files) {
             std::string p = join_path(x->dir, f);
-            if (trace::dry_run() || exists(p)) {
+            if (!x->created || exists(p)) {  // not made (a dry run): the first name
                 file = p;
                 break;
             }
@@ -201,9 +199,9 @@ class V1 final : public Cgroup {
     }
 
   private:
-    static Status mkdir(const std::string& dir) {
+    static Result<trace::Made> mkdir(const std::string& dir) {
         auto r = sys::mkdir(dir.c_str(), 0755, false);
-        if (r) return {};
+        if (r) return r;
         Error e = std::move(r).error();
         if (e.err == EACCES || e.err == EPERM || e.err == EROFS)
             e.hint = "cgroup v1 has no safe delegation: run cg-limit as root, or on a cgroup v2 system";

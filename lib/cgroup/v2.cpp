@@ -40,7 +40,7 @@ class V2 final : public Cgroup {
         std::string file;
         for (const auto& f : s.files) {
             std::string p = join_path(dir_, f);
-            if (trace::dry_run() || exists(p)) {
+            if (!created_ || exists(p)) {  // not made (a dry run): the first name
                 file = p;
                 break;
             }
@@ -128,7 +128,6 @@ class V2 final : public Cgroup {
 
     Status create_once(const Limits& limits, bool if_available, std::vector<std::string>& warnings,
                        std::vector<std::string>& skipped) {
-        const bool dry = trace::dry_run();
         if (!exists(parent_dir_)) {
             if (!default_parent_) {
                 errno = ENOENT;
@@ -193,7 +192,6 @@ class V2 final : public Cgroup {
                 }
             }
             above_avail = avail;
-            (void)dry;
         }
         auto r = sys::mkdir(dir_.c_str(), 0755, false);
         if (!r) {
@@ -201,7 +199,7 @@ class V2 final : public Cgroup {
             if (e.err == EACCES || e.err == EPERM || e.err == EROFS) e.hint = delegation_hint();
             return e;
         }
-        created_ = !dry;
+        created_ = r.value() == trace::Made::yes;
         return {};
     }
 

@@ -120,13 +120,14 @@ Status chroot(const char* path) {
     return sys_error(cat("chroot to ", path));
 }
 
-Status mkdir(const char* path, mode_t mode, bool exist_ok) {
+Result<trace::Made> mkdir(const char* path, mode_t mode, bool exist_ok) {
     long r = trace::call([&] { return cat("mkdir(", qn(path), ", 0", std::to_string(mode / 64) +
                                                                         std::to_string(mode / 8 % 8) +
                                                                         std::to_string(mode % 8),
                                           ")"); },
                          [&] { return ::mkdir(path, mode); });
-    if (r == 0 || (exist_ok && errno == EEXIST)) return {};
+    if (r == 0) return trace::made();
+    if (exist_ok && errno == EEXIST) return trace::Made::no;
     return sys_error(cat("create directory ", path));
 }
 

@@ -11,6 +11,7 @@
 
 #include "core/fd.hpp"
 #include "core/result.hpp"
+#include "core/trace.hpp"
 
 namespace kago::sys {
 
@@ -25,8 +26,8 @@ Status setdomainname(std::string_view name);
 Status chdir(const char* path);
 Status fchdir(int fd, std::string_view what);
 Status chroot(const char* path);
-// mkdir(2); EEXIST is success when exist_ok.
-Status mkdir(const char* path, mode_t mode, bool exist_ok = true);
+// mkdir(2); EEXIST is success when exist_ok (then nothing was made).
+Result<trace::Made> mkdir(const char* path, mode_t mode, bool exist_ok = true);
 // mkdir -p.
 Status mkdir_p(std::string_view path, mode_t mode);
 Status rmdir(const char* path);

@@ -43,6 +43,17 @@ std::string clone_flags(unsigned long v);
 std::string mount_flags(unsigned long v);
 std::string umount_flags(unsigned long v);
 
+// What a traced call that creates something reports besides errors:
+// Made::yes, or Made::no when it made nothing (a dry run printed the call
+// without making it, or the object was there already). The code that
+// undoes a step keeps only what was made, so that it needs no dry-run
+// branch of its own.
+enum class Made : bool { no = false, yes = true };
+// The Made of a traced call that returned success.
+inline Made made() {
+    return dry_run() ? Made::no : Made::yes;
+}
+
 // Make a traced call. describe() returns the call in syscall form, e.g.
 // `mount("proc", "/proc", "proc", MS_NOSUID, NULL)`; fn() makes it and
 // returns the raw result (-1 with errno on failure). In dry-run mode fn is

@@ -58,11 +58,24 @@ Error fs_error(const Fd& fs, std::string what) {
 }
 
 Result<Fd> wrap_fd(long r, std::string what) {
-    if (trace::dry_run()) return Fd{UniqueFd(), std::move(what)};
+    if (trace::dry_run()) return not_made(std::move(what));
     return Fd{UniqueFd(static_cast<int>(r)), std::move(what)};
 }
 
 }  // namespace
+
+Result<Fd> open_path(const std::string& path) {
+    long r = trace::dry_run() ? 0 : ::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (r < 0) return sys_error(cat("open ", path));
+    return wrap_fd(r, path);
+}
+
+Result<bool> is_dir(const Fd& at) {
+    if (!at.made()) return true;
+    struct stat st {};
+    if (::fstat(at.get(), &st) != 0) return sys_error(cat("stat ", at.what));
+    return S_ISDIR(st.st_mode);
+}
 
 std::string describe_fd(int fd, std::string_view what) {
     if (fd < 0) return cat("fd /* ", what, " */");

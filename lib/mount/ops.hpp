@@ -4,8 +4,10 @@
 // returns an Error naming the object. `what` arguments describe a
 // descriptor in trace lines ("3 /* /run/kago/box/root/dev */").
 //
-// In dry-run mode the calls are printed, not made; descriptors they would
-// return are invalid UniqueFds, and later calls accept them.
+// In dry-run mode the calls are printed, not made; the descriptors they
+// would return are stand-ins, Fds that say they were not made (made() is
+// false), and later calls accept them. Callers need no dry-run branch: they
+// ask the Fd.
 #pragma once
 
 #include <sys/types.h>
@@ -19,11 +21,29 @@
 namespace kago::mount::ops {
 
 // A descriptor and what it refers to, for trace lines and messages.
+// A dry run's stand-in (not_made()) holds no descriptor and has dry set.
 struct Fd {
     UniqueFd fd;
     std::string what;
+    bool dry = false;
     int get() const { return fd.get(); }
+    // False for a dry run's stand-in: nothing was opened or created.
+    bool made() const { return !dry; }
+    // A descriptor, or a dry run's stand-in for one: something to pass on.
+    bool usable() const { return dry || fd.get() >= 0; }
 };
+
+// The stand-in a dry run gets for a descriptor it did not open.
+inline Fd not_made(std::string what) {
+    return Fd{UniqueFd(), std::move(what), true};
+}
+
+// open(path, O_PATH|O_DIRECTORY|O_CLOEXEC), untraced (it changes nothing);
+// in a dry run the path was not made: a stand-in.
+Result<Fd> open_path(const std::string& path);
+
+// Is the descriptor a directory (fstat)? A dry run's stand-in counts as one.
+Result<bool> is_dir(const Fd& at);
 
 std::string describe_fd(int fd, std::string_view what);
 

@@ -96,7 +96,7 @@ Result<std::string> resolve_in_root(const Root& root, const std::string& dst, st
 
 Result<ops::Fd> open_in_root(const Root& root, const std::string& dst, Create create, mode_t mode,
                              std::string_view what) {
-    if (trace::dry_run()) return ops::Fd{UniqueFd(), root.shown(dst)};
+    if (!root.fd.made()) return ops::not_made(root.shown(dst));  // a dry run's root
     // The common case in one call: no ".." and no symlink on the way, so
     // nothing to resolve by hand. ENOENT is then final too: every component
     // before the missing one was a plain directory.
@@ -138,8 +138,8 @@ Result<Parent> open_parent_in_root(const Root& root, const std::string& dst, std
     Parent out;
     out.name = comps.back();
     comps.pop_back();
-    if (trace::dry_run()) {
-        out.dir = ops::Fd{UniqueFd(), root.shown(join(comps))};
+    if (!root.fd.made()) {  // a dry run's root
+        out.dir = ops::not_made(root.shown(join(comps)));
         return out;
     }
     // The parent, with its symlinks resolved inside the root; the last name

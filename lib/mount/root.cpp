@@ -113,9 +113,7 @@ Status mask_one(const Root& root, const std::string& path, std::string_view what
     auto found = TRY(open_if_present(root, path.c_str(), what));
     if (!found) return {};
     auto& at = *found;
-    struct stat st {};
-    if (!trace::dry_run() && ::fstat(at.get(), &st) != 0) return sys_error(cat(what, ": stat ", root.shown(path)));
-    if (trace::dry_run() || S_ISDIR(st.st_mode))
+    if (TRY_AS(what, ops::is_dir(at)))
         TRY_AS(what, mount_new("tmpfs", "tmpfs", at, kMaskAttr, {{"size", "0"}}));
     else
         TRY_AS(what, bind_on("/dev/null", at, 0, false));
@@ -209,7 +207,7 @@ Status mount_overlay(const RootSpec& spec, const Context& ctx, UpperDirs& dirs, 
     bool by_fd = false;
     std::vector<ops::Fd> layers;
     TRY(overlay_layers(spec, fs, by_fd, layers));
-    if (!by_fd && dirs.tmpfs.get() >= 0 && !trace::dry_run()) {
+    if (!by_fd && dirs.tmpfs.get() >= 0) {
         // Paths only: the tmp-upper must be attached to have one.
         TRY_AS("--tmp-upper", ops::move_mount_path(dirs.tmpfs, spec.target));
         undo.add([t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
@@ -217,8 +215,8 @@ Status mount_overlay(const RootSpec& spec, const Context& ctx, UpperDirs& dirs, 
     if (!dirs.upper_path.empty()) {
         for (auto [key, fd, path] : {std::tuple{"upperdir", &dirs.upper, &dirs.upper_path},
                                      std::tuple{"workdir", &dirs.work, &dirs.work_path}}) {
-            auto r = by_fd && (fd->get() >= 0 || trace::dry_run()) ? ops::fsconfig_fd(fs, key, *fd)
-                                                                    : ops::fsconfig_string(fs, key, *path);
+            auto r = by_fd && fd->usable() ? ops::fsconfig_fd(fs, key, *fd)
+                                           : ops::fsconfig_string(fs, key, *path);
             if (!r) {
                 Error e = prefixed(std::move(r).error(), "--upper");
                 e.hint = cat(e.hint.empty() ? "overlay refuses this upper directory" : e.hint,
@@ -255,10 +253,11 @@ Status mount_overlay(const RootSpec& spec, const Context& ctx, UpperDirs& dirs, 
     // the overlay, on the target: closed detached, each would cost an RCU
     // grace period (~0.3 ms); attached, they go with the old root, in the
     // one unmount that detaches it. Their options named no path already.
-    if (by_fd && !trace::dry_run()) {
+    if (by_fd) {
         for (ops::Fd* held : {&dirs.tmpfs, &dirs.parent})
             if (held->get() >= 0) layers.push_back(std::move(*held));
         for (auto& l : layers) {
+            if (!l.made()) continue;  // a dry run's stand-in: nothing to attach
             TRY_AS("--layer", ops::move_mount_path(l, spec.target));
             undo.add([t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
         }
@@ -298,7 +297,7 @@ Status dir_upper_fds(UpperDirs& dirs) {
     // Named by the user's path, for the messages.
     dirs.upper = TRY_AS("--upper", ops::open_dir(dirs.parent, base, dirs.upper_path));
     dirs.work = TRY_AS("--upper", ops::open_dir(dirs.parent, base + ".work", dirs.work_path));
-    if (trace::dry_run()) return {};
+    if (!dirs.upper.made()) return {};  // a dry run: nothing opened to compare
     struct stat a, b;
     for (auto [fd, path] : {std::pair{&dirs.upper, &dirs.upper_path}, std::pair{&dirs.work, &dirs.work_path}}) {
         if (::fstat(fd->get(), &a) != 0 || ::stat(path->c_str(), &b) != 0 || a.st_dev != b.st_dev ||
@@ -437,6 +436,11 @@ Context detect_context(const RootSpec& spec) {
     return c;
 }
 
+void Undo::add(std::function<void()> f) {
+    if (trace::dry_run()) return;  // nothing was made
+    actions_.push_back(std::move(f));
+}
+
 void Undo::run() {
     while (!actions_.empty()) {
         auto f = std::move(actions_.back());
@@ -460,7 +464,7 @@ Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo)
         if (::stat(upper.c_str(), &st) != 0) {
             if (errno != ENOENT) return sys_error(cat("--upper ", upper));
             TRY_AS("--upper", sys::mkdir(upper.c_str(), 0755, false));
-            if (!trace::dry_run()) undo.add([upper] { ::rmdir(upper.c_str()); });
+            undo.add([upper] { ::rmdir(upper.c_str()); });
         } else if (!S_ISDIR(st.st_mode)) {
             errno = ENOTDIR;
             return sys_error(cat("--upper ", upper));
@@ -475,10 +479,10 @@ Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo)
         struct stat ws;
         if (::stat(work.c_str(), &ws) != 0) {
             TRY_AS("--upper", sys::mkdir(work.c_str(), 0700, false));
-            if (!trace::dry_run()) undo.add([work] { ::rmdir(work.c_str()); });
+            undo.add([work] { ::rmdir(work.c_str()); });
         }
         struct stat us;
-        if (!trace::dry_run() && ::stat(upper.c_str(), &us) == 0 && ::stat(work.c_str(), &ws) == 0 &&
+        if (::stat(upper.c_str(), &us) == 0 && ::stat(work.c_str(), &ws) == 0 &&
             us.st_dev != ws.st_dev) {
             errno = EXDEV;
             return sys_error(cat("--upper ", upper, ": its workdir ", work, " is on another filesystem"))
@@ -488,7 +492,7 @@ Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo)
     struct stat ts;
     if (::stat(spec.target.c_str(), &ts) != 0) {
         TRY_AS("--target", sys::mkdir_p(spec.target, 0755));
-        if (!trace::dry_run()) undo.add([t = spec.target] { ::rmdir(t.c_str()); });
+        undo.add([t = spec.target] { ::rmdir(t.c_str()); });
     } else if (!S_ISDIR(ts.st_mode)) {
         errno = ENOTDIR;
         return sys_error(cat("--target ", spec.target));
@@ -503,16 +507,10 @@ Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo)
     } else {
         TRY(mount_overlay(spec, ctx, dirs, undo));
     }
-    if (!trace::dry_run()) undo.add([t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
+    undo.add([t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
     Root root;
     root.path = spec.target;
-    if (!trace::dry_run()) {
-        int fd = ::open(spec.target.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) return sys_error(cat("open ", spec.target));
-        root.fd = ops::Fd{UniqueFd(fd), spec.target};
-    } else {
-        root.fd.what = spec.target;
-    }
+    root.fd = TRY(ops::open_path(spec.target));
     return root;
 }
 

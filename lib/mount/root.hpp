@@ -62,14 +62,15 @@ std::vector<CgroupMount> parse_cgroup_mounts(std::string_view mountinfo);
 std::optional<std::string> cgroup_path_for(std::string_view proc_cgroup, const CgroupMount& m);
 
 // Undo-on-failure guard: actions run in reverse order on destruction,
-// unless dismiss()ed once setup succeeded.
+// unless dismiss()ed once setup succeeded. In a dry run nothing was made,
+// so add() keeps nothing: callers add the undo of each step in both modes.
 class Undo {
   public:
     Undo() = default;
     Undo(const Undo&) = delete;
     Undo& operator=(const Undo&) = delete;
     ~Undo() { run(); }
-    void add(std::function<void()> f) { actions_.push_back(std::move(f)); }
+    void add(std::function<void()> f);
     void dismiss() { actions_.clear(); }
     void run();
     size_t size() const { return actions_.size(); }

@@ -136,15 +136,18 @@ Status Netlink::request(Message& m, std::string_view what) {
     return st;
 }
 
-Status Netlink::dump(Message& m, const std::function<void(const nlmsghdr*)>& each, std::string_view what) {
-    if (trace::dry_run()) return {};
+Result<trace::Made> Netlink::dump(Message& m, const std::function<void(const nlmsghdr*)>& each,
+                                  std::string_view what) {
+    if (trace::dry_run()) return trace::Made::no;
     m.nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
     m.nlh->nlmsg_seq = next_seq();
     if (mnl_socket_sendto(nl_, m.nlh, m.nlh->nlmsg_len) < 0) return sys_error(cat(what, ": send netlink request"));
-    return wait_acks(m.nlh->nlmsg_seq, m.nlh->nlmsg_seq, 1, &each, what);
+    TRY(wait_acks(m.nlh->nlmsg_seq, m.nlh->nlmsg_seq, 1, &each, what));
+    return trace::Made::yes;
 }
 
-Status Netlink::batch(const void* data, size_t len, const std::vector<std::string>& descs, std::string_view what) {
+Result<trace::Made> Netlink::batch(const void* data, size_t len,
+                                   const std::vector<std::string>& descs, std::string_view what) {
     // The messages are numbered from the BEGIN message's sequence number.
     const auto* first = static_cast<const nlmsghdr*>(data);
     uint32_t first_seq = first->nlmsg_seq;
@@ -157,7 +160,7 @@ Status Netlink::batch(const void* data, size_t len, const std::vector<std::strin
     }
     if (trace::dry_run()) {
         for (const auto& d : descs) trace::emit(cat(d, " /* ", where_, " */ (dry run)"));
-        return {};
+        return trace::Made::no;
     }
     Status st;
     if (mnl_socket_sendto(nl_, data, len) < 0) {
@@ -172,7 +175,8 @@ Status Netlink::batch(const void* data, size_t len, const std::vector<std::strin
         for (const auto& d : descs)
             trace::emit(cat(d, " /* ", where_, " */", trace::result_suffix(st ? 0 : -1, st ? 0 : last_errno_)));
     }
-    return st;
+    if (!st) return std::move(st).error();
+    return trace::Made::yes;
 }
 
 }  // namespace kago::net

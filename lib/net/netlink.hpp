@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "core/trace.hpp"
 
 struct mnl_socket;
 
@@ -47,12 +48,16 @@ class Netlink {
     // error ("create veth kgweb"). Traced; skipped in dry-run mode.
     Status request(Message& m, std::string_view what);
     // Send a dump (or a GET) request and call `each` for every answer.
-    // Not traced: it changes nothing. Also skipped in dry-run mode.
-    Status dump(Message& m, const std::function<void(const nlmsghdr*)>& each, std::string_view what);
+    // Not traced: it changes nothing. Also skipped in dry-run mode, which
+    // the result says (Made::no: nothing was asked, nothing was answered).
+    Result<trace::Made> dump(Message& m, const std::function<void(const nlmsghdr*)>& each,
+                             std::string_view what);
     // nfnetlink: send a batch (BEGIN ... END) of messages each carrying
     // NLM_F_ACK, and collect the acks. `descs` are the trace lines of the
-    // messages. Traced as one line per message.
-    Status batch(const void* data, size_t len, const std::vector<std::string>& descs, std::string_view what);
+    // messages. Traced as one line per message. Made::no in a dry run: the
+    // batch was printed, not sent.
+    Result<trace::Made> batch(const void* data, size_t len, const std::vector<std::string>& descs,
+                              std::string_view what);
 
     uint32_t next_seq() { return ++seq_; }
     // n consecutive sequence numbers for a batch; returns the first.

@@ -397,8 +397,10 @@ Result<Nft> Nft::open(std::string where) {
 
 Status Nft::add(const RuleSpec& spec) {
     Batch b = build_add(spec, nl_.take_seqs(64));
-    TRY(nl_.batch(b.buf.data(), b.len, b.descs, cat("add nftables rules for ", spec.tag.name, " to table inet ", kTable)));
-    added_ = !trace::dry_run();
+    auto sent =
+        TRY(nl_.batch(b.buf.data(), b.len, b.descs,
+                      cat("add nftables rules for ", spec.tag.name, " to table inet ", kTable)));
+    added_ = sent == trace::Made::yes;
     return {};
 }
 
@@ -439,8 +441,9 @@ Result<std::vector<RuleRef>> Nft::list() {
         if (nl_.last_errno() == ENOENT) return std::vector<RuleRef>();
         return std::move(st).error();
     }
-    // Without the table the dump is empty; after add() ours are in it.
-    table_exists_ = !trace::dry_run() && (!added_ || !out.empty());
+    // Without the table the dump is empty; after add() ours are in it. A
+    // dry run asked nothing: no table to remove.
+    table_exists_ = st.value() == trace::Made::yes && (!added_ || !out.empty());
     return out;
 }
 
@@ -453,7 +456,7 @@ Status Nft::remove(const std::function<bool(const Tag&)>& mine) {
         if (tag && mine(*tag)) del.push_back(r);
         else ++others;
     }
-    if (trace::dry_run() || !table_exists_) return {};
+    if (!table_exists_) return {};
     // The table exists only while it holds rules: once empty, it goes.
     if (del.empty() && others > 0) return {};
     // The kernel acks every message; more than about 250 acks at once

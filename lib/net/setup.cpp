@@ -69,7 +69,7 @@ Result<Plan> check(const Options& o) {
 
 Status write_state_files(const state::StateDir& sd, const std::string& netns, const std::optional<Cidr>& ip,
                          const std::string& name) {
-    if (sd.path().empty() || trace::dry_run()) return {};
+    if (sd.path().empty()) return {};  // (StateDir::write writes nothing in a dry run)
     TRY(sd.write("netns", netns));
     if (ip) TRY(sd.write("ip", ip->addr_str()));
     std::string resolv;

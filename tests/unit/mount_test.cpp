@@ -274,6 +274,26 @@ TEST_F(ScratchRoot, DryRunPlanNeedsNoPrivilege) {
     EXPECT_FALSE(exists("/target"));
 }
 
+TEST(MountSeam, DryRunStandInsAreNotMade) {
+    ops::Fd held{UniqueFd(), "x"};
+    EXPECT_TRUE(held.made());
+    EXPECT_FALSE(held.usable());
+    auto dry = ops::not_made("y");
+    EXPECT_FALSE(dry.made());
+    EXPECT_TRUE(dry.usable());
+    auto d = ops::is_dir(dry);
+    ASSERT_TRUE(d.ok());
+    EXPECT_TRUE(d.value());
+    trace::set_dry_run(true);
+    auto p = ops::open_path("/nonexistent/kago");
+    Undo undo;
+    undo.add([] {});
+    trace::set_dry_run(false);
+    ASSERT_TRUE(p.ok());
+    EXPECT_FALSE(p.value().made());
+    EXPECT_EQ(undo.size(), 0u);
+}
+
 TEST_F(ScratchRoot, MissingLayerFailsBeforeAnyMount) {
     RootSpec s;
     s.layers = {dir_ + "/nope"};
