@@ -60,31 +60,8 @@ void warn_stats(const img::UnpackStats& st) {
                       "taken, and file capabilities need root"));
 }
 
-std::string human(int64_t n) {
-    const char* units[] = {"B", "kB", "MB", "GB", "TB"};
-    double v = static_cast<double>(n);
-    int u = 0;
-    while (v >= 1000 && u < 4) v /= 1000, ++u;
-    char buf[32];
-    snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-    return buf;
-}
-
 int list(const img::Store& s) {
-    auto all = cli::value_or_die(img::entries(s));
-    std::string text = "NAME                                     ID            SIZE       CREATED\n";
-    for (const auto& d : all) {
-        auto it = d.annotations.find(img::kRefName);
-        std::string name = it == d.annotations.end() ? "<none>" : it->second;
-        auto im = img::resolve(s, it == d.annotations.end() ? d.digest : name);
-        std::string id = im ? std::string(img::hex_of(im->config_digest).substr(0, 12)) : "?";
-        std::string size = im ? human(im->size) : "?";
-        std::string created = im ? im->config.created : "";
-        char line[512];
-        snprintf(line, sizeof line, "%-40s %-13s %-10s %s\n", name.c_str(), id.c_str(), size.c_str(), created.c_str());
-        text += line;
-    }
-    out(text);
+    out(cli::value_or_die(img::list_table(s)));
     return 0;
 }
 
@@ -108,7 +85,7 @@ class PullReport {
         if (e.kind == img::PullEvent::start) bar_ = {}, bar_.start();
         if (e.kind == img::PullEvent::bytes && tty_) bar_.draw(head, e.done, e.size);
         if (e.kind == img::PullEvent::fetched && tty_) bar_.finish();
-        if (e.kind == img::PullEvent::fetched) cli::note(cat(head, ": fetched ", human(e.done)));
+        if (e.kind == img::PullEvent::fetched) cli::note(cat(head, ": fetched ", img::si_size(e.done)));
         if (e.kind == img::PullEvent::present) cli::note(cat(head, ": already in the store"));
         if (e.kind == img::PullEvent::unpacked)
             cli::note(cat(head, ": unpacked from the stored blob"));

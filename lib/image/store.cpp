@@ -463,4 +463,32 @@ Result<Image> resolve(const Store& s, const std::string& ref) {
     return img;
 }
 
+std::string si_size(int64_t n) {
+    const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+    double v = static_cast<double>(n);
+    int u = 0;
+    while (v >= 1000 && u < 4) v /= 1000, ++u;
+    char buf[32];
+    snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+    return buf;
+}
+
+Result<std::string> list_table(const Store& s) {
+    auto all = TRY(entries(s));
+    std::string text = "NAME                                     ID            SIZE       CREATED\n";
+    for (const auto& d : all) {
+        auto it = d.annotations.find(kRefName);
+        std::string name = it == d.annotations.end() ? "<none>" : it->second;
+        auto im = resolve(s, it == d.annotations.end() ? d.digest : name);
+        std::string id = im ? std::string(hex_of(im->config_digest).substr(0, 12)) : "?";
+        std::string size = im ? si_size(im->size) : "?";
+        std::string created = im ? im->config.created : "";
+        char line[512];
+        snprintf(line, sizeof line, "%-40s %-13s %-10s %s\n", name.c_str(), id.c_str(), size.c_str(),
+                 created.c_str());
+        text += line;
+    }
+    return text;
+}
+
 }  // namespace kago::image

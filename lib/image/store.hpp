@@ -120,6 +120,12 @@ struct Image {
 // IMAGE: a ref name (":latest" implied), or an id (a prefix of the config
 // digest's hex, 4 digits at least, or of the manifest digest).
 Result<Image> resolve(const Store& s, const std::string& ref);
+// --list: a header, then a line per index entry: name, id, size (si_size)
+// and created.
+Result<std::string> list_table(const Store& s);
+// "1.2 MB": decimal units, as the registries and podman show sizes.
+std::string si_size(int64_t bytes);
+
 // The index entries: (name or "", descriptor).
 Result<std::vector<Descriptor>> entries(const Store& s);
 
