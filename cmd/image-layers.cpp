@@ -85,7 +85,8 @@ class PullReport {
         if (e.kind == img::PullEvent::start) bar_ = {}, bar_.start();
         if (e.kind == img::PullEvent::bytes && tty_) bar_.draw(head, e.done, e.size);
         if (e.kind == img::PullEvent::fetched && tty_) bar_.finish();
-        if (e.kind == img::PullEvent::fetched) cli::note(cat(head, ": fetched ", img::si_size(e.done)));
+        if (e.kind == img::PullEvent::fetched)
+            cli::note(cat(head, ": fetched ", img::si_size(e.done)));
         if (e.kind == img::PullEvent::present) cli::note(cat(head, ": already in the store"));
         if (e.kind == img::PullEvent::unpacked)
             cli::note(cat(head, ": unpacked from the stored blob"));

@@ -475,7 +475,8 @@ std::string si_size(int64_t n) {
 
 Result<std::string> list_table(const Store& s) {
     auto all = TRY(entries(s));
-    std::string text = "NAME                                     ID            SIZE       CREATED\n";
+    std::string text =
+        "NAME                                     ID            SIZE       CREATED\n";
     for (const auto& d : all) {
         auto it = d.annotations.find(kRefName);
         std::string name = it == d.annotations.end() ? "<none>" : it->second;
@@ -484,8 +485,8 @@ Result<std::string> list_table(const Store& s) {
         std::string size = im ? si_size(im->size) : "?";
         std::string created = im ? im->config.created : "";
         char line[512];
-        snprintf(line, sizeof line, "%-40s %-13s %-10s %s\n", name.c_str(), id.c_str(), size.c_str(),
-                 created.c_str());
+        snprintf(line, sizeof line, "%-40s %-13s %-10s %s\n", name.c_str(), id.c_str(),
+                 size.c_str(), created.c_str());
         text += line;
     }
     return text;
