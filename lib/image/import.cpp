@@ -119,16 +119,6 @@ Status publish(Store& s, const std::string& name, const Descriptor& manifest) {
     return {};
 }
 
-void add_stats(UnpackStats& t, const UnpackStats& s) {
-    t.entries += s.entries;
-    t.bytes += s.bytes;
-    t.whiteouts += s.whiteouts;
-    t.opaque += s.opaque;
-    t.devices_skipped += s.devices_skipped;
-    t.setid_stripped += s.setid_stripped;
-    t.xattrs_dropped += s.xattrs_dropped;
-}
-
 // One layer of add_layers, as its worker left it.
 struct LayerDone {
     Descriptor kept;

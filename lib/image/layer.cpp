@@ -757,4 +757,14 @@ WriteOptions caller_write_options() {
     return w;
 }
 
+void add_stats(UnpackStats& t, const UnpackStats& s) {
+    t.entries += s.entries;
+    t.bytes += s.bytes;
+    t.whiteouts += s.whiteouts;
+    t.opaque += s.opaque;
+    t.devices_skipped += s.devices_skipped;
+    t.setid_stripped += s.setid_stripped;
+    t.xattrs_dropped += s.xattrs_dropped;
+}
+
 }  // namespace kago::image

@@ -74,6 +74,8 @@ struct UnpackStats {
     std::string diff_id;      // sha256 of the uncompressed tar
     std::string compression;  // "none", "gzip", "zstd"
 };
+// Add up the counts of s into t (an import's or a pull's totals).
+void add_stats(UnpackStats& t, const UnpackStats& s);
 
 // Where unpack_layer reads a layer's bytes: read() fills at most n bytes
 // of buf and returns how many, 0 at the end, or -1 with errno set.

@@ -7,16 +7,6 @@ namespace kago::image {
 
 namespace {
 
-void add(UnpackStats& t, const UnpackStats& s) {
-    t.entries += s.entries;
-    t.bytes += s.bytes;
-    t.whiteouts += s.whiteouts;
-    t.opaque += s.opaque;
-    t.devices_skipped += s.devices_skipped;
-    t.setid_stripped += s.setid_stripped;
-    t.xattrs_dropped += s.xattrs_dropped;
-}
-
 Result<ImportResult> pull_locked(Store& s, const PullOptions& o) {
     Reference ref = TRY(parse_reference(o.ref));
     std::string name = TRY(pull_name(o));
@@ -67,7 +57,7 @@ Result<ImportResult> pull_locked(Store& s, const PullOptions& o) {
         if (s.has_blob(l.digest)) {
             auto st = TRY(s.add_layer(l.digest, cfg.diff_ids[i], chains[i], o.unpack));
             if (st)
-                add(r.totals, *st);
+                add_stats(r.totals, *st);
             else
                 ++r.layers_shared;
             tell(PullEvent::unpacked);
@@ -85,7 +75,7 @@ Result<ImportResult> pull_locked(Store& s, const PullOptions& o) {
         LayerWant lw{l.digest, l.size, cfg.diff_ids[i], chains[i], false};
         Ingested in = TRY(settle(s, *w, lw, cat(src, ": ", what)));
         if (in.stats)
-            add(r.totals, *in.stats);
+            add_stats(r.totals, *in.stats);
         else
             ++r.layers_shared;
         tell(PullEvent::fetched);
