@@ -1,4 +1,6 @@
 // Unit tests for lib/caps: everything that needs no privilege.
+#include "caps/caps.hpp"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/prctl.h>
@@ -12,35 +14,20 @@
 #include <fstream>
 #include <string>
 
-#include "caps/caps.hpp"
-#include "core/fds.hpp"
 #include "caps/json_value.hpp"
 #include "caps/policy.hpp"
 #include "caps/seccomp.hpp"
 #include "caps/show.hpp"
 #include "caps/user.hpp"
+#include "core/fds.hpp"
 #include "core/trace.hpp"
+#include "temp_dir.hpp"
 
 using namespace kago::caps;
 
 namespace {
 
-class TempDir {
-  public:
-    TempDir() {
-        char tmpl[] = "/tmp/kago-caps-test.XXXXXX";
-        path_ = mkdtemp(tmpl);
-    }
-    ~TempDir() { std::system(("rm -rf " + path_).c_str()); }
-    std::string write(const std::string& name, const std::string& text) const {
-        std::string p = path_ + "/" + name;
-        std::ofstream(p) << text;
-        return p;
-    }
-
-  private:
-    std::string path_;
-};
+using kago::test::TempDir;
 
 UserFiles fixture_files(const TempDir& d) {
     UserFiles f;

@@ -25,24 +25,14 @@
 #include "image/layer.hpp"
 #include "image/oci.hpp"
 #include "image/store.hpp"
+#include "temp_dir.hpp"
 
 using namespace kago;
 using namespace kago::image;
 
 namespace {
 
-class TempDir {
-  public:
-    TempDir() {
-        char tmpl[] = "/tmp/kago-image-test.XXXXXX";
-        path_ = mkdtemp(tmpl);
-    }
-    ~TempDir() { std::system(("rm -rf " + path_).c_str()); }
-    const std::string& path() const { return path_; }
-
-  private:
-    std::string path_;
-};
+using kago::test::TempDir;
 
 struct Entry {
     std::string name;

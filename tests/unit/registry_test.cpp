@@ -13,6 +13,7 @@
 #include "image/auth.hpp"
 #include "image/oci.hpp"
 #include "image/reference.hpp"
+#include "temp_dir.hpp"
 
 using namespace kago;
 using namespace kago::image;
@@ -27,23 +28,7 @@ Reference parsed(const std::string& s) {
     return r ? *r : Reference{};
 }
 
-class TempDir {
-  public:
-    TempDir() {
-        char tmpl[] = "/tmp/kago-registry-test.XXXXXX";
-        path_ = mkdtemp(tmpl);
-    }
-    ~TempDir() { std::system(("rm -rf " + path_).c_str()); }
-    std::string write(const std::string& name, const std::string& text) const {
-        std::string p = path_ + "/" + name;
-        std::ofstream(p) << text;
-        return p;
-    }
-    const std::string& path() const { return path_; }
-
-  private:
-    std::string path_;
-};
+using kago::test::TempDir;
 
 }  // namespace
 
