@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstdio>
 
+#include "core/proc.hpp"
 #include "core/parse.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
@@ -203,13 +204,21 @@ Result<ProcessCaps> current(bool bounding, bool ambient) {
     cap_t c = cap_get_proc();
     if (!c) return sys_error("read the capabilities of this process");
     int last = last_cap();
+    // The bounding and ambient sets in one read of /proc/self/status, or
+    // one prctl per capability without /proc.
+    proc::SelfStatus st;
+    bool have_status = (bounding || ambient) && proc::self_status(st);
     for (int i = 0; i <= last; ++i) {
         cap_flag_value_t v;
         if (cap_get_flag(c, i, CAP_EFFECTIVE, &v) == 0 && v) pc.effective.add(i);
         if (cap_get_flag(c, i, CAP_PERMITTED, &v) == 0 && v) pc.permitted.add(i);
         if (cap_get_flag(c, i, CAP_INHERITABLE, &v) == 0 && v) pc.inheritable.add(i);
-        if (bounding && prctl(PR_CAPBSET_READ, i, 0, 0, 0) == 1) pc.bounding.add(i);
-        if (ambient && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, i, 0, 0) == 1) pc.ambient.add(i);
+        uint64_t bit = uint64_t{1} << i;
+        if (bounding && (have_status ? (st.bounding & bit) != 0 : prctl(PR_CAPBSET_READ, i, 0, 0, 0) == 1))
+            pc.bounding.add(i);
+        if (ambient && (have_status ? (st.ambient & bit) != 0
+                                    : prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, i, 0, 0) == 1))
+            pc.ambient.add(i);
     }
     cap_free(c);
     return pc;

@@ -1,4 +1,5 @@
 #include "core/child.hpp"
+#include "core/prefault.hpp"
 
 #include <fcntl.h>
 #include <net/if.h>
@@ -275,7 +276,9 @@ long start(unsigned long flags) {
         errno = EINVAL;
         return -1;
     }
-    return ::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+    long pid = ::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+    if (pid == 0) prefault::image();
+    return pid;
 }
 
 long start_in_cgroup(int cgroup_fd) {

@@ -23,6 +23,8 @@
 #include <string>
 
 #include "core/env.hpp"
+#include "core/prefault.hpp"
+#include "core/proc.hpp"
 #include "core/state.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
@@ -136,15 +138,7 @@ bool get_caps(Caps& c) {
     return ::syscall(SYS_capget, &h, c.d) == 0;
 }
 
-uint64_t bounding_set() {
-    uint64_t b = 0;
-    for (int cap = 0; cap < 64; ++cap) {
-        int r = ::prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
-        if (r < 0) break;
-        if (r == 1) b |= uint64_t{1} << cap;
-    }
-    return b;
-}
+using Status = proc::SelfStatus;
 
 // capabilities(7), "Transformation of capabilities during execve()", for a
 // file without capabilities and without set-user-ID or set-group-ID bits,
@@ -155,20 +149,14 @@ uint64_t bounding_set() {
 struct ExecCaps {
     uint64_t permitted, effective;
 };
-ExecCaps exec_caps(const Caps& c, uid_t euid, int securebits) {
+ExecCaps exec_caps(const Caps& c, uid_t euid, int securebits, const Status& st) {
     uint64_t inh = join(c.d[0].inheritable, c.d[1].inheritable);
-    uint64_t amb = 0;
-    for (int cap = 0; cap < 64; ++cap) {
-        int r = ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0);
-        if (r < 0) break;
-        if (r == 1) amb |= uint64_t{1} << cap;
-    }
     bool root = euid == 0 && !(securebits & SECBIT_NOROOT);
     if (root) {
-        uint64_t p = inh | bounding_set() | amb;
+        uint64_t p = inh | st.bounding | st.ambient;
         return {p, p};
     }
-    return {amb, amb};
+    return {st.ambient, st.ambient};
 }
 
 bool set_caps(const Caps& old, const ExecCaps& e) {
@@ -194,12 +182,6 @@ bool confined_by_lsm() {
     std::string_view label(buf, static_cast<size_t>(n));
     while (!label.empty() && (label.back() == '\n' || label.back() == '\0')) label.remove_suffix(1);
     return !label.empty() && label != "unconfined";
-}
-
-int thread_count() {
-    struct stat st;
-    if (::stat("/proc/self/task", &st) != 0) return -1;
-    return static_cast<int>(st.st_nlink) - 2;
 }
 
 // The dentry name the exec'd file is reached by: what exec(2) with
@@ -302,10 +284,13 @@ void close_cloexec_fds() {
     }
 }
 
-void reset_caught_signals() {
-    for (int sig = 1; sig < NSIG; ++sig) {
+namespace {
+
+void reset_signals(uint64_t caught) {
+    for (int sig = 1; sig < NSIG && sig <= 64; ++sig) {
+        if (!(caught & (uint64_t{1} << (sig - 1)))) continue;
         struct sigaction sa;
-        if (::sigaction(sig, nullptr, &sa) != 0) continue;  // SIGKILL, SIGSTOP, glibc's own
+        if (::sigaction(sig, nullptr, &sa) != 0) continue;  // glibc's own
         if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) continue;
         struct sigaction dfl;
         memset(&dfl, 0, sizeof dfl);
@@ -319,7 +304,9 @@ void reset_caught_signals() {
     ::sigaltstack(&off, nullptr);
 }
 
-const char* refusal(const PreparedExec& p) {
+// Why `p` cannot be entered in process, or nullptr; `e` is then what exec
+// would make of our capabilities, `st` what /proc/self/status showed.
+const char* refusal(const PreparedExec& p, Status& status, ExecCaps& e) {
     if (g_exec_forced || env::is_true(env::kExec)) return "KAGO_EXEC=1";
     if (!g_count) return "not a multi-call binary";
     if (!p.kago || !p.program.valid() || p.argv.empty())
@@ -366,22 +353,36 @@ const char* refusal(const PreparedExec& p) {
     if (securebits < 0 || (securebits & SECBIT_KEEP_CAPS)) return "SECBIT_KEEP_CAPS is set";
     Caps c;
     if (!get_caps(c)) return "capget failed";
-    ExecCaps e = exec_caps(c, euid, securebits);
+    if (!proc::self_status(status)) return "/proc/self/status cannot be read";
+    e = exec_caps(c, euid, securebits, status);
     uint64_t perm = join(c.d[0].permitted, c.d[1].permitted);
     if ((e.permitted & ~perm) != 0) return "the exec would regain capabilities";
-    if (thread_count() != 1) return "more than one thread";
+    if (status.threads != 1) return "more than one thread";
     if (confined_by_lsm()) return "confined by an LSM";
     return nullptr;
 }
 
+}  // namespace
+
+void reset_caught_signals() {
+    Status st;
+    reset_signals(proc::self_status(st) ? st.caught : ~uint64_t{0});
+}
+
+const char* refusal(const PreparedExec& p) {
+    Status st;
+    ExecCaps e;
+    return refusal(p, st, e);
+}
+
 void maybe_enter(const PreparedExec& p, char* const argv[], char* const envp[]) {
-    if (refusal(p)) return;
+    Status st;
+    ExecCaps e;
+    if (refusal(p, st, e)) return;
     Main main = find(base_name(p.argv[0]));
     // The credentials exec gives (refusal() made sure they are ours to set).
     Caps c;
-    uid_t euid = ::geteuid();
-    int securebits = ::prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
-    if (!get_caps(c) || !set_caps(c, exec_caps(c, euid, securebits))) return;
+    if (!get_caps(c) || !set_caps(c, e)) return;
     if (trace::verbose())
         trace::emit(cat("execve(", trace::quote(p.program_path), ", ", describe_argv(p.argv),
                         ", envp) (in process)"));
@@ -394,7 +395,7 @@ void maybe_enter(const PreparedExec& p, char* const argv[], char* const envp[]) 
     __fpurge(stdout);
     __fpurge(stderr);
     close_cloexec_fds();
-    reset_caught_signals();
+    reset_signals(st.caught);
     // The previous program's state in lib/.
     trace::set_verbose(false);
     trace::set_dry_run(false);
@@ -411,6 +412,7 @@ void maybe_enter(const PreparedExec& p, char* const argv[], char* const envp[]) 
 }
 
 int multicall(const Program* programs, size_t n, int argc, char** argv) {
+    prefault::image();
     g_programs = programs;
     g_count = n;
     g_exec_forced = env::is_true(env::kExec);

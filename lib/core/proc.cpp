@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <sys/prctl.h>
@@ -93,6 +94,38 @@ Result<int> supervise(pid_t child, int status_fd, const std::function<void(int)>
             if (static_cast<int>(si.ssi_signo) != SIGCHLD)
                 forward(child, static_cast<int>(si.ssi_signo), si.ssi_code, on_signal);
     }
+}
+
+namespace {
+
+bool hex_field(std::string_view text, std::string_view key, uint64_t& out) {
+    auto at = text.find(key);
+    if (at == std::string_view::npos) return false;
+    const char* p = text.data() + at + key.size();
+    char* end;
+    out = strtoull(p, &end, 16);
+    return end != p;
+}
+
+}  // namespace
+
+bool self_status(SelfStatus& out) {
+    int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[4096];
+    ssize_t n;
+    size_t len = 0;
+    while (len < sizeof buf - 1 && (n = ::read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+        len += static_cast<size_t>(n);
+    ::close(fd);
+    buf[len] = '\0';
+    std::string_view text(buf, len);
+    auto at = text.find("\nThreads:");
+    if (at == std::string_view::npos || !hex_field(text, "\nCapBnd:", out.bounding) ||
+        !hex_field(text, "\nCapAmb:", out.ambient) || !hex_field(text, "\nSigCgt:", out.caught))
+        return false;
+    out.threads = static_cast<int>(strtol(buf + at + 9, nullptr, 10));
+    return true;
 }
 
 int exit_code(int ws) {

@@ -36,6 +36,18 @@ Result<int> supervise(pid_t child, const std::function<void(int)>& on_signal = {
 // else) first, this waits for `child` as above.
 Result<int> supervise(pid_t child, int status_fd, const std::function<void(int)>& on_signal = {});
 
+// What /proc/self/status tells in one read, where system calls would take
+// one prctl per capability (PR_CAPBSET_READ, PR_CAP_AMBIENT_IS_SET) and one
+// sigaction per signal. Bit N-1 of `caught` is signal N.
+struct SelfStatus {
+    uint64_t bounding = 0, ambient = 0, caught = 0;
+    int threads = -1;
+};
+
+// Read it; false when /proc is not mounted or the file lacks a field.
+// Allocation-free.
+bool self_status(SelfStatus& out);
+
 // 128+N for a signal, the exit code otherwise.
 int exit_code(int wstatus);
 
