@@ -1,5 +1,4 @@
 #include "core/child.hpp"
-#include "core/prefault.hpp"
 
 #include <fcntl.h>
 #include <net/if.h>
@@ -276,9 +275,7 @@ long start(unsigned long flags) {
         errno = EINVAL;
         return -1;
     }
-    long pid = ::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
-    if (pid == 0) prefault::image();
-    return pid;
+    return ::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
 }
 
 long start_in_cgroup(int cgroup_fd) {

@@ -23,7 +23,6 @@
 #include <string>
 
 #include "core/env.hpp"
-#include "core/prefault.hpp"
 #include "core/proc.hpp"
 #include "core/state.hpp"
 #include "core/sys.hpp"
@@ -412,7 +411,6 @@ void maybe_enter(const PreparedExec& p, char* const argv[], char* const envp[]) 
 }
 
 int multicall(const Program* programs, size_t n, int argc, char** argv) {
-    prefault::image();
     g_programs = programs;
     g_count = n;
     g_exec_forced = env::is_true(env::kExec);
