@@ -198,16 +198,48 @@ std::string format_securebits(unsigned bits) {
     return out.empty() ? "0" : out;
 }
 
+namespace {
+// The bounding and ambient sets from /proc/self/status (CapBnd, CapAmb): one
+// read instead of a prctl() per capability and set. False without /proc.
+bool sets_from_status(uint64_t& bnd, uint64_t& amb) {
+    auto text = sys::read_file("/proc/self/status");
+    if (!text) return false;
+    bool got_bnd = false, got_amb = false;
+    for (auto line : parse::split(*text, '\n')) {
+        std::string_view l = line;
+        bool is_bnd = l.starts_with("CapBnd:"), is_amb = l.starts_with("CapAmb:");
+        if (!is_bnd && !is_amb) continue;
+        std::string_view hex = trim(l.substr(7));
+        uint64_t v = 0;
+        for (char ch : hex) {
+            int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+            if (d < 0) return false;
+            v = v << 4 | static_cast<uint64_t>(d);
+        }
+        (is_bnd ? bnd : amb) = v;
+        (is_bnd ? got_bnd : got_amb) = true;
+    }
+    return got_bnd && got_amb;
+}
+}  // namespace
+
 Result<ProcessCaps> current(bool bounding, bool ambient) {
     ProcessCaps pc;
     cap_t c = cap_get_proc();
     if (!c) return sys_error("read the capabilities of this process");
     int last = last_cap();
+    uint64_t bnd = 0, amb = 0;
+    bool from_status = (bounding || ambient) && sets_from_status(bnd, amb);
     for (int i = 0; i <= last; ++i) {
         cap_flag_value_t v;
         if (cap_get_flag(c, i, CAP_EFFECTIVE, &v) == 0 && v) pc.effective.add(i);
         if (cap_get_flag(c, i, CAP_PERMITTED, &v) == 0 && v) pc.permitted.add(i);
         if (cap_get_flag(c, i, CAP_INHERITABLE, &v) == 0 && v) pc.inheritable.add(i);
+        if (from_status) {
+            if (bounding && (bnd >> i & 1)) pc.bounding.add(i);
+            if (ambient && (amb >> i & 1)) pc.ambient.add(i);
+            continue;
+        }
         if (bounding && prctl(PR_CAPBSET_READ, i, 0, 0, 0) == 1) pc.bounding.add(i);
         if (ambient && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, i, 0, 0) == 1) pc.ambient.add(i);
     }

@@ -33,7 +33,8 @@ void keep_only(std::vector<int> keep) {
     unsigned from = 3;
     for (int fd : keep) {
         if (fd < static_cast<int>(from)) continue;
-        if (static_cast<unsigned>(fd) > from) ::syscall(SYS_close_range, from, static_cast<unsigned>(fd) - 1, 0u);
+        if (static_cast<unsigned>(fd) > from)
+            ::syscall(SYS_close_range, from, static_cast<unsigned>(fd) - 1, 0u);
         from = static_cast<unsigned>(fd) + 1;
     }
     ::syscall(SYS_close_range, from, ~0u, 0u);
@@ -44,7 +45,8 @@ void keep_only(std::vector<int> keep) {
 [[noreturn]] void watch(int parent, int rd, const std::string& name, dev_t dev, ino_t ino) {
     keep_only({parent, rd});
     (void)::setsid();
-    for (int sig : {SIGINT, SIGQUIT, SIGHUP, SIGTERM, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU}) ::signal(sig, SIG_IGN);
+    for (int sig : {SIGINT, SIGQUIT, SIGHUP, SIGTERM, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU})
+        ::signal(sig, SIG_IGN);
     (void)::prctl(PR_SET_NAME, "kago-scratch", 0, 0, 0);
     char c;
     for (;;) {
@@ -90,7 +92,8 @@ Result<int> sweep_scratch(int parent, const std::string& parent_path, const std:
     return removed;
 }
 
-Result<ScratchDir> ScratchDir::make(const std::string& parent, const std::string& prefix, bool watch_it) {
+Result<ScratchDir> ScratchDir::make(const std::string& parent, const std::string& prefix,
+                                    bool watch_it) {
     ScratchDir s;
     s.parent_ = UniqueFd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!s.parent_) return sys_error(cat("open ", parent));
@@ -99,11 +102,13 @@ Result<ScratchDir> ScratchDir::make(const std::string& parent, const std::string
     if (!::mkdtemp(t.data())) return sys_error(cat("create a temporary directory ", t));
     s.path_ = t;
     s.name_ = t.substr(parent.size() + 1);
-    s.lock_ = UniqueFd(::openat(s.parent_.get(), s.name_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    s.lock_ = UniqueFd(::openat(s.parent_.get(), s.name_.c_str(),
+                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!s.lock_) return sys_error(cat("open ", s.path_));
     if (::flock(s.lock_.get(), LOCK_EX) != 0) return sys_error(cat("lock ", s.path_));
     std::string pid = cat(::getpid(), "\n");
-    int own = ::openat(s.lock_.get(), kScratchOwnerFile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int own =
+        ::openat(s.lock_.get(), kScratchOwnerFile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (own < 0) return sys_error(cat("create ", s.path_, "/", kScratchOwnerFile));
     (void)!::write(own, pid.data(), pid.size());
     ::close(own);

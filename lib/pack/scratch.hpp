@@ -29,7 +29,8 @@ class ScratchDir {
   public:
     // PARENT/PREFIXXXXXXX, mode 0700. Sweeps PARENT first (sweep_scratch),
     // then starts the watcher unless `watch` is false.
-    static Result<ScratchDir> make(const std::string& parent, const std::string& prefix, bool watch = true);
+    static Result<ScratchDir> make(const std::string& parent, const std::string& prefix,
+                                   bool watch = true);
     ScratchDir(ScratchDir&& o) noexcept;
     ScratchDir& operator=(ScratchDir&&) = delete;
     // Removes the directory, then ends the watcher and reaps it.

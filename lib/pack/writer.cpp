@@ -1,10 +1,10 @@
 #include "pack/writer.hpp"
 
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -217,15 +217,18 @@ struct OutputFile {
     std::string named;  // the fallback's name, or ""
 };
 
-Result<OutputFile> create_output(const std::string& dir, const std::string& path, const std::string& tmpl) {
+Result<OutputFile> create_output(const std::string& dir, const std::string& path,
+                                 const std::string& tmpl) {
     OutputFile f;
-    long fd = trace::call([&] { return cat("open(", trace::quote(dir), ", O_TMPFILE|O_WRONLY|O_CLOEXEC, 0600)"); },
-                          [&] { return ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600); });
+    long fd = trace::call(
+        [&] { return cat("open(", trace::quote(dir), ", O_TMPFILE|O_WRONLY|O_CLOEXEC, 0600)"); },
+        [&] { return ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600); });
     if (fd >= 0) {
         f.fd = UniqueFd(static_cast<int>(fd));
         return f;
     }
-    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return sys_error(cat("create a file beside ", path));
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+        return sys_error(cat("create a file beside ", path));
     f.named = tmpl;
     fd = trace::call([&] { return cat("mkstemp(", trace::quote(f.named), ")"); },
                      [&] { return ::mkostemp(f.named.data(), O_CLOEXEC); });
@@ -243,11 +246,17 @@ Status name_output(OutputFile& f, const std::string& path, const std::string& tm
         std::string n = tmpl;
         uint8_t rnd[6];
         if (::getrandom(rnd, sizeof rnd, 0) != sizeof rnd) return sys_error("getrandom");
-        static const char digits[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        static const char digits[] =
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         for (int i = 0; i < 6; i++) n[n.size() - 6 + i] = digits[rnd[i] % 62];
         long r = trace::call(
-            [&] { return cat("linkat(AT_FDCWD, ", trace::quote(proc), ", AT_FDCWD, ", trace::quote(n), ", AT_SYMLINK_FOLLOW)"); },
-            [&] { return ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, n.c_str(), AT_SYMLINK_FOLLOW); });
+            [&] {
+                return cat("linkat(AT_FDCWD, ", trace::quote(proc), ", AT_FDCWD, ", trace::quote(n),
+                           ", AT_SYMLINK_FOLLOW)");
+            },
+            [&] {
+                return ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, n.c_str(), AT_SYMLINK_FOLLOW);
+            });
         if (r == 0) {
             f.named = n;
             return {};
