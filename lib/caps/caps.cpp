@@ -1,8 +1,12 @@
 #include "caps/caps.hpp"
 
+#include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/securebits.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
+#include <sys/statfs.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cstdio>
@@ -200,12 +204,22 @@ std::string format_securebits(unsigned bits) {
 
 namespace {
 // The bounding and ambient sets from /proc/self/status (CapBnd, CapAmb): one
-// read instead of a prctl() per capability and set. False without /proc.
+// read instead of a prctl() per capability and set. False without /proc,
+// or when the file is not procfs's.
 bool sets_from_status(uint64_t& bnd, uint64_t& amb) {
-    auto text = sys::read_file("/proc/self/status");
-    if (!text) return false;
+    int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct statfs fs;
+    std::string text;
+    if (::fstatfs(fd, &fs) == 0 && fs.f_type == PROC_SUPER_MAGIC) {
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    if (text.empty()) return false;
     bool got_bnd = false, got_amb = false;
-    for (auto line : parse::split(*text, '\n')) {
+    for (auto line : parse::split(text, '\n')) {
         std::string_view l = line;
         bool is_bnd = l.starts_with("CapBnd:"), is_amb = l.starts_with("CapAmb:");
         if (!is_bnd && !is_amb) continue;
