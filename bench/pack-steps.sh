@@ -1,9 +1,9 @@
 #!/bin/bash
 # bench/pack-steps.sh FILE [RUNS]: where a warm run of the packed FILE spends
 # its time. Runs it RUNS times (default 50) as nobody with KAGO_TIMES=1 (the
-# runner's step timestamps, lib/core/times.hpp) and prints, for each step,
-# the time since the step before it: the minimum (what the machine can do)
-# and the median (what it did, with the other load of the machine).
+# runner's step timestamps, lib/core/times.hpp) and prints each step's time
+# since the runner's main: the minimum (what the machine can do) and the
+# median (what it did, with the other load of the machine).
 # Run as root; FILE must be readable by nobody, and its cache is kept in a
 # directory of its own under /dev/shm (the first run fills it).
 set -u
@@ -23,16 +23,14 @@ runs = collections.defaultdict(dict)
 for line in sys.stdin:
     run, t, step = line.rstrip("\n").split("\t")
     runs[run][step] = int(t)
-# Each step in the order of its median time, and its distance from the one before.
+# The runner, its init, its network helper and the command run side by
+# side: each step is shown as its time since main in the runner (the
+# minimum and the median over the runs), in the order of the medians.
 steps = sorted({s for r in runs.values() for s in r}, key=lambda s: statistics.median(r[s] for r in runs.values() if s in r))
-print("| step | min µs | median µs |")
+print("| step | since main, min µs | since main, median µs |")
 print("|---|---|---|")
-prev = None
 for s in steps:
-    if prev is not None:
-        d = [r[s] - r[prev] for r in runs.values() if s in r and prev in r]
-        print("| %s → %s | %d | %d |" % (prev, s, min(d), statistics.median(d)))
-    prev = s
-tot = [r[prev] for r in runs.values() if prev in r]
-print("| total (%d runs) | %d | %d |" % (len(tot), min(tot), statistics.median(tot)))
+    d = [r[s] for r in runs.values() if s in r]
+    print("| %s | %d | %d |" % (s, min(d), statistics.median(d)))
+print("| (%d runs) | | |" % len(runs))
 '
