@@ -1,8 +1,12 @@
 #include "caps/caps.hpp"
 
+#include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/securebits.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
+#include <sys/statfs.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cstdio>

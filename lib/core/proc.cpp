@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -112,6 +114,13 @@ bool hex_field(std::string_view text, std::string_view key, uint64_t& out) {
 bool self_status(SelfStatus& out) {
     int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
+    // procfs's own file: a root file system's /proc/self/status (no --proc)
+    // could claim any set.
+    struct statfs fs;
+    if (::fstatfs(fd, &fs) != 0 || fs.f_type != PROC_SUPER_MAGIC) {
+        ::close(fd);
+        return false;
+    }
     char buf[4096];
     ssize_t n;
     size_t len = 0;

@@ -44,7 +44,7 @@ struct SelfStatus {
     int threads = -1;
 };
 
-// Read it; false when /proc is not mounted or the file lacks a field.
+// Read it; false when /proc is not procfs or the file lacks a field.
 // Allocation-free.
 bool self_status(SelfStatus& out);
 

@@ -3,8 +3,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/nsfs.h>
-#include <sys/ioctl.h>
 #include <linux/openat2.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -17,6 +17,7 @@
 #include "cgroup/layout.hpp"
 #include "core/parse.hpp"
 #include "core/sys.hpp"
+#include "core/times.hpp"
 #include "core/trace.hpp"
 
 namespace kago::mount {
@@ -820,6 +821,7 @@ Status pivot(const Root& root) {
     TRY_AS("--pivot", sys::chdir(root.path.c_str()));
     auto r = sys::pivot_root(".", ".");
     if (!r) return prefixed(std::move(r).error(), "--pivot");
+    times::mark("mount: pivot_root");
     TRY_AS("--pivot", sys::umount2(".", MNT_DETACH));
     TRY_AS("--pivot", sys::chdir("/"));
     return {};
@@ -830,6 +832,7 @@ Status apply(const RootSpec& spec, const Context& ctx, Undo& undo) {
     UmaskZero umask_zero;
     TRY(make_private());
     auto root = TRY(assemble_root(spec, ctx, undo));
+    times::mark("mount: root assembled");
     // The spec's order: /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys,
     // /sys/fs/cgroup; a --tmpfs /dev/shm takes the default's place.
     const Step* shm = nullptr;
@@ -837,7 +840,9 @@ Status apply(const RootSpec& spec, const Context& ctx, Undo& undo) {
         for (const auto& st : spec.steps)
             if (st.kind == StepKind::tmpfs && st.dst == "/dev/shm") shm = &st;
     if (spec.proc) TRY(mount_proc(root, spec.mask));
+    times::mark("mount: /proc");
     if (spec.dev) TRY(mount_dev(root, ctx, shm));
+    times::mark("mount: /dev");
     if (spec.dev && spec.mqueue == Want::yes && !ctx.own_ipcns) {
         errno = EPERM;
         return sys_error("--mqueue: the IPC namespace is not the container's own")
@@ -855,9 +860,11 @@ Status apply(const RootSpec& spec, const Context& ctx, Undo& undo) {
         if (st.kind == StepKind::chdir) chdir = &st;
     }
     TRY(mask_paths(root, spec));
+    times::mark("mount: mqueue, steps, masks");
     if (spec.read_only) TRY(make_read_only(root));
     if (spec.pivot) {
         TRY(pivot(root));
+        times::mark("mount: pivot");
         if (chdir) TRY_AS("--chdir", sys::chdir(chdir->dst.c_str()));
     } else if (chdir) {
         auto at = TRY(open_in_root(root, chdir->dst, Create::none, 0, "--chdir"));

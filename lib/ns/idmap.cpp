@@ -333,6 +333,20 @@ Status run_helper(const std::string& path, const std::vector<std::string>& argv)
 }
 }  // namespace
 
+bool own_maps_only(const MapPlan& p, uint32_t uid, uint32_t gid) {
+    auto own = [](const IdMap& m, uint32_t id) {
+        return m.size() == 1 && m[0].outside == id && m[0].count == 1;
+    };
+    return p.uid_helper.empty() && p.gid_helper.empty() && own(p.uid, uid) && own(p.gid, gid);
+}
+
+Status write_own_maps(const MapPlan& p) {
+    TRY(sys::write_file("/proc/self/uid_map", map_text(p.uid)));
+    TRY(sys::write_file("/proc/self/setgroups", "deny"));
+    TRY(sys::write_file("/proc/self/gid_map", map_text(p.gid)));
+    return {};
+}
+
 Status write_maps(const MapPlan& p, pid_t pid) {
     if (!p.uid.empty()) {
         if (!p.uid_helper.empty())

@@ -81,4 +81,12 @@ std::vector<std::string> helper_argv(std::string_view program, pid_t pid, const 
 // Write the maps of process `pid` (traced; in dry run only shown).
 Status write_maps(const MapPlan& plan, pid_t pid);
 
+// Whether a process may write `plan` into its own new user namespace,
+// right after unshare(CLONE_NEWUSER): one line for the uid and one for the
+// gid, each mapping the caller's own id, with no helper (the kernel's
+// rule for an unprivileged writer inside the namespace).
+bool own_maps_only(const MapPlan& plan, uint32_t uid, uint32_t gid);
+// Write them to /proc/self (traced).
+Status write_own_maps(const MapPlan& plan);
+
 }  // namespace kago::ns

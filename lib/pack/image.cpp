@@ -7,7 +7,6 @@
 
 #include "image/import.hpp"
 #include "image/store.hpp"
-#include "pack/cache.hpp"
 
 namespace kago::pack {
 
@@ -23,13 +22,9 @@ PackImage::PackImage(PackImage&& o) noexcept
       layer_dirs(std::move(o.layer_dirs)),
       config(std::move(o.config)),
       imported(o.imported),
-      temp_(std::move(o.temp_)) {
-    o.temp_.clear();
-}
+      temp_(std::move(o.temp_)) {}
 
-PackImage::~PackImage() {
-    if (!temp_.empty()) (void)remove_tree_at(AT_FDCWD, temp_, temp_);
-}
+PackImage::~PackImage() = default;
 
 Result<PackImage> PackImage::open(const std::string& ref, const std::string& store_path) {
     PackImage p;
@@ -37,10 +32,9 @@ Result<PackImage> PackImage::open(const std::string& ref, const std::string& sto
     std::string image = ref;
     if (is_import_source(ref)) {
         const char* dir = ::getenv("TMPDIR");
-        std::string t = cat(dir && *dir ? dir : "/var/tmp", "/kago-pack-image.XXXXXX");
-        if (!::mkdtemp(t.data())) return sys_error(cat("create a temporary directory ", t));
-        p.temp_ = t;
-        path = t + "/store";
+        // Removed by a watcher process if we are killed (scratch.hpp).
+        p.temp_.emplace(TRY(ScratchDir::make(dir && *dir ? dir : "/var/tmp", "kago-pack-image.")));
+        path = p.temp_->path() + "/store";
         auto s = TRY(image::Store::open(path, true));
         TRY(s.lock());
         image::ImportOptions o;

@@ -3,11 +3,13 @@
 // temporary store of its own first.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/result.hpp"
 #include "pack/layers.hpp"
+#include "pack/scratch.hpp"
 
 namespace kago::pack {
 
@@ -16,7 +18,8 @@ class PackImage {
     // REF with a transport (oci:, oci-archive:, docker-archive:) or naming
     // an existing file or directory is imported (lib/image/import.hpp)
     // into a temporary store under $TMPDIR (or /var/tmp), which the
-    // destructor removes; anything else is a name or an id in `store`.
+    // destructor removes, and a watcher process if we are killed
+    // (pack/scratch.hpp); anything else is a name or an id in `store`.
     // As root the temporary import keeps the image's owners, devices and
     // setid bits; as another user every file is the caller's.
     static Result<PackImage> open(const std::string& ref, const std::string& store);
@@ -31,7 +34,7 @@ class PackImage {
 
   private:
     PackImage() = default;
-    std::string temp_;  // the temporary store's parent directory, or ""
+    std::optional<ScratchDir> temp_;  // the temporary store's parent directory
 };
 
 // Whether REF names something to import rather than a name in a store.

@@ -28,6 +28,7 @@
 #include "core/proc.hpp"
 #include "core/state.hpp"
 #include "core/sys.hpp"
+#include "core/times.hpp"
 #include "core/trace.hpp"
 #include "mount/ops.hpp"
 #include "mount/root.hpp"
@@ -143,6 +144,7 @@ class NetnsHelper {
     // After clone.
     static int body(void* arg) {
         auto* h = static_cast<NetnsHelper*>(arg);
+        times::mark("helper: start");
         int32_t step = kJoinUser;
         bool ok = h->userns_ < 0 || ::setns(h->userns_, CLONE_NEWUSER) == 0;
         if (ok) {
@@ -159,6 +161,7 @@ class NetnsHelper {
             step = kLoopback;
             ok = child::loopback_up() == 0;
         }
+        times::mark("helper: netns made, lo up");
         child::Message m;
         if (ok) {
             m.kind = child::Kind::ok;
@@ -273,6 +276,7 @@ Status setup_inside(const RunSpec& s, bool own_userns, RunnerChannel& runner, ca
     TRY(mount::apply(root_spec(s), ctx, undo));
     undo.dismiss();
     if (netns_by_helper(c) && !join_first) TRY(runner.join_netns());
+    times::mark("init: netns joined");
     if (c.net != "host" && !netns_later(c)) TRY(child::loopback_up_traced());
     TRY(sys::sethostname(c.hostname.empty() ? "kago" : c.hostname));
     policy = TRY(caps::build_policy_without_seccomp(cap_options(c)));
@@ -362,6 +366,7 @@ int command_main(void* arg) {
         cs.failed = CommandStart::kPrivileges;
         _exit(125);
     }
+    times::mark("command: exec");
     child::OnFailure on;
     on.report = cs.report;
     on.trace = cs.exec_line.c_str();  // traced with -v only
@@ -410,14 +415,17 @@ Status close_runner_fds(std::vector<int> keep) {
 // starts (the runner moved us off its CPU).
 [[noreturn]] void container_main(const RunSpec& s, bool own_userns, int sock, int report, int status,
                                  const proc::SignalBlock& block, const cpu_set_t* cpus) {
+    times::mark("init: start");
     if (auto st = close_runner_fds({sock, report, status}); !st) fail(report, st.error());
     Status early = setup_early(s.config);
     RunnerChannel runner(sock);
     // No go: the runner failed to set us up and is gone or giving up.
     if (!runner.wait_go()) _exit(125);
+    times::mark("init: go");
     if (!early) fail(report, early.error());
     caps::Policy policy;
     if (auto st = setup_inside(s, own_userns, runner, policy); !st) fail(report, st.error());
+    times::mark("init: set up");
     ::close(sock);
     CommandStart cs;
     if (auto st = prepare_command(cs, s, policy, block, report); !st) fail(report, st.error());
@@ -442,6 +450,7 @@ Status close_runner_fds(std::vector<int> keep) {
         cmd = child::start_shared(command_main, &cs, stack, CLONE_VFORK);
     }
     if (cmd < 0) fail(report, sys_error("start the command: clone(CLONE_VM|CLONE_VFORK)"));
+    times::mark("init: command exec'd");
     report_command_failure(report, cs);
     ::close(report);
     // Our copies of the standard streams go now, so that a reader of the
@@ -633,16 +642,40 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         pasta = std::move(r).value();
     }
     Limiter limiter(c);
+    // Rootless with one id mapped and nothing to do from outside (no
+    // newuidmap, no pasta, no cgroup): the runner makes the user namespace
+    // itself and writes its own maps, as unshare -Ur does, so that the
+    // init starts with them and needs no round trip to the runner. The
+    // runner has no capability outside it, and the container cannot name
+    // the runner (it is outside the container's PID namespace).
+    bool userns_first = !root && !pasta && !limiter.active() &&
+                        ns::own_maps_only(plan, ::getuid(), ::getgid()) &&
+                        sys::unshare(CLONE_NEWUSER).ok();
+    if (userns_first) {
+        flags &= ~static_cast<unsigned long>(CLONE_NEWUSER);
+        if (auto st = ns::write_own_maps(plan); !st) {
+            Error e = std::move(st).error();
+            std::string why = userns_blocker();
+            if (!why.empty())
+                e.hint =
+                    cat("user namespaces are restricted: ", why, "; or run --kago-extract DIR");
+            return e;
+        }
+    }
     proc::SignalBlock block;
     // go (and the helper's network namespace), the init's report, the
     // command's wait status: see container_main().
     child::Channel go = TRY(child::Channel::socket("the container's go"));
     child::Channel report = TRY(child::Channel::pipe("the container's report"));
     child::Channel status = TRY(child::Channel::pipe("the command's status"));
+    // Its maps are written already: the init finds go waiting.
+    if (userns_first && child::send(go.parent.get(), child::Kind::ok, kGo, 0) != 0)
+        return sys_error("release the container");
     // The init starts on our CPU and would wait there while we write its id
     // maps: it is moved to another, and gives the command back our affinity.
     cpu_set_t cpus;
     bool spread = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1;
+    times::mark("runner: clone");
     long pid = trace::call([&] { return cat("clone(", trace::clone_flags(flags), "|SIGCHLD)"); },
                            [&] { return child::start(flags); });
     if (pid < 0) {
@@ -662,12 +695,13 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         container_main(s, !root, go.child.get(), report.child.get(), status.child.get(), block,
                        spread ? &cpus : nullptr);
     }
+    times::mark("runner: cloned");
     if (spread) proc::move_off_our_cpu(static_cast<pid_t>(pid), cpus);
     go.child.reset();
     report.child.reset();
     status.child.reset();
     auto kill_child = [&] { child::kill_and_reap(static_cast<pid_t>(pid)); };
-    if (!root) {
+    if (!root && !userns_first) {
         if (auto st = ns::write_maps(plan, static_cast<pid_t>(pid)); !st) {
             kill_child();
             Error e = std::move(st).error();
@@ -685,25 +719,30 @@ Result<RunOutcome> run_container(const RunSpec& s) {
             return std::move(st).error();
         }
     }
+    times::mark("runner: id maps written");
     limiter.enter(static_cast<pid_t>(pid));
-    if (child::send(go.parent.get(), child::Kind::ok, kGo, 0) != 0) {
+    if (!userns_first && child::send(go.parent.get(), child::Kind::ok, kGo, 0) != 0) {
         kill_child();
         return sys_error("release the container");
     }
     // Last: it then has our CPU, and the init the other.
     std::optional<NetnsHelper> helper;  // waits for the helper's exit when it goes
     if (netns_by_helper(c)) {
-        if (auto st = helper.emplace().start(static_cast<pid_t>(pid), !root, go.parent.get());
+        // It joins the container's user namespace, unless it is ours.
+        if (auto st = helper.emplace().start(static_cast<pid_t>(pid), !root && !userns_first,
+                                             go.parent.get());
             !st) {
             kill_child();
             return std::move(st).error();
         }
     }
     go.parent.reset();  // the helper has its own copy
+    times::mark("runner: go sent, helper started");
     // The command's status comes from the init as soon as the command ends;
     // the init's own exit (the root's unmount, the namespaces' end) then
     // overlaps ours. Only a cgroup to remove makes us wait for it.
     int ws = TRY(proc::supervise(static_cast<pid_t>(pid), status.parent.get()));
+    times::mark("runner: status received");
     if (limiter.active()) (void)proc::supervise(static_cast<pid_t>(pid));
     limiter.finish(ws);
     // What failed, if anything: a step of the init's (Kind::error), or the

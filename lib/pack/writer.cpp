@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -206,27 +207,92 @@ Result<WriteResult> write_raw(int out, const Manifest& m, std::span<const uint8_
     return write_core(out, m, contents.size(), fill, o);
 }
 
+namespace {
+
+// An unnamed file in DIR (O_TMPFILE): a kill before it is named leaves
+// nothing. Not every file system has them: then a named ".NAME.XXXXXX",
+// removed on failure (a kill leaves that one).
+struct OutputFile {
+    UniqueFd fd;
+    std::string named;  // the fallback's name, or ""
+};
+
+Result<OutputFile> create_output(const std::string& dir, const std::string& path,
+                                 const std::string& tmpl) {
+    OutputFile f;
+    long fd = trace::call(
+        [&] { return cat("open(", trace::quote(dir), ", O_TMPFILE|O_WRONLY|O_CLOEXEC, 0600)"); },
+        [&] { return ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600); });
+    if (fd >= 0) {
+        f.fd = UniqueFd(static_cast<int>(fd));
+        return f;
+    }
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+        return sys_error(cat("create a file beside ", path));
+    f.named = tmpl;
+    fd = trace::call([&] { return cat("mkstemp(", trace::quote(f.named), ")"); },
+                     [&] { return ::mkostemp(f.named.data(), O_CLOEXEC); });
+    if (fd < 0) return sys_error(cat("create a file beside ", path));
+    f.fd = UniqueFd(static_cast<int>(fd));
+    return f;
+}
+
+// Give the unnamed file a temporary name beside PATH, to rename over it:
+// linkat() cannot replace a file. A kill in between leaves a complete
+// file under that name.
+Status name_output(OutputFile& f, const std::string& path, const std::string& tmpl) {
+    std::string proc = cat("/proc/self/fd/", f.fd.get());
+    for (int tries = 0; tries < 100; tries++) {
+        std::string n = tmpl;
+        uint8_t rnd[6];
+        if (::getrandom(rnd, sizeof rnd, 0) != sizeof rnd) return sys_error("getrandom");
+        static const char digits[] =
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        for (int i = 0; i < 6; i++) n[n.size() - 6 + i] = digits[rnd[i] % 62];
+        long r = trace::call(
+            [&] {
+                return cat("linkat(AT_FDCWD, ", trace::quote(proc), ", AT_FDCWD, ", trace::quote(n),
+                           ", AT_SYMLINK_FOLLOW)");
+            },
+            [&] {
+                return ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, n.c_str(), AT_SYMLINK_FOLLOW);
+            });
+        if (r == 0) {
+            f.named = n;
+            return {};
+        }
+        // Without /proc: root may name it by its descriptor.
+        if (errno == ENOENT && ::linkat(f.fd.get(), "", AT_FDCWD, n.c_str(), AT_EMPTY_PATH) == 0) {
+            f.named = n;
+            return {};
+        }
+        if (errno != EEXIST) return sys_error(cat("name ", path));
+    }
+    return sys_error(cat("name ", path));
+}
+
+}  // namespace
+
 Result<WriteResult> write_packed_file(const std::string& path, const Tree::Built& built,
                                       const WriteOptions& o) {
     auto slash = path.rfind('/');
     std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    std::string tmp =
+    std::string tmpl =
         cat(dir, "/.", path.substr(slash == std::string::npos ? 0 : slash + 1), ".XXXXXX");
-    long fd = trace::call([&] { return cat("mkstemp(", trace::quote(tmp), ")"); },
-                          [&] { return ::mkostemp(tmp.data(), O_CLOEXEC); });
-    if (fd < 0) return sys_error(cat("create a file beside ", path));
-    UniqueFd out(static_cast<int>(fd));
+    OutputFile out = TRY(create_output(dir, path, tmpl));
     auto fail = [&](Error e) {
-        ::unlink(tmp.c_str());
+        if (!out.named.empty()) ::unlink(out.named.c_str());
         return e;
     };
-    auto written = write_packed(out.get(), built, o);
+    auto written = write_packed(out.fd.get(), built, o);
     if (!written) return fail(written.error());
-    if (::fchmod(out.get(), 0755) != 0 || ::fsync(out.get()) != 0)
+    if (::fchmod(out.fd.get(), 0755) != 0 || ::fsync(out.fd.get()) != 0)
         return fail(sys_error(cat("write ", path)));
+    if (out.named.empty())
+        if (auto st = name_output(out, path, tmpl); !st) return st.error();
     long r = trace::call(
-        [&] { return cat("rename(", trace::quote(tmp), ", ", trace::quote(path), ")"); },
-        [&] { return ::rename(tmp.c_str(), path.c_str()); });
+        [&] { return cat("rename(", trace::quote(out.named), ", ", trace::quote(path), ")"); },
+        [&] { return ::rename(out.named.c_str(), path.c_str()); });
     if (r != 0) return fail(sys_error(cat("rename to ", path)));
     return written;
 }

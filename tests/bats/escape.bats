@@ -112,6 +112,25 @@ caps_chain() {
         "$bin/cap-drop" "$@"
 }
 
+# A root file system may carry a /proc/self/status of its own: without
+# --proc it is what /proc/self/status opens inside. cap-drop reads the
+# bounding set from that file only when it is procfs's; a forged one that
+# claims an empty set must not make it skip the drops.
+@test "escape: a forged /proc/self/status in the root (no --proc) does not keep the bounding set" {
+    [ -x "$(test_prog caps_try)" ] || skip "tests/progs/caps_try is not built (make bats builds it)"
+    local fake=$BATS_TEST_TMPDIR/fake
+    mkdir -p "$fake/proc/self" "$fake/bin"
+    printf 'Name:\tcap-drop\nThreads:\t1\nSigCgt:\t0000000000000000\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\nCapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\n' \
+        >"$fake/proc/self/status"
+    cp "$(test_prog caps_try)" "$fake/bin/caps_try"
+    run "$KAGO_BIN/unshare-run" --pid --mount --uts --ipc --net -- \
+        "$KAGO_BIN/mount-layers" --layer "$EROOT" --layer "$fake" --tmp-upper --dev --pivot -- \
+        "$KAGO_BIN/cap-drop" --drop all -- /bin/caps_try bounding
+    [ "$status" -eq 0 ]
+    echo "$output"
+    [ "$output" = "bounding=0x0" ]
+}
+
 # The attack of item 1.1: /sys and /proc/sys read-write again, then a
 # write under /proc/sys (net.ipv4.ip_forward: the container's own network
 # namespace, so the test harms nothing if the attack works).

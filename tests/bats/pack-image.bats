@@ -131,3 +131,62 @@ assert_layers_applied() {
     assert_output --partial "the image's Entrypoint and Cmd"
     [ ! -e "$D/x.run" ]
 }
+
+# Start pack-selfexec --image - reading the FIFO $D/in, with fd 8 holding its
+# writing end: it waits there with its temporary store made. Sets $packer.
+start_blocked_packer() {
+    [ -p "$D/in" ] || mkfifo "$D/in"
+    pack-selfexec --image - -o "$D/$1" <"$D/in" 8>&- &
+    packer=$!
+    exec 8>"$D/in"
+    local i
+    for i in $(seq 200); do compgen -G "$D/tmp/kago-pack-image.*/store" >/dev/null && return 0; sleep 0.05; done
+    fail "no temporary store appeared in $D/tmp"
+}
+
+# TMPDIR holds nothing, within 5 s.
+tmpdir_empties() {
+    local i
+    for i in $(seq 100); do [ -z "$(ls -A "$D/tmp")" ] && return 0; sleep 0.05; done
+    fail "left in TMPDIR: $(ls -A "$D/tmp")"
+}
+
+@test "kill -9 of pack-selfexec --image while it imports: its temporary store goes at once, and no output is left" {
+    start_blocked_packer k.run
+    watcher=$(pgrep -x kago-scratch -P "$packer" || true)
+    kill -9 "$packer"
+    wait "$packer" || true
+    exec 8>&-
+    tmpdir_empties
+    run ls -A "$D"
+    refute_output --partial k.run
+    # The watcher did it, and is gone.
+    [ -n "$watcher" ] || fail "no watcher process"
+    for i in $(seq 100); do kill -0 "$watcher" 2>/dev/null || break; sleep 0.05; done
+    ! kill -0 "$watcher" 2>/dev/null || fail "the watcher $watcher is left"
+}
+
+@test "kill -9 of pack-selfexec --image and of its watcher: the next --image run removes the store, and not a live packer's" {
+    start_blocked_packer k1.run
+    local first=$packer
+    local watcher
+    watcher=$(pgrep -x kago-scratch -P "$first") || fail "no watcher process"
+    kill -9 "$watcher" "$first"
+    wait "$first" || true
+    exec 8>&-
+    sleep 0.2
+    [ -n "$(ls -A "$D/tmp")" ]  # nobody removed it yet
+    left=$(ls -A "$D/tmp")
+    # A packer that lives: its store is not taken.
+    start_blocked_packer k2.run
+    local second=$packer
+    run pack-selfexec --image - -o "$D/k3.run" </dev/null
+    assert_failure 125
+    [ ! -e "$D/tmp/$left" ] || fail "the killed packer's store $left is left"
+    [ "$(ls -A "$D/tmp" | wc -l)" = 1 ] || fail "in TMPDIR: $(ls -A "$D/tmp")"
+    compgen -G "$D/tmp/kago-pack-image.*/store" >/dev/null || fail "the live packer's store was removed"
+    kill -9 "$second"
+    wait "$second" || true
+    exec 8>&-
+    tmpdir_empties
+}

@@ -674,3 +674,26 @@ EOF
     assert_success
     assert_line "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }
+
+@test "kill -9 of pack-selfexec while it writes the file: nothing is left beside it, and an older file of that name is intact" {
+    local d="$PK_DIR/kill"
+    mkdir -p "$d/root" "$d/out"
+    cp -a "$KAGO_ROOTFS/." "$d/root/"
+    # Incompressible data, so that the writing takes a while.
+    for i in $(seq 16); do head -c 4M /dev/urandom >"$d/root/blob$i"; done
+    echo old >"$d/out/app.run"
+    TMPDIR="$d" pack-selfexec -o "$d/out/app.run" --rootfs "$d/root" -- /bin/true &
+    p=$!
+    # Until the packer has a file of $d/out open: it is writing.
+    for i in $(seq 400); do
+        ls -l "/proc/$p/fd" 2>/dev/null | grep -q -- "-> $d/out/" && break
+        sleep 0.025
+    done
+    ls -l "/proc/$p/fd" 2>/dev/null | grep -q -- "-> $d/out/" || fail "the packer wrote nothing in $d/out"
+    kill -9 "$p"
+    wait "$p" || true
+    run ls -A "$d/out"
+    assert_output app.run
+    [ "$(cat "$d/out/app.run")" = old ]
+    rm -rf "$d"
+}

@@ -5,7 +5,7 @@
  *   caps_try keyctl | add_key | unshare-user | unshare-net | clone-newuser |
  *            clone3 | fork | socket-alg | socket-vsock | socket-inet |
  *            io_uring | bpf | userfaultfd | perf | ptrace | i386-getpid |
- *            x32-getpid | bind PORT | whoami | setuid0 | securebits
+ *            x32-getpid | bind PORT | whoami | setuid0 | securebits | bounding
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -137,6 +137,16 @@ int main(int argc, char **argv) {
         int b = prctl(PR_GET_SECUREBITS);
         if (b < 0) return report(n, b);
         printf("securebits=0x%x\n", b);
+        return 0;
+    }
+    if (!strcmp(n, "bounding")) {  /* the bounding set, from the kernel (no /proc) */
+        unsigned long long set = 0;
+        for (int cap = 0; cap < 64; ++cap) {
+            int r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+            if (r < 0) break;
+            if (r == 1) set |= 1ULL << cap;
+        }
+        printf("bounding=0x%llx\n", set);
         return 0;
     }
     fprintf(stderr, "caps_try: unknown test '%s'\n", n);

@@ -858,3 +858,15 @@ TEST(CapsPrepared, CallsInTheKernelsOrder) {
     EXPECT_EQ(e.hint, "the uid is not mapped in this user namespace");
     kago::trace::set_dry_run(false);
 }
+
+// current() reads the bounding and ambient sets from /proc/self/status: the
+// same sets as one prctl() per capability.
+TEST(Current, BoundingAndAmbientMatchPrctl) {
+    auto pc = current(true, true);
+    ASSERT_TRUE(pc.ok());
+    for (int i = 0; i <= last_cap(); ++i) {
+        EXPECT_EQ(pc->bounding.has(i), prctl(PR_CAPBSET_READ, i, 0, 0, 0) == 1) << i;
+        EXPECT_EQ(pc->ambient.has(i), prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, i, 0, 0) == 1)
+            << i;
+    }
+}

@@ -21,6 +21,7 @@
 #include "core/parse.hpp"
 #include "core/proc.hpp"
 #include "core/sys.hpp"
+#include "core/times.hpp"
 #include "core/trace.hpp"
 #include "mount/root.hpp"
 #include "pack/cache.hpp"
@@ -193,6 +194,8 @@ void __verbose_terminate_handler() { abort(); }
 }  // namespace __gnu_cxx
 
 int main(int argc, char** argv) {
+    if (env::is_true("KAGO_TIMES")) times::enable();
+    times::mark("runner: main");
     const char* slash = argc > 0 ? strrchr(argv[0], '/') : nullptr;
     trace::set_program(argc > 0 ? (slash ? slash + 1 : argv[0]) : "kago-pack");
     if (env::is_true(env::kTrace)) trace::set_verbose(true);
@@ -218,6 +221,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     Packed p = check(Packed::open(std::move(self)));
+    times::mark("runner: trailer read");
     unsigned threads = 0;
     if (o.info) {
         print_info(p, o);
@@ -264,6 +268,7 @@ int main(int argc, char** argv) {
     eo.devices = eo.setid = !rootless;
     auto base = check(open_cache_base(o.cache));
     CacheEntry entry = check(cache_get(base, p, eo));
+    times::mark("runner: cache entry checked");
     if (!entry.hit)
         warn_stats(entry.stats, "rootless: the container gets a minimal /dev instead",
                    "rootless: their owners are not mapped");
@@ -279,6 +284,7 @@ int main(int argc, char** argv) {
         usage("--kago-bind: this file was packed without --bind-allowed");
     for (auto& b : o.binds) spec.binds.push_back(check(parse_bind(b)));
     auto outcome = check(run_container(spec));
+    times::mark("runner: exit");
     if (outcome.exec_error) report(*outcome.exec_error);
     proc::exit_like(outcome.wstatus);
 }
