@@ -220,7 +220,9 @@ TEST(ImageAuth, CredentialHelpersParsed) {
                             R"({"credHelpers": {"a.io": ""}})"}) {
         auto b = parse_credential_helpers(bad, "config.json");
         EXPECT_FALSE(b.ok()) << bad;
-        if (!b.ok()) EXPECT_NE(b.error().what.find("config.json"), std::string::npos);
+        if (!b.ok()) {
+            EXPECT_NE(b.error().what.find("config.json"), std::string::npos);
+        }
     }
     auto a = parse_helper_answer(R"({"ServerURL": "a.io", "Username": "u", "Secret": "s"})", "h");
     ASSERT_TRUE(a.ok());
