@@ -70,19 +70,17 @@ Result<ImportResult> pull_locked(Store& s, const PullOptions& o) {
         return usage_error(cat(src, ": the manifest lists ", m.layers.size(),
                                " layers, the config ", cfg.diff_ids.size(), " diff_ids"));
     auto chains = chain_ids(cfg.diff_ids);
-    size_t to_fetch = 0;
-    for (size_t i = 0; i < m.layers.size(); ++i) {
+    for (size_t i = 0; i < m.layers.size(); ++i)
         TRY(check_digest(m.layers[i].digest, cat(src, ": layer ", i + 1)));
-        to_fetch += !s.has_blob(m.layers[i].digest);
-    }
     // The layers, up to `jobs` at once (run_jobs), each fetched on a handle
     // of its own: the first one, or a clone of it made now that it knows
-    // the scheme and the authorization. Events are told one at a time.
+    // the scheme and the authorization (a handle connects only when used).
+    // Events are told one at a time.
     unsigned jobs = import_jobs(o.jobs);
     std::mutex mu;  // handles, o.progress
     std::vector<std::unique_ptr<Registry>> handles;
     handles.push_back(std::move(reg));
-    for (size_t k = 1; k < std::min<size_t>(jobs, to_fetch); ++k)
+    for (size_t k = 1; k < std::min<size_t>(jobs, m.layers.size()); ++k)
         handles.push_back(TRY(handles.front()->clone()));
     auto tell = [&](const PullEvent& ev) {
         if (!o.progress) return;
@@ -112,7 +110,7 @@ Result<ImportResult> pull_locked(Store& s, const PullOptions& o) {
         std::unique_ptr<Registry> h;
         {
             std::lock_guard<std::mutex> lock(mu);
-            h = std::move(handles.back());  // never empty: at most `jobs` layers at once
+            h = std::move(handles.back());  // never empty: a handle per job
             handles.pop_back();
         }
         auto fetched = fetch_layer(s, *h, o, l, {l.digest, l.size, cfg.diff_ids[i], chains[i], false},
