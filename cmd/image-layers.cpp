@@ -80,7 +80,8 @@ void set(env::Contract& contract, const char* name, const std::string& value) {
 class PullReport {
   public:
     explicit PullReport(bool quiet)
-        : quiet_(quiet), tty_(::isatty(2) == 1),
+        : quiet_(quiet),
+          tty_(::isatty(2) == 1),
           board_(std::make_shared<cli::ProgressBoard>(cli::terminal_columns(2))) {}
     void operator()(const img::PullEvent& e) {
         if (quiet_) return;

@@ -1,9 +1,9 @@
 #include "core/cli.hpp"
 
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 

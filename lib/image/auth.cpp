@@ -183,7 +183,8 @@ Result<CredentialHelpers> parse_credential_helpers(const std::string& text,
         return usage_error(cat(what, ": credsStore '", h.store, "' is not a helper's name"));
     for (const auto& [key, name] : h.per_registry)
         if (name.empty() || name.find('/') != std::string::npos)
-            return usage_error(cat(what, ": credHelpers.", key, " '", name, "' is not a helper's name"));
+            return usage_error(
+                cat(what, ": credHelpers.", key, " '", name, "' is not a helper's name"));
     return h;
 }
 
@@ -270,8 +271,7 @@ Result<std::optional<Credentials>> find_credentials(const Reference& ref,
                                                     const HelperRunner& run_helper) {
     std::string full = cat(ref.registry, "/", ref.repository);
     // What docker passes its helpers: the host, or Docker Hub's old URL.
-    std::string server =
-        ref.registry == "docker.io" ? "https://index.docker.io/v1/" : ref.registry;
+    std::string server = ref.registry == "docker.io" ? "https://index.docker.io/v1/" : ref.registry;
     auto ask = [&](const std::string& path,
                    const std::string& name) -> Result<std::optional<Credentials>> {
         std::string what = cat(path, ": docker-credential-", name);

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <mutex>
 
-#include "image/jobs.hpp"
 #include "image/digest.hpp"
 #include "image/ingest.hpp"
+#include "image/jobs.hpp"
 
 namespace kago::image {
 
@@ -113,11 +113,12 @@ Result<ImportResult> pull_locked(Store& s, const PullOptions& o) {
             h = std::move(handles.back());  // never empty: a handle per job
             handles.pop_back();
         }
-        auto fetched = fetch_layer(s, *h, o, l, {l.digest, l.size, cfg.diff_ids[i], chains[i], false},
-                                   what, stop, [&](int64_t done, PullEvent::Kind k) {
-                                       ev.done = done;
-                                       told(k);
-                                   });
+        auto fetched =
+            fetch_layer(s, *h, o, l, {l.digest, l.size, cfg.diff_ids[i], chains[i], false}, what,
+                        stop, [&](int64_t done, PullEvent::Kind k) {
+                            ev.done = done;
+                            told(k);
+                        });
         {
             std::lock_guard<std::mutex> lock(mu);
             handles.push_back(std::move(h));

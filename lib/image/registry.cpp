@@ -460,8 +460,7 @@ Result<std::string> Registry::blob(const Descriptor& d) {
     return body;
 }
 
-Status Registry::blob_stream(const Descriptor& d, const Sink& sink,
-                             const std::atomic<bool>* stop) {
+Status Registry::blob_stream(const Descriptor& d, const Sink& sink, const std::atomic<bool>* stop) {
     TRY(check_digest(d.digest, "blob"));
     stop_ = stop;
     struct Unset {

@@ -1,5 +1,7 @@
 // Unit tests for run_jobs (lib/core/jobs.hpp), which schedules a pull's
 // layers, and cli::ProgressBoard, which shows them on a terminal.
+#include "image/jobs.hpp"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,7 +12,6 @@
 #include <vector>
 
 #include "core/cli.hpp"
-#include "image/jobs.hpp"
 
 using namespace kago;
 using kago::image::run_jobs;
@@ -139,7 +140,8 @@ TEST(ProgressBoard, RowsAreCutToTheWidth) {
 TEST(ProgressBoard, UpdatesAreThrottled) {
     std::string all;
     double t = 0;
-    cli::ProgressBoard b(80, [&](std::string_view s) { all += s; }, [&] { return t; }, 0.1);
+    cli::ProgressBoard b(
+        80, [&](std::string_view s) { all += s; }, [&] { return t; }, 0.1);
     b.add(1, "l");
     all.clear();
     t = 0.05;

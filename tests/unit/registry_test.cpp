@@ -215,9 +215,9 @@ TEST(ImageAuth, CredentialHelpersParsed) {
     EXPECT_EQ(h->per_registry.at("docker.io"), "desktop");
     EXPECT_EQ(h->store, "pass");
     EXPECT_TRUE(parse_credential_helpers("{}", "x")->per_registry.empty());
-    for (const char* bad : {R"({"credHelpers": []})", R"({"credHelpers": {"a.io": 1}})",
-                            R"({"credsStore": 2})", R"({"credsStore": "../bin/sh"})",
-                            R"({"credHelpers": {"a.io": ""}})"}) {
+    for (const char* bad :
+         {R"({"credHelpers": []})", R"({"credHelpers": {"a.io": 1}})", R"({"credsStore": 2})",
+          R"({"credsStore": "../bin/sh"})", R"({"credHelpers": {"a.io": ""}})"}) {
         auto b = parse_credential_helpers(bad, "config.json");
         EXPECT_FALSE(b.ok()) << bad;
         if (!b.ok()) {
@@ -243,10 +243,11 @@ TEST(ImageAuth, CredentialHelpersInOrder) {
         if (name == "broken") return usage_error("docker-credential-broken get: exit status 1");
         return std::optional<std::string>(R"({"Username": ")" + name + R"(", "Secret": "s"})");
     };
-    std::string docker = d.write(
-        "config.json", R"({"credHelpers": {"gcr.io": "gcloud", "quay.io": "none"},
+    std::string docker =
+        d.write("config.json", R"({"credHelpers": {"gcr.io": "gcloud", "quay.io": "none"},
                            "credsStore": "store",
-                           "auths": {"ghcr.io": {"auth": ")" + base64("inline:1") + R"("},
+                           "auths": {"ghcr.io": {"auth": ")" +
+                                   base64("inline:1") + R"("},
                                      "docker.io": {}}})");
     std::string later =
         d.write("later.json", R"({"auths": {"quay.io": {"auth": ")" + base64("l:2") + R"("}}})");
@@ -280,7 +281,9 @@ TEST(ImageAuth, RunCredentialHelper) {
         std::string p = d.write("bin/docker-credential-" + name, "#!/bin/sh\n" + body);
         ASSERT_EQ(::chmod(p.c_str(), 0755), 0);
     };
-    script("echo", "read -r s || true; echo \"{\\\"Username\\\": \\\"$1\\\", \\\"Secret\\\": \\\"$s\\\"}\"\n");
+    script(
+        "echo",
+        "read -r s || true; echo \"{\\\"Username\\\": \\\"$1\\\", \\\"Secret\\\": \\\"$s\\\"}\"\n");
     script("nf", "echo 'credentials not found in native keychain'; exit 1\n");
     script("bad", "echo oops >&2; exit 4\n");
     const char* old = getenv("PATH");
