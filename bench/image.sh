@@ -19,10 +19,16 @@
 # ROOTFS defaults to the Debian minbase root the tests build
 # (/var/cache/kago-tests/debian-bookworm): layer 1; layer 2 deletes a file,
 # hides a directory (opaque) and adds one. Run as root. RUNS=5 by default.
+# ONLY=import, chain, pull or pack runs that part alone (the image is made
+# anyway). BEFORE=PATH (another build's image-layers) adds a pull row for
+# it, to compare a change before and after in the same noise; PERF=1 adds
+# each pull's task-clock (perf stat, RUNS runs).
 # Prints Markdown tables; leaves nothing behind (podman's storage is private).
 set -euo pipefail
 rootfs=${1:-/var/cache/kago-tests/debian-bookworm}
 RUNS=${RUNS:-5}
+ONLY=${ONLY:-}
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 top=$(cd "$(dirname "$0")/.." && pwd)
 PATH=${KAGO_BIN:-$top/bin}:$PATH
 for tool in hyperfine jq skopeo umoci podman tar python3; do
@@ -80,6 +86,7 @@ glayers=$(jq -r '.layers[].digest' "$work/gz/blobs/sha256/$glayers" | sed 's/sha
 untar_gz="mkdir $work/x"
 for l in $glayers; do untar_gz+=" && tar -C $work/x -xzf $work/gz/blobs/sha256/$l"; done
 
+if want import; then
 echo "## import: docker-archive ($(du -m "$work/image.tar" | cut -f1) MB, uncompressed), $RUNS runs"
 echo
 hyperfine --style none --runs "$RUNS" --prepare "$clean" --export-json "$work/d.json" \
@@ -105,9 +112,13 @@ rm -rf "$work/s"
 rss=$( { /usr/bin/time -f %M image-layers --store "$work/s" --import "docker-archive:$work/image.tar" x >/dev/null; } 2>&1 | tail -1)
 echo "peak RSS of image-layers --import (docker-archive): $((rss / 1024)) MiB"
 echo
+fi
 
 # A chain from the store, against the same chain given the layer directories.
 # (The dry run's trace shows the layer directories it hands down.)
+if want chain; then
+rm -rf "$work/s"
+image-layers --store "$work/s" --import "docker-archive:$work/image.tar" x >/dev/null
 dirs=$(image-layers --store "$work/s" --dry-run x -- true 2>&1 | sed -n 's/.*setenv("KAGO_IMAGE_LAYERS", "\(.*\)")/\1/p' | tr ':' ' ')
 [ -n "$dirs" ] || { echo "bench: no layer directories from image-layers --dry-run" >&2; exit 1; }
 layer_args=""
@@ -120,12 +131,12 @@ s=$(ms "$work/c.json" "from the store")
 l=$(ms "$work/c.json" "given --layer")
 printf '## chain start\n\n| chain | median |\n|---|---|\n| from the store | %.2f ms |\n| given --layer | %.2f ms |\n\nthe store costs %+.2f ms\n' \
     "$s" "$l" "$(echo "$s - $l" | bc -l)"
+fi
 
 # --- pulling from a registry on loopback ----------------------------------------
-if [ ! -x /usr/bin/docker-registry ]; then
+if want pull && [ ! -x /usr/bin/docker-registry ]; then
     echo "bench: docker-registry is not installed (make deps): no pull rows" >&2
-    exit 0
-fi
+elif want pull; then
 BATS_FILE_TMPDIR=$work
 . "$top/tests/bats/registry.bash"
 trap 'registry_stop_all; podman --root "$work/podman" --runroot "$work/podrun" --storage-driver overlay rmi -a -f >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
@@ -135,15 +146,39 @@ untar_pull="mkdir $work/x"
 for l in $glayers; do untar_pull+=" && curl -sf http://$REGISTRY/v2/bench/blobs/sha256:$l | tar -C $work/x -xz"; done
 echo "## pull: the gzip image from a registry on loopback, $RUNS runs"
 echo
+before=()
+[ -n "${BEFORE:-}" ] && before=(-n "before: image-layers --pull" "$BEFORE --store $work/s --quiet --pull $REGISTRY/bench:1 x")
 hyperfine --style none --runs "$RUNS" --prepare "$clean" --export-json "$work/p.json" \
+    "${before[@]}" \
     -n "image-layers --pull" "image-layers --store $work/s --quiet --pull $REGISTRY/bench:1 x" \
     -n "podman pull" "$pod pull -q --tls-verify=false $REGISTRY/bench:1" \
     -n "skopeo copy + umoci unpack" "skopeo copy -q --src-tls-verify=false docker://$REGISTRY/bench:1 oci:$work/o:x && umoci unpack --image $work/o:x $work/u" \
     -n "curl, tar -xz of each layer" "$untar_pull" >/dev/null
 table "$work/p.json" "curl, tar -xz of each layer" "image-layers --pull" \
+    ${BEFORE:+"before: image-layers --pull"} \
     "podman pull" "skopeo copy + umoci unpack" "curl, tar -xz of each layer"
+if [ -n "${PERF:-}" ]; then
+    echo "| tool | task-clock (CPU ms, mean of $RUNS) |"
+    echo "|---|---|"
+    perf_row() {  # NAME COMMAND
+        local tc=0 r
+        for ((r = 0; r < RUNS; r++)); do
+            bash -c "$clean"
+            tc=$(echo "$tc + $(perf stat -x, -e task-clock -- bash -c "$2" 2>&1 >/dev/null | awk -F, '/task-clock/ {print $1}')" | bc -l)
+        done
+        printf '| %s | %.0f |\n' "$1" "$(echo "$tc / $RUNS" | bc -l)"
+    }
+    [ -n "${BEFORE:-}" ] && perf_row "before: image-layers --pull" "$BEFORE --store $work/s --quiet --pull $REGISTRY/bench:1 x"
+    perf_row "image-layers --pull" "image-layers --store $work/s --quiet --pull $REGISTRY/bench:1 x"
+    perf_row "podman pull" "$pod pull -q --tls-verify=false $REGISTRY/bench:1"
+    perf_row "skopeo copy + umoci unpack" "skopeo copy -q --src-tls-verify=false docker://$REGISTRY/bench:1 oci:$work/o:x && umoci unpack --image $work/o:x $work/u"
+    perf_row "curl, tar -xz of each layer" "$untar_pull"
+    echo
+fi
+fi
 
 # --- packing the image into one file ----------------------------------------------
+if want pack; then
 rm -rf "$work/s" "$work/o" "$work/u"
 image-layers --store "$work/s" --import "oci:$work/gz:bench:1" x >/dev/null
 skopeo copy -q "oci:$work/gz:bench:1" "oci:$work/o:x"
@@ -157,3 +192,4 @@ i=$(ms "$work/k.json" "pack-selfexec --image")
 r=$(ms "$work/k.json" "pack-selfexec --rootfs")
 printf '| pack | median |\n|---|---|\n| --image | %.0f ms |\n| --rootfs | %.0f ms |\n\n--image: %.2f× --rootfs (target: at most 1.2×)\n' \
     "$i" "$r" "$(echo "$i / $r" | bc -l)"
+fi

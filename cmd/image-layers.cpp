@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 
 #include "core/cli.hpp"
 #include "core/env.hpp"
@@ -74,27 +75,35 @@ void set(env::Contract& contract, const char* name, const std::string& value) {
         contract.set(name, value);
 }
 
-// --pull: a line per layer on stderr, and a bar while it comes on a terminal.
+// --pull: a line per layer on stderr; on a terminal, a bar per layer in
+// flight above them (several at once: KAGO_IMAGE_JOBS).
 class PullReport {
   public:
-    explicit PullReport(bool quiet) : quiet_(quiet), tty_(::isatty(2) == 1) {}
+    explicit PullReport(bool quiet)
+        : quiet_(quiet),
+          tty_(::isatty(2) == 1),
+          board_(std::make_shared<cli::ProgressBoard>(cli::terminal_columns(2))) {}
     void operator()(const img::PullEvent& e) {
         if (quiet_) return;
         std::string head =
             cat("layer ", e.index, "/", e.count, " ", img::hex_of(e.digest).substr(0, 12));
-        if (e.kind == img::PullEvent::start) bar_ = {}, bar_.start();
-        if (e.kind == img::PullEvent::bytes && tty_) bar_.draw(head, e.done, e.size);
-        if (e.kind == img::PullEvent::fetched && tty_) bar_.finish();
-        if (e.kind == img::PullEvent::fetched)
-            cli::note(cat(head, ": fetched ", img::si_size(e.done)));
-        if (e.kind == img::PullEvent::present) cli::note(cat(head, ": already in the store"));
-        if (e.kind == img::PullEvent::unpacked)
-            cli::note(cat(head, ": unpacked from the stored blob"));
+        std::string line;
+        if (e.kind == img::PullEvent::start && tty_) board_->add(e.index, head);
+        if (e.kind == img::PullEvent::bytes && tty_)
+            board_->update(e.index, e.done, e.size > 0 ? e.size : 0);
+        if (e.kind == img::PullEvent::fetched) line = cat(head, ": fetched ", img::si_size(e.done));
+        if (e.kind == img::PullEvent::present) line = cat(head, ": already in the store");
+        if (e.kind == img::PullEvent::unpacked) line = cat(head, ": unpacked from the stored blob");
+        if (line.empty()) return;
+        if (tty_)
+            board_->done(e.index, cat(trace::program(), ": ", line));
+        else
+            cli::note(line);
     }
 
   private:
     bool quiet_, tty_;
-    cli::ProgressBar bar_;
+    std::shared_ptr<cli::ProgressBoard> board_;  // PullOptions::progress is copied
 };
 
 img::PullOptions pull_options(const std::string& ref, const std::string& name,
@@ -105,6 +114,7 @@ img::PullOptions pull_options(const std::string& ref, const std::string& name,
     if (!platform.empty()) o.platform = cli::value_or_die(img::parse_platform(platform));
     o.unpack = img::caller_unpack_options();
     o.registry.insecure = insecure;
+    o.jobs = cli::value_or_die(img::parse_jobs(env::get(env::kImageJobs)));
     o.progress = PullReport(quiet);
     return o;
 }

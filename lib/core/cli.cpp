@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -401,15 +402,12 @@ void ProgressBar::start() {
     shown_ = -1;
 }
 
-void ProgressBar::draw(std::string_view label, uint64_t done, uint64_t total) {
-    double now = monotonic_seconds();
-    if (now - shown_ < 0.1 && !(total > 0 && done >= total)) return;
-    shown_ = now;
-    constexpr int kWidth = 30;
-    std::string line = cat("\r", label, label.empty() ? "" : " ");
+std::string progress_line(std::string_view label, uint64_t done, uint64_t total, double seconds,
+                          int width) {
+    std::string line = cat(label, label.empty() ? "" : " ");
     if (total > 0) {
-        int filled = static_cast<int>(std::min<uint64_t>(done, total) * kWidth / total);
-        line += cat("[", std::string(filled, '#'), std::string(kWidth - filled, '.'), "] ");
+        int filled = static_cast<int>(std::min<uint64_t>(done, total) * width / total);
+        line += cat("[", std::string(filled, '#'), std::string(width - filled, '.'), "] ");
         char pct[8];
         snprintf(pct, sizeof pct, "%3d%%",
                  static_cast<int>(std::min<uint64_t>(done, total) * 100 / total));
@@ -417,15 +415,70 @@ void ProgressBar::draw(std::string_view label, uint64_t done, uint64_t total) {
     } else {
         line += parse::human_size(done);
     }
-    double secs = now - started_;
-    uint64_t rate = secs > 0 ? static_cast<uint64_t>(static_cast<double>(done) / secs) : 0;
-    line += cat("  ", parse::human_size(rate), "/s\033[K");
+    uint64_t rate = seconds > 0 ? static_cast<uint64_t>(static_cast<double>(done) / seconds) : 0;
+    return line + cat("  ", parse::human_size(rate), "/s");
+}
+
+void ProgressBar::draw(std::string_view label, uint64_t done, uint64_t total) {
+    double now = monotonic_seconds();
+    if (now - shown_ < 0.1 && !(total > 0 && done >= total)) return;
+    shown_ = now;
+    std::string line = cat("\r", progress_line(label, done, total, now - started_), "\033[K");
     (void)!::write(2, line.data(), line.size());
     drawn_ = true;
 }
 
 void ProgressBar::finish() const {
     if (drawn_) (void)!::write(2, "\n", 1);
+}
+
+int terminal_columns(int fd) {
+    struct winsize ws {};
+    if (::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+    return 80;
+}
+
+ProgressBoard::ProgressBoard(int columns, Writer out, std::function<double()> now, double interval)
+    : columns_(std::max(columns, 20)),
+      out_(out ? std::move(out) : Writer([](std::string_view s) { write_err(s); })),
+      now_(now ? std::move(now) : std::function<double()>(monotonic_seconds)),
+      interval_(interval) {}
+
+void ProgressBoard::add(size_t key, std::string label) {
+    rows_.push_back(Row{key, std::move(label), 0, 0, now_()});
+    draw("");
+}
+
+void ProgressBoard::update(size_t key, uint64_t done, uint64_t total) {
+    for (auto& r : rows_)
+        if (r.key == key) r.done = done, r.total = total;
+    if (now_() - shown_ >= interval_) draw("");
+}
+
+void ProgressBoard::done(size_t key, std::string_view line) {
+    std::erase_if(rows_, [&](const Row& r) { return r.key == key; });
+    draw(line);
+}
+
+void ProgressBoard::print(std::string_view line) {
+    draw(line);
+}
+
+void ProgressBoard::draw(std::string_view above) {
+    double now = now_();
+    shown_ = now;
+    std::string s;
+    if (drawn_ > 0) s += cat("\033[", drawn_, "A");  // up to the first row
+    s += "\r";
+    if (!above.empty()) s += cat(above, "\033[K\n");
+    for (const auto& r : rows_) {
+        std::string line = progress_line(r.label, r.done, r.total, now - r.started, 16);
+        if (line.size() >= static_cast<size_t>(columns_)) line.resize(columns_ - 1);
+        s += cat(line, "\033[K\n");
+    }
+    if (rows_.size() < drawn_ || !above.empty()) s += "\033[J";  // rows that went
+    drawn_ = rows_.size();
+    out_(s);
 }
 
 }  // namespace kago::cli

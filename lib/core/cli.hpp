@@ -164,6 +164,52 @@ class ProgressBar {
     double started_ = 0, shown_ = -1;
     bool drawn_ = false;
 };
+// What ProgressBar draws, without the "\r" and the clearing: LABEL, a bar
+// `width` wide (none when total is 0), the percentage, done / total, and
+// the rate (done over `seconds`).
+std::string progress_line(std::string_view label, uint64_t done, uint64_t total, double seconds,
+                          int width = 30);
+
+// Several bars at once on a terminal, one row each (the layers of a pull
+// in flight), redrawn in place below what was printed before:
+//   add(KEY, LABEL)          a new row at the bottom; its rate counts from here
+//   update(KEY, DONE, TOTAL) its progress; the rows are redrawn at most ten
+//                            times a second
+//   done(KEY, LINE)          the row goes; LINE is printed above the rows
+//                            left, which move down
+//   print(LINE)              LINE above the rows
+// Rows are cut to the terminal's width, so that each is one line (the
+// redraw moves the cursor up over them). Not thread-safe: one caller at a
+// time. `out` and `now` are seams for tests (stderr, CLOCK_MONOTONIC).
+class ProgressBoard {
+  public:
+    using Writer = std::function<void(std::string_view)>;
+    explicit ProgressBoard(int columns = 80, Writer out = {}, std::function<double()> now = {},
+                           double interval = 0.1);
+    void add(size_t key, std::string label);
+    void update(size_t key, uint64_t done, uint64_t total);
+    void done(size_t key, std::string_view line);
+    void print(std::string_view line);
+    size_t rows() const { return rows_.size(); }
+
+  private:
+    struct Row {
+        size_t key;
+        std::string label;
+        uint64_t done = 0, total = 0;
+        double started = 0;
+    };
+    void draw(std::string_view above);
+    int columns_;
+    Writer out_;
+    std::function<double()> now_;
+    double interval_, shown_ = -1;
+    std::vector<Row> rows_;
+    size_t drawn_ = 0;  // rows on the screen, the cursor on the line below them
+};
+// The terminal's width on fd, or 80.
+int terminal_columns(int fd);
+
 // Print e like die() does, without exiting.
 void report(const Error& e);
 

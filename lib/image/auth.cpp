@@ -1,12 +1,19 @@
 #include "image/auth.hpp"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "core/fd.hpp"
 #include "core/sys.hpp"
 
 namespace kago::image {
@@ -155,10 +162,125 @@ std::vector<std::string> auth_files() {
     return f;
 }
 
+Result<CredentialHelpers> parse_credential_helpers(const std::string& text,
+                                                   const std::string& what) {
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return usage_error(cat(what, ": not a JSON object"));
+    CredentialHelpers h;
+    if (auto it = j.find("credHelpers"); it != j.end()) {
+        if (!it->is_object()) return usage_error(cat(what, ": \"credHelpers\" is not an object"));
+        for (const auto& [key, name] : it->items()) {
+            if (!name.is_string())
+                return usage_error(cat(what, ": credHelpers.", key, " is not a string"));
+            h.per_registry[normalize_key(key)] = name.get<std::string>();
+        }
+    }
+    if (auto it = j.find("credsStore"); it != j.end()) {
+        if (!it->is_string()) return usage_error(cat(what, ": \"credsStore\" is not a string"));
+        h.store = it->get<std::string>();
+    }
+    if (h.store.find('/') != std::string::npos)
+        return usage_error(cat(what, ": credsStore '", h.store, "' is not a helper's name"));
+    for (const auto& [key, name] : h.per_registry)
+        if (name.empty() || name.find('/') != std::string::npos)
+            return usage_error(
+                cat(what, ": credHelpers.", key, " '", name, "' is not a helper's name"));
+    return h;
+}
+
+Result<Credentials> parse_helper_answer(const std::string& text, const std::string& what) {
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        return usage_error(cat(what, ": the answer is not a JSON object"));
+    auto str = [&](const char* k) -> std::string {
+        auto it = j.find(k);
+        return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    Credentials c{str("Username"), str("Secret")};
+    if (c.password.empty()) return usage_error(cat(what, ": the answer has no Secret"));
+    if (c.user == "<token>")
+        return usage_error(cat(what, ": an identity token, which image-layers cannot use"));
+    return c;
+}
+
+Result<std::optional<std::string>> run_credential_helper(const std::string& name,
+                                                         const std::string& server) {
+    std::string prog = cat("docker-credential-", name);
+    std::string what = cat(prog, " get");
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) < 0) return sys_error(cat(what, ": pipe"));
+    UniqueFd in_r(in[0]), in_w(in[1]);
+    if (::pipe2(out, O_CLOEXEC) < 0) return sys_error(cat(what, ": pipe"));
+    UniqueFd out_r(out[0]), out_w(out[1]);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in_r.get(), 0);
+    posix_spawn_file_actions_adddup2(&fa, out_w.get(), 1);
+    posix_spawn_file_actions_adddup2(&fa, out_w.get(), 2);
+    std::string get = "get";
+    char* argv[] = {prog.data(), get.data(), nullptr};
+    pid_t pid = -1;
+    int rc = ::posix_spawnp(&pid, prog.c_str(), &fa, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        errno = rc;
+        Error e = sys_error(what);
+        if (rc == ENOENT)
+            e.hint = cat("a credential file names the helper '", name, "', and no ", prog,
+                         " is in PATH");
+        return e;
+    }
+    in_r.reset();
+    out_w.reset();
+    // The server is a line or so: the pipe takes it whole.
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    (void)!::write(in_w.get(), server.data(), server.size());
+    in_w.reset();
+    std::string text;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = ::read(out_r.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0 || text.size() > (1u << 20)) break;
+        text.append(buf, static_cast<size_t>(n));
+    }
+    // A SIGPIPE the write raised (the helper did not read) is not ours to keep.
+    struct timespec zero {};
+    while (::sigtimedwait(&pipe_set, nullptr, &zero) > 0) {
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return std::optional<std::string>(text);
+    while (!text.empty() && isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+    if (text.find("credentials not found") != std::string::npos)
+        return std::optional<std::string>();
+    return usage_error(cat(what, " (", server, "): ",
+                           WIFEXITED(status) ? cat("exit status ", WEXITSTATUS(status))
+                                             : cat("killed by signal ", WTERMSIG(status)),
+                           text.empty() ? "" : cat(": ", text.substr(0, 200))));
+}
+
 Result<std::optional<Credentials>> find_credentials(const Reference& ref,
                                                     const std::vector<std::string>& files,
-                                                    std::string* from) {
+                                                    std::string* from,
+                                                    const HelperRunner& run_helper) {
     std::string full = cat(ref.registry, "/", ref.repository);
+    // What docker passes its helpers: the host, or Docker Hub's old URL.
+    std::string server = ref.registry == "docker.io" ? "https://index.docker.io/v1/" : ref.registry;
+    auto ask = [&](const std::string& path,
+                   const std::string& name) -> Result<std::optional<Credentials>> {
+        std::string what = cat(path, ": docker-credential-", name);
+        auto answer = TRY(run_helper(name, server));
+        if (!answer) return std::optional<Credentials>();
+        Credentials c = TRY(parse_helper_answer(*answer, what));
+        if (from) *from = cat(path, ", docker-credential-", name);
+        return std::optional<Credentials>(c);
+    };
     for (const auto& path : files) {
         auto text = sys::read_file(path.c_str());
         if (!text) {
@@ -166,6 +288,12 @@ Result<std::optional<Credentials>> find_credentials(const Reference& ref,
             return std::move(text).error();
         }
         auto auths = TRY(parse_auth_file(*text, path));
+        auto helpers = TRY(parse_credential_helpers(*text, path));
+        if (auto h = helpers.per_registry.find(ref.registry); h != helpers.per_registry.end()) {
+            auto c = TRY(ask(path, h->second));
+            if (c) return c;
+            continue;
+        }
         const Credentials* best = nullptr;
         size_t best_len = 0;
         for (const auto& [key, c] : auths) {
@@ -175,6 +303,10 @@ Result<std::optional<Credentials>> find_credentials(const Reference& ref,
         if (best) {
             if (from) *from = path;
             return std::optional<Credentials>(*best);
+        }
+        if (!helpers.store.empty()) {
+            auto c = TRY(ask(path, helpers.store));
+            if (c) return c;
         }
     }
     return std::optional<Credentials>();

@@ -1,11 +1,43 @@
 #include "image/pull.hpp"
 
+#include <algorithm>
+#include <mutex>
+
 #include "image/digest.hpp"
 #include "image/ingest.hpp"
+#include "image/jobs.hpp"
 
 namespace kago::image {
 
 namespace {
+
+// An error that names the layer's digest.
+Error named(Error e, const std::string& digest, const std::string& what) {
+    if (e.what.find(digest) == std::string::npos) e.what = cat(what, ": ", e.what);
+    return e;
+}
+
+// A layer the store lacks, in one pass: its bytes from the registry to a
+// LayerWriter (hashed, kept, unpacked as they come), then checked and
+// published. The statistics, nullopt when layers/CHAIN was made meanwhile.
+Result<std::optional<UnpackStats>> fetch_layer(
+    Store& s, Registry& reg, const PullOptions& o, const Descriptor& l, const LayerWant& want,
+    const std::string& what, const std::atomic<bool>& stop,
+    const std::function<void(int64_t, PullEvent::Kind)>& tell) {
+    tell(0, PullEvent::start);
+    auto w = TRY(LayerWriter::start(s, o.unpack, what));
+    int64_t done = 0;
+    Registry::Sink sink = [&](const char* p, size_t n) -> Status {
+        TRY(w->feed(p, n));
+        done += static_cast<int64_t>(n);
+        tell(done, PullEvent::bytes);
+        return {};
+    };
+    TRY(reg.blob_stream(l, sink, &stop));
+    Ingested in = TRY(settle(s, *w, want, what));
+    tell(done, PullEvent::fetched);
+    return std::move(in.stats);
+}
 
 Result<ImportResult> pull_locked(Store& s, const PullOptions& o) {
     Reference ref = TRY(parse_reference(o.ref));
@@ -38,47 +70,71 @@ Result<ImportResult> pull_locked(Store& s, const PullOptions& o) {
         return usage_error(cat(src, ": the manifest lists ", m.layers.size(),
                                " layers, the config ", cfg.diff_ids.size(), " diff_ids"));
     auto chains = chain_ids(cfg.diff_ids);
-    ImportResult r;
-    for (size_t i = 0; i < m.layers.size(); ++i) {
+    for (size_t i = 0; i < m.layers.size(); ++i)
+        TRY(check_digest(m.layers[i].digest, cat(src, ": layer ", i + 1)));
+    // The layers, up to `jobs` at once (run_jobs), each fetched on a handle
+    // of its own: the first one, or a clone of it made now that it knows
+    // the scheme and the authorization (a handle connects only when used).
+    // Events are told one at a time.
+    unsigned jobs = import_jobs(o.jobs);
+    std::mutex mu;  // handles, o.progress
+    std::vector<std::unique_ptr<Registry>> handles;
+    handles.push_back(std::move(reg));
+    for (size_t k = 1; k < std::min<size_t>(jobs, m.layers.size()); ++k)
+        handles.push_back(TRY(handles.front()->clone()));
+    auto tell = [&](const PullEvent& ev) {
+        if (!o.progress) return;
+        std::lock_guard<std::mutex> lock(mu);
+        o.progress(ev);
+    };
+    std::vector<std::optional<UnpackStats>> stats(m.layers.size());  // nullopt: shared
+    auto one = [&](size_t i, const std::atomic<bool>& stop) -> Status {
         const Descriptor& l = m.layers[i];
-        TRY(check_digest(l.digest, cat(src, ": layer ", i + 1)));
         PullEvent ev{PullEvent::start, i + 1, m.layers.size(), l.digest, l.size, 0};
-        auto tell = [&](PullEvent::Kind k) {
+        auto told = [&](PullEvent::Kind k) {
             ev.kind = k;
-            if (o.progress) o.progress(ev);
+            tell(ev);
         };
-        ++r.layers;
-        std::string what = cat("layer ", l.digest);
         if (s.has_blob(l.digest) && s.has_layer(chains[i])) {
-            ++r.layers_shared;
-            tell(PullEvent::present);
-            continue;
-        }
-        if (s.has_blob(l.digest)) {
-            auto st = TRY(s.add_layer(l.digest, cfg.diff_ids[i], chains[i], o.unpack));
-            if (st)
-                add_stats(r.totals, *st);
-            else
-                ++r.layers_shared;
-            tell(PullEvent::unpacked);
-            continue;
-        }
-        tell(PullEvent::start);
-        auto w = TRY(LayerWriter::start(s, o.unpack, what));
-        Registry::Sink sink = [&](const char* p, size_t n) -> Status {
-            TRY(w->feed(p, n));
-            ev.done += static_cast<int64_t>(n);
-            tell(PullEvent::bytes);
+            told(PullEvent::present);
             return {};
-        };
-        TRY(reg->blob_stream(l, sink));
-        LayerWant lw{l.digest, l.size, cfg.diff_ids[i], chains[i], false};
-        Ingested in = TRY(settle(s, *w, lw, cat(src, ": ", what)));
-        if (in.stats)
-            add_stats(r.totals, *in.stats);
+        }
+        std::string what = cat(src, ": layer ", l.digest);
+        if (s.has_blob(l.digest)) {
+            auto st = s.add_layer(l.digest, cfg.diff_ids[i], chains[i], o.unpack);
+            if (!st) return named(std::move(st).error(), l.digest, what);
+            stats[i] = std::move(*st);
+            told(PullEvent::unpacked);
+            return {};
+        }
+        std::unique_ptr<Registry> h;
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            h = std::move(handles.back());  // never empty: a handle per job
+            handles.pop_back();
+        }
+        auto fetched =
+            fetch_layer(s, *h, o, l, {l.digest, l.size, cfg.diff_ids[i], chains[i], false}, what,
+                        stop, [&](int64_t done, PullEvent::Kind k) {
+                            ev.done = done;
+                            told(k);
+                        });
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            handles.push_back(std::move(h));
+        }
+        if (!fetched) return named(std::move(fetched).error(), l.digest, what);
+        stats[i] = std::move(*fetched);
+        return {};
+    };
+    TRY(run_jobs(m.layers.size(), jobs, one));
+    ImportResult r;
+    for (auto& st : stats) {
+        ++r.layers;
+        if (st)
+            add_stats(r.totals, *st);
         else
             ++r.layers_shared;
-        tell(PullEvent::fetched);
     }
     BlobRef c = TRY(s.put_bytes(ctext));
     BlobRef mb = TRY(s.put_bytes(f.body));

@@ -6,6 +6,15 @@
 // (LayerWriter), its digest, size and diff_id checked before anything is
 // published. A layer whose blob and directory are in the store already is
 // not fetched; one whose blob is there is unpacked from it.
+//
+// Layers are independent until the image is published, so up to `jobs` of
+// them (KAGO_IMAGE_JOBS, as for an import) come at once, each on its own
+// thread with its own libcurl handle (Registry::clone): the blocking easy
+// API keeps a blob's Range resume a plain loop, and the thread's share of
+// the work (hashing the bytes, writing the blob file) runs beside the
+// other layers' on another CPU, as their unpackers do. The first layer
+// that fails stops the others (their transfers end at once) and its
+// error, which names its digest, is the pull's.
 #pragma once
 
 #include <functional>
@@ -30,6 +39,8 @@ struct PullOptions {
     std::optional<Platform> platform;
     UnpackOptions unpack;
     Registry::Options registry;
+    unsigned jobs = 0;  // layers at once, as ImportOptions::jobs
+    // Called from the threads that fetch the layers, one call at a time.
     std::function<void(const PullEvent&)> progress;
 };
 

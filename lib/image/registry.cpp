@@ -125,7 +125,12 @@ struct Transfer {
     int64_t range_from = 0, skip = 0;
     Error error;
     bool failed = false;
+    const std::atomic<bool>* stop = nullptr;
 };
+
+Status stopped() {
+    return usage_error("stopped: another layer failed");
+}
 
 // "bytes FIRST-LAST/TOTAL": FIRST, or -1.
 int64_t content_range_first(const std::string& v) {
@@ -156,6 +161,19 @@ Result<std::unique_ptr<Registry>> Registry::connect(const Reference& ref, const 
     return r;
 }
 
+Result<std::unique_ptr<Registry>> Registry::clone() const {
+    std::unique_ptr<Registry> r(new Registry(ref_, o_));
+    r->impl_->api = impl_->api;
+    r->impl_->h = impl_->api->easy_init();
+    if (!r->impl_->h) return Error{ENOMEM, "curl_easy_init", ""};
+    r->plain_ok_ = plain_ok_;
+    r->base_ = base_;
+    r->auth_ = auth_;
+    r->decided_ = decided_;
+    r->authed_ = authed_;
+    return r;
+}
+
 std::string Registry::what() const {
     return cat(ref_.registry, "/", ref_.repository);
 }
@@ -172,7 +190,7 @@ Result<Registry::Response> Registry::perform(const std::string& url,
     c.easy_reset(h);
     Response resp;
     Transfer t{&c,          h,           &resp,       sink,    limit, max_stream,
-               range_from_, range_from_, range_from_, Error{}, false};
+               range_from_, range_from_, range_from_, Error{}, false, stop_};
     transport_failed_ = false;
     curl_slist* list = nullptr;
     for (const auto& hd : headers) list = c.slist_append(list, hd.c_str());
@@ -220,6 +238,11 @@ Result<Registry::Response> Registry::perform(const std::string& url,
         auto* r = static_cast<Response*>(t->response);
         long status = 0;
         t->api->easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &status);
+        if (t->stop && t->stop->load()) {
+            t->error = stopped().error();
+            t->failed = true;
+            return 0;
+        }
         if (t->sink && status / 100 == 2) {
             if (t->range_from > 0 && status == 206 && r->range_first != t->range_from) {
                 t->error = usage_error(cat("asked for the bytes from ", t->range_from,
@@ -263,6 +286,21 @@ Result<Registry::Response> Registry::perform(const std::string& url,
     c.easy_setopt(h, CURLOPT_HEADERDATA, &t);
     c.easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     c.easy_setopt(h, CURLOPT_WRITEDATA, &t);
+    if (stop_) {  // a stalled transfer sees `stop` too (curl calls this about once a second)
+        using Progress = int (*)(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
+        Progress on_progress = [](void* u, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+            auto* t = static_cast<Transfer*>(u);
+            if (!t->stop->load()) return 0;
+            if (!t->failed) {
+                t->error = stopped().error();
+                t->failed = true;
+            }
+            return 1;
+        };
+        c.easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        c.easy_setopt(h, CURLOPT_XFERINFODATA, &t);
+        c.easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
     if (trace::verbose()) trace::emit(cat("GET ", url));
     CURLcode rc = c.easy_perform(h);
     if (t.failed) {
@@ -422,8 +460,13 @@ Result<std::string> Registry::blob(const Descriptor& d) {
     return body;
 }
 
-Status Registry::blob_stream(const Descriptor& d, const Sink& sink) {
+Status Registry::blob_stream(const Descriptor& d, const Sink& sink, const std::atomic<bool>* stop) {
     TRY(check_digest(d.digest, "blob"));
+    stop_ = stop;
+    struct Unset {
+        Registry* r;
+        ~Unset() { r->stop_ = nullptr; }
+    } unset{this};
     int64_t got = 0;
     Sink counted = [&](const char* p, size_t n) -> Status {
         TRY(sink(p, n));
@@ -446,6 +489,7 @@ Status Registry::blob_stream(const Descriptor& d, const Sink& sink) {
             return {};
         }
         Error e = std::move(r).error();
+        if (stop && stop->load()) return stopped();
         if (!transport_failed_ || attempt > kResumes) {
             if (transport_failed_)
                 e = Error{0,

@@ -17,8 +17,14 @@
 // challenge is met once: Bearer (a token from the challenge's realm, for
 // its service and scope, asked with the user's credentials when there are
 // any) or Basic (the user's credentials). Credentials: auth.hpp.
+//
+// One Registry is one libcurl easy handle, used by one thread at a time.
+// Blobs are fetched in parallel by clones (clone()): each its own handle
+// and connection, with what the first one learnt (http or https, the
+// token).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -46,6 +52,9 @@ class Registry {
         std::vector<std::string> auth_files = image::auth_files();
     };
     static Result<std::unique_ptr<Registry>> connect(const Reference& ref, const Options& o);
+    // Another handle on the same registry, for another thread: it starts
+    // with this one's scheme (http or https) and authorization.
+    Result<std::unique_ptr<Registry>> clone() const;
     ~Registry();
     Registry(const Registry&) = delete;
     Registry& operator=(const Registry&) = delete;
@@ -64,8 +73,11 @@ class Registry {
     // transfer that breaks (the connection lost, a timeout) is resumed from
     // the bytes received (a Range request; a 200 answer has them skipped),
     // kResumes times; then the error names the blob and how far it came.
+    // `stop`, when given and set (by another thread), ends the transfer
+    // soon with an error.
     using Sink = std::function<Status(const char*, size_t)>;
-    Status blob_stream(const Descriptor& d, const Sink& sink);
+    Status blob_stream(const Descriptor& d, const Sink& sink,
+                       const std::atomic<bool>* stop = nullptr);
 
     // "https://HOST[:PORT]" (or http://), once a request decided it.
     const std::string& base() const { return base_; }
@@ -89,6 +101,7 @@ class Registry {
     bool plain_ok_ = false, decided_ = false, authed_ = false;
     bool transport_failed_ = false;  // the last perform() failed in libcurl
     int64_t range_from_ = 0;         // the next blob request's first byte
+    const std::atomic<bool>* stop_ = nullptr;  // blob_stream's
 };
 
 }  // namespace kago::image

@@ -3,9 +3,13 @@
 # section by section, by tests/lib/man-examples.sh, which checks its exit
 # status and the stable lines marked `.\" expect:` in man/kago.7.
 load helpers
+load registry
 
 setup_file() { kago_setup_file; }
-teardown_file() { kago_teardown_file; }
+teardown_file() {
+    registry_stop_all
+    kago_teardown_file
+}
 
 PAGE="$KAGO_TOP/man/kago.7"
 EXAMPLES="$KAGO_TOP/tests/lib/man-examples.sh"
@@ -24,6 +28,7 @@ SECTIONS=(
     "The full chain"
     "One file"
     "From an image"
+    "From a registry"
     "One kernel"
 )
 
@@ -132,6 +137,18 @@ false"
 @test "kago(7) from an image" {
     require_static
     run_section "From an image"
+}
+
+# The page's registry is localhost:5000; this one is on a free port of
+# 127.0.0.1, holding the busybox tree as kago/busybox:1.
+@test "kago(7) from a registry" {
+    require_static
+    require_registry
+    registry_start "$BATS_TEST_TMPDIR/registry"
+    image-layers --store "$BATS_TEST_TMPDIR/src" --import "$KAGO_ROOTFS" busybox:1 >&2
+    registry_push "$BATS_TEST_TMPDIR/src:busybox:1" kago/busybox:1
+    MAN_EXAMPLES_SUBST="localhost:5000=$REGISTRY" run_section "From a registry"
+    registry_stop_all
 }
 
 @test "kago(7) one kernel" {

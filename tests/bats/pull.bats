@@ -388,3 +388,123 @@ push_unique() {
     assert_success
     store_clean 3
 }
+
+# What a store holds, to compare two: the blobs by name, and every layer
+# directory's tree (names, types, modes, owners, sizes, links, devices).
+store_listing() {
+    (cd "$1" && ls blobs/sha256 && cd layers && find . -printf '%p %y %m %U %G %s %l %Hr\n' | LC_ALL=C sort)
+}
+
+@test "KAGO_IMAGE_JOBS: the layers fetched three at once give the same store as one at a time" {
+    require_static
+    KAGO_IMAGE_JOBS=1 run --separate-stderr img --pull "$REGISTRY/kago/test:1"
+    assert_success
+    local one=$S
+    S=$BATS_TEST_TMPDIR/store3
+    # (That they are at once: the next test.)
+    KAGO_IMAGE_JOBS=3 run --separate-stderr img --pull "$REGISTRY/kago/test:1"
+    assert_success
+    store_clean 3
+    assert_equal "$(store_listing "$S")" "$(store_listing "$one")"
+    run img "$REGISTRY/kago/test:1" -- "${chain_words[@]}"
+    assert_output "hello from /app as 1000"
+    KAGO_IMAGE_JOBS=9 run img --pull "$REGISTRY/kago/test:1"
+    assert_equal "$status" 125
+    assert_output --partial "KAGO_IMAGE_JOBS '9': not a number from 1 to 8"
+}
+
+@test "a registry that dies with two layers in flight: one error naming a blob, nothing published; a later pull completes" {
+    local port
+    proxy_start "$BATS_TEST_TMPDIR/proxy" "$REGISTRY" --die-two
+    port=${PROXY#*:}
+    KAGO_IMAGE_JOBS=3 run img --pull "$PROXY/kago/test:1"
+    assert_equal "$status" 125
+    [ "$(grep -c '^two at once ' "$PROXY_LOG")" = 2 ] || fail "not two at once: $(cat "$PROXY_LOG")"
+    assert_output --regexp "$PROXY/kago/test: blob sha256:[0-9a-f]{64}: the transfer broke after [0-9]+ of [0-9]+ bytes, 4 attempts"
+    # The first failure is the error; the layer it stopped is not reported.
+    refute_output --partial "stopped"
+    [ "$(grep -c 'image-layers: ' <<<"$output")" -le 2 ] || fail "more than one error: $output"
+    kill -0 "$PROXY_PID" 2>/dev/null && fail "the proxy did not die"
+    store_clean 0
+    [ -z "$(ls "$S/blobs/sha256" 2>/dev/null)" ] || fail "blobs were stored: $(ls "$S/blobs/sha256")"
+    proxy_start "$BATS_TEST_TMPDIR/proxy2" "$REGISTRY" --cut "$port"
+    KAGO_IMAGE_JOBS=3 run img --quiet --pull "$PROXY/kago/test:1"
+    assert_success
+    store_clean 3
+}
+
+@test "progress with several layers in flight: a line per layer; on a terminal, bars redrawn in place above nothing left" {
+    KAGO_IMAGE_JOBS=3 run --separate-stderr img --pull "$REGISTRY/kago/test:1"
+    assert_success
+    local i
+    for i in 1 2 3; do
+        [ "$(grep -cE "^image-layers: layer $i/3 [0-9a-f]{12}: fetched [0-9.]+ [kMG]?B$" <<<"$stderr")" = 1 ] ||
+            fail "layer $i: $stderr"
+    done
+    [ "$(wc -l <<<"$stderr")" = 3 ] || fail "stderr: $stderr"
+    [[ "$stderr" != *$'\033'* ]] || fail "escapes without a terminal: $stderr"
+    # On a terminal (script(1) gives one): the same lines, and the rows of
+    # the layers in flight drawn below them, then cleared.
+    command -v script >/dev/null || skip "script(1) is not installed"
+    S=$BATS_TEST_TMPDIR/store-tty
+    run script -qec "KAGO_IMAGE_JOBS=3 $KAGO_BIN/image-layers --store $S --pull $REGISTRY/kago/test:1 >/dev/null" /dev/null
+    assert_success
+    for i in 1 2 3; do
+        [[ "$output" == *"image-layers: layer $i/3 "*": fetched "* ]] || fail "layer $i: $output"
+    done
+    [[ "$output" == *$'\033[J'* ]] || fail "the rows are never cleared: $output"
+    [[ "$output" == *"/s"* ]] || fail "no bar: $output"
+    # What stays on the screen: the three lines (the last write clears the rows).
+    [[ "${output##*fetched}" != *"/s"* ]] || fail "a row is left: $output"
+}
+
+@test "credential helpers: credHelpers, then credsStore, in docker's config.json run docker-credential-NAME get" {
+    command -v htpasswd >/dev/null || skip "htpasswd is not installed (make deps: apache2-utils)"
+    local r=$BATS_TEST_TMPDIR/reg-auth bin=$BATS_TEST_TMPDIR/helpers
+    mkdir -p "$r" "$bin" "$HOME/.docker"
+    htpasswd -Bbn kago s3cret >"$r/htpasswd"
+    registry_start "$r" "$r/htpasswd"
+    push_unique kago/helped:1 kago:s3cret
+    # A fake helper: logs its words and stdin, answers for this registry only.
+    cat >"$bin/docker-credential-fake" <<HELPER
+#!/bin/sh
+server=\$(cat)
+echo "\$* \$server" >>"$BATS_TEST_TMPDIR/helper.log"
+if [ "\$server" = "$REGISTRY" ]; then
+    echo '{"ServerURL": "$REGISTRY", "Username": "kago", "Secret": "s3cret"}'
+else
+    echo "credentials not found in native keychain"
+    exit 1
+fi
+HELPER
+    chmod +x "$bin/docker-credential-fake"
+    printf '{"credHelpers": {"%s": "fake"}}\n' "$REGISTRY" >"$HOME/.docker/config.json"
+    PATH=$bin:$PATH run img -v --pull "$REGISTRY/kago/helped:1"
+    assert_success
+    assert_output --partial "basic auth as kago (from $HOME/.docker/config.json, docker-credential-fake)"
+    assert_equal "$(cat "$BATS_TEST_TMPDIR/helper.log")" "get $REGISTRY"
+    # credsStore: the helper for every registry without an entry.
+    printf '{"credsStore": "fake", "auths": {"%s": {}}}\n' "$REGISTRY" >"$HOME/.docker/config.json"
+    PATH=$bin:$PATH run img --quiet --pull "$REGISTRY/kago/helped:1" from-store
+    assert_success
+    assert_output --partial "from-store:latest"
+    # A helper that is not installed, and one that fails: errors naming it.
+    printf '{"credHelpers": {"%s": "missing"}}\n' "$REGISTRY" >"$HOME/.docker/config.json"
+    run img --pull "$REGISTRY/kago/helped:1" x
+    assert_equal "$status" 125
+    assert_output --partial "docker-credential-missing get"
+    assert_output --partial "no docker-credential-missing is in PATH"
+    printf '#!/bin/sh\necho "the keyring is locked" >&2\nexit 3\n' >"$bin/docker-credential-locked"
+    chmod +x "$bin/docker-credential-locked"
+    printf '{"credHelpers": {"%s": "locked"}}\n' "$REGISTRY" >"$HOME/.docker/config.json"
+    PATH=$bin:$PATH run img --pull "$REGISTRY/kago/helped:1" x
+    assert_equal "$status" 125
+    assert_output --partial "docker-credential-locked get ($REGISTRY): exit status 3: the keyring is locked"
+    # A helper without credentials for it: none, as without a file.
+    printf '#!/bin/sh\necho "credentials not found in native keychain"\nexit 1\n' >"$bin/docker-credential-empty"
+    chmod +x "$bin/docker-credential-empty"
+    printf '{"credsStore": "empty"}\n' >"$HOME/.docker/config.json"
+    PATH=$bin:$PATH run img --pull "$REGISTRY/kago/helped:1" x
+    assert_equal "$status" 125
+    assert_output --partial "the registry asks for a user and password, and none is given"
+}

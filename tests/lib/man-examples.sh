@@ -22,6 +22,9 @@
 # that a variable or a cd carries over, in a scratch directory where
 # ./rootfs is a copy of a busybox root file system ($KAGO_ROOTFS). Each section is
 # self-contained.
+# MAN_EXAMPLES_SUBST="FROM=TO" replaces FROM by TO in each command before it
+# runs: the page names a registry at localhost:5000, a test runs one on a
+# free port.
 set -u
 
 usage() { echo "usage: man-examples.sh sections|commands|run|show PAGE [TITLE]" >&2; exit 2; }
@@ -98,6 +101,11 @@ run | show)
     done < <(records)
     [ $n -gt 0 ] || { echo "man-examples.sh: no commands in section '$want' of $page" >&2; exit 2; }
     cd "$work" || exit 2
+    if [ -n "${MAN_EXAMPLES_SUBST:-}" ]; then
+        for ((i = 0; i < n; i++)); do
+            cmds[i]=${cmds[i]//"${MAN_EXAMPLES_SUBST%%=*}"/"${MAN_EXAMPLES_SUBST#*=}"}
+        done
+    fi
     for ((i = 0; i < n; i++)); do
         out="$work/.out.$i"
         if [ "${kinds[i]}" = cmd-root ]; then

@@ -3,8 +3,11 @@
 requests through, except that it cuts the connection in the middle of the
 first blob answer (--cut: then passes everything through; --cut-norange:
 the same, but drops Range headers, as a server that ignores them; --die:
-then exits, as a registry that dies). Each request goes to the log, with
-its Range.
+then exits, as a registry that dies; --die-two: passes the first blob
+through (a pull's config, fetched alone), then waits until two blob
+answers are under way at once, sends half of each, and exits, as a
+registry that dies while several layers are in flight). Each request goes
+to the log, with its Range.
 
     registry-proxy.py UPSTREAM(HOST:PORT) PORTFILE LOG MODE [PORT]
 """
@@ -19,6 +22,7 @@ upstream, portfile, logfile, mode = sys.argv[1:5]
 want_port = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 state = {"cut": False}
 lock = threading.Lock()
+two = threading.Barrier(2, timeout=20)
 
 
 def log(line):
@@ -43,8 +47,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = resp.read()
         conn.close()
         cut = False
+        first = False
+        if mode == "--die-two" and "/blobs/" in self.path:
+            with lock:
+                state["blobs"] = state.get("blobs", 0) + 1
+                first = state["blobs"] == 1
+        if mode == "--die-two" and "/blobs/" in self.path and resp.status == 200 and not first:
+            try:
+                two.wait()
+                log(f"two at once {self.path}")
+            except threading.BrokenBarrierError:
+                log(f"alone {self.path}")
+            cut = True
         with lock:
-            if "/blobs/" in self.path and resp.status == 200 and len(body) > 1 and not state["cut"]:
+            if (mode != "--die-two" and "/blobs/" in self.path and resp.status == 200
+                    and len(body) > 1 and not state["cut"]):
                 state["cut"] = cut = True
         self.send_response(resp.status)
         for k, v in resp.getheaders():
@@ -62,6 +79,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
         if mode == "--die":
             os._exit(0)
+        if mode == "--die-two":
+            with lock:
+                state["dying"] = state.get("dying", 0) + 1
+                if state["dying"] == 2:
+                    os._exit(0)
 
 
 class Server(http.server.ThreadingHTTPServer):

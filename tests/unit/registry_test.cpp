@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -202,6 +203,109 @@ TEST(ImageAuth, FindCredentialsInOrder) {
     EXPECT_FALSE(find_credentials(parsed("ghcr.io/a/b"), files)->has_value());
     std::string broken = d.write("broken.json", "{");
     EXPECT_FALSE(find_credentials(parsed("ghcr.io/a/b"), {broken}).ok());
+}
+
+TEST(ImageAuth, CredentialHelpersParsed) {
+    auto h = parse_credential_helpers(
+        R"({"credHelpers": {"gcr.io": "gcloud", "https://index.docker.io/v1/": "desktop"},
+            "credsStore": "pass", "auths": {}})",
+        "config.json");
+    ASSERT_TRUE(h.ok()) << h.error().what;
+    EXPECT_EQ(h->per_registry.at("gcr.io"), "gcloud");
+    EXPECT_EQ(h->per_registry.at("docker.io"), "desktop");
+    EXPECT_EQ(h->store, "pass");
+    EXPECT_TRUE(parse_credential_helpers("{}", "x")->per_registry.empty());
+    for (const char* bad :
+         {R"({"credHelpers": []})", R"({"credHelpers": {"a.io": 1}})", R"({"credsStore": 2})",
+          R"({"credsStore": "../bin/sh"})", R"({"credHelpers": {"a.io": ""}})"}) {
+        auto b = parse_credential_helpers(bad, "config.json");
+        EXPECT_FALSE(b.ok()) << bad;
+        if (!b.ok()) {
+            EXPECT_NE(b.error().what.find("config.json"), std::string::npos);
+        }
+    }
+    auto a = parse_helper_answer(R"({"ServerURL": "a.io", "Username": "u", "Secret": "s"})", "h");
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(a->user, "u");
+    EXPECT_EQ(a->password, "s");
+    EXPECT_FALSE(parse_helper_answer("not json", "h").ok());
+    EXPECT_FALSE(parse_helper_answer(R"({"Username": "u"})", "h").ok());
+    EXPECT_FALSE(parse_helper_answer(R"({"Username": "<token>", "Secret": "t"})", "h").ok());
+}
+
+TEST(ImageAuth, CredentialHelpersInOrder) {
+    TempDir d;
+    std::vector<std::pair<std::string, std::string>> calls;
+    HelperRunner fake = [&](const std::string& name,
+                            const std::string& server) -> Result<std::optional<std::string>> {
+        calls.emplace_back(name, server);
+        if (name == "none") return std::optional<std::string>();
+        if (name == "broken") return usage_error("docker-credential-broken get: exit status 1");
+        return std::optional<std::string>(R"({"Username": ")" + name + R"(", "Secret": "s"})");
+    };
+    std::string docker =
+        d.write("config.json", R"({"credHelpers": {"gcr.io": "gcloud", "quay.io": "none"},
+                           "credsStore": "store",
+                           "auths": {"ghcr.io": {"auth": ")" +
+                                   base64("inline:1") + R"("},
+                                     "docker.io": {}}})");
+    std::string later =
+        d.write("later.json", R"({"auths": {"quay.io": {"auth": ")" + base64("l:2") + R"("}}})");
+    std::vector<std::string> files = {docker, later};
+    std::string from;
+    auto c = find_credentials(parsed("gcr.io/p/app"), files, &from, fake);
+    ASSERT_TRUE(c.ok() && c->has_value());
+    EXPECT_EQ((*c)->user, "gcloud");
+    EXPECT_EQ(from, docker + ", docker-credential-gcloud");
+    ASSERT_EQ(calls.size(), 1u);
+    EXPECT_EQ(calls[0], (std::pair<std::string, std::string>{"gcloud", "gcr.io"}));
+    // An auths entry with credentials before credsStore.
+    EXPECT_EQ((*find_credentials(parsed("ghcr.io/a/b"), files, nullptr, fake))->user, "inline");
+    // credsStore for the rest; Docker Hub asked by its old URL.
+    calls.clear();
+    EXPECT_EQ((*find_credentials(parsed("debian"), files, nullptr, fake))->user, "store");
+    ASSERT_EQ(calls.size(), 1u);
+    EXPECT_EQ(calls[0].second, "https://index.docker.io/v1/");
+    // A helper with nothing for the registry: the next file.
+    EXPECT_EQ((*find_credentials(parsed("quay.io/a/b"), files, nullptr, fake))->user, "l");
+    // A helper that fails fails the search.
+    std::string broken = d.write("broken.json", R"({"credsStore": "broken"})");
+    EXPECT_FALSE(find_credentials(parsed("quay.io/a/b"), {broken}, nullptr, fake).ok());
+}
+
+TEST(ImageAuth, RunCredentialHelper) {
+    TempDir d;
+    std::string bin = d.path() + "/bin";
+    ASSERT_EQ(::mkdir(bin.c_str(), 0755), 0);
+    auto script = [&](const std::string& name, const std::string& body) {
+        std::string p = d.write("bin/docker-credential-" + name, "#!/bin/sh\n" + body);
+        ASSERT_EQ(::chmod(p.c_str(), 0755), 0);
+    };
+    script(
+        "echo",
+        "read -r s || true; echo \"{\\\"Username\\\": \\\"$1\\\", \\\"Secret\\\": \\\"$s\\\"}\"\n");
+    script("nf", "echo 'credentials not found in native keychain'; exit 1\n");
+    script("bad", "echo oops >&2; exit 4\n");
+    const char* old = getenv("PATH");
+    std::string saved = old ? old : "";
+    setenv("PATH", (bin + ":" + saved).c_str(), 1);
+    auto a = run_credential_helper("echo", "a.io:5000");
+    auto nf = run_credential_helper("nf", "a.io");
+    auto bad = run_credential_helper("bad", "a.io");
+    auto missing = run_credential_helper("no-such-helper-here", "a.io");
+    setenv("PATH", saved.c_str(), 1);
+    ASSERT_TRUE(a.ok()) << a.error().what;
+    ASSERT_TRUE(a->has_value());
+    auto c = parse_helper_answer(**a, "echo");
+    ASSERT_TRUE(c.ok()) << **a;
+    EXPECT_EQ(c->user, "get");
+    EXPECT_EQ(c->password, "a.io:5000");
+    ASSERT_TRUE(nf.ok());
+    EXPECT_FALSE(nf->has_value());
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().what, "docker-credential-bad get (a.io): exit status 4: oops");
+    ASSERT_FALSE(missing.ok());
+    EXPECT_EQ(missing.error().err, ENOENT);
 }
 
 TEST(ImageAuth, FilesFromEnvironment) {
