@@ -269,7 +269,7 @@ int main(int argc, char** argv) {
     if (auto code = opts.parse(argc, argv, common)) return *code;
 
     auto end = run(o, common);
-    if (!end) cli::die(end.error(), 125);
-    if (end->error) cli::die(*end->error, end->code);
+    if (!end) return cli::fail(end.error());
+    if (end->error) return cli::fail(Error(*end->error).with_status(end->code));
     proc::exit_like(end->wstatus);
 }
