@@ -125,6 +125,5 @@ int main(int argc, char** argv) {
     // An image's User (image-layers) when no --user is given.
     if (o.user.empty() && !common.contract.image_user.empty()) o.user = common.contract.image_user;
     auto code = run(o, f, common);
-    if (!code) cli::die(code.error());
-    return *code;
+    return code ? *code : cli::fail(code.error());
 }

@@ -38,38 +38,42 @@ struct Args {
 // A bad value is a usage error (with "Try --help"); a failed stat(2) of a
 // device is reported as it is. Both exit 125.
 template <class T>
-T checked(kago::Result<T> r) {
-    if (!r) {
-        if (r.error().err == 0) cli::usage_error(r.error().what);
-        cli::die(r.error());
-    }
-    return std::move(r).value();
+kago::Result<T> checked(kago::Result<T> r) {
+    if (!r && r.error().err == 0) return kago::Error(std::move(r).error()).as_usage();
+    return r;
 }
 
 // Every value is checked before anything changes.
-cg::Limits limits_from(const Args& a, std::vector<cg::Rlimit>& rlimits) {
+kago::Result<cg::Limits> limits_from(const Args& a, std::vector<cg::Rlimit>& rlimits) {
     cg::Limits l;
-    auto opt = [](const std::string& s, auto parse) -> std::optional<uint64_t> {
-        if (s.empty()) return std::nullopt;
-        return checked(parse(s));
+    auto opt = [](const std::string& s, auto parse) -> kago::Result<std::optional<uint64_t>> {
+        if (s.empty()) return std::optional<uint64_t>();
+        return std::optional<uint64_t>(TRY(checked(parse(s))));
     };
-    l.memory = opt(a.memory, [](auto& s) { return cg::parse_size(s, "--memory"); });
-    l.memory_high = opt(a.memory_high, [](auto& s) { return cg::parse_size(s, "--memory-high"); });
-    l.memory_swap = opt(a.memory_swap, [](auto& s) { return cg::parse_size(s, "--memory-swap"); });
-    l.cpu_quota_us = opt(a.cpus, [](auto& s) { return cg::parse_cpus(s, "--cpus"); });
-    l.cpu_weight = opt(a.cpu_weight, [](auto& s) { return cg::parse_range(s, 1, 10000, "--cpu-weight"); });
-    l.pids = opt(a.pids, [](auto& s) { return cg::parse_count(s, "--pids"); });
-    l.io_weight = opt(a.io_weight, [](auto& s) { return cg::parse_range(s, 1, 10000, "--io-weight"); });
-    auto io = [&](const std::vector<std::string>& v, cg::IoKind k) {
-        for (const auto& s : v) l.io.push_back(checked(cg::parse_io_limit(s, k)));
+    l.memory = TRY(opt(a.memory, [](auto& s) { return cg::parse_size(s, "--memory"); }));
+    l.memory_high =
+        TRY(opt(a.memory_high, [](auto& s) { return cg::parse_size(s, "--memory-high"); }));
+    l.memory_swap =
+        TRY(opt(a.memory_swap, [](auto& s) { return cg::parse_size(s, "--memory-swap"); }));
+    l.cpu_quota_us = TRY(opt(a.cpus, [](auto& s) { return cg::parse_cpus(s, "--cpus"); }));
+    l.cpu_weight = TRY(
+        opt(a.cpu_weight, [](auto& s) { return cg::parse_range(s, 1, 10000, "--cpu-weight"); }));
+    l.pids = TRY(opt(a.pids, [](auto& s) { return cg::parse_count(s, "--pids"); }));
+    l.io_weight =
+        TRY(opt(a.io_weight, [](auto& s) { return cg::parse_range(s, 1, 10000, "--io-weight"); }));
+    auto io = [&](const std::vector<std::string>& v, cg::IoKind k) -> kago::Status {
+        for (const auto& s : v) l.io.push_back(TRY(checked(cg::parse_io_limit(s, k))));
+        return {};
     };
-    io(a.io_rbps, cg::IoKind::read_bps);
-    io(a.io_wbps, cg::IoKind::write_bps);
-    io(a.io_riops, cg::IoKind::read_iops);
-    io(a.io_wiops, cg::IoKind::write_iops);
-    if (!a.cpuset_cpus.empty()) l.cpuset_cpus = checked(cg::parse_cpu_list(a.cpuset_cpus, "--cpuset-cpus"));
-    if (!a.cpuset_mems.empty()) l.cpuset_mems = checked(cg::parse_cpu_list(a.cpuset_mems, "--cpuset-mems"));
-    for (const auto& r : a.rlimits) rlimits.push_back(checked(cg::parse_rlimit(r)));
+    TRY(io(a.io_rbps, cg::IoKind::read_bps));
+    TRY(io(a.io_wbps, cg::IoKind::write_bps));
+    TRY(io(a.io_riops, cg::IoKind::read_iops));
+    TRY(io(a.io_wiops, cg::IoKind::write_iops));
+    if (!a.cpuset_cpus.empty())
+        l.cpuset_cpus = TRY(checked(cg::parse_cpu_list(a.cpuset_cpus, "--cpuset-cpus")));
+    if (!a.cpuset_mems.empty())
+        l.cpuset_mems = TRY(checked(cg::parse_cpu_list(a.cpuset_mems, "--cpuset-mems")));
+    for (const auto& r : a.rlimits) rlimits.push_back(TRY(checked(cg::parse_rlimit(r))));
     return l;
 }
 
@@ -83,17 +87,149 @@ void reap_state_dirs(const std::vector<std::string>& reaped) {
     }
 }
 
-// --gc: the cgroups and state directories that killed chains left; exit.
-[[noreturn]] void run_gc(const cg::Layout& layout, const std::string& parent, bool verbose) {
+// --gc: the cgroups and state directories that killed chains left.
+kago::Status collect_garbage(const cg::Layout& layout, const std::string& parent, bool verbose) {
     for (const auto& dir : cg::reap_leftovers(layout, parent))
         if (verbose) cli::note(cat("removed the leftover cgroup ", dir));
-    for (const auto& l : cli::value_or_die(kago::state::gc())) {
+    for (const auto& l : TRY(kago::state::gc())) {
         if (l.removed && verbose) cli::note(cat("removed the state directory of ", l.name));
         if (!l.owner_alive && l.running)
             cli::warn(cat("container '", l.name, "': its supervisor (pid ", l.owner, ") is gone but process ", l.running,
                           " still runs; nothing of it was removed"));
     }
-    exit(0);
+    return {};
+}
+
+// Only rlimits: they need no cgroup, and with nothing to report or to
+// remove afterwards, no supervisor either. Set them and exec.
+kago::Result<int> set_rlimits_and_exec(const std::vector<cg::Rlimit>& rlimits,
+                                       const kago::PreparedExec& next,
+                                       kago::env::Contract& contract) {
+    for (const auto& r : rlimits) {
+        struct rlimit64 rl;
+        rl.rlim_cur = r.soft == cg::kMax ? RLIM64_INFINITY : r.soft;
+        rl.rlim_max = r.hard == cg::kMax ? RLIM64_INFINITY : r.hard;
+        long rc = kago::trace::call(
+            [&] { return cg::describe_rlimit(r); },
+            [&] { return ::syscall(SYS_prlimit64, 0, r.resource, &rl, nullptr); });
+        if (rc != 0) return kago::sys_error(cat("--rlimit ", r.name, ": prlimit"));
+    }
+    return cli::exec_next(next, contract, !next.kago);
+}
+
+// The report once the command has ended: what the limits did, and the
+// --status-fd line.
+void report_end(cg::Session& session, const Args& a, const std::string& name,
+                const std::string& rel, int ws) {
+    auto report = session.finish(ws);
+    if (report.kill_error) cli::report(*report.kill_error);
+    for (const auto& line : report.effects) cli::note(cat(name, ": ", line));
+    if (a.status_fd >= 0) {
+        if (auto r = kago::json::write_and_close(a.status_fd,
+                                                 cg::status_json(name, rel, report.stats, ws));
+            !r)
+            cli::report(r.error());
+    }
+}
+
+// Everything after option parsing. Returns the command's wait status (0
+// for --gc); the owners (the state directory, the cgroup session) undo
+// what was made when a step fails.
+kago::Result<int> run(const Args& a, cli::Common& common) {
+    // 1. Check every value; the next program.
+    std::vector<cg::Rlimit> rlimits;
+    cg::Limits limits = TRY(limits_from(a, rlimits));
+    if (a.status_fd >= 0)
+        ::fcntl(a.status_fd, F_SETFD, FD_CLOEXEC);  // the command does not inherit it
+    kago::env::Contract& contract = common.contract;
+    std::string name = TRY(kago::state::container_name(contract));
+    auto next = TRY(kago::prepare_exec(common.command));
+    if (!rlimits.empty() && limits.controllers().empty() && a.status_fd < 0 && a.parent.empty())
+        return set_rlimits_and_exec(rlimits, next, contract);
+    if (a.gc) {
+        if (!common.command.empty()) return kago::usage_error("--gc takes no command").as_usage();
+        if (common.dry_run) return 0;
+        TRY(collect_garbage(TRY(cg::detect(limits.controllers())), a.parent,
+                            common.verbose || kago::trace::verbose()));
+        return 0;
+    }
+
+    // 2. Which version, where, and the files to write; the state directory;
+    //    the leftovers of killed chains, reaped once it is ours (acquire()
+    //    waits for a killed same-name chain to end, and its cgroup empties).
+    std::vector<std::string> warnings;
+    kago::state::StateDir state;  // removed after the session's cgroup, on every way out
+    auto session = TRY(checked(cg::Session::plan(limits, a.parent, a.if_available, warnings)));
+    const bool dry = common.dry_run;
+    if (!dry) state = TRY(kago::state::StateDir::acquire(name, contract));
+    if (!dry) {
+        for (const auto& dir : session.reap_leftovers()) {
+            if (common.verbose) cli::note(cat("removed the leftover cgroup ", dir));
+            reap_state_dirs({dir});
+        }
+    }
+
+    // 3. The cgroup, with its limits; KAGO_CGROUP and the state file: the
+    //    path as /proc/PID/cgroup shows it.
+    auto set = session.create(name, warnings);
+    for (const auto& w : warnings) cli::warn(w);
+    TRY(set);
+    cg::Cgroup& cgroup = session.cgroup();
+    const std::string rel = cgroup.relative();
+    contract.set(kago::env::kCgroup, rel);  // applied by spawn() (or the dry run's exec)
+    TRY(state.write("cgroup", rel));
+
+    // 4. Start the command in it (a dry run shows the calls and goes on
+    //    down the chain).
+    cg::JoinTarget join;
+    if (dry) {
+        if (session.layout().version == cg::Version::v2)
+            join.dir_path = cgroup.path();
+        else
+            for (const auto& d : cgroup.dirs()) join.procs_paths.push_back(d + "/cgroup.procs");
+    } else {
+        join = TRY(cgroup.join_target());
+    }
+    kago::proc::SignalBlock signals;
+    cg::SpawnRequest req{&next, &join, rlimits, &signals, &contract};
+    if (dry) {
+        cg::print_plan(req);
+        return cli::exec_next(next, contract, false);
+    }
+    // The supervisor: orphans of the container become our children, so
+    // that we reap them after the kill.
+    (void)kago::trace::call([] { return std::string("prctl(PR_SET_CHILD_SUBREAPER, 1)"); },
+                            [] { return ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); });
+    cg::SpawnFailure failure;
+    auto child = cg::spawn(req, &failure);
+    if (!child) {
+        // The command never ran: the status line still comes, with 125-127.
+        if (a.status_fd >= 0)
+            (void)kago::json::write_and_close(
+                a.status_fd, cg::status_json(name, rel, cgroup.stats(), failure.code << 8));
+        return std::move(failure.error).with_status(failure.code);
+    }
+    join = cg::JoinTarget{};  // close the cgroup descriptors
+
+    // 5. Wait, forwarding signals. The first SIGINT/SIGTERM/SIGHUP goes to
+    //    the command. A second one escalates against the container only: a
+    //    supervisor of the chain (net-setup, unshare-run) gets it too and
+    //    escalates below itself, then cleans up; any other command is
+    //    killed, and what it left in the cgroup goes once it is reaped.
+    //    Never the whole cgroup here: the supervisors in it would leak what
+    //    they made.
+    int terminating = 0;
+    int ws = TRY(kago::proc::supervise(*child, [&](int sig) {
+        if ((sig == SIGINT || sig == SIGTERM || sig == SIGHUP) && ++terminating > 1 &&
+            !kago::runs_supervisor(*child, next))
+            (void)::kill(*child, SIGKILL);
+    }));
+
+    // 6. What is left of the container goes, then the report, then removal.
+    report_end(session, a, name, rel, ws);
+    if (auto r = session.remove(); !r) cli::report(r.error());
+    (void)state.remove();
+    return ws;
 }
 
 }  // namespace
@@ -149,118 +285,7 @@ int main(int argc, char** argv) {
               "not applied)");
     if (auto code = opts.parse(argc, argv, common)) return *code;
 
-    std::vector<cg::Rlimit> rlimits;
-    cg::Limits limits = limits_from(a, rlimits);
-    if (a.status_fd >= 0) ::fcntl(a.status_fd, F_SETFD, FD_CLOEXEC);  // the command does not inherit it
-    std::string name = cli::value_or_die(kago::state::container_name(common.contract));
-    auto next = cli::value_or_die(kago::prepare_exec(common.command));
-
-    // Only rlimits: they need no cgroup, and with nothing to report or to
-    // remove afterwards, no supervisor either. Set them and exec.
-    if (!rlimits.empty() && limits.controllers().empty() && a.status_fd < 0 && a.parent.empty()) {
-        for (const auto& r : rlimits) {
-            struct rlimit64 rl;
-            rl.rlim_cur = r.soft == cg::kMax ? RLIM64_INFINITY : r.soft;
-            rl.rlim_max = r.hard == cg::kMax ? RLIM64_INFINITY : r.hard;
-            long rc = kago::trace::call([&] { return cg::describe_rlimit(r); },
-                                        [&] { return ::syscall(SYS_prlimit64, 0, r.resource, &rl, nullptr); });
-            if (rc != 0) cli::die(kago::sys_error(cat("--rlimit ", r.name, ": prlimit")));
-        }
-        cli::exec_command(next, common.contract, !next.kago);
-    }
-
-    if (a.gc) {
-        if (!common.command.empty()) cli::usage_error("--gc takes no command");
-        if (common.dry_run) exit(0);
-        run_gc(cli::value_or_die(cg::detect(limits.controllers())), a.parent, common.verbose || kago::trace::verbose());
-    }
-    // Which version, where, and the files to write.
-    std::vector<std::string> warnings;
-    auto session = checked(cg::Session::plan(limits, a.parent, a.if_available, warnings));
-    const bool dry = common.dry_run;
-    kago::state::StateDir state;
-    if (!dry) state = cli::value_or_die(kago::state::StateDir::acquire(name, common.contract));
-    // Leftovers are reaped once the state directory is ours: acquire()
-    // waits for a killed same-name chain to end, and its cgroup empties.
-    if (!dry) {
-        for (const auto& dir : session.reap_leftovers()) {
-            if (common.verbose) cli::note(cat("removed the leftover cgroup ", dir));
-            std::vector<std::string> one{dir};
-            reap_state_dirs(one);
-        }
-    }
-    // From here on a failure removes what was created.
-    auto fail = [&](const kago::Error& e, int code = 125) {
-        cli::report(e);
-        session.discard();
-        (void)state.remove();
-        exit(code);
-    };
-    auto set = session.create(name, warnings);
-    for (const auto& w : warnings) cli::warn(w);
-    if (!set) fail(set.error());
-    cg::Cgroup& cgroup = session.cgroup();
-    // KAGO_CGROUP and the state file: the path as /proc/PID/cgroup shows it.
-    const std::string rel = cgroup.relative();
-    common.contract.set(kago::env::kCgroup, rel);
-    common.contract.apply();  // the command's environment
-    if (auto r = state.write("cgroup", rel); !r) fail(r.error());
-
-    cg::JoinTarget join;
-    if (dry) {
-        if (session.layout().version == cg::Version::v2) join.dir_path = cgroup.path();
-        else
-            for (const auto& d : cgroup.dirs()) join.procs_paths.push_back(d + "/cgroup.procs");
-    } else {
-        auto j = cgroup.join_target();
-        if (!j) fail(j.error());
-        join = std::move(j).value();
-    }
-    kago::proc::SignalBlock signals;
-    cg::SpawnRequest req{&next, &join, rlimits, &signals};
-    if (dry) {
-        cg::print_plan(req);
-        cli::exec_command(next, common.contract, false);
-    }
-
-    // The supervisor: orphans of the container become our children, so
-    // that we reap them after the kill.
-    (void)kago::trace::call([] { return std::string("prctl(PR_SET_CHILD_SUBREAPER, 1)"); },
-                            [] { return ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); });
-    cg::SpawnFailure failure;
-    auto child = cg::spawn(req, &failure);
-    if (!child) {
-        // The command never ran: the status line still comes, with 125-127.
-        if (a.status_fd >= 0)
-            (void)kago::json::write_and_close(
-                a.status_fd, cg::status_json(name, rel, cgroup.stats(), failure.code << 8));
-        fail(failure.error, failure.code);
-    }
-    join = cg::JoinTarget{};  // close the cgroup descriptors
-
-    int terminating = 0;
-    auto ws = kago::proc::supervise(*child, [&](int sig) {
-        // The first SIGINT/SIGTERM/SIGHUP goes to the command. A second one
-        // escalates against the container only: a supervisor of the chain
-        // (net-setup, unshare-run) gets it too and escalates below itself,
-        // then cleans up; any other command is killed, and what it left in
-        // the cgroup goes once it is reaped. Never the whole cgroup here:
-        // the supervisors in it would leak what they made.
-        if ((sig == SIGINT || sig == SIGTERM || sig == SIGHUP) && ++terminating > 1 &&
-            !kago::runs_supervisor(*child, next))
-            (void)::kill(*child, SIGKILL);
-    });
-    if (!ws) fail(ws.error());
-
-    // What is left of the container goes, then the report, then removal.
-    auto report = session.finish(*ws);
-    if (report.kill_error) cli::report(*report.kill_error);
-    for (const auto& line : report.effects) cli::note(cat(name, ": ", line));
-    if (a.status_fd >= 0) {
-        if (auto r = kago::json::write_and_close(a.status_fd, cg::status_json(name, rel, report.stats, *ws)); !r)
-            cli::report(r.error());
-    }
-    if (auto r = session.remove(); !r) cli::report(r.error());
-    (void)state.remove();
+    auto ws = run(a, common);
+    if (!ws) return cli::fail(ws.error());
     kago::proc::exit_like(*ws);
 }

@@ -25,9 +25,189 @@ using mount::StepKind;
 
 namespace {
 
+struct Args {
+    mount::RootSpec spec;
+    std::string tmp_upper, upper;
+    bool keep_env = false, hosts = false, resolv = false;
+    env::Plan envp;
+};
+
 bool exists(const std::string& p) {
     struct stat st;
     return ::stat(p.c_str(), &st) == 0;
+}
+
+// An image (image-layers): its layers when no --layer is given, and its
+// WorkingDir when no --chdir is.
+Status image_defaults(mount::RootSpec& spec, const env::Contract& contract) {
+    if (!spec.layers.empty() || contract.image_layers.empty()) return {};
+    std::string_view list = contract.image_layers;
+    for (size_t i = 0; i <= list.size();) {
+        size_t j = std::min(list.find(':', i), list.size());
+        if (j > i) spec.layers.emplace_back(list.substr(i, j - i));
+        i = j + 1;
+    }
+    bool has_chdir = false;
+    for (const auto& st : spec.steps) has_chdir |= st.kind == StepKind::chdir;
+    if (!has_chdir && !contract.image_workdir.empty())
+        spec.steps.push_back(TRY(mount::parse_step(StepKind::chdir, contract.image_workdir)));
+    return {};
+}
+
+Error bad_usage(std::string message) {
+    return usage_error(std::move(message)).as_usage();
+}
+
+// The options that are checked together. Returns whether the target is
+// the default one (STATE_DIR/root), which is checked once the state
+// directory is known.
+Result<bool> check_options(Args& a) {
+    mount::RootSpec& spec = a.spec;
+    if (auto c = env::check_plan(a.envp); !c) return bad_usage(c.error().message());
+    if (!a.upper.empty() && !a.tmp_upper.empty())
+        return bad_usage("--upper and --tmp-upper exclude each other");
+    if (!a.upper.empty()) spec.upper = {mount::UpperKind::dir, a.upper, 0};
+    if (!a.tmp_upper.empty()) {
+        spec.upper.kind = mount::UpperKind::tmpfs;
+        if (a.tmp_upper != "true") {
+            auto size = parse::size(a.tmp_upper, "--tmp-upper");
+            if (!size) return bad_usage(size.error().message());
+            spec.upper.size = *size;
+        }
+    }
+    bool default_target = spec.target.empty();
+    if (default_target) spec.target = "-";
+    if (auto v = mount::validate(spec); !v) return bad_usage(v.error().message());
+    return default_target;
+}
+
+// A root-made layer in a user namespace that does not map root: its files
+// cannot be changed, which matters only when there is an upper.
+void warn_unmapped_layers(const mount::RootSpec& spec, const mount::Context& ctx) {
+    if (trace::dry_run() || spec.upper.kind == mount::UpperKind::none || !ctx.in_userns) return;
+    auto id = [](const char* f) {
+        auto t = sys::read_file(f);
+        auto n = t ? parse::u64(std::string_view(*t).substr(0, t->find('\n')), f)
+                   : Result<uint64_t>(Error{});
+        return n ? uint32_t(*n) : uint32_t(65534);
+    };
+    uint32_t ouid = id("/proc/sys/kernel/overflowuid"), ogid = id("/proc/sys/kernel/overflowgid");
+    for (const auto& l : spec.layers) {
+        std::string e = mount::unmapped_entry(l, ouid, ogid);
+        if (e.empty()) continue;
+        cli::warn(cat("--layer ", l, ": ", e,
+                      " belongs to an id this user namespace does not map; ",
+                      "changing its files fails (EOVERFLOW on copy-up)"));
+        cli::note(
+            "hint: use a tree owned by your own ids: tar it and unpack it with "
+            "examples/user-rootfs.sh (unshare-run --user --map-auto -- tar -x)");
+    }
+}
+
+// The state directory: the default target, and the files net-setup wrote.
+// One we create for the default target is ours (owned) until the pivot.
+Result<state::StateDir> find_state_dir(mount::RootSpec& spec, env::Contract& contract,
+                                       bool default_target) {
+    state::StateDir sd;
+    bool no_state = contract.state_dir.empty();
+    if (default_target && no_state && trace::dry_run()) {
+        // A dry run creates nothing, not even the state directory.
+        spec.target = state::runtime_root() + "/" + TRY(state::container_name(contract)) + "/root";
+        return sd;
+    }
+    if (default_target || !no_state) {
+        auto name = state::container_name(contract);
+        auto acquired = name ? state::StateDir::acquire(*name, contract)
+                             : Result<state::StateDir>(name.error());
+        if (acquired)
+            sd = std::move(acquired).value();
+        else if (default_target)
+            return Error(acquired.error()).with_hint("give the root a place with --target DIR");
+    }
+    if (default_target) spec.target = sd.path() + "/root";
+    return sd;
+}
+
+// --hosts and --resolv: the files net-setup wrote in the state directory.
+void bind_state_files(const Args& a, mount::RootSpec& spec, const state::StateDir& sd) {
+    auto state_file = [&](const char* f) {
+        std::string p = sd.path().empty() ? "" : sd.path() + "/" + f;
+        return !p.empty() && exists(p) ? p : std::string();
+    };
+    if (a.hosts) {
+        spec.hosts = state_file("hosts");
+        spec.hostname = state_file("hostname");
+        if (spec.hosts.empty() && spec.hostname.empty())
+            cli::warn(
+                "--hosts: the state directory has no hosts or hostname file (net-setup writes "
+                "them)");
+    }
+    if (a.resolv) {
+        spec.resolv = state_file("resolv.conf");
+        if (spec.resolv.empty())
+            cli::warn("--resolv: the state directory has no resolv.conf (net-setup writes it)");
+    }
+}
+
+// Apply the spec, undone on failure. A state directory we created for the
+// default target is removed once the old root is gone: nothing on the host
+// refers to it any more.
+Status build_root(const mount::RootSpec& spec, const mount::Context& ctx, state::StateDir& sd) {
+    UniqueFd state_parent;
+    std::string state_name;
+    if (sd.owned() && spec.pivot && !trace::dry_run()) {
+        auto slash = sd.path().rfind('/');
+        state_name = sd.path().substr(slash + 1);
+        state_parent.reset(
+            ::open(sd.path().substr(0, slash).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    }
+    {
+        mount::Undo undo;
+        TRY(mount::apply(spec, ctx, undo));  // a failure: undo, then the state directory goes
+        undo.dismiss();
+    }
+    if (state_parent) {
+        ::unlinkat(state_parent.get(), (state_name + "/root").c_str(), AT_REMOVEDIR);
+        ::unlinkat(state_parent.get(), (state_name + "/owner").c_str(), 0);
+        ::unlinkat(state_parent.get(), state_name.c_str(), AT_REMOVEDIR);
+    }
+    sd.release();
+    return {};
+}
+
+// Everything after option parsing, in order. Returns only when the exec
+// did not happen (the error, or 0 for a dry run's last step).
+Result<int> run(Args& a, cli::Common& common) {
+    mount::RootSpec& spec = a.spec;
+    env::Contract& contract = common.contract;
+    // 1. The options, with an image's defaults.
+    TRY(image_defaults(spec, contract));
+    bool default_target = TRY(check_options(a));
+    // 2. Where we are: never in the host's mount namespace.
+    mount::Context ctx = mount::detect_context(spec);
+    if (ctx.host_mntns && !trace::dry_run())
+        return Error{0, "refusing to mount in the host's mount namespace",
+                     "run it in a new one: unshare-run --mount -- mount-layers ..."};
+    if (spec.proc && !ctx.in_pidns)
+        cli::warn(
+            "--proc without a PID namespace shows the host's processes (use unshare-run --pid)");
+    warn_unmapped_layers(spec, ctx);
+    // 3. The state directory and its files.
+    state::StateDir sd = TRY(find_state_dir(spec, contract, default_target));
+    bind_state_files(a, spec, sd);
+    // 4. Open the next kago program now: after pivot_root the new root lacks it.
+    PreparedExec next = TRY(prepare_exec(common.command));
+    bool last = !next.kago;
+    if (!sd.owned())
+        TRY(sd.write("rootfs", spec.target));  // (nothing without a directory, or in a dry run)
+    // 5. The root.
+    TRY(build_root(spec, ctx, sd));
+    // 6. The command. The last program of the chain: no inherited descriptor
+    //    reaches the payload. Entering the container's root: the caller's
+    //    environment stays behind.
+    if (last && !trace::dry_run()) ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+    if (spec.pivot) env::replace(env::container_environ(contract.render(env::current()), a.envp));
+    return cli::exec_next(next, contract, last && !a.keep_env);
 }
 
 }  // namespace
@@ -37,15 +217,14 @@ int main(int argc, char** argv) {
                       "Build a container's root filesystem from layers, then pivot into it.\n"
                       "Run it in a new mount namespace (see unshare-run(1)).");
     cli::Common common;
-    mount::RootSpec spec;
-    std::string tmp_upper, upper;
-    bool keep_env = false;
+    Args a;
+    mount::RootSpec& spec = a.spec;
 
     opts.option("--layer", spec.layers, "DIR",
                 "A read-only layer (repeatable; the first one is the bottom)");
-    opts.option("--upper", upper, "DIR",
+    opts.option("--upper", a.upper, "DIR",
                 "Keep changes in DIR (its workdir DIR.work is created beside it)");
-    opts.flag("--tmp-upper", tmp_upper, "[=SIZE]",
+    opts.flag("--tmp-upper", a.tmp_upper, "[=SIZE]",
               "Keep changes in a tmpfs, gone at exit (=SIZE limits it)");
     opts.option("--target", spec.target, "DIR",
                 "Assemble the root in DIR (default: STATE_DIR/root)");
@@ -106,13 +285,12 @@ int main(int argc, char** argv) {
               "repeatable)");
     path_list("--read-only-path", spec.read_only_paths,
               "Make PATH in the root read-only (repeatable)");
-    bool hosts = false, resolv = false;
-    opts.flag("--hosts", hosts,
+    opts.flag("--hosts", a.hosts,
               "Bind the state dir's hosts and hostname over /etc/hosts, /etc/hostname");
-    opts.flag("--resolv", resolv, "Bind the state dir's resolv.conf over /etc/resolv.conf");
+    opts.flag("--resolv", a.resolv, "Bind the state dir's resolv.conf over /etc/resolv.conf");
     opts.flag("--pivot", spec.pivot, "pivot_root into the new root and detach the old one");
-    opts.flag("--keep-env", keep_env, "Keep the KAGO_ variables for the command");
-    env::Plan envp;
+    opts.flag("--keep-env", a.keep_env, "Keep the KAGO_ variables for the command");
+    env::Plan& envp = a.envp;
     opts.option("--env", envp.set, "NAME=VALUE",
                 "With --pivot: set this variable for the command (repeatable)");
     opts.option("--pass-env", envp.pass, "NAME",
@@ -129,136 +307,7 @@ int main(int argc, char** argv) {
         opts.footer(std::move(lists));
     }
     if (auto code = opts.parse(argc, argv, common)) return *code;
-    // An image (image-layers): its layers when no --layer is given, and its
-    // WorkingDir when no --chdir is.
-    if (spec.layers.empty() && !common.contract.image_layers.empty()) {
-        std::string_view list = common.contract.image_layers;
-        for (size_t i = 0; i <= list.size();) {
-            size_t j = std::min(list.find(':', i), list.size());
-            if (j > i) spec.layers.emplace_back(list.substr(i, j - i));
-            i = j + 1;
-        }
-        bool has_chdir = false;
-        for (const auto& st : spec.steps) has_chdir |= st.kind == StepKind::chdir;
-        if (!has_chdir && !common.contract.image_workdir.empty()) {
-            auto s = mount::parse_step(StepKind::chdir, common.contract.image_workdir);
-            if (!s) cli::die(s.error());
-            spec.steps.push_back(std::move(s).value());
-        }
-    }
-    if (auto c = env::check_plan(envp); !c) cli::usage_error(c.error().message());
 
-    if (!upper.empty() && !tmp_upper.empty()) cli::usage_error("--upper and --tmp-upper exclude each other");
-    if (!upper.empty()) spec.upper = {mount::UpperKind::dir, upper, 0};
-    if (!tmp_upper.empty()) {
-        spec.upper.kind = mount::UpperKind::tmpfs;
-        if (tmp_upper != "true") {
-            auto size = parse::size(tmp_upper, "--tmp-upper");
-            if (!size) cli::usage_error(size.error().message());
-            spec.upper.size = *size;
-        }
-    }
-    bool default_target = spec.target.empty();
-    if (default_target) spec.target = "-";  // checked below, once the state dir is known
-    if (auto v = mount::validate(spec); !v) cli::usage_error(v.error().message());
-
-    mount::Context ctx = mount::detect_context(spec);
-    if (ctx.host_mntns && !trace::dry_run())
-        cli::die(Error{0, "refusing to mount in the host's mount namespace",
-                       "run it in a new one: unshare-run --mount -- mount-layers ..."});
-    if (spec.proc && !ctx.in_pidns)
-        cli::warn("--proc without a PID namespace shows the host's processes (use unshare-run --pid)");
-
-    // A root-made layer in a user namespace that does not map root: its
-    // files cannot be changed, which matters only when there is an upper.
-    if (!trace::dry_run() && spec.upper.kind != mount::UpperKind::none) {
-        if (ctx.in_userns) {
-            auto id = [](const char* f) {
-                auto t = sys::read_file(f);
-                auto n = t ? parse::u64(std::string_view(*t).substr(0, t->find('\n')), f) : Result<uint64_t>(Error{});
-                return n ? uint32_t(*n) : uint32_t(65534);
-            };
-            uint32_t ouid = id("/proc/sys/kernel/overflowuid"), ogid = id("/proc/sys/kernel/overflowgid");
-            for (const auto& l : spec.layers) {
-                std::string e = mount::unmapped_entry(l, ouid, ogid);
-                if (e.empty()) continue;
-                cli::warn(cat("--layer ", l, ": ", e, " belongs to an id this user namespace does not map; ",
-                              "changing its files fails (EOVERFLOW on copy-up)"));
-                cli::note("hint: use a tree owned by your own ids: tar it and unpack it with "
-                          "examples/user-rootfs.sh (unshare-run --user --map-auto -- tar -x)");
-            }
-        }
-    }
-
-    // The state directory: the default target, and the files net-setup wrote.
-    state::StateDir sd;
-    env::Contract& contract = common.contract;
-    bool no_state = contract.state_dir.empty();
-    if (default_target && no_state && trace::dry_run()) {
-        // A dry run creates nothing, not even the state directory.
-        auto name = cli::value_or_die(state::container_name(contract));
-        spec.target = state::runtime_root() + "/" + name + "/root";
-        default_target = false;
-    } else if (default_target || !no_state) {
-        auto name = state::container_name(contract);
-        auto acquired = name ? state::StateDir::acquire(*name, contract)
-                             : Result<state::StateDir>(name.error());
-        if (acquired) sd = std::move(acquired).value();
-        else if (default_target)
-            cli::die(Error(acquired.error()).with_hint("give the root a place with --target DIR"));
-    }
-    if (default_target) spec.target = sd.path() + "/root";
-    auto state_file = [&](const char* f) {
-        std::string p = sd.path().empty() ? "" : sd.path() + "/" + f;
-        return !p.empty() && exists(p) ? p : std::string();
-    };
-    if (hosts) {
-        spec.hosts = state_file("hosts");
-        spec.hostname = state_file("hostname");
-        if (spec.hosts.empty() && spec.hostname.empty())
-            cli::warn("--hosts: the state directory has no hosts or hostname file (net-setup writes them)");
-    }
-    if (resolv) {
-        spec.resolv = state_file("resolv.conf");
-        if (spec.resolv.empty())
-            cli::warn("--resolv: the state directory has no resolv.conf (net-setup writes it)");
-    }
-
-    // Open the next kago program now: after pivot_root the new root lacks it.
-    PreparedExec next = cli::value_or_die(prepare_exec(common.command));
-    bool last = !next.kago;
-    if (!sd.owned()) {  // (StateDir::write writes nothing without a directory, or in a dry run)
-        if (auto w = sd.write("rootfs", spec.target); !w) cli::die(w.error());
-    }
-    // A state directory we created for the default target is removed once
-    // the old root is gone: nothing on the host refers to it any more.
-    UniqueFd state_parent;
-    std::string state_name;
-    if (sd.owned() && spec.pivot && !trace::dry_run()) {
-        auto slash = sd.path().rfind('/');
-        state_name = sd.path().substr(slash + 1);
-        state_parent.reset(::open(sd.path().substr(0, slash).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    }
-
-    {
-        mount::Undo undo;
-        if (auto r = mount::apply(spec, ctx, undo); !r) {
-            undo.run();
-            (void)sd.remove();
-            cli::die(r.error());
-        }
-        undo.dismiss();
-    }
-    if (state_parent) {
-        ::unlinkat(state_parent.get(), (state_name + "/root").c_str(), AT_REMOVEDIR);
-        ::unlinkat(state_parent.get(), (state_name + "/owner").c_str(), 0);
-        ::unlinkat(state_parent.get(), state_name.c_str(), AT_REMOVEDIR);
-        state_parent.reset();
-    }
-    sd.release();
-    // The last program of the chain: no inherited descriptor reaches the payload.
-    if (last && !trace::dry_run()) ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
-    // Entering the container's root: the caller's environment stays behind.
-    if (spec.pivot) env::replace(env::container_environ(contract.render(env::current()), envp));
-    cli::exec_command(next, contract, last && !keep_env);
+    auto r = run(a, common);
+    return r ? *r : cli::fail(r.error());
 }

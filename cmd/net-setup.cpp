@@ -47,35 +47,36 @@ Result<int> collect_garbage(bool verbose) {
 }
 
 // --raw, --move and --join: nothing to undo on the host, so exec.
-Status enter_and_exec(const Options& o, const PreparedExec& p, env::Contract& contract) {
+Result<int> enter_and_exec(const Options& o, const PreparedExec& p, env::Contract& contract) {
     std::string netns = TRY(enter(o));
     contract.set(env::kNetns, netns);
     if (!contract.state_dir.empty() && !trace::dry_run()) {
         state::StateDir sd = TRY(state::StateDir::acquire("", contract));
         TRY(sd.write("netns", netns));
     }
-    cli::exec_command(p, contract, false);
+    return cli::exec_next(p, contract, false);
 }
 
-// --veth and --user-mode: supervise, then leave like the command.
-Status supervise_mode(const Options& o, Plan& plan, const PreparedExec& p,
-                      env::Contract& contract) {
+// --veth and --user-mode: supervise, then leave like the command. What
+// they made is undone by the time they return.
+Result<int> supervise_mode(const Options& o, Plan& plan, const PreparedExec& p,
+                           env::Contract& contract) {
     End end =
         o.veth ? TRY(run_veth(o, plan, p, contract)) : TRY(run_user_mode(o, plan, p, contract));
-    if (end.exec_here) cli::exec_command(p, contract, false);  // a dry run goes on down the chain
+    if (end.exec_here)
+        return cli::exec_next(p, contract, false);  // a dry run goes on down the chain
     for (const auto& e : end.errors) cli::report(e);
-    if (!end.errors.empty()) state::remove_owned_dirs();
     finish_later_and_exit(std::move(end.later), end.wstatus);
 }
 
 Result<int> run(const Options& o, cli::Common& common) {
     Plan plan = TRY(check(o));
     if (o.gc) return collect_garbage(common.verbose);
-    ready::before_payload();  // a net-setup below another one starts after it
+    // A net-setup below another one starts after it.
+    if (!ready::before_payload(common.contract)) return reported_elsewhere();
     PreparedExec p = TRY(prepare_exec(common.command));
-    if (o.veth || o.user_mode) TRY(supervise_mode(o, plan, p, common.contract));
-    TRY(enter_and_exec(o, p, common.contract));
-    return 125;  // not reached: the steps above exec or exit
+    if (o.veth || o.user_mode) return supervise_mode(o, plan, p, common.contract);
+    return enter_and_exec(o, p, common.contract);
 }
 
 }  // namespace
@@ -122,6 +123,5 @@ int main(int argc, char** argv) {
     if (std::string why = conflicts(o); !why.empty()) cli::usage_error(why);
 
     auto code = run(o, common);
-    if (!code) cli::die(code.error());
-    return *code;
+    return code ? *code : cli::fail(code.error());
 }

@@ -148,7 +148,7 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
     // and the program that execs the payload makes the terminal; otherwise
     // the child makes it, just before its exec.
     console::Proxy tty;
-    if (o.tty) tty = TRY(console::Proxy::create());
+    if (o.tty) tty = TRY(console::Proxy::create(common.contract));
 
     // The child's steps, prepared here: after clone() it may not allocate.
     proc::SignalBlock signals;  // no signal is lost between clone() and supervise()
@@ -189,7 +189,7 @@ Result<ns::Outcome> run(Options& o, cli::Common& common) {
                     "mount proc on /proc");
     }
     if (wait_for_state) child.wait_for_parent();
-    child.set_command(cmd, signals.old_mask(), o.ns.init, o.die_with_parent);
+    child.set_command(cmd, common.contract, signals.old_mask(), o.ns.init, o.die_with_parent);
 
     // 2. The state directory (not in a dry run: it makes no calls). It is
     //    taken now when an earlier program made it, when a name given by the
@@ -269,7 +269,7 @@ int main(int argc, char** argv) {
     if (auto code = opts.parse(argc, argv, common)) return *code;
 
     auto end = run(o, common);
-    if (!end) cli::die(end.error(), 125);
-    if (end->error) cli::die(*end->error, end->code);
+    if (!end) return cli::fail(end.error());
+    if (end->error) return cli::fail(Error(*end->error).with_status(end->code));
     proc::exit_like(end->wstatus);
 }

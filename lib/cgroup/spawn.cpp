@@ -164,8 +164,9 @@ Result<pid_t> spawn(const SpawnRequest& req, SpawnFailure* failure) {
     std::vector<std::string> what;
     plan.trace_lines = step_lines(req, &what);
     plan.exec = exec_args(*req.exec);
-    if (!req.exec->kago) plan.ready_fd = ready::take();
-    if (!req.exec->kago) plan.console_fd = TRY(console::take());
+    if (!req.exec->kago) plan.ready_fd = ready::take(*req.contract);
+    if (!req.exec->kago) plan.console_fd = TRY(console::take(*req.contract));
+    req.contract->apply();  // the command's environment
 
     // cg-limit waits beside the command from here on (see
     // proc::undumpable); the child's exec makes the command dumpable again.

@@ -12,6 +12,7 @@
 
 #include "cgroup/cgroup.hpp"
 #include "cgroup/limits.hpp"
+#include "core/env.hpp"
 #include "core/exec.hpp"
 #include "core/proc.hpp"
 #include "core/result.hpp"
@@ -23,6 +24,9 @@ struct SpawnRequest {
     const JoinTarget* join = nullptr;
     std::vector<Rlimit> rlimits;
     const proc::SignalBlock* signals = nullptr;
+    // The contract: spawn() takes the payload's readiness gate and console
+    // out of it, then applies it (the command's environment).
+    env::Contract* contract = nullptr;
 };
 
 struct SpawnFailure {

@@ -15,7 +15,6 @@
 #include "core/env.hpp"
 #include "core/parse.hpp"
 #include "core/ready.hpp"
-#include "core/state.hpp"
 #include "core/trace.hpp"
 
 namespace kago::cli {
@@ -346,14 +345,12 @@ void report(const Error& e) {
 
 void die(const Error& e, int code) {
     report(e);
-    state::remove_owned_dirs();
     exit(code);
 }
 
 void usage_error(std::string_view message) {
     write_err(cat(trace::program(), ": ", message, "\nTry '", trace::program(),
                   " --help' for more information.\n"));
-    state::remove_owned_dirs();
     exit(125);
 }
 
@@ -361,12 +358,22 @@ void warn(std::string_view message) { write_err(cat(trace::program(), ": warning
 
 void note(std::string_view message) { write_err(cat(trace::program(), ": ", message, "\n")); }
 
-void exec_command(const PreparedExec& p, env::Contract& contract, bool strip_env) {
-    if (!p.kago && !trace::dry_run()) ready::before_payload();
-    if (!p.kago) {  // unshare-run --tty: the payload's own terminal
-        auto st = console::before_payload();
-        if (!st) die(st.error());
+int fail(const Error& e) {
+    if (e.what.empty()) return e.status ? e.status : 125;  // reported_elsewhere()
+    if (e.usage) {
+        write_err(cat(trace::program(), ": ", e.message(), "\nTry '", trace::program(),
+                      " --help' for more information.\n"));
+        return 125;
     }
+    report(e);
+    return e.status ? e.status : 125;
+}
+
+Result<int> exec_next(const PreparedExec& p, env::Contract& contract, bool strip_env) {
+    if (!p.kago && !trace::dry_run() && !ready::before_payload(contract))
+        return reported_elsewhere();
+    if (!p.kago)
+        TRY(console::before_payload(contract));  // unshare-run --tty: the payload's own terminal
     if (strip_env) contract.strip_kago();
     if (trace::dry_run()) {
         bool chain = p.kago;
@@ -374,8 +381,7 @@ void exec_command(const PreparedExec& p, env::Contract& contract, bool strip_env
                         describe_argv(p.argv), ", envp)", chain ? " (dry run continues)" : " (dry run)"));
         if (!chain) {
             fflush(stdout);
-            state::remove_owned_dirs();
-            exit(0);
+            return 0;
         }
         contract.set(env::kDryRun, "1");
         trace::set_dry_run(false);  // the exec itself is real: it runs the next plan
@@ -384,9 +390,12 @@ void exec_command(const PreparedExec& p, env::Contract& contract, bool strip_env
     contract.apply();
     Error e = exec_prepared(p);
     int code = exit_code_for_exec_error(e.err);
-    report(e);
-    state::remove_owned_dirs();
-    exit(code);
+    return std::move(e).with_status(code);
+}
+
+void exec_command(const PreparedExec& p, env::Contract& contract, bool strip_env) {
+    auto r = exec_next(p, contract, strip_env);
+    exit(r ? *r : fail(r.error()));
 }
 
 namespace {

@@ -213,12 +213,20 @@ int terminal_columns(int fd);
 // Print e like die() does, without exiting.
 void report(const Error& e);
 
-// Exec the next command of the chain and never return: exit 126/127 with a
-// message when the exec fails. In dry-run mode a kago program is still run
-// (with KAGO_DRY_RUN=1, so that the rest of the chain prints its plan); any
-// other command is only shown, and the program exits 0. When strip_env is
-// set, every KAGO_ variable is removed first (the last program's duty).
-// `contract`'s settings become the exec's environment here (Contract::apply()).
+// The one place a program's failure is printed, from main: report(e), or
+// usage_error()'s lines when e.usage. Returns the status to exit with:
+// e.status, or 125.
+int fail(const Error& e);
+
+// Exec the next command of the chain; returns only when it did not: 0 in
+// a dry run whose command is only shown (the program exits 0), or the
+// exec's error with its exit status (126, 127). In dry-run mode a kago
+// program is still run (with KAGO_DRY_RUN=1, so that the rest of the chain
+// prints its plan). When strip_env is set, every KAGO_ variable is removed
+// first (the last program's duty). `contract`'s settings become the exec's
+// environment here (Contract::apply()).
+Result<int> exec_next(const PreparedExec& p, env::Contract& contract, bool strip_env);
+// exec_next() for a program that holds nothing to undo: never returns.
 [[noreturn]] void exec_command(const PreparedExec& p, env::Contract& contract, bool strip_env);
 
 // The value of an option unwrapped, or die(125).

@@ -77,11 +77,10 @@ const char* step_hint(int step) {
                : nullptr;
 }
 
-Result<int> take() {
-    const char* raw = ::getenv(env::kConsoleFd);
-    if (!raw) return -1;
-    std::string value = raw;
-    ::unsetenv(env::kConsoleFd);
+Result<int> take(env::Contract& contract) {
+    std::string value = contract.get(env::kConsoleFd);
+    if (value.empty()) return -1;
+    contract.unset(env::kConsoleFd);
     auto n = parse::u64(value, env::kConsoleFd);
     struct stat st;
     if (!n || *n < 3 || *n > 65535 || ::fstat(static_cast<int>(*n), &st) != 0 ||
@@ -176,15 +175,15 @@ void show_dry_run() {
         trace::emit(cat(line, " (dry run)"));
 }
 
-Status before_payload() {
+Status before_payload(env::Contract& contract) {
     if (trace::dry_run()) {
-        if (::getenv(env::kConsoleFd)) {
-            ::unsetenv(env::kConsoleFd);
+        if (!contract.get(env::kConsoleFd).empty()) {
+            contract.unset(env::kConsoleFd);
             show_dry_run();
         }
         return {};
     }
-    int sock = TRY(take());
+    int sock = TRY(take(contract));
     if (sock < 0) return {};
     Failure f = attach(sock);
     if (f.step < 0) return {};
@@ -304,7 +303,7 @@ void RawMode::restore() {
                 [&] { return set_mode(saved_); });
 }
 
-Result<Proxy> Proxy::create() {
+Result<Proxy> Proxy::create(env::Contract& contract) {
     Proxy p;
     if (trace::dry_run()) {
         trace::emit(
@@ -316,7 +315,7 @@ Result<Proxy> Proxy::create() {
             "ioctl(MASTER, TIOCSWINSZ), send(OURS, \"y\"); at end of file ioctl(0, TCSETSW, "
             "{raw}), "
             "proxy, ioctl(0, TCSETSW, {the mode it had}) (dry run)");
-        ::setenv(env::kConsoleFd, "KAGO_CONSOLE_FD", 1);
+        contract.set(env::kConsoleFd, "KAGO_CONSOLE_FD");
         return p;
     }
     int sv[2] = {-1, -1};
@@ -329,7 +328,7 @@ Result<Proxy> Proxy::create() {
     if (r != 0) return sys_error("--tty: socketpair (the console socket)");
     p.ours_.reset(sv[0]);
     p.child_.reset(sv[1]);
-    ::setenv(env::kConsoleFd, std::to_string(sv[1]).c_str(), 1);
+    contract.set(env::kConsoleFd, std::to_string(sv[1]));
     if (::isatty(0)) {
         p.null_.reset(static_cast<int>(
             trace::call([] { return std::string("open(\"/dev/null\", O_RDWR|O_CLOEXEC)"); },

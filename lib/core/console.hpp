@@ -28,6 +28,7 @@
 #include <functional>
 #include <utility>
 
+#include "core/env.hpp"
 #include "core/fd.hpp"
 #include "core/result.hpp"
 
@@ -41,7 +42,7 @@ namespace kago::console {
 // the caller's terminal when a terminal of its own was asked for. For the
 // program about to exec a non-kago command, before it cleans the
 // environment.
-Result<int> take();
+Result<int> take(env::Contract& contract);
 
 // What attach() reports on failure: the step (an index for step_what()) and
 // errno. step < 0: no failure.
@@ -68,7 +69,7 @@ void show_dry_run();
 // take() and attach() for a program about to exec a non-kago command (in
 // a dry run: show_dry_run() when the chain has a console). The caller
 // exits 125 with the error when the terminal cannot be made.
-Status before_payload();
+Status before_payload(env::Contract& contract);
 
 // --- the supervisor's side ----------------------------------------------------
 
@@ -111,8 +112,9 @@ class RawMode {
 class Proxy {
   public:
     // A SOCK_SEQPACKET socket pair (close-on-exec). In a dry run only the
-    // call is shown. KAGO_CONSOLE_FD is set to the child's end.
-    static Result<Proxy> create();
+    // call is shown. KAGO_CONSOLE_FD is set to the child's end in
+    // `contract`, for the chain.
+    static Result<Proxy> create(env::Contract& contract);
     Proxy() = default;
     Proxy(Proxy&&) = default;
     Proxy& operator=(Proxy&&) = default;

@@ -24,7 +24,6 @@
 
 #include "core/env.hpp"
 #include "core/proc.hpp"
-#include "core/state.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
 
@@ -399,7 +398,6 @@ void maybe_enter(const PreparedExec& p, char* const argv[], char* const envp[]) 
     trace::set_verbose(false);
     trace::set_dry_run(false);
     trace::set_program("kago");
-    state::forget_owned_dirs();
     int argc = 0;
     while (argv[argc]) ++argc;
     environ = const_cast<char**>(envp);

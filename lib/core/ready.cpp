@@ -9,15 +9,14 @@
 
 #include "core/env.hpp"
 #include "core/parse.hpp"
-#include "core/state.hpp"
 
 namespace kago::ready {
 
-int take() {
-    const char* raw = ::getenv(env::kReadyFd);
-    if (!raw) return -1;
+int take(env::Contract& contract) {
+    std::string raw = contract.get(env::kReadyFd);
+    if (raw.empty()) return -1;
+    contract.unset(env::kReadyFd);
     auto n = parse::u64(raw, env::kReadyFd);
-    ::unsetenv(env::kReadyFd);
     if (!n || *n < 3 || *n > 65535) return -1;
     int fd = static_cast<int>(*n);
     return ::fcntl(fd, F_GETFD) < 0 ? -1 : fd;
@@ -32,33 +31,34 @@ bool wait(int fd) {
     return n == 1 && c == 'y';
 }
 
-void before_payload() {
-    int fd = take();
-    if (fd >= 0 && !wait(fd)) {
-        state::remove_owned_dirs();
-        _exit(125);
-    }
+bool before_payload(env::Contract& contract) {
+    int fd = take(contract);
+    return fd < 0 || wait(fd);
 }
 
-Result<Gate> Gate::create() {
-    before_payload();
+Result<Gate> Gate::create(env::Contract& contract) {
+    if (!before_payload(contract)) return reported_elsewhere();
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) return sys_error("pipe2 (the chain's readiness gate)");
     Gate g;
     g.read_ = p[0];
     g.write_ = p[1];
-    ::setenv(env::kReadyFd, std::to_string(g.read_).c_str(), 1);
+    g.contract_ = &contract;
+    contract.set(env::kReadyFd, std::to_string(g.read_));
     return g;
 }
 
 Gate::Gate(Gate&& o) noexcept
-    : read_(std::exchange(o.read_, -1)), write_(std::exchange(o.write_, -1)) {}
+    : read_(std::exchange(o.read_, -1)),
+      write_(std::exchange(o.write_, -1)),
+      contract_(o.contract_) {}
 
 Gate& Gate::operator=(Gate&& o) noexcept {
     if (this != &o) {
         fail();
         read_ = std::exchange(o.read_, -1);
         write_ = std::exchange(o.write_, -1);
+        contract_ = o.contract_;
     }
     return *this;
 }
@@ -75,7 +75,7 @@ void Gate::Ends::keep_in_child() const {
 void Gate::forked() {
     if (read_ < 0) return;
     ::close(std::exchange(read_, -1));
-    ::unsetenv(env::kReadyFd);
+    if (contract_) contract_->unset(env::kReadyFd);
 }
 
 void Gate::open() {

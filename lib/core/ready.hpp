@@ -10,32 +10,34 @@
 // The payload never sees the descriptor or the variable.
 #pragma once
 
+#include "core/env.hpp"
 #include "core/result.hpp"
 
 namespace kago::ready {
 
-// The inherited gate, taken out of the environment: the descriptor named by
-// KAGO_READY_FD, or -1 when there is none (or the value is not a descriptor).
-// For the program that execs a non-kago command, before it cleans the
-// environment.
-int take();
+// The inherited gate, taken out of the contract (KAGO_READY_FD is unset in
+// it for the rest of the chain): the descriptor it names, or -1 when there
+// is none (or the value is not a descriptor). For the program that execs a
+// non-kago command, before it cleans the environment.
+int take(env::Contract& contract);
 
 // Block until the gate opens; close fd. False when the set-up failed.
 // Async-signal-safe: usable after fork() or clone().
 bool wait(int fd);
 
-// take() and wait() for a program about to exec a non-kago command: exits
-// 125, quietly, when the set-up failed.
-void before_payload();
+// take() and wait() for a program about to exec a non-kago command. False
+// when the set-up failed: the supervisor reports why, and the caller exits
+// 125 quietly (reported_elsewhere()).
+bool before_payload(env::Contract& contract);
 
 // The supervisor's end.
 class Gate {
   public:
     // A pipe whose read end (kept across the child's exec, see
-    // Ends::keep_in_child()) is announced in KAGO_READY_FD. An inherited gate is
-    // waited for first, so that a nested supervisor opens only after the
-    // outer one.
-    static Result<Gate> create();
+    // Ends::keep_in_child()) is announced in `contract`'s KAGO_READY_FD,
+    // which must outlive the Gate. An inherited gate is waited for first, so
+    // that a nested supervisor opens only after the outer one.
+    static Result<Gate> create(env::Contract& contract);
     Gate() = default;
     Gate(Gate&& o) noexcept;
     Gate& operator=(Gate&& o) noexcept;
@@ -53,7 +55,7 @@ class Gate {
         void keep_in_child() const;
     };
     Ends ends() const { return Ends{read_, write_}; }
-    // In the parent, after the fork: drop the read end and the variable.
+    // In the parent, after the fork: drop the read end and the setting.
     void forked();
     // The set-up is done: the chain may exec the payload.
     void open();
@@ -63,6 +65,7 @@ class Gate {
 
   private:
     int read_ = -1, write_ = -1;
+    env::Contract* contract_ = nullptr;
 };
 
 }  // namespace kago::ready

@@ -13,11 +13,21 @@ struct Error {
     int err = 0;       // errno value, 0 when the error is not a system error
     std::string what;  // the object: a path, an interface, a syscall with its arguments
     std::string hint;  // optional second line: the likely cause
+    int status = 0;    // the exit status the program leaves with; 0 means 125
+    bool usage = false;  // a bad command line: "Try 'PROG --help'" follows the message
 
     // "what: strerror(err)", or just "what" when err is 0.
     std::string message() const;
     Error&& with_hint(std::string h) && {
         hint = std::move(h);
+        return std::move(*this);
+    }
+    Error&& with_status(int s) && {
+        status = s;
+        return std::move(*this);
+    }
+    Error&& as_usage() && {
+        usage = true;
         return std::move(*this);
     }
 };
@@ -26,6 +36,10 @@ struct Error {
 Error sys_error(std::string what);
 // The error for bad input, with no errno.
 Error usage_error(std::string what);
+// A failure that another process has reported already (the supervisor of
+// the chain's readiness gate): the program exits `status` quietly. Its
+// `what` is empty.
+Error reported_elsewhere(int status = 125);
 
 template <class T>
 class [[nodiscard]] Result {

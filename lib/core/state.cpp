@@ -9,14 +9,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <utility>
+#include <vector>
+
 #include "core/env.hpp"
 #include "core/fd.hpp"
 #include "core/parse.hpp"
 #include "core/proc.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
-
-#include <vector>
 
 namespace kago::state {
 
@@ -62,50 +63,19 @@ std::string runtime_root() {
     return cat(tmp && *tmp ? tmp : "/tmp", "/kago-", static_cast<unsigned>(::geteuid()));
 }
 
-namespace {
-// The owned directories of this process, for remove_owned_dirs().
-std::vector<StateDir*>& registry() {
-    static std::vector<StateDir*> r;
-    return r;
-}
-}  // namespace
-
-void StateDir::enroll() {
-    if (owned_) registry().push_back(this);
-}
-void StateDir::withdraw() { std::erase(registry(), this); }
-
-void forget_owned_dirs() {
-    registry().clear();
-}
-
-void remove_owned_dirs() {
-    std::vector<StateDir*> dirs = registry();
-    for (StateDir* d : dirs) (void)d->remove();
-}
-
 StateDir::StateDir(StateDir&& o) noexcept
-    : path_(std::move(o.path_)), owned_(o.owned_), owner_(o.owner_) {
-    o.withdraw();
-    o.owned_ = false;
-    enroll();
-}
+    : path_(std::move(o.path_)), owned_(std::exchange(o.owned_, false)), owner_(o.owner_) {}
 StateDir& StateDir::operator=(StateDir&& o) noexcept {
     if (this != &o) {
         (void)remove();
-        withdraw();
         path_ = std::move(o.path_);
-        owned_ = o.owned_;
+        owned_ = std::exchange(o.owned_, false);
         owner_ = o.owner_;
-        o.withdraw();
-        o.owned_ = false;
-        enroll();
     }
     return *this;
 }
 StateDir::~StateDir() {
     (void)remove();
-    withdraw();
 }
 
 namespace {
@@ -343,7 +313,6 @@ Result<StateDir> StateDir::acquire(std::string_view name, env::Contract& contrac
     }
     d.owned_ = true;
     d.owner_ = ::getpid();
-    d.enroll();
     contract.set(env::kStateDir, d.path_);
     contract.set(env::kName, std::string(name));
     return d;
@@ -370,7 +339,6 @@ Status StateDir::enlist(std::string_view program, pid_t pid) const {
 Status StateDir::remove() {
     if (!owned_ || path_.empty()) return {};
     owned_ = false;
-    withdraw();
     if (owner_ != ::getpid()) return {};  // a forked child: the parent removes it
     return remove_tree(path_);
 }

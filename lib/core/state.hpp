@@ -26,8 +26,12 @@ Result<std::string> container_name(env::Contract& contract);
 std::string runtime_root();
 
 // A state directory. The first program of a chain creates it and owns it:
-// the owner removes it (recursively) on destruction unless release()d.
-// Later programs find it in KAGO_STATE_DIR and do not own it.
+// the owner removes it (recursively) on destruction unless release()d, so
+// that a failed step undoes it on its way out (the program's run() returns
+// the error; main prints it). Nothing else removes it: an exec, or the
+// in-process hand-off that ends the program as an exec would, keeps it on
+// disk. A forked child never removes its parent's directory. Later
+// programs find it in KAGO_STATE_DIR and do not own it.
 //
 // It is made whole or not at all: ROOT/.NAME.PID with its file `owner`
 // ("PID START" of the creator, see proc::Owner), renamed to ROOT/NAME
@@ -65,14 +69,9 @@ class StateDir {
     // Remove the directory now (if owned).
     Status remove();
     // Keep it: ownership ends without removal.
-    void release() {
-        owned_ = false;
-        withdraw();
-    }
+    void release() { owned_ = false; }
 
   private:
-    void enroll();
-    void withdraw();
     std::string path_;
     bool owned_ = false;
     pid_t owner_ = 0;  // the process that created it; only it removes it
@@ -105,16 +104,6 @@ Result<std::vector<Leftover>> gc();
 // `owner`: a record of a dead process may name a directory that a new
 // container of the same name has made since.
 Status remove_if_owned_by(const std::string& path, pid_t pid, uint64_t start);
-
-// Remove every state directory this process owns and has not released.
-// cli::die() calls it: exit() skips the owners' destructors, and a failed
-// setup must leave nothing behind. A forked child never removes its
-// parent's directory.
-void remove_owned_dirs();
-// Forget them without removing them: the in-process hand-off
-// (core/handoff.hpp) ends the program that owns them as an exec would, and
-// an exec keeps them on disk.
-void forget_owned_dirs();
 
 // rm -r without following symlinks or crossing mount points.
 Status remove_tree(const std::string& path);

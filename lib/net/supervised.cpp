@@ -127,7 +127,7 @@ Result<End> Veth::run() {
     // before that kills it (PR_SET_PDEATHSIG when we exit at once). The gate
     // exists before the child: it has our descriptors of that moment.
     bool early = p_.kago && !trace::verbose() && !dry_;
-    if (early) gate_ = TRY(ready::Gate::create());
+    if (early) gate_ = TRY(ready::Gate::create(contract_));
     if (!dry_) {
         TRY(cmd_.start(make_netns, nullptr));
         child_ = cmd_.pid();

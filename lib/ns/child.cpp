@@ -153,13 +153,13 @@ std::pair<ChildPlan::Area, ChildPlan::Area> own_strings() {
 }
 }  // namespace
 
-void ChildPlan::set_command(const PreparedExec& cmd, const sigset_t& mask, bool init,
-                            bool die_with_parent) {
+void ChildPlan::set_command(const PreparedExec& cmd, env::Contract& contract, const sigset_t& mask,
+                            bool init, bool die_with_parent) {
     cmd_ = &cmd;
     mask_ = mask;
     init_ = init;
     cmd_pdeathsig_ = die_with_parent;
-    ready_fd_ = cmd.kago ? -1 : ready::take();
+    ready_fd_ = cmd.kago ? -1 : ready::take(contract);
     if (init) std::tie(args_, envs_) = own_strings();
     const std::string& shown = cmd.program.valid() ? cmd.program_path : cmd.argv[0];
     exec_text_ = cat("execve(", trace::quote(shown), ", ", describe_argv(cmd.argv), ", envp)");

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/child.hpp"
+#include "core/env.hpp"
 #include "core/exec.hpp"
 #include "core/fd.hpp"
 #include "core/result.hpp"
@@ -104,9 +105,10 @@ class ChildPlan {
     // state: it is undumpable, closes every descriptor but its report pipe,
     // moves to "/" (which pivot_root moves into the container) and wipes
     // its command line and environment, so that /proc/1/{cmdline,environ}
-    // show neither.
-    void set_command(const PreparedExec& cmd, const sigset_t& mask, bool init,
-                     bool die_with_parent);
+    // show neither. A payload's readiness gate is taken out of `contract`
+    // (ready::take()), before the caller applies it.
+    void set_command(const PreparedExec& cmd, env::Contract& contract, const sigset_t& mask,
+                     bool init, bool die_with_parent);
 
     const std::vector<Step>& steps() const { return steps_; }
     bool init() const { return init_; }

@@ -43,8 +43,8 @@ int receive_fd(int sock) {
 }  // namespace
 
 TEST(Console, TakeWithoutTheVariableIsNone) {
-    ::unsetenv(env::kConsoleFd);
-    auto fd = console::take();
+    env::Contract c;
+    auto fd = console::take(c);
     ASSERT_TRUE(fd);
     EXPECT_EQ(*fd, -1);
 }
@@ -53,14 +53,15 @@ TEST(Console, TakeRefusesWhatIsNotTheSocket) {
     int p[2];
     ASSERT_EQ(::pipe(p), 0);
     std::string pipe_fd = std::to_string(p[0]);
-    for (const char* v : {"", "x", "1", "2", "99999", "1000", pipe_fd.c_str()}) {
-        ::setenv(env::kConsoleFd, v, 1);
-        auto fd = console::take();
+    for (const char* v : {"x", "1", "2", "99999", "1000", pipe_fd.c_str()}) {
+        env::Contract c;
+        c.console_fd = v;  // as read at the start
+        auto fd = console::take(c);
         EXPECT_FALSE(fd) << v;  // a payload must not run on the caller's terminal instead
         if (!fd) {
             EXPECT_NE(fd.error().what.find("not the console socket"), std::string::npos);
         }
-        EXPECT_EQ(::getenv(env::kConsoleFd), nullptr) << v;
+        EXPECT_EQ(c.get(env::kConsoleFd), "") << v;  // not passed on down the chain
     }
     ::close(p[0]);
     ::close(p[1]);
@@ -69,11 +70,14 @@ TEST(Console, TakeRefusesWhatIsNotTheSocket) {
 TEST(Console, TakeGivesTheSocketAndRemovesTheVariable) {
     int sv[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-    ::setenv(env::kConsoleFd, std::to_string(sv[1]).c_str(), 1);
-    auto fd = console::take();
+    env::Contract c;
+    c.set(env::kConsoleFd, std::to_string(sv[1]));
+    auto fd = console::take(c);
     ASSERT_TRUE(fd) << fd.error().message();
     EXPECT_EQ(*fd, sv[1]);
-    EXPECT_EQ(::getenv(env::kConsoleFd), nullptr);
+    EXPECT_EQ(c.get(env::kConsoleFd), "");
+    EXPECT_EQ(c.render({cat(env::kConsoleFd, "=", sv[1])}),
+              std::vector<std::string>{});  // unset for the chain
     ::close(sv[0]);
     ::close(sv[1]);
 }

@@ -1048,35 +1048,54 @@ TEST(Cli, TraceEnvironmentTurnsOnVerbose) {
     EXPECT_TRUE(trace::dry_run());
 }
 
-TEST(State, RemoveOwnedDirsRemovesWhatThisProcessCreated) {
+// The state directory's owner undoes it on scope exit, as every owner
+// does: no registry, no removal behind the program's back.
+TEST(State, TheOwnerRemovesItsDirectoryOnScopeExitOnly) {
     char xdg[] = "/tmp/kago-core-xdg-XXXXXX";
     ASSERT_NE(mkdtemp(xdg), nullptr);
     setenv("XDG_RUNTIME_DIR", xdg, 1);
     unsetenv("KAGO_STATE_DIR");
     std::string name = cat("coretest", getpid());
-    env::Contract c = env::Contract::from_environ();
-    auto d = state::StateDir::acquire(name, c);
-    ASSERT_TRUE(d) << d.error().message();
-    ASSERT_TRUE(d->owned());
-    EXPECT_EQ(c.get(env::kStateDir), d->path());
-    EXPECT_EQ(c.get(env::kName), name);
-    EXPECT_EQ(getenv("KAGO_STATE_DIR"), nullptr);
-    std::string path = d->path();
     struct stat st;
-    // A forked child (say, one whose exec failed) must not remove it.
-    pid_t pid = fork();
-    if (pid == 0) {
-        state::remove_owned_dirs();
-        _exit(0);
+    std::string path;
+    {
+        env::Contract c = env::Contract::from_environ();
+        auto d = state::StateDir::acquire(name, c);
+        ASSERT_TRUE(d) << d.error().message();
+        ASSERT_TRUE(d->owned());
+        EXPECT_EQ(c.get(env::kStateDir), d->path());
+        EXPECT_EQ(c.get(env::kName), name);
+        EXPECT_EQ(getenv("KAGO_STATE_DIR"), nullptr);
+        path = d->path();
+        // A forked child (say, one whose exec failed) must not remove it,
+        // even when its copy of the owner goes.
+        pid_t pid = fork();
+        if (pid == 0) {
+            state::StateDir copy = std::move(*d);
+            (void)copy.remove();
+            _exit(0);
+        }
+        int ws;
+        waitpid(pid, &ws, 0);
+        EXPECT_EQ(stat(path.c_str(), &st), 0);
+        // A move hands ownership on: the moved-from owner removes nothing.
+        state::StateDir moved = std::move(*d);
+        EXPECT_FALSE(d->owned());
+        EXPECT_TRUE(moved.owned());
+        state::StateDir again;
+        again = std::move(moved);
+        EXPECT_TRUE(again.owned());
+        EXPECT_EQ(stat(path.c_str(), &st), 0);
     }
-    int ws;
-    waitpid(pid, &ws, 0);
-    EXPECT_EQ(stat(path.c_str(), &st), 0);
-    state::remove_owned_dirs();  // what cli::die() does before exit()
-    EXPECT_NE(stat(path.c_str(), &st), 0);
-    EXPECT_FALSE(d->owned());
-    unsetenv("KAGO_STATE_DIR");
-    unsetenv("KAGO_NAME");
+    EXPECT_NE(stat(path.c_str(), &st), 0) << "removed when its owner went out of scope";
+    {
+        env::Contract c = env::Contract::from_environ();
+        auto d = state::StateDir::acquire(name, c);
+        ASSERT_TRUE(d) << d.error().message();
+        d->release();  // what a program does before its exec hands it on
+    }
+    EXPECT_EQ(stat(path.c_str(), &st), 0) << "a released directory stays";
+    ASSERT_TRUE(state::remove_tree(path));
     unsetenv("XDG_RUNTIME_DIR");
     (void)state::remove_tree(xdg);
 }
@@ -1085,17 +1104,23 @@ TEST(State, RemoveOwnedDirsRemovesWhatThisProcessCreated) {
 
 namespace {
 
-// Fork a child that takes the gate from its environment and waits on it;
-// its exit status is 0 when the gate opened, 1 when the set-up failed,
-// 2 when it found no gate.
-pid_t waiter(ready::Gate& g) {
+// Fork a child that takes the gate from the contract its parent passes it
+// (as an exec would, from the environment the contract renders) and waits
+// on it; its exit status is 0 when the gate opened, 1 when the set-up
+// failed, 2 when it found no gate.
+pid_t waiter(ready::Gate& g, const env::Contract& parent) {
     ready::Gate::Ends ends = g.ends();
+    std::vector<std::string> vars = parent.render({});
     pid_t pid = ::fork();
     if (pid == 0) {
         ends.keep_in_child();
-        int fd = ready::take();
+        std::vector<char*> envp;
+        for (auto& v : vars) envp.push_back(v.data());
+        envp.push_back(nullptr);
+        env::Contract c = env::Contract::from_environ(envp.data());
+        int fd = ready::take(c);
         if (fd < 0) _exit(2);
-        if (::getenv(env::kReadyFd)) _exit(3);  // take() removes the variable
+        if (!c.get(env::kReadyFd).empty()) _exit(3);  // take() removes the setting
         _exit(ready::wait(fd) ? 0 : 1);
     }
     g.forked();
@@ -1111,49 +1136,57 @@ int status_of(pid_t pid) {
 }  // namespace
 
 TEST(Ready, OpenLetsTheWaiterGo) {
-    auto g = ready::Gate::create();
+    env::Contract c;
+    auto g = ready::Gate::create(c);
     ASSERT_TRUE(g) << g.error().message();
-    ASSERT_NE(::getenv(env::kReadyFd), nullptr);
-    pid_t pid = waiter(*g);
-    EXPECT_EQ(::getenv(env::kReadyFd), nullptr);  // forked() drops it in the parent
+    ASSERT_NE(c.get(env::kReadyFd), "");
+    EXPECT_EQ(::getenv(env::kReadyFd), nullptr);  // the contract, not the environment
+    pid_t pid = waiter(*g, c);
+    EXPECT_EQ(c.get(env::kReadyFd), "");  // forked() drops it in the parent
     g->open();
     EXPECT_EQ(status_of(pid), 0);
 }
 
 TEST(Ready, FailureIsEndOfFile) {
-    auto g = ready::Gate::create();
+    env::Contract c;
+    auto g = ready::Gate::create(c);
     ASSERT_TRUE(g);
-    pid_t pid = waiter(*g);
+    pid_t pid = waiter(*g, c);
     g->fail();
     EXPECT_EQ(status_of(pid), 1);
 }
 
 TEST(Ready, DestroyingAnUnopenedGateFailsIt) {
     pid_t pid;
+    env::Contract c;
     {
-        auto g = ready::Gate::create();
+        auto g = ready::Gate::create(c);
         ASSERT_TRUE(g);
-        pid = waiter(*g);
+        pid = waiter(*g, c);
     }
     EXPECT_EQ(status_of(pid), 1);
 }
 
 TEST(Ready, MovingAGateKeepsTheVariable) {
+    env::Contract c;
     ready::Gate g;
-    g = ready::Gate::create().value();
-    EXPECT_NE(::getenv(env::kReadyFd), nullptr);
-    pid_t pid = waiter(g);
+    g = ready::Gate::create(c).value();
+    EXPECT_NE(c.get(env::kReadyFd), "");
+    pid_t pid = waiter(g, c);
+    EXPECT_EQ(c.get(env::kReadyFd), "");  // the moved gate still drops it
     g.open();
     EXPECT_EQ(status_of(pid), 0);
 }
 
 TEST(Ready, TakeRejectsWhatIsNotADescriptor) {
-    for (const char* v : {"", "x", "2", "99999", "1000"}) {  // 1000: not open
-        ::setenv(env::kReadyFd, v, 1);
-        EXPECT_EQ(ready::take(), -1) << v;
-        EXPECT_EQ(::getenv(env::kReadyFd), nullptr) << v;
+    for (const char* v : {"x", "2", "99999", "1000"}) {  // 1000: not open
+        env::Contract c;
+        c.ready_fd = v;  // as read at the start
+        EXPECT_EQ(ready::take(c), -1) << v;
+        EXPECT_EQ(c.get(env::kReadyFd), "") << v;
     }
-    EXPECT_EQ(ready::take(), -1);  // unset
+    env::Contract none;
+    EXPECT_EQ(ready::take(none), -1);  // unset
 }
 
 TEST(Ready, CreateWaitsForAnInheritedGate) {
@@ -1162,7 +1195,8 @@ TEST(Ready, CreateWaitsForAnInheritedGate) {
     int p[2], said[2];
     ASSERT_EQ(::pipe(p), 0);
     ASSERT_EQ(::pipe2(said, O_NONBLOCK), 0);
-    ::setenv(env::kReadyFd, std::to_string(p[0]).c_str(), 1);
+    env::Contract outer;
+    outer.ready_fd = std::to_string(p[0]);  // inherited
     pid_t opener = ::fork();
     if (opener == 0) {
         ::usleep(100 * 1000);
@@ -1171,7 +1205,7 @@ TEST(Ready, CreateWaitsForAnInheritedGate) {
         _exit(0);
     }
     ::close(p[1]);
-    auto g = ready::Gate::create();
+    auto g = ready::Gate::create(outer);
     ASSERT_TRUE(g);
     char c = 0;
     EXPECT_EQ(::read(said[0], &c, 1), 1);
@@ -1179,6 +1213,19 @@ TEST(Ready, CreateWaitsForAnInheritedGate) {
     g->fail();
     ::close(said[0]);
     ::close(said[1]);
+}
+
+TEST(Ready, AFailedInheritedGateIsReportedElsewhere) {
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    ::close(p[1]);  // the outer supervisor failed: end of file
+    env::Contract outer;
+    outer.ready_fd = std::to_string(p[0]);
+    auto g = ready::Gate::create(outer);
+    ASSERT_FALSE(g);
+    EXPECT_EQ(g.error().what, "") << "quiet: the outer supervisor says why";
+    EXPECT_EQ(g.error().status, 125);
+    EXPECT_EQ(outer.get(env::kReadyFd), "") << "taken";
 }
 
 TEST(CoreEnv, TheContainerStartsWithADefaultEnvironment) {

@@ -521,7 +521,8 @@ TEST(NsChildPlan, ExecText) {
     ChildPlan p;
     sigset_t mask;
     sigemptyset(&mask);
-    p.set_command(*cmd, mask, true, false);
+    env::Contract contract;
+    p.set_command(*cmd, contract, mask, true, false);
     EXPECT_EQ(p.exec_text(), "execve(\"/bin/echo\", [\"/bin/echo\", \"a b\"], envp)");
     EXPECT_TRUE(p.init());
 }
@@ -535,7 +536,8 @@ TEST(NsChild, ASpawnedChildRunsTheCommandAndReportsItsStatus) {
     p.wait_for_parent();
     sigset_t mask;
     sigprocmask(SIG_SETMASK, nullptr, &mask);
-    p.set_command(*cmd, mask, true, false);
+    env::Contract contract;
+    p.set_command(*cmd, contract, mask, true, false);
     auto c = spawn(0, p);
     ASSERT_TRUE(c) << c.error().message();
     ASSERT_TRUE(c->release());
@@ -553,7 +555,8 @@ TEST(NsChild, AFailedExecIsReported) {
     ChildPlan p;
     sigset_t mask;
     sigprocmask(SIG_SETMASK, nullptr, &mask);
-    p.set_command(*cmd, mask, false, false);
+    env::Contract contract;
+    p.set_command(*cmd, contract, mask, false, false);
     auto c = spawn(0, p);
     ASSERT_TRUE(c);
     int ws = 0;
@@ -571,7 +574,8 @@ TEST(NsChild, AFailedStepIsReportedWithItsObject) {
     p.write_file("/nonexistent/kago-file", "x");
     sigset_t mask;
     sigprocmask(SIG_SETMASK, nullptr, &mask);
-    p.set_command(*cmd, mask, false, false);
+    env::Contract contract;
+    p.set_command(*cmd, contract, mask, false, false);
     auto c = spawn(0, p);
     ASSERT_TRUE(c);
     int ws = 0;
@@ -589,7 +593,8 @@ TEST(NsChild, StopBeforeReleaseLeavesNoChild) {
     p.wait_for_parent();
     sigset_t mask;
     sigprocmask(SIG_SETMASK, nullptr, &mask);
-    p.set_command(*cmd, mask, false, false);
+    env::Contract contract;
+    p.set_command(*cmd, contract, mask, false, false);
     auto c = spawn(0, p);
     ASSERT_TRUE(c);
     pid_t pid = c->pid();
@@ -607,7 +612,8 @@ TEST(NsChild, TwoWaitsAndTheNamespacesRecord) {
     p.wait_for_parent();
     sigset_t mask;
     sigprocmask(SIG_SETMASK, nullptr, &mask);
-    p.set_command(*cmd, mask, true, false);
+    env::Contract contract;
+    p.set_command(*cmd, contract, mask, true, false);
     auto c = spawn(0, p);
     ASSERT_TRUE(c);
     ASSERT_TRUE(c->release());
@@ -635,7 +641,8 @@ TEST(NsChild, ANamespacesRecordNeverComesFromAFailedChild) {
     p.report_namespaces();
     sigset_t mask;
     sigprocmask(SIG_SETMASK, nullptr, &mask);
-    p.set_command(*cmd, mask, false, false);
+    env::Contract contract;
+    p.set_command(*cmd, contract, mask, false, false);
     auto c = spawn(0, p);
     ASSERT_TRUE(c);
     EXPECT_FALSE(c->namespaces());
