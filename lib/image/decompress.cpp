@@ -41,14 +41,17 @@ const Isal* load_isal() {
 
 constexpr size_t kInBuf = 1 << 17;
 
-bool gzip_magic(const unsigned char* p, size_t n) { return n >= 2 && p[0] == 0x1f && p[1] == 0x8b; }
+bool gzip_magic(const unsigned char* p, size_t n) {
+    return n >= 2 && p[0] == 0x1f && p[1] == 0x8b;
+}
 bool zstd_magic(const unsigned char* p, size_t n) {
     return n >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd;
 }
 
 class Plain final : public Decompressor {
   public:
-    Plain(ByteSource& src, std::string what) : Decompressor(src, std::move(what), Compression::none) {}
+    Plain(ByteSource& src, std::string what)
+        : Decompressor(src, std::move(what), Compression::none) {}
     Result<size_t> read(void* buf, size_t n) override {
         if (avail() > 0) {
             size_t k = std::min(n, avail());
@@ -68,7 +71,8 @@ class Plain final : public Decompressor {
 // the inflater (header, CRC-32, length); after the last, nothing.
 class Gzip : public Decompressor {
   public:
-    Gzip(ByteSource& src, std::string what) : Decompressor(src, std::move(what), Compression::gzip) {}
+    Gzip(ByteSource& src, std::string what)
+        : Decompressor(src, std::move(what), Compression::gzip) {}
     Result<size_t> read(void* buf, size_t n) override {
         for (;;) {
             if (member_done_ || !started_) {
@@ -91,7 +95,8 @@ class Gzip : public Decompressor {
             // Nothing taken, nothing made: the inflater wants more than
             // the buffer holds (it never does).
             if (avail() == had && had > 0) {
-                if (pos_ == 0 && end_ == in_.size()) return corrupt("gzip: the inflater makes no progress");
+                if (pos_ == 0 && end_ == in_.size())
+                    return corrupt("gzip: the inflater makes no progress");
                 TRY(fill());
             }
         }
@@ -108,7 +113,8 @@ class Gzip : public Decompressor {
 
 class IsalGzip final : public Gzip {
   public:
-    IsalGzip(ByteSource& src, std::string what, const Isal* api) : Gzip(src, std::move(what)), api_(api) {}
+    IsalGzip(ByteSource& src, std::string what, const Isal* api)
+        : Gzip(src, std::move(what)), api_(api) {}
     const char* inflater() const override { return "isal"; }
 
   private:
@@ -153,7 +159,8 @@ class IsalGzip final : public Gzip {
         if (h[3] & 2) {
             unsigned want = hcrc_ & 0xffff;
             unsigned lo = TRY(header_byte()), hi = TRY(header_byte());
-            if ((lo | hi << 8) != want) return corrupt("gzip: header CRC mismatch: the header is corrupt");
+            if ((lo | hi << 8) != want)
+                return corrupt("gzip: header CRC mismatch: the header is corrupt");
         }
         return {};
     }
@@ -168,13 +175,13 @@ class IsalGzip final : public Gzip {
     }
     static const char* why(int r) {
         switch (r) {
-        case ISAL_INVALID_BLOCK: return "invalid deflate block";
-        case ISAL_INVALID_SYMBOL: return "invalid deflate symbol";
-        case ISAL_INVALID_LOOKBACK: return "invalid deflate distance";
-        case ISAL_INVALID_WRAPPER: return "invalid gzip header";
-        case ISAL_UNSUPPORTED_METHOD: return "not deflate (unsupported compression method)";
-        case ISAL_INCORRECT_CHECKSUM: return "CRC-32 mismatch: the data is corrupt";
-        default: return "corrupt data";
+            case ISAL_INVALID_BLOCK: return "invalid deflate block";
+            case ISAL_INVALID_SYMBOL: return "invalid deflate symbol";
+            case ISAL_INVALID_LOOKBACK: return "invalid deflate distance";
+            case ISAL_INVALID_WRAPPER: return "invalid gzip header";
+            case ISAL_UNSUPPORTED_METHOD: return "not deflate (unsupported compression method)";
+            case ISAL_INCORRECT_CHECKSUM: return "CRC-32 mismatch: the data is corrupt";
+            default: return "corrupt data";
         }
     }
     const Isal* api_;
@@ -202,8 +209,10 @@ class ZlibGzip final : public Gzip {
         z_.avail_out = static_cast<uInt>(n);
         int r = inflate(&z_, Z_NO_FLUSH);
         pos_ = static_cast<size_t>(z_.next_in - in_.data());
-        if (r == Z_STREAM_END) member_done_ = true;
-        else if (r == Z_MEM_ERROR) return Error{ENOMEM, cat(what_, ": gzip"), ""};
+        if (r == Z_STREAM_END)
+            member_done_ = true;
+        else if (r == Z_MEM_ERROR)
+            return Error{ENOMEM, cat(what_, ": gzip"), ""};
         else if (r != Z_OK && r != Z_BUF_ERROR) {
             std::string why = z_.msg ? z_.msg : "corrupt data";
             if (why == "incorrect data check") why = "CRC-32 mismatch: the data is corrupt";
@@ -239,7 +248,8 @@ class Zstd final : public Decompressor {
             if (ob.pos > 0) return ob.pos;
             if (avail() == 0 && eof_ && left_ != 0) return corrupt("zstd: the stream is cut short");
             if (ib.pos == 0 && avail() > 0) {
-                if (pos_ == 0 && end_ == in_.size()) return corrupt("zstd: the decoder makes no progress");
+                if (pos_ == 0 && end_ == in_.size())
+                    return corrupt("zstd: the decoder makes no progress");
                 TRY(fill());
             }
         }
@@ -254,14 +264,16 @@ class Zstd final : public Decompressor {
 
 const char* compression_name(Compression c) {
     switch (c) {
-    case Compression::gzip: return "gzip";
-    case Compression::zstd: return "zstd";
-    case Compression::none: break;
+        case Compression::gzip: return "gzip";
+        case Compression::zstd: return "zstd";
+        case Compression::none: break;
     }
     return "none";
 }
 
-bool isal_available() { return load_isal() != nullptr; }
+bool isal_available() {
+    return load_isal() != nullptr;
+}
 
 Decompressor::Decompressor(ByteSource& src, std::string what, Compression kind)
     : src_(src), what_(std::move(what)), kind_(kind) {}
@@ -280,7 +292,9 @@ Status Decompressor::fill() {
     return {};
 }
 
-Error Decompressor::corrupt(std::string_view why) const { return usage_error(cat(what_, ": ", why)); }
+Error Decompressor::corrupt(std::string_view why) const {
+    return usage_error(cat(what_, ": ", why));
+}
 
 Result<std::unique_ptr<Decompressor>> Decompressor::open(ByteSource& src, std::string what,
                                                          Inflater inflater) {
@@ -299,8 +313,10 @@ Result<std::unique_ptr<Decompressor>> Decompressor::open(ByteSource& src, std::s
         if (inflater == Inflater::isal && !isal)
             return Error{0, cat(what, ": gzip: cannot load libisal.so.2"),
                          "ISA-L's inflate needs libisal2 (Debian: apt-get install libisal2)"};
-        if (isal) d = std::make_unique<IsalGzip>(src, std::move(what), isal);
-        else d = std::make_unique<ZlibGzip>(src, std::move(what));
+        if (isal)
+            d = std::make_unique<IsalGzip>(src, std::move(what), isal);
+        else
+            d = std::make_unique<ZlibGzip>(src, std::move(what));
     } else if (zstd_magic(in.data(), end)) {
         d = std::make_unique<Zstd>(src, std::move(what));
     } else {

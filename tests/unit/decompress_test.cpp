@@ -1,6 +1,8 @@
 // lib/image/decompress: a layer's gzip (ISA-L and zlib, the same cases for
 // both), zstd or plain bytes as the tar stream they carry, and the errors
 // that name the blob: corrupt, truncated, a bad CRC, trailing bytes.
+#include "image/decompress.hpp"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -12,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include "image/decompress.hpp"
 #include "image/digest.hpp"
 #include "image/layer.hpp"
 #include "temp_dir.hpp"
@@ -98,8 +99,8 @@ std::string sample(size_t n, unsigned seed = 1) {
 }
 
 // All of a stream through a Decompressor, read `step` bytes at a time.
-Result<std::string> decode(std::string bytes, Inflater inf, size_t chunk = 1 << 20, size_t step = 1 << 17,
-                           Compression* kind = nullptr) {
+Result<std::string> decode(std::string bytes, Inflater inf, size_t chunk = 1 << 20,
+                           size_t step = 1 << 17, Compression* kind = nullptr) {
     StringSource src(std::move(bytes), chunk);
     auto d = TRY(Decompressor::open(src, "layer sha256:test", inf));
     if (kind) *kind = d->compression();
@@ -283,7 +284,9 @@ TEST(Decompress, PlainBytesAsTheyAre) {
 TEST(Decompress, UnpackLayerOfAMultiMemberGzip) {
     kago::test::TempDir t;
     std::string tar = t.path() + "/l.tar";
-    std::string cmd = "cd " + t.path() + " && mkdir src && echo one >src/a && echo two >src/b && tar -C src -cf l.tar a b";
+    std::string cmd =
+        "cd " + t.path() +
+        " && mkdir src && echo one >src/a && echo two >src/b && tar -C src -cf l.tar a b";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
     int fd = open(tar.c_str(), O_RDONLY | O_CLOEXEC);
     ASSERT_GE(fd, 0);
