@@ -167,7 +167,7 @@ $(BUILD)/tests/preload/%.so: tests/preload/%.c
 # --- dependencies ----------------------------------------------------------
 DEPS := build-essential g++ make pkg-config git ca-certificates \
 	libcap-dev libmnl-dev libnftnl-dev libseccomp-dev libzstd-dev \
-	libsodium-dev libssl-dev libgtest-dev libarchive-dev nlohmann-json3-dev \
+	libsodium-dev libssl-dev libgtest-dev libarchive-dev libisal-dev nlohmann-json3-dev \
 	bats bats-assert bats-support busybox-static uidmap passt slirp4netns \
 	qemu-system-x86 hyperfine bubblewrap crun runc util-linux iproute2 nftables \
 	debootstrap zstd xz-utils cpio kmod jq clang libclang-rt-14-dev squashfs-tools squashfuse makeself \

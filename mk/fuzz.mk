@@ -22,7 +22,7 @@ FUZZ_TIME ?=
 FUZZ_SANITIZE := address,undefined
 FUZZ_CXXFLAGS := -std=c++20 -O1 -g -Ilib -D_GNU_SOURCE -MMD -MP -Wall -Wextra \
 	-fno-omit-frame-pointer -fno-sanitize-recover=all
-FUZZ_LDLIBS := -larchive -lseccomp -lcap -lnftnl -lmnl -lzstd -lsodium -lcrypto -pthread
+FUZZ_LDLIBS := -larchive -lz -lseccomp -lcap -lnftnl -lmnl -lzstd -lsodium -lcrypto -pthread
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_ALL := $(sort $(patsubst tests/fuzz/%.cpp,%,$(wildcard tests/fuzz/*.cpp)))
 FUZZ_TARGETS ?= $(FUZZ_ALL)

@@ -10,6 +10,9 @@
 # --pull loads libcurl.so.4 with dlopen(3) (lib/image/registry.cpp): not
 # linked, so a chain start never pays for it (DESIGN.md); it needs only
 # libcurl4 at run time, and the headers of libcurl4-openssl-dev to build.
+# gzip layers are inflated by ISA-L (lib/image/decompress.cpp), loaded from
+# libisal.so.2 with dlopen(3) the same way: Debian's libisal-dev ships no
+# libisal.a. Without libisal2, zlib (linked) inflates them; zstd is libzstd's.
 SEPARATE_PROGRAMS += image-layers
 LDLIBS_image-layers := -Wl,-u,__archive_write_entry_filetype_unsupported -larchive -lzstd -llzma -lbz2 -lz -lcrypto -pthread
-UNIT_LDLIBS += -larchive
+UNIT_LDLIBS += -larchive -lz

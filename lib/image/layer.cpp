@@ -14,11 +14,13 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <tuple>
 #include <vector>
 
 #include "core/fd.hpp"
 #include "core/sys.hpp"
+#include "image/decompress.hpp"
 #include "image/digest.hpp"
 #include "mount/root.hpp"
 
@@ -129,27 +131,26 @@ Status remove_tree(int dirfd, const std::string& name) {
 
 namespace {
 
+// The tar reader's input: the plain stream, hashed for the diff_id as it
+// goes by, in blocks of 128 KiB.
 struct Feed {
-    struct archive* outer = nullptr;
+    Decompressor* src = nullptr;
     Sha256 diff;
-    bool failed = false;
+    std::vector<char> buf = std::vector<char>(1 << 17);
+    std::optional<Error> failed;
 };
 
-la_ssize_t feed_read(struct archive* inner, void* ctx, const void** buf) {
+la_ssize_t feed_read(struct archive* inner, void* ctx, const void** out) {
     auto* f = static_cast<Feed*>(ctx);
-    const void* block = nullptr;
-    size_t size = 0;
-    la_int64_t off = 0;
-    int r = archive_read_data_block(f->outer, &block, &size, &off);
-    if (r == ARCHIVE_EOF) return 0;
-    if (r < ARCHIVE_WARN) {
-        f->failed = true;
-        archive_set_error(inner, EIO, "%s", archive_why(f->outer));
+    auto n = f->src->read(f->buf.data(), f->buf.size());
+    if (!n) {
+        f->failed = n.error();
+        archive_set_error(inner, EIO, "%s", f->failed->what.c_str());
         return -1;
     }
-    f->diff.update(block, size);
-    *buf = block;
-    return static_cast<la_ssize_t>(size);
+    f->diff.update(f->buf.data(), *n);
+    *out = f->buf.data();
+    return static_cast<la_ssize_t>(*n);
 }
 
 struct DirMeta {
@@ -470,24 +471,6 @@ class FdSource final : public ByteSource {
     int fd_;
 };
 
-// The outer archive's reader: whatever the source gives, in blocks of
-// 128 KiB.
-struct Pull {
-    ByteSource* src;
-    std::vector<char> buf = std::vector<char>(1 << 17);
-};
-
-la_ssize_t pull_read(struct archive* a, void* ctx, const void** out) {
-    auto* p = static_cast<Pull*>(ctx);
-    ssize_t n = p->src->read(p->buf.data(), p->buf.size());
-    if (n < 0) {
-        archive_set_error(a, errno, "read: %s", strerror(errno));
-        return -1;
-    }
-    *out = p->buf.data();
-    return n;
-}
-
 }  // namespace
 
 Result<UnpackStats> unpack_layer(int blob_fd, int dest_fd, const UnpackOptions& o, std::string_view what) {
@@ -497,51 +480,39 @@ Result<UnpackStats> unpack_layer(int blob_fd, int dest_fd, const UnpackOptions& 
 
 Result<UnpackStats> unpack_layer(ByteSource& src, int dest_fd, const UnpackOptions& o,
                                  std::string_view what) {
-    Archive outer(archive_read_new(), archive_read_free);
-    archive_read_support_filter_gzip(outer.get());
-    archive_read_support_filter_zstd(outer.get());
-    archive_read_support_format_raw(outer.get());
-    Pull pull{&src};
-    if (archive_read_open(outer.get(), &pull, nullptr, pull_read, nullptr) != ARCHIVE_OK)
-        return usage_error(cat(what, ": ", archive_why(outer.get())));
-    struct archive_entry* raw_entry;
-    if (archive_read_next_header(outer.get(), &raw_entry) != ARCHIVE_OK)
-        return usage_error(cat(what, ": ", archive_why(outer.get())));
+    auto plain = TRY(Decompressor::open(src, std::string(what)));
     Feed feed;
-    feed.outer = outer.get();
-    UnpackStats stats;
-    switch (archive_filter_code(outer.get(), 0)) {
-    case ARCHIVE_FILTER_NONE: stats.compression = "none"; break;
-    case ARCHIVE_FILTER_GZIP: stats.compression = "gzip"; break;
-    case ARCHIVE_FILTER_ZSTD: stats.compression = "zstd"; break;
-    default: stats.compression = archive_filter_name(outer.get(), 0);
-    }
-
+    feed.src = plain.get();
     Archive inner(archive_read_new(), archive_read_free);
     archive_read_support_format_tar(inner.get());
-    if (archive_read_open(inner.get(), &feed, nullptr, feed_read, nullptr) != ARCHIVE_OK)
+    if (archive_read_open(inner.get(), &feed, nullptr, feed_read, nullptr) != ARCHIVE_OK) {
+        if (feed.failed) return std::move(*feed.failed);
         return usage_error(cat(what, ": not a tar archive: ", archive_why(inner.get())));
+    }
     Unpacker u(dest_fd, o, what);
     for (;;) {
         struct archive_entry* e;
         int r = archive_read_next_header(inner.get(), &e);
         if (r == ARCHIVE_EOF) break;
         if (r < ARCHIVE_WARN) {
+            if (feed.failed) return std::move(*feed.failed);
             return usage_error(cat(what, ": ", archive_why(inner.get(), "unreadable tar")));
         }
-        TRY(u.entry(inner.get(), e));
+        // A failed read of the stream is the stream's error, not the entry's.
+        if (Status st = u.entry(inner.get(), e); !st)
+            return feed.failed ? std::move(*feed.failed) : std::move(st).error();
     }
+    if (feed.failed) return std::move(*feed.failed);
     TRY(u.finish());
-    // The rest of the stream (the tar's padding) counts for the diff_id.
-    std::vector<char> sink(1 << 16);
+    // The rest of the stream (the tar's padding) counts for the diff_id,
+    // and is read to its end: a gzip member's CRC-32 is checked there.
     for (;;) {
-        la_ssize_t n = archive_read_data(outer.get(), sink.data(), sink.size());
-        if (n < 0) return usage_error(cat(what, ": ", archive_why(outer.get())));
+        size_t n = TRY(plain->read(feed.buf.data(), feed.buf.size()));
         if (n == 0) break;
-        feed.diff.update(sink.data(), static_cast<size_t>(n));
+        feed.diff.update(feed.buf.data(), n);
     }
     u.stats.diff_id = feed.diff.finish();
-    u.stats.compression = stats.compression;
+    u.stats.compression = compression_name(plain->compression());
     return u.stats;
 }
 

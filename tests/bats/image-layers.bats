@@ -357,6 +357,8 @@ mkimg() { python3 "$MKIMG" "$KAGO_ROOTFS" "$@"; }
         [symlink-escape]="entry 'esc/pwned': its directory esc goes through a symlink"
         [media-type]="unknown media type application/vnd.example.layer.v1.squashfs"
         [missing-blob]="is missing"
+        [gzip-cut]=": gzip: the stream is cut short"
+        [gzip-crc]=": gzip: CRC-32 mismatch: the data is corrupt"
     )
     for bad in "${!says[@]}"; do
         rm -rf "$S" "$BATS_TEST_TMPDIR/bad"

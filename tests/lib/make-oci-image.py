@@ -27,7 +27,9 @@ Entrypoint ["/bin/sh", "-c"], Cmd ["echo $GREETING from $(pwd) as $(id -u)"].
                   as cut), traversal (an entry ../../escaped), symlink-escape
                   (an entry esc -> /tmp, then esc/pwned), media-type (an
                   unknown layer media type), missing-blob (a layer blob
-                  removed)
+                  removed), gzip-cut (layer 2's gzip stream cut short,
+                  hashed as cut), gzip-crc (layer 2's gzip CRC-32 wrong,
+                  hashed as wrong)
 """
 import argparse, gzip, hashlib, io, json, os, struct, subprocess, sys, tarfile
 
@@ -137,6 +139,10 @@ else:
     l3z = gzip.compress(l3, mtime=0)
     l3type = "application/vnd.oci.image.layer.v1.tar+gzip"
 stored = [l1, gzip.compress(l2, mtime=0), l3z]
+if a.bad == "gzip-cut":
+    stored[1] = stored[1][: len(stored[1]) // 2]
+if a.bad == "gzip-crc":
+    stored[1] = stored[1][:-8] + bytes([stored[1][-8] ^ 1]) + stored[1][-7:]
 types = ["application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip", l3type]
 if a.bad == "diff-id":
     diff_ids[1] = "sha256:" + "0" * 64
