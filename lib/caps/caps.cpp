@@ -11,8 +11,8 @@
 #include <cctype>
 #include <cstdio>
 
-#include "core/proc.hpp"
 #include "core/parse.hpp"
+#include "core/proc.hpp"
 #include "core/sys.hpp"
 #include "core/trace.hpp"
 
@@ -218,7 +218,8 @@ Result<ProcessCaps> current(bool bounding, bool ambient) {
         if (cap_get_flag(c, i, CAP_PERMITTED, &v) == 0 && v) pc.permitted.add(i);
         if (cap_get_flag(c, i, CAP_INHERITABLE, &v) == 0 && v) pc.inheritable.add(i);
         uint64_t bit = uint64_t{1} << i;
-        if (bounding && (have_status ? (st.bounding & bit) != 0 : prctl(PR_CAPBSET_READ, i, 0, 0, 0) == 1))
+        if (bounding &&
+            (have_status ? (st.bounding & bit) != 0 : prctl(PR_CAPBSET_READ, i, 0, 0, 0) == 1))
             pc.bounding.add(i);
         if (ambient && (have_status ? (st.ambient & bit) != 0
                                     : prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, i, 0, 0) == 1))

@@ -139,7 +139,7 @@ int main(int argc, char **argv) {
         printf("securebits=0x%x\n", b);
         return 0;
     }
-    if (!strcmp(n, "bounding")) {  /* the bounding set, from the kernel (no /proc) */
+    if (!strcmp(n, "bounding")) { /* the bounding set, from the kernel (no /proc) */
         unsigned long long set = 0;
         for (int cap = 0; cap < 64; ++cap) {
             int r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
