@@ -1342,3 +1342,33 @@ TEST(ProcStat, SelfIsAliveAndNoPidIsNot) {
     EXPECT_FALSE(proc::alive(proc::Owner{0, 0}));
     EXPECT_FALSE(proc::alive(proc::Owner{-1, me.start}));
 }
+
+// proc::self_status against the system calls it replaces: one prctl per
+// capability, one sigaction per signal, the task directory's entries.
+TEST(SelfStatus, MatchesTheSystemCalls) {
+    proc::SelfStatus st;
+    ASSERT_TRUE(proc::self_status(st));
+    for (int cap = 0; cap < 64; ++cap) {
+        int in_bounding = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+        if (in_bounding < 0) break;
+        EXPECT_EQ((st.bounding >> cap) & 1, static_cast<uint64_t>(in_bounding))
+            << "capability " << cap;
+        int ambient = prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0);
+        EXPECT_EQ((st.ambient >> cap) & 1, static_cast<uint64_t>(ambient == 1))
+            << "capability " << cap;
+    }
+    EXPECT_GE(st.threads, 1);
+}
+
+TEST(SelfStatus, SeesACaughtSignal) {
+    struct sigaction sa = {};
+    struct sigaction old = {};
+    sa.sa_handler = [](int) {};
+    sigemptyset(&sa.sa_mask);
+    ASSERT_EQ(sigaction(SIGUSR2, &sa, &old), 0);
+    proc::SelfStatus st;
+    bool ok = proc::self_status(st);
+    sigaction(SIGUSR2, &old, nullptr);
+    ASSERT_TRUE(ok);
+    EXPECT_TRUE(st.caught & (uint64_t{1} << (SIGUSR2 - 1)));
+}
