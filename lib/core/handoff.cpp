@@ -136,8 +136,6 @@ bool get_caps(Caps& c) {
     return ::syscall(SYS_capget, &h, c.d) == 0;
 }
 
-using Status = proc::SelfStatus;
-
 // capabilities(7), "Transformation of capabilities during execve()", for a
 // file without capabilities and without set-user-ID or set-group-ID bits,
 // run by a process whose real and effective IDs are equal: root (unless
@@ -147,7 +145,7 @@ using Status = proc::SelfStatus;
 struct ExecCaps {
     uint64_t permitted, effective;
 };
-ExecCaps exec_caps(const Caps& c, uid_t euid, int securebits, const Status& st) {
+ExecCaps exec_caps(const Caps& c, uid_t euid, int securebits, const proc::SelfStatus& st) {
     uint64_t inh = join(c.d[0].inheritable, c.d[1].inheritable);
     bool root = euid == 0 && !(securebits & SECBIT_NOROOT);
     if (root) {
@@ -304,7 +302,7 @@ void reset_signals(uint64_t caught) {
 
 // Why `p` cannot be entered in process, or nullptr; `e` is then what exec
 // would make of our capabilities, `st` what /proc/self/status showed.
-const char* refusal(const PreparedExec& p, Status& status, ExecCaps& e) {
+const char* refusal(const PreparedExec& p, proc::SelfStatus& status, ExecCaps& e) {
     if (g_exec_forced || env::is_true(env::kExec)) return "KAGO_EXEC=1";
     if (!g_count) return "not a multi-call binary";
     if (!p.kago || !p.program.valid() || p.argv.empty())
@@ -363,18 +361,18 @@ const char* refusal(const PreparedExec& p, Status& status, ExecCaps& e) {
 }  // namespace
 
 void reset_caught_signals() {
-    Status st;
+    proc::SelfStatus st;
     reset_signals(proc::self_status(st) ? st.caught : ~uint64_t{0});
 }
 
 const char* refusal(const PreparedExec& p) {
-    Status st;
+    proc::SelfStatus st;
     ExecCaps e;
     return refusal(p, st, e);
 }
 
 void maybe_enter(const PreparedExec& p, char* const argv[], char* const envp[]) {
-    Status st;
+    proc::SelfStatus st;
     ExecCaps e;
     if (refusal(p, st, e)) return;
     Main main = find(base_name(p.argv[0]));
