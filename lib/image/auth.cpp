@@ -137,6 +137,17 @@ Result<std::map<std::string, Credentials>> parse_auth_file(const std::string& te
     if (!it->is_object()) return usage_error(cat(what, ": \"auths\" is not an object"));
     for (const auto& [key, entry] : it->items()) {
         if (!entry.is_object()) return usage_error(cat(what, ": auths.", key, " is not an object"));
+        auto it_token = entry.find("identitytoken");
+        if (it_token != entry.end()) {
+            if (!it_token->is_string())
+                return usage_error(cat(what, ": auths.", key, ".identitytoken is not a string"));
+            if (!it_token->get<std::string>().empty()) {
+                Credentials c;
+                c.identity_token = it_token->get<std::string>();
+                out[normalize_key(key)] = std::move(c);
+                continue;
+            }
+        }
         auto a = entry.find("auth");
         if (a == entry.end() || !a->is_string() || a->get<std::string>().empty())
             continue;  // a credential helper's
@@ -145,7 +156,7 @@ Result<std::map<std::string, Credentials>> parse_auth_file(const std::string& te
         auto colon = pair.find(':');
         if (colon == std::string::npos)
             return usage_error(cat(what, ": auths.", key, ".auth: not base64 of USER:PASSWORD"));
-        out[normalize_key(key)] = Credentials{pair.substr(0, colon), pair.substr(colon + 1)};
+        out[normalize_key(key)] = Credentials{pair.substr(0, colon), pair.substr(colon + 1), ""};
     }
     return out;
 }
@@ -196,10 +207,13 @@ Result<Credentials> parse_helper_answer(const std::string& text, const std::stri
         auto it = j.find(k);
         return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
     };
-    Credentials c{str("Username"), str("Secret")};
+    Credentials c{str("Username"), str("Secret"), ""};
     if (c.password.empty()) return usage_error(cat(what, ": the answer has no Secret"));
-    if (c.user == "<token>")
-        return usage_error(cat(what, ": an identity token, which image-layers cannot use"));
+    if (c.user == "<token>") {  // docker's mark of an identity token
+        c.identity_token = std::move(c.password);
+        c.user.clear();
+        c.password.clear();
+    }
     return c;
 }
 

@@ -6,7 +6,8 @@
 //   $REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/auth.json,
 //   ${DOCKER_CONFIG:-~/.docker}/config.json
 //
-// each {"auths": {"REGISTRY[/REPO]": {"auth": base64("USER:PASSWORD")}}};
+// each {"auths": {"REGISTRY[/REPO]": {"auth": base64("USER:PASSWORD")}}}
+// or {"identitytoken": TOKEN} in place of (or beside) "auth";
 // the first file that has an entry for the registry wins, and within a file
 // the longest key that is a prefix of REGISTRY/REPO (podman's namespaced
 // entries). Docker's "https://index.docker.io/v1/" is docker.io.
@@ -16,7 +17,8 @@
 // "NAME"} for the others. The helper is the program docker-credential-NAME
 // (in PATH), run as "docker-credential-NAME get" with the registry's
 // server URL on its stdin (REGISTRY, or docker's "https://index.docker.io
-// /v1/" for Docker Hub); it prints {"Username": ..., "Secret": ...}. In a
+// /v1/" for Docker Hub); it prints {"Username": ..., "Secret": ...}, and a
+// Username of "<token>" makes the Secret an identity token. In a
 // file, credHelpers' entry for the registry comes first, then an auths
 // entry with credentials, then credsStore. A helper that answers
 // "credentials not found" leaves the search to the next file.
@@ -43,6 +45,11 @@ Result<std::vector<Challenge>> parse_challenges(const std::string& value);
 
 struct Credentials {
     std::string user, password;
+    // An identity token (docker's and podman's "identitytoken", or a helper's
+    // Username "<token>"): an OAuth2 refresh token, traded at the registry's
+    // token server for an access token (POST, grant_type=refresh_token).
+    // When set, user and password are not used.
+    std::string identity_token;
 };
 
 // The "auths" of one auth.json or config.json, keyed as normalized
@@ -66,7 +73,8 @@ using HelperRunner = std::function<Result<std::optional<std::string>>(const std:
                                                                       const std::string& server)>;
 Result<std::optional<std::string>> run_credential_helper(const std::string& name,
                                                          const std::string& server);
-// A helper's answer: {"Username", "Secret"}.
+// A helper's answer: {"Username", "Secret"}; Username "<token>": the Secret
+// is an identity token.
 Result<Credentials> parse_helper_answer(const std::string& text, const std::string& what);
 
 // The files above, in their order, that exist or not.

@@ -184,7 +184,8 @@ std::string Registry::url(const std::string& path) const {
 
 Result<Registry::Response> Registry::perform(const std::string& url,
                                              const std::vector<std::string>& headers,
-                                             const Sink* sink, size_t limit, int64_t max_stream) {
+                                             const Sink* sink, size_t limit, int64_t max_stream,
+                                             const std::string* form) {
     const Curl& c = *impl_->api;
     CURL* h = impl_->h;
     c.easy_reset(h);
@@ -197,11 +198,17 @@ Result<Registry::Response> Registry::perform(const std::string& url,
     if (!auth_.empty()) list = c.slist_append(list, auth_.c_str());
     std::unique_ptr<curl_slist, void (*)(curl_slist*)> owned(list, c.slist_free_all);
     const char* protocols = plain_ok_ ? "http,https" : "https";
+    const char* method = form ? "POST" : "GET";
     c.easy_setopt(h, CURLOPT_URL, url.c_str());
-    c.easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    if (form) {
+        c.easy_setopt(h, CURLOPT_POSTFIELDS, form->c_str());
+        c.easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(form->size()));
+    } else {
+        c.easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    }
     c.easy_setopt(h, CURLOPT_PROTOCOLS_STR, protocols);
     c.easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
-    c.easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    c.easy_setopt(h, CURLOPT_FOLLOWLOCATION, form ? 0L : 1L);
     c.easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
     c.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     c.easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
@@ -301,15 +308,15 @@ Result<Registry::Response> Registry::perform(const std::string& url,
         c.easy_setopt(h, CURLOPT_XFERINFODATA, &t);
         c.easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     }
-    if (trace::verbose()) trace::emit(cat("GET ", url));
+    if (trace::verbose()) trace::emit(cat(method, " ", url));
     CURLcode rc = c.easy_perform(h);
     if (t.failed) {
-        t.error.what = cat("GET ", url, ": ", t.error.what);
+        t.error.what = cat(method, " ", url, ": ", t.error.what);
         return std::move(t.error);
     }
     if (rc != CURLE_OK) {
         transport_failed_ = true;
-        return Error{0, cat("GET ", url, ": ", c.easy_strerror(rc)), ""};
+        return Error{0, cat(method, " ", url, ": ", c.easy_strerror(rc)), ""};
     }
     c.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
     char* eff = nullptr;
@@ -363,9 +370,18 @@ Status Registry::authenticate(const std::vector<std::string>& challenges, const 
                                challenges.empty() ? "" : cat(" (", challenges[0], ")")));
     std::string from;
     auto creds = TRY(find_credentials(ref_, o_.auth_files, &from));
+    // An identity token is a refresh token for the token server alone.
+    const std::string* identity =
+        creds && !creds->identity_token.empty() ? &creds->identity_token : nullptr;
     std::string basic_header =
-        creds ? cat("Authorization: Basic ", base64(cat(creds->user, ":", creds->password))) : "";
+        creds && !identity
+            ? cat("Authorization: Basic ", base64(cat(creds->user, ":", creds->password)))
+            : "";
     if (!bearer) {
+        if (identity)
+            return usage_error(cat(what(), ": the registry asks for a user and password, and ",
+                                   from, " holds an identity token for ", ref_.registry,
+                                   ", which only a token server takes"));
         if (!creds) {
             std::string files;
             for (const auto& f : o_.auth_files) files += (files.empty() ? "" : ", ") + f;
@@ -393,19 +409,34 @@ Status Registry::authenticate(const std::vector<std::string>& challenges, const 
         c.free(e);
         return out;
     };
-    std::string token_url =
-        cat(realm, realm.find('?') == std::string::npos ? "?" : "&", "scope=", esc(scope));
-    if (bearer->params.count("service"))
-        token_url += cat("&service=", esc(bearer->params["service"]));
-    std::vector<std::string> hd;
-    if (creds) hd.push_back(basic_header);
+    std::string service =
+        bearer->params.count("service") ? cat("&service=", esc(bearer->params["service"])) : "";
     std::string saved = std::move(auth_);
     auth_.clear();
-    auto r = perform(token_url, hd, nullptr, 1 << 20, -1);
+    Result<Response> r = Error{};
+    if (identity) {
+        // OAuth2's refresh-token grant (the distribution token spec's
+        // "OAuth2 token" form, as docker and containers/image send it).
+        if (trace::verbose()) trace::emit(cat("identity token (from ", from, ")"));
+        std::string form =
+            cat("grant_type=refresh_token&client_id=kago&refresh_token=", esc(*identity),
+                "&scope=", esc(scope), service);
+        r = perform(realm, {}, nullptr, 1 << 20, -1, &form);
+    } else {
+        std::string token_url = cat(realm, realm.find('?') == std::string::npos ? "?" : "&",
+                                    "scope=", esc(scope), service);
+        std::vector<std::string> hd;
+        if (creds) hd.push_back(basic_header);
+        r = perform(token_url, hd, nullptr, 1 << 20, -1);
+    }
     if (!r) return std::move(r).error();
     if (r->status / 100 != 2)
-        return Error{0, cat("token for ", what(), ": GET ", realm, ": HTTP ", r->status),
-                     creds ? "" : "no credentials given"};
+        return Error{0,
+                     cat("token for ", what(), ": ", identity ? "POST " : "GET ", realm, ": HTTP ",
+                         r->status),
+                     identity ? cat("the token server refused the identity token from ", from)
+                     : creds  ? ""
+                              : "no credentials given"};
     json j = json::parse(r->body, nullptr, false);
     std::string token;
     if (j.is_object()) {

@@ -88,8 +88,11 @@ class Registry {
     Registry(const Reference& ref, const Options& o);
     Result<Response> get(const std::string& url, const std::vector<std::string>& headers,
                          const Sink* sink, size_t limit, int64_t max_stream);
+    // GET url; with `form`, POST it as application/x-www-form-urlencoded
+    // (and follow no redirect: the body may hold a secret).
     Result<Response> perform(const std::string& url, const std::vector<std::string>& headers,
-                             const Sink* sink, size_t limit, int64_t max_stream);
+                             const Sink* sink, size_t limit, int64_t max_stream,
+                             const std::string* form = nullptr);
     Status authenticate(const std::vector<std::string>& challenges, const std::string& url);
     std::string url(const std::string& path) const;
     std::string what() const;

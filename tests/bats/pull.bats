@@ -343,6 +343,59 @@ push_unique() {
     store_clean 1
 }
 
+@test "identity tokens: auth.json's identitytoken and a helper's <token> are traded at the token server (OAuth2 refresh_token POST)" {
+    command -v openssl >/dev/null || skip "openssl is not installed"
+    local r=$BATS_TEST_TMPDIR/reg-idt bin=$BATS_TEST_TMPDIR/helpers
+    mkdir -p "$bin" "$XDG_RUNTIME_DIR/containers" "$HOME/.docker"
+    token_server_start "$BATS_TEST_TMPDIR/token" kago:t0ken r3fresh
+    registry_start "$r"
+    unset REGISTRY_AUTH_YAML
+    push_unique kago/idt:1 kago:t0ken
+    local want="token POST grant=refresh_token client=kago valid=yes service=kago-registry scope=repository:kago/idt:pull authorization=no"
+    # auth.json: the token, never a password, goes to the token server alone.
+    printf '{"auths": {"%s": {"auth": "%s", "identitytoken": "r3fresh"}}}\n' "$REGISTRY" \
+        "$(printf '<token>:' | base64)" >"$XDG_RUNTIME_DIR/containers/auth.json"
+    : >"$TOKEN_LOG"
+    run --separate-stderr img -v --pull "$REGISTRY/kago/idt:1"
+    assert_success
+    [[ "$stderr" == *"identity token (from $XDG_RUNTIME_DIR/containers/auth.json)"* ]] || fail "stderr: $stderr"
+    [[ "$stderr" == *"POST http://127.0.0.1:"*"/token"* ]] || fail "stderr: $stderr"
+    [[ "$stderr" != *r3fresh* ]] || fail "the trace shows the token: $stderr"
+    assert_equal "$(cat "$TOKEN_LOG")" "$want"
+    store_clean 1
+    # A token the server does not know: 125, naming the server and the file.
+    printf '{"auths": {"%s": {"identitytoken": "stale"}}}\n' "$REGISTRY" >"$XDG_RUNTIME_DIR/containers/auth.json"
+    run img --pull "$REGISTRY/kago/idt:1"
+    assert_equal "$status" 125
+    assert_output --partial "token for $REGISTRY/kago/idt: POST http://127.0.0.1:"
+    assert_output --partial "HTTP 401"
+    assert_output --partial "the token server refused the identity token from $XDG_RUNTIME_DIR/containers/auth.json"
+    store_clean 1
+    # A credential helper's answer with Username "<token>".
+    rm "$XDG_RUNTIME_DIR/containers/auth.json"
+    printf '#!/bin/sh\ncat >/dev/null\necho '"'"'{"Username": "<token>", "Secret": "r3fresh"}'"'"'\n' >"$bin/docker-credential-tok"
+    chmod +x "$bin/docker-credential-tok"
+    printf '{"credHelpers": {"%s": "tok"}}\n' "$REGISTRY" >"$HOME/.docker/config.json"
+    : >"$TOKEN_LOG"
+    PATH=$bin:$PATH run img --quiet --pull "$REGISTRY/kago/idt:1"
+    assert_success
+    assert_equal "$(cat "$TOKEN_LOG")" "$want"
+    store_clean 1
+}
+
+@test "an identity token for a registry that asks for basic auth: 125, saying so" {
+    command -v htpasswd >/dev/null || skip "htpasswd is not installed (make deps: apache2-utils)"
+    local r=$BATS_TEST_TMPDIR/reg-basic
+    mkdir -p "$r" "$XDG_RUNTIME_DIR/containers"
+    htpasswd -Bbn kago s3cret >"$r/htpasswd"
+    registry_start "$r" "$r/htpasswd"
+    printf '{"auths": {"%s": {"identitytoken": "r3fresh"}}}\n' "$REGISTRY" >"$XDG_RUNTIME_DIR/containers/auth.json"
+    run img --pull "$REGISTRY/kago/none:1"
+    assert_equal "$status" 125
+    assert_output --partial "holds an identity token for $REGISTRY, which only a token server takes"
+    store_clean 0
+}
+
 @test "a blob transfer cut mid-way is resumed with a Range request" {
     proxy_start "$BATS_TEST_TMPDIR/proxy" "$REGISTRY" --cut
     run --separate-stderr img -v --pull "$PROXY/kago/test:1"

@@ -7,10 +7,12 @@
 #                                   htpasswd -B), it asks for basic auth
 #                                   (REGISTRY_AUTH_YAML, when set, is the
 #                                   auth: section's body instead)
-#   token_server_start DIR USER:PASS  a token server (tests/lib/token-server.py)
-#                                   and its key and certificate; sets
-#                                   REGISTRY_AUTH_YAML for registry_start and
-#                                   TOKEN_LOG
+#   token_server_start DIR USER:PASS [REFRESH]
+#                                   a token server (tests/lib/token-server.py)
+#                                   and its key and certificate; it also takes
+#                                   the identity token REFRESH (OAuth2 POST);
+#                                   sets REGISTRY_AUTH_YAML for registry_start
+#                                   and TOKEN_LOG
 #   proxy_start DIR UPSTREAM --cut|--die [PORT]  tests/lib/registry-proxy.py
 #                                   in front of UPSTREAM; sets PROXY, PROXY_LOG
 #   registry_stop_all               stop every registry, token server and
@@ -89,14 +91,14 @@ wait_portfile() {
 }
 
 token_server_start() {
-    local dir=$1 creds=$2 port
+    local dir=$1 creds=$2 refresh=${3:-} port
     mkdir -p "$dir"
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=kago-token \
         -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null || return 1
     TOKEN_LOG=$dir/log
     rm -f "$dir/port"
     python3 "$KAGO_TOP/tests/lib/token-server.py" "$dir/port" "$TOKEN_LOG" "$dir/key.pem" \
-        "$dir/cert.pem" kago-issuer "$creds" 2>"$dir/stderr" 3>&- &
+        "$dir/cert.pem" kago-issuer "$creds" ${refresh:+"$refresh"} 2>"$dir/stderr" 3>&- &
     wait_portfile "$dir/port" $! || return 1
     port=$(cat "$dir/port")
     REGISTRY_AUTH_YAML="  token: {realm: 'http://127.0.0.1:$port/token', service: kago-registry, issuer: kago-issuer, rootcertbundle: $dir/cert.pem}"

@@ -166,6 +166,31 @@ TEST(ImageAuth, DockerConfigJson) {
     EXPECT_EQ(a->at("registry.local:5000").user, "u");
 }
 
+TEST(ImageAuth, IdentityTokenInAuthFile) {
+    // docker login with a token: "identitytoken" beside an "auth" of "<token>:"
+    // (or alone); it wins over the pair. An empty one is no token.
+    std::string text = R"({"auths": {
+        "acr.io": {"auth": ")" +
+                       base64("00000000-0000-0000-0000-000000000000:") +
+                       R"(", "identitytoken": "eyJhbGciOi.refresh"},
+        "alone.io": {"identitytoken": "t2"},
+        "plain.io": {"auth": ")" +
+                       base64("u:p") + R"(", "identitytoken": ""}
+    }})";
+    auto a = parse_auth_file(text, "config.json");
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    EXPECT_EQ(a->at("acr.io").identity_token, "eyJhbGciOi.refresh");
+    EXPECT_EQ(a->at("acr.io").user, "");
+    EXPECT_EQ(a->at("alone.io").identity_token, "t2");
+    EXPECT_EQ(a->at("plain.io").identity_token, "");
+    EXPECT_EQ(a->at("plain.io").user, "u");
+    auto bad = parse_auth_file(R"({"auths": {"x.io": {"identitytoken": 7}}})", "config.json");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().message().find("auths.x.io.identitytoken is not a string"),
+              std::string::npos)
+        << bad.error().message();
+}
+
 TEST(ImageAuth, BadFiles) {
     for (const char* bad : {"not json", "[]", R"({"auths": []})", R"({"auths": {"a": 1}})",
                             R"({"auths": {"a": {"auth": "!!!!"}}})",
@@ -230,7 +255,13 @@ TEST(ImageAuth, CredentialHelpersParsed) {
     EXPECT_EQ(a->password, "s");
     EXPECT_FALSE(parse_helper_answer("not json", "h").ok());
     EXPECT_FALSE(parse_helper_answer(R"({"Username": "u"})", "h").ok());
-    EXPECT_FALSE(parse_helper_answer(R"({"Username": "<token>", "Secret": "t"})", "h").ok());
+    // docker's mark of an identity token: the Secret is a refresh token.
+    auto t = parse_helper_answer(R"({"Username": "<token>", "Secret": "r3fresh"})", "h");
+    ASSERT_TRUE(t.ok()) << t.error().message();
+    EXPECT_EQ(t->identity_token, "r3fresh");
+    EXPECT_EQ(t->user, "");
+    EXPECT_EQ(t->password, "");
+    EXPECT_EQ(a->identity_token, "");
 }
 
 TEST(ImageAuth, CredentialHelpersInOrder) {
