@@ -255,12 +255,15 @@ int main(int argc, char** argv) {
     built.manifest.config = c;
     wo.spill_fd = tree.spill_fd();
 
-    cli::ProgressBar bar;
-    bar.start();
-    if (isatty(2) && !common.verbose)
-        wo.progress = [&](uint64_t done, uint64_t total) { bar.draw("", done, total); };
+    // One bar on a terminal; its last state stays on the screen.
+    std::optional<cli::ProgressBoard> bar;
+    if (isatty(2) && !common.verbose) {
+        bar.emplace(cli::terminal_columns(2));
+        bar->add(0, "");
+        wo.progress = [&](uint64_t done, uint64_t total) { bar->update(0, done, total); };
+    }
     auto written = pack::write_packed_file(o.output, built, wo);
-    bar.finish();
+    if (bar) bar->keep(0);
     if (!written) cli::die(written.error());
     if (common.verbose)
         kago::trace::emit(cat(o.output, ": ", built.manifest.entries.size(), " entries, ",

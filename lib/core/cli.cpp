@@ -406,11 +406,6 @@ double monotonic_seconds() {
 }
 }  // namespace
 
-void ProgressBar::start() {
-    started_ = monotonic_seconds();
-    shown_ = -1;
-}
-
 std::string progress_line(std::string_view label, uint64_t done, uint64_t total, double seconds,
                           int width) {
     std::string line = cat(label, label.empty() ? "" : " ");
@@ -426,19 +421,6 @@ std::string progress_line(std::string_view label, uint64_t done, uint64_t total,
     }
     uint64_t rate = seconds > 0 ? static_cast<uint64_t>(static_cast<double>(done) / seconds) : 0;
     return line + cat("  ", parse::human_size(rate), "/s");
-}
-
-void ProgressBar::draw(std::string_view label, uint64_t done, uint64_t total) {
-    double now = monotonic_seconds();
-    if (now - shown_ < 0.1 && !(total > 0 && done >= total)) return;
-    shown_ = now;
-    std::string line = cat("\r", progress_line(label, done, total, now - started_), "\033[K");
-    (void)!::write(2, line.data(), line.size());
-    drawn_ = true;
-}
-
-void ProgressBar::finish() const {
-    if (drawn_) (void)!::write(2, "\n", 1);
 }
 
 int terminal_columns(int fd) {
@@ -469,6 +451,12 @@ void ProgressBoard::done(size_t key, std::string_view line) {
     draw(line);
 }
 
+void ProgressBoard::keep(size_t key) {
+    for (const auto& r : rows_)
+        if (r.key == key)
+            return done(key, progress_line(r.label, r.done, r.total, now_() - r.started));
+}
+
 void ProgressBoard::print(std::string_view line) {
     draw(line);
 }
@@ -481,7 +469,7 @@ void ProgressBoard::draw(std::string_view above) {
     s += "\r";
     if (!above.empty()) s += cat(above, "\033[K\n");
     for (const auto& r : rows_) {
-        std::string line = progress_line(r.label, r.done, r.total, now - r.started, 16);
+        std::string line = progress_line(r.label, r.done, r.total, now - r.started);
         if (line.size() >= static_cast<size_t>(columns_)) line.resize(columns_ - 1);
         s += cat(line, "\033[K\n");
     }

@@ -149,26 +149,11 @@ void warn(std::string_view message);
 // "PROG: message" on stderr.
 void note(std::string_view message);
 
-// A progress bar on stderr, redrawn in place at most ten times a second
-// (and always when done reaches total), for a terminal:
-//   "\rLABEL [#######.......]  45%  90 MiB / 202 MiB  150 MiB/s"
-// With total 0 (unknown) it shows what is done and the rate only. The
-// caller ends the line (finish()) before it prints anything else.
-class ProgressBar {
-  public:
-    void start();  // the rate counts from here
-    void draw(std::string_view label, uint64_t done, uint64_t total);
-    void finish() const;  // a newline, when something was drawn
-
-  private:
-    double started_ = 0, shown_ = -1;
-    bool drawn_ = false;
-};
-// What ProgressBar draws, without the "\r" and the clearing: LABEL, a bar
-// `width` wide (none when total is 0), the percentage, done / total, and
-// the rate (done over `seconds`).
+// One progress row: LABEL, a bar `width` wide (none when total is 0, not
+// known), the percentage, done / total, and the rate (done over `seconds`):
+//   "LABEL [#######.......]  45%  90 MiB / 202 MiB  150 MiB/s"
 std::string progress_line(std::string_view label, uint64_t done, uint64_t total, double seconds,
-                          int width = 30);
+                          int width = 16);
 
 // Several bars at once on a terminal, one row each (the layers of a pull
 // in flight), redrawn in place below what was printed before:
@@ -177,6 +162,8 @@ std::string progress_line(std::string_view label, uint64_t done, uint64_t total,
 //                            times a second
 //   done(KEY, LINE)          the row goes; LINE is printed above the rows
 //                            left, which move down
+//   keep(KEY)                the row goes, its last state printed above
+//                            (one bar: pack-selfexec's write)
 //   print(LINE)              LINE above the rows
 // Rows are cut to the terminal's width, so that each is one line (the
 // redraw moves the cursor up over them). Not thread-safe: one caller at a
@@ -189,6 +176,7 @@ class ProgressBoard {
     void add(size_t key, std::string label);
     void update(size_t key, uint64_t done, uint64_t total);
     void done(size_t key, std::string_view line);
+    void keep(size_t key);
     void print(std::string_view line);
     size_t rows() const { return rows_.size(); }
 

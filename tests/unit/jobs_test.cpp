@@ -130,6 +130,21 @@ TEST(ProgressBoard, RowsAddedRedrawnInPlaceAndDone) {
     EXPECT_EQ(sc.board.rows(), 0u);
 }
 
+TEST(ProgressBoard, KeepLeavesTheLastStateAsALine) {
+    Screen sc;
+    sc.board.add(0, "");
+    sc.t = 2;
+    sc.board.update(0, 100, 100);
+    sc.all.clear();
+    sc.board.keep(0);
+    EXPECT_EQ(sc.all,
+              "\033[1A\r[################] 100%  100 bytes / 100 bytes  50 bytes/s\033[K\n\033[J");
+    EXPECT_EQ(sc.board.rows(), 0u);
+    sc.all.clear();
+    sc.board.keep(0);  // gone already: nothing
+    EXPECT_EQ(sc.all, "");
+}
+
 TEST(ProgressBoard, RowsAreCutToTheWidth) {
     Screen sc;
     sc.board.add(1, std::string(100, 'x'));
