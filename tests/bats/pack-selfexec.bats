@@ -218,7 +218,7 @@ hostile_corpus() {
     [ -z "$(ls /dev | grep -x sda-kago 2>/dev/null)" ]
 }
 
-@test "the command keeps the CPU affinity the runner had, rootless too (the init is moved off the runner's CPU)" {
+@test "the command keeps the CPU affinity the runner had, rootless too (an init moved off the runner's CPU gives it back)" {
     [ "$(nproc)" -gt 1 ] || skip "one CPU allowed: the runner moves nothing"
     local outside first
     outside=$(grep Cpus_allowed_list /proc/self/status)
