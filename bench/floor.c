@@ -35,11 +35,11 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <stdlib.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -90,7 +90,9 @@ static void build_root(const char* lower) {
         snprintf(p, sizeof p, "proc/%s", ro[i]);
         if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) == 0)
             mount(NULL, p, NULL,
-                  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | (rootless ? MS_NODEV | MS_NOEXEC : 0), NULL);
+                  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID |
+                      (rootless ? MS_NODEV | MS_NOEXEC : 0),
+                  NULL);
     }
     /* /dev */
     CHECK(mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_STRICTATIME,
@@ -106,7 +108,8 @@ static void build_root(const char* lower) {
     CHECK(mkdir("dev/pts", 0755));
     CHECK(mkdir("dev/shm", 01777));
     CHECK(mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-                rootless ? "newinstance,ptmxmode=0666,mode=0620" : "newinstance,ptmxmode=0666,mode=0620,gid=5"));
+                rootless ? "newinstance,ptmxmode=0666,mode=0620"
+                         : "newinstance,ptmxmode=0666,mode=0620,gid=5"));
     CHECK(mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                 "mode=01777,size=67108864"));
     CHECK(symlink("pts/ptmx", "dev/ptmx"));
@@ -139,9 +142,10 @@ static void drop_all(void) {
 /* Docker's capabilities are kept (the packed runner's default): the
  * bounding set loses the others. */
 static void drop_to_default(void) {
-    static const int keep[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_MKNOD,
-                               CAP_NET_RAW, CAP_SETGID, CAP_SETUID, CAP_SETFCAP, CAP_SETPCAP,
-                               CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE};
+    static const int keep[] = {CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
+                               CAP_MKNOD,   CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
+                               CAP_SETFCAP, CAP_SETPCAP,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+                               CAP_KILL,    CAP_AUDIT_WRITE};
     unsigned long long set = 0;
     for (unsigned i = 0; i < sizeof keep / sizeof keep[0]; ++i) set |= 1ULL << keep[i];
     for (int cap = 0; cap <= 63; ++cap)
@@ -186,8 +190,10 @@ static int rootless_main(const char* dir, char** argv) {
     write_file("/proc/self/uid_map", map);
     snprintf(map, sizeof map, "0 %u 1", gid);
     write_file("/proc/self/gid_map", map);
-    long pid = syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET | SIGCHLD,
-                       0, 0, 0, 0);
+    long pid =
+        syscall(SYS_clone,
+                CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET | SIGCHLD,
+                0, 0, 0, 0);
     if (pid < 0) return 125;
     if (pid == 0) {
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) _exit(125);

@@ -502,7 +502,8 @@ int wait_shared(pid_t init, int status_fd, int sfd) {
         if (::poll(p, status_fd >= 0 ? 2 : 1, -1) <= 0) continue;
         if (status_fd >= 0 && p[1].revents) {
             child::Message m;
-            if (child::receive(status_fd, &m) == 1 && m.kind == child::Kind::status) return m.status;
+            if (child::receive(status_fd, &m) == 1 && m.kind == child::Kind::status)
+                return m.status;
             status_fd = -1;  // end of file: the init's exit tells
         }
         if (p[0].revents & POLLIN) {
@@ -662,12 +663,15 @@ namespace {
 Result<RunOutcome> outcome(int ws, int report, const RunSpec& s, bool root) {
     child::Message m;
     while (child::receive(report, &m) == 1) {
-        if (m.kind == child::Kind::exec_failed) return RunOutcome{ws, Error{m.err, s.command[0], ""}};
+        if (m.kind == child::Kind::exec_failed)
+            return RunOutcome{ws, Error{m.err, s.command[0], ""}};
         if (m.kind != child::Kind::error) continue;
         Error e = child::error_of(m);
         if (!root && e.hint.empty()) {
             std::string why = userns_blocker();
-            if (!why.empty()) e.hint = cat("user namespaces are restricted: ", why, "; or run --kago-extract DIR");
+            if (!why.empty())
+                e.hint =
+                    cat("user namespaces are restricted: ", why, "; or run --kago-extract DIR");
         }
         return e;
     }
@@ -775,13 +779,20 @@ Result<RunOutcome> run_container(const RunSpec& s) {
     // for the helper's namespace: warm runs 25.2 against 28.9 ms, medians
     // of 300 interleaved runs on a loaded machine).
     cpu_set_t cpus;
-    bool spread = !shared && ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1;
+    bool spread =
+        !shared && ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1;
     times::mark("runner: clone");
-    SharedInit shared_args{&s, !root, go.child.get(), report.child.get(), status.child.get(), &block,
+    SharedInit shared_args{&s,
+                           !root,
+                           go.child.get(),
+                           report.child.get(),
+                           status.child.get(),
+                           &block,
                            spread ? &cpus : nullptr};
-    long pid = shared ? child::start_shared(shared_init_main, &shared_args, *init_stack, flags)
-                      : trace::call([&] { return cat("clone(", trace::clone_flags(flags), "|SIGCHLD)"); },
-                                    [&] { return child::start(flags); });
+    long pid =
+        shared ? child::start_shared(shared_init_main, &shared_args, *init_stack, flags)
+               : trace::call([&] { return cat("clone(", trace::clone_flags(flags), "|SIGCHLD)"); },
+                             [&] { return child::start(flags); });
     if (pid < 0) {
         Error e = sys_error(cat("clone(", trace::clone_flags(flags), ")"));
         if (!root) {
