@@ -7,7 +7,9 @@
 # (/var/cache/kago-tests/debian-bookworm). Run as root (mksquashfs reads
 # every file; the squashfs mount needs root); the rootless runs use nobody.
 # Set BENCH_SLOW=1 to include tar | zstd -19 --long (about a minute), and
-# BENCH_BEST=0 to leave out pack-selfexec --best.
+# BENCH_BEST=0 to leave out pack-selfexec --best. KAGO_FLOOR (make
+# build/bench/floor) adds the floor's warm row: bench/floor.c --rootless,
+# the same kernel work in one small static process.
 # Prints one table in Markdown.
 set -u
 rootfs=${1:-/var/cache/kago-tests/debian-bookworm}
@@ -68,6 +70,11 @@ tree="$shm/cache/$key/root"
 # the cached tree, /proc, /dev, and the default seccomp profile.
 warm=(-n "pack-selfexec warm run" "$shm/default.run --kago-cache $shm/cache /bin/true"
       -n "unshare -Ur chroot DIR /bin/true" "unshare -Ur chroot $tree /bin/true")
+if [ -n "${KAGO_FLOOR:-}" ] && [ -x "$KAGO_FLOOR" ]; then
+    # nobody runs it: a copy where nobody may read it.
+    cp "$KAGO_FLOOR" "$shm/floor"; chmod 755 "$shm/floor"
+    warm+=(-n "floor --rootless (bench/floor.c)" "$shm/floor --rootless $tree /bin/true")
+fi
 if command -v unshare-run >/dev/null && command -v mount-layers >/dev/null && command -v cap-drop >/dev/null; then
     warm+=(-n "kago chain on the same tree" "$(command -v unshare-run) --user --map-root --pid --mount --uts --ipc --net -- $(command -v mount-layers) --layer $tree --tmp-upper --proc --dev --pivot -- $(command -v cap-drop) --seccomp default -- /bin/true")
 fi
@@ -84,7 +91,7 @@ for ((r = 1; r <= ${WARM_REPEAT:-3}; r++)); do
     nobody hyperfine -N --style none --warmup 20 --runs "${WARM_RUNS:-200}" --export-json "$shm/warm$r.json" "${order[@]}" >/dev/null 2>&1 && ok=$((ok + 1))
 done
 if [ "$ok" -gt 0 ]; then
-    for name in "pack-selfexec warm run" "kago chain on the same tree" "unshare -Ur chroot DIR /bin/true"; do
+    for name in "pack-selfexec warm run" "kago chain on the same tree" "unshare -Ur chroot DIR /bin/true" "floor --rootless (bench/floor.c)"; do
         vals=$(for f in "$shm"/warm*.json; do jq -r --arg n "$name" '.results[] | select(.command == $n) | .median * 1000' "$f"; done)
         [ -n "$vals" ] || continue
         med=$(echo "$vals" | sort -n | awk '{a[NR]=$1} END{printf "%.2f", a[int((NR+1)/2)]}')
@@ -94,6 +101,8 @@ if [ "$ok" -gt 0 ]; then
     done
     p=${med_pack_selfexec_warm_run_:-}; c=${med_kago_chain_on_the_same_tree_:-}
     [ -n "$p" ] && [ -n "$c" ] && row "pack-selfexec warm run / kago chain: $(echo "$p / $c" | bc -l | xargs printf '%.2f')x" "" ""
+    f=${med_floor___rootless__bench_floor_c__:-}
+    [ -n "$p" ] && [ -n "$f" ] && row "pack-selfexec warm run / floor --rootless: $(echo "$p / $f" | bc -l | xargs printf '%.2f')x" "" ""
 else
     row "warm runs" "" "hyperfine as nobody failed"
 fi

@@ -31,10 +31,15 @@
 //     exec'd or exited (CLONE_VFORK). It never calls setenv, putenv or
 //     clearenv (our environ), and reads errno only right after its own
 //     call failed (errno lives in the thread's storage, which is ours).
-//     It runs on a stack of its own (Stack). The one exception is a
+//     It runs on a stack of its own (Stack). The exceptions are a
 //     process started on the way out (net/host's finish_later_and_exit):
 //     when the parent makes no further allocation until it exits, the heap
-//     is the child's alone.
+//     is the child's alone; and the packed runner's init (pack/runtime's
+//     SharedInit), where the roles swap: the runner, which has nothing to
+//     do for its init once it is cloned, makes only system calls that do
+//     not fail in the normal course and allocates nothing until the init
+//     has reported the command's status or exited, and the init runs as
+//     the program (it allocates, and leaves the runner's objects alone).
 //  4. Signals: the parent blocks the forwarded signals and SIGCHLD
 //     (SignalBlock) before the clone, so that none is lost before it
 //     supervises; the child restores the mask just before its exec (the

@@ -156,6 +156,36 @@ hostile_corpus() {
     assert_failure
 }
 
+@test "a signal sent to the runner reaches the command, as root and rootless" {
+    pack-selfexec -o "$PK_DIR/trap.run" --rootfs "$KAGO_ROOTFS" -- /bin/sh -c \
+        'trap "echo got TERM; exit 42" TERM; echo ready; while :; do sleep 1 & wait $!; done'
+    cp "$PK_DIR/trap.run" "$PK_NB/trap.run"
+    chown 65534:65534 "$PK_NB/trap.run"
+    local who pid st i out=$PK_NB/trap.out
+    for who in root nobody; do
+        [ "$who" = root ] || as_nobody unshare --user --map-root-user true 2>/dev/null || continue
+        rm -f "$out"
+        # exec, and setpriv and env exec too: $! is the runner's own pid.
+        if [ "$who" = root ]; then
+            (exec "$PK_DIR/trap.run" --kago-cache "$PK_DIR/cache") >"$out" 2>&1 3>&- &
+        else
+            (exec setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH=/usr/bin:/bin \
+                HOME="$PK_NB" XDG_CACHE_HOME="$PK_NB/cache" "$PK_NB/trap.run") >"$out" 2>&1 3>&- &
+        fi
+        pid=$!
+        for i in $(seq 300); do grep -q ready "$out" 2>/dev/null && break; sleep 0.1; done
+        kill -TERM "$pid"
+        for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && { kill -9 "$pid"; echo "$who: the runner outlived SIGTERM" >&2; false; }
+        st=0
+        wait "$pid" || st=$?
+        echo "$who: status $st" >&2
+        cat "$out" >&2
+        [ "$st" = 42 ]
+        grep -qx "got TERM" "$out"
+    done
+}
+
 @test "a packed file's runner errors exit 125" {
     run "$PK_DIR/bb.run" --kago-bogus
     assert_failure 125
@@ -188,7 +218,7 @@ hostile_corpus() {
     [ -z "$(ls /dev | grep -x sda-kago 2>/dev/null)" ]
 }
 
-@test "the command keeps the CPU affinity the runner had, rootless too (the init is moved off the runner's CPU)" {
+@test "the command keeps the CPU affinity the runner had, rootless too (an init moved off the runner's CPU gives it back)" {
     [ "$(nproc)" -gt 1 ] || skip "one CPU allowed: the runner moves nothing"
     local outside first
     outside=$(grep Cpus_allowed_list /proc/self/status)
