@@ -23,6 +23,10 @@
 namespace kago::net::usermode {
 namespace {
 
+// What a traced call returns in a dry run, where nothing was made (a
+// result no real call of ours gives).
+constexpr long kNotMade = 1;
+
 std::string search_path(std::string_view name) {
     const char* path = ::getenv("PATH");
     for (const auto& d : parse::split(path && *path ? path : "/usr/local/bin:/usr/bin:/bin", ':')) {
@@ -52,25 +56,29 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd, const std
     // would be noise on the container's terminal.
     UniqueFd devnull = open_high("/dev/null", O_RDWR);
     UniqueFd logfd = open_high(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    long pid = trace::call([&] { return cat("fork() + execve(", trace::quote(argv[0]), ", ", describe_argv(argv), ")"); },
-                           [&]() -> long {
-                               long p = child::start(0);
-                               if (p == 0) {  // after clone (core/child.hpp)
-                                   sigset_t none;
-                                   sigemptyset(&none);
-                                   sigprocmask(SIG_SETMASK, &none, nullptr);
-                                   if (keep_fd >= 0) ::fcntl(keep_fd, F_SETFD, 0);
-                                   // dup2() clears close-on-exec on the copies only.
-                                   if (devnull) {
-                                       ::dup2(devnull.get(), 0);
-                                       ::dup2(devnull.get(), 1);
-                                   }
-                                   if (logfd) ::dup2(logfd.get(), 2);
-                                   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) _exit(127);
-                                   child::exec_or_exit(exec);
-                               }
-                               return p;
-                           }, 1);
+    long pid = trace::call(
+        [&] {
+            return cat("fork() + execve(", trace::quote(argv[0]), ", ", describe_argv(argv), ")");
+        },
+        [&]() -> long {
+            long p = child::start(0);
+            if (p == 0) {  // after clone (core/child.hpp)
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, nullptr);
+                if (keep_fd >= 0) ::fcntl(keep_fd, F_SETFD, 0);
+                // dup2() clears close-on-exec on the copies only.
+                if (devnull) {
+                    ::dup2(devnull.get(), 0);
+                    ::dup2(devnull.get(), 1);
+                }
+                if (logfd) ::dup2(logfd.get(), 2);
+                if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent)
+                    child::leave(127);
+                child::exec_or_exit(exec);
+            }
+            return p;
+        });  // a dry run's: 0, not made
     if (pid < 0) return sys_error(cat("start ", argv[0]));
     return pid_t(pid);
 }
@@ -205,15 +213,20 @@ Status slirp_api(const std::string& sock, const std::string& request) {
         return sys_error(cat("slirp4netns API socket ", sock));
     }
     memcpy(sa.sun_path, sock.c_str(), sock.size() + 1);
-    long r = trace::call([&] { return cat("connect(", trace::quote(sock), ") + write(", trace::quote(request), ")"); },
-                         [&]() -> long {
-                             if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return -1;
-                             if (::write(fd.get(), request.data(), request.size()) != ssize_t(request.size())) return -1;
-                             ::shutdown(fd.get(), SHUT_WR);
-                             return 0;
-                         });
+    long r = trace::call(
+        [&] {
+            return cat("connect(", trace::quote(sock), ") + write(", trace::quote(request), ")");
+        },
+        [&]() -> long {
+            if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return -1;
+            if (::write(fd.get(), request.data(), request.size()) != ssize_t(request.size()))
+                return -1;
+            ::shutdown(fd.get(), SHUT_WR);
+            return 0;
+        },
+        kNotMade);
+    if (r == kNotMade) return {};  // a dry run: no reply to read
     if (r != 0) return sys_error(cat("slirp4netns API ", sock));
-    if (trace::dry_run()) return {};
     std::string reply;
     char buf[512];
     ssize_t n;
@@ -233,7 +246,7 @@ Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>&
         auto argv = pasta_argv(h, target, publish, mtu, pidfile);
         std::string log = cat(work_dir, "/pasta.log");
         pid_t pid = TRY(spawn(argv, -1, log));
-        if (trace::dry_run()) return run;
+        if (pid == 0) return run;  // not made: a dry run
         if (spawned) spawned(pid);
         // Ready once it has written its pid file (in the foreground, it
         // stays and writes it when the namespace is configured); failed
@@ -286,7 +299,7 @@ Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>&
         return std::move(pid).error();
     }
     run.pid = *pid;
-    if (trace::dry_run()) return run;
+    if (run.pid == 0) return run;  // not made: a dry run
     if (spawned) spawned(run.pid);
     ready_w.reset();
     exit_r.reset();
