@@ -595,6 +595,7 @@ Status start_pasta(const net::usermode::Helper& pasta, pid_t init, const std::st
         e.what = cat("--net user-mode: ", e.what);
         return e;
     }
+    (void)r->proc.release();  // it runs on its own until the namespaces end
     return {};
 }
 
