@@ -246,7 +246,7 @@ Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>&
         auto argv = pasta_argv(h, target, publish, mtu, pidfile);
         std::string log = cat(work_dir, "/pasta.log");
         pid_t pid = TRY(spawn(argv, -1, log));
-        if (pid == 0) return run;  // not made: a dry run
+        if (pid == 0) return run;        // not made: a dry run
         run.proc = child::Process(pid);  // killed and reaped if it never gets ready
         if (spawned) spawned(pid);
         // Ready once it has written its pid file (in the foreground, it
