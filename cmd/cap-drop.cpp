@@ -8,6 +8,7 @@
 #include "caps/policy.hpp"
 #include "caps/session.hpp"
 #include "caps/show.hpp"
+#include "core/child.hpp"
 #include "core/cli.hpp"
 #include "core/env.hpp"
 #include "core/exec.hpp"
@@ -62,7 +63,7 @@ kago::Result<int> run(const caps::Options& o, const Flags& f, cli::Common& commo
     TRY(caps::apply(policy));
     if (f.new_session) {
         // Only a process group leader forks: this parent waits and leaves like its child.
-        if (auto ws = TRY(caps::new_session())) kago::proc::exit_like(*ws);
+        if (auto ws = TRY(caps::new_session())) kago::child::exit_like(*ws);
     }
     if (!f.keep_env) caps::set_user_env(policy, common.contract);
     cli::exec_command(next, common.contract, !f.keep_env);

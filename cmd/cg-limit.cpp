@@ -12,6 +12,7 @@
 #include "cgroup/cgroup.hpp"
 #include "cgroup/session.hpp"
 #include "cgroup/spawn.hpp"
+#include "core/child.hpp"
 #include "core/cli.hpp"
 #include "core/env.hpp"
 #include "core/exec.hpp"
@@ -287,5 +288,5 @@ int main(int argc, char** argv) {
 
     auto ws = run(a, common);
     if (!ws) return cli::fail(ws.error());
-    kago::proc::exit_like(*ws);
+    kago::child::exit_like(*ws);
 }

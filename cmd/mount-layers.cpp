@@ -155,7 +155,7 @@ void bind_state_files(const Args& a, mount::RootSpec& spec, const state::StateDi
 Status build_root(const mount::RootSpec& spec, const mount::Context& ctx, state::StateDir& sd) {
     UniqueFd state_parent;
     std::string state_name;
-    if (sd.owned() && spec.pivot && !trace::dry_run()) {
+    if (sd.owned() && spec.pivot) {  // never in a dry run, which makes no directory
         auto slash = sd.path().rfind('/');
         state_name = sd.path().substr(slash + 1);
         state_parent.reset(
@@ -205,7 +205,8 @@ Result<int> run(Args& a, cli::Common& common) {
     // 6. The command. The last program of the chain: no inherited descriptor
     //    reaches the payload. Entering the container's root: the caller's
     //    environment stays behind.
-    if (last && !trace::dry_run()) ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+    if (last)
+        trace::call_quiet([] { return ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC); });
     if (spec.pivot) env::replace(env::container_environ(contract.render(env::current()), a.envp));
     return cli::exec_next(next, contract, last && !a.keep_env);
 }

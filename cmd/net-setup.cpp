@@ -50,9 +50,9 @@ Result<int> collect_garbage(bool verbose) {
 Result<int> enter_and_exec(const Options& o, const PreparedExec& p, env::Contract& contract) {
     std::string netns = TRY(enter(o));
     contract.set(env::kNetns, netns);
-    if (!contract.state_dir.empty() && !trace::dry_run()) {
+    if (!contract.state_dir.empty()) {
         state::StateDir sd = TRY(state::StateDir::acquire("", contract));
-        TRY(sd.write("netns", netns));
+        TRY(sd.write("netns", netns));  // nothing in a dry run (not made)
     }
     return cli::exec_next(p, contract, false);
 }

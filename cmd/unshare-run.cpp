@@ -17,6 +17,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include "core/child.hpp"
 #include "core/cli.hpp"
 #include "core/console.hpp"
 #include "core/env.hpp"
@@ -271,5 +272,5 @@ int main(int argc, char** argv) {
     auto end = run(o, common);
     if (!end) return cli::fail(end.error());
     if (end->error) return cli::fail(Error(*end->error).with_status(end->code));
-    proc::exit_like(end->wstatus);
+    child::exit_like(end->wstatus);
 }

@@ -8,6 +8,7 @@
 
 #include "core/json.hpp"
 #include "core/parse.hpp"
+#include "core/proc.hpp"
 #include "core/sys.hpp"
 
 namespace kago::caps {
@@ -35,11 +36,7 @@ std::string_view trim(std::string_view s) {
 
 CapSet hex_caps(std::string_view s) {
     uint64_t v = 0;
-    for (char c : trim(s)) {
-        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-        if (d < 0) break;
-        v = v << 4 | static_cast<uint64_t>(d);
-    }
+    (void)proc::status_hex(s, v);  // 0 when absent or malformed
     return CapSet{v};
 }
 
@@ -119,26 +116,25 @@ std::string map_text(const std::vector<std::array<uint64_t, 3>>& m) {
 }  // namespace
 
 void parse_status(std::string_view text, ProcessState& s) {
-    for (const auto& line : parse::split(text, '\n')) {
-        auto colon = line.find(':');
-        if (colon == std::string::npos) continue;
-        std::string_view key = std::string_view(line).substr(0, colon);
-        std::string_view val = trim(std::string_view(line).substr(colon + 1));
-        if (key == "Name") s.comm = std::string(val);
-        else if (key == "Uid") s.uid = std::string(val);
-        else if (key == "Gid") s.gid = std::string(val);
-        else if (key == "Groups") s.groups = std::string(val);
-        else if (key == "CapInh") s.inheritable = hex_caps(val);
-        else if (key == "CapPrm") s.permitted = hex_caps(val);
-        else if (key == "CapEff") s.effective = hex_caps(val);
-        else if (key == "CapBnd") s.bounding = hex_caps(val);
-        else if (key == "CapAmb") s.ambient = hex_caps(val);
-        else if (key == "NoNewPrivs") s.no_new_privs = small_int(val);
-        else if (key == "Seccomp") s.seccomp = small_int(val);
-        else if (key == "Seccomp_filters") s.seccomp_filters = small_int(val);
-    }
-    for (auto* f : {&s.uid, &s.gid, &s.groups}) {
-        for (auto& c : *f)
+    proc::StatusFields f = proc::parse_status(text);
+    // A value is text: set only when the line is there.
+    auto text_of = [](std::string_view v, std::string& out) {
+        if (v.data()) out = std::string(v);
+    };
+    text_of(f.name, s.comm);
+    text_of(f.uid, s.uid);
+    text_of(f.gid, s.gid);
+    text_of(f.groups, s.groups);
+    if (f.cap_inh.data()) s.inheritable = hex_caps(f.cap_inh);
+    if (f.cap_prm.data()) s.permitted = hex_caps(f.cap_prm);
+    if (f.cap_eff.data()) s.effective = hex_caps(f.cap_eff);
+    if (f.cap_bnd.data()) s.bounding = hex_caps(f.cap_bnd);
+    if (f.cap_amb.data()) s.ambient = hex_caps(f.cap_amb);
+    if (f.no_new_privs.data()) s.no_new_privs = small_int(f.no_new_privs);
+    if (f.seccomp.data()) s.seccomp = small_int(f.seccomp);
+    if (f.seccomp_filters.data()) s.seccomp_filters = small_int(f.seccomp_filters);
+    for (auto* field : {&s.uid, &s.gid, &s.groups}) {
+        for (auto& c : *field)
             if (c == '\t') c = ' ';
     }
 }
@@ -166,20 +162,32 @@ std::string parse_cgroup(std::string_view text) {
 Result<ProcessState> inspect(std::string_view pid, const std::string& proc_root) {
     ProcessState s;
     std::string dir = cat(proc_root, "/", pid);
-    auto status = sys::read_file(cat(dir, "/status").c_str());
-    if (!status) {
-        Error e = std::move(status).error();
+    // procfs's own file only (proc::read_status): a /proc that is a plain
+    // directory of the root could claim any state.
+    std::string path = cat(dir, "/status");
+    std::string status(16384, '\0');
+    long n;
+    while ((n = proc::read_status(path.c_str(), status.data(), status.size())) >= 0 &&
+           static_cast<size_t>(n) == status.size() - 1 && status.size() < (size_t{1} << 24))
+        status.resize(status.size() * 4);  // a long Groups line: read it whole
+    if (n < 0) {
+        Error e = sys_error(cat("open ", path));
+        if (e.err == EXDEV) {
+            e.what = cat(path, ": not a procfs file");
+            return std::move(e).with_hint("is /proc mounted? (mount-layers --proc)");
+        }
         if (e.err == ENOENT && pid == "self")
             return std::move(e).with_hint("is /proc mounted? (mount-layers --proc)");
         if (e.err == ENOENT) e.what = cat("process ", pid);
         return e;
     }
+    status.resize(static_cast<size_t>(n));
     s.pid = std::string(pid);
     if (pid == "self") {
         std::string real = read_link(dir);
         if (!real.empty()) s.pid = real;
     }
-    parse_status(*status, s);
+    parse_status(status, s);
     if (auto m = sys::read_file(cat(dir, "/uid_map").c_str())) s.uid_map = parse_id_map(*m);
     if (auto m = sys::read_file(cat(dir, "/gid_map").c_str())) s.gid_map = parse_id_map(*m);
     if (auto c = sys::read_file(cat(dir, "/cgroup").c_str())) s.cgroup = parse_cgroup(*c);

@@ -54,8 +54,7 @@ struct ChildPlan {
 };
 
 [[noreturn]] void child_fail(const ChildPlan& p, int step, int err) {
-    child::send(p.error_fd, child::Kind::step_failed, step, err, 125);
-    _exit(125);
+    child::fail(p.error_fd, child::Kind::step_failed, step, err);
 }
 
 long write_zero(void* arg) {
@@ -79,7 +78,7 @@ long do_pdeathsig(void*) { return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); }
     if (req.signals) req.signals->restore_in_child();
     size_t step = 0;
     if (trace::call_prepared(p.trace_lines[step], do_pdeathsig, nullptr) != 0) child_fail(p, 0, errno);
-    if (::getppid() != p.parent) _exit(125);  // the supervisor is already gone
+    if (::getppid() != p.parent) child::leave(125);  // the supervisor is already gone
     ++step;
     for (size_t i = 0; i < req.join->procs.size(); ++i, ++step) {
         if (!p.write_procs) continue;
@@ -91,13 +90,10 @@ long do_pdeathsig(void*) { return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); }
         if (trace::call_prepared(p.trace_lines[step], do_prlimit, const_cast<Rlimit*>(&req.rlimits[i])) != 0)
             child_fail(p, static_cast<int>(step), errno);
     }
-    if (p.ready_fd >= 0 && !ready::wait(p.ready_fd)) _exit(125);
+    if (p.ready_fd >= 0 && !ready::wait(p.ready_fd)) child::leave(125);
     if (p.console_fd >= 0) {
         console::Failure f = console::attach(p.console_fd);
-        if (f.step >= 0) {
-            child::send(p.error_fd, child::Kind::console_failed, f.step, f.err, 125);
-            _exit(125);
-        }
+        if (f.step >= 0) child::fail(p.error_fd, child::Kind::console_failed, f.step, f.err);
     }
     child::OnFailure on;
     on.report = p.error_fd;
@@ -203,9 +199,8 @@ Result<pid_t> spawn(const SpawnRequest& req, SpawnFailure* failure) {
     report.child.reset();
     child::Message m;
     if (child::receive(report.parent.get(), &m) == 1) {
-        int ws = 0;
-        while (::waitpid(pid, &ws, __WALL) < 0 && errno == EINTR) {
-        }
+        auto waited = child::Process(pid).wait();  // it leaves after its report
+        int ws = waited ? *waited : 0;
         errno = m.err;
         size_t step = m.kind == child::Kind::exec_failed ? what.size() - 1 : static_cast<size_t>(m.step);
         Error e = sys_error(m.kind == child::Kind::console_failed ? console::step_what(m.step)

@@ -6,11 +6,15 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <new>
+#include <utility>
 
 #include "core/handoff.hpp"
 #include "core/sys.hpp"
@@ -118,6 +122,45 @@ Result<Channel> Channel::socket(const char* what) {
     return c;
 }
 
+// --- the end of a child -----------------------------------------------------------
+
+void leave(int code) {
+    ::_exit(code);
+}
+
+void fail(int report, const Message& m, int code) {
+    if (report >= 0) (void)send(report, m);
+    leave(code);
+}
+
+void fail(int report, Kind kind, int32_t step, int32_t err, int code) {
+    if (report >= 0) (void)send(report, kind, step, err, code);
+    leave(code);
+}
+
+void fail(int report, const Error& e, int code) {
+    if (report >= 0) (void)send_error(report, e, code);
+    leave(code);
+}
+
+void exit_like(int ws) {
+    if (WIFSIGNALED(ws)) {
+        int sig = WTERMSIG(ws);
+        if (sig != SIGKILL && sig != SIGSTOP) {
+            struct rlimit no_core = {0, 0};
+            ::setrlimit(RLIMIT_CORE, &no_core);
+            ::signal(sig, SIG_DFL);
+            sigset_t s;
+            sigemptyset(&s);
+            sigaddset(&s, sig);
+            ::sigprocmask(SIG_UNBLOCK, &s, nullptr);
+            ::kill(::getpid(), sig);
+        }
+        leave(128 + sig);
+    }
+    leave(WIFEXITED(ws) ? WEXITSTATUS(ws) : 125);
+}
+
 // --- exec ------------------------------------------------------------------------
 
 int exit_code_for_exec_error(int err) {
@@ -209,7 +252,7 @@ void exec_or_exit(const Exec& e, const OnFailure& f) {
         (void)!::write(2, why, strlen(why));
         (void)!::write(2, "\n", 1);
     }
-    _exit(code);
+    leave(code);
 }
 
 // --- signals ---------------------------------------------------------------------
@@ -247,11 +290,11 @@ void init(pid_t cmd, int report) {
             pid_t r = ::waitpid(-1, &ws, WNOHANG | __WALL);
             if (r == cmd) {
                 if (report >= 0) (void)send(report, Kind::status, -1, 0, ws);
-                _exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
+                leave(WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
             }
             if (r > 0) continue;
             if (r < 0 && errno == EINTR) continue;
-            if (r < 0) _exit(125);  // ECHILD: cannot happen while cmd lives
+            if (r < 0) leave(125);  // ECHILD: cannot happen while cmd lives
             break;
         }
         siginfo_t info;
@@ -291,16 +334,106 @@ long start_in_cgroup(int cgroup_fd) {
     return ::syscall(SYS_clone3, &args, sizeof args);
 }
 
+namespace {
+// What a shared child runs, at the top of its own stack (16-byte aligned
+// below it): the entry leaves with the status fn returns.
+struct Entry {
+    int (*fn)(void*);
+    void* arg;
+};
+constexpr size_t kEntrySpace = 64;
+static_assert(sizeof(Entry) <= kEntrySpace);
+
+int entry(void* p) {  // after clone
+    const auto* e = static_cast<const Entry*>(p);
+    leave(e->fn(e->arg));
+}
+}  // namespace
+
 pid_t start_shared(int (*fn)(void*), void* arg, Stack& stack, unsigned long flags) {
-    return ::clone(fn, stack.top(), static_cast<int>(CLONE_VM | flags | SIGCHLD), arg);
+    char* below = stack.top() - kEntrySpace;
+    auto* e = new (below) Entry{fn, arg};
+    return ::clone(entry, below, static_cast<int>(CLONE_VM | flags | SIGCHLD), e);
 }
 
-void kill_and_reap(pid_t pid) {
-    if (pid <= 0) return;
-    ::kill(pid, SIGKILL);
-    int ws;
-    while (::waitpid(pid, &ws, __WALL) < 0 && errno == EINTR) {
+// --- owning a child ----------------------------------------------------------------
+
+Process::Process(pid_t pid) : pid_(pid) {
+    if (pid > 0) fd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+}
+
+Process::Process(Process&& o) noexcept : pid_(std::exchange(o.pid_, -1)), fd_(std::move(o.fd_)) {}
+
+Process& Process::operator=(Process&& o) noexcept {
+    if (this != &o) {
+        kill();
+        pid_ = std::exchange(o.pid_, -1);
+        fd_ = std::move(o.fd_);
     }
+    return *this;
+}
+
+Result<int> Process::wait(bool hang) {
+    if (pid_ <= 0) {
+        errno = ECHILD;
+        return sys_error("wait for a process that is not ours");
+    }
+    int ws = 0;
+    for (;;) {
+        long r;
+        if (fd_) {
+            siginfo_t si;
+            memset(&si, 0, sizeof si);
+            r = ::waitid(P_PIDFD, static_cast<id_t>(fd_.get()), &si,
+                         WEXITED | __WALL | (hang ? 0 : WNOHANG));
+            if (r == 0 && si.si_pid == 0) r = -2;  // WNOHANG: still running
+            if (r == 0) {
+                if (si.si_code == CLD_EXITED)
+                    ws = (si.si_status & 0xff) << 8;
+                else
+                    ws = (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
+            }
+        } else {
+            r = ::waitpid(pid_, &ws, __WALL | (hang ? 0 : WNOHANG));
+            if (r == 0)
+                r = -2;
+            else if (r > 0)
+                r = 0;
+        }
+        if (r == -2) {
+            errno = EAGAIN;
+            return sys_error(cat("process ", pid_, " is still running"));
+        }
+        if (r < 0 && errno == EINTR) continue;
+        int e = errno;
+        pid_t pid = release();
+        if (r < 0) {
+            errno = e;
+            return sys_error(cat("wait for process ", pid));
+        }
+        return ws;
+    }
+}
+
+long Process::signal(int sig) const {
+    if (pid_ <= 0) {
+        errno = ESRCH;
+        return -1;
+    }
+    if (fd_) return ::syscall(SYS_pidfd_send_signal, fd_.get(), sig, nullptr, 0);
+    return ::kill(pid_, sig);
+}
+
+int Process::kill() {
+    if (pid_ <= 0) return -1;
+    (void)signal(SIGKILL);  // it may be gone already
+    auto ws = wait();
+    return ws ? *ws : -1;
+}
+
+pid_t Process::release() {
+    fd_.reset();
+    return std::exchange(pid_, -1);
 }
 
 // --- lo --------------------------------------------------------------------------

@@ -45,9 +45,12 @@
 //     supervises; the child restores the mask just before its exec (the
 //     init keeps them blocked and waits for them).
 //  5. A child reports to its parent only by Message (kind, step, errno,
-//     text), one fixed-size write on a pipe or a unix socket, and leaves
-//     with _exit: 125 for a failed step, exit_code_for_exec_error() for a
-//     failed exec (127 not found, 126 found but not runnable).
+//     text), one fixed-size write on a pipe or a unix socket, and ends
+//     through this file only: fail() (the message, where there is a parent
+//     to report to, then 125), exec_or_exit() (exit_code_for_exec_error()
+//     for a failed exec: 127 not found, 126 found but not runnable), or a
+//     body that returns its exit status to the entry that started it
+//     (start_shared(), run()). leave() is the one _exit of lib/.
 //
 // The one exception: a child of its own memory (start(), start_in_cgroup())
 // whose command is a kago program of this binary enters it in process
@@ -139,6 +142,32 @@ struct Channel {
     // socketpair(AF_UNIX, SOCK_SEQPACKET): both ways, descriptors too.
     static Result<Channel> socket(const char* what);
 };
+
+// --- the end of a child ---------------------------------------------------------
+
+// After clone: end this process now with `code`: _exit(2), without the
+// destructors and atexit handlers that are the parent's. The one _exit of
+// lib/: every child, and the process-level exits below, end here.
+[[noreturn]] void leave(int code);
+// After clone: send `m` on `report` when report >= 0 (a parent to report
+// to; a parent that is gone does not stop us), then leave(code).
+[[noreturn]] void fail(int report, const Message& m, int code = 125);
+// The common case: a message of `kind` about `step` with errno `err` and
+// `code` as its status.
+[[noreturn]] void fail(int report, Kind kind, int32_t step, int32_t err, int code = 125);
+// A failure described by an Error (send_error()).
+[[noreturn]] void fail(int report, const Error& e, int code = 125);
+
+// fork()-style start(flags) whose child runs `body` and leaves with the
+// status it returns. Its pid in the parent, or -1 with errno.
+template <class Body>
+long run(unsigned long flags, Body&& body);
+
+// End this process as the child whose wait status is `wstatus` ended: the
+// same exit code, or the same signal (without a core dump) re-raised on
+// ourselves, as util-linux unshare --fork does, with 128+N when it does
+// not kill us.
+[[noreturn]] void exit_like(int wstatus);
 
 // --- exec ----------------------------------------------------------------------
 
@@ -268,14 +297,54 @@ class Stack {
     bool owned_ = true;
 };
 
-// clone(fn, stack, CLONE_VM|flags|SIGCHLD, arg): a child that shares our
-// memory (no page tables to copy; posix_spawn does the same), on `stack`.
-// fn runs after clone under rule 3 and must exec or _exit. With CLONE_VFORK
-// in flags we are stopped until it has. Its pid, or -1 with errno.
+// clone(CLONE_VM|flags|SIGCHLD): a child that shares our memory (no page
+// tables to copy; posix_spawn does the same), on `stack`. fn(arg) runs
+// after clone under rule 3; it execs, fails, or returns its exit status,
+// with which the entry leaves. With CLONE_VFORK in flags we are stopped
+// until it has exec'd or left. Its pid, or -1 with errno.
 pid_t start_shared(int (*fn)(void*), void* arg, Stack& stack, unsigned long flags = 0);
 
-// Kill `pid` with SIGKILL and reap it (again on EINTR).
-void kill_and_reap(pid_t pid);
+// --- owning a child ------------------------------------------------------------
+
+// A child of ours, owned by a pidfd (UniqueFd-style, move-only): on scope
+// exit it is killed with SIGKILL and reaped, unless it was waited for or
+// released. The pidfd names the process, never a pid the kernel has given
+// to another: a child that a supervisor (proc::supervise(), waitpid(-1))
+// reaped already is neither signalled nor waited for again. Where pidfd_open
+// fails (a kernel before 5.3, no descriptor left), the pid serves as before.
+// Empty (pid 0: a dry run's "not made" child, or -1): does nothing.
+class Process {
+  public:
+    Process() = default;
+    // Own `pid`, a child of ours not yet reaped (pidfd_open()).
+    explicit Process(pid_t pid);
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+    Process(Process&& o) noexcept;
+    Process& operator=(Process&& o) noexcept;
+    ~Process() { kill(); }
+
+    pid_t pid() const { return pid_; }
+    int fd() const { return fd_.get(); }
+    explicit operator bool() const { return pid_ > 0; }
+
+    // Wait for its end (again on EINTR) and give up ownership: its wait
+    // status. `hang` false: -1 with errno EAGAIN while it runs (it stays
+    // ours). ECHILD when someone else reaped it.
+    Result<int> wait(bool hang = true);
+    // Send it `sig` (pidfd_send_signal()). 0, or -1 with errno (ESRCH: it
+    // has ended).
+    long signal(int sig) const;
+    // Kill it with SIGKILL and reap it now (the destructor does this). Its
+    // wait status, or -1 when it was not ours to reap any more.
+    int kill();
+    // Keep it running: give up ownership, and return its pid.
+    pid_t release();
+
+  private:
+    pid_t pid_ = -1;
+    UniqueFd fd_;
+};
 
 // --- the loopback interface ----------------------------------------------------
 
@@ -289,5 +358,12 @@ inline constexpr const char* kLoopbackUpWhat = "bring up interface lo";
 // The same, traced (and not made in a dry run), for a process that may
 // allocate.
 Status loopback_up_traced();
+
+template <class Body>
+long run(unsigned long flags, Body&& body) {
+    long pid = start(flags);
+    if (pid == 0) leave(body());
+    return pid;
+}
 
 }  // namespace kago::child

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "core/child.hpp"
 #include "core/fd.hpp"
 #include "core/parse.hpp"
 #include "core/sys.hpp"
@@ -98,42 +99,102 @@ Result<int> supervise(pid_t child, int status_fd, const std::function<void(int)>
     }
 }
 
-namespace {
-
-bool hex_field(std::string_view text, std::string_view key, uint64_t& out) {
-    auto at = text.find(key);
-    if (at == std::string_view::npos) return false;
-    const char* p = text.data() + at + key.size();
-    char* end;
-    out = strtoull(p, &end, 16);
-    return end != p;
-}
-
-}  // namespace
-
-bool self_status(SelfStatus& out) {
-    int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    // procfs's own file: a root file system's /proc/self/status (no --proc)
-    // could claim any set.
+long read_status(const char* path, char* buf, size_t size) {
+    if (size == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
     struct statfs fs;
     if (::fstatfs(fd, &fs) != 0 || fs.f_type != PROC_SUPER_MAGIC) {
         ::close(fd);
-        return false;
+        errno = EXDEV;
+        return -1;
     }
-    char buf[4096];
-    ssize_t n;
     size_t len = 0;
-    while (len < sizeof buf - 1 && (n = ::read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+    ssize_t n = 0;
+    while (len < size - 1) {
+        n = ::read(fd, buf + len, size - 1 - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
         len += static_cast<size_t>(n);
+    }
+    int e = errno;
     ::close(fd);
     buf[len] = '\0';
-    std::string_view text(buf, len);
-    auto at = text.find("\nThreads:");
-    if (at == std::string_view::npos || !hex_field(text, "\nCapBnd:", out.bounding) ||
-        !hex_field(text, "\nCapAmb:", out.ambient) || !hex_field(text, "\nSigCgt:", out.caught))
+    if (n < 0) {
+        errno = e;
+        return -1;
+    }
+    return static_cast<long>(len);
+}
+
+namespace {
+std::string_view blank_trimmed(std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r'))
+        v.remove_suffix(1);
+    return v;
+}
+}  // namespace
+
+StatusFields parse_status(std::string_view text) {
+    StatusFields f;
+    struct Key {
+        std::string_view name;
+        std::string_view StatusFields::*field;
+    };
+    static constexpr Key kKeys[] = {
+        {"Name", &StatusFields::name},       {"Uid", &StatusFields::uid},
+        {"Gid", &StatusFields::gid},         {"Groups", &StatusFields::groups},
+        {"CapInh", &StatusFields::cap_inh},  {"CapPrm", &StatusFields::cap_prm},
+        {"CapEff", &StatusFields::cap_eff},  {"CapBnd", &StatusFields::cap_bnd},
+        {"CapAmb", &StatusFields::cap_amb},  {"SigCgt", &StatusFields::sig_cgt},
+        {"Threads", &StatusFields::threads}, {"NoNewPrivs", &StatusFields::no_new_privs},
+        {"Seccomp", &StatusFields::seccomp}, {"Seccomp_filters", &StatusFields::seccomp_filters},
+    };
+    while (!text.empty()) {
+        size_t eol = text.find('\n');
+        std::string_view line = text.substr(0, eol);
+        text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
+        size_t colon = line.find(':');
+        if (colon == std::string_view::npos) continue;
+        std::string_view key = line.substr(0, colon);
+        for (const Key& k : kKeys)
+            if (k.name == key) f.*k.field = blank_trimmed(line.substr(colon + 1));
+    }
+    return f;
+}
+
+bool status_hex(std::string_view v, uint64_t& out) {
+    if (v.empty() || v.size() > 16) return false;
+    uint64_t x = 0;
+    for (char c : v) {
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) return false;
+        x = x << 4 | static_cast<uint64_t>(d);
+    }
+    out = x;
+    return true;
+}
+
+bool self_status(SelfStatus& out) {
+    char buf[4096];
+    long n = read_status("/proc/self/status", buf, sizeof buf);
+    if (n < 0) return false;
+    StatusFields f = parse_status(std::string_view(buf, static_cast<size_t>(n)));
+    if (f.threads.empty() || !status_hex(f.cap_bnd, out.bounding) ||
+        !status_hex(f.cap_amb, out.ambient) || !status_hex(f.sig_cgt, out.caught))
         return false;
-    out.threads = static_cast<int>(strtol(buf + at + 9, nullptr, 10));
+    out.threads = 0;
+    for (char c : f.threads) {
+        if (c < '0' || c > '9') break;
+        out.threads = out.threads * 10 + (c - '0');
+    }
     return true;
 }
 
@@ -141,24 +202,6 @@ int exit_code(int ws) {
     if (WIFEXITED(ws)) return WEXITSTATUS(ws);
     if (WIFSIGNALED(ws)) return 128 + WTERMSIG(ws);
     return 125;
-}
-
-void exit_like(int ws) {
-    if (WIFSIGNALED(ws)) {
-        int sig = WTERMSIG(ws);
-        if (sig != SIGKILL && sig != SIGSTOP) {
-            struct rlimit no_core = {0, 0};
-            setrlimit(RLIMIT_CORE, &no_core);
-            signal(sig, SIG_DFL);
-            sigset_t s;
-            sigemptyset(&s);
-            sigaddset(&s, sig);
-            sigprocmask(SIG_UNBLOCK, &s, nullptr);
-            ::kill(::getpid(), sig);
-        }
-        _exit(128 + sig);
-    }
-    _exit(exit_code(ws));
 }
 
 void move_off_our_cpu(pid_t child, const cpu_set_t& allowed) {
@@ -211,7 +254,7 @@ int inherited_pdeathsig() {
 pid_t follow_parent() {
     if (trace::dry_run() || inherited_pdeathsig() == 0) return 0;
     pid_t parent = ::getppid();
-    if (!die_with_parent(SIGTERM, parent)) _exit(125);  // it is gone: so are we
+    if (!die_with_parent(SIGTERM, parent)) child::leave(125);  // it is gone: so are we
     return parent;
 }
 

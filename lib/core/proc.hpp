@@ -36,6 +36,29 @@ Result<int> supervise(pid_t child, const std::function<void(int)>& on_signal = {
 // else) first, this waits for `child` as above.
 Result<int> supervise(pid_t child, int status_fd, const std::function<void(int)>& on_signal = {});
 
+// --- /proc/PID/status: one reader, one parser -------------------------------
+
+// Read a /proc/PID/status file (`path`) into buf, NUL-terminated, cut at
+// size - 1 bytes. Only procfs's own file (fstatfs: PROC_SUPER_MAGIC): a
+// root file system without /proc mounted could hold a file that claims any
+// set. Its length, or -1 with errno (EXDEV: not procfs). Allocation-free.
+long read_status(const char* path, char* buf, size_t size);
+
+// The lines of /proc/PID/status that kago reads, as views into the text
+// (the value after "Key:", without its leading and trailing blanks); empty
+// when absent. Allocation-free: one parser for proc::self_status() and for
+// cap-drop --show (caps::inspect()).
+struct StatusFields {
+    std::string_view name, uid, gid, groups;
+    std::string_view cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+    std::string_view sig_cgt, threads;
+    std::string_view no_new_privs, seccomp, seccomp_filters;
+};
+StatusFields parse_status(std::string_view text);
+
+// A hexadecimal field (CapBnd, SigCgt). false when it is not one.
+bool status_hex(std::string_view value, uint64_t& out);
+
 // What /proc/self/status tells in one read, where system calls would take
 // one prctl per capability (PR_CAPBSET_READ, PR_CAP_AMBIENT_IS_SET) and one
 // sigaction per signal. Bit N-1 of `caught` is signal N.
@@ -44,16 +67,12 @@ struct SelfStatus {
     int threads = -1;
 };
 
-// Read it; false when /proc is not procfs or the file lacks a field.
-// Allocation-free.
+// Read it (read_status(), parse_status()); false when /proc is not procfs
+// or the file lacks a field. Allocation-free.
 bool self_status(SelfStatus& out);
 
 // 128+N for a signal, the exit code otherwise.
 int exit_code(int wstatus);
-
-// Leave the way the child left: exit with its code, or re-raise its fatal
-// signal on ourselves (with the default action and no core dump).
-[[noreturn]] void exit_like(int wstatus);
 
 // A supervisor that waits beside the command (cg-limit, net-setup,
 // unshare-run's parent, cap-drop --new-session's parent) runs from a host

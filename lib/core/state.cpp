@@ -64,11 +64,15 @@ std::string runtime_root() {
 }
 
 StateDir::StateDir(StateDir&& o) noexcept
-    : path_(std::move(o.path_)), owned_(std::exchange(o.owned_, false)), owner_(o.owner_) {}
+    : path_(std::move(o.path_)),
+      made_(o.made_),
+      owned_(std::exchange(o.owned_, false)),
+      owner_(o.owner_) {}
 StateDir& StateDir::operator=(StateDir&& o) noexcept {
     if (this != &o) {
         (void)remove();
         path_ = std::move(o.path_);
+        made_ = o.made_;
         owned_ = std::exchange(o.owned_, false);
         owner_ = o.owner_;
     }
@@ -261,6 +265,7 @@ Result<StateDir> StateDir::acquire(std::string_view name, env::Contract& contrac
     std::string existing = contract.get(env::kStateDir);
     if (!existing.empty()) {
         d.path_ = std::string(existing);
+        d.made_ = trace::made();  // an earlier program's: not ours to write in a dry run
         return d;
     }
     std::string root = runtime_root();
@@ -311,6 +316,7 @@ Result<StateDir> StateDir::acquire(std::string_view name, env::Contract& contrac
         lock = lock_root(root);
         if (!lock) return undo(lock.error());
     }
+    d.made_ = trace::Made::yes;
     d.owned_ = true;
     d.owner_ = ::getpid();
     contract.set(env::kStateDir, d.path_);
@@ -319,7 +325,7 @@ Result<StateDir> StateDir::acquire(std::string_view name, env::Contract& contrac
 }
 
 Status StateDir::write(std::string_view file, std::string_view value) const {
-    if (path_.empty() || trace::dry_run()) return {};
+    if (path_.empty() || made_ == trace::Made::no) return {};
     std::string target = cat(path_, "/", file);
     auto slash = target.rfind('/');
     if (slash != std::string::npos && slash > path_.size()) TRY(sys::mkdir_p(target.substr(0, slash), 0700));

@@ -10,6 +10,7 @@
 
 #include "core/env.hpp"
 #include "core/result.hpp"
+#include "core/trace.hpp"
 
 namespace kago::state {
 
@@ -58,7 +59,11 @@ class StateDir {
 
     const std::string& path() const { return path_; }
     bool owned() const { return owned_; }
-    // Write FILE in the directory (one value, with a newline), atomically.
+    // Whether the directory is there to write in: Made::no in a dry run,
+    // which names the directory without making it (nor writing in one).
+    trace::Made made() const { return made_; }
+    // Write FILE in the directory (one value, with a newline), atomically;
+    // nothing when it was not made.
     Status write(std::string_view file, std::string_view value) const;
     // A supervisor below the first program that holds host objects of its
     // own (net-setup: its ports, its owner record) registers here as
@@ -73,6 +78,7 @@ class StateDir {
 
   private:
     std::string path_;
+    trace::Made made_ = trace::Made::no;
     bool owned_ = false;
     pid_t owner_ = 0;  // the process that created it; only it removes it
 };

@@ -131,8 +131,9 @@ Result<trace::Made> mkdir(const char* path, mode_t mode, bool exist_ok) {
     return sys_error(cat("create directory ", path));
 }
 
-Status mkdir_p(std::string_view path, mode_t mode) {
+Result<trace::Made> mkdir_p(std::string_view path, mode_t mode) {
     std::string p(path);
+    trace::Made made = trace::Made::no;
     for (size_t i = 1; i <= p.size(); ++i) {
         if (i == p.size() || p[i] == '/') {
             std::string part = p.substr(0, i);
@@ -144,10 +145,10 @@ Status mkdir_p(std::string_view path, mode_t mode) {
                 }
                 continue;
             }
-            TRY(mkdir(part.c_str(), mode, true));
+            made = TRY(mkdir(part.c_str(), mode, true));
         }
     }
-    return {};
+    return made;
 }
 
 Status rmdir(const char* path) {

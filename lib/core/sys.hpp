@@ -29,7 +29,9 @@ Status chroot(const char* path);
 // mkdir(2); EEXIST is success when exist_ok (then nothing was made).
 Result<trace::Made> mkdir(const char* path, mode_t mode, bool exist_ok = true);
 // mkdir -p.
-Status mkdir_p(std::string_view path, mode_t mode);
+// The Made of its last directory: Made::no when it was there already (or
+// in a dry run).
+Result<trace::Made> mkdir_p(std::string_view path, mode_t mode);
 Status rmdir(const char* path);
 Status symlink(const char* target, const char* linkpath);
 // open(path, O_WRONLY|O_CLOEXEC[|flags]) + write + close, traced as one

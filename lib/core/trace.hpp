@@ -71,6 +71,21 @@ long call(Describe&& describe, Fn&& fn, long dry_value = 0) {
     return r;
 }
 
+// What a traced call that opens a descriptor passes as dry_value: in a dry
+// run no descriptor was opened, and the wrapper returns its "not made"
+// stand-in (mount::ops::Fd). Never a real descriptor: the kernel's stay
+// below INT_MAX (fs.nr_open).
+inline constexpr long kNotMadeFd = 0x7fffffff;
+
+// A look-up that is not an operation of the plan (it prints nothing): made
+// as trace::call() makes it, and, as there, not in a dry run, which gets
+// dry_value.
+template <class Fn>
+long call_quiet(Fn&& fn, long dry_value = 0) {
+    if (dry_run()) return dry_value;
+    return static_cast<long>(fn());
+}
+
 // The same, for use after fork() in a child that must not allocate: the
 // description is prepared by the parent.
 long call_prepared(std::string_view description, long (*fn)(void*), void* arg,

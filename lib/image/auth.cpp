@@ -13,6 +13,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "core/child.hpp"
 #include "core/fd.hpp"
 #include "core/sys.hpp"
 
@@ -244,6 +245,7 @@ Result<std::optional<std::string>> run_credential_helper(const std::string& name
                          " is in PATH");
         return e;
     }
+    child::Process helper(pid);  // killed and reaped if we leave early
     in_r.reset();
     out_w.reset();
     // The server is a line or so: the pipe takes it whole.
@@ -266,9 +268,8 @@ Result<std::optional<std::string>> run_credential_helper(const std::string& name
     while (::sigtimedwait(&pipe_set, nullptr, &zero) > 0) {
     }
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    auto waited = helper.wait();
+    int status = waited ? *waited : 0;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return std::optional<std::string>(text);
     while (!text.empty() && isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
     if (text.find("credentials not found") != std::string::npos)

@@ -57,15 +57,18 @@ Error fs_error(const Fd& fs, std::string what) {
     return err;
 }
 
+// r: a traced call's descriptor, or trace::kNotMadeFd (a dry run opened
+// nothing): the stand-in that later wrappers accept.
 Result<Fd> wrap_fd(long r, std::string what) {
-    if (trace::dry_run()) return not_made(std::move(what));
+    if (r == trace::kNotMadeFd) return not_made(std::move(what));
     return Fd{UniqueFd(static_cast<int>(r)), std::move(what)};
 }
 
 }  // namespace
 
 Result<Fd> open_path(const std::string& path) {
-    long r = trace::dry_run() ? 0 : ::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    long r = trace::call_quiet(
+        [&] { return ::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC); }, trace::kNotMadeFd);
     if (r < 0) return sys_error(cat("open ", path));
     return wrap_fd(r, path);
 }
@@ -84,7 +87,7 @@ std::string describe_fd(int fd, std::string_view what) {
 
 Result<Fd> fsopen(const char* fstype, std::string_view what) {
     long r = trace::call([&] { return cat("fsopen(", q(fstype), ", FSOPEN_CLOEXEC)"); },
-                         [&] { return ::fsopen(fstype, FSOPEN_CLOEXEC); });
+                         [&] { return ::fsopen(fstype, FSOPEN_CLOEXEC); }, trace::kNotMadeFd);
     if (r < 0) return sys_error(cat("fsopen ", fstype, " for ", what));
     return wrap_fd(r, cat(fstype, " for ", what));
 }
@@ -140,7 +143,7 @@ Result<Fd> fsmount(const Fd& fs, unsigned attr) {
             return cat("fsmount(", describe_fd(fs.get(), fs.what), ", FSMOUNT_CLOEXEC, ",
                        attr_flags(attr), ")");
         },
-        [&] { return ::fsmount(fs.get(), FSMOUNT_CLOEXEC, attr); });
+        [&] { return ::fsmount(fs.get(), FSMOUNT_CLOEXEC, attr); }, trace::kNotMadeFd);
     if (r < 0) return fs_error(fs, cat("mount ", fs.what));
     return wrap_fd(r, fs.what);
 }
@@ -160,14 +163,15 @@ Status move_mount_fd(const Fd& from, const Fd& to) {
     return sys_error(cat("attach ", from.what, " on ", to.what));
 }
 
-Status move_mount_path(const Fd& from, const std::string& to) {
+Result<trace::Made> move_mount_path(const Fd& from, const std::string& to) {
     long r = trace::call(
         [&] {
             return cat("move_mount(", describe_fd(from.get(), from.what), ", \"\", AT_FDCWD, ", q(to),
                        ", MOVE_MOUNT_F_EMPTY_PATH)");
         },
         [&] { return ::move_mount(from.get(), "", AT_FDCWD, to.c_str(), MOVE_MOUNT_F_EMPTY_PATH); });
-    if (r == 0) return {};
+    if (r == 0)
+        return from.made() ? trace::Made::yes : trace::Made::no;  // a stand-in: nothing attached
     return sys_error(cat("attach ", from.what, " on ", to));
 }
 
@@ -189,7 +193,7 @@ Result<Fd> clone_tree(const std::string& path, bool recursive) {
             return cat("open_tree(AT_FDCWD, ", q(path), ", OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC",
                        recursive ? "|AT_RECURSIVE" : "", ")");
         },
-        [&] { return ::open_tree(AT_FDCWD, path.c_str(), flags); });
+        [&] { return ::open_tree(AT_FDCWD, path.c_str(), flags); }, trace::kNotMadeFd);
     if (r < 0) return sys_error(cat("bind source ", path));
     return wrap_fd(r, path);
 }
@@ -202,7 +206,7 @@ Result<Fd> clone_tree_fd(const Fd& at, bool recursive) {
                        ", \"\", OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC|AT_EMPTY_PATH",
                        recursive ? "|AT_RECURSIVE" : "", ")");
         },
-        [&] { return ::open_tree(at.get(), "", flags); });
+        [&] { return ::open_tree(at.get(), "", flags); }, trace::kNotMadeFd);
     if (r < 0) return sys_error(cat("clone the mount at ", at.what));
     return wrap_fd(r, at.what);
 }
@@ -239,7 +243,8 @@ Result<Fd> open_dir(const Fd& dir, const std::string& name, std::string what) {
             return cat("openat(", describe_fd(dir.get(), dir.what), ", ", q(name),
                        ", O_PATH|O_DIRECTORY|O_CLOEXEC)");
         },
-        [&] { return ::openat(dir.get(), name.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC); });
+        [&] { return ::openat(dir.get(), name.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC); },
+        trace::kNotMadeFd);
     if (r < 0) return sys_error(cat("open ", what));
     return wrap_fd(r, std::move(what));
 }

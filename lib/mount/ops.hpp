@@ -17,6 +17,7 @@
 
 #include "core/fd.hpp"
 #include "core/result.hpp"
+#include "core/trace.hpp"
 
 namespace kago::mount::ops {
 
@@ -61,7 +62,8 @@ Result<Fd> fsmount(const Fd& fs, unsigned attr);
 
 // Attach a detached mount: onto `to` (a descriptor) or onto a path.
 Status move_mount_fd(const Fd& from, const Fd& to);
-Status move_mount_path(const Fd& from, const std::string& to);
+// Made::no for a stand-in (a dry run's): nothing was attached.
+Result<trace::Made> move_mount_path(const Fd& from, const std::string& to);
 // Onto the entry name of the directory dir (not following a last symlink
 // out of it: name is a plain entry made by the caller).
 Status move_mount_at(const Fd& from, const Fd& dir, const std::string& name, std::string_view shown);

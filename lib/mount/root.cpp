@@ -202,7 +202,8 @@ Status overlay_layers(const RootSpec& spec, const ops::Fd& fs, bool& by_fd, std:
     return {};
 }
 
-Status mount_overlay(const RootSpec& spec, const Context& ctx, UpperDirs& dirs, Undo& undo) {
+Result<trace::Made> mount_overlay(const RootSpec& spec, const Context& ctx, UpperDirs& dirs,
+                                  Undo& undo) {
     auto fs = TRY(ops::fsopen("overlay", spec.target));
     TRY(ops::fsconfig_string(fs, "source", "overlay"));
     bool by_fd = false;
@@ -210,8 +211,8 @@ Status mount_overlay(const RootSpec& spec, const Context& ctx, UpperDirs& dirs, 
     TRY(overlay_layers(spec, fs, by_fd, layers));
     if (!by_fd && dirs.tmpfs.get() >= 0) {
         // Paths only: the tmp-upper must be attached to have one.
-        TRY_AS("--tmp-upper", ops::move_mount_path(dirs.tmpfs, spec.target));
-        undo.add([t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
+        trace::Made made = TRY_AS("--tmp-upper", ops::move_mount_path(dirs.tmpfs, spec.target));
+        undo.add(made, [t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
     }
     if (!dirs.upper_path.empty()) {
         for (auto [key, fd, path] : {std::tuple{"upperdir", &dirs.upper, &dirs.upper_path},
@@ -259,8 +260,8 @@ Status mount_overlay(const RootSpec& spec, const Context& ctx, UpperDirs& dirs, 
             if (held->get() >= 0) layers.push_back(std::move(*held));
         for (auto& l : layers) {
             if (!l.made()) continue;  // a dry run's stand-in: nothing to attach
-            TRY_AS("--layer", ops::move_mount_path(l, spec.target));
-            undo.add([t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
+            trace::Made made = TRY_AS("--layer", ops::move_mount_path(l, spec.target));
+            undo.add(made, [t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
         }
     }
     // nodev: a device node in a layer, or one made in the upper, does not open.
@@ -437,8 +438,8 @@ Context detect_context(const RootSpec& spec) {
     return c;
 }
 
-void Undo::add(std::function<void()> f) {
-    if (trace::dry_run()) return;  // nothing was made
+void Undo::add(trace::Made made, std::function<void()> f) {
+    if (made == trace::Made::no) return;
     actions_.push_back(std::move(f));
 }
 
@@ -464,8 +465,8 @@ Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo)
         struct stat st;
         if (::stat(upper.c_str(), &st) != 0) {
             if (errno != ENOENT) return sys_error(cat("--upper ", upper));
-            TRY_AS("--upper", sys::mkdir(upper.c_str(), 0755, false));
-            undo.add([upper] { ::rmdir(upper.c_str()); });
+            trace::Made made = TRY_AS("--upper", sys::mkdir(upper.c_str(), 0755, false));
+            undo.add(made, [upper] { ::rmdir(upper.c_str()); });
         } else if (!S_ISDIR(st.st_mode)) {
             errno = ENOTDIR;
             return sys_error(cat("--upper ", upper));
@@ -479,8 +480,8 @@ Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo)
         }
         struct stat ws;
         if (::stat(work.c_str(), &ws) != 0) {
-            TRY_AS("--upper", sys::mkdir(work.c_str(), 0700, false));
-            undo.add([work] { ::rmdir(work.c_str()); });
+            trace::Made made = TRY_AS("--upper", sys::mkdir(work.c_str(), 0700, false));
+            undo.add(made, [work] { ::rmdir(work.c_str()); });
         }
         struct stat us;
         if (::stat(upper.c_str(), &us) == 0 && ::stat(work.c_str(), &ws) == 0 &&
@@ -492,23 +493,24 @@ Result<Root> assemble_root(const RootSpec& spec, const Context& ctx, Undo& undo)
     }
     struct stat ts;
     if (::stat(spec.target.c_str(), &ts) != 0) {
-        TRY_AS("--target", sys::mkdir_p(spec.target, 0755));
-        undo.add([t = spec.target] { ::rmdir(t.c_str()); });
+        trace::Made made = TRY_AS("--target", sys::mkdir_p(spec.target, 0755));
+        undo.add(made, [t = spec.target] { ::rmdir(t.c_str()); });
     } else if (!S_ISDIR(ts.st_mode)) {
         errno = ENOTDIR;
         return sys_error(cat("--target ", spec.target));
     }
     if (spec.upper.kind == UpperKind::tmpfs) TRY(tmp_upper(spec, dirs));
     if (spec.upper.kind == UpperKind::dir) TRY(dir_upper_fds(dirs));
+    trace::Made attached;
     if (spec.layers.size() == 1 && upper.empty()) {
         auto t = TRY_AS("--layer", ops::clone_tree(spec.layers[0], true));
         TRY_AS("--layer", ops::mount_setattr(t, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | (spec.nosuid ? MOUNT_ATTR_NOSUID : 0),
                                              0, true));
-        TRY_AS("--layer", ops::move_mount_path(t, spec.target));
+        attached = TRY_AS("--layer", ops::move_mount_path(t, spec.target));
     } else {
-        TRY(mount_overlay(spec, ctx, dirs, undo));
+        attached = TRY(mount_overlay(spec, ctx, dirs, undo));
     }
-    undo.add([t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
+    undo.add(attached, [t = spec.target] { (void)sys::umount2(t.c_str(), MNT_DETACH); });
     Root root;
     root.path = spec.target;
     root.fd = TRY(ops::open_path(spec.target));

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "core/trace.hpp"
 #include "mount/resolve.hpp"
 #include "mount/spec.hpp"
 
@@ -70,7 +71,9 @@ class Undo {
     Undo(const Undo&) = delete;
     Undo& operator=(const Undo&) = delete;
     ~Undo() { run(); }
-    void add(std::function<void()> f);
+    // Undo what `made`: nothing is kept for what was not (a dry run, or an
+    // object that was there already).
+    void add(trace::Made made, std::function<void()> f);
     void dismiss() { actions_.clear(); }
     void run();
     size_t size() const { return actions_.size(); }

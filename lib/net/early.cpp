@@ -17,8 +17,8 @@ int EarlyChild::main(void* arg) {
     int err = ::getppid() == self->parent_ ? self->make_(self->arg_) : ESRCH;
     self->made_err_ = err;
     proc::post(self->made_, 1);
-    if (err) _exit(125);
-    if (proc::wait_while(self->go_, kWait, nullptr) != kGo) _exit(125);
+    if (err) return 125;
+    if (proc::wait_while(self->go_, kWait, nullptr) != kGo) return 125;
     if (self->spread_) ::sched_setaffinity(0, sizeof self->cpus_, &self->cpus_);  // the command's own
     self->gate_.keep_in_child();
     ::sigprocmask(SIG_SETMASK, &self->mask_, nullptr);
@@ -37,11 +37,11 @@ Status EarlyChild::start(Make make, const void* arg) {
     {
         child::SignalBlock block;
         mask_ = block.old_mask();
-        pid_ = child::start_shared(main, this, stack_);
+        proc_ = child::Process(child::start_shared(main, this, stack_));
     }
-    if (pid_ < 0) return sys_error("clone(CLONE_VM) to start the command");
+    if (!proc_) return sys_error("clone(CLONE_VM) to start the command");
     // Traced by the caller: its namespace was made only once we waited.
-    if (spread_) proc::move_off_our_cpu(pid_, cpus_);
+    if (spread_) proc::move_off_our_cpu(proc_.pid(), cpus_);
     return {};
 }
 
@@ -49,7 +49,9 @@ int EarlyChild::made() {
     struct timespec tick = {0, 20 * 1000 * 1000};
     while (proc::wait_while(made_, 0, &tick) == 0) {
         siginfo_t si = {};
-        if (::waitid(P_PID, static_cast<id_t>(pid_), &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid_)
+        if (::waitid(P_PID, static_cast<id_t>(proc_.pid()), &si, WEXITED | WNOHANG | WNOWAIT) ==
+                0 &&
+            si.si_pid == proc_.pid())
             return ECHILD;
     }
     return made_err_;
@@ -66,7 +68,7 @@ void EarlyChild::prepare(const PreparedExec& p, const env::Contract& contract) {
 }
 
 Status EarlyChild::go(ready::Gate::Ends gate) {
-    if (pid_ < 0 || __atomic_load_n(&go_, __ATOMIC_ACQUIRE) != kWait) return {};
+    if (!proc_ || __atomic_load_n(&go_, __ATOMIC_ACQUIRE) != kWait) return {};
     gate_ = gate;
     // We wait beside the command from now on (see proc::undumpable). The
     // memory is shared until the child's exec, which makes the command

@@ -39,7 +39,7 @@ class EarlyChild {
     EarlyChild() = default;
     // A child not yet reaped (forget()) is killed and reaped: it runs on
     // our stack_ and reads our words.
-    ~EarlyChild() { child::kill_and_reap(pid_); }
+    ~EarlyChild() { kill(); }
     EarlyChild(const EarlyChild&) = delete;
     EarlyChild& operator=(const EarlyChild&) = delete;
 
@@ -56,14 +56,16 @@ class EarlyChild {
     // Let it exec the prepared command, keeping the gate's read end open
     // across the exec. Makes us undumpable first (proc::undumpable).
     Status go(ready::Gate::Ends gate);
-    pid_t pid() const { return pid_; }
+    pid_t pid() const { return proc_.pid(); }
     // It was reaped (supervise()): nothing of ours is in use any more.
-    void forget() { pid_ = -1; }
+    void forget() { (void)proc_.release(); }
+    // Kill and reap it, if it is still ours.
+    void kill() { (void)proc_.kill(); }
 
   private:
     static int main(void* self);
     static constexpr int kWait = 0, kGo = 1;
-    pid_t pid_ = -1;
+    child::Process proc_;
     pid_t parent_ = -1;
     int made_ = 0, made_err_ = 0, go_ = kWait;
     bool spread_ = false;

@@ -172,8 +172,9 @@ Status teardown(const lease::Record& r, uint64_t host_netns, Later* later, nft::
 }
 
 namespace {
-// The detached process's work; `later` is its own.
-[[noreturn]] void run_later(Later& later) {
+// The detached process's work, after clone; `later` is its own. Returns
+// its exit status to the entry that started it.
+int run_later(Later& later) {
     // No terminal, no descriptor but its sockets, no signal mask.
     ::setsid();
     sigset_t none;
@@ -224,10 +225,12 @@ namespace {
             (void)rtnl->delete_group(kDyingGroup);
         }
     }
-    ::_exit(0);  // the sockets are released here, waiting for the kernel
+    return 0;  // the sockets are released as it leaves, waiting for the kernel
 }
 
-int run_later_entry(void* later) { run_later(*static_cast<Later*>(later)); }
+int run_later_entry(void* later) {
+    return run_later(*static_cast<Later*>(later));
+}
 }  // namespace
 
 [[noreturn]] void finish_later_and_exit(Later&& later, int ws) {
@@ -241,10 +244,12 @@ int run_later_entry(void* later) { run_later(*static_cast<Later*>(later)); }
         auto* job = new Later(std::move(later));
         child::Stack stack(256 * 1024);
         stack.leak();
-        if (child::start_shared(run_later_entry, job, stack) < 0 && child::start(0) == 0)
-            run_later(*job);  // no clone(): a copy of our memory does as well
+        if (child::start_shared(run_later_entry, job, stack) < 0)
+            (void)child::run(0, [job] {
+                return run_later(*job);
+            });  // no clone(): a copy of our memory does as well
     }
-    proc::exit_like(ws);
+    child::exit_like(ws);
 }
 
 pid_t still_running(const lease::Record& r) {

@@ -71,7 +71,7 @@ struct Later {
 Status teardown(const lease::Record& r, uint64_t host_netns, Later* later = nullptr, nft::Nft* nft = nullptr);
 
 // Do `later` in a detached process (its own session, no descriptor but its
-// sockets), then proc::exit_like(ws): the supervisor returns the
+// sockets), then child::exit_like(ws): the supervisor returns the
 // container's status without waiting for the kernel. The process shares
 // the supervisor's memory (clone(CLONE_VM)) instead of copying its page
 // tables, which is why this is also the supervisor's exit. Nothing is lost

@@ -329,10 +329,10 @@ int ioctl_index(int fd, const std::string& name) {
 }  // namespace
 
 Result<int> Rtnl::index_of(const std::string& name, std::string_view what) {
-    if (trace::dry_run()) return 0;
-    int index = ioctl_index(nl_.fd(), name);
+    // 0 in a dry run: the interface may be one the plan only names.
+    long index = trace::call_quiet([&] { return ioctl_index(nl_.fd(), name); });
     if (index < 0) return sys_error(cat(what, " '", name, "'"));
-    return index;
+    return static_cast<int>(index);
 }
 
 bool Rtnl::may_exist(const std::string& name) { return ioctl_index(nl_.fd(), name) >= 0 || errno != ENODEV; }

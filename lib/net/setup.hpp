@@ -73,7 +73,7 @@ std::function<void(int)> supervision(pid_t child, const PreparedExec& p, pid_t p
 // How a supervising mode ended.
 struct End {
     bool exec_here = false;  // a dry run: exec the command in this process
-    int wstatus = 0;         // otherwise: leave like this (proc::exit_like)
+    int wstatus = 0;         // otherwise: leave like this (child::exit_like)
     Later later;             // after finish_later_and_exit()
     std::vector<Error> errors;  // clean-up that failed after the command ended: to report
 };

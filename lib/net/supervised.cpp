@@ -81,8 +81,7 @@ class Veth {
 void Veth::undo() {
     if (child_ > 0) {  // it waits to exec, or at the gate
         gate_.fail();
-        child::kill_and_reap(child_);  // SIGCHLD may not be blocked yet: no supervise()
-        cmd_.forget();
+        cmd_.kill();  // SIGCHLD may not be blocked yet: no supervise()
     }
     if (recorded_) {
         rec_.kv.erase("statedir");                 // the StateDir owner removes it
@@ -226,7 +225,7 @@ Result<End> Veth::run() {
     };
     TRY(ensure_bridge(host, plan_.bridge, plan_.gateway, plan_.gateway6, leases.created_bridge,
                       created, mark));
-    int bridge_index = dry_ ? 0 : TRY(host.index_of(plan_.bridge, "--bridge"));
+    int bridge_index = TRY(host.index_of(plan_.bridge, "--bridge"));  // 0: not made (a dry run)
     if (rules_) {
         TRY(write_sysctl("net/ipv4/ip_forward", "1"));
         if (!plan_.publish.empty()) TRY(write_sysctl(cat("net/ipv4/conf/", plan_.bridge, "/route_localnet"), "1"));
@@ -251,7 +250,7 @@ Result<End> Veth::run() {
     // The host end comes up as it is made.
     TRY(host.create_veth(plan_.veth, "eth0", ns_fd.get(), o_.mtu, bridge_index, kVethGroup));
     veth_made_ = true;
-    int veth_index = dry_ ? 0 : TRY(host.index_of(plan_.veth, "veth"));
+    int veth_index = TRY(host.index_of(plan_.veth, "veth"));  // 0: not made (a dry run)
     TRY(move_interface(host, inside, ns_fd.get(), o_));
     TRY(configure_eth0(inside, addr, plan_));
     lock_.unlock();

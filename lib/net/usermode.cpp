@@ -23,6 +23,10 @@
 namespace kago::net::usermode {
 namespace {
 
+// What a traced call returns in a dry run, where nothing was made (a
+// result no real call of ours gives).
+constexpr long kNotMade = 1;
+
 std::string search_path(std::string_view name) {
     const char* path = ::getenv("PATH");
     for (const auto& d : parse::split(path && *path ? path : "/usr/local/bin:/usr/bin:/bin", ':')) {
@@ -52,25 +56,29 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, int keep_fd, const std
     // would be noise on the container's terminal.
     UniqueFd devnull = open_high("/dev/null", O_RDWR);
     UniqueFd logfd = open_high(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    long pid = trace::call([&] { return cat("fork() + execve(", trace::quote(argv[0]), ", ", describe_argv(argv), ")"); },
-                           [&]() -> long {
-                               long p = child::start(0);
-                               if (p == 0) {  // after clone (core/child.hpp)
-                                   sigset_t none;
-                                   sigemptyset(&none);
-                                   sigprocmask(SIG_SETMASK, &none, nullptr);
-                                   if (keep_fd >= 0) ::fcntl(keep_fd, F_SETFD, 0);
-                                   // dup2() clears close-on-exec on the copies only.
-                                   if (devnull) {
-                                       ::dup2(devnull.get(), 0);
-                                       ::dup2(devnull.get(), 1);
-                                   }
-                                   if (logfd) ::dup2(logfd.get(), 2);
-                                   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) _exit(127);
-                                   child::exec_or_exit(exec);
-                               }
-                               return p;
-                           }, 1);
+    long pid = trace::call(
+        [&] {
+            return cat("fork() + execve(", trace::quote(argv[0]), ", ", describe_argv(argv), ")");
+        },
+        [&]() -> long {
+            long p = child::start(0);
+            if (p == 0) {  // after clone (core/child.hpp)
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, nullptr);
+                if (keep_fd >= 0) ::fcntl(keep_fd, F_SETFD, 0);
+                // dup2() clears close-on-exec on the copies only.
+                if (devnull) {
+                    ::dup2(devnull.get(), 0);
+                    ::dup2(devnull.get(), 1);
+                }
+                if (logfd) ::dup2(logfd.get(), 2);
+                if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent)
+                    child::leave(127);
+                child::exec_or_exit(exec);
+            }
+            return p;
+        });  // a dry run's: 0, not made
     if (pid < 0) return sys_error(cat("start ", argv[0]));
     return pid_t(pid);
 }
@@ -205,15 +213,20 @@ Status slirp_api(const std::string& sock, const std::string& request) {
         return sys_error(cat("slirp4netns API socket ", sock));
     }
     memcpy(sa.sun_path, sock.c_str(), sock.size() + 1);
-    long r = trace::call([&] { return cat("connect(", trace::quote(sock), ") + write(", trace::quote(request), ")"); },
-                         [&]() -> long {
-                             if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return -1;
-                             if (::write(fd.get(), request.data(), request.size()) != ssize_t(request.size())) return -1;
-                             ::shutdown(fd.get(), SHUT_WR);
-                             return 0;
-                         });
+    long r = trace::call(
+        [&] {
+            return cat("connect(", trace::quote(sock), ") + write(", trace::quote(request), ")");
+        },
+        [&]() -> long {
+            if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return -1;
+            if (::write(fd.get(), request.data(), request.size()) != ssize_t(request.size()))
+                return -1;
+            ::shutdown(fd.get(), SHUT_WR);
+            return 0;
+        },
+        kNotMade);
+    if (r == kNotMade) return {};  // a dry run: no reply to read
     if (r != 0) return sys_error(cat("slirp4netns API ", sock));
-    if (trace::dry_run()) return {};
     std::string reply;
     char buf[512];
     ssize_t n;
@@ -233,29 +246,34 @@ Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>&
         auto argv = pasta_argv(h, target, publish, mtu, pidfile);
         std::string log = cat(work_dir, "/pasta.log");
         pid_t pid = TRY(spawn(argv, -1, log));
-        if (trace::dry_run()) return run;
+        if (pid == 0) return run;        // not made: a dry run
+        run.proc = child::Process(pid);  // killed and reaped if it never gets ready
         if (spawned) spawned(pid);
         // Ready once it has written its pid file (in the foreground, it
         // stays and writes it when the namespace is configured); failed
         // when it exits first.
         UniqueFd watch(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
         if (watch) (void)::inotify_add_watch(watch.get(), work_dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO);
-        UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+        bool exited = run.proc.fd() >= 0;  // its pidfd polls readable when it ends
         for (;;) {
             auto text = sys::read_file(pidfile.c_str());
             if (text && text->find('\n') != std::string::npos) {
                 auto p = parse::u64(std::string_view(*text).substr(0, text->find('\n')), "pid");
                 if (p && pid_t(*p) == pid) break;
             }
-            int ws = 0;
-            pid_t w = ::waitpid(pid, &ws, WNOHANG);
-            if (w == pid || (w < 0 && errno != EINTR))
+            auto ended = run.proc.wait(false);
+            if (ended || ended.error().err != EAGAIN) {
+                int ws = ended ? *ended : 0;
                 return helper_failed(h, publish, mtu,
-                                     w != pid ? cat("pasta: waitpid: ", strerror(errno))
-                                     : cat("pasta failed (", WIFEXITED(ws) ? cat("exit status ", WEXITSTATUS(ws))
-                                                                           : cat("signal ", WTERMSIG(ws)), ")"),
+                                     !ended
+                                         ? cat("pasta: waitpid: ", strerror(ended.error().err))
+                                         : cat("pasta failed (",
+                                               WIFEXITED(ws) ? cat("exit status ", WEXITSTATUS(ws))
+                                                             : cat("signal ", WTERMSIG(ws)),
+                                               ")"),
                                      log);
-            struct pollfd fds[2] = {{watch.get(), POLLIN, 0}, {exited.get(), POLLIN, 0}};
+            }
+            struct pollfd fds[2] = {{watch.get(), POLLIN, 0}, {run.proc.fd(), POLLIN, 0}};
             // Without inotify or pidfd, a short poll instead.
             int n = ::poll(fds, 2, watch && exited ? -1 : 10);
             if (n < 0 && errno != EINTR) return sys_error("poll for pasta to be ready");
@@ -263,7 +281,6 @@ Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>&
             while (watch && ::read(watch.get(), buf, sizeof buf) > 0) {
             }
         }
-        run.pid = pid;
         ::unlink(pidfile.c_str());
         return run;
     }
@@ -285,9 +302,9 @@ Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>&
         ::close(run.exit_fd);
         return std::move(pid).error();
     }
-    run.pid = *pid;
-    if (trace::dry_run()) return run;
-    if (spawned) spawned(run.pid);
+    if (*pid == 0) return run;  // not made: a dry run
+    run.proc = child::Process(*pid);
+    if (spawned) spawned(run.pid());
     ready_w.reset();
     exit_r.reset();
     char c;
@@ -313,17 +330,16 @@ void stop(Running& r) {
         ::close(r.exit_fd);
         r.exit_fd = -1;
     }
-    if (r.pid > 0) {
-        (void)sys::kill(r.pid, SIGTERM);
-        int ws;
-        // Reap it when it is our child (slirp4netns, or pasta under our subreaper).
-        for (int i = 0; i < 200; ++i) {
-            pid_t w = ::waitpid(r.pid, &ws, WNOHANG);
-            if (w == r.pid || (w < 0 && errno == ECHILD)) break;
-            ::usleep(5000);
-        }
-        r.pid = -1;
+    if (!r.proc) return;
+    // Traced, by pid: the pidfd says it is still ours to signal (not reaped
+    // by the supervisor's waitpid(-1)), and nothing reaps it before the kill.
+    if (r.proc.signal(0) == 0) (void)sys::kill(r.pid(), SIGTERM);
+    for (int i = 0; i < 200; ++i) {
+        auto ended = r.proc.wait(false);
+        if (ended || ended.error().err != EAGAIN) return;  // reaped, here or by the supervisor
+        ::usleep(5000);
     }
+    (void)r.proc.release();  // it ignores SIGTERM: PR_SET_PDEATHSIG ends it with us
 }
 
 }  // namespace kago::net::usermode

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/child.hpp"
 #include "core/result.hpp"
 #include "net/addr.hpp"
 
@@ -51,15 +52,20 @@ std::string slirp_hostfwd_request(const Publish& p);
 //  the port forwards are then added through its API socket. It exits when
 //  exit_fd (kept open by us) closes.
 // Both die with us (PR_SET_PDEATHSIG, SIGKILL), even when we are killed.
+// The helper is owned (child::Process): killed and reaped when a step of
+// start() fails, or when its owner goes without stop() or release().
 struct Running {
-    pid_t pid = -1;
-    int exit_fd = -1;  // slirp4netns: the write end we close to stop it
+    child::Process proc;  // empty in a dry run
+    int exit_fd = -1;     // slirp4netns: the write end we close to stop it
+    pid_t pid() const { return proc.pid(); }
 };
 // `spawned` is told the helper's pid as soon as it exists, before it is
 // ready (it may hold the ports already).
 Result<Running> start(const Helper& h, pid_t target, const std::vector<Publish>& publish, uint32_t mtu,
                       const std::string& work_dir, const std::function<void(pid_t)>& spawned = {});
-// Stop it (SIGTERM; for slirp4netns also closes exit_fd) and reap it if it is our child.
+// Stop it (SIGTERM, when it has not ended; for slirp4netns also closes
+// exit_fd) and reap it, waiting up to 1 s; after that it is left to
+// PR_SET_PDEATHSIG.
 void stop(Running& r);
 
 }  // namespace kago::net::usermode

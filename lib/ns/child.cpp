@@ -235,7 +235,7 @@ long run_step(void* arg) {
             ssize_t n;
             do n = ::read(ctx->sync_fd, &b, 1);
             while (n < 0 && errno == EINTR);
-            if (n != 1) _exit(125);  // the parent failed or died; it reports
+            if (n != 1) child::leave(125);  // the parent failed or died; it reports
             return 0;
         }
         case Step::Op::setns: return ::setns(s.fd, static_cast<int>(s.flags));
@@ -263,13 +263,10 @@ long run_step(void* arg) {
                                volatile int* failed, bool may_enter) {
     ::sigprocmask(SIG_SETMASK, &plan.mask(), nullptr);
     if (plan.command_dies_with_parent()) ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (plan.ready_fd() >= 0 && !ready::wait(plan.ready_fd())) _exit(125);
+    if (plan.ready_fd() >= 0 && !ready::wait(plan.ready_fd())) child::leave(125);
     if (plan.console_fd() >= 0) {
         console::Failure f = console::attach(plan.console_fd());
-        if (f.step >= 0) {
-            child::send(report_fd, Kind::console_failed, f.step, f.err);
-            _exit(125);
-        }
+        if (f.step >= 0) child::fail(report_fd, Kind::console_failed, f.step, f.err);
     }
     child::OnFailure on;
     on.report = report_fd;
@@ -328,10 +325,7 @@ int command_main(void* arg) {
         StepCtx ctx{&steps[i], sync_r, report_w};
         long r = steps[i].text.empty() ? run_step(&ctx)
                                        : trace::call_prepared(steps[i].text, run_step, &ctx);
-        if (r < 0) {
-            child::send(report_w, Kind::step_failed, static_cast<int32_t>(i), errno);
-            _exit(125);
-        }
+        if (r < 0) child::fail(report_w, Kind::step_failed, static_cast<int32_t>(i), errno);
     }
     // The container dies with unshare-run: PR_SET_PDEATHSIG, now that no
     // later step changes our credentials (which would clear it). The init
@@ -342,12 +336,11 @@ int command_main(void* arg) {
     // the two always comes.
     if (trace::call_prepared(
             "prctl(PR_SET_PDEATHSIG, SIGKILL)",
-            [](void*) -> long { return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); }, nullptr) != 0) {
-        child::send(report_w, Kind::step_failed, -1, errno);
-        _exit(125);
-    }
+            [](void*) -> long { return ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); },
+            nullptr) != 0)
+        child::fail(report_w, Kind::step_failed, -1, errno);
     struct pollfd parent_end = {report_w, POLLOUT, 0};
-    if (::poll(&parent_end, 1, 0) == 1 && (parent_end.revents & POLLERR)) _exit(125);
+    if (::poll(&parent_end, 1, 0) == 1 && (parent_end.revents & POLLERR)) child::leave(125);
     if (!plan.init()) exec_command(plan, cmd, report_w, nullptr, true);
     // The init waits for these with sigwaitinfo(): they must be blocked (the
     // parent blocked them already; a blocked signal is never discarded, not
@@ -362,10 +355,8 @@ int command_main(void* arg) {
     // a process in it, not of its init.
     if (trace::call_prepared(
             "prctl(PR_SET_DUMPABLE, 0)",
-            [](void*) -> long { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }, nullptr) != 0) {
-        child::send(report_w, Kind::step_failed, -1, errno);
-        _exit(125);
-    }
+            [](void*) -> long { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }, nullptr) != 0)
+        child::fail(report_w, Kind::step_failed, -1, errno);
     // A kago program of this binary is entered in the command's process
     // (core/handoff.hpp): that needs a process of its own, fork()ed (a
     // CLONE_VM child must never run a whole program). An exec needs only a
@@ -387,10 +378,7 @@ int command_main(void* arg) {
         if (pid > 0 && !in_process)
             trace::emit_result(plan.exec_text(), exec_errno ? -1 : 0, exec_errno);
     }
-    if (pid < 0) {
-        child::send(report_w, Kind::step_failed, -1, e);
-        _exit(125);
-    }
+    if (pid < 0) child::fail(report_w, Kind::step_failed, -1, e);
     forget_host(plan, report_w);
     child::init(pid, report_w);
 }
@@ -404,7 +392,7 @@ Result<Child> spawn(unsigned long flags, const ChildPlan& plan) {
     Child c;
     if (trace::dry_run()) {
         trace::emit(text + " = CHILD (dry run)");
-        c.pid_ = 0;
+        c.proc_ = child::Process(0);
         return c;
     }
     // The sync channel is a socket pair so that release() can use
@@ -431,7 +419,7 @@ Result<Child> spawn(unsigned long flags, const ChildPlan& plan) {
             err.hint = "a namespace limit in /proc/sys/user/ was reached";
         return err;
     }
-    c.pid_ = static_cast<pid_t>(pid);
+    c.proc_ = child::Process(static_cast<pid_t>(pid));
     c.sync_ = std::move(sync.parent);
     c.report_ = std::move(report.parent);
     return c;
@@ -444,18 +432,18 @@ Status Child::release() {
     do n = ::send(sync_.get(), &b, 1, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     if (n != 1)
-        return sys_error(cat("release the child ", pid_));  // it failed first: finish() says why
+        return sys_error(cat("release the child ", pid()));  // it failed first: finish() says why
     return {};
 }
 
 Result<std::vector<NsInode>> Child::namespaces() {
     std::vector<NsInode> out;
-    if (pid_ <= 0) return out;  // dry run
+    if (pid() <= 0) return out;  // dry run
     child::Message r;
     if (child::receive(report_.get(), &r) != 1 || r.kind != Kind::namespaces) {
         if (r.kind != Kind::none) early_.push_back(r);
         errno = ECHILD;
-        return sys_error(cat("read the namespaces of process ", pid_));
+        return sys_error(cat("read the namespaces of process ", pid()));
     }
     for (Type t : kTypes)
         if (r.ns[static_cast<int>(t)]) out.push_back({t, r.ns[static_cast<int>(t)]});
@@ -463,7 +451,7 @@ Result<std::vector<NsInode>> Child::namespaces() {
 }
 
 Outcome Child::finish(const ChildPlan& plan, int wstatus) {
-    pid_ = -1;  // reaped
+    (void)proc_.release();  // reaped
     Outcome o;
     o.wstatus = wstatus;
     if (!report_.valid()) return o;
@@ -495,23 +483,14 @@ Outcome Child::finish(const ChildPlan& plan, int wstatus) {
 
 Outcome Child::stop(const ChildPlan& plan) {
     sync_.reset();
-    if (pid_ > 0) ::kill(pid_, SIGKILL);  // it may be past its last wait already
-    int ws = 0;
-    while (pid_ > 0 && ::waitpid(pid_, &ws, __WALL) < 0 && errno == EINTR) {
-    }
-    return finish(plan, ws);
+    int ws = proc_.kill();  // it may be past its last wait already
+    return finish(plan, ws < 0 ? 0 : ws);
 }
 
 void Child::abort() {
     sync_.reset();
     report_.reset();
-    if (pid_ > 0) {
-        ::kill(pid_, SIGKILL);
-        int ws;
-        while (::waitpid(pid_, &ws, __WALL) < 0 && errno == EINTR) {
-        }
-    }
-    pid_ = -1;
+    (void)proc_.kill();
 }
 
 }  // namespace kago::ns

@@ -149,7 +149,7 @@ void show_dry_run(const ChildPlan& plan);
 
 // How the container ended.
 struct Outcome {
-    int wstatus = 0;             // leave like this: proc::exit_like()
+    int wstatus = 0;             // leave like this: child::exit_like()
     std::optional<Error> error;  // a failed step or exec, to report
     int code = 125;              // the exit status that goes with the error
 };
@@ -158,13 +158,13 @@ class Child {
   public:
     Child() = default;
     Child(Child&& o) noexcept
-        : pid_(std::exchange(o.pid_, -1)),
+        : proc_(std::move(o.proc_)),
           sync_(std::move(o.sync_)),
           report_(std::move(o.report_)),
           early_(std::move(o.early_)) {}
     Child& operator=(Child&& o) noexcept {
         abort();
-        pid_ = std::exchange(o.pid_, -1);
+        proc_ = std::move(o.proc_);
         sync_ = std::move(o.sync_);
         report_ = std::move(o.report_);
         early_ = std::move(o.early_);
@@ -172,7 +172,7 @@ class Child {
     }
     ~Child() { abort(); }
 
-    pid_t pid() const { return pid_; }
+    pid_t pid() const { return proc_.pid(); }
     // The inode numbers the child sent at report_namespaces(). Fails when it
     // failed before; finish() or stop() then tell why.
     Result<std::vector<NsInode>> namespaces();
@@ -188,7 +188,7 @@ class Child {
 
   private:
     friend Result<Child> spawn(unsigned long flags, const ChildPlan& plan);
-    pid_t pid_ = -1;
+    child::Process proc_;        // pid 0 in a dry run
     UniqueFd sync_;              // write end
     UniqueFd report_;            // read end
     std::vector<child::Message> early_;  // reports read by namespaces() that finish() must see

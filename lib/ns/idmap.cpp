@@ -296,18 +296,21 @@ long spawn_and_wait(const child::Exec& exec) {
         return -1;
     }
     HelperStart h{&exec, report->child.get()};
-    pid_t pid;
+    child::Process helper;
     {
         child::Stack stack;
-        pid = child::start_shared(helper_main, &h, stack, CLONE_VFORK);
+        helper = child::Process(child::start_shared(helper_main, &h, stack, CLONE_VFORK));
     }
-    if (pid < 0) return -1;
+    if (!helper) return -1;
     report->child.reset();
     child::Message m;
     long got = child::receive(report->parent.get(), &m);  // end of file once it has exec'd
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) return -1;
+    auto waited = helper.wait();
+    if (!waited) {
+        errno = waited.error().err;
+        return -1;
+    }
+    int status = *waited;
     if (got == 1 && m.kind == child::Kind::exec_failed) {
         errno = m.err;
         return -1;

@@ -85,8 +85,7 @@ std::string read_sysctl(const char* path) {
 // for the command's exec (126/127, sent by the command's process itself).
 // The command's wait status comes on a channel of its own (child::init()).
 [[noreturn]] void fail(int report, const Error& e) {
-    (void)child::send_error(report, e, 125);
-    _exit(125);
+    child::fail(report, e);
 }
 
 // --net none: the network namespace is made by a helper of the runner,
@@ -124,7 +123,7 @@ class NetnsHelper {
     // Waits for the helper's exit: it runs on stack_ (reaped already by
     // supervise(): ECHILD).
     ~NetnsHelper() {
-        if (pid_ > 0) (void)::waitpid(pid_, nullptr, __WALL);
+        (void)proc_.wait();
         if (userns_ >= 0) ::close(userns_);
     }
 
@@ -137,8 +136,8 @@ class NetnsHelper {
             userns_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
             if (userns_ < 0) return sys_error(cat("open ", path));
         }
-        pid_ = child::start_shared(body, this, stack_);
-        if (pid_ < 0) return sys_error("clone(CLONE_VM) for the network namespace");
+        proc_ = child::Process(child::start_shared(body, this, stack_));
+        if (!proc_) return sys_error("clone(CLONE_VM) for the network namespace");
         return {};
     }
 
@@ -175,10 +174,10 @@ class NetnsHelper {
         }
         (void)child::send(h->sock_, m, ok ? fd : -1);
         if (fd >= 0) ::close(fd);
-        _exit(0);
+        return 0;
     }
 
-    pid_t pid_ = -1;
+    child::Process proc_;
     int userns_ = -1, sock_ = -1;
     child::Stack stack_;  // the helper's, until it exits
 };
@@ -360,13 +359,13 @@ int command_main(void* arg) {
     if (trace::call_prepared(cs.close_line, cloexec_above_2, nullptr) != 0) {
         cs.err = errno;
         cs.failed = CommandStart::kFds;
-        _exit(125);
+        return 125;
     }
     if (long f = caps::run(cs.privileges); f >= 0) {
         cs.err = errno;
         cs.failed_call = f;
         cs.failed = CommandStart::kPrivileges;
-        _exit(125);
+        return 125;
     }
     times::mark("command: exec");
     child::OnFailure on;
@@ -422,7 +421,7 @@ Status close_runner_fds(std::vector<int> keep) {
     Status early = setup_early(s.config);
     RunnerChannel runner(sock);
     // No go: the runner failed to set us up and is gone or giving up.
-    if (!runner.wait_go()) _exit(125);
+    if (!runner.wait_go()) child::leave(125);
     times::mark("init: go");
     if (!early) fail(report, early.error());
     caps::Policy policy;
@@ -653,6 +652,7 @@ Status start_pasta(const net::usermode::Helper& pasta, pid_t init, const std::st
         e.what = cat("--net user-mode: ", e.what);
         return e;
     }
+    (void)r->proc.release();  // it runs on its own until the namespaces end
     return {};
 }
 
@@ -810,6 +810,7 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         container_main(s, !root, go.child.get(), report.child.get(), status.child.get(), block,
                        spread ? &cpus : nullptr);
     }
+    child::Process init(static_cast<pid_t>(pid));  // killed and reaped on a failure below
     times::mark("runner: cloned");
     if (spread) proc::move_off_our_cpu(static_cast<pid_t>(pid), cpus);
     go.child.reset();
@@ -818,13 +819,12 @@ Result<RunOutcome> run_container(const RunSpec& s) {
     if (shared) {
         go.parent.reset();  // the helper has its own copy
         int ws = wait_shared(static_cast<pid_t>(pid), status.parent.get(), sfd.get());
+        (void)init.release();  // reaped, or ending by itself after its report
         times::mark("runner: status received");
         return outcome(ws, report.parent.get(), s, root);
     }
-    auto kill_child = [&] { child::kill_and_reap(static_cast<pid_t>(pid)); };
     if (!root && !userns_first) {
         if (auto st = ns::write_maps(plan, static_cast<pid_t>(pid)); !st) {
-            kill_child();
             Error e = std::move(st).error();
             std::string why = userns_blocker();
             if (!why.empty()) e.hint = cat("user namespaces are restricted: ", why, "; or run --kago-extract DIR");
@@ -835,33 +835,28 @@ Result<RunOutcome> run_container(const RunSpec& s) {
         // As net-setup --user-mode starts it (lib/net/usermode): its pid
         // file and log in a directory of this run's, beside the root's.
         auto st = start_pasta(*pasta, static_cast<pid_t>(pid), s.mnt);
-        if (!st) {
-            kill_child();
-            return std::move(st).error();
-        }
+        if (!st) return std::move(st).error();
     }
     times::mark("runner: id maps written");
     limiter.enter(static_cast<pid_t>(pid));
-    if (!userns_first && child::send(go.parent.get(), child::Kind::ok, kGo, 0) != 0) {
-        kill_child();
+    if (!userns_first && child::send(go.parent.get(), child::Kind::ok, kGo, 0) != 0)
         return sys_error("release the container");
-    }
     // Last: it then has our CPU, and the init the other.
     if (netns_by_helper(c)) {
         // It joins the container's user namespace, unless it is ours.
         if (auto st = helper.emplace().start(static_cast<pid_t>(pid), !root && !userns_first,
                                              go.parent.get());
-            !st) {
-            kill_child();
+            !st)
             return std::move(st).error();
-        }
     }
     go.parent.reset();  // the helper has its own copy
     times::mark("runner: go sent, helper started");
     // The command's status comes from the init as soon as the command ends;
     // the init's own exit (the root's unmount, the namespaces' end) then
     // overlaps ours. Only a cgroup to remove makes us wait for it.
-    int ws = TRY(proc::supervise(static_cast<pid_t>(pid), status.parent.get()));
+    auto ended = proc::supervise(init.pid(), status.parent.get());
+    (void)init.release();  // supervised: it ends by itself from here on
+    int ws = TRY(std::move(ended));
     times::mark("runner: status received");
     if (limiter.active()) (void)proc::supervise(static_cast<pid_t>(pid));
     limiter.finish(ws);

@@ -22,7 +22,7 @@ struct RunSpec {
 };
 
 struct RunOutcome {
-    int wstatus = 0;                 // leave like this: proc::exit_like()
+    int wstatus = 0;                 // leave like this: child::exit_like()
     std::optional<Error> exec_error; // the command could not be executed (126/127)
 };
 

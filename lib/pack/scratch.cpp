@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/child.hpp"
 #include "pack/cache.hpp"
 
 namespace kago::pack {
@@ -40,9 +41,9 @@ void keep_only(std::vector<int> keep) {
     ::syscall(SYS_close_range, from, ~0u, 0u);
 }
 
-// The watcher, after fork(): wait for the owner's end, then remove
-// PARENT/NAME if it is still the directory the owner made.
-[[noreturn]] void watch(int parent, int rd, const std::string& name, dev_t dev, ino_t ino) {
+// The watcher, after fork(), until it returns its exit status: wait for the owner's end, then
+// remove PARENT/NAME if it is still the directory the owner made.
+int watch(int parent, int rd, const std::string& name, dev_t dev, ino_t ino) {
     keep_only({parent, rd});
     (void)::setsid();
     for (int sig : {SIGINT, SIGQUIT, SIGHUP, SIGTERM, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU})
@@ -55,12 +56,12 @@ void keep_only(std::vector<int> keep) {
     }
     int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
-    if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_dev != dev || st.st_ino != ino) _exit(0);
+    if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_dev != dev || st.st_ino != ino) return 0;
     // Free as soon as the owner is gone: its lock went with its last descriptor.
     while (::flock(fd, LOCK_EX) != 0 && errno == EINTR) {
     }
     (void)remove_tree_at(parent, name, name);
-    _exit(0);
+    return 0;
 }
 
 }  // namespace
@@ -121,8 +122,8 @@ Result<ScratchDir> ScratchDir::make(const std::string& parent, const std::string
     s.pipe_ = UniqueFd(p[1]);
     pid_t pid_w = ::fork();
     if (pid_w < 0) return sys_error(cat("fork the watcher of ", s.path_));
-    if (pid_w == 0) watch(s.parent_.get(), rd.get(), s.name_, st.st_dev, st.st_ino);
-    s.watcher_ = pid_w;
+    if (pid_w == 0) child::leave(watch(s.parent_.get(), rd.get(), s.name_, st.st_dev, st.st_ino));
+    s.watcher_ = child::Process(pid_w);
     return s;
 }
 
@@ -132,7 +133,7 @@ ScratchDir::ScratchDir(ScratchDir&& o) noexcept
       pipe_(std::move(o.pipe_)),
       name_(std::move(o.name_)),
       path_(std::move(o.path_)),
-      watcher_(std::exchange(o.watcher_, -1)) {
+      watcher_(std::move(o.watcher_)) {
     o.name_.clear();
 }
 
@@ -140,9 +141,7 @@ ScratchDir::~ScratchDir() {
     if (!name_.empty() && parent_) (void)remove_tree_at(parent_.get(), name_, path_);
     lock_.reset();
     pipe_.reset();  // the watcher finds nothing to remove, and exits
-    if (watcher_ > 0)
-        while (::waitpid(watcher_, nullptr, 0) < 0 && errno == EINTR) {
-        }
+    (void)watcher_.wait();
 }
 
 }  // namespace kago::pack

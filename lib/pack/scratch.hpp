@@ -14,6 +14,7 @@
 
 #include <string>
 
+#include "core/child.hpp"
 #include "core/fd.hpp"
 #include "core/result.hpp"
 
@@ -37,13 +38,13 @@ class ScratchDir {
     ~ScratchDir();
 
     const std::string& path() const { return path_; }
-    pid_t watcher() const { return watcher_; }
+    pid_t watcher() const { return watcher_.pid(); }
 
   private:
     ScratchDir() = default;
     UniqueFd parent_, lock_, pipe_;  // pipe_: the write end the watcher reads
     std::string name_, path_;
-    pid_t watcher_ = -1;
+    child::Process watcher_;
 };
 
 // Remove the PREFIX* directories in PARENT that belong to this user and

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -810,6 +811,18 @@ TEST(CapsShow, JsonIsWellFormedForAFixture) {
     std::string table = format_table(s);
     EXPECT_NE(table.find("filter (1 filter)"), std::string::npos);
     EXPECT_NE(table.find("0 -> 100000 (65536)"), std::string::npos);
+}
+
+// The attack: a /proc that is a plain directory of the root (no --proc),
+// holding a status file that claims no capability and seccomp on.
+TEST(CapsShow, RefusesAStatusFileThatIsNotProcfs) {
+    TempDir d;
+    ASSERT_EQ(::mkdir((d.path() + "/self").c_str(), 0755), 0);
+    d.write("self/status", kStatus);
+    auto s = inspect("self", d.path());
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().err, EXDEV);
+    EXPECT_NE(s.error().what.find("not a procfs file"), std::string::npos) << s.error().what;
 }
 
 TEST(CapsShow, MissingProcess) {

@@ -329,3 +329,151 @@ TEST(ChildLoopback, BringsLoUpInANewNetworkNamespace) {
     ASSERT_EQ(m.kind, child::Kind::ok) << strerror(m.err);
     EXPECT_TRUE(m.status & IFF_UP);
 }
+
+// --- the end of a child ---------------------------------------------------------
+
+TEST(ChildEnd, FailSendsTheMessageAndLeavesWithTheCode) {
+    auto ch = child::Channel::pipe("test");
+    ASSERT_TRUE(ch);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) child::fail(ch->child.get(), child::Kind::step_failed, 3, EPERM);
+    ch->child.reset();
+    child::Message m;
+    ASSERT_EQ(child::receive(ch->parent.get(), &m), 1);
+    EXPECT_EQ(m.kind, child::Kind::step_failed);
+    EXPECT_EQ(m.step, 3);
+    EXPECT_EQ(m.err, EPERM);
+    EXPECT_EQ(m.status, 125);
+    int ws = wait_for(pid);
+    ASSERT_TRUE(WIFEXITED(ws));
+    EXPECT_EQ(WEXITSTATUS(ws), 125);
+}
+
+TEST(ChildEnd, FailWithoutAParentOnlyLeaves) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) child::fail(-1, Error{EIO, "x", ""}, 42);
+    int ws = wait_for(pid);
+    ASSERT_TRUE(WIFEXITED(ws));
+    EXPECT_EQ(WEXITSTATUS(ws), 42);
+}
+
+int returns_seven(void*) {
+    return 7;
+}
+
+TEST(ChildEnd, ASharedChildLeavesWithWhatItsBodyReturns) {
+    child::Stack stack;
+    pid_t pid = child::start_shared(returns_seven, nullptr, stack);
+    ASSERT_GT(pid, 0);
+    int ws = wait_for(pid);
+    ASSERT_TRUE(WIFEXITED(ws));
+    EXPECT_EQ(WEXITSTATUS(ws), 7);
+}
+
+TEST(ChildEnd, RunLeavesWithWhatItsBodyReturns) {
+    long pid = child::run(0, [] { return 9; });
+    ASSERT_GT(pid, 0);
+    int ws = wait_for(static_cast<pid_t>(pid));
+    ASSERT_TRUE(WIFEXITED(ws));
+    EXPECT_EQ(WEXITSTATUS(ws), 9);
+}
+
+// --- owning a child -------------------------------------------------------------
+
+namespace {
+pid_t sleeper() {
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (;;) pause();
+    }
+    return pid;
+}
+
+// Whether `pid` is a child of ours not yet reaped.
+bool unreaped(pid_t pid) {
+    siginfo_t si = {};
+    return ::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+}  // namespace
+
+TEST(ChildProcess, DroppedIsKilledAndReaped) {
+    pid_t pid = sleeper();
+    ASSERT_GT(pid, 0);
+    {
+        child::Process p(pid);
+        EXPECT_EQ(p.pid(), pid);
+        EXPECT_GE(p.fd(), 0);
+    }
+    EXPECT_FALSE(unreaped(pid));
+}
+
+TEST(ChildProcess, WaitReturnsTheStatusAndGivesItUp) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) _exit(3);
+    child::Process p(pid);
+    auto ws = p.wait();
+    ASSERT_TRUE(ws) << ws.error().message();
+    ASSERT_TRUE(WIFEXITED(*ws));
+    EXPECT_EQ(WEXITSTATUS(*ws), 3);
+    EXPECT_FALSE(p);
+    EXPECT_FALSE(p.wait());
+}
+
+TEST(ChildProcess, WaitReportsASignal) {
+    pid_t pid = sleeper();
+    ASSERT_GT(pid, 0);
+    child::Process p(pid);
+    ASSERT_EQ(p.signal(SIGUSR1), 0);
+    auto ws = p.wait();
+    ASSERT_TRUE(ws);
+    ASSERT_TRUE(WIFSIGNALED(*ws));
+    EXPECT_EQ(WTERMSIG(*ws), SIGUSR1);
+}
+
+TEST(ChildProcess, WaitWithoutHangingKeepsARunningChild) {
+    pid_t pid = sleeper();
+    ASSERT_GT(pid, 0);
+    child::Process p(pid);
+    auto ws = p.wait(false);
+    ASSERT_FALSE(ws);
+    EXPECT_EQ(ws.error().err, EAGAIN);
+    EXPECT_EQ(p.pid(), pid);
+    int killed = p.kill();
+    ASSERT_TRUE(WIFSIGNALED(killed));
+    EXPECT_EQ(WTERMSIG(killed), SIGKILL);
+    EXPECT_FALSE(unreaped(pid));
+}
+
+TEST(ChildProcess, ReleasedKeepsRunning) {
+    pid_t pid = sleeper();
+    ASSERT_GT(pid, 0);
+    {
+        child::Process p(pid);
+        EXPECT_EQ(p.release(), pid);
+        EXPECT_FALSE(p);
+    }
+    EXPECT_EQ(::kill(pid, 0), 0);
+    siginfo_t si = {};
+    ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOHANG), 0);
+    EXPECT_EQ(si.si_pid, 0) << "still running";
+    ::kill(pid, SIGKILL);
+    wait_for(pid);
+}
+
+TEST(ChildProcess, MovedOwnsOnceAndAChildReapedElsewhereIsLeftAlone) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) _exit(0);
+    child::Process a(pid);
+    child::Process b(std::move(a));
+    EXPECT_FALSE(a);
+    EXPECT_EQ(b.pid(), pid);
+    wait_for(pid);  // a supervisor's waitpid(-1) reaps it first
+    EXPECT_EQ(b.kill(), -1) << "not ours to reap any more";
+    child::Process empty(0);  // a dry run's child
+    EXPECT_FALSE(empty);
+    EXPECT_EQ(empty.kill(), -1);
+}

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "core/child.hpp"
 #include "core/cli.hpp"
 #include "core/env.hpp"
 #include "core/exec.hpp"
@@ -761,7 +762,7 @@ TEST(Proc, WaitEndedReturnsWhenTheProcessExitsOrAtTheDeadline) {
 TEST(Proc, ExitLikeReRaisesTheSignal) {
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
-    if (pid == 0) proc::exit_like(SIGUSR1);  // as if our child died of SIGUSR1
+    if (pid == 0) child::exit_like(SIGUSR1);  // as if our child died of SIGUSR1
     int ws;
     waitpid(pid, &ws, 0);
     EXPECT_TRUE(WIFSIGNALED(ws));
@@ -1358,6 +1359,45 @@ TEST(SelfStatus, MatchesTheSystemCalls) {
             << "capability " << cap;
     }
     EXPECT_GE(st.threads, 1);
+}
+
+TEST(ProcStatus, OneParserForEveryField) {
+    constexpr std::string_view kText =
+        "Name:\tsh\nUmask:\t0022\nUid:\t0\t1\t2\t3\nGroups:\t\nCapInh:\t0000000000000000\n"
+        "CapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000400\nSigCgt:\t0000000000004002\n"
+        "Threads:\t3\nNoNewPrivs:\t1\nSeccomp:\t2\n";
+    proc::StatusFields f = proc::parse_status(kText);
+    EXPECT_EQ(f.name, "sh");
+    EXPECT_EQ(f.uid, "0\t1\t2\t3");
+    EXPECT_NE(f.groups.data(), nullptr) << "present, and empty";
+    EXPECT_TRUE(f.groups.empty());
+    EXPECT_EQ(f.cap_bnd, "000001ffffffffff");
+    EXPECT_EQ(f.threads, "3");
+    EXPECT_EQ(f.seccomp, "2");
+    EXPECT_EQ(f.seccomp_filters.data(), nullptr) << "absent";
+    uint64_t v = 0;
+    ASSERT_TRUE(proc::status_hex(f.sig_cgt, v));
+    EXPECT_EQ(v, 0x4002u);
+    EXPECT_FALSE(proc::status_hex("", v));
+    EXPECT_FALSE(proc::status_hex("12z", v));
+}
+
+// The attack: a root file system without /proc mounted, whose /proc holds
+// a status file that claims what it likes. Only procfs's own file is read.
+TEST(ProcStatus, ReadsOnlyProcfsFiles) {
+    char buf[4096];
+    EXPECT_GT(proc::read_status("/proc/self/status", buf, sizeof buf), 0);
+    EXPECT_NE(std::string_view(buf).find("CapBnd:"), std::string_view::npos);
+    char tmpl[] = "/tmp/kago-unit-status.XXXXXX";
+    int fd = mkstemp(tmpl);
+    ASSERT_GE(fd, 0);
+    const char fake[] =
+        "Name:\tsh\nCapBnd:\t000001ffffffffff\nCapAmb:\t0\nSigCgt:\t0\nThreads:\t1\n";
+    ASSERT_EQ(write(fd, fake, sizeof fake - 1), static_cast<ssize_t>(sizeof fake - 1));
+    close(fd);
+    EXPECT_EQ(proc::read_status(tmpl, buf, sizeof buf), -1);
+    EXPECT_EQ(errno, EXDEV);
+    unlink(tmpl);
 }
 
 TEST(SelfStatus, SeesACaughtSignal) {

@@ -178,13 +178,14 @@ TEST(MountUndo, RunsInReverseUnlessDismissed) {
     std::string log;
     {
         Undo u;
-        u.add([&] { log += "a"; });
-        u.add([&] { log += "b"; });
+        u.add(trace::Made::yes, [&] { log += "a"; });
+        u.add(trace::Made::no, [&] { log += "x"; });  // not made: nothing to undo
+        u.add(trace::Made::yes, [&] { log += "b"; });
     }
     EXPECT_EQ(log, "ba");
     {
         Undo u;
-        u.add([&] { log += "c"; });
+        u.add(trace::Made::yes, [&] { log += "c"; });
         u.dismiss();
     }
     EXPECT_EQ(log, "ba");
@@ -286,11 +287,15 @@ TEST(MountSeam, DryRunStandInsAreNotMade) {
     EXPECT_TRUE(d.value());
     trace::set_dry_run(true);
     auto p = ops::open_path("/nonexistent/kago");
-    Undo undo;
-    undo.add([] {});
-    trace::set_dry_run(false);
     ASSERT_TRUE(p.ok());
+    auto moved =
+        ops::move_mount_path(p.value(), "/nonexistent/kago");  // a stand-in attaches nothing
+    Undo undo;
+    undo.add(moved ? *moved : trace::Made::yes, [] {});
+    trace::set_dry_run(false);
     EXPECT_FALSE(p.value().made());
+    ASSERT_TRUE(moved.ok());
+    EXPECT_EQ(*moved, trace::Made::no);
     EXPECT_EQ(undo.size(), 0u);
 }
 

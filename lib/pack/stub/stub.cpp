@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/child.hpp"
 #include "core/env.hpp"
 #include "core/parse.hpp"
 #include "core/proc.hpp"
@@ -48,7 +49,7 @@ void report(const Error& e) {
 
 [[noreturn]] void die(const Error& e, int code = 125) {
     report(e);
-    _exit(code);
+    child::leave(code);
 }
 
 [[noreturn]] void usage(std::string_view msg) {
@@ -56,7 +57,7 @@ void report(const Error& e) {
     trace::emit("runner options: --kago-info, --kago-extract DIR, --kago-keep-devices-setuid, --kago-shell, "
                 "--kago-verify [PUBKEY], --kago-cache DIR, --kago-bind SRC:DST, --kago-trace, --kago-clean, "
                 "--kago-help");
-    _exit(125);
+    child::leave(125);
 }
 
 template <class T>
@@ -286,5 +287,5 @@ int main(int argc, char** argv) {
     auto outcome = check(run_container(spec));
     times::mark("runner: exit");
     if (outcome.exec_error) report(*outcome.exec_error);
-    proc::exit_like(outcome.wstatus);
+    child::exit_like(outcome.wstatus);
 }
