@@ -11,9 +11,9 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <deque>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -356,13 +356,15 @@ class Maker {
     Result<UniqueFd> create_file(int pfd, const Op& op) const {
         int fd = -1;
         TRY(create(pfd, op.base, op.path, [&] {
-            fd = sys::open_beneath(pfd, op.base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+            fd = sys::open_beneath(pfd, op.base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+                                   0600);
             return fd >= 0;
         }));
         if (fd < 0) return failed(op.path, "create");
         return UniqueFd(fd);
     }
-    Status write_at(int fd, const char* p, size_t n, int64_t off, const std::string& path, Counts& c) const {
+    Status write_at(int fd, const char* p, size_t n, int64_t off, const std::string& path,
+                    Counts& c) const {
         while (n > 0) {
             ssize_t w = ::pwrite(fd, p, n, off);
             if (w < 0) {
@@ -386,40 +388,44 @@ class Maker {
         int pfd = op.dir->get();
         struct timespec times[2] = {op.mtime, op.mtime};
         switch (op.kind) {
-        case Op::Kind::file: {
-            UniqueFd f = TRY(create_file(pfd, op));
-            const char* p = op.data.data();
-            int64_t end = 0;
-            for (auto [off, n] : op.segments) {
-                TRY(write_at(f.get(), p, n, off, op.path, c));
-                p += n;
-                end = std::max(end, off + static_cast<int64_t>(n));
+            case Op::Kind::file: {
+                UniqueFd f = TRY(create_file(pfd, op));
+                const char* p = op.data.data();
+                int64_t end = 0;
+                for (auto [off, n] : op.segments) {
+                    TRY(write_at(f.get(), p, n, off, op.path, c));
+                    p += n;
+                    end = std::max(end, off + static_cast<int64_t>(n));
+                }
+                TRY(end_file(f.get(), op, end));
+                return finish_file(f.get(), op, c);
             }
-            TRY(end_file(f.get(), op, end));
-            return finish_file(f.get(), op, c);
-        }
-        case Op::Kind::symlink: {
-            bool made = false;
-            TRY(create(pfd, op.base, op.path,
-                       [&] { return made = ::symlinkat(op.data.c_str(), pfd, op.base.c_str()) == 0; }));
-            if (!made) return failed(op.path, "symlink");
-            if (o_.owners && ::fchownat(pfd, op.base.c_str(), op.uid, op.gid, AT_SYMLINK_NOFOLLOW) != 0)
-                return failed(op.path, "chown");
-            ::utimensat(pfd, op.base.c_str(), times, AT_SYMLINK_NOFOLLOW);
-            return {};
-        }
-        case Op::Kind::node: {
-            bool made = false;
-            TRY(create(pfd, op.base, op.path, [&] {
-                return made = ::mknodat(pfd, op.base.c_str(), op.node | 0600, op.rdev) == 0;
-            }));
-            if (!made) return failed(op.path, "mknod");
-            if (o_.owners && ::fchownat(pfd, op.base.c_str(), op.uid, op.gid, AT_SYMLINK_NOFOLLOW) != 0)
-                return failed(op.path, "chown");
-            if (::fchmodat(pfd, op.base.c_str(), op.mode, 0) != 0) return failed(op.path, "chmod");
-            ::utimensat(pfd, op.base.c_str(), times, AT_SYMLINK_NOFOLLOW);
-            return {};
-        }
+            case Op::Kind::symlink: {
+                bool made = false;
+                TRY(create(pfd, op.base, op.path, [&] {
+                    return made = ::symlinkat(op.data.c_str(), pfd, op.base.c_str()) == 0;
+                }));
+                if (!made) return failed(op.path, "symlink");
+                if (o_.owners &&
+                    ::fchownat(pfd, op.base.c_str(), op.uid, op.gid, AT_SYMLINK_NOFOLLOW) != 0)
+                    return failed(op.path, "chown");
+                ::utimensat(pfd, op.base.c_str(), times, AT_SYMLINK_NOFOLLOW);
+                return {};
+            }
+            case Op::Kind::node: {
+                bool made = false;
+                TRY(create(pfd, op.base, op.path, [&] {
+                    return made = ::mknodat(pfd, op.base.c_str(), op.node | 0600, op.rdev) == 0;
+                }));
+                if (!made) return failed(op.path, "mknod");
+                if (o_.owners &&
+                    ::fchownat(pfd, op.base.c_str(), op.uid, op.gid, AT_SYMLINK_NOFOLLOW) != 0)
+                    return failed(op.path, "chown");
+                if (::fchmodat(pfd, op.base.c_str(), op.mode, 0) != 0)
+                    return failed(op.path, "chmod");
+                ::utimensat(pfd, op.base.c_str(), times, AT_SYMLINK_NOFOLLOW);
+                return {};
+            }
         }
         return {};
     }
@@ -465,7 +471,8 @@ class Pool {
     bool push(size_t i, Op&& op) {
         size_t n = op.data.size();
         std::unique_lock<std::mutex> l(mu_);
-        room_.wait(l, [&] { return failed_ || ops_ == 0 || (ops_ < kMaxOps && bytes_ + n <= kMaxBytes); });
+        room_.wait(
+            l, [&] { return failed_ || ops_ == 0 || (ops_ < kMaxOps && bytes_ + n <= kMaxBytes); });
         if (failed_) return false;
         ++ops_;
         bytes_ += n;
@@ -559,7 +566,8 @@ class Unpacker {
     // last one stay few whatever the layer's size.
     static constexpr size_t kMaxPending = 1 << 16;
 
-    Unpacker(int dest, const UnpackOptions& o, std::string_view what) : dest_(dest), o_(o), maker_(o, what) {
+    Unpacker(int dest, const UnpackOptions& o, std::string_view what)
+        : dest_(dest), o_(o), maker_(o, what) {
         if (o.workers > 1) {
             pool_ = std::make_unique<Pool>(maker_, o.workers);
             if (pool_->size() == 0) pool_.reset();
@@ -571,13 +579,16 @@ class Unpacker {
 
   private:
     Error bad(std::string_view path, std::string_view why) const { return maker_.bad(path, why); }
-    Error failed(std::string_view path, std::string_view step) const { return maker_.failed(path, step); }
+    Error failed(std::string_view path, std::string_view step) const {
+        return maker_.failed(path, step);
+    }
     const std::string& what() const { return maker_.what(); }
     Result<UniqueFd> parent(const std::string& dir, const std::string& shown);
     // parent(), kept open for the entries that follow in the same
     // directory (a tar lists a directory's entries together), and shared
     // with the workers that make them. Anything clear() removes drops it.
-    Result<std::shared_ptr<const UniqueFd>> parent_cached(const std::string& dir, const std::string& shown);
+    Result<std::shared_ptr<const UniqueFd>> parent_cached(const std::string& dir,
+                                                          const std::string& shown);
     // Remove what is at path (a file, or an empty directory) for an entry
     // of the same name.
     Status clear(int pfd, const std::string& base, const std::string& path);
@@ -659,7 +670,8 @@ Result<UniqueFd> Unpacker::parent(const std::string& dir, const std::string& sho
     return cur;
 }
 
-Result<std::shared_ptr<const UniqueFd>> Unpacker::parent_cached(const std::string& dir, const std::string& shown) {
+Result<std::shared_ptr<const UniqueFd>> Unpacker::parent_cached(const std::string& dir,
+                                                                const std::string& shown) {
     if (cached_fd_ && dir == cached_dir_) return cached_fd_;
     UniqueFd fd = TRY(parent(dir, shown));
     cached_fd_ = std::make_shared<const UniqueFd>(std::move(fd));
@@ -688,7 +700,8 @@ Status Unpacker::settle(const std::string& path, bool self) {
     return {};
 }
 
-Result<bool> Unpacker::here(int pfd, const std::string& base, const std::string& path, bool may_queue) {
+Result<bool> Unpacker::here(int pfd, const std::string& base, const std::string& path,
+                            bool may_queue) {
     if (made_dirs_.contains(path)) {
         // It replaces a directory: only an empty one goes, once nothing
         // below it is still to be made.
@@ -707,7 +720,8 @@ Result<bool> Unpacker::here(int pfd, const std::string& base, const std::string&
 Status Unpacker::dispatch(Op&& op, const std::string& dir) {
     if (pending_.size() >= kMaxPending) TRY(barrier());
     pending_.insert(op.path);
-    if (!pool_->push(std::hash<std::string>{}(dir) % pool_->size(), std::move(op))) return pool_->error();
+    if (!pool_->push(std::hash<std::string>{}(dir) % pool_->size(), std::move(op)))
+        return pool_->error();
     return {};
 }
 
@@ -721,8 +735,9 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
     struct timespec mtime = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
     if (path.empty()) {  // the root: its metadata only
         if (type == AE_IFDIR)
-            dirs_.push_back({"", static_cast<uid_t>(archive_entry_uid(e)), static_cast<gid_t>(archive_entry_gid(e)),
-                             archive_entry_perm(e), mtime, xattrs_of(e)});
+            dirs_.push_back({"", static_cast<uid_t>(archive_entry_uid(e)),
+                             static_cast<gid_t>(archive_entry_gid(e)), archive_entry_perm(e), mtime,
+                             xattrs_of(e)});
         return {};
     }
     std::string dir, base;
@@ -808,8 +823,10 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
             // Written as libarchive reads it.
             UniqueFd f = TRY(maker_.create_file(pfd, op));
             int64_t end = 0;
-            while ((r = archive_read_data_block(a, &block, &size, &off)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
-                TRY(maker_.write_at(f.get(), static_cast<const char*>(block), size, off, path, counts_));
+            while ((r = archive_read_data_block(a, &block, &size, &off)) == ARCHIVE_OK ||
+                   r == ARCHIVE_WARN) {
+                TRY(maker_.write_at(f.get(), static_cast<const char*>(block), size, off, path,
+                                    counts_));
                 end = std::max(end, off + static_cast<int64_t>(size));
             }
             if (r != ARCHIVE_EOF) return usage_error(cat(what(), ": ", path, ": ", archive_why(a)));
@@ -817,7 +834,8 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
             return maker_.finish_file(f.get(), op, counts_);
         }
         op.data.reserve(static_cast<size_t>(std::max<int64_t>(op.size, 0)));
-        while ((r = archive_read_data_block(a, &block, &size, &off)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+        while ((r = archive_read_data_block(a, &block, &size, &off)) == ARCHIVE_OK ||
+               r == ARCHIVE_WARN) {
             if (size == 0) continue;
             if (!op.segments.empty() &&
                 op.segments.back().first + static_cast<int64_t>(op.segments.back().second) == off)

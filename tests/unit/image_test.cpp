@@ -416,7 +416,8 @@ void walk(const std::string& root, const std::string& rel, std::vector<std::stri
     if (!d) return;
     std::vector<std::string> names;
     while (struct dirent* e = readdir(d))
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            names.emplace_back(e->d_name);
     closedir(d);
     std::sort(names.begin(), names.end());
     for (const auto& n : names) {
@@ -424,8 +425,8 @@ void walk(const std::string& root, const std::string& rel, std::vector<std::stri
         std::string full = root + "/" + p;
         struct stat st;
         if (lstat(full.c_str(), &st) != 0) continue;
-        std::string line = p + " " + std::to_string(st.st_mode) + " " + std::to_string(st.st_nlink) + " " +
-                           std::to_string(st.st_size);
+        std::string line = p + " " + std::to_string(st.st_mode) + " " +
+                           std::to_string(st.st_nlink) + " " + std::to_string(st.st_size);
         if (S_ISREG(st.st_mode)) {
             std::ifstream f(full, std::ios::binary);
             std::string data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -435,7 +436,8 @@ void walk(const std::string& root, const std::string& rel, std::vector<std::stri
             ssize_t k = readlink(full.c_str(), t, sizeof t);
             line += " -> " + std::string(t, k > 0 ? static_cast<size_t>(k) : 0);
         } else if (S_ISCHR(st.st_mode)) {
-            line += " " + std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
+            line +=
+                " " + std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
         }
         out.push_back(line);
         if (S_ISDIR(st.st_mode)) walk(root, p, out);
@@ -463,7 +465,8 @@ std::vector<Entry> busy_layer() {
         for (int f = 0; f < 40; ++f) {
             std::string name = dir + "/f" + std::to_string(f);
             size_t size = (f == 7) ? (300u << 10) : static_cast<size_t>(f * 37);
-            es.push_back({name, 'f', std::string(size, static_cast<char>('a' + (d + f) % 26)), 0644});
+            es.push_back(
+                {name, 'f', std::string(size, static_cast<char>('a' + (d + f) % 26)), 0644});
         }
         es.push_back({dir + "/sub", 'd', "", 0700});
         es.push_back({dir + "/sub/s", 'l', "../f1", 0777});
@@ -502,9 +505,11 @@ TEST(ImageUnpackWorkers, AnyNumberOfWorkersMakesTheSameTree) {
 
 TEST(ImageUnpackWorkers, ALaterEntryReplacesAnEarlierOne) {
     TempDir t;
-    std::vector<Entry> es = {{"a", 'd', "", 0755}, {"a/f", 'f', "first"}, {"a/l", 'f', "a file first"}};
+    std::vector<Entry> es = {
+        {"a", 'd', "", 0755}, {"a/f", 'f', "first"}, {"a/l", 'f', "a file first"}};
     // Work for the other workers in between.
-    for (int i = 0; i < 200; ++i) es.push_back({"b" + std::to_string(i % 9) + "/x" + std::to_string(i), 'f', "x"});
+    for (int i = 0; i < 200; ++i)
+        es.push_back({"b" + std::to_string(i % 9) + "/x" + std::to_string(i), 'f', "x"});
     es.push_back({"a/f", 'f', "second"});
     es.push_back({"a/l", 'l', "f", 0777});
     es.push_back({"a/big", 'f', std::string(300u << 10, 'b')});
@@ -533,7 +538,9 @@ TEST(ImageUnpackWorkers, ALaterEntryReplacesAnEarlierOne) {
 TEST(ImageUnpackWorkers, AHardLinkToAFileAWorkerWrote) {
     TempDir t;
     std::vector<Entry> es;
-    for (int i = 0; i < 300; ++i) es.push_back({"a" + std::to_string(i % 5) + "/f" + std::to_string(i), 'f', "data" + std::to_string(i)});
+    for (int i = 0; i < 300; ++i)
+        es.push_back({"a" + std::to_string(i % 5) + "/f" + std::to_string(i), 'f',
+                      "data" + std::to_string(i)});
     es.push_back({"z/hard", 'h', "a3/f298"});
     es.push_back({"a3/also", 'h', "a3/f298"});
     std::string d = t.path() + "/l";
@@ -573,14 +580,16 @@ TEST(ImageUnpackWorkers, AnErrorInAWorkerIsTheOneReported) {
     for (int i = 0; i < 100; ++i) es.push_back({"a/f" + std::to_string(i), 'f', "f"});
     std::string long_name = "b/" + std::string(300, 'n');  // ENAMETOOLONG, in a worker
     es.push_back({long_name, 'f', "x"});
-    for (int i = 0; i < 2000; ++i) es.push_back({"c" + std::to_string(i % 7) + "/f" + std::to_string(i), 'f', "f"});
+    for (int i = 0; i < 2000; ++i)
+        es.push_back({"c" + std::to_string(i % 7) + "/f" + std::to_string(i), 'f', "f"});
     std::string d = t.path() + "/l";
     auto r = unpack(make_tar(es), d, with_workers(4));
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().err, ENAMETOOLONG);
     EXPECT_NE(r.error().what.find("create " + long_name), std::string::npos) << r.error().what;
     // A symlink that a worker made is still refused as a way through.
-    auto esc = unpack(make_tar({{"e", 'l', t.path()}, {"e/pwned", 'f', "x"}}), t.path() + "/esc", with_workers(2));
+    auto esc = unpack(make_tar({{"e", 'l', t.path()}, {"e/pwned", 'f', "x"}}), t.path() + "/esc",
+                      with_workers(2));
     ASSERT_FALSE(esc.ok());
     EXPECT_NE(esc.error().what.find("symlink"), std::string::npos) << esc.error().what;
     EXPECT_FALSE(exists(t.path() + "/pwned"));
