@@ -787,6 +787,9 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
         if (target.empty()) return bad(raw, "a hard link to the layer's root");
         TRY(settle(target, true));
         TRY(settle(path, true));
+        // It replaces a directory: only an empty one goes, once nothing
+        // below it is still to be made.
+        if (made_dirs_.contains(path)) TRY(barrier());
         auto [tdir, tbase] = split(target);
         UniqueFd tfd = TRY(parent(tdir, raw));
         TRY(clear(pfd, base, path));
