@@ -136,10 +136,11 @@ Status remove_tree(int dirfd, const std::string& name) {
 // --- unpacking --------------------------------------------------------------
 //
 // With UnpackOptions::workers > 1, three kinds of threads share a layer:
-//  - the reader reads the blob, inflates it and hashes the plain stream
-//    (the diff_id) a few blocks ahead of the parser (Reader);
-//  - the parser (the calling thread) reads the tar's headers with
-//    libarchive, checks each entry, makes the directories, and hands the
+//  - the reader reads the blob and inflates it a few blocks ahead of the
+//    parser (Reader);
+//  - the parser (the calling thread) hashes the plain stream (the
+//    diff_id), reads the tar's headers with libarchive, checks each
+//    entry, makes the directories, and hands the
 //    files, symlinks and nodes to
 //  - the workers (Pool), which make them. The entries of one directory all
 //    go to one worker, in the tar's order: a later entry replaces an earlier
@@ -159,8 +160,9 @@ namespace {
 using Xattrs = std::vector<std::pair<std::string, std::string>>;
 
 // The plain stream, hashed for the diff_id as it goes by, in blocks of
-// kBlock: read by a thread of its own up to kBlocks ahead of the tar
-// parser (threaded), or when the parser asks for the next block.
+// kBlock: read and inflated by a thread of its own up to kBlocks ahead of
+// the tar parser (threaded), or when the parser asks for the next block.
+// Either way the parser hashes each block as it takes it.
 class Reader {
   public:
     static constexpr size_t kBlock = 1 << 18, kBlocks = 4;
@@ -205,6 +207,10 @@ class Reader {
         auto [b, n] = full_.front();
         full_.pop_front();
         held_ = b;
+        l.unlock();
+        // Hashed here, not by the reader: inflating is most of the
+        // reader's work, and the parser has time to spare.
+        diff_.update(blocks_[b].data(), n);
         *out = blocks_[b].data();
         return static_cast<ssize_t>(n);
     }
@@ -242,7 +248,6 @@ class Reader {
                 free_.pop_back();
             }
             auto n = src_.read(blocks_[b].data(), kBlock);
-            if (n && *n) diff_.update(blocks_[b].data(), *n);
             std::lock_guard<std::mutex> l(mu_);
             if (!n) failed_ = n.error();
             if (!n || *n == 0) {
@@ -265,7 +270,7 @@ class Reader {
     }
 
     Decompressor& src_;
-    Sha256 diff_;  // the reader's alone until it is joined
+    Sha256 diff_;  // the parser's: it hashes each block as it takes it
     std::vector<std::vector<char>> blocks_;
     std::mutex mu_;
     std::condition_variable room_, ready_;
