@@ -24,6 +24,13 @@
 # it, to compare a change before and after in the same noise; PERF=1 adds
 # each pull's task-clock (perf stat, RUNS runs).
 # Prints Markdown tables; leaves nothing behind (podman's storage is private).
+# Noise to know of: on ext4 without a journal (this VM's root), every inode
+# allocation skips the inodes freed in the last 60 s (6 min while their
+# inode table block is dirty), one buffer lookup each (recently_deleted() in
+# fs/ext4/ialloc.c). Each run's --prepare frees ~7,000, so a run right after
+# another pays for them, and more the faster the runs come: most of an
+# import's time can be that scan. Compare two builds interleaved, in
+# alternating order, or on a journaled ext4 (a loop device) as well.
 set -euo pipefail
 rootfs=${1:-/var/cache/kago-tests/debian-bookworm}
 RUNS=${RUNS:-5}

@@ -663,7 +663,9 @@ Result<ImportResult> commit_locked(Store& s, const std::string& dir, const std::
 
 // A failed import or commit publishes nothing: what it stored before the
 // failure (whole blobs and layers, but no image uses them) is collected.
-Result<ImportResult> import(Store& s, const ImportOptions& o) {
+Result<ImportResult> import(Store& s, const ImportOptions& in) {
+    ImportOptions o = in;
+    o.unpack.workers = import_jobs(o.jobs);
     auto r = import_locked(s, o);
     if (!r) {
         (void)s.clear_tmp();

@@ -25,8 +25,10 @@ struct ImportOptions {
     std::optional<Platform> platform;
     UnpackOptions unpack;
     WriteOptions write;  // for a root filesystem directory
-    // How many layers are unpacked at once: 0 for the default (the CPUs
-    // this process may run on, at most kMaxJobs), 1 for one at a time.
+    // How many layers are unpacked at once, and how many workers make the
+    // files of each (UnpackOptions::workers, set from this): 0 for the
+    // default (the CPUs this process may run on, at most kMaxJobs), 1 for
+    // one layer at a time, unpacked by one thread.
     unsigned jobs = 0;
 };
 

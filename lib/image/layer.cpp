@@ -10,12 +10,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <system_error>
+#include <thread>
 #include <tuple>
+#include <unordered_set>
 #include <vector>
 
 #include "core/fd.hpp"
@@ -128,30 +134,419 @@ Status remove_tree(int dirfd, const std::string& name) {
 }
 
 // --- unpacking --------------------------------------------------------------
+//
+// With UnpackOptions::workers > 1, three kinds of threads share a layer:
+//  - the reader reads the blob and inflates it a few blocks ahead of the
+//    parser (Reader);
+//  - the parser (the calling thread) hashes the plain stream (the
+//    diff_id), reads the tar's headers with libarchive, checks each
+//    entry, makes the directories, and hands the
+//    files, symlinks and nodes to
+//  - the workers (Pool), which make them. The entries of one directory all
+//    go to one worker, in the tar's order: a later entry replaces an earlier
+//    one of the same name as tar does, and no two workers queue on one
+//    directory's lock. A file larger than kInline is written by the parser
+//    itself, from libarchive's buffer, so that the bytes in flight stay
+//    bounded (kMaxBytes).
+// Whatever the parser does itself to a path that a worker still has queued
+// (or to a path below it) waits until the workers are done (a barrier):
+// hard links, whiteouts, a directory where a file was, an entry that
+// replaces a directory. The directories' own metadata comes last, after a
+// barrier. The first error stops the workers; it is the one reported.
+// With one worker the parser does everything itself, in one thread.
 
 namespace {
 
-// The tar reader's input: the plain stream, hashed for the diff_id as it
-// goes by, in blocks of 128 KiB.
-struct Feed {
-    Decompressor* src = nullptr;
-    Sha256 diff;
-    std::vector<char> buf = std::vector<char>(1 << 17);
-    std::optional<Error> failed;
+using Xattrs = std::vector<std::pair<std::string, std::string>>;
+
+// The plain stream, hashed for the diff_id as it goes by, in blocks of
+// kBlock: read and inflated by a thread of its own up to kBlocks ahead of
+// the tar parser (threaded), or when the parser asks for the next block.
+// Either way the parser hashes each block as it takes it.
+class Reader {
+  public:
+    static constexpr size_t kBlock = 1 << 18, kBlocks = 4;
+    Reader(Decompressor& src, bool threaded) : src_(src) {
+        blocks_.resize(threaded ? kBlocks : 1);
+        for (size_t i = 0; i < blocks_.size(); ++i) {
+            blocks_[i].resize(kBlock);
+            free_.push_back(i);
+        }
+        if (!threaded) return;
+        try {
+            thread_ = std::thread([this] { run(); });
+        } catch (const std::system_error&) {
+            // No thread to be had: the parser reads for itself.
+        }
+    }
+    ~Reader() { stop(); }
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+
+    // The next block: its size, 0 at the end of the stream, -1 when it
+    // failed (error()).
+    ssize_t next(const void** out) {
+        if (!thread_.joinable()) {
+            auto n = src_.read(blocks_[0].data(), kBlock);
+            if (!n) {
+                failed_ = n.error();
+                return -1;
+            }
+            diff_.update(blocks_[0].data(), *n);
+            *out = blocks_[0].data();
+            return static_cast<ssize_t>(*n);
+        }
+        std::unique_lock<std::mutex> l(mu_);
+        if (held_ < blocks_.size()) {
+            free_.push_back(held_);
+            held_ = blocks_.size();
+            room_.notify_one();
+        }
+        ready_.wait(l, [&] { return !full_.empty() || done_; });
+        if (full_.empty()) return failed_ ? -1 : 0;
+        auto [b, n] = full_.front();
+        full_.pop_front();
+        held_ = b;
+        l.unlock();
+        // Hashed here, not by the reader: inflating is most of the
+        // reader's work, and the parser has time to spare.
+        diff_.update(blocks_[b].data(), n);
+        *out = blocks_[b].data();
+        return static_cast<ssize_t>(n);
+    }
+    bool failed() {
+        std::lock_guard<std::mutex> l(mu_);
+        return failed_.has_value() && full_.empty();
+    }
+    Error error() {
+        std::lock_guard<std::mutex> l(mu_);
+        return *failed_;
+    }
+    // The rest of the stream after the tar's end (its padding counts for
+    // the diff_id; a gzip member's CRC-32 is checked there), then the
+    // diff_id.
+    Result<std::string> finish() {
+        const void* p;
+        for (;;) {
+            ssize_t n = next(&p);
+            if (n < 0) return error();
+            if (n == 0) break;
+        }
+        stop();
+        return diff_.finish();
+    }
+
+  private:
+    void run() {
+        for (;;) {
+            size_t b;
+            {
+                std::unique_lock<std::mutex> l(mu_);
+                room_.wait(l, [&] { return !free_.empty() || stop_; });
+                if (stop_) return;
+                b = free_.back();
+                free_.pop_back();
+            }
+            auto n = src_.read(blocks_[b].data(), kBlock);
+            std::lock_guard<std::mutex> l(mu_);
+            if (!n) failed_ = n.error();
+            if (!n || *n == 0) {
+                done_ = true;
+                ready_.notify_one();
+                return;
+            }
+            full_.emplace_back(b, *n);
+            ready_.notify_one();
+        }
+    }
+    void stop() {
+        if (!thread_.joinable()) return;
+        {
+            std::lock_guard<std::mutex> l(mu_);
+            stop_ = true;
+        }
+        room_.notify_one();
+        thread_.join();
+    }
+
+    Decompressor& src_;
+    Sha256 diff_;  // the parser's: it hashes each block as it takes it
+    std::vector<std::vector<char>> blocks_;
+    std::mutex mu_;
+    std::condition_variable room_, ready_;
+    std::deque<std::pair<size_t, size_t>> full_;  // (block, bytes), in order
+    std::vector<size_t> free_;
+    size_t held_ = SIZE_MAX;  // the block libarchive reads now
+    bool done_ = false, stop_ = false;
+    std::optional<Error> failed_;
+    std::thread thread_;
 };
 
-la_ssize_t feed_read(struct archive* inner, void* ctx, const void** out) {
-    auto* f = static_cast<Feed*>(ctx);
-    auto n = f->src->read(f->buf.data(), f->buf.size());
-    if (!n) {
-        f->failed = n.error();
-        archive_set_error(inner, EIO, "%s", f->failed->what.c_str());
-        return -1;
-    }
-    f->diff.update(f->buf.data(), *n);
-    *out = f->buf.data();
-    return static_cast<la_ssize_t>(*n);
+la_ssize_t reader_read(struct archive* inner, void* ctx, const void** out) {
+    auto* r = static_cast<Reader*>(ctx);
+    ssize_t n = r->next(out);
+    if (n < 0) archive_set_error(inner, EIO, "%s", r->error().what.c_str());
+    return n;
 }
+
+// What a worker (or the parser) counts as it makes entries.
+struct Counts {
+    uint64_t bytes = 0, xattrs_dropped = 0;
+};
+
+// A file, symlink or node to make, all its metadata decided.
+struct Op {
+    enum class Kind { file, symlink, node } kind = Kind::file;
+    std::shared_ptr<const UniqueFd> dir;  // its directory (O_PATH)
+    std::string base, path;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    mode_t mode = 0;  // permissions, setid bits already kept or stripped
+    mode_t node = 0;  // S_IFCHR, S_IFBLK or S_IFIFO
+    dev_t rdev = 0;
+    struct timespec mtime = {};
+    Xattrs xattrs;
+    // A file's bytes (its segments one after the other: a sparse file has
+    // holes between them), or a symlink's target.
+    std::string data;
+    std::vector<std::pair<int64_t, size_t>> segments;  // (offset, length)
+    int64_t size = 0;
+};
+
+// Making entries: what the parser and the workers share. Const: any
+// number of threads use one.
+class Maker {
+  public:
+    Maker(const UnpackOptions& o, std::string_view what) : o_(o), what_(what) {}
+    Error bad(std::string_view path, std::string_view why) const {
+        return usage_error(cat(what_, ": entry '", path, "': ", why));
+    }
+    Error failed(std::string_view path, std::string_view step) const {
+        return sys_error(cat(what_, ": ", step, " ", path));
+    }
+    const std::string& what() const { return what_; }
+    const UnpackOptions& options() const { return o_; }
+
+    // A later entry of the same name replaces an earlier one, as tar does.
+    Status clear(int pfd, const std::string& base, const std::string& path) const {
+        if (::unlinkat(pfd, base.c_str(), 0) == 0 || errno == ENOENT) return {};
+        if (errno == EISDIR && ::unlinkat(pfd, base.c_str(), AT_REMOVEDIR) == 0) return {};
+        return failed(path, "replace");
+    }
+    // Create with `make`; when the name is taken, clear it and create
+    // again. A fresh layer directory pays one system call per entry
+    // instead of two.
+    template <typename Make>
+    Status create(int pfd, const std::string& base, const std::string& path, Make make) const {
+        if (make()) return {};
+        if (errno != EEXIST) return {};  // the caller reports it, with its step
+        TRY(clear(pfd, base, path));
+        (void)make();
+        return {};
+    }
+    void set_xattrs(int fd, const Xattrs& xs, Counts& c) const {
+        for (const auto& [k, v] : xs)
+            if (::fsetxattr(fd, k.c_str(), v.data(), v.size(), 0) != 0) ++c.xattrs_dropped;
+    }
+    // A regular file's metadata, once its bytes are written.
+    Status finish_file(int fd, const Op& op, Counts& c) const {
+        if (o_.owners && ::fchown(fd, op.uid, op.gid) != 0) return failed(op.path, "chown");
+        set_xattrs(fd, op.xattrs, c);
+        // After chown: chown clears the setuid bits and the capability.
+        if (::fchmod(fd, op.mode) != 0) return failed(op.path, "chmod");
+        struct timespec times[2] = {op.mtime, op.mtime};
+        ::futimens(fd, times);
+        return {};
+    }
+    Result<UniqueFd> create_file(int pfd, const Op& op) const {
+        int fd = -1;
+        TRY(create(pfd, op.base, op.path, [&] {
+            fd = sys::open_beneath(pfd, op.base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+                                   0600);
+            return fd >= 0;
+        }));
+        if (fd < 0) return failed(op.path, "create");
+        return UniqueFd(fd);
+    }
+    Status write_at(int fd, const char* p, size_t n, int64_t off, const std::string& path,
+                    Counts& c) const {
+        while (n > 0) {
+            ssize_t w = ::pwrite(fd, p, n, off);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                return failed(path, "write");
+            }
+            p += w;
+            off += w;
+            n -= static_cast<size_t>(w);
+            c.bytes += static_cast<uint64_t>(w);
+        }
+        return {};
+    }
+    // A sparse file's hole at the end: no block was written there.
+    Status end_file(int fd, const Op& op, int64_t end) const {
+        if (end != op.size && ::ftruncate(fd, op.size) != 0) return failed(op.path, "truncate");
+        return {};
+    }
+
+    Status make(const Op& op, Counts& c) const {
+        int pfd = op.dir->get();
+        struct timespec times[2] = {op.mtime, op.mtime};
+        switch (op.kind) {
+            case Op::Kind::file: {
+                UniqueFd f = TRY(create_file(pfd, op));
+                const char* p = op.data.data();
+                int64_t end = 0;
+                for (auto [off, n] : op.segments) {
+                    TRY(write_at(f.get(), p, n, off, op.path, c));
+                    p += n;
+                    end = std::max(end, off + static_cast<int64_t>(n));
+                }
+                TRY(end_file(f.get(), op, end));
+                return finish_file(f.get(), op, c);
+            }
+            case Op::Kind::symlink: {
+                bool made = false;
+                TRY(create(pfd, op.base, op.path, [&] {
+                    return made = ::symlinkat(op.data.c_str(), pfd, op.base.c_str()) == 0;
+                }));
+                if (!made) return failed(op.path, "symlink");
+                if (o_.owners &&
+                    ::fchownat(pfd, op.base.c_str(), op.uid, op.gid, AT_SYMLINK_NOFOLLOW) != 0)
+                    return failed(op.path, "chown");
+                ::utimensat(pfd, op.base.c_str(), times, AT_SYMLINK_NOFOLLOW);
+                return {};
+            }
+            case Op::Kind::node: {
+                bool made = false;
+                TRY(create(pfd, op.base, op.path, [&] {
+                    return made = ::mknodat(pfd, op.base.c_str(), op.node | 0600, op.rdev) == 0;
+                }));
+                if (!made) return failed(op.path, "mknod");
+                if (o_.owners &&
+                    ::fchownat(pfd, op.base.c_str(), op.uid, op.gid, AT_SYMLINK_NOFOLLOW) != 0)
+                    return failed(op.path, "chown");
+                if (::fchmodat(pfd, op.base.c_str(), op.mode, 0) != 0)
+                    return failed(op.path, "chmod");
+                ::utimensat(pfd, op.base.c_str(), times, AT_SYMLINK_NOFOLLOW);
+                return {};
+            }
+        }
+        return {};
+    }
+
+  private:
+    UnpackOptions o_;
+    std::string what_;
+};
+
+// The workers: each makes the ops queued for it, in order. At most kMaxOps
+// ops and kMaxBytes of file data are queued or being made at once; push()
+// waits for room. The first op that fails is the error; the ops after it
+// are dropped unmade.
+class Pool {
+  public:
+    static constexpr size_t kMaxOps = 4096, kMaxBytes = 16 << 20;
+    Pool(const Maker& m, unsigned n) : maker_(m) {
+        for (unsigned i = 0; i < n; ++i) {
+            auto w = std::make_unique<Worker>();
+            Worker* p = w.get();
+            try {
+                threads_.emplace_back([this, p] { run(*p); });
+            } catch (const std::system_error&) {
+                break;  // fewer workers (RLIMIT_NPROC)
+            }
+            workers_.push_back(std::move(w));
+        }
+    }
+    ~Pool() {
+        {
+            std::lock_guard<std::mutex> l(mu_);
+            stop_ = true;
+            failed_ = failed_ || ops_ > 0;  // left unmade
+        }
+        for (auto& w : workers_) w->cv.notify_one();
+        for (auto& t : threads_) t.join();
+    }
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+
+    size_t size() const { return workers_.size(); }
+    // Queue op for worker i. False: a worker failed (error()).
+    bool push(size_t i, Op&& op) {
+        size_t n = op.data.size();
+        std::unique_lock<std::mutex> l(mu_);
+        room_.wait(
+            l, [&] { return failed_ || ops_ == 0 || (ops_ < kMaxOps && bytes_ + n <= kMaxBytes); });
+        if (failed_) return false;
+        ++ops_;
+        bytes_ += n;
+        workers_[i]->q.push_back(std::move(op));
+        workers_[i]->cv.notify_one();
+        return true;
+    }
+    // Wait until every op queued is made (or dropped). False: one failed.
+    bool drain() {
+        std::unique_lock<std::mutex> l(mu_);
+        room_.wait(l, [&] { return ops_ == 0; });
+        return !failed_;
+    }
+    Error error() {
+        std::lock_guard<std::mutex> l(mu_);
+        return *error_;
+    }
+    // What the workers counted; after drain().
+    Counts counts() {
+        std::lock_guard<std::mutex> l(mu_);
+        Counts c;
+        for (auto& w : workers_) {
+            c.bytes += w->counts.bytes;
+            c.xattrs_dropped += w->counts.xattrs_dropped;
+        }
+        return c;
+    }
+
+  private:
+    struct Worker {
+        std::deque<Op> q;
+        std::condition_variable cv;
+        Counts counts;  // the worker's alone, read under mu_ once drained
+    };
+    void run(Worker& w) {
+        std::unique_lock<std::mutex> l(mu_);
+        for (;;) {
+            w.cv.wait(l, [&] { return !w.q.empty() || stop_; });
+            if (w.q.empty()) return;
+            Status st;
+            size_t n;
+            {
+                Op op = std::move(w.q.front());
+                w.q.pop_front();
+                bool skip = failed_;
+                n = op.data.size();
+                l.unlock();
+                if (!skip) st = maker_.make(op, w.counts);
+            }  // the op's memory and its directory's fd go before the lock is taken again
+            l.lock();
+            --ops_;
+            bytes_ -= n;
+            if (!st && !failed_) {
+                failed_ = true;
+                error_ = std::move(st).error();
+            }
+            room_.notify_one();
+        }
+    }
+
+    const Maker& maker_;
+    std::mutex mu_;
+    std::condition_variable room_;  // the parser waits here: for room, or for none in flight
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::vector<std::thread> threads_;
+    size_t ops_ = 0, bytes_ = 0;  // queued or being made
+    bool failed_ = false, stop_ = false;
+    std::optional<Error> error_;
+};
 
 struct DirMeta {
     std::string path;
@@ -159,34 +554,59 @@ struct DirMeta {
     gid_t gid;
     mode_t mode;
     struct timespec mtime;
-    std::vector<std::pair<std::string, std::string>> xattrs;
+    Xattrs xattrs;
 };
+
+struct PathHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using PathSet = std::unordered_set<std::string, PathHash, std::equal_to<>>;
 
 class Unpacker {
   public:
-    Unpacker(int dest, const UnpackOptions& o, std::string_view what) : dest_(dest), o_(o), what_(what) {}
+    // Files up to this size are read into memory and made by a worker.
+    static constexpr int64_t kInline = 256 << 10;
+    // A barrier at least this often, so that the paths queued since the
+    // last one stay few whatever the layer's size.
+    static constexpr size_t kMaxPending = 1 << 16;
+
+    Unpacker(int dest, const UnpackOptions& o, std::string_view what)
+        : dest_(dest), o_(o), maker_(o, what) {
+        if (o.workers > 1) {
+            pool_ = std::make_unique<Pool>(maker_, o.workers);
+            if (pool_->size() == 0) pool_.reset();
+        }
+    }
     Status entry(struct archive* a, struct archive_entry* e);
     Status finish();
     UnpackStats stats;
 
   private:
-    Error bad(std::string_view path, std::string_view why) const {
-        return usage_error(cat(what_, ": entry '", path, "': ", why));
-    }
+    Error bad(std::string_view path, std::string_view why) const { return maker_.bad(path, why); }
     Error failed(std::string_view path, std::string_view step) const {
-        return sys_error(cat(what_, ": ", step, " ", path));
+        return maker_.failed(path, step);
     }
+    const std::string& what() const { return maker_.what(); }
     Result<UniqueFd> parent(const std::string& dir, const std::string& shown);
     // parent(), kept open for the entries that follow in the same
-    // directory (a tar lists a directory's entries together). Borrowed:
-    // valid until the next call. Anything clear() removes drops it.
-    Result<int> parent_cached(const std::string& dir, const std::string& shown);
+    // directory (a tar lists a directory's entries together), and shared
+    // with the workers that make them. Anything clear() removes drops it.
+    Result<std::shared_ptr<const UniqueFd>> parent_cached(const std::string& dir,
+                                                          const std::string& shown);
+    // Remove what is at path (a file, or an empty directory) for an entry
+    // of the same name.
     Status clear(int pfd, const std::string& base, const std::string& path);
-    // Create with `make`; when the name is taken (a later entry replaces an
-    // earlier one, as tar does), clear it and create again. A fresh layer
-    // directory pays one system call per entry instead of two.
-    template <typename Make>
-    Status create(int pfd, const std::string& base, const std::string& path, Make make);
+    // Before the parser itself touches `path`: when a worker has `path`
+    // (self) or a directory above it queued, wait for the workers.
+    Status settle(const std::string& path, bool self);
+    Status barrier();
+    // A file, symlink or node at path: true when the parser makes it
+    // itself (after waiting for what it replaces), false when it may be
+    // queued for a worker.
+    Result<bool> here(int pfd, const std::string& base, const std::string& path, bool may_queue);
+    Status dispatch(Op&& op, const std::string& dir);
+    Status make_here(const Op& op) { return maker_.make(op, counts_); }
     mode_t mode_of(mode_t m) {
         m &= 07777;
         if (!o_.setid && (m & 06000)) {
@@ -195,8 +615,8 @@ class Unpacker {
         }
         return m;
     }
-    std::vector<std::pair<std::string, std::string>> xattrs_of(struct archive_entry* e) {
-        std::vector<std::pair<std::string, std::string>> out;
+    Xattrs xattrs_of(struct archive_entry* e) {
+        Xattrs out;
         archive_entry_xattr_reset(e);
         const char* name;
         const void* value;
@@ -210,19 +630,17 @@ class Unpacker {
         }
         return out;
     }
-    void set_xattrs(int fd, const std::vector<std::pair<std::string, std::string>>& xs) {
-        for (const auto& [k, v] : xs)
-            if (::fsetxattr(fd, k.c_str(), v.data(), v.size(), 0) != 0) ++stats.xattrs_dropped;
-    }
 
     int dest_;
     UnpackOptions o_;
-    std::string what_;
+    Maker maker_;
+    Counts counts_;  // the parser's own
     std::vector<DirMeta> dirs_;
+    PathSet made_dirs_;  // every directory made below the root
+    PathSet pending_;    // files, symlinks and nodes queued since the last barrier
     std::string cached_dir_;
-    UniqueFd cached_fd_;
-    bool cache_valid_ = false;
-    std::vector<char> buf_ = std::vector<char>(1 << 17);
+    std::shared_ptr<const UniqueFd> cached_fd_;
+    std::unique_ptr<Pool> pool_;  // last: its workers stop before the rest goes
 };
 
 // The directory `dir` below the layer root, made when missing (a tar may
@@ -250,60 +668,93 @@ Result<UniqueFd> Unpacker::parent(const std::string& dir, const std::string& sho
             if (errno == ENOTDIR) return bad(shown, cat(sofar, " is not a directory"));
             return failed(sofar, "open");
         }
+        made_dirs_.insert(sofar);
         cur.reset(next);
         i = j + 1;
     }
     return cur;
 }
 
-Result<int> Unpacker::parent_cached(const std::string& dir, const std::string& shown) {
-    if (cache_valid_ && dir == cached_dir_) return cached_fd_.get();
+Result<std::shared_ptr<const UniqueFd>> Unpacker::parent_cached(const std::string& dir,
+                                                                const std::string& shown) {
+    if (cached_fd_ && dir == cached_dir_) return cached_fd_;
     UniqueFd fd = TRY(parent(dir, shown));
-    cached_fd_ = std::move(fd);
+    cached_fd_ = std::make_shared<const UniqueFd>(std::move(fd));
     cached_dir_ = dir;
-    cache_valid_ = true;
-    return cached_fd_.get();
+    return cached_fd_;
 }
 
-// A later entry of the same name replaces an earlier one, as tar does.
 Status Unpacker::clear(int pfd, const std::string& base, const std::string& path) {
-    cache_valid_ = false;  // closed at the next lookup, not while in use
-    if (::unlinkat(pfd, base.c_str(), 0) == 0 || errno == ENOENT) return {};
-    if (errno == EISDIR && ::unlinkat(pfd, base.c_str(), AT_REMOVEDIR) == 0) return {};
-    return failed(path, "replace");
+    cached_fd_.reset();  // closed once nothing uses it, not while in use
+    TRY(maker_.clear(pfd, base, path));
+    made_dirs_.erase(path);
+    return {};
 }
 
-template <typename Make>
-Status Unpacker::create(int pfd, const std::string& base, const std::string& path, Make make) {
-    if (make()) return {};
-    if (errno != EEXIST) return {};  // the caller reports it, with its step
-    TRY(clear(pfd, base, path));
-    (void)make();
+Status Unpacker::barrier() {
+    if (pool_ && !pool_->drain()) return pool_->error();
+    pending_.clear();
+    return {};
+}
+
+Status Unpacker::settle(const std::string& path, bool self) {
+    if (pending_.empty()) return {};
+    for (size_t j = path.find('/'); j != std::string::npos; j = path.find('/', j + 1))
+        if (pending_.contains(std::string_view(path).substr(0, j))) return barrier();
+    if (self && pending_.contains(path)) return barrier();
+    return {};
+}
+
+Result<bool> Unpacker::here(int pfd, const std::string& base, const std::string& path,
+                            bool may_queue) {
+    if (made_dirs_.contains(path)) {
+        // It replaces a directory: only an empty one goes, once nothing
+        // below it is still to be made.
+        TRY(barrier());
+        TRY(clear(pfd, base, path));
+        return true;
+    }
+    if (!pool_) return true;
+    if (!may_queue) {
+        TRY(settle(path, true));
+        return true;
+    }
+    return false;
+}
+
+Status Unpacker::dispatch(Op&& op, const std::string& dir) {
+    if (pending_.size() >= kMaxPending) TRY(barrier());
+    pending_.insert(op.path);
+    if (!pool_->push(std::hash<std::string>{}(dir) % pool_->size(), std::move(op)))
+        return pool_->error();
     return {};
 }
 
 Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
     const char* raw_c = archive_entry_pathname(e);
-    if (!raw_c) return usage_error(cat(what_, ": an entry has no name"));
+    if (!raw_c) return usage_error(cat(what(), ": an entry has no name"));
     std::string raw = raw_c;
-    std::string path = TRY(clean_path(raw, what_));
+    std::string path = TRY(clean_path(raw, what()));
     mode_t type = archive_entry_filetype(e);
     const char* hardlink = archive_entry_hardlink(e);
-    struct timespec times[2] = {{archive_entry_mtime(e), archive_entry_mtime_nsec(e)},
-                                {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
+    struct timespec mtime = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
     if (path.empty()) {  // the root: its metadata only
         if (type == AE_IFDIR)
-            dirs_.push_back({"", static_cast<uid_t>(archive_entry_uid(e)), static_cast<gid_t>(archive_entry_gid(e)),
-                             archive_entry_perm(e), times[0], xattrs_of(e)});
+            dirs_.push_back({"", static_cast<uid_t>(archive_entry_uid(e)),
+                             static_cast<gid_t>(archive_entry_gid(e)), archive_entry_perm(e), mtime,
+                             xattrs_of(e)});
         return {};
     }
     std::string dir, base;
     std::tie(dir, base) = split(path);
-    int pfd = TRY(parent_cached(dir, raw));
+    TRY(settle(path, false));
+    std::shared_ptr<const UniqueFd> pdir = TRY(parent_cached(dir, raw));
+    int pfd = pdir->get();
     ++stats.entries;
 
     switch (whiteout_kind(base)) {
     case Whiteout::opaque: {
+        // The directory's own xattr: nothing queued below it is touched.
         int fd = sys::open_beneath(pfd, ".", O_RDONLY | O_DIRECTORY);
         if (fd < 0) return failed(dir, "open");
         UniqueFd d(fd);
@@ -316,6 +767,7 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
     case Whiteout::file: {
         std::string name = base.substr(4);
         std::string shown = dir.empty() ? name : dir + "/" + name;
+        TRY(settle(shown, true));
         struct stat st;
         // A whiteout hides the layers below; a file of this same layer stays.
         if (::fstatat(pfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return {};
@@ -328,26 +780,31 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
         break;
     }
 
-    uid_t uid = static_cast<uid_t>(archive_entry_uid(e));
-    gid_t gid = static_cast<gid_t>(archive_entry_gid(e));
-    auto chown_at = [&](const char* step) -> Status {
-        if (o_.owners && ::fchownat(pfd, base.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
-            return failed(path, step);
-        return {};
-    };
+    Op op;
+    op.base = base;
+    op.path = path;
+    op.uid = static_cast<uid_t>(archive_entry_uid(e));
+    op.gid = static_cast<gid_t>(archive_entry_gid(e));
+    op.mtime = mtime;
 
     if (hardlink) {
-        std::string target = TRY(clean_path(hardlink, what_));
+        std::string target = TRY(clean_path(hardlink, what()));
         if (target.empty()) return bad(raw, "a hard link to the layer's root");
+        TRY(settle(target, true));
+        TRY(settle(path, true));
+        // It replaces a directory: only an empty one goes, once nothing
+        // below it is still to be made.
+        if (made_dirs_.contains(path)) TRY(barrier());
         auto [tdir, tbase] = split(target);
         UniqueFd tfd = TRY(parent(tdir, raw));
         TRY(clear(pfd, base, path));
         if (::linkat(tfd.get(), tbase.c_str(), pfd, base.c_str(), 0) != 0)
-            return sys_error(cat(what_, ": hard link ", path, " to ", target));
+            return sys_error(cat(what(), ": hard link ", path, " to ", target));
         return {};
     }
     switch (type) {
     case AE_IFDIR: {
+        TRY(settle(path, true));
         if (::mkdirat(pfd, base.c_str(), 0700) != 0) {
             struct stat st;
             if (errno != EEXIST || ::fstatat(pfd, base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
@@ -357,59 +814,55 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
                 if (::mkdirat(pfd, base.c_str(), 0700) != 0) return failed(path, "mkdir");
             }
         }
-        dirs_.push_back({path, uid, gid, archive_entry_perm(e), times[0], xattrs_of(e)});
+        made_dirs_.insert(path);
+        dirs_.push_back({path, op.uid, op.gid, archive_entry_perm(e), mtime, xattrs_of(e)});
         return {};
     }
     case AE_IFREG: {
-        int fd = -1;
-        TRY(create(pfd, base, path, [&] {
-            fd = sys::open_beneath(pfd, base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
-                                   0600);
-            return fd >= 0;
-        }));
-        if (fd < 0) return failed(path, "create");
-        UniqueFd f(fd);
+        op.kind = Op::Kind::file;
+        op.size = archive_entry_size(e);
+        op.xattrs = xattrs_of(e);
+        op.mode = mode_of(archive_entry_perm(e));
         const void* block;
         size_t size;
-        la_int64_t off, end = 0;
+        la_int64_t off;
         int r;
-        while ((r = archive_read_data_block(a, &block, &size, &off)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
-            const char* p = static_cast<const char*>(block);
-            while (size > 0) {
-                ssize_t w = ::pwrite(f.get(), p, size, off);
-                if (w < 0) {
-                    if (errno == EINTR) continue;
-                    return failed(path, "write");
-                }
-                p += w;
-                off += w;
-                size -= static_cast<size_t>(w);
-                stats.bytes += static_cast<uint64_t>(w);
+        if (TRY(here(pfd, base, path, op.size <= kInline))) {
+            // Written as libarchive reads it.
+            UniqueFd f = TRY(maker_.create_file(pfd, op));
+            int64_t end = 0;
+            while ((r = archive_read_data_block(a, &block, &size, &off)) == ARCHIVE_OK ||
+                   r == ARCHIVE_WARN) {
+                TRY(maker_.write_at(f.get(), static_cast<const char*>(block), size, off, path,
+                                    counts_));
+                end = std::max(end, off + static_cast<int64_t>(size));
             }
-            end = std::max(end, off);
+            if (r != ARCHIVE_EOF) return usage_error(cat(what(), ": ", path, ": ", archive_why(a)));
+            TRY(maker_.end_file(f.get(), op, end));
+            return maker_.finish_file(f.get(), op, counts_);
         }
-        if (r != ARCHIVE_EOF) return usage_error(cat(what_, ": ", path, ": ", archive_why(a)));
-        // A sparse file's hole at the end: no block was written there.
-        if (end != archive_entry_size(e) && ::ftruncate(f.get(), archive_entry_size(e)) != 0)
-            return failed(path, "truncate");
-        if (o_.owners && ::fchown(f.get(), uid, gid) != 0) return failed(path, "chown");
-        set_xattrs(f.get(), xattrs_of(e));
-        // After chown: chown clears the setuid bits and the capability.
-        if (::fchmod(f.get(), mode_of(archive_entry_perm(e))) != 0) return failed(path, "chmod");
-        ::futimens(f.get(), times);
-        return {};
+        op.data.reserve(static_cast<size_t>(std::max<int64_t>(op.size, 0)));
+        while ((r = archive_read_data_block(a, &block, &size, &off)) == ARCHIVE_OK ||
+               r == ARCHIVE_WARN) {
+            if (size == 0) continue;
+            if (!op.segments.empty() &&
+                op.segments.back().first + static_cast<int64_t>(op.segments.back().second) == off)
+                op.segments.back().second += size;
+            else
+                op.segments.emplace_back(off, size);
+            op.data.append(static_cast<const char*>(block), size);
+        }
+        if (r != ARCHIVE_EOF) return usage_error(cat(what(), ": ", path, ": ", archive_why(a)));
+        op.dir = std::move(pdir);
+        return dispatch(std::move(op), dir);
     }
     case AE_IFLNK: {
         const char* target = archive_entry_symlink(e);
         if (!target) return bad(raw, "a symlink without a target");
         if (symlink_climbs_out(path, target)) return bad(raw, cat("the symlink's target '", target, "' climbs out of the layer"));
-        bool made = false;
-        TRY(create(pfd, base, path,
-                   [&] { return made = ::symlinkat(target, pfd, base.c_str()) == 0; }));
-        if (!made) return failed(path, "symlink");
-        TRY(chown_at("chown"));
-        ::utimensat(pfd, base.c_str(), times, AT_SYMLINK_NOFOLLOW);
-        return {};
+        op.kind = Op::Kind::symlink;
+        op.data = target;
+        break;
     }
     case AE_IFCHR:
     case AE_IFBLK:
@@ -418,38 +871,47 @@ Status Unpacker::entry(struct archive* a, struct archive_entry* e) {
             ++stats.devices_skipped;
             return {};
         }
-        mode_t kind = type == AE_IFCHR ? S_IFCHR : type == AE_IFBLK ? S_IFBLK : S_IFIFO;
-        bool made = false;
-        TRY(create(pfd, base, path, [&] {
-            return made = ::mknodat(pfd, base.c_str(), kind | 0600, archive_entry_rdev(e)) == 0;
-        }));
-        if (!made) return failed(path, "mknod");
-        TRY(chown_at("chown"));
-        if (::fchmodat(pfd, base.c_str(), mode_of(archive_entry_perm(e)), 0) != 0)
-            return failed(path, "chmod");
-        ::utimensat(pfd, base.c_str(), times, AT_SYMLINK_NOFOLLOW);
-        return {};
+        op.kind = Op::Kind::node;
+        op.node = type == AE_IFCHR ? S_IFCHR : type == AE_IFBLK ? S_IFBLK : S_IFIFO;
+        op.rdev = archive_entry_rdev(e);
+        op.mode = mode_of(archive_entry_perm(e));
+        break;
     }
     default:
         return bad(raw, "a socket or an unknown entry type");
     }
+    op.dir = std::move(pdir);
+    if (TRY(here(pfd, base, path, true))) return make_here(op);
+    return dispatch(std::move(op), dir);
 }
 
-// Directories last, in reverse order, so that a read-only directory does
-// not stop the entries below it: owner, xattrs, then mode and time.
+// Once the workers are done: directories last, in reverse order, so that a
+// read-only directory does not stop the entries below it: owner, xattrs,
+// then mode and time.
 Status Unpacker::finish() {
+    TRY(barrier());
+    Counts c = counts_;
+    if (pool_) {
+        Counts w = pool_->counts();
+        c.bytes += w.bytes;
+        c.xattrs_dropped += w.xattrs_dropped;
+    }
     for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
         int fd = it->path.empty()
                      ? ::fcntl(dest_, F_DUPFD_CLOEXEC, 3)
                      : sys::open_beneath(dest_, it->path.c_str(), O_RDONLY | O_DIRECTORY);
+        // A later entry replaced it (a file, a symlink): nothing to set.
+        if (fd < 0 && (errno == ENOTDIR || errno == ELOOP)) continue;
         if (fd < 0) return failed(it->path, "open");
         UniqueFd d(fd);
         if (o_.owners && ::fchown(d.get(), it->uid, it->gid) != 0) return failed(it->path, "chown");
-        set_xattrs(d.get(), it->xattrs);
+        maker_.set_xattrs(d.get(), it->xattrs, c);
         if (::fchmod(d.get(), mode_of(it->mode)) != 0) return failed(it->path, "chmod");
         struct timespec times[2] = {it->mtime, it->mtime};
         ::futimens(d.get(), times);
     }
+    stats.bytes += c.bytes;
+    stats.xattrs_dropped += c.xattrs_dropped;
     return {};
 }
 
@@ -481,12 +943,11 @@ Result<UnpackStats> unpack_layer(int blob_fd, int dest_fd, const UnpackOptions& 
 Result<UnpackStats> unpack_layer(ByteSource& src, int dest_fd, const UnpackOptions& o,
                                  std::string_view what) {
     auto plain = TRY(Decompressor::open(src, std::string(what)));
-    Feed feed;
-    feed.src = plain.get();
+    Reader reader(*plain, o.workers > 1);
     Archive inner(archive_read_new(), archive_read_free);
     archive_read_support_format_tar(inner.get());
-    if (archive_read_open(inner.get(), &feed, nullptr, feed_read, nullptr) != ARCHIVE_OK) {
-        if (feed.failed) return std::move(*feed.failed);
+    if (archive_read_open(inner.get(), &reader, nullptr, reader_read, nullptr) != ARCHIVE_OK) {
+        if (reader.failed()) return reader.error();
         return usage_error(cat(what, ": not a tar archive: ", archive_why(inner.get())));
     }
     Unpacker u(dest_fd, o, what);
@@ -495,23 +956,16 @@ Result<UnpackStats> unpack_layer(ByteSource& src, int dest_fd, const UnpackOptio
         int r = archive_read_next_header(inner.get(), &e);
         if (r == ARCHIVE_EOF) break;
         if (r < ARCHIVE_WARN) {
-            if (feed.failed) return std::move(*feed.failed);
+            if (reader.failed()) return reader.error();
             return usage_error(cat(what, ": ", archive_why(inner.get(), "unreadable tar")));
         }
         // A failed read of the stream is the stream's error, not the entry's.
         if (Status st = u.entry(inner.get(), e); !st)
-            return feed.failed ? std::move(*feed.failed) : std::move(st).error();
+            return reader.failed() ? reader.error() : std::move(st).error();
     }
-    if (feed.failed) return std::move(*feed.failed);
+    if (reader.failed()) return reader.error();
     TRY(u.finish());
-    // The rest of the stream (the tar's padding) counts for the diff_id,
-    // and is read to its end: a gzip member's CRC-32 is checked there.
-    for (;;) {
-        size_t n = TRY(plain->read(feed.buf.data(), feed.buf.size()));
-        if (n == 0) break;
-        feed.diff.update(feed.buf.data(), n);
-    }
-    u.stats.diff_id = feed.diff.finish();
+    u.stats.diff_id = TRY(reader.finish());
     u.stats.compression = compression_name(plain->compression());
     return u.stats;
 }

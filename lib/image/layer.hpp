@@ -65,6 +65,12 @@ struct UnpackOptions {
     bool devices = false;         // make device nodes (root), else skip and count them
     bool setid = false;           // keep setuid/setgid bits (root), else strip and count them
     bool trusted_opaque = false;  // also set trusted.overlay.opaque (root)
+    // Threads that make a layer's files: above 1, a reader thread inflates
+    // ahead of the tar parser (which hashes), and this many workers make the
+    // files, symlinks and nodes, the entries of one directory all by one
+    // worker in the tar's order (layer.cpp says what waits for what).
+    // 1: the unpacking thread does everything itself.
+    unsigned workers = 1;
 };
 
 struct UnpackStats {

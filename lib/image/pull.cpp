@@ -154,7 +154,9 @@ Result<std::string> pull_name(const PullOptions& o) {
     return normalize_name(o.name.empty() ? o.ref : o.name, "NAME");
 }
 
-Result<ImportResult> pull(Store& s, const PullOptions& o) {
+Result<ImportResult> pull(Store& s, const PullOptions& in) {
+    PullOptions o = in;
+    o.unpack.workers = import_jobs(o.jobs);
     auto r = pull_locked(s, o);
     if (!r) {
         (void)s.clear_tmp();

@@ -648,7 +648,7 @@ store_listing() {
         echo
         ls blobs/sha256
         cd layers || exit 1
-        find . -printf '%p %y %m %U:%G %s %l\n' | sort
+        find . -printf '%p %y %m %U:%G %n %s %l\n' | sort
         find . -type f -exec sha256sum {} + | sort
         python3 -c 'import os
 for d, ds, fs in os.walk("."):
@@ -698,6 +698,33 @@ for d, ds, fs in os.walk("."):
         assert_failure 125
         assert_output --partial "KAGO_IMAGE_JOBS '$jobs': not a number from 1 to 8"
     done
+}
+
+@test "a big gzip layer unpacked by one thread and by workers makes the same tree (KAGO_IMAGE_JOBS)" {
+    command -v skopeo >/dev/null || skip "skopeo is not installed (make deps)"
+    require_debian_rootfs
+    # The Debian minbase root as one gzip layer (~6,800 entries), as skopeo
+    # writes it; plus a layer with a whiteout and an opaque directory.
+    img --import "$DEBIAN_ROOTFS" deb
+    local up=$BATS_TEST_TMPDIR/upper
+    mkdir -p "$up/etc" "$up/usr/share/doc"
+    mknod "$up/etc/motd" c 0 0
+    python3 -c 'import os, sys; os.setxattr(sys.argv[1], "trusted.overlay.opaque", b"y")' "$up/usr/share/doc"
+    echo hello >"$up/usr/share/doc/README"
+    img --commit "$up" deb deb:2
+    skopeo copy -q --dest-compress-format gzip "oci:$S:deb:2" "oci:$BATS_TEST_TMPDIR/gz:deb:2"
+    local jobs
+    for jobs in 1 "" 4; do
+        rm -rf "$S"
+        KAGO_IMAGE_JOBS=$jobs run img --import "oci:$BATS_TEST_TMPDIR/gz:deb:2" par
+        assert_success
+        store_clean 2
+        store_listing "$S" >"$BATS_TEST_TMPDIR/listing.$jobs"
+    done
+    grep -q ' c 0 ' "$BATS_TEST_TMPDIR/listing.1" || fail "no whiteout in the listing"
+    [ "$(grep -c '^\./' "$BATS_TEST_TMPDIR/listing.1")" -gt 5000 ] || fail "fewer entries than the Debian root has"
+    diff "$BATS_TEST_TMPDIR/listing.1" "$BATS_TEST_TMPDIR/listing." || fail "the default differs from 1 job"
+    diff "$BATS_TEST_TMPDIR/listing.1" "$BATS_TEST_TMPDIR/listing.4" || fail "4 jobs differ from 1"
 }
 
 @test "two imports of one image at once leave one consistent store" {

@@ -13,6 +13,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
 #include <thread>
@@ -392,6 +396,203 @@ TEST(ImageUnpack, ACutGzipStreamIsAnErrorNotACrash) {
     ASSERT_FALSE(r.ok());
     EXPECT_TRUE(r.error().what.starts_with("layer: ")) << r.error().what;
     EXPECT_GT(r.error().what.size(), strlen("layer: ")) << r.error().what;
+}
+
+// --- unpacking with workers (UnpackOptions::workers) -------------------------
+
+namespace {
+
+UnpackOptions with_workers(unsigned n) {
+    UnpackOptions o;
+    o.workers = n;
+    return o;
+}
+
+// One line per path below root, sorted: type, mode, link count, size and
+// contents (or a symlink's target, a node's numbers). Hard links show as
+// link counts; which names share an inode is checked where it matters.
+void walk(const std::string& root, const std::string& rel, std::vector<std::string>& out) {
+    DIR* d = opendir((root + "/" + rel).c_str());
+    if (!d) return;
+    std::vector<std::string> names;
+    while (struct dirent* e = readdir(d))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            names.emplace_back(e->d_name);
+    closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) {
+        std::string p = rel.empty() ? n : rel + "/" + n;
+        std::string full = root + "/" + p;
+        struct stat st;
+        if (lstat(full.c_str(), &st) != 0) continue;
+        std::string line = p + " " + std::to_string(st.st_mode) + " " +
+                           std::to_string(st.st_nlink) + " " + std::to_string(st.st_size);
+        if (S_ISREG(st.st_mode)) {
+            std::ifstream f(full, std::ios::binary);
+            std::string data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+            line += " " + sha256(data);
+        } else if (S_ISLNK(st.st_mode)) {
+            char t[4096];
+            ssize_t k = readlink(full.c_str(), t, sizeof t);
+            line += " -> " + std::string(t, k > 0 ? static_cast<size_t>(k) : 0);
+        } else if (S_ISCHR(st.st_mode)) {
+            line +=
+                " " + std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
+        }
+        out.push_back(line);
+        if (S_ISDIR(st.st_mode)) walk(root, p, out);
+    }
+}
+
+std::vector<std::string> tree(const std::string& root) {
+    std::vector<std::string> out;
+    walk(root, "", out);
+    return out;
+}
+
+std::string read_all(const std::string& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// Many directories of many files, some larger than a worker takes in
+// memory, with links, whiteouts and entries replaced along the way.
+std::vector<Entry> busy_layer() {
+    std::vector<Entry> es;
+    for (int d = 0; d < 12; ++d) {
+        std::string dir = "d" + std::to_string(d);
+        es.push_back({dir, 'd', "", 0755});
+        for (int f = 0; f < 40; ++f) {
+            std::string name = dir + "/f" + std::to_string(f);
+            size_t size = (f == 7) ? (300u << 10) : static_cast<size_t>(f * 37);
+            es.push_back(
+                {name, 'f', std::string(size, static_cast<char>('a' + (d + f) % 26)), 0644});
+        }
+        es.push_back({dir + "/sub", 'd', "", 0700});
+        es.push_back({dir + "/sub/s", 'l', "../f1", 0777});
+        es.push_back({dir + "/.wh.gone", 'f', ""});
+        es.push_back({dir + "/f3", 'f', "replaced " + dir, 0600});
+    }
+    es.push_back({"d0/hard", 'h', "d11/f5"});
+    es.push_back({"d5/f7", 'f', "small now", 0644});
+    es.push_back({"d6/f8", 'f', std::string(400u << 10, 'z'), 0644});
+    return es;
+}
+
+}  // namespace
+
+TEST(ImageUnpackWorkers, AnyNumberOfWorkersMakesTheSameTree) {
+    TempDir t;
+    std::string tar = make_tar(busy_layer(), true);
+    std::vector<std::string> first;
+    std::string diff_id;
+    for (unsigned n : {1u, 2u, 4u, 7u}) {
+        std::string d = t.path() + "/w" + std::to_string(n);
+        auto r = unpack(tar, d, with_workers(n));
+        ASSERT_TRUE(r.ok()) << n << ": " << r.error().message();
+        EXPECT_EQ(r->diff_id, sha256(gunzip(tar))) << n;
+        EXPECT_EQ(r->whiteouts, 12u) << n;
+        auto now = tree(d);
+        if (first.empty()) {
+            first = now;
+            diff_id = r->diff_id;
+            EXPECT_GT(first.size(), 500u);
+        } else {
+            EXPECT_EQ(now, first) << n << " workers";
+        }
+    }
+}
+
+TEST(ImageUnpackWorkers, ALaterEntryReplacesAnEarlierOne) {
+    TempDir t;
+    std::vector<Entry> es = {
+        {"a", 'd', "", 0755}, {"a/f", 'f', "first"}, {"a/l", 'f', "a file first"}};
+    // Work for the other workers in between.
+    for (int i = 0; i < 200; ++i)
+        es.push_back({"b" + std::to_string(i % 9) + "/x" + std::to_string(i), 'f', "x"});
+    es.push_back({"a/f", 'f', "second"});
+    es.push_back({"a/l", 'l', "f", 0777});
+    es.push_back({"a/big", 'f', std::string(300u << 10, 'b')});
+    es.push_back({"a/big", 'f', "small"});
+    es.push_back({"a/was-file", 'f', "then a directory"});
+    es.push_back({"a/was-file", 'd', "", 0755});
+    es.push_back({"a/was-file/in", 'f', "in"});
+    es.push_back({"a/was-dir", 'd', "", 0755});
+    es.push_back({"a/was-dir", 'f', "then a file"});
+    for (unsigned n : {2u, 4u}) {
+        std::string d = t.path() + "/w" + std::to_string(n);
+        auto r = unpack(make_tar(es), d, with_workers(n));
+        ASSERT_TRUE(r.ok()) << r.error().message();
+        EXPECT_EQ(read_all(d + "/a/f"), "second");
+        struct stat st;
+        ASSERT_EQ(lstat((d + "/a/l").c_str(), &st), 0);
+        EXPECT_TRUE(S_ISLNK(st.st_mode));
+        EXPECT_EQ(read_all(d + "/a/big"), "small");
+        ASSERT_EQ(lstat((d + "/a/was-file").c_str(), &st), 0);
+        EXPECT_TRUE(S_ISDIR(st.st_mode));
+        EXPECT_EQ(read_all(d + "/a/was-file/in"), "in");
+        EXPECT_EQ(read_all(d + "/a/was-dir"), "then a file");
+    }
+}
+
+TEST(ImageUnpackWorkers, AHardLinkToAFileAWorkerWrote) {
+    TempDir t;
+    std::vector<Entry> es;
+    for (int i = 0; i < 300; ++i)
+        es.push_back({"a" + std::to_string(i % 5) + "/f" + std::to_string(i), 'f',
+                      "data" + std::to_string(i)});
+    es.push_back({"z/hard", 'h', "a3/f298"});
+    es.push_back({"a3/also", 'h', "a3/f298"});
+    std::string d = t.path() + "/l";
+    auto r = unpack(make_tar(es), d, with_workers(4));
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    struct stat a, b;
+    ASSERT_EQ(lstat((d + "/a3/f298").c_str(), &a), 0);
+    ASSERT_EQ(lstat((d + "/z/hard").c_str(), &b), 0);
+    EXPECT_EQ(a.st_ino, b.st_ino);
+    EXPECT_EQ(a.st_nlink, 3u);
+    EXPECT_EQ(read_all(d + "/z/hard"), "data298");
+}
+
+TEST(ImageUnpackWorkers, AWhiteoutAfterFilesInTheSameDirectory) {
+    TempDir t;
+    std::vector<Entry> es;
+    for (int i = 0; i < 100; ++i) es.push_back({"d/f" + std::to_string(i), 'f', "f"});
+    es.push_back({"d/.wh.f50", 'f', ""});  // a file of this layer: it stays
+    es.push_back({"d/.wh.lower", 'f', ""});
+    es.push_back({"d/.wh..wh..opq", 'f', ""});
+    std::string d = t.path() + "/l";
+    auto r = unpack(make_tar(es), d, with_workers(3));
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->whiteouts, 1u);
+    EXPECT_EQ(r->opaque, 1u);
+    struct stat st;
+    ASSERT_EQ(lstat((d + "/d/f50").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    ASSERT_EQ(lstat((d + "/d/lower").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+    EXPECT_EQ(tree(d).size(), 102u);
+}
+
+TEST(ImageUnpackWorkers, AnErrorInAWorkerIsTheOneReported) {
+    TempDir t;
+    std::vector<Entry> es;
+    for (int i = 0; i < 100; ++i) es.push_back({"a/f" + std::to_string(i), 'f', "f"});
+    std::string long_name = "b/" + std::string(300, 'n');  // ENAMETOOLONG, in a worker
+    es.push_back({long_name, 'f', "x"});
+    for (int i = 0; i < 2000; ++i)
+        es.push_back({"c" + std::to_string(i % 7) + "/f" + std::to_string(i), 'f', "f"});
+    std::string d = t.path() + "/l";
+    auto r = unpack(make_tar(es), d, with_workers(4));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().err, ENAMETOOLONG);
+    EXPECT_NE(r.error().what.find("create " + long_name), std::string::npos) << r.error().what;
+    // A symlink that a worker made is still refused as a way through.
+    auto esc = unpack(make_tar({{"e", 'l', t.path()}, {"e/pwned", 'f', "x"}}), t.path() + "/esc",
+                      with_workers(2));
+    ASSERT_FALSE(esc.ok());
+    EXPECT_NE(esc.error().what.find("symlink"), std::string::npos) << esc.error().what;
+    EXPECT_FALSE(exists(t.path() + "/pwned"));
 }
 
 TEST(ImageWrite, UpperBackToWhiteouts) {
