@@ -57,6 +57,33 @@
 
 static int rootless;
 
+/* PID 1: wait for the command c and end with its status. */
+static void init_wait(pid_t c) {
+    int st;
+    if (c < 0 || waitpid(c, &st, 0) < 0) _exit(125);
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+}
+
+/* The caller: the init's exit status. */
+static int parent_wait(long pid) {
+    int st;
+    if (waitpid((pid_t)pid, &st, 0) < 0) return 125;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 125;
+}
+
+/* In the new namespaces: / private, lo up. */
+static void private_root_lo_up(void) {
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) _exit(125);
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq r;
+    memset(&r, 0, sizeof r);
+    strcpy(r.ifr_name, "lo");
+    if (s < 0 || ioctl(s, SIOCGIFFLAGS, &r) != 0) _exit(125);
+    r.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &r) != 0) _exit(125);
+    close(s);
+}
+
 static void build_root(const char* lower) {
     char top[64], upper[96], work[96], root[96], opts[512], p[160];
     /* A tmpfs over /tmp of the new mount namespace: nothing is left on
@@ -196,15 +223,7 @@ static int rootless_main(const char* dir, char** argv) {
                 0, 0, 0, 0);
     if (pid < 0) return 125;
     if (pid == 0) {
-        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) _exit(125);
-        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        struct ifreq r;
-        memset(&r, 0, sizeof r);
-        strcpy(r.ifr_name, "lo");
-        if (s < 0 || ioctl(s, SIOCGIFFLAGS, &r) != 0) _exit(125);
-        r.ifr_flags |= IFF_UP;
-        if (ioctl(s, SIOCSIFFLAGS, &r) != 0) _exit(125);
-        close(s);
+        private_root_lo_up();
         build_root(dir);
         CHECK(sethostname("kago", 4));
         pid_t c = vfork();
@@ -215,13 +234,9 @@ static int rootless_main(const char* dir, char** argv) {
             execv(argv[0], argv);
             _exit(127);
         }
-        int st;
-        if (c < 0 || waitpid(c, &st, 0) < 0) _exit(125);
-        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        init_wait(c);
     }
-    int st;
-    if (waitpid((pid_t)pid, &st, 0) < 0) return 125;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 125;
+    return parent_wait(pid);
 }
 
 /* Globals: nothing that vfork() could clobber. */
@@ -241,15 +256,7 @@ int main(int argc, char** argv) {
                        0, 0, 0, 0);
     if (pid < 0) return 125;
     if (pid == 0) {
-        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) _exit(125);
-        int s = socket(AF_INET, SOCK_DGRAM, 0);
-        struct ifreq r;
-        memset(&r, 0, sizeof r);
-        strcpy(r.ifr_name, "lo");
-        if (s < 0 || ioctl(s, SIOCGIFFLAGS, &r) != 0) _exit(125);
-        r.ifr_flags |= IFF_UP;
-        if (ioctl(s, SIOCSIFFLAGS, &r) != 0) _exit(125);
-        close(s);
+        private_root_lo_up();
         /* fork() when the command's process has work of its own to do
          * first (a vfork()ed child may only exec). */
         pid_t c = lower ? fork() : vfork();
@@ -261,11 +268,7 @@ int main(int argc, char** argv) {
             execv(cmd[0], cmd);
             _exit(127);
         }
-        int st;
-        if (c < 0 || waitpid(c, &st, 0) < 0) _exit(125);
-        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        init_wait(c);
     }
-    int st;
-    if (waitpid((pid_t)pid, &st, 0) < 0) return 125;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 125;
+    return parent_wait(pid);
 }
