@@ -42,6 +42,14 @@ count() {
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 }
 
+# The ten slowest tests of a TAP file (bats --timing), for keeping the
+# suite's time in view.
+slowest() {
+    echo "slowest tests:"
+    sed -nE 's/^(not )?ok [0-9]+ (.*) in ([0-9]+)ms$/\3 \2/p' "$1" | sort -rn | head -10 |
+        awk '{ printf "  %6.1f s  ", $1 / 1000; $1 = ""; print substr($0, 2) }'
+}
+
 if [ "${KAGO_UNIT:-1}" = 1 ]; then
     echo "== unit tests"
     log="$KAGO_BUILD/unit-tests.log"
@@ -118,8 +126,9 @@ echo "== bats"
 "$here/lib/leftovers.sh" >"$KAGO_BUILD/leftovers.before"
 export KAGO_LEFTOVERS_BEFORE="$KAGO_BUILD/leftovers.before"
 tap="$KAGO_BUILD/bats.tap"
-bats --tap "${files[@]}" 2>&1 | tee "$tap"
+bats --tap --timing "${files[@]}" 2>&1 | tee "$tap"
 count bats "$tap" "${PIPESTATUS[0]}"
+slowest "$tap"
 
 # The chain tests a second time with KAGO_EXEC=1: every step a real exec
 # instead of the in-process hand-off (DESIGN.md). KAGO_BOTH_WAYS names the
@@ -133,7 +142,7 @@ done
 if [ ${#again[@]} -gt 0 ] && [ "${KAGO_EXEC:-0}" != 1 ]; then
     echo "== bats again with KAGO_EXEC=1: ${again[*]##*/}"
     tap="$KAGO_BUILD/bats-exec.tap"
-    KAGO_EXEC=1 bats --tap "${again[@]}" 2>&1 | tee "$tap"
+    KAGO_EXEC=1 bats --tap --timing "${again[@]}" 2>&1 | tee "$tap"
     count "bats (KAGO_EXEC=1)" "$tap" "${PIPESTATUS[0]}"
 fi
 
