@@ -186,6 +186,31 @@ hostile_corpus() {
     done
 }
 
+@test "kill -9 of the runner: the container ends with it, as root and rootless (the init may share its memory)" {
+    pack-selfexec -o "$PK_DIR/k9.run" --rootfs "$KAGO_ROOTFS" -- /bin/sh -c 'echo ready; exec sleep 986'
+    cp "$PK_DIR/k9.run" "$PK_NB/k9.run"
+    chown 65534:65534 "$PK_NB/k9.run"
+    local who pid i out=$PK_NB/k9.out
+    for who in root nobody; do
+        [ "$who" = root ] || as_nobody unshare --user --map-root-user true 2>/dev/null || continue
+        rm -f "$out"
+        if [ "$who" = root ]; then
+            (exec "$PK_DIR/k9.run" --kago-cache "$PK_DIR/cache") >"$out" 2>&1 3>&- &
+        else
+            (exec setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH=/usr/bin:/bin \
+                HOME="$PK_NB" XDG_CACHE_HOME="$PK_NB/cache" "$PK_NB/k9.run") >"$out" 2>&1 3>&- &
+        fi
+        pid=$!
+        for i in $(seq 300); do grep -q ready "$out" 2>/dev/null && break; sleep 0.1; done
+        pgrep -x -f "sleep 986" >/dev/null || fail "$who: the command did not start: $(cat "$out")"
+        kill -9 "$pid"
+        wait "$pid" || true
+        for i in $(seq 50); do pgrep -x -f "sleep 986" >/dev/null || break; sleep 0.1; done
+        run pgrep -x -f "sleep 986"
+        assert_failure
+    done
+}
+
 @test "a packed file's runner errors exit 125" {
     run "$PK_DIR/bb.run" --kago-bogus
     assert_failure 125
