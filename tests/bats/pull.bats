@@ -383,6 +383,55 @@ push_unique() {
     store_clean 1
 }
 
+@test "attack: a token realm that redirects the identity token's POST elsewhere gets nothing sent on" {
+    command -v openssl >/dev/null || skip "openssl is not installed"
+    local r=$BATS_TEST_TMPDIR/reg-redir d=$BATS_TEST_TMPDIR/redir tport rport
+    mkdir -p "$d" "$XDG_RUNTIME_DIR/containers"
+    token_server_start "$BATS_TEST_TMPDIR/token" kago:t0ken r3fresh
+    tport=$(cat "$BATS_TEST_TMPDIR/token/port")
+    # The realm: a server that answers a POST with a 307 to the real token
+    # server (another origin), which would grant the token it gets; a GET
+    # (skopeo's push, with a password) it passes through.
+    python3 - "$d/port" "$d/log" "http://127.0.0.1:$tport/token" 3>&- <<'PY' &
+import http.server, os, sys, urllib.error, urllib.parse, urllib.request
+portfile, log, to = sys.argv[1:4]
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_POST(self):
+        open(log, "a").write("POST\n")
+        self.send_response(307); self.send_header("Location", to)
+        self.send_header("Content-Length", "0"); self.end_headers()
+    def do_GET(self):
+        q = urllib.parse.urlparse(self.path).query
+        req = urllib.request.Request(to + "?" + q, headers={k: v for k, v in self.headers.items() if k.lower() == "authorization"})
+        try:
+            r = urllib.request.urlopen(req); code, body = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            code, body = e.code, e.read()
+        self.send_response(code); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(portfile + ".tmp", "w").write(str(s.server_address[1])); os.rename(portfile + ".tmp", portfile)
+s.serve_forever()
+PY
+    wait_portfile "$d/port" $! || fail "the redirecting realm did not start"
+    rport=$(cat "$d/port")
+    REGISTRY_AUTH_YAML=${REGISTRY_AUTH_YAML/127.0.0.1:$tport/127.0.0.1:$rport}
+    registry_start "$r"
+    unset REGISTRY_AUTH_YAML
+    push_unique kago/redir:1 kago:t0ken
+    printf '{"auths": {"%s": {"identitytoken": "r3fresh"}}}\n' "$REGISTRY" >"$XDG_RUNTIME_DIR/containers/auth.json"
+    : >"$TOKEN_LOG"
+    : >"$d/log"
+    run img --pull "$REGISTRY/kago/redir:1"
+    assert_equal "$status" 125
+    assert_output --partial "POST http://127.0.0.1:$rport/token: HTTP 307"
+    assert_equal "$(cat "$d/log")" "POST"
+    # The token never reached the other origin.
+    [ ! -s "$TOKEN_LOG" ] || fail "the token went on: $(cat "$TOKEN_LOG")"
+    store_clean 0
+}
+
 @test "an identity token for a registry that asks for basic auth: 125, saying so" {
     command -v htpasswd >/dev/null || skip "htpasswd is not installed (make deps: apache2-utils)"
     local r=$BATS_TEST_TMPDIR/reg-basic
