@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
     std::string table = "constexpr Precompiled kPrecompiled[] = {\n";
     int n = 0;
     for (const auto& p : precompiled_profiles()) {
-        auto f = compile_with_libseccomp(p);
+        auto f = compile_with_libseccomp(p, Layout::tree);
         if (!f) {
             std::fprintf(stderr, "seccomp-table: %s\n", f.error().message().c_str());
             return 1;

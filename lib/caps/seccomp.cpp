@@ -333,7 +333,7 @@ Error scmp_error(int rc, std::string what) {
     return e;
 }
 
-Result<Filter> build(const Profile& p) {
+Result<Filter> build(const Profile& p, Layout layout) {
     Filter f;
     f.ctx = seccomp_init(to_scmp(p.default_action));
     if (!f.ctx) return usage_error("seccomp: cannot create a filter (libseccomp)");
@@ -344,6 +344,10 @@ Result<Filter> build(const Profile& p) {
     // no_new_privs is ours to set (or not, with --allow-new-privs).
     rc = seccomp_attr_set(f.ctx, SCMP_FLTATR_CTL_NNP, 0);
     if (rc < 0) return scmp_error(rc, "seccomp: turn off libseccomp's no_new_privs");
+    if (layout == Layout::tree) {
+        rc = seccomp_attr_set(f.ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+        if (rc < 0) return scmp_error(rc, "seccomp: ask libseccomp for a binary tree");
+    }
     for (const auto& name : p.arches) {
         const ArchName* a = find_arch(name);
         if (!a) return usage_error(cat("seccomp: unknown architecture ", name));
@@ -514,8 +518,8 @@ std::vector<Profile> precompiled_profiles() {
     return {default_profile(default_caps()), default_profile(all_caps()), default_profile(CapSet{})};
 }
 
-Result<CompiledFilter> compile_with_libseccomp(const Profile& p) {
-    Filter f = TRY(build(p));
+Result<CompiledFilter> compile_with_libseccomp(const Profile& p, Layout layout) {
+    Filter f = TRY(build(p, layout));
     CompiledFilter out;
     out.source = p.source;
     out.what = filter_summary(p);

@@ -36,7 +36,7 @@ constexpr Precompiled kPrecompiled[] = {{"", nullptr, 0}};
 
 }  // namespace
 
-Result<CompiledFilter> compile(const Profile& p) {
+Result<CompiledFilter> compile(const Profile& p, Layout miss) {
     std::string key = profile_key(p);
     for (const auto& e : kPrecompiled) {
         if (e.program == nullptr || e.key != key) continue;
@@ -46,7 +46,7 @@ Result<CompiledFilter> compile(const Profile& p) {
         out.program.assign(e.program, e.program + e.size);
         return out;
     }
-    return compile_with_libseccomp(p);
+    return compile_with_libseccomp(p, miss);
 }
 
 Status load_default_profile(CapSet kept, bool log_only) {

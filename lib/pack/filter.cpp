@@ -12,7 +12,8 @@ Result<std::string> default_filter(const Config& c) {
     // The capabilities the payload keeps decide the profile's rules, as in
     // the runner.
     caps::CapSet kept = TRY(caps::select_caps(cap_options(c), caps::all_caps())).keep;
-    auto f = TRY(caps::compile(caps::default_profile(kept)));
+    // Built once, loaded at every run: a tree (see caps::Layout).
+    auto f = TRY(caps::compile(caps::default_profile(kept), caps::Layout::tree));
     std::string bytes(f.program.size() * sizeof(sock_filter), '\0');
     memcpy(bytes.data(), f.program.data(), bytes.size());
     return bytes;

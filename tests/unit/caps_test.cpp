@@ -3,6 +3,10 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,6 +16,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -424,7 +429,7 @@ TEST(CapsSeccomp, TheBuildsProgramsAreLibseccompsOwn) {
     ASSERT_EQ(profiles.size(), 3u);
     for (const auto& p : profiles) {
         auto fast = compile(p);
-        auto slow = compile_with_libseccomp(p);
+        auto slow = compile_with_libseccomp(p, Layout::tree);
         ASSERT_TRUE(fast.ok() && slow.ok());
         EXPECT_NE(fast->what.find("compiled at build time"), std::string::npos) << fast->what;
         EXPECT_EQ(slow->what.find("compiled at build time"), std::string::npos);
@@ -459,6 +464,92 @@ TEST(CapsSeccomp, OtherProfilesAreCompiledOnTheSpot) {
     Profile log = p;
     make_log_only(log);
     EXPECT_NE(profile_key(p), profile_key(log));
+}
+
+namespace {
+// Classic BPF as the kernel runs a seccomp filter, for the instructions
+// libseccomp emits (loads of seccomp_data, ALU on the accumulator, jumps,
+// returns). Anything else fails the test.
+uint32_t run_filter(const std::vector<sock_filter>& prog, const seccomp_data& d) {
+    uint32_t a = 0, x = 0;
+    auto word = [&](uint32_t off) {
+        uint32_t w = 0;
+        std::memcpy(&w, reinterpret_cast<const char*>(&d) + off, sizeof w);
+        return w;
+    };
+    for (size_t pc = 0; pc < prog.size(); ++pc) {
+        const sock_filter& i = prog[pc];
+        uint32_t operand = BPF_SRC(i.code) == BPF_X ? x : i.k;
+        switch (BPF_CLASS(i.code)) {
+            case BPF_LD: a = word(i.k); break;
+            case BPF_LDX: x = i.k; break;
+            case BPF_ALU:
+                if (BPF_OP(i.code) == BPF_AND)
+                    a &= operand;
+                else if (BPF_OP(i.code) == BPF_OR)
+                    a |= operand;
+                else
+                    ADD_FAILURE() << "ALU op " << i.code;
+                break;
+            case BPF_MISC: x = a; break;
+            case BPF_RET: return i.k;
+            case BPF_JMP: {
+                bool t = false;
+                switch (BPF_OP(i.code)) {
+                    case BPF_JA: pc += i.k; continue;
+                    case BPF_JEQ: t = a == operand; break;
+                    case BPF_JGT: t = a > operand; break;
+                    case BPF_JGE: t = a >= operand; break;
+                    case BPF_JSET: t = (a & operand) != 0; break;
+                    default: ADD_FAILURE() << "jump op " << i.code;
+                }
+                pc += t ? i.jt : i.jf;
+                break;
+            }
+            default: ADD_FAILURE() << "instruction " << i.code; return 0;
+        }
+    }
+    ADD_FAILURE() << "the program ran off its end";
+    return 0;
+}
+}  // namespace
+
+// The build's table and pack-selfexec load the default profile as a tree,
+// cap-drop --seccomp FILE as a list: the two decide every call alike. Every
+// system call number of the three x86 ABIs, with the arguments the rules
+// look at set to what they block and to something else.
+TEST(CapsSeccomp, ATreeAndAListDecideEveryCallAlike) {
+    CapSet none;
+    for (const Profile& p :
+         {default_profile(default_caps()), default_profile(none), default_profile(all_caps())}) {
+        auto list = compile_with_libseccomp(p, Layout::list);
+        auto tree = compile_with_libseccomp(p, Layout::tree);
+        ASSERT_TRUE(list.ok() && tree.ok());
+        EXPECT_FALSE(same_program(list->program, tree->program));
+        const uint64_t args[] = {0,
+                                 TIOCSTI,
+                                 TIOCLINUX,
+                                 AF_ALG,
+                                 AF_VSOCK,
+                                 CLONE_NEWUSER,
+                                 CLONE_NEWNS | SIGCHLD,
+                                 0xffffffff00005412ull};
+        int blocked = 0;
+        for (uint32_t arch : {0xc000003eu /* x86_64 */, 0x40000003u /* i386 */})
+            for (uint32_t nr = 0; nr < 512; ++nr)
+                for (uint32_t x32 : {0u, 0x40000000u})
+                    for (uint64_t v : args) {
+                        seccomp_data d{};
+                        d.nr = static_cast<int>(nr | x32);
+                        d.arch = arch;
+                        for (auto& arg : d.args) arg = v;
+                        uint32_t l = run_filter(list->program, d), t = run_filter(tree->program, d);
+                        ASSERT_EQ(l, t)
+                            << "call " << nr << " arch " << std::hex << arch << " arg " << v;
+                        blocked += l != SECCOMP_RET_ALLOW;
+                    }
+        EXPECT_GT(blocked, 1000);
+    }
 }
 
 TEST(CapsSeccomp, KeptCapabilitiesOpenTheirCalls) {
