@@ -162,11 +162,16 @@ using Xattrs = std::vector<std::pair<std::string, std::string>>;
 // The plain stream, hashed for the diff_id as it goes by, in blocks of
 // kBlock: read and inflated by a thread of its own up to kBlocks ahead of
 // the tar parser (threaded), or when the parser asks for the next block.
-// Either way the parser hashes each block as it takes it.
+// Who hashes a block is whoever has time to spare: the parser when the
+// reader inflates (inflating is most of the reader's work), the reader when
+// the layer is not compressed (reading is a copy, and hashing would be
+// most of the parser's work: a 195 MB layer hashes in 0.17 s here, against
+// 0.2 s for tar -x of it).
 class Reader {
   public:
     static constexpr size_t kBlock = 1 << 18, kBlocks = 4;
-    Reader(Decompressor& src, bool threaded) : src_(src) {
+    Reader(Decompressor& src, bool threaded)
+        : src_(src), reader_hashes_(threaded && src.compression() == Compression::none) {
         blocks_.resize(threaded ? kBlocks : 1);
         for (size_t i = 0; i < blocks_.size(); ++i) {
             blocks_[i].resize(kBlock);
@@ -208,9 +213,7 @@ class Reader {
         full_.pop_front();
         held_ = b;
         l.unlock();
-        // Hashed here, not by the reader: inflating is most of the
-        // reader's work, and the parser has time to spare.
-        diff_.update(blocks_[b].data(), n);
+        if (!reader_hashes_) diff_.update(blocks_[b].data(), n);
         *out = blocks_[b].data();
         return static_cast<ssize_t>(n);
     }
@@ -248,6 +251,7 @@ class Reader {
                 free_.pop_back();
             }
             auto n = src_.read(blocks_[b].data(), kBlock);
+            if (n && reader_hashes_) diff_.update(blocks_[b].data(), *n);
             std::lock_guard<std::mutex> l(mu_);
             if (!n) failed_ = n.error();
             if (!n || *n == 0) {
@@ -270,7 +274,10 @@ class Reader {
     }
 
     Decompressor& src_;
-    Sha256 diff_;  // the parser's: it hashes each block as it takes it
+    // The blocks in the stream's order, hashed by the reader (as it reads
+    // them) or by the parser (as it takes them), never by both.
+    const bool reader_hashes_;
+    Sha256 diff_;
     std::vector<std::vector<char>> blocks_;
     std::mutex mu_;
     std::condition_variable room_, ready_;
