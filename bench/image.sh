@@ -41,7 +41,7 @@ ONLY=${ONLY:-}
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 top=$(cd "$(dirname "$0")/.." && pwd)
 PATH=${KAGO_BIN:-$top/bin}:$PATH
-for tool in hyperfine jq skopeo umoci podman tar python3; do
+for tool in hyperfine jq skopeo umoci podman tar python3 openssl; do
     command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (make deps)" >&2; exit 1; }
 done
 [ -d "$rootfs/etc" ] || { echo "bench: $rootfs is not a root filesystem (make check builds the Debian one)" >&2; exit 1; }
@@ -117,6 +117,10 @@ tar -C "$work/dl" -xf "$work/image.tar"
 dlayers=$(jq -r '.[0].Layers[]' "$work/dl/manifest.json")
 untar_docker="mkdir $work/x"
 for l in $dlayers; do untar_docker+=" && tar -C $work/x -xf $work/dl/$l"; done
+# The floor of an import that checks each layer's digest: tar -x of each
+# layer with openssl's SHA-256 of it beside, on the other core.
+check_docker="mkdir $work/x"
+for l in $dlayers; do check_docker+=" && { tar -C $work/x -xf $work/dl/$l & openssl dgst -sha256 $work/dl/$l >/dev/null; wait; }"; done
 glayers=$(jq -r '.manifests[0].digest' "$work/gz/index.json" | sed 's/sha256://')
 glayers=$(jq -r '.layers[].digest' "$work/gz/blobs/sha256/$glayers" | sed 's/sha256://')
 untar_gz="mkdir $work/x"
@@ -129,9 +133,12 @@ hyperfine --style none --runs "$RUNS" --prepare "$clean" --export-json "$work/d.
     -n "image-layers --import" "image-layers --store $work/s --import docker-archive:$work/image.tar x" \
     -n "podman load" "$pod load -q -i $work/image.tar" \
     -n "skopeo copy + umoci unpack" "skopeo copy -q docker-archive:$work/image.tar oci:$work/o:x && umoci unpack --image $work/o:x $work/u" \
-    -n "tar -x of the layers" "$untar_docker" >/dev/null
+    -n "tar -x of the layers" "$untar_docker" \
+    -n "tar -x and sha256 of the layers" "$check_docker" >/dev/null
 table "$work/d.json" "tar -x of the layers" "image-layers --import" \
-    "podman load" "skopeo copy + umoci unpack" "tar -x of the layers"
+    "podman load" "skopeo copy + umoci unpack" "tar -x of the layers" "tar -x and sha256 of the layers"
+printf 'image-layers --import: %.2f× the floor of a checked import (tar -x and sha256 of the layers)\n\n' \
+    "$(echo "$(ms "$work/d.json" "image-layers --import") / $(ms "$work/d.json" "tar -x and sha256 of the layers")" | bc -l)"
 
 echo "## import: OCI layout, gzip layers ($(du -sm "$work/gz" | cut -f1) MB), $RUNS runs"
 echo
