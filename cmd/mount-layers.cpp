@@ -37,23 +37,6 @@ bool exists(const std::string& p) {
     return ::stat(p.c_str(), &st) == 0;
 }
 
-// An image (image-layers): its layers when no --layer is given, and its
-// WorkingDir when no --chdir is.
-Status image_defaults(mount::RootSpec& spec, const env::Contract& contract) {
-    if (!spec.layers.empty() || contract.image_layers.empty()) return {};
-    std::string_view list = contract.image_layers;
-    for (size_t i = 0; i <= list.size();) {
-        size_t j = std::min(list.find(':', i), list.size());
-        if (j > i) spec.layers.emplace_back(list.substr(i, j - i));
-        i = j + 1;
-    }
-    bool has_chdir = false;
-    for (const auto& st : spec.steps) has_chdir |= st.kind == StepKind::chdir;
-    if (!has_chdir && !contract.image_workdir.empty())
-        spec.steps.push_back(TRY(mount::parse_step(StepKind::chdir, contract.image_workdir)));
-    return {};
-}
-
 Error bad_usage(std::string message) {
     return usage_error(std::move(message)).as_usage();
 }
@@ -181,7 +164,8 @@ Result<int> run(Args& a, cli::Common& common) {
     mount::RootSpec& spec = a.spec;
     env::Contract& contract = common.contract;
     // 1. The options, with an image's defaults.
-    TRY(image_defaults(spec, contract));
+    // An image (image-layers): its layers and WorkingDir, unless given.
+    TRY(mount::apply_image_defaults(spec, contract.image_layers, contract.image_workdir));
     bool default_target = TRY(check_options(a));
     // 2. Where we are: never in the host's mount namespace.
     mount::Context ctx = mount::detect_context(spec);

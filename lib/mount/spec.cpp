@@ -1,8 +1,10 @@
 #include "mount/spec.hpp"
 
-#include "core/parse.hpp"
-
 #include <sys/stat.h>
+
+#include <algorithm>
+
+#include "core/parse.hpp"
 
 namespace kago::mount {
 
@@ -193,6 +195,20 @@ std::string unmapped_entry(const std::string& layer, uint32_t ouid, uint32_t ogi
             return cat(std::string_view(e) == "." ? "its root" : e, " (uid ", st.st_uid, " gid ", st.st_gid, ")");
     }
     return "";
+}
+
+Status apply_image_defaults(RootSpec& spec, std::string_view layers, std::string_view workdir) {
+    if (!spec.layers.empty() || layers.empty()) return {};
+    for (size_t i = 0; i <= layers.size();) {
+        size_t j = std::min(layers.find(':', i), layers.size());
+        if (j > i) spec.layers.emplace_back(layers.substr(i, j - i));
+        i = j + 1;
+    }
+    bool has_chdir = false;
+    for (const auto& st : spec.steps) has_chdir |= st.kind == StepKind::chdir;
+    if (!has_chdir && !workdir.empty())
+        spec.steps.push_back(TRY(parse_step(StepKind::chdir, workdir)));
+    return {};
 }
 
 }  // namespace kago::mount

@@ -118,6 +118,12 @@ Status validate(const RootSpec& spec);
 // its owner ("etc/passwd (uid 65534 gid 65534)"), or "".
 std::string unmapped_entry(const std::string& layer, uint32_t overflow_uid, uint32_t overflow_gid);
 
+// An image's defaults (image-layers' KAGO_IMAGE_LAYERS and
+// KAGO_IMAGE_WORKDIR): its layers, bottom first and ':'-separated, when
+// the spec has no layer, and a chdir step to its working directory when it
+// has neither a layer nor a chdir step of its own.
+Status apply_image_defaults(RootSpec& spec, std::string_view layers, std::string_view workdir);
+
 // The directory overlay uses for its work files: beside the upper
 // directory, on the same file system ("/x/up" -> "/x/up.work").
 std::string workdir_for(std::string_view upper);

@@ -417,3 +417,32 @@ TEST(MountSpec, UnmappedEntryNamesTheFirstKeyEntryOwnedByTheOverflowIds) {
     EXPECT_EQ(mount::unmapped_entry(d + "/missing", me, my_gid), "");
     ::rmdir(d.c_str());
 }
+
+// image-layers' layers and working directory are defaults: --layer replaces
+// both, --chdir the directory; empty parts of the list are skipped.
+TEST(MountSpec, ImageDefaultsOnlyFillWhatIsNotGiven) {
+    using namespace kago::mount;
+    RootSpec none;
+    ASSERT_TRUE(apply_image_defaults(none, "/s/layers/a:/s/layers/b::", "/srv").ok());
+    EXPECT_EQ(none.layers, (std::vector<std::string>{"/s/layers/a", "/s/layers/b"}));
+    ASSERT_EQ(none.steps.size(), 1u);
+    EXPECT_EQ(none.steps[0].kind, StepKind::chdir);
+    EXPECT_EQ(none.steps[0].dst, "/srv");
+
+    RootSpec own_layer;
+    own_layer.layers = {"/mine"};
+    ASSERT_TRUE(apply_image_defaults(own_layer, "/s/layers/a", "/srv").ok());
+    EXPECT_EQ(own_layer.layers, std::vector<std::string>{"/mine"});
+    EXPECT_TRUE(own_layer.steps.empty());
+
+    RootSpec own_dir;
+    own_dir.steps.push_back(parse_step(StepKind::chdir, "/tmp").value());
+    ASSERT_TRUE(apply_image_defaults(own_dir, "/s/layers/a", "/srv").ok());
+    EXPECT_EQ(own_dir.layers.size(), 1u);
+    ASSERT_EQ(own_dir.steps.size(), 1u);
+    EXPECT_EQ(own_dir.steps[0].dst, "/tmp");
+
+    RootSpec no_image;
+    ASSERT_TRUE(apply_image_defaults(no_image, "", "/srv").ok());
+    EXPECT_TRUE(no_image.layers.empty() && no_image.steps.empty());
+}
