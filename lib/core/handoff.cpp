@@ -167,17 +167,27 @@ bool set_caps(const Caps& old, const ExecCaps& e) {
 
 // --- the checks ----------------------------------------------------------------
 
+// Read once per process image: a label changes by an exec's domain
+// transition or by a write to attr/current, which no kago program makes;
+// a fork keeps it, and so does entering a program in process (which is
+// what this check guards).
 bool confined_by_lsm() {
+    static int confined = -1;
+    if (confined >= 0) return confined;
     int fd = ::open("/proc/thread-self/attr/current", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
+    if (fd < 0) return false;  // no /proc: asked again next time
     char buf[256];
     ssize_t n = ::read(fd, buf, sizeof buf - 1);
     ::close(fd);
-    if (n <= 0) return false;  // no LSM that labels processes (EINVAL)
+    if (n <= 0) {  // no LSM that labels processes (EINVAL)
+        confined = 0;
+        return false;
+    }
     buf[n] = '\0';
     std::string_view label(buf, static_cast<size_t>(n));
     while (!label.empty() && (label.back() == '\n' || label.back() == '\0')) label.remove_suffix(1);
-    return !label.empty() && label != "unconfined";
+    confined = !label.empty() && label != "unconfined";
+    return confined;
 }
 
 // The dentry name the exec'd file is reached by: what exec(2) with
@@ -204,25 +214,10 @@ std::string comm_for(int fd) {
 // NUL-separated, the rest NUL: exec would show the new one. It is cut to
 // the length of the area the process was started with.
 void rewrite_cmdline(char* const argv[]) {
-    auto stat = sys::read_file("/proc/self/stat");
-    if (!stat) return;
-    auto close = stat->rfind(')');
-    if (close == std::string::npos) return;
-    unsigned long v[2] = {};
-    int field = 2;
-    const char* p = stat->c_str() + close + 1;
-    while (*p && field < 49) {
-        while (*p == ' ') ++p;
-        ++field;
-        char* end;
-        unsigned long x = strtoul(p, &end, 10);
-        if (field >= 48) v[field - 48] = x;
-        p = end;
-        while (*p && *p != ' ') ++p;
-    }
-    if (field < 49 || v[0] >= v[1]) return;
-    char* begin = reinterpret_cast<char*>(v[0]);
-    size_t size = v[1] - v[0], at = 0;
+    proc::StringAreas a = proc::own_string_areas();
+    if (!a.known()) return;
+    char* begin = a.args;
+    size_t size = static_cast<size_t>(a.args_end - a.args), at = 0;
     for (size_t i = 0; argv[i] && at < size; ++i) {
         size_t len = strlen(argv[i]) + 1;
         if (len > size - at) len = size - at;

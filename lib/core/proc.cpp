@@ -283,6 +283,15 @@ Result<StatFields> parse_stat(std::string_view text) {
     if (ppid > 0x7fffffff) return bad("ppid out of range");
     st.ppid = static_cast<pid_t>(ppid);
     st.start = TRY(parse::u64(fields[19], "start time"));
+    // fields[45] is field 48 (arg_start) ... fields[48] field 51 (env_end).
+    if (fields.size() >= 49) {
+        uintptr_t* area[] = {&st.arg_start, &st.arg_end, &st.env_start, &st.env_end};
+        for (size_t i = 0; i < 4; ++i) {
+            auto v = parse::u64(fields[45 + i], "string area");
+            if (!v) return bad("a string area is not a number");
+            *area[i] = static_cast<uintptr_t>(*v);
+        }
+    }
     return st;
 }
 
@@ -294,10 +303,45 @@ Result<StatFields> read_stat(pid_t pid) {
     return st;
 }
 
+namespace {
+// What /proc/self/stat said, for the process `pid`; the string areas stay
+// valid in its forks (the same memory layout), the start time does not.
+struct OwnStat {
+    pid_t pid = 0;
+    uint64_t start = 0;
+    bool areas_read = false;
+    StringAreas areas;
+};
+OwnStat g_own;
+
+void read_own_stat() {
+    pid_t pid = ::getpid();
+    g_own.pid = pid;
+    g_own.start = 0;
+    // /proc/self, not /proc/PID: in a new PID namespace under the host's
+    // /proc, getpid() names another process there.
+    auto text = sys::read_file("/proc/self/stat");
+    if (!text) return;
+    auto st = parse_stat(*text);
+    if (!st) return;
+    g_own.start = st->start;
+    if (!g_own.areas_read) {
+        g_own.areas_read = true;
+        g_own.areas = StringAreas{
+            reinterpret_cast<char*>(st->arg_start), reinterpret_cast<char*>(st->arg_end),
+            reinterpret_cast<char*>(st->env_start), reinterpret_cast<char*>(st->env_end)};
+    }
+}
+}  // namespace
+
 Owner self() {
-    Owner o{::getpid(), 0};
-    if (auto st = read_stat(o.pid)) o.start = st->start;
-    return o;
+    if (g_own.pid != ::getpid()) read_own_stat();
+    return Owner{g_own.pid, g_own.start};
+}
+
+StringAreas own_string_areas() {
+    if (!g_own.areas_read) read_own_stat();
+    return g_own.areas;
 }
 
 bool running(const StatFields& st) { return st.state != 'Z' && st.state != 'X' && st.state != 'x'; }

@@ -110,6 +110,9 @@ struct StatFields {
     char state = 0;    // field 3: R, S, D, Z (zombie), X (dead)...
     pid_t ppid = 0;    // field 4 (0 for a parent in an ancestor PID namespace)
     uint64_t start = 0;  // field 22: start time, in clock ticks after boot
+    // Fields 48 to 51 (Linux 3.5 and later; 0 when the line has none): where
+    // the argument and environment strings are.
+    uintptr_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
 };
 // Parse one /proc/PID/stat line. The command name may hold spaces and
 // parentheses: it ends at the last ')' of the line.
@@ -123,8 +126,20 @@ struct Owner {
     pid_t pid = 0;
     uint64_t start = 0;
 };
-// This process (start 0 when /proc cannot be read).
+// This process (start 0 when /proc cannot be read). /proc/self/stat is
+// read once per process: a fork reads its own.
 Owner self();
+
+// Where this process's argument and environment strings are (what
+// /proc/PID/cmdline and environ show), or nothing when /proc cannot tell.
+// Read once from /proc/self/stat, with self(): the areas are those of the
+// process's memory, which a fork copies and only an exec replaces, so a
+// forked child and a program entered in process keep the answer.
+struct StringAreas {
+    char *args = nullptr, *args_end = nullptr, *envs = nullptr, *envs_end = nullptr;
+    bool known() const { return args && args < args_end && envs && envs < envs_end; }
+};
+StringAreas own_string_areas();
 // Whether the owner still runs. It is dead when its pid is gone, when it is
 // a zombie (it has exited and waits to be reaped: whatever it would have
 // removed, it never will), or when the pid now names a process with another

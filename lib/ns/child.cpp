@@ -125,34 +125,6 @@ void ChildPlan::report_namespaces() {
         {Step::Op::report_namespaces, "", "read /proc/self/ns", "", "", "", "", 0, -1});
 }
 
-namespace {
-// The argument and environment strings of this process: fields 48 to 51 of
-// /proc/self/stat (arg_start, arg_end, env_start, env_end).
-std::pair<ChildPlan::Area, ChildPlan::Area> own_strings() {
-    auto stat = sys::read_file("/proc/self/stat");
-    if (!stat) return {};
-    auto close = stat->rfind(')');
-    if (close == std::string::npos) return {};
-    unsigned long v[4] = {};
-    int field = 2;  // the ')' ends field 2
-    const char* p = stat->c_str() + close + 1;
-    while (*p && field < 51) {
-        while (*p == ' ') ++p;
-        ++field;
-        char* end;
-        unsigned long n = strtoul(p, &end, 10);
-        if (field >= 48) v[field - 48] = n;
-        p = end;
-        while (*p && *p != ' ') ++p;
-    }
-    if (field < 51 || v[0] >= v[1] || v[2] >= v[3]) return {};
-    auto area = [](unsigned long b, unsigned long e) {
-        return ChildPlan::Area{reinterpret_cast<char*>(b), reinterpret_cast<char*>(e)};
-    };
-    return {area(v[0], v[1]), area(v[2], v[3])};
-}
-}  // namespace
-
 void ChildPlan::set_command(const PreparedExec& cmd, env::Contract& contract, const sigset_t& mask,
                             bool init, bool die_with_parent) {
     cmd_ = &cmd;
@@ -160,7 +132,10 @@ void ChildPlan::set_command(const PreparedExec& cmd, env::Contract& contract, co
     init_ = init;
     cmd_pdeathsig_ = die_with_parent;
     ready_fd_ = cmd.kago ? -1 : ready::take(contract);
-    if (init) std::tie(args_, envs_) = own_strings();
+    if (init) {
+        proc::StringAreas a = proc::own_string_areas();
+        if (a.known()) args_ = {a.args, a.args_end}, envs_ = {a.envs, a.envs_end};
+    }
     const std::string& shown = cmd.program.valid() ? cmd.program_path : cmd.argv[0];
     exec_text_ = cat("execve(", trace::quote(shown), ", ", describe_argv(cmd.argv), ", envp)");
 }

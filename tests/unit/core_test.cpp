@@ -1291,6 +1291,57 @@ TEST(ProcStat, ParsesACommandNameWithSpacesAndParentheses) {
     EXPECT_FALSE(proc::running(*st));
 }
 
+// Fields 48 to 51: where the argument and environment strings are.
+TEST(ProcStat, ReadsTheStringAreas) {
+    std::string line =
+        "7 (x) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 1000 100 1 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 "
+        "0 0 0 0 "
+        "1 2 3 140000 140100 140100 140300 0\n";
+    auto st = proc::parse_stat(line);
+    ASSERT_TRUE(st) << st.error().what;
+    EXPECT_EQ(st->arg_start, 140000u);
+    EXPECT_EQ(st->arg_end, 140100u);
+    EXPECT_EQ(st->env_start, 140100u);
+    EXPECT_EQ(st->env_end, 140300u);
+    // A kernel before 3.5 has no such fields: nothing is made up.
+    st = proc::parse_stat("9 (x) S 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0");
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->arg_start, 0u);
+    EXPECT_EQ(st->env_end, 0u);
+}
+
+// The areas hold this process's argv[0]; a fork keeps them and reads its
+// own start time.
+TEST(ProcStat, OwnStringAreasAndStartTime) {
+    proc::StringAreas a = proc::own_string_areas();
+    ASSERT_TRUE(a.known());
+    EXPECT_GE(program_invocation_name, a.args);
+    EXPECT_LT(program_invocation_name, a.args_end);
+    proc::Owner me = proc::self();
+    EXPECT_EQ(me.pid, ::getpid());
+    EXPECT_GT(me.start, 0u);
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        proc::StringAreas b = proc::own_string_areas();
+        proc::Owner child = proc::self();
+        auto st = proc::read_stat(::getpid());
+        bool ok = b.args == a.args && b.args_end == a.args_end && child.pid == ::getpid() && st &&
+                  child.start == st->start;
+        char c = ok ? 'y' : 'n';
+        (void)!::write(fds[1], &c, 1);
+        _exit(0);
+    }
+    ::close(fds[1]);
+    char c = 0;
+    EXPECT_EQ(::read(fds[0], &c, 1), 1);
+    ::close(fds[0]);
+    ::waitpid(pid, nullptr, 0);
+    EXPECT_EQ(c, 'y');
+}
+
 TEST(ProcStat, RejectsWhatIsNotAStatLine) {
     EXPECT_FALSE(proc::parse_stat(""));
     EXPECT_FALSE(proc::parse_stat("4242 sleep S 1"));                         // no parentheses
