@@ -281,9 +281,11 @@ export BB WGET
     run tns 'for i in 1 2 3; do
             KAGO_NAME=$NAME net-setup --veth --bridge kgtb21 --subnet 10.250.21.0/24 -- true || echo "run $i: status $?"
         done
-        KAGO_NAME=$NAME net-setup --veth --bridge kgtb21 --subnet 10.250.21.0/24 -- sleep 1 &
-        # The link of that name may still be a finished run'"'"'s, being deleted.
-        for i in $(seq 40); do ip -d link show kg$NAME 2>/dev/null | grep -q "group 1801545583" && break; sleep 0.05; done
+        KAGO_NAME=$NAME net-setup --veth --bridge kgtb21 --subnet 10.250.21.0/24 -- sleep 3 &
+        # The link of that name may still be a finished run'"'"'s, being deleted
+        # (under load that takes a while: the container lives 3 s, the
+        # wait for its link up to 4 s).
+        for i in $(seq 80); do ip -d link show kg$NAME 2>/dev/null | grep -q "group 1801545583" && break; sleep 0.05; done
         ip -d link show kg$NAME | grep -o "group [0-9]*"
         wait
         net_leftovers $NAME kgtb21
