@@ -135,7 +135,7 @@ slowest "$tap"
 # files (basenames); only those among the files run above are run again.
 again=()
 for f in "${files[@]}"; do
-    for b in ${KAGO_BOTH_WAYS:-chains.bats escape.bats unshare-run.bats mount-layers.bats cap-drop.bats}; do
+    for b in ${KAGO_BOTH_WAYS:-chains.bats escape.bats unshare-run.bats mount-layers.bats cap-drop.bats image-layers.bats}; do
         [ "$(basename "$f")" = "$b" ] && again+=("$f")
     done
 done

@@ -20,10 +20,14 @@ runs=${RUNS:-400}
 out=$(mktemp -d /tmp/kago-hot.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 chain="$bin/unshare-run --pid --mount --uts --ipc --net -- $bin/mount-layers --layer $rootfs --tmp-upper --proc --dev --pivot -- $bin/cap-drop --drop all"
+# A chain started from an image too (image-layers' chain form), from a
+# store made here of the same root.
+"$bin/image-layers" --store "$out/store" --import "$rootfs" hot >/dev/null
+ichain="$bin/image-layers --store $out/store hot -- $bin/unshare-run --pid --mount --uts --ipc --net -- $bin/mount-layers --tmp-upper --proc --dev --pivot -- $bin/cap-drop --drop all"
 cat >"$out/loop.sh" <<LOOP
 i=0
 while [ \$i -lt $runs ]; do
-    $chain -- /bin/true; $chain --seccomp default -- /bin/true; i=\$((i + 1))
+    $chain -- /bin/true; $chain --seccomp default -- /bin/true; $ichain -- /bin/true; i=\$((i + 1))
 done
 LOOP
 # A tmpfs on /run/kago in a mount namespace of its own, as in bench/lib.sh.
@@ -31,7 +35,7 @@ unshare --mount --propagation private sh -c "mount -t tmpfs -o mode=0700 tmpfs /
     perf record -q -e cpu-clock -F 25000 -o $out/perf.data -- sh $out/loop.sh" >/dev/null 2>&1
 {
     perf script -i "$out/perf.data" -F ip,sym,dso --no-demangle 2>/dev/null |
-        awk '$NF ~ /\/(unshare-run|mount-layers|cap-drop|cg-limit|kago)\)?$/ {print $2}' | sed 's/+0x[0-9a-f]*$//'
+        awk '$NF ~ /\/(unshare-run|mount-layers|cap-drop|cg-limit|image-layers|kago)\)?$/ {print $2}' | sed 's/+0x[0-9a-f]*$//'
     for o in core/child ns/child core/proc core/handoff; do
         nm --defined-only "$top/build/lib/$o.o" | awk '$2 ~ /^[tTwW]$/ {print $3}'
     done

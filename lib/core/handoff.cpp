@@ -1,6 +1,7 @@
 #include "core/handoff.hpp"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,8 @@ namespace {
 
 const Program* g_programs = nullptr;
 size_t g_count = 0;
+// A shared library was loaded (open_library()): exec from then on.
+bool g_libraries_loaded = false;
 // KAGO_EXEC=1 as the running program found it at its start: the last
 // program of a chain removes the KAGO_ variables before its exec.
 bool g_exec_forced = false;
@@ -299,6 +302,7 @@ void reset_signals(uint64_t caught) {
 // would make of our capabilities, `st` what /proc/self/status showed.
 const char* refusal(const PreparedExec& p, proc::SelfStatus& status, ExecCaps& e) {
     if (g_exec_forced || env::is_true(env::kExec)) return "KAGO_EXEC=1";
+    if (g_libraries_loaded) return "a shared library was loaded (dlopen): its mappings would stay";
     if (!g_count) return "not a multi-call binary";
     if (!p.kago || !p.program.valid() || p.argv.empty())
         return "not a kago program found beside this one";
@@ -354,6 +358,15 @@ const char* refusal(const PreparedExec& p, proc::SelfStatus& status, ExecCaps& e
 }
 
 }  // namespace
+
+void forget_loaded_libraries() {
+    g_libraries_loaded = false;
+}
+
+void* open_library(const char* soname) {
+    g_libraries_loaded = true;  // even a failed dlopen may leave objects mapped
+    return ::dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+}
 
 void reset_caught_signals() {
     proc::SelfStatus st;

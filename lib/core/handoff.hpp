@@ -36,6 +36,13 @@ int multicall(const Program* programs, size_t n, int argc, char** argv);
 // capability regained, no set-user-ID bit, one thread, ...). Allocates.
 const char* refusal(const PreparedExec& p);
 
+// dlopen(3) of a shared library (image-layers: libcurl for --pull, ISA-L
+// for gzip layers). Its mappings, threads and exit handlers are not ours to
+// drop by hand, so a process that loaded one always execs the next program.
+void* open_library(const char* soname);
+// For the unit tests, whose one process loads libraries in other tests.
+void forget_loaded_libraries();
+
 // Enter `p` here when refusal(p) is nullptr, and never return; otherwise
 // return at once (the caller execs). argv and envp are what the exec would
 // pass. The trace shows `execve(...) (in process)`. Call it only where an

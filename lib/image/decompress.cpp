@@ -10,6 +10,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "core/handoff.hpp"
+
 namespace kago::image {
 
 namespace {
@@ -29,7 +31,7 @@ const Isal* load_isal() {
         // The header is libisal-dev's, of the same version as libisal2
         // (Debian keeps them in step): inflate_state is laid out as the
         // library expects.
-        void* h = ::dlopen("libisal.so.2", RTLD_NOW | RTLD_LOCAL);
+        void* h = handoff::open_library("libisal.so.2");
         if (!h) return;
         api.init = reinterpret_cast<decltype(api.init)>(::dlsym(h, "isal_inflate_init"));
         api.reset = reinterpret_cast<decltype(api.reset)>(::dlsym(h, "isal_inflate_reset"));

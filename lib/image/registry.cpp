@@ -8,6 +8,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "core/handoff.hpp"
 #include "core/trace.hpp"
 #include "image/digest.hpp"
 
@@ -38,7 +39,7 @@ Result<const Curl*> load_curl() {
     static std::string failed;
     static std::once_flag once;
     std::call_once(once, [] {
-        void* h = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+        void* h = handoff::open_library("libcurl.so.4");
         if (!h) {
             const char* e = ::dlerror();
             failed = e ? e : "dlopen failed";

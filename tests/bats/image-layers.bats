@@ -160,6 +160,22 @@ mkimg() { python3 "$MKIMG" "$KAGO_ROOTFS" "$@"; }
     assert_output "own command"
 }
 
+@test "the chain form enters unshare-run in process; KAGO_EXEC=1 makes it an exec; both run the image alike" {
+    require_static
+    img --import "oci:$OCI"
+    run env -u KAGO_EXEC KAGO_TRACE=1 image-layers --store "$S" test:1 -- unshare-run --pid --mount -- \
+        mount-layers --tmp-upper --proc --pivot -- cap-drop
+    assert_success
+    assert_line --partial "image-layers: execve(\"$KAGO_BIN/unshare-run\""
+    assert_line --regexp '^image-layers: execve\(.*unshare-run.*\(in process\)$'
+    assert_line "hello from /app as 1000"
+    run env KAGO_EXEC=1 KAGO_TRACE=1 image-layers --store "$S" test:1 -- unshare-run --pid --mount -- \
+        mount-layers --tmp-upper --proc --pivot -- cap-drop
+    assert_success
+    refute_output --partial "(in process)"
+    assert_line "hello from /app as 1000"
+}
+
 @test "the payload sees the image's Env and no KAGO_ variable" {
     require_static
     img --import "oci:$OCI"

@@ -87,10 +87,19 @@ push_unique() {
     assert_output "hello from /app as 1000"
     [ "$(grep -c ': fetched ' <<<"$stderr")" = 3 ] || fail "stderr: $stderr"
     # Present: not even the manifest is asked for (-v traces every GET).
-    run --separate-stderr img -v --pull "$REGISTRY/kago/test:1" -- "${chain_words[@]}"
+    run --separate-stderr env -u KAGO_EXEC image-layers --store "$S" -v --pull "$REGISTRY/kago/test:1" -- "${chain_words[@]}"
     assert_success
     assert_output "hello from /app as 1000"
     [[ "$stderr" != *"GET "* ]] || fail "a request was made: $stderr"
+    # Nothing loaded: the chain is entered in process. After a pull (libcurl
+    # and ISA-L loaded with dlopen), it is always a real exec.
+    grep -q '^image-layers: execve(.*unshare-run.*(in process)$' <<<"$stderr" || fail "not entered in process: $stderr"
+    img --remove "$REGISTRY/kago/test:1" >/dev/null
+    run --separate-stderr env -u KAGO_EXEC image-layers --store "$S" -v --pull "$REGISTRY/kago/test:1" -- "${chain_words[@]}"
+    assert_success
+    assert_output "hello from /app as 1000"
+    grep -q '^image-layers: execve(.*unshare-run' <<<"$stderr" || fail "no exec traced: $stderr"
+    ! grep -q '^image-layers: execve(.*(in process)$' <<<"$stderr" || fail "entered in process after a pull: $stderr"
     # --pull REF then the image's default command.
     run img --pull "$REGISTRY/kago/test:1" --
     assert_success

@@ -104,6 +104,7 @@ const handoff::Program kPrograms[] = {
 int run_child(std::vector<std::string> args, const char* exec_env = nullptr) {
     pid_t pid = ::fork();
     if (pid == 0) {
+        handoff::forget_loaded_libraries();  // ISA-L, loaded by the decompress tests
         if (exec_env)
             ::setenv("KAGO_EXEC", exec_env, 1);
         else
@@ -136,6 +137,7 @@ TEST(Handoff, KagoExecForcesARealExec) {
 }
 
 TEST(Handoff, RefusedOutsideAMultiCallBinary) {
+    handoff::forget_loaded_libraries();
     PreparedExec p = self_as({"fake-next"});
     ASSERT_NE(handoff::refusal(p), nullptr);
     EXPECT_STREQ(handoff::refusal(p), "not a multi-call binary");
@@ -171,9 +173,38 @@ TEST(Handoff, RefusedForAnotherFileAndForRegainedCapabilities) {
     pid_t pid = ::fork();
     if (pid == 0) {
         ::unsetenv("KAGO_EXEC");
+        handoff::forget_loaded_libraries();
         char name[] = "fake-other";
         char* argv[] = {name, nullptr};
         _exit(handoff::multicall(kOther, 2, 1, argv));
+    }
+    int ws = 0;
+    ::waitpid(pid, &ws, 0);
+    ASSERT_TRUE(WIFEXITED(ws));
+    EXPECT_EQ(WEXITSTATUS(ws), 0);
+}
+
+namespace {
+// After dlopen(3) (image-layers' libcurl or ISA-L), the next program is
+// always exec'd: refused with the reason, KAGO_EXEC unset.
+int loaded_main(int, char**) {
+    PreparedExec p = self_as({"fake-next"});
+    if (handoff::refusal(p) != nullptr) return 1;  // entered before
+    (void)handoff::open_library("libz.so.1");
+    const char* why = handoff::refusal(p);
+    return why && std::string(why).find("shared library was loaded") != std::string::npos ? 0 : 2;
+}
+const handoff::Program kLoaded[] = {{"fake-loaded", loaded_main}, {"fake-next", next_main}};
+}  // namespace
+
+TEST(Handoff, ALoadedLibraryForcesARealExec) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::unsetenv("KAGO_EXEC");
+        handoff::forget_loaded_libraries();
+        char name[] = "fake-loaded";
+        char* argv[] = {name, nullptr};
+        _exit(handoff::multicall(kLoaded, 2, 1, argv));
     }
     int ws = 0;
     ::waitpid(pid, &ws, 0);
