@@ -35,18 +35,19 @@ bench_tmp() {
     trap 'rm -rf "$tmp"' EXIT
 }
 
-# bench_paired ROUNDS RUNS WITH WITHOUT: how much longer the command WITH
-# takes than WITHOUT, as the median of ROUNDS short hyperfine rounds that
-# run both (the order reversed every other round), in ms, with the range
-# of the rounds: two medians taken minutes apart drift by more than such a
-# difference on this kind of machine. Needs $tmp.
+# bench_paired ROUNDS RUNS WITH WITHOUT [PREPARE]: how much longer the
+# command WITH takes than WITHOUT, as the median of ROUNDS short hyperfine
+# rounds that run both (the order reversed every other round; PREPARE
+# before each run), in ms, with the range of the rounds: two medians taken
+# minutes apart drift by more than such a difference on this kind of
+# machine. Needs $tmp.
 bench_paired() {
-    local rounds=$1 runs=$2 with=$3 without=$4 r first second diffs=()
+    local rounds=$1 runs=$2 with=$3 without=$4 prepare=${5:-} r first second diffs=()
     for ((r = 1; r <= rounds; r++)); do
         if [ $((r % 2)) = 1 ]; then first=with second=without; else first=without second=with; fi
         local c1=$with c2=$without
         [ $first = without ] && c1=$without c2=$with
-        hyperfine -N --style none --warmup 3 --runs "$runs" --export-json "$tmp/paired-$r.json" \
+        hyperfine -N --style none --warmup 3 --runs "$runs" ${prepare:+--prepare "$prepare"} --export-json "$tmp/paired-$r.json" \
             -n "$first" "$c1" -n "$second" "$c2" >/dev/null 2>&1 || return 1
         diffs+=("$(jq -r '[.results[] | {(.command): .median}] | add | (.with - .without) * 1000' "$tmp/paired-$r.json")")
     done

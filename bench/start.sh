@@ -160,19 +160,8 @@ ch=$(median_of chain) ex=$(median_of "chain KAGO_EXEC=1 (env)")
 # instead: each round runs both rows in one hyperfine invocation (the order
 # reversed every other round), and the median of the rounds' differences is
 # reported with each round's.
-paired() {  # NAME PREPARE RUNS ROW ROW_WITHOUT [ROUNDS]: prints "+D ms (rounds: a, b, c)"
-    local r diffs=() first second
-    for ((r = 1; r <= ${6:-3}; r++)); do
-        if [ $((r % 2)) = 1 ]; then first=with second=without; else first=without second=with; fi
-        hyperfine -N --style none --warmup 5 --runs "$3" ${2:+--prepare "$2"} --export-json "$tmp/$1-$r.json" \
-            -n "$first" "$(pair_cmd $first "$4" "$5")" -n "$second" "$(pair_cmd $second "$4" "$5")" >/dev/null 2>&1 || return 1
-        diffs+=("$(jq -r '[.results[] | {(.command): .median}] | add | (.with - .without) * 1000' "$tmp/$1-$r.json")")
-    done
-    printf '%s\n' "${diffs[@]}" | sort -g | awk -v all="${diffs[*]}" '
-        { d[NR] = $1 } END { n = split(all, a, " "); s = ""
-          for (i = 1; i <= n; i++) s = s (i > 1 ? ", " : "") sprintf("%+.2f", a[i])
-          if (n > 9) s = sprintf("%d, from %+.2f to %+.2f", n, d[1], d[NR])
-          printf "%+.2f ms (rounds: %s)\n", d[int((NR + 1) / 2)], s }'
+paired() {  # NAME PREPARE RUNS ROW ROW_WITHOUT [ROUNDS]: prints "+D ms (median of N rounds, ...)"
+    bench_paired "${6:-3}" "$3" "$(pair_cmd with "$4" "$5")" "$(pair_cmd without "$4" "$5")" "$2"
 }
 pair_cmd() {  # with|without ROW ROW_WITHOUT
     local want=$2
