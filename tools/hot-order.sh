@@ -8,7 +8,8 @@
 #
 # The functions are sampled by perf (valgrind lacks the new mount API's
 # system calls) over many runs of bench/start.sh's chain, with and
-# without --seccomp default; the init's and the engine's objects are
+# without --seccomp default, and of the same chain started from an image
+# (image-layers' chain form); the init's and the engine's objects are
 # added whole. Functions that no sample hits land in the cold text: a
 # missing name costs a page fault, never a failure. Run as root after
 # `make`; it keeps the names already in mk/kago.order. Commit the result.
