@@ -156,6 +156,25 @@ hostile_corpus() {
     assert_failure
 }
 
+# start_runner WHO NAME: run $PK_DIR/NAME.run as root, or its copy
+# $PK_NB/NAME.run as nobody (own cache, bare environment), in the
+# background with its output in $PK_NB/NAME.out, and wait until the command
+# printed "ready". exec, and setpriv and env exec too, so RUNNER_PID is the
+# runner's own pid.
+start_runner() {
+    local who=$1 name=$2 i
+    local out=$PK_NB/$name.out
+    rm -f "$out"
+    if [ "$who" = root ]; then
+        (exec "$PK_DIR/$name.run" --kago-cache "$PK_DIR/cache") >"$out" 2>&1 3>&- &
+    else
+        (exec setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH=/usr/bin:/bin \
+            HOME="$PK_NB" XDG_CACHE_HOME="$PK_NB/cache" "$PK_NB/$name.run") >"$out" 2>&1 3>&- &
+    fi
+    RUNNER_PID=$!
+    for i in $(seq 300); do grep -q ready "$out" 2>/dev/null && break; sleep 0.1; done
+}
+
 @test "a signal sent to the runner reaches the command, as root and rootless" {
     pack-selfexec -o "$PK_DIR/trap.run" --rootfs "$KAGO_ROOTFS" -- /bin/sh -c \
         'trap "echo got TERM; exit 42" TERM; echo ready; while :; do sleep 1 & wait $!; done'
@@ -164,16 +183,8 @@ hostile_corpus() {
     local who pid st i out=$PK_NB/trap.out
     for who in root nobody; do
         [ "$who" = root ] || as_nobody unshare --user --map-root-user true 2>/dev/null || continue
-        rm -f "$out"
-        # exec, and setpriv and env exec too: $! is the runner's own pid.
-        if [ "$who" = root ]; then
-            (exec "$PK_DIR/trap.run" --kago-cache "$PK_DIR/cache") >"$out" 2>&1 3>&- &
-        else
-            (exec setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH=/usr/bin:/bin \
-                HOME="$PK_NB" XDG_CACHE_HOME="$PK_NB/cache" "$PK_NB/trap.run") >"$out" 2>&1 3>&- &
-        fi
-        pid=$!
-        for i in $(seq 300); do grep -q ready "$out" 2>/dev/null && break; sleep 0.1; done
+        start_runner "$who" trap
+        pid=$RUNNER_PID
         kill -TERM "$pid"
         for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -0 "$pid" 2>/dev/null && { kill -9 "$pid"; echo "$who: the runner outlived SIGTERM" >&2; false; }
@@ -193,15 +204,8 @@ hostile_corpus() {
     local who pid i out=$PK_NB/k9.out
     for who in root nobody; do
         [ "$who" = root ] || as_nobody unshare --user --map-root-user true 2>/dev/null || continue
-        rm -f "$out"
-        if [ "$who" = root ]; then
-            (exec "$PK_DIR/k9.run" --kago-cache "$PK_DIR/cache") >"$out" 2>&1 3>&- &
-        else
-            (exec setpriv --reuid=65534 --regid=65534 --clear-groups -- env -i PATH=/usr/bin:/bin \
-                HOME="$PK_NB" XDG_CACHE_HOME="$PK_NB/cache" "$PK_NB/k9.run") >"$out" 2>&1 3>&- &
-        fi
-        pid=$!
-        for i in $(seq 300); do grep -q ready "$out" 2>/dev/null && break; sleep 0.1; done
+        start_runner "$who" k9
+        pid=$RUNNER_PID
         pgrep -x -f "sleep 986" >/dev/null || fail "$who: the command did not start: $(cat "$out")"
         kill -9 "$pid"
         wait "$pid" || true
