@@ -176,6 +176,30 @@ mkimg() { python3 "$MKIMG" "$KAGO_ROOTFS" "$@"; }
     assert_line "hello from /app as 1000"
 }
 
+@test "attack: entered in process, the chain from the store keeps no descriptor or directory of the store (supervisor, init, payload)" {
+    require_static
+    img --import "oci:$OCI"
+    local tok=$RANDOM$RANDOM pid p i
+    env -u KAGO_EXEC image-layers --store "$S" test:1 -- unshare-run --pid --mount -- \
+        mount-layers --tmp-upper --proc --pivot -- cap-drop -- /bin/sleep "$tok" &
+    local bg=$!
+    for i in $(seq 100); do pid=$(pgrep -x -f "/bin/sleep $tok") && break; sleep 0.05; done
+    [ -n "$pid" ] || { kill "$bg"; wait "$bg"; fail "the payload did not start"; }
+    local init sup
+    init=$(awk '{print $4}' "/proc/$pid/stat")
+    sup=$(awk '{print $4}' "/proc/$init/stat")
+    [ "$sup" = "$bg" ] || fail "the supervisor is $sup, not the image-layers process $bg"
+    local found=""
+    for p in "$sup" "$init" "$pid"; do
+        for f in /proc/$p/fd/* /proc/$p/cwd /proc/$p/root; do
+            case "$(readlink "$f")" in "$S"*) found+=" $p:${f#/proc/$p/}" ;; esac
+        done
+    done
+    kill "$pid"
+    wait "$bg" || true
+    [ -z "$found" ] || fail "held into the store $S:$found"
+}
+
 @test "the payload sees the image's Env and no KAGO_ variable" {
     require_static
     img --import "oci:$OCI"
