@@ -160,8 +160,8 @@ ch=$(median_of chain) ex=$(median_of "chain KAGO_EXEC=1 (env)")
 # instead: each round runs both rows in one hyperfine invocation (the order
 # reversed every other round), and the median of the rounds' differences is
 # reported with each round's.
-paired() {  # NAME PREPARE RUNS ROW ROW_WITHOUT [ROUNDS]: prints "+D ms (median of N rounds, ...)"
-    bench_paired "${6:-3}" "$3" "$(pair_cmd with "$4" "$5")" "$(pair_cmd without "$4" "$5")" "$2"
+paired() {  # PREPARE RUNS ROW ROW_WITHOUT [ROUNDS]: prints "+D ms (median of N rounds, ...)"
+    bench_paired "${5:-3}" "$2" "$(pair_cmd with "$3" "$4")" "$(pair_cmd without "$3" "$4")" "$1"
 }
 pair_cmd() {  # with|without ROW ROW_WITHOUT
     local want=$2
@@ -171,13 +171,13 @@ pair_cmd() {  # with|without ROW ROW_WITHOUT
 if printf '%s\n' "${names[@]}" | grep -qx 'chain --seccomp default'; then
     # Many short rounds: a filter's cost (about 0.1 ms) is small against
     # the drift of even a few hundred runs.
-    d=$(paired seccomp '' 15 "chain --seccomp default" chain 41)
+    d=$(paired '' 15 "chain --seccomp default" chain 41)
     awk -v d="${d%% *}" -v all="$d" 'BEGIN { printf "target: --seccomp default adds at most 0.2 ms: %s (%s)\n", all, d + 0 <= 0.2 ? "met" : "MISSED" }'
 fi
 if printf '%s\n' "${names[@]}" | grep -qx 'net-setup+unshare-run'; then
     # Back to back, each run meets the kernel work the previous one left
     # (the veth deletion and the nftables socket release, RCU grace periods
     # that hold nf_tables' commit mutex); 100 ms apart, it does not.
-    echo "target: net-setup --veth --nat adds at most 3 ms to unshare-run --net: $(paired b2b '' "$RUNS" net-setup+unshare-run unshare-run)"
-    echo "net-setup --veth --nat, starts 100 ms apart: $(paired spaced 'sleep 0.1' "$(( RUNS / 3 ))" net-setup+unshare-run unshare-run) added"
+    echo "target: net-setup --veth --nat adds at most 3 ms to unshare-run --net: $(paired '' "$RUNS" net-setup+unshare-run unshare-run)"
+    echo "net-setup --veth --nat, starts 100 ms apart: $(paired 'sleep 0.1' "$(( RUNS / 3 ))" net-setup+unshare-run unshare-run) added"
 fi
