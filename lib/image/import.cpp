@@ -288,6 +288,8 @@ class DockerStream {
     // save links a repeated layer to its first copy); never the disk's.
     std::string follow(std::string path) const;
     Result<std::string> text(const std::string& path) const;
+    // Whether the file holds these bytes at offset `at`.
+    bool same_bytes(int64_t at, const char* p, size_t n) const;
 
     Store& s_;
     const ImportOptions& o_;
@@ -302,7 +304,23 @@ class DockerStream {
     // the archive is read on meanwhile, at most jobs_ of them at once.
     unsigned jobs_;
     std::deque<std::pair<std::string, std::unique_ptr<LayerWriter>>> flying_;
+    int fd_ = -1;
+    // A plain tar in a regular file: the offset in it where libarchive
+    // started reading; -1 otherwise (a stream, a compressed archive).
+    int64_t in_place_ = -1;
 };
+
+bool DockerStream::same_bytes(int64_t at, const char* p, size_t n) const {
+    std::vector<char> got(n);
+    size_t have = 0;
+    while (have < n) {
+        ssize_t r = ::pread(fd_, got.data() + have, n - have, at + static_cast<int64_t>(have));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        have += static_cast<size_t>(r);
+    }
+    return memcmp(got.data(), p, n) == 0;
+}
 
 void DockerStream::land() {
     auto [path, w] = std::move(flying_.front());
@@ -371,6 +389,12 @@ Status DockerStream::entry(struct archive* a, struct archive_entry* e) {
     // JSON (manifest.json, the config, the old format's json files) is
     // kept; anything else may be a layer: its first bytes decide nothing,
     // the unpacker does (a file that is no tar is remembered as such).
+    // Where the entry's bytes start in the file, when the archive is a
+    // plain tar in a regular file (checked against what libarchive reads
+    // there below).
+    int64_t at = -1;
+    if (in_place_ >= 0 && archive_entry_size_is_set(e) && archive_entry_sparse_count(e) == 0)
+        at = in_place_ + archive_filter_bytes(a, 0);
     std::vector<char> buf(1 << 17);
     la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
     if (n < 0) return usage_error(cat(src_, ": ", path, ": ", archive_why(a)));
@@ -394,6 +418,13 @@ Status DockerStream::entry(struct archive* a, struct archive_entry* e) {
     }
     while (flying_.size() >= jobs_) land();
     auto w = TRY(LayerWriter::start(s_, o_.unpack, cat("layer ", path)));
+    if (at >= 0 && n > 0 && same_bytes(at, buf.data(), static_cast<size_t>(n))) {
+        // The layer is a range of the file: the kernel copies it into the
+        // blob, and libarchive skips it (a seek).
+        TRY(w->copy_range(fd_, at, archive_entry_size(e)));
+        flying_.emplace_back(path, std::move(w));
+        return {};
+    }
     for (;;) {
         TRY(w->feed(buf.data(), static_cast<size_t>(n)));
         n = archive_read_data(a, buf.data(), buf.size());
@@ -410,8 +441,16 @@ Status DockerStream::read(int fd) {
     archive_read_support_filter_gzip(a.get());
     archive_read_support_filter_zstd(a.get());
     archive_read_support_format_tar(a.get());
+    fd_ = fd;
+    struct stat st;
+    off_t base = ::lseek(fd, 0, SEEK_CUR);
     if (archive_read_open_fd(a.get(), fd, 1 << 17) != ARCHIVE_OK)
         return usage_error(cat(src_, ": not a tar archive: ", archive_why(a.get())));
+    // One filter, "none": the tar's offsets are the file's.
+    if (base >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        archive_filter_count(a.get()) == 1 &&
+        archive_filter_code(a.get(), 0) == ARCHIVE_FILTER_NONE)
+        in_place_ = base;
     for (;;) {
         struct archive_entry* e;
         int r = archive_read_next_header(a.get(), &e);
@@ -665,7 +704,7 @@ Result<ImportResult> commit_locked(Store& s, const std::string& dir, const std::
 // failure (whole blobs and layers, but no image uses them) is collected.
 Result<ImportResult> import(Store& s, const ImportOptions& in) {
     ImportOptions o = in;
-    o.unpack.workers = import_jobs(o.jobs);
+    set_threads(o.unpack, import_jobs(o.jobs));
     auto r = import_locked(s, o);
     if (!r) {
         (void)s.clear_tmp();

@@ -12,8 +12,16 @@
 // them against what it expected, then publishes both (each by a rename)
 // or discards both. Nothing half-made is ever where a run looks.
 //
+// With threads to spare (UnpackOptions::reader), a third thread hashes
+// the blob as it grows, reading the same file as the unpacker: a plain
+// layer's digest is its diff_id, so the unpacker does not hash it too.
+// When the bytes are a range of a regular file (a layer of an uncompressed
+// docker-archive, a blob of an OCI layout), copy_range() has the kernel copy
+// them into the blob (copy_file_range(2)) instead of this process reading
+// and writing them, by a thread of its own.
+//
 //   auto w = TRY(LayerWriter::start(store, unpack, "layer 1"));
-//   while (n = read(...)) TRY(w->feed(buf, n));
+//   while (n = read(...)) TRY(w->feed(buf, n));    // or: TRY(w->copy_range(fd, off, len));
 //   Pending p = TRY(w->finish());
 //   if (p.stats.diff_id != want) { discard(store, p); return error; }
 //   bool made = TRY(publish(store, p, chain));
@@ -54,6 +62,13 @@ class LayerWriter {
     LayerWriter& operator=(const LayerWriter&) = delete;
 
     Status feed(const void* data, size_t n);
+    // All of the blob's bytes: `len` bytes of the regular file `fd` from
+    // offset `off` (fd's own offset is left alone; fd may be closed once
+    // this returns). The kernel copies them into the blob, in steps, by a
+    // thread of its own at a lower priority when the unpack has threads
+    // (UnpackOptions::reader), else here before this returns. The file
+    // ending early is an error at finish(). Nothing is fed before or after.
+    Status copy_range(int fd, int64_t off, int64_t len);
     // The end of the bytes: waits for the unpacker. A failed unpack is its
     // error; on any error both temporary names are gone.
     Result<Pending> finish();
@@ -70,6 +85,10 @@ class LayerWriter {
     // No more bytes: the unpacker sees the end of them; `cancel`: it
     // fails at its next read instead.
     void stop(bool cancel);
+    // The copier's work (copy_range): src's bytes [off, off + len) to the
+    // end of the blob, each step published to the readers.
+    Status copy(int src, int64_t off, int64_t len);
+    Status append(const void* data, size_t n);
 
     Store& s_;
     std::string what_;
@@ -83,11 +102,18 @@ class LayerWriter {
     bool cancelled_ = false;  // the unpacker is to stop at once (under mu_)
     std::thread unpacker_;
     Result<UnpackStats> unpacked_ = Error{};
+    // The hasher (with threads): the blob's digest, from the blob.
+    std::thread hasher_;
+    Result<std::string> hashed_ = Error{};
+    // The copier (copy_range with threads), and how its copy ended.
+    std::thread copier_;
+    Status copied_;
     // The blob's digest is hashed here as the bytes go by when they are
     // compressed; a plain tar's digest is its diff_id, which the unpacker
     // hashes from the same bytes, so it is not hashed twice (unless the
     // unpack fails: then the file is hashed at finish()).
-    enum class Hashing { undecided, here, unpacker } hashing_ = Hashing::undecided;
+    // With a hasher, neither: Hashing::hasher.
+    enum class Hashing { undecided, here, unpacker, hasher } hashing_ = Hashing::undecided;
     Sha256 hash_;
     int64_t size_ = 0;
     BlobRef blob_ref_;

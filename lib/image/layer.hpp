@@ -65,13 +65,27 @@ struct UnpackOptions {
     bool devices = false;         // make device nodes (root), else skip and count them
     bool setid = false;           // keep setuid/setgid bits (root), else strip and count them
     bool trusted_opaque = false;  // also set trusted.overlay.opaque (root)
-    // Threads that make a layer's files: above 1, a reader thread inflates
-    // ahead of the tar parser (which hashes), and this many workers make the
-    // files, symlinks and nodes, the entries of one directory all by one
-    // worker in the tar's order (layer.cpp says what waits for what).
-    // 1: the unpacking thread does everything itself.
+    // A thread of its own reads and inflates the stream ahead of the tar
+    // parser (and hashes a plain stream, when hash_plain asks for it).
+    // False: the parser reads for itself.
+    bool reader = false;
+    // Threads that make a layer's files: above 1, this many workers make
+    // the files, symlinks and nodes, the entries of one directory all by
+    // one worker in the tar's order (layer.cpp says what waits for what).
+    // 1: the parser makes them itself.
     unsigned workers = 1;
+    // Hash a plain (uncompressed) stream for the diff_id. False: whoever
+    // reads the layer hashes its blob, which for a plain layer is the same
+    // bytes (LayerWriter's hasher), and UnpackStats::diff_id is left empty
+    // for a plain stream. A compressed stream is always hashed here.
+    bool hash_plain = true;
 };
+
+// The threads an unpack uses on `cpus` processors: a reader from 2 (the
+// parser and the reader, or the parser and a LayerWriter's hasher, each on
+// a processor of its own), workers from 3 (cpus - 2 of them: with fewer,
+// the workers only take the parser's processor from it).
+void set_threads(UnpackOptions& o, unsigned cpus);
 
 struct UnpackStats {
     uint64_t entries = 0, bytes = 0;

@@ -156,7 +156,7 @@ Result<std::string> pull_name(const PullOptions& o) {
 
 Result<ImportResult> pull(Store& s, const PullOptions& in) {
     PullOptions o = in;
-    o.unpack.workers = import_jobs(o.jobs);
+    set_threads(o.unpack, import_jobs(o.jobs));
     auto r = pull_locked(s, o);
     if (!r) {
         (void)s.clear_tmp();

@@ -180,7 +180,10 @@ Status Store::lock() {
         TRY(sys::write_all(f.get(), text.data(), text.size(), "oci-layout"));
         TRY(renameat_traced(tmp_.get(), n, dir_.get(), "oci-layout", 0));
     }
-    if (::fstatat(dir_.get(), "index.json", &st, AT_SYMLINK_NOFOLLOW) != 0) TRY(write_index(Index{}));
+    // A new store's empty index is not synced: cut short by a crash, it
+    // is an empty file, which index() reads as the empty index it was.
+    if (::fstatat(dir_.get(), "index.json", &st, AT_SYMLINK_NOFOLLOW) != 0)
+        TRY(write_index(Index{}, false));
     return {};
 }
 
@@ -192,6 +195,7 @@ Result<Index> Store::index() const {
     }
     UniqueFd f(fd);
     std::string text = TRY(read_all(f.get(), path_ + "/index.json"));
+    if (text.empty()) return Index{};  // a new store's, cut short (open())
     return parse_index(text, path_ + "/index.json");
 }
 
@@ -200,14 +204,14 @@ Status Store::clear_tmp() {
     return {};
 }
 
-Status Store::write_index(const Index& idx) {
+Status Store::write_index(const Index& idx, bool sync) {
     std::string n = tmp_name("index.json");
     int fd = ::openat(tmp_.get(), n.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return sys_error(cat("create ", path_, "/tmp/", n));
     UniqueFd f(fd);
     std::string text = index_json(idx);
     TRY(sys::write_all(f.get(), text.data(), text.size(), n));
-    if (::fsync(f.get()) != 0) return sys_error(cat("fsync ", n));
+    if (sync && ::fsync(f.get()) != 0) return sys_error(cat("fsync ", n));
     return renameat_traced(tmp_.get(), n, dir_.get(), "index.json", 0);
 }
 

@@ -60,7 +60,9 @@ class Store {
     int fd() const { return dir_.get(); }
 
     Result<Index> index() const;
-    Status write_index(const Index& idx);
+    // Written whole and renamed into place; synced first unless `sync` is
+    // false (only a new store's empty index, which nothing depends on).
+    Status write_index(const Index& idx, bool sync = true);
 
     std::string blob_path(const std::string& digest) const;
     bool has_blob(const std::string& digest) const;

@@ -402,9 +402,11 @@ TEST(ImageUnpack, ACutGzipStreamIsAnErrorNotACrash) {
 
 namespace {
 
+// n > 1: a reader thread too (as set_threads() gives from 3 CPUs).
 UnpackOptions with_workers(unsigned n) {
     UnpackOptions o;
     o.workers = n;
+    o.reader = n > 1;
     return o;
 }
 
