@@ -679,6 +679,14 @@ TEST(ImageStore, BlobsChecksAndCollection) {
 }
 
 namespace {
+// The two ways a LayerWriter runs: everything hashed by the unpacker or
+// the feeder (one CPU), or a hasher thread and a copier (set_threads(2)).
+UnpackOptions layout(bool threads) {
+    UnpackOptions o;
+    set_threads(o, threads ? 2 : 1);
+    return o;
+}
+
 // What tmp/, blobs/sha256 and layers/ of a store hold.
 size_t entries_in(const std::string& dir) {
     size_t n = 0;
@@ -733,18 +741,20 @@ TEST(ImageIngest, GarbageEndsWithTheUnpackError) {
     // The unpacker gives up at once; the reader never waits for it, and
     // still reads to the end (the digest names the content, hashed from
     // the file when the unpacker did not read it as a plain tar).
-    TempDir t;
-    auto s = Store::open(t.path() + "/store", true);
-    ASSERT_TRUE(s.ok()) << s.error().message();
-    std::string junk(16 << 20, 'z');
-    int fd = memfd_of(junk);
-    auto r =
-        ingest_layer(*s, fd, {sha256(junk), -1, sha256("x"), sha256("x"), false}, {}, "layer 1");
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error().what.find("digest mismatch"), std::string::npos) << r.error().message();
-    EXPECT_EQ(entries_in(t.path() + "/store/blobs/sha256"), 0u);
-    EXPECT_EQ(entries_in(t.path() + "/store/tmp"), 0u);
-    close(fd);
+    for (bool threads : {false, true}) {
+        TempDir t;
+        auto s = Store::open(t.path() + "/store", true);
+        ASSERT_TRUE(s.ok()) << s.error().message();
+        std::string junk(16 << 20, 'z');
+        int fd = memfd_of(junk);
+        auto r = ingest_layer(*s, fd, {sha256(junk), -1, sha256("x"), sha256("x"), false},
+                              layout(threads), "layer 1");
+        ASSERT_FALSE(r.ok());
+        EXPECT_EQ(r.error().what.find("digest mismatch"), std::string::npos) << r.error().message();
+        EXPECT_EQ(entries_in(t.path() + "/store/blobs/sha256"), 0u);
+        EXPECT_EQ(entries_in(t.path() + "/store/tmp"), 0u);
+        close(fd);
+    }
 }
 
 TEST(ImageIngest, ASourceInTheStoresTmpIsLinkedNotCopied) {
@@ -809,9 +819,179 @@ TEST(ImageStore, ThreadsStoringTheSameBlobAtOnceAllSucceed) {
     EXPECT_EQ(entries_in(t.path() + "/store/tmp"), 0u);
 }
 
+namespace {
+void writers_in_flight(bool threads);
+}  // namespace
+
 TEST(ImageIngest, WritersInFlightAtOnceEachUnpackTheirOwn) {
+    for (bool threads : {false, true}) writers_in_flight(threads);
+}
+
+TEST(ImageIngest, ThreadsForTheCpus) {
+    UnpackOptions o;
+    set_threads(o, 1);
+    EXPECT_FALSE(o.reader);
+    EXPECT_EQ(o.workers, 1u);
+    set_threads(o, 2);
+    EXPECT_TRUE(o.reader);
+    EXPECT_EQ(o.workers, 1u);
+    set_threads(o, 3);
+    EXPECT_TRUE(o.reader);
+    EXPECT_EQ(o.workers, 1u);
+    set_threads(o, 8);
+    EXPECT_TRUE(o.reader);
+    EXPECT_EQ(o.workers, 6u);
+}
+
+namespace {
+
+// A file of t's directory holding `bytes`, open for reading.
+int file_of(const TempDir& t, const std::string& name, const std::string& bytes) {
+    t.write(name, bytes);
+    return open((t.path() + "/" + name).c_str(), O_RDONLY | O_CLOEXEC);
+}
+
+}  // namespace
+
+TEST(ImageIngest, ACopiedRangeIsHashedAndUnpackedFromTheBlob) {
+    // A layer in the middle of a file (as in a docker-archive), plain and
+    // gzip, copied by the kernel, in both layouts: the blob holds the
+    // range alone, its digest and the diff_id are of those bytes.
+    for (bool threads : {false, true}) {
+        for (bool gz : {false, true}) {
+            TempDir t;
+            auto s = Store::open(t.path() + "/store", true);
+            ASSERT_TRUE(s.ok()) << s.error().message();
+            std::string tar = make_tar({{"d", 'd', "", 0755},
+                                        {"d/big", 'f', std::string(9 << 20, 'b')},
+                                        {"d/small", 'f', "s"}},
+                                       gz);
+            std::string before(1536, 'p'), after(1024, '\0');
+            int fd = file_of(t, "archive", before + tar + after);
+            auto w = LayerWriter::start(*s, layout(threads), "layer 1");
+            ASSERT_TRUE(w.ok()) << w.error().message();
+            ASSERT_TRUE((*w)->copy_range(fd, before.size(), tar.size()).ok());
+            close(fd);  // the copier has its own descriptor
+            auto p = (*w)->finish();
+            ASSERT_TRUE(p.ok()) << p.error().message();
+            EXPECT_EQ(p->blob.digest, sha256(tar));
+            EXPECT_EQ(p->blob.size, static_cast<int64_t>(tar.size()));
+            EXPECT_EQ(p->stats.diff_id, sha256(gz ? gunzip(tar) : tar));
+            EXPECT_EQ(p->stats.compression, gz ? "gzip" : "none");
+            auto made = publish(*s, *p, p->stats.diff_id);
+            ASSERT_TRUE(made.ok()) << made.error().message();
+            struct stat st;
+            ASSERT_EQ(stat((s->layer_path(p->stats.diff_id) + "/d/big").c_str(), &st), 0);
+            EXPECT_EQ(st.st_size, 9 << 20);
+            auto back = s->read_blob(sha256(tar));
+            ASSERT_TRUE(back.ok()) << back.error().message();
+            EXPECT_EQ(*back, tar);
+        }
+    }
+}
+
+TEST(ImageIngest, ACopiedRangeIsReadFromTheBlobWhoeverWritesTheSource) {
+    // The source changes while it is copied (someone writes the archive):
+    // the digest, the diff_id and the files are all of what the blob
+    // got, never a mix of the source's old and new bytes.
+    for (bool threads : {false, true}) {
+        TempDir t;
+        auto s = Store::open(t.path() + "/store", true);
+        ASSERT_TRUE(s.ok()) << s.error().message();
+        std::string tar = make_tar({{"f", 'f', std::string(24 << 20, 'a')}});
+        int fd = file_of(t, "archive", tar);
+        int writer = open((t.path() + "/archive").c_str(), O_WRONLY | O_CLOEXEC);
+        ASSERT_GE(writer, 0);
+        auto w = LayerWriter::start(*s, layout(threads), "layer 1");
+        ASSERT_TRUE(w.ok()) << w.error().message();
+        ASSERT_TRUE((*w)->copy_range(fd, 0, tar.size()).ok());
+        std::string other(1 << 20, 'z');
+        for (size_t off = 8 << 20; off < (20u << 20); off += other.size())
+            ASSERT_EQ(pwrite(writer, other.data(), other.size(), off),
+                      static_cast<ssize_t>(other.size()));
+        close(writer);
+        close(fd);
+        auto p = (*w)->finish();
+        ASSERT_TRUE(p.ok()) << p.error().message();
+        std::string blob;
+        {
+            std::ifstream in(t.path() + "/store/tmp/" + p->blob_tmp, std::ios::binary);
+            blob.assign(std::istreambuf_iterator<char>(in), {});
+        }
+        EXPECT_EQ(blob.size(), tar.size());
+        EXPECT_EQ(p->blob.digest, sha256(blob));
+        EXPECT_EQ(p->stats.diff_id, sha256(blob));
+        std::string f;
+        {
+            std::ifstream in(t.path() + "/store/tmp/" + p->layer_tmp + "/f", std::ios::binary);
+            f.assign(std::istreambuf_iterator<char>(in), {});
+        }
+        EXPECT_EQ(f, blob.substr(512, 24 << 20));
+        discard(*s, *p);
+    }
+}
+
+TEST(ImageIngest, ARangePastTheFilesEndIsAnError) {
+    for (bool threads : {false, true}) {
+        TempDir t;
+        auto s = Store::open(t.path() + "/store", true);
+        ASSERT_TRUE(s.ok()) << s.error().message();
+        std::string tar = make_tar({{"f", 'f', std::string(1 << 20, 'a')}});
+        int fd = file_of(t, "archive", tar);
+        auto w = LayerWriter::start(*s, layout(threads), "layer 1");
+        ASSERT_TRUE(w.ok()) << w.error().message();
+        Status st = (*w)->copy_range(fd, 0, tar.size() + 4096);
+        auto p = st ? (*w)->finish() : Result<Pending>(std::move(st).error());
+        ASSERT_FALSE(p.ok());
+        EXPECT_NE(p.error().what.find("the file ends 4096 bytes before the layer does"),
+                  std::string::npos)
+            << p.error().message();
+        w->reset();
+        EXPECT_EQ(entries_in(t.path() + "/store/tmp"), 0u);
+        close(fd);
+    }
+}
+
+TEST(ImageIngest, APlainLayerInAFileIsStoredFromWhereTheDescriptorStands) {
+    // ingest_layer copies a regular file from its offset to its end.
+    TempDir t;
+    auto s = Store::open(t.path() + "/store", true);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    std::string tar = make_tar({{"f", 'f', std::string(5 << 20, 'q')}});
+    int fd = file_of(t, "blob", std::string(100, 'j') + tar);
+    ASSERT_EQ(lseek(fd, 100, SEEK_SET), 100);
+    auto r = ingest_layer(
+        *s, fd, {sha256(tar), static_cast<int64_t>(tar.size()), sha256(tar), sha256(tar), false},
+        layout(true), "layer 1");
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->blob.digest, sha256(tar));
+    EXPECT_TRUE(exists(s->layer_path(sha256(tar)) + "/f"));
+    close(fd);
+}
+
+TEST(ImageStore, ANewStoresIndexCutShortByACrashIsEmpty) {
+    // A new store's empty index.json is not synced; a crash may leave it
+    // an empty file, which is an empty index, not a broken store.
+    TempDir t;
+    {
+        auto s = Store::open(t.path() + "/store", true);
+        ASSERT_TRUE(s.ok()) << s.error().message();
+    }
+    ASSERT_EQ(truncate((t.path() + "/store/index.json").c_str(), 0), 0);
+    auto s = Store::open(t.path() + "/store", true);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    auto idx = s->index();
+    ASSERT_TRUE(idx.ok()) << idx.error().message();
+    EXPECT_TRUE(idx->manifests.empty());
+    EXPECT_FALSE(resolve(*s, "anything").ok());
+}
+
+namespace {
+
+void writers_in_flight(bool threads) {
     // As DockerStream keeps them: every writer fed whole, then finished in
     // order; the feeder never waited for an unpacker.
+    SCOPED_TRACE(threads ? "with a hasher" : "without threads");
     TempDir t;
     auto s = Store::open(t.path() + "/store", true);
     ASSERT_TRUE(s.ok()) << s.error().message();
@@ -821,7 +1001,7 @@ TEST(ImageIngest, WritersInFlightAtOnceEachUnpackTheirOwn) {
         tars.push_back(make_tar(
             {{"f" + std::to_string(i), 'f', std::string(3 << 20, static_cast<char>('0' + i))}},
             i % 2 == 1));
-        auto w = LayerWriter::start(*s, {}, "layer " + std::to_string(i));
+        auto w = LayerWriter::start(*s, layout(threads), "layer " + std::to_string(i));
         ASSERT_TRUE(w.ok()) << w.error().message();
         const std::string& b = tars.back();
         for (size_t off = 0; off < b.size(); off += 4096)
@@ -839,13 +1019,15 @@ TEST(ImageIngest, WritersInFlightAtOnceEachUnpackTheirOwn) {
     }
     // One left unfinished: its unpacker stops, both temporary names go.
     {
-        auto w = LayerWriter::start(*s, {}, "layer x");
+        auto w = LayerWriter::start(*s, layout(threads), "layer x");
         ASSERT_TRUE(w.ok());
         std::string half = tars[0].substr(0, tars[0].size() / 2);
         ASSERT_TRUE((*w)->feed(half.data(), half.size()).ok());
     }
     EXPECT_EQ(entries_in(t.path() + "/store/tmp"), 0u);
 }
+
+}  // namespace
 
 TEST(ImageImport, JobsAreBounded) {
     EXPECT_EQ(import_jobs(1), 1u);
