@@ -54,3 +54,27 @@ bench_paired() {
     printf '%s\n' "${diffs[@]}" | sort -g | awk '{ d[NR] = $1 } END {
         printf "%+.2f ms (median of %d rounds, from %+.2f to %+.2f)\n", d[int((NR + 1) / 2)], NR, d[1], d[NR] }'
 }
+
+# bench_ratio ROUNDS WITH WITHOUT [PREPARE]: how many times as long the
+# command WITH takes as WITHOUT, as the median of ROUNDS rounds that run
+# each once, one right after the other (the order reversed every other
+# round; PREPARE before each run), with the range of the rounds. For
+# commands of a few hundred ms whose medians, taken in separate hyperfine
+# batches, drift apart with what the machine does meanwhile (writeback,
+# page-cache reclaim).
+bench_ratio() {
+    local rounds=$1 with=$2 without=$3 prepare=${4:-} r c t0 t1 tw tn ratios=()
+    for ((r = 1; r <= rounds; r++)); do
+        for c in a b; do
+            [ $((r % 2)) = 0 ] && { [ $c = a ] && c=b || c=a; }
+            [ -n "$prepare" ] && bash -c "$prepare" >/dev/null 2>&1
+            t0=$(date +%s%N)
+            if [ $c = a ]; then bash -c "$with" >/dev/null 2>&1 || return 1; else bash -c "$without" >/dev/null 2>&1 || return 1; fi
+            t1=$(date +%s%N)
+            [ $c = a ] && tw=$((t1 - t0)) || tn=$((t1 - t0))
+        done
+        ratios+=("$(echo "$tw / $tn" | bc -l)")
+    done
+    printf '%s\n' "${ratios[@]}" | sort -g | awk '{ d[NR] = $1 } END {
+        printf "%.2fx (median of %d alternating rounds, from %.2f to %.2f)\n", d[int((NR + 1) / 2)], NR, d[1], d[NR] }'
+}

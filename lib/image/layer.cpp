@@ -135,19 +135,20 @@ Status remove_tree(int dirfd, const std::string& name) {
 
 // --- unpacking --------------------------------------------------------------
 //
-// With UnpackOptions::workers > 1, three kinds of threads share a layer:
-//  - the reader reads the blob and inflates it a few blocks ahead of the
-//    parser (Reader);
+// Up to three kinds of threads share a layer (set_threads()):
+//  - the reader (UnpackOptions::reader) reads the blob and inflates it a
+//    few blocks ahead of the parser (Reader);
 //  - the parser (the calling thread) hashes the plain stream (the
-//    diff_id), reads the tar's headers with libarchive, checks each
-//    entry, makes the directories, and hands the
-//    files, symlinks and nodes to
-//  - the workers (Pool), which make them. The entries of one directory all
-//    go to one worker, in the tar's order: a later entry replaces an earlier
-//    one of the same name as tar does, and no two workers queue on one
-//    directory's lock. A file larger than kInline is written by the parser
-//    itself, from libarchive's buffer, so that the bytes in flight stay
-//    bounded (kMaxBytes).
+//    diff_id; unless UnpackOptions::hash_plain leaves a plain one to
+//    LayerWriter's hasher), reads the tar's headers with libarchive,
+//    checks each entry, makes the directories, and hands the files,
+//    symlinks and nodes to
+//  - the workers (Pool; UnpackOptions::workers > 1), which make them. The
+//    entries of one directory all go to one worker, in the tar's order: a
+//    later entry replaces an earlier one of the same name as tar does, and
+//    no two workers queue on one directory's lock. A file larger than
+//    kInline is written by the parser itself, from libarchive's buffer, so
+//    that the bytes in flight stay bounded (kMaxBytes).
 // Whatever the parser does itself to a path that a worker still has queued
 // (or to a path below it) waits until the workers are done (a barrier):
 // hard links, whiteouts, a directory where a file was, an entry that
