@@ -913,20 +913,12 @@ TEST(ImageIngest, ACopiedRangeIsReadFromTheBlobWhoeverWritesTheSource) {
         close(fd);
         auto p = (*w)->finish();
         ASSERT_TRUE(p.ok()) << p.error().message();
-        std::string blob;
-        {
-            std::ifstream in(t.path() + "/store/tmp/" + p->blob_tmp, std::ios::binary);
-            blob.assign(std::istreambuf_iterator<char>(in), {});
-        }
+        std::string blob = read_all(t.path() + "/store/tmp/" + p->blob_tmp);
         EXPECT_EQ(blob.size(), tar.size());
         EXPECT_EQ(p->blob.digest, sha256(blob));
         EXPECT_EQ(p->stats.diff_id, sha256(blob));
-        std::string f;
-        {
-            std::ifstream in(t.path() + "/store/tmp/" + p->layer_tmp + "/f", std::ios::binary);
-            f.assign(std::istreambuf_iterator<char>(in), {});
-        }
-        EXPECT_EQ(f, blob.substr(512, 24 << 20));
+        EXPECT_EQ(read_all(t.path() + "/store/tmp/" + p->layer_tmp + "/f"),
+                  blob.substr(512, 24 << 20));
         discard(*s, *p);
     }
 }
