@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -856,9 +857,13 @@ int file_of(const TempDir& t, const std::string& name, const std::string& bytes)
 TEST(ImageIngest, ACopiedRangeIsHashedAndUnpackedFromTheBlob) {
     // A layer in the middle of a file (as in a docker-archive), plain and
     // gzip, copied by the kernel, in both layouts: the blob holds the
-    // range alone, its digest and the diff_id are of those bytes.
+    // range alone, its digest and the diff_id are of those bytes. A
+    // source on another kind of file system (a memfd: the kernel answers
+    // EXDEV) is copied through a buffer, the same bytes.
     for (bool threads : {false, true}) {
-        for (bool gz : {false, true}) {
+        for (int kind = 0; kind < 3; ++kind) {
+            SCOPED_TRACE(cat(threads ? "threads" : "one thread", ", source ", kind));
+            bool gz = kind == 1, memfd = kind == 2;
             TempDir t;
             auto s = Store::open(t.path() + "/store", true);
             ASSERT_TRUE(s.ok()) << s.error().message();
@@ -868,6 +873,12 @@ TEST(ImageIngest, ACopiedRangeIsHashedAndUnpackedFromTheBlob) {
                                        gz);
             std::string before(1536, 'p'), after(1024, '\0');
             int fd = file_of(t, "archive", before + tar + after);
+            if (memfd) {
+                close(fd);
+                fd = memfd_create("archive", MFD_CLOEXEC);
+                std::string all = before + tar + after;
+                ASSERT_EQ(write(fd, all.data(), all.size()), static_cast<ssize_t>(all.size()));
+            }
             auto w = LayerWriter::start(*s, layout(threads), "layer 1");
             ASSERT_TRUE(w.ok()) << w.error().message();
             ASSERT_TRUE((*w)->copy_range(fd, before.size(), tar.size()).ok());
