@@ -195,7 +195,14 @@ Result<Index> Store::index() const {
     }
     UniqueFd f(fd);
     std::string text = TRY(read_all(f.get(), path_ + "/index.json"));
-    if (text.empty()) return Index{};  // a new store's, cut short (open())
+    if (text.empty()) {
+        // A new store's, cut short (lock()): empty, as the store. With
+        // blobs, an empty index is a broken one, not an empty one: read
+        // as empty, the next import would collect every image's blobs.
+        if (list_dir(dir_.get(), "blobs/sha256").empty()) return Index{};
+        return usage_error(cat(path_, "/index.json is empty, but the store holds blobs: ",
+                               "not reading it as a store without images"));
+    }
     return parse_index(text, path_ + "/index.json");
 }
 

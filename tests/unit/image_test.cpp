@@ -989,6 +989,24 @@ TEST(ImageStore, ANewStoresIndexCutShortByACrashIsEmpty) {
     EXPECT_FALSE(resolve(*s, "anything").ok());
 }
 
+TEST(ImageStore, AnEmptyIndexBesideBlobsIsRefusedAndCollectsNothing) {
+    // Read as a store without images, an emptied index.json would have the
+    // next import or --remove collect every blob: refused, nothing removed.
+    TempDir t;
+    auto s = Store::open(t.path() + "/store", true);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    auto b = s->put_bytes("kept");
+    ASSERT_TRUE(b.ok()) << b.error().message();
+    ASSERT_EQ(truncate((t.path() + "/store/index.json").c_str(), 0), 0);
+    auto idx = s->index();
+    ASSERT_FALSE(idx.ok());
+    EXPECT_NE(idx.error().what.find("index.json is empty, but the store holds blobs"),
+              std::string::npos)
+        << idx.error().message();
+    EXPECT_FALSE(s->collect().ok());
+    EXPECT_TRUE(s->has_blob(b->digest));
+}
+
 namespace {
 
 void writers_in_flight(bool threads) {
