@@ -143,16 +143,20 @@ Status LayerWriter::feed(const void* data, size_t n) {
     return append(p, n);
 }
 
-// The bytes are in the blob: the readers may have them.
 Status LayerWriter::append(const void* data, size_t n) {
     if (blob_) TRY(sys::write_all(blob_.get(), data, n, cat(s_.path(), "/tmp/", blob_name_)));
+    grown(static_cast<int64_t>(n));
+    return {};
+}
+
+// n more bytes are in the blob: the readers may have them.
+void LayerWriter::grown(int64_t n) {
     {
         std::lock_guard<std::mutex> l(mu_);
-        size_ += static_cast<int64_t>(n);
+        size_ += n;
         written_ = size_;
     }
     grew_.notify_all();
-    return {};
 }
 
 Status LayerWriter::copy_range(int fd, int64_t off, int64_t len) {
@@ -202,12 +206,7 @@ Status LayerWriter::copy(int src, int64_t off, int64_t len) {
                 kernel = false;
                 continue;
             }
-            if (r > 0) {
-                std::lock_guard<std::mutex> l(mu_);
-                size_ += r;
-                written_ = size_;
-            }
-            if (r > 0) grew_.notify_all();
+            if (r > 0) grown(r);
         } else {
             buf.resize(static_cast<size_t>(kStep));
             r = ::pread(src, buf.data(), step, off + done);

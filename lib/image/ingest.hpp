@@ -88,7 +88,8 @@ class LayerWriter {
     // The copier's work (copy_range): src's bytes [off, off + len) to the
     // end of the blob, each step published to the readers.
     Status copy(int src, int64_t off, int64_t len);
-    Status append(const void* data, size_t n);
+    Status append(const void* data, size_t n);  // write to the blob, then grown(n)
+    void grown(int64_t n);
 
     Store& s_;
     std::string what_;
